@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Stand-in for the original client.py (standard library only).
+
+Makes every node send "attack" to every other node (sleeping 0.1 s after each send, as the
+original does), then prints each node's majority decision:
+
+    Process P finalized decision: faulty
+    Process Q finalized decision: attack
+    ...
+
+Opt-in flags (defaults reproduce the original): --port-base N (port of P, default 8000),
+--nodes P,Q,R,S (nodes taking part), --no-sleep (skip the 0.1 s sleeps; used by benchmarks).
+
+Usage: python3 scripts/python/client.py [--port-base N] [--nodes P,Q,R,S] [--no-sleep]
+"""
+import argparse
+import time
+import xmlrpc.client
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port-base", type=int, default=8000)
+    parser.add_argument("--nodes", default="P,Q,R,S")
+    parser.add_argument("--no-sleep", action="store_true")
+    args = parser.parse_args()
+    names = [n for n in args.nodes.split(",") if n]
+    processes = {
+        name: xmlrpc.client.ServerProxy(f"http://localhost:{args.port_base + ord(name) - ord('P')}/")
+        for name in names
+    }
+    for sender in names:
+        for recipient in names:
+            if sender != recipient:
+                processes[sender].send_message(recipient, "attack")
+                if not args.no_sleep:
+                    time.sleep(0.1)
+    for name in names:
+        decision = processes[name].finalize_decision()
+        print(f"Process {name} finalized decision: {decision}")
+
+
+if __name__ == "__main__":
+    main()

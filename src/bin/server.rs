@@ -1,0 +1,128 @@
+//! `server`: host XML-RPC generals. With no arguments it is `python server.py`: nodes P, Q, R,
+//! S on 127.0.0.1:8000-8003, P faulty. See `server --help` and the README.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use generals::cluster::{Cluster, parse_names};
+use generals::protocol;
+use generals::server::{self, Config, Limits};
+
+/// Host generals of the Byzantine-generals simulation over XML-RPC, wire-compatible with the
+/// original server.py.
+///
+/// A node's port is PORT_BASE + ord(NAME) - ord('P') (P=8000, Q=8001, ...), the original's
+/// rule, used both to bind and to find peers; --peer overrides it per node.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Address to bind and to call peers on. Anything but loopback exposes unauthenticated
+    /// XML-RPC to the network.
+    #[arg(long, default_value = protocol::DEFAULT_HOST)]
+    host: String,
+    /// Port of node P; other nodes follow the port rule.
+    #[arg(long, default_value_t = protocol::DEFAULT_PORT_BASE)]
+    port_base: u16,
+    /// Nodes this process hosts, comma-separated.
+    #[arg(long, default_value = "P,Q,R,S")]
+    nodes: String,
+    /// Nodes faulty in the original's sense, comma-separated ('' for none). A faulty node
+    /// ignores what it receives and answers 'faulty'; a faulty P also refuses to send to R and S.
+    #[arg(long, default_value = "P")]
+    faulty: String,
+    /// Where a peer lives when the port rule does not apply, as NAME=URL
+    /// (e.g. Q=http://10.0.0.2:8001/). Repeatable.
+    #[arg(long = "peer", value_name = "NAME=URL")]
+    peers: Vec<String>,
+    /// No access log on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Timeout of each node-to-node call, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    rpc_timeout: f64,
+    /// Largest request body accepted, in bytes (larger: HTTP 413).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+    /// Distinct senders one node stores; a new sender beyond this gets a fault.
+    #[arg(long, default_value_t = generals::node::DEFAULT_MAX_SENDERS, value_name = "N")]
+    max_senders: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut cluster = Cluster::new(args.host.clone(), args.port_base);
+    for p in &args.peers {
+        cluster = cluster.with_peer_arg(p).context("--peer")?;
+    }
+    if !(args.rpc_timeout > 0.0 && args.rpc_timeout.is_finite()) {
+        anyhow::bail!("--rpc-timeout must be a positive number of seconds");
+    }
+    let config = Config {
+        cluster,
+        nodes: parse_names(&args.nodes),
+        faulty: parse_names(&args.faulty),
+        quiet: args.quiet,
+        limits: Limits {
+            rpc_timeout: Duration::from_secs_f64(args.rpc_timeout),
+            max_body: args.max_body,
+            max_senders: args.max_senders,
+            ..Limits::default()
+        },
+    };
+    if !is_loopback(&args.host) {
+        eprintln!(
+            "server: warning: binding {} exposes XML-RPC without authentication to the network",
+            args.host
+        );
+    }
+    let bound = server::bind(config).await?;
+    bound.run(shutdown_signal()).await;
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,187 @@
+//! Who is where: node names, the original port rule, and peer URLs.
+//!
+//! The original finds a peer from its name alone: `port = 8000 + ord(name) - ord('P')` on
+//! `localhost`. We keep that rule (with the base and host configurable) so Rust and Python
+//! nodes find each other, and let `--peer NAME=URL` place a node anywhere else. Resolution
+//! reproduces Python's errors for names the rule cannot handle, because those errors are what
+//! a caller of the original sees.
+
+use std::collections::HashMap;
+
+use dxr::Value;
+
+use crate::protocol::{self, fault};
+use crate::xmlrpc::python_type_name;
+
+/// Where every node of a cluster can be reached.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    host: String,
+    port_base: u16,
+    peers: HashMap<String, String>,
+}
+
+/// A `NAME=URL` pair that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The argument has no `=`, or an empty name or URL.
+    #[error("expected NAME=URL (e.g. Q=http://10.0.0.2:8001/), got {0:?}")]
+    BadPeer(String),
+    /// The URL is not `http://HOST:PORT[/PATH]`.
+    #[error("peer {name}: URL {url:?} must look like http://HOST:PORT/")]
+    BadUrl {
+        /// The node's name.
+        name: String,
+        /// The URL given.
+        url: String,
+    },
+    /// The port rule does not give this node a valid port and no `--peer` places it.
+    #[error("node {0:?} has no port: the port rule needs a one-character name (or give --peer {0}=URL)")]
+    NoPort(String),
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new(protocol::DEFAULT_HOST, protocol::DEFAULT_PORT_BASE)
+    }
+}
+
+impl Cluster {
+    /// A cluster where every node follows the port rule on `host`.
+    pub fn new(host: impl Into<String>, port_base: u16) -> Self {
+        Cluster {
+            host: host.into(),
+            port_base,
+            peers: HashMap::new(),
+        }
+    }
+
+    /// Place `name` at `url`, overriding the port rule for it.
+    pub fn with_peer(mut self, name: &str, url: &str) -> Result<Self, ClusterError> {
+        if parse_http_url(url).is_none() {
+            return Err(ClusterError::BadUrl {
+                name: name.into(),
+                url: url.into(),
+            });
+        }
+        self.peers.insert(name.to_string(), url.to_string());
+        Ok(self)
+    }
+
+    /// Parse `NAME=URL` and add it (see [`Cluster::with_peer`]).
+    pub fn with_peer_arg(self, arg: &str) -> Result<Self, ClusterError> {
+        match arg.split_once('=') {
+            Some((name, url)) if !name.is_empty() && !url.is_empty() => self.with_peer(name, url),
+            _ => Err(ClusterError::BadPeer(arg.to_string())),
+        }
+    }
+
+    /// The host nodes bind to and peers are called on.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port a node listens on: its `--peer` URL's port, else the port rule.
+    pub fn listen_port(&self, name: &str) -> Result<u16, ClusterError> {
+        if let Some(url) = self.peers.get(name) {
+            if let Some((_, port)) = parse_http_url(url) {
+                return Ok(port);
+            }
+        }
+        match rule_port(self.port_base, name) {
+            Ok(p) if (0..=i64::from(u16::MAX)).contains(&p) => Ok(p as u16),
+            _ => Err(ClusterError::NoPort(name.to_string())),
+        }
+    }
+
+    /// The URL of a node by name, or the fault Python raises for that name.
+    pub fn url_of(&self, name: &str) -> Result<String, String> {
+        if let Some(url) = self.peers.get(name) {
+            return Ok(url.clone());
+        }
+        let port = rule_port(self.port_base, name)?;
+        if port < 0 {
+            return Err(fault::bad_port());
+        }
+        // Python hands the number to getaddrinfo, which keeps its low 16 bits.
+        Ok(format!("http://{}:{}/", self.host, port % 65536))
+    }
+
+    /// [`Cluster::url_of`] for an XML-RPC argument: non-strings get Python's `ord()` fault.
+    pub fn resolve(&self, recipient: &Value) -> Result<String, String> {
+        match recipient {
+            Value::String(name) => self.url_of(name),
+            other => Err(fault::ord_type(python_type_name(other))),
+        }
+    }
+}
+
+/// `base + ord(name) - ord('P')`, with Python's `ord()` errors.
+fn rule_port(base: u16, name: &str) -> Result<i64, String> {
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => {
+            Ok(i64::from(base) + i64::from(u32::from(c)) - i64::from(u32::from(protocol::PORT_RULE_ORIGIN)))
+        }
+        _ => Err(fault::ord_length(name.chars().count())),
+    }
+}
+
+/// `http://HOST:PORT[/...]` -> (HOST, PORT).
+pub fn parse_http_url(url: &str) -> Option<(&str, u16)> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port.parse().ok()?))
+}
+
+/// Split a comma-separated node list (`P,Q,R`), dropping empty items.
+pub fn parse_names(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_rule_matches_the_original() {
+        let c = Cluster::default();
+        assert_eq!(c.url_of("Q").unwrap(), "http://127.0.0.1:8001/");
+        assert_eq!(c.url_of("T").unwrap(), "http://127.0.0.1:8004/");
+        assert_eq!(c.url_of("A").unwrap(), "http://127.0.0.1:7985/");
+        assert_eq!(c.listen_port("S").unwrap(), 8003);
+        assert_eq!(
+            c.url_of("").unwrap_err(),
+            "<class 'TypeError'>:ord() expected a character, but string of length 0 found"
+        );
+        assert_eq!(
+            c.url_of("QQ").unwrap_err(),
+            "<class 'TypeError'>:ord() expected a character, but string of length 2 found"
+        );
+        assert_eq!(
+            c.resolve(&Value::Integer(5)).unwrap_err(),
+            "<class 'TypeError'>:ord() expected string of length 1, but int found"
+        );
+    }
+
+    #[test]
+    fn peers_override_the_rule() {
+        let c = Cluster::new("127.0.0.1", 9000)
+            .with_peer_arg("N10=http://10.1.2.3:7000/")
+            .unwrap();
+        assert_eq!(c.url_of("N10").unwrap(), "http://10.1.2.3:7000/");
+        assert_eq!(c.listen_port("N10").unwrap(), 7000);
+        assert_eq!(c.listen_port("Q").unwrap(), 9001);
+        assert!(c.listen_port("QQ").is_err());
+        assert!(Cluster::default().with_peer_arg("Q").is_err());
+        assert!(Cluster::default().with_peer_arg("Q=ftp://x").is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! # generals
+//!
+//! A Rust reimplementation of a small Python Byzantine-generals simulation that keeps its
+//! XML-RPC wire protocol exactly, so Rust and Python nodes run side by side.
+//!
+//! Map of the crate, from the wire inwards:
+//! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
+//! - [`xmlrpc`]: XML-RPC bodies in Python's byte layout, and a guarded call decoder;
+//! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
+//! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
+//! - [`peer`]: outgoing calls (pooled connections, timeouts, error kinds);
+//! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
+//! - [`scenario`]: what the client drives (the original all-to-all run).
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod node;
+pub mod peer;
+pub mod protocol;
+pub mod scenario;
+pub mod server;
+pub mod xmlrpc;

@@ -1,0 +1,309 @@
+//! One general: its name, whether it is faulty, the messages it stored, and what it does with
+//! each of the three methods. Plain Rust, no sockets: [`Node::handle`] takes a decoded call and
+//! returns a [`Step`], either the reply (plus the line to print) or a [`Forward`] that the
+//! server layer performs over the network before replying.
+//!
+//! The checks run in the order Python's would raise, so a bad call gets the same fault from a
+//! Rust node as from the original: arity (Python's call), the faulty P's denial, the recipient's
+//! port (`ord()`), then our own type checks (a deliberate divergence).
+
+use std::collections::{BTreeMap, HashMap};
+
+use dxr::Value;
+
+use crate::protocol::{self, fault};
+use crate::xmlrpc::python_type_name;
+
+/// Default cap on distinct senders one node stores (see [`Node::with_max_senders`]).
+pub const DEFAULT_MAX_SENDERS: usize = 10_000;
+
+/// A general of the simulation.
+#[derive(Debug, Clone)]
+pub struct Node {
+    name: String,
+    faulty: bool,
+    messages: HashMap<String, String>,
+    max_senders: usize,
+}
+
+/// What a call asks of the I/O layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<T> {
+    /// Answer now. `print` is the line the original prints on stdout for this call, if any.
+    Reply {
+        /// The value, or the fault string (code [`protocol::FAULT_CODE`]).
+        result: Result<Value, String>,
+        /// Stdout line to print before answering.
+        print: Option<String>,
+    },
+    /// Call `receive_message(sender, decision)` on `target`, then answer.
+    Forward(Forward<T>),
+}
+
+/// A `send_message` that must reach another node before it can be answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward<T> {
+    /// Where the recipient lives, as the resolver given to [`Node::handle`] found it.
+    pub target: T,
+    /// The recipient's name as the caller gave it.
+    pub recipient: String,
+    /// This node's name (the `sender` argument of the forwarded call).
+    pub sender: String,
+    /// The decision to deliver.
+    pub decision: String,
+    /// Printed before the call (`N sent decision 'D' to X`); also the reply on success.
+    pub line: String,
+}
+
+impl<T> Step<T> {
+    fn reply(result: Result<String, String>, print: Option<String>) -> Self {
+        Step::Reply {
+            result: result.map(Value::String),
+            print,
+        }
+    }
+
+    fn fault(string: String) -> Self {
+        Step::Reply {
+            result: Err(string),
+            print: None,
+        }
+    }
+}
+
+impl Node {
+    /// A node with nothing stored. `faulty` is the original's flag: a faulty node ignores what
+    /// it receives, answers `faulty` to `finalize_decision`, and, when named P, denies R and S.
+    pub fn new(name: impl Into<String>, faulty: bool) -> Self {
+        Node {
+            name: name.into(),
+            faulty,
+            messages: HashMap::new(),
+            max_senders: DEFAULT_MAX_SENDERS,
+        }
+    }
+
+    /// Cap the number of distinct senders stored; a new sender beyond it gets a fault, a known
+    /// sender can still update its decision.
+    pub fn with_max_senders(mut self, max: usize) -> Self {
+        self.max_senders = max;
+        self
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the node is faulty in the original's sense.
+    pub fn is_faulty(&self) -> bool {
+        self.faulty
+    }
+
+    /// The stored messages, sender -> decision.
+    pub fn messages(&self) -> &HashMap<String, String> {
+        &self.messages
+    }
+
+    /// Handle one call. `resolve` turns a recipient argument into a target the I/O layer can
+    /// call, or the fault Python raises for it (the port rule's `ord()` errors).
+    pub fn handle<T>(
+        &mut self,
+        method: &str,
+        params: &[Value],
+        resolve: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Step<T> {
+        match method {
+            protocol::SEND_MESSAGE => match two_args(method, params, ["recipient_name", "decision"]) {
+                Ok([recipient, decision]) => self.send_message(recipient, decision, resolve),
+                Err(f) => Step::fault(f),
+            },
+            protocol::RECEIVE_MESSAGE => match two_args(method, params, ["sender", "decision"]) {
+                Ok([sender, decision]) => self.receive_message(sender, decision),
+                Err(f) => Step::fault(f),
+            },
+            protocol::FINALIZE_DECISION => {
+                if !params.is_empty() {
+                    return Step::fault(fault::too_many_arguments(method, 1, params.len() + 1));
+                }
+                match self.finalize_decision() {
+                    Ok((decision, print)) => Step::reply(Ok(decision), print),
+                    Err(f) => Step::fault(f),
+                }
+            }
+            protocol::GET_MESSAGES => {
+                if !params.is_empty() {
+                    return Step::fault(fault::too_many_arguments(method, 1, params.len() + 1));
+                }
+                let map: BTreeMap<String, Value> = self
+                    .messages
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                Step::Reply {
+                    result: Ok(Value::Struct(map)),
+                    print: None,
+                }
+            }
+            other => Step::fault(fault::unsupported_method(other)),
+        }
+    }
+
+    fn send_message<T>(
+        &self,
+        recipient: &Value,
+        decision: &Value,
+        resolve: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Step<T> {
+        if let Value::String(r) = recipient {
+            if self.denies(r) {
+                return Step::reply(
+                    Ok(protocol::denied_reply(&self.name, r)),
+                    Some(protocol::denying_line(&self.name, r)),
+                );
+            }
+        }
+        let target = match resolve(recipient) {
+            Ok(t) => t,
+            Err(f) => return Step::fault(f),
+        };
+        let (Value::String(recipient), Value::String(decision)) = (recipient, decision) else {
+            return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
+        };
+        Step::Forward(Forward {
+            target,
+            recipient: recipient.clone(),
+            sender: self.name.clone(),
+            decision: decision.clone(),
+            line: protocol::sent_line(&self.name, decision, recipient),
+        })
+    }
+
+    /// The original's only fault behaviour: a faulty node *named P* refuses R and S.
+    fn denies(&self, recipient: &str) -> bool {
+        self.faulty
+            && self.name == protocol::ORIGINAL_FAULTY
+            && protocol::DENIED_BY_P.contains(&recipient)
+    }
+
+    /// Store a decision (unless faulty) and say so.
+    pub fn receive_message<T>(&mut self, sender: &Value, decision: &Value) -> Step<T> {
+        let Value::String(sender) = sender else {
+            return Step::fault(fault::not_a_string("sender", python_type_name(sender)));
+        };
+        let Value::String(decision) = decision else {
+            return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
+        };
+        if self.faulty {
+            return Step::reply(Ok(protocol::ignored_reply(&self.name, sender)), None);
+        }
+        if let Some(stored) = self.messages.get_mut(sender) {
+            stored.clone_from(decision);
+        } else if self.messages.len() >= self.max_senders {
+            return Step::fault(fault::too_many_senders(&self.name, self.max_senders));
+        } else {
+            self.messages.insert(sender.clone(), decision.clone());
+        }
+        let line = protocol::received_line(&self.name, decision, sender);
+        Step::reply(Ok(line.clone()), Some(line))
+    }
+
+    /// The majority of the stored decisions; `faulty` for a faulty node. A tie goes to the
+    /// smallest tied value in code-point order (Python's pick depends on hash randomisation).
+    /// Returns the decision and the line to print.
+    pub fn finalize_decision(&self) -> Result<(String, Option<String>), String> {
+        if self.faulty {
+            return Ok((protocol::FAULTY_DECISION.to_string(), None));
+        }
+        let majority = majority(self.messages.values().map(String::as_str))
+            .ok_or_else(fault::empty_majority)?
+            .to_string();
+        let line = protocol::majority_line(&majority);
+        Ok((majority, Some(line)))
+    }
+}
+
+/// The most frequent value; ties go to the smallest value. `None` when empty.
+pub fn majority<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for v in values {
+        *counts.entry(v).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|(a, ca), (b, cb)| ca.cmp(cb).then_with(|| b.cmp(a)))
+        .map(|(v, _)| v)
+}
+
+/// Python's arity check for a method `(self, a, b)`.
+fn two_args<'a>(method: &str, params: &'a [Value], names: [&str; 2]) -> Result<[&'a Value; 2], String> {
+    match params {
+        [a, b] => Ok([a, b]),
+        [] => Err(fault::missing_arguments(method, &names)),
+        [_] => Err(fault::missing_arguments(method, &names[1..])),
+        _ => Err(fault::too_many_arguments(method, 3, params.len() + 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    fn reply(step: Step<()>) -> Result<Value, String> {
+        match step {
+            Step::Reply { result, .. } => result,
+            Step::Forward(_) => panic!("unexpected forward"),
+        }
+    }
+
+    #[test]
+    fn majority_and_ties() {
+        assert_eq!(majority(["a", "b", "b"]), Some("b"));
+        assert_eq!(majority(["retreat", "attack"]), Some("attack"));
+        assert_eq!(majority(["b", "a", "b", "a"]), Some("a"));
+        assert_eq!(majority([]), None);
+    }
+
+    #[test]
+    fn loyal_node_stores_and_finalizes() {
+        let mut q = Node::new("Q", false);
+        let r = reply(q.handle(protocol::RECEIVE_MESSAGE, &[s("P"), s("attack")], |_| Ok(())));
+        assert_eq!(r, Ok(s("Q received decision 'attack' from P")));
+        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("retreat")], |_| Ok(()));
+        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("S"), s("retreat")], |_| Ok(()));
+        // A later message from the same sender replaces the earlier one.
+        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("attack")], |_| Ok(()));
+        assert_eq!(q.finalize_decision().unwrap().0, "attack");
+        assert_eq!(q.finalize_decision().unwrap().0, "attack");
+    }
+
+    #[test]
+    fn faulty_p_denies_r_and_s_only() {
+        let p = Node::new("P", true);
+        let step = p.send_message(&s("R"), &s("attack"), |_| Ok(()));
+        assert_eq!(
+            step,
+            Step::Reply {
+                result: Ok(s("P denied communication to R")),
+                print: Some("Process P is denying communication to R".into())
+            }
+        );
+        assert!(matches!(p.send_message(&s("Q"), &s("attack"), |_| Ok(())), Step::Forward(_)));
+        let q = Node::new("Q", true);
+        assert!(matches!(q.send_message(&s("R"), &s("attack"), |_| Ok(())), Step::Forward(_)));
+    }
+
+    #[test]
+    fn sender_cap_allows_updates() {
+        let mut n = Node::new("Q", false).with_max_senders(1);
+        assert!(reply(n.receive_message(&s("A"), &s("x"))).is_ok());
+        assert!(reply(n.receive_message(&s("A"), &s("y"))).is_ok());
+        let f = reply(n.receive_message(&s("B"), &s("x"))).unwrap_err();
+        assert!(f.contains("at most 1"), "{f}");
+        assert_eq!(n.messages().len(), 1);
+    }
+}

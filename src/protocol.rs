@@ -1,0 +1,233 @@
+//! Every string the original simulation puts on the wire or on the console, in one place.
+//!
+//! The original is `server.py` / `client.py` (see `PROTOCOL.md` in the shared docs). Each
+//! constant or function here reproduces one observed string byte for byte, so the protocol can
+//! be read (and reviewed against the original) without reading any other module. Extensions of
+//! ours are marked as such.
+
+/// XML-RPC method a client calls to make a node send its decision to another node.
+pub const SEND_MESSAGE: &str = "send_message";
+/// XML-RPC method a node calls on another node to deliver a decision.
+pub const RECEIVE_MESSAGE: &str = "receive_message";
+/// XML-RPC method that asks a node for its majority decision.
+pub const FINALIZE_DECISION: &str = "finalize_decision";
+/// Extension of ours (the original has no such method): the node's stored messages as a struct.
+pub const GET_MESSAGES: &str = "get_messages";
+
+/// The decision the original client makes every node send.
+pub const DEFAULT_DECISION: &str = "attack";
+/// What a faulty node answers to `finalize_decision`.
+pub const FAULTY_DECISION: &str = "faulty";
+/// The name of the original's faulty node, which alone denies communication.
+pub const ORIGINAL_FAULTY: &str = "P";
+/// Nodes the original faulty P refuses to send to.
+pub const DENIED_BY_P: [&str; 2] = ["R", "S"];
+/// The name the original's port rule counts from: `port = base + ord(name) - ord('P')`.
+pub const PORT_RULE_ORIGIN: char = 'P';
+/// The first port of the original cluster (node P).
+pub const DEFAULT_PORT_BASE: u16 = 8000;
+/// The original cluster's node names in the order the original iterates them.
+pub const DEFAULT_NODES: [&str; 4] = ["P", "Q", "R", "S"];
+/// The host the original binds and calls (`localhost`).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// The XML-RPC paths Python's `SimpleXMLRPCRequestHandler` serves (`rpc_paths`).
+pub const RPC_PATHS: [&str; 2] = ["/", "/RPC2"];
+/// Body of the HTTP 404 answer for any other path.
+pub const NO_SUCH_PAGE: &str = "No such page";
+/// The fault code Python gives every exception.
+pub const FAULT_CODE: i32 = 1;
+
+/// `Process P running on port 8000...`: printed once per node at startup.
+pub fn running_line(name: &str, port: u16) -> String {
+    format!("Process {name} running on port {port}...")
+}
+
+/// `P sent decision 'attack' to Q`: printed before the call and returned after it.
+pub fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
+    format!("{name} sent decision '{decision}' to {recipient}")
+}
+
+/// `Process P is denying communication to R`: printed by the faulty P.
+pub fn denying_line(name: &str, recipient: &str) -> String {
+    format!("Process {name} is denying communication to {recipient}")
+}
+
+/// `P denied communication to R`: returned by the faulty P.
+pub fn denied_reply(name: &str, recipient: &str) -> String {
+    format!("{name} denied communication to {recipient}")
+}
+
+/// `Q received decision 'attack' from P`: printed and returned by a loyal receiver.
+pub fn received_line(name: &str, decision: &str, sender: &str) -> String {
+    format!("{name} received decision '{decision}' from {sender}")
+}
+
+/// `P (faulty) ignored message from Q`: returned by a faulty receiver.
+pub fn ignored_reply(name: &str, sender: &str) -> String {
+    format!("{name} (faulty) ignored message from {sender}")
+}
+
+/// `majority is : attack`: printed by a loyal node when it finalizes.
+pub fn majority_line(decision: &str) -> String {
+    format!("majority is : {decision}")
+}
+
+/// `Process Q sent decision 'attack' to P`: the client's line per send (the original README's
+/// shape: `Process ` followed by what `send_message` returned).
+pub fn client_send_line(reply: &str) -> String {
+    format!("Process {reply}")
+}
+
+/// `Process Q finalized decision: attack`: the client's final line per node.
+pub fn client_final_line(name: &str, decision: &str) -> String {
+    format!("Process {name} finalized decision: {decision}")
+}
+
+/// The stderr access-log line Python's `BaseHTTPRequestHandler` writes per request, e.g.
+/// `127.0.0.1 - - [24/Nov/2026 12:54:29] "POST / HTTP/1.1" 200 -`.
+pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: u16) -> String {
+    format!("{client_ip} - - [{when}] \"{request_line}\" {status} -")
+}
+
+/// The timestamp format of [`access_log_line`] (`%d/%b/%Y %H:%M:%S`, local time).
+pub const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
+
+/// Python's `repr()` of a string, as it appears inside `<Fault 1: '...'>`.
+pub fn python_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!( "\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.
+pub mod fault {
+    /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string.
+    pub fn python(class: &str, message: &str) -> String {
+        format!("<class '{class}'>:{message}")
+    }
+
+    /// Unknown, private (`_x`) or dotted method names.
+    pub fn unsupported_method(method: &str) -> String {
+        python("Exception", &format!("method \"{method}\" is not supported"))
+    }
+
+    /// Too few arguments, e.g. `Process.send_message() missing 1 required positional
+    /// argument: 'decision'`. `missing` are the names of the missing parameters in order.
+    pub fn missing_arguments(method: &str, missing: &[&str]) -> String {
+        let names: Vec<String> = missing.iter().map(|n| format!("'{n}'")).collect();
+        let list = match names.as_slice() {
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => String::new(),
+        };
+        let (count, noun) = if missing.len() == 1 {
+            ("1".to_string(), "argument")
+        } else {
+            (missing.len().to_string(), "arguments")
+        };
+        python(
+            "TypeError",
+            &format!("Process.{method}() missing {count} required positional {noun}: {list}"),
+        )
+    }
+
+    /// Too many arguments, e.g. `Process.finalize_decision() takes 1 positional argument but
+    /// 2 were given`. Counts include Python's `self`.
+    pub fn too_many_arguments(method: &str, takes: usize, given: usize) -> String {
+        let noun = if takes == 1 { "argument" } else { "arguments" };
+        let verb = if given == 1 { "was" } else { "were" };
+        python(
+            "TypeError",
+            &format!("Process.{method}() takes {takes} positional {noun} but {given} {verb} given"),
+        )
+    }
+
+    /// `finalize_decision()` on a loyal node with nothing stored.
+    pub fn empty_majority() -> String {
+        python("ValueError", "max() arg is an empty sequence")
+    }
+
+    /// `ord()` of a string that is not exactly one character.
+    pub fn ord_length(len: usize) -> String {
+        python(
+            "TypeError",
+            &format!("ord() expected a character, but string of length {len} found"),
+        )
+    }
+
+    /// `ord()` of a value that is not a string; `type_name` is Python's name for its type.
+    pub fn ord_type(type_name: &str) -> String {
+        python(
+            "TypeError",
+            &format!("ord() expected string of length 1, but {type_name} found"),
+        )
+    }
+
+    /// The peer's port refused the connection.
+    pub fn connection_refused() -> String {
+        python("ConnectionRefusedError", "[Errno 111] Connection refused")
+    }
+
+    /// A peer port that the port rule puts below 0 (Python's `getaddrinfo` error).
+    pub fn bad_port() -> String {
+        python("socket.gaierror", "[Errno -8] Servname not supported for ai_socktype")
+    }
+
+    /// The peer accepted the call but did not answer within the timeout.
+    pub fn timed_out() -> String {
+        python("TimeoutError", "timed out")
+    }
+
+    /// Any other failure to reach a peer (DNS, reset connection, bad answer...).
+    pub fn peer_error(message: &str) -> String {
+        python("OSError", message)
+    }
+
+    /// A peer answered with a fault; Python wraps it as `xmlrpc.client.Fault`.
+    pub fn peer_fault(code: i32, string: &str) -> String {
+        python(
+            "xmlrpc.client.Fault",
+            &format!("<Fault {code}: {}>", super::python_repr(string)),
+        )
+    }
+
+    /// Extension of ours: a new sender beyond the node's cap (`--max-senders`).
+    pub fn too_many_senders(node: &str, max: usize) -> String {
+        python(
+            "OverflowError",
+            &format!("node {node} stores at most {max} senders; new senders are refused"),
+        )
+    }
+
+    /// The request body is not a well-formed XML-RPC call (Python: expat's message). Our
+    /// message is quick-xml's; the class prefix is Python's.
+    pub fn parse_error(message: &str) -> String {
+        python("xml.parsers.expat.ExpatError", message)
+    }
+
+    /// Deliberate divergence: `sender`/`decision` must be XML-RPC strings.
+    pub fn not_a_string(param: &str, type_name: &str) -> String {
+        python(
+            "TypeError",
+            &format!("{param} must be a string, not {type_name}"),
+        )
+    }
+}

@@ -1,0 +1,95 @@
+//! What the client drives: the original `client.py` run. Every node sends the decision to every
+//! other node, then each node is asked for its majority. Failures are reported one line each
+//! and the run goes on with the other nodes, so one dead node never hides the rest.
+
+use std::io::Write;
+use std::time::Duration;
+
+use dxr::Value;
+
+use crate::cluster::Cluster;
+use crate::peer::Peers;
+use crate::protocol;
+
+/// The knobs of the original scenario.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Nodes taking part, in the order they send and finalize.
+    pub nodes: Vec<String>,
+    /// The decision every node sends.
+    pub decision: String,
+    /// Pause after each send (the original sleeps 100 ms).
+    pub delay: Duration,
+    /// Print only the final lines (byte for byte as `client.py`).
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: protocol::DEFAULT_NODES.iter().map(|s| s.to_string()).collect(),
+            decision: protocol::DEFAULT_DECISION.to_string(),
+            delay: Duration::ZERO,
+            quiet: false,
+        }
+    }
+}
+
+/// Run the scenario, writing its lines to `out` and one line per failure to `err`.
+/// Returns how many calls failed.
+pub async fn run_original(
+    cluster: &Cluster,
+    peers: &Peers,
+    opts: &Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<usize> {
+    let mut failures = 0;
+    for sender in &opts.nodes {
+        for recipient in opts.nodes.iter().filter(|r| *r != sender) {
+            let args = [
+                Value::String(recipient.clone()),
+                Value::String(opts.decision.clone()),
+            ];
+            let what = format!("{}({recipient:?}, {:?})", protocol::SEND_MESSAGE, opts.decision);
+            match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args).await {
+                Ok(reply) => {
+                    if !opts.quiet {
+                        writeln!(out, "{}", protocol::client_send_line(&reply))?;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    writeln!(err, "error: node {sender} {what}: {e}")?;
+                }
+            }
+            out.flush()?;
+            if !opts.delay.is_zero() {
+                tokio::time::sleep(opts.delay).await;
+            }
+        }
+    }
+    for name in &opts.nodes {
+        match call(cluster, peers, name, protocol::FINALIZE_DECISION, &[]).await {
+            Ok(decision) => writeln!(out, "{}", protocol::client_final_line(name, &decision))?,
+            Err(e) => {
+                failures += 1;
+                writeln!(err, "error: node {name} {}(): {e}", protocol::FINALIZE_DECISION)?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(failures)
+}
+
+/// Call a method expected to return a string; the error names the URL and what went wrong.
+async fn call(cluster: &Cluster, peers: &Peers, node: &str, method: &str, args: &[Value]) -> Result<String, String> {
+    let url = cluster
+        .url_of(node)
+        .map_err(|f| format!("has no address: {f}"))?;
+    match peers.call(&url, method, args).await {
+        Ok(Value::String(s)) => Ok(s),
+        Ok(other) => Err(format!("at {url}: expected a string, got {other:?}")),
+        Err(e) => Err(format!("at {url}: {e}")),
+    }
+}

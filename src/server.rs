@@ -1,0 +1,365 @@
+//! HTTP and XML-RPC glue: one listener per hosted node, the routes Python serves, limits and
+//! timeouts, dispatch to [`Node`], the access log, and graceful shutdown.
+//!
+//! Connections are served with hyper's HTTP/1 connection builder (not `axum::serve`) because
+//! it can time out a client that never finishes its request head; routing is an axum
+//! [`Router`] (through `dxr_server`'s re-export). We dispatch XML-RPC ourselves instead of
+//! using `dxr_server`'s handler map: its faults for unknown methods and bad bodies use codes
+//! 404/400 and echo the whole body, where the original answers code 1 (see `protocol`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dxr::Value;
+use dxr_server::axum::Router;
+use dxr_server::axum::body::Body;
+use dxr_server::axum::extract::State;
+use dxr_server::axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use dxr_server::axum::routing::post;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::node::{self, Node, Step};
+use crate::peer::{self, PeerError, Peers};
+use crate::protocol::{self, fault};
+use crate::xmlrpc::{self, DecodeError};
+
+/// Limits and timeouts of a server process. Every one has a flag in the `server` binary.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Timeout of each outgoing call (`--rpc-timeout`).
+    pub rpc_timeout: Duration,
+    /// Largest request body accepted (`--max-body`); beyond: HTTP 413.
+    pub max_body: usize,
+    /// Distinct senders a node stores (`--max-senders`).
+    pub max_senders: usize,
+    /// Time a client has to send a request's head, and to send its body.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rpc_timeout: peer::DEFAULT_RPC_TIMEOUT,
+            max_body: 1024 * 1024,
+            max_senders: node::DEFAULT_MAX_SENDERS,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a server process hosts and how.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where every node lives (hosted ones are bound there).
+    pub cluster: Cluster,
+    /// The nodes this process hosts, in startup order.
+    pub nodes: Vec<String>,
+    /// Nodes faulty in the original's sense.
+    pub faulty: Vec<String>,
+    /// No access log on stderr.
+    pub quiet: bool,
+    /// Limits and timeouts.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    /// The original: P, Q, R, S on 127.0.0.1:8000-8003, P faulty.
+    fn default() -> Self {
+        Config {
+            cluster: Cluster::default(),
+            nodes: protocol::DEFAULT_NODES.iter().map(|s| s.to_string()).collect(),
+            faulty: vec![protocol::ORIGINAL_FAULTY.to_string()],
+            quiet: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A node has no usable port.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The listener could not be bound (port in use, address not local...).
+    #[error("cannot bind node {name} on {addr}: {source}")]
+    Bind {
+        /// The node.
+        name: String,
+        /// host:port tried.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The outgoing HTTP client could not be built.
+    #[error("{0}")]
+    Peer(#[from] PeerError),
+    /// No node to host.
+    #[error("no node to host: --nodes is empty")]
+    NoNodes,
+}
+
+/// A server whose listeners are bound; [`Bound::run`] serves them.
+#[derive(Debug)]
+pub struct Bound {
+    nodes: Vec<(Arc<NodeState>, TcpListener)>,
+    config: Config,
+}
+
+#[derive(Debug)]
+struct NodeState {
+    node: Mutex<Node>,
+    cluster: Arc<Cluster>,
+    peers: Peers,
+    limits: Limits,
+}
+
+/// Bind every hosted node's listener. Nothing is printed yet, so a port in use fails cleanly.
+pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+    if config.nodes.is_empty() {
+        return Err(ServerError::NoNodes);
+    }
+    let cluster = Arc::new(config.cluster.clone());
+    let peers = Peers::new(config.limits.rpc_timeout)?;
+    let mut nodes = Vec::with_capacity(config.nodes.len());
+    for name in &config.nodes {
+        let port = cluster.listen_port(name)?;
+        let addr = format!("{}:{port}", cluster.host());
+        let listener = TcpListener::bind(&addr).await.map_err(|source| ServerError::Bind {
+            name: name.clone(),
+            addr: addr.clone(),
+            source,
+        })?;
+        let node = Node::new(name.clone(), config.faulty.contains(name))
+            .with_max_senders(config.limits.max_senders);
+        let state = NodeState {
+            node: Mutex::new(node),
+            cluster: cluster.clone(),
+            peers: peers.clone(),
+            limits: config.limits.clone(),
+        };
+        nodes.push((Arc::new(state), listener));
+    }
+    Ok(Bound { nodes, config })
+}
+
+impl Bound {
+    /// The bound address of each hosted node, in startup order.
+    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.nodes
+            .iter()
+            .filter_map(|(s, l)| Some((lock(&s.node).name().to_string(), l.local_addr().ok()?)))
+            .collect()
+    }
+
+    /// Print the startup lines and serve until `shutdown` resolves; then stop accepting, let
+    /// in-flight requests finish (for at most the request timeout) and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        for (name, addr) in self.addrs() {
+            print_line(&protocol::running_line(&name, addr.port()));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (state, listener) in self.nodes {
+            let stop = stop_rx.clone();
+            let log = !self.config.quiet;
+            tasks.spawn(serve_node(state, listener, log, stop));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Bind and serve until `shutdown` (what the `server` binary does).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    bind(config).await?.run(shutdown).await;
+    Ok(())
+}
+
+async fn serve_node(state: Arc<NodeState>, listener: TcpListener, log: bool, mut stop: watch::Receiver<bool>) {
+    let request_timeout = state.limits.request_timeout;
+    let router = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(request_timeout)
+        .keep_alive(true);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let router = router.clone();
+            let line = log.then(|| format!("{} {} {:?}", req.method(), req.uri(), req.version()));
+            async move {
+                let response = router.oneshot(req).await?;
+                if let Some(line) = line {
+                    access_log(remote, &line, response.status());
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {remote}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(request_timeout, graceful.shutdown()).await;
+}
+
+fn router(state: Arc<NodeState>) -> Router {
+    let rpc = post(rpc).fallback(not_implemented);
+    let mut router = Router::new();
+    for path in protocol::RPC_PATHS {
+        router = router.route(path, rpc.clone());
+    }
+    router.fallback(no_such_page).with_state(state)
+}
+
+/// Python answers POST on other paths with 404 and every other method with 501.
+async fn no_such_page(method: Method) -> Response<Body> {
+    if method == Method::POST {
+        plain(StatusCode::NOT_FOUND, protocol::NO_SUCH_PAGE)
+    } else {
+        not_implemented(method).await
+    }
+}
+
+async fn not_implemented(method: Method) -> Response<Body> {
+    plain(
+        StatusCode::NOT_IMPLEMENTED,
+        &format!("Unsupported method ('{method}')"),
+    )
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+async fn rpc(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: Body) -> Response<Body> {
+    let body = match read_body(&state.limits, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (method, params) = match xmlrpc::decode_call(&body) {
+        Ok(call) => call,
+        Err(e) => return xml(Err(decode_fault(&e))),
+    };
+    let step = {
+        let mut node = lock(&state.node);
+        node.handle(&method, &params, |v| state.cluster.resolve(v))
+    };
+    match step {
+        Step::Reply { result, print } => {
+            if let Some(line) = print {
+                print_line(&line);
+            }
+            xml(result)
+        }
+        Step::Forward(f) => {
+            print_line(&f.line);
+            let args = [Value::String(f.sender), Value::String(f.decision)];
+            match state.peers.call(&f.target, protocol::RECEIVE_MESSAGE, &args).await {
+                Ok(_) => xml(Ok(Value::String(f.line))),
+                Err(e) => xml(Err(e.python_fault())),
+            }
+        }
+    }
+}
+
+fn decode_fault(e: &DecodeError) -> String {
+    match e {
+        DecodeError::Malformed(m) => fault::parse_error(m),
+        DecodeError::Refused(m) => fault::python("ValueError", m),
+    }
+}
+
+/// The request body within the limits, or the HTTP answer that refuses it.
+async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Bytes, Response<Body>> {
+    let Some(length) = headers.get(header::CONTENT_LENGTH) else {
+        return Err(xml(Err(fault::python(
+            "ValueError",
+            "request has no Content-Length (chunked bodies are not accepted)",
+        ))));
+    };
+    let too_large = || {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {} bytes", limits.max_body),
+        )
+    };
+    match length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) {
+        Some(n) if n > limits.max_body as u64 => return Err(too_large()),
+        Some(_) => {}
+        None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
+    }
+    let read = dxr_server::axum::body::to_bytes(body, limits.max_body);
+    match tokio::time::timeout(limits.request_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time")),
+    }
+}
+
+/// An XML-RPC answer: a value, or a fault with Python's code.
+fn xml(result: Result<Value, String>) -> Response<Body> {
+    let body = match &result {
+        Ok(v) => xmlrpc::encode_response(v),
+        Err(f) => xmlrpc::encode_fault(protocol::FAULT_CODE, f),
+    };
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    r
+}
+
+fn lock(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
+    // A panic while holding the lock cannot leave a half-written map entry behind (each
+    // update is one insert), so a poisoned lock is still safe to use.
+    node.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The original's stdout lines: output, not logs, so they always go to stdout, one at a time.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {
+    let when = chrono::Local::now().format(protocol::ACCESS_LOG_TIME_FORMAT);
+    eprintln!(
+        "{}",
+        protocol::access_log_line(&remote.ip().to_string(), &when.to_string(), request_line, status.as_u16())
+    );
+}
