@@ -1,0 +1,219 @@
+//! Shared test helpers: free port blocks, spawning Rust and Python servers, polling for
+//! readiness, raw HTTP and XML-RPC calls. Every helper has a deadline; nothing sleeps to wait.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dxr::Value;
+
+/// Ports in a block; P sits in the middle so names a few letters away (T, A...) stay inside
+/// the block and never reach another test's nodes.
+pub const BLOCK: u16 = 64;
+const RANGE: std::ops::Range<u32> = 20_000..32_000;
+static NEXT_BLOCK: AtomicU32 = AtomicU32::new(0);
+
+/// A port base (port of P) whose whole block of [`BLOCK`] ports was free when allocated.
+/// Blocks lie below Linux's ephemeral range, so outgoing connections never take them.
+pub fn port_base() -> u16 {
+    let blocks = (RANGE.end - RANGE.start) / u32::from(BLOCK);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % blocks;
+    for _ in 0..blocks {
+        let i = (start + NEXT_BLOCK.fetch_add(1, Ordering::SeqCst)) % blocks;
+        let first = RANGE.start + i * u32::from(BLOCK);
+        if (first..first + u32::from(BLOCK)).all(|p| TcpListener::bind(("127.0.0.1", p as u16)).is_ok()) {
+            return (first + u32::from(BLOCK) / 2) as u16;
+        }
+    }
+    panic!("no free port block in {RANGE:?}");
+}
+
+/// Port of a one-letter node under the original rule.
+pub fn port_of(base: u16, name: char) -> u16 {
+    (i32::from(base) + name as i32 - 'P' as i32) as u16
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn python_server_script() -> PathBuf {
+    root().join("scripts/python/server.py")
+}
+
+pub fn python_client_script() -> PathBuf {
+    root().join("scripts/python/client.py")
+}
+
+pub fn server_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_server")
+}
+
+pub fn client_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_client")
+}
+
+/// A spawned process whose stdout and stderr are collected in the background.
+pub struct Proc {
+    child: Child,
+    out: Option<JoinHandle<String>>,
+    err: Option<JoinHandle<String>>,
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let out = drain(child.stdout.take().unwrap());
+        let err = drain(child.stderr.take().unwrap());
+        Proc {
+            child,
+            out: Some(out),
+            err: Some(err),
+        }
+    }
+
+    /// A Rust `server` with these arguments, ready when every port in `ports` accepts.
+    pub fn rust_server(args: &[&str], ports: &[u16]) -> Proc {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(args);
+        let p = Proc::spawn(cmd);
+        wait_ports(ports);
+        p
+    }
+
+    /// The Python stand-in server with these arguments, ready when `ports` accept.
+    pub fn python_server(args: &[&str], ports: &[u16]) -> Proc {
+        let mut cmd = Command::new("python3");
+        cmd.arg(python_server_script()).args(args);
+        let p = Proc::spawn(cmd);
+        wait_ports(ports);
+        p
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to exit by itself (with a deadline), returning its status and output.
+    pub fn wait(mut self, limit: Duration) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let (out, err) = self.collect();
+                return (status, out, err);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let (out, err) = self.collect();
+                panic!("process did not exit within {limit:?}\nstdout:\n{out}\nstderr:\n{err}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kill the process and return what it printed.
+    pub fn stop(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.collect()
+    }
+
+    fn collect(&mut self) -> (String, String) {
+        let out = self.out.take().map(|h| h.join().unwrap()).unwrap_or_default();
+        let err = self.err.take().map(|h| h.join().unwrap()).unwrap_or_default();
+        (out, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a command to completion with a deadline: (exit code, stdout, stderr).
+pub fn run(cmd: Command, limit: Duration) -> (i32, String, String) {
+    let (status, out, err) = Proc::spawn(cmd).wait(limit);
+    (status.code().unwrap_or(-1), out, err)
+}
+
+/// Poll until every port accepts a connection (deadline 15 s).
+pub fn wait_ports(ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for &port in ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "port {port} not ready within 15 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A raw HTTP exchange: send `request` as is, read until the server closes (or 15 s).
+/// Returns (status, headers in lower case, body).
+pub fn http_raw(port: u16, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_http(&buf).unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&buf)))
+}
+
+pub fn parse_http(buf: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_lowercase();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head, buf[split + 4..].to_vec()))
+}
+
+/// POST `body` to `path` with HTTP/1.0 and `Connection: close`.
+pub fn post(port: u16, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut req = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    http_raw(port, &req)
+}
+
+/// An XML-RPC call over a fresh connection: the value, or (fault code, fault string).
+pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
+    call_body(port, generals::xmlrpc::encode_call(method, params).as_bytes())
+}
+
+/// POST a raw XML-RPC body and decode the answer (panics on a non-200 or non-XML-RPC answer).
+pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
+    let (status, _, body) = post(port, "/", body);
+    assert_eq!(status, 200, "body: {}", String::from_utf8_lossy(&body));
+    match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body)).expect("XML-RPC response") {
+        Ok(v) => Ok(v),
+        Err(f) => Err((f.code(), f.string().to_string())),
+    }
+}
+
+pub fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+/// Sorted lines, for comparing output as a multiset.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
