@@ -51,8 +51,8 @@ class Process:
             return "faulty"
         decisions = list(self.messages.values())
         # The original: max(set(decisions), key=decisions.count). Same majority; a tie goes to
-        # the smallest tied value so that runs are reproducible.
-        majority = max(sorted(set(decisions), reverse=True), key=decisions.count)
+        # the smallest tied value (max keeps the first maximum it meets) so runs are reproducible.
+        majority = max(sorted(set(decisions)), key=decisions.count)
         print(f"majority is : {majority}", flush=True)
         return majority
 
