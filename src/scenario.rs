@@ -52,7 +52,7 @@ pub async fn run_original(
                 Value::String(opts.decision.clone()),
             ];
             let what = format!("{}({recipient:?}, {:?})", protocol::SEND_MESSAGE, opts.decision);
-            match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args).await {
+            match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await {
                 Ok(reply) => {
                     if !opts.quiet {
                         writeln!(out, "{}", protocol::client_send_line(&reply))?;
@@ -60,7 +60,7 @@ pub async fn run_original(
                 }
                 Err(e) => {
                     failures += 1;
-                    writeln!(err, "error: node {sender} {what}: {e}")?;
+                    writeln!(err, "{e}")?;
                 }
             }
             out.flush()?;
@@ -70,11 +70,12 @@ pub async fn run_original(
         }
     }
     for name in &opts.nodes {
-        match call(cluster, peers, name, protocol::FINALIZE_DECISION, &[]).await {
+        let what = format!("{}()", protocol::FINALIZE_DECISION);
+        match call(cluster, peers, name, protocol::FINALIZE_DECISION, &[], &what).await {
             Ok(decision) => writeln!(out, "{}", protocol::client_final_line(name, &decision))?,
             Err(e) => {
                 failures += 1;
-                writeln!(err, "error: node {name} {}(): {e}", protocol::FINALIZE_DECISION)?;
+                writeln!(err, "{e}")?;
             }
         }
         out.flush()?;
@@ -82,14 +83,23 @@ pub async fn run_original(
     Ok(failures)
 }
 
-/// Call a method expected to return a string; the error names the URL and what went wrong.
-async fn call(cluster: &Cluster, peers: &Peers, node: &str, method: &str, args: &[Value]) -> Result<String, String> {
+/// Call a method expected to return a string. The error is the whole stderr line:
+/// `error: node Q (http://127.0.0.1:8001/): send_message("R", "attack"): connection refused`.
+async fn call(
+    cluster: &Cluster,
+    peers: &Peers,
+    node: &str,
+    method: &str,
+    args: &[Value],
+    what: &str,
+) -> Result<String, String> {
     let url = cluster
         .url_of(node)
-        .map_err(|f| format!("has no address: {f}"))?;
-    match peers.call(&url, method, args).await {
-        Ok(Value::String(s)) => Ok(s),
-        Ok(other) => Err(format!("at {url}: expected a string, got {other:?}")),
-        Err(e) => Err(format!("at {url}: {e}")),
-    }
+        .map_err(|f| format!("error: node {node} has no address: {f}"))?;
+    let problem = match peers.call(&url, method, args).await {
+        Ok(Value::String(s)) => return Ok(s),
+        Ok(other) => format!("expected a string, got {other:?}"),
+        Err(e) => e.to_string(),
+    };
+    Err(format!("error: node {node} ({url}): {what}: {problem}"))
 }

@@ -1,0 +1,168 @@
+//! The binaries as a user runs them: options, output, errors and exit codes.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn client(args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(client_bin());
+    cmd.args(args);
+    run(cmd, Duration::from_secs(60))
+}
+
+fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let base_s = base.to_string();
+    let mut args = vec!["--port-base", base_s.as_str(), "--quiet"];
+    args.extend_from_slice(extra);
+    (Proc::rust_server(&args, &ports), base)
+}
+
+#[test]
+fn client_quiet_prints_exactly_the_four_lines() {
+    let (_s, base) = rust_cluster(&[]);
+    let (code, out, err) = client(&["--port-base", &base.to_string(), "--quiet", "--delay-ms", "1"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "Process P finalized decision: faulty\nProcess Q finalized decision: attack\nProcess R finalized decision: attack\nProcess S finalized decision: attack\n"
+    );
+}
+
+#[test]
+fn client_reports_every_unreachable_node_and_exits_1() {
+    // Nothing listens on this block.
+    let base = port_base();
+    let (code, out, err) = client(&["--port-base", &base.to_string(), "--rpc-timeout", "5"]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    let lines: Vec<&str> = err.lines().collect();
+    // 12 sends and 4 finalizes, one line each.
+    assert_eq!(lines.len(), 16, "{err}");
+    for line in &lines {
+        assert!(line.starts_with("error: node "), "{line}");
+        assert!(line.contains("http://127.0.0.1:"), "{line}");
+        assert!(line.ends_with("connection refused"), "{line}");
+    }
+    assert_eq!(
+        lines[0],
+        format!("error: node P (http://127.0.0.1:{base}/): send_message(\"Q\", \"attack\"): connection refused")
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+#[test]
+fn client_goes_on_past_a_dead_node() {
+    let base = port_base();
+    let base_s = base.to_string();
+    let ports: Vec<u16> = "PQR".chars().map(|c| port_of(base, c)).collect();
+    let _s = Proc::rust_server(&["--port-base", &base_s, "--nodes", "P,Q,R", "--quiet"], &ports);
+    let (code, out, err) = client(&["--port-base", &base_s, "--quiet"]);
+    assert_eq!(code, 1);
+    // S is down: sends *to* S fail inside the sender (a fault naming the refused
+    // connection), sends *from* S fail to connect; the others still decide.
+    assert_eq!(
+        out,
+        "Process P finalized decision: faulty\nProcess Q finalized decision: attack\nProcess R finalized decision: attack\n"
+    );
+    let s_url = format!("http://127.0.0.1:{}/", port_of(base, 'S'));
+    assert!(err.contains(&format!("error: node S ({s_url}): finalize_decision(): connection refused")), "{err}");
+    assert!(err.contains("send_message(\"S\", \"attack\"): fault 1: <class 'ConnectionRefusedError'>"), "{err}");
+    assert!(err.contains("ConnectionRefusedError"), "{err}");
+    // P denies S without trying, so that is no error: 2 (Q,R -> S) + 3 (S -> *) + 1 finalize.
+    assert_eq!(err.lines().count(), 6, "{err}");
+}
+
+#[test]
+fn decision_and_faulty_options() {
+    let (_s, base) = rust_cluster(&["--faulty", ""]);
+    let (code, out, _) = client(&["--port-base", &base.to_string(), "--quiet", "--decision", "retreat"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Process P finalized decision: retreat\nProcess Q finalized decision: retreat\nProcess R finalized decision: retreat\nProcess S finalized decision: retreat\n"
+    );
+}
+
+#[test]
+fn client_nodes_option_limits_the_run() {
+    let (_s, base) = rust_cluster(&["--faulty", "Q"]);
+    let (code, out, _) = client(&["--port-base", &base.to_string(), "--nodes", "Q,R"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Process Q sent decision 'attack' to R\nProcess R sent decision 'attack' to Q\nProcess Q finalized decision: faulty\nProcess R finalized decision: attack\n"
+    );
+}
+
+/// `--peer NAME=URL` puts a node where the port rule does not: here Q lives in a second
+/// process on a port of its own, and the other nodes and the client find it by the flag.
+#[test]
+fn peer_option_places_a_node_anywhere() {
+    let base = port_base();
+    let q_port = base + 20;
+    let q_url = format!("http://127.0.0.1:{q_port}/");
+    let peer = format!("Q={q_url}");
+    let base_s = base.to_string();
+    let prs: Vec<u16> = "PRS".chars().map(|c| port_of(base, c)).collect();
+    let _a = Proc::rust_server(&["--port-base", &base_s, "--nodes", "P,R,S", "--peer", &peer, "--quiet"], &prs);
+    let b = Proc::rust_server(&["--port-base", &base_s, "--nodes", "Q", "--peer", &peer, "--quiet"], &[q_port]);
+    let (code, out, err) = client(&["--port-base", &base_s, "--peer", &peer, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("Process S finalized decision: attack\n"), "{out}");
+    let (q_out, _) = b.stop();
+    assert!(q_out.starts_with(&format!("Process Q running on port {q_port}...\n")), "{q_out}");
+    assert_eq!(q_out.matches("Q received decision 'attack' from").count(), 3, "{q_out}");
+}
+
+#[test]
+fn port_in_use_is_one_line_and_exit_1() {
+    let base = port_base();
+    let _hold = std::net::TcpListener::bind(("127.0.0.1", port_of(base, 'R'))).unwrap();
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--port-base", &base.to_string()]);
+    let (code, out, err) = run(cmd, Duration::from_secs(20));
+    assert_eq!(code, 1);
+    assert_eq!(out, "", "no startup line when a port is taken");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("node R on 127.0.0.1:{}", port_of(base, 'R'))), "{err}");
+    assert!(err.to_lowercase().contains("address already in use"), "{err}");
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let (code, _, err) = client(&["--peer", "nonsense"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected NAME=URL"), "{err}");
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--nodes", "QQ", "--port-base", &port_base().to_string()]);
+    let (code, _, err) = run(cmd, Duration::from_secs(20));
+    assert_eq!(code, 1);
+    assert!(err.contains("one-character name"), "{err}");
+}
+
+#[test]
+fn help_documents_every_option() {
+    for (bin, options) in [
+        (
+            server_bin(),
+            &["--host", "--port-base", "--nodes", "--faulty", "--peer", "--quiet", "--rpc-timeout", "--max-body", "--max-senders"][..],
+        ),
+        (
+            client_bin(),
+            &["--host", "--port-base", "--nodes", "--decision", "--delay-ms", "--peer", "--quiet", "--rpc-timeout"][..],
+        ),
+    ] {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--help");
+        let (code, out, _) = run(cmd, Duration::from_secs(10));
+        assert_eq!(code, 0);
+        for opt in options {
+            assert!(out.contains(opt), "{bin} --help lacks {opt}");
+        }
+    }
+}
