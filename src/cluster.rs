@@ -36,7 +36,9 @@ pub enum ClusterError {
         url: String,
     },
     /// The port rule does not give this node a valid port and no `--peer` places it.
-    #[error("node {0:?} has no port: the port rule needs a one-character name (or give --peer {0}=URL)")]
+    #[error(
+        "node {0:?} has no port: the port rule needs a one-character name (or give --peer {0}=URL)"
+    )]
     NoPort(String),
 }
 
@@ -120,9 +122,8 @@ impl Cluster {
 fn rule_port(base: u16, name: &str) -> Result<i64, String> {
     let mut chars = name.chars();
     match (chars.next(), chars.next()) {
-        (Some(c), None) => {
-            Ok(i64::from(base) + i64::from(u32::from(c)) - i64::from(u32::from(protocol::PORT_RULE_ORIGIN)))
-        }
+        (Some(c), None) => Ok(i64::from(base) + i64::from(u32::from(c))
+            - i64::from(u32::from(protocol::PORT_RULE_ORIGIN))),
         _ => Err(fault::ord_length(name.chars().count())),
     }
 }

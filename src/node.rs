@@ -114,10 +114,12 @@ impl Node {
         resolve: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Step<T> {
         match method {
-            protocol::SEND_MESSAGE => match two_args(method, params, ["recipient_name", "decision"]) {
-                Ok([recipient, decision]) => self.send_message(recipient, decision, resolve),
-                Err(f) => Step::fault(f),
-            },
+            protocol::SEND_MESSAGE => {
+                match two_args(method, params, ["recipient_name", "decision"]) {
+                    Ok([recipient, decision]) => self.send_message(recipient, decision, resolve),
+                    Err(f) => Step::fault(f),
+                }
+            }
             protocol::RECEIVE_MESSAGE => match two_args(method, params, ["sender", "decision"]) {
                 Ok([sender, decision]) => self.receive_message(sender, decision),
                 Err(f) => Step::fault(f),
@@ -236,7 +238,11 @@ pub fn majority<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str
 }
 
 /// Python's arity check for a method `(self, a, b)`.
-fn two_args<'a>(method: &str, params: &'a [Value], names: [&str; 2]) -> Result<[&'a Value; 2], String> {
+fn two_args<'a>(
+    method: &str,
+    params: &'a [Value],
+    names: [&str; 2],
+) -> Result<[&'a Value; 2], String> {
     match params {
         [a, b] => Ok([a, b]),
         [] => Err(fault::missing_arguments(method, &names)),
@@ -271,12 +277,24 @@ mod tests {
     #[test]
     fn loyal_node_stores_and_finalizes() {
         let mut q = Node::new("Q", false);
-        let r = reply(q.handle(protocol::RECEIVE_MESSAGE, &[s("P"), s("attack")], |_| Ok(())));
+        let r = reply(q.handle(
+            protocol::RECEIVE_MESSAGE,
+            &[s("P"), s("attack")],
+            |_| Ok(()),
+        ));
         assert_eq!(r, Ok(s("Q received decision 'attack' from P")));
-        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("retreat")], |_| Ok(()));
-        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("S"), s("retreat")], |_| Ok(()));
+        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("retreat")], |_| {
+            Ok(())
+        });
+        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("S"), s("retreat")], |_| {
+            Ok(())
+        });
         // A later message from the same sender replaces the earlier one.
-        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("attack")], |_| Ok(()));
+        q.handle::<()>(
+            protocol::RECEIVE_MESSAGE,
+            &[s("R"), s("attack")],
+            |_| Ok(()),
+        );
         assert_eq!(q.finalize_decision().unwrap().0, "attack");
         assert_eq!(q.finalize_decision().unwrap().0, "attack");
     }
@@ -292,9 +310,15 @@ mod tests {
                 print: Some("Process P is denying communication to R".into())
             }
         );
-        assert!(matches!(p.send_message(&s("Q"), &s("attack"), |_| Ok(())), Step::Forward(_)));
+        assert!(matches!(
+            p.send_message(&s("Q"), &s("attack"), |_| Ok(())),
+            Step::Forward(_)
+        ));
         let q = Node::new("Q", true);
-        assert!(matches!(q.send_message(&s("R"), &s("attack"), |_| Ok(())), Step::Forward(_)));
+        assert!(matches!(
+            q.send_message(&s("R"), &s("attack"), |_| Ok(())),
+            Step::Forward(_)
+        ));
     }
 
     #[test]

@@ -83,7 +83,12 @@ impl Peers {
     }
 
     /// Call `method(params)` at `url`.
-    pub async fn call(&self, url: &str, method: &str, params: &[Value]) -> Result<Value, PeerError> {
+    pub async fn call(
+        &self,
+        url: &str,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Value, PeerError> {
         let body = xmlrpc::encode_call(method, params);
         let response = self
             .http

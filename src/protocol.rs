@@ -94,7 +94,11 @@ pub const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
 
 /// Python's `repr()` of a string, as it appears inside `<Fault 1: '...'>`.
 pub fn python_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -108,7 +112,7 @@ pub fn python_repr(s: &str) -> String {
                 out.push(c);
             }
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = std::fmt::Write::write_fmt(&mut out, format_args!( "\\x{:02x}", c as u32));
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
             }
             c => out.push(c),
         }
@@ -126,7 +130,10 @@ pub mod fault {
 
     /// Unknown, private (`_x`) or dotted method names.
     pub fn unsupported_method(method: &str) -> String {
-        python("Exception", &format!("method \"{method}\" is not supported"))
+        python(
+            "Exception",
+            &format!("method \"{method}\" is not supported"),
+        )
     }
 
     /// Too few arguments, e.g. `Process.send_message() missing 1 required positional
@@ -188,7 +195,10 @@ pub mod fault {
 
     /// A peer port that the port rule puts below 0 (Python's `getaddrinfo` error).
     pub fn bad_port() -> String {
-        python("socket.gaierror", "[Errno -8] Servname not supported for ai_socktype")
+        python(
+            "socket.gaierror",
+            "[Errno -8] Servname not supported for ai_socktype",
+        )
     }
 
     /// The peer accepted the call but did not answer within the timeout.

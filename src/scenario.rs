@@ -27,7 +27,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            nodes: protocol::DEFAULT_NODES.iter().map(|s| s.to_string()).collect(),
+            nodes: protocol::DEFAULT_NODES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             decision: protocol::DEFAULT_DECISION.to_string(),
             delay: Duration::ZERO,
             quiet: false,
@@ -51,7 +54,11 @@ pub async fn run_original(
                 Value::String(recipient.clone()),
                 Value::String(opts.decision.clone()),
             ];
-            let what = format!("{}({recipient:?}, {:?})", protocol::SEND_MESSAGE, opts.decision);
+            let what = format!(
+                "{}({recipient:?}, {:?})",
+                protocol::SEND_MESSAGE,
+                opts.decision
+            );
             match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await {
                 Ok(reply) => {
                     if !opts.quiet {
@@ -71,7 +78,16 @@ pub async fn run_original(
     }
     for name in &opts.nodes {
         let what = format!("{}()", protocol::FINALIZE_DECISION);
-        match call(cluster, peers, name, protocol::FINALIZE_DECISION, &[], &what).await {
+        match call(
+            cluster,
+            peers,
+            name,
+            protocol::FINALIZE_DECISION,
+            &[],
+            &what,
+        )
+        .await
+        {
             Ok(decision) => writeln!(out, "{}", protocol::client_final_line(name, &decision))?,
             Err(e) => {
                 failures += 1;

@@ -18,7 +18,9 @@ use dxr::Value;
 use dxr_server::axum::Router;
 use dxr_server::axum::body::Body;
 use dxr_server::axum::extract::State;
-use dxr_server::axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use dxr_server::axum::http::{
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 use dxr_server::axum::routing::post;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -76,7 +78,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             cluster: Cluster::default(),
-            nodes: protocol::DEFAULT_NODES.iter().map(|s| s.to_string()).collect(),
+            nodes: protocol::DEFAULT_NODES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             faulty: vec![protocol::ORIGINAL_FAULTY.to_string()],
             quiet: false,
             limits: Limits::default(),
@@ -134,11 +139,13 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
     for name in &config.nodes {
         let port = cluster.listen_port(name)?;
         let addr = format!("{}:{port}", cluster.host());
-        let listener = TcpListener::bind(&addr).await.map_err(|source| ServerError::Bind {
-            name: name.clone(),
-            addr: addr.clone(),
-            source,
-        })?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                name: name.clone(),
+                addr: addr.clone(),
+                source,
+            })?;
         let node = Node::new(name.clone(), config.faulty.contains(name))
             .with_max_senders(config.limits.max_senders);
         let state = NodeState {
@@ -186,7 +193,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-async fn serve_node(state: Arc<NodeState>, listener: TcpListener, log: bool, mut stop: watch::Receiver<bool>) {
+async fn serve_node(
+    state: Arc<NodeState>,
+    listener: TcpListener,
+    log: bool,
+    mut stop: watch::Receiver<bool>,
+) {
     let request_timeout = state.limits.request_timeout;
     let router = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -265,7 +277,11 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-async fn rpc(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: Body) -> Response<Body> {
+async fn rpc(
+    State(state): State<Arc<NodeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response<Body> {
     let body = match read_body(&state.limits, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -288,7 +304,11 @@ async fn rpc(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: Body
         Step::Forward(f) => {
             print_line(&f.line);
             let args = [Value::String(f.sender), Value::String(f.decision)];
-            match state.peers.call(&f.target, protocol::RECEIVE_MESSAGE, &args).await {
+            match state
+                .peers
+                .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
+                .await
+            {
                 Ok(_) => xml(Ok(Value::String(f.line))),
                 Err(e) => xml(Err(e.python_fault())),
             }
@@ -304,7 +324,11 @@ fn decode_fault(e: &DecodeError) -> String {
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.
-async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Bytes, Response<Body>> {
+async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
         return Err(xml(Err(fault::python(
             "ValueError",
@@ -317,7 +341,11 @@ async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<B
             &format!("request body larger than {} bytes", limits.max_body),
         )
     };
-    match length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) {
+    match length
+        .to_str()
+        .ok()
+        .and_then(|l| l.trim().parse::<u64>().ok())
+    {
         Some(n) if n > limits.max_body as u64 => return Err(too_large()),
         Some(_) => {}
         None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
@@ -326,7 +354,10 @@ async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<B
     match tokio::time::timeout(limits.request_timeout, read).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time")),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
     }
 }
 
@@ -360,6 +391,11 @@ fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {
     let when = chrono::Local::now().format(protocol::ACCESS_LOG_TIME_FORMAT);
     eprintln!(
         "{}",
-        protocol::access_log_line(&remote.ip().to_string(), &when.to_string(), request_line, status.as_u16())
+        protocol::access_log_line(
+            &remote.ip().to_string(),
+            &when.to_string(),
+            request_line,
+            status.as_u16()
+        )
     );
 }

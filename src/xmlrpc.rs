@@ -102,7 +102,9 @@ fn scan(text: &str) -> Result<(), DecodeError> {
         }
     }
     if depth != 0 {
-        return Err(DecodeError::Malformed("no element found: unclosed element".into()));
+        return Err(DecodeError::Malformed(
+            "no element found: unclosed element".into(),
+        ));
     }
     if !seen_root {
         return Err(DecodeError::Malformed("no element found".into()));
@@ -110,7 +112,10 @@ fn scan(text: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn check_root(start: &quick_xml::events::BytesStart<'_>, seen: &mut bool) -> Result<(), DecodeError> {
+fn check_root(
+    start: &quick_xml::events::BytesStart<'_>,
+    seen: &mut bool,
+) -> Result<(), DecodeError> {
     if *seen {
         return Err(DecodeError::Malformed("junk after document element".into()));
     }
@@ -308,5 +313,4 @@ mod tests {
         }
         assert!(decode_call(&[0xff, 0xfe]).is_err());
     }
-
 }

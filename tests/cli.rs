@@ -25,7 +25,13 @@ fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
 #[test]
 fn client_quiet_prints_exactly_the_four_lines() {
     let (_s, base) = rust_cluster(&[]);
-    let (code, out, err) = client(&["--port-base", &base.to_string(), "--quiet", "--delay-ms", "1"]);
+    let (code, out, err) = client(&[
+        "--port-base",
+        &base.to_string(),
+        "--quiet",
+        "--delay-ms",
+        "1",
+    ]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert_eq!(
         out,
@@ -50,7 +56,9 @@ fn client_reports_every_unreachable_node_and_exits_1() {
     }
     assert_eq!(
         lines[0],
-        format!("error: node P (http://127.0.0.1:{base}/): send_message(\"Q\", \"attack\"): connection refused")
+        format!(
+            "error: node P (http://127.0.0.1:{base}/): send_message(\"Q\", \"attack\"): connection refused"
+        )
     );
     assert!(!err.contains("panicked") && !err.contains("backtrace"));
 }
@@ -60,7 +68,10 @@ fn client_goes_on_past_a_dead_node() {
     let base = port_base();
     let base_s = base.to_string();
     let ports: Vec<u16> = "PQR".chars().map(|c| port_of(base, c)).collect();
-    let _s = Proc::rust_server(&["--port-base", &base_s, "--nodes", "P,Q,R", "--quiet"], &ports);
+    let _s = Proc::rust_server(
+        &["--port-base", &base_s, "--nodes", "P,Q,R", "--quiet"],
+        &ports,
+    );
     let (code, out, err) = client(&["--port-base", &base_s, "--quiet"]);
     assert_eq!(code, 1);
     // S is down: sends *to* S fail inside the sender (a fault naming the refused
@@ -70,8 +81,16 @@ fn client_goes_on_past_a_dead_node() {
         "Process P finalized decision: faulty\nProcess Q finalized decision: attack\nProcess R finalized decision: attack\n"
     );
     let s_url = format!("http://127.0.0.1:{}/", port_of(base, 'S'));
-    assert!(err.contains(&format!("error: node S ({s_url}): finalize_decision(): connection refused")), "{err}");
-    assert!(err.contains("send_message(\"S\", \"attack\"): fault 1: <class 'ConnectionRefusedError'>"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: node S ({s_url}): finalize_decision(): connection refused"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("send_message(\"S\", \"attack\"): fault 1: <class 'ConnectionRefusedError'>"),
+        "{err}"
+    );
     assert!(err.contains("ConnectionRefusedError"), "{err}");
     // P denies S without trying, so that is no error: 2 (Q,R -> S) + 3 (S -> *) + 1 finalize.
     assert_eq!(err.lines().count(), 6, "{err}");
@@ -80,7 +99,13 @@ fn client_goes_on_past_a_dead_node() {
 #[test]
 fn decision_and_faulty_options() {
     let (_s, base) = rust_cluster(&["--faulty", ""]);
-    let (code, out, _) = client(&["--port-base", &base.to_string(), "--quiet", "--decision", "retreat"]);
+    let (code, out, _) = client(&[
+        "--port-base",
+        &base.to_string(),
+        "--quiet",
+        "--decision",
+        "retreat",
+    ]);
     assert_eq!(code, 0);
     assert_eq!(
         out,
@@ -109,14 +134,46 @@ fn peer_option_places_a_node_anywhere() {
     let peer = format!("Q={q_url}");
     let base_s = base.to_string();
     let prs: Vec<u16> = "PRS".chars().map(|c| port_of(base, c)).collect();
-    let _a = Proc::rust_server(&["--port-base", &base_s, "--nodes", "P,R,S", "--peer", &peer, "--quiet"], &prs);
-    let b = Proc::rust_server(&["--port-base", &base_s, "--nodes", "Q", "--peer", &peer, "--quiet"], &[q_port]);
+    let _a = Proc::rust_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--nodes",
+            "P,R,S",
+            "--peer",
+            &peer,
+            "--quiet",
+        ],
+        &prs,
+    );
+    let b = Proc::rust_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--nodes",
+            "Q",
+            "--peer",
+            &peer,
+            "--quiet",
+        ],
+        &[q_port],
+    );
     let (code, out, err) = client(&["--port-base", &base_s, "--peer", &peer, "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.ends_with("Process S finalized decision: attack\n"), "{out}");
+    assert!(
+        out.ends_with("Process S finalized decision: attack\n"),
+        "{out}"
+    );
     let (q_out, _) = b.stop();
-    assert!(q_out.starts_with(&format!("Process Q running on port {q_port}...\n")), "{q_out}");
-    assert_eq!(q_out.matches("Q received decision 'attack' from").count(), 3, "{q_out}");
+    assert!(
+        q_out.starts_with(&format!("Process Q running on port {q_port}...\n")),
+        "{q_out}"
+    );
+    assert_eq!(
+        q_out.matches("Q received decision 'attack' from").count(),
+        3,
+        "{q_out}"
+    );
 }
 
 #[test]
@@ -129,8 +186,14 @@ fn port_in_use_is_one_line_and_exit_1() {
     assert_eq!(code, 1);
     assert_eq!(out, "", "no startup line when a port is taken");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("node R on 127.0.0.1:{}", port_of(base, 'R'))), "{err}");
-    assert!(err.to_lowercase().contains("address already in use"), "{err}");
+    assert!(
+        err.contains(&format!("node R on 127.0.0.1:{}", port_of(base, 'R'))),
+        "{err}"
+    );
+    assert!(
+        err.to_lowercase().contains("address already in use"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -150,11 +213,30 @@ fn help_documents_every_option() {
     for (bin, options) in [
         (
             server_bin(),
-            &["--host", "--port-base", "--nodes", "--faulty", "--peer", "--quiet", "--rpc-timeout", "--max-body", "--max-senders"][..],
+            &[
+                "--host",
+                "--port-base",
+                "--nodes",
+                "--faulty",
+                "--peer",
+                "--quiet",
+                "--rpc-timeout",
+                "--max-body",
+                "--max-senders",
+            ][..],
         ),
         (
             client_bin(),
-            &["--host", "--port-base", "--nodes", "--decision", "--delay-ms", "--peer", "--quiet", "--rpc-timeout"][..],
+            &[
+                "--host",
+                "--port-base",
+                "--nodes",
+                "--decision",
+                "--delay-ms",
+                "--peer",
+                "--quiet",
+                "--rpc-timeout",
+            ][..],
         ),
     ] {
         let mut cmd = Command::new(bin);

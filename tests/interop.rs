@@ -50,7 +50,10 @@ fn expected_stdout(hosted: &str, base: u16) -> Vec<String> {
     let mut lines = Vec::new();
     for name in hosted.split(',') {
         let c = name.chars().next().unwrap();
-        lines.push(format!("Process {name} running on port {}...", port_of(base, c)));
+        lines.push(format!(
+            "Process {name} running on port {}...",
+            port_of(base, c)
+        ));
     }
     for line in ORIGINAL_STDOUT.lines() {
         let owner = if let Some(rest) = line.strip_prefix("Process ") {
@@ -81,7 +84,10 @@ fn run_matrix_cell(client: Side, parts: &[(Side, &str)]) {
     let procs: Vec<(Proc, &str)> = parts
         .iter()
         .map(|&(side, hosted)| {
-            let ports: Vec<u16> = hosted.split(',').map(|n| port_of(base, n.chars().next().unwrap())).collect();
+            let ports: Vec<u16> = hosted
+                .split(',')
+                .map(|n| port_of(base, n.chars().next().unwrap()))
+                .collect();
             let args = ["--port-base", base_s.as_str(), "--nodes", hosted];
             let p = match side {
                 Side::Python => Proc::python_server(&args, &ports),
@@ -116,7 +122,9 @@ fn run_matrix_cell(client: Side, parts: &[(Side, &str)]) {
         );
         // One access-log line per request on stderr, in Python's format.
         assert!(
-            err.lines().any(|l| l.starts_with("127.0.0.1 - - [") && l.ends_with("\"POST / HTTP/1.1\" 200 -")),
+            err.lines()
+                .any(|l| l.starts_with("127.0.0.1 - - [")
+                    && l.ends_with("\"POST / HTTP/1.1\" 200 -")),
             "no access log from {hosted}: {err}"
         );
     }

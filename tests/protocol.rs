@@ -24,44 +24,191 @@ fn cluster(side: Side) -> (Proc, u16) {
     (p, base)
 }
 
-/// (node, method, params, expected value or fault string). Faults all have code 1.
+/// (node, method, params, expected value or fault string).
+type Row = (char, &'static str, Vec<Value>, Result<&'static str, &'static str>);
+
+/// Faults all have code 1.
 /// The strings are PROTOCOL.md's fault table, copied literally.
-fn fault_table() -> Vec<(char, &'static str, Vec<Value>, Result<&'static str, &'static str>)> {
+fn fault_table() -> Vec<Row> {
     let i = Value::Integer;
     vec![
-        ('Q', "nope", vec![], Err("<class 'Exception'>:method \"nope\" is not supported")),
-        ('Q', "_private", vec![], Err("<class 'Exception'>:method \"_private\" is not supported")),
-        ('Q', "send_message.x", vec![], Err("<class 'Exception'>:method \"send_message.x\" is not supported")),
-        ('Q', "system.listMethods", vec![], Err("<class 'Exception'>:method \"system.listMethods\" is not supported")),
-        ('Q', "send_message", vec![], Err("<class 'TypeError'>:Process.send_message() missing 2 required positional arguments: 'recipient_name' and 'decision'")),
-        ('Q', "send_message", vec![s("R")], Err("<class 'TypeError'>:Process.send_message() missing 1 required positional argument: 'decision'")),
-        ('Q', "send_message", vec![s("R"), s("attack"), s("x")], Err("<class 'TypeError'>:Process.send_message() takes 3 positional arguments but 4 were given")),
-        ('Q', "receive_message", vec![], Err("<class 'TypeError'>:Process.receive_message() missing 2 required positional arguments: 'sender' and 'decision'")),
-        ('Q', "receive_message", vec![s("A")], Err("<class 'TypeError'>:Process.receive_message() missing 1 required positional argument: 'decision'")),
-        ('Q', "receive_message", vec![s("A"), s("b"), s("c")], Err("<class 'TypeError'>:Process.receive_message() takes 3 positional arguments but 4 were given")),
-        ('Q', "finalize_decision", vec![i(1)], Err("<class 'TypeError'>:Process.finalize_decision() takes 1 positional argument but 2 were given")),
-        ('Q', "finalize_decision", vec![], Err("<class 'ValueError'>:max() arg is an empty sequence")),
-        ('Q', "send_message", vec![s("T"), s("attack")], Err("<class 'ConnectionRefusedError'>:[Errno 111] Connection refused")),
-        ('Q', "send_message", vec![s(""), s("attack")], Err("<class 'TypeError'>:ord() expected a character, but string of length 0 found")),
-        ('Q', "send_message", vec![s("QQ"), s("attack")], Err("<class 'TypeError'>:ord() expected a character, but string of length 2 found")),
-        ('Q', "send_message", vec![i(5), s("attack")], Err("<class 'TypeError'>:ord() expected string of length 1, but int found")),
+        (
+            'Q',
+            "nope",
+            vec![],
+            Err("<class 'Exception'>:method \"nope\" is not supported"),
+        ),
+        (
+            'Q',
+            "_private",
+            vec![],
+            Err("<class 'Exception'>:method \"_private\" is not supported"),
+        ),
+        (
+            'Q',
+            "send_message.x",
+            vec![],
+            Err("<class 'Exception'>:method \"send_message.x\" is not supported"),
+        ),
+        (
+            'Q',
+            "system.listMethods",
+            vec![],
+            Err("<class 'Exception'>:method \"system.listMethods\" is not supported"),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![],
+            Err(
+                "<class 'TypeError'>:Process.send_message() missing 2 required positional arguments: 'recipient_name' and 'decision'",
+            ),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![s("R")],
+            Err(
+                "<class 'TypeError'>:Process.send_message() missing 1 required positional argument: 'decision'",
+            ),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![s("R"), s("attack"), s("x")],
+            Err(
+                "<class 'TypeError'>:Process.send_message() takes 3 positional arguments but 4 were given",
+            ),
+        ),
+        (
+            'Q',
+            "receive_message",
+            vec![],
+            Err(
+                "<class 'TypeError'>:Process.receive_message() missing 2 required positional arguments: 'sender' and 'decision'",
+            ),
+        ),
+        (
+            'Q',
+            "receive_message",
+            vec![s("A")],
+            Err(
+                "<class 'TypeError'>:Process.receive_message() missing 1 required positional argument: 'decision'",
+            ),
+        ),
+        (
+            'Q',
+            "receive_message",
+            vec![s("A"), s("b"), s("c")],
+            Err(
+                "<class 'TypeError'>:Process.receive_message() takes 3 positional arguments but 4 were given",
+            ),
+        ),
+        (
+            'Q',
+            "finalize_decision",
+            vec![i(1)],
+            Err(
+                "<class 'TypeError'>:Process.finalize_decision() takes 1 positional argument but 2 were given",
+            ),
+        ),
+        (
+            'Q',
+            "finalize_decision",
+            vec![],
+            Err("<class 'ValueError'>:max() arg is an empty sequence"),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![s("T"), s("attack")],
+            Err("<class 'ConnectionRefusedError'>:[Errno 111] Connection refused"),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![s(""), s("attack")],
+            Err("<class 'TypeError'>:ord() expected a character, but string of length 0 found"),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![s("QQ"), s("attack")],
+            Err("<class 'TypeError'>:ord() expected a character, but string of length 2 found"),
+        ),
+        (
+            'Q',
+            "send_message",
+            vec![i(5), s("attack")],
+            Err("<class 'TypeError'>:ord() expected string of length 1, but int found"),
+        ),
         // The replies of the three methods.
         ('P', "finalize_decision", vec![], Ok("faulty")),
-        ('P', "receive_message", vec![s("Q"), s("attack")], Ok("P (faulty) ignored message from Q")),
-        ('P', "send_message", vec![s("R"), s("attack")], Ok("P denied communication to R")),
-        ('P', "send_message", vec![s("S"), s("retreat")], Ok("P denied communication to S")),
-        ('P', "send_message", vec![s("Q"), s("attack")], Ok("P sent decision 'attack' to Q")),
-        ('R', "receive_message", vec![s("X"), s("retreat")], Ok("R received decision 'retreat' from X")),
-        ('R', "receive_message", vec![s("Y"), s("attack")], Ok("R received decision 'attack' from Y")),
-        ('R', "receive_message", vec![s("X"), s("attack")], Ok("R received decision 'attack' from X")),
+        (
+            'P',
+            "receive_message",
+            vec![s("Q"), s("attack")],
+            Ok("P (faulty) ignored message from Q"),
+        ),
+        (
+            'P',
+            "send_message",
+            vec![s("R"), s("attack")],
+            Ok("P denied communication to R"),
+        ),
+        (
+            'P',
+            "send_message",
+            vec![s("S"), s("retreat")],
+            Ok("P denied communication to S"),
+        ),
+        (
+            'P',
+            "send_message",
+            vec![s("Q"), s("attack")],
+            Ok("P sent decision 'attack' to Q"),
+        ),
+        (
+            'R',
+            "receive_message",
+            vec![s("X"), s("retreat")],
+            Ok("R received decision 'retreat' from X"),
+        ),
+        (
+            'R',
+            "receive_message",
+            vec![s("Y"), s("attack")],
+            Ok("R received decision 'attack' from Y"),
+        ),
+        (
+            'R',
+            "receive_message",
+            vec![s("X"), s("attack")],
+            Ok("R received decision 'attack' from X"),
+        ),
         // X's later message replaced its first: attack 2, retreat 0.
         ('R', "finalize_decision", vec![], Ok("attack")),
         ('R', "finalize_decision", vec![], Ok("attack")),
         // A tie goes to the smallest value (our deterministic rule, in both stand-ins).
-        ('S', "receive_message", vec![s("A"), s("retreat")], Ok("S received decision 'retreat' from A")),
-        ('S', "receive_message", vec![s("B"), s("attack")], Ok("S received decision 'attack' from B")),
+        (
+            'S',
+            "receive_message",
+            vec![s("A"), s("retreat")],
+            Ok("S received decision 'retreat' from A"),
+        ),
+        (
+            'S',
+            "receive_message",
+            vec![s("B"), s("attack")],
+            Ok("S received decision 'attack' from B"),
+        ),
         ('S', "finalize_decision", vec![], Ok("attack")),
-        ('S', "send_message", vec![s("Q"), s("<&>'\"é")], Ok("S sent decision '<&>'\"é' to Q")),
+        (
+            'S',
+            "send_message",
+            vec![s("Q"), s("<&>'\"é")],
+            Ok("S sent decision '<&>'\"é' to Q"),
+        ),
     ]
 }
 
@@ -97,9 +244,16 @@ fn check_wire_bodies(side: Side) {
         "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><string>Q received decision 'attack' from P</string></value>\n</param>\n</params>\n</methodResponse>\n"
     );
     let untyped = "<?xml version='1.0'?><methodCall><methodName>receive_message</methodName><params><param><value>R</value></param><param><value>retreat</value></param></params></methodCall>";
-    assert_eq!(call_body(q, untyped.as_bytes()), Ok(s("Q received decision 'retreat' from R")));
+    assert_eq!(
+        call_body(q, untyped.as_bytes()),
+        Ok(s("Q received decision 'retreat' from R"))
+    );
     // A fault, byte for byte as Python writes it.
-    let (_, _, body) = post(q, "/", generals::xmlrpc::encode_call("nope", &[]).as_bytes());
+    let (_, _, body) = post(
+        q,
+        "/",
+        generals::xmlrpc::encode_call("nope", &[]).as_bytes(),
+    );
     assert_eq!(
         String::from_utf8(body).unwrap(),
         "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'Exception'&gt;:method \"nope\" is not supported</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n"
@@ -107,7 +261,10 @@ fn check_wire_bodies(side: Side) {
     // A malformed body: code 1 and expat's class (the message after it is each parser's own).
     let (code, string) = call_body(q, b"garbage<").unwrap_err();
     assert_eq!(code, 1);
-    assert!(string.starts_with("<class 'xml.parsers.expat.ExpatError'>:"), "{string}");
+    assert!(
+        string.starts_with("<class 'xml.parsers.expat.ExpatError'>:"),
+        "{string}"
+    );
 }
 
 #[test]
@@ -160,10 +317,12 @@ fn keep_alive_connection_serves_many_calls() {
     let (_server, base) = cluster(Side::Rust);
     let q = port_of(base, 'Q');
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", q)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     for i in 0..5 {
-        let body = generals::xmlrpc::encode_call("receive_message", &[s(&format!("N{i}")), s("attack")]);
+        let body =
+            generals::xmlrpc::encode_call("receive_message", &[s(&format!("N{i}")), s("attack")]);
         write!(
             conn,
             "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",

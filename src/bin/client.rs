@@ -74,8 +74,14 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let failures = scenario::run_original(&cluster, &peers, &opts, &mut stdout.lock(), &mut stderr.lock())
-        .await
-        .context("writing output")?;
+    let failures = scenario::run_original(
+        &cluster,
+        &peers,
+        &opts,
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    )
+    .await
+    .context("writing output")?;
     Ok(failures)
 }

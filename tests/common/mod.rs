@@ -26,7 +26,9 @@ pub fn port_base() -> u16 {
     for _ in 0..blocks {
         let i = (start + NEXT_BLOCK.fetch_add(1, Ordering::SeqCst)) % blocks;
         let first = RANGE.start + i * u32::from(BLOCK);
-        if (first..first + u32::from(BLOCK)).all(|p| TcpListener::bind(("127.0.0.1", p as u16)).is_ok()) {
+        if (first..first + u32::from(BLOCK))
+            .all(|p| TcpListener::bind(("127.0.0.1", p as u16)).is_ok())
+        {
             return (first + u32::from(BLOCK) / 2) as u16;
         }
     }
@@ -75,8 +77,12 @@ fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
 
 impl Proc {
     pub fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let out = drain(child.stdout.take().unwrap());
         let err = drain(child.stderr.take().unwrap());
         Proc {
@@ -133,8 +139,16 @@ impl Proc {
     }
 
     fn collect(&mut self) -> (String, String) {
-        let out = self.out.take().map(|h| h.join().unwrap()).unwrap_or_default();
-        let err = self.err.take().map(|h| h.join().unwrap()).unwrap_or_default();
+        let out = self
+            .out
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        let err = self
+            .err
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
         (out, err)
     }
 }
@@ -157,7 +171,10 @@ pub fn wait_ports(ports: &[u16]) {
     let deadline = Instant::now() + Duration::from_secs(15);
     for &port in ports {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "port {port} not ready within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "port {port} not ready within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -171,7 +188,8 @@ pub fn http_raw(port: u16, request: &[u8]) -> (u16, String, Vec<u8>) {
     s.write_all(request).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    parse_http(&buf).unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&buf)))
+    parse_http(&buf)
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&buf)))
 }
 
 pub fn parse_http(buf: &[u8]) -> Option<(u16, String, Vec<u8>)> {
@@ -194,14 +212,19 @@ pub fn post(port: u16, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
 
 /// An XML-RPC call over a fresh connection: the value, or (fault code, fault string).
 pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
-    call_body(port, generals::xmlrpc::encode_call(method, params).as_bytes())
+    call_body(
+        port,
+        generals::xmlrpc::encode_call(method, params).as_bytes(),
+    )
 }
 
 /// POST a raw XML-RPC body and decode the answer (panics on a non-200 or non-XML-RPC answer).
 pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
     let (status, _, body) = post(port, "/", body);
     assert_eq!(status, 200, "body: {}", String::from_utf8_lossy(&body));
-    match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body)).expect("XML-RPC response") {
+    match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body))
+        .expect("XML-RPC response")
+    {
         Ok(v) => Ok(v),
         Err(f) => Err((f.code(), f.string().to_string())),
     }
