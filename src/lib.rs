@@ -7,6 +7,7 @@
 //! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
 //! - [`xmlrpc`]: XML-RPC bodies in Python's byte layout, and a guarded call decoder;
 //! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
+//! - [`dispatch`]: request body -> decoded call -> node step (what the server runs, no I/O);
 //! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
 //! - [`peer`]: outgoing calls (pooled connections, timeouts, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod dispatch;
 pub mod node;
 pub mod peer;
 pub mod protocol;

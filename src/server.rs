@@ -29,10 +29,11 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::cluster::{Cluster, ClusterError};
+use crate::dispatch;
 use crate::node::{self, Node, Step};
 use crate::peer::{self, PeerError, Peers};
 use crate::protocol::{self, fault};
-use crate::xmlrpc::{self, DecodeError};
+use crate::xmlrpc;
 
 /// Limits and timeouts of a server process. Every one has a flag in the `server` binary.
 #[derive(Debug, Clone)]
@@ -282,18 +283,13 @@ async fn rpc(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
+    let gzip_ok = accepts_gzip(&headers);
+    let xml = |result| xml_response(result, gzip_ok);
     let body = match read_body(&state.limits, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (method, params) = match xmlrpc::decode_call(&body) {
-        Ok(call) => call,
-        Err(e) => return xml(Err(decode_fault(&e))),
-    };
-    let step = {
-        let mut node = lock(&state.node);
-        node.handle(&method, &params, |v| state.cluster.resolve(v))
-    };
+    let step = dispatch::dispatch(&mut lock(&state.node), &state.cluster, &body);
     match step {
         Step::Reply { result, print } => {
             if let Some(line) = print {
@@ -316,13 +312,6 @@ async fn rpc(
     }
 }
 
-fn decode_fault(e: &DecodeError) -> String {
-    match e {
-        DecodeError::Malformed(m) => fault::parse_error(m),
-        DecodeError::Refused(m) => fault::python("ValueError", m),
-    }
-}
-
 /// The request body within the limits, or the HTTP answer that refuses it.
 async fn read_body(
     limits: &Limits,
@@ -330,10 +319,13 @@ async fn read_body(
     body: Body,
 ) -> Result<Bytes, Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
-        return Err(xml(Err(fault::python(
-            "ValueError",
-            "request has no Content-Length (chunked bodies are not accepted)",
-        ))));
+        return Err(xml_response(
+            Err(fault::python(
+                "ValueError",
+                "request has no Content-Length (chunked bodies are not accepted)",
+            )),
+            false,
+        ));
     };
     let too_large = || {
         plain(
@@ -351,26 +343,99 @@ async fn read_body(
         None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
     }
     let read = dxr_server::axum::body::to_bytes(body, limits.max_body);
-    match tokio::time::timeout(limits.request_timeout, read).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(plain(
-            StatusCode::REQUEST_TIMEOUT,
-            "request body not received in time",
+    let bytes = match tokio::time::timeout(limits.request_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            ));
+        }
+    };
+    match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => Ok(bytes),
+        Some(b"gzip") => gunzip(&bytes, limits.max_body)
+            .map(Bytes::from)
+            .map_err(|m| plain(StatusCode::BAD_REQUEST, &m)),
+        Some(other) => Err(plain(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!(
+                "encoding {:?} not supported",
+                String::from_utf8_lossy(other)
+            ),
         )),
     }
 }
 
-/// An XML-RPC answer: a value, or a fault with Python's code.
-fn xml(result: Result<Value, String>) -> Response<Body> {
+/// Decompress a gzip body, refusing (HTTP 400) when it would exceed `max` bytes: the output is
+/// read through a `take`, so a gzip bomb never allocates more than `max + 1` bytes.
+fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    match flate2::read::GzDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut out)
+    {
+        Ok(_) if out.len() > max => Err(format!("decompressed body larger than {max} bytes")),
+        Ok(_) => Ok(out),
+        Err(e) => Err(format!("error decoding gzip content: {e}")),
+    }
+}
+
+/// Python's server gzips answers above this size when the client accepts gzip.
+const GZIP_THRESHOLD: usize = 1400;
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// An XML-RPC answer: a value, or a fault with Python's code; gzipped like Python's when large.
+fn xml_response(result: Result<Value, String>, gzip_ok: bool) -> Response<Body> {
     let body = match &result {
         Ok(v) => xmlrpc::encode_response(v),
         Err(f) => xmlrpc::encode_fault(protocol::FAULT_CODE, f),
     };
-    let mut r = Response::new(Body::from(body));
+    let gzipped = if gzip_ok && body.len() > GZIP_THRESHOLD {
+        gzip(body.as_bytes())
+    } else {
+        None
+    };
+    let mut r = match gzipped {
+        Some(z) => {
+            let mut r = Response::new(Body::from(z));
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        None => Response::new(Body::from(body)),
+    };
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     r
+}
+
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).ok()?;
+    enc.finish().ok()
 }
 
 fn lock(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {

@@ -25,7 +25,12 @@ fn cluster(side: Side) -> (Proc, u16) {
 }
 
 /// (node, method, params, expected value or fault string).
-type Row = (char, &'static str, Vec<Value>, Result<&'static str, &'static str>);
+type Row = (
+    char,
+    &'static str,
+    Vec<Value>,
+    Result<&'static str, &'static str>,
+);
 
 /// Faults all have code 1.
 /// The strings are PROTOCOL.md's fault table, copied literally.

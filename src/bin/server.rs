@@ -45,6 +45,10 @@ struct Args {
     /// Largest request body accepted, in bytes (larger: HTTP 413).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
+    /// Time a client has to send a request's head (else the connection is closed) and its
+    /// body (else HTTP 408); also how long an idle keep-alive connection is kept, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    request_timeout: f64,
     /// Distinct senders one node stores; a new sender beyond this gets a fault.
     #[arg(long, default_value_t = generals::node::DEFAULT_MAX_SENDERS, value_name = "N")]
     max_senders: usize,
@@ -70,19 +74,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for p in &args.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
     }
-    if !(args.rpc_timeout > 0.0 && args.rpc_timeout.is_finite()) {
-        anyhow::bail!("--rpc-timeout must be a positive number of seconds");
-    }
+    let rpc_timeout = seconds("--rpc-timeout", args.rpc_timeout)?;
+    let request_timeout = seconds("--request-timeout", args.request_timeout)?;
     let config = Config {
         cluster,
         nodes: parse_names(&args.nodes),
         faulty: parse_names(&args.faulty),
         quiet: args.quiet,
         limits: Limits {
-            rpc_timeout: Duration::from_secs_f64(args.rpc_timeout),
+            rpc_timeout,
             max_body: args.max_body,
             max_senders: args.max_senders,
-            ..Limits::default()
+            request_timeout,
         },
     };
     if !is_loopback(&args.host) {
@@ -94,6 +97,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bound = server::bind(config).await?;
     bound.run(shutdown_signal()).await;
     Ok(())
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a positive number of seconds, got {value}"))
 }
 
 fn is_loopback(host: &str) -> bool {

@@ -7,6 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,13 +66,22 @@ pub struct Proc {
     child: Child,
     out: Option<JoinHandle<String>>,
     err: Option<JoinHandle<String>>,
+    out_so_far: Arc<Mutex<Vec<u8>>>,
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+type Shared = Arc<Mutex<Vec<u8>>>;
+
+/// Copy `r` into `seen` as it arrives; the thread's result is everything, once `r` closes.
+fn drain(mut r: impl Read + Send + 'static, seen: Shared) -> JoinHandle<String> {
     std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = r.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.lock().unwrap().extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&seen.lock().unwrap()).into_owned()
     })
 }
 
@@ -83,13 +93,20 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
+        let out_so_far = Shared::default();
+        let out = drain(child.stdout.take().unwrap(), out_so_far.clone());
+        let err = drain(child.stderr.take().unwrap(), Shared::default());
         Proc {
             child,
             out: Some(out),
             err: Some(err),
+            out_so_far,
         }
+    }
+
+    /// What the process has printed on stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.out_so_far.lock().unwrap()).into_owned()
     }
 
     /// A Rust `server` with these arguments, ready when every port in `ports` accepts.
@@ -239,4 +256,125 @@ pub fn sorted_lines(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text.lines().map(str::to_string).collect();
     v.sort();
     v
+}
+
+/// A keep-alive HTTP/1.1 connection for many calls in a row.
+pub struct Conn {
+    stream: TcpStream,
+    reader: std::io::BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(port: u16) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        Conn { stream, reader }
+    }
+
+    /// POST `body` to `/` with extra header lines (each ending in `\r\n`); read one response.
+    pub fn request(&mut self, extra_headers: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+        use std::io::BufRead;
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).unwrap();
+        self.stream.write_all(body).unwrap();
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line).unwrap();
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"))
+            .parse()
+            .unwrap();
+        let mut headers = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            let lower = line.to_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            headers.push_str(&lower);
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        (status, headers, body)
+    }
+
+    /// Wait until the server closes the connection (reading and discarding); how long it took.
+    pub fn wait_closed(&mut self) -> Duration {
+        let started = Instant::now();
+        let mut sink = Vec::new();
+        let _ = self.reader.read_to_end(&mut sink);
+        started.elapsed()
+    }
+
+    pub fn call(&mut self, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
+        let body = generals::xmlrpc::encode_call(method, params);
+        let (status, _, body) = self.request("", body.as_bytes());
+        assert_eq!(status, 200);
+        match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body)).expect("XML-RPC") {
+            Ok(v) => Ok(v),
+            Err(f) => Err((f.code(), f.string().to_string())),
+        }
+    }
+}
+
+/// The node's stored messages through our `get_messages` extension, sorted.
+pub fn messages(port: u16) -> Vec<(String, String)> {
+    match call(port, "get_messages", &[]) {
+        Ok(Value::Struct(map)) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => (k, v),
+                other => panic!("non-string decision {other:?}"),
+            })
+            .collect(),
+        other => panic!("get_messages gave {other:?}"),
+    }
+}
+
+/// A listener that accepts connections and never answers (a hung peer). Dropping it closes
+/// the port and every accepted connection.
+pub struct HungPeer {
+    _thread: std::thread::JoinHandle<()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HungPeer {
+    pub fn bind(port: u16) -> HungPeer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Polls accept() until dropped; a blocking accept could not be interrupted.
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HungPeer {
+            _thread: thread,
+            stop,
+        }
+    }
+}
+
+impl Drop for HungPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }

@@ -1,0 +1,40 @@
+//! From request body to [`Step`]: decode the XML-RPC call and hand it to the node, turning a
+//! body that is not a call into the fault the original would give (code 1). No I/O, so the
+//! fuzz target and property tests drive exactly what the server runs.
+
+use crate::cluster::Cluster;
+use crate::node::{Node, Step};
+use crate::protocol::fault;
+use crate::xmlrpc::{self, DecodeError};
+
+/// Decode `body` and apply it to `node`. A `send_message` comes back as [`Step::Forward`] with
+/// the recipient's URL; the caller performs it.
+pub fn dispatch(node: &mut Node, cluster: &Cluster, body: &[u8]) -> Step<String> {
+    match xmlrpc::decode_call(body) {
+        Ok((method, params)) => node.handle(&method, &params, |v| cluster.resolve(v)),
+        Err(e) => Step::Reply {
+            result: Err(decode_fault(&e)),
+            print: None,
+        },
+    }
+}
+
+/// The fault string for a body that is not a call we accept.
+pub fn decode_fault(e: &DecodeError) -> String {
+    match e {
+        DecodeError::Malformed(m) => fault::parse_error(m),
+        DecodeError::Refused(m) => fault::python("ValueError", m),
+    }
+}
+
+/// The complete answer body (a `methodResponse`) for a step that needs no network.
+/// `None` for [`Step::Forward`].
+pub fn reply_body(step: &Step<String>) -> Option<String> {
+    match step {
+        Step::Reply { result: Ok(v), .. } => Some(xmlrpc::encode_response(v)),
+        Step::Reply { result: Err(f), .. } => {
+            Some(xmlrpc::encode_fault(crate::protocol::FAULT_CODE, f))
+        }
+        Step::Forward(_) => None,
+    }
+}

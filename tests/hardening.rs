@@ -1,0 +1,503 @@
+//! Issue "Hardening": no hangs, no deadlocks, bounded everything, hostile input answered.
+//! Each test starts its own Rust cluster on a free port block.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dxr::Value;
+
+const MAX_BODY: usize = 64 * 1024;
+
+fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let base_s = base.to_string();
+    let mut args = vec!["--port-base", base_s.as_str(), "--quiet"];
+    args.extend_from_slice(extra);
+    (Proc::rust_server(&args, &ports), base)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// What a hostile request must get.
+#[derive(Debug)]
+enum Expect {
+    /// This HTTP status.
+    Status(u16),
+    /// HTTP 200 and a fault (code 1) whose string starts with this.
+    Fault(&'static str),
+    /// HTTP 200 and this value.
+    Value(&'static str),
+}
+
+fn request(content_headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{content_headers}\r\n")
+        .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn with_length(extra: &str, body: &[u8]) -> Vec<u8> {
+    request(&format!("Content-Length: {}\r\n{extra}", body.len()), body)
+}
+
+#[test]
+fn hostile_bodies_table() {
+    let (_server, base) = rust_cluster(&["--max-body", &MAX_BODY.to_string()]);
+    let q = port_of(base, 'Q');
+    let valid = generals::xmlrpc::encode_call("receive_message", &[s("G"), s("attack")]);
+    let deep = format!(
+        "<?xml version='1.0'?><methodCall><methodName>f</methodName><params><param>{}{}</param></params></methodCall>",
+        "<value><array><data>".repeat(1000),
+        "</data></array></value>".repeat(1000)
+    );
+    let laughs = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]><methodCall><methodName>&lol2;</methodName></methodCall>";
+    let long_garbage = format!("{}<", "A".repeat(5000));
+    let long_root = format!("<methodResponse>{}</methodResponse>", "x".repeat(5000));
+    let bomb = gzip(&vec![b' '; 16 * MAX_BODY]);
+    let chunked = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let int_sender =
+        generals::xmlrpc::encode_call("receive_message", &[Value::Integer(5), s("attack")]);
+    let list_decision =
+        generals::xmlrpc::encode_call("receive_message", &[s("H"), Value::Array(vec![s("a")])]);
+
+    let rows: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "body over --max-body",
+            with_length("", &vec![b'x'; MAX_BODY + 1]),
+            Expect::Status(413),
+        ),
+        (
+            "Content-Length claims 1 TB",
+            request("Content-Length: 1000000000000\r\n", b"<x/>"),
+            Expect::Status(413),
+        ),
+        (
+            "Content-Length not a number",
+            request("Content-Length: abc\r\n", b""),
+            Expect::Status(400),
+        ),
+        (
+            "gzip bomb (1 MiB of spaces)",
+            with_length("Content-Encoding: gzip\r\n", &bomb),
+            Expect::Status(400),
+        ),
+        (
+            "gzip that is not gzip",
+            with_length("Content-Encoding: gzip\r\n", b"not gzip"),
+            Expect::Status(400),
+        ),
+        (
+            "unknown Content-Encoding",
+            with_length("Content-Encoding: br\r\n", valid.as_bytes()),
+            Expect::Status(501),
+        ),
+        (
+            "chunked, no Content-Length",
+            chunked.as_bytes().to_vec(),
+            Expect::Fault("<class 'ValueError'>:request has no Content-Length"),
+        ),
+        (
+            "invalid UTF-8",
+            with_length("", b"<methodCall>\xff\xfe</methodCall>"),
+            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:not well-formed (invalid UTF-8"),
+        ),
+        (
+            "DOCTYPE with entities",
+            with_length("", laughs.as_bytes()),
+            Expect::Fault("<class 'ValueError'>:DOCTYPE and entity declarations are not accepted"),
+        ),
+        (
+            "nesting 1000 deep",
+            with_length("", deep.as_bytes()),
+            Expect::Fault("<class 'ValueError'>:document nested deeper than 64 elements"),
+        ),
+        (
+            "root is not methodCall",
+            with_length("", long_root.as_bytes()),
+            Expect::Fault("<class 'ValueError'>:not an XML-RPC methodCall"),
+        ),
+        (
+            "garbage",
+            with_length("", b"garbage<"),
+            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:"),
+        ),
+        (
+            "long garbage",
+            with_length("", long_garbage.as_bytes()),
+            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:"),
+        ),
+        (
+            "empty body",
+            with_length("", b""),
+            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:no element found"),
+        ),
+        (
+            "methodCall without methodName",
+            with_length("", b"<methodCall><params/></methodCall>"),
+            Expect::Fault("<class 'ValueError'>:not an XML-RPC methodCall"),
+        ),
+        (
+            "int sender",
+            with_length("", int_sender.as_bytes()),
+            Expect::Fault("<class 'TypeError'>:sender must be a string, not int"),
+        ),
+        (
+            "list decision",
+            with_length("", list_decision.as_bytes()),
+            Expect::Fault("<class 'TypeError'>:decision must be a string, not list"),
+        ),
+        (
+            "valid gzip request",
+            with_length("Content-Encoding: gzip\r\n", &gzip(valid.as_bytes())),
+            Expect::Value("Q received decision 'attack' from G"),
+        ),
+    ];
+
+    let mut expected_state: Vec<(String, String)> = Vec::new();
+    for (name, req, expect) in rows {
+        let (status, _, body) = http_raw(q, &req);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        match expect {
+            Expect::Status(code) => assert_eq!(status, code, "{name}: {text}"),
+            Expect::Fault(prefix) | Expect::Value(prefix) => {
+                assert_eq!(status, 200, "{name}: {text}");
+                let answer = generals::xmlrpc::decode_response(&text)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let got = match (&expect, answer) {
+                    (Expect::Fault(_), Err(f)) => {
+                        assert_eq!(f.code(), 1, "{name}");
+                        f.string().to_string()
+                    }
+                    (Expect::Value(_), Ok(Value::String(v))) => {
+                        // The one valid row stores G's decision.
+                        expected_state.push(("G".to_string(), "attack".to_string()));
+                        v
+                    }
+                    (_, other) => panic!("{name}: unexpected {other:?}"),
+                };
+                assert!(got.starts_with(prefix), "{name}: {got}");
+                // A fault never quotes more than 200 bytes of the request.
+                assert!(
+                    !got.contains(&"A".repeat(201)) && !got.contains(&"x".repeat(201)),
+                    "{name}: {got}"
+                );
+            }
+        }
+        // The node keeps serving, with its state intact.
+        let sender = format!("after {name}");
+        assert_eq!(
+            call(q, "receive_message", &[s(&sender), s("retreat")]),
+            Ok(s(&format!("Q received decision 'retreat' from {sender}")))
+        );
+        expected_state.push((sender, "retreat".to_string()));
+        expected_state.sort();
+        assert_eq!(messages(q), expected_state, "state after {name}");
+    }
+}
+
+#[test]
+fn send_to_self_stores_own_message() {
+    let (_server, base) = rust_cluster(&[]);
+    let q = port_of(base, 'Q');
+    assert_eq!(
+        call(q, "send_message", &[s("Q"), s("attack")]),
+        Ok(s("Q sent decision 'attack' to Q"))
+    );
+    assert_eq!(messages(q), vec![("Q".to_string(), "attack".to_string())]);
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s("attack")));
+}
+
+#[test]
+fn hung_peer_times_out_and_node_keeps_serving() {
+    let (_server, base) = rust_cluster(&["--rpc-timeout", "2"]);
+    let q = port_of(base, 'Q');
+    let _hung = HungPeer::bind(port_of(base, 'T'));
+    let started = Instant::now();
+    let pending = std::thread::spawn(move || call(q, "send_message", &[s("T"), s("attack")]));
+    // Meanwhile Q answers others.
+    for i in 0..20 {
+        let r = call(q, "receive_message", &[s(&format!("N{i}")), s("attack")]);
+        assert!(r.is_ok(), "{r:?}");
+    }
+    assert!(
+        !pending.is_finished(),
+        "Q answered others only after the hung call ended"
+    );
+    let result = pending.join().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        result,
+        Err((1, "<class 'TimeoutError'>:timed out".to_string()))
+    );
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(8),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn client_reports_a_hung_node_as_a_timeout() {
+    let base = port_base();
+    let _hung = HungPeer::bind(port_of(base, 'P'));
+    let mut cmd = Command::new(client_bin());
+    cmd.args([
+        "--port-base",
+        &base.to_string(),
+        "--nodes",
+        "P",
+        "--rpc-timeout",
+        "0.5",
+    ]);
+    let started = Instant::now();
+    let (code, out, err) = run(cmd, Duration::from_secs(20));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        format!(
+            "error: node P (http://127.0.0.1:{base}/): finalize_decision(): timed out after 500ms\n"
+        )
+    );
+}
+
+/// Reads until the server closes the connection; returns what it sent and how long it took.
+fn read_until_closed(mut s: TcpStream) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    (buf, started.elapsed())
+}
+
+#[test]
+fn stalled_and_idle_connections_are_closed() {
+    let (_server, base) = rust_cluster(&["--request-timeout", "1"]);
+    let q = port_of(base, 'Q');
+
+    // Stalls in the middle of its headers.
+    let mut head = TcpStream::connect(("127.0.0.1", q)).unwrap();
+    head.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .unwrap();
+    // Stalls in the middle of its body.
+    let mut body = TcpStream::connect(("127.0.0.1", q)).unwrap();
+    body.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<methodCall>")
+        .unwrap();
+    // Idle keep-alive connection after one good call.
+    let mut idle = Conn::open(q);
+    assert!(idle.call("finalize_decision", &[]).is_err());
+
+    // None of them delays anyone else.
+    let started = Instant::now();
+    assert!(call(q, "receive_message", &[s("A"), s("attack")]).is_ok());
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let (_, t_head) = read_until_closed(head);
+    assert!(
+        t_head < Duration::from_secs(4),
+        "stalled head kept {t_head:?}"
+    );
+    let (answer, t_body) = read_until_closed(body);
+    assert!(
+        t_body < Duration::from_secs(4),
+        "stalled body kept {t_body:?}"
+    );
+    let (status, _, _) = parse_http(&answer).expect("an HTTP answer");
+    assert_eq!(status, 408);
+    let t_idle = idle.wait_closed();
+    assert!(
+        t_idle < Duration::from_secs(4),
+        "idle connection kept {t_idle:?}"
+    );
+}
+
+#[test]
+fn hundreds_of_idle_connections_do_not_block_a_node() {
+    let (_server, base) = rust_cluster(&[]);
+    let q = port_of(base, 'Q');
+    let idle: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(("127.0.0.1", q)).unwrap())
+        .collect();
+    let started = Instant::now();
+    assert!(call(q, "receive_message", &[s("A"), s("attack")]).is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+#[test]
+fn two_thousand_concurrent_senders_are_all_stored() {
+    let (_server, base) = rust_cluster(&[]);
+    let q = port_of(base, 'Q');
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(q);
+                for i in (t..2000).step_by(32) {
+                    let sender = format!("S{i:04}");
+                    let r = conn.call(
+                        "receive_message",
+                        &[s(&sender), s(if i % 3 == 0 { "retreat" } else { "attack" })],
+                    );
+                    assert_eq!(
+                        r,
+                        Ok(s(&format!(
+                            "Q received decision '{}' from {sender}",
+                            if i % 3 == 0 { "retreat" } else { "attack" }
+                        )))
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stored = messages(q);
+    assert_eq!(stored.len(), 2000);
+    for (i, (sender, decision)) in stored.iter().enumerate() {
+        assert_eq!(sender, &format!("S{i:04}"));
+        assert_eq!(decision, if i % 3 == 0 { "retreat" } else { "attack" });
+    }
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s("attack")));
+}
+
+#[test]
+fn sender_cap_refuses_new_senders_but_not_updates() {
+    let (_server, base) = rust_cluster(&["--max-senders", "3"]);
+    let q = port_of(base, 'Q');
+    for sender in ["A", "B", "C"] {
+        assert!(call(q, "receive_message", &[s(sender), s("attack")]).is_ok());
+    }
+    let (code, f) = call(q, "receive_message", &[s("D"), s("attack")]).unwrap_err();
+    assert_eq!(code, 1);
+    assert!(
+        f.starts_with("<class 'OverflowError'>:") && f.contains("at most 3 senders"),
+        "{f}"
+    );
+    assert!(call(q, "receive_message", &[s("A"), s("retreat")]).is_ok());
+    assert_eq!(
+        messages(q),
+        vec![
+            ("A".to_string(), "retreat".to_string()),
+            ("B".to_string(), "attack".to_string()),
+            ("C".to_string(), "attack".to_string())
+        ]
+    );
+}
+
+#[test]
+fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
+    let (_server, base) = rust_cluster(&[]);
+    let q = port_of(base, 'Q');
+    for i in 0..40 {
+        assert!(
+            call(
+                q,
+                "receive_message",
+                &[s(&format!("sender number {i}")), s("attack")]
+            )
+            .is_ok()
+        );
+    }
+    let body = generals::xmlrpc::encode_call("get_messages", &[]);
+    let mut conn = Conn::open(q);
+    let (status, headers, zipped) = conn.request("Accept-Encoding: gzip\r\n", body.as_bytes());
+    assert_eq!(status, 200);
+    assert!(headers.contains("content-encoding: gzip"), "{headers}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.len() > 1400 && text.contains("sender number 39"));
+    // Small answers and clients that do not accept gzip get plain XML.
+    let (_, headers, plain) = conn.request("", body.as_bytes());
+    assert!(!headers.contains("content-encoding"));
+    assert_eq!(String::from_utf8(plain).unwrap(), text);
+    let (_, headers, _) = conn.request(
+        "Accept-Encoding: gzip\r\n",
+        generals::xmlrpc::encode_call("finalize_decision", &[]).as_bytes(),
+    );
+    assert!(!headers.contains("content-encoding"));
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--nodes",
+            "Q",
+            "--rpc-timeout",
+            "1",
+            "--quiet",
+        ],
+        &[q],
+    );
+    let _hung = HungPeer::bind(port_of(base, 'T'));
+    // An in-flight request that takes about a second (the hung peer's timeout).
+    let mut conn = Conn::open(q);
+    let pending = std::thread::spawn(move || conn.call("send_message", &[s("T"), s("attack")]));
+    // Wait (polling) until Q has printed that it is sending, i.e. the request is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages_printed(&server) == 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let answer = pending.join().unwrap();
+    assert_eq!(
+        answer,
+        Err((1, "<class 'TimeoutError'>:timed out".to_string()))
+    );
+    let (status, out, _) = server.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    assert!(out.contains("Q sent decision 'attack' to T"));
+}
+
+/// Lines the server has printed so far that show a send in flight.
+fn messages_printed(server: &Proc) -> usize {
+    server.stdout_so_far().matches(" sent decision ").count()
+}
+
+#[test]
+fn non_loopback_bind_warns() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let server = Proc::rust_server(
+        &[
+            "--host",
+            "0.0.0.0",
+            "--port-base",
+            &base.to_string(),
+            "--nodes",
+            "Q",
+            "--quiet",
+        ],
+        &[q],
+    );
+    let (_, err) = server.stop();
+    assert!(
+        err.contains("warning: binding 0.0.0.0 exposes XML-RPC without authentication"),
+        "{err}"
+    );
+}
