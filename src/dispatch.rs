@@ -24,6 +24,7 @@ pub fn decode_fault(e: &DecodeError) -> String {
     match e {
         DecodeError::Malformed(m) => fault::parse_error(m),
         DecodeError::Refused(m) => fault::python("ValueError", m),
+        DecodeError::Type(m) => fault::python("TypeError", m),
     }
 }
 

@@ -11,11 +11,13 @@
 //! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
 //! - [`peer`]: outgoing calls (pooled connections, timeouts, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
-//! - [`scenario`]: what the client drives (the original all-to-all run).
+//! - [`scenario`]: what the client drives (the original all-to-all run);
+//! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod dispatch;
+pub mod load;
 pub mod node;
 pub mod peer;
 pub mod protocol;

@@ -1,36 +1,54 @@
-//! XML-RPC bodies as Python's `xmlrpc.client` writes them, and a guarded reader for calls.
+//! XML-RPC bodies as Python's `xmlrpc.client` writes and reads them.
 //!
 //! Writing: the layout (newlines, `<?xml version='1.0'?>`, `<int>` for integers, escaping only
 //! `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks like a capture
-//! of the original. Reading: `dxr` parses calls and responses; before it sees a body, [`scan`]
-//! walks it once with quick-xml to refuse what a node must never process (DOCTYPE and entity
-//! declarations, nesting deeper than [`MAX_DEPTH`]) and to get a parser message worth showing,
-//! since `dxr` reports only "invalid data" plus the whole body.
+//! of the original. Reading: one pass of quick-xml events through a value stack, the same
+//! algorithm as Python's `xmlrpc.client.Unmarshaller`, so we accept what Python accepts (an
+//! untyped `<value>` is a string, empty method and member names are fine) and reject what a
+//! node must never process (DOCTYPE and entity declarations, nesting deeper than
+//! [`MAX_DEPTH`]). We do not use `dxr`'s serde reader for requests: it refuses empty names
+//! that Python accepts and reports errors as the whole body without a position.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::str::FromStr;
 
-use dxr::{Fault, MethodCall, Value};
-use quick_xml::events::Event;
+use base64::Engine as _;
+use dxr::{Fault, Value};
+use quick_xml::events::{BytesStart, Event};
 
-/// Deepest element nesting a request may have. XML-RPC calls of this protocol are 6 deep; a
-/// deeper document would only make the recursive deserializer use more stack.
+use crate::protocol::python_repr;
+
+/// Deepest element nesting a body may have. Calls of this protocol are 6 deep; a deeper
+/// document only costs memory and stack.
 pub const MAX_DEPTH: usize = 64;
 
 /// Longest excerpt of a bad request quoted back in a fault.
 pub const MAX_ECHO: usize = 200;
 
-/// Why a request body is not a call we can dispatch.
+/// Why a body is not a call (or response) we can use. Each variant is the Python exception
+/// class the same input raises in the original, so faults keep Python's prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The body is not well-formed XML (or not UTF-8); the message is the parser's.
+    /// Not well-formed XML (or not UTF-8); the message is quick-xml's (Python: `ExpatError`).
     #[error("{0}")]
     Malformed(String),
-    /// Well-formed but refused: DOCTYPE/entities, too deep, not a `methodCall`.
+    /// Well-formed but refused or not a valid value (Python: `ValueError`).
     #[error("{0}")]
     Refused(String),
+    /// A value of the wrong shape, e.g. `<boolean>2</boolean>` (Python: `TypeError`).
+    #[error("{0}")]
+    Type(String),
 }
 
-/// Parse an XML-RPC `methodCall` body.
+/// A decoded document.
+#[derive(Debug, Clone, PartialEq)]
+enum Doc {
+    Call { name: String, params: Vec<Value> },
+    Response(Result<Value, Fault>),
+}
+
+/// Parse an XML-RPC `methodCall` body into (method name, params).
 pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         DecodeError::Malformed(format!(
@@ -38,13 +56,27 @@ pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
             e.valid_up_to()
         ))
     })?;
-    scan(text)?;
-    match MethodCall::from_xml(text) {
-        Ok(call) => Ok((call.name.into_owned(), call.params)),
-        Err(_) => Err(DecodeError::Refused(format!(
+    match parse(text, Root::Call)? {
+        Doc::Call { name, params } => Ok((name, params)),
+        Doc::Response(_) => Err(DecodeError::Refused(format!(
             "not an XML-RPC methodCall: {}",
             excerpt(text)
         ))),
+    }
+}
+
+/// Parse a `methodResponse` body: `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one.
+pub fn decode_response(body: &str) -> Result<Result<Value, Fault>, String> {
+    match parse(body, Root::Response) {
+        Ok(Doc::Response(r)) => Ok(r),
+        Ok(Doc::Call { .. }) => Err(format!(
+            "expected a methodResponse, got a methodCall: {}",
+            excerpt(body)
+        )),
+        Err(e) => Err(format!(
+            "malformed XML-RPC response ({e}): {}",
+            excerpt(body)
+        )),
     }
 }
 
@@ -60,28 +92,150 @@ pub fn excerpt(text: &str) -> &str {
     &text[..end]
 }
 
-/// One pass over the document: well-formedness, no DTD, bounded depth, root `methodCall`.
-fn scan(text: &str) -> Result<(), DecodeError> {
+/// What the root element said the document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Call,
+    Response,
+}
+
+/// Python's `Unmarshaller`: a stack of finished values, marks where open arrays and structs
+/// begin, and the text of the element being read.
+#[derive(Default)]
+struct Unmarshaller {
+    values: Vec<Value>,
+    marks: Vec<usize>,
+    data: String,
+    /// Inside a `<value>` that has no typed child (yet): its text is a string.
+    bare_value: bool,
+    method_name: Option<String>,
+    fault: bool,
+}
+
+impl Unmarshaller {
+    fn start(&mut self, tag: &str) {
+        if tag == "array" || tag == "struct" {
+            self.marks.push(self.values.len());
+        }
+        self.data.clear();
+        self.bare_value = tag == "value";
+    }
+
+    fn end(&mut self, tag: &str) -> Result<(), DecodeError> {
+        let data = std::mem::take(&mut self.data);
+        let value = match tag {
+            "string" | "name" => Value::String(data),
+            "value" => {
+                if !self.bare_value {
+                    return Ok(());
+                }
+                self.bare_value = false;
+                Value::String(data)
+            }
+            "int" | "i1" | "i2" | "i4" | "i8" | "biginteger" => int(&data)?,
+            "boolean" => match data.as_str() {
+                "0" => Value::Boolean(false),
+                "1" => Value::Boolean(true),
+                _ => return Err(DecodeError::Type("bad boolean value".into())),
+            },
+            "double" | "float" | "bigdecimal" => {
+                Value::Double(data.trim().parse().map_err(|_| {
+                    DecodeError::Refused(format!(
+                        "could not convert string to float: {}",
+                        python_repr(&data)
+                    ))
+                })?)
+            }
+            "base64" => {
+                let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                Value::Base64(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .map_err(|e| DecodeError::Refused(format!("invalid base64: {e}")))?,
+                )
+            }
+            "dateTime.iso8601" => {
+                Value::DateTime(dxr::DateTime::from_str(data.trim()).map_err(|_| {
+                    DecodeError::Refused(format!(
+                        "invalid dateTime.iso8601 {}",
+                        python_repr(excerpt(&data))
+                    ))
+                })?)
+            }
+            "nil" => Value::Nil,
+            "array" => {
+                let mark = self.marks.pop().unwrap_or(0).min(self.values.len());
+                Value::Array(self.values.split_off(mark))
+            }
+            "struct" => {
+                let mark = self.marks.pop().unwrap_or(0).min(self.values.len());
+                let items = self.values.split_off(mark);
+                if items.len() % 2 != 0 {
+                    return Err(DecodeError::Refused(
+                        "struct member without a name or a value".into(),
+                    ));
+                }
+                let mut map = BTreeMap::new();
+                let mut it = items.into_iter();
+                while let (Some(name), Some(v)) = (it.next(), it.next()) {
+                    let Value::String(name) = name else {
+                        return Err(DecodeError::Type(
+                            "struct member name is not a string".into(),
+                        ));
+                    };
+                    map.insert(name, v);
+                }
+                Value::Struct(map)
+            }
+            "methodName" => {
+                self.method_name = Some(data);
+                return Ok(());
+            }
+            "fault" => {
+                self.fault = true;
+                return Ok(());
+            }
+            // params, param, data, member, methodCall, methodResponse, and unknown tags
+            // (which Python ignores too).
+            _ => return Ok(()),
+        };
+        self.values.push(value);
+        Ok(())
+    }
+}
+
+/// Python's `int()` of an element's text, as `i4` when it fits and `i8` otherwise.
+fn int(data: &str) -> Result<Value, DecodeError> {
+    let n: i64 = data.trim().parse().map_err(|_| {
+        DecodeError::Refused(format!(
+            "invalid literal for int() with base 10: {}",
+            python_repr(excerpt(data))
+        ))
+    })?;
+    Ok(i32::try_from(n)
+        .map(Value::Integer)
+        .unwrap_or(Value::Long(n)))
+}
+
+/// One pass over the document, whose root must be `want`.
+fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
+    let mut u = Unmarshaller::default();
     let mut depth = 0usize;
-    let mut seen_root = false;
+    let mut root: Option<Root> = None;
+    let malformed = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| {
+        DecodeError::Malformed(format!(
+            "not well-formed ({e}): byte {}",
+            reader.error_position()
+        ))
+    };
     loop {
-        let event = reader.read_event().map_err(|e| {
-            DecodeError::Malformed(format!(
-                "not well-formed ({e}): byte {}",
-                reader.error_position()
-            ))
-        })?;
+        let event = reader.read_event().map_err(|e| malformed(&reader, &e))?;
         match event {
-            Event::DocType(_) => {
-                return Err(DecodeError::Refused(
-                    "DOCTYPE and entity declarations are not accepted".into(),
-                ));
-            }
             Event::Start(start) => {
                 if depth == 0 {
-                    check_root(&start, &mut seen_root)?;
+                    root = Some(check_root(&start, root, want)?);
                 }
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -89,16 +243,65 @@ fn scan(text: &str) -> Result<(), DecodeError> {
                         "document nested deeper than {MAX_DEPTH} elements"
                     )));
                 }
+                u.start(start.name().into_inner());
             }
-            Event::Empty(start) if depth == 0 => check_root(&start, &mut seen_root)?,
-            Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(t) if depth == 0 && !t.as_ref().trim().is_empty() => {
-                return Err(DecodeError::Malformed(
-                    "not well-formed (text outside the root element)".into(),
+            Event::Empty(start) => {
+                if depth == 0 {
+                    root = Some(check_root(&start, root, want)?);
+                }
+                let name = start.name().into_inner();
+                u.start(name);
+                u.end(name)?;
+            }
+            Event::End(end) => {
+                depth = depth.saturating_sub(1);
+                u.end(end.name().into_inner())?;
+            }
+            Event::Text(t) => {
+                if depth == 0 {
+                    if !t.as_ref().trim().is_empty() {
+                        return Err(DecodeError::Malformed(format!(
+                            "not well-formed (text outside the root element): byte {}",
+                            reader.buffer_position()
+                        )));
+                    }
+                } else {
+                    u.data.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(c) => u.data.push_str(&c.xml10_content()),
+            Event::GeneralRef(r) => {
+                if depth == 0 {
+                    return Err(DecodeError::Malformed(
+                        "not well-formed (reference outside the root element)".into(),
+                    ));
+                }
+                let c = match r.resolve_char_ref().map_err(|e| malformed(&reader, &e))? {
+                    Some(c) => c,
+                    None => match r.as_ref() {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "apos" => '\'',
+                        "quot" => '"',
+                        other => {
+                            return Err(DecodeError::Malformed(format!(
+                                "undefined entity &{};: byte {}",
+                                excerpt(other),
+                                reader.buffer_position()
+                            )));
+                        }
+                    },
+                };
+                u.data.push(c);
+            }
+            Event::DocType(_) => {
+                return Err(DecodeError::Refused(
+                    "DOCTYPE and entity declarations are not accepted".into(),
                 ));
             }
             Event::Eof => break,
-            _ => {}
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
     if depth != 0 {
@@ -106,37 +309,64 @@ fn scan(text: &str) -> Result<(), DecodeError> {
             "no element found: unclosed element".into(),
         ));
     }
-    if !seen_root {
-        return Err(DecodeError::Malformed("no element found".into()));
+    match root {
+        None => Err(DecodeError::Malformed("no element found".into())),
+        Some(Root::Call) => match u.method_name {
+            Some(name) if u.marks.is_empty() => Ok(Doc::Call {
+                name,
+                params: u.values,
+            }),
+            _ => Err(DecodeError::Refused(format!(
+                "not an XML-RPC methodCall (no methodName): {}",
+                excerpt(text)
+            ))),
+        },
+        Some(Root::Response) => response(u),
     }
-    Ok(())
 }
 
-fn check_root(
-    start: &quick_xml::events::BytesStart<'_>,
-    seen: &mut bool,
-) -> Result<(), DecodeError> {
-    if *seen {
+fn response(u: Unmarshaller) -> Result<Doc, DecodeError> {
+    let mut values = u.values;
+    if values.len() != 1 || !u.marks.is_empty() {
+        return Err(DecodeError::Refused(
+            "a methodResponse carries exactly one value".into(),
+        ));
+    }
+    let value = values.remove(0);
+    if !u.fault {
+        return Ok(Doc::Response(Ok(value)));
+    }
+    if let Value::Struct(members) = &value {
+        let code = match members.get("faultCode") {
+            Some(Value::Integer(c)) => Some(*c),
+            Some(Value::Long(c)) => i32::try_from(*c).ok(),
+            _ => None,
+        };
+        if let (Some(code), Some(Value::String(string))) = (code, members.get("faultString")) {
+            return Ok(Doc::Response(Err(Fault::new(code, string.clone()))));
+        }
+    }
+    Err(DecodeError::Refused(
+        "a fault must be a struct with faultCode and faultString".into(),
+    ))
+}
+
+fn check_root(start: &BytesStart<'_>, seen: Option<Root>, want: Root) -> Result<Root, DecodeError> {
+    if seen.is_some() {
         return Err(DecodeError::Malformed("junk after document element".into()));
     }
-    *seen = true;
+    let (tag, what) = match want {
+        Root::Call => ("methodCall", "an XML-RPC methodCall"),
+        Root::Response => ("methodResponse", "an XML-RPC methodResponse"),
+    };
     let name = start.name().into_inner();
-    if name != "methodCall" {
+    if name != tag {
         return Err(DecodeError::Refused(format!(
-            "not an XML-RPC methodCall: root element is <{}>",
+            "not {what}: root element is <{}>",
             excerpt(name)
         )));
     }
-    Ok(())
-}
-
-/// Parse a `methodResponse` body: `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one.
-pub fn decode_response(body: &str) -> Result<Result<Value, Fault>, String> {
-    match dxr_client::utils::response_to_result(body) {
-        Ok(Ok(response)) => Ok(Ok(response.value)),
-        Ok(Err(fault)) => Ok(Err(fault.fault)),
-        Err(_) => Err(format!("malformed XML-RPC response: {}", excerpt(body))),
-    }
+    Ok(want)
 }
 
 const HEADER: &str = "<?xml version='1.0'?>\n";
