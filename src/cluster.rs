@@ -70,6 +70,20 @@ impl Cluster {
         Ok(self)
     }
 
+    /// Add the generated nodes `N0`..`N{size-1}` on consecutive ports from the port base, for
+    /// clusters larger than P..S (the port rule gives one-letter names only).
+    pub fn with_cluster_size(mut self, size: usize) -> Result<Self, ClusterError> {
+        for i in 0..size {
+            let port = u16::try_from(i)
+                .ok()
+                .and_then(|i| self.port_base.checked_add(i))
+                .ok_or_else(|| ClusterError::NoPort(generated_name(i)))?;
+            let url = format!("http://{}:{port}/", self.host);
+            self.peers.insert(generated_name(i), url);
+        }
+        Ok(self)
+    }
+
     /// Parse `NAME=URL` and add it (see [`Cluster::with_peer`]).
     pub fn with_peer_arg(self, arg: &str) -> Result<Self, ClusterError> {
         match arg.split_once('=') {
@@ -118,6 +132,16 @@ impl Cluster {
     }
 }
 
+/// The name of the `i`-th generated node (`--cluster-size`): `N0`, `N1`, ...
+pub fn generated_name(i: usize) -> String {
+    format!("N{i}")
+}
+
+/// The names `N0`..`N{size-1}` (see [`Cluster::with_cluster_size`]).
+pub fn generated_names(size: usize) -> Vec<String> {
+    (0..size).map(generated_name).collect()
+}
+
 /// `base + ord(name) - ord('P')`, with Python's `ord()` errors.
 fn rule_port(base: u16, name: &str) -> Result<i64, String> {
     let mut chars = name.chars();
@@ -137,6 +161,19 @@ pub fn parse_http_url(url: &str) -> Option<(&str, u16)> {
         return None;
     }
     Some((host, port.parse().ok()?))
+}
+
+/// The nodes a binary works with: the `--nodes` list if given, else all generated nodes with
+/// `--cluster-size`, else the original P, Q, R, S.
+pub fn node_names(nodes: Option<&str>, cluster_size: Option<usize>) -> Vec<String> {
+    match (nodes, cluster_size) {
+        (Some(list), _) => parse_names(list),
+        (None, Some(size)) => generated_names(size),
+        (None, None) => protocol::DEFAULT_NODES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }
 }
 
 /// Split a comma-separated node list (`P,Q,R`), dropping empty items.
@@ -184,5 +221,16 @@ mod tests {
         assert!(c.listen_port("QQ").is_err());
         assert!(Cluster::default().with_peer_arg("Q").is_err());
         assert!(Cluster::default().with_peer_arg("Q=ftp://x").is_err());
+    }
+
+    #[test]
+    fn generated_names_follow_the_base() {
+        let c = Cluster::new("127.0.0.1", 9000)
+            .with_cluster_size(100)
+            .unwrap();
+        assert_eq!(c.url_of("N0").unwrap(), "http://127.0.0.1:9000/");
+        assert_eq!(c.url_of("N99").unwrap(), "http://127.0.0.1:9099/");
+        assert_eq!(c.listen_port("N42").unwrap(), 9042);
+        assert!(Cluster::new("h", 65500).with_cluster_size(100).is_err());
     }
 }

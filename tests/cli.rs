@@ -248,3 +248,81 @@ fn help_documents_every_option() {
         }
     }
 }
+
+/// `--cluster-size N` names nodes N0..N{N-1} on consecutive ports, in Rust and in the Python
+/// stand-ins alike, so generated clusters mix too: Rust hosts N0-N2, Python N3-N5.
+#[test]
+fn generated_clusters_mix_python_and_rust() {
+    let base = port_base();
+    let base_s = base.to_string();
+    let _rs = Proc::rust_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--cluster-size",
+            "6",
+            "--nodes",
+            "N0,N1,N2",
+            "--quiet",
+        ],
+        &[base, base + 1, base + 2],
+    );
+    let _py = Proc::python_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--cluster-size",
+            "6",
+            "--nodes",
+            "N3,N4,N5",
+        ],
+        &[base + 3, base + 4, base + 5],
+    );
+    let expected: String = (0..6)
+        .map(|i| format!("Process N{i} finalized decision: attack\n"))
+        .collect();
+    let (code, out, err) = client(&["--port-base", &base_s, "--cluster-size", "6", "--quiet"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, expected);
+    let mut py = Command::new("python3");
+    py.arg(python_client_script()).args([
+        "--port-base",
+        &base_s,
+        "--cluster-size",
+        "6",
+        "--no-sleep",
+    ]);
+    let (code, out, err) = run(py, Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, expected);
+}
+
+/// The load generator works (a smoke run; figures are the benchmark's business).
+#[test]
+fn loadgen_smoke() {
+    let (_s, base) = rust_cluster(&[]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args([
+        "--addr",
+        &format!("127.0.0.1:{}", port_of(base, 'Q')),
+        "-c",
+        "4",
+        "-d",
+        "0.5",
+        "--mix",
+        "receive_message:3,send_message=R:1,finalize_decision:1",
+    ]);
+    let (code, out, err) = run(cmd, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    let fields: std::collections::HashMap<&str, f64> = out
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert!(fields["calls"] > 10.0, "{out}");
+    assert_eq!(fields["errors"], 0.0, "{out}");
+    assert!(
+        fields["p50_us"] > 0.0 && fields["p99_us"] >= fields["p50_us"],
+        "{out}"
+    );
+}

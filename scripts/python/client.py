@@ -9,9 +9,12 @@ original does), then prints each node's majority decision:
     ...
 
 Opt-in flags (defaults reproduce the original): --port-base N (port of P, default 8000),
---nodes P,Q,R,S (nodes taking part), --no-sleep (skip the 0.1 s sleeps; used by benchmarks).
+--nodes P,Q,R,S (nodes taking part), --cluster-size N (nodes N0..N{N-1} on consecutive ports
+from the port base, all taking part unless --nodes says otherwise), --no-sleep (skip the
+0.1 s sleeps; used by benchmarks).
 
-Usage: python3 scripts/python/client.py [--port-base N] [--nodes P,Q,R,S] [--no-sleep]
+Usage: python3 scripts/python/client.py [--port-base N] [--nodes P,Q,R,S] [--cluster-size N]
+                                       [--no-sleep]
 """
 import argparse
 import time
@@ -21,14 +24,20 @@ import xmlrpc.client
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-base", type=int, default=8000)
-    parser.add_argument("--nodes", default="P,Q,R,S")
+    parser.add_argument("--nodes", default=None)
+    parser.add_argument("--cluster-size", type=int, default=0)
     parser.add_argument("--no-sleep", action="store_true")
     args = parser.parse_args()
-    names = [n for n in args.nodes.split(",") if n]
-    processes = {
-        name: xmlrpc.client.ServerProxy(f"http://localhost:{args.port_base + ord(name) - ord('P')}/")
-        for name in names
-    }
+    generated = {f"N{i}": i for i in range(args.cluster_size)}
+    default = ",".join(generated) if args.cluster_size else "P,Q,R,S"
+    names = [n for n in (args.nodes or default).split(",") if n]
+
+    def port_of(name):
+        if name in generated:
+            return args.port_base + generated[name]
+        return args.port_base + ord(name) - ord("P")
+
+    processes = {name: xmlrpc.client.ServerProxy(f"http://localhost:{port_of(name)}/") for name in names}
     for sender in names:
         for recipient in names:
             if sender != recipient:

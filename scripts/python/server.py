@@ -9,11 +9,14 @@ Differences from the original, all opt-in or invisible on the default run:
   --port-base N   port of node P (default 8000); a node's port is N + ord(name) - ord('P')
   --nodes P,Q     which nodes this process hosts (default P,Q,R,S)
   --faulty P      which nodes are faulty (default P; '' for none)
+  --cluster-size N  N generated nodes N0..N{N-1} on consecutive ports from the port base
+                  (for clusters larger than P..S); without --nodes, all of them are hosted
   finalize_decision breaks ties by the smallest value (the Rust rule), where the original's
   pick depends on string hash randomisation.
 Output is flushed line by line so a parent process sees it as it happens.
 
 Usage: python3 scripts/python/server.py [--port-base N] [--nodes P,Q,R,S] [--faulty P]
+                                       [--cluster-size N]
 """
 import argparse
 import threading
@@ -21,6 +24,14 @@ import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
 
 PORT_BASE = 8000
+GENERATED = {}  # --cluster-size: name -> port offset
+
+
+def port_of(name):
+    """The original rule, port = base + ord(name) - ord('P'), unless the name is generated."""
+    if isinstance(name, str) and name in GENERATED:  # never raises for unhashable names
+        return PORT_BASE + GENERATED[name]
+    return PORT_BASE + ord(name) - ord("P")
 
 
 class Process:
@@ -33,7 +44,7 @@ class Process:
         if self.faulty and self.name == "P" and recipient_name in ["R", "S"]:
             print(f"Process {self.name} is denying communication to {recipient_name}", flush=True)
             return f"{self.name} denied communication to {recipient_name}"
-        recipient_port = PORT_BASE + ord(recipient_name) - ord("P")
+        recipient_port = port_of(recipient_name)
         print(f"{self.name} sent decision '{decision}' to {recipient_name}", flush=True)
         with xmlrpc.client.ServerProxy(f"http://localhost:{recipient_port}/") as proxy:
             proxy.receive_message(self.name, decision)
@@ -69,17 +80,20 @@ def main():
     global PORT_BASE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-base", type=int, default=8000)
-    parser.add_argument("--nodes", default="P,Q,R,S")
+    parser.add_argument("--nodes", default=None)
     parser.add_argument("--faulty", default="P")
+    parser.add_argument("--cluster-size", type=int, default=0)
     args = parser.parse_args()
     PORT_BASE = args.port_base
-    names = [n for n in args.nodes.split(",") if n]
+    GENERATED.update({f"N{i}": i for i in range(args.cluster_size)})
+    default = ",".join(GENERATED) if args.cluster_size else "P,Q,R,S"
+    names = [n for n in (args.nodes or default).split(",") if n]
     faulty = {n for n in args.faulty.split(",") if n}
     ready = threading.Semaphore(0)
     threads = []
     for name in names:
         process = Process(name, faulty=name in faulty)
-        port = PORT_BASE + ord(name) - ord("P")
+        port = port_of(name)
         t = threading.Thread(target=run_server, args=(process, port, ready), daemon=True)
         t.start()
         threads.append(t)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use generals::cluster::{Cluster, parse_names};
+use generals::cluster::{Cluster, node_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
@@ -25,15 +25,20 @@ struct Args {
     /// Port of node P; node NAME listens on PORT_BASE + ord(NAME) - ord('P').
     #[arg(long, default_value_t = protocol::DEFAULT_PORT_BASE)]
     port_base: u16,
-    /// Nodes taking part, comma-separated, in sending order.
-    #[arg(long, default_value = "P,Q,R,S")]
-    nodes: String,
+    /// Nodes taking part, comma-separated, in sending order [default: P,Q,R,S, or all
+    /// generated nodes with --cluster-size].
+    #[arg(long)]
+    nodes: Option<String>,
     /// The decision every node sends.
     #[arg(long, default_value = protocol::DEFAULT_DECISION)]
     decision: String,
     /// Pause after each send, in milliseconds (the original sleeps 100).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     delay_ms: u64,
+    /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base
+    /// (for clusters larger than P..S). Without --nodes, all of them take part.
+    #[arg(long, value_name = "N")]
+    cluster_size: Option<usize>,
     /// Where a node lives when the port rule does not apply, as NAME=URL. Repeatable.
     #[arg(long = "peer", value_name = "NAME=URL")]
     peers: Vec<String>,
@@ -59,6 +64,9 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<usize> {
     let mut cluster = Cluster::new(args.host.clone(), args.port_base);
+    if let Some(size) = args.cluster_size {
+        cluster = cluster.with_cluster_size(size).context("--cluster-size")?;
+    }
     for p in &args.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
     }
@@ -67,7 +75,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     }
     let peers = Peers::new(Duration::from_secs_f64(args.rpc_timeout))?;
     let opts = Options {
-        nodes: parse_names(&args.nodes),
+        nodes: node_names(args.nodes.as_deref(), args.cluster_size),
         decision: args.decision,
         delay: Duration::from_millis(args.delay_ms),
         quiet: args.quiet,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use generals::cluster::{Cluster, parse_names};
+use generals::cluster::{Cluster, node_names, parse_names};
 use generals::protocol;
 use generals::server::{self, Config, Limits};
 
@@ -25,13 +25,18 @@ struct Args {
     /// Port of node P; other nodes follow the port rule.
     #[arg(long, default_value_t = protocol::DEFAULT_PORT_BASE)]
     port_base: u16,
-    /// Nodes this process hosts, comma-separated.
-    #[arg(long, default_value = "P,Q,R,S")]
-    nodes: String,
+    /// Nodes this process hosts, comma-separated [default: P,Q,R,S, or all generated nodes
+    /// with --cluster-size].
+    #[arg(long)]
+    nodes: Option<String>,
     /// Nodes faulty in the original's sense, comma-separated ('' for none). A faulty node
     /// ignores what it receives and answers 'faulty'; a faulty P also refuses to send to R and S.
     #[arg(long, default_value = "P")]
     faulty: String,
+    /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base
+    /// (for clusters larger than P..S). Without --nodes, all of them take part.
+    #[arg(long, value_name = "N")]
+    cluster_size: Option<usize>,
     /// Where a peer lives when the port rule does not apply, as NAME=URL
     /// (e.g. Q=http://10.0.0.2:8001/). Repeatable.
     #[arg(long = "peer", value_name = "NAME=URL")]
@@ -54,7 +59,7 @@ struct Args {
     max_senders: usize,
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -71,6 +76,9 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cluster = Cluster::new(args.host.clone(), args.port_base);
+    if let Some(size) = args.cluster_size {
+        cluster = cluster.with_cluster_size(size).context("--cluster-size")?;
+    }
     for p in &args.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
     }
@@ -78,7 +86,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let request_timeout = seconds("--request-timeout", args.request_timeout)?;
     let config = Config {
         cluster,
-        nodes: parse_names(&args.nodes),
+        nodes: node_names(args.nodes.as_deref(), args.cluster_size),
         faulty: parse_names(&args.faulty),
         quiet: args.quiet,
         limits: Limits {

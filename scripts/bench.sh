@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Benchmark the Rust server and client against the Python stand-ins, side by side in one run,
+# and print one table with ratios (see BENCHMARKS.md for results and how to read them).
+#
+# Usage: scripts/bench.sh [--duration SECS] [--quick]
+#   --duration SECS  length of each load run (default 5)
+#   --quick          shorter runs and fewer repetitions (a smoke run, figures are noisier)
+# Builds what it needs (cargo build --release), picks free ports, never touches 8000-8003,
+# and stops every process it started, also on failure or Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cleanup() {
+  # The driver stops its own processes; this catches anything left if it was killed.
+  pkill -P $$ 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+command -v python3 >/dev/null || { echo "bench.sh: python3 is required" >&2; exit 1; }
+echo "== building (release)" >&2
+cargo build --release --bins --quiet
+python3 scripts/bench_driver.py "$@"

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""The body of scripts/bench.sh: start servers, run the loads and scenarios, print the table.
+
+Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick]   (bench.sh builds first)
+Standard library only. Every process it starts is stopped in a finally block.
+"""
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+PY_SERVER = os.path.join(ROOT, "scripts", "python", "server.py")
+PY_CLIENT = os.path.join(ROOT, "scripts", "python", "client.py")
+PROCS = []
+
+
+def free_base(size):
+    """A port base whose `size` ports are free, between 30000 and 32000 (below ephemeral)."""
+    for base in range(30000 + (os.getpid() % 50) * 10, 32000 - size, size + 10):
+        ok = True
+        for p in range(base, base + size):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    sys.exit("no free port block")
+
+
+def wait_ports(ports, limit=30):
+    deadline = time.monotonic() + limit
+    for p in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit(f"port {p} not ready")
+                time.sleep(0.02)
+
+
+def start(cmd, ports):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    PROCS.append(p)
+    wait_ports(ports)
+    return p
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def peak_rss_kb(p):
+    with open(f"/proc/{p.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def loadgen(port, conns, duration, mix="receive_message"):
+    out = subprocess.run(
+        [os.path.join(REL, "loadgen"), "--addr", f"127.0.0.1:{port}", "-c", str(conns),
+         "-d", str(duration), "--mix", mix],
+        capture_output=True, text=True, check=True).stdout
+    return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
+
+
+def wall(cmd, runs):
+    """Median whole-process wall time of `cmd` in milliseconds, after one warm-up run."""
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    dur = 1.0 if args.quick else args.duration
+    rounds = 1 if args.quick else 2
+    e2e_runs = 5 if args.quick else 30
+    sizes = [10, 50] if args.quick else [10, 50, 100]
+
+    rows = []  # (section, metric, python, rust, ratio text)
+    mem = {}
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}", file=sys.stderr)
+    try:
+        # 1. receive_message under load, Python then Rust, twice; medians.
+        pb = free_base(50)  # Python on pb..pb+3, Rust on pb+40..pb+43
+        rb = pb + 40
+        py = start([sys.executable, PY_SERVER, "--port-base", str(pb)], [pb + i for i in range(4)])
+        rs = start([os.path.join(REL, "server"), "--port-base", str(rb)], [rb + i for i in range(4)])
+        for conns in (1, 64):
+            res = {"py": [], "rs": []}
+            for r in range(rounds):
+                for side, port in (("py", pb + 1), ("rs", rb + 1)):
+                    print(f"== receive_message, {conns} connection(s), {side}, round {r + 1}", file=sys.stderr)
+                    res[side].append(loadgen(port, conns, dur))
+            for metric, key, better in (("calls/s", "calls_per_sec", "higher"), ("p50 us", "p50_us", "lower"),
+                                        ("p99 us", "p99_us", "lower"), ("p99.9 us", "p999_us", "lower"),
+                                        ("errors", "errors", "lower")):
+                p = statistics.median(x[key] for x in res["py"])
+                q = statistics.median(x[key] for x in res["rs"])
+                if key == "errors":
+                    ratio = ""
+                elif better == "higher":
+                    ratio = f"{q / p:.1f}x" if p else "-"
+                else:
+                    ratio = f"{p / q:.1f}x faster" if q else "-"
+                rows.append((f"receive_message, {conns} conn", metric, p, q, ratio))
+        # send_message: node-to-node calls (Q -> R) at 16 connections.
+        res = {}
+        for side, port in (("py", pb + 1), ("rs", rb + 1)):
+            print(f"== send_message Q->R, 16 connections, {side}", file=sys.stderr)
+            res[side] = loadgen(port, 16, dur, mix="send_message=R")
+        rows.append(("send_message Q->R, 16 conn", "calls/s", res["py"]["calls_per_sec"],
+                     res["rs"]["calls_per_sec"], f"{res['rs']['calls_per_sec'] / max(res['py']['calls_per_sec'], 1e-9):.1f}x"))
+        # 2. The default scenario end to end against a warm server (each client against the
+        # server of its own language, and the Rust client against the Python server too).
+        print("== default scenario, whole-process wall time", file=sys.stderr)
+        py_client = wall([sys.executable, PY_CLIENT, "--port-base", str(pb), "--no-sleep"], e2e_runs)
+        rs_client = wall([os.path.join(REL, "client"), "--port-base", str(rb), "--quiet"], e2e_runs)
+        rs_on_py = wall([os.path.join(REL, "client"), "--port-base", str(pb), "--quiet"], e2e_runs)
+        rows.append(("default scenario (warm server)", "client wall ms", py_client, rs_client,
+                     f"{py_client / rs_client:.1f}x faster"))
+        rows.append(("default scenario, Rust client", "wall ms on Py/Rust server", rs_on_py, rs_client, ""))
+        mem["4 nodes, after load"] = (peak_rss_kb(py), peak_rss_kb(rs))
+        stop(py)
+        stop(rs)
+
+        # 3. Scale: all-to-all over generated clusters.
+        for n in sizes:
+            pb = free_base(2 * n + 10)  # Python first, then Rust
+            rb = pb + n + 10
+            print(f"== all-to-all, {n} nodes", file=sys.stderr)
+            py = start([sys.executable, PY_SERVER, "--port-base", str(pb), "--cluster-size", str(n)],
+                       [pb + i for i in range(n)])
+            rs = start([os.path.join(REL, "server"), "--port-base", str(rb), "--cluster-size", str(n), "--quiet"],
+                       [rb + i for i in range(n)])
+            t_py = wall([sys.executable, PY_CLIENT, "--port-base", str(pb), "--cluster-size", str(n), "--no-sleep"], 1)
+            t_rs = wall([os.path.join(REL, "client"), "--port-base", str(rb), "--cluster-size", str(n), "--quiet"],
+                        3 if n < 100 or not args.quick else 1)
+            sends = n * (n - 1)
+            rows.append((f"all-to-all {n} nodes ({sends} sends)", "wall ms", t_py, t_rs, f"{t_py / t_rs:.1f}x faster"))
+            mem[f"{n} nodes, after all-to-all"] = (peak_rss_kb(py), peak_rss_kb(rs))
+            stop(py)
+            stop(rs)
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    for what, (p, r) in mem.items():
+        rows.append((f"server peak RSS, {what}", "MB", p / 1024, r / 1024, f"{p / r:.1f}x less"))
+
+    w = max(len(r[0]) for r in rows)
+    print(f"{'benchmark':<{w}}  {'metric':<26} {'Python':>12} {'Rust':>12}  ratio")
+    print("-" * (w + 70))
+    for name, metric, p, r, ratio in rows:
+        print(f"{name:<{w}}  {metric:<26} {p:>12.1f} {r:>12.1f}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
