@@ -19,6 +19,9 @@ pub struct Cluster {
     host: String,
     port_base: u16,
     peers: HashMap<String, String>,
+    /// Every node of the cluster in order: P, Q, R, S (or the generated names), then any
+    /// other `--peer`.
+    members: Vec<String>,
 }
 
 /// A `NAME=URL` pair that could not be used.
@@ -55,6 +58,10 @@ impl Cluster {
             host: host.into(),
             port_base,
             peers: HashMap::new(),
+            members: protocol::DEFAULT_NODES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -67,12 +74,16 @@ impl Cluster {
             });
         }
         self.peers.insert(name.to_string(), url.to_string());
+        if !self.members.iter().any(|m| m == name) {
+            self.members.push(name.to_string());
+        }
         Ok(self)
     }
 
     /// Add the generated nodes `N0`..`N{size-1}` on consecutive ports from the port base, for
     /// clusters larger than P..S (the port rule gives one-letter names only).
     pub fn with_cluster_size(mut self, size: usize) -> Result<Self, ClusterError> {
+        self.members = generated_names(size);
         for i in 0..size {
             let port = u16::try_from(i)
                 .ok()
@@ -90,6 +101,11 @@ impl Cluster {
             Some((name, url)) if !name.is_empty() && !url.is_empty() => self.with_peer(name, url),
             _ => Err(ClusterError::BadPeer(arg.to_string())),
         }
+    }
+
+    /// Every node of the cluster, in order.
+    pub fn members(&self) -> &[String] {
+        &self.members
     }
 
     /// The host nodes bind to and peers are called on.

@@ -11,12 +11,22 @@ use crate::xmlrpc::{self, DecodeError};
 /// the recipient's URL; the caller performs it.
 pub fn dispatch(node: &mut Node, cluster: &Cluster, body: &[u8]) -> Step<String> {
     match xmlrpc::decode_call(body) {
-        Ok((method, params)) => node.handle(&method, &params, |v| cluster.resolve(v)),
+        Ok((method, params)) => apply(node, cluster, &method, &params),
         Err(e) => Step::Reply {
             result: Err(decode_fault(&e)),
             print: None,
         },
     }
+}
+
+/// Apply a decoded call of the original protocol (or `get_messages`) to `node`.
+pub fn apply(
+    node: &mut Node,
+    cluster: &Cluster,
+    method: &str,
+    params: &[dxr::Value],
+) -> Step<String> {
+    node.handle(method, params, |v| cluster.resolve(v))
 }
 
 /// The fault string for a body that is not a call we accept.

@@ -15,6 +15,7 @@
 //! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
 #![warn(missing_docs)]
 
+pub mod agreement;
 pub mod cluster;
 pub mod dispatch;
 pub mod load;

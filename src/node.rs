@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dxr::Value;
 
+use crate::agreement::behaviour::{Behaviour, entropy};
 use crate::protocol::{self, fault};
 use crate::xmlrpc::python_type_name;
 
@@ -24,6 +25,11 @@ pub struct Node {
     faulty: bool,
     messages: HashMap<String, String>,
     max_senders: usize,
+    behaviour: Behaviour,
+    /// The cluster's other nodes in order: where a two-faced node splits its receivers.
+    receivers: Vec<String>,
+    seed: u64,
+    sends: u64,
 }
 
 /// What a call asks of the I/O layer.
@@ -73,14 +79,48 @@ impl<T> Step<T> {
 
 impl Node {
     /// A node with nothing stored. `faulty` is the original's flag: a faulty node ignores what
-    /// it receives, answers `faulty` to `finalize_decision`, and, when named P, denies R and S.
+    /// it receives, answers `faulty` to `finalize_decision`, and, when named P, denies R and S
+    /// (its default behaviour is [`original_behaviour`]).
     pub fn new(name: impl Into<String>, faulty: bool) -> Self {
+        let name = name.into();
         Node {
-            name: name.into(),
+            behaviour: original_behaviour(&name, faulty),
+            name,
             faulty,
             messages: HashMap::new(),
             max_senders: DEFAULT_MAX_SENDERS,
+            receivers: Vec::new(),
+            seed: 0,
+            sends: 0,
         }
+    }
+
+    /// Send with `behaviour` instead of the original's (see [`Behaviour`]).
+    pub fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviour = behaviour;
+        self
+    }
+
+    /// The cluster's nodes in order (this node is skipped): a two-faced node tells the first
+    /// half of the others `attack` and the rest `retreat`.
+    pub fn with_receivers(mut self, members: &[String]) -> Self {
+        self.receivers = members
+            .iter()
+            .filter(|n| **n != self.name)
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// Seed for the `random` behaviour.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// How this node sends.
+    pub fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
     }
 
     /// Cap the number of distinct senders stored; a new sender beyond it gets a fault, a known
@@ -152,13 +192,13 @@ impl Node {
     }
 
     fn send_message<T>(
-        &self,
+        &mut self,
         recipient: &Value,
         decision: &Value,
         resolve: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Step<T> {
         if let Value::String(r) = recipient {
-            if self.denies(r) {
+            if self.behaviour.refuses(r) {
                 return Step::reply(
                     Ok(protocol::denied_reply(&self.name, r)),
                     Some(protocol::denying_line(&self.name, r)),
@@ -172,6 +212,26 @@ impl Node {
         let (Value::String(recipient), Value::String(decision)) = (recipient, decision) else {
             return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
         };
+        // What the behaviour makes of the decision (an honest node sends it unchanged).
+        self.sends += 1;
+        let index = self
+            .receivers
+            .iter()
+            .position(|r| r == recipient)
+            .unwrap_or(0);
+        let noise = entropy(
+            self.seed,
+            &[
+                protocol::SEND_MESSAGE,
+                &self.name,
+                recipient,
+                &self.sends.to_string(),
+            ],
+        );
+        let decision = &self
+            .behaviour
+            .outgoing(decision, recipient, index, self.receivers.len(), noise)
+            .unwrap_or_else(|| decision.clone());
         Step::Forward(Forward {
             target,
             recipient: recipient.clone(),
@@ -179,13 +239,6 @@ impl Node {
             decision: decision.clone(),
             line: protocol::sent_line(&self.name, decision, recipient),
         })
-    }
-
-    /// The original's only fault behaviour: a faulty node *named P* refuses R and S.
-    fn denies(&self, recipient: &str) -> bool {
-        self.faulty
-            && self.name == protocol::ORIGINAL_FAULTY
-            && protocol::DENIED_BY_P.contains(&recipient)
     }
 
     /// Store a decision (unless faulty) and say so.
@@ -222,6 +275,21 @@ impl Node {
             .to_string();
         let line = protocol::majority_line(&majority);
         Ok((majority, Some(line)))
+    }
+}
+
+/// The original's only fault behaviour: a faulty node *named P* refuses R and S
+/// (`deny:R,S`); every other node is honest unless given a behaviour.
+pub fn original_behaviour(name: &str, faulty: bool) -> Behaviour {
+    if faulty && name == protocol::ORIGINAL_FAULTY {
+        Behaviour::Deny(
+            protocol::DENIED_BY_P
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    } else {
+        Behaviour::Honest
     }
 }
 
@@ -301,7 +369,7 @@ mod tests {
 
     #[test]
     fn faulty_p_denies_r_and_s_only() {
-        let p = Node::new("P", true);
+        let mut p = Node::new("P", true);
         let step = p.send_message(&s("R"), &s("attack"), |_| Ok(()));
         assert_eq!(
             step,
@@ -314,11 +382,35 @@ mod tests {
             p.send_message(&s("Q"), &s("attack"), |_| Ok(())),
             Step::Forward(_)
         ));
-        let q = Node::new("Q", true);
+        let mut q = Node::new("Q", true);
         assert!(matches!(
             q.send_message(&s("R"), &s("attack"), |_| Ok(())),
             Step::Forward(_)
         ));
+    }
+
+    #[test]
+    fn behaviours_change_what_send_message_sends() {
+        let members: Vec<String> = ["P", "Q", "R", "S"].iter().map(|s| s.to_string()).collect();
+        let sent = |n: &mut Node, to: &str| match n.send_message(&s(to), &s("attack"), |_| Ok(())) {
+            Step::Forward(f) => f.decision,
+            Step::Reply { result, .. } => format!("{result:?}"),
+        };
+        let mut q = Node::new("Q", false)
+            .with_behaviour(Behaviour::TwoFaced)
+            .with_receivers(&members);
+        // Q's receivers are P, R, S: the first half (P) gets attack, the rest retreat.
+        assert_eq!(
+            [sent(&mut q, "P"), sent(&mut q, "R"), sent(&mut q, "S")],
+            ["attack", "retreat", "retreat"]
+        );
+        let mut f = Node::new("R", false).with_behaviour(Behaviour::Flip);
+        assert_eq!(sent(&mut f, "Q"), "retreat");
+        let mut silent = Node::new("S", false).with_behaviour(Behaviour::Silent);
+        assert!(sent(&mut silent, "Q").contains("S denied communication to Q"));
+        // An explicit behaviour replaces the faulty P's denial.
+        let mut p = Node::new("P", true).with_behaviour(Behaviour::Honest);
+        assert_eq!(sent(&mut p, "R"), "attack");
     }
 
     #[test]

@@ -14,6 +14,33 @@ pub const FINALIZE_DECISION: &str = "finalize_decision";
 /// Extension of ours (the original has no such method): the node's stored messages as a struct.
 pub const GET_MESSAGES: &str = "get_messages";
 
+/// Extension methods of ours for Byzantine agreement (documented with their signatures in
+/// `docs/protocol-extensions.md`). The original three methods are untouched.
+pub mod ext {
+    /// `node_info() -> struct`: name, behaviour, traitor flag, SM public key.
+    pub const NODE_INFO: &str = "node_info";
+    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed) -> "ok"`.
+    pub const OM_START: &str = "om_start";
+    /// `om_order(run, order) -> struct`: the commander sends round 1.
+    pub const OM_ORDER: &str = "om_order";
+    /// `om_message(run, path, value) -> "ok"`: one oral message, node to node.
+    pub const OM_MESSAGE: &str = "om_message";
+    /// `om_decide(run) -> struct`: wait for the run to end, return the decision and counts.
+    pub const OM_DECIDE: &str = "om_decide";
+    /// `sm_public_key() -> string`: the node's ed25519 public key, base64.
+    pub const SM_PUBLIC_KEY: &str = "sm_public_key";
+    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed) -> struct`.
+    pub const SM_START: &str = "sm_start";
+    /// `sm_order(run, order) -> struct`.
+    pub const SM_ORDER: &str = "sm_order";
+    /// `sm_message(run, path, value, signatures) -> "ok"`: one signed message.
+    pub const SM_MESSAGE: &str = "sm_message";
+    /// `sm_decide(run) -> struct`.
+    pub const SM_DECIDE: &str = "sm_decide";
+    /// The reply of methods that only acknowledge.
+    pub const OK: &str = "ok";
+}
+
 /// The decision the original client makes every node send.
 pub const DEFAULT_DECISION: &str = "attack";
 /// What a faulty node answers to `finalize_decision`.

@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::agreement::behaviour::Behaviour;
+use crate::agreement::engine::Engine;
 use crate::cluster::{Cluster, ClusterError};
 use crate::dispatch;
 use crate::node::{self, Node, Step};
@@ -68,6 +70,10 @@ pub struct Config {
     pub nodes: Vec<String>,
     /// Nodes faulty in the original's sense.
     pub faulty: Vec<String>,
+    /// Sending behaviours by node (`--behaviour NAME=KIND`); others keep the original's.
+    pub behaviours: Vec<(String, Behaviour)>,
+    /// Seed of the `random` behaviour (`--seed`).
+    pub seed: u64,
     /// No access log on stderr.
     pub quiet: bool,
     /// Limits and timeouts.
@@ -84,6 +90,8 @@ impl Default for Config {
                 .map(|s| s.to_string())
                 .collect(),
             faulty: vec![protocol::ORIGINAL_FAULTY.to_string()],
+            behaviours: Vec::new(),
+            seed: 0,
             quiet: false,
             limits: Limits::default(),
         }
@@ -112,6 +120,9 @@ pub enum ServerError {
     /// No node to host.
     #[error("no node to host: --nodes is empty")]
     NoNodes,
+    /// The agreement engine could not start (no randomness for its key).
+    #[error("{0}")]
+    Engine(String),
 }
 
 /// A server whose listeners are bound; [`Bound::run`] serves them.
@@ -124,6 +135,8 @@ pub struct Bound {
 #[derive(Debug)]
 struct NodeState {
     node: Mutex<Node>,
+    engine: Arc<Engine>,
+    delay: Option<Duration>,
     cluster: Arc<Cluster>,
     peers: Peers,
     limits: Limits,
@@ -147,10 +160,26 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
                 addr: addr.clone(),
                 source,
             })?;
-        let node = Node::new(name.clone(), config.faulty.contains(name))
-            .with_max_senders(config.limits.max_senders);
+        let mut node = Node::new(name.clone(), config.faulty.contains(name))
+            .with_max_senders(config.limits.max_senders)
+            .with_receivers(cluster.members())
+            .with_seed(config.seed);
+        if let Some((_, b)) = config.behaviours.iter().rev().find(|(n, _)| n == name) {
+            node = node.with_behaviour(b.clone());
+        }
+        let behaviour = node.behaviour().clone();
+        let engine = Engine::new(
+            name,
+            behaviour.clone(),
+            config.seed,
+            cluster.clone(),
+            peers.clone(),
+        )
+        .map_err(ServerError::Engine)?;
         let state = NodeState {
             node: Mutex::new(node),
+            engine: Arc::new(engine),
+            delay: behaviour.delay(),
             cluster: cluster.clone(),
             peers: peers.clone(),
             limits: config.limits.clone(),
@@ -289,7 +318,18 @@ async fn rpc(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let step = dispatch::dispatch(&mut lock(&state.node), &state.cluster, &body);
+    if let Some(delay) = state.delay {
+        // A `delay:MS` node answers late.
+        tokio::time::sleep(delay).await;
+    }
+    let (method, params) = match xmlrpc::decode_call(&body) {
+        Ok(call) => call,
+        Err(e) => return xml(Err(dispatch::decode_fault(&e))),
+    };
+    if Engine::handles(&method) {
+        return xml(state.engine.call(&method, &params).await);
+    }
+    let step = dispatch::apply(&mut lock(&state.node), &state.cluster, &method, &params);
     match step {
         Step::Reply { result, print } => {
             if let Some(line) = print {

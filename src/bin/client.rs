@@ -1,60 +1,123 @@
-//! `client`: drive the generals. With no arguments it is `python client.py` against
-//! 127.0.0.1:8000-8003, printing a line per send as the original README shows.
+//! `client`: drive the generals. With no subcommand it is `python client.py` against
+//! 127.0.0.1:8000-8003, printing a line per send as the original README shows; `client om` and
+//! `client sm` run real Byzantine agreement between the nodes and check the result.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use generals::agreement::driver::{self, DriveError, Protocol, RunOptions};
 use generals::cluster::{Cluster, node_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
 
-/// Run the original scenario against a cluster of XML-RPC generals: every node sends the
-/// decision to every other node, then each node reports its majority decision.
+/// Drive a cluster of XML-RPC generals.
 ///
-/// Exit status: 0 when every call succeeded, 1 when a node could not be reached or answered
-/// with a fault (each reported as one line on stderr), 2 on bad arguments.
+/// Without a subcommand: the original scenario. Every node sends --decision to every other
+/// node, then each node reports its majority decision. Exit 0 when every call succeeded, 1 when
+/// a node could not be reached or answered with a fault (one line each on stderr), 2 on bad
+/// arguments.
+///
+/// `client om` / `client sm`: Byzantine agreement (oral / signed messages) between the nodes,
+/// judged by the checker. Exit 0 when IC1 and IC2 hold, 1 when one is violated, 2 when the run
+/// is refused (too few nodes for -m) or the arguments are bad.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
-struct Args {
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    original: Original,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Where the nodes are (valid before or after a subcommand).
+#[derive(Debug, Args)]
+struct Common {
     /// Host of the nodes.
-    #[arg(long, default_value = protocol::DEFAULT_HOST)]
+    #[arg(long, global = true, default_value = protocol::DEFAULT_HOST)]
     host: String,
     /// Port of node P; node NAME listens on PORT_BASE + ord(NAME) - ord('P').
-    #[arg(long, default_value_t = protocol::DEFAULT_PORT_BASE)]
+    #[arg(long, global = true, default_value_t = protocol::DEFAULT_PORT_BASE)]
     port_base: u16,
-    /// Nodes taking part, comma-separated, in sending order [default: P,Q,R,S, or all
-    /// generated nodes with --cluster-size].
-    #[arg(long)]
+    /// Nodes taking part, comma-separated, in order [default: P,Q,R,S, or all generated
+    /// nodes with --cluster-size].
+    #[arg(long, global = true)]
     nodes: Option<String>,
+    /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base
+    /// (for clusters larger than P..S). Without --nodes, all of them take part.
+    #[arg(long, global = true, value_name = "N")]
+    cluster_size: Option<usize>,
+    /// Where a node lives when the port rule does not apply, as NAME=URL. Repeatable.
+    #[arg(long = "peer", global = true, value_name = "NAME=URL")]
+    peers: Vec<String>,
+    /// Timeout of each call, in seconds.
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
+    rpc_timeout: f64,
+}
+
+/// The original scenario's options.
+#[derive(Debug, Args)]
+struct Original {
     /// The decision every node sends.
     #[arg(long, default_value = protocol::DEFAULT_DECISION)]
     decision: String,
     /// Pause after each send, in milliseconds (the original sleeps 100).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     delay_ms: u64,
-    /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base
-    /// (for clusters larger than P..S). Without --nodes, all of them take part.
-    #[arg(long, value_name = "N")]
-    cluster_size: Option<usize>,
-    /// Where a node lives when the port rule does not apply, as NAME=URL. Repeatable.
-    #[arg(long = "peer", value_name = "NAME=URL")]
-    peers: Vec<String>,
     /// Print only the final decisions, byte for byte as client.py.
     #[arg(long)]
     quiet: bool,
-    /// Timeout of each call, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    rpc_timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run OM(m), oral messages (Lamport, Shostak, Pease 1982); needs n >= 3m+1.
+    Om(Agreement),
+    /// Run SM(m), signed messages with ed25519; needs n >= m+2.
+    Sm(Agreement),
+}
+
+/// Options of an agreement run.
+#[derive(Debug, Args)]
+struct Agreement {
+    /// Traitors to tolerate (the depth of the recursion).
+    #[arg(short = 'm', long, default_value_t = 1)]
+    m: usize,
+    /// The commander's order.
+    #[arg(long, default_value = "attack", value_parser = ["attack", "retreat"])]
+    order: String,
+    /// The commander [default: the first of --nodes].
+    #[arg(long)]
+    commander: Option<String>,
+    /// How long one round may take, in milliseconds; messages still missing after m+1 rounds
+    /// count as retreat.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    round_timeout_ms: u64,
+    /// Seed of the run (random behaviours draw from it) [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run even when there are too few nodes for -m, to watch agreement fail.
+    #[arg(long)]
+    allow_unsafe: bool,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => original(&cli).await,
+        Some(Command::Om(a)) => agreement(&cli.common, Protocol::Om, a).await,
+        Some(Command::Sm(a)) => agreement(&cli.common, Protocol::Sm, a).await,
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("client: {e:#}");
             ExitCode::from(2)
@@ -62,23 +125,32 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<usize> {
-    let mut cluster = Cluster::new(args.host.clone(), args.port_base);
-    if let Some(size) = args.cluster_size {
+fn cluster(c: &Common) -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::new(c.host.clone(), c.port_base);
+    if let Some(size) = c.cluster_size {
         cluster = cluster.with_cluster_size(size).context("--cluster-size")?;
     }
-    for p in &args.peers {
+    for p in &c.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
     }
-    if !(args.rpc_timeout > 0.0 && args.rpc_timeout.is_finite()) {
-        anyhow::bail!("--rpc-timeout must be a positive number of seconds");
-    }
-    let peers = Peers::new(Duration::from_secs_f64(args.rpc_timeout))?;
+    Ok(cluster)
+}
+
+fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(c.rpc_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--rpc-timeout must be a positive number of seconds")
+}
+
+async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let cluster = cluster(&cli.common)?;
+    let peers = Peers::new(rpc_timeout(&cli.common)?)?;
     let opts = Options {
-        nodes: node_names(args.nodes.as_deref(), args.cluster_size),
-        decision: args.decision,
-        delay: Duration::from_millis(args.delay_ms),
-        quiet: args.quiet,
+        nodes: node_names(cli.common.nodes.as_deref(), cli.common.cluster_size),
+        decision: cli.original.decision.clone(),
+        delay: Duration::from_millis(cli.original.delay_ms),
+        quiet: cli.original.quiet,
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
@@ -91,5 +163,51 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     )
     .await
     .context("writing output")?;
-    Ok(failures)
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow::Result<ExitCode> {
+    let cluster = cluster(common)?;
+    let nodes = node_names(common.nodes.as_deref(), common.cluster_size);
+    let commander = a
+        .commander
+        .clone()
+        .or_else(|| nodes.first().cloned())
+        .context("no nodes")?;
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let opts = RunOptions {
+        protocol,
+        m: a.m,
+        order: a.order.clone(),
+        commander,
+        nodes,
+        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        seed,
+        allow_unsafe: a.allow_unsafe,
+        rpc_timeout: rpc_timeout(common)?,
+    };
+    let (outcome, unreachable) = match driver::drive(&cluster, &opts).await {
+        Ok(r) => r,
+        Err(e @ DriveError::Unsafe { .. }) | Err(e @ DriveError::Invalid(_)) => {
+            eprintln!("client: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for u in &unreachable {
+        eprintln!("error: node {} ({}): {}", u.node, u.url, u.error);
+    }
+    if a.json {
+        println!("{}", outcome.to_json());
+    } else {
+        print!("{}", outcome.human());
+    }
+    Ok(if outcome.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

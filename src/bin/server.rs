@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use generals::agreement::behaviour::{self, Behaviour};
 use generals::cluster::{Cluster, node_names, parse_names};
 use generals::protocol;
 use generals::server::{self, Config, Limits};
@@ -41,6 +42,16 @@ struct Args {
     /// (e.g. Q=http://10.0.0.2:8001/). Repeatable.
     #[arg(long = "peer", value_name = "NAME=URL")]
     peers: Vec<String>,
+    /// How a node sends, as NAME=KIND (repeatable): honest, deny:A,B (refuses to send to A
+    /// and B; the original faulty P is deny:R,S), silent, flip (the opposite order), two-faced
+    /// (attack to the first half of its receivers, retreat to the rest), random (per message,
+    /// from --seed and the run's seed), delay:MS (sends and answers MS late). Applies to the
+    /// original send_message and to OM/SM runs alike.
+    #[arg(long = "behaviour", value_name = "NAME=KIND", value_parser = parse_behaviour)]
+    behaviours: Vec<(String, Behaviour)>,
+    /// Seed of the random behaviour (mixed with each run's seed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// No access log on stderr.
     #[arg(long)]
     quiet: bool,
@@ -88,6 +99,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cluster,
         nodes: node_names(args.nodes.as_deref(), args.cluster_size),
         faulty: parse_names(&args.faulty),
+        behaviours: args.behaviours,
+        seed: args.seed,
         quiet: args.quiet,
         limits: Limits {
             rpc_timeout,
@@ -105,6 +118,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bound = server::bind(config).await?;
     bound.run(shutdown_signal()).await;
     Ok(())
+}
+
+fn parse_behaviour(arg: &str) -> Result<(String, Behaviour), String> {
+    behaviour::parse_assignment(arg)
 }
 
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {

@@ -1,0 +1,230 @@
+//! How a traitor sends. A [`Behaviour`] is given per node (`server --behaviour NAME=KIND`) and
+//! applies to everything the node sends in every protocol: the original `send_message`, OM
+//! relays and SM relays. Honest nodes send what they should; the rest lie in a fixed,
+//! reproducible way (even `random` draws from a seed, per message, independent of timing).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The two orders of the Byzantine generals.
+pub const ATTACK: &str = "attack";
+/// The default order: what a missing message or a tie counts as.
+pub const RETREAT: &str = "retreat";
+
+/// A node's sending behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Behaviour {
+    /// Sends what it should.
+    #[default]
+    Honest,
+    /// Refuses to send to the listed nodes (the original's faulty P is `deny:R,S`).
+    Deny(Vec<String>),
+    /// Sends nothing.
+    Silent,
+    /// Sends the opposite order (`attack` <-> `retreat`; anything else becomes `attack`).
+    Flip,
+    /// Sends `attack` to the first half of the receivers (in the order of the broadcast) and
+    /// `retreat` to the rest.
+    TwoFaced,
+    /// A random order per message, drawn from the run's seed and the message's identity.
+    Random,
+    /// Sends and answers honestly but `Duration` late.
+    Delay(Duration),
+}
+
+impl Behaviour {
+    /// Whether this node lies or withholds messages (a traitor for the checker).
+    pub fn is_traitor(&self) -> bool {
+        !matches!(self, Behaviour::Honest)
+    }
+
+    /// Extra wait before each send and each answer.
+    pub fn delay(&self) -> Option<Duration> {
+        match self {
+            Behaviour::Delay(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// What to send to `receiver` (the `index`-th of `count` receivers of this broadcast) when
+    /// an honest node would send `value`; `None` to send nothing. `entropy` identifies the
+    /// message (seed, run, path, receiver) for `random`.
+    pub fn outgoing(
+        &self,
+        value: &str,
+        receiver: &str,
+        index: usize,
+        count: usize,
+        entropy: u64,
+    ) -> Option<String> {
+        match self {
+            Behaviour::Honest | Behaviour::Delay(_) => Some(value.to_string()),
+            Behaviour::Deny(list) if list.iter().any(|n| n == receiver) => None,
+            Behaviour::Deny(_) => Some(value.to_string()),
+            Behaviour::Silent => None,
+            Behaviour::Flip => Some(opposite(value).to_string()),
+            Behaviour::TwoFaced => {
+                Some(if index < count / 2 { ATTACK } else { RETREAT }.to_string())
+            }
+            Behaviour::Random => Some(
+                if mix(entropy) & 1 == 0 {
+                    ATTACK
+                } else {
+                    RETREAT
+                }
+                .to_string(),
+            ),
+        }
+    }
+
+    /// Whether the node refuses outright to send to `receiver` (denial, silence).
+    pub fn refuses(&self, receiver: &str) -> bool {
+        match self {
+            Behaviour::Silent => true,
+            Behaviour::Deny(list) => list.iter().any(|n| n == receiver),
+            _ => false,
+        }
+    }
+}
+
+/// `attack` <-> `retreat`; any other value becomes `attack`.
+pub fn opposite(value: &str) -> &'static str {
+    if value == ATTACK { RETREAT } else { ATTACK }
+}
+
+/// SplitMix64 finaliser: a well-spread hash of a 64-bit value.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Fold strings into a seed (FNV-1a then [`mix`]): the identity of one message.
+pub fn entropy(seed: u64, parts: &[&str]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for p in parts {
+        for b in p.bytes().chain([0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    mix(h)
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Behaviour::Honest => write!(f, "honest"),
+            Behaviour::Deny(list) => write!(f, "deny:{}", list.join(",")),
+            Behaviour::Silent => write!(f, "silent"),
+            Behaviour::Flip => write!(f, "flip"),
+            Behaviour::TwoFaced => write!(f, "two-faced"),
+            Behaviour::Random => write!(f, "random"),
+            Behaviour::Delay(d) => write!(f, "delay:{}", d.as_millis()),
+        }
+    }
+}
+
+impl FromStr for Behaviour {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        match (kind, arg) {
+            ("honest", None) => Ok(Behaviour::Honest),
+            ("silent", None) => Ok(Behaviour::Silent),
+            ("flip", None) => Ok(Behaviour::Flip),
+            ("two-faced", None) => Ok(Behaviour::TwoFaced),
+            ("random", None) => Ok(Behaviour::Random),
+            ("deny", Some(list)) => {
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.is_empty() {
+                    return Err("deny needs a list of nodes, e.g. deny:R,S".into());
+                }
+                Ok(Behaviour::Deny(names))
+            }
+            ("delay", Some(ms)) => ms
+                .parse::<u64>()
+                .map(|ms| Behaviour::Delay(Duration::from_millis(ms)))
+                .map_err(|_| format!("delay needs milliseconds, e.g. delay:500, got {ms:?}")),
+            _ => Err(format!(
+                "unknown behaviour {s:?}: use honest, deny:A,B, silent, flip, two-faced, random or delay:MS"
+            )),
+        }
+    }
+}
+
+/// Parse `NAME=KIND` (the `--behaviour` flag).
+pub fn parse_assignment(arg: &str) -> Result<(String, Behaviour), String> {
+    let (name, kind) = arg
+        .split_once('=')
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("expected NAME=KIND (e.g. Q=two-faced), got {arg:?}"))?;
+    Ok((name.to_string(), kind.parse()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_every_kind() {
+        for text in [
+            "honest",
+            "deny:R,S",
+            "silent",
+            "flip",
+            "two-faced",
+            "random",
+            "delay:250",
+        ] {
+            let b: Behaviour = text.parse().unwrap();
+            assert_eq!(b.to_string(), text);
+        }
+        assert!("deny:".parse::<Behaviour>().is_err());
+        assert!("delay:x".parse::<Behaviour>().is_err());
+        assert!("sneaky".parse::<Behaviour>().is_err());
+        assert_eq!(
+            parse_assignment("Q=flip").unwrap(),
+            ("Q".into(), Behaviour::Flip)
+        );
+        assert!(parse_assignment("flip").is_err());
+    }
+
+    #[test]
+    fn what_each_kind_sends() {
+        let rs = ["Q", "R", "S", "T"];
+        let send = |b: &Behaviour, i: usize| b.outgoing(ATTACK, rs[i], i, rs.len(), i as u64);
+        assert_eq!(send(&Behaviour::Honest, 0).as_deref(), Some(ATTACK));
+        assert_eq!(send(&Behaviour::Flip, 0).as_deref(), Some(RETREAT));
+        assert_eq!(send(&Behaviour::Silent, 0), None);
+        let deny = Behaviour::Deny(vec!["R".into()]);
+        assert_eq!(send(&deny, 1), None);
+        assert_eq!(send(&deny, 2).as_deref(), Some(ATTACK));
+        let two: Vec<_> = (0..4)
+            .map(|i| send(&Behaviour::TwoFaced, i).unwrap())
+            .collect();
+        assert_eq!(two, [ATTACK, ATTACK, RETREAT, RETREAT]);
+        // Random is a function of the message identity only.
+        let a: Vec<_> = (0..64)
+            .map(|i| Behaviour::Random.outgoing(ATTACK, "Q", 0, 1, entropy(7, &[&i.to_string()])))
+            .collect();
+        let b: Vec<_> = (0..64)
+            .map(|i| Behaviour::Random.outgoing(ATTACK, "Q", 0, 1, entropy(7, &[&i.to_string()])))
+            .collect();
+        assert_eq!(a, b);
+        assert!(
+            a.iter().any(|v| v.as_deref() == Some(ATTACK))
+                && a.iter().any(|v| v.as_deref() == Some(RETREAT))
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! OM(m), the oral-messages algorithm of Lamport, Shostak and Pease (1982), as a plain state
+//! machine for one participant of one run. No I/O: the engine feeds it messages and sends
+//! what it returns.
+//!
+//! A message is `(path, value)`: `path` lists who relayed the value, starting with the
+//! commander and ending with the sender. The commander sends `([C], order)` to every
+//! lieutenant; a lieutenant receiving `(p, v)` with `|p| <= m` relays `(p + [me], v)` to every
+//! lieutenant not in `p`. After the run, lieutenant `i` decides `value([C])` where
+//! `value(p)` is the value received for `p` when `|p| = m + 1`, and otherwise the majority of
+//! the value received for `p` and `value(p + [j])` for every lieutenant `j` not in `p`, `j != i`.
+//! A missing message counts as `retreat`; no strict majority is `retreat` too.
+
+use std::collections::HashMap;
+
+use super::behaviour::RETREAT;
+
+/// One message to send: `value` for `to`, relayed along `path` (which ends with the sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    /// Receiver.
+    pub to: String,
+    /// Path of the relayed value, ending with this node.
+    pub path: Vec<String>,
+    /// The value an honest node sends (a traitor's behaviour may change it).
+    pub value: String,
+    /// Index of the receiver among the receivers of this broadcast, and their number.
+    pub index: usize,
+    /// Number of receivers of this broadcast.
+    pub count: usize,
+}
+
+/// One participant's state in one OM run.
+#[derive(Debug, Clone)]
+pub struct OmRun {
+    me: String,
+    nodes: Vec<String>,
+    commander: usize,
+    m: usize,
+    received: HashMap<Vec<usize>, String>,
+    expected: usize,
+}
+
+/// Number of messages sent in round `k` (1-based) of OM(m) among `n` nodes:
+/// `(n-1)(n-2)...(n-k)`.
+pub fn expected_in_round(n: usize, k: usize) -> u64 {
+    (1..=k).map(|j| n.saturating_sub(j) as u64).product()
+}
+
+/// Expected messages per round, rounds 1..=m+1.
+pub fn expected_per_round(n: usize, m: usize) -> Vec<u64> {
+    (1..=m + 1).map(|k| expected_in_round(n, k)).collect()
+}
+
+/// Majority of `values`, or `retreat` when no value has more than half.
+pub fn majority<'a>(values: &[&'a str]) -> &'a str {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .find(|(_, c)| 2 * c > values.len())
+        .map_or(RETREAT, |(v, _)| v)
+}
+
+impl OmRun {
+    /// A run among `nodes` (commander included) as seen by `me`.
+    pub fn new(me: &str, commander: &str, nodes: &[String], m: usize) -> Result<Self, String> {
+        check_run(me, commander, nodes)?;
+        if m + 1 >= nodes.len() && m > 0 {
+            return Err(format!("m = {m} needs more than {} nodes", m + 1));
+        }
+        let commander_ix = nodes.iter().position(|n| n == commander).unwrap_or(0);
+        // Paths this lieutenant receives: [C] followed by k distinct other lieutenants,
+        // k = 0..m, none of them me: sum of P(n-2, k).
+        let others = nodes.len().saturating_sub(2);
+        let expected = (0..=m)
+            .map(|k| (0..k).map(|j| others.saturating_sub(j)).product::<usize>())
+            .sum();
+        Ok(OmRun {
+            me: me.to_string(),
+            nodes: nodes.to_vec(),
+            commander: commander_ix,
+            m,
+            received: HashMap::new(),
+            expected,
+        })
+    }
+
+    /// Whether this participant is the commander.
+    pub fn is_commander(&self) -> bool {
+        self.nodes[self.commander] == self.me
+    }
+
+    /// Messages this lieutenant expects in a complete run.
+    pub fn expected(&self) -> usize {
+        if self.is_commander() {
+            0
+        } else {
+            self.expected
+        }
+    }
+
+    /// Messages received so far (duplicates not counted).
+    pub fn received(&self) -> usize {
+        self.received.len()
+    }
+
+    /// Every expected message has arrived.
+    pub fn is_complete(&self) -> bool {
+        self.received() >= self.expected()
+    }
+
+    /// The commander's round 1: its order for every lieutenant.
+    pub fn command(&self, order: &str) -> Vec<Relay> {
+        let lieutenants: Vec<&String> = self.nodes.iter().filter(|n| **n != self.me).collect();
+        let count = lieutenants.len();
+        lieutenants
+            .into_iter()
+            .enumerate()
+            .map(|(index, to)| Relay {
+                to: to.clone(),
+                path: vec![self.me.clone()],
+                value: order.to_string(),
+                index,
+                count,
+            })
+            .collect()
+    }
+
+    /// Take a message; returns the relays it causes (none for a duplicate). An invalid path
+    /// (not from the commander, repeated or unknown nodes, through me, too long) is an error.
+    pub fn receive(&mut self, path: &[String], value: &str) -> Result<Vec<Relay>, String> {
+        if self.is_commander() {
+            return Err("the commander receives no messages".into());
+        }
+        let ix = self.path_indices(path)?;
+        if self.received.contains_key(&ix) {
+            return Ok(Vec::new());
+        }
+        self.received.insert(ix.clone(), value.to_string());
+        if path.len() > self.m {
+            return Ok(Vec::new());
+        }
+        let mut relay_path = path.to_vec();
+        relay_path.push(self.me.clone());
+        let receivers: Vec<&String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !ix.contains(i) && **n != self.me)
+            .map(|(_, n)| n)
+            .collect();
+        let count = receivers.len();
+        Ok(receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, to)| Relay {
+                to: to.clone(),
+                path: relay_path.clone(),
+                value: value.to_string(),
+                index,
+                count,
+            })
+            .collect())
+    }
+
+    fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, String> {
+        path_indices(&self.nodes, &self.me, self.commander, self.m, path)
+    }
+
+    /// The decision by recursive majority; missing messages count as `retreat`.
+    pub fn decide(&self) -> String {
+        let me = self
+            .nodes
+            .iter()
+            .position(|n| *n == self.me)
+            .unwrap_or(usize::MAX);
+        let mut path = vec![self.commander];
+        self.value(&mut path, me).to_string()
+    }
+
+    fn value(&self, path: &mut Vec<usize>, me: usize) -> &str {
+        let direct = self
+            .received
+            .get(path.as_slice())
+            .map_or(RETREAT, String::as_str);
+        if path.len() == self.m + 1 {
+            return direct;
+        }
+        let mut values = vec![direct];
+        for j in 0..self.nodes.len() {
+            if j == me || path.contains(&j) {
+                continue;
+            }
+            path.push(j);
+            let v = self.value(path, me);
+            path.pop();
+            values.push(v);
+        }
+        majority(&values)
+    }
+}
+
+/// Check a relay path (commander first, distinct participants, not through `me`, at most
+/// `m + 1` long) and turn it into node indices.
+pub fn path_indices(
+    nodes: &[String],
+    me: &str,
+    commander: usize,
+    m: usize,
+    path: &[String],
+) -> Result<Vec<usize>, String> {
+    if path.is_empty() || path.len() > m + 1 {
+        return Err(format!(
+            "path of length {} (1..={} allowed)",
+            path.len(),
+            m + 1
+        ));
+    }
+    let mut ix = Vec::with_capacity(path.len());
+    for name in path {
+        let i = nodes
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| format!("{name:?} takes no part in this run"))?;
+        if ix.contains(&i) || name == me {
+            return Err(format!(
+                "path {path:?} repeats a node or passes through {me}"
+            ));
+        }
+        ix.push(i);
+    }
+    if ix[0] != commander {
+        return Err(format!("path {path:?} does not start with the commander"));
+    }
+    Ok(ix)
+}
+
+/// Common checks of a run's participants.
+pub fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), String> {
+    if !nodes.iter().any(|n| n == commander) {
+        return Err(format!(
+            "commander {commander:?} is not among the nodes {nodes:?}"
+        ));
+    }
+    if !nodes.iter().any(|n| n == me) {
+        return Err(format!("this node ({me}) is not among the nodes {nodes:?}"));
+    }
+    let mut sorted = nodes.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != nodes.len() {
+        return Err(format!("nodes {nodes:?} repeat a name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agreement::behaviour::{ATTACK, Behaviour};
+
+    fn names(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_string).collect()
+    }
+
+    /// Run OM(m) in memory: every node's behaviour applied to what it sends.
+    fn simulate(
+        nodes: &str,
+        m: usize,
+        order: &str,
+        traitors: &[(&str, Behaviour)],
+    ) -> (HashMap<String, String>, u64) {
+        let nodes = names(nodes);
+        let commander = nodes[0].clone();
+        let behaviour = |n: &str| {
+            traitors
+                .iter()
+                .find(|(t, _)| *t == n)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default()
+        };
+        let mut runs: HashMap<String, OmRun> = nodes
+            .iter()
+            .map(|n| (n.clone(), OmRun::new(n, &commander, &nodes, m).unwrap()))
+            .collect();
+        let mut queue: Vec<(String, Relay)> = runs[&commander]
+            .command(order)
+            .into_iter()
+            .map(|r| (commander.clone(), r))
+            .collect();
+        let mut sent = 0;
+        while let Some((from, r)) = queue.pop() {
+            let Some(v) = behaviour(&from).outgoing(&r.value, &r.to, r.index, r.count, 0) else {
+                continue;
+            };
+            sent += 1;
+            let relays = runs.get_mut(&r.to).unwrap().receive(&r.path, &v).unwrap();
+            queue.extend(relays.into_iter().map(|x| (r.to.clone(), x)));
+        }
+        let decisions = nodes[1..]
+            .iter()
+            .map(|n| (n.clone(), runs[n].decide()))
+            .collect();
+        (decisions, sent)
+    }
+
+    #[test]
+    fn message_counts_match_theory() {
+        assert_eq!(expected_per_round(4, 1), [3, 6]);
+        assert_eq!(expected_per_round(7, 2).iter().sum::<u64>(), 156);
+        assert_eq!(expected_per_round(10, 3).iter().sum::<u64>(), 3609);
+        let (_, sent) = simulate("A,B,C,D,E,F,G", 2, ATTACK, &[]);
+        assert_eq!(sent, 156);
+    }
+
+    #[test]
+    fn loyal_lieutenants_agree_with_one_traitor_of_four() {
+        let (d, _) = simulate("C,L1,L2,L3", 1, ATTACK, &[("L2", Behaviour::TwoFaced)]);
+        assert_eq!((d["L1"].as_str(), d["L3"].as_str()), (ATTACK, ATTACK));
+        let (d, _) = simulate("C,L1,L2,L3", 1, ATTACK, &[("C", Behaviour::TwoFaced)]);
+        assert_eq!(d["L1"], d["L2"]);
+        assert_eq!(d["L2"], d["L3"]);
+    }
+
+    #[test]
+    fn three_nodes_cannot_tolerate_a_traitor() {
+        let (d, _) = simulate("C,L1,L2", 1, ATTACK, &[("L2", Behaviour::Flip)]);
+        assert_eq!(d["L1"], RETREAT, "L1 sees attack and retreat: no majority");
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        let nodes = names("C,A,B,D");
+        let mut a = OmRun::new("A", "C", &nodes, 1).unwrap();
+        assert_eq!(a.expected(), 3);
+        assert!(a.receive(&names("B"), ATTACK).is_err());
+        assert!(a.receive(&names("C,C"), ATTACK).is_err());
+        assert!(a.receive(&names("C,A"), ATTACK).is_err());
+        assert!(a.receive(&names("C,X"), ATTACK).is_err());
+        assert!(a.receive(&names("C,B,D"), ATTACK).is_err());
+        assert_eq!(a.receive(&names("C"), ATTACK).unwrap().len(), 2);
+        assert!(
+            a.receive(&names("C"), ATTACK).unwrap().is_empty(),
+            "duplicate"
+        );
+        assert!(OmRun::new("A", "X", &nodes, 1).is_err());
+    }
+}

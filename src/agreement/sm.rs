@@ -1,0 +1,344 @@
+//! SM(m), the signed-messages algorithm of Lamport, Shostak and Pease (1982), for one
+//! participant of one run, with ed25519 signatures. No I/O.
+//!
+//! The commander signs its order and sends it to every lieutenant. A lieutenant accepts a
+//! message only if it carries one valid signature per node of its path (the commander first,
+//! each later signer over the same value and the path up to itself). Each newly seen value
+//! goes into the set `V`; if the path has at most `m` nodes the lieutenant signs and relays
+//! it to every lieutenant not yet on the path. At the end a lieutenant obeys `choice(V)`: the
+//! one value if `V` holds exactly one, else `retreat`. A traitor cannot change a value without
+//! breaking the signatures before its own, so altered and forged messages are rejected (and
+//! counted). SM(m) tolerates any number of traitors up to `m` with `n >= m + 2`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use super::behaviour::RETREAT;
+use super::om::{check_run, path_indices};
+
+/// Public keys of a run's participants, by node name.
+pub type KeyRing = HashMap<String, VerifyingKey>;
+
+/// The bytes a signer signs: `generals-sm`, the run, the value and the path up to and
+/// including the signer, NUL-separated (documented in docs/protocol-extensions.md).
+pub fn signed_bytes(run: &str, value: &str, path: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + run.len() + value.len() + 4 * path.len());
+    for part in ["generals-sm", run, value]
+        .into_iter()
+        .chain(path.iter().map(String::as_str))
+    {
+        out.extend_from_slice(part.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Sign `value` along `path` (which ends with the signer).
+pub fn sign(key: &SigningKey, run: &str, value: &str, path: &[String]) -> String {
+    encode(&key.sign(&signed_bytes(run, value, path)).to_bytes())
+}
+
+/// Base64 (standard alphabet) of bytes: how keys and signatures travel.
+pub fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A public key from its base64 text.
+pub fn decode_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("public key is not base64: {e}"))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "public key must be 32 bytes".to_string())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("invalid public key: {e}"))
+}
+
+/// Check every signature of a chain.
+pub fn verify_chain(
+    keys: &KeyRing,
+    run: &str,
+    value: &str,
+    path: &[String],
+    sigs: &[String],
+) -> Result<(), String> {
+    if sigs.len() != path.len() {
+        return Err(format!(
+            "{} signatures for a path of {}",
+            sigs.len(),
+            path.len()
+        ));
+    }
+    for (k, (signer, sig)) in path.iter().zip(sigs).enumerate() {
+        let key = keys
+            .get(signer)
+            .ok_or_else(|| format!("no public key for {signer}"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .map_err(|_| format!("signature of {signer} is not base64"))?;
+        let sig = Signature::from_slice(&bytes)
+            .map_err(|_| format!("signature of {signer} is malformed"))?;
+        key.verify_strict(&signed_bytes(run, value, &path[..=k]), &sig)
+            .map_err(|_| {
+                format!(
+                    "bad signature of {signer} on {value:?} along {:?}",
+                    &path[..=k]
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// One message to send: `value` for `to` along `path` (ending with the sender), with the
+/// signatures received so far; the sender appends its own over the value it actually sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmRelay {
+    /// Receiver.
+    pub to: String,
+    /// Path ending with the sender.
+    pub path: Vec<String>,
+    /// The value an honest node sends.
+    pub value: String,
+    /// Signatures of the path before the sender.
+    pub prior: Vec<String>,
+    /// Index of the receiver in this broadcast.
+    pub index: usize,
+    /// Receivers of this broadcast.
+    pub count: usize,
+}
+
+/// One participant's state in one SM run.
+#[derive(Debug, Clone)]
+pub struct SmRun {
+    run: String,
+    me: String,
+    nodes: Vec<String>,
+    commander: usize,
+    m: usize,
+    values: BTreeSet<String>,
+    accepted: u64,
+    rejected: u64,
+    reasons: Vec<String>,
+}
+
+impl SmRun {
+    /// A run among `nodes` (commander included) as seen by `me`.
+    pub fn new(
+        run: &str,
+        me: &str,
+        commander: &str,
+        nodes: &[String],
+        m: usize,
+    ) -> Result<Self, String> {
+        check_run(me, commander, nodes)?;
+        Ok(SmRun {
+            run: run.to_string(),
+            me: me.to_string(),
+            nodes: nodes.to_vec(),
+            commander: nodes.iter().position(|n| n == commander).unwrap_or(0),
+            m,
+            values: BTreeSet::new(),
+            accepted: 0,
+            rejected: 0,
+            reasons: Vec::new(),
+        })
+    }
+
+    /// Whether this participant is the commander.
+    pub fn is_commander(&self) -> bool {
+        self.nodes[self.commander] == self.me
+    }
+
+    /// The commander's round 1.
+    pub fn command(&self, order: &str) -> Vec<SmRelay> {
+        let lieutenants: Vec<&String> = self.nodes.iter().filter(|n| **n != self.me).collect();
+        let count = lieutenants.len();
+        lieutenants
+            .into_iter()
+            .enumerate()
+            .map(|(index, to)| SmRelay {
+                to: to.clone(),
+                path: vec![self.me.clone()],
+                value: order.to_string(),
+                prior: Vec::new(),
+                index,
+                count,
+            })
+            .collect()
+    }
+
+    /// Take a message. A message whose path or signatures do not check out is rejected:
+    /// counted, its reason kept, and an error returned.
+    pub fn receive(
+        &mut self,
+        keys: &KeyRing,
+        path: &[String],
+        value: &str,
+        sigs: &[String],
+    ) -> Result<Vec<SmRelay>, String> {
+        let checked = if self.is_commander() {
+            Err("the commander receives no messages".to_string())
+        } else {
+            path_indices(&self.nodes, &self.me, self.commander, self.m, path)
+                .and_then(|ix| verify_chain(keys, &self.run, value, path, sigs).map(|()| ix))
+        };
+        let ix = match checked {
+            Ok(ix) => ix,
+            Err(reason) => {
+                self.rejected += 1;
+                if self.reasons.len() < 8 {
+                    self.reasons.push(reason.clone());
+                }
+                return Err(reason);
+            }
+        };
+        self.accepted += 1;
+        if !self.values.insert(value.to_string()) || path.len() > self.m {
+            return Ok(Vec::new());
+        }
+        let mut relay_path = path.to_vec();
+        relay_path.push(self.me.clone());
+        let receivers: Vec<&String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !ix.contains(i) && **n != self.me)
+            .map(|(_, n)| n)
+            .collect();
+        let count = receivers.len();
+        Ok(receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, to)| SmRelay {
+                to: to.clone(),
+                path: relay_path.clone(),
+                value: value.to_string(),
+                prior: sigs.to_vec(),
+                index,
+                count,
+            })
+            .collect())
+    }
+
+    /// `choice(V)`: the single value received, else `retreat`.
+    pub fn decide(&self) -> String {
+        match (self.values.len(), self.values.first()) {
+            (1, Some(v)) => v.clone(),
+            _ => RETREAT.to_string(),
+        }
+    }
+
+    /// The decision can no longer change: two or more values seen.
+    pub fn is_settled(&self) -> bool {
+        self.values.len() >= 2
+    }
+
+    /// Values seen (the set `V`).
+    pub fn values(&self) -> Vec<String> {
+        self.values.iter().cloned().collect()
+    }
+
+    /// Messages accepted.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Messages rejected (bad signature or path).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Why messages were rejected (the first few).
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agreement::behaviour::{ATTACK, Behaviour};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn names(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_forged_or_altered_message_is_rejected() {
+        let nodes = names("C,A,B");
+        let keys: KeyRing = [("C", 1u8), ("A", 2), ("B", 3)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
+            .collect();
+        let mut a = SmRun::new("run1", "A", "C", &nodes, 1).unwrap();
+        let good = sign(&key(1), "run1", ATTACK, &names("C"));
+        // B pretends the commander said retreat, signing in the commander's place.
+        let forged = sign(&key(3), "run1", RETREAT, &names("C"));
+        assert!(a.receive(&keys, &names("C"), RETREAT, &[forged]).is_err());
+        // B relays the commander's attack but changes it to retreat.
+        let mut chain = vec![good.clone()];
+        chain.push(sign(&key(3), "run1", RETREAT, &names("C,B")));
+        assert!(a.receive(&keys, &names("C,B"), RETREAT, &chain).is_err());
+        // The same signature in another run is worthless.
+        let mut other = SmRun::new("run2", "A", "C", &nodes, 1).unwrap();
+        assert!(
+            other
+                .receive(&keys, &names("C"), ATTACK, std::slice::from_ref(&good))
+                .is_err()
+        );
+        assert_eq!(a.rejected(), 2);
+        let relays = a.receive(&keys, &names("C"), ATTACK, &[good]).unwrap();
+        assert_eq!(relays.len(), 1);
+        assert_eq!(a.decide(), ATTACK);
+        assert_eq!(a.accepted(), 1);
+    }
+
+    #[test]
+    fn two_faced_commander_with_three_nodes_still_agrees() {
+        // SM(1) with n = 3: below OM's bound, fine for SM.
+        let nodes = names("C,A,B");
+        let k: HashMap<&str, SigningKey> = [("C", key(1)), ("A", key(2)), ("B", key(3))]
+            .into_iter()
+            .collect();
+        let keys: KeyRing = k
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.verifying_key()))
+            .collect();
+        let mut runs: HashMap<String, SmRun> = nodes
+            .iter()
+            .map(|n| (n.clone(), SmRun::new("r", n, "C", &nodes, 1).unwrap()))
+            .collect();
+        let mut queue: Vec<(String, SmRelay)> = runs["C"]
+            .command(ATTACK)
+            .into_iter()
+            .map(|r| ("C".into(), r))
+            .collect();
+        while let Some((from, r)) = queue.pop() {
+            let b = if from == "C" {
+                Behaviour::TwoFaced
+            } else {
+                Behaviour::Honest
+            };
+            let Some(v) = b.outgoing(&r.value, &r.to, r.index, r.count, 0) else {
+                continue;
+            };
+            let mut sigs = r.prior.clone();
+            sigs.push(sign(&k[from.as_str()], "r", &v, &r.path));
+            if let Ok(relays) = runs
+                .get_mut(&r.to)
+                .unwrap()
+                .receive(&keys, &r.path, &v, &sigs)
+            {
+                queue.extend(relays.into_iter().map(|x| (r.to.clone(), x)));
+            }
+        }
+        assert_eq!(runs["A"].decide(), runs["B"].decide());
+        assert_eq!(runs["A"].values().len(), 2);
+    }
+}
