@@ -12,6 +12,7 @@
 //! - [`peer`]: outgoing calls (pooled connections, timeouts, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
+//! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
 //! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
 #![warn(missing_docs)]
 
@@ -24,4 +25,5 @@ pub mod peer;
 pub mod protocol;
 pub mod scenario;
 pub mod server;
+pub mod trace;
 pub mod xmlrpc;

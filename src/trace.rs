@@ -1,0 +1,204 @@
+//! Traces: one record per node-to-node call, for people to look at and tools to check.
+//!
+//! Every server process keeps the outgoing calls its nodes made (bounded, oldest dropped) and
+//! hands them out through the extension method `trace_events(run, since_us)`; the client
+//! gathers them from every node after a run and writes one JSON line per call (`--trace
+//! FILE`), draws them (`--svg`, `--mermaid`), or checks them. Times are microseconds since the
+//! Unix epoch, so records from different processes and hosts line up.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dxr::Value;
+use serde::{Deserialize, Serialize};
+
+/// Run tag of calls made by the original `send_message` (which has no run id).
+pub const ORIGINAL_RUN: &str = "original";
+/// Calls a process remembers; the oldest are dropped beyond this.
+pub const MAX_EVENTS: usize = 200_000;
+
+/// One node-to-node call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Run id (`om-42`, `sm-7`, or `original`).
+    pub run: String,
+    /// Caller.
+    pub from: String,
+    /// Callee.
+    pub to: String,
+    /// XML-RPC method.
+    pub method: String,
+    /// Arguments, as JSON (strings, numbers, arrays, objects).
+    pub args: serde_json::Value,
+    /// The value returned, when the call succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The fault or error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// Start, microseconds since the Unix epoch.
+    pub start_us: u64,
+    /// End, microseconds since the Unix epoch.
+    pub end_us: u64,
+}
+
+impl Event {
+    /// The value a message carried: for `receive_message` and `om_message` the decision or
+    /// value argument (the last string argument of the call).
+    pub fn value(&self) -> Option<&str> {
+        match self.method.as_str() {
+            "receive_message" => self.args.get(1)?.as_str(),
+            "om_message" | "sm_message" => self.args.get(2)?.as_str(),
+            _ => None,
+        }
+    }
+
+    /// The relay path of an OM/SM message.
+    pub fn path(&self) -> Vec<String> {
+        match self.method.as_str() {
+            "om_message" | "sm_message" => self
+                .args
+                .get(1)
+                .and_then(|p| p.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The XML-RPC value as JSON.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::String(s) => J::String(s.clone()),
+        Value::Integer(i) => J::from(*i),
+        Value::Long(i) => J::from(*i),
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        Value::Struct(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Nil => J::Null,
+        other => J::String(format!("{other:?}")),
+    }
+}
+
+/// The JSON value as XML-RPC (strings, integers, booleans, arrays, structs; null as nil).
+pub fn from_json(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::String(s) => Value::String(s.clone()),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => i32::try_from(i).map(Value::Integer).unwrap_or(Value::Long(i)),
+            None => Value::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        J::Bool(b) => Value::Boolean(*b),
+        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        J::Object(m) => Value::Struct(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+        J::Null => Value::Nil,
+    }
+}
+
+/// The calls one process made, newest last.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: Mutex<VecDeque<Event>>,
+}
+
+impl Recorder {
+    /// Remember a call.
+    pub fn record(&self, event: Event) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() >= MAX_EVENTS {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    /// Calls of `run` made by `from` that started at or after `since_us`.
+    pub fn events(&self, run: &str, from: &str, since_us: u64) -> Vec<Event> {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events
+            .iter()
+            .filter(|e| e.run == run && e.from == from && e.start_us >= since_us)
+            .cloned()
+            .collect()
+    }
+}
+
+/// An event as an XML-RPC struct (what `trace_events` returns): times as decimal strings,
+/// since XML-RPC integers are 32-bit; `args` and `result` as JSON text.
+pub fn to_value(e: &Event) -> Value {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("run".to_string(), Value::String(e.run.clone()));
+    m.insert("from".to_string(), Value::String(e.from.clone()));
+    m.insert("to".to_string(), Value::String(e.to.clone()));
+    m.insert("method".to_string(), Value::String(e.method.clone()));
+    m.insert("args".to_string(), from_json(&e.args));
+    if let Some(r) = &e.result {
+        m.insert("result".to_string(), from_json(r));
+    }
+    if let Some(f) = &e.fault {
+        m.insert("fault".to_string(), Value::String(f.clone()));
+    }
+    m.insert("start_us".to_string(), Value::String(e.start_us.to_string()));
+    m.insert("end_us".to_string(), Value::String(e.end_us.to_string()));
+    Value::Struct(m)
+}
+
+/// The inverse of [`to_value`].
+pub fn from_value(v: &Value) -> Option<Event> {
+    let Value::Struct(m) = v else { return None };
+    let s = |k: &str| match m.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Some(Event {
+        run: s("run")?,
+        from: s("from")?,
+        to: s("to")?,
+        method: s("method")?,
+        args: to_json(m.get("args")?),
+        result: m.get("result").map(to_json),
+        fault: s("fault"),
+        start_us: s("start_us")?.parse().ok()?,
+        end_us: s("end_us")?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_xml_rpc() {
+        let e = Event {
+            run: "om-1".into(),
+            from: "P".into(),
+            to: "Q".into(),
+            method: "om_message".into(),
+            args: serde_json::json!(["om-1", ["P"], "attack"]),
+            result: Some(serde_json::json!("ok")),
+            fault: None,
+            start_us: 1_700_000_000_000_000,
+            end_us: 1_700_000_000_000_123,
+        };
+        assert_eq!(from_value(&to_value(&e)), Some(e.clone()));
+        assert_eq!(e.value(), Some("attack"));
+        assert_eq!(e.path(), ["P"]);
+        let r = Recorder::default();
+        r.record(e.clone());
+        assert_eq!(r.events("om-1", "P", 0).len(), 1);
+        assert!(r.events("om-1", "Q", 0).is_empty());
+        assert!(r.events("om-1", "P", e.start_us + 1).is_empty());
+    }
+}
