@@ -37,6 +37,8 @@ pub mod ext {
     pub const SM_MESSAGE: &str = "sm_message";
     /// `sm_decide(run) -> struct`.
     pub const SM_DECIDE: &str = "sm_decide";
+    /// `trace_events(run, since_us) -> array of struct`: the node's outgoing calls of a run.
+    pub const TRACE_EVENTS: &str = "trace_events";
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
 }

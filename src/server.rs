@@ -35,6 +35,7 @@ use crate::dispatch;
 use crate::node::{self, Node, Step};
 use crate::peer::{self, PeerError, Peers};
 use crate::protocol::{self, fault};
+use crate::trace::{self, Recorder};
 use crate::xmlrpc;
 
 /// Limits and timeouts of a server process. Every one has a flag in the `server` binary.
@@ -135,6 +136,7 @@ pub struct Bound {
 #[derive(Debug)]
 struct NodeState {
     node: Mutex<Node>,
+    recorder: Arc<Recorder>,
     engine: Arc<Engine>,
     delay: Option<Duration>,
     cluster: Arc<Cluster>,
@@ -149,6 +151,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
     }
     let cluster = Arc::new(config.cluster.clone());
     let peers = Peers::new(config.limits.rpc_timeout)?;
+    let recorder = Arc::new(Recorder::default());
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for name in &config.nodes {
         let port = cluster.listen_port(name)?;
@@ -174,10 +177,12 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
             config.seed,
             cluster.clone(),
             peers.clone(),
+            recorder.clone(),
         )
         .map_err(ServerError::Engine)?;
         let state = NodeState {
             node: Mutex::new(node),
+            recorder: recorder.clone(),
             engine: Arc::new(engine),
             delay: behaviour.delay(),
             cluster: cluster.clone(),
@@ -339,12 +344,24 @@ async fn rpc(
         }
         Step::Forward(f) => {
             print_line(&f.line);
-            let args = [Value::String(f.sender), Value::String(f.decision)];
-            match state
+            let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
+            let start_us = trace::now_us();
+            let result = state
                 .peers
                 .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
-                .await
-            {
+                .await;
+            state.recorder.record(trace::Event {
+                run: trace::ORIGINAL_RUN.to_string(),
+                from: f.sender,
+                to: f.recipient,
+                method: protocol::RECEIVE_MESSAGE.to_string(),
+                args: trace::to_json(&Value::Array(args.to_vec())),
+                result: result.as_ref().ok().map(trace::to_json),
+                fault: result.as_ref().err().map(PeerError::python_fault),
+                start_us,
+                end_us: trace::now_us(),
+            });
+            match result {
                 Ok(_) => xml(Ok(Value::String(f.line))),
                 Err(e) => xml(Err(e.python_fault())),
             }

@@ -202,3 +202,43 @@ mod tests {
         assert!(r.events("om-1", "P", e.start_us + 1).is_empty());
     }
 }
+
+/// Gather the calls of `run` since `since_us` from every node (each returns its own outgoing
+/// calls), ordered by start time. Nodes that cannot be asked are returned with the error.
+pub async fn gather(
+    cluster: &crate::cluster::Cluster,
+    peers: &crate::peer::Peers,
+    nodes: &[String],
+    run: &str,
+    since_us: u64,
+) -> (Vec<Event>, Vec<(String, String)>) {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    let args = [Value::String(run.to_string()), Value::String(since_us.to_string())];
+    for node in nodes {
+        let answer = match cluster.url_of(node) {
+            Ok(url) => peers
+                .call(&url, crate::protocol::ext::TRACE_EVENTS, &args)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(f) => Err(f),
+        };
+        match answer {
+            Ok(Value::Array(items)) => events.extend(items.iter().filter_map(from_value)),
+            Ok(other) => errors.push((node.clone(), format!("trace_events answered {other:?}"))),
+            Err(e) => errors.push((node.clone(), e)),
+        }
+    }
+    events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));
+    (events, errors)
+}
+
+/// One JSON object per line.
+pub fn to_json_lines(events: &[Event]) -> String {
+    let mut out = String::new();
+    for e in events {
+        out.push_str(&serde_json::to_string(e).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}

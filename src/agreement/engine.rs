@@ -22,6 +22,7 @@ use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
 use crate::peer::Peers;
 use crate::protocol::{ext, fault};
+use crate::trace::{self, Recorder};
 
 /// Runs remembered per node; the oldest is forgotten beyond this.
 pub const MAX_RUNS: usize = 256;
@@ -41,6 +42,7 @@ pub struct Engine {
     peers: Peers,
     state: Mutex<Runs>,
     changed: Notify,
+    recorder: Arc<Recorder>,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +84,7 @@ impl Engine {
         seed: u64,
         cluster: Arc<Cluster>,
         peers: Peers,
+        recorder: Arc<Recorder>,
     ) -> Result<Self, String> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| format!("no randomness for the SM key: {e}"))?;
@@ -94,6 +97,7 @@ impl Engine {
             peers,
             state: Mutex::new(Runs::default()),
             changed: Notify::new(),
+            recorder,
         })
     }
 
@@ -111,6 +115,7 @@ impl Engine {
                 | ext::SM_ORDER
                 | ext::SM_MESSAGE
                 | ext::SM_DECIDE
+                | ext::TRACE_EVENTS
         )
     }
 
@@ -202,6 +207,15 @@ impl Engine {
             ext::SM_DECIDE => {
                 args.arity(&["run"])?;
                 self.sm_decide(&args.string(0)?).await
+            }
+            ext::TRACE_EVENTS => {
+                args.arity(&["run", "since_us"])?;
+                let since = args
+                    .string(1)?
+                    .parse::<u64>()
+                    .map_err(|_| fault::python("ValueError", "since_us must be a decimal u64 in a string"))?;
+                let events = self.recorder.events(&args.string(0)?, &self.me, since);
+                Ok(Value::Array(events.iter().map(trace::to_value).collect()))
             }
             other => Err(fault::unsupported_method(other)),
         }
@@ -437,24 +451,32 @@ impl Engine {
             return false;
         };
         let path = Value::Array(out.path.iter().cloned().map(Value::String).collect());
-        let result = match protocol {
-            Protocol::Om => {
-                let args = [Value::String(run.to_string()), path, Value::String(value)];
-                self.peers.call(&url, ext::OM_MESSAGE, &args).await
-            }
+        let (method, args) = match protocol {
+            Protocol::Om => (
+                ext::OM_MESSAGE,
+                vec![Value::String(run.to_string()), path, Value::String(value)],
+            ),
             Protocol::Sm => {
                 let mut sigs = out.prior;
                 sigs.push(sm::sign(&self.key, run, &value, &out.path));
                 let sigs = Value::Array(sigs.into_iter().map(Value::String).collect());
-                let args = [
-                    Value::String(run.to_string()),
-                    path,
-                    Value::String(value),
-                    sigs,
-                ];
-                self.peers.call(&url, ext::SM_MESSAGE, &args).await
+                let args = vec![Value::String(run.to_string()), path, Value::String(value), sigs];
+                (ext::SM_MESSAGE, args)
             }
         };
+        let start_us = trace::now_us();
+        let result = self.peers.call(&url, method, &args).await;
+        self.recorder.record(trace::Event {
+            run: run.to_string(),
+            from: self.me.clone(),
+            to: out.to.clone(),
+            method: method.to_string(),
+            args: trace::to_json(&Value::Array(args)),
+            result: result.as_ref().ok().map(trace::to_json),
+            fault: result.as_ref().err().map(|e| e.to_string()),
+            start_us,
+            end_us: trace::now_us(),
+        });
         if let Err(e) = &result {
             tracing::debug!("{} -> {}: {e}", self.me, out.to);
         }

@@ -29,6 +29,19 @@ pub struct Relay {
     pub count: usize,
 }
 
+/// One node of a lieutenant's OM evaluation tree (see [`OmRun::tree`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeNode {
+    /// The relay path, commander first.
+    pub path: Vec<String>,
+    /// The value received for this path, `None` when no message arrived (it counts as
+    /// `retreat`).
+    pub received: Option<String>,
+    /// `value(path)`: the recursive majority computed at this node (the received value at a
+    /// leaf). At the root it is the lieutenant's decision.
+    pub value: String,
+}
+
 /// One participant's state in one OM run.
 #[derive(Debug, Clone)]
 pub struct OmRun {
@@ -180,6 +193,42 @@ impl OmRun {
         self.value(&mut path, me).to_string()
     }
 
+    /// This lieutenant's evaluation tree: every path `value` visits, depth first with the
+    /// root `[commander]` first and children in node order, each with the value received for
+    /// it and the majority computed there (the root's value is [`decide`](Self::decide)'s).
+    /// Empty for the commander, which evaluates nothing.
+    pub fn tree(&self) -> Vec<TreeNode> {
+        if self.is_commander() {
+            return Vec::new();
+        }
+        let me = self
+            .nodes
+            .iter()
+            .position(|n| *n == self.me)
+            .unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut stack = vec![vec![self.commander]];
+        while let Some(mut path) = stack.pop() {
+            let received = self.received.get(&path).cloned();
+            let value = self.value(&mut path, me).to_string();
+            if path.len() < self.m + 1 {
+                for j in (0..self.nodes.len()).rev() {
+                    if j != me && !path.contains(&j) {
+                        let mut child = path.clone();
+                        child.push(j);
+                        stack.push(child);
+                    }
+                }
+            }
+            out.push(TreeNode {
+                path: path.iter().map(|&i| self.nodes[i].clone()).collect(),
+                received,
+                value,
+            });
+        }
+        out
+    }
+
     fn value(&self, path: &mut Vec<usize>, me: usize) -> &str {
         let direct = self
             .received
@@ -328,6 +377,38 @@ mod tests {
     fn three_nodes_cannot_tolerate_a_traitor() {
         let (d, _) = simulate("C,L1,L2", 1, ATTACK, &[("L2", Behaviour::Flip)]);
         assert_eq!(d["L1"], RETREAT, "L1 sees attack and retreat: no majority");
+    }
+
+    #[test]
+    fn tree_lists_every_path_depth_first_with_its_majority() {
+        let nodes = names("C,A,B,D");
+        let mut a = OmRun::new("A", "C", &nodes, 1).unwrap();
+        a.receive(&names("C"), ATTACK).unwrap();
+        a.receive(&names("C,B"), RETREAT).unwrap();
+        // C,D missing: counts as retreat, so the majority of (attack, retreat, retreat).
+        let tree = a.tree();
+        let paths: Vec<String> = tree.iter().map(|t| t.path.join(">")).collect();
+        assert_eq!(paths, ["C", "C>B", "C>D"]);
+        assert_eq!(tree[0].received.as_deref(), Some(ATTACK));
+        assert_eq!(tree[0].value, RETREAT);
+        assert_eq!(tree[0].value, a.decide());
+        assert_eq!(tree[1].received.as_deref(), Some(RETREAT));
+        assert_eq!((tree[2].received.as_deref(), tree[2].value.as_str()), (None, RETREAT));
+        a.receive(&names("C,D"), ATTACK).unwrap();
+        assert_eq!(a.tree()[0].value, ATTACK);
+        assert_eq!(a.decide(), ATTACK);
+        assert!(OmRun::new("C", "C", &nodes, 1).unwrap().tree().is_empty());
+
+        // OM(2) among 7: 1 + 5 + 5*4 paths, each parent right before its children.
+        let nodes = names("C,L1,L2,L3,L4,L5,L6");
+        let run = OmRun::new("L1", "C", &nodes, 2).unwrap();
+        let tree = run.tree();
+        assert_eq!(tree.len(), 26);
+        assert_eq!(tree[0].path, ["C"]);
+        assert_eq!(tree[1].path, ["C", "L2"]);
+        assert_eq!(tree[2].path, ["C", "L2", "L3"]);
+        assert_eq!(tree[6].path, ["C", "L3"]);
+        assert!(tree.iter().all(|t| t.received.is_none() && t.value == RETREAT));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use generals::cluster::{Cluster, node_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
+use generals::trace;
 
 /// Drive a cluster of XML-RPC generals.
 ///
@@ -57,6 +58,10 @@ struct Common {
     /// Timeout of each call, in seconds.
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
     rpc_timeout: f64,
+    /// Write the run's node-to-node calls to FILE, one JSON object per line (run, from, to,
+    /// method, args, result or fault, start_us, end_us).
+    #[arg(long, global = true, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 /// The original scenario's options.
@@ -143,7 +148,22 @@ fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
         .context("--rpc-timeout must be a positive number of seconds")
 }
 
+/// Gather the run's calls from every node and write what was asked for.
+async fn outputs(common: &Common, cluster: &Cluster, nodes: &[String], run: &str, since_us: u64) -> anyhow::Result<()> {
+    let Some(path) = &common.trace else {
+        return Ok(());
+    };
+    let peers = Peers::new(rpc_timeout(common)?)?;
+    let (events, errors) = trace::gather(cluster, &peers, nodes, run, since_us).await;
+    for (node, e) in errors {
+        eprintln!("warning: no trace from node {node}: {e}");
+    }
+    std::fs::write(path, trace::to_json_lines(&events)).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let since_us = trace::now_us();
     let cluster = cluster(&cli.common)?;
     let peers = Peers::new(rpc_timeout(&cli.common)?)?;
     let opts = Options {
@@ -163,6 +183,7 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("writing output")?;
+    outputs(&cli.common, &cluster, &opts.nodes, trace::ORIGINAL_RUN, since_us).await?;
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -171,6 +192,7 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow::Result<ExitCode> {
+    let since_us = trace::now_us();
     let cluster = cluster(common)?;
     let nodes = node_names(common.nodes.as_deref(), common.cluster_size);
     let commander = a
@@ -205,6 +227,7 @@ async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow
     } else {
         print!("{}", outcome.human());
     }
+    outputs(common, &cluster, &opts.nodes, &outcome.run, since_us).await?;
     Ok(if outcome.holds() {
         ExitCode::SUCCESS
     } else {
