@@ -77,6 +77,8 @@ pub struct Config {
     pub seed: u64,
     /// No access log on stderr.
     pub quiet: bool,
+    /// Print the original's stdout lines (startup, sent, received, majority).
+    pub print: bool,
     /// Limits and timeouts.
     pub limits: Limits,
 }
@@ -94,6 +96,7 @@ impl Default for Config {
             behaviours: Vec::new(),
             seed: 0,
             quiet: false,
+            print: true,
             limits: Limits::default(),
         }
     }
@@ -136,6 +139,8 @@ pub struct Bound {
 #[derive(Debug)]
 struct NodeState {
     node: Mutex<Node>,
+    /// Print the original's stdout lines (off for in-process clusters).
+    print: bool,
     recorder: Arc<Recorder>,
     engine: Arc<Engine>,
     delay: Option<Duration>,
@@ -149,20 +154,49 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
     if config.nodes.is_empty() {
         return Err(ServerError::NoNodes);
     }
+    let mut listeners = Vec::with_capacity(config.nodes.len());
+    for name in &config.nodes {
+        let port = config.cluster.listen_port(name)?;
+        listeners.push(listen(name, config.cluster.host(), port).await?);
+    }
+    serve_on(config, listeners)
+}
+
+/// Bind every hosted node on a port the OS picks, and place the nodes there: the cluster's
+/// URLs for them are replaced. For in-process clusters (the explorer, tests).
+pub async fn bind_ephemeral(mut config: Config) -> Result<Bound, ServerError> {
+    if config.nodes.is_empty() {
+        return Err(ServerError::NoNodes);
+    }
+    let mut listeners = Vec::with_capacity(config.nodes.len());
+    for name in &config.nodes {
+        let listener = listen(name, config.cluster.host(), 0).await?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let url = format!("http://{}:{port}/", config.cluster.host());
+        config.cluster = config.cluster.with_peer(name, &url)?;
+        listeners.push(listener);
+    }
+    serve_on(config, listeners)
+}
+
+async fn listen(name: &str, host: &str, port: u16) -> Result<TcpListener, ServerError> {
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            name: name.to_string(),
+            addr,
+            source,
+        })
+}
+
+/// The node states for `config.nodes`, served on `listeners` (same order).
+fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, ServerError> {
     let cluster = Arc::new(config.cluster.clone());
     let peers = Peers::new(config.limits.rpc_timeout)?;
     let recorder = Arc::new(Recorder::default());
     let mut nodes = Vec::with_capacity(config.nodes.len());
-    for name in &config.nodes {
-        let port = cluster.listen_port(name)?;
-        let addr = format!("{}:{port}", cluster.host());
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                name: name.clone(),
-                addr: addr.clone(),
-                source,
-            })?;
+    for (name, listener) in config.nodes.iter().zip(listeners) {
         let mut node = Node::new(name.clone(), config.faulty.contains(name))
             .with_max_senders(config.limits.max_senders)
             .with_receivers(cluster.members())
@@ -185,6 +219,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
             recorder: recorder.clone(),
             engine: Arc::new(engine),
             delay: behaviour.delay(),
+            print: config.print,
             cluster: cluster.clone(),
             peers: peers.clone(),
             limits: config.limits.clone(),
@@ -195,6 +230,12 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
 }
 
 impl Bound {
+    /// Where every node lives, hosted ones included (after [`bind_ephemeral`], their real
+    /// ports).
+    pub fn cluster(&self) -> &Cluster {
+        &self.config.cluster
+    }
+
     /// The bound address of each hosted node, in startup order.
     pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
         self.nodes
@@ -206,8 +247,10 @@ impl Bound {
     /// Print the startup lines and serve until `shutdown` resolves; then stop accepting, let
     /// in-flight requests finish (for at most the request timeout) and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        for (name, addr) in self.addrs() {
-            print_line(&protocol::running_line(&name, addr.port()));
+        if self.config.print {
+            for (name, addr) in self.addrs() {
+                print_line(&protocol::running_line(&name, addr.port()));
+            }
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -337,13 +380,15 @@ async fn rpc(
     let step = dispatch::apply(&mut lock(&state.node), &state.cluster, &method, &params);
     match step {
         Step::Reply { result, print } => {
-            if let Some(line) = print {
+            if let Some(line) = print.filter(|_| state.print) {
                 print_line(&line);
             }
             xml(result)
         }
         Step::Forward(f) => {
-            print_line(&f.line);
+            if state.print {
+                print_line(&f.line);
+            }
             let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
             let start_us = trace::now_us();
             let result = state

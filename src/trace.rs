@@ -61,7 +61,11 @@ impl Event {
                 .args
                 .get(1)
                 .and_then(|p| p.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
@@ -98,7 +102,9 @@ pub fn from_json(j: &serde_json::Value) -> Value {
     match j {
         J::String(s) => Value::String(s.clone()),
         J::Number(n) => match n.as_i64() {
-            Some(i) => i32::try_from(i).map(Value::Integer).unwrap_or(Value::Long(i)),
+            Some(i) => i32::try_from(i)
+                .map(Value::Integer)
+                .unwrap_or(Value::Long(i)),
             None => Value::Double(n.as_f64().unwrap_or(0.0)),
         },
         J::Bool(b) => Value::Boolean(*b),
@@ -150,7 +156,10 @@ pub fn to_value(e: &Event) -> Value {
     if let Some(f) = &e.fault {
         m.insert("fault".to_string(), Value::String(f.clone()));
     }
-    m.insert("start_us".to_string(), Value::String(e.start_us.to_string()));
+    m.insert(
+        "start_us".to_string(),
+        Value::String(e.start_us.to_string()),
+    );
     m.insert("end_us".to_string(), Value::String(e.end_us.to_string()));
     Value::Struct(m)
 }
@@ -214,7 +223,10 @@ pub async fn gather(
 ) -> (Vec<Event>, Vec<(String, String)>) {
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    let args = [Value::String(run.to_string()), Value::String(since_us.to_string())];
+    let args = [
+        Value::String(run.to_string()),
+        Value::String(since_us.to_string()),
+    ];
     for node in nodes {
         let answer = match cluster.url_of(node) {
             Ok(url) => peers

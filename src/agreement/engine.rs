@@ -210,10 +210,9 @@ impl Engine {
             }
             ext::TRACE_EVENTS => {
                 args.arity(&["run", "since_us"])?;
-                let since = args
-                    .string(1)?
-                    .parse::<u64>()
-                    .map_err(|_| fault::python("ValueError", "since_us must be a decimal u64 in a string"))?;
+                let since = args.string(1)?.parse::<u64>().map_err(|_| {
+                    fault::python("ValueError", "since_us must be a decimal u64 in a string")
+                })?;
                 let events = self.recorder.events(&args.string(0)?, &self.me, since);
                 Ok(Value::Array(events.iter().map(trace::to_value).collect()))
             }
@@ -460,7 +459,12 @@ impl Engine {
                 let mut sigs = out.prior;
                 sigs.push(sm::sign(&self.key, run, &value, &out.path));
                 let sigs = Value::Array(sigs.into_iter().map(Value::String).collect());
-                let args = vec![Value::String(run.to_string()), path, Value::String(value), sigs];
+                let args = vec![
+                    Value::String(run.to_string()),
+                    path,
+                    Value::String(value),
+                    sigs,
+                ];
                 (ext::SM_MESSAGE, args)
             }
         };

@@ -9,5 +9,6 @@ pub mod behaviour;
 pub mod checker;
 pub mod driver;
 pub mod engine;
+pub mod explore;
 pub mod om;
 pub mod sm;

@@ -393,7 +393,10 @@ mod tests {
         assert_eq!(tree[0].value, RETREAT);
         assert_eq!(tree[0].value, a.decide());
         assert_eq!(tree[1].received.as_deref(), Some(RETREAT));
-        assert_eq!((tree[2].received.as_deref(), tree[2].value.as_str()), (None, RETREAT));
+        assert_eq!(
+            (tree[2].received.as_deref(), tree[2].value.as_str()),
+            (None, RETREAT)
+        );
         a.receive(&names("C,D"), ATTACK).unwrap();
         assert_eq!(a.tree()[0].value, ATTACK);
         assert_eq!(a.decide(), ATTACK);
@@ -408,7 +411,10 @@ mod tests {
         assert_eq!(tree[1].path, ["C", "L2"]);
         assert_eq!(tree[2].path, ["C", "L2", "L3"]);
         assert_eq!(tree[6].path, ["C", "L3"]);
-        assert!(tree.iter().all(|t| t.received.is_none() && t.value == RETREAT));
+        assert!(
+            tree.iter()
+                .all(|t| t.received.is_none() && t.value == RETREAT)
+        );
     }
 
     #[test]

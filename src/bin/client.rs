@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use generals::agreement::behaviour::Behaviour;
 use generals::agreement::driver::{self, DriveError, Protocol, RunOptions};
+use generals::agreement::explore::{self, Explore};
 use generals::cluster::{Cluster, node_names};
 use generals::peer::Peers;
 use generals::protocol;
@@ -84,6 +86,39 @@ enum Command {
     Om(Agreement),
     /// Run SM(m), signed messages with ed25519; needs n >= m+2.
     Sm(Agreement),
+    /// Try every placement of up to m traitors (commander included), every behaviour and
+    /// every order, each as a real run against a cluster started in-process on free ports.
+    /// Exit 0 when every case holds, 1 when a counterexample was found.
+    Explore(ExploreArgs),
+}
+
+/// Options of `client explore`.
+#[derive(Debug, Args)]
+struct ExploreArgs {
+    /// om or sm.
+    #[arg(long, default_value = "om", value_parser = ["om", "sm"])]
+    protocol: String,
+    /// Nodes, commander included (named P, Q, R, ...).
+    #[arg(short = 'n', default_value_t = 4)]
+    n: usize,
+    /// Traitors to tolerate; up to m traitors are placed.
+    #[arg(short = 'm', default_value_t = 1)]
+    m: usize,
+    /// Behaviours a traitor may have, comma-separated [default: silent,flip,two-faced].
+    #[arg(long, value_delimiter = ',')]
+    behaviours: Vec<String>,
+    /// Orders the commander may give.
+    #[arg(long, value_delimiter = ',', default_value = "attack,retreat")]
+    orders: Vec<String>,
+    /// Explore below the bound (to find the classic counterexamples).
+    #[arg(long)]
+    allow_unsafe: bool,
+    /// Round timeout of each run, in milliseconds.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    round_timeout_ms: u64,
+    /// Seed of the first case (case i uses seed + i) [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// Options of an agreement run.
@@ -120,6 +155,7 @@ async fn main() -> ExitCode {
         None => original(&cli).await,
         Some(Command::Om(a)) => agreement(&cli.common, Protocol::Om, a).await,
         Some(Command::Sm(a)) => agreement(&cli.common, Protocol::Sm, a).await,
+        Some(Command::Explore(e)) => explore(e).await,
     };
     match result {
         Ok(code) => code,
@@ -149,7 +185,13 @@ fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
 }
 
 /// Gather the run's calls from every node and write what was asked for.
-async fn outputs(common: &Common, cluster: &Cluster, nodes: &[String], run: &str, since_us: u64) -> anyhow::Result<()> {
+async fn outputs(
+    common: &Common,
+    cluster: &Cluster,
+    nodes: &[String],
+    run: &str,
+    since_us: u64,
+) -> anyhow::Result<()> {
     let Some(path) = &common.trace else {
         return Ok(());
     };
@@ -158,7 +200,8 @@ async fn outputs(common: &Common, cluster: &Cluster, nodes: &[String], run: &str
     for (node, e) in errors {
         eprintln!("warning: no trace from node {node}: {e}");
     }
-    std::fs::write(path, trace::to_json_lines(&events)).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, trace::to_json_lines(&events))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -183,7 +226,14 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("writing output")?;
-    outputs(&cli.common, &cluster, &opts.nodes, trace::ORIGINAL_RUN, since_us).await?;
+    outputs(
+        &cli.common,
+        &cluster,
+        &opts.nodes,
+        trace::ORIGINAL_RUN,
+        since_us,
+    )
+    .await?;
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -233,4 +283,84 @@ async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn explore(a: &ExploreArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    let protocol = if a.protocol == "sm" {
+        Protocol::Sm
+    } else {
+        Protocol::Om
+    };
+    let behaviours = if a.behaviours.is_empty() {
+        explore::default_behaviours()
+    } else {
+        a.behaviours
+            .iter()
+            .map(|b| b.parse::<Behaviour>().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("--behaviours")?
+    };
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let e = Explore {
+        protocol,
+        n: a.n,
+        m: a.m,
+        behaviours,
+        orders: a.orders.clone(),
+        allow_unsafe: a.allow_unsafe,
+        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        seed,
+    };
+    let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
+    let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
+    println!(
+        "exploring {}({}) with n={} ({}): up to {} traitor(s), behaviours {}, orders {}; {total} cases, seed {seed}",
+        protocol.name().to_uppercase(),
+        e.m,
+        e.n,
+        explore::names(e.n).join(","),
+        e.m,
+        names.join(","),
+        e.orders.join(","),
+    );
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let progress = |done: usize, total: usize| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let summary = match explore::explore(&e, progress).await {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("client: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!("cases run   {:>6}", summary.cases);
+    println!("IC1 held    {:>6}", summary.ic1_held);
+    println!("IC2 held    {:>6}", summary.ic2_held);
+    println!("time        {:>6.2} s", started.elapsed().as_secs_f64());
+    match &summary.counterexample {
+        None => {
+            println!("no counterexample: every case satisfies IC1 and IC2");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((case, outcome)) => {
+            println!("first counterexample: {case}");
+            print!("{}", outcome.human());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -102,6 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         behaviours: args.behaviours,
         seed: args.seed,
         quiet: args.quiet,
+        print: true,
         limits: Limits {
             rpc_timeout,
             max_body: args.max_body,

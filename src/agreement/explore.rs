@@ -1,0 +1,288 @@
+//! Exhaustive exploration: every placement of up to `m` traitors (the commander included),
+//! every behaviour from a list for each traitor, every order, each as a real run over XML-RPC
+//! against a cluster started in-process on ports the OS picks.
+//!
+//! A case's cluster lives only for that case (behaviours are fixed when a node starts), which
+//! costs a few milliseconds of binding and keeps cases independent. The first case that
+//! violates IC1 or IC2 is kept in full as the counterexample.
+
+use std::time::Duration;
+
+use super::behaviour::Behaviour;
+use super::checker::Outcome;
+use super::driver::{self, DriveError, Protocol, RunOptions};
+use crate::cluster::Cluster;
+use crate::server::{self, Config, Limits};
+
+/// What to explore.
+#[derive(Debug, Clone)]
+pub struct Explore {
+    /// OM or SM.
+    pub protocol: Protocol,
+    /// Nodes, commander included.
+    pub n: usize,
+    /// Traitors to tolerate; up to `m` traitors are placed.
+    pub m: usize,
+    /// Behaviours a traitor may have.
+    pub behaviours: Vec<Behaviour>,
+    /// Orders the commander may give.
+    pub orders: Vec<String>,
+    /// Explore below the bound.
+    pub allow_unsafe: bool,
+    /// Round timeout of each run.
+    pub round_timeout: Duration,
+    /// Seed of the first case; case `i` uses `seed + i`.
+    pub seed: u64,
+}
+
+/// The behaviours explored by default: every deterministic one that lies or withholds.
+pub fn default_behaviours() -> Vec<Behaviour> {
+    vec![Behaviour::Silent, Behaviour::Flip, Behaviour::TwoFaced]
+}
+
+/// One case: who betrays how, and the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Traitors and their behaviours.
+    pub traitors: Vec<(String, Behaviour)>,
+    /// The commander's order.
+    pub order: String,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let traitors: Vec<String> = self
+            .traitors
+            .iter()
+            .map(|(n, b)| format!("{n}={b}"))
+            .collect();
+        write!(
+            f,
+            "order {}, traitors: {} (seed {})",
+            self.order,
+            if traitors.is_empty() {
+                "none".to_string()
+            } else {
+                traitors.join(" ")
+            },
+            self.seed
+        )
+    }
+}
+
+/// What the exploration found.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Cases run.
+    pub cases: usize,
+    /// Cases where IC1 held.
+    pub ic1_held: usize,
+    /// Cases where IC2 held.
+    pub ic2_held: usize,
+    /// The first case that violated IC1 or IC2, with its outcome.
+    pub counterexample: Option<(Case, Outcome)>,
+}
+
+/// Node names for `n` nodes: P, Q, R, ... as in the original, then N<i> beyond Z.
+pub fn names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| match char::from_u32('P' as u32 + i as u32) {
+            Some(c) if c <= 'Z' => c.to_string(),
+            _ => format!("N{i}"),
+        })
+        .collect()
+}
+
+/// The number of cases: `sum over k = 0..=m of C(n, k) * b^k`, times the number of orders.
+pub fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
+    let binom = |n: u64, k: u64| (0..k).fold(1u64, |acc, i| acc * (n - i) / (i + 1));
+    (0..=m.min(n) as u64)
+        .map(|k| binom(n as u64, k) * (behaviours as u64).pow(k as u32))
+        .sum::<u64>()
+        * orders as u64
+}
+
+/// Every case, in a fixed order (orders outermost, then the number of traitors).
+pub fn cases(e: &Explore) -> Vec<Case> {
+    let nodes = names(e.n);
+    let mut out = Vec::new();
+    for order in &e.orders {
+        for k in 0..=e.m.min(e.n) {
+            for placement in combinations(e.n, k) {
+                let mut choice = vec![0usize; k];
+                loop {
+                    let traitors = placement
+                        .iter()
+                        .zip(&choice)
+                        .map(|(&i, &b)| (nodes[i].clone(), e.behaviours[b].clone()))
+                        .collect();
+                    let seed = e.seed.wrapping_add(out.len() as u64);
+                    out.push(Case {
+                        traitors,
+                        order: order.clone(),
+                        seed,
+                    });
+                    // Next behaviour assignment (odometer); done when it wraps.
+                    let mut j = 0;
+                    while j < k {
+                        choice[j] += 1;
+                        if choice[j] < e.behaviours.len() {
+                            break;
+                        }
+                        choice[j] = 0;
+                        j += 1;
+                    }
+                    if j == k {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// All k-subsets of 0..n in lexicographic order.
+fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut current = Vec::with_capacity(k);
+    fn rec(start: usize, n: usize, k: usize, current: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if current.len() == k {
+            out.push(current.clone());
+            return;
+        }
+        for i in start..n {
+            current.push(i);
+            rec(i + 1, n, k, current, out);
+            current.pop();
+        }
+    }
+    rec(0, n, k, &mut current, &mut out);
+    out
+}
+
+/// Run one case against a fresh in-process cluster.
+pub async fn run_case(e: &Explore, case: &Case) -> Result<Outcome, String> {
+    let nodes = names(e.n);
+    let config = Config {
+        cluster: Cluster::new("127.0.0.1", 0),
+        nodes: nodes.clone(),
+        faulty: Vec::new(),
+        behaviours: case.traitors.clone(),
+        seed: 0,
+        quiet: true,
+        print: false,
+        limits: Limits {
+            rpc_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        },
+    };
+    let bound = server::bind_ephemeral(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cluster = bound.cluster().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(bound.run(async {
+        let _ = stopped.await;
+    }));
+    let opts = RunOptions {
+        protocol: e.protocol,
+        m: e.m,
+        order: case.order.clone(),
+        commander: nodes[0].clone(),
+        nodes,
+        round_timeout: e.round_timeout,
+        seed: case.seed,
+        allow_unsafe: e.allow_unsafe,
+        rpc_timeout: Duration::from_secs(5),
+    };
+    let result = driver::drive(&cluster, &opts).await;
+    let _ = stop.send(());
+    let _ = serving.await;
+    match result {
+        Ok((outcome, _)) => Ok(outcome),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Run every case; `progress(done, total)` after each.
+pub async fn explore(
+    e: &Explore,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Summary, DriveError> {
+    let nodes = names(e.n);
+    driver::check(&RunOptions {
+        protocol: e.protocol,
+        m: e.m,
+        order: "attack".into(),
+        commander: nodes[0].clone(),
+        nodes,
+        round_timeout: e.round_timeout,
+        seed: e.seed,
+        allow_unsafe: e.allow_unsafe,
+        rpc_timeout: Duration::from_secs(5),
+    })?;
+    let all = cases(e);
+    let mut summary = Summary {
+        cases: 0,
+        ic1_held: 0,
+        ic2_held: 0,
+        counterexample: None,
+    };
+    for (i, case) in all.iter().enumerate() {
+        let outcome = run_case(e, case).await.map_err(DriveError::Invalid)?;
+        summary.cases += 1;
+        summary.ic1_held += usize::from(outcome.ic1);
+        summary.ic2_held += usize::from(outcome.ic2);
+        if !outcome.holds() && summary.counterexample.is_none() {
+            summary.counterexample = Some((case.clone(), outcome));
+        }
+        progress(i + 1, all.len());
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_count_matches_the_enumeration() {
+        for (n, m, b, o) in [
+            (4, 1, 3, 2),
+            (3, 1, 3, 2),
+            (7, 2, 3, 1),
+            (5, 2, 1, 2),
+            (4, 0, 3, 2),
+        ] {
+            let e = Explore {
+                protocol: Protocol::Om,
+                n,
+                m,
+                behaviours: default_behaviours().into_iter().cycle().take(b).collect(),
+                orders: ["attack", "retreat"]
+                    .iter()
+                    .take(o)
+                    .map(|s| s.to_string())
+                    .collect(),
+                allow_unsafe: true,
+                round_timeout: Duration::from_millis(50),
+                seed: 1,
+            };
+            let all = cases(&e);
+            assert_eq!(
+                all.len() as u64,
+                case_count(n, m, b, o),
+                "n={n} m={m} b={b} o={o}"
+            );
+            let mut distinct = all.clone();
+            distinct.dedup();
+            assert_eq!(distinct.len(), all.len());
+        }
+        // n=4, m=1, 3 behaviours, 2 orders: (1 + 4*3) * 2.
+        assert_eq!(case_count(4, 1, 3, 2), 26);
+        assert_eq!(names(4), ["P", "Q", "R", "S"]);
+    }
+}
