@@ -22,6 +22,8 @@ pub struct Cluster {
     /// Every node of the cluster in order: P, Q, R, S (or the generated names), then any
     /// other `--peer`.
     members: Vec<String>,
+    /// Address hosted nodes bind to when it is not their URL's host (`server --host`).
+    bind_host: Option<String>,
 }
 
 /// A `NAME=URL` pair that could not be used.
@@ -62,6 +64,7 @@ impl Cluster {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            bind_host: None,
         }
     }
 
@@ -111,6 +114,36 @@ impl Cluster {
     /// The host nodes bind to and peers are called on.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Bind hosted nodes to `host` whatever their URLs say (e.g. `0.0.0.0` behind NAT).
+    pub fn with_bind_host(mut self, host: impl Into<String>) -> Self {
+        self.bind_host = Some(host.into());
+        self
+    }
+
+    /// Put the members in this order (a cluster file's order).
+    pub fn with_members(mut self, members: Vec<String>) -> Self {
+        self.members = members;
+        self
+    }
+
+    /// Where a hosted node listens: its URL's host and port when it has a URL (a `--peer` or a
+    /// cluster file), else the cluster's host and the port rule; `with_bind_host` overrides
+    /// the host.
+    pub fn listen_addr(&self, name: &str) -> Result<(String, u16), ClusterError> {
+        let port = self.listen_port(name)?;
+        let url_host = self
+            .peers
+            .get(name)
+            .and_then(|u| parse_http_url(u))
+            .map(|(h, _)| h.to_string());
+        let host = self
+            .bind_host
+            .clone()
+            .or(url_host)
+            .unwrap_or_else(|| self.host.clone());
+        Ok((host, port))
     }
 
     /// The port a node listens on: its `--peer` URL's port, else the port rule.
@@ -192,6 +225,103 @@ pub fn node_names(nodes: Option<&str>, cluster_size: Option<usize>) -> Vec<Strin
     }
 }
 
+/// A cluster file (`--cluster FILE`, TOML): one `[[node]]` table per node, in order.
+///
+/// ```toml
+/// [[node]]
+/// name = "P"
+/// url = "http://10.0.0.1:8000/"
+/// faulty = true            # the original's flag (default false)
+/// behaviour = "deny:R,S"   # optional, see `server --help`
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// The nodes, in order.
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One node of a cluster file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// The node's name.
+    pub name: String,
+    /// Where it listens: `http://HOST:PORT/`.
+    pub url: String,
+    /// Faulty in the original's sense.
+    #[serde(default)]
+    pub faulty: bool,
+    /// Sending behaviour (`honest`, `flip`, `deny:R,S`, ...).
+    #[serde(default)]
+    pub behaviour: Option<String>,
+}
+
+impl ClusterFile {
+    /// Read and check a cluster file.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parse and check the TOML text of a cluster file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: ClusterFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if file.nodes.is_empty() {
+            return Err("no [[node]] in the cluster file".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &file.nodes {
+            if !seen.insert(n.name.as_str()) {
+                return Err(format!("node {} is listed twice", n.name));
+            }
+            if parse_http_url(&n.url).is_none() {
+                return Err(format!(
+                    "node {}: url {:?} must look like http://HOST:PORT/",
+                    n.name, n.url
+                ));
+            }
+            if let Some(b) = &n.behaviour {
+                b.parse::<crate::agreement::behaviour::Behaviour>()
+                    .map_err(|e| format!("node {}: {e}", n.name))?;
+            }
+        }
+        Ok(file)
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The faulty nodes.
+    pub fn faulty(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.faulty)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// The behaviours given in the file.
+    pub fn behaviours(&self) -> Vec<(String, crate::agreement::behaviour::Behaviour)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), n.behaviour.as_ref()?.parse().ok()?)))
+            .collect()
+    }
+
+    /// `cluster` with every node of the file placed at its URL, in the file's order.
+    pub fn apply(&self, mut cluster: Cluster) -> Result<Cluster, ClusterError> {
+        for n in &self.nodes {
+            cluster = cluster.with_peer(&n.name, &n.url)?;
+        }
+        Ok(cluster.with_members(self.names()))
+    }
+}
+
 /// Split a comma-separated node list (`P,Q,R`), dropping empty items.
 pub fn parse_names(list: &str) -> Vec<String> {
     list.split(',')
@@ -237,6 +367,38 @@ mod tests {
         assert!(c.listen_port("QQ").is_err());
         assert!(Cluster::default().with_peer_arg("Q").is_err());
         assert!(Cluster::default().with_peer_arg("Q=ftp://x").is_err());
+    }
+
+    #[test]
+    fn cluster_files() {
+        let text = "[[node]]\nname = \"P\"\nurl = \"http://10.0.0.1:8000/\"\nfaulty = true\nbehaviour = \"deny:R,S\"\n\n[[node]]\nname = \"Q\"\nurl = \"http://10.0.0.2:9001/\"\n";
+        let f = ClusterFile::parse(text).unwrap();
+        assert_eq!(f.names(), ["P", "Q"]);
+        assert_eq!(f.faulty(), ["P"]);
+        assert_eq!(f.behaviours().len(), 1);
+        let c = f.apply(Cluster::default()).unwrap();
+        assert_eq!(c.url_of("Q").unwrap(), "http://10.0.0.2:9001/");
+        assert_eq!(c.listen_addr("Q").unwrap(), ("10.0.0.2".to_string(), 9001));
+        assert_eq!(
+            c.clone()
+                .with_bind_host("0.0.0.0")
+                .listen_addr("Q")
+                .unwrap(),
+            ("0.0.0.0".to_string(), 9001)
+        );
+        assert_eq!(c.members(), ["P", "Q"]);
+        assert!(ClusterFile::parse("").is_err());
+        assert!(ClusterFile::parse("[[node]]\nname = \"P\"\nurl = \"nope\"\n").is_err());
+        assert!(
+            ClusterFile::parse(
+                "[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\nbehaviour = \"evil\"\n"
+            )
+            .is_err()
+        );
+        assert!(
+            ClusterFile::parse("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\ncolour = 1\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
+//! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
 //! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod dispatch;
 pub mod load;
 pub mod node;
 pub mod peer;
+pub mod picture;
 pub mod protocol;
 pub mod scenario;
 pub mod server;

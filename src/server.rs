@@ -156,8 +156,8 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
     }
     let mut listeners = Vec::with_capacity(config.nodes.len());
     for name in &config.nodes {
-        let port = config.cluster.listen_port(name)?;
-        listeners.push(listen(name, config.cluster.host(), port).await?);
+        let (host, port) = config.cluster.listen_addr(name)?;
+        listeners.push(listen(name, &host, port).await?);
     }
     serve_on(config, listeners)
 }

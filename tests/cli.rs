@@ -326,3 +326,57 @@ fn loadgen_smoke() {
         "{out}"
     );
 }
+
+/// One cluster file describes where every node lives; two server processes each host their
+/// share of it and the client finds everyone through the same file.
+#[test]
+fn cluster_file_places_nodes_for_servers_and_client() {
+    let base = port_base();
+    // Ports deliberately not the port rule's, so only the file can place them.
+    let ports = [base + 10, base + 11, base + 12, base + 13];
+    let file = std::env::temp_dir().join(format!(
+        "generals-cluster-{}-{base}.toml",
+        std::process::id()
+    ));
+    let mut text = String::new();
+    for (name, port) in ["P", "Q", "R", "S"].iter().zip(ports) {
+        text += &format!("[[node]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/\"\n");
+        if *name == "P" {
+            text += "faulty = true\n";
+        }
+        if *name == "S" {
+            text += "behaviour = \"flip\"\n";
+        }
+    }
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    let a = Proc::rust_server(&["--cluster", f, "--nodes", "P,Q", "--quiet"], &ports[..2]);
+    let b = Proc::rust_server(&["--cluster", f, "--nodes", "R,S", "--quiet"], &ports[2..]);
+    let (code, out, err) = client(&["--cluster", f, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Process P finalized decision: faulty\nProcess Q finalized decision: attack\nProcess R finalized decision: attack\nProcess S finalized decision: attack\n"
+    );
+    let (b_out, _) = b.stop();
+    // S flips (from the file): R hears retreat from S; P (faulty, from the file) denied R.
+    assert!(
+        b_out.contains("R received decision 'retreat' from S\n"),
+        "{b_out}"
+    );
+    assert!(!b_out.contains("from P"), "{b_out}");
+    let (a_out, _) = a.stop();
+    assert!(
+        a_out.contains(&format!("Process P running on port {}...", ports[0])),
+        "{a_out}"
+    );
+    // A command-line flag overrides the file.
+    let _c = Proc::rust_server(&["--cluster", f, "--faulty", "", "--quiet"], &ports);
+    let (code, out, _) = client(&["--cluster", f, "--quiet"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("Process P finalized decision: attack\n"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&file);
+}

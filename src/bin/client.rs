@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use generals::agreement::behaviour::Behaviour;
 use generals::agreement::driver::{self, DriveError, Protocol, RunOptions};
 use generals::agreement::explore::{self, Explore};
-use generals::cluster::{Cluster, node_names};
+use generals::cluster::{Cluster, ClusterFile, node_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
@@ -57,6 +57,10 @@ struct Common {
     /// Where a node lives when the port rule does not apply, as NAME=URL. Repeatable.
     #[arg(long = "peer", global = true, value_name = "NAME=URL")]
     peers: Vec<String>,
+    /// A cluster file (TOML) naming every node and its URL; its nodes take part, in its
+    /// order, unless --nodes says otherwise.
+    #[arg(long, global = true, value_name = "FILE")]
+    cluster: Option<std::path::PathBuf>,
     /// Timeout of each call, in seconds.
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
     rpc_timeout: f64,
@@ -171,10 +175,24 @@ fn cluster(c: &Common) -> anyhow::Result<Cluster> {
     if let Some(size) = c.cluster_size {
         cluster = cluster.with_cluster_size(size).context("--cluster-size")?;
     }
+    if let Some(path) = &c.cluster {
+        let file = ClusterFile::load(path)
+            .map_err(anyhow::Error::msg)
+            .context("--cluster")?;
+        cluster = file.apply(cluster).context("--cluster")?;
+    }
     for p in &c.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
     }
     Ok(cluster)
+}
+
+/// The nodes taking part: --nodes, else the cluster file's, else --cluster-size's, else P..S.
+fn nodes(c: &Common, cluster: &Cluster) -> Vec<String> {
+    if c.nodes.is_none() && c.cluster.is_some() && c.cluster_size.is_none() {
+        return cluster.members().to_vec();
+    }
+    node_names(c.nodes.as_deref(), c.cluster_size)
 }
 
 fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
@@ -210,7 +228,7 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     let cluster = cluster(&cli.common)?;
     let peers = Peers::new(rpc_timeout(&cli.common)?)?;
     let opts = Options {
-        nodes: node_names(cli.common.nodes.as_deref(), cli.common.cluster_size),
+        nodes: nodes(&cli.common, &cluster),
         decision: cli.original.decision.clone(),
         delay: Duration::from_millis(cli.original.delay_ms),
         quiet: cli.original.quiet,
@@ -244,7 +262,7 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
 async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow::Result<ExitCode> {
     let since_us = trace::now_us();
     let cluster = cluster(common)?;
-    let nodes = node_names(common.nodes.as_deref(), common.cluster_size);
+    let nodes = nodes(common, &cluster);
     let commander = a
         .commander
         .clone()

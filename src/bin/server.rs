@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use generals::agreement::behaviour::{self, Behaviour};
-use generals::cluster::{Cluster, node_names, parse_names};
+use generals::cluster::{Cluster, ClusterFile, node_names, parse_names};
 use generals::protocol;
 use generals::server::{self, Config, Limits};
 
@@ -19,10 +19,15 @@ use generals::server::{self, Config, Limits};
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Address to bind and to call peers on. Anything but loopback exposes unauthenticated
+    /// Address to bind and to call peers on [default: 127.0.0.1]. With --cluster, nodes bind
+    /// their URL's host unless --host is given. Anything but loopback exposes unauthenticated
     /// XML-RPC to the network.
-    #[arg(long, default_value = protocol::DEFAULT_HOST)]
-    host: String,
+    #[arg(long)]
+    host: Option<String>,
+    /// A cluster file (TOML): every node's name, URL, faulty flag and behaviour; each host runs
+    /// `server --cluster FILE --nodes ITS_NODES`. Other flags override the file.
+    #[arg(long, value_name = "FILE")]
+    cluster: Option<std::path::PathBuf>,
     /// Port of node P; other nodes follow the port rule.
     #[arg(long, default_value_t = protocol::DEFAULT_PORT_BASE)]
     port_base: u16,
@@ -30,10 +35,11 @@ struct Args {
     /// with --cluster-size].
     #[arg(long)]
     nodes: Option<String>,
-    /// Nodes faulty in the original's sense, comma-separated ('' for none). A faulty node
-    /// ignores what it receives and answers 'faulty'; a faulty P also refuses to send to R and S.
-    #[arg(long, default_value = "P")]
-    faulty: String,
+    /// Nodes faulty in the original's sense, comma-separated ('' for none) [default: P, or the
+    /// cluster file's]. A faulty node ignores what it receives and answers 'faulty'; a faulty P
+    /// also refuses to send to R and S.
+    #[arg(long)]
+    faulty: Option<String>,
     /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base
     /// (for clusters larger than P..S). Without --nodes, all of them take part.
     #[arg(long, value_name = "N")]
@@ -86,20 +92,62 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut cluster = Cluster::new(args.host.clone(), args.port_base);
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| protocol::DEFAULT_HOST.to_string());
+    let mut cluster = Cluster::new(host.clone(), args.port_base);
     if let Some(size) = args.cluster_size {
         cluster = cluster.with_cluster_size(size).context("--cluster-size")?;
     }
+    let file = match &args.cluster {
+        Some(path) => Some(
+            ClusterFile::load(path)
+                .map_err(anyhow::Error::msg)
+                .context("--cluster")?,
+        ),
+        None => None,
+    };
+    if let Some(f) = &file {
+        cluster = f.apply(cluster).context("--cluster")?;
+    }
     for p in &args.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
+    }
+    if args.host.is_some() {
+        cluster = cluster.with_bind_host(host.clone());
+    }
+    let nodes = match (&args.nodes, &file) {
+        (None, Some(f)) if args.cluster_size.is_none() => f.names(),
+        _ => node_names(args.nodes.as_deref(), args.cluster_size),
+    };
+    let faulty = match (&args.faulty, &file) {
+        (Some(list), _) => parse_names(list),
+        (None, Some(f)) => f.faulty(),
+        (None, None) => vec![protocol::ORIGINAL_FAULTY.to_string()],
+    };
+    // The file's behaviours first: a --behaviour flag for the same node wins.
+    let mut behaviours = file
+        .as_ref()
+        .map(ClusterFile::behaviours)
+        .unwrap_or_default();
+    behaviours.extend(args.behaviours);
+    for name in &nodes {
+        let (bind, _) = cluster.listen_addr(name).context("--nodes")?;
+        if !is_loopback(&bind) {
+            eprintln!(
+                "server: warning: binding {bind} exposes XML-RPC without authentication to the network"
+            );
+            break;
+        }
     }
     let rpc_timeout = seconds("--rpc-timeout", args.rpc_timeout)?;
     let request_timeout = seconds("--request-timeout", args.request_timeout)?;
     let config = Config {
         cluster,
-        nodes: node_names(args.nodes.as_deref(), args.cluster_size),
-        faulty: parse_names(&args.faulty),
-        behaviours: args.behaviours,
+        nodes,
+        faulty,
+        behaviours,
         seed: args.seed,
         quiet: args.quiet,
         print: true,
@@ -110,12 +158,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             request_timeout,
         },
     };
-    if !is_loopback(&args.host) {
-        eprintln!(
-            "server: warning: binding {} exposes XML-RPC without authentication to the network",
-            args.host
-        );
-    }
     let bound = server::bind(config).await?;
     bound.run(shutdown_signal()).await;
     Ok(())
