@@ -472,7 +472,7 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
     const BOX_H: f64 = 40.0;
     const LEVEL_H: f64 = 80.0;
     const MARGIN: f64 = 90.0;
-    const HEAD: f64 = 64.0;
+    const HEAD: f64 = 78.0;
 
     let decision = tree.first().map(|t| t.value.as_str());
     let title = match decision {
@@ -543,8 +543,8 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
         .unwrap_or(0);
     let y_of = |t: &TreeNode| HEAD + (t.path.len() - min_len) as f64 * LEVEL_H;
 
-    let width = (MARGIN + next as f64 * slot + 20.0).max(480.0);
-    let height = HEAD + levels as f64 * LEVEL_H + 20.0;
+    let width = (MARGIN + next as f64 * slot + 20.0).max(600.0);
+    let height = HEAD + levels.saturating_sub(1) as f64 * LEVEL_H + BOX_H + 36.0;
     let mut out = String::new();
     svg_open(&mut out, width, height, &title);
     out.push_str(
@@ -568,8 +568,9 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
     let _ = writeln!(
         out,
         "<text class=\"level\" x=\"12\" y=\"42\">recv: value received for the path \
-         (missing counts as retreat); maj: value(path), the majority computed there; \
-         crimson border: majority differs from what was received</text>"
+         (missing counts as retreat); maj: the majority computed there</text>\n\
+         <text class=\"level\" x=\"12\" y=\"56\">one level per round; a crimson border: \
+         the majority differs from what was received</text>"
     );
     for level in 0..levels {
         let round = min_len + level;

@@ -264,10 +264,16 @@ pub async fn drive(
                 }
             }
             other => {
+                // No decision from this node: it cannot count as a loyal lieutenant that
+                // agreed, so it is counted with the traitors (its messages may be missing).
                 let error = match other {
                     Err(e) => e,
                     Ok(v) => format!("decide answered {v:?}"),
                 };
+                if !outcome.traitors.contains(&node) {
+                    outcome.traitors.push(node.clone());
+                }
+                outcome.behaviours.insert(node.clone(), "unreachable".into());
                 unreachable.push(Unreachable { node, url, error });
             }
         }

@@ -143,7 +143,8 @@ impl Engine {
             }
             ext::OM_START => {
                 let start = args.start()?;
-                let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)?;
+                let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
+                    .map_err(|e| fault::python("ValueError", &e))?;
                 self.insert(&start, |runs, run| {
                     runs.om.insert(start.run.clone(), run.with(om));
                 });
@@ -157,7 +158,8 @@ impl Engine {
                     &start.commander,
                     &start.nodes,
                     start.m,
-                )?;
+                )
+                .map_err(|e| fault::python("ValueError", &e))?;
                 let (keys, missing) = self.fetch_keys(&start.nodes).await;
                 let fetched = keys.len();
                 self.insert(&start, |runs, run| {
@@ -236,6 +238,8 @@ impl Engine {
             keys: KeyRing::new(),
         };
         let mut runs = self.lock();
+        // Starting a run id again replaces that run (one slot in the eviction queue).
+        runs.started.retain(|r| *r != start.run);
         put(&mut runs, template);
         runs.started.push_back(start.run.clone());
         while runs.started.len() > MAX_RUNS {
@@ -290,6 +294,9 @@ impl Engine {
                     &format!("{} is not the commander of run {run}", self.me),
                 ));
             }
+            if r.order.is_some() {
+                return Err(fault::python("ValueError", &format!("run {run} already has its order")));
+            }
             r.order = Some(order.to_string());
             let relays = r.run.command(order);
             r.pending += relays.len();
@@ -317,6 +324,9 @@ impl Engine {
                     "ValueError",
                     &format!("{} is not the commander of run {run}", self.me),
                 ));
+            }
+            if r.order.is_some() {
+                return Err(fault::python("ValueError", &format!("run {run} already has its order")));
             }
             r.order = Some(order.to_string());
             let relays = r.run.command(order);
@@ -674,11 +684,13 @@ impl Args<'_> {
         Err(fault::python(
             "TypeError",
             &format!(
-                "{}({}) takes {} arguments but {} were given",
+                "{}({}) takes {} argument{} but {} {} given",
                 self.method,
                 names.join(", "),
                 names.len(),
-                self.params.len()
+                if names.len() == 1 { "" } else { "s" },
+                self.params.len(),
+                if self.params.len() == 1 { "was" } else { "were" }
             ),
         ))
     }
