@@ -38,16 +38,25 @@ impl Default for Options {
     }
 }
 
+/// What a run of the original scenario gave.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Calls that failed (each reported on `err`).
+    pub failures: usize,
+    /// Each node's final decision, for the nodes that gave one.
+    pub decisions: std::collections::BTreeMap<String, String>,
+}
+
 /// Run the scenario, writing its lines to `out` and one line per failure to `err`.
-/// Returns how many calls failed.
 pub async fn run_original(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> std::io::Result<usize> {
+) -> std::io::Result<Report> {
     let mut failures = 0;
+    let mut decisions = std::collections::BTreeMap::new();
     for sender in &opts.nodes {
         for recipient in opts.nodes.iter().filter(|r| *r != sender) {
             let args = [
@@ -88,7 +97,10 @@ pub async fn run_original(
         )
         .await
         {
-            Ok(decision) => writeln!(out, "{}", protocol::client_final_line(name, &decision))?,
+            Ok(decision) => {
+                writeln!(out, "{}", protocol::client_final_line(name, &decision))?;
+                decisions.insert(name.clone(), decision);
+            }
             Err(e) => {
                 failures += 1;
                 writeln!(err, "{e}")?;
@@ -96,7 +108,10 @@ pub async fn run_original(
         }
         out.flush()?;
     }
-    Ok(failures)
+    Ok(Report {
+        failures,
+        decisions,
+    })
 }
 
 /// Call a method expected to return a string. The error is the whole stderr line:

@@ -184,34 +184,6 @@ pub fn from_value(v: &Value) -> Option<Event> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_round_trip_through_xml_rpc() {
-        let e = Event {
-            run: "om-1".into(),
-            from: "P".into(),
-            to: "Q".into(),
-            method: "om_message".into(),
-            args: serde_json::json!(["om-1", ["P"], "attack"]),
-            result: Some(serde_json::json!("ok")),
-            fault: None,
-            start_us: 1_700_000_000_000_000,
-            end_us: 1_700_000_000_000_123,
-        };
-        assert_eq!(from_value(&to_value(&e)), Some(e.clone()));
-        assert_eq!(e.value(), Some("attack"));
-        assert_eq!(e.path(), ["P"]);
-        let r = Recorder::default();
-        r.record(e.clone());
-        assert_eq!(r.events("om-1", "P", 0).len(), 1);
-        assert!(r.events("om-1", "Q", 0).is_empty());
-        assert!(r.events("om-1", "P", e.start_us + 1).is_empty());
-    }
-}
-
 /// Gather the calls of `run` since `since_us` from every node (each returns its own outgoing
 /// calls), ordered by start time. Nodes that cannot be asked are returned with the error.
 pub async fn gather(
@@ -253,4 +225,32 @@ pub fn to_json_lines(events: &[Event]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_xml_rpc() {
+        let e = Event {
+            run: "om-1".into(),
+            from: "P".into(),
+            to: "Q".into(),
+            method: "om_message".into(),
+            args: serde_json::json!(["om-1", ["P"], "attack"]),
+            result: Some(serde_json::json!("ok")),
+            fault: None,
+            start_us: 1_700_000_000_000_000,
+            end_us: 1_700_000_000_000_123,
+        };
+        assert_eq!(from_value(&to_value(&e)), Some(e.clone()));
+        assert_eq!(e.value(), Some("attack"));
+        assert_eq!(e.path(), ["P"]);
+        let r = Recorder::default();
+        r.record(e.clone());
+        assert_eq!(r.events("om-1", "P", 0).len(), 1);
+        assert!(r.events("om-1", "Q", 0).is_empty());
+        assert!(r.events("om-1", "P", e.start_us + 1).is_empty());
+    }
 }

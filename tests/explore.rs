@@ -24,7 +24,17 @@ fn field(out: &str, name: &str) -> u64 {
 
 #[test]
 fn explorer_covers_every_case_of_om_4_1() {
-    let (code, out, err) = client(&["explore", "--protocol", "om", "-n", "4", "-m", "1", "--seed", "9"]);
+    let (code, out, err) = client(&[
+        "explore",
+        "--protocol",
+        "om",
+        "-n",
+        "4",
+        "-m",
+        "1",
+        "--seed",
+        "9",
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     // (1 + C(4,1) * 3 behaviours) * 2 orders.
     assert!(out.contains("; 26 cases, seed 9"), "{out}");
@@ -38,17 +48,43 @@ fn explorer_covers_every_case_of_om_4_1() {
 fn explorer_finds_the_classic_counterexample_with_three_generals() {
     let (code, _, err) = client(&["explore", "-n", "3", "-m", "1"]);
     assert_eq!(code, 2, "below the bound without --allow-unsafe: {err}");
-    let (code, out, err) = client(&["explore", "-n", "3", "-m", "1", "--allow-unsafe", "--behaviours", "flip", "--orders", "attack"]);
+    let (code, out, err) = client(&[
+        "explore",
+        "-n",
+        "3",
+        "-m",
+        "1",
+        "--allow-unsafe",
+        "--behaviours",
+        "flip",
+        "--orders",
+        "attack",
+    ]);
     assert_eq!(code, 1, "{out}\n{err}");
     // (1 + 3 placements) * 1 behaviour * 1 order.
     assert_eq!(field(&out, "cases run"), 4);
-    assert!(out.contains("first counterexample: order attack, traitors: "), "{out}");
+    assert!(
+        out.contains("first counterexample: order attack, traitors: "),
+        "{out}"
+    );
     assert!(out.contains("VIOLATED"), "{out}");
 }
 
 #[test]
 fn explorer_sm_holds_where_om_cannot() {
-    let (code, out, err) = client(&["explore", "--protocol", "sm", "-n", "3", "-m", "1", "--behaviours", "flip,two-faced", "--round-timeout-ms", "60"]);
+    let (code, out, err) = client(&[
+        "explore",
+        "--protocol",
+        "sm",
+        "-n",
+        "3",
+        "-m",
+        "1",
+        "--behaviours",
+        "flip,two-faced",
+        "--round-timeout-ms",
+        "60",
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(field(&out, "cases run"), 14);
     assert_eq!(field(&out, "IC1 held"), 14);
@@ -61,7 +97,10 @@ fn canonical(trace: &str) -> Vec<Json> {
         .map(|l| {
             let mut j: Json = serde_json::from_str(l).unwrap();
             let o = j.as_object_mut().unwrap();
-            assert!(o.remove("start_us").unwrap().as_u64().unwrap() <= o.remove("end_us").unwrap().as_u64().unwrap());
+            assert!(
+                o.remove("start_us").unwrap().as_u64().unwrap()
+                    <= o.remove("end_us").unwrap().as_u64().unwrap()
+            );
             j
         })
         .collect();
@@ -74,7 +113,17 @@ fn same_seed_same_trace() {
     let base = port_base();
     let ports: Vec<u16> = (0..5).map(|i| base + i).collect();
     let _s = Proc::rust_server(
-        &["--port-base", &base.to_string(), "--cluster-size", "5", "--quiet", "--behaviour", "N1=random", "--behaviour", "N3=random"],
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--cluster-size",
+            "5",
+            "--quiet",
+            "--behaviour",
+            "N1=random",
+            "--behaviour",
+            "N3=random",
+        ],
         &ports,
     );
     let dir = std::env::temp_dir().join(format!("generals-trace-{}-{base}", std::process::id()));
@@ -83,18 +132,40 @@ fn same_seed_same_trace() {
     for (i, seed) in ["77", "77", "78"].iter().enumerate() {
         let file = dir.join(format!("t{i}.jsonl"));
         let (code, out, err) = client(&[
-            "--port-base", &base.to_string(), "--cluster-size", "5", "om", "-m", "1", "--seed", seed, "--json", "--trace", file.to_str().unwrap(),
+            "--port-base",
+            &base.to_string(),
+            "--cluster-size",
+            "5",
+            "om",
+            "-m",
+            "1",
+            "--seed",
+            seed,
+            "--json",
+            "--trace",
+            file.to_str().unwrap(),
         ]);
         assert!(code == 0 || code == 1, "{out}\n{err}");
-        traces.push((serde_json::from_str::<Json>(&out).unwrap(), std::fs::read_to_string(&file).unwrap()));
+        traces.push((
+            serde_json::from_str::<Json>(&out).unwrap(),
+            std::fs::read_to_string(&file).unwrap(),
+        ));
     }
     let (a, b, c) = (&traces[0], &traces[1], &traces[2]);
     // OM(1) among 5: 4 + 12 messages, every one traced, with the run id and its path.
     assert_eq!(a.1.lines().count(), 16);
-    assert_eq!(canonical(&a.1), canonical(&b.1), "same seed, different messages");
+    assert_eq!(
+        canonical(&a.1),
+        canonical(&b.1),
+        "same seed, different messages"
+    );
     assert_eq!(a.0["decisions"], b.0["decisions"]);
     assert_eq!(a.0["traitor_decisions"], b.0["traitor_decisions"]);
-    assert_ne!(canonical(&a.1), canonical(&c.1), "another seed should change the random traitors' messages");
+    assert_ne!(
+        canonical(&a.1),
+        canonical(&c.1),
+        "another seed should change the random traitors' messages"
+    );
     for line in a.1.lines() {
         let j: Json = serde_json::from_str(line).unwrap();
         assert_eq!(j["run"], "om-77");
@@ -110,14 +181,247 @@ fn the_original_scenario_can_be_traced() {
     let base = port_base();
     let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
     let _s = Proc::rust_server(&["--port-base", &base.to_string(), "--quiet"], &ports);
-    let file = std::env::temp_dir().join(format!("generals-original-{}-{base}.jsonl", std::process::id()));
-    let (code, _, err) = client(&["--port-base", &base.to_string(), "--quiet", "--trace", file.to_str().unwrap()]);
+    let file = std::env::temp_dir().join(format!(
+        "generals-original-{}-{base}.jsonl",
+        std::process::id()
+    ));
+    let (code, _, err) = client(&[
+        "--port-base",
+        &base.to_string(),
+        "--quiet",
+        "--trace",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let trace = std::fs::read_to_string(&file).unwrap();
     let _ = std::fs::remove_file(&file);
     // 12 sends, of which P denies 2: 10 receive_message calls between nodes.
     let lines = canonical(&trace);
     assert_eq!(lines.len(), 10);
-    assert!(lines.iter().all(|j| j["method"] == "receive_message" && j["run"] == "original"));
-    assert!(lines.iter().any(|j| j["from"] == "P" && j["to"] == "Q" && j["args"] == serde_json::json!(["P", "attack"])));
+    assert!(
+        lines
+            .iter()
+            .all(|j| j["method"] == "receive_message" && j["run"] == "original")
+    );
+    assert!(lines.iter().any(|j| j["from"] == "P"
+        && j["to"] == "Q"
+        && j["args"] == serde_json::json!(["P", "attack"])));
+}
+
+/// (lifelines, message arrows) of an SVG, checking it is well-formed XML on the way.
+fn svg_counts(svg: &str) -> (usize, usize) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(svg);
+    reader.config_mut().check_end_names = true;
+    let (mut lifelines, mut msgs) = (0, 0);
+    loop {
+        match reader.read_event().expect("well-formed SVG") {
+            Event::Start(e) | Event::Empty(e) => {
+                for a in e.attributes() {
+                    let a = a.expect("well-formed attribute");
+                    if a.key.into_inner() == "class" {
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                            .unwrap();
+                        let classes: Vec<&str> = v.split_whitespace().collect();
+                        lifelines += usize::from(classes.contains(&"lifeline"));
+                        msgs += usize::from(classes.contains(&"msg"));
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (lifelines, msgs)
+}
+
+/// A live run drawn: one lifeline per node, one arrow per traced message; `--mermaid` has one
+/// arrow per message too; `--tree` draws the lieutenant's tree.
+#[test]
+fn pictures_of_a_live_run() {
+    let base = port_base();
+    let ports: Vec<u16> = (0..5).map(|i| base + i).collect();
+    let _s = Proc::rust_server(
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--cluster-size",
+            "5",
+            "--quiet",
+            "--behaviour",
+            "N2=two-faced",
+        ],
+        &ports,
+    );
+    let dir = std::env::temp_dir().join(format!("generals-svg-{}-{base}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (trace, svg, tree) = (
+        dir.join("t.jsonl"),
+        dir.join("run.svg"),
+        dir.join("tree.svg"),
+    );
+    let common = ["--port-base", &base.to_string(), "--cluster-size", "5"];
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend([
+        "om",
+        "-m",
+        "1",
+        "--seed",
+        "3",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        "--mermaid",
+    ]);
+    let (code, out, err) = client(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let traced = std::fs::read_to_string(&trace).unwrap().lines().count();
+    assert_eq!(traced, 16);
+    let (lifelines, msgs) = svg_counts(&std::fs::read_to_string(&svg).unwrap());
+    assert_eq!((lifelines, msgs), (5, traced));
+    let mermaid = &out[out.find("sequenceDiagram").expect("mermaid printed")..];
+    assert_eq!(
+        mermaid
+            .lines()
+            .filter(|l| l.contains("->>") || l.contains("--x"))
+            .count(),
+        traced
+    );
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend([
+        "om",
+        "-m",
+        "1",
+        "--seed",
+        "3",
+        "--tree",
+        "N1",
+        "--svg",
+        tree.to_str().unwrap(),
+    ]);
+    let (code, _, err) = client(&args);
+    assert_eq!(code, 0, "{err}");
+    let tree = std::fs::read_to_string(&tree).unwrap();
+    // OM(1) with 5 nodes: N1's tree is the root plus one child per other lieutenant.
+    assert_eq!(tree.matches("class=\"tree-node\"").count(), 4);
+    assert!(tree.contains("N1 decides attack"), "{tree}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Renders the committed picture of the default run in headless Chromium and checks the
+/// screenshot is not blank. Ignored by default (needs Debian's chromium); `.ci/run` runs it.
+#[test]
+#[ignore]
+fn default_run_svg_renders_in_a_browser() {
+    let svg = root().join("docs/default-run.svg");
+    assert!(svg.exists(), "docs/default-run.svg is committed");
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium is installed (.ci/run installs it)");
+    let dir = std::env::temp_dir().join(format!("generals-chromium-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("shot.png");
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=800,1000",
+        &format!("--user-data-dir={}", dir.join("profile").display()),
+        &format!("--screenshot={}", png.display()),
+        &format!("file://{}", svg.display()),
+    ]);
+    let (code, _, err) = run(cmd, Duration::from_secs(120));
+    assert_eq!(code, 0, "chromium failed: {err}");
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    let (width, height, pixels) = decode_png(&bytes);
+    assert_eq!((width, height), (800, 1000));
+    // Not blank: a real drawing has many dark pixels (lines, arrows, text) and many light ones.
+    let dark = pixels
+        .iter()
+        .filter(|p| p[0] < 128 && p[1] < 128 && p[2] < 128)
+        .count();
+    let total = pixels.len();
+    assert!(dark > total / 500, "only {dark} dark pixels of {total}");
+    assert!(dark < total / 2, "mostly dark: {dark} of {total}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A minimal PNG decoder for 8-bit RGB/RGBA non-interlaced images (what Chromium writes):
+/// (width, height, pixels as RGB).
+fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
+    use std::io::Read;
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let (mut pos, mut idat) = (8, Vec::new());
+    let (mut width, mut height, mut channels) = (0usize, 0usize, 0usize);
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let data = &bytes[pos + 8..pos + 8 + len];
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                height = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!((data[8], data[12]), (8, 0), "8-bit, not interlaced");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    other => panic!("colour type {other}"),
+                };
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width * channels;
+    let mut prev = vec![0u8; stride];
+    let mut pixels = Vec::with_capacity(width * height);
+    for row in raw.chunks(stride + 1).take(height) {
+        let (filter, line) = (row[0], &row[1..]);
+        let mut cur = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= channels { cur[i - channels] } else { 0 };
+            let b = prev[i];
+            let c = if i >= channels { prev[i - channels] } else { 0 };
+            cur[i] = line[i].wrapping_add(match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("filter {other}"),
+            });
+        }
+        pixels.extend(cur.chunks(channels).map(|p| [p[0], p[1], p[2]]));
+        prev = cur;
+    }
+    (width, height, pixels)
 }

@@ -273,7 +273,9 @@ pub async fn drive(
                 if !outcome.traitors.contains(&node) {
                     outcome.traitors.push(node.clone());
                 }
-                outcome.behaviours.insert(node.clone(), "unreachable".into());
+                outcome
+                    .behaviours
+                    .insert(node.clone(), "unreachable".into());
                 unreachable.push(Unreachable { node, url, error });
             }
         }

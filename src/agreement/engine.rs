@@ -295,7 +295,10 @@ impl Engine {
                 ));
             }
             if r.order.is_some() {
-                return Err(fault::python("ValueError", &format!("run {run} already has its order")));
+                return Err(fault::python(
+                    "ValueError",
+                    &format!("run {run} already has its order"),
+                ));
             }
             r.order = Some(order.to_string());
             let relays = r.run.command(order);
@@ -326,7 +329,10 @@ impl Engine {
                 ));
             }
             if r.order.is_some() {
-                return Err(fault::python("ValueError", &format!("run {run} already has its order")));
+                return Err(fault::python(
+                    "ValueError",
+                    &format!("run {run} already has its order"),
+                ));
             }
             r.order = Some(order.to_string());
             let relays = r.run.command(order);
@@ -690,7 +696,11 @@ impl Args<'_> {
                 names.len(),
                 if names.len() == 1 { "" } else { "s" },
                 self.params.len(),
-                if self.params.len() == 1 { "was" } else { "were" }
+                if self.params.len() == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
             ),
         ))
     }

@@ -14,7 +14,8 @@ use generals::cluster::{Cluster, ClusterFile, node_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
-use generals::trace;
+use generals::{picture, trace};
+use std::collections::BTreeMap;
 
 /// Drive a cluster of XML-RPC generals.
 ///
@@ -68,6 +69,17 @@ struct Common {
     /// method, args, result or fault, start_us, end_us).
     #[arg(long, global = true, value_name = "FILE")]
     trace: Option<std::path::PathBuf>,
+    /// Draw the run as a Lamport (space-time) diagram in FILE (SVG): a line per node, an
+    /// arrow per message labelled with its value, traitors in red, decisions at the bottom.
+    /// With --tree NODE: that lieutenant's OM tree of received values and majorities.
+    #[arg(long, global = true, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
+    /// With --svg, draw this lieutenant's OM evaluation tree instead of the diagram.
+    #[arg(long, global = true, value_name = "NODE")]
+    tree: Option<String>,
+    /// Print the run as a Mermaid sequenceDiagram (for pasting into Markdown).
+    #[arg(long, global = true)]
+    mermaid: bool,
 }
 
 /// The original scenario's options.
@@ -202,25 +214,83 @@ fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
         .context("--rpc-timeout must be a positive number of seconds")
 }
 
-/// Gather the run's calls from every node and write what was asked for.
+/// What a run leaves for the pictures.
+struct Drawn<'a> {
+    run: &'a str,
+    title: String,
+    traitors: Vec<String>,
+    decisions: BTreeMap<String, String>,
+    /// (commander, m) of an OM run, for --tree.
+    om: Option<(&'a str, usize)>,
+}
+
+/// Gather the run's calls from every node and write what was asked for: the trace, the
+/// Lamport diagram or an OM tree, the Mermaid diagram.
 async fn outputs(
     common: &Common,
     cluster: &Cluster,
     nodes: &[String],
-    run: &str,
+    drawn: Drawn<'_>,
     since_us: u64,
 ) -> anyhow::Result<()> {
-    let Some(path) = &common.trace else {
+    if common.trace.is_none() && common.svg.is_none() && !common.mermaid {
         return Ok(());
-    };
+    }
     let peers = Peers::new(rpc_timeout(common)?)?;
-    let (events, errors) = trace::gather(cluster, &peers, nodes, run, since_us).await;
+    let (events, errors) = trace::gather(cluster, &peers, nodes, drawn.run, since_us).await;
     for (node, e) in errors {
         eprintln!("warning: no trace from node {node}: {e}");
     }
-    std::fs::write(path, trace::to_json_lines(&events))
-        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(path) = &common.trace {
+        std::fs::write(path, trace::to_json_lines(&events))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &common.svg {
+        let svg = match (&common.tree, drawn.om) {
+            (Some(node), Some((commander, m))) => {
+                let tree = picture::om_tree_from_events(node, commander, nodes, m, &events)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("--tree {node}"))?;
+                picture::tree_svg(node, &tree, m)
+            }
+            (Some(_), None) => anyhow::bail!("--tree draws an OM run: use it with `client om`"),
+            (None, _) => picture::lamport_svg(
+                nodes,
+                &events,
+                &drawn.traitors,
+                &drawn.decisions,
+                &drawn.title,
+            ),
+        };
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if common.mermaid {
+        print!(
+            "{}",
+            picture::mermaid(nodes, &events, &drawn.traitors, &drawn.decisions)
+        );
+    }
     Ok(())
+}
+
+/// The nodes whose `node_info` says they are traitors (nodes without it count as honest).
+async fn traitors(common: &Common, cluster: &Cluster, nodes: &[String]) -> Vec<String> {
+    let Ok(peers) = rpc_timeout(common).and_then(|t| Ok(Peers::new(t)?)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for node in nodes {
+        let Ok(url) = cluster.url_of(node) else {
+            continue;
+        };
+        if let Ok(dxr::Value::Struct(info)) = peers.call(&url, protocol::ext::NODE_INFO, &[]).await
+        {
+            if let Some(dxr::Value::Boolean(true)) = info.get("traitor") {
+                out.push(node.clone());
+            }
+        }
+    }
+    out
 }
 
 async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -235,7 +305,7 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let failures = scenario::run_original(
+    let report = scenario::run_original(
         &cluster,
         &peers,
         &opts,
@@ -244,15 +314,23 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("writing output")?;
-    outputs(
-        &cli.common,
-        &cluster,
-        &opts.nodes,
-        trace::ORIGINAL_RUN,
-        since_us,
-    )
-    .await?;
-    Ok(if failures == 0 {
+    if cli.common.tree.is_some() {
+        anyhow::bail!("--tree draws an OM run: use it with `client om`");
+    }
+    let drawing = cli.common.svg.is_some() || cli.common.mermaid;
+    let drawn = Drawn {
+        run: trace::ORIGINAL_RUN,
+        title: "the original run: all-to-all, then finalize".into(),
+        traitors: if drawing {
+            traitors(&cli.common, &cluster, &opts.nodes).await
+        } else {
+            Vec::new()
+        },
+        decisions: report.decisions.clone(),
+        om: None,
+    };
+    outputs(&cli.common, &cluster, &opts.nodes, drawn, since_us).await?;
+    Ok(if report.failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -295,7 +373,23 @@ async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow
     } else {
         print!("{}", outcome.human());
     }
-    outputs(common, &cluster, &opts.nodes, &outcome.run, since_us).await?;
+    let mut decisions = outcome.decisions.clone();
+    decisions.extend(outcome.traitor_decisions.clone());
+    let drawn = Drawn {
+        run: &outcome.run,
+        title: format!(
+            "{}({}) run {}: commander {} orders {}",
+            outcome.protocol.to_uppercase(),
+            outcome.m,
+            outcome.run,
+            outcome.commander,
+            outcome.order
+        ),
+        traitors: outcome.traitors.clone(),
+        decisions,
+        om: (protocol == Protocol::Om).then_some((opts.commander.as_str(), opts.m)),
+    };
+    outputs(common, &cluster, &opts.nodes, drawn, since_us).await?;
     Ok(if outcome.holds() {
         ExitCode::SUCCESS
     } else {

@@ -1,0 +1,501 @@
+//! Pictures of runs, checked by parsing them: Lamport diagrams and OM trees as SVG (with
+//! quick-xml), and Mermaid sequence diagrams as text. Pure: events are built by hand or by
+//! running the OM state machines in memory, no servers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use generals::agreement::om::{OmRun, TreeNode};
+use generals::picture::{lamport_svg, mermaid, om_tree_from_events, tree_svg};
+use generals::trace::Event;
+use quick_xml::events::Event as Xml;
+
+/// One element of a parsed document.
+#[derive(Debug)]
+struct Element {
+    name: String,
+    attrs: HashMap<String, String>,
+    /// All text inside, references resolved.
+    text: String,
+    /// Names of the enclosing elements, outermost first.
+    ancestors: Vec<String>,
+}
+
+impl Element {
+    fn attr(&self, key: &str) -> &str {
+        self.attrs.get(key).map_or("", String::as_str)
+    }
+    fn classes(&self) -> Vec<&str> {
+        self.attr("class").split_whitespace().collect()
+    }
+    fn has_class(&self, class: &str) -> bool {
+        self.classes().contains(&class)
+    }
+    fn num(&self, key: &str) -> f64 {
+        self.attr(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} of {self:?}"))
+    }
+}
+
+/// Parse `doc` strictly (end names checked, one root, no text outside it) and list its
+/// elements in document order; panics when it is not well-formed.
+fn parse(doc: &str) -> Vec<Element> {
+    let mut reader = quick_xml::Reader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let mut all: Vec<Element> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut roots = 0;
+    loop {
+        let event = reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("not well-formed at {}: {e}", reader.error_position()));
+        let text = match event {
+            Xml::Start(ref s) | Xml::Empty(ref s) => {
+                if open.is_empty() {
+                    roots += 1;
+                }
+                let attrs = s
+                    .attributes()
+                    .map(|a| {
+                        let a = a.expect("well-formed attribute");
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                            .expect("attribute value");
+                        (a.key.into_inner().to_string(), v.into_owned())
+                    })
+                    .collect();
+                let ancestors = open.iter().map(|&i| all[i].name.clone()).collect();
+                all.push(Element {
+                    name: s.name().into_inner().to_string(),
+                    attrs,
+                    text: String::new(),
+                    ancestors,
+                });
+                if matches!(event, Xml::Start(_)) {
+                    open.push(all.len() - 1);
+                }
+                continue;
+            }
+            Xml::End(_) => {
+                open.pop();
+                continue;
+            }
+            Xml::Text(t) => t.xml10_content().into_owned(),
+            Xml::CData(c) => c.xml10_content().into_owned(),
+            Xml::GeneralRef(r) => match r.resolve_char_ref().expect("character reference") {
+                Some(c) => c.to_string(),
+                None => match r.as_ref() {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    other => panic!("undefined entity &{other};"),
+                }
+                .to_string(),
+            },
+            Xml::DocType(_) => panic!("no DOCTYPE expected"),
+            Xml::Eof => break,
+            Xml::Decl(_) | Xml::PI(_) | Xml::Comment(_) => continue,
+        };
+        if open.is_empty() {
+            assert!(text.trim().is_empty(), "text outside the root: {text:?}");
+        }
+        for &i in &open {
+            all[i].text.push_str(&text);
+        }
+    }
+    assert!(open.is_empty(), "unclosed elements");
+    assert_eq!(roots, 1, "exactly one root element");
+    all
+}
+
+/// The root is an SVG element in the SVG namespace with a consistent size.
+fn check_svg_root(els: &[Element]) {
+    let svg = &els[0];
+    assert_eq!(svg.name, "svg");
+    assert_eq!(svg.attr("xmlns"), "http://www.w3.org/2000/svg");
+    let (w, h) = (svg.num("width"), svg.num("height"));
+    assert!(w > 0.0 && h > 0.0);
+    assert_eq!(svg.attr("viewBox"), format!("0 0 {w} {h}"));
+}
+
+fn names(s: &str) -> Vec<String> {
+    s.split(',').map(str::to_string).collect()
+}
+
+fn om(from: &str, to: &str, path: &[&str], value: &str, start_us: u64) -> Event {
+    Event {
+        run: "om-7".into(),
+        from: from.into(),
+        to: to.into(),
+        method: "om_message".into(),
+        args: serde_json::json!(["om-7", path, value]),
+        result: Some(serde_json::json!(true)),
+        fault: None,
+        start_us,
+        end_us: start_us + 180,
+    }
+}
+
+const NASTY: &str = "<&>\"'";
+const T0: u64 = 1_700_000_000_000_000;
+
+/// A 4-node OM(1) run, commander P: 3 round-1 and 6 round-2 calls. S is a traitor: it
+/// relays a nasty value to R, and its call to Q fails.
+fn om1_run() -> (Vec<String>, Vec<Event>, Vec<String>) {
+    let mut events = vec![
+        om("P", "Q", &["P"], "attack", T0),
+        om("P", "R", &["P"], "attack", T0 + 20),
+        om("P", "S", &["P"], "attack", T0 + 40),
+        om("Q", "R", &["P", "Q"], "attack", T0 + 300),
+        om("Q", "S", &["P", "Q"], "attack", T0 + 310),
+        om("R", "Q", &["P", "R"], "attack", T0 + 330),
+        om("R", "S", &["P", "R"], "attack", T0 + 345),
+        om("S", "Q", &["P", "S"], "retreat", T0 + 400),
+        om("S", "R", &["P", "S"], NASTY, T0 + 410),
+    ];
+    events[7].fault = Some("timed out".into());
+    events[7].result = None;
+    (names("P,Q,R,S"), events, names("S"))
+}
+
+fn decisions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn lamport_diagram_of_an_om1_run() {
+    let (nodes, events, traitors) = om1_run();
+    let decided = decisions(&[("Q", "attack"), ("R", "attack"), ("S", "retreat")]);
+    let svg = lamport_svg(&nodes, &events, &traitors, &decided, "OM(1) <run> & co");
+    let els = parse(&svg);
+    check_svg_root(&els);
+
+    // Exactly one lifeline per node, in order, left to right.
+    let lifelines: Vec<&Element> = els.iter().filter(|e| e.has_class("lifeline")).collect();
+    let lanes: Vec<&str> = lifelines.iter().map(|e| e.attr("data-node")).collect();
+    assert_eq!(lanes, ["P", "Q", "R", "S"]);
+    assert!(lifelines.iter().all(|e| e.name == "line"));
+    assert!(
+        lifelines
+            .windows(2)
+            .all(|w| w[0].num("x1") < w[1].num("x1"))
+    );
+    let x_of: HashMap<&str, f64> = lifelines
+        .iter()
+        .map(|e| (e.attr("data-node"), e.num("x1")))
+        .collect();
+    let lifeline_bottom = lifelines[0].num("y2");
+
+    // Headers: every name, the traitor marked.
+    for n in &nodes {
+        let header = els
+            .iter()
+            .find(|e| e.name == "text" && e.has_class("node") && e.attr("data-node") == n)
+            .unwrap_or_else(|| panic!("header of {n}"));
+        assert!(header.text.starts_with(n.as_str()));
+        assert_eq!(header.has_class("traitor"), n == "S");
+    }
+    assert!(els.iter().any(|e| e.text == "S(traitor)"));
+
+    // One arrow per call, from the sender at start to the receiver at end, down the page.
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    assert_eq!(msgs.len(), events.len());
+    for (m, e) in msgs.iter().zip(&events) {
+        assert_eq!(m.name, "line");
+        assert_eq!((m.attr("data-from"), m.attr("data-to")), (&*e.from, &*e.to));
+        assert_eq!(m.num("x1"), x_of[e.from.as_str()]);
+        assert_eq!(m.num("x2"), x_of[e.to.as_str()]);
+        assert!(m.num("y2") > m.num("y1"), "time flows down: {m:?}");
+        assert!(m.num("y2") <= lifeline_bottom);
+        assert_eq!(m.attr("marker-end"), "url(#arrow)");
+        assert_eq!(m.has_class("traitor"), e.from == "S", "{m:?}");
+        assert_eq!(m.has_class("fault"), e.fault.is_some(), "{m:?}");
+    }
+    // The arrowhead is defined once.
+    let markers: Vec<&Element> = els.iter().filter(|e| e.name == "marker").collect();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0].attr("id"), "arrow");
+    assert!(markers[0].ancestors.iter().any(|a| a == "defs"));
+    // Readable: arrows starting at different times are well apart, even 10 us apart.
+    let mut starts: Vec<f64> = msgs.iter().map(|m| m.num("y1")).collect();
+    starts.sort_by(f64::total_cmp);
+    assert!(starts.windows(2).all(|w| w[1] - w[0] >= 10.0), "{starts:?}");
+
+    // Labels: the values carried, escaped on the way in and intact on the way out.
+    let labels: Vec<&str> = els
+        .iter()
+        .filter(|e| e.has_class("label"))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(labels.len(), events.len());
+    assert_eq!(labels[0], "attack");
+    assert_eq!(labels[7], "retreat ✗", "a failed call says so");
+    assert_eq!(labels[8], NASTY);
+    assert!(!svg.contains(NASTY), "raw markup characters leaked");
+    assert!(svg.contains("&lt;&amp;&gt;&quot;&apos;"));
+    assert!(
+        els.iter()
+            .any(|e| e.name == "title" && e.text == "OM(1) <run> & co")
+    );
+    // The failed call's details are in its tooltip.
+    assert!(
+        els.iter()
+            .any(|e| e.name == "title" && e.text.contains("FAILED: timed out"))
+    );
+
+    // Decisions at the foot of the lifelines.
+    for (n, d) in &decided {
+        let text = els
+            .iter()
+            .find(|e| e.has_class("decision") && e.attr("data-node") == n)
+            .unwrap_or_else(|| panic!("decision of {n}"));
+        assert_eq!(text.text, format!("decided {d}"));
+        assert!(text.num("y") > lifeline_bottom);
+        assert_eq!(text.num("x"), x_of[n.as_str()]);
+    }
+}
+
+#[test]
+fn lamport_diagram_odd_cases() {
+    // No usable times, a self-call, a node missing from `nodes`, an unnamed method.
+    let mut self_call = om("Q", "Q", &["P", "Q"], "attack", 0);
+    self_call.end_us = 0;
+    let mut other = self_call.clone();
+    other.from = "Q".into();
+    other.to = "X".into();
+    other.method = "ping".into();
+    other.args = serde_json::json!([]);
+    let mut first = om("P", "Q", &["P"], "attack", 0);
+    first.end_us = 0;
+    let events = [first, self_call, other];
+    let svg = lamport_svg(
+        &names("P,Q"),
+        &events,
+        &[],
+        &BTreeMap::new(),
+        "collapsed times",
+    );
+    let els = parse(&svg);
+    check_svg_root(&els);
+    let lanes: Vec<&str> = els
+        .iter()
+        .filter(|e| e.has_class("lifeline"))
+        .map(|e| e.attr("data-node"))
+        .collect();
+    assert_eq!(lanes, ["P", "Q", "X"], "strangers appended");
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[1].name, "path", "a self-call is a loop");
+    assert!(msgs[1].attr("d").starts_with('M'));
+    // Drawn in order, one row each, though every time is 0.
+    let y1 = |m: &Element| match m.name.as_str() {
+        "line" => m.num("y1"),
+        _ => m.attr("d")[1..]
+            .split(',')
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+    };
+    assert!(y1(msgs[0]) + 10.0 <= y1(msgs[1]));
+    assert!(y1(msgs[1]) + 10.0 <= y1(msgs[2]));
+    let labels: Vec<&str> = els
+        .iter()
+        .filter(|e| e.has_class("label"))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(labels, ["attack", "attack", "ping"], "method when no value");
+}
+
+#[test]
+fn mermaid_of_an_om1_run() {
+    let (nodes, events, traitors) = om1_run();
+    let decided = decisions(&[("Q", "attack"), ("R", "attack")]);
+    let text = mermaid(&nodes, &events, &traitors, &decided);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "sequenceDiagram");
+    let participants: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("participant "))
+        .collect();
+    assert_eq!(
+        participants,
+        ["n0 as P", "n1 as Q", "n2 as R", "n3 as S (traitor)"]
+    );
+    let arrows: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.contains("->>") || l.contains("--x"))
+        .collect();
+    assert_eq!(arrows.len(), events.len(), "one arrow per call");
+    assert_eq!(arrows[0], "n0->>n1: attack");
+    assert_eq!(arrows[7], "n3--xn1: retreat (failed: timed out)");
+    assert!(arrows[8].starts_with("n3->>n2: "));
+    let notes: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("Note over "))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "Note over n1: decided attack",
+            "Note over n2: decided attack"
+        ]
+    );
+    // Sanitised: nothing that would break Mermaid's parser in any label.
+    for l in &lines[1..] {
+        let label = l.split_once(": ").map_or(*l, |(_, b)| b);
+        assert!(!label.contains([';', '#', '<', '>']), "{l}");
+    }
+    // Blocks opened are closed.
+    let opened = lines
+        .iter()
+        .filter(|l| l.trim().starts_with("rect "))
+        .count();
+    let closed = lines.iter().filter(|l| l.trim() == "end").count();
+    assert_eq!(opened, closed);
+    assert!(opened >= 1, "traitor calls are shaded");
+}
+
+/// The lieutenant's tree: one box per path, edges to extensions, root showing the decision.
+fn check_tree(lieutenant: &str, tree: &[TreeNode], m: usize) -> Vec<Element> {
+    let svg = tree_svg(lieutenant, tree, m);
+    let els = parse(&svg);
+    check_svg_root(&els);
+    let boxes: Vec<&Element> = els.iter().filter(|e| e.has_class("tree-node")).collect();
+    assert_eq!(boxes.len(), tree.len(), "one tree-node per TreeNode");
+    for (b, t) in boxes.iter().zip(tree) {
+        assert_eq!(b.name, "g");
+        assert_eq!(b.attr("data-path"), t.path.join(">"));
+        assert!(b.text.contains(&t.path.join(">")), "{b:?}");
+        let recv = t.received.as_deref().unwrap_or("missing (retreat)");
+        assert!(
+            b.text.contains(&format!("recv {recv} / maj {}", t.value)),
+            "{b:?}"
+        );
+    }
+    assert!(
+        boxes[0]
+            .text
+            .contains(&format!("{lieutenant} decides {}", tree[0].value)),
+        "the root shows the decision: {:?}",
+        boxes[0]
+    );
+    let edges = els.iter().filter(|e| e.has_class("edge")).count();
+    assert_eq!(edges, tree.len() - 1, "a tree has one edge less than nodes");
+    els
+}
+
+#[test]
+fn om1_trees_rebuilt_from_the_trace() {
+    let (nodes, events, _) = om1_run();
+    // Q: its call from S failed, so [P,S] is missing; attack, attack, retreat: attack.
+    let q = om_tree_from_events("Q", "P", &nodes, 1, &events).unwrap();
+    let paths: Vec<String> = q.iter().map(|t| t.path.join(">")).collect();
+    assert_eq!(paths, ["P", "P>R", "P>S"]);
+    assert_eq!(q[2].received, None);
+    assert_eq!(q[0].value, "attack");
+    let els = check_tree("Q", &q, 1);
+    let missing = els
+        .iter()
+        .find(|e| e.attr("data-path") == "P>S")
+        .expect("P>S box");
+    assert!(
+        missing
+            .text
+            .contains("recv missing (retreat) / maj retreat")
+    );
+
+    // R: the nasty value is escaped in its box and outvoted.
+    let r = om_tree_from_events("R", "P", &nodes, 1, &events).unwrap();
+    assert_eq!(r[2].received.as_deref(), Some(NASTY));
+    assert_eq!(r[0].value, "attack");
+    let svg = tree_svg("R", &r, 1);
+    assert!(!svg.contains(NASTY));
+    let els = check_tree("R", &r, 1);
+    // Levels: the root above its children, the children side by side, root centred.
+    let rects: Vec<&Element> = els
+        .iter()
+        .filter(|e| e.name == "rect" && e.attrs.contains_key("rx"))
+        .collect();
+    assert_eq!(rects.len(), 3);
+    assert!(rects[0].num("y") < rects[1].num("y"));
+    assert_eq!(rects[1].num("y"), rects[2].num("y"));
+    let centre = |e: &Element| e.num("x") + e.num("width") / 2.0;
+    assert!((centre(rects[0]) - (centre(rects[1]) + centre(rects[2])) / 2.0).abs() < 0.2);
+
+    // The commander evaluates nothing; its picture is still a document.
+    let p = om_tree_from_events("P", "P", &nodes, 1, &events).unwrap();
+    assert!(p.is_empty());
+    check_svg_root(&parse(&tree_svg("P", &p, 1)));
+}
+
+/// Run OM(m) in memory, loyal nodes only, recording each delivery as an event.
+fn simulate(nodes: &[String], m: usize) -> (Vec<Event>, BTreeMap<String, String>) {
+    let commander = &nodes[0];
+    let mut runs: HashMap<&str, OmRun> = nodes
+        .iter()
+        .map(|n| (n.as_str(), OmRun::new(n, commander, nodes, m).unwrap()))
+        .collect();
+    let mut queue: std::collections::VecDeque<(String, generals::agreement::om::Relay)> = runs
+        [commander.as_str()]
+    .command("attack")
+    .into_iter()
+    .map(|r| (commander.clone(), r))
+    .collect();
+    let mut events = Vec::new();
+    let mut t = T0;
+    while let Some((from, r)) = queue.pop_front() {
+        t += 7;
+        events.push(Event {
+            run: "om-big".into(),
+            from: from.clone(),
+            to: r.to.clone(),
+            method: "om_message".into(),
+            args: serde_json::json!(["om-big", r.path, r.value]),
+            result: Some(serde_json::json!(true)),
+            fault: None,
+            start_us: t,
+            end_us: t + 50,
+        });
+        let relays = runs
+            .get_mut(r.to.as_str())
+            .unwrap()
+            .receive(&r.path, &r.value)
+            .unwrap();
+        queue.extend(relays.into_iter().map(|x| (r.to.clone(), x)));
+    }
+    let decided = nodes[1..]
+        .iter()
+        .map(|n| (n.clone(), runs[n.as_str()].decide()))
+        .collect();
+    (events, decided)
+}
+
+#[test]
+fn om2_among_seven_draws_every_call_and_path() {
+    let nodes = names("N0,N1,N2,N3,N4,N5,N6");
+    let (events, decided) = simulate(&nodes, 2);
+    assert_eq!(events.len(), 156);
+    let svg = lamport_svg(&nodes, &events, &[], &decided, "OM(2), n = 7");
+    let els = parse(&svg);
+    check_svg_root(&els);
+    assert_eq!(els.iter().filter(|e| e.has_class("lifeline")).count(), 7);
+    assert_eq!(els.iter().filter(|e| e.has_class("msg")).count(), 156);
+    assert_eq!(els.iter().filter(|e| e.has_class("traitor")).count(), 0);
+    let text = mermaid(&nodes, &events, &[], &decided);
+    assert_eq!(text.lines().filter(|l| l.contains("->>")).count(), 156);
+
+    let tree = om_tree_from_events("N3", "N0", &nodes, 2, &events).unwrap();
+    assert_eq!(tree.len(), 1 + 5 + 5 * 4);
+    assert_eq!(tree[0].value, decided["N3"]);
+    assert!(tree.iter().all(|t| t.received.as_deref() == Some("attack")));
+    check_tree("N3", &tree, 2);
+}
