@@ -178,11 +178,12 @@ impl Engine {
             ext::OM_ORDER | ext::SM_ORDER => {
                 args.arity(&["run", "order"])?;
                 let (run, order) = (args.string(0)?, args.string(1)?);
-                let sent = if method == ext::OM_ORDER {
-                    self.om_order(&run, &order).await?
+                let protocol = if method == ext::OM_ORDER {
+                    Protocol::Om
                 } else {
-                    self.sm_order(&run, &order).await?
+                    Protocol::Sm
                 };
+                let sent = self.order(protocol, &run, &order).await?;
                 Ok(structure([("sent", Value::Integer(sent as i32))]))
             }
             ext::OM_MESSAGE => {
@@ -284,76 +285,35 @@ impl Engine {
         (keys, missing)
     }
 
-    async fn om_order(self: &Arc<Self>, run: &str, order: &str) -> Result<usize, String> {
-        let (relays, seed) = {
+    /// The commander's round 1 (`om_order` / `sm_order`): returns how many were delivered.
+    async fn order(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        run: &str,
+        order: &str,
+    ) -> Result<usize, String> {
+        let (sends, seed) = {
             let mut runs = self.lock();
-            let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
-            if !r.run.is_commander() {
-                return Err(fault::python(
-                    "ValueError",
-                    &format!("{} is not the commander of run {run}", self.me),
-                ));
+            match protocol {
+                Protocol::Om => take_order(&self.me, run, runs.om.get_mut(run), order)?,
+                Protocol::Sm => take_order(&self.me, run, runs.sm.get_mut(run), order)?,
             }
-            if r.order.is_some() {
-                return Err(fault::python(
-                    "ValueError",
-                    &format!("run {run} already has its order"),
-                ));
-            }
-            r.order = Some(order.to_string());
-            let relays = r.run.command(order);
-            r.pending += relays.len();
-            (relays, r.seed)
         };
-        let sends = relays.into_iter().map(|r| Outgoing {
-            to: r.to,
-            path: r.path,
-            value: r.value,
-            prior: Vec::new(),
-            index: r.index,
-            count: r.count,
-        });
-        Ok(self
-            .send_all(Protocol::Om, run, seed, sends.collect())
-            .await)
+        Ok(self.send_all(protocol, run, seed, sends).await)
     }
 
-    async fn sm_order(self: &Arc<Self>, run: &str, order: &str) -> Result<usize, String> {
-        let (relays, seed) = {
-            let mut runs = self.lock();
-            let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
-            if !r.run.is_commander() {
-                return Err(fault::python(
-                    "ValueError",
-                    &format!("{} is not the commander of run {run}", self.me),
-                ));
-            }
-            if r.order.is_some() {
-                return Err(fault::python(
-                    "ValueError",
-                    &format!("run {run} already has its order"),
-                ));
-            }
-            r.order = Some(order.to_string());
-            let relays = r.run.command(order);
-            r.pending += relays.len();
-            (relays, r.seed)
-        };
-        let sends = relays.into_iter().map(|r| Outgoing {
-            to: r.to,
-            path: r.path,
-            value: r.value,
-            prior: r.prior,
-            index: r.index,
-            count: r.count,
-        });
-        Ok(self
-            .send_all(Protocol::Sm, run, seed, sends.collect())
-            .await)
+    /// Wake `*_decide` and send a received message's relays in the background.
+    fn relay(self: &Arc<Self>, protocol: Protocol, run: &str, seed: u64, sends: Vec<Outgoing>) {
+        self.changed.notify_waiters();
+        if !sends.is_empty() {
+            let engine = self.clone();
+            let run = run.to_string();
+            tokio::spawn(async move { engine.send_all(protocol, &run, seed, sends).await });
+        }
     }
 
     fn om_message(self: &Arc<Self>, run: &str, path: &[String], value: &str) -> Result<(), String> {
-        let (relays, seed) = {
+        let (sends, seed) = {
             let mut runs = self.lock();
             let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
             let relays = r
@@ -361,25 +321,9 @@ impl Engine {
                 .receive(path, value)
                 .map_err(|e| fault::python("ValueError", &e))?;
             r.pending += relays.len();
-            (relays, r.seed)
+            (relays.into_iter().map(Outgoing::from).collect(), r.seed)
         };
-        self.changed.notify_waiters();
-        if !relays.is_empty() {
-            let sends = relays
-                .into_iter()
-                .map(|r| Outgoing {
-                    to: r.to,
-                    path: r.path,
-                    value: r.value,
-                    prior: Vec::new(),
-                    index: r.index,
-                    count: r.count,
-                })
-                .collect();
-            let engine = self.clone();
-            let run = run.to_string();
-            tokio::spawn(async move { engine.send_all(Protocol::Om, &run, seed, sends).await });
-        }
+        self.relay(Protocol::Om, run, seed, sends);
         Ok(())
     }
 
@@ -390,34 +334,17 @@ impl Engine {
         value: &str,
         sigs: &[String],
     ) -> Result<(), String> {
-        let (relays, seed) = {
+        let (sends, seed) = {
             let mut runs = self.lock();
             let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
-            let keys = std::mem::take(&mut r.keys);
-            let received = r.run.receive(&keys, path, value, sigs);
-            r.keys = keys;
-            let relays = received
+            let relays = r
+                .run
+                .receive(&r.keys, path, value, sigs)
                 .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?;
             r.pending += relays.len();
-            (relays, r.seed)
+            (relays.into_iter().map(Outgoing::from).collect(), r.seed)
         };
-        self.changed.notify_waiters();
-        if !relays.is_empty() {
-            let sends = relays
-                .into_iter()
-                .map(|r| Outgoing {
-                    to: r.to,
-                    path: r.path,
-                    value: r.value,
-                    prior: r.prior,
-                    index: r.index,
-                    count: r.count,
-                })
-                .collect();
-            let engine = self.clone();
-            let run = run.to_string();
-            tokio::spawn(async move { engine.send_all(Protocol::Sm, &run, seed, sends).await });
-        }
+        self.relay(Protocol::Sm, run, seed, sends);
         Ok(())
     }
 
@@ -635,6 +562,88 @@ struct Outgoing {
     prior: Vec<String>,
     index: usize,
     count: usize,
+}
+
+impl From<super::om::Relay> for Outgoing {
+    fn from(r: super::om::Relay) -> Self {
+        Outgoing {
+            to: r.to,
+            path: r.path,
+            value: r.value,
+            prior: Vec::new(),
+            index: r.index,
+            count: r.count,
+        }
+    }
+}
+
+impl From<sm::SmRelay> for Outgoing {
+    fn from(r: sm::SmRelay) -> Self {
+        Outgoing {
+            to: r.to,
+            path: r.path,
+            value: r.value,
+            prior: r.prior,
+            index: r.index,
+            count: r.count,
+        }
+    }
+}
+
+/// What `*_order` needs of a run, OM or SM.
+trait Commanded {
+    fn is_commander(&self) -> bool;
+    fn command(&self, order: &str) -> Vec<Outgoing>;
+}
+
+impl Commanded for OmRun {
+    fn is_commander(&self) -> bool {
+        OmRun::is_commander(self)
+    }
+    fn command(&self, order: &str) -> Vec<Outgoing> {
+        OmRun::command(self, order)
+            .into_iter()
+            .map(Outgoing::from)
+            .collect()
+    }
+}
+
+impl Commanded for SmRun {
+    fn is_commander(&self) -> bool {
+        SmRun::is_commander(self)
+    }
+    fn command(&self, order: &str) -> Vec<Outgoing> {
+        SmRun::command(self, order)
+            .into_iter()
+            .map(Outgoing::from)
+            .collect()
+    }
+}
+
+/// Record the commander's order once and return its round-1 messages and the run's seed.
+fn take_order<R: Commanded>(
+    me: &str,
+    id: &str,
+    run: Option<&mut Run<R>>,
+    order: &str,
+) -> Result<(Vec<Outgoing>, u64), String> {
+    let r = run.ok_or_else(|| unknown_run(id))?;
+    if !r.run.is_commander() {
+        return Err(fault::python(
+            "ValueError",
+            &format!("{me} is not the commander of run {id}"),
+        ));
+    }
+    if r.order.is_some() {
+        return Err(fault::python(
+            "ValueError",
+            &format!("run {id} already has its order"),
+        ));
+    }
+    r.order = Some(order.to_string());
+    let sends = r.run.command(order);
+    r.pending += sends.len();
+    Ok((sends, r.seed))
 }
 
 impl Run<()> {
