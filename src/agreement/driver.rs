@@ -177,11 +177,11 @@ pub async fn drive(
                     Err(e) => e,
                     Ok(v) => format!("node_info answered {v:?}"),
                 };
-                outcome.traitors.push(node.clone());
-                outcome
-                    .behaviours
-                    .insert(node.clone(), "unreachable".into());
-                unreachable.push(Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }
@@ -208,13 +208,11 @@ pub async fn drive(
         match result {
             Ok(_) => ready.push(node),
             Err(error) => {
-                if !outcome.traitors.contains(&node) {
-                    outcome.traitors.push(node.clone());
-                }
-                outcome
-                    .behaviours
-                    .insert(node.clone(), "unreachable".into());
-                unreachable.push(Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }
@@ -270,13 +268,11 @@ pub async fn drive(
                     Err(e) => e,
                     Ok(v) => format!("decide answered {v:?}"),
                 };
-                if !outcome.traitors.contains(&node) {
-                    outcome.traitors.push(node.clone());
-                }
-                outcome
-                    .behaviours
-                    .insert(node.clone(), "unreachable".into());
-                unreachable.push(Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }
@@ -286,6 +282,18 @@ pub async fn drive(
     }
     outcome.traitors.sort();
     Ok((checker::judge(outcome, &decisions), unreachable))
+}
+
+/// A node the run could not use: it counts as a traitor (its messages are missing) and is
+/// reported.
+fn lost(outcome: &mut Outcome, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
+    if !outcome.traitors.contains(&u.node) {
+        outcome.traitors.push(u.node.clone());
+    }
+    outcome
+        .behaviours
+        .insert(u.node.clone(), "unreachable".into());
+    unreachable.push(u);
 }
 
 /// Call `method(args)` on every node concurrently: (node, url, result) in the nodes' order.
