@@ -15,11 +15,29 @@ Differences from the original, all opt-in or invisible on the default run:
   pick depends on string hash randomisation.
 Output is flushed line by line so a parent process sees it as it happens.
 
+Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; without
+--agreement none of this is used and the server is exactly the stand-in described above:
+  --agreement     also serve node_info, om_start, om_order, om_message, om_decide and
+                  trace_events, so a Python node can take part in `client om` runs next to
+                  Rust nodes; each node is then served by a threaded SimpleXMLRPCServer
+                  (relays go out from background threads, om_decide waits without blocking)
+  --behaviour NAME=KIND  how node NAME sends OM messages (repeatable): honest, deny:A,B,
+                  silent, flip, two-faced, random, delay:MS, as the Rust server's flag; a
+                  faulty P without one is deny:R,S. send_message keeps the original behaviour.
+  --seed N        server seed of the random behaviour (XORed with each run's seed; default 0)
+  --rpc-timeout SECS  timeout of each om_message call to a peer (default 10)
+
 Usage: python3 scripts/python/server.py [--port-base N] [--nodes P,Q,R,S] [--faulty P]
                                        [--cluster-size N]
+                                       [--agreement [--behaviour NAME=KIND]... [--seed N]
+                                                    [--rpc-timeout SECS]]
 """
 import argparse
+import collections
+import re
+import socketserver
 import threading
+import time
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
 
@@ -76,6 +94,528 @@ def run_server(process, port, ready):
     server.serve_forever()
 
 
+# ---------------------------------------------------------------------------------------------
+# Byzantine agreement extension: OM(m) between nodes. OPT-IN (--agreement); without the flag
+# nothing below is used. It follows docs/protocol-extensions.md (the contract of the Rust nodes,
+# src/agreement/): the same methods, answers, fault strings and message counts, so Python and
+# Rust nodes can share a `client om` run. SM (sm_*) is not implemented: those calls get the
+# usual `method "sm_start" is not supported` fault.
+# ---------------------------------------------------------------------------------------------
+
+ATTACK = "attack"
+RETREAT = "retreat"  # also what a missing message and "no strict majority" count as
+MAX_RUNS = 256  # runs remembered per node; starting one more forgets the oldest start
+MAX_NODES = 64
+MAX_M = 8
+MAX_EVENTS = 200_000  # outgoing calls remembered for trace_events
+U64 = (1 << 64) - 1
+_DECIMAL_U64 = re.compile(r"\+?[0-9]+")  # what Rust's u64 parser accepts
+
+
+def parse_u64(text):
+    """A decimal u64 as Rust parses it (digits, optional leading '+'); ValueError otherwise."""
+    if not isinstance(text, str) or not _DECIMAL_U64.fullmatch(text) or int(text) > U64:
+        raise ValueError(f"not a decimal u64: {text!r}")
+    return int(text)
+
+
+def mix(x):
+    """SplitMix64 finaliser, modulo 2^64 (the Rust `behaviour::mix`)."""
+    x = (x + 0x9E3779B97F4A7C15) & U64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & U64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & U64
+    return x ^ (x >> 31)
+
+
+def entropy(seed, parts):
+    """FNV-1a 64 over each part's UTF-8 bytes and a 0xFF after each, seeded, then mix."""
+    h = 0xCBF29CE484222325 ^ seed
+    for part in parts:
+        for b in part.encode() + b"\xff":
+            h = ((h ^ b) * 0x100000001B3) & U64
+    return mix(h)
+
+
+class Behaviour:
+    """How a node sends (the Rust `Behaviour`): kind, plus the denied names or the delay."""
+
+    KINDS = ("honest", "silent", "flip", "two-faced", "random")
+
+    def __init__(self, kind, deny=(), delay_ms=0):
+        self.kind = kind
+        self.deny = list(deny)
+        self.delay_ms = delay_ms
+
+    @classmethod
+    def parse(cls, text):
+        kind, sep, arg = text.partition(":")
+        if not sep and kind in cls.KINDS:
+            return cls(kind)
+        if sep and kind == "deny":
+            names = [n.strip() for n in arg.split(",") if n.strip()]
+            if not names:
+                raise ValueError("deny needs a list of nodes, e.g. deny:R,S")
+            return cls("deny", deny=names)
+        if sep and kind == "delay":
+            try:
+                return cls("delay", delay_ms=parse_u64(arg))
+            except ValueError:
+                raise ValueError(f"delay needs milliseconds, e.g. delay:500, got {arg!r}")
+        raise ValueError(
+            f"unknown behaviour {text!r}: use honest, deny:A,B, silent, flip, two-faced, "
+            "random or delay:MS"
+        )
+
+    def __str__(self):
+        if self.kind == "deny":
+            return "deny:" + ",".join(self.deny)
+        if self.kind == "delay":
+            return f"delay:{self.delay_ms}"
+        return self.kind
+
+    @property
+    def traitor(self):
+        return self.kind != "honest"  # delay included, as in Rust
+
+    @property
+    def delay(self):
+        """Seconds to wait before each send and before handling each request."""
+        return self.delay_ms / 1000 if self.kind == "delay" else 0
+
+    def outgoing(self, value, receiver, index, count, noise):
+        """What to send where an honest node sends `value` to the index-th of `count`
+        receivers of a broadcast; None to send nothing. `noise` is the message's entropy."""
+        if self.kind in ("honest", "delay"):
+            return value
+        if self.kind == "deny":
+            return None if receiver in self.deny else value
+        if self.kind == "silent":
+            return None
+        if self.kind == "flip":
+            return RETREAT if value == ATTACK else ATTACK
+        if self.kind == "two-faced":
+            return ATTACK if index < count // 2 else RETREAT
+        return ATTACK if mix(noise) & 1 == 0 else RETREAT  # random
+
+
+def parse_assignment(arg):
+    """--behaviour NAME=KIND."""
+    name, sep, kind = arg.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=KIND (e.g. Q=two-faced), got {arg!r}")
+    try:
+        return name, Behaviour.parse(kind)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def original_behaviour(name, faulty):
+    """The original's only fault, as the Rust nodes map it: a faulty P is deny:R,S."""
+    return Behaviour("deny", deny=["R", "S"]) if faulty and name == "P" else Behaviour("honest")
+
+
+def fault(cls, message):
+    """A fault exactly as a Rust node words it: `<class 'X'>:message`, code 1."""
+    return xmlrpc.client.Fault(1, f"<class '{cls}'>:{message}")
+
+
+def debug(value):
+    """Rust's `{:?}` of a string or a list of strings (ASCII and control characters exact;
+    other non-printable Unicode, which Rust escapes as \\u{...}, is left as is)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(debug(v) for v in value) + "]"
+    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+    out = []
+    for ch in value:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def unknown_run(run):
+    return fault("KeyError", f"unknown run {run!r}")
+
+
+def now_us():
+    return time.time_ns() // 1000
+
+
+class Args:
+    """Typed access to an extension call's params, with the Rust node's faults, checked in
+    the same order (arity first, then each param as it is read)."""
+
+    def __init__(self, method, params, *names):
+        if len(params) != len(names):
+            given = len(params)
+            raise fault(
+                "TypeError",
+                f"{method}({', '.join(names)}) takes {len(names)} "
+                f"argument{'' if len(names) == 1 else 's'} but {given} "
+                f"{'was' if given == 1 else 'were'} given",
+            )
+        self.method = method
+        self.params = params
+
+    def bad(self, i, want):
+        return fault("TypeError", f"{self.method}() argument {i + 1} must be {want}")
+
+    def string(self, i):
+        if not isinstance(self.params[i], str):
+            raise self.bad(i, "a string")
+        return self.params[i]
+
+    def strings(self, i):
+        v = self.params[i]
+        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+            raise self.bad(i, "an array of strings")
+        return list(v)
+
+    def int(self, i):
+        v = self.params[i]
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise self.bad(i, "an integer")
+        return v
+
+
+class Relay:
+    """One message to send: `value` (before the behaviour) to `to` along `path`, the
+    receiver being the index-th of `count` receivers of its broadcast."""
+
+    def __init__(self, to, path, value, index, count):
+        self.to, self.path, self.value, self.index, self.count = to, path, value, index, count
+
+
+class OmRun:
+    """One node's state in one OM run (the Rust `OmRun` plus the engine's counters)."""
+
+    def __init__(self, me, commander, nodes, m, seed, deadline):
+        if commander not in nodes:
+            raise fault(
+                "ValueError", f"commander {debug(commander)} is not among the nodes {debug(nodes)}"
+            )
+        if me not in nodes:
+            raise fault("ValueError", f"this node ({me}) is not among the nodes {debug(nodes)}")
+        if len(set(nodes)) != len(nodes):
+            raise fault("ValueError", f"nodes {debug(nodes)} repeat a name")
+        if m + 1 >= len(nodes) and m > 0:
+            raise fault("ValueError", f"m = {m} needs more than {m + 1} nodes")
+        self.me, self.nodes, self.m = me, nodes, m
+        self.commander = nodes.index(commander)
+        self.received = {}  # path as a tuple of node indices -> value (the first one wins)
+        others = max(len(nodes) - 2, 0)
+        # Paths a lieutenant receives: [C] then k distinct other lieutenants, k = 0..m.
+        self.expected = 0 if self.is_commander else sum(
+            _product(max(others - j, 0) for j in range(k)) for k in range(m + 1)
+        )
+        self.seed = seed  # the run's seed XOR the server's --seed
+        self.deadline = deadline  # time.monotonic() by which om_decide answers
+        self.sent = [0] * (m + 1)  # messages delivered, per round (= path length)
+        self.pending = 0  # sends started and not finished
+        self.order = None  # the commander's order
+
+    @property
+    def is_commander(self):
+        return self.nodes[self.commander] == self.me
+
+    @property
+    def complete(self):
+        return len(self.received) >= self.expected
+
+    def command(self, order):
+        """Round 1: the order for every other node, in nodes order."""
+        receivers = [n for n in self.nodes if n != self.me]
+        return [Relay(to, [self.me], order, i, len(receivers)) for i, to in enumerate(receivers)]
+
+    def receive(self, path, value):
+        """Store a message; the relays it causes (none for a duplicate or a last-round one)."""
+        if self.is_commander:
+            raise fault("ValueError", "the commander receives no messages")
+        ix = self.path_indices(path)
+        if ix in self.received:
+            return []
+        self.received[ix] = value
+        if len(path) > self.m:
+            return []
+        receivers = [n for i, n in enumerate(self.nodes) if i not in ix and n != self.me]
+        return [
+            Relay(to, path + [self.me], value, i, len(receivers))
+            for i, to in enumerate(receivers)
+        ]
+
+    def path_indices(self, path):
+        if not path or len(path) > self.m + 1:
+            raise fault("ValueError", f"path of length {len(path)} (1..={self.m + 1} allowed)")
+        ix = []
+        for name in path:
+            if name not in self.nodes:
+                raise fault("ValueError", f"{debug(name)} takes no part in this run")
+            i = self.nodes.index(name)
+            if i in ix or name == self.me:
+                raise fault(
+                    "ValueError", f"path {debug(path)} repeats a node or passes through {self.me}"
+                )
+            ix.append(i)
+        if ix[0] != self.commander:
+            raise fault("ValueError", f"path {debug(path)} does not start with the commander")
+        return tuple(ix)
+
+    def decide(self):
+        """value([C]) by recursive majority; missing messages count as retreat."""
+        return self.value([self.commander], self.nodes.index(self.me))
+
+    def value(self, path, me):
+        direct = self.received.get(tuple(path), RETREAT)
+        if len(path) == self.m + 1:
+            return direct
+        values = [direct]
+        for j in range(len(self.nodes)):
+            if j != me and j not in path:
+                values.append(self.value(path + [j], me))
+        return majority(values)
+
+
+def _product(factors):
+    p = 1
+    for f in factors:
+        p *= f
+    return p
+
+
+def majority(values):
+    """The value held by more than half of `values`, else retreat."""
+    for v in set(values):
+        if 2 * values.count(v) > len(values):
+            return v
+    return RETREAT
+
+
+class TimeoutTransport(xmlrpc.client.Transport):
+    """xmlrpc.client's transport with a socket timeout."""
+
+    def __init__(self, timeout):
+        super().__init__()
+        self._timeout = timeout
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout
+        return conn
+
+
+class AgreementProcess(Process):
+    """A Process that also takes part in OM runs. The original three methods are inherited
+    unchanged (send_message keeps the original denial, whatever --behaviour says). Everything
+    added is private (`_x`) except the extension methods, so no other name becomes callable."""
+
+    def __init__(self, name, faulty, behaviour, seed, rpc_timeout):
+        super().__init__(name, faulty=faulty)
+        self._behaviour = behaviour
+        self._seed = seed
+        self._rpc_timeout = rpc_timeout
+        self._cond = threading.Condition()  # guards everything below; never held over a call
+        self._runs = {}  # run id -> OmRun
+        self._started = collections.deque()  # run ids, oldest start first
+        self._events = collections.deque(maxlen=MAX_EVENTS)
+
+    # -- extension methods ----------------------------------------------------------------
+
+    def node_info(self, *params):
+        Args("node_info", params)
+        return {
+            "name": self.name,
+            "behaviour": str(self._behaviour),
+            "traitor": self._behaviour.traitor,
+            "public_key": "",  # no SM here
+        }
+
+    def om_start(self, *params):
+        a = Args("om_start", params, "run", "commander", "nodes", "m", "round_timeout_ms", "seed")
+        nodes, m, timeout = a.strings(2), a.int(3), a.int(4)
+        if len(nodes) > MAX_NODES:
+            raise fault("ValueError", f"at most {MAX_NODES} nodes take part in a run")
+        if not 0 <= m <= MAX_M:
+            raise fault("ValueError", f"m must be 0..={MAX_M}")
+        if not 1 <= timeout <= 600_000:
+            raise fault("ValueError", "round_timeout_ms must be 1..=600000")
+        try:
+            seed = parse_u64(a.string(5))
+        except ValueError:
+            raise fault("ValueError", "seed must be a decimal u64 in a string")
+        run, commander = a.string(0), a.string(1)
+        deadline = time.monotonic() + (m + 1) * timeout / 1000
+        state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, deadline)
+        with self._cond:
+            if run in self._started:  # starting a run id again replaces that run
+                self._started.remove(run)
+            self._runs[run] = state
+            self._started.append(run)
+            while len(self._started) > MAX_RUNS:
+                self._runs.pop(self._started.popleft(), None)
+            self._cond.notify_all()
+        return "ok"
+
+    def om_order(self, *params):
+        a = Args("om_order", params, "run", "order")
+        run, order = a.string(0), a.string(1)
+        with self._cond:
+            state = self._run(run)
+            if not state.is_commander:
+                raise fault("ValueError", f"{self.name} is not the commander of run {run}")
+            if state.order is not None:
+                raise fault("ValueError", f"run {run} already has its order")
+            state.order = order
+            relays = state.command(order)
+            state.pending += len(relays)
+            seed = state.seed
+        threads = self._send_all(run, seed, relays)
+        for t in threads:
+            t.join()
+        return {"sent": sum(t.delivered for t in threads)}
+
+    def om_message(self, *params):
+        a = Args("om_message", params, "run", "path", "value")
+        run, path, value = a.string(0), a.strings(1), a.string(2)
+        with self._cond:
+            state = self._run(run)
+            relays = state.receive(path, value)
+            state.pending += len(relays)
+            seed = state.seed
+            self._cond.notify_all()
+        self._send_all(run, seed, relays)  # in the background: answered at once
+        return "ok"
+
+    def om_decide(self, *params):
+        a = Args("om_decide", params, "run")
+        run = a.string(0)
+        with self._cond:
+            while True:
+                state = self._run(run)
+                if state.complete and state.pending == 0:
+                    break
+                left = state.deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if state.is_commander:
+                role, decision = "commander", state.order or ""
+            else:
+                role, decision = "lieutenant", state.decide()
+            return {
+                "role": role,
+                "decision": decision,
+                "received": len(state.received),
+                "expected": state.expected,
+                "sent": list(state.sent),
+            }
+
+    def trace_events(self, *params):
+        a = Args("trace_events", params, "run", "since_us")
+        try:
+            since = parse_u64(a.string(1))
+        except ValueError:
+            raise fault("ValueError", "since_us must be a decimal u64 in a string")
+        run = a.string(0)
+        with self._cond:
+            events = [e for e in self._events if e["run"] == run and e["start_us"] >= since]
+        # Times travel as decimal strings (XML-RPC integers are 32-bit), as in Rust.
+        return [dict(e, start_us=str(e["start_us"]), end_us=str(e["end_us"])) for e in events]
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _run(self, run):
+        state = self._runs.get(run)
+        if state is None:
+            raise unknown_run(run)
+        return state
+
+    def _send_all(self, run, seed, relays):
+        """Send each relay from its own thread (a broadcast goes out in parallel); the
+        threads are returned, each with `.delivered` once it has finished."""
+        threads = []
+        for relay in relays:
+            t = threading.Thread(target=self._send_one, args=(run, seed, relay), daemon=True)
+            t.delivered = False
+            t.start()
+            threads.append(t)
+        return threads
+
+    def _send_one(self, run, seed, relay):
+        delivered = False
+        try:
+            noise = entropy(seed, [run] + relay.path + [relay.to])
+            value = self._behaviour.outgoing(
+                relay.value, relay.to, relay.index, relay.count, noise
+            )
+            if value is not None:
+                if self._behaviour.delay:
+                    time.sleep(self._behaviour.delay)
+                delivered = self._call(run, relay.to, [run, relay.path, value])
+        finally:
+            threading.current_thread().delivered = delivered
+            with self._cond:
+                state = self._runs.get(run)
+                if state is not None:
+                    state.pending = max(state.pending - 1, 0)
+                    if delivered and 1 <= len(relay.path) <= len(state.sent):
+                        state.sent[len(relay.path) - 1] += 1
+                self._cond.notify_all()
+
+    def _call(self, run, to, args):
+        """om_message(*args) on node `to`; whether it was delivered (answered, no fault).
+        Every call made is recorded for trace_events."""
+        try:
+            port = port_of(to)
+        except (TypeError, ValueError):
+            return False  # no address under the port rule: nothing sent
+        event = {"run": run, "from": self.name, "to": to, "method": "om_message",
+                 "args": args, "start_us": now_us()}
+        url = f"http://localhost:{port}/"
+        try:
+            transport = TimeoutTransport(self._rpc_timeout)
+            with xmlrpc.client.ServerProxy(url, transport=transport) as proxy:
+                event["result"] = proxy.om_message(*args)
+        except xmlrpc.client.Fault as f:
+            event["fault"] = f"fault {f.faultCode}: {f.faultString}"
+        except TimeoutError:
+            event["fault"] = f"timed out after {self._rpc_timeout:g}s"
+        except ConnectionRefusedError:
+            event["fault"] = "connection refused"
+        except Exception as e:  # any other transport failure: not delivered
+            event["fault"] = f"{type(e).__name__}: {e}"
+        event["end_us"] = now_us()
+        with self._cond:
+            self._events.append(event)
+        return "fault" not in event
+
+
+class ThreadingXMLRPCServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
+    """One thread per request, so om_decide can wait while messages keep coming in."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a whole cluster may connect at once
+
+    def __init__(self, addr, delay=0):
+        self.delay = delay
+        super().__init__(addr)
+
+    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
+        if self.delay:  # a delay:MS node handles every request MS late, as in Rust
+            time.sleep(self.delay)
+        return super()._marshaled_dispatch(data, dispatch_method, path)
+
+
+def run_agreement_server(process, port, ready):
+    server = ThreadingXMLRPCServer(("localhost", port), delay=process._behaviour.delay)
+    server.register_instance(process)
+    print(f"Process {process.name} running on port {port}...", flush=True)
+    ready.release()
+    server.serve_forever()
+
+
 def main():
     global PORT_BASE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +623,16 @@ def main():
     parser.add_argument("--nodes", default=None)
     parser.add_argument("--faulty", default="P")
     parser.add_argument("--cluster-size", type=int, default=0)
+    parser.add_argument("--agreement", action="store_true")
+    parser.add_argument("--behaviour", action="append", type=parse_assignment, default=None)
+    parser.add_argument("--seed", type=parse_u64, default=None)
+    parser.add_argument("--rpc-timeout", type=float, default=None)
     args = parser.parse_args()
+    given = args.behaviour or args.seed is not None or args.rpc_timeout is not None
+    if given and not args.agreement:
+        parser.error("--behaviour, --seed and --rpc-timeout need --agreement")
+    if args.rpc_timeout is not None and not args.rpc_timeout > 0:
+        parser.error("--rpc-timeout must be a positive number of seconds")
     PORT_BASE = args.port_base
     GENERATED.update({f"N{i}": i for i in range(args.cluster_size)})
     default = ",".join(GENERATED) if args.cluster_size else "P,Q,R,S"
@@ -91,10 +640,19 @@ def main():
     faulty = {n for n in args.faulty.split(",") if n}
     ready = threading.Semaphore(0)
     threads = []
+    behaviours = dict(args.behaviour or [])  # a later flag for the same node wins
     for name in names:
-        process = Process(name, faulty=name in faulty)
+        if args.agreement:
+            behaviour = behaviours.get(name) or original_behaviour(name, name in faulty)
+            process = AgreementProcess(
+                name, name in faulty, behaviour, args.seed or 0, args.rpc_timeout or 10.0
+            )
+            serve = run_agreement_server
+        else:
+            process = Process(name, faulty=name in faulty)
+            serve = run_server
         port = port_of(name)
-        t = threading.Thread(target=run_server, args=(process, port, ready), daemon=True)
+        t = threading.Thread(target=serve, args=(process, port, ready), daemon=True)
         t.start()
         threads.append(t)
         ready.acquire()

@@ -1,0 +1,738 @@
+//! Mixed Python/Rust Byzantine runs: `client om` over clusters where some generals are Rust
+//! nodes and the others are the Python stand-in with `--agreement` (the OM extension of
+//! `scripts/python/server.py`, docs/protocol-extensions.md). Traitors sit on either side, the
+//! commander too; the Python node must answer, fault and lie exactly as a Rust node does.
+//! Without `--agreement` the stand-in must still refuse every extension method.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use dxr::Value;
+use serde_json::Value as Json;
+
+/// Generated nodes N0..N{n-1}: Rust hosts `rust`, Python (`--agreement`) hosts `python`.
+struct Mixed {
+    base: u16,
+    n: usize,
+    _rust: Proc,
+    _python: Proc,
+}
+
+fn names(ids: &[usize]) -> String {
+    ids.iter()
+        .map(|i| format!("N{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn with_flags(mut args: Vec<String>, flag: &str, values: &[&str]) -> Vec<String> {
+    for v in values {
+        args.push(flag.to_string());
+        args.push(v.to_string());
+    }
+    args
+}
+
+/// A cluster of `n` generated nodes split between a Rust and a Python server process, with
+/// `--behaviour` flags for each side (and `extra` flags for both, e.g. `--seed`).
+fn mixed(
+    n: usize,
+    rust: &[usize],
+    python: &[usize],
+    rust_behaviours: &[&str],
+    python_behaviours: &[&str],
+    extra: &[&str],
+) -> Mixed {
+    let base = port_base();
+    let common: Vec<String> = [
+        "--port-base".to_string(),
+        base.to_string(),
+        "--cluster-size".to_string(),
+        n.to_string(),
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect();
+    let port = |i: &usize| base + *i as u16;
+
+    let mut rs = common.clone();
+    rs.extend(["--nodes".into(), names(rust), "--quiet".into()]);
+    let rs = with_flags(rs, "--behaviour", rust_behaviours);
+    let rs: Vec<&str> = rs.iter().map(String::as_str).collect();
+    let rust_ports: Vec<u16> = rust.iter().map(port).collect();
+
+    let mut py = common;
+    py.extend(["--nodes".into(), names(python), "--agreement".into()]);
+    let py = with_flags(py, "--behaviour", python_behaviours);
+    let py: Vec<&str> = py.iter().map(String::as_str).collect();
+    let python_ports: Vec<u16> = python.iter().map(port).collect();
+
+    Mixed {
+        base,
+        n,
+        _rust: Proc::rust_server(&rs, &rust_ports),
+        _python: Proc::python_server(&py, &python_ports),
+    }
+}
+
+impl Mixed {
+    /// `client --cluster-size n om ARGS --json`: (exit code, parsed JSON or null, stderr).
+    fn om(&self, args: &[&str]) -> (i32, Json, String) {
+        om_client(self.base, self.n, args)
+    }
+
+    fn port(&self, i: u16) -> u16 {
+        self.base + i
+    }
+}
+
+fn om_client(base: u16, n: usize, args: &[&str]) -> (i32, Json, String) {
+    let mut cmd = Command::new(client_bin());
+    cmd.args([
+        "--port-base",
+        &base.to_string(),
+        "--cluster-size",
+        &n.to_string(),
+        "om",
+    ])
+    .args(args)
+    .arg("--json");
+    let (code, out, err) = run(cmd, Duration::from_secs(30));
+    let json = serde_json::from_str(&out).unwrap_or(Json::Null);
+    (code, json, err)
+}
+
+fn decisions(j: &Json) -> Vec<(String, String)> {
+    j["decisions"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no decisions in {j}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn per_round(j: &Json) -> Vec<u64> {
+    j["messages_per_round"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages_per_round in {j}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// IC1 and IC2 hold, no node was unreachable, and every message of a complete run was sent.
+fn assert_agreement(j: &Json, err: &str, code: i32, messages: u64, rounds: &[u64]) {
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["ic1"], true, "{j}");
+    assert_eq!(j["ic2"], true, "{j}");
+    assert!(!j.to_string().contains("unreachable"), "{j} {err}");
+    assert_eq!(j["messages"], messages, "{j}");
+    assert_eq!(per_round(j), rounds, "{j}");
+    assert_eq!(j["expected_per_round"], serde_json::json!(rounds), "{j}");
+}
+
+fn member<'a>(v: &'a Value, key: &str) -> &'a Value {
+    match v {
+        Value::Struct(m) => m.get(key).unwrap_or_else(|| panic!("no {key} in {v:?}")),
+        other => panic!("not a struct: {other:?}"),
+    }
+}
+
+/// (a) OM(1), n = 4: Rust hosts N0, N2, Python hosts N1, N3; the two-faced traitor is the
+/// Python N3.
+#[test]
+fn om1_n4_two_faced_traitor_on_python() {
+    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N3=two-faced"], &[]);
+    let info = call(c.port(3), "node_info", &[]).unwrap();
+    assert_eq!(member(&info, "name"), &s("N3"));
+    assert_eq!(member(&info, "behaviour"), &s("two-faced"));
+    assert_eq!(member(&info, "traitor"), &Value::Boolean(true));
+    assert_eq!(member(&info, "public_key"), &s(""));
+    assert_eq!(
+        member(&call(c.port(1), "node_info", &[]).unwrap(), "traitor"),
+        &Value::Boolean(false)
+    );
+    for (order, seed) in [("attack", "1"), ("retreat", "2")] {
+        let (code, j, err) = c.om(&["-m", "1", "--order", order, "--seed", seed]);
+        assert_agreement(&j, &err, code, 9, &[3, 6]);
+        assert_eq!(j["traitors"], serde_json::json!(["N3"]));
+        assert_eq!(j["behaviours"]["N3"], "two-faced");
+        assert_eq!(
+            decisions(&j),
+            [("N1".into(), order.into()), ("N2".into(), order.into())]
+        );
+        // What N3 actually sent, from its own trace_events: its receivers of [N0] are N1, N2
+        // (nodes order), so index 0 < 2/2 gets attack and index 1 retreat, whatever the order.
+        let run = format!("om-{seed}");
+        let Ok(Value::Array(events)) = call(c.port(3), "trace_events", &[s(&run), s("0")]) else {
+            panic!("no trace from N3");
+        };
+        let mut sent: Vec<(Value, Value, Value)> = events
+            .iter()
+            .map(|e| {
+                assert_eq!(member(e, "result"), &s("ok"));
+                let Value::Array(args) = member(e, "args") else {
+                    panic!("{e:?}")
+                };
+                (member(e, "to").clone(), args[1].clone(), args[2].clone())
+            })
+            .collect();
+        sent.sort_by_key(|t| format!("{t:?}"));
+        let path = Value::Array(vec![s("N0"), s("N3")]);
+        assert_eq!(
+            sent,
+            [
+                (s("N1"), path.clone(), s("attack")),
+                (s("N2"), path, s("retreat"))
+            ]
+        );
+    }
+}
+
+/// (a) The same split with the two-faced traitor on the Rust side (N2).
+#[test]
+fn om1_n4_two_faced_traitor_on_rust() {
+    let c = mixed(4, &[0, 2], &[1, 3], &["N2=two-faced"], &[], &[]);
+    for order in ["attack", "retreat"] {
+        let (code, j, err) = c.om(&["-m", "1", "--order", order, "--seed", "2"]);
+        assert_agreement(&j, &err, code, 9, &[3, 6]);
+        assert_eq!(j["traitors"], serde_json::json!(["N2"]));
+        assert_eq!(
+            decisions(&j),
+            [("N1".into(), order.into()), ("N3".into(), order.into())]
+        );
+    }
+}
+
+/// (b) OM(2), n = 7: Rust hosts N0..N3, Python N4..N6; a flipping Python traitor and a
+/// two-faced Rust one. 6 + 30 + 120 messages cross the language boundary both ways.
+#[test]
+fn om2_n7_flip_on_python_and_two_faced_on_rust() {
+    let c = mixed(
+        7,
+        &[0, 1, 2, 3],
+        &[4, 5, 6],
+        &["N2=two-faced"],
+        &["N5=flip"],
+        &[],
+    );
+    for (order, seed) in [("attack", "21"), ("retreat", "22")] {
+        let (code, j, err) = c.om(&["-m", "2", "--order", order, "--seed", seed]);
+        assert_agreement(&j, &err, code, 156, &[6, 30, 120]);
+        assert_eq!(j["traitors"], serde_json::json!(["N2", "N5"]));
+        assert_eq!(j["behaviours"]["N5"], "flip");
+        assert_eq!(j["behaviours"]["N2"], "two-faced");
+        let d = decisions(&j);
+        assert_eq!(d.len(), 4, "{j}");
+        for (node, decision) in d {
+            assert_eq!(decision, order, "{node}: {j}");
+        }
+    }
+}
+
+/// (c) A Python commander. Loyal, with a two-faced Rust lieutenant: every loyal lieutenant
+/// obeys. Then the doc's worked example with the Python commander itself two-faced: its
+/// receivers N0, N2, N3 get attack, retreat, retreat, so all of them decide retreat.
+#[test]
+fn om1_n4_python_commander() {
+    let c = mixed(4, &[0, 2], &[1, 3], &["N2=two-faced"], &[], &[]);
+    for order in ["attack", "retreat"] {
+        let (code, j, err) = c.om(&["--commander", "N1", "-m", "1", "--order", order]);
+        assert_agreement(&j, &err, code, 9, &[3, 6]);
+        assert_eq!(j["commander"], "N1");
+        assert_eq!(
+            decisions(&j),
+            [("N0".into(), order.into()), ("N3".into(), order.into())]
+        );
+    }
+
+    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N1=two-faced"], &[]);
+    for order in ["attack", "retreat"] {
+        let (code, j, err) = c.om(&["--commander", "N1", "-m", "1", "--order", order]);
+        assert_agreement(&j, &err, code, 9, &[3, 6]);
+        assert_eq!(j["traitors"], serde_json::json!(["N1"]));
+        assert_eq!(
+            decisions(&j),
+            [
+                ("N0".into(), "retreat".into()),
+                ("N2".into(), "retreat".into()),
+                ("N3".into(), "retreat".into())
+            ]
+        );
+    }
+}
+
+/// (c) OM(2), n = 7 under a Python commander with two Rust traitors.
+#[test]
+fn om2_n7_python_commander() {
+    let c = mixed(
+        7,
+        &[0, 1, 2, 3],
+        &[4, 5, 6],
+        &["N1=flip", "N3=two-faced"],
+        &[],
+        &[],
+    );
+    let (code, j, err) = c.om(&["--commander", "N5", "-m", "2", "--order", "attack"]);
+    assert_agreement(&j, &err, code, 156, &[6, 30, 120]);
+    for (node, decision) in decisions(&j) {
+        if node != "N1" && node != "N3" {
+            assert_eq!(decision, "attack", "{node}: {j}");
+        }
+    }
+}
+
+/// A silent Python lieutenant relays nothing: its 2 round-2 messages are missing, count as
+/// retreat, and the loyal lieutenants (waiting until the deadline) still obey.
+#[test]
+fn om1_n4_silent_python_lieutenant() {
+    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N1=silent"], &[]);
+    let (code, j, err) = c.om(&["-m", "1", "--round-timeout-ms", "150"]);
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(per_round(&j), [3, 4]);
+    assert_eq!(j["behaviours"]["N1"], "silent");
+    assert_eq!(
+        decisions(&j),
+        [
+            ("N2".into(), "attack".into()),
+            ("N3".into(), "attack".into())
+        ]
+    );
+}
+
+/// `delay:MS` and `deny:A,B` on Python nodes, OM(2) with n = 7. The delayed N4 still gets
+/// everything through in time; N6 withholds from N1 and N2: 2 of its 5 round-2 messages, 8 of
+/// its 20 round-3 ones (1 per path through N1 or N2, 2 per other path), and N1 and N2, never
+/// getting [N0, N6], cannot relay it (4 each): [6, 28, 104], as an all-Rust cluster sends.
+#[test]
+fn om2_n7_delay_and_deny_on_python() {
+    let c = mixed(
+        7,
+        &[0, 1, 2, 3],
+        &[4, 5, 6],
+        &[],
+        &["N4=delay:30", "N6=deny:N1,N2"],
+        &[],
+    );
+    let info = call(c.port(4), "node_info", &[]).unwrap();
+    assert_eq!(member(&info, "behaviour"), &s("delay:30"));
+    assert_eq!(member(&info, "traitor"), &Value::Boolean(true));
+    let (code, j, err) = c.om(&["-m", "2", "--round-timeout-ms", "300", "--seed", "3"]);
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["traitors"], serde_json::json!(["N4", "N6"]));
+    assert_eq!(j["behaviours"]["N6"], "deny:N1,N2");
+    assert_eq!(per_round(&j), [6, 28, 104], "{j}");
+    assert_eq!(j["ic1"], true, "{j}");
+    assert_eq!(j["ic2"], true, "{j}");
+    for (node, decision) in decisions(&j) {
+        assert_eq!(decision, "attack", "{node}: {j}");
+    }
+}
+
+/// `random` is drawn from the message's identity: a Python node and a Rust node with the same
+/// seeds send exactly the same values. Two random traitors on Python N4, N5 against the same
+/// run on an all-Rust cluster; the traces (gathered with `trace_events`, Python's included)
+/// must list the same messages with the same values.
+#[test]
+fn random_behaviour_is_the_same_in_python_and_rust() {
+    let traitors = ["N4=random", "N5=random"];
+    let all_rust = {
+        let base = port_base();
+        let mut args = vec![
+            "--port-base".to_string(),
+            base.to_string(),
+            "--cluster-size".into(),
+            "7".into(),
+            "--quiet".into(),
+            "--seed".into(),
+            "99".into(),
+        ];
+        args = with_flags(args, "--behaviour", &traitors);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ports: Vec<u16> = (0..7).map(|i| base + i).collect();
+        (Proc::rust_server(&args, &ports), base)
+    };
+    let mixed = mixed(
+        7,
+        &[0, 1, 2, 3],
+        &[4, 5, 6],
+        &[],
+        &traitors,
+        &["--seed", "99"],
+    );
+
+    let messages = |base: u16| {
+        let file = std::env::temp_dir().join(format!(
+            "mixed-agreement-{}-{base}.jsonl",
+            std::process::id()
+        ));
+        let file_arg = file.to_str().unwrap().to_string();
+        let args = ["-m", "2", "--seed", "4242", "--trace", &file_arg];
+        let (code, j, err) = om_client(base, 7, &args);
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(j["ic1"], true, "{j} {err}");
+        assert_eq!(code, 0, "{j} {err}");
+        let mut sent: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let e: Json = serde_json::from_str(l).unwrap();
+                assert_eq!(e["result"], "ok", "{l}");
+                format!(
+                    "{} -> {}: {} {}",
+                    e["from"], e["to"], e["args"][1], e["args"][2]
+                )
+            })
+            .collect();
+        sent.sort();
+        (j, sent)
+    };
+    let (rust_json, rust_sent) = messages(all_rust.1);
+    let (mixed_json, mixed_sent) = messages(mixed.base);
+    assert_eq!(rust_sent.len(), 156);
+    assert!(
+        mixed_sent
+            .iter()
+            .filter(|m| m.starts_with("\"N5\""))
+            .count()
+            == 25,
+        "the Python N5's own trace is in: {mixed_sent:?}"
+    );
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|m| !b.contains(m)).cloned().collect()
+    };
+    assert!(
+        rust_sent == mixed_sent,
+        "all-Rust only: {:?}\nmixed only: {:?}",
+        only(&rust_sent, &mixed_sent),
+        only(&mixed_sent, &rust_sent)
+    );
+    assert_eq!(rust_json["decisions"], mixed_json["decisions"]);
+    assert_eq!(
+        rust_json["traitor_decisions"],
+        mixed_json["traitor_decisions"]
+    );
+    drop(all_rust);
+}
+
+/// The same calls to a Rust node and to a Python `--agreement` node get the same answers:
+/// results, decide structs and every fault string, in the documented check order.
+#[test]
+fn python_node_answers_and_faults_like_a_rust_node() {
+    let rust_base = port_base();
+    let python_base = port_base();
+    let _rust = Proc::rust_server(
+        &[
+            "--port-base",
+            &rust_base.to_string(),
+            "--nodes",
+            "P,Q",
+            "--quiet",
+        ],
+        &[port_of(rust_base, 'P'), port_of(rust_base, 'Q')],
+    );
+    let _python = Proc::python_server(
+        &[
+            "--port-base",
+            &python_base.to_string(),
+            "--nodes",
+            "P,Q",
+            "--agreement",
+        ],
+        &[port_of(python_base, 'P'), port_of(python_base, 'Q')],
+    );
+    let arr = |v: &[&str]| Value::Array(v.iter().map(|x| s(x)).collect());
+    let int = Value::Integer;
+    let pqrs = arr(&["P", "Q", "R", "S"]);
+    let start = |run: &str, commander: &str, nodes: Value, m: Value, ms: Value, seed: Value| {
+        vec![s(run), s(commander), nodes, m, ms, seed]
+    };
+    let many: Vec<String> = (0..65).map(|i| format!("X{i}")).collect();
+    let many = Value::Array(many.into_iter().map(Value::String).collect());
+    // (node, method, params): R and S do not exist, so Q's relays are refused.
+    let calls: Vec<(char, &str, Vec<Value>)> = vec![
+        ('Q', "node_info", vec![]),
+        ('P', "node_info", vec![]),
+        ('Q', "node_info", vec![s("x")]),
+        ('Q', "om_start", vec![s("a"); 5]),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", int(1), int(1), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), s("1"), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), Value::Boolean(true), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), s("1"), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", many, int(1), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(9), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(-1), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), int(0), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), int(600_001), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), int(1), int(1)),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), int(1), s("-1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", pqrs.clone(), int(1), int(1), s(" 1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start(
+                "r",
+                "P",
+                pqrs.clone(),
+                int(1),
+                int(1),
+                s("18446744073709551616"),
+            ),
+        ),
+        (
+            'Q',
+            "om_start",
+            vec![int(1), s("P"), pqrs.clone(), int(1), int(1), s("1")],
+        ),
+        (
+            'Q',
+            "om_start",
+            vec![s("r"), int(1), pqrs.clone(), int(1), int(1), s("1")],
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "X", pqrs.clone(), int(1), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", arr(&["P", "R"]), int(0), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", arr(&["P", "Q", "P"]), int(0), int(1), s("1")),
+        ),
+        (
+            'Q',
+            "om_start",
+            start("r", "P", arr(&["P", "Q", "R"]), int(2), int(1), s("1")),
+        ),
+        // A real run: Q a lieutenant, deadline 2 x 300 ms.
+        (
+            'Q',
+            "om_start",
+            start(
+                "om-1",
+                "P",
+                pqrs.clone(),
+                Value::Long(1),
+                int(300),
+                s("+42"),
+            ),
+        ),
+        ('Q', "om_message", vec![s("om-1"), arr(&["P"])]),
+        ('Q', "om_message", vec![s("om-1"), s("P"), s("attack")]),
+        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), int(1)]),
+        ('Q', "om_message", vec![s("om-2"), arr(&["P"]), s("attack")]),
+        ('Q', "om_message", vec![s("om-1"), arr(&[]), s("attack")]),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P", "R", "S"]), s("attack")],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P", "X\"y"]), s("attack")],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P", "P"]), s("attack")],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P", "Q"]), s("attack")],
+        ),
+        ('Q', "om_message", vec![s("om-1"), arr(&["R"]), s("attack")]),
+        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), s("attack")]),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P"]), s("retreat")],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-1"), arr(&["P", "R"]), s("attack")],
+        ),
+        ('Q', "om_order", vec![s("om-1"), s("attack")]),
+        ('Q', "om_order", vec![s("it's"), s("attack")]),
+        ('Q', "om_decide", vec![]),
+        ('Q', "om_decide", vec![s("it's")]),
+        // [P]=attack, [P,R]=attack, [P,S] missing: majority attack; the relays were refused.
+        ('Q', "om_decide", vec![s("om-1")]),
+        ('Q', "trace_events", vec![s("om-1")]),
+        ('Q', "trace_events", vec![s("om-1"), s("x")]),
+        ('Q', "trace_events", vec![s("om-1"), int(0)]),
+        // Q as the commander: every round-1 call is refused.
+        (
+            'Q',
+            "om_start",
+            start("om-2", "Q", pqrs.clone(), int(1), int(50), s("7")),
+        ),
+        ('Q', "om_message", vec![s("om-2"), arr(&["Q"]), s("attack")]),
+        ('Q', "om_order", vec![s("om-2"), s("attack")]),
+        ('Q', "om_order", vec![s("om-2"), s("attack")]),
+        ('Q', "om_decide", vec![s("om-2")]),
+        (
+            'Q',
+            "sm_start",
+            start("sm-1", "Q", pqrs.clone(), int(1), int(50), s("7")),
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (node, method, params) in &calls {
+        let rust = call(port_of(rust_base, *node), method, params);
+        let python = call(port_of(python_base, *node), method, params);
+        let (rust, python) = match (rust, python) {
+            // Rust's node_info carries its SM key; Python takes no part in SM.
+            (Ok(Value::Struct(mut r)), Ok(Value::Struct(p))) if *method == "node_info" => {
+                r.insert("public_key".into(), s(""));
+                (Ok(Value::Struct(r)), Ok(Value::Struct(p)))
+            }
+            // SM is Rust only: the Python node does not know the method.
+            (_, p) if *method == "sm_start" => {
+                assert_eq!(
+                    p,
+                    Err((
+                        1,
+                        "<class 'Exception'>:method \"sm_start\" is not supported".into()
+                    ))
+                );
+                continue;
+            }
+            other => other,
+        };
+        if rust != python {
+            mismatches.push(format!(
+                "{node}.{method}{params:?}\n  rust:   {rust:?}\n  python: {python:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+
+    // Q's outgoing calls of om-1, as trace_events lists them: two refused relays of [P].
+    let events = |port| match call(port, "trace_events", &[s("om-1"), s("0")]) {
+        Ok(Value::Array(items)) => {
+            let mut v: Vec<String> = items
+                .iter()
+                .map(|e| {
+                    let fault = match member(e, "fault") {
+                        Value::String(f) => f.clone(),
+                        other => panic!("{other:?}"),
+                    };
+                    format!(
+                        "{:?} {:?} {:?} {:?} {fault}",
+                        member(e, "from"),
+                        member(e, "to"),
+                        member(e, "method"),
+                        member(e, "args")
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        other => panic!("trace_events gave {other:?}"),
+    };
+    let rust_events = events(port_of(rust_base, 'Q'));
+    assert_eq!(rust_events.len(), 2, "{rust_events:?}");
+    assert_eq!(rust_events, events(port_of(python_base, 'Q')));
+}
+
+/// (d) Without `--agreement` the stand-in is the original: every extension method is
+/// unsupported, and the agreement flags are refused.
+#[test]
+fn python_without_agreement_refuses_the_extension() {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let _py = Proc::python_server(&["--port-base", &base.to_string()], &ports);
+    for method in [
+        "node_info",
+        "om_start",
+        "om_order",
+        "om_message",
+        "om_decide",
+        "trace_events",
+    ] {
+        assert_eq!(
+            call(ports[1], method, &[]),
+            Err((
+                1,
+                format!("<class 'Exception'>:method \"{method}\" is not supported")
+            )),
+            "{method}"
+        );
+    }
+    // The original methods are unchanged.
+    assert_eq!(
+        call(ports[0], "send_message", &[s("R"), s("attack")]),
+        Ok(s("P denied communication to R"))
+    );
+
+    let mut cmd = Command::new("python3");
+    cmd.arg(python_server_script()).args([
+        "--port-base",
+        &port_base().to_string(),
+        "--behaviour",
+        "Q=flip",
+    ]);
+    let (code, _, err) = run(cmd, Duration::from_secs(15));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("need --agreement"), "{err}");
+}
