@@ -82,10 +82,15 @@ pub fn decode_response(body: &str) -> Result<Result<Value, Fault>, String> {
 
 /// At most [`MAX_ECHO`] bytes of `text`, cut at a character boundary.
 pub fn excerpt(text: &str) -> &str {
-    if text.len() <= MAX_ECHO {
+    excerpt_to(text, MAX_ECHO)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn excerpt_to(text: &str, max: usize) -> &str {
+    if text.len() <= max {
         return text;
     }
-    let mut end = MAX_ECHO;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -225,8 +230,11 @@ fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
     let mut depth = 0usize;
     let mut root: Option<Root> = None;
     let malformed = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| {
+        // quick-xml's messages quote names from the document: cut them like any excerpt.
+        let message = e.to_string();
         DecodeError::Malformed(format!(
-            "not well-formed ({e}): byte {}",
+            "not well-formed ({}): byte {}",
+            excerpt(&message),
             reader.error_position()
         ))
     };
@@ -363,7 +371,7 @@ fn check_root(start: &BytesStart<'_>, seen: Option<Root>, want: Root) -> Result<
     if name != tag {
         return Err(DecodeError::Refused(format!(
             "not {what}: root element is <{}>",
-            excerpt(name)
+            excerpt_to(name, MAX_ECHO - 2)
         )));
     }
     Ok(want)
@@ -463,6 +471,9 @@ fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            // Python writes a carriage return raw, and every XML reader turns it into a line
+            // feed; as a character reference it survives the trip.
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
