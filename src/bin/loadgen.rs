@@ -33,9 +33,29 @@ struct Args {
     timeout: f64,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // One connection is one chain of calls: a single-threaded runtime measures it without
+    // cross-thread wake-ups in the generator itself.
+    let runtime = if args.connections <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(rt) => rt.block_on(run(args)),
+        Err(e) => {
+            eprintln!("loadgen: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
     let mix = match load::parse_mix(&args.mix) {
         Ok(m) => m,
         Err(e) => {
