@@ -76,6 +76,7 @@ impl Peers {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| PeerError::Other(format!("cannot build HTTP client: {e}")))?;

@@ -49,6 +49,8 @@ pub struct Limits {
     pub max_senders: usize,
     /// Time a client has to send a request's head, and to send its body.
     pub request_timeout: Duration,
+    /// Node-to-node calls remembered for `trace_events` (`--trace-events`; 0 turns it off).
+    pub trace_events: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +60,7 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_senders: node::DEFAULT_MAX_SENDERS,
             request_timeout: Duration::from_secs(10),
+            trace_events: trace::DEFAULT_MAX_EVENTS,
         }
     }
 }
@@ -194,7 +197,7 @@ async fn listen(name: &str, host: &str, port: u16) -> Result<TcpListener, Server
 fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, ServerError> {
     let cluster = Arc::new(config.cluster.clone());
     let peers = Peers::new(config.limits.rpc_timeout)?;
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(Recorder::with_capacity(config.limits.trace_events));
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for (name, listener) in config.nodes.iter().zip(listeners) {
         let mut node = Node::new(name.clone(), config.faulty.contains(name))
@@ -395,17 +398,19 @@ async fn rpc(
                 .peers
                 .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
                 .await;
-            state.recorder.record(trace::Event {
-                run: trace::ORIGINAL_RUN.to_string(),
-                from: f.sender,
-                to: f.recipient,
-                method: protocol::RECEIVE_MESSAGE.to_string(),
-                args: trace::to_json(&Value::Array(args.to_vec())),
-                result: result.as_ref().ok().map(trace::to_json),
-                fault: result.as_ref().err().map(PeerError::python_fault),
-                start_us,
-                end_us: trace::now_us(),
-            });
+            if state.recorder.is_on() {
+                state.recorder.record(trace::Event {
+                    run: trace::ORIGINAL_RUN.to_string(),
+                    from: f.sender,
+                    to: f.recipient,
+                    method: protocol::RECEIVE_MESSAGE.to_string(),
+                    args: trace::to_json(&Value::Array(args.to_vec())),
+                    result: result.as_ref().ok().map(trace::to_json),
+                    fault: result.as_ref().err().map(PeerError::python_fault),
+                    start_us,
+                    end_us: trace::now_us(),
+                });
+            }
             match result {
                 Ok(_) => xml(Ok(Value::String(f.line))),
                 Err(e) => xml(Err(e.python_fault())),

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 /// Run tag of calls made by the original `send_message` (which has no run id).
 pub const ORIGINAL_RUN: &str = "original";
-/// Calls a process remembers; the oldest are dropped beyond this.
-pub const MAX_EVENTS: usize = 200_000;
+/// Calls a process remembers by default (`server --trace-events`); the oldest are dropped
+/// beyond this. 10,000 covers an OM(3) run among 10 nodes (3,609 calls) or the all-to-all run
+/// of 100 nodes (9,900) in a few megabytes; under sustained load older calls make room.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
 /// One node-to-node call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,17 +116,40 @@ pub fn from_json(j: &serde_json::Value) -> Value {
     }
 }
 
-/// The calls one process made, newest last.
-#[derive(Debug, Default)]
+/// The calls one process made, newest last, at most `capacity` of them.
+#[derive(Debug)]
 pub struct Recorder {
     events: Mutex<VecDeque<Event>>,
+    capacity: usize,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::with_capacity(DEFAULT_MAX_EVENTS)
+    }
 }
 
 impl Recorder {
+    /// A recorder keeping the last `capacity` calls (0: none).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Recorder {
+            events: Mutex::new(VecDeque::new()),
+            capacity,
+        }
+    }
+
+    /// Whether calls are recorded at all.
+    pub fn is_on(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// Remember a call.
     pub fn record(&self, event: Event) {
+        if self.capacity == 0 {
+            return;
+        }
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        if events.len() >= MAX_EVENTS {
+        while events.len() >= self.capacity {
             events.pop_front();
         }
         events.push_back(event);

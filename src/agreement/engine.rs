@@ -30,6 +30,11 @@ pub const MAX_RUNS: usize = 256;
 pub const MAX_NODES: usize = 64;
 /// Largest `m` accepted.
 pub const MAX_M: usize = 8;
+/// Messages one node has in flight at once. OM(m) relays fan out as n^m; without a bound a
+/// node would open a connection per message in flight (thousands for n=10, m=3), each with
+/// its buffers on both ends. Sends wait for a slot in the background, so this never blocks
+/// an answer.
+pub const MAX_SENDS_IN_FLIGHT: usize = 16;
 
 /// One node's agreement engine.
 #[derive(Debug)]
@@ -43,6 +48,7 @@ pub struct Engine {
     state: Mutex<Runs>,
     changed: Notify,
     recorder: Arc<Recorder>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +104,7 @@ impl Engine {
             state: Mutex::new(Runs::default()),
             changed: Notify::new(),
             recorder,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
         })
     }
 
@@ -363,6 +370,8 @@ impl Engine {
             let run = run.to_string();
             tasks.spawn(async move {
                 let round = out.path.len();
+                // The semaphore is never closed; without a permit the send just goes ahead.
+                let _slot = engine.in_flight.clone().acquire_owned().await.ok();
                 let delivered = engine.send_one(protocol, &run, seed, out).await;
                 engine.finish_send(protocol, &run, round, delivered);
                 delivered
@@ -413,17 +422,19 @@ impl Engine {
         };
         let start_us = trace::now_us();
         let result = self.peers.call(&url, method, &args).await;
-        self.recorder.record(trace::Event {
-            run: run.to_string(),
-            from: self.me.clone(),
-            to: out.to.clone(),
-            method: method.to_string(),
-            args: trace::to_json(&Value::Array(args)),
-            result: result.as_ref().ok().map(trace::to_json),
-            fault: result.as_ref().err().map(|e| e.to_string()),
-            start_us,
-            end_us: trace::now_us(),
-        });
+        if self.recorder.is_on() {
+            self.recorder.record(trace::Event {
+                run: run.to_string(),
+                from: self.me.clone(),
+                to: out.to.clone(),
+                method: method.to_string(),
+                args: trace::to_json(&Value::Array(args)),
+                result: result.as_ref().ok().map(trace::to_json),
+                fault: result.as_ref().err().map(|e| e.to_string()),
+                start_us,
+                end_us: trace::now_us(),
+            });
+        }
         if let Err(e) = &result {
             tracing::debug!("{} -> {}: {e}", self.me, out.to);
         }

@@ -71,6 +71,10 @@ struct Args {
     /// body (else HTTP 408); also how long an idle keep-alive connection is kept, in seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     request_timeout: f64,
+    /// Node-to-node calls this process remembers for traces (`client --trace/--svg`); the
+    /// oldest are dropped beyond this; 0 records nothing.
+    #[arg(long, default_value_t = generals::trace::DEFAULT_MAX_EVENTS, value_name = "N")]
+    trace_events: usize,
     /// Distinct senders one node stores; a new sender beyond this gets a fault.
     #[arg(long, default_value_t = generals::node::DEFAULT_MAX_SENDERS, value_name = "N")]
     max_senders: usize,
@@ -156,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_body: args.max_body,
             max_senders: args.max_senders,
             request_timeout,
+            trace_events: args.trace_events,
         },
     };
     let bound = server::bind(config).await?;
