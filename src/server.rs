@@ -560,14 +560,29 @@ pub fn print_line(line: &str) {
 }
 
 fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {
-    let when = chrono::Local::now().format(protocol::ACCESS_LOG_TIME_FORMAT);
-    eprintln!(
-        "{}",
-        protocol::access_log_line(
-            &remote.ip().to_string(),
-            &when.to_string(),
-            request_line,
-            status.as_u16()
-        )
-    );
+    use std::io::Write;
+    let ip = remote.ip().to_string();
+    let line = protocol::access_log_line(&ip, &log_time(), request_line, status.as_u16());
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The access log's timestamp, formatted once per second per thread (formatting local time
+/// is the costly part of a log line under load).
+fn log_time() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Local::now();
+    let second = now.timestamp();
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != second {
+            *cache = (
+                second,
+                now.format(protocol::ACCESS_LOG_TIME_FORMAT).to_string(),
+            );
+        }
+        cache.1.clone()
+    })
 }
