@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     dur = 1.0 if args.quick else args.duration
-    rounds = 1 if args.quick else 2
+    rounds = 1 if args.quick else 3
     e2e_runs = 5 if args.quick else 30
     sizes = [10, 50] if args.quick else [10, 50, 100]
 
