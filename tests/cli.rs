@@ -13,15 +13,6 @@ fn client(args: &[&str]) -> (i32, String, String) {
     run(cmd, Duration::from_secs(60))
 }
 
-fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let base_s = base.to_string();
-    let mut args = vec!["--port-base", base_s.as_str(), "--quiet"];
-    args.extend_from_slice(extra);
-    (Proc::rust_server(&args, &ports), base)
-}
-
 #[test]
 fn client_quiet_prints_exactly_the_four_lines() {
     let (_s, base) = rust_cluster(&[]);

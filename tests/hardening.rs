@@ -13,15 +13,6 @@ use dxr::Value;
 
 const MAX_BODY: usize = 64 * 1024;
 
-fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let base_s = base.to_string();
-    let mut args = vec!["--port-base", base_s.as_str(), "--quiet"];
-    args.extend_from_slice(extra);
-    (Proc::rust_server(&args, &ports), base)
-}
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(data).unwrap();

@@ -126,19 +126,7 @@ impl OmRun {
 
     /// The commander's round 1: its order for every lieutenant.
     pub fn command(&self, order: &str) -> Vec<Relay> {
-        let lieutenants: Vec<&String> = self.nodes.iter().filter(|n| **n != self.me).collect();
-        let count = lieutenants.len();
-        lieutenants
-            .into_iter()
-            .enumerate()
-            .map(|(index, to)| Relay {
-                to: to.clone(),
-                path: vec![self.me.clone()],
-                value: order.to_string(),
-                index,
-                count,
-            })
-            .collect()
+        broadcast(&self.nodes, &self.me, &[], &[], order)
     }
 
     /// Take a message; returns the relays it causes (none for a duplicate). An invalid path
@@ -155,27 +143,7 @@ impl OmRun {
         if path.len() > self.m {
             return Ok(Vec::new());
         }
-        let mut relay_path = path.to_vec();
-        relay_path.push(self.me.clone());
-        let receivers: Vec<&String> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| !ix.contains(i) && **n != self.me)
-            .map(|(_, n)| n)
-            .collect();
-        let count = receivers.len();
-        Ok(receivers
-            .into_iter()
-            .enumerate()
-            .map(|(index, to)| Relay {
-                to: to.clone(),
-                path: relay_path.clone(),
-                value: value.to_string(),
-                index,
-                count,
-            })
-            .collect())
+        Ok(broadcast(&self.nodes, &self.me, path, &ix, value))
     }
 
     fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, String> {
@@ -249,6 +217,38 @@ impl OmRun {
         }
         majority(&values)
     }
+}
+
+/// `value` relayed along `path + [me]` to every node neither on the path (`taken`, its
+/// indices) nor `me`, in the nodes' order: the commander's round 1 (empty path) and every
+/// relay, of OM and SM alike.
+pub fn broadcast(
+    nodes: &[String],
+    me: &str,
+    path: &[String],
+    taken: &[usize],
+    value: &str,
+) -> Vec<Relay> {
+    let mut relay_path = path.to_vec();
+    relay_path.push(me.to_string());
+    let receivers: Vec<&String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| !taken.contains(i) && *n != me)
+        .map(|(_, n)| n)
+        .collect();
+    let count = receivers.len();
+    receivers
+        .into_iter()
+        .enumerate()
+        .map(|(index, to)| Relay {
+            to: to.clone(),
+            path: relay_path.clone(),
+            value: value.to_string(),
+            index,
+            count,
+        })
+        .collect()
 }
 
 /// Check a relay path (commander first, distinct participants, not through `me`, at most

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use super::behaviour::RETREAT;
-use super::om::{check_run, path_indices};
+use super::om::{broadcast, check_run, path_indices};
 
 /// Public keys of a run's participants, by node name.
 pub type KeyRing = HashMap<String, VerifyingKey>;
@@ -109,6 +109,21 @@ pub struct SmRelay {
     pub count: usize,
 }
 
+/// OM's relays carrying the signatures received so far.
+fn signed(relays: Vec<super::om::Relay>, prior: &[String]) -> Vec<SmRelay> {
+    relays
+        .into_iter()
+        .map(|r| SmRelay {
+            to: r.to,
+            path: r.path,
+            value: r.value,
+            prior: prior.to_vec(),
+            index: r.index,
+            count: r.count,
+        })
+        .collect()
+}
+
 /// One participant's state in one SM run.
 #[derive(Debug, Clone)]
 pub struct SmRun {
@@ -153,20 +168,7 @@ impl SmRun {
 
     /// The commander's round 1.
     pub fn command(&self, order: &str) -> Vec<SmRelay> {
-        let lieutenants: Vec<&String> = self.nodes.iter().filter(|n| **n != self.me).collect();
-        let count = lieutenants.len();
-        lieutenants
-            .into_iter()
-            .enumerate()
-            .map(|(index, to)| SmRelay {
-                to: to.clone(),
-                path: vec![self.me.clone()],
-                value: order.to_string(),
-                prior: Vec::new(),
-                index,
-                count,
-            })
-            .collect()
+        signed(broadcast(&self.nodes, &self.me, &[], &[], order), &[])
     }
 
     /// Take a message. A message whose path or signatures do not check out is rejected:
@@ -198,28 +200,10 @@ impl SmRun {
         if !self.values.insert(value.to_string()) || path.len() > self.m {
             return Ok(Vec::new());
         }
-        let mut relay_path = path.to_vec();
-        relay_path.push(self.me.clone());
-        let receivers: Vec<&String> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| !ix.contains(i) && **n != self.me)
-            .map(|(_, n)| n)
-            .collect();
-        let count = receivers.len();
-        Ok(receivers
-            .into_iter()
-            .enumerate()
-            .map(|(index, to)| SmRelay {
-                to: to.clone(),
-                path: relay_path.clone(),
-                value: value.to_string(),
-                prior: sigs.to_vec(),
-                index,
-                count,
-            })
-            .collect())
+        Ok(signed(
+            broadcast(&self.nodes, &self.me, path, &ix, value),
+            sigs,
+        ))
     }
 
     /// `choice(V)`: the single value received, else `retreat`.

@@ -177,6 +177,17 @@ impl Drop for Proc {
     }
 }
 
+/// A Rust `server` hosting P, Q, R, S on a free port block (access log off), with extra
+/// arguments; returns it and its port base.
+pub fn rust_cluster(extra: &[&str]) -> (Proc, u16) {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let base_s = base.to_string();
+    let mut args = vec!["--port-base", base_s.as_str(), "--quiet"];
+    args.extend_from_slice(extra);
+    (Proc::rust_server(&args, &ports), base)
+}
+
 /// Run a command to completion with a deadline: (exit code, stdout, stderr).
 pub fn run(cmd: Command, limit: Duration) -> (i32, String, String) {
     let (status, out, err) = Proc::spawn(cmd).wait(limit);
