@@ -77,11 +77,19 @@ done
 add_host client 100
 echo "== cluster file"; cat "$CLUSTER"
 
-start_node() { # name
-  ip netns exec "${PREFIX}-$1" "$SERVER" --cluster "$CLUSTER" --nodes "$1" --quiet \
-    --rpc-timeout 2 >"$WORK/$1.out" 2>"$WORK/$1.err" &
+start_node() { # name [extra server flags...]
+  local name="$1"; shift
+  ip netns exec "${PREFIX}-$name" "$SERVER" --cluster "$CLUSTER" --nodes "$name" --quiet \
+    --rpc-timeout 2 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   PIDS+=($!)
-  eval "PID_$1=$!"
+  eval "PID_$name=$!"
+}
+wait_node() { # name index (polls until it accepts, deadline 20 s)
+  local deadline=$((SECONDS + 20))
+  until ip netns exec "${PREFIX}-client" bash -c "exec 3<>/dev/tcp/${SUBNET}.$2/$((7999 + $2))" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "node $1 not reachable within 20 s"
+    sleep 0.05
+  done
 }
 client() { ip netns exec "${PREFIX}-client" "$CLIENT" --cluster "$CLUSTER" --rpc-timeout 2 "$@"; }
 
@@ -121,6 +129,28 @@ grep -q "error: node S (http://${SUBNET}.4:8003/)" "$WORK/partition.err" || fail
 pass "partition (S cut off): IC1 holds, client reports: $(head -1 "$WORK/partition.err")"
 ip netns exec "$SW" ip link set "v$$-4" up
 
+# 3b. Partition in the middle of a run: S answers 700 ms late (delay:700), so its messages
+#     are still on their way when its link goes down 300 ms into the run. What it had not
+#     delivered counts as missing; the loyal nodes still agree.
+kill "$PID_S"; wait "$PID_S" 2>/dev/null || true
+start_node S --behaviour S=delay:700
+wait_node S 4
+set +e
+client om -m 1 --commander Q --round-timeout-ms 600 --json >"$WORK/midrun.json" 2>"$WORK/midrun.err" &
+run_pid=$!
+sleep 0.3   # fault injection at a point inside the run, not a readiness wait
+ip netns exec "$SW" ip link set "v$$-4" down
+wait "$run_pid"
+set -e
+json=$(cat "$WORK/midrun.json")
+echo "$json" | grep -q '"ic1":true' || fail "mid-run partition: IC1 violated: $json $(cat "$WORK/midrun.err")"
+echo "$json" | grep -q '"S"' || fail "mid-run partition: S not among the traitors: $json"
+pass "partition during a run (S cut off 300 ms in): IC1 holds; $(grep -o '"messages_per_round":\[[0-9,]*\]' <<<"$json")"
+ip netns exec "$SW" ip link set "v$$-4" up
+kill "$PID_S"; wait "$PID_S" 2>/dev/null || true
+start_node S
+wait_node S 4
+
 # 4. Crash: kill R.
 kill "$PID_R"; wait "$PID_R" 2>/dev/null || true
 set +e
@@ -130,7 +160,7 @@ echo "$json" | grep -q '"ic1":true' || fail "crash: IC1 violated: $json"
 grep -q "error: node R (http://${SUBNET}.3:8002/)" "$WORK/crash.err" || fail "crash: no clear error line: $(cat "$WORK/crash.err")"
 pass "crash (R killed): IC1 holds, client reports: $(head -1 "$WORK/crash.err")"
 start_node R
-until ip netns exec "${PREFIX}-client" bash -c "exec 3<>/dev/tcp/${SUBNET}.3/8002" 2>/dev/null; do sleep 0.05; done
+wait_node R 3
 
 # 5. Latency and loss with netem, when the kernel has it.
 if ip netns exec "${PREFIX}-S" tc qdisc add dev eth0 root netem delay 30ms 10ms loss 0% 2>/dev/null; then
