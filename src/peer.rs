@@ -114,6 +114,23 @@ impl Peers {
         }
     }
 
+    /// Call `method(args)` on the node `name` of `cluster`. The error is one line: the node
+    /// has no address, or what went wrong calling it.
+    pub async fn call_node(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        name: &str,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, String> {
+        let url = cluster
+            .url_of(name)
+            .map_err(|f| format!("no address: {f}"))?;
+        self.call(&url, method, args)
+            .await
+            .map_err(|e| format!("{method}: {e}"))
+    }
+
     fn classify(&self, e: &reqwest::Error) -> PeerError {
         if e.is_timeout() {
             return PeerError::Timeout(self.timeout);

@@ -225,13 +225,9 @@ pub async fn gather(
         Value::String(since_us.to_string()),
     ];
     for node in nodes {
-        let answer = match cluster.url_of(node) {
-            Ok(url) => peers
-                .call(&url, crate::protocol::ext::TRACE_EVENTS, &args)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(f) => Err(f),
-        };
+        let answer = peers
+            .call_node(cluster, node, crate::protocol::ext::TRACE_EVENTS, &args)
+            .await;
         match answer {
             Ok(Value::Array(items)) => events.extend(items.iter().filter_map(from_value)),
             Ok(other) => errors.push((node.clone(), format!("trace_events answered {other:?}"))),

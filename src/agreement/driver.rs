@@ -331,13 +331,7 @@ async fn call(
     method: &str,
     args: &[Value],
 ) -> Result<Value, String> {
-    let url = cluster
-        .url_of(node)
-        .map_err(|f| format!("no address: {f}"))?;
-    peers
-        .call(&url, method, args)
-        .await
-        .map_err(|e| format!("{method}: {e}"))
+    peers.call_node(cluster, node, method, args).await
 }
 
 /// A fresh random seed.

@@ -500,11 +500,7 @@ impl Engine {
         .await?;
         let runs = self.lock();
         let r = runs.om.get(run).ok_or_else(|| unknown_run(run))?;
-        let (role, decision) = if r.run.is_commander() {
-            ("commander", r.order.clone().unwrap_or_default())
-        } else {
-            ("lieutenant", r.run.decide())
-        };
+        let (role, decision) = role_and_decision(r);
         Ok(structure([
             ("role", Value::String(role.into())),
             ("decision", Value::String(decision)),
@@ -536,11 +532,7 @@ impl Engine {
         .await?;
         let runs = self.lock();
         let r = runs.sm.get(run).ok_or_else(|| unknown_run(run))?;
-        let (role, decision) = if r.run.is_commander() {
-            ("commander", r.order.clone().unwrap_or_default())
-        } else {
-            ("lieutenant", r.run.decide())
-        };
+        let (role, decision) = role_and_decision(r);
         Ok(structure([
             ("role", Value::String(role.into())),
             ("decision", Value::String(decision)),
@@ -605,6 +597,16 @@ impl From<sm::SmRelay> for Outgoing {
 trait Commanded {
     fn is_commander(&self) -> bool;
     fn command(&self, order: &str) -> Vec<Outgoing>;
+    fn decide(&self) -> String;
+}
+
+/// What `*_decide` reports first: the commander's own order, or the lieutenant's decision.
+fn role_and_decision<R: Commanded>(r: &Run<R>) -> (&'static str, String) {
+    if r.run.is_commander() {
+        ("commander", r.order.clone().unwrap_or_default())
+    } else {
+        ("lieutenant", r.run.decide())
+    }
 }
 
 impl Commanded for OmRun {
@@ -617,6 +619,9 @@ impl Commanded for OmRun {
             .map(Outgoing::from)
             .collect()
     }
+    fn decide(&self) -> String {
+        OmRun::decide(self)
+    }
 }
 
 impl Commanded for SmRun {
@@ -628,6 +633,9 @@ impl Commanded for SmRun {
             .into_iter()
             .map(Outgoing::from)
             .collect()
+    }
+    fn decide(&self) -> String {
+        SmRun::decide(self)
     }
 }
 

@@ -280,11 +280,10 @@ async fn traitors(common: &Common, cluster: &Cluster, nodes: &[String]) -> Vec<S
     };
     let mut out = Vec::new();
     for node in nodes {
-        let Ok(url) = cluster.url_of(node) else {
-            continue;
-        };
-        if let Ok(dxr::Value::Struct(info)) = peers.call(&url, protocol::ext::NODE_INFO, &[]).await
-        {
+        let info = peers
+            .call_node(cluster, node, protocol::ext::NODE_INFO, &[])
+            .await;
+        if let Ok(dxr::Value::Struct(info)) = info {
             if let Some(dxr::Value::Boolean(true)) = info.get("traitor") {
                 out.push(node.clone());
             }
