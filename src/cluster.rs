@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use dxr::Value;
 
 use crate::protocol::{self, fault};
-use crate::xmlrpc::python_type_name;
+use crate::protocol::python_type_name;
 
 /// Where every node of a cluster can be reached.
 #[derive(Debug, Clone)]

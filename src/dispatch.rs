@@ -4,14 +4,14 @@
 
 use crate::cluster::Cluster;
 use crate::node::{Node, Step};
-use crate::protocol::fault;
-use crate::xmlrpc::{self, DecodeError};
+use crate::methods::{decode_fault, python_fault};
+use crate::xmlrpc;
 
 /// Decode `body` and apply it to `node`. A `send_message` comes back as [`Step::Forward`] with
 /// the recipient's URL; the caller performs it.
 pub fn dispatch(node: &mut Node, cluster: &Cluster, body: &[u8]) -> Step<String> {
     match xmlrpc::decode_call(body) {
-        Ok((method, params)) => apply(node, cluster, &method, &params),
+        Ok(call) => apply(node, cluster, &call.name, &call.params),
         Err(e) => Step::Reply {
             result: Err(decode_fault(&e)),
             print: None,
@@ -29,22 +29,13 @@ pub fn apply(
     node.handle(method, params, |v| cluster.resolve(v))
 }
 
-/// The fault string for a body that is not a call we accept.
-pub fn decode_fault(e: &DecodeError) -> String {
-    match e {
-        DecodeError::Malformed(m) => fault::parse_error(m),
-        DecodeError::Refused(m) => fault::python("ValueError", m),
-        DecodeError::Type(m) => fault::python("TypeError", m),
-    }
-}
-
 /// The complete answer body (a `methodResponse`) for a step that needs no network.
 /// `None` for [`Step::Forward`].
 pub fn reply_body(step: &Step<String>) -> Option<String> {
     match step {
         Step::Reply { result: Ok(v), .. } => Some(xmlrpc::encode_response(v)),
         Step::Reply { result: Err(f), .. } => {
-            Some(xmlrpc::encode_fault(crate::protocol::FAULT_CODE, f))
+            Some(xmlrpc::encode_fault(&python_fault(f.clone())))
         }
         Step::Forward(_) => None,
     }

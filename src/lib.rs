@@ -5,11 +5,15 @@
 //!
 //! Map of the crate, from the wire inwards:
 //! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
-//! - [`xmlrpc`]: XML-RPC bodies in Python's byte layout, and a guarded call decoder;
+//! - [`xmlrpc`]: the server's fast XML-RPC path (request reader, Python-layout answers) over
+//!   dxr's types, with dxr as its oracle;
+//! - [`methods`]: a node's method table (`dxr_server` handlers) and the front that answers
+//!   Python's faults;
 //! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
 //! - [`dispatch`]: request body -> decoded call -> node step (what the server runs, no I/O);
 //! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
-//! - [`peer`]: outgoing calls (pooled connections, timeouts, error kinds);
+//! - [`peer`]: every outgoing call, on `dxr_client` (pooled connections, timeouts, reply cap,
+//!   error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
@@ -21,6 +25,7 @@ pub mod agreement;
 pub mod cluster;
 pub mod dispatch;
 pub mod load;
+pub mod methods;
 pub mod node;
 pub mod peer;
 pub mod picture;

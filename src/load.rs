@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::protocol;
-use crate::xmlrpc;
+use crate::peer;
 
 /// One method of the mix and its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,22 +180,23 @@ fn requests_for(plan: &Plan, conn: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for (call, weight) in &plan.mix {
         let body = match call {
-            Call::Receive => xmlrpc::encode_call(
+            Call::Receive => peer::call_body(
                 protocol::RECEIVE_MESSAGE,
                 &[
                     Value::String(format!("load{conn}")),
                     Value::String("attack".into()),
                 ],
             ),
-            Call::Send { recipient } => xmlrpc::encode_call(
+            Call::Send { recipient } => peer::call_body(
                 protocol::SEND_MESSAGE,
                 &[
                     Value::String(recipient.clone()),
                     Value::String("attack".into()),
                 ],
             ),
-            Call::Finalize => xmlrpc::encode_call(protocol::FINALIZE_DECISION, &[]),
-        };
+            Call::Finalize => peer::call_body(protocol::FINALIZE_DECISION, &[]),
+        }
+        .unwrap_or_default();
         let mut req = format!(
             "POST /RPC2 HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
             plan.addr,

@@ -13,7 +13,7 @@ use dxr::Value;
 
 use crate::agreement::behaviour::{Behaviour, entropy};
 use crate::protocol::{self, fault};
-use crate::xmlrpc::python_type_name;
+use crate::protocol::python_type_name;
 
 /// Default cap on distinct senders one node stores (see [`Node::with_max_senders`]).
 pub const DEFAULT_MAX_SENDERS: usize = 10_000;

@@ -41,7 +41,30 @@ pub mod ext {
     pub const TRACE_EVENTS: &str = "trace_events";
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
+    /// Every extension method, as registered in a node's method table.
+    pub const METHODS: [&str; 11] = [
+        NODE_INFO,
+        OM_START,
+        OM_ORDER,
+        OM_MESSAGE,
+        OM_DECIDE,
+        SM_PUBLIC_KEY,
+        SM_START,
+        SM_ORDER,
+        SM_MESSAGE,
+        SM_DECIDE,
+        TRACE_EVENTS,
+    ];
 }
+
+/// The methods of the original protocol, plus our `get_messages`, as registered in a node's
+/// method table.
+pub const ORIGINAL_METHODS: [&str; 4] = [
+    SEND_MESSAGE,
+    RECEIVE_MESSAGE,
+    FINALIZE_DECISION,
+    GET_MESSAGES,
+];
 
 /// The decision the original client makes every node send.
 pub const DEFAULT_DECISION: &str = "attack";
@@ -148,6 +171,23 @@ pub fn python_repr(s: &str) -> String {
     }
     out.push(quote);
     out
+}
+
+/// Python's name for the type an XML-RPC value becomes (`int`, `str`, ...), as it appears in
+/// Python's error messages.
+pub fn python_type_name(value: &dxr::Value) -> &'static str {
+    match value {
+        dxr::Value::Integer(_) | dxr::Value::Long(_) => "int",
+        dxr::Value::Boolean(_) => "bool",
+        dxr::Value::String(_) => "str",
+        dxr::Value::Double(_) => "float",
+        dxr::Value::DateTime(_) => "DateTime",
+        dxr::Value::Base64(_) => "Binary",
+        dxr::Value::Struct(_) => "dict",
+        dxr::Value::Array(_) => "list",
+        dxr::Value::Nil => "NoneType",
+        _ => "object",
+    }
 }
 
 /// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.

@@ -3,9 +3,10 @@
 //!
 //! Connections are served with hyper's HTTP/1 connection builder (not `axum::serve`) because
 //! it can time out a client that never finishes its request head; routing is an axum
-//! [`Router`] (through `dxr_server`'s re-export). We dispatch XML-RPC ourselves instead of
-//! using `dxr_server`'s handler map: its faults for unknown methods and bad bodies use codes
-//! 404/400 and echo the whole body, where the original answers code 1 (see `protocol`).
+//! [`Router`] (through `dxr_server`'s re-export). The XML-RPC methods are a `dxr_server`
+//! method table behind our own front ([`methods`]): dxr_server's own front answers unknown
+//! methods and bad bodies with codes 404/400 and echoes the whole body, where the original
+//! answers code 1.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dxr::Value;
+use dxr::{Fault, Value};
+use dxr_server::HandlerMap;
 use dxr_server::axum::Router;
 use dxr_server::axum::body::Body;
 use dxr_server::axum::extract::State;
@@ -31,8 +33,8 @@ use tower::ServiceExt;
 use crate::agreement::behaviour::Behaviour;
 use crate::agreement::engine::Engine;
 use crate::cluster::{Cluster, ClusterError};
-use crate::dispatch;
-use crate::node::{self, Node, Step};
+use crate::methods::{self, Codec, General};
+use crate::node::{self, Node};
 use crate::peer::{self, PeerError, Peers};
 use crate::protocol::{self, fault};
 use crate::trace::{self, Recorder};
@@ -84,6 +86,8 @@ pub struct Config {
     pub print: bool,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// Reader of request bodies (`--xml-codec`; the fast path unless measuring dxr).
+    pub codec: Codec,
 }
 
 impl Default for Config {
@@ -101,6 +105,7 @@ impl Default for Config {
             quiet: false,
             print: true,
             limits: Limits::default(),
+            codec: Codec::default(),
         }
     }
 }
@@ -139,17 +144,21 @@ pub struct Bound {
     config: Config,
 }
 
-#[derive(Debug)]
 struct NodeState {
-    node: Mutex<Node>,
-    /// Print the original's stdout lines (off for in-process clusters).
-    print: bool,
-    recorder: Arc<Recorder>,
-    engine: Arc<Engine>,
+    general: Arc<General>,
+    /// The node's methods (dxr_server handlers), behind [`methods::answer`].
+    table: HandlerMap,
     delay: Option<Duration>,
-    cluster: Arc<Cluster>,
-    peers: Peers,
     limits: Limits,
+    codec: Codec,
+}
+
+impl std::fmt::Debug for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeState")
+            .field("general", &self.general)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Bind every hosted node's listener. Nothing is printed yet, so a port in use fails cleanly.
@@ -217,15 +226,19 @@ fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Server
             recorder.clone(),
         )
         .map_err(ServerError::Engine)?;
-        let state = NodeState {
+        let general = Arc::new(General {
             node: Mutex::new(node),
-            recorder: recorder.clone(),
-            engine: Arc::new(engine),
-            delay: behaviour.delay(),
             print: config.print,
+            recorder: recorder.clone(),
             cluster: cluster.clone(),
             peers: peers.clone(),
+        });
+        let state = NodeState {
+            table: methods::table(general.clone(), Arc::new(engine)),
+            general,
+            delay: behaviour.delay(),
             limits: config.limits.clone(),
+            codec: config.codec,
         };
         nodes.push((Arc::new(state), listener));
     }
@@ -243,7 +256,7 @@ impl Bound {
     pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
         self.nodes
             .iter()
-            .filter_map(|(s, l)| Some((lock(&s.node).name().to_string(), l.local_addr().ok()?)))
+            .filter_map(|(s, l)| Some((s.general.lock().name().to_string(), l.local_addr().ok()?)))
             .collect()
     }
 
@@ -373,50 +386,7 @@ async fn rpc(
         // A `delay:MS` node answers late.
         tokio::time::sleep(delay).await;
     }
-    let (method, params) = match xmlrpc::decode_call(&body) {
-        Ok(call) => call,
-        Err(e) => return xml(Err(dispatch::decode_fault(&e))),
-    };
-    if Engine::handles(&method) {
-        return xml(state.engine.call(&method, &params).await);
-    }
-    let step = dispatch::apply(&mut lock(&state.node), &state.cluster, &method, &params);
-    match step {
-        Step::Reply { result, print } => {
-            if let Some(line) = print.filter(|_| state.print) {
-                print_line(&line);
-            }
-            xml(result)
-        }
-        Step::Forward(f) => {
-            if state.print {
-                print_line(&f.line);
-            }
-            let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
-            let start_us = trace::now_us();
-            let result = state
-                .peers
-                .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
-                .await;
-            if state.recorder.is_on() {
-                state.recorder.record(trace::Event {
-                    run: trace::ORIGINAL_RUN.to_string(),
-                    from: f.sender,
-                    to: f.recipient,
-                    method: protocol::RECEIVE_MESSAGE.to_string(),
-                    args: trace::to_json(&Value::Array(args.to_vec())),
-                    result: result.as_ref().ok().map(trace::to_json),
-                    fault: result.as_ref().err().map(PeerError::python_fault),
-                    start_us,
-                    end_us: trace::now_us(),
-                });
-            }
-            match result {
-                Ok(_) => xml(Ok(Value::String(f.line))),
-                Err(e) => xml(Err(e.python_fault())),
-            }
-        }
-    }
+    xml(methods::answer(&state.table, state.codec, &body).await)
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.
@@ -427,10 +397,10 @@ async fn read_body(
 ) -> Result<Bytes, Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
         return Err(xml_response(
-            Err(fault::python(
+            Err(methods::python_fault(fault::python(
                 "ValueError",
                 "request has no Content-Length (chunked bodies are not accepted)",
-            )),
+            ))),
             false,
         ));
     };
@@ -514,10 +484,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// An XML-RPC answer: a value, or a fault with Python's code; gzipped like Python's when large.
-fn xml_response(result: Result<Value, String>, gzip_ok: bool) -> Response<Body> {
+fn xml_response(result: Result<Value, Fault>, gzip_ok: bool) -> Response<Body> {
     let body = match &result {
         Ok(v) => xmlrpc::encode_response(v),
-        Err(f) => xmlrpc::encode_fault(protocol::FAULT_CODE, f),
+        Err(f) => xmlrpc::encode_fault(f),
     };
     let gzipped = if gzip_ok && body.len() > GZIP_THRESHOLD {
         gzip(body.as_bytes())
@@ -543,12 +513,6 @@ fn gzip(data: &[u8]) -> Option<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(data).ok()?;
     enc.finish().ok()
-}
-
-fn lock(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
-    // A panic while holding the lock cannot leave a half-written map entry behind (each
-    // update is one insert), so a poisoned lock is still safe to use.
-    node.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The original's stdout lines: output, not logs, so they always go to stdout, one at a time.

@@ -1,4 +1,10 @@
-//! XML-RPC bodies as Python's `xmlrpc.client` writes and reads them.
+//! The server's fast path for XML-RPC bodies: it reads a request into a [`dxr::MethodCall`]
+//! and writes a [`dxr::Value`] or [`dxr::Fault`] answer, nothing else. Outgoing calls and
+//! replies are dxr's own (`peer`); this module exists because, measured side by side
+//! (BENCHMARKS.md, "dxr on the server"), dxr's reader and writer on every request cost the
+//! server more than the 10% of throughput we allow. dxr is its oracle:
+//! `tests/codec_oracle.rs` feeds both readers the same bodies and requires equal calls
+//! wherever both accept, and reads every answer we write back through dxr.
 //!
 //! Writing: the layout (newlines, `<?xml version='1.0'?>`, `<int>` for integers, escaping only
 //! `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks like a capture
@@ -6,15 +12,14 @@
 //! algorithm as Python's `xmlrpc.client.Unmarshaller`, so we accept what Python accepts (an
 //! untyped `<value>` is a string, empty method and member names are fine) and reject what a
 //! node must never process (DOCTYPE and entity declarations, nesting deeper than
-//! [`MAX_DEPTH`]). We do not use `dxr`'s serde reader for requests: it refuses empty names
-//! that Python accepts and reports errors as the whole body without a position.
+//! [`MAX_DEPTH`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use dxr::{Fault, Value};
+use dxr::{Fault, MethodCall, Value};
 use quick_xml::events::{BytesStart, Event};
 
 use crate::protocol::python_repr;
@@ -41,43 +46,47 @@ pub enum DecodeError {
     Type(String),
 }
 
-/// A decoded document.
-#[derive(Debug, Clone, PartialEq)]
-enum Doc {
-    Call { name: String, params: Vec<Value> },
-    Response(Result<Value, Fault>),
+/// Parse an XML-RPC `methodCall` body.
+pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
+    let text = utf8(body)?;
+    let (name, params) = parse(text)?;
+    Ok(MethodCall {
+        name: name.into(),
+        params,
+    })
 }
 
-/// Parse an XML-RPC `methodCall` body into (method name, params).
-pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        DecodeError::Malformed(format!(
-            "not well-formed (invalid UTF-8 at byte {})",
-            e.valid_up_to()
-        ))
-    })?;
-    match parse(text, Root::Call)? {
-        Doc::Call { name, params } => Ok((name, params)),
-        Doc::Response(_) => Err(DecodeError::Refused(format!(
-            "not an XML-RPC methodCall: {}",
+/// Parse a `methodCall` body with dxr's reader instead (`MethodCall::from_xml`), behind the
+/// same refusals as [`decode_call`] (DOCTYPE, excerpts of at most [`MAX_ECHO`] bytes; dxr
+/// itself stops at 128 levels of nesting). The server uses it with `--xml-codec dxr`, which
+/// exists to measure dxr against the fast path in one run (`scripts/bench.sh`).
+pub fn decode_call_dxr(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
+    let text = utf8(body)?;
+    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+        return Err(DecodeError::Refused(
+            "DOCTYPE and entity declarations are not accepted".into(),
+        ));
+    }
+    match MethodCall::from_xml(text) {
+        Ok(call) => Ok(MethodCall {
+            name: call.name.into_owned().into(),
+            params: call.params,
+        }),
+        // dxr's error is the whole body; say what it is and quote the start only.
+        Err(_) => Err(DecodeError::Malformed(format!(
+            "not a valid XML-RPC methodCall (dxr): {}",
             excerpt(text)
         ))),
     }
 }
 
-/// Parse a `methodResponse` body: `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one.
-pub fn decode_response(body: &str) -> Result<Result<Value, Fault>, String> {
-    match parse(body, Root::Response) {
-        Ok(Doc::Response(r)) => Ok(r),
-        Ok(Doc::Call { .. }) => Err(format!(
-            "expected a methodResponse, got a methodCall: {}",
-            excerpt(body)
-        )),
-        Err(e) => Err(format!(
-            "malformed XML-RPC response ({e}): {}",
-            excerpt(body)
-        )),
-    }
+fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(body).map_err(|e| {
+        DecodeError::Malformed(format!(
+            "not well-formed (invalid UTF-8 at byte {})",
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// At most [`MAX_ECHO`] bytes of `text`, cut at a character boundary.
@@ -97,13 +106,6 @@ fn excerpt_to(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// What the root element said the document is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Root {
-    Call,
-    Response,
-}
-
 /// Python's `Unmarshaller`: a stack of finished values, marks where open arrays and structs
 /// begin, and the text of the element being read.
 #[derive(Default)]
@@ -114,7 +116,6 @@ struct Unmarshaller {
     /// Inside a `<value>` that has no typed child (yet): its text is a string.
     bare_value: bool,
     method_name: Option<String>,
-    fault: bool,
 }
 
 impl Unmarshaller {
@@ -196,10 +197,6 @@ impl Unmarshaller {
                 self.method_name = Some(data);
                 return Ok(());
             }
-            "fault" => {
-                self.fault = true;
-                return Ok(());
-            }
             // params, param, data, member, methodCall, methodResponse, and unknown tags
             // (which Python ignores too).
             _ => return Ok(()),
@@ -222,13 +219,13 @@ fn int(data: &str) -> Result<Value, DecodeError> {
         .unwrap_or(Value::Long(n)))
 }
 
-/// One pass over the document, whose root must be `want`.
-fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
+/// One pass over the document, whose root must be `methodCall`: (method name, params).
+fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut u = Unmarshaller::default();
     let mut depth = 0usize;
-    let mut root: Option<Root> = None;
+    let mut root = false;
     let malformed = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| {
         // quick-xml's messages quote names from the document: cut them like any excerpt.
         let message = e.to_string();
@@ -243,7 +240,7 @@ fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
         match event {
             Event::Start(start) => {
                 if depth == 0 {
-                    root = Some(check_root(&start, root, want)?);
+                    root = check_root(&start, root)?;
                 }
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -255,7 +252,7 @@ fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
             }
             Event::Empty(start) => {
                 if depth == 0 {
-                    root = Some(check_root(&start, root, want)?);
+                    root = check_root(&start, root)?;
                 }
                 let name = start.name().into_inner();
                 u.start(name);
@@ -317,83 +314,33 @@ fn parse(text: &str, want: Root) -> Result<Doc, DecodeError> {
             "no element found: unclosed element".into(),
         ));
     }
-    match root {
-        None => Err(DecodeError::Malformed("no element found".into())),
-        Some(Root::Call) => match u.method_name {
-            Some(name) if u.marks.is_empty() => Ok(Doc::Call {
-                name,
-                params: u.values,
-            }),
-            _ => Err(DecodeError::Refused(format!(
-                "not an XML-RPC methodCall (no methodName): {}",
-                excerpt(text)
-            ))),
-        },
-        Some(Root::Response) => response(u),
+    if !root {
+        return Err(DecodeError::Malformed("no element found".into()));
+    }
+    match u.method_name {
+        Some(name) if u.marks.is_empty() => Ok((name, u.values)),
+        _ => Err(DecodeError::Refused(format!(
+            "not an XML-RPC methodCall (no methodName): {}",
+            excerpt(text)
+        ))),
     }
 }
 
-fn response(u: Unmarshaller) -> Result<Doc, DecodeError> {
-    let mut values = u.values;
-    if values.len() != 1 || !u.marks.is_empty() {
-        return Err(DecodeError::Refused(
-            "a methodResponse carries exactly one value".into(),
-        ));
-    }
-    let value = values.remove(0);
-    if !u.fault {
-        return Ok(Doc::Response(Ok(value)));
-    }
-    if let Value::Struct(members) = &value {
-        let code = match members.get("faultCode") {
-            Some(Value::Integer(c)) => Some(*c),
-            Some(Value::Long(c)) => i32::try_from(*c).ok(),
-            _ => None,
-        };
-        if let (Some(code), Some(Value::String(string))) = (code, members.get("faultString")) {
-            return Ok(Doc::Response(Err(Fault::new(code, string.clone()))));
-        }
-    }
-    Err(DecodeError::Refused(
-        "a fault must be a struct with faultCode and faultString".into(),
-    ))
-}
-
-fn check_root(start: &BytesStart<'_>, seen: Option<Root>, want: Root) -> Result<Root, DecodeError> {
-    if seen.is_some() {
+fn check_root(start: &BytesStart<'_>, seen: bool) -> Result<bool, DecodeError> {
+    if seen {
         return Err(DecodeError::Malformed("junk after document element".into()));
     }
-    let (tag, what) = match want {
-        Root::Call => ("methodCall", "an XML-RPC methodCall"),
-        Root::Response => ("methodResponse", "an XML-RPC methodResponse"),
-    };
     let name = start.name().into_inner();
-    if name != tag {
+    if name != "methodCall" {
         return Err(DecodeError::Refused(format!(
-            "not {what}: root element is <{}>",
+            "not an XML-RPC methodCall: root element is <{}>",
             excerpt_to(name, MAX_ECHO - 2)
         )));
     }
-    Ok(want)
+    Ok(true)
 }
 
 const HEADER: &str = "<?xml version='1.0'?>\n";
-
-/// A `methodCall` body, as Python's `xmlrpc.client.dumps(params, methodname)` writes it.
-pub fn encode_call(method: &str, params: &[Value]) -> String {
-    let mut out = String::with_capacity(128 + 64 * params.len());
-    out.push_str(HEADER);
-    out.push_str("<methodCall>\n<methodName>");
-    escape_into(&mut out, method);
-    out.push_str("</methodName>\n<params>\n");
-    for p in params {
-        out.push_str("<param>\n");
-        write_value(&mut out, p);
-        out.push_str("</param>\n");
-    }
-    out.push_str("</params>\n</methodCall>\n");
-    out
-}
 
 /// A successful `methodResponse` body carrying `value`.
 pub fn encode_response(value: &Value) -> String {
@@ -406,7 +353,8 @@ pub fn encode_response(value: &Value) -> String {
 }
 
 /// A fault `methodResponse` body.
-pub fn encode_fault(code: i32, string: &str) -> String {
+pub fn encode_fault(fault: &Fault) -> String {
+    let (code, string) = (fault.code(), fault.string());
     let mut out = String::with_capacity(256 + string.len());
     out.push_str(HEADER);
     out.push_str("<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n");
@@ -479,60 +427,30 @@ fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-/// Python's name for the type an XML-RPC value becomes (`int`, `str`, ...), as it appears in
-/// Python's error messages.
-pub fn python_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Integer(_) | Value::Long(_) => "int",
-        Value::Boolean(_) => "bool",
-        Value::String(_) => "str",
-        Value::Double(_) => "float",
-        Value::DateTime(_) => "DateTime",
-        Value::Base64(_) => "Binary",
-        Value::Struct(_) => "dict",
-        Value::Array(_) => "list",
-        Value::Nil => "NoneType",
-        _ => "object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const PYTHON_CALL: &str = "<?xml version='1.0'?>\n<methodCall>\n<methodName>send_message</methodName>\n<params>\n<param>\n<value><string>Q</string></value>\n</param>\n<param>\n<value><string>attack</string></value>\n</param>\n</params>\n</methodCall>\n";
+
     #[test]
-    fn call_is_python_bytes() {
-        let body = encode_call(
-            "send_message",
-            &[Value::String("Q".into()), Value::String("attack".into())],
-        );
+    fn reads_python_call_as_dxr_does() {
+        let ours = decode_call(PYTHON_CALL.as_bytes()).unwrap();
+        let dxr = decode_call_dxr(PYTHON_CALL.as_bytes()).unwrap();
+        assert_eq!(ours.name, "send_message");
         assert_eq!(
-            body,
-            "<?xml version='1.0'?>\n<methodCall>\n<methodName>send_message</methodName>\n<params>\n<param>\n<value><string>Q</string></value>\n</param>\n<param>\n<value><string>attack</string></value>\n</param>\n</params>\n</methodCall>\n"
+            ours.params,
+            [Value::String("Q".into()), Value::String("attack".into())]
         );
-        let (name, params) = decode_call(body.as_bytes()).unwrap();
-        assert_eq!(name, "send_message");
-        assert_eq!(params.len(), 2);
+        assert_eq!((ours.name, ours.params), (dxr.name, dxr.params));
     }
 
     #[test]
     fn fault_is_python_bytes() {
         assert_eq!(
-            encode_fault(1, "<class 'Exception'>:method \"nope\" is not supported"),
+            encode_fault(&Fault::new(1, "<class 'Exception'>:method \"nope\" is not supported".into())),
             "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'Exception'&gt;:method \"nope\" is not supported</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n"
         );
-    }
-
-    #[test]
-    fn response_round_trips() {
-        let body = encode_response(&Value::String("a<&>'\"é".into()));
-        assert_eq!(
-            decode_response(&body).unwrap().unwrap(),
-            Value::String("a<&>'\"é".into())
-        );
-        let fault = encode_fault(1, "x<y");
-        let f = decode_response(&fault).unwrap().unwrap_err();
-        assert_eq!((f.code(), f.string()), (1, "x<y"));
     }
 
     #[test]
@@ -551,6 +469,7 @@ mod tests {
             deep.as_str(),
         ] {
             assert!(decode_call(bad.as_bytes()).is_err(), "{bad:?}");
+            assert!(decode_call_dxr(bad.as_bytes()).is_err(), "dxr: {bad:?}");
         }
         assert!(decode_call(&[0xff, 0xfe]).is_err());
     }

@@ -561,7 +561,7 @@ impl Harness {
     /// such method, so it is never sent to the Python cluster). Raw, because the struct may
     /// hold a sender "" (`<name></name>`), which `dxr` cannot decode.
     fn rust_state(&self, node: char) -> String {
-        let body = generals::xmlrpc::encode_call("get_messages", &[]);
+        let body = generals::peer::call_body("get_messages", &[]).unwrap();
         let (status, _, answer) = post(port_of(self.rs_base, node), "/", body.as_bytes());
         assert_eq!(status, 200, "get_messages on {node}");
         String::from_utf8_lossy(&answer).into_owned()

@@ -17,7 +17,8 @@ use generals::cluster::Cluster;
 use generals::dispatch::{dispatch, reply_body};
 use generals::node::{Node, Step};
 use generals::protocol;
-use generals::xmlrpc::{decode_call, decode_response, encode_call};
+use generals::peer::{call_body, read_reply as decode_response};
+use generals::xmlrpc::decode_call;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
@@ -28,7 +29,7 @@ fn s(x: &str) -> Value {
 /// `Some((sender, decision))` iff `body` is a `receive_message` with exactly two strings.
 fn valid_receive(body: &[u8]) -> Option<(String, String)> {
     match decode_call(body) {
-        Ok((method, params)) if method == protocol::RECEIVE_MESSAGE => match params.as_slice() {
+        Ok(call) if call.name == protocol::RECEIVE_MESSAGE => match call.params.as_slice() {
             [Value::String(a), Value::String(b)] => Some((a.clone(), b.clone())),
             _ => None,
         },
@@ -156,13 +157,13 @@ fn method() -> impl Strategy<Value = String> {
 
 fn receive_call() -> impl Strategy<Value = Vec<u8>> {
     (text(), text())
-        .prop_map(|(a, b)| encode_call(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)]).into_bytes())
+        .prop_map(|(a, b)| call_body(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)]).unwrap().into_bytes())
 }
 
 /// A well-formed call of any method with zero to four values of any type.
 fn any_call() -> impl Strategy<Value = Vec<u8>> {
     (method(), prop::collection::vec(value(), 0..5))
-        .prop_map(|(m, params)| encode_call(&m, &params).into_bytes())
+        .prop_map(|(m, params)| call_body(&m, &params).unwrap().into_bytes())
 }
 
 /// The three methods with the wrong number of string arguments.
@@ -176,7 +177,7 @@ fn wrong_arity() -> impl Strategy<Value = Vec<u8>> {
     ]
     .prop_flat_map(|(m, n)| {
         prop::collection::vec(text(), n)
-            .prop_map(move |args| encode_call(m, &args.iter().map(|a| s(a)).collect::<Vec<_>>()))
+            .prop_map(move |args| call_body(m, &args.iter().map(|a| s(a)).collect::<Vec<_>>()).unwrap())
     })
     .prop_map(String::into_bytes)
 }
@@ -195,7 +196,7 @@ fn non_string_params() -> impl Strategy<Value = Vec<u8>> {
             } else {
                 [other, bad]
             };
-            encode_call(m, &params).into_bytes()
+            call_body(m, &params).unwrap().into_bytes()
         })
 }
 
@@ -340,13 +341,13 @@ proptest! {
         let mut noise = noise.into_iter();
         for (a, b) in &calls {
             bodies.extend(noise.next());
-            bodies.push(encode_call(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).into_bytes());
+            bodies.push(call_body(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).unwrap().into_bytes());
         }
         bodies.extend(noise);
         let stored = run(&bodies);
         for (a, b) in &calls {
             let (a2, _) = valid_receive(
-                encode_call(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).as_bytes(),
+                call_body(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).unwrap().as_bytes(),
             ).expect("an encoded call of two strings decodes");
             prop_assert!(stored.contains_key(&a2), "{a:?} not stored");
         }
@@ -357,7 +358,7 @@ proptest! {
 // Regression table
 
 fn call(method: &str, params: &[&str]) -> Vec<u8> {
-    encode_call(method, &params.iter().map(|p| s(p)).collect::<Vec<_>>()).into_bytes()
+    call_body(method, &params.iter().map(|p| s(p)).collect::<Vec<_>>()).unwrap().into_bytes()
 }
 
 /// The exact bytes Python's client sends for `send_message('Q', 'attack')` (PROTOCOL.md).
@@ -448,26 +449,26 @@ fn table() -> Vec<Case> {
         ("get_messages", call("get_messages", &[]), vec![]),
         (
             "int sender",
-            encode_call("receive_message", &[Value::Integer(5), s("x")]).into_bytes(),
+            call_body("receive_message", &[Value::Integer(5), s("x")]).unwrap().into_bytes(),
             vec![],
         ),
         (
             "array decision",
-            encode_call("receive_message", &[s("A"), Value::Array(vec![s("x")])]).into_bytes(),
+            call_body("receive_message", &[s("A"), Value::Array(vec![s("x")])]).unwrap().into_bytes(),
             vec![],
         ),
         (
             "struct, nil",
-            encode_call(
+            call_body(
                 "receive_message",
                 &[Value::Struct(BTreeMap::new()), Value::Nil],
-            )
+            ).unwrap()
             .into_bytes(),
             vec![],
         ),
         (
             "base64 recipient",
-            encode_call("send_message", &[Value::Base64(b"Q".to_vec()), s("x")]).into_bytes(),
+            call_body("send_message", &[Value::Base64(b"Q".to_vec()), s("x")]).unwrap().into_bytes(),
             vec![],
         ),
         (

@@ -45,7 +45,7 @@ fn with_length(extra: &str, body: &[u8]) -> Vec<u8> {
 fn hostile_bodies_table() {
     let (_server, base) = rust_cluster(&["--max-body", &MAX_BODY.to_string()]);
     let q = port_of(base, 'Q');
-    let valid = generals::xmlrpc::encode_call("receive_message", &[s("G"), s("attack")]);
+    let valid = generals::peer::call_body("receive_message", &[s("G"), s("attack")]).unwrap();
     let deep = format!(
         "<?xml version='1.0'?><methodCall><methodName>f</methodName><params><param>{}{}</param></params></methodCall>",
         "<value><array><data>".repeat(1000),
@@ -57,9 +57,9 @@ fn hostile_bodies_table() {
     let bomb = gzip(&vec![b' '; 16 * MAX_BODY]);
     let chunked = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     let int_sender =
-        generals::xmlrpc::encode_call("receive_message", &[Value::Integer(5), s("attack")]);
+        generals::peer::call_body("receive_message", &[Value::Integer(5), s("attack")]).unwrap();
     let list_decision =
-        generals::xmlrpc::encode_call("receive_message", &[s("H"), Value::Array(vec![s("a")])]);
+        generals::peer::call_body("receive_message", &[s("H"), Value::Array(vec![s("a")])]).unwrap();
 
     let rows: Vec<(&str, Vec<u8>, Expect)> = vec![
         (
@@ -162,7 +162,7 @@ fn hostile_bodies_table() {
             Expect::Status(code) => assert_eq!(status, code, "{name}: {text}"),
             Expect::Fault(prefix) | Expect::Value(prefix) => {
                 assert_eq!(status, 200, "{name}: {text}");
-                let answer = generals::xmlrpc::decode_response(&text)
+                let answer = generals::peer::read_reply(&text)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 let got = match (&expect, answer) {
                     (Expect::Fault(_), Err(f)) => {
@@ -403,7 +403,7 @@ fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
             .is_ok()
         );
     }
-    let body = generals::xmlrpc::encode_call("get_messages", &[]);
+    let body = generals::peer::call_body("get_messages", &[]).unwrap();
     let mut conn = Conn::open(q);
     let (status, headers, zipped) = conn.request("Accept-Encoding: gzip\r\n", body.as_bytes());
     assert_eq!(status, 200);
@@ -419,7 +419,7 @@ fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
     assert_eq!(String::from_utf8(plain).unwrap(), text);
     let (_, headers, _) = conn.request(
         "Accept-Encoding: gzip\r\n",
-        generals::xmlrpc::encode_call("finalize_decision", &[]).as_bytes(),
+        generals::peer::call_body("finalize_decision", &[]).unwrap().as_bytes(),
     );
     assert!(!headers.contains("content-encoding"));
 }

@@ -257,7 +257,7 @@ fn check_wire_bodies(side: Side) {
     let (_, _, body) = post(
         q,
         "/",
-        generals::xmlrpc::encode_call("nope", &[]).as_bytes(),
+        generals::peer::call_body("nope", &[]).unwrap().as_bytes(),
     );
     assert_eq!(
         String::from_utf8(body).unwrap(),
@@ -286,7 +286,7 @@ fn wire_bodies_python_stand_in() {
 fn check_routes(side: Side) {
     let (_server, base) = cluster(side);
     let q = port_of(base, 'Q');
-    let finalize = generals::xmlrpc::encode_call("finalize_decision", &[]);
+    let finalize = generals::peer::call_body("finalize_decision", &[]).unwrap();
     for path in ["/", "/RPC2"] {
         let (status, _, body) = post(q, path, finalize.as_bytes());
         assert_eq!(status, 200, "{path}");
@@ -327,7 +327,7 @@ fn keep_alive_connection_serves_many_calls() {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     for i in 0..5 {
         let body =
-            generals::xmlrpc::encode_call("receive_message", &[s(&format!("N{i}")), s("attack")]);
+            generals::peer::call_body("receive_message", &[s(&format!("N{i}")), s("attack")]).unwrap();
         write!(
             conn,
             "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",

@@ -2,8 +2,9 @@
 //!
 //! Input: the first byte picks the node (even: loyal Q, odd: faulty P), the rest is the body.
 //! Checks, besides "no panic, no stack overflow, no unbounded allocation":
-//! - a `Reply` renders (`reply_body`) to a `methodResponse` that decodes back to the same value,
-//!   or to a fault with code 1 and the same string;
+//! - a `Reply` renders (`reply_body`) to a `methodResponse` that dxr (`peer::read_reply`, the
+//!   reader of every outgoing call) reads back to the same value, or to a fault with code 1
+//!   and the same string;
 //! - a `Forward` targets an `http://` URL;
 //! - every fault string starts with `<class '`;
 //! - a fault never quotes more than 200 consecutive bytes of the body (for bodies longer than
@@ -16,7 +17,7 @@ use std::collections::HashSet;
 use generals::cluster::Cluster;
 use generals::dispatch::{dispatch, reply_body};
 use generals::node::{Node, Step};
-use generals::xmlrpc::decode_response;
+use generals::peer::read_reply as decode_response;
 use libfuzzer_sys::fuzz_target;
 
 /// Longest run of body bytes a fault may quote.

@@ -110,20 +110,7 @@ impl Engine {
 
     /// Whether `method` is one of ours.
     pub fn handles(method: &str) -> bool {
-        matches!(
-            method,
-            ext::NODE_INFO
-                | ext::OM_START
-                | ext::OM_ORDER
-                | ext::OM_MESSAGE
-                | ext::OM_DECIDE
-                | ext::SM_PUBLIC_KEY
-                | ext::SM_START
-                | ext::SM_ORDER
-                | ext::SM_MESSAGE
-                | ext::SM_DECIDE
-                | ext::TRACE_EVENTS
-        )
+        ext::METHODS.contains(&method)
     }
 
     /// Handle one extension call: the value, or a fault string.

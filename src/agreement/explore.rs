@@ -178,6 +178,7 @@ pub async fn run_case(e: &Explore, case: &Case) -> Result<Outcome, String> {
             rpc_timeout: Duration::from_secs(5),
             ..Limits::default()
         },
+        codec: Default::default(),
     };
     let bound = server::bind_ephemeral(config)
         .await

@@ -78,6 +78,11 @@ struct Args {
     /// Distinct senders one node stores; a new sender beyond this gets a fault.
     #[arg(long, default_value_t = generals::node::DEFAULT_MAX_SENDERS, value_name = "N")]
     max_senders: usize,
+    /// Reader of request bodies: fast (our one-pass reader, the default) or dxr
+    /// (dxr::MethodCall::from_xml). For measuring one against the other (scripts/bench.sh);
+    /// answers are the same wherever both accept.
+    #[arg(long, default_value = "fast", value_name = "CODEC", hide = true)]
+    xml_codec: generals::methods::Codec,
 }
 
 #[tokio::main]
@@ -162,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             request_timeout,
             trace_events: args.trace_events,
         },
+        codec: args.xml_codec,
     };
     let bound = server::bind(config).await?;
     bound.run(shutdown_signal()).await;

@@ -242,7 +242,7 @@ pub fn post(port: u16, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
 pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
     call_body(
         port,
-        generals::xmlrpc::encode_call(method, params).as_bytes(),
+        generals::peer::call_body(method, params).unwrap().as_bytes(),
     )
 }
 
@@ -250,7 +250,7 @@ pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, St
 pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
     let (status, _, body) = post(port, "/", body);
     assert_eq!(status, 200, "body: {}", String::from_utf8_lossy(&body));
-    match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body))
+    match generals::peer::read_reply(&String::from_utf8_lossy(&body))
         .expect("XML-RPC response")
     {
         Ok(v) => Ok(v),
@@ -330,10 +330,10 @@ impl Conn {
     }
 
     pub fn call(&mut self, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
-        let body = generals::xmlrpc::encode_call(method, params);
+        let body = generals::peer::call_body(method, params).unwrap();
         let (status, _, body) = self.request("", body.as_bytes());
         assert_eq!(status, 200);
-        match generals::xmlrpc::decode_response(&String::from_utf8_lossy(&body)).expect("XML-RPC") {
+        match generals::peer::read_reply(&String::from_utf8_lossy(&body)).expect("XML-RPC") {
             Ok(v) => Ok(v),
             Err(f) => Err((f.code(), f.string().to_string())),
         }

@@ -1,0 +1,178 @@
+//! A node's method table: one `dxr_server::Handler` per XML-RPC method (the original three,
+//! `get_messages` and the extensions) in one `dxr_server::HandlerMap`, and the small front
+//! that reads a request body, looks the method up and answers Python's faults.
+//!
+//! Why a front of our own: `dxr_server::server` answers an unknown method with fault 404, a
+//! bad body with fault 400 quoting the whole body, and a missing Content-Length with HTTP 411,
+//! and has no hook for a fallback; the original answers all of these with fault code 1 and
+//! `<class '...'>` strings (PROTOCOL.md). The handlers and the map are dxr_server's; only
+//! [`answer`] is ours.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dxr::{Fault, Value};
+use dxr_server::axum::http::HeaderMap;
+use dxr_server::{Handler, HandlerMap, HandlerResult, async_trait};
+
+use crate::agreement::engine::Engine;
+use crate::cluster::Cluster;
+use crate::node::{Node, Step};
+use crate::peer::{PeerError, Peers};
+use crate::protocol::{self, fault};
+use crate::trace::{self, Recorder};
+use crate::xmlrpc::{self, DecodeError};
+
+/// Which reader turns request bodies into calls (`server --xml-codec`). The fast path is the
+/// default; `dxr` exists so `scripts/bench.sh` can measure dxr's reader against it in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// `xmlrpc::decode_call`: one pass, Python's acceptance rules.
+    #[default]
+    Fast,
+    /// `dxr::MethodCall::from_xml` behind the same refusals.
+    Dxr,
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(Codec::Fast),
+            "dxr" => Ok(Codec::Dxr),
+            other => Err(format!("unknown codec {other:?}: fast or dxr")),
+        }
+    }
+}
+
+/// What the handlers of the original methods share: the general and how it reaches others.
+#[derive(Debug)]
+pub struct General {
+    /// The node's state (held only for one synchronous step, never across a call).
+    pub node: Mutex<Node>,
+    /// Print the original's stdout lines (off for in-process clusters).
+    pub print: bool,
+    /// Where node-to-node calls are recorded.
+    pub recorder: Arc<Recorder>,
+    /// Where every node lives.
+    pub cluster: Arc<Cluster>,
+    /// Outgoing calls.
+    pub peers: Peers,
+}
+
+impl General {
+    /// The node, locked. A panic while holding the lock cannot leave a half-written map entry
+    /// behind (each update is one insert), so a poisoned lock is still safe to use.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Node> {
+        self.node.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One of the original methods (or `get_messages`) of one general.
+struct Original {
+    general: Arc<General>,
+    method: &'static str,
+}
+
+#[async_trait]
+impl Handler for Original {
+    async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
+        let g = &self.general;
+        let step = g.lock().handle(self.method, params, |v| g.cluster.resolve(v));
+        match step {
+            Step::Reply { result, print } => {
+                if let Some(line) = print.filter(|_| g.print) {
+                    crate::server::print_line(&line);
+                }
+                result.map_err(python_fault)
+            }
+            Step::Forward(f) => {
+                if g.print {
+                    crate::server::print_line(&f.line);
+                }
+                let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
+                let start_us = trace::now_us();
+                let result = g
+                    .peers
+                    .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
+                    .await;
+                if g.recorder.is_on() {
+                    g.recorder.record(trace::Event {
+                        run: trace::ORIGINAL_RUN.to_string(),
+                        from: f.sender,
+                        to: f.recipient,
+                        method: protocol::RECEIVE_MESSAGE.to_string(),
+                        args: trace::to_json(&Value::Array(args.to_vec())),
+                        result: result.as_ref().ok().map(trace::to_json),
+                        fault: result.as_ref().err().map(PeerError::python_fault),
+                        start_us,
+                        end_us: trace::now_us(),
+                    });
+                }
+                match result {
+                    Ok(_) => Ok(Value::String(f.line)),
+                    Err(e) => Err(python_fault(e.python_fault())),
+                }
+            }
+        }
+    }
+}
+
+/// One extension method, answered by the node's agreement engine.
+struct Extension {
+    engine: Arc<Engine>,
+    method: &'static str,
+}
+
+#[async_trait]
+impl Handler for Extension {
+    async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
+        self.engine
+            .call(self.method, params)
+            .await
+            .map_err(python_fault)
+    }
+}
+
+/// The method table of one general: [`protocol::ORIGINAL_METHODS`] and
+/// [`protocol::ext::METHODS`]. Nothing else is callable, as in the original (no `system.*`).
+pub fn table(general: Arc<General>, engine: Arc<Engine>) -> HandlerMap {
+    let mut map: HashMap<&'static str, Box<dyn Handler>> = HashMap::new();
+    for method in protocol::ORIGINAL_METHODS {
+        let general = general.clone();
+        map.insert(method, Box::new(Original { general, method }));
+    }
+    for method in protocol::ext::METHODS {
+        let engine = engine.clone();
+        map.insert(method, Box::new(Extension { engine, method }));
+    }
+    Arc::new(map)
+}
+
+/// The front: read `body` with `codec`, look the method up in `table`, run its handler. Every
+/// failure is a fault with Python's code 1 and a `<class '...'>` string.
+pub async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Value, Fault> {
+    let call = match codec {
+        Codec::Fast => xmlrpc::decode_call(body),
+        Codec::Dxr => xmlrpc::decode_call_dxr(body),
+    }
+    .map_err(|e| python_fault(decode_fault(&e)))?;
+    let Some(handler) = table.get(call.name.as_ref()) else {
+        return Err(python_fault(fault::unsupported_method(&call.name)));
+    };
+    handler.handle(&call.params, HeaderMap::new()).await
+}
+
+/// The fault string for a body that is not a call we accept.
+pub fn decode_fault(e: &DecodeError) -> String {
+    match e {
+        DecodeError::Malformed(m) => fault::parse_error(m),
+        DecodeError::Refused(m) => fault::python("ValueError", m),
+        DecodeError::Type(m) => fault::python("TypeError", m),
+    }
+}
+
+/// A fault as the original raises it: code 1, the `<class '...'>` string.
+pub fn python_fault(string: String) -> Fault {
+    Fault::new(protocol::FAULT_CODE, string)
+}
