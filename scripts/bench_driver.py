@@ -114,21 +114,30 @@ def main():
     sizes = [10, 50] if args.quick else [10, 50, 100]
 
     rows = []  # (section, metric, python, rust, ratio text)
+    codec = []  # (section, fast calls/s, dxr calls/s)
     mem = {}
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}", file=sys.stderr)
     try:
         # 1. receive_message under load, Python then Rust, twice; medians.
-        pb = free_base(50)  # Python on pb..pb+3, Rust on pb+40..pb+43
+        # The Rust server runs twice: with its fast XML-RPC reader/writer (the default) and with
+        # dxr's (`--xml-codec dxr`), so the cost of dxr on the hot path is measured in this run.
+        pb = free_base(70)  # Python on pb..pb+3, Rust on pb+40..pb+43, Rust/dxr on pb+50..
         rb = pb + 40
+        db = pb + 50
         py = start([sys.executable, PY_SERVER, "--port-base", str(pb)], [pb + i for i in range(4)])
         rs = start([os.path.join(REL, "server"), "--port-base", str(rb)], [rb + i for i in range(4)])
+        rd = start([os.path.join(REL, "server"), "--port-base", str(db), "--xml-codec", "dxr"],
+                   [db + i for i in range(4)])
         for conns in (1, 64):
-            res = {"py": [], "rs": []}
+            res = {"py": [], "rs": [], "dxr": []}
             for r in range(rounds):
-                for side, port in (("py", pb + 1), ("rs", rb + 1)):
+                for side, port in (("py", pb + 1), ("rs", rb + 1), ("dxr", db + 1)):
                     print(f"== receive_message, {conns} connection(s), {side}, round {r + 1}", file=sys.stderr)
                     res[side].append(loadgen(port, conns, dur))
+            f = statistics.median(x["calls_per_sec"] for x in res["rs"])
+            d = statistics.median(x["calls_per_sec"] for x in res["dxr"])
+            codec.append((f"receive_message, {conns} conn", f, d))
             for metric, key, better in (("calls/s", "calls_per_sec", "higher"), ("p50 us", "p50_us", "lower"),
                                         ("p99 us", "p99_us", "lower"), ("p99.9 us", "p999_us", "lower"),
                                         ("errors", "errors", "lower")):
@@ -160,6 +169,7 @@ def main():
         mem["4 nodes, after load"] = (peak_rss_kb(py), peak_rss_kb(rs))
         stop(py)
         stop(rs)
+        stop(rd)
 
         # 3. Scale: all-to-all over generated clusters.
         for n in sizes:
@@ -209,6 +219,12 @@ def main():
     print("-" * (w + 70))
     for name, metric, p, r, ratio in rows:
         print(f"{name:<{w}}  {metric:<26} {p:>12.1f} {r:>12.1f}  {ratio}")
+    print()
+    print("dxr on the server: the Rust server's XML-RPC reader/writer, fast path vs dxr (same run)")
+    print(f"{'benchmark':<{w}}  {'metric':<26} {'fast':>12} {'dxr':>12}  dxr costs")
+    print("-" * (w + 70))
+    for name, f, d in codec:
+        print(f"{name:<{w}}  {'calls/s':<26} {f:>12.1f} {d:>12.1f}  {100 * (1 - d / f):.1f}%")
 
 
 if __name__ == "__main__":

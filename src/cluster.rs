@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use dxr::Value;
 
-use crate::protocol::{self, fault};
 use crate::protocol::python_type_name;
+use crate::protocol::{self, fault};
 
 /// Where every node of a cluster can be reached.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 //! fuzz target and property tests drive exactly what the server runs.
 
 use crate::cluster::Cluster;
-use crate::node::{Node, Step};
 use crate::methods::{decode_fault, python_fault};
+use crate::node::{Node, Step};
 use crate::xmlrpc;
 
 /// Decode `body` and apply it to `node`. A `send_message` comes back as [`Step::Forward`] with
@@ -34,9 +34,7 @@ pub fn apply(
 pub fn reply_body(step: &Step<String>) -> Option<String> {
     match step {
         Step::Reply { result: Ok(v), .. } => Some(xmlrpc::encode_response(v)),
-        Step::Reply { result: Err(f), .. } => {
-            Some(xmlrpc::encode_fault(&python_fault(f.clone())))
-        }
+        Step::Reply { result: Err(f), .. } => Some(xmlrpc::encode_fault(&python_fault(f.clone()))),
         Step::Forward(_) => None,
     }
 }

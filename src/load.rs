@@ -13,8 +13,8 @@ use dxr::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::protocol;
 use crate::peer;
+use crate::protocol;
 
 /// One method of the mix and its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use dxr::{Fault, Value};
+use dxr::{Fault, FaultResponse, MethodResponse, Value};
 use dxr_server::axum::http::HeaderMap;
 use dxr_server::{Handler, HandlerMap, HandlerResult, async_trait};
 
@@ -78,7 +78,9 @@ struct Original {
 impl Handler for Original {
     async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
         let g = &self.general;
-        let step = g.lock().handle(self.method, params, |v| g.cluster.resolve(v));
+        let step = g
+            .lock()
+            .handle(self.method, params, |v| g.cluster.resolve(v));
         match step {
             Step::Reply { result, print } => {
                 if let Some(line) = print.filter(|_| g.print) {
@@ -161,6 +163,29 @@ pub async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Val
         return Err(python_fault(fault::unsupported_method(&call.name)));
     };
     handler.handle(&call.params, HeaderMap::new()).await
+}
+
+/// The answer body for `result`, written by `codec`'s writer: Python's layout (fast), or
+/// dxr's `MethodResponse`/`FaultResponse::to_xml` behind an XML declaration (dxr).
+pub fn answer_body(codec: Codec, result: Result<Value, Fault>) -> String {
+    match (codec, result) {
+        (Codec::Fast, Ok(value)) => xmlrpc::encode_response(&value),
+        (Codec::Fast, Err(fault)) => xmlrpc::encode_fault(&fault),
+        (Codec::Dxr, result) => {
+            let xml = match result {
+                Ok(value) => MethodResponse { value }.to_xml(),
+                Err(fault) => FaultResponse { fault }.to_xml(),
+            };
+            match xml {
+                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{xml}"),
+                // dxr cannot write the value: answer with a fault it can write.
+                Err(e) => answer_body(
+                    Codec::Fast,
+                    Err(python_fault(fault::python("ValueError", &e.to_string()))),
+                ),
+            }
+        }
+    }
 }
 
 /// The fault string for a body that is not a call we accept.

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use dxr::Value;
 
 use crate::agreement::behaviour::{Behaviour, entropy};
-use crate::protocol::{self, fault};
 use crate::protocol::python_type_name;
+use crate::protocol::{self, fault};
 
 /// Default cap on distinct senders one node stores (see [`Node::with_max_senders`]).
 pub const DEFAULT_MAX_SENDERS: usize = 10_000;

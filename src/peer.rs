@@ -105,9 +105,7 @@ pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
                 .replace("<name/>", "<name></name>")
                 .replace("<name>", &format!("<name>{NAME_MARK}"));
             match response_to_result(&marked) {
-                Ok(r) => Ok(r
-                    .map(|m| unmark(m.value))
-                    .map_err(|f| f.fault)),
+                Ok(r) => Ok(r.map(|m| unmark(m.value)).map_err(|f| f.fault)),
                 Err(_) => Err(bad_reply(body)),
             }
         }
@@ -217,8 +215,12 @@ impl Peers {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8(bytes)
-            .map_err(|e| PeerError::Other(format!("reply is not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            PeerError::Other(format!(
+                "reply is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         match read_reply(&text) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(f)) => Err(PeerError::Fault(f)),
@@ -287,9 +289,15 @@ mod tests {
         };
         let keys: Vec<&str> = m.keys().map(String::as_str).collect();
         assert_eq!(keys, ["", "  ", " Q "]);
-        assert_eq!(m[""], Value::String("x".into()), "a later member replaces an earlier one");
+        assert_eq!(
+            m[""],
+            Value::String("x".into()),
+            "a later member replaces an earlier one"
+        );
         assert_eq!(m["  "], Value::String("retreat".into()));
-        let Value::Struct(inner) = &m[" Q "] else { panic!() };
+        let Value::Struct(inner) = &m[" Q "] else {
+            panic!()
+        };
         assert_eq!(inner[""], Value::Integer(1));
     }
 
@@ -298,7 +306,9 @@ mod tests {
         let junk = format!("<html>{}</html>", "x".repeat(10_000));
         let e = read_reply(&junk).unwrap_err();
         assert!(e.len() < 300, "{e}");
-        let marked = reply(&format!("<value><struct><member><name>{NAME_MARK}</name><value>1</value></member></struct></value>"));
+        let marked = reply(&format!(
+            "<value><struct><member><name>{NAME_MARK}</name><value>1</value></member></struct></value>"
+        ));
         // A body carrying the mark itself is read by dxr alone, never unmarked.
         assert_eq!(
             read_reply(&marked).unwrap().unwrap(),
@@ -310,9 +320,14 @@ mod tests {
     fn faults_and_values_read() {
         let fault = "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'Exception'&gt;:method \"nope\" is not supported</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n";
         let f = read_reply(fault).unwrap().unwrap_err();
-        assert_eq!((f.code(), f.string()), (1, "<class 'Exception'>:method \"nope\" is not supported"));
         assert_eq!(
-            read_reply(&reply("<value><string>a\u{e9}&lt;</string></value>\n")).unwrap().unwrap(),
+            (f.code(), f.string()),
+            (1, "<class 'Exception'>:method \"nope\" is not supported")
+        );
+        assert_eq!(
+            read_reply(&reply("<value><string>a\u{e9}&lt;</string></value>\n"))
+                .unwrap()
+                .unwrap(),
             Value::String("a\u{e9}<".into())
         );
     }

@@ -38,7 +38,6 @@ use crate::node::{self, Node};
 use crate::peer::{self, PeerError, Peers};
 use crate::protocol::{self, fault};
 use crate::trace::{self, Recorder};
-use crate::xmlrpc;
 
 /// Limits and timeouts of a server process. Every one has a flag in the `server` binary.
 #[derive(Debug, Clone)]
@@ -377,7 +376,8 @@ async fn rpc(
     body: Body,
 ) -> Response<Body> {
     let gzip_ok = accepts_gzip(&headers);
-    let xml = |result| xml_response(result, gzip_ok);
+    let codec = state.codec;
+    let xml = |result| xml_response(codec, result, gzip_ok);
     let body = match read_body(&state.limits, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -397,6 +397,7 @@ async fn read_body(
 ) -> Result<Bytes, Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
         return Err(xml_response(
+            Codec::Fast,
             Err(methods::python_fault(fault::python(
                 "ValueError",
                 "request has no Content-Length (chunked bodies are not accepted)",
@@ -484,11 +485,8 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// An XML-RPC answer: a value, or a fault with Python's code; gzipped like Python's when large.
-fn xml_response(result: Result<Value, Fault>, gzip_ok: bool) -> Response<Body> {
-    let body = match &result {
-        Ok(v) => xmlrpc::encode_response(v),
-        Err(f) => xmlrpc::encode_fault(f),
-    };
+fn xml_response(codec: Codec, result: Result<Value, Fault>, gzip_ok: bool) -> Response<Body> {
+    let body = methods::answer_body(codec, result);
     let gzipped = if gzip_ok && body.len() > GZIP_THRESHOLD {
         gzip(body.as_bytes())
     } else {

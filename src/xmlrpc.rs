@@ -448,7 +448,10 @@ mod tests {
     #[test]
     fn fault_is_python_bytes() {
         assert_eq!(
-            encode_fault(&Fault::new(1, "<class 'Exception'>:method \"nope\" is not supported".into())),
+            encode_fault(&Fault::new(
+                1,
+                "<class 'Exception'>:method \"nope\" is not supported".into()
+            )),
             "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'Exception'&gt;:method \"nope\" is not supported</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n"
         );
     }

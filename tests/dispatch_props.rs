@@ -16,8 +16,8 @@ use dxr::{DateTime, Value};
 use generals::cluster::Cluster;
 use generals::dispatch::{dispatch, reply_body};
 use generals::node::{Node, Step};
-use generals::protocol;
 use generals::peer::{call_body, read_reply as decode_response};
+use generals::protocol;
 use generals::xmlrpc::decode_call;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
@@ -156,8 +156,11 @@ fn method() -> impl Strategy<Value = String> {
 }
 
 fn receive_call() -> impl Strategy<Value = Vec<u8>> {
-    (text(), text())
-        .prop_map(|(a, b)| call_body(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)]).unwrap().into_bytes())
+    (text(), text()).prop_map(|(a, b)| {
+        call_body(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)])
+            .unwrap()
+            .into_bytes()
+    })
 }
 
 /// A well-formed call of any method with zero to four values of any type.
@@ -176,8 +179,9 @@ fn wrong_arity() -> impl Strategy<Value = Vec<u8>> {
         (select(vec![protocol::FINALIZE_DECISION]), 1usize..4),
     ]
     .prop_flat_map(|(m, n)| {
-        prop::collection::vec(text(), n)
-            .prop_map(move |args| call_body(m, &args.iter().map(|a| s(a)).collect::<Vec<_>>()).unwrap())
+        prop::collection::vec(text(), n).prop_map(move |args| {
+            call_body(m, &args.iter().map(|a| s(a)).collect::<Vec<_>>()).unwrap()
+        })
     })
     .prop_map(String::into_bytes)
 }
@@ -358,7 +362,9 @@ proptest! {
 // Regression table
 
 fn call(method: &str, params: &[&str]) -> Vec<u8> {
-    call_body(method, &params.iter().map(|p| s(p)).collect::<Vec<_>>()).unwrap().into_bytes()
+    call_body(method, &params.iter().map(|p| s(p)).collect::<Vec<_>>())
+        .unwrap()
+        .into_bytes()
 }
 
 /// The exact bytes Python's client sends for `send_message('Q', 'attack')` (PROTOCOL.md).

@@ -59,7 +59,8 @@ fn hostile_bodies_table() {
     let int_sender =
         generals::peer::call_body("receive_message", &[Value::Integer(5), s("attack")]).unwrap();
     let list_decision =
-        generals::peer::call_body("receive_message", &[s("H"), Value::Array(vec![s("a")])]).unwrap();
+        generals::peer::call_body("receive_message", &[s("H"), Value::Array(vec![s("a")])])
+            .unwrap();
 
     let rows: Vec<(&str, Vec<u8>, Expect)> = vec![
         (
@@ -162,8 +163,8 @@ fn hostile_bodies_table() {
             Expect::Status(code) => assert_eq!(status, code, "{name}: {text}"),
             Expect::Fault(prefix) | Expect::Value(prefix) => {
                 assert_eq!(status, 200, "{name}: {text}");
-                let answer = generals::peer::read_reply(&text)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let answer =
+                    generals::peer::read_reply(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let got = match (&expect, answer) {
                     (Expect::Fault(_), Err(f)) => {
                         assert_eq!(f.code(), 1, "{name}");
@@ -419,7 +420,9 @@ fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
     assert_eq!(String::from_utf8(plain).unwrap(), text);
     let (_, headers, _) = conn.request(
         "Accept-Encoding: gzip\r\n",
-        generals::peer::call_body("finalize_decision", &[]).unwrap().as_bytes(),
+        generals::peer::call_body("finalize_decision", &[])
+            .unwrap()
+            .as_bytes(),
     );
     assert!(!headers.contains("content-encoding"));
 }

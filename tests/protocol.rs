@@ -327,7 +327,8 @@ fn keep_alive_connection_serves_many_calls() {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     for i in 0..5 {
         let body =
-            generals::peer::call_body("receive_message", &[s(&format!("N{i}")), s("attack")]).unwrap();
+            generals::peer::call_body("receive_message", &[s(&format!("N{i}")), s("attack")])
+                .unwrap();
         write!(
             conn,
             "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",

@@ -242,7 +242,9 @@ pub fn post(port: u16, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
 pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, String)> {
     call_body(
         port,
-        generals::peer::call_body(method, params).unwrap().as_bytes(),
+        generals::peer::call_body(method, params)
+            .unwrap()
+            .as_bytes(),
     )
 }
 
@@ -250,9 +252,7 @@ pub fn call(port: u16, method: &str, params: &[Value]) -> Result<Value, (i32, St
 pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
     let (status, _, body) = post(port, "/", body);
     assert_eq!(status, 200, "body: {}", String::from_utf8_lossy(&body));
-    match generals::peer::read_reply(&String::from_utf8_lossy(&body))
-        .expect("XML-RPC response")
-    {
+    match generals::peer::read_reply(&String::from_utf8_lossy(&body)).expect("XML-RPC response") {
         Ok(v) => Ok(v),
         Err(f) => Err((f.code(), f.string().to_string())),
     }
