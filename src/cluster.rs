@@ -148,10 +148,10 @@ impl Cluster {
 
     /// The port a node listens on: its `--peer` URL's port, else the port rule.
     pub fn listen_port(&self, name: &str) -> Result<u16, ClusterError> {
-        if let Some(url) = self.peers.get(name) {
-            if let Some((_, port)) = parse_http_url(url) {
-                return Ok(port);
-            }
+        if let Some(url) = self.peers.get(name)
+            && let Some((_, port)) = parse_http_url(url)
+        {
+            return Ok(port);
         }
         match rule_port(self.port_base, name) {
             Ok(p) if (0..=i64::from(u16::MAX)).contains(&p) => Ok(p as u16),

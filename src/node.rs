@@ -197,13 +197,13 @@ impl Node {
         decision: &Value,
         resolve: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Step<T> {
-        if let Value::String(r) = recipient {
-            if self.behaviour.refuses(r) {
-                return Step::reply(
-                    Ok(protocol::denied_reply(&self.name, r)),
-                    Some(protocol::denying_line(&self.name, r)),
-                );
-            }
+        if let Value::String(r) = recipient
+            && self.behaviour.refuses(r)
+        {
+            return Step::reply(
+                Ok(protocol::denied_reply(&self.name, r)),
+                Some(protocol::denying_line(&self.name, r)),
+            );
         }
         let target = match resolve(recipient) {
             Ok(t) => t,

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use dxr::{Fault, MethodCall, Value};
+use dxr::{Fault, MethodCall, MethodResponse, Value};
 use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -98,19 +98,34 @@ pub fn call_body(method: &str, params: &[Value]) -> Result<String, PeerError> {
 /// empty or blank), and the mark is taken off every struct key of the result. A body that
 /// already contains the mark is not retried.
 pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
-    match response_to_result(body) {
-        Ok(r) => Ok(r.map(|m| m.value).map_err(|f| f.fault)),
-        Err(_) if body.contains("<name") && !body.contains(NAME_MARK) => {
+    match dxr_read(body) {
+        Some(r) => Ok(r),
+        None if body.contains("<name") && !body.contains(NAME_MARK) => {
             let marked = body
                 .replace("<name/>", "<name></name>")
                 .replace("<name>", &format!("<name>{NAME_MARK}"));
-            match response_to_result(&marked) {
-                Ok(r) => Ok(r.map(|m| unmark(m.value)).map_err(|f| f.fault)),
-                Err(_) => Err(bad_reply(body)),
+            match dxr_read(&marked) {
+                Some(r) => Ok(r.map(unmark)),
+                None => Err(bad_reply(body)),
             }
         }
-        Err(_) => Err(bad_reply(body)),
+        None => Err(bad_reply(body)),
     }
+}
+
+/// `dxr_client::utils::response_to_result`, minus its cost on the common path: it always tries
+/// the body as a fault first, and dxr's failed parse copies the whole body into an error
+/// string, for every successful reply (3.4 us instead of 1.9 us per `receive_message` reply).
+/// A body without `<fault` cannot be a fault, so it goes to dxr's `MethodResponse::from_xml`
+/// directly; anything else to `response_to_result` itself.
+fn dxr_read(body: &str) -> Option<Result<Value, Fault>> {
+    if !body.contains("<fault")
+        && let Ok(r) = MethodResponse::from_xml(body)
+    {
+        return Some(Ok(r.value));
+    }
+    let r = response_to_result(body).ok()?;
+    Some(r.map(|m| m.value).map_err(|f| f.fault))
 }
 
 /// The mark [`read_reply`] puts in front of member names: two Unicode noncharacters around a
@@ -208,7 +223,7 @@ impl Peers {
         {
             return Err(too_large());
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(response.content_length().map_or(1024, |n| n as usize));
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
             if bytes.len() + chunk.len() > self.max_reply {
                 return Err(too_large());

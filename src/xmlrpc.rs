@@ -176,7 +176,7 @@ impl Unmarshaller {
             "struct" => {
                 let mark = self.marks.pop().unwrap_or(0).min(self.values.len());
                 let items = self.values.split_off(mark);
-                if items.len() % 2 != 0 {
+                if !items.len().is_multiple_of(2) {
                     return Err(DecodeError::Refused(
                         "struct member without a name or a value".into(),
                     ));

@@ -382,7 +382,8 @@ fn known_divergences_table() {
         )
     };
     // (body, what the fast reader gives, what dxr gives; None = refused)
-    let rows: Vec<(String, Option<Vec<Value>>, Option<Vec<Value>>)> = vec![
+    type Params = Option<Vec<Value>>;
+    let rows: Vec<(String, Params, Params)> = vec![
         // Python keeps the blank string; dxr reads "".
         (
             call("<value>   </value>"),

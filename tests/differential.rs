@@ -544,13 +544,15 @@ impl Harness {
             "send_message" => {
                 let denied = c.node == FAULTY && (a == "R" || a == "S");
                 let mut chars = a.chars();
-                if let (Some(to), None) = (chars.next(), chars.next()) {
-                    if !denied && to != FAULTY && NODES.contains(&to) {
-                        self.model
-                            .entry(to)
-                            .or_default()
-                            .insert(c.node.to_string(), b.to_string());
-                    }
+                if let (Some(to), None) = (chars.next(), chars.next())
+                    && !denied
+                    && to != FAULTY
+                    && NODES.contains(&to)
+                {
+                    self.model
+                        .entry(to)
+                        .or_default()
+                        .insert(c.node.to_string(), b.to_string());
                 }
             }
             _ => {}

@@ -255,10 +255,10 @@ pub async fn drive(
                 if let Some(Value::Integer(r)) = d.get("rejected") {
                     outcome.rejected += u64::try_from(*r).unwrap_or(0);
                 }
-                if node != opts.commander {
-                    if let Some(Value::String(decision)) = d.get("decision") {
-                        decisions.insert(node, decision.clone());
-                    }
+                if node != opts.commander
+                    && let Some(Value::String(decision)) = d.get("decision")
+                {
+                    decisions.insert(node, decision.clone());
                 }
             }
             other => {

@@ -283,10 +283,10 @@ async fn traitors(common: &Common, cluster: &Cluster, nodes: &[String]) -> Vec<S
         let info = peers
             .call_node(cluster, node, protocol::ext::NODE_INFO, &[])
             .await;
-        if let Ok(dxr::Value::Struct(info)) = info {
-            if let Some(dxr::Value::Boolean(true)) = info.get("traitor") {
-                out.push(node.clone());
-            }
+        if let Ok(dxr::Value::Struct(info)) = info
+            && let Some(dxr::Value::Boolean(true)) = info.get("traitor")
+        {
+            out.push(node.clone());
         }
     }
     out
