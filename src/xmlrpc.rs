@@ -290,9 +290,11 @@ fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
                         "apos" => '\'',
                         "quot" => '"',
                         other => {
+                            // Entity names are short; a long one is cut so the whole message
+                            // stays under MAX_ECHO and cannot copy a run of the body.
                             return Err(DecodeError::Malformed(format!(
                                 "undefined entity &{};: byte {}",
-                                excerpt(other),
+                                excerpt_to(other, 64),
                                 reader.buffer_position()
                             )));
                         }
