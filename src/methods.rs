@@ -159,10 +159,44 @@ pub async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Val
         Codec::Dxr => xmlrpc::decode_call_dxr(body),
     }
     .map_err(|e| python_fault(decode_fault(&e)))?;
+    if call.name == protocol::MULTICALL {
+        return multicall(table, call.params).await;
+    }
     let Some(handler) = table.get(call.name.as_ref()) else {
         return Err(python_fault(fault::unsupported_method(&call.name)));
     };
     handler.handle(&call.params, HeaderMap::new()).await
+}
+
+/// `system.multicall`: each call of the batch through the table, in order, as Python's
+/// `SimpleXMLRPCDispatcher.system_multicall` does (a failing call is a fault struct in its
+/// place; a batch inside a batch is refused). At most [`protocol::MAX_BATCH`] calls.
+async fn multicall(table: &HandlerMap, params: Vec<Value>) -> Result<Value, Fault> {
+    let calls = dxr::multicall::from_multicall_params(params)
+        .map_err(|e| python_fault(fault::python("TypeError", &format!("{}: {e}", protocol::MULTICALL))))?;
+    if calls.len() > protocol::MAX_BATCH {
+        return Err(python_fault(fault::python(
+            "ValueError",
+            &format!(
+                "{} takes at most {} calls, not {}",
+                protocol::MULTICALL,
+                protocol::MAX_BATCH,
+                calls.len()
+            ),
+        )));
+    }
+    let mut results = Vec::with_capacity(calls.len());
+    for call in calls {
+        let result = match call {
+            Ok((name, params)) => match table.get(name.as_str()) {
+                Some(handler) => handler.handle(&params, HeaderMap::new()).await,
+                None => Err(python_fault(fault::unsupported_method(&name))),
+            },
+            Err(e) => Err(python_fault(fault::python("TypeError", &e.to_string()))),
+        };
+        results.push(result);
+    }
+    Ok(dxr::multicall::into_multicall_response(results))
 }
 
 /// The answer body for `result`, written by `codec`'s writer: Python's layout (fast), or

@@ -21,7 +21,7 @@ use dxr::{Fault, MethodCall, MethodResponse, Value};
 use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use crate::protocol::fault;
+use crate::protocol::{MULTICALL, fault};
 
 /// Default timeout of one outgoing call (`--rpc-timeout`).
 pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,22 +193,35 @@ impl Peers {
         self
     }
 
-    /// Call `method(params)` at `url`: the one function every outgoing XML-RPC call of the
-    /// project goes through.
+    /// Call `method(params)` at `url` within the pool's timeout.
     pub async fn call(
         &self,
         url: &str,
         method: &str,
         params: &[Value],
     ) -> Result<Value, PeerError> {
+        self.call_within(url, method, params, self.timeout).await
+    }
+
+    /// Call `method(params)` at `url`, giving up after `timeout`: the one function every
+    /// outgoing XML-RPC call of the project goes through.
+    pub async fn call_within(
+        &self,
+        url: &str,
+        method: &str,
+        params: &[Value],
+        timeout: Duration,
+    ) -> Result<Value, PeerError> {
         let body = call_body(method, params)?;
+        let classify = |e: &reqwest::Error| classify(e, timeout);
         let mut response = self
             .http
             .post(url)
+            .timeout(timeout)
             .body(body)
             .send()
             .await
-            .map_err(|e| self.classify(&e))?;
+            .map_err(|e| classify(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(PeerError::Http {
@@ -224,7 +237,7 @@ impl Peers {
             return Err(too_large());
         }
         let mut bytes = Vec::with_capacity(response.content_length().map_or(1024, |n| n as usize));
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
             if bytes.len() + chunk.len() > self.max_reply {
                 return Err(too_large());
             }
@@ -260,26 +273,64 @@ impl Peers {
             .map_err(|e| format!("{method}: {e}"))
     }
 
-    fn classify(&self, e: &reqwest::Error) -> PeerError {
-        if e.is_timeout() {
-            return PeerError::Timeout(self.timeout);
+    /// Several calls to one peer in one `system.multicall` (the standard XML-RPC batch, which
+    /// Python serves after `register_multicall_functions()`): one result per call, in order,
+    /// or the failure of the whole batch.
+    pub async fn multicall(
+        &self,
+        url: &str,
+        calls: Vec<(String, Vec<Value>)>,
+        timeout: Duration,
+    ) -> Result<Vec<Result<Value, Fault>>, PeerError> {
+        let expected = calls.len();
+        let params = dxr::multicall::into_multicall_params(calls)
+            .map_err(|e| PeerError::Other(format!("cannot write the batch: {e}")))?;
+        let answer = self
+            .call_within(url, MULTICALL, &[params], timeout)
+            .await?;
+        let bad = |why: &str| PeerError::Other(format!("{MULTICALL} answer {why}"));
+        let Value::Array(items) = answer else {
+            return Err(bad("is not an array"));
+        };
+        if items.len() != expected {
+            return Err(bad(&format!("has {} results for {expected} calls", items.len())));
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        let mut chain = Vec::new();
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return PeerError::Refused,
-                    std::io::ErrorKind::TimedOut => return PeerError::Timeout(self.timeout),
-                    _ => {}
-                }
-            }
-            chain.push(s.to_string());
-            source = s.source();
-        }
-        chain.dedup();
-        PeerError::Other(chain.join(": "))
+        items
+            .into_iter()
+            .map(|item| match item {
+                // A result is a one-element array; a fault a struct (the XML-RPC convention).
+                Value::Array(mut one) if one.len() == 1 => Ok(Ok(one.remove(0))),
+                Value::Struct(f) => match (f.get("faultCode"), f.get("faultString")) {
+                    (Some(Value::Integer(code)), Some(Value::String(string))) => {
+                        Ok(Err(Fault::new(*code, string.clone())))
+                    }
+                    _ => Err(bad("has a fault without faultCode and faultString")),
+                },
+                _ => Err(bad("has an element that is neither a result nor a fault")),
+            })
+            .collect()
     }
+}
+
+fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
+    if e.is_timeout() {
+        return PeerError::Timeout(timeout);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut chain = Vec::new();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return PeerError::Refused,
+                std::io::ErrorKind::TimedOut => return PeerError::Timeout(timeout),
+                _ => {}
+            }
+        }
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    chain.dedup();
+    PeerError::Other(chain.join(": "))
 }
 
 #[cfg(test)]

@@ -21,11 +21,13 @@ pub mod ext {
     pub const NODE_INFO: &str = "node_info";
     /// `om_start(run, commander, nodes, m, round_timeout_ms, seed) -> "ok"`.
     pub const OM_START: &str = "om_start";
-    /// `om_order(run, order) -> struct`: the commander sends round 1.
+    /// `om_order(run, order) -> struct`: the commander's order, queued for round 1.
     pub const OM_ORDER: &str = "om_order";
+    /// `om_round(run, round) -> struct`: open a round here, send what it owes, report.
+    pub const OM_ROUND: &str = "om_round";
     /// `om_message(run, path, value) -> "ok"`: one oral message, node to node.
     pub const OM_MESSAGE: &str = "om_message";
-    /// `om_decide(run) -> struct`: wait for the run to end, return the decision and counts.
+    /// `om_decide(run) -> struct`: close every round, return the decision and counts.
     pub const OM_DECIDE: &str = "om_decide";
     /// `sm_public_key() -> string`: the node's ed25519 public key, base64.
     pub const SM_PUBLIC_KEY: &str = "sm_public_key";
@@ -33,6 +35,8 @@ pub mod ext {
     pub const SM_START: &str = "sm_start";
     /// `sm_order(run, order) -> struct`.
     pub const SM_ORDER: &str = "sm_order";
+    /// `sm_round(run, round) -> struct`: as `om_round`, for SM.
+    pub const SM_ROUND: &str = "sm_round";
     /// `sm_message(run, path, value, signatures) -> "ok"`: one signed message.
     pub const SM_MESSAGE: &str = "sm_message";
     /// `sm_decide(run) -> struct`.
@@ -42,10 +46,12 @@ pub mod ext {
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
     /// Every extension method, as registered in a node's method table.
-    pub const METHODS: [&str; 11] = [
+    pub const METHODS: [&str; 13] = [
         NODE_INFO,
         OM_START,
         OM_ORDER,
+        OM_ROUND,
+        SM_ROUND,
         OM_MESSAGE,
         OM_DECIDE,
         SM_PUBLIC_KEY,
@@ -56,6 +62,14 @@ pub mod ext {
         TRACE_EVENTS,
     ];
 }
+
+/// XML-RPC's standard batch: `system.multicall([{methodName, params}, ...])` answers one
+/// `[value]` or fault struct per call. An extension of ours (the original does not register
+/// it); the agreement engine sends each round's messages to a peer this way.
+pub const MULTICALL: &str = "system.multicall";
+
+/// Most calls one `system.multicall` may carry.
+pub const MAX_BATCH: usize = 1024;
 
 /// The methods of the original protocol, plus our `get_messages`, as registered in a node's
 /// method table.

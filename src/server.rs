@@ -52,6 +52,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Node-to-node calls remembered for `trace_events` (`--trace-events`; 0 turns it off).
     pub trace_events: usize,
+    /// Largest agreement run a node takes part in, in messages (`--max-run-messages`).
+    pub max_run_messages: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +64,7 @@ impl Default for Limits {
             max_senders: node::DEFAULT_MAX_SENDERS,
             request_timeout: Duration::from_secs(10),
             trace_events: trace::DEFAULT_MAX_EVENTS,
+            max_run_messages: crate::agreement::engine::DEFAULT_MAX_RUN_MESSAGES,
         }
     }
 }
@@ -223,6 +226,7 @@ fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Server
             cluster.clone(),
             peers.clone(),
             recorder.clone(),
+            config.limits.max_run_messages,
         )
         .map_err(ServerError::Engine)?;
         let general = Arc::new(General {

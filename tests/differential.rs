@@ -84,7 +84,8 @@ const UNKNOWN_METHODS: &[&str] = &[
     "finalize_decision.x.y",
     "system.listMethods",
     "system.methodHelp",
-    "system.multicall",
+    // system.multicall is one of our extensions (the agreement engine batches with it), like
+    // om_start: not in this table.
     "Send_Message",
     "SEND_MESSAGE",
     "send-message",

@@ -47,6 +47,23 @@ pub struct Outcome {
     pub rejected: u64,
     /// Why the verdict failed, one line per problem.
     pub problems: Vec<String>,
+    /// `holds`, `violated`, or `void`: the simulation could not keep the algorithm's
+    /// assumptions (a loyal node late, failing or lost), so the run shows nothing about it.
+    pub verdict: String,
+    /// Why the run is void, one line per cause (empty unless `verdict` is `void`).
+    pub void_reasons: Vec<String>,
+    /// The round timeout of the run, in milliseconds.
+    pub round_timeout_ms: u64,
+}
+
+/// The three verdicts and the client's exit code for each.
+pub mod verdict {
+    /// IC1 and IC2 hold (exit 0).
+    pub const HOLDS: &str = "holds";
+    /// A condition is violated (exit 1).
+    pub const VIOLATED: &str = "violated";
+    /// The run is void (exit 3).
+    pub const VOID: &str = "void";
 }
 
 /// Judge a run. `decisions` holds every lieutenant that answered; `traitors` every node that
@@ -97,6 +114,14 @@ pub fn judge(mut outcome: Outcome, all_decisions: &BTreeMap<String, String>) -> 
     outcome.ic2 = ic2;
     outcome.problems = problems;
     outcome.messages = outcome.messages_per_round.iter().sum();
+    outcome.verdict = if !outcome.void_reasons.is_empty() {
+        verdict::VOID
+    } else if ic1 && ic2 {
+        verdict::HOLDS
+    } else {
+        verdict::VIOLATED
+    }
+    .to_string();
     outcome
 }
 
@@ -131,12 +156,29 @@ impl Outcome {
             expected_per_round: Vec::new(),
             rejected: 0,
             problems: Vec::new(),
+            verdict: String::new(),
+            void_reasons: Vec::new(),
+            round_timeout_ms: 0,
         }
     }
 
-    /// Both conditions hold.
+    /// Both conditions hold (and the run is not void).
     pub fn holds(&self) -> bool {
-        self.ic1 && self.ic2
+        self.verdict == verdict::HOLDS
+    }
+
+    /// The simulation broke the algorithm's assumptions: the run shows nothing.
+    pub fn is_void(&self) -> bool {
+        self.verdict == verdict::VOID
+    }
+
+    /// The client's exit code: 0 holds, 1 violated, 3 void (2 is for refused runs).
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict.as_str() {
+            verdict::HOLDS => 0,
+            verdict::VOID => 3,
+            _ => 1,
+        }
     }
 
     /// One JSON object.
@@ -191,6 +233,20 @@ impl Outcome {
                 "rejected messages (bad signature or path): {}\n",
                 self.rejected
             );
+        }
+        if self.is_void() {
+            out += &format!(
+                "VOID: the simulation could not keep OM/SM's assumptions (every loyal node's \
+                 messages delivered within its round of {} ms), so this run says nothing about \
+                 the algorithm:\n",
+                self.round_timeout_ms
+            );
+            for r in &self.void_reasons {
+                out += &format!("  {r}\n");
+            }
+            out += "Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check \
+                    that every node is up and reachable.\n";
+            return out;
         }
         let verdict = |ok: bool| if ok { "holds" } else { "VIOLATED" };
         out += &format!("IC1 (loyal lieutenants agree): {}\n", verdict(self.ic1));

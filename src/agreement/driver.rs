@@ -61,14 +61,36 @@ pub struct RunOptions {
     pub commander: String,
     /// Every node taking part, commander included.
     pub nodes: Vec<String>,
-    /// How long a round may take; a message missing after `(m + 1)` rounds counts as retreat.
+    /// How long a round may take: a round ends when every participant has answered or this
+    /// has passed. A loyal node slower than this makes the run void.
     pub round_timeout: Duration,
     /// Seed of the run; random behaviours draw from it.
     pub seed: u64,
     /// Run even when n is below the bound, to watch the impossibility.
     pub allow_unsafe: bool,
-    /// Timeout of each call the driver makes (on top of the run's own deadline for decisions).
+    /// Timeout of each call the driver makes outside the rounds.
     pub rpc_timeout: Duration,
+    /// The largest run (messages, by the protocol's formula) the driver starts.
+    pub max_messages: u64,
+}
+
+/// Default of `client --max-messages`.
+pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
+
+/// Default of `client --round-timeout-ms`: generous, because a round ends as soon as every
+/// node has answered; only a crashed or delayed node makes a run wait this long.
+pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
+
+impl Protocol {
+    /// Messages a whole run sends at most: OM's formula; SM relays each of (at most) two
+    /// values once per path, so twice that.
+    pub fn max_messages(self, n: usize, m: usize) -> u64 {
+        let om = om::total_messages(n, m);
+        match self {
+            Protocol::Om => om,
+            Protocol::Sm => om.saturating_mul(2),
+        }
+    }
 }
 
 /// Why a run was not made.
@@ -92,6 +114,37 @@ pub enum DriveError {
     /// Bad run parameters.
     #[error("{0}")]
     Invalid(String),
+    /// More messages than `--max-messages` allows.
+    #[error(
+        "{protocol}({m}) over {n} nodes sends up to {count} messages, more than --max-messages {max}; \
+         use fewer nodes or a smaller -m, or raise --max-messages (the servers have their own \
+         --max-run-messages)"
+    )]
+    Budget {
+        /// OM or SM.
+        protocol: String,
+        /// m.
+        m: usize,
+        /// Nodes.
+        n: usize,
+        /// Messages of the run by the formula.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A participant does not speak the agreement extension.
+    #[error(
+        "node {node} ({url}) does not speak the agreement extension ({error}); it looks like \
+         the original server.py: run `server` from this project, or `server.py --agreement`"
+    )]
+    NotAgreement {
+        /// The node.
+        node: String,
+        /// Its URL.
+        url: String,
+        /// What it answered.
+        error: String,
+    },
 }
 
 /// A node the driver could not use, and why (reported on stderr by the client).
@@ -129,11 +182,22 @@ pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
             opts.m + 1
         )));
     }
+    let count = opts.protocol.max_messages(opts.nodes.len(), opts.m);
+    if count > opts.max_messages {
+        return Err(DriveError::Budget {
+            protocol: opts.protocol.name().to_uppercase(),
+            m: opts.m,
+            n: opts.nodes.len(),
+            count,
+            max: opts.max_messages,
+        });
+    }
     Ok(())
 }
 
-/// Run the protocol over the cluster and judge it. Nodes that cannot be reached are listed
-/// (and count as traitors: their messages are missing).
+/// Run the protocol over the cluster and judge it. Nodes that cannot be reached are listed:
+/// before the run they count as traitors (a crash is one way to be faulty); a loyal node lost
+/// during the run makes it void.
 pub async fn drive(
     cluster: &Cluster,
     opts: &RunOptions,
@@ -141,10 +205,11 @@ pub async fn drive(
     check(opts)?;
     let p = opts.protocol;
     let run = format!("{}-{}", p.name(), opts.seed);
-    let rounds = opts.m as u32 + 1;
-    let peers = Peers::new(opts.rpc_timeout).map_err(|e| DriveError::Invalid(e.to_string()))?;
-    let patient = Peers::new(opts.rpc_timeout + opts.round_timeout * rounds + opts.round_timeout)
-        .map_err(|e| DriveError::Invalid(e.to_string()))?;
+    let rounds = opts.m + 1;
+    let invalid = |e: crate::peer::PeerError| DriveError::Invalid(e.to_string());
+    let peers = Peers::new(opts.rpc_timeout).map_err(invalid)?;
+    // A round's call ends when the round does: answered, or its timeout passed.
+    let round_peers = Peers::new(opts.round_timeout).map_err(invalid)?;
     let mut unreachable = Vec::new();
     let mut outcome = Outcome::new(
         p.name(),
@@ -155,6 +220,10 @@ pub async fn drive(
         &opts.commander,
         &opts.order,
     );
+    outcome.round_timeout_ms = u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX);
+    if p == Protocol::Om {
+        outcome.expected_per_round = om::expected_per_round(opts.nodes.len(), opts.m);
+    }
 
     // Who is who: behaviours decide who counts as loyal.
     let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
@@ -172,18 +241,31 @@ pub async fn drive(
                 }
                 live.push(node);
             }
+            Err(error) if error.contains("is not supported") => {
+                return Err(DriveError::NotAgreement { node, url, error });
+            }
             other => {
                 let error = match other {
                     Err(e) => e,
                     Ok(v) => format!("node_info answered {v:?}"),
                 };
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
+                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
             }
         }
+    }
+    if !unreachable.is_empty() && outcome.traitors.len() > opts.m {
+        let down: Vec<&str> = unreachable.iter().map(|u| u.node.as_str()).collect();
+        outcome.void_reasons.push(format!(
+            "{} of {} nodes are traitors or unreachable ({}; unreachable: {}), more than m = {}: \
+             no run can show anything",
+            outcome.traitors.len(),
+            opts.nodes.len(),
+            outcome.traitors.join(", "),
+            down.join(", "),
+            opts.m
+        ));
+        outcome.traitors.sort();
+        return Ok((checker::judge(outcome, &BTreeMap::new()), unreachable));
     }
 
     let nodes_value = Value::Array(opts.nodes.iter().cloned().map(Value::String).collect());
@@ -195,35 +277,32 @@ pub async fn drive(
         Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
         Value::String(opts.seed.to_string()),
     ];
-    let started = each(
-        cluster,
-        &patient,
-        &live,
-        p.method(ext::OM_START, ext::SM_START),
-        start,
-    )
-    .await;
+    let started = each(cluster, &peers, &live, p.method(ext::OM_START, ext::SM_START), start).await;
     let mut ready = Vec::new();
     for (node, url, result) in started {
         match result {
             Ok(_) => ready.push(node),
             Err(error) => {
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
+                if is_loyal(&outcome, &node) {
+                    outcome
+                        .void_reasons
+                        .push(format!("{node} (loyal) could not start the run: {error}"));
+                }
+                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
             }
         }
     }
 
     if ready.contains(&opts.commander) {
-        let order = [
-            Value::String(run.clone()),
-            Value::String(opts.order.clone()),
-        ];
+        let order = [Value::String(run.clone()), Value::String(opts.order.clone())];
         let method = p.method(ext::OM_ORDER, ext::SM_ORDER);
-        if let Err(error) = call(cluster, &patient, &opts.commander, method, &order).await {
+        if let Err(error) = call(cluster, &peers, &opts.commander, method, &order).await {
+            if is_loyal(&outcome, &opts.commander) {
+                outcome.void_reasons.push(format!(
+                    "the commander {} (loyal) did not take its order: {error}",
+                    opts.commander
+                ));
+            }
             unreachable.push(Unreachable {
                 node: opts.commander.clone(),
                 url: cluster.url_of(&opts.commander).unwrap_or_default(),
@@ -232,16 +311,51 @@ pub async fn drive(
         }
     }
 
+    // The rounds, one after the other.
+    let round_ms = opts.round_timeout.as_millis();
+    let method = p.method(ext::OM_ROUND, ext::SM_ROUND);
+    for r in 1..=rounds {
+        let args = vec![Value::String(run.clone()), Value::Integer(r as i32)];
+        for (node, _url, result) in each(cluster, &round_peers, &ready, method, args).await {
+            let loyal = is_loyal(&outcome, &node);
+            match result {
+                Ok(Value::Struct(report)) => {
+                    let failed = count(&report, "failed");
+                    if failed > 0 && loyal {
+                        outcome.void_reasons.push(format!(
+                            "{node} (loyal) could not deliver {failed} of its {} messages of round {r}",
+                            count(&report, "sent")
+                        ));
+                    }
+                }
+                Ok(other) => {
+                    if loyal {
+                        outcome
+                            .void_reasons
+                            .push(format!("{node} (loyal) answered round {r} with {other:?}"));
+                    }
+                }
+                Err(error) => {
+                    if loyal {
+                        outcome.void_reasons.push(format!(
+                            "{node} (loyal) did not finish round {r} within {round_ms} ms: {error}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     let decided = each(
         cluster,
-        &patient,
+        &peers,
         &ready,
         p.method(ext::OM_DECIDE, ext::SM_DECIDE),
         vec![Value::String(run.clone())],
     )
     .await;
     let mut decisions = BTreeMap::new();
-    let mut per_round = vec![0u64; opts.m + 1];
+    let mut per_round = vec![0u64; rounds];
     for (node, url, result) in decided {
         match result {
             Ok(Value::Struct(d)) => {
@@ -252,8 +366,19 @@ pub async fn drive(
                         }
                     }
                 }
-                if let Some(Value::Integer(r)) = d.get("rejected") {
-                    outcome.rejected += u64::try_from(*r).unwrap_or(0);
+                outcome.rejected += count(&d, "rejected");
+                if let Some(Value::Struct(late)) = d.get("late") {
+                    for (sender, n) in late {
+                        let n = match n {
+                            Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
+                            _ => 0,
+                        };
+                        if n > 0 && is_loyal(&outcome, sender) {
+                            outcome.void_reasons.push(format!(
+                                "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
+                            ));
+                        }
+                    }
                 }
                 if node != opts.commander
                     && let Some(Value::String(decision)) = d.get("decision")
@@ -262,26 +387,35 @@ pub async fn drive(
                 }
             }
             other => {
-                // No decision from this node: it cannot count as a loyal lieutenant that
-                // agreed, so it is counted with the traitors (its messages may be missing).
                 let error = match other {
                     Err(e) => e,
                     Ok(v) => format!("decide answered {v:?}"),
                 };
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
+                if is_loyal(&outcome, &node) {
+                    outcome
+                        .void_reasons
+                        .push(format!("{node} (loyal) was lost before deciding: {error}"));
+                }
+                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
             }
         }
     }
     outcome.messages_per_round = per_round;
-    if p == Protocol::Om {
-        outcome.expected_per_round = om::expected_per_round(opts.nodes.len(), opts.m);
-    }
     outcome.traitors.sort();
     Ok((checker::judge(outcome, &decisions), unreachable))
+}
+
+/// A node counts as loyal unless it declared a traitor's behaviour or was lost.
+fn is_loyal(outcome: &Outcome, node: &str) -> bool {
+    !outcome.traitors.iter().any(|t| t == node)
+}
+
+/// An integer member of a node's answer (0 when absent).
+fn count(answer: &BTreeMap<String, Value>, key: &str) -> u64 {
+    match answer.get(key) {
+        Some(Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A node the run could not use: it counts as a traitor (its messages are missing) and is

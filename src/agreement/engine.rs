@@ -1,11 +1,15 @@
-//! The agreement engine of one node: runs OM and SM between nodes over XML-RPC.
+//! The agreement engine of one node: runs OM and SM between nodes over XML-RPC, in explicit
+//! rounds.
 //!
-//! [`OmRun`] and [`SmRun`] decide; this module moves their messages. Each incoming message is
-//! answered at once and its relays are sent in the background (a relay never waits for the
-//! relays it causes downstream), every outgoing message goes through the node's behaviour,
-//! and `*_decide` waits until every expected message has arrived or the run's deadline
-//! (`(m + 1)` round timeouts after the start) has passed; what is missing then counts as
-//! `retreat`. The node's state lock is never held across a network call.
+//! [`OmRun`] and [`SmRun`] decide; [`Rounds`] keeps the round structure; this module moves the
+//! messages. The driver opens round r on every participant (`om_round` / `sm_round`): the node
+//! sends what round r owes (the commander's order in round 1, the relays of round r - 1's
+//! messages after that) through its behaviour, the messages for one receiver batched in
+//! `system.multicall` calls of at most [`BATCH`] messages, and answers when each has been
+//! stored by its receiver or has failed. An incoming message is answered at once: stored and
+//! its relays queued for the next round, or refused as late when its round is closed here.
+//! `*_decide` closes every round and answers at once; nothing waits for a wall-clock deadline.
+//! The node's state lock is never held across a network call.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,11 +17,10 @@ use std::time::Duration;
 
 use dxr::Value;
 use ed25519_dalek::SigningKey;
-use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, entropy};
-use super::om::OmRun;
+use super::om::{self, OmRun};
+use super::rounds::{Refused, Rounds};
 use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
 use crate::peer::Peers;
@@ -30,11 +33,21 @@ pub const MAX_RUNS: usize = 256;
 pub const MAX_NODES: usize = 64;
 /// Largest `m` accepted.
 pub const MAX_M: usize = 8;
-/// Messages one node has in flight at once. OM(m) relays fan out as n^m; without a bound a
-/// node would open a connection per message in flight (thousands for n=10, m=3), each with
-/// its buffers on both ends. Sends wait for a slot in the background, so this never blocks
-/// an answer.
+/// Batches one node has in flight at once: a round of OM(m) fans out to every other node,
+/// and each batch holds a connection and its buffers on both ends.
 pub const MAX_SENDS_IN_FLIGHT: usize = 16;
+/// Messages for one receiver in one `system.multicall`; a round's messages for a receiver go
+/// in as many batches as needed.
+pub const BATCH: usize = 256;
+/// Default of `server --max-run-messages`: the largest run (all its messages, by the
+/// protocol's formula) a node takes part in.
+pub const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
+/// Longest value a message may carry (orders are `attack` / `retreat`; a traitor's may be
+/// anything, but not this node's memory).
+pub const MAX_VALUE: usize = 1024;
+/// Bytes of stored and queued messages all remembered runs of a node may hold; beyond, the
+/// oldest runs are forgotten (and a single run beyond it refuses messages).
+pub const MAX_RUNS_BYTES: usize = 64 * 1024 * 1024;
 
 /// One node's agreement engine.
 #[derive(Debug)]
@@ -46,9 +59,9 @@ pub struct Engine {
     cluster: Arc<Cluster>,
     peers: Peers,
     state: Mutex<Runs>,
-    changed: Notify,
     recorder: Arc<Recorder>,
     in_flight: Arc<tokio::sync::Semaphore>,
+    max_run_messages: u64,
 }
 
 #[derive(Debug, Default)]
@@ -56,20 +69,21 @@ struct Runs {
     om: HashMap<String, Run<OmRun>>,
     sm: HashMap<String, Run<SmRun>>,
     started: VecDeque<String>,
+    /// Bytes of all runs' stored and queued messages.
+    bytes: usize,
 }
 
 #[derive(Debug)]
 struct Run<R> {
     run: R,
     seed: u64,
-    deadline: Instant,
-    /// Messages delivered by this node, per round (round = path length).
-    sent: Vec<u64>,
-    /// Sends started and not finished.
-    pending: usize,
+    round_timeout: Duration,
+    rounds: Rounds<Outgoing>,
     /// The order given to this node as commander.
     order: Option<String>,
     keys: KeyRing,
+    /// Approximate bytes of its stored and queued messages.
+    bytes: usize,
 }
 
 /// Parameters common to `om_start` and `sm_start`.
@@ -91,6 +105,7 @@ impl Engine {
         cluster: Arc<Cluster>,
         peers: Peers,
         recorder: Arc<Recorder>,
+        max_run_messages: u64,
     ) -> Result<Self, String> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| format!("no randomness for the SM key: {e}"))?;
@@ -102,9 +117,9 @@ impl Engine {
             cluster,
             peers,
             state: Mutex::new(Runs::default()),
-            changed: Notify::new(),
             recorder,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            max_run_messages,
         })
     }
 
@@ -137,15 +152,18 @@ impl Engine {
             }
             ext::OM_START => {
                 let start = args.start()?;
+                self.check_budget(&start, 1)?;
                 let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
                     .map_err(|e| fault::python("ValueError", &e))?;
-                self.insert(&start, |runs, run| {
+                let budget = om.expected() as u64;
+                self.insert(&start, budget, |runs, run| {
                     runs.om.insert(start.run.clone(), run.with(om));
                 });
                 Ok(Value::String(ext::OK.into()))
             }
             ext::SM_START => {
                 let start = args.start()?;
+                self.check_budget(&start, 2)?;
                 let sm = SmRun::new(
                     &start.run,
                     &self.me,
@@ -156,7 +174,9 @@ impl Engine {
                 .map_err(|e| fault::python("ValueError", &e))?;
                 let (keys, missing) = self.fetch_keys(&start.nodes).await;
                 let fetched = keys.len();
-                self.insert(&start, |runs, run| {
+                // SM relays each distinct value once per path: two values, twice OM's paths.
+                let budget = 2 * om::expected_received(start.nodes.len(), start.m);
+                self.insert(&start, budget, |runs, run| {
                     let mut run = run.with(sm);
                     run.keys = keys;
                     runs.sm.insert(start.run.clone(), run);
@@ -177,8 +197,19 @@ impl Engine {
                 } else {
                     Protocol::Sm
                 };
-                let sent = self.order(protocol, &run, &order).await?;
-                Ok(structure([("sent", Value::Integer(sent as i32))]))
+                let queued = self.order(protocol, &run, &order)?;
+                Ok(structure([("queued", Value::Integer(int(queued as u64)))]))
+            }
+            ext::OM_ROUND | ext::SM_ROUND => {
+                args.arity(&["run", "round"])?;
+                let run = args.string(0)?;
+                let round = usize::try_from(args.int(1)?).unwrap_or(0);
+                let protocol = if method == ext::OM_ROUND {
+                    Protocol::Om
+                } else {
+                    Protocol::Sm
+                };
+                self.round(protocol, &run, round).await
             }
             ext::OM_MESSAGE => {
                 args.arity(&["run", "path", "value"])?;
@@ -199,11 +230,11 @@ impl Engine {
             }
             ext::OM_DECIDE => {
                 args.arity(&["run"])?;
-                self.om_decide(&args.string(0)?).await
+                self.om_decide(&args.string(0)?)
             }
             ext::SM_DECIDE => {
                 args.arity(&["run"])?;
-                self.sm_decide(&args.string(0)?).await
+                self.sm_decide(&args.string(0)?)
             }
             ext::TRACE_EVENTS => {
                 args.arity(&["run", "since_us"])?;
@@ -221,16 +252,33 @@ impl Engine {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remember a new run (forgetting the oldest beyond [`MAX_RUNS`]).
-    fn insert(&self, start: &Start, put: impl FnOnce(&mut Runs, Run<()>)) {
+    /// Refuse a run whose message count (by the protocol's formula, `factor` times OM's) is
+    /// over this node's budget (`server --max-run-messages`).
+    fn check_budget(&self, start: &Start, factor: u64) -> Result<(), String> {
+        let count = factor.saturating_mul(om::total_messages(start.nodes.len(), start.m));
+        if count > self.max_run_messages {
+            return Err(fault::python(
+                "ValueError",
+                &format!(
+                    "a run of {count} messages is over this node's budget of {} (server --max-run-messages)",
+                    self.max_run_messages
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Remember a new run (forgetting the oldest beyond [`MAX_RUNS`]); it admits at most
+    /// `budget` messages.
+    fn insert(&self, start: &Start, budget: u64, put: impl FnOnce(&mut Runs, Run<()>)) {
         let template = Run {
             run: (),
             seed: start.seed ^ self.seed,
-            deadline: Instant::now() + start.round_timeout * (start.m as u32 + 1),
-            sent: vec![0; start.m + 1],
-            pending: 0,
+            round_timeout: start.round_timeout,
+            rounds: Rounds::new(start.m + 1, budget),
             order: None,
             keys: KeyRing::new(),
+            bytes: 0,
         };
         let mut runs = self.lock();
         // Starting a run id again replaces that run (one slot in the eviction queue).
@@ -238,10 +286,7 @@ impl Engine {
         put(&mut runs, template);
         runs.started.push_back(start.run.clone());
         while runs.started.len() > MAX_RUNS {
-            if let Some(old) = runs.started.pop_front() {
-                runs.om.remove(&old);
-                runs.sm.remove(&old);
-            }
+            runs.forget_oldest();
         }
     }
 
@@ -279,263 +324,337 @@ impl Engine {
         (keys, missing)
     }
 
-    /// The commander's round 1 (`om_order` / `sm_order`): returns how many were delivered.
-    async fn order(
-        self: &Arc<Self>,
-        protocol: Protocol,
-        run: &str,
-        order: &str,
-    ) -> Result<usize, String> {
-        let (sends, seed) = {
+    /// The commander's order (`om_order` / `sm_order`): queued for round 1; returns how many
+    /// messages it makes.
+    fn order(&self, protocol: Protocol, run: &str, order: &str) -> Result<usize, String> {
+        if order.len() > MAX_VALUE {
+            return Err(too_long());
+        }
+        let mut runs = self.lock();
+        match protocol {
+            Protocol::Om => take_order(&self.me, run, runs.om.get_mut(run), order),
+            Protocol::Sm => take_order(&self.me, run, runs.sm.get_mut(run), order),
+        }
+    }
+
+    /// Open round `round` of `run` here and send what it owes; the answer says how it went.
+    /// The sending runs in its own task, so a driver that stops waiting (its round timeout)
+    /// does not cancel it: the messages still go out, and arrive late.
+    async fn round(self: &Arc<Self>, protocol: Protocol, run: &str, round: usize) -> Result<Value, String> {
+        let (items, seed, timeout) = {
             let mut runs = self.lock();
-            match protocol {
-                Protocol::Om => take_order(&self.me, run, runs.om.get_mut(run), order)?,
-                Protocol::Sm => take_order(&self.me, run, runs.sm.get_mut(run), order)?,
+            let (rounds, seed, timeout) = match protocol {
+                Protocol::Om => runs.om.get_mut(run).map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
+                Protocol::Sm => runs.sm.get_mut(run).map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
             }
+            .ok_or_else(|| unknown_run(run))?;
+            let items = rounds.open(round).map_err(|e| fault::python("ValueError", &e))?;
+            (items, seed, timeout)
         };
-        Ok(self.send_all(protocol, run, seed, sends).await)
+        let released: usize = items.iter().map(Outgoing::bytes).sum();
+        self.lock().add_bytes(protocol, run, -(released as isize));
+        let due = items.len() as u64;
+        let engine = self.clone();
+        let id = run.to_string();
+        let task = tokio::spawn(async move {
+            let (sent, delivered, failed) = engine
+                .send_round(protocol, &id, round, seed, items, timeout)
+                .await;
+            let mut runs = engine.lock();
+            let rounds = match protocol {
+                Protocol::Om => runs.om.get_mut(&id).map(|r| &mut r.rounds),
+                Protocol::Sm => runs.sm.get_mut(&id).map(|r| &mut r.rounds),
+            };
+            if let Some(rounds) = rounds {
+                rounds.report(round, sent, delivered, failed);
+            }
+            (sent, delivered, failed)
+        });
+        let (sent, delivered, failed) = task.await.unwrap_or((0, 0, due));
+        Ok(structure([
+            ("round", Value::Integer(int(round as u64))),
+            ("due", Value::Integer(int(due))),
+            ("sent", Value::Integer(int(sent))),
+            ("delivered", Value::Integer(int(delivered))),
+            ("failed", Value::Integer(int(failed))),
+        ]))
     }
 
-    /// Wake `*_decide` and send a received message's relays in the background.
-    fn relay(self: &Arc<Self>, protocol: Protocol, run: &str, seed: u64, sends: Vec<Outgoing>) {
-        self.changed.notify_waiters();
-        if !sends.is_empty() {
-            let engine = self.clone();
-            let run = run.to_string();
-            tokio::spawn(async move { engine.send_all(protocol, &run, seed, sends).await });
-        }
-    }
-
-    fn om_message(self: &Arc<Self>, run: &str, path: &[String], value: &str) -> Result<(), String> {
-        let (sends, seed) = {
-            let mut runs = self.lock();
-            let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
-            let relays = r
-                .run
-                .receive(path, value)
-                .map_err(|e| fault::python("ValueError", &e))?;
-            r.pending += relays.len();
-            (relays.into_iter().map(Outgoing::from).collect(), r.seed)
-        };
-        self.relay(Protocol::Om, run, seed, sends);
-        Ok(())
-    }
-
-    fn sm_message(
-        self: &Arc<Self>,
-        run: &str,
-        path: &[String],
-        value: &str,
-        sigs: &[String],
-    ) -> Result<(), String> {
-        let (sends, seed) = {
-            let mut runs = self.lock();
-            let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
-            let relays = r
-                .run
-                .receive(&r.keys, path, value, sigs)
-                .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?;
-            r.pending += relays.len();
-            (relays.into_iter().map(Outgoing::from).collect(), r.seed)
-        };
-        self.relay(Protocol::Sm, run, seed, sends);
-        Ok(())
-    }
-
-    /// Send every message concurrently through the behaviour; returns how many were
-    /// delivered. Each finished send updates the run's counters and wakes `*_decide`.
-    async fn send_all(
+    /// Send one round's messages through the behaviour, batched per receiver; returns
+    /// (sent, delivered, failed).
+    async fn send_round(
         self: &Arc<Self>,
         protocol: Protocol,
         run: &str,
+        round: usize,
         seed: u64,
-        sends: Vec<Outgoing>,
-    ) -> usize {
-        let mut tasks = tokio::task::JoinSet::new();
-        for out in sends {
-            let engine = self.clone();
-            let run = run.to_string();
-            tasks.spawn(async move {
-                let round = out.path.len();
-                // The semaphore is never closed; without a permit the send just goes ahead.
-                let _slot = engine.in_flight.clone().acquire_owned().await.ok();
-                let delivered = engine.send_one(protocol, &run, seed, out).await;
-                engine.finish_send(protocol, &run, round, delivered);
-                delivered
-            });
+        items: Vec<Outgoing>,
+        timeout: Duration,
+    ) -> (u64, u64, u64) {
+        let mut by_receiver: BTreeMap<String, Vec<(Outgoing, String)>> = BTreeMap::new();
+        for out in items {
+            let mut parts: Vec<&str> = vec![run];
+            parts.extend(out.path.iter().map(String::as_str));
+            parts.push(&out.to);
+            let noise = entropy(seed, &parts);
+            if let Some(value) = self.behaviour.outgoing(&out.value, &out.to, out.index, out.count, noise) {
+                by_receiver.entry(out.to.clone()).or_default().push((out, value));
+            }
         }
-        let mut delivered = 0;
-        while let Some(done) = tasks.join_next().await {
-            delivered += usize::from(done.unwrap_or(false));
-        }
-        delivered
-    }
-
-    async fn send_one(&self, protocol: Protocol, run: &str, seed: u64, out: Outgoing) -> bool {
-        let mut parts: Vec<&str> = vec![run];
-        parts.extend(out.path.iter().map(String::as_str));
-        parts.push(&out.to);
-        let noise = entropy(seed, &parts);
-        let Some(value) = self
-            .behaviour
-            .outgoing(&out.value, &out.to, out.index, out.count, noise)
-        else {
-            return false;
-        };
         if let Some(d) = self.behaviour.delay() {
             tokio::time::sleep(d).await;
         }
-        let Ok(url) = self.cluster.url_of(&out.to) else {
-            return false;
-        };
-        let path = Value::Array(out.path.iter().cloned().map(Value::String).collect());
-        let (method, args) = match protocol {
-            Protocol::Om => (
-                ext::OM_MESSAGE,
-                vec![Value::String(run.to_string()), path, Value::String(value)],
-            ),
-            Protocol::Sm => {
-                let mut sigs = out.prior;
-                sigs.push(sm::sign(&self.key, run, &value, &out.path));
-                let sigs = Value::Array(sigs.into_iter().map(Value::String).collect());
-                let args = vec![
-                    Value::String(run.to_string()),
-                    path,
-                    Value::String(value),
-                    sigs,
-                ];
-                (ext::SM_MESSAGE, args)
-            }
-        };
-        let start_us = trace::now_us();
-        let result = self.peers.call(&url, method, &args).await;
-        if self.recorder.is_on() {
-            self.recorder.record(trace::Event {
-                run: run.to_string(),
-                from: self.me.clone(),
-                to: out.to.clone(),
-                method: method.to_string(),
-                args: trace::to_json(&Value::Array(args)),
-                result: result.as_ref().ok().map(trace::to_json),
-                fault: result.as_ref().err().map(|e| e.to_string()),
-                start_us,
-                end_us: trace::now_us(),
-            });
-        }
-        if let Err(e) = &result {
-            tracing::debug!("{} -> {}: {e}", self.me, out.to);
-        }
-        result.is_ok()
-    }
-
-    fn finish_send(&self, protocol: Protocol, run: &str, round: usize, delivered: bool) {
-        {
-            let mut runs = self.lock();
-            let counters = match protocol {
-                Protocol::Om => runs.om.get_mut(run).map(|r| (&mut r.sent, &mut r.pending)),
-                Protocol::Sm => runs.sm.get_mut(run).map(|r| (&mut r.sent, &mut r.pending)),
-            };
-            if let Some((sent, pending)) = counters {
-                *pending = pending.saturating_sub(1);
-                if delivered && round >= 1 && round <= sent.len() {
-                    sent[round - 1] += 1;
-                }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (to, messages) in by_receiver {
+            let mut messages = messages.into_iter().peekable();
+            while messages.peek().is_some() {
+                let batch: Vec<(Outgoing, String)> = messages.by_ref().take(BATCH).collect();
+                let (engine, run, to) = (self.clone(), run.to_string(), to.clone());
+                tasks.spawn(async move {
+                    // The semaphore is never closed; without a permit the batch just goes.
+                    let _slot = engine.in_flight.clone().acquire_owned().await.ok();
+                    engine.send_batch(protocol, &run, round, &to, batch, timeout).await
+                });
             }
         }
-        self.changed.notify_waiters();
+        let (mut sent, mut delivered) = (0, 0);
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((s, d)) = done {
+                sent += s;
+                delivered += d;
+            }
+        }
+        (sent, delivered, sent - delivered)
     }
 
-    /// Wait until `done` holds for the run or its deadline passes.
-    async fn wait(
+    /// One `system.multicall` of `batch` to `to`; returns (sent, delivered). Each message is
+    /// traced as its own event.
+    async fn send_batch(
         &self,
+        protocol: Protocol,
         run: &str,
-        done: impl Fn(&Runs) -> Option<bool>,
-        deadline_of: impl Fn(&Runs) -> Option<Instant>,
-    ) -> Result<(), String> {
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let deadline = {
-                let runs = self.lock();
-                match done(&runs) {
-                    None => return Err(unknown_run(run)),
-                    Some(true) => return Ok(()),
-                    Some(false) => deadline_of(&runs).unwrap_or_else(Instant::now),
+        round: usize,
+        to: &str,
+        batch: Vec<(Outgoing, String)>,
+        timeout: Duration,
+    ) -> (u64, u64) {
+        let sent = batch.len() as u64;
+        let method = match protocol {
+            Protocol::Om => ext::OM_MESSAGE,
+            Protocol::Sm => ext::SM_MESSAGE,
+        };
+        let calls: Vec<(String, Vec<Value>)> = batch
+            .into_iter()
+            .map(|(out, value)| {
+                let path = Value::Array(out.path.iter().cloned().map(Value::String).collect());
+                let mut args = vec![Value::String(run.to_string()), path, Value::String(value.clone())];
+                if let Protocol::Sm = protocol {
+                    let mut sigs = out.prior;
+                    sigs.push(sm::sign(&self.key, run, &value, &out.path));
+                    args.push(Value::Array(sigs.into_iter().map(Value::String).collect()));
                 }
-            };
-            if Instant::now() >= deadline {
-                return Ok(());
+                (method.to_string(), args)
+            })
+            .collect();
+        let start_us = trace::now_us();
+        let results: Vec<Result<Value, String>> = match self.cluster.url_of(to) {
+            Ok(url) => match self.peers.multicall(&url, calls.clone(), timeout).await {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|f| format!("fault {}: {}", f.code(), f.string())))
+                    .collect(),
+                Err(e) => vec![Err(e.to_string()); calls.len()],
+            },
+            Err(f) => vec![Err(f); calls.len()],
+        };
+        let end_us = trace::now_us();
+        let delivered = results.iter().filter(|r| r.is_ok()).count() as u64;
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            tracing::debug!("{} -> {to}, round {round}: {e}", self.me);
+        }
+        if self.recorder.is_on() {
+            for ((method, args), result) in calls.into_iter().zip(results) {
+                self.recorder.record(trace::Event {
+                    run: run.to_string(),
+                    from: self.me.clone(),
+                    to: to.to_string(),
+                    method,
+                    args: trace::to_json(&Value::Array(args)),
+                    result: result.as_ref().ok().map(trace::to_json),
+                    fault: result.err(),
+                    start_us,
+                    end_us,
+                });
             }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-            }
+        }
+        (sent, delivered)
+    }
+
+    fn om_message(&self, run: &str, path: &[String], value: &str) -> Result<(), String> {
+        if value.len() > MAX_VALUE {
+            return Err(too_long());
+        }
+        let mut runs = self.lock();
+        let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
+        check_bytes(r.bytes)?;
+        admit(&mut r.rounds, run, path)?;
+        let relays = r
+            .run
+            .receive(path, value)
+            .map_err(|e| fault::python("ValueError", &e))?;
+        let relays: Vec<Outgoing> = relays.into_iter().map(Outgoing::from).collect();
+        let bytes = message_bytes(path, value) + relays.iter().map(Outgoing::bytes).sum::<usize>();
+        r.rounds.queue(path.len() + 1, relays);
+        runs.add_bytes(Protocol::Om, run, bytes as isize);
+        Ok(())
+    }
+
+    fn sm_message(&self, run: &str, path: &[String], value: &str, sigs: &[String]) -> Result<(), String> {
+        if value.len() > MAX_VALUE {
+            return Err(too_long());
+        }
+        let mut runs = self.lock();
+        let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
+        check_bytes(r.bytes)?;
+        admit(&mut r.rounds, run, path)?;
+        let relays = r
+            .run
+            .receive(&r.keys, path, value, sigs)
+            .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?;
+        let relays: Vec<Outgoing> = relays.into_iter().map(Outgoing::from).collect();
+        let bytes = message_bytes(path, value) + relays.iter().map(Outgoing::bytes).sum::<usize>();
+        r.rounds.queue(path.len() + 1, relays);
+        runs.add_bytes(Protocol::Sm, run, bytes as isize);
+        Ok(())
+    }
+
+    fn om_decide(&self, run: &str) -> Result<Value, String> {
+        let mut runs = self.lock();
+        let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
+        r.rounds.close_all();
+        let (role, decision) = role_and_decision(r);
+        Ok(decide_answer(
+            r,
+            [
+                ("role", Value::String(role.into())),
+                ("decision", Value::String(decision)),
+                ("received", Value::Integer(int(r.run.received() as u64))),
+                ("expected", Value::Integer(int(r.run.expected() as u64))),
+            ],
+        ))
+    }
+
+    fn sm_decide(&self, run: &str) -> Result<Value, String> {
+        let mut runs = self.lock();
+        let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
+        r.rounds.close_all();
+        let (role, decision) = role_and_decision(r);
+        let mut answer = decide_answer(
+            r,
+            [
+                ("role", Value::String(role.into())),
+                ("decision", Value::String(decision)),
+                ("received", Value::Integer(int(r.run.accepted()))),
+                ("rejected", Value::Integer(int(r.run.rejected()))),
+            ],
+        );
+        if let Value::Struct(m) = &mut answer {
+            m.insert(
+                "values".into(),
+                Value::Array(r.run.values().into_iter().map(Value::String).collect()),
+            );
+            m.insert(
+                "reasons".into(),
+                Value::Array(r.run.reasons().iter().cloned().map(Value::String).collect()),
+            );
+        }
+        Ok(answer)
+    }
+}
+
+impl Runs {
+    fn forget_oldest(&mut self) {
+        if let Some(old) = self.started.pop_front() {
+            let freed = self.om.remove(&old).map_or(0, |r| r.bytes)
+                + self.sm.remove(&old).map_or(0, |r| r.bytes);
+            self.bytes = self.bytes.saturating_sub(freed);
         }
     }
 
-    async fn om_decide(&self, run: &str) -> Result<Value, String> {
-        self.wait(
-            run,
-            |runs| {
-                runs.om
-                    .get(run)
-                    .map(|r| r.run.is_complete() && r.pending == 0)
-            },
-            |runs| runs.om.get(run).map(|r| r.deadline),
-        )
-        .await?;
-        let runs = self.lock();
-        let r = runs.om.get(run).ok_or_else(|| unknown_run(run))?;
-        let (role, decision) = role_and_decision(r);
-        Ok(structure([
-            ("role", Value::String(role.into())),
-            ("decision", Value::String(decision)),
-            ("received", Value::Integer(r.run.received() as i32)),
-            ("expected", Value::Integer(r.run.expected() as i32)),
-            ("sent", counts(&r.sent)),
-        ]))
+    /// Account `delta` bytes to `run`; beyond [`MAX_RUNS_BYTES`], forget the oldest other runs.
+    fn add_bytes(&mut self, protocol: Protocol, run: &str, delta: isize) {
+        let slot = match protocol {
+            Protocol::Om => self.om.get_mut(run).map(|r| &mut r.bytes),
+            Protocol::Sm => self.sm.get_mut(run).map(|r| &mut r.bytes),
+        };
+        if let Some(b) = slot {
+            *b = b.saturating_add_signed(delta);
+        }
+        self.bytes = self.bytes.saturating_add_signed(delta);
+        while self.bytes > MAX_RUNS_BYTES && self.started.len() > 1 && self.started.front().is_some_and(|r| r != run) {
+            self.forget_oldest();
+        }
     }
 
-    async fn sm_decide(&self, run: &str) -> Result<Value, String> {
-        // SM has no fixed message count: a lieutenant decides at the deadline, or as soon
-        // as two values make `choice` retreat whatever else arrives.
-        self.wait(
-            run,
-            |runs| {
-                runs.sm
-                    .get(run)
-                    .map(|r| r.run.is_settled() && r.pending == 0)
-            },
-            |runs| runs.sm.get(run).map(|r| r.deadline),
-        )
-        .await?;
-        // Let this node's own relays finish before reporting its counts.
-        self.wait(
-            run,
-            |runs| runs.sm.get(run).map(|r| r.pending == 0),
-            |runs| runs.sm.get(run).map(|r| r.deadline),
-        )
-        .await?;
-        let runs = self.lock();
-        let r = runs.sm.get(run).ok_or_else(|| unknown_run(run))?;
-        let (role, decision) = role_and_decision(r);
-        Ok(structure([
-            ("role", Value::String(role.into())),
-            ("decision", Value::String(decision)),
-            (
-                "values",
-                Value::Array(r.run.values().into_iter().map(Value::String).collect()),
+}
+
+/// Admit a message of `path` (its round is its length; its sender the path's last node).
+fn admit(rounds: &mut Rounds<Outgoing>, run: &str, path: &[String]) -> Result<(), String> {
+    let sender = path.last().map_or("?", String::as_str);
+    rounds.admit(path.len(), sender).map_err(|e| match e {
+        Refused::Late { .. } => fault::python("ValueError", &format!("{e} in run {}", crate::protocol::python_repr(run))),
+        Refused::NoSuchRound { .. } | Refused::Budget(_) => fault::python("ValueError", &e.to_string()),
+    })
+}
+
+/// What `*_decide` answers besides the role and decision: per round what this node
+/// delivered (`sent`, as before rounds were explicit), what failed and what its behaviour
+/// withheld, and who sent it late messages.
+fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Value {
+    let reports = r.rounds.reports();
+    let per = |f: &dyn Fn(&super::rounds::RoundReport) -> u64| {
+        Value::Array(reports.iter().map(|x| Value::Integer(int(f(x)))).collect())
+    };
+    let mut answer = structure(first);
+    if let Value::Struct(m) = &mut answer {
+        m.insert("sent".into(), per(&|x| x.delivered));
+        m.insert("failed".into(), per(&|x| x.failed));
+        m.insert("withheld".into(), per(&|x| x.due - x.sent.min(x.due)));
+        m.insert(
+            "late".into(),
+            Value::Struct(
+                r.rounds
+                    .late()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Integer(int(*v))))
+                    .collect(),
             ),
-            ("received", Value::Integer(r.run.accepted() as i32)),
-            ("rejected", Value::Integer(r.run.rejected() as i32)),
-            (
-                "reasons",
-                Value::Array(r.run.reasons().iter().cloned().map(Value::String).collect()),
-            ),
-            ("sent", counts(&r.sent)),
-        ]))
+        );
     }
+    answer
+}
+
+fn check_bytes(bytes: usize) -> Result<(), String> {
+    if bytes > MAX_RUNS_BYTES {
+        return Err(fault::python(
+            "ValueError",
+            &format!("the run holds more than {MAX_RUNS_BYTES} bytes of messages"),
+        ));
+    }
+    Ok(())
+}
+
+fn message_bytes(path: &[String], value: &str) -> usize {
+    64 + value.len() + path.iter().map(|p| p.len() + 24).sum::<usize>()
+}
+
+fn too_long() -> String {
+    fault::python("ValueError", &format!("a value is at most {MAX_VALUE} bytes"))
+}
+
+/// An XML-RPC int from a count (saturating: counts stay far below 2^31 in practice).
+fn int(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -545,6 +664,7 @@ enum Protocol {
 }
 
 /// A message about to go through the behaviour.
+#[derive(Debug)]
 struct Outgoing {
     to: String,
     path: Vec<String>,
@@ -552,6 +672,15 @@ struct Outgoing {
     prior: Vec<String>,
     index: usize,
     count: usize,
+}
+
+impl Outgoing {
+    /// Approximate bytes it holds while queued.
+    fn bytes(&self) -> usize {
+        message_bytes(&self.path, &self.value)
+            + self.to.len()
+            + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
+    }
 }
 
 impl From<super::om::Relay> for Outgoing {
@@ -626,13 +755,13 @@ impl Commanded for SmRun {
     }
 }
 
-/// Record the commander's order once and return its round-1 messages and the run's seed.
+/// Record the commander's order once and queue its round-1 messages; returns their number.
 fn take_order<R: Commanded>(
     me: &str,
     id: &str,
     run: Option<&mut Run<R>>,
     order: &str,
-) -> Result<(Vec<Outgoing>, u64), String> {
+) -> Result<usize, String> {
     let r = run.ok_or_else(|| unknown_run(id))?;
     if !r.run.is_commander() {
         return Err(fault::python(
@@ -648,8 +777,8 @@ fn take_order<R: Commanded>(
     }
     r.order = Some(order.to_string());
     let sends = r.run.command(order);
-    r.pending += sends.len();
-    Ok((sends, r.seed))
+    r.bytes += sends.iter().map(Outgoing::bytes).sum::<usize>();
+    Ok(r.rounds.queue(1, sends))
 }
 
 impl Run<()> {
@@ -657,11 +786,11 @@ impl Run<()> {
         Run {
             run,
             seed: self.seed,
-            deadline: self.deadline,
-            sent: self.sent,
-            pending: self.pending,
+            round_timeout: self.round_timeout,
+            rounds: self.rounds,
             order: self.order,
             keys: self.keys,
+            bytes: self.bytes,
         }
     }
 }
@@ -670,14 +799,6 @@ fn unknown_run(run: &str) -> String {
     fault::python(
         "KeyError",
         &format!("unknown run {}", crate::protocol::python_repr(run)),
-    )
-}
-
-fn counts(sent: &[u64]) -> Value {
-    Value::Array(
-        sent.iter()
-            .map(|&c| Value::Integer(c.min(i32::MAX as u64) as i32))
-            .collect(),
     )
 }
 

@@ -81,7 +81,10 @@ pub struct Summary {
     pub ic1_held: usize,
     /// Cases where IC2 held.
     pub ic2_held: usize,
-    /// The first case that violated IC1 or IC2, with its outcome.
+    /// Void cases: the simulation broke the algorithm's assumptions (a loyal node late or
+    /// lost); counted apart and never a counterexample.
+    pub void: usize,
+    /// The first case that violated IC1 or IC2 (not void), with its outcome.
     pub counterexample: Option<(Case, Outcome)>,
 }
 
@@ -198,6 +201,7 @@ pub async fn run_case(e: &Explore, case: &Case) -> Result<Outcome, String> {
         seed: case.seed,
         allow_unsafe: e.allow_unsafe,
         rpc_timeout: Duration::from_secs(5),
+        max_messages: driver::DEFAULT_MAX_MESSAGES,
     };
     let result = driver::drive(&cluster, &opts).await;
     let _ = stop.send(());
@@ -224,17 +228,24 @@ pub async fn explore(
         seed: e.seed,
         allow_unsafe: e.allow_unsafe,
         rpc_timeout: Duration::from_secs(5),
+        max_messages: driver::DEFAULT_MAX_MESSAGES,
     })?;
     let all = cases(e);
     let mut summary = Summary {
         cases: 0,
         ic1_held: 0,
         ic2_held: 0,
+        void: 0,
         counterexample: None,
     };
     for (i, case) in all.iter().enumerate() {
         let outcome = run_case(e, case).await.map_err(DriveError::Invalid)?;
         summary.cases += 1;
+        if outcome.is_void() {
+            summary.void += 1;
+            progress(i + 1, all.len());
+            continue;
+        }
         summary.ic1_held += usize::from(outcome.ic1);
         summary.ic2_held += usize::from(outcome.ic2);
         if !outcome.holds() && summary.counterexample.is_none() {

@@ -11,4 +11,5 @@ pub mod driver;
 pub mod engine;
 pub mod explore;
 pub mod om;
+pub mod rounds;
 pub mod sm;

@@ -64,6 +64,22 @@ pub fn expected_per_round(n: usize, m: usize) -> Vec<u64> {
     (1..=m + 1).map(|k| expected_in_round(n, k)).collect()
 }
 
+/// Messages a whole run of OM(m) among `n` nodes sends (every round).
+pub fn total_messages(n: usize, m: usize) -> u64 {
+    expected_per_round(n, m)
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Messages one lieutenant receives in a whole run: `[C]` followed by k distinct other
+/// lieutenants, k = 0..=m, none of them itself: the sum of P(n-2, k).
+pub fn expected_received(n: usize, m: usize) -> u64 {
+    let others = n.saturating_sub(2) as u64;
+    (0..=m as u64)
+        .map(|k| (0..k).fold(1u64, |p, j| p.saturating_mul(others.saturating_sub(j))))
+        .fold(0u64, u64::saturating_add)
+}
+
 /// Majority of `values`, or `retreat` when no value has more than half.
 pub fn majority<'a>(values: &[&'a str]) -> &'a str {
     let mut counts: HashMap<&str, usize> = HashMap::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use generals::agreement::behaviour::Behaviour;
-use generals::agreement::driver::{self, DriveError, Protocol, RunOptions};
+use generals::agreement::driver::{self, Protocol, RunOptions};
 use generals::agreement::explore::{self, Explore};
 use generals::cluster::{Cluster, ClusterFile, node_names};
 use generals::peer::Peers;
@@ -104,7 +104,8 @@ enum Command {
     Sm(Agreement),
     /// Try every placement of up to m traitors (commander included), every behaviour and
     /// every order, each as a real run against a cluster started in-process on free ports.
-    /// Exit 0 when every case holds, 1 when a counterexample was found.
+    /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
+    /// failed but some were void (a loyal node late or lost).
     Explore(ExploreArgs),
 }
 
@@ -129,8 +130,9 @@ struct ExploreArgs {
     /// Explore below the bound (to find the classic counterexamples).
     #[arg(long)]
     allow_unsafe: bool,
-    /// Round timeout of each run, in milliseconds.
-    #[arg(long, default_value_t = 100, value_name = "MS")]
+    /// Round timeout of each run, in milliseconds (a round ends as soon as every node has
+    /// answered; only a delayed or lost node makes a case wait this long).
+    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
     round_timeout_ms: u64,
     /// Seed of the first case (case i uses seed + i) [default: random, printed].
     #[arg(long)]
@@ -149,9 +151,10 @@ struct Agreement {
     /// The commander [default: the first of --nodes].
     #[arg(long)]
     commander: Option<String>,
-    /// How long one round may take, in milliseconds; messages still missing after m+1 rounds
-    /// count as retreat.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
+    /// How long one round may take, in milliseconds. A round ends as soon as every node has
+    /// answered; a traitor's message still missing then counts as retreat, a loyal node's
+    /// makes the run void (exit 3).
+    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
     round_timeout_ms: u64,
     /// Seed of the run (random behaviours draw from it) [default: random, printed].
     #[arg(long)]
@@ -159,6 +162,9 @@ struct Agreement {
     /// Run even when there are too few nodes for -m, to watch agreement fail.
     #[arg(long)]
     allow_unsafe: bool,
+    /// Refuse (exit 2) a run that sends more messages than this, by the protocol's formula.
+    #[arg(long, default_value_t = driver::DEFAULT_MAX_MESSAGES, value_name = "N")]
+    max_messages: u64,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -356,10 +362,12 @@ async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow
         seed,
         allow_unsafe: a.allow_unsafe,
         rpc_timeout: rpc_timeout(common)?,
+        max_messages: a.max_messages,
     };
     let (outcome, unreachable) = match driver::drive(&cluster, &opts).await {
         Ok(r) => r,
-        Err(e @ DriveError::Unsafe { .. }) | Err(e @ DriveError::Invalid(_)) => {
+        // Refused before it started: bound, budget, parameters, a node without the extension.
+        Err(e) => {
             eprintln!("client: {e}");
             return Ok(ExitCode::from(2));
         }
@@ -389,11 +397,7 @@ async fn agreement(common: &Common, protocol: Protocol, a: &Agreement) -> anyhow
         om: (protocol == Protocol::Om).then_some((opts.commander.as_str(), opts.m)),
     };
     outputs(common, &cluster, &opts.nodes, drawn, since_us).await?;
-    Ok(if outcome.holds() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::from(outcome.exit_code()))
 }
 
 async fn explore(a: &ExploreArgs) -> anyhow::Result<ExitCode> {
@@ -462,8 +466,17 @@ async fn explore(a: &ExploreArgs) -> anyhow::Result<ExitCode> {
     println!("cases run   {:>6}", summary.cases);
     println!("IC1 held    {:>6}", summary.ic1_held);
     println!("IC2 held    {:>6}", summary.ic2_held);
+    println!("void        {:>6}", summary.void);
     println!("time        {:>6.2} s", started.elapsed().as_secs_f64());
     match &summary.counterexample {
+        None if summary.void > 0 => {
+            println!(
+                "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
+                 show nothing; try a longer --round-timeout-ms",
+                summary.void
+            );
+            Ok(ExitCode::from(3))
+        }
         None => {
             println!("no counterexample: every case satisfies IC1 and IC2");
             Ok(ExitCode::SUCCESS)

@@ -78,6 +78,10 @@ struct Args {
     /// Distinct senders one node stores; a new sender beyond this gets a fault.
     #[arg(long, default_value_t = generals::node::DEFAULT_MAX_SENDERS, value_name = "N")]
     max_senders: usize,
+    /// Largest Byzantine-agreement run a node takes part in, in messages (all rounds, by the
+    /// protocol's formula; SM counts twice OM's); a larger om_start/sm_start gets a fault.
+    #[arg(long, default_value_t = generals::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
+    max_run_messages: u64,
     /// Reader of request bodies: fast (our one-pass reader, the default) or dxr
     /// (dxr::MethodCall::from_xml). For measuring one against the other (scripts/bench.sh);
     /// answers are the same wherever both accept.
@@ -166,6 +170,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_senders: args.max_senders,
             request_timeout,
             trace_events: args.trace_events,
+            max_run_messages: args.max_run_messages,
         },
         codec: args.xml_codec,
     };
