@@ -172,8 +172,12 @@ pub async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Val
 /// `SimpleXMLRPCDispatcher.system_multicall` does (a failing call is a fault struct in its
 /// place; a batch inside a batch is refused). At most [`protocol::MAX_BATCH`] calls.
 async fn multicall(table: &HandlerMap, params: Vec<Value>) -> Result<Value, Fault> {
-    let calls = dxr::multicall::from_multicall_params(params)
-        .map_err(|e| python_fault(fault::python("TypeError", &format!("{}: {e}", protocol::MULTICALL))))?;
+    let calls = dxr::multicall::from_multicall_params(params).map_err(|e| {
+        python_fault(fault::python(
+            "TypeError",
+            &format!("{}: {e}", protocol::MULTICALL),
+        ))
+    })?;
     if calls.len() > protocol::MAX_BATCH {
         return Err(python_fault(fault::python(
             "ValueError",

@@ -285,15 +285,16 @@ impl Peers {
         let expected = calls.len();
         let params = dxr::multicall::into_multicall_params(calls)
             .map_err(|e| PeerError::Other(format!("cannot write the batch: {e}")))?;
-        let answer = self
-            .call_within(url, MULTICALL, &[params], timeout)
-            .await?;
+        let answer = self.call_within(url, MULTICALL, &[params], timeout).await?;
         let bad = |why: &str| PeerError::Other(format!("{MULTICALL} answer {why}"));
         let Value::Array(items) = answer else {
             return Err(bad("is not an array"));
         };
         if items.len() != expected {
-            return Err(bad(&format!("has {} results for {expected} calls", items.len())));
+            return Err(bad(&format!(
+                "has {} results for {expected} calls",
+                items.len()
+            )));
         }
         items
             .into_iter()

@@ -121,7 +121,12 @@ pub fn from_json(j: &serde_json::Value) -> Value {
 pub struct Recorder {
     events: Mutex<VecDeque<Event>>,
     capacity: usize,
+    /// Calls recorded per agreement run (the last [`QUOTA_RUNS`] runs), for [`Recorder::quota`].
+    per_run: Mutex<VecDeque<(String, usize)>>,
 }
+
+/// Runs whose recorded-call counts a recorder remembers.
+const QUOTA_RUNS: usize = 256;
 
 impl Default for Recorder {
     fn default() -> Self {
@@ -135,6 +140,7 @@ impl Recorder {
         Recorder {
             events: Mutex::new(VecDeque::new()),
             capacity,
+            per_run: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -153,6 +159,51 @@ impl Recorder {
             events.pop_front();
         }
         events.push_back(event);
+    }
+
+    /// How many of `n` more calls of agreement run `run` may be recorded: a run keeps its
+    /// first `capacity` calls, all nodes of the process together. Whole early rounds draw a
+    /// truer picture than the tail of the last one, and tracing a run larger than the buffer
+    /// then costs no more than tracing one that fits.
+    pub fn quota(&self, run: &str, n: usize) -> usize {
+        if self.capacity == 0 {
+            return 0;
+        }
+        let mut per_run = self.per_run.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match per_run.iter().position(|(r, _)| r == run) {
+            Some(i) => i,
+            None => {
+                if per_run.len() >= QUOTA_RUNS {
+                    per_run.pop_front();
+                }
+                per_run.push_back((run.to_string(), 0));
+                per_run.len() - 1
+            }
+        };
+        let used = &mut per_run[slot].1;
+        let quota = n.min(self.capacity.saturating_sub(*used));
+        *used += quota;
+        quota
+    }
+
+    /// Forget the quota of `run` (it was started again).
+    pub fn restart(&self, run: &str) {
+        let mut per_run = self.per_run.lock().unwrap_or_else(|e| e.into_inner());
+        per_run.retain(|(r, _)| r != run);
+    }
+
+    /// Record several calls under one lock (a batch of relays).
+    pub fn record_all(&self, batch: impl IntoIterator<Item = Event>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        for event in batch {
+            while events.len() >= self.capacity {
+                events.pop_front();
+            }
+            events.push_back(event);
+        }
     }
 
     /// Calls of `run` made by `from` that started at or after `since_us`.

@@ -610,6 +610,16 @@ fn python_node_answers_and_faults_like_a_rust_node() {
             "om_message",
             vec![s("om-1"), arr(&["P", "R"]), s("attack")],
         ),
+        // The rounds: round 1 (Q owes nothing), round 2 (Q relays [P] to R and S, which
+        // know no run om-1, so both are refused); then a message of round 1 is late.
+        ('Q', "om_round", vec![s("om-1"), int(1)]),
+        ('Q', "om_round", vec![s("om-1"), int(2)]),
+        ('Q', "om_round", vec![s("om-1"), int(2)]),
+        ('Q', "om_round", vec![s("om-1"), int(3)]),
+        ('Q', "om_round", vec![s("om-1"), int(0)]),
+        ('Q', "om_round", vec![s("om-1")]),
+        ('Q', "om_round", vec![s("nope"), int(1)]),
+        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), s("attack")]),
         ('Q', "om_order", vec![s("om-1"), s("attack")]),
         ('Q', "om_order", vec![s("it's"), s("attack")]),
         ('Q', "om_decide", vec![]),

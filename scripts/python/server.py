@@ -17,10 +17,11 @@ Output is flushed line by line so a parent process sees it as it happens.
 
 Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; without
 --agreement none of this is used and the server is exactly the stand-in described above:
-  --agreement     also serve node_info, om_start, om_order, om_message, om_decide and
-                  trace_events, so a Python node can take part in `client om` runs next to
-                  Rust nodes; each node is then served by a threaded SimpleXMLRPCServer
-                  (relays go out from background threads, om_decide waits without blocking)
+  --agreement     also serve node_info, om_start, om_order, om_round, om_message, om_decide,
+                  trace_events and system.multicall, so a Python node can take part in
+                  `client om` runs next to Rust nodes, in the same explicit rounds; each node
+                  is then served by a threaded SimpleXMLRPCServer (a round's messages go out
+                  in system.multicall batches, one thread per receiver)
   --behaviour NAME=KIND  how node NAME sends OM messages (repeatable): honest, deny:A,B,
                   silent, flip, two-faced, random, delay:MS, as the Rust server's flag; a
                   faulty P without one is deny:R,S. send_message keeps the original behaviour.
@@ -107,7 +108,8 @@ RETREAT = "retreat"  # also what a missing message and "no strict majority" coun
 MAX_RUNS = 256  # runs remembered per node; starting one more forgets the oldest start
 MAX_NODES = 64
 MAX_M = 8
-MAX_EVENTS = 200_000  # outgoing calls remembered for trace_events
+MAX_EVENTS = 10_000  # outgoing calls remembered for trace_events
+BATCH = 64  # messages for one receiver in one system.multicall (as the Rust engine)
 U64 = (1 << 64) - 1
 _DECIMAL_U64 = re.compile(r"\+?[0-9]+")  # what Rust's u64 parser accepts
 
@@ -292,7 +294,7 @@ class Relay:
 class OmRun:
     """One node's state in one OM run (the Rust `OmRun` plus the engine's counters)."""
 
-    def __init__(self, me, commander, nodes, m, seed, deadline):
+    def __init__(self, me, commander, nodes, m, seed, round_timeout):
         if commander not in nodes:
             raise fault(
                 "ValueError", f"commander {debug(commander)} is not among the nodes {debug(nodes)}"
@@ -312,10 +314,38 @@ class OmRun:
             _product(max(others - j, 0) for j in range(k)) for k in range(m + 1)
         )
         self.seed = seed  # the run's seed XOR the server's --seed
-        self.deadline = deadline  # time.monotonic() by which om_decide answers
-        self.sent = [0] * (m + 1)  # messages delivered, per round (= path length)
-        self.pending = 0  # sends started and not finished
+        self.round_timeout = round_timeout  # seconds: the timeout of each batch sent
+        self.opened = 0  # highest round opened; rounds before it refuse messages as late
+        self.queue = [[] for _ in range(m + 1)]  # relays owed to each round
+        # per round: due (before the behaviour), sent, delivered (stored), failed
+        self.reports = [{"due": 0, "sent": 0, "delivered": 0, "failed": 0} for _ in range(m + 1)]
+        self.late = {}  # sender -> messages refused as late
         self.order = None  # the commander's order
+
+    def admit(self, path, run):
+        """Refuse (and record) a message whose round is closed here (the Rust `Rounds`)."""
+        rnd = len(path)
+        if rnd < self.opened:
+            sender = path[-1] if path else "?"
+            self.late[sender] = self.late.get(sender, 0) + 1
+            current = min(self.opened, self.m + 1)
+            raise fault(
+                "ValueError",
+                f"late: round {rnd} is closed (this node is in round {current}) in run {run!r}",
+            )
+
+    def open(self, rnd):
+        if not 1 <= rnd <= self.m + 1:
+            raise fault("ValueError", f"round {rnd} is not one of this run's rounds 1..={self.m + 1}")
+        if rnd <= self.opened:
+            raise fault("ValueError", f"round {rnd} already ran (this node is in round {self.opened})")
+        self.opened = rnd
+        relays, self.queue[rnd - 1] = self.queue[rnd - 1], []
+        return relays
+
+    def close_all(self):
+        self.opened = self.m + 2
+        self.queue = [[] for _ in range(self.m + 1)]
 
     @property
     def is_commander(self):
@@ -446,8 +476,7 @@ class AgreementProcess(Process):
         except ValueError:
             raise fault("ValueError", "seed must be a decimal u64 in a string")
         run, commander = a.string(0), a.string(1)
-        deadline = time.monotonic() + (m + 1) * timeout / 1000
-        state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, deadline)
+        state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, timeout / 1000)
         with self._cond:
             if run in self._started:  # starting a run id again replaces that run
                 self._started.remove(run)
@@ -469,47 +498,54 @@ class AgreementProcess(Process):
                 raise fault("ValueError", f"run {run} already has its order")
             state.order = order
             relays = state.command(order)
-            state.pending += len(relays)
-            seed = state.seed
-        threads = self._send_all(run, seed, relays)
-        for t in threads:
-            t.join()
-        return {"sent": sum(t.delivered for t in threads)}
+            state.queue[0].extend(relays)
+        return {"queued": len(relays)}
+
+    def om_round(self, *params):
+        a = Args("om_round", params, "run", "round")
+        run, rnd = a.string(0), a.int(1)
+        with self._cond:
+            state = self._run(run)
+            relays = state.open(rnd)
+            seed, timeout = state.seed, state.round_timeout
+        report = self._send_round(run, rnd, seed, relays, timeout)
+        with self._cond:
+            r = state.reports[rnd - 1]
+            for k in ("due", "sent", "delivered", "failed"):
+                r[k] += report[k]
+        return dict(report, round=rnd)
 
     def om_message(self, *params):
         a = Args("om_message", params, "run", "path", "value")
         run, path, value = a.string(0), a.strings(1), a.string(2)
         with self._cond:
             state = self._run(run)
+            state.admit(path, run)
             relays = state.receive(path, value)
-            state.pending += len(relays)
-            seed = state.seed
-            self._cond.notify_all()
-        self._send_all(run, seed, relays)  # in the background: answered at once
+            if 1 <= len(path) <= state.m:
+                state.queue[len(path)].extend(relays)
         return "ok"
 
     def om_decide(self, *params):
         a = Args("om_decide", params, "run")
         run = a.string(0)
         with self._cond:
-            while True:
-                state = self._run(run)
-                if state.complete and state.pending == 0:
-                    break
-                left = state.deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
+            state = self._run(run)
+            state.close_all()
             if state.is_commander:
                 role, decision = "commander", state.order or ""
             else:
                 role, decision = "lieutenant", state.decide()
+            reports = state.reports
             return {
                 "role": role,
                 "decision": decision,
                 "received": len(state.received),
                 "expected": state.expected,
-                "sent": list(state.sent),
+                "sent": [r["delivered"] for r in reports],
+                "failed": [r["failed"] for r in reports],
+                "withheld": [r["due"] - min(r["sent"], r["due"]) for r in reports],
+                "late": dict(state.late),
             }
 
     def trace_events(self, *params):
@@ -532,64 +568,78 @@ class AgreementProcess(Process):
             raise unknown_run(run)
         return state
 
-    def _send_all(self, run, seed, relays):
-        """Send each relay from its own thread (a broadcast goes out in parallel); the
-        threads are returned, each with `.delivered` once it has finished."""
-        threads = []
+    def _send_round(self, run, rnd, seed, relays, timeout):
+        """Send a round's relays through the behaviour: one thread per receiver, its messages
+        in system.multicall batches of BATCH; returns the round's report."""
+        by_receiver = collections.OrderedDict()
         for relay in relays:
-            t = threading.Thread(target=self._send_one, args=(run, seed, relay), daemon=True)
-            t.delivered = False
-            t.start()
-            threads.append(t)
-        return threads
-
-    def _send_one(self, run, seed, relay):
-        delivered = False
-        try:
             noise = entropy(seed, [run] + relay.path + [relay.to])
-            value = self._behaviour.outgoing(
-                relay.value, relay.to, relay.index, relay.count, noise
-            )
+            value = self._behaviour.outgoing(relay.value, relay.to, relay.index, relay.count, noise)
             if value is not None:
-                if self._behaviour.delay:
-                    time.sleep(self._behaviour.delay)
-                delivered = self._call(run, relay.to, [run, relay.path, value])
-        finally:
-            threading.current_thread().delivered = delivered
-            with self._cond:
-                state = self._runs.get(run)
-                if state is not None:
-                    state.pending = max(state.pending - 1, 0)
-                    if delivered and 1 <= len(relay.path) <= len(state.sent):
-                        state.sent[len(relay.path) - 1] += 1
-                self._cond.notify_all()
+                by_receiver.setdefault(relay.to, []).append((relay, value))
+        if self._behaviour.delay:
+            time.sleep(self._behaviour.delay)
+        counts = {"due": len(relays), "sent": 0, "delivered": 0, "failed": 0}
+        lock = threading.Lock()
 
-    def _call(self, run, to, args):
-        """om_message(*args) on node `to`; whether it was delivered (answered, no fault).
-        Every call made is recorded for trace_events."""
+        def send(to, messages):
+            for i in range(0, len(messages), BATCH):
+                batch = messages[i:i + BATCH]
+                delivered = self._call_batch(run, to, batch, timeout)
+                with lock:
+                    counts["sent"] += len(batch)
+                    counts["delivered"] += delivered
+                    counts["failed"] += len(batch) - delivered
+
+        threads = [threading.Thread(target=send, args=(to, msgs), daemon=True)
+                   for to, msgs in by_receiver.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return counts
+
+    def _call_batch(self, run, to, batch, timeout):
+        """om_message for each (relay, value) of `batch` on node `to`, in one system.multicall;
+        how many were stored. Every message is recorded for trace_events."""
+        start = now_us()
+        outcomes = []  # per message: ("result", value) or ("fault", text)
         try:
             port = port_of(to)
         except (TypeError, ValueError):
-            return False  # no address under the port rule: nothing sent
-        event = {"run": run, "from": self.name, "to": to, "method": "om_message",
-                 "args": args, "start_us": now_us()}
-        url = f"http://localhost:{port}/"
-        try:
-            transport = TimeoutTransport(self._rpc_timeout)
-            with xmlrpc.client.ServerProxy(url, transport=transport) as proxy:
-                event["result"] = proxy.om_message(*args)
-        except xmlrpc.client.Fault as f:
-            event["fault"] = f"fault {f.faultCode}: {f.faultString}"
-        except TimeoutError:
-            event["fault"] = f"timed out after {self._rpc_timeout:g}s"
-        except ConnectionRefusedError:
-            event["fault"] = "connection refused"
-        except Exception as e:  # any other transport failure: not delivered
-            event["fault"] = f"{type(e).__name__}: {e}"
-        event["end_us"] = now_us()
+            port = None  # no address under the port rule: nothing sent
+        if port is not None:
+            try:
+                transport = TimeoutTransport(timeout)
+                url = f"http://localhost:{port}/"
+                with xmlrpc.client.ServerProxy(url, transport=transport) as proxy:
+                    multi = xmlrpc.client.MultiCall(proxy)
+                    for relay, value in batch:
+                        multi.om_message(run, relay.path, value)
+                    for item in multi().results:
+                        if isinstance(item, dict):
+                            outcomes.append(
+                                ("fault", f"fault {item['faultCode']}: {item['faultString']}"))
+                        else:
+                            outcomes.append(("result", item[0]))
+            except xmlrpc.client.Fault as f:
+                outcomes = [("fault", f"fault {f.faultCode}: {f.faultString}")] * len(batch)
+            except TimeoutError:
+                outcomes = [("fault", f"timed out after {timeout:g}s")] * len(batch)
+            except ConnectionRefusedError:
+                outcomes = [("fault", "connection refused")] * len(batch)
+            except Exception as e:  # any other transport failure: nothing delivered
+                outcomes = [("fault", f"{type(e).__name__}: {e}")] * len(batch)
+        else:
+            outcomes = [("fault", f"no address for {to!r}")] * len(batch)
+        end = now_us()
         with self._cond:
-            self._events.append(event)
-        return "fault" not in event
+            for (relay, value), (kind, what) in zip(batch, outcomes):
+                event = {"run": run, "from": self.name, "to": to, "method": "om_message",
+                         "args": [run, relay.path, value], "start_us": start, "end_us": end,
+                         kind: what}
+                self._events.append(event)
+        return sum(1 for kind, _ in outcomes if kind == "result")
 
 
 class ThreadingXMLRPCServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
@@ -611,6 +661,7 @@ class ThreadingXMLRPCServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
 def run_agreement_server(process, port, ready):
     server = ThreadingXMLRPCServer(("localhost", port), delay=process._behaviour.delay)
     server.register_instance(process)
+    server.register_multicall_functions()  # system.multicall: a round's batches
     print(f"Process {process.name} running on port {port}...", flush=True)
     ready.release()
     server.serve_forever()

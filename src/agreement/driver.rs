@@ -249,7 +249,11 @@ pub async fn drive(
                     Err(e) => e,
                     Ok(v) => format!("node_info answered {v:?}"),
                 };
-                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }
@@ -277,7 +281,14 @@ pub async fn drive(
         Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
         Value::String(opts.seed.to_string()),
     ];
-    let started = each(cluster, &peers, &live, p.method(ext::OM_START, ext::SM_START), start).await;
+    let started = each(
+        cluster,
+        &peers,
+        &live,
+        p.method(ext::OM_START, ext::SM_START),
+        start,
+    )
+    .await;
     let mut ready = Vec::new();
     for (node, url, result) in started {
         match result {
@@ -288,13 +299,20 @@ pub async fn drive(
                         .void_reasons
                         .push(format!("{node} (loyal) could not start the run: {error}"));
                 }
-                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }
 
     if ready.contains(&opts.commander) {
-        let order = [Value::String(run.clone()), Value::String(opts.order.clone())];
+        let order = [
+            Value::String(run.clone()),
+            Value::String(opts.order.clone()),
+        ];
         let method = p.method(ext::OM_ORDER, ext::SM_ORDER);
         if let Err(error) = call(cluster, &peers, &opts.commander, method, &order).await {
             if is_loyal(&outcome, &opts.commander) {
@@ -396,7 +414,11 @@ pub async fn drive(
                         .void_reasons
                         .push(format!("{node} (loyal) was lost before deciding: {error}"));
                 }
-                lost(&mut outcome, &mut unreachable, Unreachable { node, url, error });
+                lost(
+                    &mut outcome,
+                    &mut unreachable,
+                    Unreachable { node, url, error },
+                );
             }
         }
     }

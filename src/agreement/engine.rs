@@ -20,7 +20,7 @@ use ed25519_dalek::SigningKey;
 
 use super::behaviour::{Behaviour, entropy};
 use super::om::{self, OmRun};
-use super::rounds::{Refused, Rounds};
+use super::rounds::{Refused, RoundReport, Rounds};
 use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
 use crate::peer::Peers;
@@ -35,10 +35,10 @@ pub const MAX_NODES: usize = 64;
 pub const MAX_M: usize = 8;
 /// Batches one node has in flight at once: a round of OM(m) fans out to every other node,
 /// and each batch holds a connection and its buffers on both ends.
-pub const MAX_SENDS_IN_FLIGHT: usize = 16;
+pub const MAX_SENDS_IN_FLIGHT: usize = 8;
 /// Messages for one receiver in one `system.multicall`; a round's messages for a receiver go
 /// in as many batches as needed.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 64;
 /// Default of `server --max-run-messages`: the largest run (all its messages, by the
 /// protocol's formula) a node takes part in.
 pub const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
@@ -78,7 +78,7 @@ struct Run<R> {
     run: R,
     seed: u64,
     round_timeout: Duration,
-    rounds: Rounds<Outgoing>,
+    rounds: Rounds<Pending>,
     /// The order given to this node as commander.
     order: Option<String>,
     keys: KeyRing,
@@ -280,6 +280,7 @@ impl Engine {
             keys: KeyRing::new(),
             bytes: 0,
         };
+        self.recorder.restart(&start.run);
         let mut runs = self.lock();
         // Starting a run id again replaces that run (one slot in the eviction queue).
         runs.started.retain(|r| *r != start.run);
@@ -340,20 +341,33 @@ impl Engine {
     /// Open round `round` of `run` here and send what it owes; the answer says how it went.
     /// The sending runs in its own task, so a driver that stops waiting (its round timeout)
     /// does not cancel it: the messages still go out, and arrive late.
-    async fn round(self: &Arc<Self>, protocol: Protocol, run: &str, round: usize) -> Result<Value, String> {
+    async fn round(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        run: &str,
+        round: usize,
+    ) -> Result<Value, String> {
         let (items, seed, timeout) = {
             let mut runs = self.lock();
             let (rounds, seed, timeout) = match protocol {
-                Protocol::Om => runs.om.get_mut(run).map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
-                Protocol::Sm => runs.sm.get_mut(run).map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
+                Protocol::Om => runs
+                    .om
+                    .get_mut(run)
+                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
+                Protocol::Sm => runs
+                    .sm
+                    .get_mut(run)
+                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
             }
             .ok_or_else(|| unknown_run(run))?;
-            let items = rounds.open(round).map_err(|e| fault::python("ValueError", &e))?;
+            let items = rounds
+                .open(round)
+                .map_err(|e| fault::python("ValueError", &e))?;
             (items, seed, timeout)
         };
-        let released: usize = items.iter().map(Outgoing::bytes).sum();
+        let released: usize = items.iter().map(Pending::bytes).sum();
         self.lock().add_bytes(protocol, run, -(released as isize));
-        let due = items.len() as u64;
+        let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
         let engine = self.clone();
         let id = run.to_string();
         let task = tokio::spawn(async move {
@@ -366,7 +380,15 @@ impl Engine {
                 Protocol::Sm => runs.sm.get_mut(&id).map(|r| &mut r.rounds),
             };
             if let Some(rounds) = rounds {
-                rounds.report(round, sent, delivered, failed);
+                rounds.report(
+                    round,
+                    RoundReport {
+                        due,
+                        sent,
+                        delivered,
+                        failed,
+                    },
+                );
             }
             (sent, delivered, failed)
         });
@@ -381,41 +403,64 @@ impl Engine {
     }
 
     /// Send one round's messages through the behaviour, batched per receiver; returns
-    /// (sent, delivered, failed).
+    /// (sent, delivered, failed). One task per receiver walks the round's broadcasts and sends
+    /// that receiver's messages in batches of [`BATCH`], so only the batches in flight are
+    /// ever expanded in memory.
     async fn send_round(
         self: &Arc<Self>,
         protocol: Protocol,
         run: &str,
         round: usize,
         seed: u64,
-        items: Vec<Outgoing>,
+        items: Vec<Pending>,
         timeout: Duration,
     ) -> (u64, u64, u64) {
-        let mut by_receiver: BTreeMap<String, Vec<(Outgoing, String)>> = BTreeMap::new();
-        for out in items {
-            let mut parts: Vec<&str> = vec![run];
-            parts.extend(out.path.iter().map(String::as_str));
-            parts.push(&out.to);
-            let noise = entropy(seed, &parts);
-            if let Some(value) = self.behaviour.outgoing(&out.value, &out.to, out.index, out.count, noise) {
-                by_receiver.entry(out.to.clone()).or_default().push((out, value));
-            }
-        }
+        let receivers: std::collections::BTreeSet<String> = items
+            .iter()
+            .flat_map(|p| p.b.receivers().cloned())
+            .collect();
         if let Some(d) = self.behaviour.delay() {
             tokio::time::sleep(d).await;
         }
+        let items = Arc::new(items);
         let mut tasks = tokio::task::JoinSet::new();
-        for (to, messages) in by_receiver {
-            let mut messages = messages.into_iter().peekable();
-            while messages.peek().is_some() {
-                let batch: Vec<(Outgoing, String)> = messages.by_ref().take(BATCH).collect();
-                let (engine, run, to) = (self.clone(), run.to_string(), to.clone());
-                tasks.spawn(async move {
-                    // The semaphore is never closed; without a permit the batch just goes.
-                    let _slot = engine.in_flight.clone().acquire_owned().await.ok();
-                    engine.send_batch(protocol, &run, round, &to, batch, timeout).await
-                });
-            }
+        for to in receivers {
+            let (engine, run, items) = (self.clone(), run.to_string(), items.clone());
+            tasks.spawn(async move {
+                let (mut sent, mut delivered) = (0, 0);
+                let mut batch: Vec<(&Pending, String)> = Vec::new();
+                for p in items.iter() {
+                    let Some(index) = p.b.slot(&to) else {
+                        continue;
+                    };
+                    let path = p.b.path();
+                    let mut parts: Vec<&str> = vec![&run];
+                    parts.extend(path.iter().map(String::as_str));
+                    parts.push(&to);
+                    let noise = entropy(seed, &parts);
+                    let value =
+                        engine
+                            .behaviour
+                            .outgoing(p.b.value(), &to, index, p.b.len(), noise);
+                    if let Some(value) = value {
+                        batch.push((p, value));
+                    }
+                    if batch.len() == BATCH {
+                        let (s, d) = engine
+                            .send_batch(protocol, &run, round, &to, &batch, timeout)
+                            .await;
+                        (sent, delivered) = (sent + s, delivered + d);
+                        batch.clear();
+                    }
+                }
+                if !batch.is_empty() {
+                    let (s, d) = engine
+                        .send_batch(protocol, &run, round, &to, &batch, timeout)
+                        .await;
+                    (sent, delivered) = (sent + s, delivered + d);
+                }
+                (sent, delivered)
+            });
         }
         let (mut sent, mut delivered) = (0, 0);
         while let Some(done) = tasks.join_next().await {
@@ -427,66 +472,81 @@ impl Engine {
         (sent, delivered, sent - delivered)
     }
 
-    /// One `system.multicall` of `batch` to `to`; returns (sent, delivered). Each message is
-    /// traced as its own event.
+    /// One `system.multicall` of `batch` to `to` (waiting for a slot first); returns
+    /// (sent, delivered). Each message is traced as its own event.
     async fn send_batch(
         &self,
         protocol: Protocol,
         run: &str,
         round: usize,
         to: &str,
-        batch: Vec<(Outgoing, String)>,
+        batch: &[(&Pending, String)],
         timeout: Duration,
     ) -> (u64, u64) {
+        // The semaphore is never closed; without a permit the batch just goes.
+        let _slot = self.in_flight.acquire().await.ok();
         let sent = batch.len() as u64;
         let method = match protocol {
             Protocol::Om => ext::OM_MESSAGE,
             Protocol::Sm => ext::SM_MESSAGE,
         };
         let calls: Vec<(String, Vec<Value>)> = batch
-            .into_iter()
-            .map(|(out, value)| {
-                let path = Value::Array(out.path.iter().cloned().map(Value::String).collect());
-                let mut args = vec![Value::String(run.to_string()), path, Value::String(value.clone())];
+            .iter()
+            .map(|(p, value)| {
+                let names = p.b.path();
+                let path = Value::Array(names.iter().cloned().map(Value::String).collect());
+                let mut args = vec![
+                    Value::String(run.to_string()),
+                    path,
+                    Value::String(value.clone()),
+                ];
                 if let Protocol::Sm = protocol {
-                    let mut sigs = out.prior;
-                    sigs.push(sm::sign(&self.key, run, &value, &out.path));
+                    let mut sigs = p.prior.clone();
+                    sigs.push(sm::sign(&self.key, run, value, &names));
                     args.push(Value::Array(sigs.into_iter().map(Value::String).collect()));
                 }
                 (method.to_string(), args)
             })
             .collect();
+        let traced: Vec<serde_json::Value> = calls
+            .iter()
+            .take(self.recorder.quota(run, calls.len()))
+            .map(|(_, args)| serde_json::Value::Array(args.iter().map(trace::to_json).collect()))
+            .collect();
+        let n = calls.len();
         let start_us = trace::now_us();
         let results: Vec<Result<Value, String>> = match self.cluster.url_of(to) {
-            Ok(url) => match self.peers.multicall(&url, calls.clone(), timeout).await {
+            Ok(url) => match self.peers.multicall(&url, calls, timeout).await {
                 Ok(results) => results
                     .into_iter()
                     .map(|r| r.map_err(|f| format!("fault {}: {}", f.code(), f.string())))
                     .collect(),
-                Err(e) => vec![Err(e.to_string()); calls.len()],
+                Err(e) => vec![Err(e.to_string()); n],
             },
-            Err(f) => vec![Err(f); calls.len()],
+            Err(f) => vec![Err(f); n],
         };
         let end_us = trace::now_us();
         let delivered = results.iter().filter(|r| r.is_ok()).count() as u64;
         if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
             tracing::debug!("{} -> {to}, round {round}: {e}", self.me);
         }
-        if self.recorder.is_on() {
-            for ((method, args), result) in calls.into_iter().zip(results) {
-                self.recorder.record(trace::Event {
-                    run: run.to_string(),
-                    from: self.me.clone(),
-                    to: to.to_string(),
-                    method,
-                    args: trace::to_json(&Value::Array(args)),
-                    result: result.as_ref().ok().map(trace::to_json),
-                    fault: result.err(),
-                    start_us,
-                    end_us,
-                });
-            }
-        }
+        self.recorder
+            .record_all(
+                traced
+                    .into_iter()
+                    .zip(results)
+                    .map(|(args, result)| trace::Event {
+                        run: run.to_string(),
+                        from: self.me.clone(),
+                        to: to.to_string(),
+                        method: method.to_string(),
+                        args,
+                        result: result.as_ref().ok().map(trace::to_json),
+                        fault: result.err(),
+                        start_us,
+                        end_us,
+                    }),
+            );
         (sent, delivered)
     }
 
@@ -498,18 +558,26 @@ impl Engine {
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
         check_bytes(r.bytes)?;
         admit(&mut r.rounds, run, path)?;
-        let relays = r
-            .run
-            .receive(path, value)
-            .map_err(|e| fault::python("ValueError", &e))?;
-        let relays: Vec<Outgoing> = relays.into_iter().map(Outgoing::from).collect();
-        let bytes = message_bytes(path, value) + relays.iter().map(Outgoing::bytes).sum::<usize>();
-        r.rounds.queue(path.len() + 1, relays);
+        let relay = Pending::from(
+            r.run
+                .receive(path, value)
+                .map_err(|e| fault::python("ValueError", &e))?,
+        );
+        let bytes = message_bytes(path, value) + relay.bytes();
+        if !relay.b.is_empty() {
+            r.rounds.queue(path.len() + 1, vec![relay]);
+        }
         runs.add_bytes(Protocol::Om, run, bytes as isize);
         Ok(())
     }
 
-    fn sm_message(&self, run: &str, path: &[String], value: &str, sigs: &[String]) -> Result<(), String> {
+    fn sm_message(
+        &self,
+        run: &str,
+        path: &[String],
+        value: &str,
+        sigs: &[String],
+    ) -> Result<(), String> {
         if value.len() > MAX_VALUE {
             return Err(too_long());
         }
@@ -517,13 +585,20 @@ impl Engine {
         let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
         check_bytes(r.bytes)?;
         admit(&mut r.rounds, run, path)?;
-        let relays = r
-            .run
-            .receive(&r.keys, path, value, sigs)
-            .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?;
-        let relays: Vec<Outgoing> = relays.into_iter().map(Outgoing::from).collect();
-        let bytes = message_bytes(path, value) + relays.iter().map(Outgoing::bytes).sum::<usize>();
-        r.rounds.queue(path.len() + 1, relays);
+        let relay = Pending::from(
+            r.run
+                .receive(&r.keys, path, value, sigs)
+                .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?,
+        );
+        // OM stores each path once, so its store is bounded by the formula; SM accepts
+        // replays of a valid message, so it counts them against the run's budget.
+        r.rounds
+            .spend()
+            .map_err(|e| fault::python("ValueError", &e.to_string()))?;
+        let bytes = message_bytes(path, value) + relay.bytes();
+        if !relay.b.is_empty() {
+            r.rounds.queue(path.len() + 1, vec![relay]);
+        }
         runs.add_bytes(Protocol::Sm, run, bytes as isize);
         Ok(())
     }
@@ -591,19 +666,24 @@ impl Runs {
             *b = b.saturating_add_signed(delta);
         }
         self.bytes = self.bytes.saturating_add_signed(delta);
-        while self.bytes > MAX_RUNS_BYTES && self.started.len() > 1 && self.started.front().is_some_and(|r| r != run) {
+        while self.bytes > MAX_RUNS_BYTES
+            && self.started.len() > 1
+            && self.started.front().is_some_and(|r| r != run)
+        {
             self.forget_oldest();
         }
     }
-
 }
 
 /// Admit a message of `path` (its round is its length; its sender the path's last node).
-fn admit(rounds: &mut Rounds<Outgoing>, run: &str, path: &[String]) -> Result<(), String> {
+fn admit(rounds: &mut Rounds<Pending>, run: &str, path: &[String]) -> Result<(), String> {
     let sender = path.last().map_or("?", String::as_str);
     rounds.admit(path.len(), sender).map_err(|e| match e {
-        Refused::Late { .. } => fault::python("ValueError", &format!("{e} in run {}", crate::protocol::python_repr(run))),
-        Refused::NoSuchRound { .. } | Refused::Budget(_) => fault::python("ValueError", &e.to_string()),
+        Refused::Late { .. } => fault::python(
+            "ValueError",
+            &format!("{e} in run {}", crate::protocol::python_repr(run)),
+        ),
+        Refused::Budget(_) => fault::python("ValueError", &e.to_string()),
     })
 }
 
@@ -612,7 +692,7 @@ fn admit(rounds: &mut Rounds<Outgoing>, run: &str, path: &[String]) -> Result<()
 /// withheld, and who sent it late messages.
 fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Value {
     let reports = r.rounds.reports();
-    let per = |f: &dyn Fn(&super::rounds::RoundReport) -> u64| {
+    let per = |f: &dyn Fn(&RoundReport) -> u64| {
         Value::Array(reports.iter().map(|x| Value::Integer(int(f(x)))).collect())
     };
     let mut answer = structure(first);
@@ -649,7 +729,10 @@ fn message_bytes(path: &[String], value: &str) -> usize {
 }
 
 fn too_long() -> String {
-    fault::python("ValueError", &format!("a value is at most {MAX_VALUE} bytes"))
+    fault::python(
+        "ValueError",
+        &format!("a value is at most {MAX_VALUE} bytes"),
+    )
 }
 
 /// An XML-RPC int from a count (saturating: counts stay far below 2^31 in practice).
@@ -663,48 +746,36 @@ enum Protocol {
     Sm,
 }
 
-/// A message about to go through the behaviour.
+/// What a node owes a round: one received message's relay (or the commander's order) to all
+/// its receivers, before the behaviour.
 #[derive(Debug)]
-struct Outgoing {
-    to: String,
-    path: Vec<String>,
-    value: String,
+struct Pending {
+    b: om::Broadcast,
+    /// SM: the signatures of the path before this node.
     prior: Vec<String>,
-    index: usize,
-    count: usize,
 }
 
-impl Outgoing {
+impl Pending {
     /// Approximate bytes it holds while queued.
     fn bytes(&self) -> usize {
-        message_bytes(&self.path, &self.value)
-            + self.to.len()
-            + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
+        96 + self.b.value().len() + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
     }
 }
 
-impl From<super::om::Relay> for Outgoing {
-    fn from(r: super::om::Relay) -> Self {
-        Outgoing {
-            to: r.to,
-            path: r.path,
-            value: r.value,
+impl From<om::Broadcast> for Pending {
+    fn from(b: om::Broadcast) -> Self {
+        Pending {
+            b,
             prior: Vec::new(),
-            index: r.index,
-            count: r.count,
         }
     }
 }
 
-impl From<sm::SmRelay> for Outgoing {
-    fn from(r: sm::SmRelay) -> Self {
-        Outgoing {
-            to: r.to,
-            path: r.path,
-            value: r.value,
-            prior: r.prior,
-            index: r.index,
-            count: r.count,
+impl From<sm::SmBroadcast> for Pending {
+    fn from(s: sm::SmBroadcast) -> Self {
+        Pending {
+            b: s.broadcast,
+            prior: s.prior,
         }
     }
 }
@@ -712,7 +783,7 @@ impl From<sm::SmRelay> for Outgoing {
 /// What `*_order` needs of a run, OM or SM.
 trait Commanded {
     fn is_commander(&self) -> bool;
-    fn command(&self, order: &str) -> Vec<Outgoing>;
+    fn command(&self, order: &str) -> Pending;
     fn decide(&self) -> String;
 }
 
@@ -729,11 +800,8 @@ impl Commanded for OmRun {
     fn is_commander(&self) -> bool {
         OmRun::is_commander(self)
     }
-    fn command(&self, order: &str) -> Vec<Outgoing> {
-        OmRun::command(self, order)
-            .into_iter()
-            .map(Outgoing::from)
-            .collect()
+    fn command(&self, order: &str) -> Pending {
+        Pending::from(OmRun::command(self, order))
     }
     fn decide(&self) -> String {
         OmRun::decide(self)
@@ -744,11 +812,8 @@ impl Commanded for SmRun {
     fn is_commander(&self) -> bool {
         SmRun::is_commander(self)
     }
-    fn command(&self, order: &str) -> Vec<Outgoing> {
-        SmRun::command(self, order)
-            .into_iter()
-            .map(Outgoing::from)
-            .collect()
+    fn command(&self, order: &str) -> Pending {
+        Pending::from(SmRun::command(self, order))
     }
     fn decide(&self) -> String {
         SmRun::decide(self)
@@ -777,8 +842,10 @@ fn take_order<R: Commanded>(
     }
     r.order = Some(order.to_string());
     let sends = r.run.command(order);
-    r.bytes += sends.iter().map(Outgoing::bytes).sum::<usize>();
-    Ok(r.rounds.queue(1, sends))
+    let count = sends.b.len();
+    r.bytes += sends.bytes();
+    r.rounds.queue(1, vec![sends]);
+    Ok(count)
 }
 
 impl Run<()> {

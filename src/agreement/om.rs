@@ -11,6 +11,7 @@
 //! A missing message counts as `retreat`; no strict majority is `retreat` too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::behaviour::RETREAT;
 
@@ -46,7 +47,7 @@ pub struct TreeNode {
 #[derive(Debug, Clone)]
 pub struct OmRun {
     me: String,
-    nodes: Vec<String>,
+    nodes: Arc<[String]>,
     commander: usize,
     m: usize,
     received: HashMap<Vec<usize>, String>,
@@ -108,7 +109,7 @@ impl OmRun {
             .sum();
         Ok(OmRun {
             me: me.to_string(),
-            nodes: nodes.to_vec(),
+            nodes: nodes.into(),
             commander: commander_ix,
             m,
             received: HashMap::new(),
@@ -141,25 +142,25 @@ impl OmRun {
     }
 
     /// The commander's round 1: its order for every lieutenant.
-    pub fn command(&self, order: &str) -> Vec<Relay> {
-        broadcast(&self.nodes, &self.me, &[], &[], order)
+    pub fn command(&self, order: &str) -> Broadcast {
+        broadcast(&self.nodes, &self.me, &[], order)
     }
 
     /// Take a message; returns the relays it causes (none for a duplicate). An invalid path
     /// (not from the commander, repeated or unknown nodes, through me, too long) is an error.
-    pub fn receive(&mut self, path: &[String], value: &str) -> Result<Vec<Relay>, String> {
+    pub fn receive(&mut self, path: &[String], value: &str) -> Result<Broadcast, String> {
         if self.is_commander() {
             return Err("the commander receives no messages".into());
         }
         let ix = self.path_indices(path)?;
         if self.received.contains_key(&ix) {
-            return Ok(Vec::new());
+            return Ok(Broadcast::default());
         }
         self.received.insert(ix.clone(), value.to_string());
         if path.len() > self.m {
-            return Ok(Vec::new());
+            return Ok(Broadcast::default());
         }
-        Ok(broadcast(&self.nodes, &self.me, path, &ix, value))
+        Ok(broadcast(&self.nodes, &self.me, &ix, value))
     }
 
     fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, String> {
@@ -235,36 +236,103 @@ impl OmRun {
     }
 }
 
-/// `value` relayed along `path + [me]` to every node neither on the path (`taken`, its
-/// indices) nor `me`, in the nodes' order: the commander's round 1 (empty path) and every
-/// relay, of OM and SM alike.
-pub fn broadcast(
-    nodes: &[String],
-    me: &str,
-    path: &[String],
-    taken: &[usize],
-    value: &str,
-) -> Vec<Relay> {
-    let mut relay_path = path.to_vec();
-    relay_path.push(me.to_string());
-    let receivers: Vec<&String> = nodes
+/// One value sent along one path to several receivers: the commander's order, or a
+/// lieutenant's relay. Compact on purpose (the run's node list shared, the path as indices,
+/// receivers computed when asked): a node queues one per message it received, not one
+/// [`Relay`] per message it will send, and OM(m) queues n^m of them in its last round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Broadcast {
+    nodes: Arc<[String]>,
+    /// Indices of the relay path, ending with the sender.
+    path: Vec<u16>,
+    value: String,
+}
+
+impl Broadcast {
+    /// Number of messages (receivers): every node not on the path.
+    pub fn len(&self) -> usize {
+        if self.path.is_empty() {
+            return 0;
+        }
+        self.nodes.len().saturating_sub(self.path.len())
+    }
+
+    /// No receiver: nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value an honest node sends.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The relay path, ending with the sender.
+    pub fn path(&self) -> Vec<String> {
+        self.path
+            .iter()
+            .map(|&i| self.nodes[usize::from(i)].clone())
+            .collect()
+    }
+
+    /// The receivers, in the nodes' order.
+    pub fn receivers(&self) -> impl Iterator<Item = &String> {
+        let on_path = |i: usize| self.path.iter().any(|&p| usize::from(p) == i);
+        let any = !self.path.is_empty();
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| any && !on_path(*i))
+            .map(|(_, n)| n)
+    }
+
+    /// The index of `to` among the receivers.
+    pub fn slot(&self, to: &str) -> Option<usize> {
+        self.receivers().position(|r| r == to)
+    }
+
+    /// One [`Relay`] per receiver.
+    pub fn relays(&self) -> Vec<Relay> {
+        let count = self.len();
+        let path = self.path();
+        self.receivers()
+            .enumerate()
+            .map(|(index, to)| Relay {
+                to: to.clone(),
+                path: path.clone(),
+                value: self.value.clone(),
+                index,
+                count,
+            })
+            .collect()
+    }
+}
+
+impl IntoIterator for Broadcast {
+    type Item = Relay;
+    type IntoIter = std::vec::IntoIter<Relay>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.relays().into_iter()
+    }
+}
+
+/// `value` relayed along `path + [me]` (`taken`: the path's node indices) to every node
+/// neither on the path nor `me`, in the nodes' order: the commander's round 1 (empty path)
+/// and every relay, of OM and SM alike. `me` must be one of `nodes`.
+pub fn broadcast(nodes: &Arc<[String]>, me: &str, taken: &[usize], value: &str) -> Broadcast {
+    let Some(me_ix) = nodes.iter().position(|n| n == me) else {
+        return Broadcast::default();
+    };
+    let path = taken
         .iter()
-        .enumerate()
-        .filter(|(i, n)| !taken.contains(i) && *n != me)
-        .map(|(_, n)| n)
+        .chain(std::iter::once(&me_ix))
+        .map(|&i| u16::try_from(i).unwrap_or(u16::MAX))
         .collect();
-    let count = receivers.len();
-    receivers
-        .into_iter()
-        .enumerate()
-        .map(|(index, to)| Relay {
-            to: to.clone(),
-            path: relay_path.clone(),
-            value: value.to_string(),
-            index,
-            count,
-        })
-        .collect()
+    Broadcast {
+        nodes: nodes.clone(),
+        path,
+        value: value.to_string(),
+    }
 }
 
 /// Check a relay path (commander first, distinct participants, not through `me`, at most

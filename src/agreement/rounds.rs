@@ -21,14 +21,6 @@ pub enum Refused {
         /// The round this node has opened.
         current: usize,
     },
-    /// The round is not one of the run's 1..=m+1.
-    #[error("round {round} is not one of this run's rounds 1..={rounds}")]
-    NoSuchRound {
-        /// The round asked for.
-        round: usize,
-        /// The run's number of rounds.
-        rounds: usize,
-    },
     /// The run stored as many messages as its budget allows.
     #[error("the run's budget of {0} stored messages is used up")]
     Budget(u64),
@@ -88,14 +80,10 @@ impl<T> Rounds<T> {
         self.opened
     }
 
-    /// Whether a message of `round` from `sender` may be stored; a late one is recorded.
+    /// Whether a message of `round` from `sender` may still be taken: not when its round is
+    /// closed here (it is then recorded as late). Checked before anything else about the
+    /// message, as the Python stand-in does.
     pub fn admit(&mut self, round: usize, sender: &str) -> Result<(), Refused> {
-        if round == 0 || round > self.rounds {
-            return Err(Refused::NoSuchRound {
-                round,
-                rounds: self.rounds,
-            });
-        }
         // Opening round r closes rounds before r. After the last round (decide) every round
         // is closed: `opened` is then rounds + 1.
         if round < self.opened {
@@ -105,6 +93,11 @@ impl<T> Rounds<T> {
                 current: self.opened.min(self.rounds),
             });
         }
+        Ok(())
+    }
+
+    /// Count one message stored, refusing it beyond the run's budget.
+    pub fn spend(&mut self) -> Result<(), Refused> {
         if self.admitted >= self.budget {
             return Err(Refused::Budget(self.budget));
         }
@@ -142,9 +135,7 @@ impl<T> Rounds<T> {
             ));
         }
         self.opened = round;
-        let items = std::mem::take(&mut self.queue[round - 1]);
-        self.reports[round - 1].due = items.len() as u64;
-        Ok(items)
+        Ok(std::mem::take(&mut self.queue[round - 1]))
     }
 
     /// Close every round (the run is being decided): later messages are late.
@@ -155,12 +146,13 @@ impl<T> Rounds<T> {
         }
     }
 
-    /// Record what sending `round` did.
-    pub fn report(&mut self, round: usize, sent: u64, delivered: u64, failed: u64) {
+    /// Add what sending `round` did.
+    pub fn report(&mut self, round: usize, did: RoundReport) {
         if let Some(r) = self.reports.get_mut(round.wrapping_sub(1)) {
-            r.sent += sent;
-            r.delivered += delivered;
-            r.failed += failed;
+            r.due += did.due;
+            r.sent += did.sent;
+            r.delivered += did.delivered;
+            r.failed += did.failed;
         }
     }
 
@@ -193,7 +185,6 @@ mod tests {
         assert!(r.admit(1, "C").is_ok());
         assert!(r.admit(2, "A").is_ok());
         assert_eq!(r.open(2).unwrap(), ["b1", "b2"]);
-        assert_eq!(r.reports()[1].due, 2);
         // Round 1 is closed now.
         assert_eq!(
             r.admit(1, "C"),
@@ -218,13 +209,16 @@ mod tests {
     #[test]
     fn rounds_outside_the_run_and_the_budget() {
         let mut r: Rounds<()> = Rounds::new(2, 2);
-        assert!(matches!(r.admit(0, "A"), Err(Refused::NoSuchRound { .. })));
-        assert!(matches!(r.admit(3, "A"), Err(Refused::NoSuchRound { .. })));
+        assert!(r.open(0).is_err());
         assert!(r.open(3).is_err());
-        assert_eq!(r.queue(3, vec![()]), 0, "nothing is sent after the last round");
-        assert!(r.admit(1, "A").is_ok());
-        assert!(r.admit(2, "A").is_ok());
-        assert_eq!(r.admit(2, "B"), Err(Refused::Budget(2)));
+        assert_eq!(
+            r.queue(3, vec![()]),
+            0,
+            "nothing is sent after the last round"
+        );
+        assert!(r.spend().is_ok());
+        assert!(r.spend().is_ok());
+        assert_eq!(r.spend(), Err(Refused::Budget(2)));
         assert!(r.late().is_empty(), "a budget refusal is not lateness");
     }
 
@@ -233,8 +227,14 @@ mod tests {
         let mut r: Rounds<u8> = Rounds::new(2, 10);
         r.queue(1, vec![1, 2, 3]);
         r.open(1).unwrap();
-        r.report(1, 2, 1, 1);
-        r.report(1, 1, 1, 0);
+        let did = |due, sent, delivered, failed| RoundReport {
+            due,
+            sent,
+            delivered,
+            failed,
+        };
+        r.report(1, did(2, 2, 1, 1));
+        r.report(1, did(1, 1, 1, 0));
         assert_eq!(
             r.reports()[0],
             RoundReport {

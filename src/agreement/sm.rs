@@ -109,19 +109,53 @@ pub struct SmRelay {
     pub count: usize,
 }
 
-/// OM's relays carrying the signatures received so far.
-fn signed(relays: Vec<super::om::Relay>, prior: &[String]) -> Vec<SmRelay> {
-    relays
-        .into_iter()
-        .map(|r| SmRelay {
-            to: r.to,
-            path: r.path,
-            value: r.value,
-            prior: prior.to_vec(),
-            index: r.index,
-            count: r.count,
-        })
-        .collect()
+/// OM's broadcast carrying the signatures received so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmBroadcast {
+    /// Path, value and receivers.
+    pub broadcast: super::om::Broadcast,
+    /// Signatures of the path before the sender.
+    pub prior: Vec<String>,
+}
+
+impl SmBroadcast {
+    /// Number of messages (receivers).
+    pub fn len(&self) -> usize {
+        self.broadcast.len()
+    }
+
+    /// No receiver: nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.broadcast.is_empty()
+    }
+}
+
+impl IntoIterator for SmBroadcast {
+    type Item = SmRelay;
+    type IntoIter = std::vec::IntoIter<SmRelay>;
+    fn into_iter(self) -> Self::IntoIter {
+        let prior = self.prior;
+        self.broadcast
+            .relays()
+            .into_iter()
+            .map(|r| SmRelay {
+                to: r.to,
+                path: r.path,
+                value: r.value,
+                prior: prior.clone(),
+                index: r.index,
+                count: r.count,
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+}
+
+fn signed(broadcast: super::om::Broadcast, prior: &[String]) -> SmBroadcast {
+    SmBroadcast {
+        broadcast,
+        prior: prior.to_vec(),
+    }
 }
 
 /// One participant's state in one SM run.
@@ -129,7 +163,7 @@ fn signed(relays: Vec<super::om::Relay>, prior: &[String]) -> Vec<SmRelay> {
 pub struct SmRun {
     run: String,
     me: String,
-    nodes: Vec<String>,
+    nodes: std::sync::Arc<[String]>,
     commander: usize,
     m: usize,
     values: BTreeSet<String>,
@@ -151,7 +185,7 @@ impl SmRun {
         Ok(SmRun {
             run: run.to_string(),
             me: me.to_string(),
-            nodes: nodes.to_vec(),
+            nodes: nodes.into(),
             commander: nodes.iter().position(|n| n == commander).unwrap_or(0),
             m,
             values: BTreeSet::new(),
@@ -167,8 +201,8 @@ impl SmRun {
     }
 
     /// The commander's round 1.
-    pub fn command(&self, order: &str) -> Vec<SmRelay> {
-        signed(broadcast(&self.nodes, &self.me, &[], &[], order), &[])
+    pub fn command(&self, order: &str) -> SmBroadcast {
+        signed(broadcast(&self.nodes, &self.me, &[], order), &[])
     }
 
     /// Take a message. A message whose path or signatures do not check out is rejected:
@@ -179,7 +213,7 @@ impl SmRun {
         path: &[String],
         value: &str,
         sigs: &[String],
-    ) -> Result<Vec<SmRelay>, String> {
+    ) -> Result<SmBroadcast, String> {
         let checked = if self.is_commander() {
             Err("the commander receives no messages".to_string())
         } else {
@@ -198,12 +232,9 @@ impl SmRun {
         };
         self.accepted += 1;
         if !self.values.insert(value.to_string()) || path.len() > self.m {
-            return Ok(Vec::new());
+            return Ok(SmBroadcast::default());
         }
-        Ok(signed(
-            broadcast(&self.nodes, &self.me, path, &ix, value),
-            sigs,
-        ))
+        Ok(signed(broadcast(&self.nodes, &self.me, &ix, value), sigs))
     }
 
     /// `choice(V)`: the single value received, else `retreat`.
