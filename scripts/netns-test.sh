@@ -117,21 +117,25 @@ echo "$json" | grep -q '"ic1":true' || fail "OM(1): $json"
 echo "$json" | grep -q '"messages_per_round":\[3,4\]' || fail "OM(1) message count (P denies R and S, so 3 + 4): $json"
 pass "OM(1) n=4 across hosts: IC1 and IC2 hold, 3 + 4 messages (the faulty P denies R and S)"
 
-# 3. Partition: S's link goes down. Its messages count as missing; loyal nodes still agree;
-#    the client names the unreachable node.
+# 3. Partition: S's link goes down before the run. With the faulty P that makes two faulty
+#    nodes for m = 1: the run is void (exit 3), not blamed on OM, and the client names S.
 ip netns exec "$SW" ip link set "v$$-4" down
 set +e
 json=$(client om -m 1 --commander Q --round-timeout-ms 300 --json 2>"$WORK/partition.err")
+code=$?
 set -e
-echo "$json" | grep -q '"ic1":true' || fail "partition: IC1 violated: $json"
-echo "$json" | grep -q '"S"' || fail "partition: S not reported: $json"
+[ "$code" = 3 ] || fail "partition: exit $code, not 3 (void): $json"
+echo "$json" | grep -q '"verdict":"void"' || fail "partition: not void: $json"
+echo "$json" | grep -q 'more than m = 1' || fail "partition: void without its reason: $json"
 grep -q "error: node S (http://${SUBNET}.4:8003/)" "$WORK/partition.err" || fail "partition: no clear error line: $(cat "$WORK/partition.err")"
-pass "partition (S cut off): IC1 holds, client reports: $(head -1 "$WORK/partition.err")"
+pass "partition (S cut off, P faulty): void run (2 faulty > m = 1), client reports: $(head -1 "$WORK/partition.err")"
 ip netns exec "$SW" ip link set "v$$-4" up
 
-# 3b. Partition in the middle of a run: S answers 700 ms late (delay:700), so its messages
-#     are still on their way when its link goes down 300 ms into the run. What it had not
-#     delivered counts as missing; the loyal nodes still agree.
+# 3b. Partition in the middle of a run: S answers 700 ms late (delay:700, a traitor), so its
+#     messages are still on their way when its link goes down 300 ms into the run. What it
+#     had not delivered counts as missing; messages to it failing do not void the run (it is
+#     a traitor). With P and S both traitors (2 > m = 1) OM(1) guarantees nothing: only IC1
+#     (a single loyal lieutenant, R) is checked.
 kill "$PID_S"; wait "$PID_S" 2>/dev/null || true
 start_node S --behaviour S=delay:700
 wait_node S 4
@@ -151,14 +155,16 @@ kill "$PID_S"; wait "$PID_S" 2>/dev/null || true
 start_node S
 wait_node S 4
 
-# 4. Crash: kill R.
+# 4. Crash: kill R before the run. Again two faulty nodes (P, R) for m = 1: void, exit 3.
 kill "$PID_R"; wait "$PID_R" 2>/dev/null || true
 set +e
 json=$(client om -m 1 --commander Q --round-timeout-ms 300 --json 2>"$WORK/crash.err")
+code=$?
 set -e
-echo "$json" | grep -q '"ic1":true' || fail "crash: IC1 violated: $json"
+[ "$code" = 3 ] || fail "crash: exit $code, not 3 (void): $json"
+echo "$json" | grep -q '"verdict":"void"' || fail "crash: not void: $json"
 grep -q "error: node R (http://${SUBNET}.3:8002/)" "$WORK/crash.err" || fail "crash: no clear error line: $(cat "$WORK/crash.err")"
-pass "crash (R killed): IC1 holds, client reports: $(head -1 "$WORK/crash.err")"
+pass "crash (R killed, P faulty): void run, client reports: $(head -1 "$WORK/crash.err")"
 start_node R
 wait_node R 3
 

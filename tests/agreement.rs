@@ -181,7 +181,7 @@ fn om_human_report_shows_counts_and_verdicts() {
 #[test]
 fn om_silent_traitor_messages_count_as_missing() {
     let (_s, base) = cluster(4, &["N1=silent"]);
-    let (code, j, err) = run_client(base, 4, &["om", "-m", "1", "--round-timeout-ms", "150"]);
+    let (code, j, err) = run_client(base, 4, &["om", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     // N1 relays nothing: 2 of round 2's 6 messages are missing.
     assert_eq!(rounds(&j, "messages_per_round"), [3, 4]);
@@ -208,7 +208,7 @@ fn sm_n3_m1_two_faced_commander_agrees() {
 #[test]
 fn sm_altered_messages_are_rejected() {
     let (_s, base) = cluster(4, &["N2=flip"]);
-    let (code, j, err) = run_client(base, 4, &["sm", "-m", "1", "--round-timeout-ms", "150"]);
+    let (code, j, err) = run_client(base, 4, &["sm", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["rejected"], 2, "N2's two relays are forgeries");
     assert!(decisions(&j).iter().all(|(_, d)| d == "attack"));

@@ -82,8 +82,6 @@ fn explorer_sm_holds_where_om_cannot() {
         "1",
         "--behaviours",
         "flip,two-faced",
-        "--round-timeout-ms",
-        "60",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(field(&out, "cases run"), 14);

@@ -290,7 +290,7 @@ fn om2_n7_python_commander() {
 #[test]
 fn om1_n4_silent_python_lieutenant() {
     let c = mixed(4, &[0, 2], &[1, 3], &[], &["N1=silent"], &[]);
-    let (code, j, err) = c.om(&["-m", "1", "--round-timeout-ms", "150"]);
+    let (code, j, err) = c.om(&["-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(per_round(&j), [3, 4]);
     assert_eq!(j["behaviours"]["N1"], "silent");
@@ -320,7 +320,7 @@ fn om2_n7_delay_and_deny_on_python() {
     let info = call(c.port(4), "node_info", &[]).unwrap();
     assert_eq!(member(&info, "behaviour"), &s("delay:30"));
     assert_eq!(member(&info, "traitor"), &Value::Boolean(true));
-    let (code, j, err) = c.om(&["-m", "2", "--round-timeout-ms", "300", "--seed", "3"]);
+    let (code, j, err) = c.om(&["-m", "2", "--seed", "3"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["traitors"], serde_json::json!(["N4", "N6"]));
     assert_eq!(j["behaviours"]["N6"], "deny:N1,N2");

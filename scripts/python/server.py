@@ -507,7 +507,9 @@ class AgreementProcess(Process):
         with self._cond:
             state = self._run(run)
             relays = state.open(rnd)
-            seed, timeout = state.seed, state.round_timeout
+            # a batch must be answered well within the round (as in Rust): a slow receiver
+            # makes its messages fail, not this node late
+            seed, timeout = state.seed, state.round_timeout * 0.75
         report = self._send_round(run, rnd, seed, relays, timeout)
         with self._cond:
             r = state.reports[rnd - 1]
@@ -579,7 +581,7 @@ class AgreementProcess(Process):
                 by_receiver.setdefault(relay.to, []).append((relay, value))
         if self._behaviour.delay:
             time.sleep(self._behaviour.delay)
-        counts = {"due": len(relays), "sent": 0, "delivered": 0, "failed": 0}
+        counts = {"due": len(relays), "sent": 0, "delivered": 0, "failed": 0, "failed_to": {}}
         lock = threading.Lock()
 
         def send(to, messages):
@@ -590,6 +592,9 @@ class AgreementProcess(Process):
                     counts["sent"] += len(batch)
                     counts["delivered"] += delivered
                     counts["failed"] += len(batch) - delivered
+                    if delivered < len(batch):
+                        failed_to = counts["failed_to"]
+                        failed_to[to] = failed_to.get(to, 0) + len(batch) - delivered
 
         threads = [threading.Thread(target=send, args=(to, msgs), daemon=True)
                    for to, msgs in by_receiver.items()]

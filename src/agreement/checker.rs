@@ -308,7 +308,10 @@ mod tests {
         );
         assert!(o.ic1 && o.ic2);
         let json: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
+        assert_eq!((o.verdict.as_str(), o.exit_code()), ("holds", 0));
         for key in [
+            "verdict",
+            "void_reasons",
             "protocol",
             "n",
             "m",
@@ -323,5 +326,28 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn void_runs_judge_nothing() {
+        // Even with decisions that would "violate" IC2, a void run reports void, exit 3.
+        let mut o = outcome(&[]);
+        o.round_timeout_ms = 200;
+        o.void_reasons
+            .push("B (loyal) did not finish round 2 within 200 ms: timed out".into());
+        let o = judge(o, &decisions(&[("A", "attack"), ("B", "retreat")]));
+        assert!(o.is_void() && !o.holds());
+        assert_eq!((o.verdict.as_str(), o.exit_code()), ("void", 3));
+        let text = o.human();
+        assert!(text.contains("VOID"), "{text}");
+        assert!(text.contains("B (loyal) did not finish round 2"), "{text}");
+        assert!(text.contains("--round-timeout-ms"), "{text}");
+        assert!(!text.contains("IC1"), "a void run judges nothing: {text}");
+        // Without void reasons the same decisions are a violation, exit 1.
+        let v = judge(
+            outcome(&[]),
+            &decisions(&[("A", "attack"), ("B", "retreat")]),
+        );
+        assert_eq!((v.verdict.as_str(), v.exit_code()), ("violated", 1));
     }
 }

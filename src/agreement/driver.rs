@@ -338,11 +338,20 @@ pub async fn drive(
             let loyal = is_loyal(&outcome, &node);
             match result {
                 Ok(Value::Struct(report)) => {
-                    let failed = count(&report, "failed");
-                    if failed > 0 && loyal {
+                    // Messages a loyal node could not deliver to a loyal node break the
+                    // assumptions; to a traitor they do not matter.
+                    let lost: Vec<String> = match report.get("failed_to") {
+                        Some(Value::Struct(to)) => to
+                            .iter()
+                            .filter(|(to, _)| is_loyal(&outcome, to))
+                            .map(|(to, n)| format!("{} to {to}", int_of(n)))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    if loyal && !lost.is_empty() {
                         outcome.void_reasons.push(format!(
-                            "{node} (loyal) could not deliver {failed} of its {} messages of round {r}",
-                            count(&report, "sent")
+                            "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
+                            lost.join(", ")
                         ));
                     }
                 }
@@ -434,8 +443,13 @@ fn is_loyal(outcome: &Outcome, node: &str) -> bool {
 
 /// An integer member of a node's answer (0 when absent).
 fn count(answer: &BTreeMap<String, Value>, key: &str) -> u64 {
-    match answer.get(key) {
-        Some(Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+    answer.get(key).map_or(0, int_of)
+}
+
+/// A count from a node's answer (0 unless a non-negative integer).
+fn int_of(v: &Value) -> u64 {
+    match v {
+        Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
         _ => 0,
     }
 }

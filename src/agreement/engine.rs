@@ -363,7 +363,9 @@ impl Engine {
             let items = rounds
                 .open(round)
                 .map_err(|e| fault::python("ValueError", &e))?;
-            (items, seed, timeout)
+            // A batch must be answered well within the round, so that a slow receiver (a
+            // delayed traitor, a crashed node) makes its messages fail, not the sender late.
+            (items, seed, timeout * 3 / 4)
         };
         let released: usize = items.iter().map(Pending::bytes).sum();
         self.lock().add_bytes(protocol, run, -(released as isize));
@@ -371,7 +373,7 @@ impl Engine {
         let engine = self.clone();
         let id = run.to_string();
         let task = tokio::spawn(async move {
-            let (sent, delivered, failed) = engine
+            let done = engine
                 .send_round(protocol, &id, round, seed, items, timeout)
                 .await;
             let mut runs = engine.lock();
@@ -384,21 +386,30 @@ impl Engine {
                     round,
                     RoundReport {
                         due,
-                        sent,
-                        delivered,
-                        failed,
+                        sent: done.sent,
+                        delivered: done.delivered,
+                        failed: done.sent - done.delivered,
                     },
                 );
             }
-            (sent, delivered, failed)
+            done
         });
-        let (sent, delivered, failed) = task.await.unwrap_or((0, 0, due));
+        let done = task.await.unwrap_or_default();
         Ok(structure([
             ("round", Value::Integer(int(round as u64))),
             ("due", Value::Integer(int(due))),
-            ("sent", Value::Integer(int(sent))),
-            ("delivered", Value::Integer(int(delivered))),
-            ("failed", Value::Integer(int(failed))),
+            ("sent", Value::Integer(int(done.sent))),
+            ("delivered", Value::Integer(int(done.delivered))),
+            ("failed", Value::Integer(int(done.sent - done.delivered))),
+            (
+                "failed_to",
+                Value::Struct(
+                    done.failed_to
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::Integer(int(v))))
+                        .collect(),
+                ),
+            ),
         ]))
     }
 
@@ -414,7 +425,7 @@ impl Engine {
         seed: u64,
         items: Vec<Pending>,
         timeout: Duration,
-    ) -> (u64, u64, u64) {
+    ) -> RoundSent {
         let receivers: std::collections::BTreeSet<String> = items
             .iter()
             .flat_map(|p| p.b.receivers().cloned())
@@ -459,17 +470,20 @@ impl Engine {
                         .await;
                     (sent, delivered) = (sent + s, delivered + d);
                 }
-                (sent, delivered)
+                (to, sent, delivered)
             });
         }
-        let (mut sent, mut delivered) = (0, 0);
+        let mut out = RoundSent::default();
         while let Some(done) = tasks.join_next().await {
-            if let Ok((s, d)) = done {
-                sent += s;
-                delivered += d;
+            if let Ok((to, s, d)) = done {
+                out.sent += s;
+                out.delivered += d;
+                if s > d {
+                    out.failed_to.insert(to, s - d);
+                }
             }
         }
-        (sent, delivered, sent - delivered)
+        out
     }
 
     /// One `system.multicall` of `batch` to `to` (waiting for a slot first); returns
@@ -744,6 +758,15 @@ fn int(n: u64) -> i32 {
 enum Protocol {
     Om,
     Sm,
+}
+
+/// What sending one round did.
+#[derive(Debug, Default)]
+struct RoundSent {
+    sent: u64,
+    delivered: u64,
+    /// Messages not delivered, by receiver.
+    failed_to: BTreeMap<String, u64>,
 }
 
 /// What a node owes a round: one received message's relay (or the commander's order) to all

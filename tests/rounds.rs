@@ -1,0 +1,388 @@
+//! Agreement in explicit rounds: late messages are refused and counted, verdicts are never
+//! false (a run whose loyal nodes were late, failed or were lost is void, exit 3), budgets
+//! refuse runs too large, and a participant that does not speak the extension is named.
+//! Each test starts its own cluster on a free port block.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use dxr::Value;
+use serde_json::Value as Json;
+
+fn client(base: u16, n: usize, extra_global: &[&str], args: &[&str]) -> (i32, Json, String) {
+    let mut cmd = Command::new(client_bin());
+    cmd.args([
+        "--port-base",
+        &base.to_string(),
+        "--cluster-size",
+        &n.to_string(),
+    ])
+    .args(extra_global)
+    .args(args)
+    .arg("--json");
+    let (code, out, err) = run(cmd, Duration::from_secs(120));
+    (code, serde_json::from_str(&out).unwrap_or(Json::Null), err)
+}
+
+fn generated(n: usize, extra: &[&str]) -> (Proc, u16) {
+    let base = port_base();
+    let (b, n_s) = (base.to_string(), n.to_string());
+    let mut args = vec![
+        "--port-base",
+        b.as_str(),
+        "--cluster-size",
+        n_s.as_str(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let ports: Vec<u16> = (0..n as u16).map(|i| base + i).collect();
+    (Proc::rust_server(&args, &ports), base)
+}
+
+fn int(i: i32) -> Value {
+    Value::Integer(i)
+}
+
+fn arr(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|x| s(x)).collect())
+}
+
+fn member<'a>(v: &'a Value, key: &str) -> &'a Value {
+    match v {
+        Value::Struct(m) => m.get(key).unwrap_or_else(|| panic!("no {key} in {v:?}")),
+        other => panic!("not a struct: {other:?}"),
+    }
+}
+
+/// Round closing on one node, over the wire: a message of a closed round is refused as late
+/// and counted by sender; rounds run in order and once; decide closes everything.
+#[test]
+fn late_messages_are_refused_and_counted() {
+    let (_server, base) = rust_cluster(&["--faulty", ""]);
+    let q = port_of(base, 'Q');
+    let start = [
+        s("late-1"),
+        s("P"),
+        arr(&["P", "Q", "R", "S"]),
+        int(1),
+        int(1000),
+        s("1"),
+    ];
+    assert_eq!(call(q, "om_start", &start), Ok(s("ok")));
+    // Round 1 is open (or not yet opened): the commander's message is stored.
+    assert_eq!(
+        call(q, "om_message", &[s("late-1"), arr(&["P"]), s("attack")]),
+        Ok(s("ok"))
+    );
+    let r1 = call(q, "om_round", &[s("late-1"), int(1)]).unwrap();
+    assert_eq!(member(&r1, "due"), &int(0), "Q owes nothing in round 1");
+    let again = call(q, "om_round", &[s("late-1"), int(1)]).unwrap_err();
+    assert!(again.1.contains("round 1 already ran"), "{again:?}");
+    // Round 2: Q relays [P] to R and S, which know no run late-1: both fail.
+    let r2 = call(q, "om_round", &[s("late-1"), int(2)]).unwrap();
+    assert_eq!(
+        (
+            member(&r2, "due"),
+            member(&r2, "sent"),
+            member(&r2, "delivered"),
+            member(&r2, "failed")
+        ),
+        (&int(2), &int(2), &int(0), &int(2)),
+        "{r2:?}"
+    );
+    // Round 1 is closed now: a round-1 message is late.
+    let late = call(q, "om_message", &[s("late-1"), arr(&["P"]), s("retreat")]).unwrap_err();
+    assert_eq!(
+        late,
+        (1, "<class 'ValueError'>:late: round 1 is closed (this node is in round 2) in run 'late-1'".into())
+    );
+    // Round 2 is still open: R's relay is stored.
+    assert_eq!(
+        call(
+            q,
+            "om_message",
+            &[s("late-1"), arr(&["P", "R"]), s("attack")]
+        ),
+        Ok(s("ok"))
+    );
+    let decided = call(q, "om_decide", &[s("late-1")]).unwrap();
+    assert_eq!(member(&decided, "decision"), &s("attack"));
+    assert_eq!(
+        member(&decided, "failed"),
+        &Value::Array(vec![int(0), int(2)])
+    );
+    assert_eq!(
+        member(&decided, "late"),
+        &Value::Struct([("P".to_string(), int(1))].into())
+    );
+    // After decide every round is closed.
+    let after = call(
+        q,
+        "om_message",
+        &[s("late-1"), arr(&["P", "S"]), s("attack")],
+    )
+    .unwrap_err();
+    assert!(after.1.contains("late: round 2 is closed"), "{after:?}");
+}
+
+/// A traitor slower than the round timeout: its messages arrive after their round closed,
+/// are refused as late, and count as missing; IC1 and IC2 still hold and the run is valid.
+#[test]
+fn delay_traitor_beyond_the_round_timeout_leaves_agreement_holding() {
+    let (_server, base) = generated(4, &["--faulty", "", "--behaviour", "N2=delay:700"]);
+    let (code, j, err) = client(
+        base,
+        4,
+        &[],
+        &["om", "-m", "1", "--seed", "3", "--round-timeout-ms", "200"],
+    );
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["verdict"], "holds", "{j}");
+    assert_eq!(j["traitors"], serde_json::json!(["N2"]));
+    for d in j["decisions"].as_object().unwrap().values() {
+        assert_eq!(d, "attack", "{j}");
+    }
+    // N2's two relays of round 2 came late (or not at all): at most 4 of 6 delivered.
+    let r2 = j["messages_per_round"][1].as_u64().unwrap();
+    assert!(r2 <= 4, "{j}");
+}
+
+/// A TCP proxy in front of one node that passes everything until it has answered one
+/// `om_round`, then cuts every connection and refuses new ones: the node "dies" between
+/// rounds 1 and 2, seen from everyone else.
+struct Cutter {
+    port: u16,
+}
+
+impl Cutter {
+    fn start(upstream: u16) -> Cutter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let armed = Arc::new(AtomicBool::new(false));
+                let pipe = |mut from: TcpStream, mut to: TcpStream, request: bool| {
+                    let (cut, armed) = (cut.clone(), armed.clone());
+                    std::thread::spawn(move || {
+                        from.set_read_timeout(Some(Duration::from_millis(20)))
+                            .unwrap();
+                        let mut buf = [0u8; 65536];
+                        loop {
+                            if cut.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    let chunk = &buf[..n];
+                                    if request && chunk.windows(8).any(|w| w == b"om_round") {
+                                        armed.store(true, Ordering::SeqCst);
+                                    }
+                                    if to.write_all(chunk).is_err() {
+                                        break;
+                                    }
+                                    if !request && armed.load(Ordering::SeqCst) {
+                                        // The om_round answer went through: the node dies.
+                                        cut.store(true, Ordering::SeqCst);
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pipe(server, client, false);
+            }
+        });
+        Cutter { port }
+    }
+}
+
+/// A loyal node lost between rounds: the run is void (exit 3) and names it, instead of
+/// blaming the algorithm.
+#[test]
+fn loyal_node_lost_between_rounds_makes_the_run_void() {
+    let base = port_base();
+    let b = base.to_string();
+    // N3 alone in its own process, the others in another; everyone reaches N3 through the
+    // cutter.
+    let _n3 = Proc::rust_server(
+        &[
+            "--port-base",
+            &b,
+            "--cluster-size",
+            "4",
+            "--nodes",
+            "N3",
+            "--quiet",
+        ],
+        &[base + 3],
+    );
+    let cutter = Cutter::start(base + 3);
+    let peer = format!("N3=http://127.0.0.1:{}/", cutter.port);
+    let _rest = Proc::rust_server(
+        &[
+            "--port-base",
+            &b,
+            "--cluster-size",
+            "4",
+            "--nodes",
+            "N0,N1,N2",
+            "--quiet",
+            "--peer",
+            &peer,
+        ],
+        &[base, base + 1, base + 2],
+    );
+    let (code, j, err) = client(
+        base,
+        4,
+        &["--peer", &peer],
+        &["om", "-m", "1", "--seed", "5"],
+    );
+    assert_eq!(code, 3, "{j} {err}");
+    assert_eq!(j["verdict"], "void", "{j}");
+    let reasons = j["void_reasons"].to_string();
+    assert!(reasons.contains("N3"), "{reasons}");
+    assert!(reasons.contains("round 2"), "{reasons}");
+    // N3 is down from now on: a node lost before the run counts as a traitor (a crash is one
+    // way to fail), one faulty node is within m = 1, and the run is valid again.
+    let (code, j, err) = client(
+        base,
+        4,
+        &["--peer", &peer],
+        &["om", "-m", "1", "--seed", "6"],
+    );
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["verdict"], "holds", "{j}");
+    assert_eq!(j["behaviours"]["N3"], "unreachable", "{j}");
+    assert!(err.contains("error: node N3"), "{err}");
+}
+
+/// No node answers: not "holds" (as it once was), but void, exit 3.
+#[test]
+fn unreachable_cluster_is_void_not_holding() {
+    let base = port_base(); // nothing listens there
+    let (code, j, err) = client(base, 4, &[], &["om", "-m", "1", "--seed", "1"]);
+    assert_eq!(code, 3, "{j} {err}");
+    assert_eq!(j["verdict"], "void");
+    assert!(
+        j["void_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("more than m = 1"),
+        "{j}"
+    );
+    assert!(err.contains("error: node N0"), "{err}");
+}
+
+/// The original server (the Python stand-in without --agreement) is named and refused before
+/// any run starts: exit 2.
+#[test]
+fn original_server_is_refused_before_the_run() {
+    let base = port_base();
+    let b = base.to_string();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let _py = Proc::python_server(&["--port-base", &b], &ports);
+    let mut cmd = Command::new(client_bin());
+    cmd.args(["--port-base", &b, "om", "-m", "1", "--seed", "1"]);
+    let (code, out, err) = run(cmd, Duration::from_secs(60));
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("node P ("), "{err}");
+    assert!(err.contains("looks like the original server.py"), "{err}");
+    assert!(!out.contains("holds"), "{out}");
+}
+
+/// Budgets: the driver refuses a run over --max-messages with the count (exit 2, at once);
+/// a node refuses an om_start over its --max-run-messages.
+#[test]
+fn runs_over_budget_are_refused_by_driver_and_node() {
+    let (_server, base) = generated(16, &["--faulty", "", "--max-run-messages", "100"]);
+    // OM(5) over 16 nodes: 15 + 210 + 2,730 + 32,760 + 360,360 + 3,603,600 messages.
+    let started = std::time::Instant::now();
+    let (code, _, err) = client(base, 16, &[], &["om", "-m", "5", "--seed", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("sends up to 3999675 messages, more than --max-messages 1000000"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // OM(1) over 16 nodes (15 + 210 = 225 messages) passes the driver but not the nodes' 100.
+    let q = base + 1;
+    let nodes: Vec<String> = (0..16).map(|i| format!("N{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let refused = call(
+        q,
+        "om_start",
+        &[s("big"), s("N0"), arr(&nodes), int(1), int(500), s("1")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused.1,
+        "<class 'ValueError'>:a run of 225 messages is over this node's budget of 100 (server --max-run-messages)"
+    );
+    // Through the client: the nodes' refusals make the run void (loyal nodes could not start).
+    let (code, j, _) = client(base, 16, &[], &["om", "-m", "1", "--seed", "1"]);
+    assert_eq!(code, 3, "{j}");
+    assert!(
+        j["void_reasons"]
+            .to_string()
+            .contains("over this node's budget"),
+        "{j}"
+    );
+}
+
+/// OM(4) over 13 loyal nodes (108,384 messages): holds, every message delivered. Release
+/// timing is in the benchmark; here only correctness (debug build, generous round timeout).
+#[test]
+fn om4_over_13_nodes_holds() {
+    let (_server, base) = generated(13, &["--faulty", ""]);
+    let (code, j, err) = client(
+        base,
+        13,
+        &[],
+        &[
+            "om",
+            "-m",
+            "4",
+            "--seed",
+            "1",
+            "--round-timeout-ms",
+            "60000",
+        ],
+    );
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["verdict"], "holds");
+    assert_eq!(j["messages"], 108_384);
+    assert_eq!(
+        j["messages_per_round"],
+        serde_json::json!([12, 132, 1320, 11880, 95040])
+    );
+}
