@@ -6,6 +6,8 @@
 //! costs a few milliseconds of binding and keeps cases independent. The first case that
 //! violates IC1 or IC2 is kept in full as the counterexample.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::behaviour::Behaviour;
@@ -33,6 +35,8 @@ pub struct Explore {
     pub round_timeout: Duration,
     /// Seed of the first case; case `i` uses `seed + i`.
     pub seed: u64,
+    /// Cases run at once (each against its own in-process cluster); at least 1.
+    pub jobs: usize,
 }
 
 /// The behaviours explored by default: every deterministic one that lies or withholds.
@@ -238,20 +242,39 @@ pub async fn explore(
         void: 0,
         counterexample: None,
     };
-    for (i, case) in all.iter().enumerate() {
-        let outcome = run_case(e, case).await.map_err(DriveError::Invalid)?;
+    // Cases run `jobs` at a time; results are taken in case order, so the counterexample
+    // reported is the first one whatever the timing.
+    let e = Arc::new(e.clone());
+    let mut running = tokio::task::JoinSet::new();
+    let mut done: BTreeMap<usize, Outcome> = BTreeMap::new();
+    let mut next = 0;
+    let mut finished = 0;
+    while finished < all.len() {
+        while next < all.len() && running.len() < e.jobs.max(1) {
+            let (e, case) = (e.clone(), all[next].clone());
+            let i = next;
+            running.spawn(async move { (i, run_case(&e, &case).await) });
+            next += 1;
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (i, outcome) = joined.map_err(|err| DriveError::Invalid(err.to_string()))?;
+        done.insert(i, outcome.map_err(DriveError::Invalid)?);
+        finished += 1;
+        progress(finished, all.len());
+    }
+    for (i, outcome) in done {
         summary.cases += 1;
         if outcome.is_void() {
             summary.void += 1;
-            progress(i + 1, all.len());
             continue;
         }
         summary.ic1_held += usize::from(outcome.ic1);
         summary.ic2_held += usize::from(outcome.ic2);
         if !outcome.holds() && summary.counterexample.is_none() {
-            summary.counterexample = Some((case.clone(), outcome));
+            summary.counterexample = Some((all[i].clone(), outcome));
         }
-        progress(i + 1, all.len());
     }
     Ok(summary)
 }
@@ -282,6 +305,7 @@ mod tests {
                 allow_unsafe: true,
                 round_timeout: Duration::from_millis(50),
                 seed: 1,
+                jobs: 1,
             };
             let all = cases(&e);
             assert_eq!(

@@ -137,6 +137,10 @@ struct ExploreArgs {
     /// Seed of the first case (case i uses seed + i) [default: random, printed].
     #[arg(long)]
     seed: Option<u64>,
+    /// Cases run at once, each against its own in-process cluster [default: the number of
+    /// cores]. The report is the same whatever this is.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 /// Options of an agreement run.
@@ -170,15 +174,29 @@ struct Agreement {
     json: bool,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        None => original(&cli).await,
-        Some(Command::Om(a)) => agreement(&cli.common, Protocol::Om, a).await,
-        Some(Command::Sm(a)) => agreement(&cli.common, Protocol::Sm, a).await,
-        Some(Command::Explore(e)) => explore(e).await,
+    // One thread is fastest for a client that only makes calls; the explorer hosts whole
+    // clusters in-process and runs cases in parallel, so it gets every core.
+    let runtime = match &cli.command {
+        Some(Command::Explore(_)) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("client: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            None => original(&cli).await,
+            Some(Command::Om(a)) => agreement(&cli.common, Protocol::Om, a).await,
+            Some(Command::Sm(a)) => agreement(&cli.common, Protocol::Sm, a).await,
+            Some(Command::Explore(e)) => explore(e).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -426,6 +444,10 @@ async fn explore(a: &ExploreArgs) -> anyhow::Result<ExitCode> {
         allow_unsafe: a.allow_unsafe,
         round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
         seed,
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
     };
     let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
     let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
