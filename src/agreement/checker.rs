@@ -236,16 +236,16 @@ impl Outcome {
         }
         if self.is_void() {
             out += &format!(
-                "VOID: the simulation could not keep OM/SM's assumptions (every loyal node's \
-                 messages delivered within its round of {} ms), so this run says nothing about \
-                 the algorithm:\n",
+                "VOID: the simulation could not keep the algorithm's assumption (every loyal \
+                 node's messages\ndelivered within its round of {} ms); this run says nothing \
+                 about the algorithm:\n",
                 self.round_timeout_ms
             );
             for r in &self.void_reasons {
                 out += &format!("  {r}\n");
             }
             out += "Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check \
-                    that every node is up and reachable.\n";
+                    that every\nnode is up and reachable.\n";
             return out;
         }
         let verdict = |ok: bool| if ok { "holds" } else { "VIOLATED" };

@@ -179,8 +179,12 @@ fn main() -> ExitCode {
     // One thread is fastest for a client that only makes calls; the explorer hosts whole
     // clusters in-process and runs cases in parallel, so it gets every core.
     let runtime = match &cli.command {
-        Some(Command::Explore(_)) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(Command::Explore(_)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
     };
     let runtime = match runtime {
         Ok(r) => r,
