@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The body of scripts/bench.sh: start servers, run the loads and scenarios, print the table.
 
-Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick]   (bench.sh builds first)
+Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick] [--heavy]   (bench.sh builds first)
 Standard library only. Every process it starts is stopped in a finally block.
 """
 import argparse
@@ -82,7 +82,12 @@ def loadgen(port, conns, duration, mix="receive_message"):
 
 
 def wall(cmd, runs):
-    """Median whole-process wall time of `cmd` in milliseconds, after one warm-up run."""
+    """Median whole-process wall time of `cmd` in milliseconds, after one warm-up run
+    (runs = 0: a single run, no warm-up)."""
+    if runs == 0:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+        return (time.perf_counter() - t0) * 1000
     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
     times = []
     for _ in range(runs):
@@ -107,6 +112,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--heavy", action="store_true",
+                    help="also explore n=10 m=3 (7,352 cases) and force OM(5) over 16 nodes (minutes)")
     args = ap.parse_args()
     dur = 1.0 if args.quick else args.duration
     rounds = 1 if args.quick else 3
@@ -204,6 +211,63 @@ def main():
         rows.append(("OM(3) n=10 (3609 messages), Rust", "client wall ms", float("nan"), t_om, "-"))
         mem["10 nodes, after OM(3) runs"] = (0, peak_rss_kb(rs))
         stop(rs)
+
+        # 5. Agreement in explicit rounds (no Python side: the stand-in has no SM and is not
+        # built for these sizes).
+        client = os.path.join(REL, "client")
+        server = os.path.join(REL, "server")
+        # OM(3), n=10, three traitors, one of them silent: rounds end when everyone answered,
+        # so the silent one costs no waiting.
+        rb = free_base(12)
+        rs = start([server, "--port-base", str(rb), "--cluster-size", "10", "--quiet",
+                    "--behaviour", "N3=silent", "--behaviour", "N5=flip", "--behaviour", "N7=two-faced"],
+                   [rb + i for i in range(10)])
+        cmd = [client, "--port-base", str(rb), "--cluster-size", "10", "om", "-m", "3", "--seed", "1", "--json"]
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        if '"verdict":"holds"' not in out:
+            sys.exit(f"OM(3) n=10 with a silent traitor did not hold: {out}")
+        rows.append(("OM(3) n=10, 3 traitors (1 silent)", "client wall ms", float("nan"),
+                     wall(cmd, 1 if args.quick else 5), "target <= 150"))
+        stop(rs)
+        # OM(4), n=13, all loyal: 108,384 messages.
+        rb = free_base(15)
+        rs = start([server, "--port-base", str(rb), "--cluster-size", "13", "--faulty", "", "--quiet"],
+                   [rb + i for i in range(13)])
+        cmd = [client, "--port-base", str(rb), "--cluster-size", "13", "om", "-m", "4", "--seed", "1", "--json"]
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        if '"verdict":"holds"' not in out or '"messages":108384' not in out:
+            sys.exit(f"OM(4) n=13 did not deliver 108,384 messages and hold: {out}")
+        rows.append(("OM(4) n=13 loyal (108,384 messages)", "client wall ms", float("nan"),
+                     wall(cmd, 1 if args.quick else 3), "target <= 2000"))
+        mem["13 nodes, after OM(4) runs"] = (0, peak_rss_kb(rs))
+        stop(rs)
+        # OM(5), n=16: refused by the driver before anything is sent.
+        t0 = time.perf_counter()
+        r = subprocess.run([client, "--port-base", str(rb), "--cluster-size", "16", "om", "-m", "5"],
+                           capture_output=True, text=True)
+        refused_ms = (time.perf_counter() - t0) * 1000
+        if r.returncode != 2 or "3999675" not in r.stderr:
+            sys.exit(f"OM(5) n=16 was not refused with its count: {r.returncode} {r.stderr}")
+        rows.append(("OM(5) n=16 (3,999,675 messages), refused", "client wall ms", float("nan"),
+                     refused_ms, "target < 1000, exit 2"))
+        # The explorer.
+        for n, m in ((4, 1), (7, 2)):
+            cmd = [client, "explore", "--protocol", "om", "-n", str(n), "-m", str(m), "--seed", "1"]
+            rows.append((f"explore OM({m}) n={n}", "wall ms", float("nan"), wall(cmd, 1 if args.quick else 3),
+                         "target <= 500" if n == 4 else "target <= 5000"))
+        if args.heavy:
+            cmd = [client, "explore", "--protocol", "om", "-n", "10", "-m", "3", "--seed", "1"]
+            rows.append(("explore OM(3) n=10 (7,352 cases)", "wall ms", float("nan"), wall(cmd, 0),
+                         "target <= 120000"))
+            rb = free_base(18)
+            rs = start([server, "--port-base", str(rb), "--cluster-size", "16", "--faulty", "", "--quiet",
+                        "--max-run-messages", "10000000"], [rb + i for i in range(16)])
+            cmd = [client, "--port-base", str(rb), "--cluster-size", "16", "om", "-m", "5", "--seed", "1",
+                   "--max-messages", "10000000", "--json"]
+            rows.append(("OM(5) n=16 forced (3,999,675 messages)", "client wall ms", float("nan"),
+                         wall(cmd, 0), ""))
+            mem["16 nodes, after a forced OM(5)"] = (0, peak_rss_kb(rs))
+            stop(rs)
     finally:
         for p in PROCS:
             if p.poll() is None:
