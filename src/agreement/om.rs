@@ -50,8 +50,22 @@ pub struct OmRun {
     nodes: Arc<[String]>,
     commander: usize,
     m: usize,
-    received: HashMap<Vec<usize>, String>,
+    /// Received values by packed path ([`pack`]), each an index into `values`: OM(m) stores
+    /// up to n^m messages per lieutenant, so 12 bytes an entry rather than two allocations.
+    received: HashMap<u64, u32>,
+    /// The distinct values received (interned), and their ids.
+    values: Vec<Arc<str>>,
+    value_ids: HashMap<Arc<str>, u32>,
     expected: usize,
+}
+
+/// A path of node indices as one integer: 7 bits per node (index + 1, so no path is a prefix
+/// of another's code), at most 9 nodes (m <= 8, n <= 64; checked by the engine, and paths
+/// beyond that never occur: `path_indices` bounds them by m + 1).
+fn pack(path: &[usize]) -> u64 {
+    path.iter().take(9).enumerate().fold(0u64, |code, (k, &i)| {
+        code | (((i as u64 & 0x7f) + 1) << (7 * k))
+    })
 }
 
 /// Number of messages sent in round `k` (1-based) of OM(m) among `n` nodes:
@@ -97,6 +111,9 @@ impl OmRun {
     /// A run among `nodes` (commander included) as seen by `me`.
     pub fn new(me: &str, commander: &str, nodes: &[String], m: usize) -> Result<Self, String> {
         check_run(me, commander, nodes)?;
+        if m >= MAX_PATH {
+            return Err(format!("m must be 0..={}", MAX_PATH - 1));
+        }
         if m + 1 >= nodes.len() && m > 0 {
             return Err(format!("m = {m} needs more than {} nodes", m + 1));
         }
@@ -104,7 +121,7 @@ impl OmRun {
         // Paths this lieutenant receives: [C] followed by k distinct other lieutenants,
         // k = 0..m, none of them me: sum of P(n-2, k).
         let others = nodes.len().saturating_sub(2);
-        let expected = (0..=m)
+        let expected: usize = (0..=m)
             .map(|k| (0..k).map(|j| others.saturating_sub(j)).product::<usize>())
             .sum();
         Ok(OmRun {
@@ -112,7 +129,11 @@ impl OmRun {
             nodes: nodes.into(),
             commander: commander_ix,
             m,
-            received: HashMap::new(),
+            // Sized once for the whole run: no doubling (and no old table beside the new one
+            // while it grows) in the last round, where most messages come.
+            received: HashMap::with_capacity(expected.min(1 << 20)),
+            values: Vec::new(),
+            value_ids: HashMap::new(),
             expected,
         })
     }
@@ -143,7 +164,7 @@ impl OmRun {
 
     /// The commander's round 1: its order for every lieutenant.
     pub fn command(&self, order: &str) -> Broadcast {
-        broadcast(&self.nodes, &self.me, &[], order)
+        broadcast(&self.nodes, &self.me, &[], &Arc::from(order))
     }
 
     /// Take a message; returns the relays it causes (none for a duplicate). An invalid path
@@ -153,14 +174,26 @@ impl OmRun {
             return Err("the commander receives no messages".into());
         }
         let ix = self.path_indices(path)?;
-        if self.received.contains_key(&ix) {
+        let code = pack(&ix);
+        if self.received.contains_key(&code) {
             return Ok(Broadcast::default());
         }
-        self.received.insert(ix.clone(), value.to_string());
+        let id = match self.value_ids.get(value) {
+            Some(&id) => id,
+            None => {
+                let id = self.values.len() as u32;
+                let shared: Arc<str> = Arc::from(value);
+                self.values.push(shared.clone());
+                self.value_ids.insert(shared, id);
+                id
+            }
+        };
+        self.received.insert(code, id);
         if path.len() > self.m {
             return Ok(Broadcast::default());
         }
-        Ok(broadcast(&self.nodes, &self.me, &ix, value))
+        let shared = self.values[id as usize].clone();
+        Ok(broadcast(&self.nodes, &self.me, &ix, &shared))
     }
 
     fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, String> {
@@ -194,7 +227,7 @@ impl OmRun {
         let mut out = Vec::new();
         let mut stack = vec![vec![self.commander]];
         while let Some(mut path) = stack.pop() {
-            let received = self.received.get(&path).cloned();
+            let received = self.received_at(&path).map(str::to_string);
             let value = self.value(&mut path, me).to_string();
             if path.len() < self.m + 1 {
                 for j in (0..self.nodes.len()).rev() {
@@ -214,11 +247,15 @@ impl OmRun {
         out
     }
 
+    fn received_at(&self, path: &[usize]) -> Option<&str> {
+        self.received
+            .get(&pack(path))
+            .and_then(|&id| self.values.get(id as usize))
+            .map(|v| &**v)
+    }
+
     fn value(&self, path: &mut Vec<usize>, me: usize) -> &str {
-        let direct = self
-            .received
-            .get(path.as_slice())
-            .map_or(RETREAT, String::as_str);
+        let direct = self.received_at(path).unwrap_or(RETREAT);
         if path.len() == self.m + 1 {
             return direct;
         }
@@ -243,18 +280,27 @@ impl OmRun {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Broadcast {
     nodes: Arc<[String]>,
-    /// Indices of the relay path, ending with the sender.
-    path: Vec<u16>,
-    value: String,
+    /// Indices of the relay path, ending with the sender (`len` of them; at most 9, m <= 8).
+    path: [u16; MAX_PATH],
+    len: u8,
+    /// Shared by every relay of the same value.
+    value: Arc<str>,
 }
+
+/// Longest relay path: m + 1 with m <= 8.
+const MAX_PATH: usize = 9;
 
 impl Broadcast {
     /// Number of messages (receivers): every node not on the path.
     pub fn len(&self) -> usize {
-        if self.path.is_empty() {
+        if self.len == 0 {
             return 0;
         }
-        self.nodes.len().saturating_sub(self.path.len())
+        self.nodes.len().saturating_sub(usize::from(self.len))
+    }
+
+    fn indices(&self) -> &[u16] {
+        &self.path[..usize::from(self.len)]
     }
 
     /// No receiver: nothing to send.
@@ -269,7 +315,7 @@ impl Broadcast {
 
     /// The relay path, ending with the sender.
     pub fn path(&self) -> Vec<String> {
-        self.path
+        self.indices()
             .iter()
             .map(|&i| self.nodes[usize::from(i)].clone())
             .collect()
@@ -277,8 +323,8 @@ impl Broadcast {
 
     /// The receivers, in the nodes' order.
     pub fn receivers(&self) -> impl Iterator<Item = &String> {
-        let on_path = |i: usize| self.path.iter().any(|&p| usize::from(p) == i);
-        let any = !self.path.is_empty();
+        let on_path = |i: usize| self.indices().iter().any(|&p| usize::from(p) == i);
+        let any = self.len > 0;
         self.nodes
             .iter()
             .enumerate()
@@ -300,7 +346,7 @@ impl Broadcast {
             .map(|(index, to)| Relay {
                 to: to.clone(),
                 path: path.clone(),
-                value: self.value.clone(),
+                value: self.value.to_string(),
                 index,
                 count,
             })
@@ -319,19 +365,25 @@ impl IntoIterator for Broadcast {
 /// `value` relayed along `path + [me]` (`taken`: the path's node indices) to every node
 /// neither on the path nor `me`, in the nodes' order: the commander's round 1 (empty path)
 /// and every relay, of OM and SM alike. `me` must be one of `nodes`.
-pub fn broadcast(nodes: &Arc<[String]>, me: &str, taken: &[usize], value: &str) -> Broadcast {
+pub fn broadcast(nodes: &Arc<[String]>, me: &str, taken: &[usize], value: &Arc<str>) -> Broadcast {
     let Some(me_ix) = nodes.iter().position(|n| n == me) else {
         return Broadcast::default();
     };
-    let path = taken
-        .iter()
-        .chain(std::iter::once(&me_ix))
-        .map(|&i| u16::try_from(i).unwrap_or(u16::MAX))
-        .collect();
+    if taken.len() >= MAX_PATH {
+        return Broadcast::default();
+    }
+    let mut path = [0u16; MAX_PATH];
+    for (slot, &i) in path
+        .iter_mut()
+        .zip(taken.iter().chain(std::iter::once(&me_ix)))
+    {
+        *slot = u16::try_from(i).unwrap_or(u16::MAX);
+    }
     Broadcast {
         nodes: nodes.clone(),
         path,
-        value: value.to_string(),
+        len: (taken.len() + 1) as u8,
+        value: value.clone(),
     }
 }
 

@@ -202,7 +202,10 @@ impl SmRun {
 
     /// The commander's round 1.
     pub fn command(&self, order: &str) -> SmBroadcast {
-        signed(broadcast(&self.nodes, &self.me, &[], order), &[])
+        signed(
+            broadcast(&self.nodes, &self.me, &[], &std::sync::Arc::from(order)),
+            &[],
+        )
     }
 
     /// Take a message. A message whose path or signatures do not check out is rejected:
@@ -234,7 +237,10 @@ impl SmRun {
         if !self.values.insert(value.to_string()) || path.len() > self.m {
             return Ok(SmBroadcast::default());
         }
-        Ok(signed(broadcast(&self.nodes, &self.me, &ix, value), sigs))
+        Ok(signed(
+            broadcast(&self.nodes, &self.me, &ix, &std::sync::Arc::from(value)),
+            sigs,
+        ))
     }
 
     /// `choice(V)`: the single value received, else `retreat`.
