@@ -25,8 +25,11 @@ use std::collections::BTreeMap;
 /// arguments.
 ///
 /// `client om` / `client sm`: Byzantine agreement (oral / signed messages) between the nodes,
-/// judged by the checker. Exit 0 when IC1 and IC2 hold, 1 when one is violated, 2 when the run
-/// is refused (too few nodes for -m) or the arguments are bad.
+/// in explicit rounds, judged by the checker. Exit 0 when IC1 and IC2 hold, 1 when one is
+/// violated, 2 when the run is refused (too few nodes for -m, over --max-messages, a node
+/// without the extension) or the arguments are bad, 3 when the run is void: the simulation
+/// could not keep the algorithm's assumptions (a loyal node late, failing or lost), so it
+/// shows nothing about the algorithm.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -99,8 +102,10 @@ struct Original {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run OM(m), oral messages (Lamport, Shostak, Pease 1982); needs n >= 3m+1.
+    /// Exit 0 holds, 1 violated, 2 refused, 3 void.
     Om(Agreement),
     /// Run SM(m), signed messages with ed25519; needs n >= m+2.
+    /// Exit 0 holds, 1 violated, 2 refused, 3 void.
     Sm(Agreement),
     /// Try every placement of up to m traitors (commander included), every behaviour and
     /// every order, each as a real run against a cluster started in-process on free ports.
