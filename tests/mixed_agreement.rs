@@ -134,13 +134,6 @@ fn assert_agreement(j: &Json, err: &str, code: i32, messages: u64, rounds: &[u64
     assert_eq!(j["expected_per_round"], serde_json::json!(rounds), "{j}");
 }
 
-fn member<'a>(v: &'a Value, key: &str) -> &'a Value {
-    match v {
-        Value::Struct(m) => m.get(key).unwrap_or_else(|| panic!("no {key} in {v:?}")),
-        other => panic!("not a struct: {other:?}"),
-    }
-}
-
 /// (a) OM(1), n = 4: Rust hosts N0, N2, Python hosts N1, N3; the two-faced traitor is the
 /// Python N3.
 #[test]

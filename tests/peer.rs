@@ -141,10 +141,8 @@ async fn answers_and_failures_map_to_error_kinds() {
     }
 }
 
-#[tokio::test]
-async fn chunked_reply_over_the_cap_is_cut_off() {
-    // No Content-Length: the cap must hold while reading.
-    let body = format!("{}{}", &OK_REPLY[..OK_REPLY.len() - 1], " ".repeat(200_000));
+/// A 200 answer carrying `body` in 8 KiB chunks, with no Content-Length.
+fn chunked(body: &str) -> Vec<u8> {
     let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for chunk in body.as_bytes().chunks(8192) {
         answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -152,7 +150,14 @@ async fn chunked_reply_over_the_cap_is_cut_off() {
         answer.extend_from_slice(b"\r\n");
     }
     answer.extend_from_slice(b"0\r\n\r\n");
-    let (url, _) = canned_peer(answer).await;
+    answer
+}
+
+#[tokio::test]
+async fn chunked_reply_over_the_cap_is_cut_off() {
+    // No Content-Length: the cap must hold while reading.
+    let body = format!("{}{}", &OK_REPLY[..OK_REPLY.len() - 1], " ".repeat(200_000));
+    let (url, _) = canned_peer(chunked(&body)).await;
     let peers = Peers::new(Duration::from_secs(5))
         .unwrap()
         .with_max_reply(100_000);
@@ -165,17 +170,7 @@ async fn chunked_reply_over_the_cap_is_cut_off() {
     let peers = Peers::new(Duration::from_secs(5))
         .unwrap()
         .with_max_reply(1 << 20);
-    let (url, _) = canned_peer({
-        let mut a = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
-        for chunk in body.as_bytes().chunks(8192) {
-            a.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            a.extend_from_slice(chunk);
-            a.extend_from_slice(b"\r\n");
-        }
-        a.extend_from_slice(b"0\r\n\r\n");
-        a
-    })
-    .await;
+    let (url, _) = canned_peer(chunked(&body)).await;
     assert!(peers.call(&url, "finalize_decision", &[]).await.is_ok());
 }
 

@@ -258,6 +258,14 @@ pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
     }
 }
 
+/// Member `key` of an XML-RPC struct (panics, naming it, when absent or not a struct).
+pub fn member<'a>(v: &'a Value, key: &str) -> &'a Value {
+    match v {
+        Value::Struct(m) => m.get(key).unwrap_or_else(|| panic!("no {key} in {v:?}")),
+        other => panic!("not a struct: {other:?}"),
+    }
+}
+
 pub fn s(v: &str) -> Value {
     Value::String(v.to_string())
 }
