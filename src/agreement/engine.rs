@@ -282,8 +282,12 @@ impl Engine {
         };
         self.recorder.restart(&start.run);
         let mut runs = self.lock();
-        // Starting a run id again replaces that run (one slot in the eviction queue).
+        // Starting a run id again replaces that run (one slot in the eviction queue), and
+        // frees what the old one held.
         runs.started.retain(|r| *r != start.run);
+        let freed = runs.om.remove(&start.run).map_or(0, |r| r.bytes)
+            + runs.sm.remove(&start.run).map_or(0, |r| r.bytes);
+        runs.bytes = runs.bytes.saturating_sub(freed);
         put(&mut runs, template);
         runs.started.push_back(start.run.clone());
         while runs.started.len() > MAX_RUNS {
@@ -332,10 +336,12 @@ impl Engine {
             return Err(too_long());
         }
         let mut runs = self.lock();
-        match protocol {
+        let (count, bytes) = match protocol {
             Protocol::Om => take_order(&self.me, run, runs.om.get_mut(run), order),
             Protocol::Sm => take_order(&self.me, run, runs.sm.get_mut(run), order),
-        }
+        }?;
+        runs.add_bytes(protocol, run, bytes as isize);
+        Ok(count)
     }
 
     /// Open round `round` of `run` here and send what it owes; the answer says how it went.
@@ -413,8 +419,8 @@ impl Engine {
         ]))
     }
 
-    /// Send one round's messages through the behaviour, batched per receiver; returns
-    /// (sent, delivered, failed). One task per receiver walks the round's broadcasts and sends
+    /// Send one round's messages through the behaviour, batched per receiver; returns what
+    /// was sent and delivered, and what failed per receiver. One task per receiver walks the round's broadcasts and sends
     /// that receiver's messages in batches of [`BATCH`], so only the batches in flight are
     /// ever expanded in memory.
     async fn send_round(
@@ -846,13 +852,14 @@ impl Commanded for SmRun {
     }
 }
 
-/// Record the commander's order once and queue its round-1 messages; returns their number.
+/// Record the commander's order once and queue its round-1 messages; returns their number
+/// and the bytes queued.
 fn take_order<R: Commanded>(
     me: &str,
     id: &str,
     run: Option<&mut Run<R>>,
     order: &str,
-) -> Result<usize, String> {
+) -> Result<(usize, usize), String> {
     let r = run.ok_or_else(|| unknown_run(id))?;
     if !r.run.is_commander() {
         return Err(fault::python(
@@ -868,10 +875,9 @@ fn take_order<R: Commanded>(
     }
     r.order = Some(order.to_string());
     let sends = r.run.command(order);
-    let count = sends.b.len();
-    r.bytes += sends.bytes();
+    let (count, bytes) = (sends.b.len(), sends.bytes());
     r.rounds.queue(1, vec![sends]);
-    Ok(count)
+    Ok((count, bytes))
 }
 
 impl Run<()> {
