@@ -18,6 +18,9 @@
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
 //! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
+//! - [`agreement`]: Byzantine agreement in explicit rounds: behaviours, OM(m) and SM(m) as
+//!   state machines, the per-node engine, the driver, the checker (holds/violated/void) and
+//!   the explorer;
 //! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
 #![warn(missing_docs)]
 
