@@ -26,7 +26,8 @@ Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; wit
                   silent, flip, two-faced, random, delay:MS, as the Rust server's flag; a
                   faulty P without one is deny:R,S. send_message keeps the original behaviour.
   --seed N        server seed of the random behaviour (XORed with each run's seed; default 0)
-  --rpc-timeout SECS  timeout of each om_message call to a peer (default 10)
+  --rpc-timeout SECS  longest wait for a peer's answer to one batch of a round (default 10;
+                  a batch never waits more than 3/4 of the run's round timeout either)
 
 Usage: python3 scripts/python/server.py [--port-base N] [--nodes P,Q,R,S] [--faulty P]
                                        [--cluster-size N]
@@ -508,8 +509,8 @@ class AgreementProcess(Process):
             state = self._run(run)
             relays = state.open(rnd)
             # a batch must be answered well within the round (as in Rust): a slow receiver
-            # makes its messages fail, not this node late
-            seed, timeout = state.seed, state.round_timeout * 0.75
+            # makes its messages fail, not this node late; --rpc-timeout caps it too
+            seed, timeout = state.seed, min(state.round_timeout * 0.75, self._rpc_timeout)
         report = self._send_round(run, rnd, seed, relays, timeout)
         with self._cond:
             r = state.reports[rnd - 1]
