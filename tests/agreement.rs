@@ -29,22 +29,6 @@ fn cluster(n: usize, behaviours: &[&str]) -> (Proc, u16) {
     (Proc::rust_server(&args, &ports), base)
 }
 
-/// `client --cluster-size n <protocol> ... --json`: (exit code, parsed JSON or null, stderr).
-fn run_client(base: u16, n: usize, args: &[&str]) -> (i32, Json, String) {
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "--cluster-size",
-        &n.to_string(),
-    ])
-    .args(args)
-    .arg("--json");
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
-    let json = serde_json::from_str(&out).unwrap_or(Json::Null);
-    (code, json, err)
-}
-
 fn decisions(j: &Json) -> Vec<(String, String)> {
     j["decisions"]
         .as_object()
@@ -66,7 +50,7 @@ fn rounds(j: &Json, key: &str) -> Vec<u64> {
 #[test]
 fn om_n4_m1_two_faced_lieutenant() {
     let (_s, base) = cluster(4, &["N2=two-faced"]);
-    let (code, j, err) = run_client(base, 4, &["om", "-m", "1", "--order", "attack"]);
+    let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--order", "attack"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["traitors"], serde_json::json!(["N2"]));
     assert_eq!(
@@ -86,7 +70,7 @@ fn om_n4_m1_two_faced_lieutenant() {
 fn om_n4_m1_two_faced_commander() {
     let (_s, base) = cluster(4, &["N0=two-faced"]);
     for order in ["attack", "retreat"] {
-        let (code, j, err) = run_client(base, 4, &["om", "-m", "1", "--order", order]);
+        let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--order", order]);
         assert_eq!(code, 0, "{j} {err}");
         let d = decisions(&j);
         assert_eq!(d.len(), 3);
@@ -102,7 +86,7 @@ fn om_n4_m1_two_faced_commander() {
 #[test]
 fn om_n7_m2_two_traitors_of_different_kinds() {
     let (_s, base) = cluster(7, &["N2=flip", "N5=two-faced"]);
-    let (code, j, err) = run_client(
+    let (code, j, err) = client_json(
         base,
         7,
         &["om", "-m", "2", "--order", "retreat", "--seed", "11"],
@@ -119,7 +103,7 @@ fn om_n7_m2_two_traitors_of_different_kinds() {
 #[test]
 fn om_below_the_bound_is_refused_unless_unsafe() {
     let (_s, base) = cluster(3, &["N2=flip"]);
-    let (code, _, err) = run_client(base, 3, &["om", "-m", "1"]);
+    let (code, _, err) = client_json(base, 3, &["om", "-m", "1"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("needs at least 4 nodes") && err.contains("--allow-unsafe"),
@@ -127,7 +111,7 @@ fn om_below_the_bound_is_refused_unless_unsafe() {
     );
     // With --allow-unsafe the impossibility shows: the loyal N1 hears attack from the loyal
     // commander and retreat from the traitor N2, has no majority, and retreats.
-    let (code, j, err) = run_client(
+    let (code, j, err) = client_json(
         base,
         3,
         &["om", "-m", "1", "--allow-unsafe", "--order", "attack"],
@@ -181,7 +165,7 @@ fn om_human_report_shows_counts_and_verdicts() {
 #[test]
 fn om_silent_traitor_messages_count_as_missing() {
     let (_s, base) = cluster(4, &["N1=silent"]);
-    let (code, j, err) = run_client(base, 4, &["om", "-m", "1"]);
+    let (code, j, err) = client_json(base, 4, &["om", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     // N1 relays nothing: 2 of round 2's 6 messages are missing.
     assert_eq!(rounds(&j, "messages_per_round"), [3, 4]);
@@ -191,7 +175,7 @@ fn om_silent_traitor_messages_count_as_missing() {
 #[test]
 fn sm_n3_m1_two_faced_commander_agrees() {
     let (_s, base) = cluster(3, &["N0=two-faced"]);
-    let (code, j, err) = run_client(base, 3, &["sm", "-m", "1"]);
+    let (code, j, err) = client_json(base, 3, &["sm", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     let d = decisions(&j);
     assert_eq!(d.len(), 2);
@@ -208,7 +192,7 @@ fn sm_n3_m1_two_faced_commander_agrees() {
 #[test]
 fn sm_altered_messages_are_rejected() {
     let (_s, base) = cluster(4, &["N2=flip"]);
-    let (code, j, err) = run_client(base, 4, &["sm", "-m", "1"]);
+    let (code, j, err) = client_json(base, 4, &["sm", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["rejected"], 2, "N2's two relays are forgeries");
     assert!(decisions(&j).iter().all(|(_, d)| d == "attack"));
@@ -218,7 +202,7 @@ fn sm_altered_messages_are_rejected() {
 #[test]
 fn sm_below_its_bound_is_refused() {
     let (_s, base) = cluster(3, &[]);
-    let (code, _, err) = run_client(base, 3, &["sm", "-m", "2"]);
+    let (code, _, err) = client_json(base, 3, &["sm", "-m", "2"]);
     assert_eq!(code, 2);
     assert!(err.contains("SM(2) needs at least 4 nodes"), "{err}");
 }

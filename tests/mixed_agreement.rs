@@ -89,20 +89,11 @@ impl Mixed {
     }
 }
 
+/// `client ... om ARGS --json` against the mixed cluster.
 fn om_client(base: u16, n: usize, args: &[&str]) -> (i32, Json, String) {
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "--cluster-size",
-        &n.to_string(),
-        "om",
-    ])
-    .args(args)
-    .arg("--json");
-    let (code, out, err) = run(cmd, Duration::from_secs(30));
-    let json = serde_json::from_str(&out).unwrap_or(Json::Null);
-    (code, json, err)
+    let mut all = vec!["om"];
+    all.extend_from_slice(args);
+    client_json(base, n, &all)
 }
 
 fn decisions(j: &Json) -> Vec<(String, String)> {

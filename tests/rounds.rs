@@ -14,22 +14,6 @@ use std::time::Duration;
 
 use common::*;
 use dxr::Value;
-use serde_json::Value as Json;
-
-fn client(base: u16, n: usize, extra_global: &[&str], args: &[&str]) -> (i32, Json, String) {
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "--cluster-size",
-        &n.to_string(),
-    ])
-    .args(extra_global)
-    .args(args)
-    .arg("--json");
-    let (code, out, err) = run(cmd, Duration::from_secs(120));
-    (code, serde_json::from_str(&out).unwrap_or(Json::Null), err)
-}
 
 fn generated(n: usize, extra: &[&str]) -> (Proc, u16) {
     let base = port_base();
@@ -132,10 +116,9 @@ fn delay_traitor_beyond_the_round_timeout_leaves_agreement_holding() {
     // Margins wide enough for a loaded debug build: loyal rounds take milliseconds, N2 waits
     // 2.5 s before answering anything, the round timeout is 1 s.
     let (_server, base) = generated(4, &["--faulty", "", "--behaviour", "N2=delay:2500"]);
-    let (code, j, err) = client(
+    let (code, j, err) = client_json(
         base,
         4,
-        &[],
         &["om", "-m", "1", "--seed", "3", "--round-timeout-ms", "1000"],
     );
     assert_eq!(code, 0, "{j} {err}");
@@ -256,12 +239,7 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
         ],
         &[base, base + 1, base + 2],
     );
-    let (code, j, err) = client(
-        base,
-        4,
-        &["--peer", &peer],
-        &["om", "-m", "1", "--seed", "5"],
-    );
+    let (code, j, err) = client_json(base, 4, &["--peer", &peer, "om", "-m", "1", "--seed", "5"]);
     assert_eq!(code, 3, "{j} {err}");
     assert_eq!(j["verdict"], "void", "{j}");
     let reasons = j["void_reasons"].to_string();
@@ -269,12 +247,7 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
     assert!(reasons.contains("round 2"), "{reasons}");
     // N3 is down from now on: a node lost before the run counts as a traitor (a crash is one
     // way to fail), one faulty node is within m = 1, and the run is valid again.
-    let (code, j, err) = client(
-        base,
-        4,
-        &["--peer", &peer],
-        &["om", "-m", "1", "--seed", "6"],
-    );
+    let (code, j, err) = client_json(base, 4, &["--peer", &peer, "om", "-m", "1", "--seed", "6"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds", "{j}");
     assert_eq!(j["behaviours"]["N3"], "unreachable", "{j}");
@@ -285,7 +258,7 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
 #[test]
 fn unreachable_cluster_is_void_not_holding() {
     let base = port_base(); // nothing listens there
-    let (code, j, err) = client(base, 4, &[], &["om", "-m", "1", "--seed", "1"]);
+    let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--seed", "1"]);
     assert_eq!(code, 3, "{j} {err}");
     assert_eq!(j["verdict"], "void");
     assert!(
@@ -322,7 +295,7 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
     let (_server, base) = generated(16, &["--faulty", "", "--max-run-messages", "100"]);
     // OM(5) over 16 nodes: 15 + 210 + 2,730 + 32,760 + 360,360 + 3,603,600 messages.
     let started = std::time::Instant::now();
-    let (code, _, err) = client(base, 16, &[], &["om", "-m", "5", "--seed", "1"]);
+    let (code, _, err) = client_json(base, 16, &["om", "-m", "5", "--seed", "1"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("sends up to 3999675 messages, more than --max-messages 1000000"),
@@ -344,7 +317,7 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
         "<class 'ValueError'>:a run of 225 messages is over this node's budget of 100 (server --max-run-messages)"
     );
     // Through the client: the nodes' refusals make the run void (loyal nodes could not start).
-    let (code, j, _) = client(base, 16, &[], &["om", "-m", "1", "--seed", "1"]);
+    let (code, j, _) = client_json(base, 16, &["om", "-m", "1", "--seed", "1"]);
     assert_eq!(code, 3, "{j}");
     assert!(
         j["void_reasons"]
@@ -359,10 +332,9 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
 #[test]
 fn om4_over_13_nodes_holds() {
     let (_server, base) = generated(13, &["--faulty", ""]);
-    let (code, j, err) = client(
+    let (code, j, err) = client_json(
         base,
         13,
-        &[],
         &[
             "om",
             "-m",

@@ -583,10 +583,7 @@ impl Engine {
                 .receive(path, value)
                 .map_err(|e| fault::python("ValueError", &e))?,
         );
-        let bytes = message_bytes(path, value) + relay.bytes();
-        if !relay.b.is_empty() {
-            r.rounds.queue(path.len() + 1, vec![relay]);
-        }
+        let bytes = stored(&mut r.rounds, path, value, relay);
         runs.add_bytes(Protocol::Om, run, bytes as isize);
         Ok(())
     }
@@ -615,10 +612,7 @@ impl Engine {
         r.rounds
             .spend()
             .map_err(|e| fault::python("ValueError", &e.to_string()))?;
-        let bytes = message_bytes(path, value) + relay.bytes();
-        if !relay.b.is_empty() {
-            r.rounds.queue(path.len() + 1, vec![relay]);
-        }
+        let bytes = stored(&mut r.rounds, path, value, relay);
         runs.add_bytes(Protocol::Sm, run, bytes as isize);
         Ok(())
     }
@@ -744,10 +738,20 @@ fn check_bytes(bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Queue the relays a stored message of `path` causes for the next round; returns the bytes
+/// the run now holds for it.
+fn stored(rounds: &mut Rounds<Pending>, path: &[String], value: &str, relay: Pending) -> usize {
+    let bytes = message_bytes(value) + relay.bytes();
+    if !relay.b.is_empty() {
+        rounds.queue(path.len() + 1, vec![relay]);
+    }
+    bytes
+}
+
 /// What storing one message costs a run: a packed path and a value id in the run's table
 /// (`OmRun`), or a signature chain checked and dropped (`SmRun` keeps only its value set); the
 /// value itself only when new, which the 1 KiB cap bounds.
-fn message_bytes(_path: &[String], value: &str) -> usize {
+fn message_bytes(value: &str) -> usize {
     24 + value.len().min(64)
 }
 

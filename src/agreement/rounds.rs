@@ -70,16 +70,6 @@ impl<T> Rounds<T> {
         }
     }
 
-    /// The run's number of rounds.
-    pub fn rounds(&self) -> usize {
-        self.rounds
-    }
-
-    /// The highest round opened so far (0 before the first).
-    pub fn opened(&self) -> usize {
-        self.opened
-    }
-
     /// Whether a message of `round` from `sender` may still be taken: not when its round is
     /// closed here (it is then recorded as late). Checked before anything else about the
     /// message, as the Python stand-in does.

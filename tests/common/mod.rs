@@ -258,6 +258,23 @@ pub fn call_body(port: u16, body: &[u8]) -> Result<Value, (i32, String)> {
     }
 }
 
+/// `client --port-base BASE --cluster-size N ARGS... --json`: (exit code, parsed JSON or null,
+/// stderr). Global flags go in `args` before the subcommand.
+pub fn client_json(base: u16, n: usize, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut cmd = Command::new(client_bin());
+    cmd.args([
+        "--port-base",
+        &base.to_string(),
+        "--cluster-size",
+        &n.to_string(),
+    ])
+    .args(args)
+    .arg("--json");
+    let (code, out, err) = run(cmd, Duration::from_secs(120));
+    let json = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (code, json, err)
+}
+
 /// Member `key` of an XML-RPC struct (panics, naming it, when absent or not a struct).
 pub fn member<'a>(v: &'a Value, key: &str) -> &'a Value {
     match v {
