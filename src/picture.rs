@@ -35,6 +35,10 @@ const SPREAD: f64 = 320.0;
 const TALLEST: f64 = 30_000.0;
 /// Vertical distance between two calls when they are drawn in order (no usable times).
 const ROW: f64 = 30.0;
+/// Boxes a tree draws whole when no depth is asked for; past this, it is folded.
+const TREE_LIMIT: usize = 15;
+/// Levels a folded tree keeps: the root and the messages of the next round.
+const FOLDED_DEPTH: usize = 2;
 /// Colour of everything a traitor did.
 const TRAITOR: &str = "crimson";
 
@@ -104,6 +108,10 @@ fn tooltip(e: &Event) -> String {
     let _ = write!(tip, "; args {}", e.args);
     if let Some(r) = &e.result {
         let _ = write!(tip, "; result {r}");
+    }
+    if let Some(stored) = e.stored_us() {
+        let after = stored as i128 - e.start_us as i128;
+        let _ = write!(tip, "; stored by {} {after} us after sending", e.to);
     }
     if let Some(f) = &e.fault {
         let _ = write!(tip, "; FAILED: {f}");
@@ -178,25 +186,463 @@ fn svg_open(out: &mut String, width: f64, height: f64, title: &str) {
     );
 }
 
+/// Arrows an OM/SM diagram draws one by one; past this many calls each round is summarised
+/// (see [`lamport_svg`]). 40 rows of [`BAND_ROW`] and the headers fit a 1080-pixel screen.
+pub const DETAIL_LIMIT: usize = 40;
+/// Messages of the chosen node a summary draws one by one in a round; past this many, one
+/// bundled arrow per receiver.
+const FOCUS_LIMIT: usize = 12;
+/// Height of one arrow's row inside a round band: labels of consecutive rows never touch.
+const BAND_ROW: f64 = 22.0;
+/// Height of a band's header line.
+const BAND_HEAD: f64 = 26.0;
+/// Space below a band's content.
+const BAND_FOOT: f64 = 8.0;
+/// Width of a cell of a summary's count matrix (five digits fit).
+const CELL_W: f64 = 34.0;
+/// Height of a cell of a count matrix.
+const CELL_H: f64 = 18.0;
+/// Width of the sender names left of a count matrix.
+const MATRIX_NAMES: f64 = 56.0;
+/// Characters of a node name heading a matrix column (they fit a cell).
+const CELL_CHARS: usize = 4;
+/// Characters of a node name heading a matrix row.
+const ROW_CHARS: usize = 7;
+/// y of the node names above the lifelines.
+const HEADER_Y: f64 = 76.0;
+
+/// One arrow to draw: a call, or in a summary the bundle of a node's calls to one receiver.
+struct Arrow<'a> {
+    from: &'a str,
+    to: &'a str,
+    text: String,
+    tip: String,
+    traitor: bool,
+    fault: bool,
+    round: Option<usize>,
+    /// Calls it stands for: `None` for a single call, the count for a bundle.
+    bundle: Option<usize>,
+    y1: f64,
+    y2: f64,
+}
+
+impl<'a> Arrow<'a> {
+    fn call(e: &'a Event, traitor: bool, y1: f64, y2: f64) -> Self {
+        let mut text = shorten(label(e), LABEL_CHARS);
+        if e.fault.is_some() {
+            text.push_str(" ✗");
+        }
+        Arrow {
+            from: &e.from,
+            to: &e.to,
+            text,
+            tip: tooltip(e),
+            traitor,
+            fault: e.fault.is_some(),
+            round: e.round(),
+            bundle: None,
+            y1,
+            y2,
+        }
+    }
+
+    /// The calls `calls` (same sender and receiver) as one arrow labelled with their count and
+    /// values, most frequent first.
+    fn bundle(calls: &[&'a Event], traitor: bool, y1: f64, y2: f64) -> Self {
+        let mut values: Vec<(&str, usize)> = Vec::new();
+        for e in calls {
+            let v = label(e);
+            match values.iter_mut().find(|(w, _)| *w == v) {
+                Some((_, n)) => *n += 1,
+                None => values.push((v, 1)),
+            }
+        }
+        values.sort_by_key(|v| std::cmp::Reverse(v.1));
+        let failed = calls.iter().filter(|e| e.fault.is_some()).count();
+        let listed: Vec<String> = values
+            .iter()
+            .map(|(v, n)| format!("{}×{n}", shorten(v, 10)))
+            .collect();
+        let mut text = shorten(
+            &format!("{}: {}", calls.len(), listed.join(", ")),
+            LABEL_CHARS,
+        );
+        if failed > 0 {
+            let _ = write!(text, " ✗{failed}");
+        }
+        let (from, to) = (&calls[0].from, &calls[0].to);
+        let tip = shorten(
+            &format!(
+                "{from} -> {to}: {} messages in round {}, {failed} failed; values: {}",
+                calls.len(),
+                calls[0].round().unwrap_or(0),
+                values
+                    .iter()
+                    .map(|(v, n)| format!("{v} x{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            TIP_CHARS,
+        );
+        Arrow {
+            from,
+            to,
+            text,
+            tip,
+            traitor,
+            fault: failed > 0,
+            round: calls[0].round(),
+            bundle: Some(calls.len()),
+            y1,
+            y2,
+        }
+    }
+
+    /// The arrow as SVG: a `<g class="call">` holding the tooltip, the line (a loop for a
+    /// node calling itself) and the label.
+    fn draw(&self, out: &mut String, x_of: &HashMap<&str, f64>) {
+        let mut class = String::from("msg");
+        if self.traitor {
+            class.push_str(" traitor");
+        }
+        if self.fault {
+            class.push_str(" fault");
+        }
+        if self.bundle.is_some() {
+            class.push_str(" bundle");
+        }
+        let label_class = if self.traitor {
+            "label traitor"
+        } else {
+            "label"
+        };
+        let (x1, x2) = (x_of[self.from], x_of[self.to]);
+        let (y1, y2) = (self.y1, self.y2);
+        let mut ends = format!(
+            "data-from=\"{}\" data-to=\"{}\" marker-end=\"url(#arrow)\"",
+            esc(self.from),
+            esc(self.to)
+        );
+        if let Some(n) = self.bundle {
+            let _ = write!(ends, " data-count=\"{n}\"");
+        }
+        let round = self
+            .round
+            .map(|r| format!(" data-round=\"{r}\""))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<g class=\"call\"{round}><title>{}</title>",
+            esc(&self.tip)
+        );
+        let text = esc(&self.text);
+        if self.from == self.to {
+            let y2 = y2.max(y1 + 12.0);
+            let _ = write!(
+                out,
+                "<path class=\"{class}\" {ends} d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} \
+                 {x1:.1},{y2:.1}\"/><text class=\"{label_class}\" x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
+                x1 + 40.0,
+                x1 + 40.0,
+                x1 + 34.0,
+                (y1 + y2) / 2.0 + 4.0,
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<line class=\"{class}\" {ends} x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" \
+                 y2=\"{y2:.1}\"/><text class=\"{label_class}\" x=\"{:.1}\" y=\"{:.1}\" \
+                 text-anchor=\"middle\">{text}</text>",
+                (x1 + x2) / 2.0,
+                (y1 + y2) / 2.0 - 3.0,
+            );
+        }
+        out.push_str("</g>\n");
+    }
+}
+
+/// One round of an OM/SM diagram: a band across the page.
+struct Band {
+    /// `None`: calls that belong to no round (drawn last).
+    round: Option<usize>,
+    top: f64,
+    height: f64,
+    calls: usize,
+    failed: usize,
+    /// In a summary: (sent, failed) per sender lane and receiver lane.
+    matrix: Option<Vec<Vec<(usize, usize)>>>,
+}
+
+/// The layout of a diagram: where each arrow goes, the round bands (none when the calls
+/// have no rounds), where the lifelines end, and the node whose calls a summary draws.
+struct Layout<'a> {
+    arrows: Vec<Arrow<'a>>,
+    bands: Vec<Band>,
+    bottom: f64,
+    focus: Option<&'a str>,
+}
+
+/// Calls without rounds (the original scenario): on the time line, see [`timeline`].
+fn timed_layout<'a>(events: &'a [Event], is_traitor: &dyn Fn(&str) -> bool) -> Layout<'a> {
+    let (rows, last) = timeline(events);
+    let arrows = events
+        .iter()
+        .zip(rows)
+        .map(|(e, (y1, y2))| Arrow::call(e, is_traitor(&e.from), y1, y2))
+        .collect();
+    Layout {
+        arrows,
+        bands: Vec::new(),
+        bottom: last + 24.0,
+        focus: None,
+    }
+}
+
+/// The node a summary draws the messages of: `asked` when it is a lane, else the first
+/// traitor among the lieutenants (the senders after round 1), else the first lieutenant.
+fn focus_of<'a>(
+    asked: Option<&str>,
+    lanes: &'a [String],
+    events: &[Event],
+    is_traitor: &dyn Fn(&str) -> bool,
+) -> Option<&'a str> {
+    if let Some(n) = asked.and_then(|a| lanes.iter().find(|l| *l == a)) {
+        return Some(n);
+    }
+    let relays = |n: &String| {
+        events
+            .iter()
+            .any(|e| e.from == *n && e.round().is_some_and(|r| r > 1))
+    };
+    let lieutenants: Vec<&'a String> = lanes.iter().filter(|n| relays(n)).collect();
+    lieutenants
+        .iter()
+        .find(|n| is_traitor(n))
+        .or(lieutenants.first())
+        .map(|n| n.as_str())
+        .or(lanes.first().map(String::as_str))
+}
+
+/// Calls of OM/SM rounds: one band per round (calls without a round in a last band), one row
+/// per arrow inside it in order of sending, so arrows of different rounds never cross and no
+/// two labels share a row. Past [`DETAIL_LIMIT`] calls, a summary: per round the count
+/// matrix of all calls and the arrows of the focus node only (bundled per receiver past
+/// [`FOCUS_LIMIT`]).
+fn round_layout<'a>(
+    lanes: &'a [String],
+    events: &'a [Event],
+    is_traitor: &dyn Fn(&str) -> bool,
+    asked: Option<&str>,
+) -> Layout<'a> {
+    let summary = events.len() > DETAIL_LIMIT;
+    let focus = if summary {
+        focus_of(asked, lanes, events, is_traitor)
+    } else {
+        None
+    };
+    let lane_of: HashMap<&str, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let mut by_round: BTreeMap<usize, Vec<&Event>> = BTreeMap::new();
+    for e in events {
+        by_round
+            .entry(e.round().unwrap_or(usize::MAX))
+            .or_default()
+            .push(e);
+    }
+    let mut arrows = Vec::new();
+    let mut bands = Vec::new();
+    let mut y = TOP + 8.0;
+    for (round, mut calls) in by_round {
+        calls.sort_by_key(|e| (e.start_us, e.stored_us().unwrap_or(e.end_us)));
+        let first = arrows.len();
+        let row = |k: usize| y + BAND_HEAD + k as f64 * BAND_ROW + 2.0;
+        let matrix = if summary {
+            let mut m = vec![vec![(0, 0); lanes.len()]; lanes.len()];
+            for e in &calls {
+                let cell = &mut m[lane_of[e.from.as_str()]][lane_of[e.to.as_str()]];
+                cell.0 += 1;
+                cell.1 += usize::from(e.fault.is_some());
+            }
+            let mine: Vec<&Event> = calls
+                .iter()
+                .copied()
+                .filter(|e| Some(e.from.as_str()) == focus)
+                .collect();
+            if mine.len() <= FOCUS_LIMIT {
+                for (k, e) in mine.into_iter().enumerate() {
+                    let y1 = row(k);
+                    arrows.push(Arrow::call(e, is_traitor(&e.from), y1, y1 + BAND_ROW * 0.6));
+                }
+            } else {
+                let mut k = 0;
+                for to in lanes {
+                    let group: Vec<&Event> = mine.iter().copied().filter(|e| e.to == *to).collect();
+                    if !group.is_empty() {
+                        let y1 = row(k);
+                        let traitor = is_traitor(&group[0].from);
+                        arrows.push(Arrow::bundle(&group, traitor, y1, y1 + BAND_ROW * 0.6));
+                        k += 1;
+                    }
+                }
+            }
+            Some(m)
+        } else {
+            for (k, e) in calls.iter().enumerate() {
+                let y1 = row(k);
+                arrows.push(Arrow::call(e, is_traitor(&e.from), y1, y1 + BAND_ROW * 0.6));
+            }
+            None
+        };
+        let rows_h = (arrows.len() - first) as f64 * BAND_ROW;
+        let matrix_h = matrix
+            .as_ref()
+            .map_or(0.0, |_| (lanes.len() + 1) as f64 * CELL_H);
+        let height = BAND_HEAD + rows_h.max(matrix_h) + BAND_FOOT;
+        bands.push(Band {
+            round: (round != usize::MAX).then_some(round),
+            top: y,
+            height,
+            calls: calls.len(),
+            failed: calls.iter().filter(|e| e.fault.is_some()).count(),
+            matrix,
+        });
+        y += height;
+    }
+    Layout {
+        arrows,
+        bands,
+        bottom: y,
+        focus,
+    }
+}
+
+/// A band's background, its header and, in a summary, its count matrix at `mx`.
+fn draw_band(
+    out: &mut String,
+    band: &Band,
+    lanes: &[String],
+    width: f64,
+    mx: f64,
+    is_traitor: &dyn Fn(&str) -> bool,
+) {
+    let data = band
+        .round
+        .map(|r| format!(" data-round=\"{r}\""))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "<rect class=\"band\"{data} x=\"0\" y=\"{:.1}\" width=\"{width:.0}\" height=\"{:.1}\"/>",
+        band.top, band.height
+    );
+    let mut head = match band.round {
+        Some(r) => format!("round {r}: {} messages", band.calls),
+        None => format!("outside the rounds: {} calls", band.calls),
+    };
+    if band.failed > 0 {
+        let _ = write!(head, ", {} failed", band.failed);
+    }
+    let _ = writeln!(
+        out,
+        "<text class=\"band-head\" x=\"12\" y=\"{:.1}\">{}</text>",
+        band.top + 17.0,
+        esc(&head)
+    );
+    let Some(matrix) = &band.matrix else { return };
+    let top = band.top + BAND_HEAD;
+    let _ = write!(out, "<g class=\"matrix\"{data}>");
+    let _ = write!(
+        out,
+        "<text class=\"cell-head\" x=\"{mx:.1}\" y=\"{:.1}\">from\\to</text>",
+        top + 12.0
+    );
+    for (j, name) in lanes.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<text class=\"cell-head\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            mx + MATRIX_NAMES + (j as f64 + 0.5) * CELL_W,
+            top + 12.0,
+            esc(&shorten(name, CELL_CHARS))
+        );
+    }
+    for (i, (from, row)) in lanes.iter().zip(matrix).enumerate() {
+        let y = top + (i + 1) as f64 * CELL_H;
+        let class = if is_traitor(from) {
+            "cell-head traitor"
+        } else {
+            "cell-head"
+        };
+        let _ = write!(
+            out,
+            "<text class=\"{class}\" x=\"{mx:.1}\" y=\"{:.1}\">{}</text>",
+            y + 12.0,
+            esc(&shorten(from, ROW_CHARS))
+        );
+        for (j, (to, &(sent, failed))) in lanes.iter().zip(row).enumerate() {
+            let x = mx + MATRIX_NAMES + j as f64 * CELL_W;
+            let mut class = String::from("cell");
+            if sent == 0 {
+                class.push_str(" empty");
+            }
+            if failed > 0 {
+                class.push_str(" fault");
+            }
+            let _ = write!(
+                out,
+                "<g class=\"{class}\"{data} data-from=\"{}\" data-to=\"{}\" \
+                 data-count=\"{sent}\" data-failed=\"{failed}\"><title>{}</title><rect x=\"{x:.1}\" y=\"{y:.1}\" \
+                 width=\"{CELL_W:.1}\" height=\"{CELL_H:.1}\"/>",
+                esc(from),
+                esc(to),
+                esc(&format!("{from} -> {to}: {sent} messages, {failed} failed")),
+            );
+            if sent > 0 {
+                let _ = write!(
+                    out,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{sent}</text>",
+                    x + CELL_W / 2.0,
+                    y + 13.0
+                );
+            }
+            out.push_str("</g>");
+        }
+    }
+    out.push_str("</g>\n");
+}
+
 /// A Lamport space-time diagram of `events` as a standalone SVG document.
 ///
 /// One lifeline per node (`<line class="lifeline" data-node="NAME">`, `nodes` first, then any
 /// other node that appears in `events` or `decisions`) under a header with its name
-/// (traitors in crimson, marked "(traitor)"); time flows down. Each call is exactly one arrow
+/// (traitors in crimson, marked "(traitor)"); time flows down. Each call is one arrow
 /// (`<line class="msg">`, or `<path class="msg">` for a node calling itself) from the sender's
-/// lifeline at its start to the receiver's at its end, labelled with the value it carried
-/// ([`Event::value`], else the method) and with every detail in a tooltip. Arrows sent by
-/// traitors are crimson (class `msg traitor`); failed calls are dashed (class `msg fault`).
-/// Each node's decision is written at the foot of its lifeline.
+/// lifeline to the receiver's, labelled with the value it carried ([`Event::value`], else the
+/// method) and with every detail in a tooltip (for OM/SM messages, when the receiver stored
+/// it). Arrows sent by traitors are crimson (class `msg traitor`); failed calls are dashed
+/// (class `msg fault`). Each node's decision is written at the foot of its lifeline.
 ///
-/// Instants are spaced by at least a minimum gap plus a share in proportion to elapsed time;
-/// when times are missing or too coarse to order the calls, calls are drawn in order of start.
+/// Calls of OM/SM rounds are drawn round by round: each round is a band across the page
+/// (`<rect class="band" data-round="R">`), its calls inside it one row each in order of
+/// sending, so the arrows of different rounds never cross and no two labels overlap. (Within
+/// a round no message causes another: relays wait for the next round.) Past
+/// [`DETAIL_LIMIT`] calls the diagram is a summary, so that it stays readable: each band
+/// holds a matrix counting the round's calls by sender and receiver (`<g class="cell"
+/// data-count="N">`), and only the calls of one node (`focus` if given, else a traitor
+/// lieutenant, else the first lieutenant), bundled per receiver (`msg bundle`) past 12 in a
+/// round. The legend says what was summarised.
+///
+/// Other calls (the original scenario) are placed by time: instants are spaced by at least a
+/// minimum gap plus a share in proportion to elapsed time; when times are missing or too
+/// coarse to order the calls, calls are drawn in order of start.
 pub fn lamport_svg(
     nodes: &[String],
     events: &[Event],
     traitors: &[String],
     decisions: &BTreeMap<String, String>,
     title: &str,
+    focus: Option<&str>,
 ) -> String {
     let lanes = lanes(nodes, events, decisions);
     let x_of: HashMap<&str, f64> = lanes
@@ -205,9 +651,18 @@ pub fn lamport_svg(
         .map(|(i, n)| (n.as_str(), LEFT + i as f64 * COLUMN))
         .collect();
     let is_traitor = |n: &str| traitors.iter().any(|t| t == n);
-    let (rows, last) = timeline(events);
-    let bottom = last + 24.0;
-    let width = (2.0 * LEFT + lanes.len().saturating_sub(1) as f64 * COLUMN).max(420.0);
+    let layout = if events.iter().any(|e| e.round().is_some()) {
+        round_layout(&lanes, events, &is_traitor, focus)
+    } else {
+        timed_layout(events, &is_traitor)
+    };
+    let bottom = layout.bottom;
+    let last_x = LEFT + lanes.len().saturating_sub(1) as f64 * COLUMN;
+    let matrix_x = last_x + 70.0;
+    let mut width = (last_x + LEFT).max(420.0);
+    if layout.bands.iter().any(|b| b.matrix.is_some()) {
+        width = width.max(matrix_x + MATRIX_NAMES + lanes.len() as f64 * CELL_W + 20.0);
+    }
     let height = bottom + 44.0;
 
     let mut out = String::new();
@@ -222,6 +677,7 @@ pub fn lamport_svg(
          .msg { stroke: #222; stroke-width: 1.3; fill: none; }\n\
          .msg.traitor { stroke: crimson; }\n\
          .msg.fault { stroke-dasharray: 5 4; }\n\
+         .msg.bundle { stroke-width: 2.6; }\n\
          .label { font-size: 11px; fill: #222; paint-order: stroke; stroke: white; \
          stroke-width: 3px; stroke-linejoin: round; }\n\
          .label.traitor { fill: crimson; }\n\
@@ -229,6 +685,14 @@ pub fn lamport_svg(
          .node.traitor, .decision.traitor { fill: crimson; }\n\
          .decision { font-size: 12px; fill: #222; }\n\
          .legend { font-size: 11px; fill: #666; }\n\
+         .band { fill: #f7f7f7; stroke: #ddd; }\n\
+         .band-head { font-size: 11px; font-weight: bold; fill: #555; paint-order: stroke; \
+         stroke: #f7f7f7; stroke-width: 4px; stroke-linejoin: round; }\n\
+         .cell rect { fill: #eef3fb; stroke: #ccd; }\n\
+         .cell.empty rect { fill: white; }\n\
+         .cell.fault rect { stroke: crimson; stroke-dasharray: 3 2; }\n\
+         .cell text, .cell-head { font-size: 10px; fill: #222; }\n\
+         .cell-head.traitor { fill: crimson; }\n\
          </style>\n\
          </defs>\n",
     );
@@ -237,12 +701,31 @@ pub fn lamport_svg(
         "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>",
         esc(title)
     );
+    let flow = if layout.bands.is_empty() {
+        "time flows down"
+    } else {
+        "time flows down, one band per round (in a round, in order of sending)"
+    };
     let _ = writeln!(
         out,
-        "<text class=\"legend\" x=\"12\" y=\"42\">time flows down; {} calls; \
+        "<text class=\"legend\" x=\"12\" y=\"42\">{flow}; {} calls; \
          <tspan fill=\"{TRAITOR}\">crimson: sent by a traitor</tspan>; dashed: failed call</text>",
         events.len()
     );
+    if let Some(f) = layout.focus {
+        let _ = writeln!(
+            out,
+            "<text class=\"legend summary\" x=\"12\" y=\"56\">summary of {} calls: arrows are \
+             only those sent by {} (one per receiver past {FOCUS_LIMIT} in a round; --focus \
+             NODE picks another); each round's matrix counts all of them, sender by row, \
+             receiver by column</text>",
+            events.len(),
+            esc(&shorten(f, NAME_CHARS)),
+        );
+    }
+    for band in &layout.bands {
+        draw_band(&mut out, band, &lanes, width, matrix_x, &is_traitor);
+    }
 
     for (i, name) in lanes.iter().enumerate() {
         let x = LEFT + i as f64 * COLUMN;
@@ -256,7 +739,7 @@ pub fn lamport_svg(
         };
         let _ = writeln!(
             out,
-            "<text class=\"{class}\" data-node=\"{node}\" x=\"{x:.1}\" y=\"68\" \
+            "<text class=\"{class}\" data-node=\"{node}\" x=\"{x:.1}\" y=\"{HEADER_Y:.1}\" \
              text-anchor=\"middle\">{shown}{tag}</text>",
             node = esc(name)
         );
@@ -282,52 +765,8 @@ pub fn lamport_svg(
             );
         }
     }
-
-    for (e, &(y1, y2)) in events.iter().zip(&rows) {
-        let traitor = is_traitor(&e.from);
-        let mut class = String::from("msg");
-        if traitor {
-            class.push_str(" traitor");
-        }
-        if e.fault.is_some() {
-            class.push_str(" fault");
-        }
-        let label_class = if traitor { "label traitor" } else { "label" };
-        let (x1, x2) = (x_of[e.from.as_str()], x_of[e.to.as_str()]);
-        let mut text = shorten(label(e), LABEL_CHARS);
-        if e.fault.is_some() {
-            text.push_str(" ✗");
-        }
-        let ends = format!(
-            "data-from=\"{}\" data-to=\"{}\" marker-end=\"url(#arrow)\"",
-            esc(&e.from),
-            esc(&e.to)
-        );
-        let _ = write!(out, "<g class=\"call\"><title>{}</title>", esc(&tooltip(e)));
-        if e.from == e.to {
-            let y2 = y2.max(y1 + 12.0);
-            let _ = write!(
-                out,
-                "<path class=\"{class}\" {ends} d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} \
-                 {x1:.1},{y2:.1}\"/><text class=\"{label_class}\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                x1 + 40.0,
-                x1 + 40.0,
-                x1 + 34.0,
-                (y1 + y2) / 2.0 + 4.0,
-                esc(&text)
-            );
-        } else {
-            let _ = write!(
-                out,
-                "<line class=\"{class}\" {ends} x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" \
-                 y2=\"{y2:.1}\"/><text class=\"{label_class}\" x=\"{:.1}\" y=\"{:.1}\" \
-                 text-anchor=\"middle\">{}</text>",
-                (x1 + x2) / 2.0,
-                (y1 + y2) / 2.0 - 3.0,
-                esc(&text)
-            );
-        }
-        out.push_str("</g>\n");
+    for arrow in &layout.arrows {
+        arrow.draw(&mut out, &x_of);
     }
     out.push_str("</svg>\n");
     out
@@ -468,11 +907,43 @@ pub fn om_tree_from_events(
 /// value received and the majority computed there (`recv attack / maj attack`; a missing
 /// message shows as `recv missing (retreat)`, in a dashed box). Boxes whose majority differs
 /// from what was received have a crimson border; the root also shows the decision.
-pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
+///
+/// `depth` levels are drawn (`None`: all of them up to 15 boxes, else the root and the next
+/// round's messages, as OM(2) over 7 nodes already has 26 boxes and OM(3) over 10 a
+/// 67,848-pixel-wide row of leaves). Deeper boxes are folded: each box of the last level
+/// drawn says how many are folded below it (class `folded`), and the legend says which
+/// rounds were folded and how many boxes that is.
+pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usize>) -> String {
     const BOX_H: f64 = 40.0;
     const LEVEL_H: f64 = 80.0;
     const MARGIN: f64 = 90.0;
     const HEAD: f64 = 78.0;
+
+    let min_len = tree.iter().map(|t| t.path.len()).min().unwrap_or(1);
+    let all_levels = tree
+        .iter()
+        .map(|t| t.path.len() - min_len + 1)
+        .max()
+        .unwrap_or(0);
+    let depth = match depth {
+        Some(k) => k.max(1),
+        None if tree.len() > TREE_LIMIT => FOLDED_DEPTH,
+        None => all_levels,
+    };
+    // What is folded: every box below `depth` levels, counted under its ancestor at the
+    // last level shown.
+    let mut folded: HashMap<&[String], usize> = HashMap::new();
+    for t in tree.iter().filter(|t| t.path.len() - min_len >= depth) {
+        *folded.entry(&t.path[..min_len + depth - 1]).or_default() += 1;
+    }
+    let hidden: usize = folded.values().sum();
+    let kept: Vec<TreeNode> = tree
+        .iter()
+        .filter(|t| t.path.len() - min_len < depth)
+        .cloned()
+        .collect();
+    let folded_below = |t: &TreeNode| folded.get(t.path.as_slice()).copied().unwrap_or(0);
+    let tree = &kept[..];
 
     let decision = tree.first().map(|t| t.value.as_str());
     let title = match decision {
@@ -535,7 +1006,6 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
             stack.extend(children[i].iter().rev().map(|&c| (c, false)));
         }
     }
-    let min_len = tree.iter().map(|t| t.path.len()).min().unwrap_or(1);
     let levels = tree
         .iter()
         .map(|t| t.path.len() - min_len + 1)
@@ -558,6 +1028,7 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
          .path { font-size: 12px; font-weight: bold; fill: #222; }\n\
          .values { font-size: 11px; fill: #222; }\n\
          .level { font-size: 11px; fill: #666; }\n\
+         .fold { font-size: 11px; font-style: italic; fill: #555; }\n\
          </style>\n",
     );
     let _ = writeln!(
@@ -572,6 +1043,16 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
          <text class=\"level\" x=\"12\" y=\"56\">one level per round; a crimson border: \
          the majority differs from what was received</text>"
     );
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "<text class=\"level folded\" x=\"12\" y=\"70\">rounds {}..{} folded: {hidden} \
+             boxes not drawn, counted under their ancestor (--depth {all_levels} draws them \
+             all)</text>",
+            min_len + depth,
+            min_len + all_levels - 1,
+        );
+    }
     for level in 0..levels {
         let round = min_len + level;
         let _ = writeln!(
@@ -605,7 +1086,17 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
             class.push_str(" outvoted");
         }
         let root = roots.first() == Some(&i);
-        let h = if root { BOX_H + 16.0 } else { BOX_H };
+        let below = folded_below(t);
+        let group = if below > 0 {
+            "tree-node folded"
+        } else {
+            "tree-node"
+        };
+        let mut h = if root { BOX_H + 16.0 } else { BOX_H };
+        let fold_y = y_of(t) + h + 10.0;
+        if below > 0 {
+            h += 14.0;
+        }
         let (cx, y) = (x[i], y_of(t));
         let tip = format!(
             "{}: received {}, value {}",
@@ -615,9 +1106,13 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
                 .unwrap_or("nothing (counts as retreat)"),
             t.value
         );
+        let tip = match below {
+            0 => tip,
+            n => format!("{tip}; {n} boxes below it are folded"),
+        };
         let _ = write!(
             out,
-            "<g class=\"tree-node\" data-path=\"{}\"><title>{}</title>\
+            "<g class=\"{group}\" data-path=\"{}\"><title>{}</title>\
              <rect class=\"{class}\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{box_w:.1}\" \
              height=\"{h:.1}\" rx=\"5\"/>\
              <text class=\"path\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
@@ -638,6 +1133,13 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize) -> String {
                 y + 48.0,
                 esc(&shorten(lieutenant, NAME_CHARS)),
                 esc(&shorten(&t.value, LABEL_CHARS))
+            );
+        }
+        if below > 0 {
+            let _ = write!(
+                out,
+                "<text class=\"fold\" x=\"{cx:.1}\" y=\"{fold_y:.1}\" text-anchor=\"middle\">\
+                 +{below} folded below</text>"
             );
         }
         out.push_str("</g>\n");
@@ -776,7 +1278,7 @@ mod tests {
         failed.fault = Some("refused".into());
         let events = [ev("P", "Q", &["P"], "attack", 10, 20), failed];
         let decisions = BTreeMap::from([("Q".to_string(), "attack".to_string())]);
-        let svg = lamport_svg(&names("P,Q"), &events, &names("Q"), &decisions, "t&t");
+        let svg = lamport_svg(&names("P,Q"), &events, &names("Q"), &decisions, "t&t", None);
         let els = elements(&svg);
         assert_eq!(els[0].0, "svg");
         assert_eq!(els[0].1["xmlns"], "http://www.w3.org/2000/svg");
@@ -797,10 +1299,10 @@ mod tests {
     #[test]
     fn empty_pictures_are_still_documents() {
         let none = BTreeMap::new();
-        let svg = lamport_svg(&[], &[], &[], &none, "");
+        let svg = lamport_svg(&[], &[], &[], &none, "", None);
         assert!(elements(&svg).iter().all(|e| e.0 != "line"));
         assert_eq!(mermaid(&[], &[], &[], &none), "sequenceDiagram\n");
-        let svg = tree_svg("P", &[], 1);
+        let svg = tree_svg("P", &[], 1, None);
         let els = elements(&svg);
         assert!(els.iter().any(|e| e.2.contains("nothing to evaluate")));
     }
@@ -845,7 +1347,7 @@ mod tests {
         assert_eq!(tree[0].value, "attack");
         assert_eq!(tree[1].received.as_deref(), Some("retreat"));
         assert!(om_tree_from_events("Q", "X", &nodes, 1, &events).is_err());
-        let svg = tree_svg("Q", &tree, 1);
+        let svg = tree_svg("Q", &tree, 1, None);
         let els = elements(&svg);
         let boxes: Vec<_> = els
             .iter()

@@ -25,7 +25,8 @@ pub mod ext {
     pub const OM_ORDER: &str = "om_order";
     /// `om_round(run, round) -> struct`: open a round here, send what it owes, report.
     pub const OM_ROUND: &str = "om_round";
-    /// `om_message(run, path, value) -> "ok"`: one oral message, node to node.
+    /// `om_message(run, path, value) -> string`: one oral message, node to node; the answer
+    /// is when the receiver stored it (microseconds since the Unix epoch, decimal).
     pub const OM_MESSAGE: &str = "om_message";
     /// `om_decide(run) -> struct`: close every round, return the decision and counts.
     pub const OM_DECIDE: &str = "om_decide";
@@ -37,7 +38,8 @@ pub mod ext {
     pub const SM_ORDER: &str = "sm_order";
     /// `sm_round(run, round) -> struct`: as `om_round`, for SM.
     pub const SM_ROUND: &str = "sm_round";
-    /// `sm_message(run, path, value, signatures) -> "ok"`: one signed message.
+    /// `sm_message(run, path, value, signatures) -> string`: one signed message; answered
+    /// as `om_message`.
     pub const SM_MESSAGE: &str = "sm_message";
     /// `sm_decide(run) -> struct`.
     pub const SM_DECIDE: &str = "sm_decide";

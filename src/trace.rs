@@ -56,6 +56,24 @@ impl Event {
         }
     }
 
+    /// The round of an OM/SM message: the length of its path (the commander's order travels
+    /// in round 1).
+    pub fn round(&self) -> Option<usize> {
+        match self.method.as_str() {
+            "om_message" | "sm_message" => Some(self.path().len()).filter(|&r| r > 0),
+            _ => None,
+        }
+    }
+
+    /// When the receiver stored an OM/SM message, microseconds since the Unix epoch: what
+    /// `om_message` and `sm_message` answer, as a decimal string (by the receiver's clock).
+    pub fn stored_us(&self) -> Option<u64> {
+        match self.method.as_str() {
+            "om_message" | "sm_message" => self.result.as_ref()?.as_str()?.parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The relay path of an OM/SM message.
     pub fn path(&self) -> Vec<String> {
         match self.method.as_str() {

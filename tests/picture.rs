@@ -171,7 +171,14 @@ fn decisions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn lamport_diagram_of_an_om1_run() {
     let (nodes, events, traitors) = om1_run();
     let decided = decisions(&[("Q", "attack"), ("R", "attack"), ("S", "retreat")]);
-    let svg = lamport_svg(&nodes, &events, &traitors, &decided, "OM(1) <run> & co");
+    let svg = lamport_svg(
+        &nodes,
+        &events,
+        &traitors,
+        &decided,
+        "OM(1) <run> & co",
+        None,
+    );
     let els = parse(&svg);
     check_svg_root(&els);
 
@@ -279,6 +286,7 @@ fn lamport_diagram_odd_cases() {
         &[],
         &BTreeMap::new(),
         "collapsed times",
+        None,
     );
     let els = parse(&svg);
     check_svg_root(&els);
@@ -366,7 +374,7 @@ fn mermaid_of_an_om1_run() {
 
 /// The lieutenant's tree: one box per path, edges to extensions, root showing the decision.
 fn check_tree(lieutenant: &str, tree: &[TreeNode], m: usize) -> Vec<Element> {
-    let svg = tree_svg(lieutenant, tree, m);
+    let svg = tree_svg(lieutenant, tree, m, Some(m + 1));
     let els = parse(&svg);
     check_svg_root(&els);
     let boxes: Vec<&Element> = els.iter().filter(|e| e.has_class("tree-node")).collect();
@@ -417,7 +425,7 @@ fn om1_trees_rebuilt_from_the_trace() {
     let r = om_tree_from_events("R", "P", &nodes, 1, &events).unwrap();
     assert_eq!(r[2].received.as_deref(), Some(NASTY));
     assert_eq!(r[0].value, "attack");
-    let svg = tree_svg("R", &r, 1);
+    let svg = tree_svg("R", &r, 1, None);
     assert!(!svg.contains(NASTY));
     let els = check_tree("R", &r, 1);
     // Levels: the root above its children, the children side by side, root centred.
@@ -434,7 +442,7 @@ fn om1_trees_rebuilt_from_the_trace() {
     // The commander evaluates nothing; its picture is still a document.
     let p = om_tree_from_events("P", "P", &nodes, 1, &events).unwrap();
     assert!(p.is_empty());
-    check_svg_root(&parse(&tree_svg("P", &p, 1)));
+    check_svg_root(&parse(&tree_svg("P", &p, 1, None)));
 }
 
 /// Run OM(m) in memory, loyal nodes only, recording each delivery as an event.
@@ -479,23 +487,178 @@ fn simulate(nodes: &[String], m: usize) -> (Vec<Event>, BTreeMap<String, String>
     (events, decided)
 }
 
+/// Approximate boxes of the texts of class `class`: (left, top, right, bottom), from the font
+/// size, the anchor and 0.62 em per character (the real check runs in a browser).
+fn text_boxes(els: &[Element], class: &str, font: f64) -> Vec<(f64, f64, f64, f64, String)> {
+    els.iter()
+        .filter(|e| e.name == "text" && e.has_class(class))
+        .map(|e| {
+            let w = e.text.chars().count() as f64 * font * 0.62;
+            let (x, y) = (e.num("x"), e.num("y"));
+            let left = if e.attr("text-anchor") == "middle" {
+                x - w / 2.0
+            } else {
+                x
+            };
+            (
+                left,
+                y - font * 0.8,
+                left + w,
+                y + font * 0.25,
+                e.text.clone(),
+            )
+        })
+        .collect()
+}
+
+fn assert_no_overlap(boxes: &[(f64, f64, f64, f64, String)]) {
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            let apart = a.2 <= b.0 || b.2 <= a.0 || a.3 <= b.1 || b.3 <= a.1;
+            assert!(apart, "labels overlap: {a:?} and {b:?}");
+        }
+    }
+}
+
 #[test]
-fn om2_among_seven_draws_every_call_and_path() {
+fn om2_among_seven_is_summarised_round_by_round() {
     let nodes = names("N0,N1,N2,N3,N4,N5,N6");
     let (events, decided) = simulate(&nodes, 2);
     assert_eq!(events.len(), 156);
-    let svg = lamport_svg(&nodes, &events, &[], &decided, "OM(2), n = 7");
-    let els = parse(&svg);
-    check_svg_root(&els);
-    assert_eq!(els.iter().filter(|e| e.has_class("lifeline")).count(), 7);
-    assert_eq!(els.iter().filter(|e| e.has_class("msg")).count(), 156);
-    assert_eq!(els.iter().filter(|e| e.has_class("traitor")).count(), 0);
     let text = mermaid(&nodes, &events, &[], &decided);
     assert_eq!(text.lines().filter(|l| l.contains("->>")).count(), 156);
 
+    let svg = lamport_svg(
+        &nodes,
+        &events,
+        &names("N4"),
+        &decided,
+        "OM(2), n = 7",
+        None,
+    );
+    let els = parse(&svg);
+    check_svg_root(&els);
+    assert!(els[0].num("width") <= 1920.0 && els[0].num("height") <= 1080.0);
+    assert_eq!(els.iter().filter(|e| e.has_class("lifeline")).count(), 7);
+
+    // One band per round, stacked down the page.
+    let bands: Vec<&Element> = els.iter().filter(|e| e.has_class("band")).collect();
+    let rounds: Vec<&str> = bands.iter().map(|b| b.attr("data-round")).collect();
+    assert_eq!(rounds, ["1", "2", "3"]);
+    let span = |b: &Element| (b.num("y"), b.num("y") + b.num("height"));
+    assert!(bands.windows(2).all(|w| span(w[0]).1 <= span(w[1]).0));
+
+    // Each round's matrix counts every message, cell by cell.
+    let mut expected: HashMap<(String, String, String), usize> = HashMap::new();
+    for e in &events {
+        let key = (e.round().unwrap().to_string(), e.from.clone(), e.to.clone());
+        *expected.entry(key).or_default() += 1;
+    }
+    let cells: Vec<&Element> = els
+        .iter()
+        .filter(|e| e.name == "g" && e.has_class("cell"))
+        .collect();
+    assert_eq!(cells.len(), 3 * 7 * 7);
+    for c in &cells {
+        let key = (
+            c.attr("data-round").to_string(),
+            c.attr("data-from").to_string(),
+            c.attr("data-to").to_string(),
+        );
+        let n = expected.get(&key).copied().unwrap_or(0);
+        assert_eq!(c.num("data-count") as usize, n, "{key:?}");
+        assert_eq!(c.has_class("empty"), n == 0);
+    }
+
+    // Arrows: only the traitor lieutenant N4's, one by one in round 2 (5), one bundle per
+    // receiver in round 3 (20 messages), each inside its round's band.
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    assert!(msgs.iter().all(|m| m.attr("data-from") == "N4"));
+    assert!(msgs.iter().all(|m| m.has_class("traitor")));
+    let singles = msgs.iter().filter(|m| !m.has_class("bundle")).count();
+    let bundled: Vec<usize> = msgs
+        .iter()
+        .filter(|m| m.has_class("bundle"))
+        .map(|m| m.num("data-count") as usize)
+        .collect();
+    assert_eq!((singles, bundled.len(), bundled.iter().sum()), (5, 5, 20));
+    let groups: Vec<&Element> = els.iter().filter(|e| e.has_class("call")).collect();
+    assert_eq!(groups.len(), msgs.len());
+    for (g, m) in groups.iter().zip(&msgs) {
+        let band = bands
+            .iter()
+            .find(|b| b.attr("data-round") == g.attr("data-round"))
+            .unwrap();
+        let (top, bottom) = span(band);
+        assert!(top < m.num("y1") && m.num("y1") < m.num("y2") && m.num("y2") < bottom);
+    }
+    assert!(
+        els.iter()
+            .any(|e| e.has_class("summary") && e.text.contains("sent by N4"))
+    );
+    let mut labels = text_boxes(&els, "label", 11.0);
+    labels.extend(text_boxes(&els, "band-head", 11.0));
+    labels.extend(text_boxes(&els, "node", 13.0));
+    assert_no_overlap(&labels);
+
+    // Another node on request; an unknown one falls back to the default.
+    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("N1"));
+    let els = parse(&svg);
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    assert!(!msgs.is_empty() && msgs.iter().all(|m| m.attr("data-from") == "N1"));
+    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("X"));
+    assert!(svg.contains("sent by N1"), "the first lieutenant");
+
+    // The tree: 26 boxes, folded past the first two levels unless asked.
     let tree = om_tree_from_events("N3", "N0", &nodes, 2, &events).unwrap();
     assert_eq!(tree.len(), 1 + 5 + 5 * 4);
     assert_eq!(tree[0].value, decided["N3"]);
     assert!(tree.iter().all(|t| t.received.as_deref() == Some("attack")));
     check_tree("N3", &tree, 2);
+    let els = parse(&tree_svg("N3", &tree, 2, None));
+    let boxes: Vec<&Element> = els.iter().filter(|e| e.has_class("tree-node")).collect();
+    assert_eq!(boxes.len(), 6);
+    let folded: Vec<&&Element> = boxes.iter().filter(|b| b.has_class("folded")).collect();
+    assert_eq!(folded.len(), 5);
+    assert!(folded.iter().all(|b| b.text.contains("+4 folded below")));
+    assert!(
+        els.iter()
+            .any(|e| e.has_class("folded") && e.text.contains("rounds 3..3 folded: 20 boxes"))
+    );
+    assert!(els[0].num("width") <= 1920.0);
+    let els = parse(&tree_svg("N3", &tree, 2, Some(1)));
+    let boxes: Vec<&Element> = els.iter().filter(|e| e.has_class("tree-node")).collect();
+    assert_eq!(boxes.len(), 1);
+    assert!(boxes[0].text.contains("+25 folded below"), "{:?}", boxes[0]);
+}
+
+/// An OM(1) run in detail: a band per round, every call inside its round's band.
+#[test]
+fn small_runs_are_drawn_call_by_call_in_round_bands() {
+    let (nodes, events, traitors) = om1_run();
+    let svg = lamport_svg(&nodes, &events, &traitors, &BTreeMap::new(), "t", None);
+    let els = parse(&svg);
+    let bands: Vec<&Element> = els.iter().filter(|e| e.has_class("band")).collect();
+    assert_eq!(bands.len(), 2);
+    let heads: Vec<&str> = els
+        .iter()
+        .filter(|e| e.has_class("band-head"))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        heads,
+        ["round 1: 3 messages", "round 2: 6 messages, 1 failed"]
+    );
+    let groups: Vec<&Element> = els.iter().filter(|e| e.has_class("call")).collect();
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    assert_eq!(msgs.len(), 9);
+    for (g, m) in groups.iter().zip(&msgs) {
+        let b = bands
+            .iter()
+            .find(|b| b.attr("data-round") == g.attr("data-round"))
+            .unwrap();
+        assert!(b.num("y") < m.num("y1") && m.num("y2") < b.num("y") + b.num("height"));
+    }
+    assert!(!els.iter().any(|e| e.has_class("cell")), "no summary");
+    assert_no_overlap(&text_boxes(&els, "label", 11.0));
 }

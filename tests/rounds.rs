@@ -53,11 +53,15 @@ fn late_messages_are_refused_and_counted() {
         s("1"),
     ];
     assert_eq!(call(q, "om_start", &start), Ok(s("ok")));
-    // Round 1 is open (or not yet opened): the commander's message is stored.
-    assert_eq!(
-        call(q, "om_message", &[s("late-1"), arr(&["P"]), s("attack")]),
-        Ok(s("ok"))
-    );
+    // Round 1 is open (or not yet opened): the commander's message is stored, and the answer
+    // says when.
+    let before = generals::trace::now_us();
+    let stored = call(q, "om_message", &[s("late-1"), arr(&["P"]), s("attack")]);
+    let Ok(Value::String(stored)) = stored else {
+        panic!("{stored:?}")
+    };
+    let stored: u64 = stored.parse().expect("microseconds, decimal");
+    assert!(before <= stored && stored <= generals::trace::now_us());
     let r1 = call(q, "om_round", &[s("late-1"), int(1)]).unwrap();
     assert_eq!(member(&r1, "due"), &int(0), "Q owes nothing in round 1");
     let again = call(q, "om_round", &[s("late-1"), int(1)]).unwrap_err();
@@ -86,8 +90,9 @@ fn late_messages_are_refused_and_counted() {
             q,
             "om_message",
             &[s("late-1"), arr(&["P", "R"]), s("attack")]
-        ),
-        Ok(s("ok"))
+        )
+        .map(|v| matches!(v, Value::String(t) if t.parse::<u64>().is_ok())),
+        Ok(true)
     );
     let decided = call(q, "om_decide", &[s("late-1")]).unwrap();
     assert_eq!(member(&decided, "decision"), &s("attack"));

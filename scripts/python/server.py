@@ -527,7 +527,7 @@ class AgreementProcess(Process):
             relays = state.receive(path, value)
             if 1 <= len(path) <= state.m:
                 state.queue[len(path)].extend(relays)
-        return "ok"
+        return str(now_us())  # when it was stored, for the pictures
 
     def om_decide(self, *params):
         a = Args("om_decide", params, "run")

@@ -215,7 +215,7 @@ impl Engine {
                 args.arity(&["run", "path", "value"])?;
                 let (run, path, value) = (args.string(0)?, args.strings(1)?, args.string(2)?);
                 self.om_message(&run, &path, &value)?;
-                Ok(Value::String(ext::OK.into()))
+                Ok(Value::String(trace::now_us().to_string()))
             }
             ext::SM_MESSAGE => {
                 args.arity(&["run", "path", "value", "signatures"])?;
@@ -226,7 +226,7 @@ impl Engine {
                     args.strings(3)?,
                 );
                 self.sm_message(&run, &path, &value, &sigs)?;
-                Ok(Value::String(ext::OK.into()))
+                Ok(Value::String(trace::now_us().to_string()))
             }
             ext::OM_DECIDE => {
                 args.arity(&["run"])?;

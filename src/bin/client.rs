@@ -80,6 +80,15 @@ struct Common {
     /// With --svg, draw this lieutenant's OM evaluation tree instead of the diagram.
     #[arg(long, global = true, value_name = "NODE")]
     tree: Option<String>,
+    /// With --tree: draw K levels of the tree (default: all of a tree of up to 15 boxes,
+    /// else 2) and fold the rest, counted under the boxes above.
+    #[arg(long, global = true, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    depth: Option<u16>,
+    /// With --svg, in the summary of a large OM/SM run (over 40 messages): the node whose
+    /// messages are drawn as arrows (default: a traitor lieutenant, else the first
+    /// lieutenant).
+    #[arg(long, global = true, value_name = "NODE")]
+    focus: Option<String>,
     /// Print the run as a Mermaid sequenceDiagram (for pasting into Markdown).
     #[arg(long, global = true)]
     mermaid: bool,
@@ -269,6 +278,13 @@ async fn outputs(
     if common.trace.is_none() && common.svg.is_none() && !common.mermaid {
         return Ok(());
     }
+    if let Some(f) = common
+        .focus
+        .as_deref()
+        .filter(|f| !nodes.iter().any(|n| n == f))
+    {
+        anyhow::bail!("--focus {f}: no such node in this run");
+    }
     let peers = Peers::new(rpc_timeout(common)?)?;
     let (events, errors) = trace::gather(cluster, &peers, nodes, drawn.run, since_us).await;
     for (node, e) in errors {
@@ -284,7 +300,7 @@ async fn outputs(
                 let tree = picture::om_tree_from_events(node, commander, nodes, m, &events)
                     .map_err(anyhow::Error::msg)
                     .with_context(|| format!("--tree {node}"))?;
-                picture::tree_svg(node, &tree, m)
+                picture::tree_svg(node, &tree, m, common.depth.map(usize::from))
             }
             (Some(_), None) => anyhow::bail!("--tree draws an OM run: use it with `client om`"),
             (None, _) => picture::lamport_svg(
@@ -293,6 +309,7 @@ async fn outputs(
                 &drawn.traitors,
                 &drawn.decisions,
                 &drawn.title,
+                common.focus.as_deref(),
             ),
         };
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
