@@ -262,8 +262,10 @@ def main():
             rb = free_base(18)
             rs = start([server, "--port-base", str(rb), "--cluster-size", "16", "--faulty", "", "--quiet",
                         "--max-run-messages", "10000000"], [rb + i for i in range(16)])
+            # A round of OM(5) over 16 nodes carries 3.6 million messages: far more than the
+            # default 2 s round timeout allows on two cores.
             cmd = [client, "--port-base", str(rb), "--cluster-size", "16", "om", "-m", "5", "--seed", "1",
-                   "--max-messages", "10000000", "--json"]
+                   "--max-messages", "10000000", "--round-timeout-ms", "120000", "--json"]
             rows.append(("OM(5) n=16 forced (3,999,675 messages)", "client wall ms", float("nan"),
                          wall(cmd, 0), ""))
             mem["16 nodes, after a forced OM(5)"] = (0, peak_rss_kb(rs))

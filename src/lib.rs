@@ -5,15 +5,15 @@
 //!
 //! Map of the crate, from the wire inwards:
 //! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
-//! - [`xmlrpc`]: the server's fast XML-RPC path (request reader, Python-layout answers) over
-//!   dxr's types, with dxr as its oracle;
+//! - [`xmlrpc`]: the fast XML-RPC path over dxr's types (request reader, Python-layout
+//!   answers, relay batches and their replies), with dxr as its oracle;
 //! - [`methods`]: a node's method table (`dxr_server` handlers) and the front that answers
 //!   Python's faults;
 //! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
 //! - [`dispatch`]: request body -> decoded call -> node step (what the server runs, no I/O);
 //! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
-//! - [`peer`]: every outgoing call, on `dxr_client` (pooled connections, timeouts, reply cap,
-//!   error kinds);
+//! - [`peer`]: every outgoing call, on `dxr_client` but the relay batches (pooled
+//!   connections, timeouts, reply cap, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
@@ -21,10 +21,12 @@
 //! - [`agreement`]: Byzantine agreement in explicit rounds: behaviours, OM(m) and SM(m) as
 //!   state machines, the per-node engine, the driver, the checker (holds/violated/void) and
 //!   the explorer;
-//! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`.
+//! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`;
+//! - [`allocator`]: the binaries' allocator (mimalloc) and its options.
 #![warn(missing_docs)]
 
 pub mod agreement;
+pub mod allocator;
 pub mod cluster;
 pub mod dispatch;
 pub mod load;

@@ -148,6 +148,7 @@ pub struct Bound {
 
 struct NodeState {
     general: Arc<General>,
+    engine: Arc<Engine>,
     /// The node's methods (dxr_server handlers), behind [`methods::answer`].
     table: HandlerMap,
     delay: Option<Duration>,
@@ -207,7 +208,7 @@ async fn listen(name: &str, host: &str, port: u16) -> Result<TcpListener, Server
 /// The node states for `config.nodes`, served on `listeners` (same order).
 fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, ServerError> {
     let cluster = Arc::new(config.cluster.clone());
-    let peers = Peers::new(config.limits.rpc_timeout)?;
+    let peers = Peers::new(config.limits.rpc_timeout)?.with_codec(config.codec);
     let recorder = Arc::new(Recorder::with_capacity(config.limits.trace_events));
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for (name, listener) in config.nodes.iter().zip(listeners) {
@@ -236,9 +237,11 @@ fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Server
             cluster: cluster.clone(),
             peers: peers.clone(),
         });
+        let engine = Arc::new(engine);
         let state = NodeState {
-            table: methods::table(general.clone(), Arc::new(engine)),
+            table: methods::table(general.clone(), engine.clone()),
             general,
+            engine,
             delay: behaviour.delay(),
             limits: config.limits.clone(),
             codec: config.codec,
@@ -253,6 +256,15 @@ impl Bound {
     /// ports).
     pub fn cluster(&self) -> &Cluster {
         &self.config.cluster
+    }
+
+    /// The agreement engine of each hosted node, by name in startup order: the in-process
+    /// explorer changes their behaviours between runs ([`Engine::set_behaviour`]).
+    pub fn engines(&self) -> Vec<(String, Arc<Engine>)> {
+        self.nodes
+            .iter()
+            .map(|(s, _)| (s.general.lock().name().to_string(), s.engine.clone()))
+            .collect()
     }
 
     /// The bound address of each hosted node, in startup order.

@@ -1,18 +1,21 @@
-//! The server's fast path for XML-RPC bodies: it reads a request into a [`dxr::MethodCall`]
-//! and writes a [`dxr::Value`] or [`dxr::Fault`] answer, nothing else. Outgoing calls and
-//! replies are dxr's own (`peer`); this module exists because, measured side by side
-//! (BENCHMARKS.md, "dxr on the server"), dxr's reader and writer on every request cost the
-//! server more than the 10% of throughput we allow. dxr is its oracle:
-//! `tests/codec_oracle.rs` feeds both readers the same bodies and requires equal calls
-//! wherever both accept, and reads every answer we write back through dxr.
+//! The fast path for XML-RPC bodies over dxr's types: it reads a request into a
+//! [`dxr::MethodCall`] and writes a [`dxr::Value`] or [`dxr::Fault`] answer, and it writes the
+//! relay batches of agreement rounds ([`encode_call`]) and reads their replies
+//! ([`decode_response`]); every other outgoing call and reply is dxr's own (`peer`). It exists
+//! because, measured side by side, dxr's reader and writer cost the server more than the 10%
+//! of throughput we allow (BENCHMARKS.md, "dxr on the server"), and dxr's writer and reader of
+//! relay batches a third of an exploration's CPU ("Agreement in explicit rounds"). dxr is its
+//! oracle: `tests/codec_oracle.rs` feeds both readers the same bodies and requires equal calls
+//! (and replies) wherever both accept, and reads every answer and batch we write back through
+//! dxr.
 //!
-//! Writing: the layout (newlines, `<?xml version='1.0'?>`, `<int>` for integers, escaping only
-//! `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks like a capture
-//! of the original. Reading: one pass of quick-xml events through a value stack, the same
-//! algorithm as Python's `xmlrpc.client.Unmarshaller`, so we accept what Python accepts (an
-//! untyped `<value>` is a string, empty method and member names are fine) and reject what a
-//! node must never process (DOCTYPE and entity declarations, nesting deeper than
-//! [`MAX_DEPTH`]).
+//! Writing: the layout of answers (newlines, `<?xml version='1.0'?>`, `<int>` for integers,
+//! escaping only `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks
+//! like a capture of the original; batches are compact. Reading: one pass of quick-xml events
+//! through a value stack, the same algorithm as Python's `xmlrpc.client.Unmarshaller`, so we
+//! accept what Python accepts (an untyped `<value>` is a string, empty method and member names
+//! are fine) and reject what a node must never process (DOCTYPE and entity declarations,
+//! nesting deeper than [`MAX_DEPTH`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +33,31 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Longest excerpt of a bad request quoted back in a fault.
 pub const MAX_ECHO: usize = 200;
+
+/// Which reader and writer a node uses (`server --xml-codec`): for the bodies of the requests
+/// it serves and their answers, and for the relay batches it sends in agreement rounds and
+/// their replies. The fast path (this module) is the default; `dxr` exists so
+/// `scripts/bench.sh` can measure dxr against it in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// [`decode_call`], [`encode_response`]; batches by [`encode_call`], [`decode_response`].
+    #[default]
+    Fast,
+    /// dxr's `MethodCall::from_xml` (behind the same refusals), `MethodResponse::to_xml`;
+    /// batches by `dxr_client`, as every other outgoing call.
+    Dxr,
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(Codec::Fast),
+            "dxr" => Ok(Codec::Dxr),
+            other => Err(format!("unknown codec {other:?}: fast or dxr")),
+        }
+    }
+}
 
 /// Why a body is not a call (or response) we can use. Each variant is the Python exception
 /// class the same input raises in the original, so faults keep Python's prefixes.
@@ -49,11 +77,48 @@ pub enum DecodeError {
 /// Parse an XML-RPC `methodCall` body.
 pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
     let text = utf8(body)?;
-    let (name, params) = parse(text)?;
-    Ok(MethodCall {
-        name: name.into(),
-        params,
-    })
+    let u = parse(text, CALL)?;
+    match u.method_name {
+        Some(name) => Ok(MethodCall {
+            name: name.into(),
+            params: u.values,
+        }),
+        _ => Err(DecodeError::Refused(format!(
+            "not an XML-RPC methodCall (no methodName): {}",
+            excerpt(text)
+        ))),
+    }
+}
+
+/// Parse an XML-RPC `methodResponse` body: the value, or the fault. Used for the replies to
+/// the relay batches of agreement rounds (see `peer::Peers::multicall`); the same one-pass
+/// reader as [`decode_call`], so it reads whatever Python or dxr writes, and
+/// `tests/codec_oracle.rs` holds it to dxr's reader.
+pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
+    let text = utf8(body)?;
+    let u = parse(text, RESPONSE)?;
+    let not_one = || {
+        DecodeError::Refused(format!(
+            "not an XML-RPC methodResponse (one value or one fault): {}",
+            excerpt(text)
+        ))
+    };
+    let [value] = <[Value; 1]>::try_from(u.values).map_err(|_| not_one())?;
+    if u.method_name.is_some() {
+        return Err(not_one());
+    }
+    if !u.fault {
+        return Ok(Ok(value));
+    }
+    match value {
+        Value::Struct(m) if m.len() == 2 => match (m.get("faultCode"), m.get("faultString")) {
+            (Some(Value::Integer(code)), Some(Value::String(string))) => {
+                Ok(Err(Fault::new(*code, string.clone())))
+            }
+            _ => Err(not_one()),
+        },
+        _ => Err(not_one()),
+    }
 }
 
 /// Parse a `methodCall` body with dxr's reader instead (`MethodCall::from_xml`), behind the
@@ -116,6 +181,8 @@ struct Unmarshaller {
     /// Inside a `<value>` that has no typed child (yet): its text is a string.
     bare_value: bool,
     method_name: Option<String>,
+    /// A `<fault>` element was closed (a fault response).
+    fault: bool,
 }
 
 impl Unmarshaller {
@@ -197,6 +264,10 @@ impl Unmarshaller {
                 self.method_name = Some(data);
                 return Ok(());
             }
+            "fault" => {
+                self.fault = true;
+                return Ok(());
+            }
             // params, param, data, member, methodCall, methodResponse, and unknown tags
             // (which Python ignores too).
             _ => return Ok(()),
@@ -219,8 +290,14 @@ fn int(data: &str) -> Result<Value, DecodeError> {
         .unwrap_or(Value::Long(n)))
 }
 
-/// One pass over the document, whose root must be `methodCall`: (method name, params).
-fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
+/// The root element of a call body.
+const CALL: &str = "methodCall";
+/// The root element of a response body.
+const RESPONSE: &str = "methodResponse";
+
+/// One pass over the document, whose root must be `root`: the finished unmarshaller (method
+/// name, values, whether a fault was read).
+fn parse(text: &str, root_name: &str) -> Result<Unmarshaller, DecodeError> {
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut u = Unmarshaller::default();
@@ -240,7 +317,7 @@ fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
         match event {
             Event::Start(start) => {
                 if depth == 0 {
-                    root = check_root(&start, root)?;
+                    root = check_root(&start, root, root_name)?;
                 }
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -252,7 +329,7 @@ fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
             }
             Event::Empty(start) => {
                 if depth == 0 {
-                    root = check_root(&start, root)?;
+                    root = check_root(&start, root, root_name)?;
                 }
                 let name = start.name().into_inner();
                 u.start(name);
@@ -319,23 +396,23 @@ fn parse(text: &str) -> Result<(String, Vec<Value>), DecodeError> {
     if !root {
         return Err(DecodeError::Malformed("no element found".into()));
     }
-    match u.method_name {
-        Some(name) if u.marks.is_empty() => Ok((name, u.values)),
-        _ => Err(DecodeError::Refused(format!(
-            "not an XML-RPC methodCall (no methodName): {}",
+    if !u.marks.is_empty() {
+        return Err(DecodeError::Refused(format!(
+            "not an XML-RPC {root_name} (an array or struct is not closed): {}",
             excerpt(text)
-        ))),
+        )));
     }
+    Ok(u)
 }
 
-fn check_root(start: &BytesStart<'_>, seen: bool) -> Result<bool, DecodeError> {
+fn check_root(start: &BytesStart<'_>, seen: bool, root_name: &str) -> Result<bool, DecodeError> {
     if seen {
         return Err(DecodeError::Malformed("junk after document element".into()));
     }
     let name = start.name().into_inner();
-    if name != "methodCall" {
+    if name != root_name {
         return Err(DecodeError::Refused(format!(
-            "not an XML-RPC methodCall: root element is <{}>",
+            "not an XML-RPC {root_name}: root element is <{}>",
             excerpt_to(name, MAX_ECHO - 2)
         )));
     }
@@ -343,6 +420,60 @@ fn check_root(start: &BytesStart<'_>, seen: bool) -> Result<bool, DecodeError> {
 }
 
 const HEADER: &str = "<?xml version='1.0'?>\n";
+
+/// A `methodCall` body of `method(params)`, compact (no whitespace between elements, as dxr
+/// writes: a batch of relays has a dozen elements per message, and every line break would be
+/// one more event for the receiver's reader). Used for the relay batches of agreement rounds
+/// (see `peer::Peers::multicall`); `tests/codec_oracle.rs` checks that dxr reads every such
+/// body back to the same call.
+pub fn encode_call(method: &str, params: &[Value]) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str(HEADER);
+    out.push_str("<methodCall><methodName>");
+    escape_into(&mut out, method);
+    out.push_str("</methodName><params>");
+    for p in params {
+        out.push_str("<param>");
+        write_compact(&mut out, p);
+        out.push_str("</param>");
+    }
+    out.push_str("</params></methodCall>\n");
+    out
+}
+
+/// One `<value>...</value>` without line breaks.
+fn write_compact(out: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => {
+            out.push_str("<value><string>");
+            escape_into(out, s);
+            out.push_str("</string></value>");
+        }
+        Value::Integer(i) => {
+            let _ = write!(out, "<value><int>{i}</int></value>");
+        }
+        Value::Struct(members) => {
+            out.push_str("<value><struct>");
+            for (name, v) in members {
+                out.push_str("<member><name>");
+                escape_into(out, name);
+                out.push_str("</name>");
+                write_compact(out, v);
+                out.push_str("</member>");
+            }
+            out.push_str("</struct></value>");
+        }
+        Value::Array(items) => {
+            out.push_str("<value><array><data>");
+            for v in items {
+                write_compact(out, v);
+            }
+            out.push_str("</data></array></value>");
+        }
+        // The rest is rare in calls; Python's layout is as valid.
+        other => write_value(out, other),
+    }
+}
 
 /// A successful `methodResponse` body carrying `value`.
 pub fn encode_response(value: &Value) -> String {

@@ -11,13 +11,19 @@
 //!   through dxr (`dxr_client::utils::response_to_result`) to the same value or fault; values
 //!   with an empty or blank struct member name, which dxr refuses, through `peer::read_reply`
 //!   (dxr plus the one narrow wrap), which is what every outgoing call uses.
+//! - Relay batches: the bodies `xmlrpc::encode_call` writes (the `system.multicall` batches of
+//!   agreement rounds) must read back through dxr's `MethodCall::from_xml` to the same call,
+//!   and `xmlrpc::decode_response`, which reads their replies, must agree with dxr's reader
+//!   (`peer::read_reply`) on every reply either writer makes, and wherever both accept a
+//!   mutated one.
 
 use std::collections::BTreeMap;
 
 use dxr::{Fault, MethodCall, Value};
+use dxr::{FaultResponse, MethodResponse};
 use dxr_client::utils::response_to_result;
 use generals::peer::{call_body, read_reply};
-use generals::xmlrpc::{decode_call, encode_fault, encode_response};
+use generals::xmlrpc::{decode_call, decode_response, encode_call, encode_fault, encode_response};
 use proptest::prelude::*;
 
 /// Characters strings and names are drawn from: XML specials, whitespace (a carriage return
@@ -385,6 +391,82 @@ fn has_blank_name(v: &Value) -> bool {
             .any(|(k, v)| k.trim().is_empty() || has_blank_name(v)),
         Value::Array(items) => items.iter().any(has_blank_name),
         _ => false,
+    }
+}
+
+/// A reply as a reader sees it: `Some(Ok(value))`, `Some(Err(fault))` or `None` (refused).
+type Reading = Option<Result<Value, Fault>>;
+
+/// A reply as both readers see it (ours, dxr's).
+fn both_replies(body: &str) -> (Reading, Reading) {
+    let ours = decode_response(body.as_bytes()).ok();
+    let theirs = read_reply(body).ok();
+    let normal_one = |r: Result<Value, Fault>| r.map(|v| normal(&[v]).remove(0));
+    (ours.map(normal_one), theirs.map(normal_one))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Every batch body we write reads back through dxr to the same call (and through our
+    /// reader too).
+    #[test]
+    fn batches_read_back_through_dxr(method in method_name(), params in proptest::collection::vec(value(), 0..4)) {
+        let body = encode_call(&method, &params);
+        let ours = decode_call(body.as_bytes());
+        prop_assert!(ours.is_ok(), "fast reader refused our own call {body:?}");
+        let ours = ours.unwrap();
+        prop_assert_eq!(&ours.name, &method);
+        prop_assert_eq!(normal(&ours.params), normal(&params));
+        match MethodCall::from_xml(&body) {
+            Ok(call) => {
+                prop_assert_eq!(call.name.as_ref(), method.as_str());
+                prop_assert_eq!(call.params, params);
+            }
+            // dxr's one gap: it cannot read an empty or blank member name.
+            Err(_) => prop_assert!(params.iter().any(has_blank_name), "dxr refused {body:?}"),
+        }
+    }
+
+    /// Replies written by us and by dxr: our reply reader gives what dxr's gives.
+    #[test]
+    fn reply_readers_agree_on_written_replies(v in value(), code in any::<i32>(), string in text()) {
+        let fault = Fault::new(code, string);
+        let dxr_value = MethodResponse { value: v.clone() }.to_xml().unwrap();
+        let dxr_fault = FaultResponse { fault: fault.clone() }.to_xml().unwrap();
+        for (body, expected) in [
+            (encode_response(&v), Ok(v.clone())),
+            (format!("<?xml version=\"1.0\"?>\n{dxr_value}"), Ok(v.clone())),
+            (encode_fault(&fault), Err(fault.clone())),
+            (format!("<?xml version=\"1.0\"?>\n{dxr_fault}"), Err(fault.clone())),
+        ] {
+            let (ours, theirs) = both_replies(&body);
+            let expected = expected.map(|v| normal(&[v]).remove(0));
+            prop_assert_eq!(ours.as_ref(), Some(&expected), "our reader on {:?}", body);
+            if theirs.is_some() || !has_blank_name(&v) {
+                prop_assert_eq!(theirs.as_ref(), Some(&expected), "dxr on {:?}", body);
+            }
+        }
+    }
+
+    /// Mutated replies: wherever both readers accept, they agree.
+    #[test]
+    fn reply_readers_agree_on_mutated_replies(
+        v in value(),
+        fault in any::<bool>(),
+        kind in any::<u8>(), at in any::<usize>(), len in 0usize..40,
+    ) {
+        let body = if fault {
+            encode_fault(&Fault::new(3, "x".into()))
+        } else {
+            encode_response(&v)
+        };
+        let body = mutate(&body, kind, at, len);
+        if let (Some(ours), Some(theirs)) = both_replies(&body)
+            && !known_divergence(&body)
+        {
+            prop_assert_eq!(ours, theirs, "readers differ on {:?}", body);
+        }
     }
 }
 

@@ -537,3 +537,141 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
     }
     (width, height, pixels)
 }
+
+/// What lets the explorer reuse one cluster for many cases: a behaviour set in process shows
+/// in `node_info` and in the runs started after it, and a run keeps the behaviour it started
+/// with. In process, no ports of ours: the OS picks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviours_change_between_runs_not_within() {
+    use dxr::Value;
+    use generals::agreement::behaviour::Behaviour;
+    use generals::agreement::driver::{self, Protocol, RunOptions};
+    use generals::cluster::Cluster;
+    use generals::peer::Peers;
+    use generals::server::{self, Config};
+
+    let nodes: Vec<String> = ["P", "Q", "R", "S"].map(String::from).to_vec();
+    let bound = server::bind_ephemeral(Config {
+        cluster: Cluster::new("127.0.0.1", 0),
+        nodes: nodes.clone(),
+        faulty: Vec::new(),
+        quiet: true,
+        print: false,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let cluster = bound.cluster().clone();
+    let engines = bound.engines();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(bound.run(async {
+        let _ = stopped.await;
+    }));
+    let peers = Peers::new(Duration::from_secs(5)).unwrap();
+    let s_engine = &engines.iter().find(|(n, _)| n == "S").unwrap().1;
+    let info = |node: &'static str| {
+        let (peers, cluster) = (peers.clone(), cluster.clone());
+        async move {
+            match peers.call_node(&cluster, node, "node_info", &[]).await {
+                Ok(Value::Struct(m)) => (m["behaviour"].clone(), m["traitor"].clone()),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        info("S").await,
+        (Value::String("honest".into()), Value::Boolean(false))
+    );
+
+    // S flips from now on: node_info says so, and a driven run counts S as the traitor.
+    s_engine.set_behaviour(Behaviour::Flip);
+    assert_eq!(
+        info("S").await,
+        (Value::String("flip".into()), Value::Boolean(true))
+    );
+    let opts = RunOptions {
+        protocol: Protocol::Om,
+        m: 1,
+        order: "attack".into(),
+        commander: "P".into(),
+        nodes: nodes.clone(),
+        round_timeout: Duration::from_secs(2),
+        seed: 11,
+        allow_unsafe: false,
+        rpc_timeout: Duration::from_secs(5),
+        max_messages: driver::DEFAULT_MAX_MESSAGES,
+    };
+    let (outcome, _) = driver::drive_with(&cluster, &opts, &peers).await.unwrap();
+    assert_eq!(outcome.traitors, ["S"]);
+    assert!(outcome.holds());
+
+    // A run started while S flips keeps flipping after S is made honest again.
+    let run = Value::String("keep".into());
+    let names = Value::Array(nodes.iter().cloned().map(Value::String).collect());
+    for node in &nodes {
+        let start = [
+            run.clone(),
+            Value::String("P".into()),
+            names.clone(),
+            Value::Integer(1),
+            Value::Integer(2000),
+            Value::String("1".into()),
+        ];
+        peers
+            .call_node(&cluster, node, "om_start", &start)
+            .await
+            .unwrap();
+    }
+    s_engine.set_behaviour(Behaviour::Honest);
+    assert_eq!(info("S").await.1, Value::Boolean(false));
+    peers
+        .call_node(
+            &cluster,
+            "P",
+            "om_order",
+            &[run.clone(), Value::String("attack".into())],
+        )
+        .await
+        .unwrap();
+    for round in [1, 2] {
+        for node in &nodes {
+            peers
+                .call_node(
+                    &cluster,
+                    node,
+                    "om_round",
+                    &[run.clone(), Value::Integer(round)],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let Ok(Value::Array(sent)) = peers
+        .call_node(
+            &cluster,
+            "S",
+            "trace_events",
+            &[run.clone(), Value::String("0".into())],
+        )
+        .await
+    else {
+        panic!("no trace from S");
+    };
+    let values: Vec<Value> = sent
+        .iter()
+        .map(|e| match e {
+            Value::Struct(m) => match &m["args"] {
+                Value::Array(args) => args[2].clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(values.len(), 2, "S relays [P] to Q and R");
+    assert!(
+        values.iter().all(|v| *v == Value::String("retreat".into())),
+        "S relayed {values:?}: the run should keep the flip it started with"
+    );
+    let _ = stop.send(());
+    let _ = serving.await;
+}

@@ -649,7 +649,13 @@ fn python_node_answers_and_faults_like_a_rust_node() {
             }
             // om_message answers when it stored the message: a time, so equal in kind only.
             (Ok(Value::String(r)), Ok(Value::String(p))) if *method == "om_message" => {
-                let kind = |t: &str| s(if t.parse::<u64>().is_ok() { "a time" } else { t });
+                let kind = |t: &str| {
+                    s(if t.parse::<u64>().is_ok() {
+                        "a time"
+                    } else {
+                        t
+                    })
+                };
                 (Ok(kind(&r)), Ok(kind(&p)))
             }
             // SM is Rust only: the Python node does not know the method.

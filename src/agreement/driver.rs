@@ -202,14 +202,24 @@ pub async fn drive(
     cluster: &Cluster,
     opts: &RunOptions,
 ) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
+    let peers = Peers::new(opts.rpc_timeout).map_err(|e| DriveError::Invalid(e.to_string()))?;
+    drive_with(cluster, opts, &peers).await
+}
+
+/// [`drive`] over the connections of `pool` (the explorer runs thousands of cases over the
+/// same connections); its calls time out as `opts` says, not as `pool` does.
+pub async fn drive_with(
+    cluster: &Cluster,
+    opts: &RunOptions,
+    pool: &Peers,
+) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
     check(opts)?;
     let p = opts.protocol;
     let run = format!("{}-{}", p.name(), opts.seed);
     let rounds = opts.m + 1;
-    let invalid = |e: crate::peer::PeerError| DriveError::Invalid(e.to_string());
-    let peers = Peers::new(opts.rpc_timeout).map_err(invalid)?;
+    let peers = pool.with_timeout(opts.rpc_timeout);
     // A round's call ends when the round does: answered, or its timeout passed.
-    let round_peers = Peers::new(opts.round_timeout).map_err(invalid)?;
+    let round_peers = pool.with_timeout(opts.round_timeout);
     let mut unreachable = Vec::new();
     let mut outcome = Outcome::new(
         p.name(),

@@ -53,7 +53,9 @@ pub const MAX_RUNS_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Engine {
     me: String,
-    behaviour: Behaviour,
+    /// How this node sends in the runs it starts from now on (a run keeps the behaviour it
+    /// started with; see [`Engine::set_behaviour`]).
+    behaviour: std::sync::RwLock<Arc<Behaviour>>,
     seed: u64,
     key: SigningKey,
     cluster: Arc<Cluster>,
@@ -76,6 +78,8 @@ struct Runs {
 #[derive(Debug)]
 struct Run<R> {
     run: R,
+    /// How this node sends in this run: the engine's behaviour when the run started.
+    behaviour: Arc<Behaviour>,
     seed: u64,
     round_timeout: Duration,
     rounds: Rounds<Pending>,
@@ -84,6 +88,16 @@ struct Run<R> {
     keys: KeyRing,
     /// Approximate bytes of its stored and queued messages.
     bytes: usize,
+}
+
+/// How a node sends one round of a run.
+struct How {
+    /// The run's seed (this node's share), for the `random` behaviour.
+    seed: u64,
+    /// Timeout of each batch: well within the round.
+    timeout: Duration,
+    /// The behaviour the run started with.
+    behaviour: Arc<Behaviour>,
 }
 
 /// Parameters common to `om_start` and `sm_start`.
@@ -97,6 +111,21 @@ struct Start {
 }
 
 impl Engine {
+    /// How this node sends in the runs it starts from now on.
+    pub fn behaviour(&self) -> Arc<Behaviour> {
+        self.behaviour
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Send with `behaviour` in the runs started from now on; runs already started keep
+    /// theirs. Not reachable over the wire (no caller may turn a node into a traitor): the
+    /// in-process explorer uses it to reuse one cluster for many cases.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(behaviour);
+    }
+
     /// The engine of node `me`, sending with `behaviour`; `seed` is the server's `--seed`.
     pub fn new(
         me: &str,
@@ -111,7 +140,7 @@ impl Engine {
         getrandom::fill(&mut secret).map_err(|e| format!("no randomness for the SM key: {e}"))?;
         Ok(Engine {
             me: me.to_string(),
-            behaviour,
+            behaviour: std::sync::RwLock::new(Arc::new(behaviour)),
             seed,
             key: SigningKey::from_bytes(&secret),
             cluster,
@@ -136,8 +165,8 @@ impl Engine {
                 args.arity(&[])?;
                 Ok(structure([
                     ("name", Value::String(self.me.clone())),
-                    ("behaviour", Value::String(self.behaviour.to_string())),
-                    ("traitor", Value::Boolean(self.behaviour.is_traitor())),
+                    ("behaviour", Value::String(self.behaviour().to_string())),
+                    ("traitor", Value::Boolean(self.behaviour().is_traitor())),
                     (
                         "public_key",
                         Value::String(sm::encode(self.key.verifying_key().as_bytes())),
@@ -273,6 +302,7 @@ impl Engine {
     fn insert(&self, start: &Start, budget: u64, put: impl FnOnce(&mut Runs, Run<()>)) {
         let template = Run {
             run: (),
+            behaviour: self.behaviour(),
             seed: start.seed ^ self.seed,
             round_timeout: start.round_timeout,
             rounds: Rounds::new(start.m + 1, budget),
@@ -353,17 +383,17 @@ impl Engine {
         run: &str,
         round: usize,
     ) -> Result<Value, String> {
-        let (items, seed, timeout) = {
+        let (items, how) = {
             let mut runs = self.lock();
-            let (rounds, seed, timeout) = match protocol {
+            let (rounds, seed, timeout, behaviour) = match protocol {
                 Protocol::Om => runs
                     .om
                     .get_mut(run)
-                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
+                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout, r.behaviour.clone())),
                 Protocol::Sm => runs
                     .sm
                     .get_mut(run)
-                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout)),
+                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout, r.behaviour.clone())),
             }
             .ok_or_else(|| unknown_run(run))?;
             let items = rounds
@@ -371,7 +401,12 @@ impl Engine {
                 .map_err(|e| fault::python("ValueError", &e))?;
             // A batch must be answered well within the round, so that a slow receiver (a
             // delayed traitor, a crashed node) makes its messages fail, not the sender late.
-            (items, seed, timeout * 3 / 4)
+            let how = How {
+                seed,
+                timeout: timeout * 3 / 4,
+                behaviour,
+            };
+            (items, how)
         };
         let released: usize = items.iter().map(Pending::bytes).sum();
         self.lock().add_bytes(protocol, run, -(released as isize));
@@ -379,9 +414,7 @@ impl Engine {
         let engine = self.clone();
         let id = run.to_string();
         let task = tokio::spawn(async move {
-            let done = engine
-                .send_round(protocol, &id, round, seed, items, timeout)
-                .await;
+            let done = engine.send_round(protocol, &id, round, items, how).await;
             let mut runs = engine.lock();
             let rounds = match protocol {
                 Protocol::Om => runs.om.get_mut(&id).map(|r| &mut r.rounds),
@@ -428,21 +461,26 @@ impl Engine {
         protocol: Protocol,
         run: &str,
         round: usize,
-        seed: u64,
         items: Vec<Pending>,
-        timeout: Duration,
+        how: How,
     ) -> RoundSent {
+        let How {
+            seed,
+            timeout,
+            behaviour,
+        } = how;
         let receivers: std::collections::BTreeSet<String> = items
             .iter()
             .flat_map(|p| p.b.receivers().cloned())
             .collect();
-        if let Some(d) = self.behaviour.delay() {
+        if let Some(d) = behaviour.delay() {
             tokio::time::sleep(d).await;
         }
         let items = Arc::new(items);
         let mut tasks = tokio::task::JoinSet::new();
         for to in receivers {
             let (engine, run, items) = (self.clone(), run.to_string(), items.clone());
+            let behaviour = behaviour.clone();
             tasks.spawn(async move {
                 let (mut sent, mut delivered) = (0, 0);
                 let mut batch: Vec<(&Pending, String)> = Vec::new();
@@ -455,10 +493,7 @@ impl Engine {
                     parts.extend(path.iter().map(String::as_str));
                     parts.push(&to);
                     let noise = entropy(seed, &parts);
-                    let value =
-                        engine
-                            .behaviour
-                            .outgoing(p.b.value(), &to, index, p.b.len(), noise);
+                    let value = behaviour.outgoing(p.b.value(), &to, index, p.b.len(), noise);
                     if let Some(value) = value {
                         batch.push((p, value));
                     }
@@ -888,6 +923,7 @@ impl Run<()> {
     fn with<R>(self, run: R) -> Run<R> {
         Run {
             run,
+            behaviour: self.behaviour,
             seed: self.seed,
             round_timeout: self.round_timeout,
             rounds: self.rounds,

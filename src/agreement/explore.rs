@@ -2,8 +2,8 @@
 //! every behaviour from a list for each traitor, every order, each as a real run over XML-RPC
 //! against a cluster started in-process on ports the OS picks.
 //!
-//! A case's cluster lives only for that case (behaviours are fixed when a node starts), which
-//! costs a few milliseconds of binding and keeps cases independent. The first case that
+//! Each job (`--jobs`) starts one cluster and runs its cases on it one after the other,
+//! setting the traitors' behaviours before each run (see [`Lab`]). The first case that
 //! violates IC1 or IC2 is kept in full as the counterexample.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,9 @@ use std::time::Duration;
 use super::behaviour::Behaviour;
 use super::checker::Outcome;
 use super::driver::{self, DriveError, Protocol, RunOptions};
+use super::engine::Engine;
 use crate::cluster::Cluster;
+use crate::peer::Peers;
 use crate::server::{self, Config, Limits};
 
 /// What to explore.
@@ -170,50 +172,108 @@ fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// A cluster of `n` in-process nodes on ports the OS picked, reused case after case: each
+/// case sets the nodes' behaviours before its run starts ([`Engine::set_behaviour`]; a run
+/// keeps the behaviours it started with) and runs under its own run id, so cases stay
+/// independent while binding, connecting and the kernel's port bookkeeping (which dominated
+/// the profile when every case had its own cluster) happen once per job.
+struct Lab {
+    cluster: Cluster,
+    engines: Vec<(String, Arc<Engine>)>,
+    peers: Peers,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lab {
+    async fn start(n: usize) -> Result<Lab, String> {
+        let config = Config {
+            cluster: Cluster::new("127.0.0.1", 0),
+            nodes: names(n),
+            faulty: Vec::new(),
+            behaviours: Vec::new(),
+            seed: 0,
+            quiet: true,
+            print: false,
+            limits: Limits {
+                rpc_timeout: CALL_TIMEOUT,
+                // Nobody reads a case's trace: recording it would cost an event per message.
+                trace_events: 0,
+                ..Limits::default()
+            },
+            codec: Default::default(),
+        };
+        let bound = server::bind_ephemeral(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let cluster = bound.cluster().clone();
+        let engines = bound.engines();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            let _ = bound
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Lab {
+            cluster,
+            engines,
+            peers: Peers::new(CALL_TIMEOUT).map_err(|e| e.to_string())?,
+            stop: Some(stop),
+            serving: Some(serving),
+        })
+    }
+
+    /// Run `case`: its traitors take their behaviours, every other node is honest.
+    async fn run(&self, e: &Explore, case: &Case) -> Result<Outcome, String> {
+        for (name, engine) in &self.engines {
+            let b = case
+                .traitors
+                .iter()
+                .find(|(t, _)| t == name)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
+            engine.set_behaviour(b);
+        }
+        let nodes = names(e.n);
+        let opts = RunOptions {
+            protocol: e.protocol,
+            m: e.m,
+            order: case.order.clone(),
+            commander: nodes[0].clone(),
+            nodes,
+            round_timeout: e.round_timeout,
+            seed: case.seed,
+            allow_unsafe: e.allow_unsafe,
+            rpc_timeout: CALL_TIMEOUT,
+            max_messages: driver::DEFAULT_MAX_MESSAGES,
+        };
+        match driver::drive_with(&self.cluster, &opts, &self.peers).await {
+            Ok((outcome, _)) => Ok(outcome),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
+        }
+    }
+}
+
+/// Timeout of the driver's and the nodes' calls in an exploration.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Run one case against a fresh in-process cluster.
 pub async fn run_case(e: &Explore, case: &Case) -> Result<Outcome, String> {
-    let nodes = names(e.n);
-    let config = Config {
-        cluster: Cluster::new("127.0.0.1", 0),
-        nodes: nodes.clone(),
-        faulty: Vec::new(),
-        behaviours: case.traitors.clone(),
-        seed: 0,
-        quiet: true,
-        print: false,
-        limits: Limits {
-            rpc_timeout: Duration::from_secs(5),
-            ..Limits::default()
-        },
-        codec: Default::default(),
-    };
-    let bound = server::bind_ephemeral(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let cluster = bound.cluster().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(bound.run(async {
-        let _ = stopped.await;
-    }));
-    let opts = RunOptions {
-        protocol: e.protocol,
-        m: e.m,
-        order: case.order.clone(),
-        commander: nodes[0].clone(),
-        nodes,
-        round_timeout: e.round_timeout,
-        seed: case.seed,
-        allow_unsafe: e.allow_unsafe,
-        rpc_timeout: Duration::from_secs(5),
-        max_messages: driver::DEFAULT_MAX_MESSAGES,
-    };
-    let result = driver::drive(&cluster, &opts).await;
-    let _ = stop.send(());
-    let _ = serving.await;
-    match result {
-        Ok((outcome, _)) => Ok(outcome),
-        Err(err) => Err(err.to_string()),
-    }
+    let lab = Lab::start(e.n).await?;
+    let outcome = lab.run(e, case).await;
+    lab.stop().await;
+    outcome
 }
 
 /// Run every case; `progress(done, total)` after each.
@@ -231,7 +291,7 @@ pub async fn explore(
         round_timeout: e.round_timeout,
         seed: e.seed,
         allow_unsafe: e.allow_unsafe,
-        rpc_timeout: Duration::from_secs(5),
+        rpc_timeout: CALL_TIMEOUT,
         max_messages: driver::DEFAULT_MAX_MESSAGES,
     })?;
     let all = cases(e);
@@ -242,29 +302,54 @@ pub async fn explore(
         void: 0,
         counterexample: None,
     };
-    // Cases run `jobs` at a time; results are taken in case order, so the counterexample
-    // reported is the first one whatever the timing.
+    // Cases run `jobs` at a time, each job on its own cluster; results are taken in case
+    // order, so the counterexample reported is the first one whatever the timing.
+    let jobs = e.jobs.max(1).min(all.len().max(1));
+    let mut labs = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        labs.push(Lab::start(e.n).await.map_err(DriveError::Invalid)?);
+    }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
-    let mut done: BTreeMap<usize, Outcome> = BTreeMap::new();
+    let mut done: BTreeMap<usize, Result<Outcome, String>> = BTreeMap::new();
     let mut next = 0;
     let mut finished = 0;
     while finished < all.len() {
-        while next < all.len() && running.len() < e.jobs.max(1) {
+        while next < all.len()
+            && let Some(lab) = labs.pop()
+        {
             let (e, case) = (e.clone(), all[next].clone());
             let i = next;
-            running.spawn(async move { (i, run_case(&e, &case).await) });
+            running.spawn(async move {
+                let outcome = lab.run(&e, &case).await;
+                (i, outcome, lab)
+            });
             next += 1;
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let (i, outcome) = joined.map_err(|err| DriveError::Invalid(err.to_string()))?;
-        done.insert(i, outcome.map_err(DriveError::Invalid)?);
+        let (i, outcome, lab) = joined.map_err(|err| DriveError::Invalid(err.to_string()))?;
+        labs.push(lab);
+        let failed = outcome.is_err();
+        done.insert(i, outcome);
         finished += 1;
         progress(finished, all.len());
+        if failed {
+            break;
+        }
+    }
+    running.abort_all();
+    while let Some(joined) = running.join_next().await {
+        if let Ok((_, _, lab)) = joined {
+            labs.push(lab);
+        }
+    }
+    for lab in labs {
+        lab.stop().await;
     }
     for (i, outcome) in done {
+        let outcome = outcome.map_err(DriveError::Invalid)?;
         summary.cases += 1;
         if outcome.is_void() {
             summary.void += 1;

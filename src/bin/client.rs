@@ -2,6 +2,10 @@
 //! 127.0.0.1:8000-8003, printing a line per send as the original README shows; `client om` and
 //! `client sm` run real Byzantine agreement between the nodes and check the result.
 
+/// See `generals::allocator` for why.
+#[global_allocator]
+static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -189,6 +193,7 @@ struct Agreement {
 }
 
 fn main() -> ExitCode {
+    generals::allocator::configure();
     let cli = Cli::parse();
     // One thread is fastest for a client that only makes calls; the explorer hosts whole
     // clusters in-process and runs cases in parallel, so it gets every core.

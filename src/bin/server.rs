@@ -1,6 +1,10 @@
 //! `server`: host XML-RPC generals. With no arguments it is `python server.py`: nodes P, Q, R,
 //! S on 127.0.0.1:8000-8003, P faulty. See `server --help` and the README.
 
+/// See `generals::allocator` for why.
+#[global_allocator]
+static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -82,15 +86,28 @@ struct Args {
     /// protocol's formula; SM counts twice OM's); a larger om_start/sm_start gets a fault.
     #[arg(long, default_value_t = generals::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
     max_run_messages: u64,
-    /// Reader of request bodies: fast (our one-pass reader, the default) or dxr
-    /// (dxr::MethodCall::from_xml). For measuring one against the other (scripts/bench.sh);
-    /// answers are the same wherever both accept.
+    /// Reader and writer of request bodies and relay batches: fast (our one-pass reader, the
+    /// default) or dxr (dxr::MethodCall::from_xml, dxr_client for batches). For measuring one
+    /// against the other (scripts/bench.sh); answers are the same wherever both accept.
     #[arg(long, default_value = "fast", value_name = "CODEC", hide = true)]
     xml_codec: generals::methods::Codec,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    generals::allocator::configure();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(e) => {
+            eprintln!("server: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
