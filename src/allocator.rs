@@ -7,8 +7,10 @@
 //! transparent huge pages (2 MiB) and purges freed memory only after a delay, which raised the
 //! 13-node server's peak RSS after OM(4) from 55 MB (glibc) to 82 MB, past the 64 MB the rounds
 //! issue allows, and the forced OM(5) server's from 238 MB to 301 MB (limit 256 MB). Built
-//! without huge pages (`no_thp`, Cargo.toml) and purging at once, the peaks are 54 MB and
-//! 233 MB at the same speed (BENCHMARKS.md, "Agreement in explicit rounds").
+//! without huge pages (`no_thp`, Cargo.toml) and, in the server ([`configure`]), purging at
+//! once, the peaks are 54 MB and 233 MB at the same speed (BENCHMARKS.md, "Agreement in
+//! explicit rounds"). The client keeps mimalloc's purge delay: purging at once cost the
+//! explorer 3% of its speed, and it has no memory target.
 
 /// The allocator type for `#[global_allocator]`.
 pub type Allocator = mimalloc::MiMalloc;
@@ -16,7 +18,7 @@ pub type Allocator = mimalloc::MiMalloc;
 /// mimalloc 3's `mi_option_purge_delay` (`mimalloc.h`, `enum mi_option_e`).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Set the allocator's options; call first thing in `main`, before any thread starts
+/// Set the server's allocator options; call first thing in `main`, before any thread starts
 /// (mimalloc's option setters are not thread safe). Environment variables (`MIMALLOC_...`)
 /// set before start still win for anything not set here.
 pub fn configure() {
