@@ -224,6 +224,13 @@ struct Arrow<'a> {
     bundle: Option<usize>,
     y1: f64,
     y2: f64,
+    /// Where the label sits along the arrow, from 0 (start) to 1 (end): the middle, or in a
+    /// round band a fixed distance below the start, so labels keep to their rows.
+    label_at: f64,
+    /// When it was sent and when the receiver stored it (the reply's time when the receiver
+    /// did not say), microseconds.
+    sent_us: u64,
+    stored_us: u64,
 }
 
 impl<'a> Arrow<'a> {
@@ -243,6 +250,9 @@ impl<'a> Arrow<'a> {
             bundle: None,
             y1,
             y2,
+            label_at: 0.5,
+            sent_us: e.start_us,
+            stored_us: e.stored_us().unwrap_or(e.end_us),
         }
     }
 
@@ -295,6 +305,13 @@ impl<'a> Arrow<'a> {
             bundle: Some(calls.len()),
             y1,
             y2,
+            label_at: 0.5,
+            sent_us: calls.iter().map(|e| e.start_us).min().unwrap_or(0),
+            stored_us: calls
+                .iter()
+                .map(|e| e.stored_us().unwrap_or(e.end_us))
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -348,16 +365,62 @@ impl<'a> Arrow<'a> {
                 (y1 + y2) / 2.0 + 4.0,
             );
         } else {
+            let t = self.label_at;
             let _ = write!(
                 out,
                 "<line class=\"{class}\" {ends} x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" \
                  y2=\"{y2:.1}\"/><text class=\"{label_class}\" x=\"{:.1}\" y=\"{:.1}\" \
                  text-anchor=\"middle\">{text}</text>",
-                (x1 + x2) / 2.0,
-                (y1 + y2) / 2.0 - 3.0,
+                x1 + (x2 - x1) * t,
+                y1 + (y2 - y1) * t - 3.0,
             );
         }
         out.push_str("</g>\n");
+    }
+}
+
+/// Where the single calls of a band end: at the height of the instant the receiver stored the
+/// message (its answer; the reply's time when it has none) among the band's sending instants,
+/// linear between two rows and past the last one, never less than 6 pixels below the start.
+/// So an arrow ends below every message sent before it was stored and above every message
+/// sent after. Labels stay a fixed distance below each arrow's start, so they keep to their
+/// rows whatever the slope. Bundles keep their fixed slope.
+fn place_ends(arrows: &mut [Arrow<'_>]) {
+    let sends: Vec<(u64, f64)> = arrows
+        .iter()
+        .filter(|a| a.bundle.is_none())
+        .map(|a| (a.sent_us, a.y1))
+        .collect();
+    if sends.windows(2).any(|w| w[1].0 < w[0].0) {
+        return; // not in order of sending: leave the fixed slope
+    }
+    let Some(&(last_us, last_y)) = sends.last() else {
+        return;
+    };
+    let latest = arrows
+        .iter()
+        .filter(|a| a.bundle.is_none())
+        .map(|a| a.stored_us.max(a.sent_us))
+        .max()
+        .unwrap_or(last_us);
+    for a in arrows
+        .iter_mut()
+        .filter(|a| a.bundle.is_none() && a.from != a.to)
+    {
+        let t = a.stored_us.max(a.sent_us);
+        let i = sends.partition_point(|s| s.0 <= t).saturating_sub(1);
+        let y = match sends.get(i + 1) {
+            Some(&(next_us, next_y)) => {
+                let (s_us, s_y) = sends[i];
+                s_y + (next_y - s_y) * (t - s_us) as f64 / (next_us - s_us).max(1) as f64
+            }
+            None => {
+                let span = latest.saturating_sub(last_us).max(1) as f64;
+                last_y + BAND_ROW * 0.9 * (t.saturating_sub(last_us) as f64 / span)
+            }
+        };
+        a.y2 = y.max(a.y1 + 6.0);
+        a.label_at = (BAND_ROW * 0.3 / (a.y2 - a.y1)).min(0.5);
     }
 }
 
@@ -496,6 +559,7 @@ fn round_layout<'a>(
             }
             None
         };
+        place_ends(&mut arrows[first..]);
         let rows_h = (arrows.len() - first) as f64 * BAND_ROW;
         let matrix_h = matrix
             .as_ref()

@@ -662,3 +662,43 @@ fn small_runs_are_drawn_call_by_call_in_round_bands() {
     assert!(!els.iter().any(|e| e.has_class("cell")), "no summary");
     assert_no_overlap(&text_boxes(&els, "label", 11.0));
 }
+
+/// In a round band an arrow ends at the instant its receiver stored the message (the
+/// `om_message` answer), placed among the round's sending instants: below every message sent
+/// before it was stored, above every message sent after.
+#[test]
+fn arrows_end_when_the_receiver_stored_the_message() {
+    let stored = |mut e: Event, at: u64| {
+        e.result = Some(serde_json::json!(at.to_string()));
+        e.end_us = at + 1_000;
+        e
+    };
+    let events = vec![
+        stored(om("Q", "R", &["P", "Q"], "attack", T0), T0 + 150),
+        stored(om("R", "S", &["P", "R"], "attack", T0 + 100), T0 + 120),
+        stored(om("S", "Q", &["P", "S"], "attack", T0 + 200), T0 + 300),
+    ];
+    let svg = lamport_svg(&names("P,Q,R,S"), &events, &[], &BTreeMap::new(), "t", None);
+    let els = parse(&svg);
+    let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
+    let (a, b, c) = (msgs[0], msgs[1], msgs[2]);
+    // A was stored after B was sent and before C was: it ends between their starts.
+    assert!(
+        b.num("y1") < a.num("y2") && a.num("y2") < c.num("y1"),
+        "{a:?} {b:?} {c:?}"
+    );
+    // B was stored before C was sent: it ends above C's start, and below its own.
+    assert!(b.num("y1") < b.num("y2") && b.num("y2") < c.num("y1"));
+    assert!(c.num("y2") > c.num("y1"));
+    // The tooltip says when.
+    assert!(
+        els.iter()
+            .any(|e| e.name == "title" && e.text.contains("stored by R 150 us after sending"))
+    );
+    // Labels keep to their rows: each one just below its arrow's start.
+    let labels: Vec<&Element> = els.iter().filter(|e| e.has_class("label")).collect();
+    for (l, m) in labels.iter().zip(&msgs) {
+        let dy = l.num("y") - m.num("y1");
+        assert!((0.0..8.0).contains(&dy), "{l:?} {m:?}");
+    }
+}
