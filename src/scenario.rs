@@ -8,7 +8,7 @@ use std::time::Duration;
 use dxr::Value;
 
 use crate::cluster::Cluster;
-use crate::peer::Peers;
+use crate::peer::{PeerError, Peers};
 use crate::protocol;
 
 /// The knobs of the original scenario.
@@ -45,6 +45,9 @@ pub struct Report {
     pub failures: usize,
     /// Each node's final decision, for the nodes that gave one.
     pub decisions: std::collections::BTreeMap<String, String>,
+    /// Nodes that refused the connection (nothing listens there), in the order found: each
+    /// is reported once, and its later calls are skipped.
+    pub unreachable: Vec<String>,
 }
 
 /// Run the scenario, writing its lines to `out` and one line per failure to `err`.
@@ -57,8 +60,13 @@ pub async fn run_original(
 ) -> std::io::Result<Report> {
     let mut failures = 0;
     let mut decisions = std::collections::BTreeMap::new();
+    let mut unreachable: Vec<String> = Vec::new();
     for sender in &opts.nodes {
         for recipient in opts.nodes.iter().filter(|r| *r != sender) {
+            if unreachable.contains(sender) {
+                failures += 1;
+                continue;
+            }
             let args = [
                 Value::String(recipient.clone()),
                 Value::String(opts.decision.clone()),
@@ -76,7 +84,10 @@ pub async fn run_original(
                 }
                 Err(e) => {
                     failures += 1;
-                    writeln!(err, "{e}")?;
+                    if e.refused {
+                        unreachable.push(sender.clone());
+                    }
+                    writeln!(err, "{}", e.line)?;
                 }
             }
             out.flush()?;
@@ -86,6 +97,10 @@ pub async fn run_original(
         }
     }
     for name in &opts.nodes {
+        if unreachable.contains(name) {
+            failures += 1;
+            continue;
+        }
         let what = format!("{}()", protocol::FINALIZE_DECISION);
         match call(
             cluster,
@@ -103,7 +118,10 @@ pub async fn run_original(
             }
             Err(e) => {
                 failures += 1;
-                writeln!(err, "{e}")?;
+                if e.refused {
+                    unreachable.push(name.clone());
+                }
+                writeln!(err, "{}", e.line)?;
             }
         }
         out.flush()?;
@@ -111,10 +129,19 @@ pub async fn run_original(
     Ok(Report {
         failures,
         decisions,
+        unreachable,
     })
 }
 
-/// Call a method expected to return a string. The error is the whole stderr line:
+/// A failed call of the scenario.
+struct Failed {
+    /// The stderr line.
+    line: String,
+    /// The node refused the connection: nothing listens there.
+    refused: bool,
+}
+
+/// Call a method expected to return a string. The error's line is the whole stderr line:
 /// `error: node Q (http://127.0.0.1:8001/): send_message("R", "attack"): connection refused`.
 async fn call(
     cluster: &Cluster,
@@ -123,14 +150,18 @@ async fn call(
     method: &str,
     args: &[Value],
     what: &str,
-) -> Result<String, String> {
-    let url = cluster
-        .url_of(node)
-        .map_err(|f| format!("error: node {node} has no address: {f}"))?;
-    let problem = match peers.call(&url, method, args).await {
+) -> Result<String, Failed> {
+    let url = cluster.url_of(node).map_err(|f| Failed {
+        line: format!("error: node {node} has no address: {f}"),
+        refused: false,
+    })?;
+    let (problem, refused) = match peers.call(&url, method, args).await {
         Ok(Value::String(s)) => return Ok(s),
-        Ok(other) => format!("expected a string, got {other:?}"),
-        Err(e) => e.to_string(),
+        Ok(other) => (format!("expected a string, got {other:?}"), false),
+        Err(e) => (e.to_string(), matches!(e, PeerError::Refused)),
     };
-    Err(format!("error: node {node} ({url}): {what}: {problem}"))
+    Err(Failed {
+        line: format!("error: node {node} ({url}): {what}: {problem}"),
+        refused,
+    })
 }

@@ -31,17 +31,17 @@ fn client_quiet_prints_exactly_the_four_lines() {
 }
 
 #[test]
-fn client_reports_every_unreachable_node_and_exits_1() {
+fn client_reports_every_unreachable_node_once_and_says_what_to_do() {
     // Nothing listens on this block.
     let base = port_base();
     let (code, out, err) = client(&["--port-base", &base.to_string(), "--rpc-timeout", "5"]);
     assert_eq!(code, 1);
     assert_eq!(out, "");
     let lines: Vec<&str> = err.lines().collect();
-    // 12 sends and 4 finalizes, one line each.
-    assert_eq!(lines.len(), 16, "{err}");
-    for line in &lines {
-        assert!(line.starts_with("error: node "), "{line}");
+    // One line per node (its first call; the others are skipped), then the hint.
+    assert_eq!(lines.len(), 5, "{err}");
+    for (line, node) in lines.iter().zip(["P", "Q", "R", "S"]) {
+        assert!(line.starts_with(&format!("error: node {node} (")), "{line}");
         assert!(line.contains("http://127.0.0.1:"), "{line}");
         assert!(line.ends_with("connection refused"), "{line}");
     }
@@ -51,7 +51,29 @@ fn client_reports_every_unreachable_node_and_exits_1() {
             "error: node P (http://127.0.0.1:{base}/): send_message(\"Q\", \"attack\"): connection refused"
         )
     );
+    assert_eq!(
+        lines[4],
+        format!("hint: no node is running; start the cluster first: server --port-base {base}")
+    );
     assert!(!err.contains("panicked") && !err.contains("backtrace"));
+    // The hint carries the options the client was given.
+    let (code, _, err) = client(&[
+        "--port-base",
+        &base.to_string(),
+        "--cluster-size",
+        "6",
+        "--nodes",
+        "N0,N1,N2",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 4, "{err}");
+    assert!(
+        err.ends_with(&format!(
+            "hint: no node is running; start the cluster first: server --port-base {base} \
+             --cluster-size 6 --nodes N0,N1,N2\n"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +96,7 @@ fn client_goes_on_past_a_dead_node() {
     let s_url = format!("http://127.0.0.1:{}/", port_of(base, 'S'));
     assert!(
         err.contains(&format!(
-            "error: node S ({s_url}): finalize_decision(): connection refused"
+            "error: node S ({s_url}): send_message(\"P\", \"attack\"): connection refused"
         )),
         "{err}"
     );
@@ -83,8 +105,16 @@ fn client_goes_on_past_a_dead_node() {
         "{err}"
     );
     assert!(err.contains("ConnectionRefusedError"), "{err}");
-    // P denies S without trying, so that is no error: 2 (Q,R -> S) + 3 (S -> *) + 1 finalize.
-    assert_eq!(err.lines().count(), 6, "{err}");
+    // P denies S without trying, so that is no error: 2 (Q,R -> S), S once (its first call;
+    // its other sends and its finalize are skipped), and the hint.
+    assert_eq!(err.lines().count(), 4, "{err}");
+    assert!(
+        err.ends_with(&format!(
+            "hint: S is not running (connection refused); start it first: server \
+             --port-base {base_s} --nodes S\n"
+        )),
+        "{err}"
+    );
 }
 
 #[test]

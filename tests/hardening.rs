@@ -495,3 +495,86 @@ fn non_loopback_bind_warns() {
         "{err}"
     );
 }
+
+/// The calls that once stalled the whole process: an OM run of 64 nodes and m = 8 started on
+/// Q (62 of them unreachable), then `om_decide`; and n = 18, m = 6. The run budget refuses
+/// them (tests/rounds.rs); here it is lifted, and the defence in depth holds: an evaluation
+/// walks only what was received, off the engine's lock and off the async workers, so each
+/// `om_decide` answers at once, R answers `receive_message` within 100 ms all along, and
+/// SIGTERM ends the process.
+#[test]
+fn huge_om_trees_stall_no_node() {
+    let base = port_base();
+    let ports: Vec<u16> = (0..4).map(|i| base + i).collect();
+    let server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--quiet",
+            "--max-run-messages",
+            &u64::MAX.to_string(),
+        ],
+        &ports,
+    );
+    let (q, r) = (port_of(base, 'Q'), port_of(base, 'R'));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut conn = Conn::open(r);
+            let mut worst = Duration::ZERO;
+            let mut calls = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || calls < 20 {
+                let t = Instant::now();
+                let answer = conn.call("receive_message", &[s("W"), s("attack")]);
+                assert_eq!(
+                    answer,
+                    Ok(s("R received decision 'attack' from W")),
+                    "R's answer"
+                );
+                worst = worst.max(t.elapsed());
+                calls += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (worst, calls)
+        })
+    };
+    for (run, n, m) in [("cpu-64-8", 64u32, 8), ("cpu-18-6", 18, 6)] {
+        // P, Q, then names on the port rule's next ports, closed: the run's other nodes.
+        let names: Vec<Value> = (0..n)
+            .map(|i| s(&char::from_u32('P' as u32 + i).unwrap().to_string()))
+            .collect();
+        let start = [
+            s(run),
+            s("P"),
+            Value::Array(names),
+            Value::Integer(m),
+            Value::Integer(1),
+            s("1"),
+        ];
+        assert_eq!(call(q, "om_start", &start), Ok(s("ok")), "{run}");
+        let t = Instant::now();
+        let decided = call(q, "om_decide", &[s(run)]).expect("om_decide answers");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{run}: {:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            member(&decided, "decision"),
+            &s("retreat"),
+            "nothing arrived"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, calls) = watcher.join().unwrap();
+    assert!(calls >= 20);
+    assert!(worst < Duration::from_millis(100), "R took {worst:?}");
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, _, _) = server.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+}

@@ -259,7 +259,7 @@ impl Engine {
             }
             ext::OM_DECIDE => {
                 args.arity(&["run"])?;
-                self.om_decide(&args.string(0)?)
+                self.om_decide(&args.string(0)?).await
             }
             ext::SM_DECIDE => {
                 args.arity(&["run"])?;
@@ -652,11 +652,34 @@ impl Engine {
         Ok(())
     }
 
-    fn om_decide(&self, run: &str) -> Result<Value, String> {
+    /// Close every round of `run` and decide. A lieutenant's evaluation runs on a blocking
+    /// thread, on a copy of what it received, without the engine's lock: however large the
+    /// tree, the other nodes of the process and their methods keep answering (its size is
+    /// bounded by what was received, see `OmRun::decide`).
+    async fn om_decide(&self, run: &str) -> Result<Value, String> {
+        let lieutenant = {
+            let mut runs = self.lock();
+            let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
+            r.rounds.close_all();
+            (!r.run.is_commander()).then(|| r.run.clone())
+        };
+        let decided = match lieutenant {
+            Some(om) => Some(
+                tokio::task::spawn_blocking(move || om.decide())
+                    .await
+                    .map_err(|e| {
+                        fault::python("RuntimeError", &format!("evaluation failed: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
         let mut runs = self.lock();
+        // Gone meanwhile only if 256 newer runs started: then it is unknown, as it would be now.
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
-        r.rounds.close_all();
-        let (role, decision) = role_and_decision(r);
+        let (role, decision) = match decided {
+            Some(d) => ("lieutenant", d),
+            None => ("commander", r.order.clone().unwrap_or_default()),
+        };
         Ok(decide_answer(
             r,
             [

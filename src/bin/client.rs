@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -262,6 +263,40 @@ fn rpc_timeout(c: &Common) -> anyhow::Result<Duration> {
         .context("--rpc-timeout must be a positive number of seconds")
 }
 
+/// What to do when nodes refused the connection: start them (all of them, or only those
+/// missing), with the options this client was given, so the command works as printed.
+fn start_hint(c: &Common, down: &[String], nodes: &[String]) -> String {
+    let mut cmd = String::from("server");
+    match &c.cluster {
+        Some(file) => {
+            let _ = write!(cmd, " --cluster {}", file.display());
+        }
+        None => {
+            if c.host != protocol::DEFAULT_HOST {
+                let _ = write!(cmd, " --host {}", c.host);
+            }
+            let _ = write!(cmd, " --port-base {}", c.port_base);
+            if let Some(n) = c.cluster_size {
+                let _ = write!(cmd, " --cluster-size {n}");
+            }
+        }
+    }
+    if down.len() == nodes.len() {
+        if let Some(list) = &c.nodes {
+            let _ = write!(cmd, " --nodes {list}");
+        }
+        format!("hint: no node is running; start the cluster first: {cmd}")
+    } else {
+        // Only the missing ones: the others are running on their ports.
+        let _ = write!(cmd, " --nodes {}", down.join(","));
+        let verb = if down.len() == 1 { "is" } else { "are" };
+        format!(
+            "hint: {} {verb} not running (connection refused); start it first: {cmd}",
+            down.join(", ")
+        )
+    }
+}
+
 /// What a run leaves for the pictures.
 struct Drawn<'a> {
     run: &'a str,
@@ -369,6 +404,12 @@ async fn original(cli: &Cli) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("writing output")?;
+    if !report.unreachable.is_empty() {
+        eprintln!(
+            "{}",
+            start_hint(&cli.common, &report.unreachable, &opts.nodes)
+        );
+    }
     if cli.common.tree.is_some() {
         anyhow::bail!("--tree draws an OM run: use it with `client om`");
     }

@@ -99,7 +99,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(serve()),
+        Ok(runtime) => {
+            let code = runtime.block_on(serve());
+            // serve() returns once its connections are done (within --request-timeout); a
+            // blocking evaluation still running must not hold the exit.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            code
+        }
         Err(e) => {
             eprintln!("server: cannot start the async runtime: {e}");
             ExitCode::FAILURE
