@@ -432,7 +432,16 @@ async fn read_body(
         .ok()
         .and_then(|l| l.trim().parse::<u64>().ok())
     {
-        Some(n) if n > limits.max_body as u64 => return Err(too_large()),
+        Some(n) if n > limits.max_body as u64 => {
+            // Lingering close: a caller still sending would get a reset, not this answer, if
+            // the connection closed on its unread body (Python: `BrokenPipeError` at 8 MB).
+            drain(body, limits.request_timeout.min(LINGER_TIME)).await;
+            let mut refused = too_large();
+            refused
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Err(refused);
+        }
         Some(_) => {}
         None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
     }
@@ -460,6 +469,32 @@ async fn read_body(
             ),
         )),
     }
+}
+
+/// Most a refused body is read for, in bytes: a caller sending more still gets a reset.
+const LINGER_BYTES: usize = 256 * 1024 * 1024;
+/// Longest a refused body is read for (or `--request-timeout`, if shorter).
+const LINGER_TIME: Duration = Duration::from_secs(10);
+/// A refused body is read only while it keeps coming: a pause this long ends it (a caller that
+/// claims a terabyte and sends nothing gets its 413 after this).
+const LINGER_IDLE: Duration = Duration::from_secs(1);
+
+/// Read and drop `body` while it keeps coming, at most [`LINGER_BYTES`] of it and for at most
+/// `within`, so that a caller still sending it reads our refusal before the connection closes
+/// (the "lingering close" of nginx and Apache). Nothing is kept: memory does not grow with
+/// the bytes dropped.
+async fn drain(mut body: Body, within: Duration) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(within, async {
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(LINGER_IDLE, body.frame()).await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > LINGER_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Decompress a gzip body, refusing (HTTP 400) when it would exceed `max` bytes: the output is

@@ -578,3 +578,56 @@ fn huge_om_trees_stall_no_node() {
     let (status, _, _) = server.wait(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
 }
+
+/// The 413 arrives: Python's own `xmlrpc.client` sending an 8 MB and a 64 MB argument gets
+/// `ProtocolError ... 413`, not `BrokenPipeError` or a reset (the node reads and drops the
+/// refused body before it closes: a lingering close), and the node's memory does not grow
+/// with the dropped bytes.
+#[test]
+fn python_clients_read_the_413_of_a_body_too_large() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let server = Proc::rust_server(
+        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
+        &[q],
+    );
+    let rss_kb = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = rss_kb();
+    let script = format!(
+        r#"
+import xmlrpc.client
+q = xmlrpc.client.ServerProxy("http://127.0.0.1:{q}/")
+for mb in (8, 64):
+    try:
+        q.receive_message("x" * (mb << 20), "attack")
+        print(mb, "accepted")
+    except xmlrpc.client.ProtocolError as e:
+        print(mb, e.errcode)
+    except Exception as e:
+        print(mb, type(e).__name__)
+"#
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]);
+    let (code, out, err) = run(cmd, Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "8 413\n64 413\n", "{err}");
+    let after = rss_kb();
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    // The node still serves.
+    assert_eq!(
+        call(q, "receive_message", &[s("P"), s("attack")]),
+        Ok(s("Q received decision 'attack' from P"))
+    );
+}
