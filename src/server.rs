@@ -54,6 +54,8 @@ pub struct Limits {
     pub trace_events: usize,
     /// Largest agreement run a node takes part in, in messages (`--max-run-messages`).
     pub max_run_messages: u64,
+    /// Agreement runs a node remembers (`--max-runs`); the oldest is forgotten beyond.
+    pub max_runs: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +67,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             trace_events: trace::DEFAULT_MAX_EVENTS,
             max_run_messages: crate::agreement::engine::DEFAULT_MAX_RUN_MESSAGES,
+            max_runs: crate::agreement::engine::MAX_RUNS,
         }
     }
 }
@@ -227,7 +230,10 @@ fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Server
             cluster.clone(),
             peers.clone(),
             recorder.clone(),
-            config.limits.max_run_messages,
+            crate::agreement::engine::Budgets {
+                run_messages: config.limits.max_run_messages,
+                runs: config.limits.max_runs,
+            },
         )
         .map_err(ServerError::Engine)?;
         let general = Arc::new(General {

@@ -244,6 +244,8 @@ fn help_documents_every_option() {
                 "--rpc-timeout",
                 "--max-body",
                 "--max-senders",
+                "--max-run-messages",
+                "--max-runs",
             ][..],
         ),
         (

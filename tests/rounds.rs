@@ -358,3 +358,40 @@ fn om4_over_13_nodes_holds() {
         serde_json::json!([12, 132, 1320, 11880, 95040])
     );
 }
+
+/// `server --max-runs N`: a node remembers its last N runs; an older one is forgotten (calls
+/// for it get `unknown run`), the newer ones still answer.
+#[test]
+fn a_node_remembers_its_last_max_runs_runs() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let _server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--nodes",
+            "Q",
+            "--quiet",
+            "--max-runs",
+            "2",
+        ],
+        &[q],
+    );
+    for run in ["r1", "r2", "r3"] {
+        let start = [
+            s(run),
+            s("P"),
+            arr(&["P", "Q", "R", "S"]),
+            int(1),
+            int(1000),
+            s("1"),
+        ];
+        assert_eq!(call(q, "om_start", &start), Ok(s("ok")));
+    }
+    let forgotten = call(q, "om_decide", &[s("r1")]).unwrap_err();
+    assert_eq!(forgotten.1, "<class 'KeyError'>:unknown run 'r1'");
+    for run in ["r2", "r3"] {
+        let decided = call(q, "om_decide", &[s(run)]).unwrap();
+        assert_eq!(member(&decided, "role"), &s("lieutenant"), "{run}");
+    }
+}

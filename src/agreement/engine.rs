@@ -27,8 +27,26 @@ use crate::peer::Peers;
 use crate::protocol::{ext, fault};
 use crate::trace::{self, Recorder};
 
-/// Runs remembered per node; the oldest is forgotten beyond this.
+/// Runs remembered per node by default (`server --max-runs`); the oldest is forgotten beyond.
 pub const MAX_RUNS: usize = 256;
+
+/// What one node's engine may hold, set by the server's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Largest run accepted, in messages (`server --max-run-messages`).
+    pub run_messages: u64,
+    /// Runs remembered; the oldest is forgotten beyond (`server --max-runs`).
+    pub runs: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            run_messages: DEFAULT_MAX_RUN_MESSAGES,
+            runs: MAX_RUNS,
+        }
+    }
+}
 /// Largest run accepted: OM's message count grows as n^(m+1).
 pub const MAX_NODES: usize = 64;
 /// Largest `m` accepted.
@@ -63,7 +81,7 @@ pub struct Engine {
     state: Mutex<Runs>,
     recorder: Arc<Recorder>,
     in_flight: Arc<tokio::sync::Semaphore>,
-    max_run_messages: u64,
+    budgets: Budgets,
 }
 
 #[derive(Debug, Default)]
@@ -134,7 +152,7 @@ impl Engine {
         cluster: Arc<Cluster>,
         peers: Peers,
         recorder: Arc<Recorder>,
-        max_run_messages: u64,
+        budgets: Budgets,
     ) -> Result<Self, String> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| format!("no randomness for the SM key: {e}"))?;
@@ -148,7 +166,7 @@ impl Engine {
             state: Mutex::new(Runs::default()),
             recorder,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
-            max_run_messages,
+            budgets,
         })
     }
 
@@ -285,19 +303,19 @@ impl Engine {
     /// over this node's budget (`server --max-run-messages`).
     fn check_budget(&self, start: &Start, factor: u64) -> Result<(), String> {
         let count = factor.saturating_mul(om::total_messages(start.nodes.len(), start.m));
-        if count > self.max_run_messages {
+        if count > self.budgets.run_messages {
             return Err(fault::python(
                 "ValueError",
                 &format!(
                     "a run of {count} messages is over this node's budget of {} (server --max-run-messages)",
-                    self.max_run_messages
+                    self.budgets.run_messages
                 ),
             ));
         }
         Ok(())
     }
 
-    /// Remember a new run (forgetting the oldest beyond [`MAX_RUNS`]); it admits at most
+    /// Remember a new run (forgetting the oldest beyond `--max-runs`); it admits at most
     /// `budget` messages.
     fn insert(&self, start: &Start, budget: u64, put: impl FnOnce(&mut Runs, Run<()>)) {
         let template = Run {
@@ -320,7 +338,7 @@ impl Engine {
         runs.bytes = runs.bytes.saturating_sub(freed);
         put(&mut runs, template);
         runs.started.push_back(start.run.clone());
-        while runs.started.len() > MAX_RUNS {
+        while runs.started.len() > self.budgets.runs.max(1) {
             runs.forget_oldest();
         }
     }

@@ -86,6 +86,11 @@ struct Args {
     /// protocol's formula; SM counts twice OM's); a larger om_start/sm_start gets a fault.
     #[arg(long, default_value_t = generals::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
     max_run_messages: u64,
+    /// Agreement runs a node remembers (for om_decide, trace_events); the oldest is forgotten
+    /// beyond this, and calls for it get `unknown run`.
+    #[arg(long, default_value_t = generals::agreement::engine::MAX_RUNS as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_runs: u64,
     /// Reader and writer of request bodies and relay batches: fast (our one-pass reader, the
     /// default) or dxr (dxr::MethodCall::from_xml, dxr_client for batches). For measuring one
     /// against the other (scripts/bench.sh); answers are the same wherever both accept.
@@ -194,6 +199,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             request_timeout,
             trace_events: args.trace_events,
             max_run_messages: args.max_run_messages,
+            max_runs: usize::try_from(args.max_runs).unwrap_or(usize::MAX),
         },
         codec: args.xml_codec,
     };
