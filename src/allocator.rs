@@ -15,7 +15,9 @@
 /// The allocator type for `#[global_allocator]`.
 pub type Allocator = mimalloc::MiMalloc;
 
-/// mimalloc 3's `mi_option_purge_delay` (`mimalloc.h`, `enum mi_option_e`).
+/// mimalloc 3's `mi_option_purge_delay` (`mimalloc.h`, `enum mi_option_e`, as bundled by
+/// `libmimalloc-sys` 0.1.49): a position in a C enum, so re-check it when mimalloc is upgraded
+/// (`MIMALLOC_VERBOSE=1 server` lists the options in order).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Set the server's allocator options; call first thing in `main`, before any thread starts
