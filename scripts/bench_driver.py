@@ -7,78 +7,19 @@ Standard library only. Every process it starts is stopped in a finally block.
 import argparse
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = os.path.join(ROOT, "target", "release")
+from harness import REL, ROOT, free_base, kill_all, loadgen, memory_kb, start, stop
+
 PY_SERVER = os.path.join(ROOT, "scripts", "python", "server.py")
 PY_CLIENT = os.path.join(ROOT, "scripts", "python", "client.py")
-PROCS = []
-
-
-def free_base(size):
-    """A port base whose `size` ports are free, between 30000 and 32000 (below ephemeral)."""
-    for base in range(30000 + (os.getpid() % 50) * 10, 32000 - size, size + 10):
-        ok = True
-        for p in range(base, base + size):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    sys.exit("no free port block")
-
-
-def wait_ports(ports, limit=30):
-    deadline = time.monotonic() + limit
-    for p in ports:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit(f"port {p} not ready")
-                time.sleep(0.02)
-
-
-def start(cmd, ports):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    PROCS.append(p)
-    wait_ports(ports)
-    return p
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
 
 
 def peak_rss_kb(p):
-    with open(f"/proc/{p.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def loadgen(port, conns, duration, mix="receive_message"):
-    out = subprocess.run(
-        [os.path.join(REL, "loadgen"), "--addr", f"127.0.0.1:{port}", "-c", str(conns),
-         "-d", str(duration), "--mix", mix],
-        capture_output=True, text=True, check=True).stdout
-    return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
+    return memory_kb(p, "VmHWM")
 
 
 def wall(cmd, runs):
@@ -271,10 +212,7 @@ def main():
             mem["16 nodes, after a forced OM(5)"] = (0, peak_rss_kb(rs))
             stop(rs)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all()
 
     for what, (p, r) in mem.items():
         ratio = f"{p / r:.1f}x less" if p else "-"

@@ -38,66 +38,17 @@ import threading
 import time
 import xmlrpc.client
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = os.path.join(ROOT, "target", "release")
-SERVER, CLIENT, LOADGEN = (os.path.join(REL, b) for b in ("server", "client", "loadgen"))
+from harness import REL, ROOT, free_base, kill_all, loadgen, memory_kb, start
+
+SERVER, CLIENT = (os.path.join(REL, b) for b in ("server", "client"))
 PY_SERVER = os.path.join(ROOT, "scripts", "python", "server.py")
-PROCS = []
 RPC_TIMEOUT = 2
 REQUEST_TIMEOUT = 5
 NODES = 7
 
 
-def free_base(size):
-    """A port base whose `size` ports are free, between 30000 and 32000 (below ephemeral)."""
-    for base in range(30000 + (os.getpid() % 50) * 10, 32000 - size, size + 10):
-        ok = True
-        for p in range(base, base + size):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    sys.exit("no free port block")
-
-
-def wait_ports(ports, limit=30):
-    deadline = time.monotonic() + limit
-    for p in ports:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit(f"port {p} not ready")
-                time.sleep(0.02)
-
-
-def start(cmd, ports):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    PROCS.append(p)
-    wait_ports(ports)
-    return p
-
-
 def rss_kb(p):
-    with open(f"/proc/{p.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def loadgen(port, conns, secs, mix):
-    out = subprocess.run(
-        [LOADGEN, "--addr", f"127.0.0.1:{port}", "-c", str(conns), "-d", str(secs), "--mix", mix,
-         "--timeout", "5"],
-        capture_output=True, text=True, check=True).stdout
-    return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
+    return memory_kb(p, "VmRSS")
 
 
 class Ledger(threading.Thread):
@@ -320,9 +271,9 @@ def main():
         for k in range(slices):
             res = {}
             t = [threading.Thread(target=lambda: res.__setitem__(
-                     "recv", loadgen(ports[1], 16, slice_s, "receive_message"))),
+                     "recv", loadgen(ports[1], 16, slice_s, "receive_message", timeout=5))),
                  threading.Thread(target=lambda: res.__setitem__(
-                     "send", loadgen(ports[2], 16, slice_s, "send_message=N3")))]
+                     "send", loadgen(ports[2], 16, slice_s, "send_message=N3", timeout=5)))]
             for x in t:
                 x.start()
             for x in t:
@@ -377,8 +328,8 @@ def main():
         py = start([sys.executable, PY_SERVER, "--port-base", str(pbase)],
                    [pbase + i for i in range(4)])
         side = 5 if args.quick else 10
-        py_res = loadgen(pbase + 1, 32, side, "receive_message")
-        rs_res = loadgen(ports[1], 32, side, "receive_message")
+        py_res = loadgen(pbase + 1, 32, side, timeout=5)
+        rs_res = loadgen(ports[1], 32, side, timeout=5)
         py.terminate()
         py.wait(10)
         row("side by side: receive_message, 32 conns, Python stand-in vs Rust",
@@ -395,10 +346,7 @@ def main():
         row("clean stop (SIGTERM)", f"exit {code} in {took:.2f} s (limit {REQUEST_TIMEOUT} s)",
             code == 0 and took <= REQUEST_TIMEOUT)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all()
 
     width = max(len(r[0]) for r in rows) + 2
     print(f"soak: {total} s, slices of {slice_s} s, cluster N0..N6 on ports {base}-{base + NODES - 1}")

@@ -434,45 +434,11 @@ pub fn encode_call(method: &str, params: &[Value]) -> String {
     out.push_str("</methodName><params>");
     for p in params {
         out.push_str("<param>");
-        write_compact(&mut out, p);
+        write_value_in(&mut out, p, "");
         out.push_str("</param>");
     }
     out.push_str("</params></methodCall>\n");
     out
-}
-
-/// One `<value>...</value>` without line breaks.
-fn write_compact(out: &mut String, value: &Value) {
-    match value {
-        Value::String(s) => {
-            out.push_str("<value><string>");
-            escape_into(out, s);
-            out.push_str("</string></value>");
-        }
-        Value::Integer(i) => {
-            let _ = write!(out, "<value><int>{i}</int></value>");
-        }
-        Value::Struct(members) => {
-            out.push_str("<value><struct>");
-            for (name, v) in members {
-                out.push_str("<member><name>");
-                escape_into(out, name);
-                out.push_str("</name>");
-                write_compact(out, v);
-                out.push_str("</member>");
-            }
-            out.push_str("</struct></value>");
-        }
-        Value::Array(items) => {
-            out.push_str("<value><array><data>");
-            for v in items {
-                write_compact(out, v);
-            }
-            out.push_str("</data></array></value>");
-        }
-        // The rest is rare in calls; Python's layout is as valid.
-        other => write_value(out, other),
-    }
 }
 
 /// A successful `methodResponse` body carrying `value`.
@@ -500,47 +466,58 @@ pub fn encode_fault(fault: &Fault) -> String {
 
 /// One `<value>...</value>\n` in Python's layout.
 fn write_value(out: &mut String, value: &Value) {
+    write_value_in(out, value, "\n");
+}
+
+/// One `<value>...</value>`, with `nl` where Python's layout breaks lines: `"\n"` for Python's
+/// layout, `""` for a compact body.
+fn write_value_in(out: &mut String, value: &Value, nl: &str) {
     match value {
         Value::String(s) => {
             out.push_str("<value><string>");
             escape_into(out, s);
-            out.push_str("</string></value>\n");
+            out.push_str("</string></value>");
+            out.push_str(nl);
         }
         Value::Integer(i) => {
-            let _ = writeln!(out, "<value><int>{i}</int></value>");
+            let _ = write!(out, "<value><int>{i}</int></value>{nl}");
         }
         Value::Long(i) => {
-            let _ = writeln!(out, "<value><i8>{i}</i8></value>");
+            let _ = write!(out, "<value><i8>{i}</i8></value>{nl}");
         }
         Value::Boolean(b) => {
-            let _ = writeln!(out, "<value><boolean>{}</boolean></value>", u8::from(*b));
+            let _ = write!(
+                out,
+                "<value><boolean>{}</boolean></value>{nl}",
+                u8::from(*b)
+            );
         }
         Value::Double(d) => {
-            let _ = writeln!(out, "<value><double>{d:?}</double></value>");
+            let _ = write!(out, "<value><double>{d:?}</double></value>{nl}");
         }
         Value::Struct(members) => {
-            out.push_str("<value><struct>\n");
+            let _ = write!(out, "<value><struct>{nl}");
             for (name, v) in members {
-                out.push_str("<member>\n<name>");
+                let _ = write!(out, "<member>{nl}<name>");
                 escape_into(out, name);
-                out.push_str("</name>\n");
-                write_value(out, v);
-                out.push_str("</member>\n");
+                let _ = write!(out, "</name>{nl}");
+                write_value_in(out, v, nl);
+                let _ = write!(out, "</member>{nl}");
             }
-            out.push_str("</struct></value>\n");
+            let _ = write!(out, "</struct></value>{nl}");
         }
         Value::Array(items) => {
-            out.push_str("<value><array><data>\n");
+            let _ = write!(out, "<value><array><data>{nl}");
             for v in items {
-                write_value(out, v);
+                write_value_in(out, v, nl);
             }
-            out.push_str("</data></array></value>\n");
+            let _ = write!(out, "</data></array></value>{nl}");
         }
         Value::Nil => out.push_str("<value><nil/></value>"),
         // dateTime and base64 never occur in this protocol's replies; dxr writes them.
         other => {
             out.push_str(&other.to_xml().unwrap_or_default());
-            out.push('\n');
+            out.push_str(nl);
         }
     }
 }
