@@ -509,7 +509,8 @@ fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut out = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    match flate2::read::GzDecoder::new(compressed)
+    // Every member, as Python's `gzip.decompress` does (`cat a.gz b.gz` is one valid body).
+    match flate2::read::MultiGzDecoder::new(compressed)
         .take(limit)
         .read_to_end(&mut out)
     {
