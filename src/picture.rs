@@ -343,10 +343,7 @@ impl<'a> Arrow<'a> {
         if let Some(n) = self.bundle {
             let _ = write!(ends, " data-count=\"{n}\"");
         }
-        let round = self
-            .round
-            .map(|r| format!(" data-round=\"{r}\""))
-            .unwrap_or_default();
+        let round = data_round(self.round);
         let _ = write!(
             out,
             "<g class=\"call\"{round}><title>{}</title>",
@@ -422,6 +419,13 @@ fn place_ends(arrows: &mut [Arrow<'_>]) {
         a.y2 = y.max(a.y1 + 6.0);
         a.label_at = (BAND_ROW * 0.3 / (a.y2 - a.y1)).min(0.5);
     }
+}
+
+/// The ` data-round="R"` attribute of an element of round `round`, or nothing.
+fn data_round(round: Option<usize>) -> String {
+    round
+        .map(|r| format!(" data-round=\"{r}\""))
+        .unwrap_or_default()
 }
 
 /// One round of an OM/SM diagram: a band across the page.
@@ -592,10 +596,7 @@ fn draw_band(
     mx: f64,
     is_traitor: &dyn Fn(&str) -> bool,
 ) {
-    let data = band
-        .round
-        .map(|r| format!(" data-round=\"{r}\""))
-        .unwrap_or_default();
+    let data = data_round(band.round);
     let _ = writeln!(
         out,
         "<rect class=\"band\"{data} x=\"0\" y=\"{:.1}\" width=\"{width:.0}\" height=\"{:.1}\"/>",

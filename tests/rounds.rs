@@ -34,6 +34,18 @@ fn int(i: i32) -> Value {
     Value::Integer(i)
 }
 
+/// The arguments of `om_start` for an OM(1) run `run` among P..S, P commanding, 1 s rounds.
+fn om1_start(run: &str) -> [Value; 6] {
+    [
+        s(run),
+        s("P"),
+        arr(&["P", "Q", "R", "S"]),
+        int(1),
+        int(1000),
+        s("1"),
+    ]
+}
+
 fn arr(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|x| s(x)).collect())
 }
@@ -44,15 +56,7 @@ fn arr(items: &[&str]) -> Value {
 fn late_messages_are_refused_and_counted() {
     let (_server, base) = rust_cluster(&["--faulty", ""]);
     let q = port_of(base, 'Q');
-    let start = [
-        s("late-1"),
-        s("P"),
-        arr(&["P", "Q", "R", "S"]),
-        int(1),
-        int(1000),
-        s("1"),
-    ];
-    assert_eq!(call(q, "om_start", &start), Ok(s("ok")));
+    assert_eq!(call(q, "om_start", &om1_start("late-1")), Ok(s("ok")));
     // Round 1 is open (or not yet opened): the commander's message is stored, and the answer
     // says when.
     let before = generals::trace::now_us();
@@ -378,15 +382,7 @@ fn a_node_remembers_its_last_max_runs_runs() {
         &[q],
     );
     for run in ["r1", "r2", "r3"] {
-        let start = [
-            s(run),
-            s("P"),
-            arr(&["P", "Q", "R", "S"]),
-            int(1),
-            int(1000),
-            s("1"),
-        ];
-        assert_eq!(call(q, "om_start", &start), Ok(s("ok")));
+        assert_eq!(call(q, "om_start", &om1_start(run)), Ok(s("ok")));
     }
     let forgotten = call(q, "om_decide", &[s("r1")]).unwrap_err();
     assert_eq!(forgotten.1, "<class 'KeyError'>:unknown run 'r1'");

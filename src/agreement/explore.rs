@@ -268,14 +268,6 @@ impl Lab {
 /// Timeout of the driver's and the nodes' calls in an exploration.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Run one case against a fresh in-process cluster.
-pub async fn run_case(e: &Explore, case: &Case) -> Result<Outcome, String> {
-    let lab = Lab::start(e.n).await?;
-    let outcome = lab.run(e, case).await;
-    lab.stop().await;
-    outcome
-}
-
 /// Run every case; `progress(done, total)` after each.
 pub async fn explore(
     e: &Explore,
