@@ -159,7 +159,33 @@ impl Cluster {
         }
     }
 
+    /// Add `names` to the members that are not yet (a server's hosted nodes, a client's
+    /// `--nodes`): they are nodes of the cluster, so [`Cluster::url_of`] finds them.
+    pub fn with_known(mut self, names: &[String]) -> Self {
+        for n in names {
+            if !self.members.contains(n) {
+                self.members.push(n.clone());
+            }
+        }
+        self
+    }
+
+    /// Whether `name` is a node of this cluster: a member (P..S, the generated nodes, a
+    /// cluster file's), a `--peer`, or added by [`Cluster::with_known`].
+    pub fn knows(&self, name: &str) -> bool {
+        self.peers.contains_key(name) || self.members.iter().any(|m| m == name)
+    }
+
     /// The URL of a node by name, or the fault Python raises for that name.
+    ///
+    /// Only nodes of the cluster are ever called ([`Cluster::knows`]): the port rule is no
+    /// way to reach any port of the host. The original computes `8000 + ord(name) - ord('P')`
+    /// for any one-character name, and its resolver keeps the low 16 bits of the result, so
+    /// one character reached any local port (U+A6F2 from base 22900 is port 22) with a body
+    /// the caller chose. Here a name outside the cluster, or whose port is past 65535, gets
+    /// the fault the original gives when nobody listens there (`ConnectionRefusedError`),
+    /// without any connection being made. Python's `ord()` faults come first, as in the
+    /// original.
     pub fn url_of(&self, name: &str) -> Result<String, String> {
         if let Some(url) = self.peers.get(name) {
             return Ok(url.clone());
@@ -168,8 +194,10 @@ impl Cluster {
         if port < 0 {
             return Err(fault::bad_port());
         }
-        // Python hands the number to getaddrinfo, which keeps its low 16 bits.
-        Ok(format!("http://{}:{}/", self.host, port % 65536))
+        if port > i64::from(u16::MAX) || !self.knows(name) {
+            return Err(fault::connection_refused());
+        }
+        Ok(format!("http://{}:{port}/", self.host))
     }
 
     /// [`Cluster::url_of`] for an XML-RPC argument: non-strings get Python's `ord()` fault.
@@ -339,8 +367,9 @@ mod tests {
     fn port_rule_matches_the_original() {
         let c = Cluster::default();
         assert_eq!(c.url_of("Q").unwrap(), "http://127.0.0.1:8001/");
-        assert_eq!(c.url_of("T").unwrap(), "http://127.0.0.1:8004/");
-        assert_eq!(c.url_of("A").unwrap(), "http://127.0.0.1:7985/");
+        let known = c.clone().with_known(&["T".to_string(), "A".to_string()]);
+        assert_eq!(known.url_of("T").unwrap(), "http://127.0.0.1:8004/");
+        assert_eq!(known.url_of("A").unwrap(), "http://127.0.0.1:7985/");
         assert_eq!(c.listen_port("S").unwrap(), 8003);
         assert_eq!(
             c.url_of("").unwrap_err(),
@@ -354,6 +383,24 @@ mod tests {
             c.resolve(&Value::Integer(5)).unwrap_err(),
             "<class 'TypeError'>:ord() expected string of length 1, but int found"
         );
+    }
+
+    #[test]
+    fn only_cluster_nodes_are_called() {
+        let refused = fault::connection_refused();
+        let c = Cluster::new("127.0.0.1", 22900);
+        // Not a node of the cluster: refused without a URL, wherever the rule points.
+        assert_eq!(c.url_of("T").unwrap_err(), refused);
+        // U+A6F2 is port 22 in the original (modulo 65536); past 65535 is never called.
+        assert_eq!(c.url_of("\u{A6F2}").unwrap_err(), refused);
+        let wrapped = char::from_u32(u32::from('P') + 65536).unwrap().to_string();
+        assert_eq!(c.url_of(&wrapped).unwrap_err(), refused);
+        let c = c.with_known(&[wrapped.clone(), "\u{A6F2}".into()]);
+        assert_eq!(c.url_of(&wrapped).unwrap_err(), refused);
+        assert_eq!(c.url_of("\u{A6F2}").unwrap_err(), refused);
+        // Members still resolve; ord() faults still come first.
+        assert_eq!(c.url_of("S").unwrap(), "http://127.0.0.1:22903/");
+        assert!(c.url_of("PP").unwrap_err().contains("ord()"));
     }
 
     #[test]

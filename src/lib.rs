@@ -15,6 +15,8 @@
 //! - [`peer`]: every outgoing call, on `dxr_client` but the relay batches (pooled
 //!   connections, timeouts, reply cap, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
+//! - [`gate`]: what callers may hold: connections (overall, per address), bytes of bodies
+//!   and unread answers, and the write timeout;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
 //! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
@@ -29,6 +31,7 @@ pub mod agreement;
 pub mod allocator;
 pub mod cluster;
 pub mod dispatch;
+pub mod gate;
 pub mod load;
 pub mod methods;
 pub mod node;

@@ -17,6 +17,13 @@ use crate::protocol::{self, fault};
 
 /// Default cap on distinct senders one node stores (see [`Node::with_max_senders`]).
 pub const DEFAULT_MAX_SENDERS: usize = 10_000;
+/// Default cap on one sender name or decision, in bytes (see [`Node::with_byte_budget`]).
+pub const DEFAULT_MAX_VALUE: usize = 64 * 1024;
+/// Default cap on the bytes of stored messages of one node (see [`Node::with_byte_budget`]).
+pub const DEFAULT_MAX_STORED_BYTES: usize = 16 * 1024 * 1024;
+/// What one stored message costs besides its two strings: the map slot and two `String`
+/// headers, rounded up. Counted so that ten thousand empty senders still cost something.
+pub const ENTRY_OVERHEAD: usize = 64;
 
 /// A general of the simulation.
 #[derive(Debug, Clone)]
@@ -25,6 +32,12 @@ pub struct Node {
     faulty: bool,
     messages: HashMap<String, String>,
     max_senders: usize,
+    /// Longest sender or decision stored or sent, in bytes.
+    max_value: usize,
+    /// Most bytes of stored messages ([`stored_cost`] summed).
+    max_stored: usize,
+    /// Bytes of stored messages now.
+    stored: usize,
     behaviour: Behaviour,
     /// The cluster's other nodes in order: where a two-faced node splits its receivers.
     receivers: Vec<String>,
@@ -89,6 +102,9 @@ impl Node {
             faulty,
             messages: HashMap::new(),
             max_senders: DEFAULT_MAX_SENDERS,
+            max_value: DEFAULT_MAX_VALUE,
+            max_stored: DEFAULT_MAX_STORED_BYTES,
+            stored: 0,
             receivers: Vec::new(),
             seed: 0,
             sends: 0,
@@ -128,6 +144,22 @@ impl Node {
     pub fn with_max_senders(mut self, max: usize) -> Self {
         self.max_senders = max;
         self
+    }
+
+    /// Cap what the node holds in bytes: one sender name or decision at most `max_value`
+    /// bytes (stored or sent), all stored messages together at most `max_stored` bytes (each
+    /// costs its two strings plus [`ENTRY_OVERHEAD`]). The original has no cap: 10,000
+    /// senders with 1 MiB decisions took 10 GiB per node, and one `get_messages` three times
+    /// that. Beyond a cap the call gets a fault and nothing stored changes.
+    pub fn with_byte_budget(mut self, max_value: usize, max_stored: usize) -> Self {
+        self.max_value = max_value;
+        self.max_stored = max_stored;
+        self
+    }
+
+    /// Bytes of stored messages, as counted against the budget.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored
     }
 
     /// The node's name.
@@ -212,6 +244,9 @@ impl Node {
         let (Value::String(recipient), Value::String(decision)) = (recipient, decision) else {
             return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
         };
+        if decision.len() > self.max_value {
+            return Step::fault(fault::too_long("decision", decision.len(), self.max_value));
+        }
         // What the behaviour makes of the decision (an honest node sends it unchanged).
         self.sends += 1;
         let index = self
@@ -249,13 +284,25 @@ impl Node {
         let Value::String(decision) = decision else {
             return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
         };
+        for (what, v) in [("sender", sender), ("decision", decision)] {
+            if v.len() > self.max_value {
+                return Step::fault(fault::too_long(what, v.len(), self.max_value));
+            }
+        }
         if self.faulty {
             return Step::reply(Ok(protocol::ignored_reply(&self.name, sender)), None);
         }
+        let old = self.messages.get(sender).map(|d| stored_cost(sender, d));
+        if old.is_none() && self.messages.len() >= self.max_senders {
+            return Step::fault(fault::too_many_senders(&self.name, self.max_senders));
+        }
+        let total = self.stored - old.unwrap_or(0) + stored_cost(sender, decision);
+        if total > self.max_stored {
+            return Step::fault(fault::store_full(&self.name, self.max_stored));
+        }
+        self.stored = total;
         if let Some(stored) = self.messages.get_mut(sender) {
             stored.clone_from(decision);
-        } else if self.messages.len() >= self.max_senders {
-            return Step::fault(fault::too_many_senders(&self.name, self.max_senders));
         } else {
             self.messages.insert(sender.clone(), decision.clone());
         }
@@ -291,6 +338,11 @@ pub fn original_behaviour(name: &str, faulty: bool) -> Behaviour {
     } else {
         Behaviour::Honest
     }
+}
+
+/// What one stored message counts against a node's byte budget.
+pub fn stored_cost(sender: &str, decision: &str) -> usize {
+    sender.len() + decision.len() + ENTRY_OVERHEAD
 }
 
 /// The most frequent value; ties go to the smallest value. `None` when empty.
@@ -421,5 +473,39 @@ mod tests {
         let f = reply(n.receive_message(&s("B"), &s("x"))).unwrap_err();
         assert!(f.contains("at most 1"), "{f}");
         assert_eq!(n.messages().len(), 1);
+    }
+
+    #[test]
+    fn byte_budget_refuses_without_changing_the_store() {
+        let room = 2 * stored_cost("A", "xxxx");
+        let mut n = Node::new("Q", false).with_byte_budget(8, room);
+        let long = "y".repeat(9);
+        for (sender, decision) in [("A", long.as_str()), (long.as_str(), "x")] {
+            let f = reply(n.receive_message(&s(sender), &s(decision))).unwrap_err();
+            assert!(f.contains("at most 8 bytes"), "{f}");
+        }
+        assert!(reply(n.receive_message(&s("A"), &s("xxxx"))).is_ok());
+        assert!(reply(n.receive_message(&s("B"), &s("xxxx"))).is_ok());
+        assert_eq!(n.stored_bytes(), room);
+        // Full: a new sender and a longer value are refused, the same size or shorter is not.
+        let f = reply(n.receive_message(&s("C"), &s("x"))).unwrap_err();
+        assert!(f.contains(&format!("at most {room} bytes")), "{f}");
+        assert!(reply(n.receive_message(&s("B"), &s("xxxxx"))).is_err());
+        assert!(reply(n.receive_message(&s("B"), &s("zz"))).is_ok());
+        assert!(reply(n.receive_message(&s("C"), &s(""))).is_err());
+        assert_eq!(n.messages().len(), 2);
+        assert_eq!(n.messages()["B"], "zz");
+        assert_eq!(
+            n.stored_bytes(),
+            n.messages()
+                .iter()
+                .map(|(k, v)| stored_cost(k, v))
+                .sum::<usize>()
+        );
+        // A send of a decision past the cap is refused before anything is forwarded.
+        assert!(matches!(
+            n.send_message(&s("R"), &s(&long), |_| Ok(())),
+            Step::Reply { result: Err(_), .. }
+        ));
     }
 }

@@ -312,6 +312,27 @@ pub mod fault {
         )
     }
 
+    /// Extension of ours: a sender or decision longer than the node's cap (`--max-value`).
+    pub fn too_long(what: &str, len: usize, max: usize) -> String {
+        python(
+            "ValueError",
+            &format!(
+                "{what} of {len} bytes: this node takes at most {max} bytes (server --max-value)"
+            ),
+        )
+    }
+
+    /// Extension of ours: the node's stored messages would pass its byte budget
+    /// (`--max-stored-bytes`).
+    pub fn store_full(node: &str, max: usize) -> String {
+        python(
+            "OverflowError",
+            &format!(
+                "node {node} stores at most {max} bytes of messages; new and longer ones are refused (server --max-stored-bytes)"
+            ),
+        )
+    }
+
     /// The request body is not a well-formed XML-RPC call (Python: expat's message). Our
     /// message is quick-xml's; the class prefix is Python's.
     pub fn parse_error(message: &str) -> String {

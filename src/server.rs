@@ -33,6 +33,7 @@ use tower::ServiceExt;
 use crate::agreement::behaviour::Behaviour;
 use crate::agreement::engine::Engine;
 use crate::cluster::{Cluster, ClusterError};
+use crate::gate::{self, ByteBudget, ConnGate};
 use crate::methods::{self, Codec, General};
 use crate::node::{self, Node};
 use crate::peer::{self, PeerError, Peers};
@@ -56,6 +57,22 @@ pub struct Limits {
     pub max_run_messages: u64,
     /// Agreement runs a node remembers (`--max-runs`); the oldest is forgotten beyond.
     pub max_runs: usize,
+    /// Longest sender or decision a node stores or sends, in bytes (`--max-value`).
+    pub max_value: usize,
+    /// Bytes of stored messages per node (`--max-stored-bytes`).
+    pub max_stored_bytes: usize,
+    /// Bytes of node-to-node calls remembered for traces, per process (`--trace-bytes`).
+    pub trace_bytes: usize,
+    /// Connections the process serves at once (`--max-connections`); past it, HTTP 429.
+    pub max_connections: usize,
+    /// Connections one client address may hold (`--max-connections-per-client`).
+    pub max_connections_per_client: usize,
+    /// Bytes of request bodies received and not yet answered, per process
+    /// (`--max-buffered-bytes`); past it, further bodies wait within the request timeout.
+    pub buffered_bytes: usize,
+    /// Bytes of answers not yet read by their callers, per process (`--max-answer-bytes`);
+    /// past it, a large answer is replaced by a short fault.
+    pub answer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +85,13 @@ impl Default for Limits {
             trace_events: trace::DEFAULT_MAX_EVENTS,
             max_run_messages: crate::agreement::engine::DEFAULT_MAX_RUN_MESSAGES,
             max_runs: crate::agreement::engine::MAX_RUNS,
+            max_value: node::DEFAULT_MAX_VALUE,
+            max_stored_bytes: node::DEFAULT_MAX_STORED_BYTES,
+            trace_bytes: trace::DEFAULT_MAX_BYTES,
+            max_connections: gate::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: gate::DEFAULT_MAX_PER_CLIENT,
+            buffered_bytes: gate::DEFAULT_BUFFERED_BYTES,
+            answer_bytes: gate::DEFAULT_ANSWER_BYTES,
         }
     }
 }
@@ -157,6 +181,12 @@ struct NodeState {
     delay: Option<Duration>,
     limits: Limits,
     codec: Codec,
+    /// The process's connections (shared by its nodes).
+    gate: Arc<ConnGate>,
+    /// Bytes of request bodies held by the process (shared by its nodes).
+    bodies: ByteBudget,
+    /// Bytes of answers not yet read (shared by its nodes).
+    answers: ByteBudget,
 }
 
 impl std::fmt::Debug for NodeState {
@@ -209,14 +239,30 @@ async fn listen(name: &str, host: &str, port: u16) -> Result<TcpListener, Server
 }
 
 /// The node states for `config.nodes`, served on `listeners` (same order).
-fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, ServerError> {
+fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, ServerError> {
+    // A hosted node is a node of the cluster even when the port rule alone places it.
+    config.cluster = config.cluster.with_known(&config.nodes);
     let cluster = Arc::new(config.cluster.clone());
-    let peers = Peers::new(config.limits.rpc_timeout)?.with_codec(config.codec);
-    let recorder = Arc::new(Recorder::with_capacity(config.limits.trace_events));
+    let limits = &config.limits;
+    // A node's peers answer short strings and relay receipts; nothing they say legitimately
+    // is larger than what this node accepts itself.
+    let peers = Peers::new(limits.rpc_timeout)?
+        .with_codec(config.codec)
+        .with_max_reply(limits.max_body.max(64 * 1024));
+    let recorder =
+        Arc::new(Recorder::with_capacity(limits.trace_events).with_max_bytes(limits.trace_bytes));
+    let max_connections = match gate::fd_limit_half() {
+        Some(half) => limits.max_connections.min(half),
+        None => limits.max_connections,
+    };
+    let conn_gate = ConnGate::new(max_connections, limits.max_connections_per_client);
+    let bodies = ByteBudget::new(limits.buffered_bytes);
+    let answers = ByteBudget::new(limits.answer_bytes);
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for (name, listener) in config.nodes.iter().zip(listeners) {
         let mut node = Node::new(name.clone(), config.faulty.contains(name))
             .with_max_senders(config.limits.max_senders)
+            .with_byte_budget(config.limits.max_value, config.limits.max_stored_bytes)
             .with_receivers(cluster.members())
             .with_seed(config.seed);
         if let Some((_, b)) = config.behaviours.iter().rev().find(|(n, _)| n == name) {
@@ -251,6 +297,9 @@ fn serve_on(config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Server
             delay: behaviour.delay(),
             limits: config.limits.clone(),
             codec: config.codec,
+            gate: conn_gate.clone(),
+            bodies: bodies.clone(),
+            answers: answers.clone(),
         };
         nodes.push((Arc::new(state), listener));
     }
@@ -315,6 +364,8 @@ async fn serve_node(
     mut stop: watch::Receiver<bool>,
 ) {
     let request_timeout = state.limits.request_timeout;
+    let conn_gate = state.gate.clone();
+    let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let router = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -335,6 +386,13 @@ async fn serve_node(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let entered = match conn_gate.enter(remote.ip()) {
+            Ok(entered) => entered,
+            Err(crowded) => {
+                refuse(stream, crowded.message(remote.ip()), &refusing);
+                continue;
+            }
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let router = router.clone();
@@ -347,16 +405,56 @@ async fn serve_node(
                 Ok::<_, Infallible>(response)
             }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
+        // A caller that stops reading its answers is dropped after the request timeout.
+        let io = TokioIo::new(gate::WriteTimeout::new(stream, request_timeout));
+        let conn = http.serve_connection(io, service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {remote}: {e}");
             }
+            drop(entered);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(request_timeout, graceful.shutdown()).await;
+    // Most of the request timeout: the `server` binary exits at the whole of it, whatever
+    // still runs, and in-flight requests should be answered before then.
+    let _ = tokio::time::timeout(request_timeout.mul_f64(0.8), graceful.shutdown()).await;
+}
+
+/// Connections being refused at once, at most; past it a crowded connection is closed
+/// without an answer (each refusal holds a descriptor for up to a second).
+const MAX_REFUSING: usize = 64;
+
+/// Answer HTTP 429 on a connection the gate refused, and close it. The request head is read
+/// first (for at most a second) so the caller reads the answer rather than a reset.
+fn refuse(
+    stream: tokio::net::TcpStream,
+    message: String,
+    refusing: &Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    if refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let refusing = refusing.clone();
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, &message);
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            async move { Ok::<_, Infallible>(r) }
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(1))
+            .keep_alive(false);
+        let io = TokioIo::new(gate::WriteTimeout::new(stream, Duration::from_secs(1)));
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), http.serve_connection(io, service)).await;
+        refusing.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 fn router(state: Arc<NodeState>) -> Router {
@@ -399,8 +497,8 @@ async fn rpc(
 ) -> Response<Body> {
     let gzip_ok = accepts_gzip(&headers);
     let codec = state.codec;
-    let xml = |result| xml_response(codec, result, gzip_ok);
-    let body = match read_body(&state.limits, &headers, body).await {
+    // The body's bytes are held against the process's budget until it is answered.
+    let (body, _held) = match read_body(&state.limits, &state.bodies, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -408,15 +506,18 @@ async fn rpc(
         // A `delay:MS` node answers late.
         tokio::time::sleep(delay).await;
     }
-    xml(methods::answer(&state.table, state.codec, &body).await)
+    let result = methods::answer(&state.table, state.codec, &body).await;
+    drop(body);
+    xml_response(codec, result, gzip_ok, Some(&state.answers))
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.
 async fn read_body(
     limits: &Limits,
+    budget: &ByteBudget,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Bytes, Response<Body>> {
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
         return Err(xml_response(
             Codec::Fast,
@@ -425,6 +526,7 @@ async fn read_body(
                 "request has no Content-Length (chunked bodies are not accepted)",
             ))),
             false,
+            None,
         ));
     };
     let too_large = || {
@@ -433,7 +535,7 @@ async fn read_body(
             &format!("request body larger than {} bytes", limits.max_body),
         )
     };
-    match length
+    let length = match length
         .to_str()
         .ok()
         .and_then(|l| l.trim().parse::<u64>().ok())
@@ -448,9 +550,21 @@ async fn read_body(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return Err(refused);
         }
-        Some(_) => {}
+        Some(n) => n as usize,
         None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
-    }
+    };
+    let gzipped = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) == Some(b"gzip");
+    // What this body will hold: itself, and its decompressed form (at most the cap).
+    let holds = length + if gzipped { limits.max_body } else { 0 };
+    let Some(held) = budget.hold(holds, limits.request_timeout).await else {
+        return Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "request bodies being handled hold {} bytes (server --max-buffered-bytes); try again",
+                budget.bytes()
+            ),
+        ));
+    };
     let read = dxr_server::axum::body::to_bytes(body, limits.max_body);
     let bytes = match tokio::time::timeout(limits.request_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
@@ -463,9 +577,9 @@ async fn read_body(
         }
     };
     match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
-        None | Some(b"identity") => Ok(bytes),
+        None | Some(b"identity") => Ok((bytes, Some(held))),
         Some(b"gzip") => gunzip(&bytes, limits.max_body)
-            .map(Bytes::from)
+            .map(|b| (Bytes::from(b), Some(held)))
             .map_err(|m| plain(StatusCode::BAD_REQUEST, &m)),
         Some(other) => Err(plain(
             StatusCode::NOT_IMPLEMENTED,
@@ -543,22 +657,44 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// An XML-RPC answer: a value, or a fault with Python's code; gzipped like Python's when large.
-fn xml_response(codec: Codec, result: Result<Value, Fault>, gzip_ok: bool) -> Response<Body> {
-    let body = methods::answer_body(codec, result);
-    let gzipped = if gzip_ok && body.len() > GZIP_THRESHOLD {
-        gzip(body.as_bytes())
-    } else {
-        None
+/// An answer larger than [`gate::SMALL_ANSWER`] holds its bytes against `budget` until it has
+/// been written (or its connection dropped); when the budget has no room, a short fault is
+/// answered instead.
+fn xml_response(
+    codec: Codec,
+    result: Result<Value, Fault>,
+    gzip_ok: bool,
+    budget: Option<&ByteBudget>,
+) -> Response<Body> {
+    let body = methods::answer_body(codec, result).into_bytes();
+    let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
+        true => match gzip(&body) {
+            Some(z) => (z, true),
+            None => (body, false),
+        },
+        false => (body, false),
     };
-    let mut r = match gzipped {
-        Some(z) => {
-            let mut r = Response::new(Body::from(z));
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            r
-        }
-        None => Response::new(Body::from(body)),
+    let body = match budget.filter(|_| body.len() > gate::SMALL_ANSWER) {
+        None => Bytes::from(body),
+        Some(budget) => match budget.try_hold(body.len()) {
+            Some(permit) => gate::held_bytes(body, permit),
+            None => {
+                let busy = fault::python(
+                    "MemoryError",
+                    &format!(
+                        "answers not yet read by their callers hold {} bytes (server --max-answer-bytes); try again",
+                        budget.bytes()
+                    ),
+                );
+                return xml_response(codec, Err(methods::python_fault(busy)), false, None);
+            }
+        },
     };
+    let mut r = Response::new(Body::from(body));
+    if gzipped {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     r

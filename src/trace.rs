@@ -19,6 +19,10 @@ pub const ORIGINAL_RUN: &str = "original";
 /// beyond this. 10,000 covers an OM(3) run among 10 nodes (3,609 calls) or the all-to-all run
 /// of 100 nodes (9,900) in a few megabytes; under sustained load older calls make room.
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Bytes of recorded calls a process keeps by default (`server --trace-bytes`); the oldest
+/// are dropped beyond this, whatever their count. An OM(3) run among 10 nodes takes about
+/// 1.5 MB; without a byte cap, 10,000 calls of 1 MiB values would be 10 GiB.
+pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// One node-to-node call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +50,27 @@ pub struct Event {
 }
 
 impl Event {
+    /// What the event holds in memory, roughly: its strings and JSON values plus a fixed
+    /// part. Counted against the recorder's byte budget.
+    pub fn bytes(&self) -> usize {
+        fn json(v: &serde_json::Value) -> usize {
+            use serde_json::Value as J;
+            match v {
+                J::String(s) => 32 + s.len(),
+                J::Array(a) => 32 + a.iter().map(json).sum::<usize>(),
+                J::Object(m) => 32 + m.iter().map(|(k, v)| 32 + k.len() + json(v)).sum::<usize>(),
+                _ => 32,
+            }
+        }
+        128 + self.run.len()
+            + self.from.len()
+            + self.to.len()
+            + self.method.len()
+            + json(&self.args)
+            + self.result.as_ref().map_or(0, json)
+            + self.fault.as_ref().map_or(0, String::len)
+    }
+
     /// The value a message carried: for `receive_message` and `om_message` the decision or
     /// value argument (the last string argument of the call).
     pub fn value(&self) -> Option<&str> {
@@ -137,8 +162,10 @@ pub fn from_json(j: &serde_json::Value) -> Value {
 /// The calls one process made, newest last, at most `capacity` of them.
 #[derive(Debug)]
 pub struct Recorder {
-    events: Mutex<VecDeque<Event>>,
+    /// The calls, and the bytes they hold ([`Event::bytes`] summed).
+    events: Mutex<(VecDeque<Event>, usize)>,
     capacity: usize,
+    max_bytes: usize,
     /// Calls recorded per agreement run (the last [`QUOTA_RUNS`] runs), for [`Recorder::quota`].
     per_run: Mutex<VecDeque<(String, usize)>>,
 }
@@ -156,10 +183,17 @@ impl Recorder {
     /// A recorder keeping the last `capacity` calls (0: none).
     pub fn with_capacity(capacity: usize) -> Self {
         Recorder {
-            events: Mutex::new(VecDeque::new()),
+            events: Mutex::new((VecDeque::new(), 0)),
             capacity,
+            max_bytes: DEFAULT_MAX_BYTES,
             per_run: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Keep at most `bytes` bytes of calls ([`Event::bytes`]); the oldest go first.
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
     }
 
     /// Whether calls are recorded at all.
@@ -172,11 +206,7 @@ impl Recorder {
         if self.capacity == 0 {
             return;
         }
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        while events.len() >= self.capacity {
-            events.pop_front();
-        }
-        events.push_back(event);
+        self.record_all([event]);
     }
 
     /// How many of `n` more calls of agreement run `run` may be recorded: a run keeps its
@@ -215,19 +245,34 @@ impl Recorder {
         if self.capacity == 0 {
             return;
         }
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let (events, bytes) = &mut *guard;
         for event in batch {
-            while events.len() >= self.capacity {
-                events.pop_front();
+            let size = event.bytes();
+            if size > self.max_bytes {
+                continue;
             }
+            while events.len() >= self.capacity || *bytes + size > self.max_bytes {
+                match events.pop_front() {
+                    Some(old) => *bytes -= old.bytes(),
+                    None => break,
+                }
+            }
+            *bytes += size;
             events.push_back(event);
         }
+    }
+
+    /// Bytes of the calls kept, as counted against [`Recorder::with_max_bytes`].
+    pub fn bytes(&self) -> usize {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     /// Calls of `run` made by `from` that started at or after `since_us`.
     pub fn events(&self, run: &str, from: &str, since_us: u64) -> Vec<Event> {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events
+            .0
             .iter()
             .filter(|e| e.run == run && e.from == from && e.start_us >= since_us)
             .cloned()
@@ -342,5 +387,37 @@ mod tests {
         assert_eq!(r.events("om-1", "P", 0).len(), 1);
         assert!(r.events("om-1", "Q", 0).is_empty());
         assert!(r.events("om-1", "P", e.start_us + 1).is_empty());
+    }
+
+    #[test]
+    fn the_byte_budget_drops_the_oldest_calls() {
+        let event = |i: usize, value: &str| Event {
+            run: "original".into(),
+            from: "Q".into(),
+            to: "R".into(),
+            method: "receive_message".into(),
+            args: serde_json::json!(["Q", value]),
+            result: None,
+            fault: None,
+            start_us: i as u64,
+            end_us: i as u64,
+        };
+        let big = "v".repeat(10_000);
+        let budget = 3 * event(0, &big).bytes();
+        let r = Recorder::with_capacity(100).with_max_bytes(budget);
+        for i in 0..10 {
+            r.record(event(i, &big));
+            assert!(r.bytes() <= budget);
+        }
+        let kept = r.events("original", "Q", 0);
+        let starts: Vec<u64> = kept.iter().map(|e| e.start_us).collect();
+        assert_eq!(starts, [7, 8, 9], "the newest three fit");
+        // A call larger than the whole budget is not kept, and drops nothing.
+        r.record(event(10, &"w".repeat(4 * 10_000)));
+        assert_eq!(r.events("original", "Q", 0).len(), 3);
+        // Small calls still obey the count cap.
+        let r = Recorder::with_capacity(2);
+        (0..5).for_each(|i| r.record(event(i, "attack")));
+        assert_eq!(r.events("original", "Q", 0).len(), 2);
     }
 }

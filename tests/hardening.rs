@@ -222,7 +222,13 @@ fn send_to_self_stores_own_message() {
 
 #[test]
 fn hung_peer_times_out_and_node_keeps_serving() {
-    let (_server, base) = rust_cluster(&["--rpc-timeout", "2"]);
+    // T is a node of the cluster (a --peer) that accepts and never answers.
+    let base = port_base();
+    let t = format!("T=http://127.0.0.1:{}/", port_of(base, 'T'));
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let base_s = base.to_string();
+    let args = ["--port-base", &base_s, "--quiet", "--rpc-timeout", "2"];
+    let _server = Proc::rust_server(&[&args[..], &["--peer", &t]].concat(), &ports);
     let q = port_of(base, 'Q');
     let _hung = HungPeer::bind(port_of(base, 'T'));
     let started = Instant::now();
@@ -451,6 +457,8 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
             "--rpc-timeout",
             "1",
             "--quiet",
+            "--peer",
+            &format!("T=http://127.0.0.1:{}/", port_of(base, 'T')),
         ],
         &[q],
     );

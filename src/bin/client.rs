@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use generals::agreement::behaviour::Behaviour;
 use generals::agreement::driver::{self, Protocol, RunOptions};
 use generals::agreement::explore::{self, Explore};
-use generals::cluster::{Cluster, ClusterFile, node_names};
+use generals::cluster::{Cluster, ClusterFile, node_names, parse_names};
 use generals::peer::Peers;
 use generals::protocol;
 use generals::scenario::{self, Options};
@@ -244,6 +244,11 @@ fn cluster(c: &Common) -> anyhow::Result<Cluster> {
     }
     for p in &c.peers {
         cluster = cluster.with_peer_arg(p).context("--peer")?;
+    }
+    // The nodes named on the command line are nodes of the cluster (the port rule places
+    // them); no other name is ever called.
+    if let Some(list) = &c.nodes {
+        cluster = cluster.with_known(&parse_names(list));
     }
     Ok(cluster)
 }

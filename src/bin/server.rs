@@ -91,6 +91,33 @@ struct Args {
     #[arg(long, default_value_t = generals::agreement::engine::MAX_RUNS as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_runs: u64,
+    /// Longest sender name or decision a node stores or sends, in bytes (longer: a fault).
+    #[arg(long, default_value_t = generals::node::DEFAULT_MAX_VALUE, value_name = "BYTES")]
+    max_value: usize,
+    /// Bytes of stored messages per node (each counts its sender, its decision and 64 bytes);
+    /// a message that would pass it gets a fault, and known senders can still shorten theirs.
+    #[arg(long, default_value_t = generals::node::DEFAULT_MAX_STORED_BYTES, value_name = "BYTES")]
+    max_stored_bytes: usize,
+    /// Bytes of node-to-node calls remembered for traces, per process; the oldest are dropped
+    /// beyond this (and beyond --trace-events).
+    #[arg(long, default_value_t = generals::trace::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+    trace_bytes: usize,
+    /// Connections the process serves at once (at most half its open-file limit); past it a
+    /// new connection gets HTTP 429 and is closed.
+    #[arg(long, default_value_t = generals::gate::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
+    /// Connections one client address may hold at once; past it, HTTP 429.
+    #[arg(long, default_value_t = generals::gate::DEFAULT_MAX_PER_CLIENT, value_name = "N")]
+    max_connections_per_client: usize,
+    /// Bytes of request bodies the process holds at once (received, not yet answered); past
+    /// it further bodies wait, and get HTTP 408 if no room is made within --request-timeout.
+    #[arg(long, default_value_t = generals::gate::DEFAULT_BUFFERED_BYTES, value_name = "BYTES")]
+    max_buffered_bytes: usize,
+    /// Bytes of answers not yet read by their callers, per process; past it a large answer
+    /// (over 16 KiB) is replaced by a short fault. A caller that reads nothing of its answer
+    /// for --request-timeout is disconnected.
+    #[arg(long, default_value_t = generals::gate::DEFAULT_ANSWER_BYTES, value_name = "BYTES")]
+    max_answer_bytes: usize,
     /// Reader and writer of request bodies and relay batches: fast (our one-pass reader, the
     /// default) or dxr (dxr::MethodCall::from_xml, dxr_client for batches). For measuring one
     /// against the other (scripts/bench.sh); answers are the same wherever both accept.
@@ -200,12 +227,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
             trace_events: args.trace_events,
             max_run_messages: args.max_run_messages,
             max_runs: usize::try_from(args.max_runs).unwrap_or(usize::MAX),
+            max_value: args.max_value,
+            max_stored_bytes: args.max_stored_bytes,
+            trace_bytes: args.trace_bytes,
+            max_connections: args.max_connections,
+            max_connections_per_client: args.max_connections_per_client,
+            buffered_bytes: args.max_buffered_bytes,
+            answer_bytes: args.max_answer_bytes,
         },
         codec: args.xml_codec,
     };
     let bound = server::bind(config).await?;
-    bound.run(shutdown_signal()).await;
+    bound
+        .run(async {
+            shutdown_signal().await;
+            exit_by(request_timeout);
+        })
+        .await;
     Ok(())
+}
+
+/// After a stop signal, the server finishes what is in flight for most of `limit` (see
+/// `Bound::run`); whatever still runs then (a blocking evaluation, a task stuck on a
+/// peer) must not hold the exit: this thread ends the process at `limit`, exit code 1.
+fn exit_by(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("server: work still running {limit:?} after the stop signal; exiting anyway");
+        std::process::exit(1);
+    });
 }
 
 fn parse_behaviour(arg: &str) -> Result<(String, Behaviour), String> {

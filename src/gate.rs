@@ -1,0 +1,360 @@
+//! What a server process lets its callers hold, counted in connections and bytes rather than
+//! in calls: the connection gate (overall and per client address), byte budgets for request
+//! bodies being received and for answers not yet read, and a write timeout for callers that
+//! stop reading.
+//!
+//! Why: every other limit counts items (senders, events, runs), and items can be large. An
+//! adversarial pass drove a node to an out-of-memory abort by asking for big answers it never
+//! read, holding half-sent bodies, and opening connections until the process had no file
+//! descriptor left for its own outgoing calls. With these, what the process holds for its
+//! callers is bounded by its flags (RELIABILITY.md gives the formula).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Connections a process serves at once by default (`server --max-connections`); lowered to
+/// half the open-file limit when that is smaller, so outgoing calls always find a descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Connections one client address may hold by default (`server --max-connections-per-client`).
+pub const DEFAULT_MAX_PER_CLIENT: usize = 512;
+/// Bytes of request bodies being received or handled at once, by default
+/// (`server --max-buffered-bytes`): past it, further bodies wait (within the request timeout).
+pub const DEFAULT_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of answers written but not yet read by their callers, by default
+/// (`server --max-answer-bytes`): past it, a large answer is replaced by a short fault.
+pub const DEFAULT_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+/// Answers up to this size are not counted: the connection cap bounds them.
+pub const SMALL_ANSWER: usize = 16 * 1024;
+
+/// Budgets are counted in units of this many bytes (semaphore permits are `u32`).
+const UNIT: usize = 1024;
+
+/// The half of the process's open-file limit (soft), when Linux says what it is.
+pub fn fd_limit_half() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line.split_whitespace().nth(3)?.parse::<usize>().ok()?;
+    Some(soft / 2)
+}
+
+/// Counts the connections of a process, overall and per client address.
+#[derive(Debug)]
+pub struct ConnGate {
+    max: usize,
+    per_client: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowded {
+    /// The process serves `max` connections already.
+    Process(usize),
+    /// This client address holds `per_client` already.
+    Client(usize),
+}
+
+impl Crowded {
+    /// The text of the refusal (HTTP 429).
+    pub fn message(&self, ip: IpAddr) -> String {
+        match self {
+            Crowded::Process(n) => format!(
+                "this server holds {n} connections already (server --max-connections); try again later"
+            ),
+            Crowded::Client(n) => format!(
+                "{ip} holds {n} connections to this server already (server --max-connections-per-client); close some"
+            ),
+        }
+    }
+}
+
+impl ConnGate {
+    /// A gate for `max` connections, `per_client` of them from one address.
+    pub fn new(max: usize, per_client: usize) -> Arc<Self> {
+        Arc::new(ConnGate {
+            max: max.max(1),
+            per_client: per_client.max(1),
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// Count a new connection from `ip`, or say why it is refused. The count lasts as long
+    /// as the returned [`Entered`].
+    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *open;
+        if *total >= self.max {
+            return Err(Crowded::Process(self.max));
+        }
+        let mine = per.entry(ip).or_insert(0);
+        if *mine >= self.per_client {
+            return Err(Crowded::Client(self.per_client));
+        }
+        *mine += 1;
+        *total += 1;
+        Ok(Entered {
+            gate: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections counted now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+/// One counted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct Entered {
+    gate: Arc<ConnGate>,
+    ip: IpAddr,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A process-wide budget of bytes, held by permits that free their bytes when dropped.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    permits: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl ByteBudget {
+    /// A budget of `bytes` bytes.
+    pub fn new(bytes: usize) -> Self {
+        let units = bytes.div_ceil(UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        ByteBudget {
+            permits: Arc::new(Semaphore::new(units)),
+            bytes,
+        }
+    }
+
+    /// The budget, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Bytes not held now (to the unit).
+    pub fn available(&self) -> usize {
+        self.permits.available_permits() * UNIT
+    }
+
+    fn units(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Hold `bytes` now, or `None` when the budget has not that much left.
+    pub fn try_hold(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .try_acquire_many_owned(self.units(bytes))
+            .ok()
+    }
+
+    /// Hold `bytes`, waiting for others to free them for at most `within`; `None` when they
+    /// were not freed in time, or when `bytes` exceeds the whole budget.
+    pub async fn hold(&self, bytes: usize, within: Duration) -> Option<OwnedSemaphorePermit> {
+        if bytes > self.bytes {
+            return None;
+        }
+        let wait = self.permits.clone().acquire_many_owned(self.units(bytes));
+        tokio::time::timeout(within, wait).await.ok()?.ok()
+    }
+}
+
+/// `data` as `Bytes` that hold `permit` until the last copy of them is dropped: for an answer,
+/// once hyper has written it to the socket, or dropped it with its connection.
+pub fn held_bytes(data: Vec<u8>, permit: OwnedSemaphorePermit) -> Bytes {
+    struct Held(Vec<u8>, #[allow(dead_code)] OwnedSemaphorePermit);
+    impl AsRef<[u8]> for Held {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    Bytes::from_owner(Held(data, permit))
+}
+
+/// A connection whose writes fail with `TimedOut` when the peer reads nothing for `timeout`:
+/// hyper has a timeout for reading a request's head but none for writing, so a caller that
+/// asks and never reads would hold its connection and its answer for ever. Reads are passed
+/// through untouched (hyper's header timeout and our body timeout cover them).
+#[derive(Debug)]
+pub struct WriteTimeout<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    /// Wrap `inner`.
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write made no progress: `Ready(err)` once the peer has read nothing for
+    /// the whole timeout.
+    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the caller read nothing of its answer in time",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.pending(cx).map(Err),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.pending(cx).map(Err),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.pending(cx).map(Err),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_counts_per_process_and_per_address() {
+        let gate = ConnGate::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = gate.enter(a).unwrap();
+        let _a2 = gate.enter(a).unwrap();
+        assert_eq!(gate.enter(a).unwrap_err(), Crowded::Client(2));
+        let _b1 = gate.enter(b).unwrap();
+        assert_eq!(gate.enter(b).unwrap_err(), Crowded::Process(3));
+        drop(a1);
+        assert_eq!(gate.open(), 2);
+        let _a3 = gate.enter(a).unwrap();
+        assert!(Crowded::Client(2).message(a).contains("10.0.0.1 holds 2"));
+    }
+
+    #[tokio::test]
+    async fn budgets_hold_until_the_bytes_are_dropped() {
+        let budget = ByteBudget::new(64 * 1024);
+        let held = held_bytes(vec![7; 40 * 1024], budget.try_hold(40 * 1024).unwrap());
+        assert!(budget.try_hold(40 * 1024).is_none(), "only 24 KiB left");
+        let copy = held.clone();
+        drop(held);
+        assert!(
+            budget.try_hold(40 * 1024).is_none(),
+            "a copy still holds it"
+        );
+        drop(copy);
+        assert!(budget.try_hold(40 * 1024).is_some());
+        assert!(budget.hold(65 * 1024, Duration::ZERO).await.is_none());
+        let all = budget.hold(64 * 1024, Duration::from_millis(10)).await;
+        assert!(all.is_some());
+        assert!(
+            budget.hold(1, Duration::from_millis(20)).await.is_none(),
+            "nothing left, and nothing freed within the wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_nothing_times_the_write_out() {
+        use tokio::io::AsyncWriteExt;
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut w = WriteTimeout::new(near, Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let r = w.write_all(&[0u8; 64 * 1024]).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // A peer that reads keeps the writes going.
+        let (near, mut far) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut far, &mut sink)
+                .await
+                .map(|_| sink.len())
+        });
+        let mut w = WriteTimeout::new(near, Duration::from_millis(50));
+        w.write_all(&[0u8; 64 * 1024]).await.unwrap();
+        drop(w);
+        assert_eq!(reader.await.unwrap().unwrap(), 64 * 1024);
+    }
+}
