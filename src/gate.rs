@@ -33,6 +33,9 @@ pub const DEFAULT_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of answers written but not yet read by their callers, by default
 /// (`server --max-answer-bytes`): past it, a large answer is replaced by a short fault.
 pub const DEFAULT_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+/// Request bodies up to this size (plain, not gzip) are not counted against the buffered
+/// bytes: the connection cap bounds them, and they never wait behind large ones.
+pub const SMALL_BODY: usize = 64 * 1024;
 /// Answers up to this size are not counted: the connection cap bounds them.
 pub const SMALL_ANSWER: usize = 16 * 1024;
 

@@ -32,7 +32,7 @@ pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// a node at its default limits.
 pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
 
-/// Longest excerpt of a bad reply quoted in an error.
+/// Longest excerpt of a bad reply written to the debug log.
 const MAX_EXCERPT: usize = 200;
 
 /// User-Agent of our outgoing calls.
@@ -97,7 +97,7 @@ fn owned_call_body(method: &str, params: Vec<Value>) -> Result<String, PeerError
 }
 
 /// Read a `methodResponse` body with `dxr_client`: `Ok(Ok(value))`, `Ok(Err(fault))`, or why
-/// it is not one (with at most 200 bytes of the body quoted).
+/// it is not one (the body is not quoted, see [`bad_reply`]).
 ///
 /// The narrow wrap of dxr's one gap: when dxr refuses the body and it has `<name>` elements,
 /// the body is read again with [`NAME_MARK`] in front of every member name (so no name is
@@ -154,12 +154,20 @@ fn unmark(value: Value) -> Value {
     }
 }
 
+/// The error for a reply that is not XML-RPC. It does not quote the reply: the error reaches
+/// callers (in a fault, in `trace_events`), and a node must not be a way to read what some
+/// service answers (the original quoted it, which with its port rule let any caller read
+/// any local port). The start of the reply goes to the debug log instead.
 fn bad_reply(body: &str) -> String {
     let mut end = body.len().min(MAX_EXCERPT);
     while !body.is_char_boundary(end) {
         end -= 1;
     }
-    format!("not an XML-RPC methodResponse: {:?}", &body[..end])
+    tracing::debug!("not an XML-RPC methodResponse: {:?}", &body[..end]);
+    format!(
+        "not an XML-RPC methodResponse ({} bytes, not quoted)",
+        body.len()
+    )
 }
 
 /// The outgoing side of a process: a connection pool, a timeout and a reply size cap.

@@ -554,9 +554,16 @@ async fn read_body(
         None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
     };
     let gzipped = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) == Some(b"gzip");
-    // What this body will hold: itself, and its decompressed form (at most the cap).
+    // What this body will hold: itself, and its decompressed form (at most the cap). Small
+    // plain bodies (every call of the original) are not counted: the connection cap bounds
+    // them, and callers trickling large bodies must not make them wait.
     let holds = length + if gzipped { limits.max_body } else { 0 };
-    let Some(held) = budget.hold(holds, limits.request_timeout).await else {
+    let held = if holds <= gate::SMALL_BODY {
+        None
+    } else {
+        budget.hold(holds, limits.request_timeout).await
+    };
+    if holds > gate::SMALL_BODY && held.is_none() {
         return Err(plain(
             StatusCode::REQUEST_TIMEOUT,
             &format!(
@@ -577,9 +584,9 @@ async fn read_body(
         }
     };
     match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
-        None | Some(b"identity") => Ok((bytes, Some(held))),
+        None | Some(b"identity") => Ok((bytes, held)),
         Some(b"gzip") => gunzip(&bytes, limits.max_body)
-            .map(|b| (Bytes::from(b), Some(held)))
+            .map(|b| (Bytes::from(b), held))
             .map_err(|m| plain(StatusCode::BAD_REQUEST, &m)),
         Some(other) => Err(plain(
             StatusCode::NOT_IMPLEMENTED,

@@ -1,0 +1,409 @@
+//! A node no caller can break (issue 13): each test makes one attack of the adversarial pass,
+//! then checks that the node still answers the original methods within 100 ms, that its
+//! memory stays within the budget the flags set, and that nothing it stored is lost.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dxr::Value;
+
+/// Resident memory of a process, in KiB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The node answers `finalize_decision` and `get_messages` within 100 ms (the first on a
+/// fresh connection, as the original client calls), and still holds `stored`.
+fn answers_promptly(port: u16, stored: &[(String, String)]) {
+    let started = Instant::now();
+    let r = call(port, "finalize_decision", &[]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(100),
+        "finalize_decision took {took:?}"
+    );
+    assert!(r.is_ok() || stored.is_empty(), "{r:?}");
+    assert_eq!(messages(port), stored, "what the node stored changed");
+}
+
+fn q_alone(extra: &[&str]) -> (Proc, u16) {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let base_s = base.to_string();
+    let mut args = vec!["--port-base", base_s.as_str(), "--nodes", "Q", "--quiet"];
+    args.extend_from_slice(extra);
+    (Proc::rust_server(&args, &[q]), q)
+}
+
+/// 10,000 senders x 1 MiB once took 10 GiB per node: now every value has a length cap and the
+/// store a byte budget, a refusal changes nothing, and known senders still update.
+#[test]
+fn stored_messages_are_held_to_a_byte_budget() {
+    let (server, q) = q_alone(&["--max-stored-bytes", "2000000", "--max-value", "100000"]);
+    let before = rss_kb(server.pid());
+    let big = "d".repeat(90_000);
+    let mut conn = Conn::open(q);
+    let mut stored = Vec::new();
+    let mut refused = 0;
+    for i in 0..60 {
+        let sender = format!("S{i:02}");
+        match conn.call("receive_message", &[s(&sender), s(&big)]) {
+            Ok(_) => stored.push((sender, big.clone())),
+            Err((1, f)) => {
+                assert!(
+                    f.starts_with("<class 'OverflowError'>:node Q stores at most 2000000 bytes"),
+                    "{f}"
+                );
+                refused += 1;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    // 2,000,000 / (3 + 90,000 + 64) = 22 messages fit.
+    assert_eq!((stored.len(), refused), (22, 38));
+    // One value past the cap, as a decision and as a sender name, is refused.
+    let long = "x".repeat(100_001);
+    for params in [[s("S00"), s(&long)], [s(&long), s("attack")]] {
+        let f = conn.call("receive_message", &params).unwrap_err().1;
+        assert!(f.contains("this node takes at most 100000 bytes"), "{f}");
+    }
+    // A known sender can still update within the budget.
+    conn.call("receive_message", &[s("S00"), s("attack")])
+        .unwrap();
+    stored[0].1 = "attack".into();
+    stored.sort();
+    answers_promptly(q, &stored);
+    let grown = rss_kb(server.pid()).saturating_sub(before);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+}
+
+/// A trace kept every relayed value whatever its size: now the process keeps at most
+/// `--trace-bytes` of calls, newest first.
+#[test]
+fn traces_are_held_to_a_byte_budget() {
+    let (_server, base) = rust_cluster(&["--trace-bytes", "300000"]);
+    let (q, r) = (port_of(base, 'Q'), port_of(base, 'R'));
+    let mut conn = Conn::open(q);
+    for i in 0..40 {
+        let decision = format!("{i:02}{}", "v".repeat(60_000));
+        conn.call("send_message", &[s("R"), s(&decision)]).unwrap();
+    }
+    let Ok(Value::Array(events)) = call(q, "trace_events", &[s("original"), s("0")]) else {
+        panic!("trace_events");
+    };
+    let kept: Vec<String> = events
+        .iter()
+        .filter_map(|e| generals::trace::from_value(e)?.value().map(str::to_string))
+        .collect();
+    let bytes: usize = kept.iter().map(String::len).sum();
+    assert!(bytes <= 300_000, "{bytes} bytes of values kept");
+    // Each event holds its value twice (the argument, and the reply that quotes it).
+    assert!((2..40).contains(&kept.len()), "{} events kept", kept.len());
+    assert!(kept.last().unwrap().starts_with("39"), "the newest is kept");
+    answers_promptly(r, &[("Q".to_string(), format!("39{}", "v".repeat(60_000)))]);
+}
+
+/// A listener counting the connections it accepts.
+fn counting_listener(port: u16) -> Arc<AtomicUsize> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    count
+}
+
+/// The port rule reached any port of the host (a name `chr(ord('P') + 65536)` is P's port
+/// again, U+A6F2 is port 22 from base 22900) and quoted what answered: now only nodes of the
+/// cluster are called, and anything else is the original's `ConnectionRefusedError` without
+/// a connection made.
+#[test]
+fn nodes_call_only_cluster_members() {
+    let (_server, base) = rust_cluster(&[]);
+    let q = port_of(base, 'Q');
+    let p = port_of(base, 'P');
+    // A service on the port of 'Z', which is no node of the cluster.
+    let z = counting_listener(port_of(base, 'Z'));
+    let wrapped = char::from_u32(u32::from('P') + 65536).unwrap().to_string();
+    let refused = "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused";
+    for name in ["Z", wrapped.as_str()] {
+        let r = call(q, "send_message", &[s(name), s("secret")]);
+        assert_eq!(r, Err((1, refused.to_string())), "to {name:?}");
+    }
+    assert_eq!(z.load(Ordering::SeqCst), 0, "the service was called");
+    // P (the wrapped name's port) received nothing.
+    assert!(messages(p).is_empty());
+    // Members are still reached.
+    call(q, "send_message", &[s("R"), s("attack")]).unwrap();
+    answers_promptly(
+        port_of(base, 'R'),
+        &[("Q".to_string(), "attack".to_string())],
+    );
+}
+
+/// A node that is a member but answers gigabytes: the reply is cut at the cap (the node's own
+/// `--max-body`), within the call's timeout, without the node's memory following.
+#[test]
+fn a_peer_answering_gigabytes_is_cut_at_the_cap() {
+    let base = port_base();
+    let t_port = port_of(base, 'T');
+    let listener = TcpListener::bind(("127.0.0.1", t_port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                // No Content-Length: the reply ends when the connection does.
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..3000 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let q = port_of(base, 'Q');
+    let peer = format!("T=http://127.0.0.1:{t_port}/");
+    let base_s = base.to_string();
+    let server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--nodes",
+            "Q",
+            "--quiet",
+            "--peer",
+            &peer,
+        ],
+        &[q],
+    );
+    let before = rss_kb(server.pid());
+    let started = Instant::now();
+    let r = call(q, "send_message", &[s("T"), s("attack")]);
+    let took = started.elapsed();
+    let f = r.unwrap_err().1;
+    assert!(f.contains("reply larger than 1048576 bytes"), "{f}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let grown = rss_kb(server.pid()).saturating_sub(before);
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+    answers_promptly(q, &[]);
+}
+
+/// Fill Q's store with `n` messages of 64,000 bytes.
+fn fill(q: u16, n: usize) -> Vec<(String, String)> {
+    let mut conn = Conn::open(q);
+    let mut stored: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("S{i:04}"), "m".repeat(64_000)))
+        .collect();
+    for (k, v) in &stored {
+        conn.call("receive_message", &[s(k), s(v)]).unwrap();
+    }
+    stored.sort();
+    stored
+}
+
+/// Callers that ask for large answers and never read them held gigabytes for ever: now the
+/// answers not yet read count against `--max-answer-bytes` (a large answer past it is a
+/// short fault), and a caller that reads nothing for `--request-timeout` is disconnected.
+#[test]
+fn unread_answers_are_bounded_and_their_callers_dropped() {
+    let (server, q) = q_alone(&["--max-answer-bytes", "20000000", "--request-timeout", "2"]);
+    // A get_messages answer of about 16 MB: more than the kernel's socket buffers can take.
+    let stored = fill(q, 250);
+    let request = {
+        let body = generals::peer::call_body("get_messages", &[]).unwrap();
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let before = rss_kb(server.pid());
+    // The first caller asks twice and reads nothing.
+    let mut idle = TcpStream::connect(("127.0.0.1", q)).unwrap();
+    idle.write_all(request.repeat(2).as_bytes()).unwrap();
+    // Poll until its answer is held: then another large answer has no room.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        match call(q, "get_messages", &[]) {
+            Err((1, f)) => break f,
+            Ok(_) => assert!(Instant::now() < deadline, "never refused"),
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        refused.starts_with("<class 'MemoryError'>:answers not yet read by their callers"),
+        "{refused}"
+    );
+    answers_promptly_small(q);
+    let grown = rss_kb(server.pid()).saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    // The caller that reads nothing is dropped after the request timeout: reading now, it
+    // gets less than its two answers, then the end of the connection.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(3)); // the write timeout under test (2 s)
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = idle.read_to_end(&mut got);
+    assert!(
+        got.len() < 2 * 16_000_000,
+        "{} bytes read: the caller was not dropped",
+        got.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(12));
+    // Its answers no longer count: large answers go out again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(q, "get_messages", &[]).is_err() {
+        assert!(Instant::now() < deadline, "the budget was not freed");
+    }
+    assert_eq!(messages(q), stored);
+}
+
+/// `finalize_decision` within 100 ms on a fresh connection, whatever is stored.
+fn answers_promptly_small(port: u16) {
+    let started = Instant::now();
+    let r = call(port, "finalize_decision", &[]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// Connections past the caps get HTTP 429 with the reason, and are closed; once others close,
+/// new ones are served again.
+#[test]
+fn connections_past_the_caps_are_refused_with_429() {
+    for (flag, text) in [
+        (
+            "--max-connections-per-client",
+            "127.0.0.1 holds 20 connections",
+        ),
+        ("--max-connections", "this server holds 20 connections"),
+    ] {
+        let (_server, q) = q_alone(&[flag, "20"]);
+        call(q, "receive_message", &[s("A"), s("attack")]).unwrap();
+        let mut held: Vec<TcpStream> = (0..20)
+            .map(|_| TcpStream::connect(("127.0.0.1", q)).unwrap())
+            .collect();
+        // The server counts a connection once it has accepted it: poll until it refuses.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, body) = loop {
+            let body = generals::peer::call_body("get_messages", &[]).unwrap();
+            let (status, _, answer) = post(q, "/", body.as_bytes());
+            if status != 200 {
+                break (status, String::from_utf8_lossy(&answer).to_string());
+            }
+            assert!(Instant::now() < deadline, "never refused");
+        };
+        assert_eq!(status, 429, "{body}");
+        assert!(body.contains(text), "{body}");
+        held.truncate(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = generals::peer::call_body("get_messages", &[]).unwrap();
+            if post(q, "/", body.as_bytes()).0 == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never served again");
+        }
+        answers_promptly(q, &[("A".to_string(), "attack".to_string())]);
+    }
+}
+
+/// Half-sent large bodies held a gigabyte: now they count against `--max-buffered-bytes`
+/// (further large bodies wait for room), while small calls are never made to wait.
+#[test]
+fn half_sent_bodies_are_held_to_a_budget() {
+    let (server, q) = q_alone(&["--max-buffered-bytes", "3000000", "--request-timeout", "3"]);
+    call(q, "receive_message", &[s("A"), s("attack")]).unwrap();
+    let before = rss_kb(server.pid());
+    let head =
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 1000000\r\n\r\n";
+    let trickling: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", q)).unwrap();
+            c.write_all(head.as_bytes()).unwrap();
+            c.write_all(&[b'<'; 1000]).unwrap();
+            c
+        })
+        .collect();
+    answers_promptly(q, &[("A".to_string(), "attack".to_string())]);
+    // A fourth large body waits for room: it is answered only once the others give up.
+    let big =
+        generals::peer::call_body("receive_message", &[s("B"), s(&"b".repeat(900_000))]).unwrap();
+    let started = Instant::now();
+    let (status, _, _) = post(q, "/", big.as_bytes());
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(1000),
+        "no wait: {waited:?} ({status})"
+    );
+    assert!(matches!(status, 200 | 408), "{status}");
+    let grown = rss_kb(server.pid()).saturating_sub(before);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    drop(trickling);
+}
+
+/// SIGTERM with a call stuck on a peer that never answers (and a 60 s `--rpc-timeout`) ends
+/// the process within `--request-timeout`, not when the call times out.
+#[test]
+fn sigterm_ends_the_process_within_the_request_timeout() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let t = format!("T=http://127.0.0.1:{}/", port_of(base, 'T'));
+    let _hung = HungPeer::bind(port_of(base, 'T'));
+    let base_s = base.to_string();
+    let server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base_s,
+            "--nodes",
+            "Q",
+            "--quiet",
+            "--peer",
+            &t,
+            "--rpc-timeout",
+            "60",
+            "--request-timeout",
+            "2",
+        ],
+        &[q],
+    );
+    let pending = std::thread::spawn(move || call(q, "send_message", &[s("T"), s("attack")]));
+    // Poll until Q has printed that it is sending: the call is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stdout_so_far().contains("Q sent decision") {
+        assert!(Instant::now() < deadline, "the call never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (exit, _, err) = server.wait(Duration::from_secs(30));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "{took:?}: {err}");
+    assert!(exit.code().is_some(), "killed by a signal: {exit:?}");
+    drop(pending);
+}
