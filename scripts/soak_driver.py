@@ -130,6 +130,14 @@ def hostile(port):
         "deep": post(call(deep)),
         "oversized": post(b"x" * (2 << 20)),
         "gzip bomb": post(bomb, b"Content-Encoding: gzip\r\n"),
+        # Issue 13's attacks: a value past --max-value, a character XML 1.0 forbids, and
+        # names outside the cluster (one wraps around to a member's port in the original).
+        "value over the cap": post(xmlrpc.client.dumps(("S", "v" * 70_000), "receive_message").encode()),
+        "forbidden character": post(call(b"<param><value>a&#x1b;b</value></param>"
+                                         b"<param><value>attack</value></param>")),
+        "name outside the cluster": post(xmlrpc.client.dumps(("Z", "x"), "send_message").encode()),
+        "wrapped name": post(xmlrpc.client.dumps((chr(ord("P") + 65536), "x"), "send_message")
+                             .encode()),
     }
     bad = []
     for name, req in cases.items():
@@ -243,7 +251,8 @@ def main():
             bad = hostile(ports[1])
             if bad:
                 raise RuntimeError("; ".join(bad))
-            return "malformed, DOCTYPE, deep, oversized, gzip bomb: each a 4xx or a fault"
+            return ("malformed, DOCTYPE, deep, oversized, gzip bomb, value over the cap, forbidden "
+                    "character, names outside the cluster: each a 4xx or a fault")
 
         faults = [(0.2, "peer stalled", stall), (0.35, "node killed", kill_restart),
                   (0.5, "client never reads", no_reader), (0.65, "idle connections", idle),

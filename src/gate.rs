@@ -24,9 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Connections a process serves at once by default (`server --max-connections`); lowered to
 /// half the open-file limit when that is smaller, so outgoing calls always find a descriptor.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Connections one client address may hold by default (`server --max-connections-per-client`).
-pub const DEFAULT_MAX_PER_CLIENT: usize = 512;
+pub const DEFAULT_MAX_PER_CLIENT: usize = 1024;
 /// Bytes of request bodies being received or handled at once, by default
 /// (`server --max-buffered-bytes`): past it, further bodies wait (within the request timeout).
 pub const DEFAULT_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
