@@ -187,6 +187,8 @@ struct NodeState {
     bodies: ByteBudget,
     /// Bytes of answers not yet read (shared by its nodes).
     answers: ByteBudget,
+    /// Turns to build a large answer (shared by its nodes; see `rpc`).
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for NodeState {
@@ -258,6 +260,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
     let conn_gate = ConnGate::new(max_connections, limits.max_connections_per_client);
     let bodies = ByteBudget::new(limits.buffered_bytes);
     let answers = ByteBudget::new(limits.answer_bytes);
+    let heavy = Arc::new(tokio::sync::Semaphore::new(HEAVY_BUILDS));
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for (name, listener) in config.nodes.iter().zip(listeners) {
         let mut node = Node::new(name.clone(), config.faulty.contains(name))
@@ -300,6 +303,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
             gate: conn_gate.clone(),
             bodies: bodies.clone(),
             answers: answers.clone(),
+            heavy: heavy.clone(),
         };
         nodes.push((Arc::new(state), listener));
     }
@@ -506,9 +510,29 @@ async fn rpc(
         // A `delay:MS` node answers late.
         tokio::time::sleep(delay).await;
     }
+    // An answer that grows with what the node holds (the stored messages, the trace) is
+    // built by at most HEAVY_BUILDS requests of the process at once: building one takes a copy
+    // of the data and its XML, several times the data, before its size is known. A body that
+    // merely mentions these names waits too, which costs nothing but a turn.
+    let _building = match HEAVY_METHODS.iter().any(|m| contains(&body, m.as_bytes())) {
+        true => match state.heavy.clone().acquire_owned().await {
+            Ok(permit) => Some(permit),
+            Err(_) => None,
+        },
+        false => None,
+    };
     let result = methods::answer(&state.table, state.codec, &body).await;
     drop(body);
     xml_response(codec, result, gzip_ok, Some(&state.answers))
+}
+
+/// Methods whose answer grows with the node's data, not with the request.
+const HEAVY_METHODS: [&str; 2] = [protocol::GET_MESSAGES, protocol::ext::TRACE_EVENTS];
+/// Such answers being built at once in a process (see `rpc`).
+pub const HEAVY_BUILDS: usize = 2;
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.

@@ -407,3 +407,56 @@ fn sigterm_ends_the_process_within_the_request_timeout() {
     assert!(exit.code().is_some(), "killed by a signal: {exit:?}");
     drop(pending);
 }
+
+/// Four callers asking `get_messages` of a full store together held 6.1 GB: now an answer that
+/// grows with the node's data is built by at most two requests of the process at once, and
+/// the answers built wait for their readers within `--max-answer-bytes` (a caller refused
+/// asks again), so the peak is the formula of RELIABILITY.md, whatever the number of callers.
+#[test]
+fn concurrent_large_answers_stay_within_the_formula() {
+    let answers = 40_000_000;
+    let (server, q) = q_alone(&["--max-answer-bytes", &answers.to_string()]);
+    let stored = fill(q, 120); // about 7.7 MB of decisions
+    let before = rss_kb(server.pid());
+    let pid = server.pid();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(Ordering::SeqCst) {
+                peak = peak.max(rss_kb(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let callers: Vec<_> = (0..24)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    match call(q, "get_messages", &[]) {
+                        Ok(Value::Struct(m)) => return m.len(),
+                        Err((1, f)) if f.contains("answers not yet read") => {}
+                        other => panic!("{other:?}"),
+                    }
+                    assert!(Instant::now() < deadline, "never answered");
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        assert_eq!(c.join().unwrap(), stored.len());
+    }
+    done.store(true, Ordering::SeqCst);
+    let grown = peak.join().unwrap().saturating_sub(before) * 1024;
+    // Two builds at once, each a copy of the store and its XML (3 x 7.7 MB), and the answers
+    // waiting for their readers; a fifth on top for the allocator.
+    let bound = (2 * 3 * 7_700_000 + answers) * 5 / 4;
+    assert!(
+        grown < bound,
+        "RSS grew by {grown} bytes at its peak, over {bound}"
+    );
+    answers_promptly(q, &stored);
+}
