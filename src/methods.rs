@@ -257,7 +257,7 @@ pub fn answer_body(codec: Codec, result: Result<Value, Fault>) -> String {
                 Err(fault) => FaultResponse { fault }.to_xml(),
             };
             match xml {
-                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{xml}"),
+                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{}", xmlrpc::xml_safe(xml)),
                 // dxr cannot write the value: answer with a fault it can write.
                 Err(e) => answer_body(
                     Codec::Fast,

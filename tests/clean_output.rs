@@ -1,0 +1,139 @@
+//! Issue 13, "A node no caller can break": what a node reads and writes stays clean. Characters
+//! XML 1.0 forbids are refused as expat refuses them and never written back; console lines
+//! cannot forge a line or move the cursor; a stdout nobody reads cannot block a node; no fault
+//! string is longer than 200 bytes. Each test makes the attack, then checks that the node still
+//! answers the original methods within 100 ms and that nothing stored is lost.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dxr::Value;
+
+const EXPAT: &str = "<class 'xml.parsers.expat.ExpatError'>:";
+
+/// `receive_message("A", VALUE)` in Python's layout (VALUE at line 9, column 15), unescaped.
+fn receive_body(value: &str) -> Vec<u8> {
+    format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>receive_message</methodName>\n<params>\n<param>\n<value><string>A</string></value>\n</param>\n<param>\n<value><string>{value}</string></value>\n</param>\n</params>\n</methodCall>\n"
+    )
+    .into_bytes()
+}
+
+/// The original methods answer within 100 ms each, and the node stores `sender`'s decision.
+/// Returns the stored messages afterwards.
+fn still_answers(port: u16, sender: &str) -> Vec<(String, String)> {
+    let timed = |method: &str, params: &[Value]| {
+        let started = Instant::now();
+        let answer = call(port, method, params);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(100), "{method} took {took:?}");
+        answer
+    };
+    assert_eq!(
+        timed("receive_message", &[s(sender), s("attack")]),
+        Ok(s(&format!("Q received decision 'attack' from {sender}")))
+    );
+    let Ok(Value::Struct(stored)) = timed("get_messages", &[]) else {
+        panic!("get_messages is not a struct");
+    };
+    assert!(timed("finalize_decision", &[]).is_ok());
+    stored
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(v) => (k, v),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Python's own client reads `get_messages` and `finalize_decision` (it fails on every answer
+/// once a forbidden character is written back); returns its `repr` of the messages.
+fn python_reads(port: u16) -> String {
+    let script = format!(
+        r#"
+import xmlrpc.client
+q = xmlrpc.client.ServerProxy("http://127.0.0.1:{port}/")
+print(sorted(q.get_messages().items()))
+print(q.finalize_decision())
+"#
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]);
+    let (code, out, err) = run(cmd, Duration::from_secs(30));
+    assert_eq!(code, 0, "python3 could not read the node: {err}");
+    out
+}
+
+/// Raw control characters and references to forbidden characters are refused with the fault
+/// Python's `SimpleXMLRPCServer` gives (expat's class, message and position), by both readers;
+/// nothing is stored, and Python's client still reads every answer.
+#[test]
+fn forbidden_xml_characters_get_python_faults_on_both_codecs() {
+    for codec in ["fast", "dxr"] {
+        let base = port_base();
+        let q = port_of(base, 'Q');
+        let _server = Proc::rust_server(
+            &[
+                "--port-base",
+                &base.to_string(),
+                "--nodes",
+                "Q",
+                "--quiet",
+                "--xml-codec",
+                codec,
+            ],
+            &[q],
+        );
+        assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
+        let rows: [(&str, &str); 6] = [
+            (
+                "x\u{1}y",
+                "not well-formed (invalid token): line 9, column 16",
+            ),
+            (
+                "\u{1b}[2J",
+                "not well-formed (invalid token): line 9, column 15",
+            ),
+            (
+                "&#x1b;[2J",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#1;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#0;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#xFFFF;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+        ];
+        for (value, message) in rows {
+            assert_eq!(
+                call_body(q, &receive_body(value)),
+                Err((1, format!("{EXPAT}{message}"))),
+                "{codec}: {value:?}"
+            );
+        }
+        let stored = still_answers(q, "after");
+        assert_eq!(
+            stored,
+            [
+                ("after".to_string(), "attack".to_string()),
+                ("before".to_string(), "retreat".to_string())
+            ],
+            "{codec}"
+        );
+        assert_eq!(
+            python_reads(q),
+            "[('after', 'attack'), ('before', 'retreat')]\nattack\n",
+            "{codec}"
+        );
+    }
+}
