@@ -277,7 +277,9 @@ pub fn decode_fault(e: &DecodeError) -> String {
     }
 }
 
-/// A fault as the original raises it: code 1, the `<class '...'>` string.
+/// A fault as the original raises it: code 1, the `<class '...'>` string, cut to
+/// [`fault::MAX_FAULT`] bytes ([`fault::cut`]). Every fault a node answers, alone or inside a
+/// `system.multicall`, is made here: this is where a fault string's length is held.
 pub fn python_fault(string: String) -> Fault {
-    Fault::new(protocol::FAULT_CODE, string)
+    Fault::new(protocol::FAULT_CODE, fault::cut(string))
 }

@@ -160,6 +160,34 @@ pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: 
 /// The timestamp format of [`access_log_line`] (`%d/%b/%Y %H:%M:%S`, local time).
 pub const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
 
+#[cfg(test)]
+mod tests {
+    use super::fault::{MAX_FAULT, cut, python};
+
+    #[test]
+    fn faults_are_cut_to_max_fault_bytes() {
+        let ordinary = python("ValueError", "max() arg is an empty sequence");
+        assert_eq!(
+            ordinary,
+            "<class 'ValueError'>:max() arg is an empty sequence"
+        );
+        let exact = "x".repeat(MAX_FAULT);
+        assert_eq!(cut(exact.clone()), exact);
+        for long in [
+            "x".repeat(MAX_FAULT + 1),
+            "é".repeat(3_000_000),
+            "日".repeat(99),
+        ] {
+            let c = cut(long.clone());
+            assert!(c.len() <= MAX_FAULT, "{} bytes: {c}", c.len());
+            let (kept, marker) = c.split_once("... [").unwrap();
+            assert!(long.starts_with(kept));
+            assert_eq!(marker, format!("{} bytes cut]", long.len() - kept.len()));
+            assert_eq!(cut(c.clone()), c, "idempotent");
+        }
+    }
+}
+
 /// Python's `repr()` of a string, as it appears inside `<Fault 1: '...'>`.
 pub fn python_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
@@ -208,9 +236,35 @@ pub fn python_type_name(value: &dxr::Value) -> &'static str {
 
 /// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.
 pub mod fault {
-    /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string.
+    /// Longest fault string a node sends, in bytes (the marker of [`cut`] included). Every
+    /// fault Python gives for this protocol is shorter; a longer one only quotes a caller's
+    /// argument back (a 1 MB argument made a 6 MB fault), so it is cut.
+    pub const MAX_FAULT: usize = 200;
+
+    /// `string` if it is at most [`MAX_FAULT`] bytes; else its start, cut at a character
+    /// boundary, and `... [N bytes cut]`, at most [`MAX_FAULT`] bytes in all. [`python`] cuts
+    /// every string it makes, and `methods::python_fault`, the gate every fault passes on its
+    /// way to the wire, cuts again whatever was made elsewhere (idempotent).
+    pub fn cut(string: String) -> String {
+        if string.len() <= MAX_FAULT {
+            return string;
+        }
+        let marker = |n: usize| format!("... [{n} bytes cut]");
+        // The marker for the whole length is at least as long as the one finally written.
+        let mut keep = MAX_FAULT.saturating_sub(marker(string.len()).len());
+        while !string.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let cut = string.len() - keep;
+        let mut out = string;
+        out.truncate(keep);
+        out.push_str(&marker(cut));
+        out
+    }
+
+    /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string; cut to [`MAX_FAULT`] bytes.
     pub fn python(class: &str, message: &str) -> String {
-        format!("<class '{class}'>:{message}")
+        cut(format!("<class '{class}'>:{message}"))
     }
 
     /// Unknown, private (`_x`) or dotted method names.

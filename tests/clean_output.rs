@@ -137,3 +137,61 @@ fn forbidden_xml_characters_get_python_faults_on_both_codecs() {
         );
     }
 }
+
+/// A 1 MB argument to extension methods that quote their arguments (an unknown run id, a
+/// message path) gives a fault of at most 200 bytes, which says how much was cut; ordinary
+/// faults are Python's strings unchanged; the node keeps serving with its messages intact.
+#[test]
+fn faults_are_at_most_200_bytes_whatever_the_arguments() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let _server = Proc::rust_server(
+        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
+        &[q],
+    );
+    assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
+    // DEL grows to `\x7f` in Python's repr: the quoted argument would be 4 MB.
+    let huge = "\u{7f}".repeat(1_000_000);
+    let calls: [(&str, Vec<Value>); 4] = [
+        ("om_decide", vec![s(&huge)]),
+        (
+            "om_message",
+            vec![s(&huge), Value::Array(vec![s("P")]), s("x")],
+        ),
+        ("om_round", vec![s(&huge), Value::Integer(1)]),
+        ("sm_decide", vec![s(&huge)]),
+    ];
+    for (method, params) in calls {
+        let body = generals::peer::call_body(method, &params).unwrap();
+        let (status, _, answer) = post(q, "/", body.as_bytes());
+        assert_eq!(status, 200, "{method}");
+        let fault = match generals::peer::read_reply(&String::from_utf8_lossy(&answer)) {
+            Ok(Err(f)) => f,
+            other => panic!("{method}: {other:?}"),
+        };
+        assert!(
+            answer.len() < 1024,
+            "{method}: a {} byte answer",
+            answer.len()
+        );
+        let string = fault.string();
+        assert!(string.len() <= 200, "{method}: {} bytes", string.len());
+        assert!(string.ends_with(" bytes cut]"), "{method}: {string}");
+    }
+    // A fault of ordinary size is Python's, byte for byte.
+    assert_eq!(
+        call(q, "finalize_decision", &[s("x")]),
+        Err((
+            1,
+            "<class 'TypeError'>:Process.finalize_decision() takes 1 positional argument but 2 were given".to_string()
+        ))
+    );
+    let stored = still_answers(q, "after");
+    assert_eq!(
+        stored,
+        [
+            ("after".to_string(), "attack".to_string()),
+            ("before".to_string(), "retreat".to_string())
+        ]
+    );
+}
