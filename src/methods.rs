@@ -70,7 +70,7 @@ impl Handler for Original {
             }
             Step::Forward(f) => {
                 if g.print {
-                    crate::server::print_line(&f.line);
+                    crate::server::print_line(&f.print);
                 }
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();

@@ -286,7 +286,7 @@ impl Bound {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         if self.config.print {
             for (name, addr) in self.addrs() {
-                print_line(&protocol::running_line(&name, addr.port()));
+                print_line(&protocol::printed::running_line(&name, addr.port()));
             }
         }
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -195,3 +195,71 @@ fn faults_are_at_most_200_bytes_whatever_the_arguments() {
         ]
     );
 }
+
+/// Poll `server`'s stdout until it holds `lines` lines (deadline 10 s); return them.
+fn wait_lines(server: &Proc, lines: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = server.stdout_so_far();
+        if out.lines().count() >= lines && out.ends_with('\n') {
+            return out.lines().map(str::to_string).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {lines} lines, stdout so far:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Decisions that would forge a line (`\n`, `\r`, U+2028), drive a terminal (C1's CSI, DEL)
+/// or fill it (100 KB) print as one escaped, cut line each; the replies are the original's
+/// full lines; what is stored is the value as given.
+#[test]
+fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let server = Proc::rust_server(
+        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
+        &[q],
+    );
+    let forged = "x\n Process Q finalized decision 'x'\r\u{2028}\u{9b}2J\u{7f}";
+    let long = format!("{}{}", "y".repeat(100_000), "\n");
+    assert_eq!(
+        call(q, "receive_message", &[s("A"), s(forged)]),
+        Ok(s(&format!("Q received decision '{forged}' from A")))
+    );
+    assert_eq!(
+        call(q, "receive_message", &[s("B\nC"), s(&long)]),
+        Ok(s(&format!("Q received decision '{long}' from B\nC")))
+    );
+    // Sending to oneself prints a "sent" line and a "received" line.
+    assert_eq!(
+        call(q, "send_message", &[s("Q"), s(forged)]),
+        Ok(s(&format!("Q sent decision '{forged}' to Q")))
+    );
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s(forged)));
+    let shown = r"x\n Process Q finalized decision 'x'\r\u2028\x9b2J\x7f";
+    let cut = format!("{}... [99801 bytes cut]", "y".repeat(200));
+    assert_eq!(
+        wait_lines(&server, 6),
+        [
+            "Process Q running on port PORT...".replace("PORT", &q.to_string()),
+            format!("Q received decision '{shown}' from A"),
+            format!(r"Q received decision '{cut}' from B\nC"),
+            format!("Q sent decision '{shown}' to Q"),
+            format!("Q received decision '{shown}' from Q"),
+            format!("majority is : {shown}"),
+        ]
+    );
+    let stored = still_answers(q, "after");
+    assert_eq!(
+        stored,
+        [
+            ("A".to_string(), forged.to_string()),
+            ("B\nC".to_string(), long),
+            ("Q".to_string(), forged.to_string()),
+            ("after".to_string(), "attack".to_string()),
+        ]
+    );
+}
