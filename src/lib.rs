@@ -15,6 +15,8 @@
 //! - [`peer`]: every outgoing call, on `dxr_client` but the relay batches (pooled
 //!   connections, timeouts, reply cap, error kinds);
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
+//! - [`console`]: the original's stdout lines, through a bounded queue to a writer thread of
+//!   their own, so a stdout nobody reads cannot block a node;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
 //! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
@@ -28,6 +30,7 @@
 pub mod agreement;
 pub mod allocator;
 pub mod cluster;
+pub mod console;
 pub mod dispatch;
 pub mod load;
 pub mod methods;

@@ -263,3 +263,207 @@ fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
         ]
     );
 }
+
+/// A `server --nodes Q --quiet` whose stdout is a pipe nobody reads until [`Stalled::drain`],
+/// and whose stderr is collected.
+struct Stalled {
+    child: std::process::Child,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    q: u16,
+}
+
+impl Stalled {
+    fn start() -> Stalled {
+        use std::process::Stdio;
+        let base = port_base();
+        let q = port_of(base, 'Q');
+        let mut child = Command::new(server_bin())
+            .args(["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut from = child.stderr.take().unwrap();
+        let into = stderr.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut chunk) {
+                into.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        let stdout = child.stdout.take();
+        wait_ports(&[q]);
+        Stalled {
+            child,
+            stdout,
+            stderr,
+            q,
+        }
+    }
+
+    /// Start reading stdout; what has been read so far is in the returned buffer.
+    fn drain(&mut self) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut from = self.stdout.take().unwrap();
+        let into = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut chunk = [0u8; 65536];
+            while let Ok(n @ 1..) = from.read(&mut chunk) {
+                into.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        seen
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decisions of 100 KB, then batches of 1024 `receive_message` calls: far more lines than a
+/// pipe and the console queue hold. Every call must be answered. Returns what the node must
+/// store (the last decision of each sender) and how many lines the calls printed.
+fn flood(q: u16) -> (Vec<(String, String)>, usize) {
+    let mut conn = Conn::open(q);
+    let mut lines = 0;
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..20 {
+        let big = format!("{i}{}", "z".repeat(100_000));
+        assert!(conn.call("receive_message", &[s("big"), s(&big)]).is_ok());
+        expected.insert("big".to_string(), big);
+        lines += 1;
+    }
+    for b in 0..9 {
+        let decision = format!("w{b}");
+        let calls = (0..1024)
+            .map(|i| {
+                expected.insert(format!("s{i}"), decision.clone());
+                Value::Struct(
+                    [
+                        ("methodName".to_string(), s("receive_message")),
+                        (
+                            "params".to_string(),
+                            Value::Array(vec![s(&format!("s{i}")), s(&decision)]),
+                        ),
+                    ]
+                    .into(),
+                )
+            })
+            .collect();
+        let Ok(Value::Array(results)) = conn.call("system.multicall", &[Value::Array(calls)])
+        else {
+            panic!("batch {b} failed");
+        };
+        assert_eq!(results.len(), 1024);
+        if let Some(fault) = results.iter().find(|r| !matches!(r, Value::Array(_))) {
+            panic!("batch {b}: {fault:?}");
+        }
+        lines += 1024;
+    }
+    (expected.into_iter().collect(), lines)
+}
+
+/// The node still answers within 100 ms and stores exactly `expected` and the new sender.
+fn nothing_lost(q: u16, mut expected: Vec<(String, String)>) {
+    let stored = still_answers(q, "after");
+    expected.push(("after".to_string(), "attack".to_string()));
+    expected.sort();
+    assert!(stored == expected, "stored messages differ");
+}
+
+/// With stdout a pipe nobody reads, 100 KB decisions and ten thousand lines leave every node
+/// answering within 100 ms with everything stored, and SIGTERM ends the process promptly
+/// (pending lines get one second).
+#[test]
+fn a_stdout_nobody_reads_blocks_no_node_and_no_exit() {
+    let server = Stalled::start();
+    let q = server.q;
+    let (expected, _) = flood(q);
+    nothing_lost(q, expected);
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut server = server;
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}\n{}", server.stderr());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit 5 s after SIGTERM with stdout stalled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lines that found the queue full are counted and dropped; once stdout is read again, a note
+/// on stderr says how many, and the lines written plus the lines dropped are every line
+/// printed, each whole and in order.
+#[test]
+fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
+    let mut server = Stalled::start();
+    let q = server.q;
+    let (expected, flood_lines) = flood(q);
+    nothing_lost(q, expected);
+    // The running line, one per call of the flood, and still_answers' received and majority
+    // lines.
+    let printed = 1 + flood_lines + 2;
+    let out = server.drain();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (lines, dropped) = loop {
+        let dropped: usize = server
+            .stderr()
+            .lines()
+            .filter_map(|l| l.strip_prefix("console: "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+            .sum();
+        let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if dropped > 0 && lines.len() + dropped == printed && text.ends_with('\n') {
+            break (lines, dropped);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lines written, {dropped} dropped, of {printed}; stderr:\n{}",
+            lines.len(),
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(dropped > 1000, "{dropped}");
+    assert_eq!(lines[0], format!("Process Q running on port {q}..."));
+    let mut last_batch_index = None;
+    for line in &lines[1..] {
+        assert!(
+            line.starts_with("Q received decision '") || line.starts_with("majority is : "),
+            "{line}"
+        );
+        // Lines of the batches come in the order of their calls.
+        if let Some(rest) = line
+            .strip_suffix("")
+            .and_then(|l| l.rsplit(" from b").next())
+            && let Some((b, i)) = rest.split_once('-')
+            && let (Ok(b), Ok(i)) = (b.parse::<usize>(), i.parse::<usize>())
+        {
+            let index = b * 1024 + i;
+            assert!(last_batch_index < Some(index), "{line} out of order");
+            last_batch_index = Some(index);
+        }
+    }
+}
