@@ -17,6 +17,8 @@
 //! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
 //! - [`gate`]: what callers may hold: connections (overall, per address), bytes of bodies
 //!   and unread answers, and the write timeout;
+//! - [`console`]: the original's stdout lines, through a bounded queue to a writer thread of
+//!   their own, so a stdout nobody reads cannot block a node;
 //! - [`scenario`]: what the client drives (the original all-to-all run);
 //! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
 //! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
@@ -30,6 +32,7 @@
 pub mod agreement;
 pub mod allocator;
 pub mod cluster;
+pub mod console;
 pub mod dispatch;
 pub mod gate;
 pub mod load;

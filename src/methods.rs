@@ -70,7 +70,7 @@ impl Handler for Original {
             }
             Step::Forward(f) => {
                 if g.print {
-                    crate::server::print_line(&f.line);
+                    crate::server::print_line(&f.print);
                 }
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();
@@ -257,7 +257,7 @@ pub fn answer_body(codec: Codec, result: Result<Value, Fault>) -> String {
                 Err(fault) => FaultResponse { fault }.to_xml(),
             };
             match xml {
-                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{xml}"),
+                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{}", xmlrpc::xml_safe(xml)),
                 // dxr cannot write the value: answer with a fault it can write.
                 Err(e) => answer_body(
                     Codec::Fast,
@@ -277,7 +277,9 @@ pub fn decode_fault(e: &DecodeError) -> String {
     }
 }
 
-/// A fault as the original raises it: code 1, the `<class '...'>` string.
+/// A fault as the original raises it: code 1, the `<class '...'>` string, cut to
+/// [`fault::MAX_FAULT`] bytes ([`fault::cut`]). Every fault a node answers, alone or inside a
+/// `system.multicall`, is made here: this is where a fault string's length is held.
 pub fn python_fault(string: String) -> Fault {
-    Fault::new(protocol::FAULT_CODE, string)
+    Fault::new(protocol::FAULT_CODE, fault::cut(string))
 }

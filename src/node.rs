@@ -1,7 +1,8 @@
 //! One general: its name, whether it is faulty, the messages it stored, and what it does with
 //! each of the three methods. Plain Rust, no sockets: [`Node::handle`] takes a decoded call and
 //! returns a [`Step`], either the reply (plus the line to print) or a [`Forward`] that the
-//! server layer performs over the network before replying.
+//! server layer performs over the network before replying. Replies are the original's strings;
+//! printed lines show values as [`protocol::printed`] does, so they cannot forge a line.
 //!
 //! The checks run in the order Python's would raise, so a bad call gets the same fault from a
 //! Rust node as from the original: arity (Python's call), the faulty P's denial, the recipient's
@@ -70,8 +71,11 @@ pub struct Forward<T> {
     pub sender: String,
     /// The decision to deliver.
     pub decision: String,
-    /// Printed before the call (`N sent decision 'D' to X`); also the reply on success.
+    /// The reply on success: `N sent decision 'D' to X`, as the original answers it.
     pub line: String,
+    /// Printed before the call: [`Forward::line`] with its values as [`protocol::printed`]
+    /// shows them.
+    pub print: String,
 }
 
 impl<T> Step<T> {
@@ -234,7 +238,7 @@ impl Node {
         {
             return Step::reply(
                 Ok(protocol::denied_reply(&self.name, r)),
-                Some(protocol::denying_line(&self.name, r)),
+                Some(protocol::printed::denying_line(&self.name, r)),
             );
         }
         let target = match resolve(recipient) {
@@ -273,6 +277,7 @@ impl Node {
             sender: self.name.clone(),
             decision: decision.clone(),
             line: protocol::sent_line(&self.name, decision, recipient),
+            print: protocol::printed::sent_line(&self.name, decision, recipient),
         })
     }
 
@@ -306,8 +311,12 @@ impl Node {
         } else {
             self.messages.insert(sender.clone(), decision.clone());
         }
-        let line = protocol::received_line(&self.name, decision, sender);
-        Step::reply(Ok(line.clone()), Some(line))
+        Step::reply(
+            Ok(protocol::received_line(&self.name, decision, sender)),
+            Some(protocol::printed::received_line(
+                &self.name, decision, sender,
+            )),
+        )
     }
 
     /// The majority of the stored decisions; `faulty` for a faulty node. A tie goes to the
@@ -320,7 +329,7 @@ impl Node {
         let majority = majority(self.messages.values().map(String::as_str))
             .ok_or_else(fault::empty_majority)?
             .to_string();
-        let line = protocol::majority_line(&majority);
+        let line = protocol::printed::majority_line(&majority);
         Ok((majority, Some(line)))
     }
 }

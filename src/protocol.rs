@@ -140,6 +140,93 @@ pub fn majority_line(decision: &str) -> String {
     format!("majority is : {decision}")
 }
 
+/// The console lines above with each value as [`printed::value`] shows it: what a node and the
+/// client print, where the functions above are what they answer. The original prints values
+/// as given, so a decision holding `\n` and `Process Q finalized decision 'x'` forges a line,
+/// and one holding ESC sequences moves the cursor or clears the screen; a 1 MB decision is a
+/// 1 MB line. An ordinary value (no control characters, at most [`printed::MAX_VALUE`] bytes)
+/// prints exactly as the original prints it.
+pub mod printed {
+    use std::borrow::Cow;
+    use std::fmt::Write as _;
+
+    /// Longest value a console line shows, in bytes; the rest is cut.
+    pub const MAX_VALUE: usize = 200;
+
+    /// Whether a console shows `c` as something other than itself: a C0 control (tab, line
+    /// feed and carriage return included), DEL, a C1 control (NEL among them) or Unicode's
+    /// line and paragraph separators, all of which can end a line or drive a terminal.
+    pub fn is_control(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    }
+
+    /// `value` for a console line: controls ([`is_control`]) escaped as Python's `repr` writes
+    /// them (`\n`, `\t`, `\r`, `\x1b`, `\x7f`, `\x85`, `\u2028`), and cut after
+    /// [`MAX_VALUE`] bytes of output with `... [N bytes cut]` (N counts the value's bytes not
+    /// shown). Backslashes are left as they are, so an ordinary value prints unchanged: a
+    /// literal `\x1b` in a value reads like an escaped ESC, but neither forges a line.
+    pub fn value(value: &str) -> Cow<'_, str> {
+        if value.len() <= MAX_VALUE && !value.chars().any(is_control) {
+            return Cow::Borrowed(value);
+        }
+        let mut out = String::with_capacity(MAX_VALUE + 32);
+        for (at, c) in value.char_indices() {
+            if out.len() >= MAX_VALUE {
+                let _ = write!(out, "... [{} bytes cut]", value.len() - at);
+                break;
+            }
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if is_control(c) && (c as u32) < 0x100 => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if is_control(c) => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// [`super::running_line`], as printed.
+    pub fn running_line(name: &str, port: u16) -> String {
+        super::running_line(&value(name), port)
+    }
+
+    /// [`super::sent_line`], as printed.
+    pub fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
+        super::sent_line(&value(name), &value(decision), &value(recipient))
+    }
+
+    /// [`super::denying_line`], as printed.
+    pub fn denying_line(name: &str, recipient: &str) -> String {
+        super::denying_line(&value(name), &value(recipient))
+    }
+
+    /// [`super::received_line`], as printed.
+    pub fn received_line(name: &str, decision: &str, sender: &str) -> String {
+        super::received_line(&value(name), &value(decision), &value(sender))
+    }
+
+    /// [`super::majority_line`], as printed.
+    pub fn majority_line(decision: &str) -> String {
+        super::majority_line(&value(decision))
+    }
+
+    /// [`super::client_send_line`], as printed (`reply` is what a node answered).
+    pub fn client_send_line(reply: &str) -> String {
+        super::client_send_line(&value(reply))
+    }
+
+    /// [`super::client_final_line`], as printed.
+    pub fn client_final_line(name: &str, decision: &str) -> String {
+        super::client_final_line(&value(name), &value(decision))
+    }
+}
+
 /// `Process Q sent decision 'attack' to P`: the client's line per send (the original README's
 /// shape: `Process ` followed by what `send_message` returned).
 pub fn client_send_line(reply: &str) -> String {
@@ -159,6 +246,67 @@ pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: 
 
 /// The timestamp format of [`access_log_line`] (`%d/%b/%Y %H:%M:%S`, local time).
 pub const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
+
+#[cfg(test)]
+mod tests {
+    use super::fault::{MAX_FAULT, cut, python};
+
+    #[test]
+    fn printed_values_cannot_forge_a_line() {
+        use super::printed;
+        for ordinary in [
+            "attack",
+            "",
+            "attaque à l'aube",
+            "<&>'\"",
+            "a\\x1b",
+            "🙂 smile",
+        ] {
+            assert!(matches!(
+                printed::value(ordinary),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
+        assert_eq!(
+            printed::received_line("Q", "x\n Process Q finalized decision 'y'", "A"),
+            "Q received decision 'x\\n Process Q finalized decision 'y'' from A"
+        );
+        assert_eq!(
+            printed::value("\u{1b}[2J\t\r\u{7f}\u{85}\u{9b}\u{2028}\u{2029}\u{0}"),
+            "\\x1b[2J\\t\\r\\x7f\\x85\\x9b\\u2028\\u2029\\x00"
+        );
+        let long = "é".repeat(1000);
+        let shown = printed::value(&long);
+        assert_eq!(shown, format!("{}... [1800 bytes cut]", "é".repeat(100)));
+        let escapes = "\u{1}".repeat(1000);
+        let shown = printed::value(&escapes);
+        assert!(shown.len() < printed::MAX_VALUE + 32, "{shown}");
+        assert!(shown.ends_with("... [950 bytes cut]"), "{shown}");
+    }
+
+    #[test]
+    fn faults_are_cut_to_max_fault_bytes() {
+        let ordinary = python("ValueError", "max() arg is an empty sequence");
+        assert_eq!(
+            ordinary,
+            "<class 'ValueError'>:max() arg is an empty sequence"
+        );
+        let exact = "x".repeat(MAX_FAULT);
+        assert_eq!(cut(exact.clone()), exact);
+        for long in [
+            "x".repeat(MAX_FAULT + 1),
+            "é".repeat(3_000_000),
+            "日".repeat(99),
+        ] {
+            let c = cut(long.clone());
+            assert!(c.len() <= MAX_FAULT, "{} bytes: {c}", c.len());
+            let (kept, marker) = c.split_once("... [").unwrap();
+            assert!(long.starts_with(kept));
+            assert_eq!(marker, format!("{} bytes cut]", long.len() - kept.len()));
+            assert_eq!(cut(c.clone()), c, "idempotent");
+        }
+    }
+}
 
 /// Python's `repr()` of a string, as it appears inside `<Fault 1: '...'>`.
 pub fn python_repr(s: &str) -> String {
@@ -208,9 +356,35 @@ pub fn python_type_name(value: &dxr::Value) -> &'static str {
 
 /// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.
 pub mod fault {
-    /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string.
+    /// Longest fault string a node sends, in bytes (the marker of [`cut`] included). Every
+    /// fault Python gives for this protocol is shorter; a longer one only quotes a caller's
+    /// argument back (a 1 MB argument made a 6 MB fault), so it is cut.
+    pub const MAX_FAULT: usize = 200;
+
+    /// `string` if it is at most [`MAX_FAULT`] bytes; else its start, cut at a character
+    /// boundary, and `... [N bytes cut]`, at most [`MAX_FAULT`] bytes in all. [`python`] cuts
+    /// every string it makes, and `methods::python_fault`, the gate every fault passes on its
+    /// way to the wire, cuts again whatever was made elsewhere (idempotent).
+    pub fn cut(string: String) -> String {
+        if string.len() <= MAX_FAULT {
+            return string;
+        }
+        let marker = |n: usize| format!("... [{n} bytes cut]");
+        // The marker for the whole length is at least as long as the one finally written.
+        let mut keep = MAX_FAULT.saturating_sub(marker(string.len()).len());
+        while !string.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let cut = string.len() - keep;
+        let mut out = string;
+        out.truncate(keep);
+        out.push_str(&marker(cut));
+        out
+    }
+
+    /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string; cut to [`MAX_FAULT`] bytes.
     pub fn python(class: &str, message: &str) -> String {
-        format!("<class '{class}'>:{message}")
+        cut(format!("<class '{class}'>:{message}"))
     }
 
     /// Unknown, private (`_x`) or dotted method names.

@@ -79,7 +79,7 @@ pub async fn run_original(
             match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await {
                 Ok(reply) => {
                     if !opts.quiet {
-                        writeln!(out, "{}", protocol::client_send_line(&reply))?;
+                        writeln!(out, "{}", protocol::printed::client_send_line(&reply))?;
                     }
                 }
                 Err(e) => {
@@ -113,7 +113,11 @@ pub async fn run_original(
         .await
         {
             Ok(decision) => {
-                writeln!(out, "{}", protocol::client_final_line(name, &decision))?;
+                writeln!(
+                    out,
+                    "{}",
+                    protocol::printed::client_final_line(name, &decision)
+                )?;
                 decisions.insert(name.clone(), decision);
             }
             Err(e) => {

@@ -339,7 +339,7 @@ impl Bound {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         if self.config.print {
             for (name, addr) in self.addrs() {
-                print_line(&protocol::running_line(&name, addr.port()));
+                print_line(&protocol::printed::running_line(&name, addr.port()));
             }
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -738,12 +738,10 @@ fn gzip(data: &[u8]) -> Option<Vec<u8>> {
     enc.finish().ok()
 }
 
-/// The original's stdout lines: output, not logs, so they always go to stdout, one at a time.
+/// The original's stdout lines: output, not logs, so they always go to stdout, in order,
+/// through [`console`](crate::console)'s queue (a stalled stdout never blocks the caller).
 pub fn print_line(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    crate::console::print_line(line);
 }
 
 fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {

@@ -15,7 +15,8 @@
 //! through a value stack, the same algorithm as Python's `xmlrpc.client.Unmarshaller`, so we
 //! accept what Python accepts (an untyped `<value>` is a string, empty method and member names
 //! are fine) and reject what a node must never process (DOCTYPE and entity declarations,
-//! nesting deeper than [`MAX_DEPTH`]).
+//! nesting deeper than [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused before either
+//! reader runs, with expat's own fault ([`check_chars`]), and never written ([`escape_into`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,7 +77,7 @@ pub enum DecodeError {
 
 /// Parse an XML-RPC `methodCall` body.
 pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
-    let text = utf8(body)?;
+    let text = checked_text(body)?;
     let u = parse(text, CALL)?;
     match u.method_name {
         Some(name) => Ok(MethodCall {
@@ -95,7 +96,7 @@ pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
 /// reader as [`decode_call`], so it reads whatever Python or dxr writes, and
 /// `tests/codec_oracle.rs` holds it to dxr's reader.
 pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
-    let text = utf8(body)?;
+    let text = checked_text(body)?;
     let u = parse(text, RESPONSE)?;
     let not_one = || {
         DecodeError::Refused(format!(
@@ -126,7 +127,7 @@ pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError>
 /// itself stops at 128 levels of nesting). The server uses it with `--xml-codec dxr`, which
 /// exists to measure dxr against the fast path in one run (`scripts/bench.sh`).
 pub fn decode_call_dxr(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
-    let text = utf8(body)?;
+    let text = checked_text(body)?;
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(DecodeError::Refused(
             "DOCTYPE and entity declarations are not accepted".into(),
@@ -143,6 +144,133 @@ pub fn decode_call_dxr(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> 
             excerpt(text)
         ))),
     }
+}
+
+/// `body` as text, once it is UTF-8 and [`check_chars`] finds nothing XML 1.0 forbids.
+fn checked_text(body: &[u8]) -> Result<&str, DecodeError> {
+    let text = utf8(body)?;
+    check_chars(text)?;
+    Ok(text)
+}
+
+/// Whether XML 1.0 allows `c` in a document (its production `Char`): tab, line feed, carriage
+/// return, and U+0020 and above but U+FFFE and U+FFFF (a Rust `char` is never a surrogate).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Refuse a document holding a character XML 1.0 forbids, as expat (the original's parser)
+/// does, with expat's message and position, so the fault is Python's byte for byte:
+/// - raw, anywhere (comments included): `not well-formed (invalid token): line 9, column 16`;
+/// - as a character reference (`&#x1b;`, `&#1;`, `&#0;`, `&#xD800;`, `&#xFFFE;`, beyond
+///   U+10FFFF), in text or attribute values but not inside comments, CDATA sections or
+///   processing instructions, where `&` is plain text: `reference to invalid character number:
+///   line 9, column 15` (the column of the `&`).
+///
+/// Why before the readers: quick-xml and dxr both take such characters, and a value holding
+/// one, stored and written back, makes every later answer unreadable to Python's
+/// `xmlrpc.client` (expat refuses the whole reply). One pass over the bytes, for both codecs;
+/// a malformed reference (`&#xZZ;`) is left to the reader.
+pub fn check_chars(text: &str) -> Result<(), DecodeError> {
+    let b = text.as_bytes();
+    let invalid_token = |at: usize| {
+        let (line, column) = line_column(text, at);
+        DecodeError::Malformed(format!(
+            "not well-formed (invalid token): line {line}, column {column}"
+        ))
+    };
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r') => return Err(invalid_token(i)),
+            0xEF if matches!(b.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => {
+                return Err(invalid_token(i));
+            }
+            b'<' => {
+                // Sections where `&` is text: only raw characters are checked there.
+                let rest = &b[i..];
+                let section = [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>")]
+                    .into_iter()
+                    .find(|(open, _)| rest.starts_with(open.as_bytes()));
+                if let Some((open, close)) = section {
+                    let start = i + open.len();
+                    let end = find(&b[start..], close.as_bytes()).map_or(b.len(), |e| start + e);
+                    if let Some(at) = first_raw_forbidden(&b[start..end]) {
+                        return Err(invalid_token(start + at));
+                    }
+                    i = (end + close.len()).min(b.len());
+                    continue;
+                }
+            }
+            b'&' if b.get(i + 1) == Some(&b'#')
+                && char_ref(&b[i + 2..]).is_some_and(|c| !c.is_some_and(is_xml_char)) =>
+            {
+                let (line, column) = line_column(text, i);
+                return Err(DecodeError::Malformed(format!(
+                    "reference to invalid character number: line {line}, column {column}"
+                )));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The first byte of `b` that starts a character XML 1.0 forbids.
+fn first_raw_forbidden(b: &[u8]) -> Option<usize> {
+    (0..b.len()).find(|&i| match b[i] {
+        c if c < 0x20 => !matches!(c, b'\t' | b'\n' | b'\r'),
+        0xEF => matches!(b.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+        _ => false,
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The character of a reference whose text after `&#` starts `b` (`x1b;...`, `65;...`):
+/// `None` when it is not a well-formed reference (left to the reader), `Some(None)` when its
+/// number is no character at all (a surrogate, beyond U+10FFFF, too many digits).
+fn char_ref(b: &[u8]) -> Option<Option<char>> {
+    let (radix, digits) = match b.first() {
+        Some(b'x') => (16, &b[1..]),
+        _ => (10, b),
+    };
+    // Only the digits are read (never a search for the `;`), so the pass stays linear
+    // whatever the body holds.
+    let end = digits
+        .iter()
+        .position(|&c| !char::from(c).is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 || digits.get(end) != Some(&b';') {
+        return None;
+    }
+    let digits = std::str::from_utf8(&digits[..end]).ok()?;
+    Some(
+        u32::from_str_radix(digits, radix)
+            .ok()
+            .and_then(char::from_u32),
+    )
+}
+
+/// Expat's position of byte `at` in `text`: line from 1 (a line ends at LF, CR or CR LF),
+/// column from 0, in characters.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let (mut line, mut column, mut after_cr) = (1, 0, false);
+    for c in text[..at].chars() {
+        match c {
+            '\n' if after_cr => column = 0,
+            '\n' | '\r' => {
+                line += 1;
+                column = 0;
+            }
+            _ => column += 1,
+        }
+        after_cr = c == '\r';
+    }
+    (line, column)
 }
 
 fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
@@ -522,7 +650,29 @@ fn write_value_in(out: &mut String, value: &Value, nl: &str) {
     }
 }
 
-/// Python's `xmlrpc.client.escape`: only `&`, `<` and `>`.
+/// `xml` with every character XML 1.0 forbids replaced by U+FFFD, for documents dxr wrote
+/// (dxr writes them raw; see [`escape_into`] for why they must not reach the wire). No copy
+/// when there is none.
+pub fn xml_safe(xml: String) -> String {
+    if xml.chars().all(is_xml_char) {
+        return xml;
+    }
+    xml.chars()
+        .map(|c| {
+            if is_xml_char(c) {
+                c
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
+        .collect()
+}
+
+/// Python's `xmlrpc.client.escape`: only `&`, `<` and `>`; and a character XML 1.0 forbids
+/// becomes U+FFFD. Why the replacement: such a character, written raw or as a reference, makes
+/// the whole document unreadable to expat (Python's `xmlrpc.client`), so one bad value would
+/// break every answer that carries it. [`check_chars`] refuses them on input, so nothing a
+/// node stores holds one; this is the second line, for values made any other way.
 fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -532,6 +682,7 @@ fn escape_into(out: &mut String, s: &str) {
             // Python writes a carriage return raw, and every XML reader turns it into a line
             // feed; as a character reference it survives the trip.
             '\r' => out.push_str("&#13;"),
+            c if !is_xml_char(c) => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
@@ -564,6 +715,123 @@ mod tests {
             )),
             "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'Exception'&gt;:method \"nope\" is not supported</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n"
         );
+    }
+
+    /// A call of `receive_message("A", VALUE)` in Python's layout: VALUE starts at line 9,
+    /// column 15.
+    fn python_call(value: &str) -> String {
+        format!(
+            "<?xml version='1.0'?>\n<methodCall>\n<methodName>receive_message</methodName>\n<params>\n<param>\n<value><string>A</string></value>\n</param>\n<param>\n<value><string>{value}</string></value>\n</param>\n</params>\n</methodCall>\n"
+        )
+    }
+
+    /// Each row: the value, and expat's message as Python 3.11's `SimpleXMLRPCServer` gives it
+    /// (after `<class 'xml.parsers.expat.ExpatError'>:`), or `None` where expat accepts it.
+    #[test]
+    fn forbidden_characters_get_expat_faults_from_both_readers() {
+        let raw = |col: usize| {
+            Some(format!(
+                "not well-formed (invalid token): line 9, column {col}"
+            ))
+        };
+        let reference = |col: usize| {
+            Some(format!(
+                "reference to invalid character number: line 9, column {col}"
+            ))
+        };
+        let rows: Vec<(&str, Option<String>)> = vec![
+            ("x\u{1}y", raw(16)),
+            ("\u{1b}[2J", raw(15)),
+            ("é\u{1}", raw(16)),
+            ("😀\u{1}", raw(16)),
+            ("\u{fffe}", raw(15)),
+            ("\u{ffff}", raw(15)),
+            ("<![CDATA[\u{1}]]>", raw(24)),
+            (
+                "a\r\nb\u{1}",
+                Some("not well-formed (invalid token): line 10, column 1".into()),
+            ),
+            (
+                "a\rb\u{1}",
+                Some("not well-formed (invalid token): line 10, column 1".into()),
+            ),
+            ("&#x1b;", reference(15)),
+            ("&#x1B;", reference(15)),
+            ("&#1;", reference(15)),
+            ("&#0;", reference(15)),
+            ("&#xD800;", reference(15)),
+            ("&#xFFFE;", reference(15)),
+            ("&#xFFFF;", reference(15)),
+            ("&#x110000;", reference(15)),
+            ("&#99999999999;", reference(15)),
+            ("ab\u{7f}", None),
+            ("&#x85;", None),
+            ("&#9;&#10;&#13;ok", None),
+            ("&#0000065;", None),
+            ("<![CDATA[&#1;]]>", None),
+            ("<!-- &#1; -->x", None),
+        ];
+        for (value, expat) in rows {
+            let body = python_call(value);
+            for (codec, result) in [
+                ("fast", decode_call(body.as_bytes())),
+                ("dxr", decode_call_dxr(body.as_bytes())),
+            ] {
+                match (&expat, result) {
+                    (Some(m), Err(e)) => {
+                        assert_eq!(e, DecodeError::Malformed(m.clone()), "{codec} {value:?}")
+                    }
+                    (None, Ok(_)) => {}
+                    (want, got) => panic!("{codec} {value:?}: want {want:?}, got {got:?}"),
+                }
+            }
+        }
+        let attribute = "<?xml version='1.0'?><methodCall><methodName>receive_message</methodName><params><param><value a='&#1;'>x</value></param></params></methodCall>";
+        assert_eq!(
+            decode_call(attribute.as_bytes()).err(),
+            Some(DecodeError::Malformed(
+                "reference to invalid character number: line 1, column 98".into()
+            ))
+        );
+        assert_eq!(
+            decode_call(b"\x01<?xml version='1.0'?>").err(),
+            Some(DecodeError::Malformed(
+                "not well-formed (invalid token): line 1, column 0".into()
+            ))
+        );
+    }
+
+    /// The check is one linear pass: a megabyte of unfinished references or sections costs
+    /// a megabyte of reading (a search per `&#` for its `;` would be quadratic).
+    #[test]
+    fn char_check_is_linear() {
+        for unit in ["&#", "&#1", "<?", "<!--"] {
+            let body = unit.repeat(1 << 20 >> 2);
+            let started = std::time::Instant::now();
+            assert!(check_chars(&body).is_ok());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{unit}"
+            );
+        }
+    }
+
+    #[test]
+    fn writers_never_emit_forbidden_characters() {
+        let bad = Value::String("a\u{1}b\u{1b}c\u{fffe}\u{0}".into());
+        let ours = encode_response(&bad);
+        assert!(ours.chars().all(is_xml_char), "{ours:?}");
+        assert!(
+            ours.contains("a\u{fffd}b\u{fffd}c\u{fffd}\u{fffd}"),
+            "{ours:?}"
+        );
+        let fault = encode_fault(&Fault::new(1, "x\u{1b}y".into()));
+        assert!(fault.contains("x\u{fffd}y"), "{fault:?}");
+        let batch = encode_call("om_message", std::slice::from_ref(&bad));
+        assert!(batch.chars().all(is_xml_char), "{batch:?}");
+        let dxr = xml_safe(dxr::MethodResponse { value: bad }.to_xml().unwrap());
+        assert!(dxr.chars().all(is_xml_char), "{dxr:?}");
+        assert_eq!(xml_safe("plain\t\n\r".into()), "plain\t\n\r");
     }
 
     #[test]

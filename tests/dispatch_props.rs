@@ -73,12 +73,14 @@ fn run(bodies: &[Vec<u8>]) -> HashMap<String, String> {
         let step = dispatch(&mut node, &cluster, body);
         check_answer(&step, body);
         if let Some((sender, decision)) = valid_receive(body) {
-            let line = protocol::received_line("Q", &decision, &sender);
+            // The reply is the original's line; the printed line shows the values safely.
             assert_eq!(
                 step,
                 Step::Reply {
-                    result: Ok(Value::String(line.clone())),
-                    print: Some(line)
+                    result: Ok(Value::String(protocol::received_line(
+                        "Q", &decision, &sender
+                    ))),
+                    print: Some(protocol::printed::received_line("Q", &decision, &sender))
                 }
             );
             let again = dispatch(&mut only_valid, &cluster, body);

@@ -136,6 +136,9 @@ fn main() -> ExitCode {
             // serve() returns once its connections are done (within --request-timeout); a
             // blocking evaluation still running must not hold the exit.
             runtime.shutdown_timeout(Duration::from_millis(100));
+            // Lines still queued get a second to reach stdout; a stdout nobody reads must not
+            // hold the exit either.
+            generals::console::flush(generals::console::SHUTDOWN_WAIT);
             code
         }
         Err(e) => {

@@ -1,0 +1,469 @@
+//! Issue 13, "A node no caller can break": what a node reads and writes stays clean. Characters
+//! XML 1.0 forbids are refused as expat refuses them and never written back; console lines
+//! cannot forge a line or move the cursor; a stdout nobody reads cannot block a node; no fault
+//! string is longer than 200 bytes. Each test makes the attack, then checks that the node still
+//! answers the original methods within 100 ms and that nothing stored is lost.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dxr::Value;
+
+const EXPAT: &str = "<class 'xml.parsers.expat.ExpatError'>:";
+
+/// `receive_message("A", VALUE)` in Python's layout (VALUE at line 9, column 15), unescaped.
+fn receive_body(value: &str) -> Vec<u8> {
+    format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>receive_message</methodName>\n<params>\n<param>\n<value><string>A</string></value>\n</param>\n<param>\n<value><string>{value}</string></value>\n</param>\n</params>\n</methodCall>\n"
+    )
+    .into_bytes()
+}
+
+/// The original methods answer within 100 ms each, and the node stores `sender`'s decision.
+/// Returns the stored messages afterwards.
+fn still_answers(port: u16, sender: &str) -> Vec<(String, String)> {
+    let timed = |method: &str, params: &[Value]| {
+        let started = Instant::now();
+        let answer = call(port, method, params);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(100), "{method} took {took:?}");
+        answer
+    };
+    assert_eq!(
+        timed("receive_message", &[s(sender), s("attack")]),
+        Ok(s(&format!("Q received decision 'attack' from {sender}")))
+    );
+    let Ok(Value::Struct(stored)) = timed("get_messages", &[]) else {
+        panic!("get_messages is not a struct");
+    };
+    assert!(timed("finalize_decision", &[]).is_ok());
+    stored
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(v) => (k, v),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Python's own client reads `get_messages` and `finalize_decision` (it fails on every answer
+/// once a forbidden character is written back); returns its `repr` of the messages.
+fn python_reads(port: u16) -> String {
+    let script = format!(
+        r#"
+import xmlrpc.client
+q = xmlrpc.client.ServerProxy("http://127.0.0.1:{port}/")
+print(sorted(q.get_messages().items()))
+print(q.finalize_decision())
+"#
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]);
+    let (code, out, err) = run(cmd, Duration::from_secs(30));
+    assert_eq!(code, 0, "python3 could not read the node: {err}");
+    out
+}
+
+/// Raw control characters and references to forbidden characters are refused with the fault
+/// Python's `SimpleXMLRPCServer` gives (expat's class, message and position), by both readers;
+/// nothing is stored, and Python's client still reads every answer.
+#[test]
+fn forbidden_xml_characters_get_python_faults_on_both_codecs() {
+    for codec in ["fast", "dxr"] {
+        let base = port_base();
+        let q = port_of(base, 'Q');
+        let _server = Proc::rust_server(
+            &[
+                "--port-base",
+                &base.to_string(),
+                "--nodes",
+                "Q",
+                "--quiet",
+                "--xml-codec",
+                codec,
+            ],
+            &[q],
+        );
+        assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
+        let rows: [(&str, &str); 6] = [
+            (
+                "x\u{1}y",
+                "not well-formed (invalid token): line 9, column 16",
+            ),
+            (
+                "\u{1b}[2J",
+                "not well-formed (invalid token): line 9, column 15",
+            ),
+            (
+                "&#x1b;[2J",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#1;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#0;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+            (
+                "&#xFFFF;",
+                "reference to invalid character number: line 9, column 15",
+            ),
+        ];
+        for (value, message) in rows {
+            assert_eq!(
+                call_body(q, &receive_body(value)),
+                Err((1, format!("{EXPAT}{message}"))),
+                "{codec}: {value:?}"
+            );
+        }
+        let stored = still_answers(q, "after");
+        assert_eq!(
+            stored,
+            [
+                ("after".to_string(), "attack".to_string()),
+                ("before".to_string(), "retreat".to_string())
+            ],
+            "{codec}"
+        );
+        assert_eq!(
+            python_reads(q),
+            "[('after', 'attack'), ('before', 'retreat')]\nattack\n",
+            "{codec}"
+        );
+    }
+}
+
+/// A 1 MB argument to extension methods that quote their arguments (an unknown run id, a
+/// message path) gives a fault of at most 200 bytes, which says how much was cut; ordinary
+/// faults are Python's strings unchanged; the node keeps serving with its messages intact.
+#[test]
+fn faults_are_at_most_200_bytes_whatever_the_arguments() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let _server = Proc::rust_server(
+        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
+        &[q],
+    );
+    assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
+    // DEL grows to `\x7f` in Python's repr: the quoted argument would be 4 MB.
+    let huge = "\u{7f}".repeat(1_000_000);
+    let calls: [(&str, Vec<Value>); 4] = [
+        ("om_decide", vec![s(&huge)]),
+        (
+            "om_message",
+            vec![s(&huge), Value::Array(vec![s("P")]), s("x")],
+        ),
+        ("om_round", vec![s(&huge), Value::Integer(1)]),
+        ("sm_decide", vec![s(&huge)]),
+    ];
+    for (method, params) in calls {
+        let body = generals::peer::call_body(method, &params).unwrap();
+        let (status, _, answer) = post(q, "/", body.as_bytes());
+        assert_eq!(status, 200, "{method}");
+        let fault = match generals::peer::read_reply(&String::from_utf8_lossy(&answer)) {
+            Ok(Err(f)) => f,
+            other => panic!("{method}: {other:?}"),
+        };
+        assert!(
+            answer.len() < 1024,
+            "{method}: a {} byte answer",
+            answer.len()
+        );
+        let string = fault.string();
+        assert!(string.len() <= 200, "{method}: {} bytes", string.len());
+        assert!(string.ends_with(" bytes cut]"), "{method}: {string}");
+    }
+    // A fault of ordinary size is Python's, byte for byte.
+    assert_eq!(
+        call(q, "finalize_decision", &[s("x")]),
+        Err((
+            1,
+            "<class 'TypeError'>:Process.finalize_decision() takes 1 positional argument but 2 were given".to_string()
+        ))
+    );
+    let stored = still_answers(q, "after");
+    assert_eq!(
+        stored,
+        [
+            ("after".to_string(), "attack".to_string()),
+            ("before".to_string(), "retreat".to_string())
+        ]
+    );
+}
+
+/// Poll `server`'s stdout until it holds `lines` lines (deadline 10 s); return them.
+fn wait_lines(server: &Proc, lines: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = server.stdout_so_far();
+        if out.lines().count() >= lines && out.ends_with('\n') {
+            return out.lines().map(str::to_string).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {lines} lines, stdout so far:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Decisions that would forge a line (`\n`, `\r`, U+2028), drive a terminal (C1's CSI, DEL)
+/// or fill it (100 KB) print as one escaped, cut line each; the replies are the original's
+/// full lines; what is stored is the value as given.
+#[test]
+fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let server = Proc::rust_server(
+        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
+        &[q],
+    );
+    let forged = "x\n Process Q finalized decision 'x'\r\u{2028}\u{9b}2J\u{7f}";
+    let long = format!("{}{}", "y".repeat(100_000), "\n");
+    assert_eq!(
+        call(q, "receive_message", &[s("A"), s(forged)]),
+        Ok(s(&format!("Q received decision '{forged}' from A")))
+    );
+    assert_eq!(
+        call(q, "receive_message", &[s("B\nC"), s(&long)]),
+        Ok(s(&format!("Q received decision '{long}' from B\nC")))
+    );
+    // Sending to oneself prints a "sent" line and a "received" line.
+    assert_eq!(
+        call(q, "send_message", &[s("Q"), s(forged)]),
+        Ok(s(&format!("Q sent decision '{forged}' to Q")))
+    );
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s(forged)));
+    let shown = r"x\n Process Q finalized decision 'x'\r\u2028\x9b2J\x7f";
+    let cut = format!("{}... [99801 bytes cut]", "y".repeat(200));
+    assert_eq!(
+        wait_lines(&server, 6),
+        [
+            "Process Q running on port PORT...".replace("PORT", &q.to_string()),
+            format!("Q received decision '{shown}' from A"),
+            format!(r"Q received decision '{cut}' from B\nC"),
+            format!("Q sent decision '{shown}' to Q"),
+            format!("Q received decision '{shown}' from Q"),
+            format!("majority is : {shown}"),
+        ]
+    );
+    let stored = still_answers(q, "after");
+    assert_eq!(
+        stored,
+        [
+            ("A".to_string(), forged.to_string()),
+            ("B\nC".to_string(), long),
+            ("Q".to_string(), forged.to_string()),
+            ("after".to_string(), "attack".to_string()),
+        ]
+    );
+}
+
+/// A `server --nodes Q --quiet` whose stdout is a pipe nobody reads until [`Stalled::drain`],
+/// and whose stderr is collected.
+struct Stalled {
+    child: std::process::Child,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    q: u16,
+}
+
+impl Stalled {
+    fn start() -> Stalled {
+        use std::process::Stdio;
+        let base = port_base();
+        let q = port_of(base, 'Q');
+        let mut child = Command::new(server_bin())
+            .args(["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut from = child.stderr.take().unwrap();
+        let into = stderr.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut chunk) {
+                into.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        let stdout = child.stdout.take();
+        wait_ports(&[q]);
+        Stalled {
+            child,
+            stdout,
+            stderr,
+            q,
+        }
+    }
+
+    /// Start reading stdout; what has been read so far is in the returned buffer.
+    fn drain(&mut self) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut from = self.stdout.take().unwrap();
+        let into = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut chunk = [0u8; 65536];
+            while let Ok(n @ 1..) = from.read(&mut chunk) {
+                into.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        seen
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decisions of 100 KB, then batches of 1024 `receive_message` calls: far more lines than a
+/// pipe and the console queue hold. Every call must be answered. Returns what the node must
+/// store (the last decision of each sender) and how many lines the calls printed.
+fn flood(q: u16) -> (Vec<(String, String)>, usize) {
+    let mut conn = Conn::open(q);
+    let mut lines = 0;
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..20 {
+        let big = format!("{i}{}", "z".repeat(100_000));
+        assert!(conn.call("receive_message", &[s("big"), s(&big)]).is_ok());
+        expected.insert("big".to_string(), big);
+        lines += 1;
+    }
+    for b in 0..9 {
+        let decision = format!("w{b}");
+        let calls = (0..1024)
+            .map(|i| {
+                expected.insert(format!("s{i}"), decision.clone());
+                Value::Struct(
+                    [
+                        ("methodName".to_string(), s("receive_message")),
+                        (
+                            "params".to_string(),
+                            Value::Array(vec![s(&format!("s{i}")), s(&decision)]),
+                        ),
+                    ]
+                    .into(),
+                )
+            })
+            .collect();
+        let Ok(Value::Array(results)) = conn.call("system.multicall", &[Value::Array(calls)])
+        else {
+            panic!("batch {b} failed");
+        };
+        assert_eq!(results.len(), 1024);
+        if let Some(fault) = results.iter().find(|r| !matches!(r, Value::Array(_))) {
+            panic!("batch {b}: {fault:?}");
+        }
+        lines += 1024;
+    }
+    (expected.into_iter().collect(), lines)
+}
+
+/// The node still answers within 100 ms and stores exactly `expected` and the new sender.
+fn nothing_lost(q: u16, mut expected: Vec<(String, String)>) {
+    let stored = still_answers(q, "after");
+    expected.push(("after".to_string(), "attack".to_string()));
+    expected.sort();
+    assert!(stored == expected, "stored messages differ");
+}
+
+/// With stdout a pipe nobody reads, 100 KB decisions and ten thousand lines leave every node
+/// answering within 100 ms with everything stored, and SIGTERM ends the process promptly
+/// (pending lines get one second).
+#[test]
+fn a_stdout_nobody_reads_blocks_no_node_and_no_exit() {
+    let server = Stalled::start();
+    let q = server.q;
+    let (expected, _) = flood(q);
+    nothing_lost(q, expected);
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut server = server;
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}\n{}", server.stderr());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit 5 s after SIGTERM with stdout stalled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lines that found the queue full are counted and dropped; once stdout is read again, a note
+/// on stderr says how many, and the lines written plus the lines dropped are every line
+/// printed, each whole and in order.
+#[test]
+fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
+    let mut server = Stalled::start();
+    let q = server.q;
+    let (expected, flood_lines) = flood(q);
+    nothing_lost(q, expected);
+    // The running line, one per call of the flood, and still_answers' received and majority
+    // lines.
+    let printed = 1 + flood_lines + 2;
+    let out = server.drain();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (lines, dropped) = loop {
+        let dropped: usize = server
+            .stderr()
+            .lines()
+            .filter_map(|l| l.strip_prefix("console: "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+            .sum();
+        let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if dropped > 0 && lines.len() + dropped == printed && text.ends_with('\n') {
+            break (lines, dropped);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lines written, {dropped} dropped, of {printed}; stderr:\n{}",
+            lines.len(),
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(dropped > 1000, "{dropped}");
+    assert_eq!(lines[0], format!("Process Q running on port {q}..."));
+    let mut last_batch_index = None;
+    for line in &lines[1..] {
+        assert!(
+            line.starts_with("Q received decision '") || line.starts_with("majority is : "),
+            "{line}"
+        );
+        // Lines of the batches come in the order of their calls.
+        if let Some(rest) = line
+            .strip_suffix("")
+            .and_then(|l| l.rsplit(" from b").next())
+            && let Some((b, i)) = rest.split_once('-')
+            && let (Ok(b), Ok(i)) = (b.parse::<usize>(), i.parse::<usize>())
+        {
+            let index = b * 1024 + i;
+            assert!(last_batch_index < Some(index), "{line} out of order");
+            last_batch_index = Some(index);
+        }
+    }
+}
