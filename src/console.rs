@@ -147,13 +147,38 @@ pub fn print_line(line: &str) {
     }
 }
 
-/// At exit: wait for the queued lines to be written, for at most `within`; whether they all
-/// were (true when nothing was ever printed).
-pub fn flush(within: Duration) -> bool {
-    match STDOUT.get() {
-        Some(Some(console)) => console.flush(within),
-        _ => true,
+/// The process's access log (stderr), through a queue of its own for the same reason: a
+/// stderr nobody reads (a full pipe, a terminal stopped with Ctrl-S, which stops both
+/// streams) must not block a node either. Its notes of dropped lines go to stderr too.
+static STDERR: OnceLock<Option<Console>> = OnceLock::new();
+
+/// Write one access-log line to stderr (through its queue; never waits).
+pub fn log_line(line: &str) {
+    if let Some(console) = STDERR.get_or_init(|| Console::new(stderr(), stderr(), QUEUE_LINES)) {
+        console.print(line);
     }
+}
+
+/// At exit: wait for the queued lines (stdout's, then the access log's) to be written, for at
+/// most `within` in all; whether they all were (true when nothing was ever printed).
+pub fn flush(within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    [&STDOUT, &STDERR].iter().all(|queue| match queue.get() {
+        Some(Some(console)) => console.flush(deadline.saturating_duration_since(Instant::now())),
+        _ => true,
+    })
+}
+
+/// A duplicate of the stderr descriptor on Unix (see [`stdout`]), else std's `Stderr`.
+fn stderr() -> Box<dyn Write + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stderr())
 }
 
 /// Where the writer writes: on Unix a duplicate of the stdout descriptor, so that its writes

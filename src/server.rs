@@ -745,10 +745,9 @@ pub fn print_line(line: &str) {
 }
 
 fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {
-    use std::io::Write;
     let ip = remote.ip().to_string();
     let line = protocol::access_log_line(&ip, &log_time(), request_line, status.as_u16());
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    crate::console::log_line(&line);
 }
 
 /// The access log's timestamp, formatted once per second per thread (formatting local time

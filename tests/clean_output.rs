@@ -467,3 +467,51 @@ fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
         }
     }
 }
+
+/// The access log is stderr's: with stderr a pipe nobody reads (and no `--quiet`), thousands
+/// of requests leave the node answering within 100 ms, and SIGTERM still ends the process.
+#[test]
+fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
+    use std::process::Stdio;
+    let base = port_base();
+    let q = port_of(base, 'Q');
+    let mut child = Command::new(server_bin())
+        .args(["--port-base", &base.to_string(), "--nodes", "Q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ports(&[q]);
+    // About 80 bytes of access log per call: 3,000 calls are several times a 64 KB pipe.
+    let mut conn = Conn::open(q);
+    for i in 0..3000 {
+        let r = conn.call(
+            "receive_message",
+            &[s(&format!("s{}", i % 50)), s("attack")],
+        );
+        assert!(r.is_ok(), "call {i}: {r:?}");
+    }
+    let started = Instant::now();
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s("attack")));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(messages(q).len(), 50);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit 5 s after SIGTERM with stderr stalled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(child.stderr.take());
+}
