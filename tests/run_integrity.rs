@@ -86,10 +86,13 @@ fn a_flood_of_starts_during_a_live_run_is_refused_and_the_run_holds() {
     let full = "<class 'ValueError'>:this node holds 16 unfinished runs (server --max-runs): a \
                 new run can start when one of them is decided or expires";
     for node in "PQRS".chars() {
-        let mut conn = Conn::open(port_of(base, node));
         let (mut taken, mut refused) = (0, 0);
         for i in 0..100 {
-            match conn.call("om_start", &start_args(&format!("flood-{i}"), "P")) {
+            match call(
+                port_of(base, node),
+                "om_start",
+                &start_args(&format!("flood-{i}"), "P"),
+            ) {
                 Ok(_) => taken += 1,
                 Err((1, f)) if f == full => refused += 1,
                 Err(other) => panic!("{node}: {other:?}"),
