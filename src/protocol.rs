@@ -47,6 +47,17 @@ pub mod ext {
     pub const TRACE_EVENTS: &str = "trace_events";
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
+    /// The member of `sm_start`'s answer holding the run's nonce (made by the commander,
+    /// passed by the driver to the lieutenants' `sm_start` as a 7th argument).
+    pub const SM_NONCE: &str = "nonce";
+    /// Why a `*_start` is refused while a run of that id is unfinished on the node; the fault
+    /// reads `run 'ID' ` and this.
+    pub const RUN_NOT_FINISHED: &str = "is not finished on this node (neither decided nor \
+        expired): a live run is never replaced";
+    /// Why a `*_start` is refused when the node holds `--max-runs` unfinished runs; the fault
+    /// reads `this node holds N unfinished runs ` and this.
+    pub const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
+        is decided or expires";
     /// Every extension method, as registered in a node's method table.
     pub const METHODS: [&str; 13] = [
         NODE_INFO,

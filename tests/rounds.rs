@@ -363,8 +363,9 @@ fn om4_over_13_nodes_holds() {
     );
 }
 
-/// `server --max-runs N`: a node remembers its last N runs; an older one is forgotten (calls
-/// for it get `unknown run`), the newer ones still answer.
+/// `server --max-runs N`: a node holds N runs; a full table of unfinished runs refuses a new
+/// one (nothing live is dropped); once a run is decided it is finished, and the next start
+/// forgets it (calls for it then get `unknown run`), the others still answer.
 #[test]
 fn a_node_remembers_its_last_max_runs_runs() {
     let base = port_base();
@@ -381,9 +382,16 @@ fn a_node_remembers_its_last_max_runs_runs() {
         ],
         &[q],
     );
-    for run in ["r1", "r2", "r3"] {
+    for run in ["r1", "r2"] {
         assert_eq!(call(q, "om_start", &om1_start(run)), Ok(s("ok")));
     }
+    let full = call(q, "om_start", &om1_start("r3")).unwrap_err();
+    assert!(full.1.contains("holds 2 unfinished runs"), "{full:?}");
+    assert_eq!(
+        member(&call(q, "om_decide", &[s("r1")]).unwrap(), "role"),
+        &s("lieutenant")
+    );
+    assert_eq!(call(q, "om_start", &om1_start("r3")), Ok(s("ok")));
     let forgotten = call(q, "om_decide", &[s("r1")]).unwrap_err();
     assert_eq!(forgotten.1, "<class 'KeyError'>:unknown run 'r1'");
     for run in ["r2", "r3"] {

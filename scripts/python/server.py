@@ -28,11 +28,14 @@ Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; wit
   --seed N        server seed of the random behaviour (XORed with each run's seed; default 0)
   --rpc-timeout SECS  longest wait for a peer's answer to one batch of a round (default 10;
                   a batch never waits more than 3/4 of the run's round timeout either)
+  --max-runs N    runs a node holds (default 256), as the Rust server's flag: beyond, the
+                  oldest finished run (decided, or expired) is forgotten; when none is
+                  finished a new run is refused. An unfinished run is never replaced.
 
 Usage: python3 scripts/python/server.py [--port-base N] [--nodes P,Q,R,S] [--faulty P]
                                        [--cluster-size N]
                                        [--agreement [--behaviour NAME=KIND]... [--seed N]
-                                                    [--rpc-timeout SECS]]
+                                                    [--rpc-timeout SECS] [--max-runs N]]
 """
 import argparse
 import collections
@@ -106,7 +109,15 @@ def run_server(process, port, ready):
 
 ATTACK = "attack"
 RETREAT = "retreat"  # also what a missing message and "no strict majority" count as
-MAX_RUNS = 256  # runs remembered per node; starting one more forgets the oldest start
+MAX_RUNS = 256  # runs a node holds (--max-runs); beyond, the oldest finished one is forgotten
+# A run is finished once decided here or expired: EXPIRY_MARGIN seconds plus m + 2 round
+# timeouts after its start (the Rust engine's `Life`). Only finished runs are forgotten; a
+# start with the id of an unfinished run, or when every run held is unfinished, is refused.
+EXPIRY_MARGIN = 60.0
+RUN_NOT_FINISHED = (
+    "is not finished on this node (neither decided nor expired): a live run is never replaced"
+)
+RUNS_FULL = "(server --max-runs): a new run can start when one of them is decided or expires"
 MAX_NODES = 64
 MAX_M = 8
 MAX_EVENTS = 10_000  # outgoing calls remembered for trace_events
@@ -322,6 +333,12 @@ class OmRun:
         self.reports = [{"due": 0, "sent": 0, "delivered": 0, "failed": 0} for _ in range(m + 1)]
         self.late = {}  # sender -> messages refused as late
         self.order = None  # the commander's order
+        self.expires = time.monotonic() + round_timeout * (m + 2) + EXPIRY_MARGIN
+        self.decided = False
+
+    def finished(self, now):
+        """Decided here, or expired: it may be forgotten, and its id started again."""
+        return self.decided or now >= self.expires
 
     def admit(self, path, run):
         """Refuse (and record) a message whose round is closed here (the Rust `Rounds`)."""
@@ -442,8 +459,9 @@ class AgreementProcess(Process):
     unchanged (send_message keeps the original denial, whatever --behaviour says). Everything
     added is private (`_x`) except the extension methods, so no other name becomes callable."""
 
-    def __init__(self, name, faulty, behaviour, seed, rpc_timeout):
+    def __init__(self, name, faulty, behaviour, seed, rpc_timeout, max_runs=MAX_RUNS):
         super().__init__(name, faulty=faulty)
+        self._max_runs = max_runs
         self._behaviour = behaviour
         self._seed = seed
         self._rpc_timeout = rpc_timeout
@@ -479,14 +497,27 @@ class AgreementProcess(Process):
         run, commander = a.string(0), a.string(1)
         state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, timeout / 1000)
         with self._cond:
-            if run in self._started:  # starting a run id again replaces that run
-                self._started.remove(run)
+            now = time.monotonic()
+            old = self._runs.get(run)
+            if old is not None:
+                if not old.finished(now):
+                    raise fault("ValueError", f"run {run!r} {RUN_NOT_FINISHED}")
+                self._forget(run)
+            while len(self._started) >= self._max_runs:
+                oldest = next((r for r in self._started if self._runs[r].finished(now)), None)
+                if oldest is None:
+                    raise fault(
+                        "ValueError", f"this node holds {len(self._started)} unfinished runs {RUNS_FULL}"
+                    )
+                self._forget(oldest)
             self._runs[run] = state
             self._started.append(run)
-            while len(self._started) > MAX_RUNS:
-                self._runs.pop(self._started.popleft(), None)
             self._cond.notify_all()
         return "ok"
+
+    def _forget(self, run):
+        self._started.remove(run)
+        del self._runs[run]
 
     def om_order(self, *params):
         a = Args("om_order", params, "run", "order")
@@ -535,6 +566,7 @@ class AgreementProcess(Process):
         with self._cond:
             state = self._run(run)
             state.close_all()
+            state.decided = True
             if state.is_commander:
                 role, decision = "commander", state.order or ""
             else:
@@ -684,10 +716,18 @@ def main():
     parser.add_argument("--behaviour", action="append", type=parse_assignment, default=None)
     parser.add_argument("--seed", type=parse_u64, default=None)
     parser.add_argument("--rpc-timeout", type=float, default=None)
+    parser.add_argument("--max-runs", type=int, default=None)
     args = parser.parse_args()
-    given = args.behaviour or args.seed is not None or args.rpc_timeout is not None
+    given = (
+        args.behaviour
+        or args.seed is not None
+        or args.rpc_timeout is not None
+        or args.max_runs is not None
+    )
     if given and not args.agreement:
-        parser.error("--behaviour, --seed and --rpc-timeout need --agreement")
+        parser.error("--behaviour, --seed, --rpc-timeout and --max-runs need --agreement")
+    if args.max_runs is not None and not 1 <= args.max_runs <= 4096:
+        parser.error("--max-runs must be 1..4096")
     if args.rpc_timeout is not None and not args.rpc_timeout > 0:
         parser.error("--rpc-timeout must be a positive number of seconds")
     PORT_BASE = args.port_base
@@ -702,7 +742,12 @@ def main():
         if args.agreement:
             behaviour = behaviours.get(name) or original_behaviour(name, name in faulty)
             process = AgreementProcess(
-                name, name in faulty, behaviour, args.seed or 0, args.rpc_timeout or 10.0
+                name,
+                name in faulty,
+                behaviour,
+                args.seed or 0,
+                args.rpc_timeout or 10.0,
+                args.max_runs or MAX_RUNS,
             )
             serve = run_agreement_server
         else:

@@ -108,6 +108,14 @@ pub fn judge(mut outcome: Outcome, all_decisions: &BTreeMap<String, String>) -> 
             ));
         }
     }
+    // Nothing to judge: IC1 and IC2 would hold vacuously, which says nothing.
+    if loyal.is_empty() && outcome.void_reasons.is_empty() {
+        outcome.void_reasons.push(
+            "no loyal lieutenant decided (none answered its decide with a decision): the run \
+             shows nothing about IC1 or IC2"
+                .into(),
+        );
+    }
     outcome.decisions = loyal;
     outcome.traitor_decisions = traitorous;
     outcome.ic1 = ic1;
@@ -343,6 +351,16 @@ mod tests {
         assert!(text.contains("B (loyal) did not finish round 2"), "{text}");
         assert!(text.contains("--round-timeout-ms"), "{text}");
         assert!(!text.contains("IC1"), "a void run judges nothing: {text}");
+        // No loyal lieutenant decided: void, never "holds".
+        let none = judge(outcome(&[]), &BTreeMap::new());
+        assert_eq!((none.verdict.as_str(), none.exit_code()), ("void", 3));
+        assert!(
+            none.void_reasons[0].contains("no loyal lieutenant decided"),
+            "{:?}",
+            none.void_reasons
+        );
+        let only_traitors = judge(outcome(&["A", "B", "D"]), &decisions(&[("A", "attack")]));
+        assert!(only_traitors.is_void(), "{only_traitors:?}");
         // Without void reasons the same decisions are a violation, exit 1.
         let v = judge(
             outcome(&[]),

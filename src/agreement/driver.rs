@@ -9,7 +9,7 @@ use std::time::Duration;
 use dxr::Value;
 
 use super::checker::{self, Outcome};
-use super::om;
+use super::{om, sm};
 use crate::cluster::Cluster;
 use crate::peer::Peers;
 use crate::protocol::ext;
@@ -292,14 +292,10 @@ pub async fn drive_with(
         Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
         Value::String(opts.seed.to_string()),
     ];
-    let started = each(
-        cluster,
-        &peers,
-        &live,
-        p.method(ext::OM_START, ext::SM_START),
-        start,
-    )
-    .await;
+    let started = match p {
+        Protocol::Om => each(cluster, &peers, &live, ext::OM_START, start).await,
+        Protocol::Sm => start_sm(cluster, &peers, &live, &opts.commander, start).await,
+    };
     let mut ready = Vec::new();
     for (node, url, result) in started {
         match result {
@@ -418,10 +414,18 @@ pub async fn drive_with(
                         }
                     }
                 }
-                if node != opts.commander
-                    && let Some(Value::String(decision)) = d.get("decision")
-                {
-                    decisions.insert(node, decision.clone());
+                if node != opts.commander {
+                    match d.get("decision") {
+                        Some(Value::String(decision)) => {
+                            decisions.insert(node, decision.clone());
+                        }
+                        other if is_loyal(&outcome, &node) => {
+                            outcome.void_reasons.push(format!(
+                                "{node} (loyal) answered without a decision ({other:?})"
+                            ));
+                        }
+                        _ => {}
+                    }
                 }
             }
             other => {
@@ -445,6 +449,50 @@ pub async fn drive_with(
     outcome.messages_per_round = per_round;
     outcome.traitors.sort();
     Ok((checker::judge(outcome, &decisions), unreachable))
+}
+
+/// `sm_start` on the commander first: it makes the run's nonce and answers it; then on every
+/// lieutenant at once, with that nonce as a 7th argument. A commander that did not start (or
+/// answered no nonce) is lost like any node that cannot start; the lieutenants then get a
+/// nonce of the driver's, so the run goes on as one whose commander crashed.
+async fn start_sm(
+    cluster: &Cluster,
+    peers: &Peers,
+    live: &[String],
+    commander: &str,
+    start: Vec<Value>,
+) -> Vec<(String, String, Result<Value, String>)> {
+    let mut nonce = None;
+    let mut first = None;
+    if live.iter().any(|n| n == commander) {
+        let url = cluster.url_of(commander).unwrap_or_default();
+        let result = match call(cluster, peers, commander, ext::SM_START, &start).await {
+            Ok(Value::Struct(answer)) => match answer.get(ext::SM_NONCE) {
+                Some(Value::String(n)) if sm::check_nonce(n).is_ok() => {
+                    nonce = Some(n.clone());
+                    Ok(Value::Struct(answer))
+                }
+                other => Err(format!(
+                    "sm_start answered no valid nonce ({other:?}); is it a node from before run nonces?"
+                )),
+            },
+            Ok(other) => Err(format!("sm_start answered {other:?}")),
+            Err(e) => Err(e),
+        };
+        first = Some((commander.to_string(), url, result));
+    }
+    let nonce = nonce.unwrap_or_else(|| {
+        sm::new_nonce().unwrap_or_else(|_| sm::encode(&random_seed().to_le_bytes().repeat(2)))
+    });
+    let mut args = start;
+    args.push(Value::String(nonce));
+    let lieutenants: Vec<String> = live.iter().filter(|n| *n != commander).cloned().collect();
+    let mut out = each(cluster, peers, &lieutenants, ext::SM_START, args).await;
+    if let Some(c) = first {
+        let at = live.iter().position(|n| n == commander).unwrap_or(0);
+        out.insert(at.min(out.len()), c);
+    }
+    out
 }
 
 /// A node counts as loyal unless it declared a traitor's behaviour or was lost.

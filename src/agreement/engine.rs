@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dxr::Value;
 use ed25519_dalek::SigningKey;
@@ -27,7 +27,8 @@ use crate::peer::Peers;
 use crate::protocol::{ext, fault};
 use crate::trace::{self, Recorder};
 
-/// Runs remembered per node by default (`server --max-runs`); the oldest is forgotten beyond.
+/// Runs remembered per node by default (`server --max-runs`). Beyond, the oldest *finished* run
+/// is forgotten; when none is finished, a new run is refused (see [`Life`]).
 pub const MAX_RUNS: usize = 256;
 
 /// What one node's engine may hold, set by the server's flags.
@@ -35,7 +36,8 @@ pub const MAX_RUNS: usize = 256;
 pub struct Budgets {
     /// Largest run accepted, in messages (`server --max-run-messages`).
     pub run_messages: u64,
-    /// Runs remembered; the oldest is forgotten beyond (`server --max-runs`).
+    /// Runs remembered (`server --max-runs`); beyond, the oldest finished run is forgotten, and
+    /// a new run is refused when none is finished.
     pub runs: usize,
 }
 
@@ -64,8 +66,56 @@ pub const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
 /// anything, but not this node's memory).
 pub const MAX_VALUE: usize = 1024;
 /// Bytes of stored and queued messages all remembered runs of a node may hold; beyond, the
-/// oldest runs are forgotten (and a single run beyond it refuses messages).
+/// oldest finished runs are forgotten, and when only unfinished runs are left, messages are
+/// refused.
 pub const MAX_RUNS_BYTES: usize = 64 * 1024 * 1024;
+/// Key fetches (`sm_public_key` calls made by `sm_start`) one node has in flight at once, over
+/// all its starts: a flood of `sm_start` waits for these slots instead of opening a connection
+/// per participant per start. Separate from [`MAX_SENDS_IN_FLIGHT`], so such a flood cannot
+/// hold up the rounds of live runs.
+pub const MAX_KEY_FETCHES_IN_FLIGHT: usize = 4;
+/// What a run's expiry adds to its rounds: room for the driver's calls around them (the other
+/// nodes' starts, the order, the decide: each within `client --rpc-timeout`, 10 s by default).
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long after its start a run holds its place in the table if it is never decided:
+/// `round_timeout * (m + 2) + EXPIRY_MARGIN`. A run the driver carries through is decided
+/// within `m + 1` round timeouts and a few calls; one round timeout spare and the margin cover
+/// the calls. Measured from the start, not from the last call: no caller can keep a run alive
+/// by poking it. At the largest parameters (600 s rounds, m = 8) this is 6,060 s.
+pub fn expiry(round_timeout: Duration, m: usize) -> Duration {
+    round_timeout.saturating_mul(u32::try_from(m + 2).unwrap_or(u32::MAX)) + EXPIRY_MARGIN
+}
+
+/// Whether a run still holds its place in the node's table. A run is *finished* once it is
+/// decided here (`om_decide` / `sm_decide` called) or its [`expiry`] has passed since it
+/// started. A finished run still answers every call until it is forgotten, and only finished
+/// runs are forgotten (oldest start first), when the table is full (`--max-runs`) or over its
+/// bytes ([`MAX_RUNS_BYTES`]); a finished run's id may be started again. An unfinished run is
+/// never forgotten nor replaced: a start with its id, or a start when the table holds only
+/// unfinished runs, is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Life {
+    /// When it expires if not decided.
+    pub expires: Instant,
+    /// Decided here.
+    pub decided: bool,
+}
+
+impl Life {
+    /// The life of a run started at `now` with these parameters.
+    pub fn new(now: Instant, round_timeout: Duration, m: usize) -> Self {
+        Life {
+            expires: now + expiry(round_timeout, m),
+            decided: false,
+        }
+    }
+
+    /// Decided, or expired at `now`.
+    pub fn finished(&self, now: Instant) -> bool {
+        self.decided || now >= self.expires
+    }
+}
 
 /// One node's agreement engine.
 #[derive(Debug)]
@@ -81,14 +131,18 @@ pub struct Engine {
     state: Mutex<Runs>,
     recorder: Arc<Recorder>,
     in_flight: Arc<tokio::sync::Semaphore>,
+    key_fetches: Arc<tokio::sync::Semaphore>,
     budgets: Budgets,
 }
 
+/// The node's runs: OM and SM in separate tables (an id names one run of each), sharing one
+/// limit (`--max-runs`) and one byte budget. See [`Life`] for what is forgotten when.
 #[derive(Debug, Default)]
 struct Runs {
     om: HashMap<String, Run<OmRun>>,
     sm: HashMap<String, Run<SmRun>>,
-    started: VecDeque<String>,
+    /// Every run, oldest start first.
+    started: VecDeque<(Protocol, String)>,
     /// Bytes of all runs' stored and queued messages.
     bytes: usize,
 }
@@ -106,6 +160,8 @@ struct Run<R> {
     keys: KeyRing,
     /// Approximate bytes of its stored and queued messages.
     bytes: usize,
+    /// Whether it still holds its place in the table.
+    life: Life,
 }
 
 /// How a node sends one round of a run.
@@ -116,6 +172,8 @@ struct How {
     timeout: Duration,
     /// The behaviour the run started with.
     behaviour: Arc<Behaviour>,
+    /// SM: what this run's signatures bind.
+    sm: Option<Arc<sm::Context>>,
 }
 
 /// Parameters common to `om_start` and `sm_start`.
@@ -166,6 +224,7 @@ impl Engine {
             state: Mutex::new(Runs::default()),
             recorder,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            key_fetches: Arc::new(tokio::sync::Semaphore::new(MAX_KEY_FETCHES_IN_FLIGHT)),
             budgets,
         })
     }
@@ -203,37 +262,49 @@ impl Engine {
                 let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
                     .map_err(|e| fault::python("ValueError", &e))?;
                 let budget = om.expected() as u64;
-                self.insert(&start, budget, |runs, run| {
+                self.insert(Protocol::Om, &start, budget, |runs, run| {
                     runs.om.insert(start.run.clone(), run.with(om));
-                });
+                })?;
                 Ok(Value::String(ext::OK.into()))
             }
             ext::SM_START => {
-                let start = args.start()?;
+                let (start, given) = args.sm_start()?;
                 self.check_budget(&start, 2)?;
+                om::check_run(&self.me, &start.commander, &start.nodes)
+                    .map_err(|e| fault::python("ValueError", &e))?;
+                let nonce = self.nonce(&start, given)?;
                 let sm = SmRun::new(
                     &start.run,
+                    &nonce,
                     &self.me,
                     &start.commander,
                     &start.nodes,
                     start.m,
                 )
                 .map_err(|e| fault::python("ValueError", &e))?;
+                // Refused now rather than after fetching keys; checked again when inserting.
+                self.lock().make_room(
+                    Protocol::Sm,
+                    &start.run,
+                    self.budgets.runs,
+                    Instant::now(),
+                )?;
                 let (keys, missing) = self.fetch_keys(&start.nodes).await;
                 let fetched = keys.len();
                 // SM relays each distinct value once per path: two values, twice OM's paths.
                 let budget = 2 * om::expected_received(start.nodes.len(), start.m);
-                self.insert(&start, budget, |runs, run| {
+                self.insert(Protocol::Sm, &start, budget, |runs, run| {
                     let mut run = run.with(sm);
                     run.keys = keys;
                     runs.sm.insert(start.run.clone(), run);
-                });
+                })?;
                 Ok(structure([
                     ("keys", Value::Integer(fetched as i32)),
                     (
                         "missing",
                         Value::Array(missing.into_iter().map(Value::String).collect()),
                     ),
+                    (ext::SM_NONCE, Value::String(nonce)),
                 ]))
             }
             ext::OM_ORDER | ext::SM_ORDER => {
@@ -315,9 +386,44 @@ impl Engine {
         Ok(())
     }
 
-    /// Remember a new run (forgetting the oldest beyond `--max-runs`); it admits at most
-    /// `budget` messages.
-    fn insert(&self, start: &Start, budget: u64, put: impl FnOnce(&mut Runs, Run<()>)) {
+    /// The nonce of an SM run: the commander makes it (and takes none from the caller); a
+    /// lieutenant takes the commander's, which the driver passes on. A lieutenant started
+    /// without one is refused: its signatures would bind nothing a later run cannot repeat.
+    fn nonce(&self, start: &Start, given: Option<String>) -> Result<String, String> {
+        let commander = start.commander == self.me;
+        match given {
+            None if commander => sm::new_nonce().map_err(|e| fault::python("RuntimeError", &e)),
+            Some(_) if commander => Err(fault::python(
+                "ValueError",
+                &format!(
+                    "{} is the commander of run {}: it makes the run's nonce, start it without one",
+                    self.me, start.run
+                ),
+            )),
+            Some(nonce) => sm::check_nonce(&nonce)
+                .map(|()| nonce)
+                .map_err(|e| fault::python("ValueError", &e)),
+            None => Err(fault::python(
+                "ValueError",
+                &format!(
+                    "{} is a lieutenant of run {}: sm_start needs the run's nonce (7th argument, \
+                     from the commander's sm_start answer)",
+                    self.me, start.run
+                ),
+            )),
+        }
+    }
+
+    /// Remember a new run, which admits at most `budget` messages; refused while a run with
+    /// its id is unfinished here, or when the table is full of unfinished runs (see [`Life`]).
+    fn insert(
+        &self,
+        protocol: Protocol,
+        start: &Start,
+        budget: u64,
+        put: impl FnOnce(&mut Runs, Run<()>),
+    ) -> Result<(), String> {
+        let now = Instant::now();
         let template = Run {
             run: (),
             behaviour: self.behaviour(),
@@ -327,23 +433,18 @@ impl Engine {
             order: None,
             keys: KeyRing::new(),
             bytes: 0,
+            life: Life::new(now, start.round_timeout, start.m),
         };
-        self.recorder.restart(&start.run);
         let mut runs = self.lock();
-        // Starting a run id again replaces that run (one slot in the eviction queue), and
-        // frees what the old one held.
-        runs.started.retain(|r| *r != start.run);
-        let freed = runs.om.remove(&start.run).map_or(0, |r| r.bytes)
-            + runs.sm.remove(&start.run).map_or(0, |r| r.bytes);
-        runs.bytes = runs.bytes.saturating_sub(freed);
+        runs.make_room(protocol, &start.run, self.budgets.runs, now)?;
+        self.recorder.restart(&start.run);
         put(&mut runs, template);
-        runs.started.push_back(start.run.clone());
-        while runs.started.len() > self.budgets.runs.max(1) {
-            runs.forget_oldest();
-        }
+        runs.started.push_back((protocol, start.run.clone()));
+        Ok(())
     }
 
-    /// Public keys of the participants, fetched from each (our own needs no call).
+    /// Public keys of the participants, fetched from each (our own needs no call), at most
+    /// [`MAX_KEY_FETCHES_IN_FLIGHT`] at once over all of this node's starts.
     async fn fetch_keys(&self, nodes: &[String]) -> (KeyRing, Vec<String>) {
         let mut keys = KeyRing::new();
         let mut missing = Vec::new();
@@ -354,7 +455,10 @@ impl Engine {
                 continue;
             }
             let (name, url, peers) = (name.clone(), self.cluster.url_of(name), self.peers.clone());
+            let slots = self.key_fetches.clone();
             tasks.spawn(async move {
+                // The semaphore is never closed; without a permit the call just goes.
+                let _slot = slots.acquire_owned().await.ok();
                 let key = match url {
                     Ok(url) => match peers.call(&url, ext::SM_PUBLIC_KEY, &[]).await {
                         Ok(Value::String(k)) => sm::decode_key(&k).ok(),
@@ -388,7 +492,7 @@ impl Engine {
             Protocol::Om => take_order(&self.me, run, runs.om.get_mut(run), order),
             Protocol::Sm => take_order(&self.me, run, runs.sm.get_mut(run), order),
         }?;
-        runs.add_bytes(protocol, run, bytes as isize);
+        runs.add_bytes(protocol, run, bytes as isize, Instant::now());
         Ok(count)
     }
 
@@ -403,15 +507,15 @@ impl Engine {
     ) -> Result<Value, String> {
         let (items, how) = {
             let mut runs = self.lock();
-            let (rounds, seed, timeout, behaviour) = match protocol {
-                Protocol::Om => runs
-                    .om
-                    .get_mut(run)
-                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout, r.behaviour.clone())),
-                Protocol::Sm => runs
-                    .sm
-                    .get_mut(run)
-                    .map(|r| (&mut r.rounds, r.seed, r.round_timeout, r.behaviour.clone())),
+            let (rounds, seed, timeout, behaviour, ctx) = match protocol {
+                Protocol::Om => runs.om.get_mut(run).map(|r| {
+                    let b = r.behaviour.clone();
+                    (&mut r.rounds, r.seed, r.round_timeout, b, None)
+                }),
+                Protocol::Sm => runs.sm.get_mut(run).map(|r| {
+                    let (b, ctx) = (r.behaviour.clone(), r.run.context().clone());
+                    (&mut r.rounds, r.seed, r.round_timeout, b, Some(ctx))
+                }),
             }
             .ok_or_else(|| unknown_run(run))?;
             let items = rounds
@@ -423,11 +527,13 @@ impl Engine {
                 seed,
                 timeout: timeout * 3 / 4,
                 behaviour,
+                sm: ctx,
             };
             (items, how)
         };
         let released: usize = items.iter().map(Pending::bytes).sum();
-        self.lock().add_bytes(protocol, run, -(released as isize));
+        self.lock()
+            .add_bytes(protocol, run, -(released as isize), Instant::now());
         let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
         let engine = self.clone();
         let id = run.to_string();
@@ -486,6 +592,7 @@ impl Engine {
             seed,
             timeout,
             behaviour,
+            sm: ctx,
         } = how;
         let receivers: std::collections::BTreeSet<String> = items
             .iter()
@@ -498,7 +605,7 @@ impl Engine {
         let mut tasks = tokio::task::JoinSet::new();
         for to in receivers {
             let (engine, run, items) = (self.clone(), run.to_string(), items.clone());
-            let behaviour = behaviour.clone();
+            let (behaviour, ctx) = (behaviour.clone(), ctx.clone());
             tasks.spawn(async move {
                 let (mut sent, mut delivered) = (0, 0);
                 let mut batch: Vec<(&Pending, String)> = Vec::new();
@@ -517,7 +624,7 @@ impl Engine {
                     }
                     if batch.len() == BATCH {
                         let (s, d) = engine
-                            .send_batch(protocol, &run, round, &to, &batch, timeout)
+                            .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
                             .await;
                         (sent, delivered) = (sent + s, delivered + d);
                         batch.clear();
@@ -525,7 +632,7 @@ impl Engine {
                 }
                 if !batch.is_empty() {
                     let (s, d) = engine
-                        .send_batch(protocol, &run, round, &to, &batch, timeout)
+                        .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
                         .await;
                     (sent, delivered) = (sent + s, delivered + d);
                 }
@@ -546,7 +653,9 @@ impl Engine {
     }
 
     /// One `system.multicall` of `batch` to `to` (waiting for a slot first); returns
-    /// (sent, delivered). Each message is traced as its own event.
+    /// (sent, delivered). Each message is traced as its own event; SM messages are signed
+    /// over `ctx`.
+    #[allow(clippy::too_many_arguments)]
     async fn send_batch(
         &self,
         protocol: Protocol,
@@ -555,6 +664,7 @@ impl Engine {
         to: &str,
         batch: &[(&Pending, String)],
         timeout: Duration,
+        ctx: Option<&sm::Context>,
     ) -> (u64, u64) {
         // The semaphore is never closed; without a permit the batch just goes.
         let _slot = self.in_flight.acquire().await.ok();
@@ -573,9 +683,9 @@ impl Engine {
                     path,
                     Value::String(value.clone()),
                 ];
-                if let Protocol::Sm = protocol {
+                if let (Protocol::Sm, Some(ctx)) = (protocol, ctx) {
                     let mut sigs = p.prior.clone();
-                    sigs.push(sm::sign(&self.key, run, value, &names));
+                    sigs.push(sm::sign(&self.key, ctx, value, &names));
                     args.push(Value::Array(sigs.into_iter().map(Value::String).collect()));
                 }
                 (method.to_string(), args)
@@ -627,9 +737,11 @@ impl Engine {
         if value.len() > MAX_VALUE {
             return Err(too_long());
         }
+        let now = Instant::now();
         let mut runs = self.lock();
+        let total = runs.bytes;
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
-        check_bytes(r.bytes)?;
+        check_bytes(r.bytes, total)?;
         admit(&mut r.rounds, run, path)?;
         let relay = Pending::from(
             r.run
@@ -637,7 +749,7 @@ impl Engine {
                 .map_err(|e| fault::python("ValueError", &e))?,
         );
         let bytes = stored(&mut r.rounds, path, value, relay);
-        runs.add_bytes(Protocol::Om, run, bytes as isize);
+        runs.add_bytes(Protocol::Om, run, bytes as isize, now);
         Ok(())
     }
 
@@ -651,9 +763,11 @@ impl Engine {
         if value.len() > MAX_VALUE {
             return Err(too_long());
         }
+        let now = Instant::now();
         let mut runs = self.lock();
+        let total = runs.bytes;
         let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
-        check_bytes(r.bytes)?;
+        check_bytes(r.bytes, total)?;
         admit(&mut r.rounds, run, path)?;
         let relay = Pending::from(
             r.run
@@ -666,7 +780,7 @@ impl Engine {
             .spend()
             .map_err(|e| fault::python("ValueError", &e.to_string()))?;
         let bytes = stored(&mut r.rounds, path, value, relay);
-        runs.add_bytes(Protocol::Sm, run, bytes as isize);
+        runs.add_bytes(Protocol::Sm, run, bytes as isize, now);
         Ok(())
     }
 
@@ -679,6 +793,7 @@ impl Engine {
             let mut runs = self.lock();
             let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
             r.rounds.close_all();
+            r.life.decided = true;
             (!r.run.is_commander()).then(|| r.run.clone())
         };
         let decided = match lieutenant {
@@ -692,7 +807,8 @@ impl Engine {
             None => None,
         };
         let mut runs = self.lock();
-        // Gone meanwhile only if 256 newer runs started: then it is unknown, as it would be now.
+        // Decided, so finished: gone meanwhile only if the table needed its place for a new
+        // run; then it is unknown, as it would be now.
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
         let (role, decision) = match decided {
             Some(d) => ("lieutenant", d),
@@ -713,6 +829,7 @@ impl Engine {
         let mut runs = self.lock();
         let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
         r.rounds.close_all();
+        r.life.decided = true;
         let (role, decision) = role_and_decision(r);
         let mut answer = decide_answer(
             r,
@@ -738,16 +855,79 @@ impl Engine {
 }
 
 impl Runs {
-    fn forget_oldest(&mut self) {
-        if let Some(old) = self.started.pop_front() {
-            let freed = self.om.remove(&old).map_or(0, |r| r.bytes)
-                + self.sm.remove(&old).map_or(0, |r| r.bytes);
-            self.bytes = self.bytes.saturating_sub(freed);
+    fn life(&self, protocol: Protocol, id: &str) -> Option<Life> {
+        match protocol {
+            Protocol::Om => self.om.get(id).map(|r| r.life),
+            Protocol::Sm => self.sm.get(id).map(|r| r.life),
         }
     }
 
-    /// Account `delta` bytes to `run`; beyond [`MAX_RUNS_BYTES`], forget the oldest other runs.
-    fn add_bytes(&mut self, protocol: Protocol, run: &str, delta: isize) {
+    /// Forget run `id` and what it held.
+    fn forget(&mut self, protocol: Protocol, id: &str) {
+        let freed = match protocol {
+            Protocol::Om => self.om.remove(id).map_or(0, |r| r.bytes),
+            Protocol::Sm => self.sm.remove(id).map_or(0, |r| r.bytes),
+        };
+        self.bytes = self.bytes.saturating_sub(freed);
+        self.started.retain(|(p, r)| !(*p == protocol && r == id));
+    }
+
+    /// Forget the oldest run finished at `now`, other than `keep`; false if there is none.
+    fn forget_oldest_finished(&mut self, now: Instant, keep: Option<(Protocol, &str)>) -> bool {
+        let oldest = self.started.iter().find(|(p, r)| {
+            keep != Some((*p, r.as_str())) && self.life(*p, r).is_some_and(|l| l.finished(now))
+        });
+        match oldest.cloned() {
+            Some((p, r)) => {
+                self.forget(p, &r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Make room for a new run `id` within `limit` runs: forget a finished run of that id,
+    /// then the oldest finished runs as needed. Refused while a run of that id is unfinished,
+    /// and when every run held is unfinished.
+    fn make_room(
+        &mut self,
+        protocol: Protocol,
+        id: &str,
+        limit: usize,
+        now: Instant,
+    ) -> Result<(), String> {
+        match self.life(protocol, id) {
+            Some(life) if !life.finished(now) => {
+                return Err(fault::python(
+                    "ValueError",
+                    &format!(
+                        "run {} {}",
+                        crate::protocol::python_repr(id),
+                        ext::RUN_NOT_FINISHED
+                    ),
+                ));
+            }
+            Some(_) => self.forget(protocol, id),
+            None => {}
+        }
+        while self.started.len() >= limit.max(1) {
+            if !self.forget_oldest_finished(now, None) {
+                return Err(fault::python(
+                    "ValueError",
+                    &format!(
+                        "this node holds {} unfinished runs {}",
+                        self.started.len(),
+                        ext::RUNS_FULL
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Account `delta` bytes to `run`; beyond [`MAX_RUNS_BYTES`], forget the oldest finished
+    /// other runs.
+    fn add_bytes(&mut self, protocol: Protocol, run: &str, delta: isize, now: Instant) {
         let slot = match protocol {
             Protocol::Om => self.om.get_mut(run).map(|r| &mut r.bytes),
             Protocol::Sm => self.sm.get_mut(run).map(|r| &mut r.bytes),
@@ -756,11 +936,8 @@ impl Runs {
             *b = b.saturating_add_signed(delta);
         }
         self.bytes = self.bytes.saturating_add_signed(delta);
-        while self.bytes > MAX_RUNS_BYTES
-            && self.started.len() > 1
-            && self.started.front().is_some_and(|r| r != run)
+        while self.bytes > MAX_RUNS_BYTES && self.forget_oldest_finished(now, Some((protocol, run)))
         {
-            self.forget_oldest();
         }
     }
 }
@@ -804,11 +981,21 @@ fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Va
     answer
 }
 
-fn check_bytes(bytes: usize) -> Result<(), String> {
-    if bytes > MAX_RUNS_BYTES {
+/// Refuse a message when its run, or all runs together (only unfinished ones are left when
+/// they are over: finished ones were forgotten), hold more than [`MAX_RUNS_BYTES`].
+fn check_bytes(run: usize, total: usize) -> Result<(), String> {
+    if run > MAX_RUNS_BYTES {
         return Err(fault::python(
             "ValueError",
             &format!("the run holds more than {MAX_RUNS_BYTES} bytes of messages"),
+        ));
+    }
+    if total > MAX_RUNS_BYTES {
+        return Err(fault::python(
+            "ValueError",
+            &format!(
+                "this node's unfinished runs hold more than {MAX_RUNS_BYTES} bytes of messages"
+            ),
         ));
     }
     Ok(())
@@ -843,7 +1030,7 @@ fn int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Om,
     Sm,
@@ -971,6 +1158,7 @@ impl Run<()> {
             order: self.order,
             keys: self.keys,
             bytes: self.bytes,
+            life: self.life,
         }
     }
 }
@@ -991,6 +1179,9 @@ pub fn structure<const N: usize>(members: [(&str, Value); N]) -> Value {
             .collect::<BTreeMap<_, _>>(),
     )
 }
+
+/// The params of `om_start` (and the first six of `sm_start`).
+const START: [&str; 6] = ["run", "commander", "nodes", "m", "round_timeout_ms", "seed"];
 
 /// Typed access to an extension call's parameters, with faults in Python's style.
 struct Args<'a> {
@@ -1057,7 +1248,34 @@ impl Args<'_> {
     }
 
     fn start(&self) -> Result<Start, String> {
-        self.arity(&["run", "commander", "nodes", "m", "round_timeout_ms", "seed"])?;
+        self.arity(&START)?;
+        self.start_fields()
+    }
+
+    /// `sm_start`'s params: `om_start`'s, and the run's nonce from a lieutenant's caller (the
+    /// commander makes its own).
+    fn sm_start(&self) -> Result<(Start, Option<String>), String> {
+        let given = self.params.len();
+        if !(START.len()..=START.len() + 1).contains(&given) {
+            return Err(fault::python(
+                "TypeError",
+                &format!(
+                    "{}({}[, nonce]) takes 6 (commander) or 7 (lieutenant) arguments but {given} {} given",
+                    self.method,
+                    START.join(", "),
+                    if given == 1 { "was" } else { "were" }
+                ),
+            ));
+        }
+        let start = self.start_fields()?;
+        let nonce = match given > START.len() {
+            true => Some(self.string(START.len())?),
+            false => None,
+        };
+        Ok((start, nonce))
+    }
+
+    fn start_fields(&self) -> Result<Start, String> {
         let nodes = self.strings(2)?;
         let m = self.int(3)?;
         let timeout = self.int(4)?;
@@ -1087,5 +1305,240 @@ impl Args<'_> {
             round_timeout: Duration::from_millis(timeout),
             seed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ROUND: Duration = Duration::from_millis(100);
+
+    fn nodes() -> Vec<String> {
+        ["P", "Q", "R", "S"].map(String::from).to_vec()
+    }
+
+    /// What `Engine::insert` does, on a bare table: an OM(1) run `id` of Q's started at `now`.
+    fn start(
+        runs: &mut Runs,
+        p: Protocol,
+        id: &str,
+        limit: usize,
+        now: Instant,
+    ) -> Result<(), String> {
+        runs.make_room(p, id, limit, now)?;
+        let template = Run {
+            run: (),
+            behaviour: Arc::new(Behaviour::Honest),
+            seed: 0,
+            round_timeout: ROUND,
+            rounds: Rounds::new(2, 10),
+            order: None,
+            keys: KeyRing::new(),
+            bytes: 0,
+            life: Life::new(now, ROUND, 1),
+        };
+        match p {
+            Protocol::Om => {
+                let om = OmRun::new("Q", "P", &nodes(), 1).unwrap();
+                runs.om.insert(id.into(), template.with(om));
+            }
+            Protocol::Sm => {
+                let nonce = sm::new_nonce().unwrap();
+                let sm = SmRun::new(id, &nonce, "Q", "P", &nodes(), 1).unwrap();
+                runs.sm.insert(id.into(), template.with(sm));
+            }
+        }
+        runs.started.push_back((p, id.into()));
+        Ok(())
+    }
+
+    fn decide(runs: &mut Runs, id: &str) {
+        runs.om.get_mut(id).unwrap().life.decided = true;
+    }
+
+    fn held(runs: &Runs) -> Vec<&str> {
+        runs.started.iter().map(|(_, r)| r.as_str()).collect()
+    }
+
+    #[test]
+    fn a_full_table_of_live_runs_refuses_new_runs_and_forgets_only_finished_ones() {
+        let t0 = Instant::now();
+        let mut runs = Runs::default();
+        for id in ["a", "b", "c"] {
+            start(&mut runs, Protocol::Om, id, 3, t0).unwrap();
+        }
+        let refused = start(&mut runs, Protocol::Om, "d", 3, t0).unwrap_err();
+        assert_eq!(
+            refused,
+            "<class 'ValueError'>:this node holds 3 unfinished runs (server --max-runs): a new \
+             run can start when one of them is decided or expires"
+        );
+        assert_eq!(held(&runs), ["a", "b", "c"], "nothing live was dropped");
+        // b is decided: finished, so it makes room (a, older, is live and stays).
+        decide(&mut runs, "b");
+        start(&mut runs, Protocol::Om, "d", 3, t0).unwrap();
+        assert_eq!(held(&runs), ["a", "c", "d"]);
+        // Once every run expired, the oldest goes first.
+        let later = t0 + expiry(ROUND, 1);
+        start(&mut runs, Protocol::Om, "e", 3, later).unwrap();
+        assert_eq!(held(&runs), ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_live_id_is_refused_and_a_finished_one_starts_again() {
+        let t0 = Instant::now();
+        let mut runs = Runs::default();
+        start(&mut runs, Protocol::Om, "om-7", 8, t0).unwrap();
+        let refused = start(&mut runs, Protocol::Om, "om-7", 8, t0).unwrap_err();
+        assert_eq!(
+            refused,
+            "<class 'ValueError'>:run 'om-7' is not finished on this node (neither decided nor \
+             expired): a live run is never replaced"
+        );
+        // OM and SM ids are separate: an SM run of that id starts.
+        start(&mut runs, Protocol::Sm, "om-7", 8, t0).unwrap();
+        runs.om.get_mut("om-7").unwrap().order = Some("attack".into());
+        decide(&mut runs, "om-7");
+        start(&mut runs, Protocol::Om, "om-7", 8, t0).unwrap();
+        let fresh = &runs.om["om-7"];
+        assert_eq!((fresh.order.as_deref(), fresh.life.decided), (None, false));
+        assert_eq!(
+            runs.started.len(),
+            2,
+            "one slot per run, the restarted one last"
+        );
+        assert_eq!(
+            runs.started.back(),
+            Some(&(Protocol::Om, "om-7".to_string()))
+        );
+    }
+
+    #[test]
+    fn a_run_expires_by_its_own_parameters() {
+        assert_eq!(
+            expiry(Duration::from_millis(2000), 1),
+            Duration::from_secs(6) + EXPIRY_MARGIN
+        );
+        assert_eq!(
+            expiry(Duration::from_secs(600), MAX_M),
+            Duration::from_secs(6000) + EXPIRY_MARGIN
+        );
+        let t0 = Instant::now();
+        let life = Life::new(t0, ROUND, 1);
+        let end = t0 + expiry(ROUND, 1);
+        assert!(!life.finished(end - Duration::from_millis(1)));
+        assert!(life.finished(end));
+        let mut runs = Runs::default();
+        start(&mut runs, Protocol::Om, "x", 1, t0).unwrap();
+        assert!(
+            start(
+                &mut runs,
+                Protocol::Om,
+                "y",
+                1,
+                end - Duration::from_millis(1)
+            )
+            .is_err()
+        );
+        assert!(
+            start(
+                &mut runs,
+                Protocol::Om,
+                "x",
+                1,
+                end - Duration::from_millis(1)
+            )
+            .is_err()
+        );
+        start(&mut runs, Protocol::Om, "x", 1, end).unwrap();
+    }
+
+    #[test]
+    fn the_byte_budget_forgets_only_finished_runs() {
+        let t0 = Instant::now();
+        let mut runs = Runs::default();
+        for id in ["old", "live", "done", "busy"] {
+            start(&mut runs, Protocol::Om, id, 8, t0).unwrap();
+        }
+        decide(&mut runs, "done");
+        runs.add_bytes(Protocol::Om, "old", 1000, t0);
+        runs.add_bytes(Protocol::Om, "done", 1000, t0);
+        runs.add_bytes(Protocol::Om, "busy", MAX_RUNS_BYTES as isize, t0);
+        assert_eq!(
+            held(&runs),
+            ["old", "live", "busy"],
+            "the finished run went"
+        );
+        assert_eq!(runs.bytes, MAX_RUNS_BYTES + 1000);
+        // Only live runs are left over the budget: their messages are refused, not dropped.
+        let refused = check_bytes(runs.om["live"].bytes, runs.bytes).unwrap_err();
+        assert!(
+            refused.contains("unfinished runs hold more than"),
+            "{refused}"
+        );
+        // A live run's round releases what it queued: under the budget again.
+        runs.add_bytes(Protocol::Om, "busy", -2000, t0);
+        assert!(check_bytes(runs.om["live"].bytes, runs.bytes).is_ok());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Start(u8),
+        Decide(u8),
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u8..8).prop_map(Op::Start),
+            1 => (0u8..8).prop_map(Op::Decide),
+            1 => (0u64..400).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of starts, decides and waits: the table never exceeds its limit, an
+        /// unfinished run is never dropped or replaced, and a start is refused exactly when its
+        /// id is live or every run held is live and the table is full.
+        #[test]
+        fn the_table_rules_hold(ops in proptest::collection::vec(op(), 1..80), limit in 1usize..5) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut runs = Runs::default();
+            for op in ops {
+                let live_before: Vec<String> = runs
+                    .om
+                    .iter()
+                    .filter(|(_, r)| !r.life.finished(now))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                match op {
+                    Op::Start(i) => {
+                        let id = format!("r{i}");
+                        let id_live = live_before.contains(&id);
+                        let finished = runs.om.len() - live_before.len();
+                        let room = runs.om.len() < limit || finished > 0;
+                        let done = start(&mut runs, Protocol::Om, &id, limit, now);
+                        prop_assert_eq!(done.is_ok(), !id_live && room, "{:?}", done);
+                        if done.is_ok() {
+                            prop_assert!(!runs.om[&id].life.decided);
+                        }
+                    }
+                    Op::Decide(i) => {
+                        if let Some(r) = runs.om.get_mut(&format!("r{i}")) {
+                            r.life.decided = true;
+                        }
+                    }
+                    Op::Wait(ms) => now += Duration::from_millis(ms) * 200,
+                }
+                prop_assert!(runs.om.len() <= limit);
+                prop_assert_eq!(runs.om.len(), runs.started.len());
+                for id in &live_before {
+                    prop_assert!(runs.om.contains_key(id), "live run {} was dropped", id);
+                }
+            }
+        }
     }
 }

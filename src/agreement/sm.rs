@@ -11,6 +11,7 @@
 //! counted). SM(m) tolerates any number of traitors up to `m` with `n >= m + 2`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -21,23 +22,69 @@ use super::om::{broadcast, check_run, path_indices};
 /// Public keys of a run's participants, by node name.
 pub type KeyRing = HashMap<String, VerifyingKey>;
 
-/// The bytes a signer signs: `generals-sm`, the run, the value and the path up to and
-/// including the signer, NUL-separated (documented in docs/protocol-extensions.md).
-pub fn signed_bytes(run: &str, value: &str, path: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + run.len() + value.len() + 4 * path.len());
-    for part in ["generals-sm", run, value]
+/// What a signature binds besides the value and the path: the run id, the nonce the
+/// commander made for this run at `sm_start`, the commander and the participants in order. A
+/// signature made in one run never verifies in another, even one with the same id: the
+/// commander makes a fresh nonce for every start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// The run id.
+    pub run: String,
+    /// The run's nonce: [`NONCE_BYTES`] random bytes in base64, made by the commander.
+    pub nonce: String,
+    /// The commander.
+    pub commander: String,
+    /// Every participant, commander included, in the run's order.
+    pub nodes: Arc<[String]>,
+}
+
+/// Random bytes in a run's nonce.
+pub const NONCE_BYTES: usize = 16;
+
+/// A fresh nonce: [`NONCE_BYTES`] bytes from the system's randomness, base64 with padding (24
+/// characters).
+pub fn new_nonce() -> Result<String, String> {
+    let mut raw = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut raw).map_err(|e| format!("no randomness for the run's nonce: {e}"))?;
+    Ok(encode(&raw))
+}
+
+/// Check a nonce received from a caller: base64 (standard, padded) of [`NONCE_BYTES`] bytes.
+pub fn check_nonce(text: &str) -> Result<(), String> {
+    match base64::engine::general_purpose::STANDARD.decode(text) {
+        Ok(raw) if raw.len() == NONCE_BYTES => Ok(()),
+        _ => Err(format!(
+            "nonce must be {NONCE_BYTES} bytes in base64 (24 characters, from the commander's sm_start)"
+        )),
+    }
+}
+
+/// The bytes a signer signs: netstrings (`LEN:BYTES,`, LEN in decimal) of `generals-sm/2`,
+/// the run, the nonce, the commander, the number of nodes, each node, the value, then each
+/// name of the path up to and including the signer (documented in
+/// docs/protocol-extensions.md). Every field carries its length, so no two different
+/// (context, value, path) give the same bytes.
+pub fn signed_bytes(ctx: &Context, value: &str, path: &[String]) -> Vec<u8> {
+    let n = ctx.nodes.len().to_string();
+    let mut out = Vec::with_capacity(96 + ctx.run.len() + value.len() + 8 * ctx.nodes.len());
+    let fixed = ["generals-sm/2", &ctx.run, &ctx.nonce, &ctx.commander, &n];
+    for part in fixed
         .into_iter()
+        .chain(ctx.nodes.iter().map(String::as_str))
+        .chain([value])
         .chain(path.iter().map(String::as_str))
     {
+        out.extend_from_slice(part.len().to_string().as_bytes());
+        out.push(b':');
         out.extend_from_slice(part.as_bytes());
-        out.push(0);
+        out.push(b',');
     }
     out
 }
 
 /// Sign `value` along `path` (which ends with the signer).
-pub fn sign(key: &SigningKey, run: &str, value: &str, path: &[String]) -> String {
-    encode(&key.sign(&signed_bytes(run, value, path)).to_bytes())
+pub fn sign(key: &SigningKey, ctx: &Context, value: &str, path: &[String]) -> String {
+    encode(&key.sign(&signed_bytes(ctx, value, path)).to_bytes())
 }
 
 /// Base64 (standard alphabet) of bytes: how keys and signatures travel.
@@ -59,7 +106,7 @@ pub fn decode_key(text: &str) -> Result<VerifyingKey, String> {
 /// Check every signature of a chain.
 pub fn verify_chain(
     keys: &KeyRing,
-    run: &str,
+    ctx: &Context,
     value: &str,
     path: &[String],
     sigs: &[String],
@@ -80,7 +127,7 @@ pub fn verify_chain(
             .map_err(|_| format!("signature of {signer} is not base64"))?;
         let sig = Signature::from_slice(&bytes)
             .map_err(|_| format!("signature of {signer} is malformed"))?;
-        key.verify_strict(&signed_bytes(run, value, &path[..=k]), &sig)
+        key.verify_strict(&signed_bytes(ctx, value, &path[..=k]), &sig)
             .map_err(|_| {
                 format!(
                     "bad signature of {signer} on {value:?} along {:?}",
@@ -161,9 +208,9 @@ fn signed(broadcast: super::om::Broadcast, prior: &[String]) -> SmBroadcast {
 /// One participant's state in one SM run.
 #[derive(Debug, Clone)]
 pub struct SmRun {
-    run: String,
+    ctx: Arc<Context>,
     me: String,
-    nodes: std::sync::Arc<[String]>,
+    nodes: Arc<[String]>,
     commander: usize,
     m: usize,
     values: BTreeSet<String>,
@@ -173,20 +220,29 @@ pub struct SmRun {
 }
 
 impl SmRun {
-    /// A run among `nodes` (commander included) as seen by `me`.
+    /// A run among `nodes` (commander included) as seen by `me`, its signatures bound to
+    /// `nonce` (see [`Context`]).
     pub fn new(
         run: &str,
+        nonce: &str,
         me: &str,
         commander: &str,
         nodes: &[String],
         m: usize,
     ) -> Result<Self, String> {
         check_run(me, commander, nodes)?;
+        let index = nodes.iter().position(|n| n == commander).unwrap_or(0);
+        let nodes: Arc<[String]> = nodes.into();
         Ok(SmRun {
-            run: run.to_string(),
+            ctx: Arc::new(Context {
+                run: run.to_string(),
+                nonce: nonce.to_string(),
+                commander: commander.to_string(),
+                nodes: nodes.clone(),
+            }),
             me: me.to_string(),
-            nodes: nodes.into(),
-            commander: nodes.iter().position(|n| n == commander).unwrap_or(0),
+            nodes,
+            commander: index,
             m,
             values: BTreeSet::new(),
             accepted: 0,
@@ -200,10 +256,15 @@ impl SmRun {
         self.nodes[self.commander] == self.me
     }
 
+    /// What this run's signatures bind besides value and path.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
     /// The commander's round 1.
     pub fn command(&self, order: &str) -> SmBroadcast {
         signed(
-            broadcast(&self.nodes, &self.me, &[], &std::sync::Arc::from(order)),
+            broadcast(&self.nodes, &self.me, &[], &Arc::from(order)),
             &[],
         )
     }
@@ -221,7 +282,7 @@ impl SmRun {
             Err("the commander receives no messages".to_string())
         } else {
             path_indices(&self.nodes, &self.me, self.commander, self.m, path)
-                .and_then(|ix| verify_chain(keys, &self.run, value, path, sigs).map(|()| ix))
+                .and_then(|ix| verify_chain(keys, &self.ctx, value, path, sigs).map(|()| ix))
         };
         let ix = match checked {
             Ok(ix) => ix,
@@ -238,7 +299,7 @@ impl SmRun {
             return Ok(SmBroadcast::default());
         }
         Ok(signed(
-            broadcast(&self.nodes, &self.me, &ix, &std::sync::Arc::from(value)),
+            broadcast(&self.nodes, &self.me, &ix, &Arc::from(value)),
             sigs,
         ))
     }
@@ -290,6 +351,19 @@ mod tests {
         s.split(',').map(str::to_string).collect()
     }
 
+    /// The context of run `run` with nonce `nonce` among `nodes`, `C` commanding.
+    fn ctx(run: &str, nonce: &str, nodes: &[String]) -> Context {
+        Context {
+            run: run.into(),
+            nonce: nonce.into(),
+            commander: "C".into(),
+            nodes: nodes.into(),
+        }
+    }
+
+    const N1: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+    const N2: &str = "AQEBAQEBAQEBAQEBAQEBAQ==";
+
     #[test]
     fn a_forged_or_altered_message_is_rejected() {
         let nodes = names("C,A,B");
@@ -297,17 +371,18 @@ mod tests {
             .into_iter()
             .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
             .collect();
-        let mut a = SmRun::new("run1", "A", "C", &nodes, 1).unwrap();
-        let good = sign(&key(1), "run1", ATTACK, &names("C"));
+        let run1 = ctx("run1", N1, &nodes);
+        let mut a = SmRun::new("run1", N1, "A", "C", &nodes, 1).unwrap();
+        let good = sign(&key(1), &run1, ATTACK, &names("C"));
         // B pretends the commander said retreat, signing in the commander's place.
-        let forged = sign(&key(3), "run1", RETREAT, &names("C"));
+        let forged = sign(&key(3), &run1, RETREAT, &names("C"));
         assert!(a.receive(&keys, &names("C"), RETREAT, &[forged]).is_err());
         // B relays the commander's attack but changes it to retreat.
         let mut chain = vec![good.clone()];
-        chain.push(sign(&key(3), "run1", RETREAT, &names("C,B")));
+        chain.push(sign(&key(3), &run1, RETREAT, &names("C,B")));
         assert!(a.receive(&keys, &names("C,B"), RETREAT, &chain).is_err());
         // The same signature in another run is worthless.
-        let mut other = SmRun::new("run2", "A", "C", &nodes, 1).unwrap();
+        let mut other = SmRun::new("run2", N1, "A", "C", &nodes, 1).unwrap();
         assert!(
             other
                 .receive(&keys, &names("C"), ATTACK, std::slice::from_ref(&good))
@@ -318,6 +393,90 @@ mod tests {
         assert_eq!(relays.len(), 1);
         assert_eq!(a.decide(), ATTACK);
         assert_eq!(a.accepted(), 1);
+    }
+
+    #[test]
+    fn a_signature_binds_nonce_commander_and_nodes() {
+        let nodes = names("C,A,B");
+        let keys: KeyRing = [("C", 1u8), ("A", 2), ("B", 3)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
+            .collect();
+        let first = ctx("sm-7", N1, &nodes);
+        let sig = sign(&key(1), &first, RETREAT, &names("C"));
+        assert!(
+            verify_chain(
+                &keys,
+                &first,
+                RETREAT,
+                &names("C"),
+                std::slice::from_ref(&sig)
+            )
+            .is_ok()
+        );
+        // The same run id started again: a new nonce, and the old signature is worthless.
+        let mut later = SmRun::new("sm-7", N2, "A", "C", &nodes, 1).unwrap();
+        let err = later
+            .receive(&keys, &names("C"), RETREAT, std::slice::from_ref(&sig))
+            .unwrap_err();
+        assert!(err.contains("bad signature of C"), "{err}");
+        assert_eq!((later.rejected(), later.decide()), (1, RETREAT.to_string()));
+        assert!(later.values().is_empty(), "a replay adds nothing to V");
+        // Other nodes (order included) or another commander: worthless too.
+        let mut other = first.clone();
+        other.nodes = names("C,B,A").into();
+        assert!(
+            verify_chain(
+                &keys,
+                &other,
+                RETREAT,
+                &names("C"),
+                std::slice::from_ref(&sig)
+            )
+            .is_err()
+        );
+        let mut other = first.clone();
+        other.commander = "A".into();
+        assert!(
+            verify_chain(
+                &keys,
+                &other,
+                RETREAT,
+                &names("C"),
+                std::slice::from_ref(&sig)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn signed_bytes_are_netstrings_and_nonces_check() {
+        let c = Context {
+            run: "sm-42".into(),
+            nonce: N1.into(),
+            commander: "P".into(),
+            nodes: names("P,Q,R").into(),
+        };
+        assert_eq!(
+            String::from_utf8(signed_bytes(&c, ATTACK, &names("P,Q"))).unwrap(),
+            "13:generals-sm/2,5:sm-42,24:AAAAAAAAAAAAAAAAAAAAAA==,1:P,1:3,1:P,1:Q,1:R,6:attack,1:P,1:Q,"
+        );
+        // The test vectors of docs/protocol-extensions.md.
+        assert_eq!(
+            sign(&key(1), &c, ATTACK, &names("P")),
+            "BPK/3yOTrR/c9TOMsjPS+ltdB1+FmJhwBXTCVDPTwb596+cAMQjm9JhwktwqTEnjQPl0l4MWq6A8iZfZ9gD0DA=="
+        );
+        assert_eq!(
+            sign(&key(2), &c, ATTACK, &names("P,Q")),
+            "8bWlY3oXy0EWVqwNOzxY4xsaV0AE1tVtOAOCGPDKTKIMFvmMFBlcwZqV87Fp0QAEqeDD8wl3U9k+xvkQOUx7DA=="
+        );
+        let fresh = new_nonce().unwrap();
+        assert_eq!(fresh.len(), 24);
+        assert!(check_nonce(&fresh).is_ok());
+        assert_ne!(fresh, new_nonce().unwrap());
+        for bad in ["", "AAAA", "not base64!", "AAAAAAAAAAAAAAAAAAAAAAAA"] {
+            assert!(check_nonce(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -333,7 +492,7 @@ mod tests {
             .collect();
         let mut runs: HashMap<String, SmRun> = nodes
             .iter()
-            .map(|n| (n.clone(), SmRun::new("r", n, "C", &nodes, 1).unwrap()))
+            .map(|n| (n.clone(), SmRun::new("r", N1, n, "C", &nodes, 1).unwrap()))
             .collect();
         let mut queue: Vec<(String, SmRelay)> = runs["C"]
             .command(ATTACK)
@@ -350,7 +509,7 @@ mod tests {
                 continue;
             };
             let mut sigs = r.prior.clone();
-            sigs.push(sign(&k[from.as_str()], "r", &v, &r.path));
+            sigs.push(sign(&k[from.as_str()], &ctx("r", N1, &nodes), &v, &r.path));
             if let Ok(relays) = runs
                 .get_mut(&r.to)
                 .unwrap()

@@ -86,8 +86,9 @@ struct Args {
     /// protocol's formula; SM counts twice OM's); a larger om_start/sm_start gets a fault.
     #[arg(long, default_value_t = generals::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
     max_run_messages: u64,
-    /// Agreement runs a node remembers (for om_decide, trace_events); the oldest is forgotten
-    /// beyond this, and calls for it get `unknown run`.
+    /// Agreement runs a node holds (for om_decide, trace_events); beyond, the oldest finished
+    /// run (decided, or expired) is forgotten and calls for it get `unknown run`. When all are
+    /// unfinished, a new run is refused: a live run is never dropped or replaced.
     #[arg(long, default_value_t = generals::agreement::engine::MAX_RUNS as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_runs: u64,
