@@ -55,7 +55,8 @@ pub struct Limits {
     pub trace_events: usize,
     /// Largest agreement run a node takes part in, in messages (`--max-run-messages`).
     pub max_run_messages: u64,
-    /// Agreement runs a node remembers (`--max-runs`); the oldest is forgotten beyond.
+    /// Agreement runs a node remembers (`--max-runs`); beyond, only finished runs are
+    /// forgotten, and a new run is refused while all are unfinished.
     pub max_runs: usize,
     /// Longest sender or decision a node stores or sends, in bytes (`--max-value`).
     pub max_value: usize,
@@ -515,10 +516,7 @@ async fn rpc(
     // of the data and its XML, several times the data, before its size is known. A body that
     // merely mentions these names waits too, which costs nothing but a turn.
     let _building = match HEAVY_METHODS.iter().any(|m| contains(&body, m.as_bytes())) {
-        true => match state.heavy.clone().acquire_owned().await {
-            Ok(permit) => Some(permit),
-            Err(_) => None,
-        },
+        true => state.heavy.clone().acquire_owned().await.ok(),
         false => None,
     };
     let result = methods::answer(&state.table, state.codec, &body).await;
