@@ -213,7 +213,7 @@ fn wait_lines(server: &Proc, lines: usize) -> Vec<String> {
 }
 
 /// Decisions that would forge a line (`\n`, `\r`, U+2028), drive a terminal (C1's CSI, DEL)
-/// or fill it (100 KB) print as one escaped, cut line each; the replies are the original's
+/// or fill it (60 KB, under the 64 KiB value cap) print as one escaped, cut line each; the replies are the original's
 /// full lines; what is stored is the value as given.
 #[test]
 fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
@@ -224,7 +224,7 @@ fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
         &[q],
     );
     let forged = "x\n Process Q finalized decision 'x'\r\u{2028}\u{9b}2J\u{7f}";
-    let long = format!("{}{}", "y".repeat(100_000), "\n");
+    let long = format!("{}{}", "y".repeat(60_000), "\n");
     assert_eq!(
         call(q, "receive_message", &[s("A"), s(forged)]),
         Ok(s(&format!("Q received decision '{forged}' from A")))
@@ -240,7 +240,7 @@ fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
     );
     assert_eq!(call(q, "finalize_decision", &[]), Ok(s(forged)));
     let shown = r"x\n Process Q finalized decision 'x'\r\u2028\x9b2J\x7f";
-    let cut = format!("{}... [99801 bytes cut]", "y".repeat(200));
+    let cut = format!("{}... [59801 bytes cut]", "y".repeat(200));
     assert_eq!(
         wait_lines(&server, 6),
         [
@@ -332,7 +332,7 @@ impl Drop for Stalled {
     }
 }
 
-/// Decisions of 100 KB, then batches of 1024 `receive_message` calls: far more lines than a
+/// Decisions of 60 KB, then batches of 1024 `receive_message` calls: far more lines than a
 /// pipe and the console queue hold. Every call must be answered. Returns what the node must
 /// store (the last decision of each sender) and how many lines the calls printed.
 fn flood(q: u16) -> (Vec<(String, String)>, usize) {
@@ -340,7 +340,7 @@ fn flood(q: u16) -> (Vec<(String, String)>, usize) {
     let mut lines = 0;
     let mut expected = std::collections::BTreeMap::new();
     for i in 0..20 {
-        let big = format!("{i}{}", "z".repeat(100_000));
+        let big = format!("{i}{}", "z".repeat(60_000));
         assert!(conn.call("receive_message", &[s("big"), s(&big)]).is_ok());
         expected.insert("big".to_string(), big);
         lines += 1;
@@ -383,7 +383,7 @@ fn nothing_lost(q: u16, mut expected: Vec<(String, String)>) {
     assert!(stored == expected, "stored messages differ");
 }
 
-/// With stdout a pipe nobody reads, 100 KB decisions and ten thousand lines leave every node
+/// With stdout a pipe nobody reads, 60 KB decisions and ten thousand lines leave every node
 /// answering within 100 ms with everything stored, and SIGTERM ends the process promptly
 /// (pending lines get one second).
 #[test]
