@@ -241,16 +241,25 @@ impl Node {
                 Some(protocol::printed::denying_line(&self.name, r)),
             );
         }
-        let target = match resolve(recipient) {
-            Ok(t) => t,
-            Err(f) => return Step::fault(f),
-        };
+        // Python's `ord()` faults come before our checks of the decision; a recipient that is
+        // no node of the cluster is refused as the original's connection would be, so after
+        // them (see `Cluster::url_of`).
+        let target = resolve(recipient);
+        if let Err(f) = &target
+            && *f != fault::connection_refused()
+        {
+            return Step::fault(f.clone());
+        }
         let (Value::String(recipient), Value::String(decision)) = (recipient, decision) else {
             return Step::fault(fault::not_a_string("decision", python_type_name(decision)));
         };
         if decision.len() > self.max_value {
             return Step::fault(fault::too_long("decision", decision.len(), self.max_value));
         }
+        let target = match target {
+            Ok(t) => t,
+            Err(f) => return Step::fault(f),
+        };
         // What the behaviour makes of the decision (an honest node sends it unchanged).
         self.sends += 1;
         let index = self
