@@ -148,8 +148,17 @@ impl Proc {
         }
     }
 
-    /// Kill the process and return what it printed.
+    /// Stop the process as an operator would (SIGTERM; SIGKILL if it is still running 10 s
+    /// later) and return what it printed. A server writes its stdout lines from a queue of
+    /// their own, and at a SIGTERM it writes what is queued before it exits.
     pub fn stop(mut self) -> (String, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.collect()
