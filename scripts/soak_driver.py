@@ -18,7 +18,8 @@ while:
   does: its ledger starts again at the restart);
 - faults, once each: N6 stalled (SIGSTOP) beyond --rpc-timeout and resumed, N6 killed
   (SIGKILL) and restarted, a client that sends and never reads, 500 idle connections opened
-  and dropped, hostile bodies (malformed, DOCTYPE, deep, oversized, gzip bomb), and an
+  and dropped, hostile bodies (malformed, DOCTYPE, deep, oversized, gzip bomb, and issue 13's
+  value over the cap, forbidden character, names outside the cluster), and an
   oversized agreement run every 5 s;
 - memory: the main process's RSS at the end of each slice; what it keeps 3 s after the load
   stops may exceed its RSS after the warm-up (the first minute; 30 s with --quick) by at most

@@ -38,7 +38,15 @@ pub struct General {
     pub cluster: Arc<Cluster>,
     /// Outgoing calls.
     pub peers: Peers,
+    /// Turns to forward a `send_message` (shared by the process's nodes, see
+    /// [`MAX_FORWARDS`]).
+    pub forwards: Arc<tokio::sync::Semaphore>,
 }
+
+/// `send_message` calls a process forwards at once; more wait for a turn (within the call's
+/// timeout). Each forward may read a reply up to the node's reply cap, so this bounds what
+/// replies in flight can hold (RELIABILITY.md, worst-case memory).
+pub const MAX_FORWARDS: usize = 256;
 
 impl General {
     /// The node, locked. A panic while holding the lock cannot leave a half-written map entry
@@ -74,10 +82,15 @@ impl Handler for Original {
                 }
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();
-                let result = g
-                    .peers
-                    .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
-                    .await;
+                let timeout = g.peers.timeout();
+                let result = match tokio::time::timeout(timeout, g.forwards.acquire()).await {
+                    Ok(_turn) => {
+                        g.peers
+                            .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
+                            .await
+                    }
+                    Err(_) => Err(PeerError::Timeout(timeout)),
+                };
                 if g.recorder.is_on() {
                     g.recorder.record(trace::Event {
                         run: trace::ORIGINAL_RUN.to_string(),

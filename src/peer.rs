@@ -218,6 +218,11 @@ impl Peers {
         }
     }
 
+    /// The timeout of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The same pool, reading replies of at most `bytes` bytes.
     pub fn with_max_reply(mut self, bytes: usize) -> Self {
         self.max_reply = bytes;

@@ -262,6 +262,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
     let bodies = ByteBudget::new(limits.buffered_bytes);
     let answers = ByteBudget::new(limits.answer_bytes);
     let heavy = Arc::new(tokio::sync::Semaphore::new(HEAVY_BUILDS));
+    let forwards = Arc::new(tokio::sync::Semaphore::new(methods::MAX_FORWARDS));
     let mut nodes = Vec::with_capacity(config.nodes.len());
     for (name, listener) in config.nodes.iter().zip(listeners) {
         let mut node = Node::new(name.clone(), config.faulty.contains(name))
@@ -292,6 +293,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
             recorder: recorder.clone(),
             cluster: cluster.clone(),
             peers: peers.clone(),
+            forwards: forwards.clone(),
         });
         let engine = Arc::new(engine);
         let state = NodeState {
@@ -511,10 +513,11 @@ async fn rpc(
         // A `delay:MS` node answers late.
         tokio::time::sleep(delay).await;
     }
-    // An answer that grows with what the node holds (the stored messages, the trace) is
-    // built by at most HEAVY_BUILDS requests of the process at once: building one takes a copy
-    // of the data and its XML, several times the data, before its size is known. A body that
-    // merely mentions these names waits too, which costs nothing but a turn.
+    // Requests whose work grows with what the node holds, not with the request (the stored
+    // messages, the trace, an OM evaluation) run at most HEAVY_BUILDS at once in a process:
+    // each takes a copy of the data (and its XML, several times the data) before its answer's
+    // size is known. A body that merely mentions these names waits its turn too, which costs
+    // nothing but the turn.
     let _building = match HEAVY_METHODS.iter().any(|m| contains(&body, m.as_bytes())) {
         true => state.heavy.clone().acquire_owned().await.ok(),
         false => None,
@@ -524,9 +527,13 @@ async fn rpc(
     xml_response(codec, result, gzip_ok, Some(&state.answers))
 }
 
-/// Methods whose answer grows with the node's data, not with the request.
-const HEAVY_METHODS: [&str; 2] = [protocol::GET_MESSAGES, protocol::ext::TRACE_EVENTS];
-/// Such answers being built at once in a process (see `rpc`).
+/// Methods whose work grows with the node's data, not with the request.
+const HEAVY_METHODS: [&str; 3] = [
+    protocol::GET_MESSAGES,
+    protocol::ext::TRACE_EVENTS,
+    protocol::ext::OM_DECIDE,
+];
+/// Such requests handled at once in a process (see `rpc`).
 pub const HEAVY_BUILDS: usize = 2;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
