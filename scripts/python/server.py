@@ -114,6 +114,7 @@ MAX_RUNS = 256  # runs a node holds (--max-runs); beyond, the oldest finished on
 # timeouts after its start (the Rust engine's `Life`). Only finished runs are forgotten; a
 # start with the id of an unfinished run, or when every run held is unfinished, is refused.
 EXPIRY_MARGIN = 60.0
+MAX_EXPIRY = 15 * 60.0  # the longest an undecided run holds its place (as the Rust engine)
 RUN_NOT_FINISHED = (
     "is not finished on this node (neither decided nor expired): a live run is never replaced"
 )
@@ -333,7 +334,7 @@ class OmRun:
         self.reports = [{"due": 0, "sent": 0, "delivered": 0, "failed": 0} for _ in range(m + 1)]
         self.late = {}  # sender -> messages refused as late
         self.order = None  # the commander's order
-        self.expires = time.monotonic() + round_timeout * (m + 2) + EXPIRY_MARGIN
+        self.expires = time.monotonic() + min(round_timeout * (m + 2) + EXPIRY_MARGIN, MAX_EXPIRY)
         self.decided = False
 
     def finished(self, now):

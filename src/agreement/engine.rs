@@ -78,13 +78,19 @@ pub const MAX_KEY_FETCHES_IN_FLIGHT: usize = 4;
 /// nodes' starts, the order, the decide: each within `client --rpc-timeout`, 10 s by default).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
+/// The longest a run that is never decided holds its place: without it, starts with the
+/// largest parameters (600 s rounds, m = 8) would hold a full table for 6,060 s each. A run
+/// slower than this is taken for abandoned; it still answers until a new run needs its place.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
 /// How long after its start a run holds its place in the table if it is never decided:
-/// `round_timeout * (m + 2) + EXPIRY_MARGIN`. A run the driver carries through is decided
-/// within `m + 1` round timeouts and a few calls; one round timeout spare and the margin cover
-/// the calls. Measured from the start, not from the last call: no caller can keep a run alive
-/// by poking it. At the largest parameters (600 s rounds, m = 8) this is 6,060 s.
+/// `round_timeout * (m + 2) + EXPIRY_MARGIN`, at most [`MAX_EXPIRY`]. A run the driver
+/// carries through is decided within `m + 1` round timeouts and a few calls; one round
+/// timeout spare and the margin cover the calls. Measured from the start, not from the last
+/// call: no caller can keep a run alive by poking it.
 pub fn expiry(round_timeout: Duration, m: usize) -> Duration {
-    round_timeout.saturating_mul(u32::try_from(m + 2).unwrap_or(u32::MAX)) + EXPIRY_MARGIN
+    (round_timeout.saturating_mul(u32::try_from(m + 2).unwrap_or(u32::MAX)) + EXPIRY_MARGIN)
+        .min(MAX_EXPIRY)
 }
 
 /// Whether a run still holds its place in the node's table. A run is *finished* once it is
@@ -1422,9 +1428,10 @@ mod tests {
             Duration::from_secs(6) + EXPIRY_MARGIN
         );
         assert_eq!(
-            expiry(Duration::from_secs(600), MAX_M),
-            Duration::from_secs(6000) + EXPIRY_MARGIN
+            expiry(Duration::from_secs(60), 2),
+            Duration::from_secs(240) + EXPIRY_MARGIN
         );
+        assert_eq!(expiry(Duration::from_secs(600), MAX_M), MAX_EXPIRY);
         let t0 = Instant::now();
         let life = Life::new(t0, ROUND, 1);
         let end = t0 + expiry(ROUND, 1);
