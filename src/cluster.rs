@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use dxr::Value;
 
+use crate::protocol::fault::PyFault;
 use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
 
@@ -186,7 +187,7 @@ impl Cluster {
     /// the fault the original gives when nobody listens there (`ConnectionRefusedError`),
     /// without any connection being made. Python's `ord()` faults come first, as in the
     /// original.
-    pub fn url_of(&self, name: &str) -> Result<String, String> {
+    pub fn url_of(&self, name: &str) -> Result<String, PyFault> {
         if let Some(url) = self.peers.get(name) {
             return Ok(url.clone());
         }
@@ -201,7 +202,7 @@ impl Cluster {
     }
 
     /// [`Cluster::url_of`] for an XML-RPC argument: non-strings get Python's `ord()` fault.
-    pub fn resolve(&self, recipient: &Value) -> Result<String, String> {
+    pub fn resolve(&self, recipient: &Value) -> Result<String, PyFault> {
         match recipient {
             Value::String(name) => self.url_of(name),
             other => Err(fault::ord_type(python_type_name(other))),
@@ -220,7 +221,7 @@ pub fn generated_names(size: usize) -> Vec<String> {
 }
 
 /// `base + ord(name) - ord('P')`, with Python's `ord()` errors.
-fn rule_port(base: u16, name: &str) -> Result<i64, String> {
+fn rule_port(base: u16, name: &str) -> Result<i64, PyFault> {
     let mut chars = name.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) => Ok(i64::from(base) + i64::from(u32::from(c))
@@ -286,34 +287,95 @@ pub struct NodeEntry {
     pub behaviour: Option<String>,
 }
 
+/// Why a cluster file cannot be used. Displayed as one line naming the file (when read from
+/// one) and the node at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but its content is not a usable cluster.
+    #[error("{path}: {problem}")]
+    In {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong in it.
+        problem: ClusterFileProblem,
+    },
+}
+
+/// What is wrong in a cluster file's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterFileProblem {
+    /// Not TOML, or not the cluster file's shape (unknown keys included).
+    #[error("{0}")]
+    Toml(String),
+    /// No `[[node]]` table.
+    #[error("no [[node]] in the cluster file")]
+    Empty,
+    /// A name given to two nodes.
+    #[error("node {0} is listed twice")]
+    Twice(String),
+    /// A URL that is not `http://HOST:PORT/`.
+    #[error("node {name}: url {url:?} must look like http://HOST:PORT/")]
+    BadUrl {
+        /// The node.
+        name: String,
+        /// The URL given.
+        url: String,
+    },
+    /// A behaviour that does not parse.
+    #[error("node {name}: {message}")]
+    BadBehaviour {
+        /// The node.
+        name: String,
+        /// Why it does not parse.
+        message: String,
+    },
+}
+
 impl ClusterFile {
     /// Read and check a cluster file.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &std::path::Path) -> Result<Self, ClusterFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ClusterFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|problem| ClusterFileError::In {
+            path: path.to_path_buf(),
+            problem,
+        })
     }
 
     /// Parse and check the TOML text of a cluster file.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: ClusterFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, ClusterFileProblem> {
+        let file: ClusterFile =
+            toml::from_str(text).map_err(|e| ClusterFileProblem::Toml(e.to_string()))?;
         if file.nodes.is_empty() {
-            return Err("no [[node]] in the cluster file".into());
+            return Err(ClusterFileProblem::Empty);
         }
         let mut seen = std::collections::HashSet::new();
         for n in &file.nodes {
             if !seen.insert(n.name.as_str()) {
-                return Err(format!("node {} is listed twice", n.name));
+                return Err(ClusterFileProblem::Twice(n.name.clone()));
             }
             if parse_http_url(&n.url).is_none() {
-                return Err(format!(
-                    "node {}: url {:?} must look like http://HOST:PORT/",
-                    n.name, n.url
-                ));
+                return Err(ClusterFileProblem::BadUrl {
+                    name: n.name.clone(),
+                    url: n.url.clone(),
+                });
             }
             if let Some(b) = &n.behaviour {
                 b.parse::<crate::agreement::behaviour::Behaviour>()
-                    .map_err(|e| format!("node {}: {e}", n.name))?;
+                    .map_err(|message| ClusterFileProblem::BadBehaviour {
+                        name: n.name.clone(),
+                        message,
+                    })?;
             }
         }
         Ok(file)
@@ -434,18 +496,25 @@ mod tests {
             ("0.0.0.0".to_string(), 9001)
         );
         assert_eq!(c.members(), ["P", "Q"]);
-        assert!(ClusterFile::parse("").is_err());
-        assert!(ClusterFile::parse("[[node]]\nname = \"P\"\nurl = \"nope\"\n").is_err());
-        assert!(
-            ClusterFile::parse(
-                "[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\nbehaviour = \"evil\"\n"
-            )
-            .is_err()
-        );
-        assert!(
-            ClusterFile::parse("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\ncolour = 1\n")
-                .is_err()
-        );
+        use ClusterFileProblem as P;
+        let problem = |text: &str| ClusterFile::parse(text).unwrap_err();
+        assert_eq!(problem(""), P::Empty);
+        assert!(matches!(
+            problem("[[node]]\nname = \"P\"\nurl = \"nope\"\n"),
+            P::BadUrl { name, .. } if name == "P"
+        ));
+        assert!(matches!(
+            problem("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\nbehaviour = \"evil\"\n"),
+            P::BadBehaviour { name, .. } if name == "P"
+        ));
+        assert!(matches!(
+            problem("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\ncolour = 1\n"),
+            P::Toml(_)
+        ));
+        let twice = "[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\n";
+        assert_eq!(problem(&twice.repeat(2)), P::Twice("P".into()));
+        let missing = ClusterFile::load(std::path::Path::new("/nonexistent/cluster.toml"));
+        assert!(matches!(missing, Err(ClusterFileError::Read { .. })));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::agreement::engine::Engine;
 use crate::cluster::Cluster;
 use crate::node::{Node, Step};
 use crate::peer::{PeerError, Peers};
+use crate::protocol::fault::PyFault;
 use crate::protocol::{self, fault};
 use crate::trace::{self, Recorder};
 use crate::xmlrpc::{self, DecodeError};
@@ -91,22 +92,22 @@ impl Handler for Original {
                     }
                     Err(_) => Err(PeerError::Timeout(timeout)),
                 };
+                let result = result.map_err(|e| e.python_fault());
                 if g.recorder.is_on() {
-                    g.recorder.record(trace::Event {
-                        run: trace::ORIGINAL_RUN.to_string(),
-                        from: f.sender,
-                        to: f.recipient,
-                        method: protocol::RECEIVE_MESSAGE.to_string(),
-                        args: trace::to_json(&Value::Array(args.to_vec())),
-                        result: result.as_ref().ok().map(trace::to_json),
-                        fault: result.as_ref().err().map(PeerError::python_fault),
-                        start_us,
-                        end_us: trace::now_us(),
-                    });
+                    let args = trace::to_json(&Value::Array(args.to_vec()));
+                    let event = trace::Event::call(
+                        trace::ORIGINAL_RUN,
+                        &f.sender,
+                        &f.recipient,
+                        protocol::RECEIVE_MESSAGE,
+                        args,
+                        &result,
+                    );
+                    g.recorder.record(event.at(start_us, trace::now_us()));
                 }
                 match result {
                     Ok(_) => Ok(Value::String(f.line)),
-                    Err(e) => Err(python_fault(e.python_fault())),
+                    Err(e) => Err(python_fault(e)),
                 }
             }
         }
@@ -282,7 +283,7 @@ pub fn answer_body(codec: Codec, result: Result<Value, Fault>) -> String {
 }
 
 /// The fault string for a body that is not a call we accept.
-pub fn decode_fault(e: &DecodeError) -> String {
+pub fn decode_fault(e: &DecodeError) -> PyFault {
     match e {
         DecodeError::Malformed(m) => fault::parse_error(m),
         DecodeError::Refused(m) => fault::python("ValueError", m),
@@ -290,9 +291,9 @@ pub fn decode_fault(e: &DecodeError) -> String {
     }
 }
 
-/// A fault as the original raises it: code 1, the `<class '...'>` string, cut to
-/// [`fault::MAX_FAULT`] bytes ([`fault::cut`]). Every fault a node answers, alone or inside a
-/// `system.multicall`, is made here: this is where a fault string's length is held.
-pub fn python_fault(string: String) -> Fault {
-    Fault::new(protocol::FAULT_CODE, fault::cut(string))
+/// A fault as the original raises it: code 1 and the `<class '...'>` string (which the
+/// [`fault`] functions have already cut to [`fault::MAX_FAULT`] bytes). Every fault a node
+/// answers, alone or inside a `system.multicall`, goes out through here.
+pub fn python_fault(fault: PyFault) -> Fault {
+    Fault::new(protocol::FAULT_CODE, fault.into_string())
 }

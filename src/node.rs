@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use dxr::Value;
 
 use crate::agreement::behaviour::{Behaviour, entropy};
+use crate::protocol::fault::PyFault;
 use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
 
@@ -52,7 +53,7 @@ pub enum Step<T> {
     /// Answer now. `print` is the line the original prints on stdout for this call, if any.
     Reply {
         /// The value, or the fault string (code [`protocol::FAULT_CODE`]).
-        result: Result<Value, String>,
+        result: Result<Value, PyFault>,
         /// Stdout line to print before answering.
         print: Option<String>,
     },
@@ -79,14 +80,14 @@ pub struct Forward<T> {
 }
 
 impl<T> Step<T> {
-    fn reply(result: Result<String, String>, print: Option<String>) -> Self {
+    fn reply(result: Result<String, PyFault>, print: Option<String>) -> Self {
         Step::Reply {
             result: result.map(Value::String),
             print,
         }
     }
 
-    fn fault(string: String) -> Self {
+    fn fault(string: PyFault) -> Self {
         Step::Reply {
             result: Err(string),
             print: None,
@@ -187,7 +188,7 @@ impl Node {
         &mut self,
         method: &str,
         params: &[Value],
-        resolve: impl FnOnce(&Value) -> Result<T, String>,
+        resolve: impl FnOnce(&Value) -> Result<T, PyFault>,
     ) -> Step<T> {
         match method {
             protocol::SEND_MESSAGE => {
@@ -231,7 +232,7 @@ impl Node {
         &mut self,
         recipient: &Value,
         decision: &Value,
-        resolve: impl FnOnce(&Value) -> Result<T, String>,
+        resolve: impl FnOnce(&Value) -> Result<T, PyFault>,
     ) -> Step<T> {
         if let Value::String(r) = recipient
             && self.behaviour.refuses(r)
@@ -331,7 +332,7 @@ impl Node {
     /// The majority of the stored decisions; `faulty` for a faulty node. A tie goes to the
     /// smallest tied value in code-point order (Python's pick depends on hash randomisation).
     /// Returns the decision and the line to print.
-    pub fn finalize_decision(&self) -> Result<(String, Option<String>), String> {
+    pub fn finalize_decision(&self) -> Result<(String, Option<String>), PyFault> {
         if self.faulty {
             return Ok((protocol::FAULTY_DECISION.to_string(), None));
         }
@@ -380,7 +381,7 @@ fn two_args<'a>(
     method: &str,
     params: &'a [Value],
     names: [&str; 2],
-) -> Result<[&'a Value; 2], String> {
+) -> Result<[&'a Value; 2], PyFault> {
     match params {
         [a, b] => Ok([a, b]),
         [] => Err(fault::missing_arguments(method, &names)),
@@ -397,7 +398,7 @@ mod tests {
         Value::String(v.into())
     }
 
-    fn reply(step: Step<()>) -> Result<Value, String> {
+    fn reply(step: Step<()>) -> Result<Value, PyFault> {
         match step {
             Step::Reply { result, .. } => result,
             Step::Forward(_) => panic!("unexpected forward"),

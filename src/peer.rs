@@ -21,6 +21,7 @@ use dxr::{Fault, MethodCall, MethodResponse, Value};
 use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
+use crate::protocol::fault::PyFault;
 use crate::protocol::{MULTICALL, fault};
 use crate::xmlrpc::{self, Codec};
 
@@ -37,6 +38,74 @@ const MAX_EXCERPT: usize = 200;
 
 /// User-Agent of our outgoing calls.
 const USER_AGENT: &str = concat!("generals/", env!("CARGO_PKG_VERSION"), " (dxr_client)");
+
+/// Why a call to a node of the cluster (a driver's, a client's) did not give what it needed.
+/// Displayed as one line, without the node's name (the caller's report puts it in front).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeCallError {
+    /// The cluster gives the node no address.
+    #[error("no address: {fault}")]
+    NoAddress {
+        /// The node.
+        node: String,
+        /// The fault resolving its name gave (Python's `ord()` faults, or no such node).
+        fault: PyFault,
+    },
+    /// The call failed.
+    #[error("{method}: {source}")]
+    Call {
+        /// The node.
+        node: String,
+        /// Where it was called.
+        url: String,
+        /// The method.
+        method: String,
+        /// What went wrong.
+        source: PeerError,
+    },
+    /// The node answered, but not what the caller needs.
+    #[error("{method} answered {message}")]
+    Answer {
+        /// The node.
+        node: String,
+        /// The method.
+        method: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
+}
+
+impl NodeCallError {
+    /// The node called.
+    pub fn node(&self) -> &str {
+        match self {
+            NodeCallError::NoAddress { node, .. }
+            | NodeCallError::Call { node, .. }
+            | NodeCallError::Answer { node, .. } => node,
+        }
+    }
+
+    /// The node answered that it does not know the method (an original `server.py`, or a node
+    /// without the extension called).
+    pub fn is_unsupported_method(&self) -> bool {
+        matches!(
+            self,
+            NodeCallError::Call { source: PeerError::Fault(f), .. }
+                if f.string().contains(crate::protocol::UNSUPPORTED_MARK)
+        )
+    }
+
+    /// Nobody listened at the node's address.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            NodeCallError::Call {
+                source: PeerError::Refused,
+                ..
+            }
+        )
+    }
+}
 
 /// Why an outgoing call did not return a value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -65,7 +134,7 @@ pub enum PeerError {
 
 impl PeerError {
     /// The fault string a Python node would answer with when this happens to its call.
-    pub fn python_fault(&self) -> String {
+    pub fn python_fault(&self) -> fault::PyFault {
         match self {
             PeerError::Refused => fault::connection_refused(),
             PeerError::Timeout(_) => fault::timed_out(),
@@ -309,21 +378,28 @@ impl Peers {
         })
     }
 
-    /// Call `method(args)` on the node `name` of `cluster`. The error is one line: the node
-    /// has no address, or what went wrong calling it.
+    /// Call `method(args)` on the node `name` of `cluster`.
     pub async fn call_node(
         &self,
         cluster: &crate::cluster::Cluster,
         name: &str,
         method: &str,
         args: &[Value],
-    ) -> Result<Value, String> {
+    ) -> Result<Value, NodeCallError> {
         let url = cluster
             .url_of(name)
-            .map_err(|f| format!("no address: {f}"))?;
+            .map_err(|fault| NodeCallError::NoAddress {
+                node: name.to_string(),
+                fault,
+            })?;
         self.call(&url, method, args)
             .await
-            .map_err(|e| format!("{method}: {e}"))
+            .map_err(|source| NodeCallError::Call {
+                node: name.to_string(),
+                url,
+                method: method.to_string(),
+                source,
+            })
     }
 
     /// Several calls to one peer in one `system.multicall` (the standard XML-RPC batch, which

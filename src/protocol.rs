@@ -365,6 +365,10 @@ pub fn python_type_name(value: &dxr::Value) -> &'static str {
     }
 }
 
+/// How the fault for an unknown method ends ([`fault::unsupported_method`]): what a caller
+/// looks for to tell "this node has no such method" from any other fault.
+pub const UNSUPPORTED_MARK: &str = "is not supported";
+
 /// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.
 pub mod fault {
     /// Longest fault string a node sends, in bytes (the marker of [`cut`] included). Every
@@ -374,8 +378,8 @@ pub mod fault {
 
     /// `string` if it is at most [`MAX_FAULT`] bytes; else its start, cut at a character
     /// boundary, and `... [N bytes cut]`, at most [`MAX_FAULT`] bytes in all. [`python`] cuts
-    /// every string it makes, and `methods::python_fault`, the gate every fault passes on its
-    /// way to the wire, cuts again whatever was made elsewhere (idempotent).
+    /// every string it makes, and only this module makes a [`PyFault`], so every fault on the
+    /// wire is cut (idempotent).
     pub fn cut(string: String) -> String {
         if string.len() <= MAX_FAULT {
             return string;
@@ -394,21 +398,72 @@ pub mod fault {
     }
 
     /// `<class 'TYPE'>:MESSAGE`, the shape of every fault string; cut to [`MAX_FAULT`] bytes.
-    pub fn python(class: &str, message: &str) -> String {
-        cut(format!("<class '{class}'>:{message}"))
+    pub fn python(class: &str, message: &str) -> PyFault {
+        PyFault(cut(format!("<class '{class}'>:{message}")))
+    }
+
+    /// A fault string as a node answers it: `<class 'TYPE'>:MESSAGE`, at most [`MAX_FAULT`]
+    /// bytes. Only the functions of this module make one, so every fault on the wire has
+    /// Python's shape and length whichever path made it; code that passes a fault on (the
+    /// node, the cluster, the engine, the server) cannot make up a string of its own.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct PyFault(String);
+
+    impl PyFault {
+        /// The fault string.
+        pub fn as_str(&self) -> &str {
+            &self.0
+        }
+
+        /// The fault string, owned.
+        pub fn into_string(self) -> String {
+            self.0
+        }
+    }
+
+    /// Read as the string it is (`contains`, `starts_with`...); it can only be made here.
+    impl std::ops::Deref for PyFault {
+        type Target = str;
+        fn deref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl std::fmt::Display for PyFault {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl PartialEq<str> for PyFault {
+        fn eq(&self, other: &str) -> bool {
+            self.0 == other
+        }
+    }
+
+    impl PartialEq<&str> for PyFault {
+        fn eq(&self, other: &&str) -> bool {
+            self.0 == *other
+        }
+    }
+
+    impl From<PyFault> for String {
+        fn from(f: PyFault) -> String {
+            f.0
+        }
     }
 
     /// Unknown, private (`_x`) or dotted method names.
-    pub fn unsupported_method(method: &str) -> String {
+    pub fn unsupported_method(method: &str) -> PyFault {
         python(
             "Exception",
-            &format!("method \"{method}\" is not supported"),
+            &format!("method \"{method}\" {}", super::UNSUPPORTED_MARK),
         )
     }
 
     /// Too few arguments, e.g. `Process.send_message() missing 1 required positional
     /// argument: 'decision'`. `missing` are the names of the missing parameters in order.
-    pub fn missing_arguments(method: &str, missing: &[&str]) -> String {
+    pub fn missing_arguments(method: &str, missing: &[&str]) -> PyFault {
         let names: Vec<String> = missing.iter().map(|n| format!("'{n}'")).collect();
         let list = match names.as_slice() {
             [one] => one.clone(),
@@ -428,7 +483,7 @@ pub mod fault {
 
     /// Too many arguments, e.g. `Process.finalize_decision() takes 1 positional argument but
     /// 2 were given`. Counts include Python's `self`.
-    pub fn too_many_arguments(method: &str, takes: usize, given: usize) -> String {
+    pub fn too_many_arguments(method: &str, takes: usize, given: usize) -> PyFault {
         let noun = if takes == 1 { "argument" } else { "arguments" };
         let verb = if given == 1 { "was" } else { "were" };
         python(
@@ -438,12 +493,12 @@ pub mod fault {
     }
 
     /// `finalize_decision()` on a loyal node with nothing stored.
-    pub fn empty_majority() -> String {
+    pub fn empty_majority() -> PyFault {
         python("ValueError", "max() arg is an empty sequence")
     }
 
     /// `ord()` of a string that is not exactly one character.
-    pub fn ord_length(len: usize) -> String {
+    pub fn ord_length(len: usize) -> PyFault {
         python(
             "TypeError",
             &format!("ord() expected a character, but string of length {len} found"),
@@ -451,7 +506,7 @@ pub mod fault {
     }
 
     /// `ord()` of a value that is not a string; `type_name` is Python's name for its type.
-    pub fn ord_type(type_name: &str) -> String {
+    pub fn ord_type(type_name: &str) -> PyFault {
         python(
             "TypeError",
             &format!("ord() expected string of length 1, but {type_name} found"),
@@ -459,12 +514,12 @@ pub mod fault {
     }
 
     /// The peer's port refused the connection.
-    pub fn connection_refused() -> String {
+    pub fn connection_refused() -> PyFault {
         python("ConnectionRefusedError", "[Errno 111] Connection refused")
     }
 
     /// A peer port that the port rule puts below 0 (Python's `getaddrinfo` error).
-    pub fn bad_port() -> String {
+    pub fn bad_port() -> PyFault {
         python(
             "socket.gaierror",
             "[Errno -8] Servname not supported for ai_socktype",
@@ -472,17 +527,17 @@ pub mod fault {
     }
 
     /// The peer accepted the call but did not answer within the timeout.
-    pub fn timed_out() -> String {
+    pub fn timed_out() -> PyFault {
         python("TimeoutError", "timed out")
     }
 
     /// Any other failure to reach a peer (DNS, reset connection, bad answer...).
-    pub fn peer_error(message: &str) -> String {
+    pub fn peer_error(message: &str) -> PyFault {
         python("OSError", message)
     }
 
     /// A peer answered with a fault; Python wraps it as `xmlrpc.client.Fault`.
-    pub fn peer_fault(code: i32, string: &str) -> String {
+    pub fn peer_fault(code: i32, string: &str) -> PyFault {
         python(
             "xmlrpc.client.Fault",
             &format!("<Fault {code}: {}>", super::python_repr(string)),
@@ -490,7 +545,7 @@ pub mod fault {
     }
 
     /// Extension of ours: a new sender beyond the node's cap (`--max-senders`).
-    pub fn too_many_senders(node: &str, max: usize) -> String {
+    pub fn too_many_senders(node: &str, max: usize) -> PyFault {
         python(
             "OverflowError",
             &format!("node {node} stores at most {max} senders; new senders are refused"),
@@ -498,7 +553,7 @@ pub mod fault {
     }
 
     /// Extension of ours: a sender or decision longer than the node's cap (`--max-value`).
-    pub fn too_long(what: &str, len: usize, max: usize) -> String {
+    pub fn too_long(what: &str, len: usize, max: usize) -> PyFault {
         python(
             "ValueError",
             &format!(
@@ -509,7 +564,7 @@ pub mod fault {
 
     /// Extension of ours: the node's stored messages would pass its byte budget
     /// (`--max-stored-bytes`).
-    pub fn store_full(node: &str, max: usize) -> String {
+    pub fn store_full(node: &str, max: usize) -> PyFault {
         python(
             "OverflowError",
             &format!(
@@ -520,12 +575,12 @@ pub mod fault {
 
     /// The request body is not a well-formed XML-RPC call (Python: expat's message). Our
     /// message is quick-xml's; the class prefix is Python's.
-    pub fn parse_error(message: &str) -> String {
+    pub fn parse_error(message: &str) -> PyFault {
         python("xml.parsers.expat.ExpatError", message)
     }
 
     /// Deliberate divergence: `sender`/`decision` must be XML-RPC strings.
-    pub fn not_a_string(param: &str, type_name: &str) -> String {
+    pub fn not_a_string(param: &str, type_name: &str) -> PyFault {
         python(
             "TypeError",
             &format!("{param} must be a string, not {type_name}"),

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dxr::Value;
+
+use crate::protocol::fault::PyFault;
 use serde::{Deserialize, Serialize};
 
 /// Run tag of calls made by the original `send_message` (which has no run id).
@@ -50,6 +52,37 @@ pub struct Event {
 }
 
 impl Event {
+    /// The record of one call: its result, or its fault as a Python node answers it (the
+    /// same text whichever path made the call: a forwarded `send_message`, a relay batch).
+    /// Times are set with [`Event::at`].
+    pub fn call(
+        run: &str,
+        from: &str,
+        to: &str,
+        method: &str,
+        args: serde_json::Value,
+        result: &Result<Value, PyFault>,
+    ) -> Event {
+        Event {
+            run: run.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            method: method.to_string(),
+            args,
+            result: result.as_ref().ok().map(to_json),
+            fault: result.as_ref().err().map(|f| f.as_str().to_string()),
+            start_us: 0,
+            end_us: 0,
+        }
+    }
+
+    /// This event, started at `start_us` and ended at `end_us`.
+    pub fn at(mut self, start_us: u64, end_us: u64) -> Event {
+        self.start_us = start_us;
+        self.end_us = end_us;
+        self
+    }
+
     /// What the event holds in memory, roughly: its strings and JSON values plus a fixed
     /// part. Counted against the recorder's byte budget.
     pub fn bytes(&self) -> usize {
@@ -345,7 +378,7 @@ pub async fn gather(
         match answer {
             Ok(Value::Array(items)) => events.extend(items.iter().filter_map(from_value)),
             Ok(other) => errors.push((node.clone(), format!("trace_events answered {other:?}"))),
-            Err(e) => errors.push((node.clone(), e)),
+            Err(e) => errors.push((node.clone(), e.to_string())),
         }
     }
     events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));

@@ -11,7 +11,7 @@ use dxr::Value;
 use super::checker::{self, Outcome};
 use super::{om, sm};
 use crate::cluster::Cluster;
-use crate::peer::Peers;
+use crate::peer::{NodeCallError, Peers};
 use crate::protocol::ext;
 
 /// Which algorithm.
@@ -155,7 +155,7 @@ pub struct Unreachable {
     /// Its URL, if it has one.
     pub url: String,
     /// What went wrong.
-    pub error: String,
+    pub error: NodeCallError,
 }
 
 /// Check the bound and the parameters.
@@ -251,13 +251,18 @@ pub async fn drive_with(
                 }
                 live.push(node);
             }
-            Err(error) if error.contains("is not supported") => {
+            Err(error) if error.is_unsupported_method() => {
+                let error = error.to_string();
                 return Err(DriveError::NotAgreement { node, url, error });
             }
             other => {
                 let error = match other {
                     Err(e) => e,
-                    Ok(v) => format!("node_info answered {v:?}"),
+                    Ok(v) => NodeCallError::Answer {
+                        node: node.clone(),
+                        method: ext::NODE_INFO.to_string(),
+                        message: format!("{v:?}"),
+                    },
                 };
                 lost(
                     &mut outcome,
@@ -431,7 +436,11 @@ pub async fn drive_with(
             other => {
                 let error = match other {
                     Err(e) => e,
-                    Ok(v) => format!("decide answered {v:?}"),
+                    Ok(v) => NodeCallError::Answer {
+                        node: node.clone(),
+                        method: p.method(ext::OM_DECIDE, ext::SM_DECIDE).to_string(),
+                        message: format!("{v:?}"),
+                    },
                 };
                 if is_loyal(&outcome, &node) {
                     outcome
@@ -461,7 +470,7 @@ async fn start_sm(
     live: &[String],
     commander: &str,
     start: Vec<Value>,
-) -> Vec<(String, String, Result<Value, String>)> {
+) -> Vec<(String, String, Result<Value, NodeCallError>)> {
     let mut nonce = None;
     let mut first = None;
     if live.iter().any(|n| n == commander) {
@@ -472,11 +481,19 @@ async fn start_sm(
                     nonce = Some(n.clone());
                     Ok(Value::Struct(answer))
                 }
-                other => Err(format!(
-                    "sm_start answered no valid nonce ({other:?}); is it a node from before run nonces?"
-                )),
+                other => Err(NodeCallError::Answer {
+                    node: commander.to_string(),
+                    method: ext::SM_START.to_string(),
+                    message: format!(
+                        "no valid nonce ({other:?}); is it a node from before run nonces?"
+                    ),
+                }),
             },
-            Ok(other) => Err(format!("sm_start answered {other:?}")),
+            Ok(other) => Err(NodeCallError::Answer {
+                node: commander.to_string(),
+                method: ext::SM_START.to_string(),
+                message: format!("{other:?}"),
+            }),
             Err(e) => Err(e),
         };
         first = Some((commander.to_string(), url, result));
@@ -532,7 +549,7 @@ async fn each(
     nodes: &[String],
     method: &'static str,
     args: Vec<Value>,
-) -> Vec<(String, String, Result<Value, String>)> {
+) -> Vec<(String, String, Result<Value, NodeCallError>)> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, node) in nodes.iter().enumerate() {
         let (cluster, peers, node, args) =
@@ -559,7 +576,7 @@ async fn call(
     node: &str,
     method: &str,
     args: &[Value],
-) -> Result<Value, String> {
+) -> Result<Value, NodeCallError> {
     peers.call_node(cluster, node, method, args).await
 }
 

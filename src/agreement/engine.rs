@@ -23,7 +23,8 @@ use super::om::{self, OmRun};
 use super::rounds::{Refused, RoundReport, Rounds};
 use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
-use crate::peer::Peers;
+use crate::peer::{PeerError, Peers};
+use crate::protocol::fault::PyFault;
 use crate::protocol::{ext, fault};
 use crate::trace::{self, Recorder};
 
@@ -241,7 +242,7 @@ impl Engine {
     }
 
     /// Handle one extension call: the value, or a fault string.
-    pub async fn call(self: &Arc<Self>, method: &str, params: &[Value]) -> Result<Value, String> {
+    pub async fn call(self: &Arc<Self>, method: &str, params: &[Value]) -> Result<Value, PyFault> {
         let args = Args { method, params };
         match method {
             ext::NODE_INFO => {
@@ -378,7 +379,7 @@ impl Engine {
 
     /// Refuse a run whose message count (by the protocol's formula, `factor` times OM's) is
     /// over this node's budget (`server --max-run-messages`).
-    fn check_budget(&self, start: &Start, factor: u64) -> Result<(), String> {
+    fn check_budget(&self, start: &Start, factor: u64) -> Result<(), PyFault> {
         let count = factor.saturating_mul(om::total_messages(start.nodes.len(), start.m));
         if count > self.budgets.run_messages {
             return Err(fault::python(
@@ -395,7 +396,7 @@ impl Engine {
     /// The nonce of an SM run: the commander makes it (and takes none from the caller); a
     /// lieutenant takes the commander's, which the driver passes on. A lieutenant started
     /// without one is refused: its signatures would bind nothing a later run cannot repeat.
-    fn nonce(&self, start: &Start, given: Option<String>) -> Result<String, String> {
+    fn nonce(&self, start: &Start, given: Option<String>) -> Result<String, PyFault> {
         let commander = start.commander == self.me;
         match given {
             None if commander => sm::new_nonce().map_err(|e| fault::python("RuntimeError", &e)),
@@ -428,7 +429,7 @@ impl Engine {
         start: &Start,
         budget: u64,
         put: impl FnOnce(&mut Runs, Run<()>),
-    ) -> Result<(), String> {
+    ) -> Result<(), PyFault> {
         let now = Instant::now();
         let template = Run {
             run: (),
@@ -489,7 +490,7 @@ impl Engine {
 
     /// The commander's order (`om_order` / `sm_order`): queued for round 1; returns how many
     /// messages it makes.
-    fn order(&self, protocol: Protocol, run: &str, order: &str) -> Result<usize, String> {
+    fn order(&self, protocol: Protocol, run: &str, order: &str) -> Result<usize, PyFault> {
         if order.len() > MAX_VALUE {
             return Err(too_long());
         }
@@ -510,7 +511,7 @@ impl Engine {
         protocol: Protocol,
         run: &str,
         round: usize,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, PyFault> {
         let (items, how) = {
             let mut runs = self.lock();
             let (rounds, seed, timeout, behaviour, ctx) = match protocol {
@@ -704,13 +705,13 @@ impl Engine {
             .collect();
         let n = calls.len();
         let start_us = trace::now_us();
-        let results: Vec<Result<Value, String>> = match self.cluster.url_of(to) {
+        let results: Vec<Result<Value, PyFault>> = match self.cluster.url_of(to) {
             Ok(url) => match self.peers.multicall(&url, calls, timeout).await {
                 Ok(results) => results
                     .into_iter()
-                    .map(|r| r.map_err(|f| format!("fault {}: {}", f.code(), f.string())))
+                    .map(|r| r.map_err(|f| PeerError::Fault(f).python_fault()))
                     .collect(),
-                Err(e) => vec![Err(e.to_string()); n],
+                Err(e) => vec![Err(e.python_fault()); n],
             },
             Err(f) => vec![Err(f); n],
         };
@@ -720,26 +721,13 @@ impl Engine {
             tracing::debug!("{} -> {to}, round {round}: {e}", self.me);
         }
         self.recorder
-            .record_all(
-                traced
-                    .into_iter()
-                    .zip(results)
-                    .map(|(args, result)| trace::Event {
-                        run: run.to_string(),
-                        from: self.me.clone(),
-                        to: to.to_string(),
-                        method: method.to_string(),
-                        args,
-                        result: result.as_ref().ok().map(trace::to_json),
-                        fault: result.err(),
-                        start_us,
-                        end_us,
-                    }),
-            );
+            .record_all(traced.into_iter().zip(results).map(|(args, result)| {
+                trace::Event::call(run, &self.me, to, method, args, &result).at(start_us, end_us)
+            }));
         (sent, delivered)
     }
 
-    fn om_message(&self, run: &str, path: &[String], value: &str) -> Result<(), String> {
+    fn om_message(&self, run: &str, path: &[String], value: &str) -> Result<(), PyFault> {
         if value.len() > MAX_VALUE {
             return Err(too_long());
         }
@@ -765,7 +753,7 @@ impl Engine {
         path: &[String],
         value: &str,
         sigs: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), PyFault> {
         if value.len() > MAX_VALUE {
             return Err(too_long());
         }
@@ -794,7 +782,7 @@ impl Engine {
     /// thread, on a copy of what it received, without the engine's lock: however large the
     /// tree, the other nodes of the process and their methods keep answering (its size is
     /// bounded by what was received, see `OmRun::decide`).
-    async fn om_decide(&self, run: &str) -> Result<Value, String> {
+    async fn om_decide(&self, run: &str) -> Result<Value, PyFault> {
         let lieutenant = {
             let mut runs = self.lock();
             let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
@@ -831,7 +819,7 @@ impl Engine {
         ))
     }
 
-    fn sm_decide(&self, run: &str) -> Result<Value, String> {
+    fn sm_decide(&self, run: &str) -> Result<Value, PyFault> {
         let mut runs = self.lock();
         let r = runs.sm.get_mut(run).ok_or_else(|| unknown_run(run))?;
         r.rounds.close_all();
@@ -901,7 +889,7 @@ impl Runs {
         id: &str,
         limit: usize,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), PyFault> {
         match self.life(protocol, id) {
             Some(life) if !life.finished(now) => {
                 return Err(fault::python(
@@ -949,7 +937,7 @@ impl Runs {
 }
 
 /// Admit a message of `path` (its round is its length; its sender the path's last node).
-fn admit(rounds: &mut Rounds<Pending>, run: &str, path: &[String]) -> Result<(), String> {
+fn admit(rounds: &mut Rounds<Pending>, run: &str, path: &[String]) -> Result<(), PyFault> {
     let sender = path.last().map_or("?", String::as_str);
     rounds.admit(path.len(), sender).map_err(|e| match e {
         Refused::Late { .. } => fault::python(
@@ -989,7 +977,7 @@ fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Va
 
 /// Refuse a message when its run, or all runs together (only unfinished ones are left when
 /// they are over: finished ones were forgotten), hold more than [`MAX_RUNS_BYTES`].
-fn check_bytes(run: usize, total: usize) -> Result<(), String> {
+fn check_bytes(run: usize, total: usize) -> Result<(), PyFault> {
     if run > MAX_RUNS_BYTES {
         return Err(fault::python(
             "ValueError",
@@ -1024,7 +1012,7 @@ fn message_bytes(value: &str) -> usize {
     24 + value.len().min(64)
 }
 
-fn too_long() -> String {
+fn too_long() -> PyFault {
     fault::python(
         "ValueError",
         &format!("a value is at most {MAX_VALUE} bytes"),
@@ -1132,7 +1120,7 @@ fn take_order<R: Commanded>(
     id: &str,
     run: Option<&mut Run<R>>,
     order: &str,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), PyFault> {
     let r = run.ok_or_else(|| unknown_run(id))?;
     if !r.run.is_commander() {
         return Err(fault::python(
@@ -1169,7 +1157,7 @@ impl Run<()> {
     }
 }
 
-fn unknown_run(run: &str) -> String {
+fn unknown_run(run: &str) -> PyFault {
     fault::python(
         "KeyError",
         &format!("unknown run {}", crate::protocol::python_repr(run)),
@@ -1196,7 +1184,7 @@ struct Args<'a> {
 }
 
 impl Args<'_> {
-    fn arity(&self, names: &[&str]) -> Result<(), String> {
+    fn arity(&self, names: &[&str]) -> Result<(), PyFault> {
         if self.params.len() == names.len() {
             return Ok(());
         }
@@ -1218,21 +1206,21 @@ impl Args<'_> {
         ))
     }
 
-    fn bad(&self, i: usize, want: &str) -> String {
+    fn bad(&self, i: usize, want: &str) -> PyFault {
         fault::python(
             "TypeError",
             &format!("{}() argument {} must be {want}", self.method, i + 1),
         )
     }
 
-    fn string(&self, i: usize) -> Result<String, String> {
+    fn string(&self, i: usize) -> Result<String, PyFault> {
         match self.params.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
             _ => Err(self.bad(i, "a string")),
         }
     }
 
-    fn strings(&self, i: usize) -> Result<Vec<String>, String> {
+    fn strings(&self, i: usize) -> Result<Vec<String>, PyFault> {
         match self.params.get(i) {
             Some(Value::Array(items)) => items
                 .iter()
@@ -1245,7 +1233,7 @@ impl Args<'_> {
         }
     }
 
-    fn int(&self, i: usize) -> Result<i64, String> {
+    fn int(&self, i: usize) -> Result<i64, PyFault> {
         match self.params.get(i) {
             Some(Value::Integer(n)) => Ok(i64::from(*n)),
             Some(Value::Long(n)) => Ok(*n),
@@ -1253,14 +1241,14 @@ impl Args<'_> {
         }
     }
 
-    fn start(&self) -> Result<Start, String> {
+    fn start(&self) -> Result<Start, PyFault> {
         self.arity(&START)?;
         self.start_fields()
     }
 
     /// `sm_start`'s params: `om_start`'s, and the run's nonce from a lieutenant's caller (the
     /// commander makes its own).
-    fn sm_start(&self) -> Result<(Start, Option<String>), String> {
+    fn sm_start(&self) -> Result<(Start, Option<String>), PyFault> {
         let given = self.params.len();
         if !(START.len()..=START.len() + 1).contains(&given) {
             return Err(fault::python(
@@ -1281,7 +1269,7 @@ impl Args<'_> {
         Ok((start, nonce))
     }
 
-    fn start_fields(&self) -> Result<Start, String> {
+    fn start_fields(&self) -> Result<Start, PyFault> {
         let nodes = self.strings(2)?;
         let m = self.int(3)?;
         let timeout = self.int(4)?;
