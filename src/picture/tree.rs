@@ -56,127 +56,239 @@ pub fn om_tree_from_events(
 /// drawn says how many are folded below it (class `folded`), and the legend says which
 /// rounds were folded and how many boxes that is.
 pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usize>) -> String {
-    const BOX_H: f64 = 40.0;
-    const LEVEL_H: f64 = 80.0;
-    const MARGIN: f64 = 90.0;
-    const HEAD: f64 = 78.0;
-
-    let min_len = tree.iter().map(|t| t.path.len()).min().unwrap_or(1);
-    let all_levels = tree
-        .iter()
-        .map(|t| t.path.len() - min_len + 1)
-        .max()
-        .unwrap_or(0);
-    let depth = match depth {
-        Some(k) => k.max(1),
-        None if tree.len() > TREE_LIMIT => FOLDED_DEPTH,
-        None => all_levels,
-    };
-    // What is folded: every box below `depth` levels, counted under its ancestor at the
-    // last level shown.
-    let mut folded: HashMap<&[String], usize> = HashMap::new();
-    for t in tree.iter().filter(|t| t.path.len() - min_len >= depth) {
-        *folded.entry(&t.path[..min_len + depth - 1]).or_default() += 1;
-    }
-    let hidden: usize = folded.values().sum();
-    let kept: Vec<TreeNode> = tree
-        .iter()
-        .filter(|t| t.path.len() - min_len < depth)
-        .cloned()
-        .collect();
-    let folded_below = |t: &TreeNode| folded.get(t.path.as_slice()).copied().unwrap_or(0);
-    let tree = &kept[..];
-
-    let decision = tree.first().map(|t| t.value.as_str());
-    let title = match decision {
-        Some(d) => format!("OM({m}) evaluation tree of {lieutenant}: decides {d}"),
+    let folded = Folded::new(tree, depth);
+    let kept = &folded.kept[..];
+    let title = match kept.first() {
+        Some(root) => format!(
+            "OM({m}) evaluation tree of {lieutenant}: decides {}",
+            root.value
+        ),
         None => format!("OM({m}) evaluation tree of {lieutenant}: nothing to evaluate"),
     };
-    let texts: Vec<(String, String)> = tree
-        .iter()
-        .map(|t| {
-            let recv = match &t.received {
-                Some(v) => shorten(v, LABEL_CHARS / 2),
-                None => "missing (retreat)".to_string(),
-            };
-            (
-                shorten(&t.path.join(">"), LABEL_CHARS + 4),
-                format!("recv {recv} / maj {}", shorten(&t.value, LABEL_CHARS / 2)),
-            )
-        })
-        .collect();
-    let widest = texts
-        .iter()
-        .map(|(a, b)| a.chars().count().max(b.chars().count()))
-        .max()
-        .unwrap_or(0);
-    let box_w = (widest as f64 * 6.6 + 16.0).clamp(110.0, 300.0);
-    let slot = box_w + 14.0;
+    let texts: Vec<BoxText> = kept.iter().map(|t| BoxText::of(t)).collect();
+    let shape = Shape::new(kept, &texts, folded.min_len);
 
-    // Parents and children from the paths; a path whose parent is absent starts a new root.
-    let index: HashMap<&[String], usize> = tree
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.path.as_slice(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); tree.len()];
-    let mut roots = Vec::new();
-    for (i, t) in tree.iter().enumerate() {
-        let parent = t
-            .path
-            .split_last()
-            .and_then(|(_, prefix)| index.get(prefix))
-            .filter(|&&p| p != i);
-        match parent {
-            Some(&p) => children[p].push(i),
-            None => roots.push(i),
-        }
-    }
-    // Leaves take consecutive slots; a parent sits over the middle of its children.
-    let mut x = vec![0.0; tree.len()];
-    let mut next = 0usize;
-    let mut stack: Vec<(usize, bool)> = roots.iter().rev().map(|&r| (r, false)).collect();
-    while let Some((i, done)) = stack.pop() {
-        if children[i].is_empty() {
-            x[i] = MARGIN + next as f64 * slot + box_w / 2.0;
-            next += 1;
-        } else if done {
-            let (a, b) = (children[i][0], children[i][children[i].len() - 1]);
-            x[i] = (x[a] + x[b]) / 2.0;
-        } else {
-            stack.push((i, true));
-            stack.extend(children[i].iter().rev().map(|&c| (c, false)));
-        }
-    }
-    let levels = tree
-        .iter()
-        .map(|t| t.path.len() - min_len + 1)
-        .max()
-        .unwrap_or(0);
-    let y_of = |t: &TreeNode| HEAD + (t.path.len() - min_len) as f64 * LEVEL_H;
-
-    let width = (MARGIN + next as f64 * slot + 20.0).max(600.0);
-    let height = HEAD + levels.saturating_sub(1) as f64 * LEVEL_H + BOX_H + 36.0;
     let mut out = String::new();
-    svg_open(&mut out, width, height, &title);
-    out.push_str(
-        "<style>\n\
-         .edge { stroke: #999; stroke-width: 1.2; }\n\
-         .box { fill: #f4f4f4; stroke: #555; stroke-width: 1.2; }\n\
-         .box.attack { fill: #e3f4e6; }\n\
-         .box.retreat { fill: #fdf0dc; }\n\
-         .box.missing { stroke-dasharray: 4 3; }\n\
-         .box.outvoted { stroke: crimson; stroke-width: 2; }\n\
-         .path { font-size: 12px; font-weight: bold; fill: #222; }\n\
-         .values { font-size: 11px; fill: #222; }\n\
-         .level { font-size: 11px; fill: #666; }\n\
-         .fold { font-size: 11px; font-style: italic; fill: #555; }\n\
-         </style>\n",
-    );
+    svg_open(&mut out, shape.width(), shape.height(), &title);
+    out.push_str(STYLE);
+    draw_legend(&mut out, &title, &folded, shape.levels);
+    draw_edges(&mut out, &shape, kept);
+    for (i, (t, text)) in kept.iter().zip(&texts).enumerate() {
+        let root = shape.roots.first() == Some(&i);
+        let decides = root.then_some(lieutenant);
+        let at = (shape.x[i], shape.y_of(t));
+        draw_box(&mut out, t, text, at, shape.box_w, decides, folded.below(t));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Height of a box (the root's is taller: it also says what the lieutenant decides).
+const BOX_H: f64 = 40.0;
+/// Vertical distance from one level to the next.
+const LEVEL_H: f64 = 80.0;
+/// x where the first slot starts (the round labels are left of it).
+const MARGIN: f64 = 90.0;
+/// y of the first level, below the title and the legend.
+const HEAD: f64 = 78.0;
+
+/// The styles of a tree picture.
+const STYLE: &str = "<style>\n\
+     .edge { stroke: #999; stroke-width: 1.2; }\n\
+     .box { fill: #f4f4f4; stroke: #555; stroke-width: 1.2; }\n\
+     .box.attack { fill: #e3f4e6; }\n\
+     .box.retreat { fill: #fdf0dc; }\n\
+     .box.missing { stroke-dasharray: 4 3; }\n\
+     .box.outvoted { stroke: crimson; stroke-width: 2; }\n\
+     .path { font-size: 12px; font-weight: bold; fill: #222; }\n\
+     .values { font-size: 11px; fill: #222; }\n\
+     .level { font-size: 11px; fill: #666; }\n\
+     .fold { font-size: 11px; font-style: italic; fill: #555; }\n\
+     </style>\n";
+
+/// The part of a tree that is drawn: its first `depth` levels. Every deeper box is counted
+/// under its ancestor at the last level drawn, so that box can say how many it hides.
+struct Folded<'t> {
+    /// The boxes drawn, in the tree's order.
+    kept: Vec<&'t TreeNode>,
+    /// Boxes folded under each path of the last level drawn.
+    under: HashMap<&'t [String], usize>,
+    /// Boxes folded in all.
+    hidden: usize,
+    /// Length of the shortest path: the root's level.
+    min_len: usize,
+    /// Levels drawn.
+    depth: usize,
+    /// Levels of the whole tree.
+    all_levels: usize,
+}
+
+impl<'t> Folded<'t> {
+    /// `depth` levels of `tree`; `None`: all of them up to [`TREE_LIMIT`] boxes, else
+    /// [`FOLDED_DEPTH`].
+    fn new(tree: &'t [TreeNode], depth: Option<usize>) -> Self {
+        let min_len = tree.iter().map(|t| t.path.len()).min().unwrap_or(1);
+        let all_levels = tree
+            .iter()
+            .map(|t| t.path.len() - min_len + 1)
+            .max()
+            .unwrap_or(0);
+        let depth = match depth {
+            Some(k) => k.max(1),
+            None if tree.len() > TREE_LIMIT => FOLDED_DEPTH,
+            None => all_levels,
+        };
+        let mut under: HashMap<&[String], usize> = HashMap::new();
+        for t in tree.iter().filter(|t| t.path.len() - min_len >= depth) {
+            *under.entry(&t.path[..min_len + depth - 1]).or_default() += 1;
+        }
+        Folded {
+            kept: tree
+                .iter()
+                .filter(|t| t.path.len() - min_len < depth)
+                .collect(),
+            hidden: under.values().sum(),
+            under,
+            min_len,
+            depth,
+            all_levels,
+        }
+    }
+
+    /// Boxes folded below `t` (0 when it is not at the last level drawn).
+    fn below(&self, t: &TreeNode) -> usize {
+        self.under.get(t.path.as_slice()).copied().unwrap_or(0)
+    }
+}
+
+/// The two lines of a box: the path, and what was received and the majority computed.
+struct BoxText {
+    path: String,
+    values: String,
+}
+
+impl BoxText {
+    fn of(t: &TreeNode) -> Self {
+        let recv = match &t.received {
+            Some(v) => shorten(v, LABEL_CHARS / 2),
+            None => "missing (retreat)".to_string(),
+        };
+        BoxText {
+            path: shorten(&t.path.join(">"), LABEL_CHARS + 4),
+            values: format!("recv {recv} / maj {}", shorten(&t.value, LABEL_CHARS / 2)),
+        }
+    }
+}
+
+/// Where the boxes go: one width for all (the widest text's), parents and children from the
+/// paths, and x by slots: leaves take consecutive slots, a parent sits over the middle of its
+/// children. y is by level (path length).
+struct Shape {
+    box_w: f64,
+    /// Centre of each box.
+    x: Vec<f64>,
+    children: Vec<Vec<usize>>,
+    /// Boxes whose parent is not drawn (the first is the tree's root).
+    roots: Vec<usize>,
+    /// Leaves, hence slots, across the page.
+    slots: usize,
+    levels: usize,
+    min_len: usize,
+}
+
+impl Shape {
+    fn new(tree: &[&TreeNode], texts: &[BoxText], min_len: usize) -> Self {
+        let widest = texts
+            .iter()
+            .map(|b| b.path.chars().count().max(b.values.chars().count()))
+            .max()
+            .unwrap_or(0);
+        let box_w = (widest as f64 * 6.6 + 16.0).clamp(110.0, 300.0);
+        let (children, roots) = Self::family(tree);
+        let (x, slots) = Self::place(&children, &roots, box_w);
+        let levels = tree
+            .iter()
+            .map(|t| t.path.len() - min_len + 1)
+            .max()
+            .unwrap_or(0);
+        Shape {
+            box_w,
+            x,
+            children,
+            roots,
+            slots,
+            levels,
+            min_len,
+        }
+    }
+
+    /// The children of each box and the roots, from the paths: a path whose parent is absent
+    /// starts a new root.
+    fn family(tree: &[&TreeNode]) -> (Vec<Vec<usize>>, Vec<usize>) {
+        let index: HashMap<&[String], usize> = tree
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.path.as_slice(), i))
+            .collect();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); tree.len()];
+        let mut roots = Vec::new();
+        for (i, t) in tree.iter().enumerate() {
+            let parent = t
+                .path
+                .split_last()
+                .and_then(|(_, prefix)| index.get(prefix))
+                .filter(|&&p| p != i);
+            match parent {
+                Some(&p) => children[p].push(i),
+                None => roots.push(i),
+            }
+        }
+        (children, roots)
+    }
+
+    /// The centre x of each box and the number of slots used: leaves take consecutive slots,
+    /// a parent sits over the middle of its children (depth first, without recursion, as a
+    /// tree can be deep).
+    fn place(children: &[Vec<usize>], roots: &[usize], box_w: f64) -> (Vec<f64>, usize) {
+        let slot = box_w + 14.0;
+        let mut x = vec![0.0; children.len()];
+        let mut next = 0usize;
+        let mut stack: Vec<(usize, bool)> = roots.iter().rev().map(|&r| (r, false)).collect();
+        while let Some((i, done)) = stack.pop() {
+            if children[i].is_empty() {
+                x[i] = MARGIN + next as f64 * slot + box_w / 2.0;
+                next += 1;
+            } else if done {
+                let (a, b) = (children[i][0], children[i][children[i].len() - 1]);
+                x[i] = (x[a] + x[b]) / 2.0;
+            } else {
+                stack.push((i, true));
+                stack.extend(children[i].iter().rev().map(|&c| (c, false)));
+            }
+        }
+        (x, next)
+    }
+
+    /// Top of the boxes of `t`'s level.
+    fn y_of(&self, t: &TreeNode) -> f64 {
+        HEAD + (t.path.len() - self.min_len) as f64 * LEVEL_H
+    }
+
+    fn width(&self) -> f64 {
+        (MARGIN + self.slots as f64 * (self.box_w + 14.0) + 20.0).max(600.0)
+    }
+
+    fn height(&self) -> f64 {
+        HEAD + self.levels.saturating_sub(1) as f64 * LEVEL_H + BOX_H + 36.0
+    }
+}
+
+/// The title, what the boxes say, what was folded, and the round of each level.
+fn draw_legend(out: &mut String, title: &str, folded: &Folded<'_>, levels: usize) {
     let _ = writeln!(
         out,
         "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>",
-        esc(&title)
+        esc(title)
     );
     let _ = writeln!(
         out,
@@ -185,6 +297,13 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usi
          <text class=\"level\" x=\"12\" y=\"56\">one level per round; a crimson border: \
          the majority differs from what was received</text>"
     );
+    let Folded {
+        hidden,
+        min_len,
+        depth,
+        all_levels,
+        ..
+    } = *folded;
     if hidden > 0 {
         let _ = writeln!(
             out,
@@ -203,89 +322,117 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usi
             HEAD + level as f64 * LEVEL_H + BOX_H / 2.0 + 4.0
         );
     }
-    for (i, t) in tree.iter().enumerate() {
-        for &c in &children[i] {
+}
+
+/// An edge from the bottom of each box to the top of each of its children.
+fn draw_edges(out: &mut String, shape: &Shape, tree: &[&TreeNode]) {
+    for (i, children) in shape.children.iter().enumerate() {
+        for &c in children {
             let _ = writeln!(
                 out,
                 "<line class=\"edge\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
-                x[i],
-                y_of(t) + BOX_H,
-                x[c],
-                y_of(&tree[c])
+                shape.x[i],
+                shape.y_of(tree[i]) + BOX_H,
+                shape.x[c],
+                shape.y_of(tree[c])
             );
         }
     }
-    for (i, (t, (path, values))) in tree.iter().zip(&texts).enumerate() {
-        let mut class = String::from("box");
-        if t.value == "attack" || t.value == "retreat" {
-            class.push(' ');
-            class.push_str(&t.value);
-        }
-        if t.received.is_none() {
-            class.push_str(" missing");
-        }
-        if t.received.as_deref().unwrap_or("retreat") != t.value {
-            class.push_str(" outvoted");
-        }
-        let root = roots.first() == Some(&i);
-        let below = folded_below(t);
-        let group = if below > 0 {
-            "tree-node folded"
-        } else {
-            "tree-node"
-        };
-        let mut h = if root { BOX_H + 16.0 } else { BOX_H };
-        let fold_y = y_of(t) + h + 10.0;
-        if below > 0 {
-            h += 14.0;
-        }
-        let (cx, y) = (x[i], y_of(t));
-        let tip = format!(
-            "{}: received {}, value {}",
-            t.path.join(">"),
-            t.received
-                .as_deref()
-                .unwrap_or("nothing (counts as retreat)"),
-            t.value
-        );
-        let tip = match below {
-            0 => tip,
-            n => format!("{tip}; {n} boxes below it are folded"),
-        };
+}
+
+/// One box, centred on `cx` with its top at `y`: the path, the values, a tooltip; for the
+/// root, what the lieutenant `decides`; for a box of the last level drawn, how many boxes are
+/// folded `below` it.
+fn draw_box(
+    out: &mut String,
+    t: &TreeNode,
+    text: &BoxText,
+    (cx, y): (f64, f64),
+    box_w: f64,
+    decides: Option<&str>,
+    below: usize,
+) {
+    let class = box_class(t);
+    let group = if below > 0 {
+        "tree-node folded"
+    } else {
+        "tree-node"
+    };
+    let mut h = if decides.is_some() {
+        BOX_H + 16.0
+    } else {
+        BOX_H
+    };
+    let fold_y = y + h + 10.0;
+    if below > 0 {
+        h += 14.0;
+    }
+    let tip = box_tip(t, below);
+    let _ = write!(
+        out,
+        "<g class=\"{group}\" data-path=\"{}\"><title>{}</title>\
+         <rect class=\"{class}\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{box_w:.1}\" \
+         height=\"{h:.1}\" rx=\"5\"/>\
+         <text class=\"path\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+         <text class=\"values\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+        esc(&t.path.join(">")),
+        esc(&tip),
+        cx - box_w / 2.0,
+        y + 16.0,
+        esc(&text.path),
+        y + 32.0,
+        esc(&text.values)
+    );
+    if let Some(lieutenant) = decides {
         let _ = write!(
             out,
-            "<g class=\"{group}\" data-path=\"{}\"><title>{}</title>\
-             <rect class=\"{class}\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{box_w:.1}\" \
-             height=\"{h:.1}\" rx=\"5\"/>\
-             <text class=\"path\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
-             <text class=\"values\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            esc(&t.path.join(">")),
-            esc(&tip),
-            cx - box_w / 2.0,
-            y + 16.0,
-            esc(path),
-            y + 32.0,
-            esc(values)
+            "<text class=\"path\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">\
+             {} decides {}</text>",
+            y + 48.0,
+            esc(&shorten(lieutenant, NAME_CHARS)),
+            esc(&shorten(&t.value, LABEL_CHARS))
         );
-        if root {
-            let _ = write!(
-                out,
-                "<text class=\"path\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">\
-                 {} decides {}</text>",
-                y + 48.0,
-                esc(&shorten(lieutenant, NAME_CHARS)),
-                esc(&shorten(&t.value, LABEL_CHARS))
-            );
-        }
-        if below > 0 {
-            let _ = write!(
-                out,
-                "<text class=\"fold\" x=\"{cx:.1}\" y=\"{fold_y:.1}\" text-anchor=\"middle\">\
-                 +{below} folded below</text>"
-            );
-        }
-        out.push_str("</g>\n");
     }
-    out.push_str("</svg>\n");
-    out
+    if below > 0 {
+        let _ = write!(
+            out,
+            "<text class=\"fold\" x=\"{cx:.1}\" y=\"{fold_y:.1}\" text-anchor=\"middle\">\
+             +{below} folded below</text>"
+        );
+    }
+    out.push_str("</g>\n");
+}
+
+/// The classes of a box's rectangle: its value when it is an order (the fill), `missing` when
+/// no message arrived (dashed), `outvoted` when the majority differs from what was received
+/// (crimson).
+fn box_class(t: &TreeNode) -> String {
+    let mut class = String::from("box");
+    if t.value == "attack" || t.value == "retreat" {
+        class.push(' ');
+        class.push_str(&t.value);
+    }
+    if t.received.is_none() {
+        class.push_str(" missing");
+    }
+    if t.received.as_deref().unwrap_or("retreat") != t.value {
+        class.push_str(" outvoted");
+    }
+    class
+}
+
+/// A box's tooltip: the whole path and values (the box shortens them), and what is folded.
+fn box_tip(t: &TreeNode, below: usize) -> String {
+    let tip = format!(
+        "{}: received {}, value {}",
+        t.path.join(">"),
+        t.received
+            .as_deref()
+            .unwrap_or("nothing (counts as retreat)"),
+        t.value
+    );
+    match below {
+        0 => tip,
+        n => format!("{tip}; {n} boxes below it are folded"),
+    }
 }
