@@ -446,47 +446,16 @@ fn round_layout<'a>(
     let mut y = TOP + 8.0;
     for (round, mut calls) in by_round {
         calls.sort_by_key(|e| (e.start_us, e.stored_us().unwrap_or(e.end_us)));
-        let first = arrows.len();
-        let row = |k: usize| y + BAND_HEAD + k as f64 * BAND_ROW + 2.0;
-        let matrix = if summary {
-            let mut m = vec![vec![(0, 0); lanes.len()]; lanes.len()];
-            for e in &calls {
-                let cell = &mut m[lane_of[e.from.as_str()]][lane_of[e.to.as_str()]];
-                cell.0 += 1;
-                cell.1 += usize::from(e.fault.is_some());
-            }
-            let mine: Vec<&Event> = calls
-                .iter()
-                .copied()
-                .filter(|e| Some(e.from.as_str()) == focus)
-                .collect();
-            if mine.len() <= FOCUS_LIMIT {
-                for (k, e) in mine.into_iter().enumerate() {
-                    let y1 = row(k);
-                    arrows.push(Arrow::call(e, is_traitor(&e.from), y1, y1 + BAND_ROW * 0.6));
-                }
-            } else {
-                let mut k = 0;
-                for to in lanes {
-                    let group: Vec<&Event> = mine.iter().copied().filter(|e| e.to == *to).collect();
-                    if !group.is_empty() {
-                        let y1 = row(k);
-                        let traitor = is_traitor(&group[0].from);
-                        arrows.push(Arrow::bundle(&group, traitor, y1, y1 + BAND_ROW * 0.6));
-                        k += 1;
-                    }
-                }
-            }
-            Some(m)
+        let matrix = summary.then(|| count_matrix(&calls, lanes, &lane_of));
+        let rows = if summary {
+            focus_rows(&calls, focus, lanes)
         } else {
-            for (k, e) in calls.iter().enumerate() {
-                let y1 = row(k);
-                arrows.push(Arrow::call(e, is_traitor(&e.from), y1, y1 + BAND_ROW * 0.6));
-            }
-            None
+            calls.iter().copied().map(Row::Call).collect()
         };
-        place_ends(&mut arrows[first..]);
-        let rows_h = (arrows.len() - first) as f64 * BAND_ROW;
+        let mut drawn = band_arrows(&rows, y + BAND_HEAD, is_traitor);
+        place_ends(&mut drawn);
+        let rows_h = drawn.len() as f64 * BAND_ROW;
+        arrows.extend(drawn);
         let matrix_h = matrix
             .as_ref()
             .map_or(0.0, |_| (lanes.len() + 1) as f64 * CELL_H);
@@ -507,6 +476,72 @@ fn round_layout<'a>(
         bottom: y,
         focus,
     }
+}
+
+/// A round's calls counted by sender (row) and receiver (column), in lane order: (sent,
+/// failed) per cell.
+fn count_matrix(
+    calls: &[&Event],
+    lanes: &[String],
+    lane_of: &HashMap<&str, usize>,
+) -> Vec<Vec<(usize, usize)>> {
+    let mut m = vec![vec![(0, 0); lanes.len()]; lanes.len()];
+    for e in calls {
+        let cell = &mut m[lane_of[e.from.as_str()]][lane_of[e.to.as_str()]];
+        cell.0 += 1;
+        cell.1 += usize::from(e.fault.is_some());
+    }
+    m
+}
+
+/// What one row of a band draws: a call, or in a summary a bundle of calls to one receiver.
+enum Row<'a> {
+    Call(&'a Event),
+    Bundle(Vec<&'a Event>),
+}
+
+/// What a summary draws of a round: the calls sent by `focus`, one arrow each, or past
+/// [`FOCUS_LIMIT`] one bundle per receiver (in lane order), so a round keeps to a few rows.
+fn focus_rows<'a>(calls: &[&'a Event], focus: Option<&str>, lanes: &[String]) -> Vec<Row<'a>> {
+    let mine: Vec<&Event> = calls
+        .iter()
+        .copied()
+        .filter(|e| Some(e.from.as_str()) == focus)
+        .collect();
+    if mine.len() <= FOCUS_LIMIT {
+        return mine.into_iter().map(Row::Call).collect();
+    }
+    lanes
+        .iter()
+        .map(|to| {
+            mine.iter()
+                .copied()
+                .filter(|e| e.to == *to)
+                .collect::<Vec<_>>()
+        })
+        .filter(|group| !group.is_empty())
+        .map(Row::Bundle)
+        .collect()
+}
+
+/// One arrow per row, from `top` down. Each slopes down a fixed amount until [`place_ends`]
+/// moves its end.
+fn band_arrows<'a>(
+    rows: &[Row<'a>],
+    top: f64,
+    is_traitor: &dyn Fn(&str) -> bool,
+) -> Vec<Arrow<'a>> {
+    rows.iter()
+        .enumerate()
+        .map(|(k, row)| {
+            let y1 = top + k as f64 * BAND_ROW + 2.0;
+            let y2 = y1 + BAND_ROW * 0.6;
+            match row {
+                Row::Call(e) => Arrow::call(e, is_traitor(&e.from), y1, y2),
+                Row::Bundle(group) => Arrow::bundle(group, is_traitor(&group[0].from), y1, y2),
+            }
+        })
+        .collect()
 }
 
 /// A band's background, its header and, in a summary, its count matrix at `mx`.
@@ -537,7 +572,22 @@ fn draw_band(
         band.top + 17.0,
         esc(&head)
     );
-    let Some(matrix) = &band.matrix else { return };
+    if let Some(matrix) = &band.matrix {
+        draw_matrix(out, band, matrix, lanes, mx, is_traitor);
+    }
+}
+
+/// A band's count matrix with its left edge at `mx`: a header row of receivers, then per
+/// sender its name and one cell per receiver (the count, the failures in the tooltip).
+fn draw_matrix(
+    out: &mut String,
+    band: &Band,
+    matrix: &[Vec<(usize, usize)>],
+    lanes: &[String],
+    mx: f64,
+    is_traitor: &dyn Fn(&str) -> bool,
+) {
+    let data = data_round(band.round);
     let top = band.top + BAND_HEAD;
     let _ = write!(out, "<g class=\"matrix\"{data}>");
     let _ = write!(
@@ -643,46 +693,61 @@ pub fn lamport_svg(
     } else {
         timed_layout(events, &is_traitor)
     };
-    let bottom = layout.bottom;
+    // The count matrices stand right of the last lifeline.
     let last_x = LEFT + lanes.len().saturating_sub(1) as f64 * COLUMN;
     let matrix_x = last_x + 70.0;
     let mut width = (last_x + LEFT).max(420.0);
     if layout.bands.iter().any(|b| b.matrix.is_some()) {
         width = width.max(matrix_x + MATRIX_NAMES + lanes.len() as f64 * CELL_W + 20.0);
     }
-    let height = bottom + 44.0;
+    let height = layout.bottom + 44.0;
 
     let mut out = String::new();
     svg_open(&mut out, width, height, title);
-    out.push_str(
-        "<defs>\n\
-         <marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"9\" \
-         markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\">\
-         <path d=\"M0,0 L10,5 L0,10 z\" fill=\"context-stroke\"/></marker>\n\
-         <style>\n\
-         .lifeline { stroke: #999; stroke-width: 1.5; }\n\
-         .msg { stroke: #222; stroke-width: 1.3; fill: none; }\n\
-         .msg.traitor { stroke: crimson; }\n\
-         .msg.fault { stroke-dasharray: 5 4; }\n\
-         .msg.bundle { stroke-width: 2.6; }\n\
-         .label { font-size: 11px; fill: #222; paint-order: stroke; stroke: white; \
-         stroke-width: 3px; stroke-linejoin: round; }\n\
-         .label.traitor { fill: crimson; }\n\
-         .node { font-size: 13px; font-weight: bold; fill: #222; }\n\
-         .node.traitor, .decision.traitor { fill: crimson; }\n\
-         .decision { font-size: 12px; fill: #222; }\n\
-         .legend { font-size: 11px; fill: #666; }\n\
-         .band { fill: #f7f7f7; stroke: #ddd; }\n\
-         .band-head { font-size: 11px; font-weight: bold; fill: #555; paint-order: stroke; \
-         stroke: #f7f7f7; stroke-width: 4px; stroke-linejoin: round; }\n\
-         .cell rect { fill: #eef3fb; stroke: #ccd; }\n\
-         .cell.empty rect { fill: white; }\n\
-         .cell.fault rect { stroke: crimson; stroke-dasharray: 3 2; }\n\
-         .cell text, .cell-head { font-size: 10px; fill: #222; }\n\
-         .cell-head.traitor { fill: crimson; }\n\
-         </style>\n\
-         </defs>\n",
-    );
+    out.push_str(DEFS);
+    draw_legend(&mut out, title, &layout, events.len());
+    for band in &layout.bands {
+        draw_band(&mut out, band, &lanes, width, matrix_x, &is_traitor);
+    }
+    draw_lanes(&mut out, &lanes, decisions, layout.bottom, &is_traitor);
+    for arrow in &layout.arrows {
+        arrow.draw(&mut out, &x_of);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The arrowhead (defined once, coloured like the line it ends) and the styles.
+const DEFS: &str = "<defs>\n\
+     <marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"9\" \
+     markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\">\
+     <path d=\"M0,0 L10,5 L0,10 z\" fill=\"context-stroke\"/></marker>\n\
+     <style>\n\
+     .lifeline { stroke: #999; stroke-width: 1.5; }\n\
+     .msg { stroke: #222; stroke-width: 1.3; fill: none; }\n\
+     .msg.traitor { stroke: crimson; }\n\
+     .msg.fault { stroke-dasharray: 5 4; }\n\
+     .msg.bundle { stroke-width: 2.6; }\n\
+     .label { font-size: 11px; fill: #222; paint-order: stroke; stroke: white; \
+     stroke-width: 3px; stroke-linejoin: round; }\n\
+     .label.traitor { fill: crimson; }\n\
+     .node { font-size: 13px; font-weight: bold; fill: #222; }\n\
+     .node.traitor, .decision.traitor { fill: crimson; }\n\
+     .decision { font-size: 12px; fill: #222; }\n\
+     .legend { font-size: 11px; fill: #666; }\n\
+     .band { fill: #f7f7f7; stroke: #ddd; }\n\
+     .band-head { font-size: 11px; font-weight: bold; fill: #555; paint-order: stroke; \
+     stroke: #f7f7f7; stroke-width: 4px; stroke-linejoin: round; }\n\
+     .cell rect { fill: #eef3fb; stroke: #ccd; }\n\
+     .cell.empty rect { fill: white; }\n\
+     .cell.fault rect { stroke: crimson; stroke-dasharray: 3 2; }\n\
+     .cell text, .cell-head { font-size: 10px; fill: #222; }\n\
+     .cell-head.traitor { fill: crimson; }\n\
+     </style>\n\
+     </defs>\n";
+
+/// The title, how to read the picture, and for a summary what it leaves out.
+fn draw_legend(out: &mut String, title: &str, layout: &Layout<'_>, calls: usize) {
     let _ = writeln!(
         out,
         "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>",
@@ -695,25 +760,30 @@ pub fn lamport_svg(
     };
     let _ = writeln!(
         out,
-        "<text class=\"legend\" x=\"12\" y=\"42\">{flow}; {} calls; \
+        "<text class=\"legend\" x=\"12\" y=\"42\">{flow}; {calls} calls; \
          <tspan fill=\"{TRAITOR}\">crimson: sent by a traitor</tspan>; dashed: failed call</text>",
-        events.len()
     );
     if let Some(f) = layout.focus {
         let _ = writeln!(
             out,
-            "<text class=\"legend summary\" x=\"12\" y=\"56\">summary of {} calls: arrows are \
+            "<text class=\"legend summary\" x=\"12\" y=\"56\">summary of {calls} calls: arrows are \
              only those sent by {} (one per receiver past {FOCUS_LIMIT} in a round; --focus \
              NODE picks another); each round's matrix counts all of them, sender by row, \
              receiver by column</text>",
-            events.len(),
             esc(&shorten(f, NAME_CHARS)),
         );
     }
-    for band in &layout.bands {
-        draw_band(&mut out, band, &lanes, width, matrix_x, &is_traitor);
-    }
+}
 
+/// Per node: its header (name, "(traitor)"), its lifeline down to `bottom`, and its decision
+/// below it.
+fn draw_lanes(
+    out: &mut String,
+    lanes: &[String],
+    decisions: &BTreeMap<String, String>,
+    bottom: f64,
+    is_traitor: &dyn Fn(&str) -> bool,
+) {
     for (i, name) in lanes.iter().enumerate() {
         let x = LEFT + i as f64 * COLUMN;
         let traitor = is_traitor(name);
@@ -752,11 +822,6 @@ pub fn lamport_svg(
             );
         }
     }
-    for arrow in &layout.arrows {
-        arrow.draw(&mut out, &x_of);
-    }
-    out.push_str("</svg>\n");
-    out
 }
 
 #[cfg(test)]
