@@ -167,6 +167,110 @@ fn decisions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// An `om_message` from `from` to `to` that started at `start_us` and ended at `end_us`.
+fn om_timed(from: &str, to: &str, path: &[&str], value: &str, start_us: u64, end_us: u64) -> Event {
+    Event {
+        end_us,
+        ..om(from, to, path, value, start_us)
+    }
+}
+
+#[test]
+fn lamport_basics() {
+    let mut failed = om_timed("Q", "Q", &["P", "Q"], "x<y", 30, 40);
+    failed.fault = Some("refused".into());
+    let events = [om_timed("P", "Q", &["P"], "attack", 10, 20), failed];
+    let decided = decisions(&[("Q", "attack")]);
+    let svg = lamport_svg(&names("P,Q"), &events, &names("Q"), &decided, "t&t", None);
+    let els = parse(&svg);
+    assert_eq!(els[0].name, "svg");
+    assert_eq!(els[0].attr("xmlns"), "http://www.w3.org/2000/svg");
+    let msgs: Vec<&Element> = els
+        .iter()
+        .filter(|e| e.attr("class").starts_with("msg"))
+        .collect();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].name, "line");
+    assert_eq!(msgs[1].name, "path", "a self-call is a loop");
+    assert_eq!(msgs[1].attr("class"), "msg traitor fault");
+    assert!(els.iter().any(|e| e.text == "x<y ✗"));
+    assert!(els.iter().any(|e| e.text == "decided attack"));
+    assert!(els.iter().any(|e| e.text == "Q(traitor)"));
+    assert_eq!(els.iter().filter(|e| e.name == "marker").count(), 1);
+}
+
+#[test]
+fn empty_pictures_are_still_documents() {
+    let none = BTreeMap::new();
+    let svg = lamport_svg(&[], &[], &[], &none, "", None);
+    assert!(parse(&svg).iter().all(|e| e.name != "line"));
+    assert_eq!(mermaid(&[], &[], &[], &none), "sequenceDiagram\n");
+    let svg = tree_svg("P", &[], 1, None);
+    let els = parse(&svg);
+    assert!(els.iter().any(|e| e.text.contains("nothing to evaluate")));
+}
+
+#[test]
+fn mermaid_marks_traitors_and_faults() {
+    let mut failed = om_timed("R", "Q", &["P", "R"], "retreat", 30, 40);
+    failed.fault = Some("timed out;\nagain".into());
+    let events = [
+        om_timed("P", "Q", &["P"], "attack", 10, 20),
+        failed,
+        om_timed("P", "R", &["P"], "attack", 12, 20),
+    ];
+    let decided = decisions(&[("Q", "attack")]);
+    let text = mermaid(&names("P,Q,R"), &events, &names("R"), &decided);
+    assert_eq!(
+        text,
+        "sequenceDiagram\n\
+         \x20   participant n0 as P\n\
+         \x20   participant n1 as Q\n\
+         \x20   participant n2 as R (traitor)\n\
+         \x20   n0->>n1: attack\n\
+         \x20   n0->>n2: attack\n\
+         \x20   rect rgb(255, 228, 225)\n\
+         \x20       n2--xn1: retreat (failed: timed out, again)\n\
+         \x20   end\n\
+         \x20   Note over n1: decided attack\n"
+    );
+}
+
+#[test]
+fn trees_from_events_and_their_pictures() {
+    let nodes = names("P,Q,R,S");
+    let events = [
+        om_timed("P", "Q", &["P"], "attack", 1, 2),
+        om_timed("R", "Q", &["P", "R"], "retreat", 3, 4),
+        om_timed("S", "Q", &["P", "S"], "attack", 3, 4),
+        om_timed("S", "R", &["P", "S"], "attack", 3, 4),
+    ];
+    let tree = om_tree_from_events("Q", "P", &nodes, 1, &events).unwrap();
+    assert_eq!(tree.len(), 3);
+    assert_eq!(tree[0].value, "attack");
+    assert_eq!(tree[1].received.as_deref(), Some("retreat"));
+    assert!(om_tree_from_events("Q", "X", &nodes, 1, &events).is_err());
+    let svg = tree_svg("Q", &tree, 1, None);
+    let els = parse(&svg);
+    let boxes: Vec<&Element> = els
+        .iter()
+        .filter(|e| e.attr("class") == "tree-node")
+        .collect();
+    assert_eq!(boxes.len(), 3);
+    assert_eq!(boxes[0].attr("data-path"), "P");
+    assert!(boxes[0].text.contains("Q decides attack"));
+    assert!(boxes[1].text.contains("P>R"));
+    assert!(boxes[1].text.contains("recv retreat / maj retreat"));
+    assert_eq!(els.iter().filter(|e| e.name == "line").count(), 2, "edges");
+    // A root's children sit below it, the root over their middle.
+    let xs: Vec<f64> = els
+        .iter()
+        .filter(|e| e.name == "rect" && e.attrs.contains_key("rx"))
+        .map(|e| e.num("x"))
+        .collect();
+    assert!((xs[0] - (xs[1] + xs[2]) / 2.0).abs() < 0.2, "{xs:?}");
+}
+
 #[test]
 fn lamport_diagram_of_an_om1_run() {
     let (nodes, events, traitors) = om1_run();
