@@ -26,11 +26,11 @@ pub enum ClientError {
     #[error(transparent)]
     Cli(#[from] CliError),
     /// The HTTP client could not be built.
-    #[error("{0}")]
+    #[error(transparent)]
     Peers(#[from] PeerError),
     /// The run was refused before it started (bound, budget, parameters, a node without the
     /// agreement extension).
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(#[from] DriveError),
     /// Standard output could not be written.
     #[error("writing output: {0}")]

@@ -309,6 +309,14 @@ fn flags_that_cannot_apply_are_usage_errors() {
         0,
         "a file was written"
     );
+    // A run refused before it starts: exit 2 and the reason, once.
+    let (code, out, err) = client(&["--port-base", &base, "--nodes", "P,Q,S", "om", "-m", "1"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "client: OM(1) needs at least 4 nodes to tolerate 1 traitor(s), but 3 take part; add \
+         nodes, lower -m, or pass --allow-unsafe to watch it fail\n"
+    );
     let mut server = Command::new(server_bin());
     server.args(["--port-base", &base, "--rpc-timeout", "0"]);
     let (code, _, err) = run(server, Duration::from_secs(10));
