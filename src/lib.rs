@@ -25,12 +25,17 @@
 //! - [`agreement`]: Byzantine agreement in explicit rounds: behaviours, OM(m) and SM(m) as
 //!   state machines, the per-node engine, the driver, the checker (holds/violated/void) and
 //!   the explorer;
+//! - [`cli`]: the binaries' command lines (clap structs) and the one rule from "where the
+//!   nodes are" flags to a topology;
+//! - [`report`]: what `client` does with its command line: a run, its report, its pictures,
+//!   the hint when nothing listens;
 //! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`;
 //! - [`allocator`]: the binaries' allocator (mimalloc) and its options.
 #![warn(missing_docs)]
 
 pub mod agreement;
 pub mod allocator;
+pub mod cli;
 pub mod cluster;
 pub mod console;
 pub mod dispatch;
@@ -41,6 +46,7 @@ pub mod node;
 pub mod peer;
 pub mod picture;
 pub mod protocol;
+pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod trace;

@@ -14,8 +14,8 @@ use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, Peers};
 use crate::protocol::ext;
 
-/// Which algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which algorithm (`client explore --protocol om|sm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     /// Oral messages, OM(m): needs n >= 3m + 1.
     Om,
@@ -147,6 +147,32 @@ pub enum DriveError {
     },
 }
 
+/// What a node's `node_info` says of it (the fields its callers use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Whether its behaviour makes it a traitor.
+    pub traitor: bool,
+    /// Its behaviour (`flip`, `deny:R,S`, ...), if it said.
+    pub behaviour: Option<String>,
+}
+
+impl NodeInfo {
+    /// Decode a `node_info` answer: any struct (a missing `traitor` is honest); `None` for
+    /// anything else.
+    pub fn from_value(v: &Value) -> Option<NodeInfo> {
+        let Value::Struct(info) = v else {
+            return None;
+        };
+        Some(NodeInfo {
+            traitor: matches!(info.get("traitor"), Some(Value::Boolean(true))),
+            behaviour: match info.get("behaviour") {
+                Some(Value::String(b)) => Some(b.clone()),
+                _ => None,
+            },
+        })
+    }
+}
+
 /// A node the driver could not use, and why (reported on stderr by the client).
 #[derive(Debug, Clone)]
 pub struct Unreachable {
@@ -239,23 +265,21 @@ pub async fn drive_with(
     let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
     let mut live = Vec::new();
     for (node, url, result) in infos {
-        match result {
-            Ok(Value::Struct(info)) => {
-                if let Some(Value::Boolean(true)) = info.get("traitor") {
+        let info = result.as_ref().ok().and_then(NodeInfo::from_value);
+        match (result, info) {
+            (_, Some(info)) => {
+                if info.traitor {
                     outcome.traitors.push(node.clone());
-                    let b = match info.get("behaviour") {
-                        Some(Value::String(b)) => b.clone(),
-                        _ => "?".into(),
-                    };
+                    let b = info.behaviour.unwrap_or_else(|| "?".into());
                     outcome.behaviours.insert(node.clone(), b);
                 }
                 live.push(node);
             }
-            Err(error) if error.is_unsupported_method() => {
+            (Err(error), None) if error.is_unsupported_method() => {
                 let error = error.to_string();
                 return Err(DriveError::NotAgreement { node, url, error });
             }
-            other => {
+            (other, None) => {
                 let error = match other {
                     Err(e) => e,
                     Ok(v) => NodeCallError::Answer {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use generals::cli::seconds_or_zero;
 use generals::load::{self, Plan};
 
 /// Load a node with XML-RPC calls over keep-alive connections and print calls/s, p50, p99,
@@ -19,8 +20,8 @@ struct Args {
     #[arg(short = 'c', long, default_value_t = 1)]
     connections: usize,
     /// Run for this many seconds (ignored when --calls is given).
-    #[arg(short = 'd', long, default_value_t = 5.0, value_name = "SECS")]
-    duration: f64,
+    #[arg(short = 'd', long, default_value = "5", value_name = "SECS", value_parser = seconds_or_zero)]
+    duration: Duration,
     /// Stop after this many calls in total.
     #[arg(short = 'n', long)]
     calls: Option<u64>,
@@ -29,8 +30,8 @@ struct Args {
     #[arg(long, default_value = "receive_message")]
     mix: String,
     /// Timeout of one call in seconds (counted as an error).
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    timeout: f64,
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds_or_zero)]
+    timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -63,20 +64,13 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (Ok(duration), Ok(timeout)) = (
-        Duration::try_from_secs_f64(args.duration),
-        Duration::try_from_secs_f64(args.timeout),
-    ) else {
-        eprintln!("loadgen: --duration and --timeout must be non-negative seconds");
-        return ExitCode::from(2);
-    };
     let plan = Plan {
         addr: args.addr,
         connections: args.connections.max(1),
-        duration: args.calls.is_none().then_some(duration),
+        duration: args.calls.is_none().then_some(args.duration),
         calls: args.calls,
         mix,
-        timeout,
+        timeout: args.timeout,
     };
     let report = load::run(&plan).await;
     println!("{}", report.line());

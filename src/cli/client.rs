@@ -1,0 +1,352 @@
+//! `client`'s command line: the original run (no subcommand), `om`, `sm` and `explore`, each
+//! with only the flags it honours.
+//!
+//! Where the nodes are ([`ClusterArgs`]) may be said before `om`/`sm` as well as after it
+//! (`client --nodes P,Q,S om -m 1`); every other flag goes where it applies, and anything else
+//! is a clap error (exit 2): `client --quiet om`, `client --port-base 9000 explore` (the
+//! explorer starts its own cluster), `client explore --svg x.svg`, `client sm --tree R`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use super::ClusterArgs;
+use crate::agreement::behaviour::Behaviour;
+use crate::agreement::driver::{self, Protocol};
+use crate::protocol;
+
+/// Drive a cluster of XML-RPC generals.
+///
+/// Without a subcommand: the original scenario. Every node sends --decision to every other
+/// node, then each node reports its majority decision. Exit 0 when every call succeeded, 1 when
+/// a node could not be reached or answered with a fault (one line each on stderr), 2 on bad
+/// arguments.
+///
+/// `client om` / `client sm`: Byzantine agreement (oral / signed messages) between the nodes,
+/// in explicit rounds, judged by the checker. Exit 0 when IC1 and IC2 hold, 1 when one is
+/// violated, 2 when the run is refused (too few nodes for -m, over --max-messages, a node
+/// without the extension) or the arguments are bad, 3 when the run is void: the simulation
+/// could not keep the algorithm's assumptions (a loyal node late, failing or lost), so it
+/// shows nothing about the algorithm.
+///
+/// The flags that say where the nodes are (--host to --rpc-timeout below) may also come
+/// before `om` or `sm`; every other flag goes where it applies, else it is a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "client", version, about, long_about)]
+pub struct Cli {
+    /// Where the nodes are (also valid before `om`/`sm`, for their run).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The original scenario's options.
+    #[command(flatten)]
+    pub original: OriginalArgs,
+    /// What to write or draw of the original run.
+    #[command(flatten)]
+    pub pictures: PictureArgs,
+    /// An agreement run or the explorer instead of the original scenario.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run OM(m), oral messages (Lamport, Shostak, Pease 1982); needs n >= 3m+1.
+    /// Exit 0 holds, 1 violated, 2 refused, 3 void.
+    Om(OmArgs),
+    /// Run SM(m), signed messages with ed25519; needs n >= m+2.
+    /// Exit 0 holds, 1 violated, 2 refused, 3 void.
+    Sm(AgreementArgs),
+    /// Try every placement of up to m traitors (commander included), every behaviour and
+    /// every order, each as a real run against a cluster started in-process on free ports.
+    /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
+    /// failed but some were void (a loyal node late or lost).
+    Explore(ExploreArgs),
+}
+
+/// The original scenario's options.
+#[derive(Debug, Clone, Args)]
+pub struct OriginalArgs {
+    /// The decision every node sends.
+    #[arg(long, default_value = protocol::DEFAULT_DECISION)]
+    pub decision: String,
+    /// Pause after each send, in milliseconds (the original sleeps 100).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub delay_ms: u64,
+    /// Print only the final decisions, byte for byte as client.py.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What to write or draw of a run, from the calls its nodes recorded.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PictureArgs {
+    /// Write the run's node-to-node calls to FILE, one JSON object per line (run, from, to,
+    /// method, args, result or fault, start_us, end_us).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Draw the run as a Lamport (space-time) diagram in FILE (SVG): a line per node, an
+    /// arrow per message labelled with its value, traitors in red, decisions at the bottom.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// With --svg, in the summary of a large run (over 40 messages): the node whose messages
+    /// are drawn as arrows (default: a traitor lieutenant, else the first lieutenant).
+    #[arg(long, value_name = "NODE", requires = "svg")]
+    pub focus: Option<String>,
+    /// Print the run as a Mermaid sequenceDiagram (for pasting into Markdown).
+    #[arg(long)]
+    pub mermaid: bool,
+}
+
+impl PictureArgs {
+    /// Whether anything is asked for.
+    pub fn any(&self) -> bool {
+        self.trace.is_some() || self.svg.is_some() || self.mermaid
+    }
+}
+
+/// An OM run's evaluation tree, drawn instead of the diagram.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TreeArgs {
+    /// With --svg, draw this lieutenant's OM evaluation tree of received values and majorities
+    /// instead of the diagram.
+    #[arg(long, value_name = "NODE", requires = "svg")]
+    pub tree: Option<String>,
+    /// With --tree: draw K levels of the tree (default: all of a tree of up to 15 boxes,
+    /// else 2) and fold the rest, counted under the boxes above.
+    #[arg(long, value_name = "K", requires = "tree",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub depth: Option<u16>,
+}
+
+/// Options of `client om` and `client sm`.
+#[derive(Debug, Clone, Args)]
+pub struct AgreementArgs {
+    /// Where the nodes are (these may also come before the subcommand).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Traitors to tolerate (the depth of the recursion).
+    #[arg(short = 'm', long, default_value_t = 1)]
+    pub m: usize,
+    /// The commander's order.
+    #[arg(long, default_value = "attack", value_parser = ["attack", "retreat"])]
+    pub order: String,
+    /// The commander [default: the first of --nodes].
+    #[arg(long)]
+    pub commander: Option<String>,
+    /// How long one round may take, in milliseconds. A round ends as soon as every node has
+    /// answered; a traitor's message still missing then counts as retreat, a loyal node's
+    /// makes the run void (exit 3).
+    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
+    pub round_timeout_ms: u64,
+    /// Seed of the run (random behaviours draw from it) [default: random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run even when there are too few nodes for -m, to watch agreement fail.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Refuse (exit 2) a run that sends more messages than this, by the protocol's formula.
+    #[arg(long, default_value_t = driver::DEFAULT_MAX_MESSAGES, value_name = "N")]
+    pub max_messages: u64,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// What to write or draw of the run.
+    #[command(flatten)]
+    pub pictures: PictureArgs,
+}
+
+/// Options of `client om`: an agreement run, and the tree only OM has.
+#[derive(Debug, Clone, Args)]
+pub struct OmArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: AgreementArgs,
+    /// A lieutenant's tree instead of the diagram.
+    #[command(flatten)]
+    pub tree: TreeArgs,
+}
+
+/// Options of `client explore`.
+#[derive(Debug, Clone, Args)]
+pub struct ExploreArgs {
+    /// The algorithm.
+    #[arg(long, value_enum, default_value_t = Protocol::Om)]
+    pub protocol: Protocol,
+    /// Nodes, commander included (named P, Q, R, ...).
+    #[arg(short = 'n', default_value_t = 4)]
+    pub n: usize,
+    /// Traitors to tolerate; up to m traitors are placed.
+    #[arg(short = 'm', default_value_t = 1)]
+    pub m: usize,
+    /// Behaviours a traitor may have, comma-separated [default: silent,flip,two-faced].
+    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour)]
+    pub behaviours: Vec<Behaviour>,
+    /// Orders the commander may give.
+    #[arg(long, value_delimiter = ',', default_value = "attack,retreat")]
+    pub orders: Vec<String>,
+    /// Explore below the bound (to find the classic counterexamples).
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Round timeout of each run, in milliseconds (a round ends as soon as every node has
+    /// answered; only a delayed or lost node makes a case wait this long).
+    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
+    pub round_timeout_ms: u64,
+    /// Seed of the first case (case i uses seed + i) [default: random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Cases run at once, each against its own in-process cluster [default: the number of
+    /// cores]. The report is the same whatever this is.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+fn behaviour(arg: &str) -> Result<Behaviour, String> {
+    arg.parse()
+}
+
+impl Cli {
+    /// Parse the process's arguments; a flag in a place where it cannot apply exits 2 with
+    /// clap's usage, like any other bad argument.
+    pub fn parse_checked() -> Cli {
+        Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse `args` (the program name first). Flags given before a subcommand must be
+    /// "where the nodes are" flags of an `om`/`sm` run, which then take them as their own
+    /// (a flag given on both sides takes the later value).
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        if let Some(e) = misplaced(&mut cmd, &matches) {
+            return Err(e);
+        }
+        let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+        let before = std::mem::take(&mut cli.cluster);
+        match &mut cli.command {
+            Some(Command::Om(OmArgs { run, .. })) | Some(Command::Sm(run)) => {
+                run.cluster = std::mem::take(&mut run.cluster).or(before);
+            }
+            Some(Command::Explore(_)) | None => cli.cluster = before,
+        }
+        Ok(cli)
+    }
+}
+
+/// The error for the first flag given before a subcommand that does not take it from there.
+fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Error> {
+    let (sub, _) = matches.subcommand()?;
+    let cluster_flags = ClusterArgs::augment_args(clap::Command::new("cluster"));
+    let is_cluster_flag = |id: &clap::Id| cluster_flags.get_arguments().any(|a| a.get_id() == id);
+    let arg = cmd.get_arguments().find(|a| {
+        matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
+            && !(sub != "explore" && is_cluster_flag(a.get_id()))
+    })?;
+    let name = arg
+        .get_long()
+        .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
+    let why = if sub == "explore" {
+        "`client explore` takes none of the original run's flags: it starts its own \
+         cluster in-process on free ports and draws nothing"
+            .to_string()
+    } else if is_picture_flag(arg.get_id()) {
+        format!("it goes after the subcommand: `client {sub} ... {name}`")
+    } else {
+        format!(
+            "it belongs to the original run (`client` without a subcommand), not to `client {sub}`"
+        )
+    };
+    Some(cmd.error(
+        ErrorKind::ArgumentConflict,
+        format!("'{name}' cannot be used before `{sub}`: {why}"),
+    ))
+}
+
+fn is_picture_flag(id: &clap::Id) -> bool {
+    PictureArgs::augment_args(clap::Command::new("pictures"))
+        .get_arguments()
+        .any(|a| a.get_id() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_checked(line.split_whitespace())
+    }
+
+    #[test]
+    fn the_clap_structs_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cluster_flags_before_om_are_the_runs() {
+        let cli = parse("client --port-base 9000 --nodes P,Q,S om -m 1 --rpc-timeout 2").unwrap();
+        let Some(Command::Om(om)) = cli.command else {
+            panic!("om expected")
+        };
+        assert_eq!(om.run.cluster.port_base(), 9000);
+        assert_eq!(om.run.cluster.nodes.as_deref(), Some("P,Q,S"));
+        assert_eq!(om.run.cluster.rpc_timeout().as_secs(), 2);
+        let cli = parse("client --nodes P,Q sm --nodes P,Q,R").unwrap();
+        let Some(Command::Sm(sm)) = cli.command else {
+            panic!("sm expected")
+        };
+        assert_eq!(sm.cluster.nodes.as_deref(), Some("P,Q,R"));
+    }
+
+    #[test]
+    fn flags_that_cannot_apply_are_errors() {
+        for line in [
+            "client --quiet om",
+            "client --decision retreat sm",
+            "client --svg x.svg om",
+            "client --quiet explore",
+            "client --port-base 9000 explore",
+            "client explore --trace x.jsonl --svg x.svg --mermaid",
+            "client explore --nodes P,Q",
+            "client sm --tree R --svg x.svg",
+            "client --tree R --svg x.svg",
+            "client om --tree R",
+            "client om --depth 2 --tree R",
+            "client --focus P",
+            "client explore --protocol xm",
+            "client explore --behaviours nonsense",
+        ] {
+            let e = parse(line)
+                .err()
+                .unwrap_or_else(|| panic!("{line} accepted"));
+            assert_eq!(e.exit_code(), 2, "{line}: {e}");
+        }
+        let e = parse("client --quiet om").unwrap_err().to_string();
+        assert!(e.contains("'--quiet' cannot be used before `om`"), "{e}");
+    }
+
+    #[test]
+    fn documented_command_lines_parse() {
+        for line in [
+            "client",
+            "client --quiet --delay-ms 1 --decision retreat",
+            "client --svg x.svg --focus P --mermaid --trace t.jsonl",
+            "client om -m 1 --seed 42 --commander S",
+            "client --nodes P,Q,S om -m 1 --seed 42 --allow-unsafe",
+            "client --cluster-size 7 om -m 2 --seed 5 --svg x.svg --tree N3 --depth 3",
+            "client --cluster c.toml --rpc-timeout 2 om -m 1 --commander Q --json",
+            "client sm -m 1 --svg x.svg --focus Q --mermaid",
+            "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
+        ] {
+            if let Err(e) = parse(line) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The command lines of `server` and `client`, as clap structs the binaries parse, and the
+//! one rule that turns "where the nodes are" flags into a topology.
+//!
+//! Both binaries flatten [`ClusterArgs`]; [`ClusterArgs::resolve`] applies them in one order
+//! (the port rule, `--cluster-size`, the cluster file, `--peer`, `--host`) and picks the nodes:
+//! `--nodes`, else the cluster file's, else `--cluster-size`'s, else P..S. The nodes picked are
+//! nodes of the cluster ([`Cluster::with_known`]): a server's hosted nodes and a client's
+//! `--nodes` are called by name, and no name outside the cluster ever is.
+//!
+//! Each subcommand takes only the flags it honours; a flag that cannot apply is a clap error
+//! (exit 2), never silently ignored ([`client::Cli::try_parse_checked`]).
+
+pub mod client;
+pub mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::agreement::behaviour::{self, Behaviour};
+use crate::cluster::{Cluster, ClusterError, ClusterFile, node_names, parse_names};
+use crate::protocol;
+
+/// Default of `--rpc-timeout`.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the nodes are and how long a call to one may take: the flags `server`, `client`,
+/// `client om` and `client sm` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterArgs {
+    /// Host of the nodes, to call them and (server) to bind them [default: 127.0.0.1]. With
+    /// --cluster, a server's nodes bind their URL's host unless --host is given. Anything but
+    /// loopback exposes unauthenticated XML-RPC to the network.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port of node P; node NAME listens on PORT_BASE + ord(NAME) - ord('P') [default: 8000].
+    #[arg(long)]
+    pub port_base: Option<u16>,
+    /// The nodes, comma-separated, in order: those a server hosts, those a client runs
+    /// [default: the cluster file's, else all generated nodes with --cluster-size, else
+    /// P,Q,R,S].
+    #[arg(long)]
+    pub nodes: Option<String>,
+    /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base (for
+    /// clusters larger than P..S). Without --nodes, all of them take part.
+    #[arg(long, value_name = "N")]
+    pub cluster_size: Option<usize>,
+    /// A cluster file (TOML): every node's name, URL, faulty flag and behaviour, in order; each
+    /// host runs `server --cluster FILE --nodes ITS_NODES`, a client finds every node in it.
+    /// Other flags override the file.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+    /// Where a node lives when the port rule does not apply, as NAME=URL
+    /// (e.g. Q=http://10.0.0.2:8001/). Repeatable.
+    #[arg(long = "peer", value_name = "NAME=URL")]
+    pub peers: Vec<String>,
+    /// Timeout of each call to a node, in seconds [default: 10].
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub rpc_timeout: Option<Duration>,
+}
+
+/// Who is faulty and how a node sends: the server's flags beside [`ClusterArgs`] (a cluster
+/// file may say the same; these override it).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Roles {
+    /// Nodes faulty in the original's sense, comma-separated ('' for none) [default: P, or the
+    /// cluster file's]. A faulty node ignores what it receives and answers 'faulty'; a faulty P
+    /// also refuses to send to R and S.
+    #[arg(long)]
+    pub faulty: Option<String>,
+    /// How a node sends, as NAME=KIND (repeatable): honest, deny:A,B (refuses to send to A
+    /// and B; the original faulty P is deny:R,S), silent, flip (the opposite order), two-faced
+    /// (attack to the first half of its receivers, retreat to the rest), random (per message,
+    /// from --seed and the run's seed), delay:MS (sends and answers MS late). Applies to the
+    /// original send_message and to OM/SM runs alike.
+    #[arg(long = "behaviour", value_name = "NAME=KIND", value_parser = behaviour::parse_assignment)]
+    pub behaviours: Vec<(String, Behaviour)>,
+}
+
+/// What [`ClusterArgs::resolve`] gives: the cluster and the nodes of this process's work.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Where every node lives; the nodes below are members of it.
+    pub cluster: Cluster,
+    /// The nodes a server hosts or a client runs, in order.
+    pub nodes: Vec<String>,
+    /// Nodes faulty in the original's sense (a server's business).
+    pub faulty: Vec<String>,
+    /// Sending behaviours by node, the cluster file's first (a later one for the same node
+    /// wins).
+    pub behaviours: Vec<(String, Behaviour)>,
+}
+
+/// A flag whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A node cannot be placed as the flag says.
+    #[error("{flag}: {error}")]
+    Cluster {
+        /// The flag, e.g. `--peer`.
+        flag: &'static str,
+        /// What is wrong.
+        error: ClusterError,
+    },
+    /// The cluster file cannot be read or is not a cluster file.
+    #[error("--cluster: {0}")]
+    ClusterFile(#[from] crate::cluster::ClusterFileError),
+}
+
+fn flag(flag: &'static str) -> impl FnOnce(ClusterError) -> CliError {
+    move |error| CliError::Cluster { flag, error }
+}
+
+impl ClusterArgs {
+    /// Port of node P.
+    pub fn port_base(&self) -> u16 {
+        self.port_base.unwrap_or(protocol::DEFAULT_PORT_BASE)
+    }
+
+    /// Timeout of each call to a node.
+    pub fn rpc_timeout(&self) -> Duration {
+        self.rpc_timeout.unwrap_or(DEFAULT_RPC_TIMEOUT)
+    }
+
+    /// These flags, given after a subcommand, with `before` (the same flags given before it,
+    /// as in `client --nodes P,Q,S om`): a flag given on both sides takes the later value;
+    /// `--peer`s add up.
+    pub fn or(self, before: ClusterArgs) -> ClusterArgs {
+        ClusterArgs {
+            host: self.host.or(before.host),
+            port_base: self.port_base.or(before.port_base),
+            nodes: self.nodes.or(before.nodes),
+            cluster_size: self.cluster_size.or(before.cluster_size),
+            cluster: self.cluster.or(before.cluster),
+            peers: [before.peers, self.peers].concat(),
+            rpc_timeout: self.rpc_timeout.or(before.rpc_timeout),
+        }
+    }
+
+    /// The topology these flags (and a server's `roles`; a client passes none) describe.
+    pub fn resolve(&self, roles: &Roles) -> Result<Topology, CliError> {
+        let host = self.host.as_deref().unwrap_or(protocol::DEFAULT_HOST);
+        let mut cluster = Cluster::new(host, self.port_base());
+        if let Some(size) = self.cluster_size {
+            cluster = cluster
+                .with_cluster_size(size)
+                .map_err(flag("--cluster-size"))?;
+        }
+        let file = match &self.cluster {
+            Some(path) => Some(ClusterFile::load(path).map_err(CliError::ClusterFile)?),
+            None => None,
+        };
+        if let Some(f) = &file {
+            cluster = f.apply(cluster).map_err(flag("--cluster"))?;
+        }
+        for p in &self.peers {
+            cluster = cluster.with_peer_arg(p).map_err(flag("--peer"))?;
+        }
+        if let Some(host) = &self.host {
+            cluster = cluster.with_bind_host(host.clone());
+        }
+        // The rule, once: --nodes, else the cluster file's, else --cluster-size's, else P..S.
+        let nodes = match (&self.nodes, &file) {
+            (None, Some(f)) if self.cluster_size.is_none() => f.names(),
+            _ => node_names(self.nodes.as_deref(), self.cluster_size),
+        };
+        let faulty = match (&roles.faulty, &file) {
+            (Some(list), _) => parse_names(list),
+            (None, Some(f)) => f.faulty(),
+            (None, None) => vec![protocol::ORIGINAL_FAULTY.to_string()],
+        };
+        let mut behaviours = file
+            .as_ref()
+            .map(ClusterFile::behaviours)
+            .unwrap_or_default();
+        behaviours.extend(roles.behaviours.iter().cloned());
+        Ok(Topology {
+            cluster: cluster.with_known(&nodes),
+            nodes,
+            faulty,
+            behaviours,
+        })
+    }
+}
+
+/// A positive number of seconds (`--rpc-timeout 0.5`), as a clap value parser.
+pub fn seconds(arg: &str) -> Result<Duration, String> {
+    match seconds_or_zero(arg)? {
+        d if d.is_zero() => Err(format!("must be a positive number of seconds, got {arg}")),
+        d => Ok(d),
+    }
+}
+
+/// A number of seconds, zero allowed (`loadgen --duration`), as a clap value parser.
+pub fn seconds_or_zero(arg: &str) -> Result<Duration, String> {
+    arg.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("must be a non-negative number of seconds, got {arg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(f: impl FnOnce(&mut ClusterArgs)) -> ClusterArgs {
+        let mut a = ClusterArgs::default();
+        f(&mut a);
+        a
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn nodes_come_from_nodes_else_the_file_else_the_size_else_p_to_s() {
+        let file = std::env::temp_dir().join(format!("generals-cli-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[[node]]\nname = \"A\"\nurl = \"http://127.0.0.1:9000/\"\nfaulty = true\n\
+             [[node]]\nname = \"B\"\nurl = \"http://127.0.0.1:9001/\"\nbehaviour = \"flip\"\n",
+        )
+        .unwrap();
+        let none = Roles::default();
+        let t = ClusterArgs::default().resolve(&none).unwrap();
+        assert_eq!(t.nodes, names(&["P", "Q", "R", "S"]));
+        assert_eq!(t.faulty, names(&["P"]));
+        let t = args(|a| a.cluster_size = Some(3)).resolve(&none).unwrap();
+        assert_eq!(t.nodes, names(&["N0", "N1", "N2"]));
+        let t = args(|a| a.cluster = Some(file.clone()))
+            .resolve(&none)
+            .unwrap();
+        assert_eq!(t.nodes, names(&["A", "B"]));
+        assert_eq!(t.faulty, names(&["A"]));
+        assert_eq!(t.behaviours.len(), 1);
+        assert_eq!(t.cluster.url_of("B").unwrap(), "http://127.0.0.1:9001/");
+        let t = args(|a| {
+            a.cluster = Some(file.clone());
+            a.nodes = Some("B,T".into());
+        })
+        .resolve(&Roles {
+            faulty: Some(String::new()),
+            behaviours: vec![("B".into(), Behaviour::Silent)],
+        })
+        .unwrap();
+        assert_eq!(t.nodes, names(&["B", "T"]));
+        assert!(t.faulty.is_empty());
+        // The file's behaviour first, the flag's after it (it wins).
+        assert_eq!(t.behaviours.last().unwrap().1, Behaviour::Silent);
+        // A named node is a node of the cluster, so it is called; no other name is.
+        assert!(t.cluster.knows("T"));
+        assert!(!t.cluster.knows("U"));
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let none = Roles::default();
+        let e = args(|a| a.peers = vec!["nonsense".into()])
+            .resolve(&none)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("--peer: expected NAME=URL"),
+            "{e}"
+        );
+        let e = args(|a| a.cluster = Some("/nonexistent/c.toml".into()))
+            .resolve(&none)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--cluster: reading"), "{e}");
+    }
+
+    #[test]
+    fn flags_after_a_subcommand_win_and_peers_add_up() {
+        let before = args(|a| {
+            a.port_base = Some(9000);
+            a.nodes = Some("P,Q".into());
+            a.peers = vec!["T=http://h:1/".into()];
+        });
+        let after = args(|a| {
+            a.nodes = Some("P,Q,R".into());
+            a.peers = vec!["U=http://h:2/".into()];
+        });
+        let both = after.or(before);
+        assert_eq!(both.port_base(), 9000);
+        assert_eq!(both.nodes.as_deref(), Some("P,Q,R"));
+        assert_eq!(both.peers.len(), 2);
+        assert_eq!(both.rpc_timeout(), DEFAULT_RPC_TIMEOUT);
+    }
+
+    #[test]
+    fn seconds_are_positive_numbers() {
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(seconds("10"), Ok(Duration::from_secs(10)));
+        for bad in ["0", "-1", "nan", "inf", "ten", ""] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(seconds_or_zero("0"), Ok(Duration::ZERO));
+    }
+}

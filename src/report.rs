@@ -1,0 +1,434 @@
+//! What `client` does with its parsed command line: run the original scenario, an OM/SM run
+//! or the explorer, print the report, write the trace and the pictures asked for, and say what
+//! to do when nothing listens. Each command returns the process's exit code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::agreement::driver::{self, DriveError, NodeInfo, Protocol, RunOptions};
+use crate::agreement::explore::{self, Explore};
+use crate::cli::client::{
+    AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
+};
+use crate::cli::{CliError, ClusterArgs, Roles, Topology};
+use crate::cluster::Cluster;
+use crate::peer::{PeerError, Peers};
+use crate::scenario::{self, Options};
+use crate::{picture, protocol, trace};
+
+/// Why a client command could not do its work (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A flag's value cannot be used.
+    #[error(transparent)]
+    Cli(#[from] CliError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Peers(#[from] PeerError),
+    /// The run was refused before it started (bound, budget, parameters, a node without the
+    /// agreement extension).
+    #[error(transparent)]
+    Refused(#[from] DriveError),
+    /// Standard output could not be written.
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+    /// A file asked for could not be written.
+    #[error("writing {}: {error}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// No node takes part.
+    #[error("no nodes")]
+    NoNodes,
+    /// `--focus` names a node outside the run.
+    #[error("--focus {0}: no such node in this run")]
+    Focus(String),
+    /// `--tree` cannot be drawn from the run's calls.
+    #[error("--tree {node}: {error}")]
+    Tree {
+        /// The lieutenant.
+        node: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Run what the command line asks for; the exit code.
+pub async fn run(cli: Cli) -> Result<u8, ClientError> {
+    match &cli.command {
+        None => original(&cli.cluster, &cli.original, &cli.pictures).await,
+        Some(Command::Om(a)) => agreement(Protocol::Om, &a.run, &a.tree).await,
+        Some(Command::Sm(a)) => agreement(Protocol::Sm, a, &TreeArgs::default()).await,
+        Some(Command::Explore(a)) => explore(a).await,
+    }
+}
+
+/// The original scenario: 0 when every call succeeded, 1 when some failed.
+pub async fn original(
+    c: &ClusterArgs,
+    o: &OriginalArgs,
+    pictures: &PictureArgs,
+) -> Result<u8, ClientError> {
+    let since_us = trace::now_us();
+    let Topology { cluster, nodes, .. } = c.resolve(&Roles::default())?;
+    let peers = Peers::new(c.rpc_timeout())?;
+    let opts = Options {
+        nodes,
+        decision: o.decision.clone(),
+        delay: Duration::from_millis(o.delay_ms),
+        quiet: o.quiet,
+    };
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let report = scenario::run_original(
+        &cluster,
+        &peers,
+        &opts,
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    )
+    .await
+    .map_err(ClientError::Output)?;
+    if !report.unreachable.is_empty() {
+        eprintln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
+    }
+    let drawing = pictures.svg.is_some() || pictures.mermaid;
+    let drawn = Drawn {
+        run: trace::ORIGINAL_RUN,
+        title: "the original run: all-to-all, then finalize".into(),
+        traitors: if drawing {
+            traitors(&cluster, &peers, &opts.nodes).await
+        } else {
+            Vec::new()
+        },
+        decisions: report.decisions.clone(),
+        om: None,
+    };
+    let to = Outputs {
+        cluster: &cluster,
+        peers: &peers,
+        nodes: &opts.nodes,
+        pictures,
+        tree: &TreeArgs::default(),
+    };
+    to.write(drawn, since_us).await?;
+    Ok(u8::from(report.failures != 0))
+}
+
+/// An OM or SM run, judged: 0 holds, 1 violated, 3 void (refused: [`ClientError::Refused`]).
+pub async fn agreement(
+    protocol: Protocol,
+    a: &AgreementArgs,
+    tree: &TreeArgs,
+) -> Result<u8, ClientError> {
+    let since_us = trace::now_us();
+    let Topology { cluster, nodes, .. } = a.cluster.resolve(&Roles::default())?;
+    let commander = match &a.commander {
+        Some(c) => c.clone(),
+        None => nodes.first().cloned().ok_or(ClientError::NoNodes)?,
+    };
+    let opts = RunOptions {
+        protocol,
+        m: a.m,
+        order: a.order.clone(),
+        commander,
+        nodes,
+        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        seed: a.seed.unwrap_or_else(driver::random_seed),
+        allow_unsafe: a.allow_unsafe,
+        rpc_timeout: a.cluster.rpc_timeout(),
+        max_messages: a.max_messages,
+    };
+    let (outcome, unreachable) = driver::drive(&cluster, &opts).await?;
+    for u in &unreachable {
+        eprintln!("error: node {} ({}): {}", u.node, u.url, u.error);
+    }
+    if a.json {
+        println!("{}", outcome.to_json());
+    } else {
+        print!("{}", outcome.human());
+    }
+    let mut decisions = outcome.decisions.clone();
+    decisions.extend(outcome.traitor_decisions.clone());
+    let drawn = Drawn {
+        run: &outcome.run,
+        title: format!(
+            "{}({}) run {}: commander {} orders {}",
+            outcome.protocol.to_uppercase(),
+            outcome.m,
+            outcome.run,
+            outcome.commander,
+            outcome.order
+        ),
+        traitors: outcome.traitors.clone(),
+        decisions,
+        om: (protocol == Protocol::Om).then_some((opts.commander.as_str(), opts.m)),
+    };
+    if a.pictures.any() {
+        let to = Outputs {
+            cluster: &cluster,
+            peers: &Peers::new(a.cluster.rpc_timeout())?,
+            nodes: &opts.nodes,
+            pictures: &a.pictures,
+            tree,
+        };
+        to.write(drawn, since_us).await?;
+    }
+    Ok(outcome.exit_code())
+}
+
+/// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
+pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let e = Explore {
+        protocol: a.protocol,
+        n: a.n,
+        m: a.m,
+        behaviours: if a.behaviours.is_empty() {
+            explore::default_behaviours()
+        } else {
+            a.behaviours.clone()
+        },
+        orders: a.orders.clone(),
+        allow_unsafe: a.allow_unsafe,
+        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        seed,
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+    };
+    let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
+    let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
+    println!(
+        "exploring {}({}) with n={} ({}): up to {} traitor(s), behaviours {}, orders {}; {total} cases, seed {seed}",
+        e.protocol.name().to_uppercase(),
+        e.m,
+        e.n,
+        explore::names(e.n).join(","),
+        e.m,
+        names.join(","),
+        e.orders.join(","),
+    );
+    let started = Instant::now();
+    let summary = explore::explore(&e, progress_bar(std::io::stderr().is_terminal())).await?;
+    println!("cases run   {:>6}", summary.cases);
+    println!("IC1 held    {:>6}", summary.ic1_held);
+    println!("IC2 held    {:>6}", summary.ic2_held);
+    println!("void        {:>6}", summary.void);
+    println!("time        {:>6.2} s", started.elapsed().as_secs_f64());
+    Ok(match &summary.counterexample {
+        None if summary.void > 0 => {
+            println!(
+                "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
+                 show nothing; try a longer --round-timeout-ms",
+                summary.void
+            );
+            3
+        }
+        None => {
+            println!("no counterexample: every case satisfies IC1 and IC2");
+            0
+        }
+        Some((case, outcome)) => {
+            println!("first counterexample: {case}");
+            print!("{}", outcome.human());
+            1
+        }
+    })
+}
+
+/// A progress bar on stderr when it is a terminal, else nothing.
+fn progress_bar(tty: bool) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+/// What to do when nodes refused the connection: start them (all of them, or only those
+/// missing), with the options this client was given, so the command works as printed.
+pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
+    let mut cmd = String::from("server");
+    match &c.cluster {
+        Some(file) => {
+            let _ = write!(cmd, " --cluster {}", file.display());
+        }
+        None => {
+            if let Some(host) = c.host.as_deref().filter(|h| *h != protocol::DEFAULT_HOST) {
+                let _ = write!(cmd, " --host {host}");
+            }
+            let _ = write!(cmd, " --port-base {}", c.port_base());
+            if let Some(n) = c.cluster_size {
+                let _ = write!(cmd, " --cluster-size {n}");
+            }
+        }
+    }
+    if down.len() == nodes.len() {
+        if let Some(list) = &c.nodes {
+            let _ = write!(cmd, " --nodes {list}");
+        }
+        format!("hint: no node is running; start the cluster first: {cmd}")
+    } else {
+        // Only the missing ones: the others are running on their ports.
+        let _ = write!(cmd, " --nodes {}", down.join(","));
+        let verb = if down.len() == 1 { "is" } else { "are" };
+        format!(
+            "hint: {} {verb} not running (connection refused); start it first: {cmd}",
+            down.join(", ")
+        )
+    }
+}
+
+/// What a run leaves for the pictures.
+struct Drawn<'a> {
+    run: &'a str,
+    title: String,
+    traitors: Vec<String>,
+    decisions: BTreeMap<String, String>,
+    /// (commander, m) of an OM run, for --tree.
+    om: Option<(&'a str, usize)>,
+}
+
+/// Where a run's calls are gathered from, and what is asked of them.
+struct Outputs<'a> {
+    cluster: &'a Cluster,
+    peers: &'a Peers,
+    nodes: &'a [String],
+    pictures: &'a PictureArgs,
+    tree: &'a TreeArgs,
+}
+
+impl Outputs<'_> {
+    /// Gather the run's calls from every node and write what was asked for: the trace, the
+    /// Lamport diagram or an OM tree, the Mermaid diagram.
+    async fn write(&self, drawn: Drawn<'_>, since_us: u64) -> Result<(), ClientError> {
+        let p = self.pictures;
+        if !p.any() {
+            return Ok(());
+        }
+        if let Some(f) = p
+            .focus
+            .as_deref()
+            .filter(|f| !self.nodes.iter().any(|n| n == f))
+        {
+            return Err(ClientError::Focus(f.to_string()));
+        }
+        let (events, errors) =
+            trace::gather(self.cluster, self.peers, self.nodes, drawn.run, since_us).await;
+        for (node, e) in errors {
+            eprintln!("warning: no trace from node {node}: {e}");
+        }
+        if let Some(path) = &p.trace {
+            write(path, trace::to_json_lines(&events))?;
+        }
+        if let Some(path) = &p.svg {
+            let svg = match (&self.tree.tree, drawn.om) {
+                (Some(node), Some((commander, m))) => {
+                    let tree =
+                        picture::om_tree_from_events(node, commander, self.nodes, m, &events)
+                            .map_err(|error| ClientError::Tree {
+                                node: node.clone(),
+                                error,
+                            })?;
+                    picture::tree_svg(node, &tree, m, self.tree.depth.map(usize::from))
+                }
+                _ => picture::lamport_svg(
+                    self.nodes,
+                    &events,
+                    &drawn.traitors,
+                    &drawn.decisions,
+                    &drawn.title,
+                    p.focus.as_deref(),
+                ),
+            };
+            write(path, svg)?;
+        }
+        if p.mermaid {
+            print!(
+                "{}",
+                picture::mermaid(self.nodes, &events, &drawn.traitors, &drawn.decisions)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn write(path: &std::path::Path, contents: String) -> Result<(), ClientError> {
+    std::fs::write(path, contents).map_err(|error| ClientError::Write {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// The nodes whose `node_info` says they are traitors (nodes without it count as honest).
+async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let info = peers
+            .call_node(cluster, node, protocol::ext::NODE_INFO, &[])
+            .await;
+        if info
+            .ok()
+            .and_then(|v| NodeInfo::from_value(&v))
+            .is_some_and(|i| i.traitor)
+        {
+            out.push(node.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_hint_says_how_to_start_what_is_missing() {
+        let c = ClusterArgs {
+            host: Some("10.0.0.1".into()),
+            port_base: Some(9000),
+            ..ClusterArgs::default()
+        };
+        let all = names(&["P", "Q", "R", "S"]);
+        assert_eq!(
+            start_hint(&c, &all, &all),
+            "hint: no node is running; start the cluster first: server --host 10.0.0.1 \
+             --port-base 9000"
+        );
+        assert_eq!(
+            start_hint(&c, &names(&["R", "S"]), &all),
+            "hint: R, S are not running (connection refused); start it first: server --host \
+             10.0.0.1 --port-base 9000 --nodes R,S"
+        );
+        let c = ClusterArgs {
+            cluster: Some("c.toml".into()),
+            ..ClusterArgs::default()
+        };
+        assert_eq!(
+            start_hint(&c, &names(&["S"]), &all),
+            "hint: S is not running (connection refused); start it first: server --cluster \
+             c.toml --nodes S"
+        );
+    }
+}
