@@ -187,7 +187,7 @@ fn behaviours_apply_to_the_original_send_message() {
         out.contains("Process Q sent decision 'retreat' to R\n"),
         "{out}"
     );
-    let (stdout, _) = c.into_processes().remove(0).stop();
+    let (stdout, _) = c.into_process().stop();
     assert!(
         stdout.contains("R received decision 'retreat' from Q\n"),
         "{stdout}"

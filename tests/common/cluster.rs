@@ -197,6 +197,12 @@ impl Cluster {
         &self.procs[i]
     }
 
+    /// The one server process, to stop or wait for (panics if there are more).
+    pub fn into_process(mut self) -> Proc {
+        assert_eq!(self.procs.len(), 1, "a cluster of several processes");
+        self.procs.remove(0)
+    }
+
     /// The server processes, to stop or wait for one by one.
     pub fn into_processes(self) -> Vec<Proc> {
         self.procs
