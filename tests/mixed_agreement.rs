@@ -414,6 +414,14 @@ fn arr(v: &[&str]) -> Value {
     Value::Array(v.iter().map(|x| s(x)).collect())
 }
 
+fn pqrs() -> Value {
+    arr(&["P", "Q", "R", "S"])
+}
+
+fn int(i: i32) -> Value {
+    Value::Integer(i)
+}
+
 /// `om_start`'s arguments.
 fn start(run: &str, commander: &str, nodes: Value, m: Value, ms: Value, seed: Value) -> Vec<Value> {
     vec![s(run), s(commander), nodes, m, ms, seed]
@@ -436,8 +444,6 @@ fn python_node_answers_node_info_like_a_rust_node() {
 #[test]
 fn python_node_refuses_om_starts_like_a_rust_node() {
     let (rust, python) = node_pairs();
-    let int = Value::Integer;
-    let pqrs = arr(&["P", "Q", "R", "S"]);
     let many: Vec<String> = (0..65).map(|i| format!("X{i}")).collect();
     let many = Value::Array(many.into_iter().map(Value::String).collect());
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
@@ -450,17 +456,17 @@ fn python_node_refuses_om_starts_like_a_rust_node() {
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), s("1"), int(1), s("1")),
+            start("r", "P", pqrs(), s("1"), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), Value::Boolean(true), int(1), s("1")),
+            start("r", "P", pqrs(), Value::Boolean(true), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), s("1"), s("1")),
+            start("r", "P", pqrs(), int(1), s("1"), s("1")),
         ),
         (
             'Q',
@@ -470,64 +476,57 @@ fn python_node_refuses_om_starts_like_a_rust_node() {
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(9), int(1), s("1")),
+            start("r", "P", pqrs(), int(9), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(-1), int(1), s("1")),
+            start("r", "P", pqrs(), int(-1), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(0), s("1")),
+            start("r", "P", pqrs(), int(1), int(0), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(600_001), s("1")),
+            start("r", "P", pqrs(), int(1), int(600_001), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), int(1)),
+            start("r", "P", pqrs(), int(1), int(1), int(1)),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), s("-1")),
+            start("r", "P", pqrs(), int(1), int(1), s("-1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), s(" 1")),
+            start("r", "P", pqrs(), int(1), int(1), s(" 1")),
         ),
         (
             'Q',
             "om_start",
-            start(
-                "r",
-                "P",
-                pqrs.clone(),
-                int(1),
-                int(1),
-                s("18446744073709551616"),
-            ),
+            start("r", "P", pqrs(), int(1), int(1), s("18446744073709551616")),
         ),
         (
             'Q',
             "om_start",
-            vec![int(1), s("P"), pqrs.clone(), int(1), int(1), s("1")],
+            vec![int(1), s("P"), pqrs(), int(1), int(1), s("1")],
         ),
         (
             'Q',
             "om_start",
-            vec![s("r"), int(1), pqrs.clone(), int(1), int(1), s("1")],
+            vec![s("r"), int(1), pqrs(), int(1), int(1), s("1")],
         ),
         (
             'Q',
             "om_start",
-            start("r", "X", pqrs.clone(), int(1), int(1), s("1")),
+            start("r", "X", pqrs(), int(1), int(1), s("1")),
         ),
         (
             'Q',
@@ -553,21 +552,12 @@ fn python_node_refuses_om_starts_like_a_rust_node() {
 #[test]
 fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
     let (rust, python) = node_pairs();
-    let int = Value::Integer;
-    let pqrs = arr(&["P", "Q", "R", "S"]);
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
         // A real run: Q a lieutenant, deadline 2 x 300 ms.
         (
             'Q',
             "om_start",
-            start(
-                "om-1",
-                "P",
-                pqrs.clone(),
-                Value::Long(1),
-                int(300),
-                s("+42"),
-            ),
+            start("om-1", "P", pqrs(), Value::Long(1), int(300), s("+42")),
         ),
         ('Q', "om_message", vec![s("om-1"), arr(&["P"])]),
         ('Q', "om_message", vec![s("om-1"), s("P"), s("attack")]),
@@ -662,14 +652,12 @@ fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
 #[test]
 fn python_node_runs_om_as_the_commander_like_a_rust_node() {
     let (rust, python) = node_pairs();
-    let int = Value::Integer;
-    let pqrs = arr(&["P", "Q", "R", "S"]);
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
         // Q as the commander: every round-1 call is refused.
         (
             'Q',
             "om_start",
-            start("om-2", "Q", pqrs.clone(), int(1), int(50), s("7")),
+            start("om-2", "Q", pqrs(), int(1), int(50), s("7")),
         ),
         ('Q', "om_message", vec![s("om-2"), arr(&["Q"]), s("attack")]),
         ('Q', "om_order", vec![s("om-2"), s("attack")]),
@@ -678,7 +666,7 @@ fn python_node_runs_om_as_the_commander_like_a_rust_node() {
         (
             'Q',
             "sm_start",
-            start("sm-1", "Q", pqrs.clone(), int(1), int(50), s("7")),
+            start("sm-1", "Q", pqrs(), int(1), int(50), s("7")),
         ),
     ];
     assert_answers_alike(&rust, &python, &calls);
