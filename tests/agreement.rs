@@ -4,29 +4,15 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value as Json;
 
 /// A Rust cluster of `n` generated nodes N0..N{n-1} with these behaviours.
-fn cluster(n: usize, behaviours: &[&str]) -> (Proc, u16) {
-    let base = port_base();
-    let mut args = vec![
-        "--port-base".to_string(),
-        base.to_string(),
-        "--cluster-size".to_string(),
-        n.to_string(),
-        "--quiet".to_string(),
-    ];
-    for b in behaviours {
-        args.push("--behaviour".into());
-        args.push(b.to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ports: Vec<u16> = (0..n as u16).map(|i| base + i).collect();
-    (Proc::rust_server(&args, &ports), base)
+fn cluster(n: usize, behaviours: &[&str]) -> Cluster {
+    let flags: Vec<&str> = behaviours.iter().flat_map(|b| ["--behaviour", b]).collect();
+    Cluster::rust_generated(n, &flags)
 }
 
 fn decisions(j: &Json) -> Vec<(String, String)> {
@@ -49,8 +35,8 @@ fn rounds(j: &Json, key: &str) -> Vec<u64> {
 
 #[test]
 fn om_n4_m1_two_faced_lieutenant() {
-    let (_s, base) = cluster(4, &["N2=two-faced"]);
-    let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--order", "attack"]);
+    let c = cluster(4, &["N2=two-faced"]);
+    let (code, j, err) = c.client_json(&["om", "-m", "1", "--order", "attack"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["traitors"], serde_json::json!(["N2"]));
     assert_eq!(
@@ -68,9 +54,9 @@ fn om_n4_m1_two_faced_lieutenant() {
 
 #[test]
 fn om_n4_m1_two_faced_commander() {
-    let (_s, base) = cluster(4, &["N0=two-faced"]);
+    let c = cluster(4, &["N0=two-faced"]);
     for order in ["attack", "retreat"] {
-        let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--order", order]);
+        let (code, j, err) = c.client_json(&["om", "-m", "1", "--order", order]);
         assert_eq!(code, 0, "{j} {err}");
         let d = decisions(&j);
         assert_eq!(d.len(), 3);
@@ -85,12 +71,8 @@ fn om_n4_m1_two_faced_commander() {
 
 #[test]
 fn om_n7_m2_two_traitors_of_different_kinds() {
-    let (_s, base) = cluster(7, &["N2=flip", "N5=two-faced"]);
-    let (code, j, err) = client_json(
-        base,
-        7,
-        &["om", "-m", "2", "--order", "retreat", "--seed", "11"],
-    );
+    let c = cluster(7, &["N2=flip", "N5=two-faced"]);
+    let (code, j, err) = c.client_json(&["om", "-m", "2", "--order", "retreat", "--seed", "11"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["traitors"], serde_json::json!(["N2", "N5"]));
     assert_eq!(j["messages"], 156);
@@ -102,8 +84,8 @@ fn om_n7_m2_two_traitors_of_different_kinds() {
 
 #[test]
 fn om_below_the_bound_is_refused_unless_unsafe() {
-    let (_s, base) = cluster(3, &["N2=flip"]);
-    let (code, _, err) = client_json(base, 3, &["om", "-m", "1"]);
+    let c = cluster(3, &["N2=flip"]);
+    let (code, _, err) = c.client_json(&["om", "-m", "1"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("needs at least 4 nodes") && err.contains("--allow-unsafe"),
@@ -111,11 +93,7 @@ fn om_below_the_bound_is_refused_unless_unsafe() {
     );
     // With --allow-unsafe the impossibility shows: the loyal N1 hears attack from the loyal
     // commander and retreat from the traitor N2, has no majority, and retreats.
-    let (code, j, err) = client_json(
-        base,
-        3,
-        &["om", "-m", "1", "--allow-unsafe", "--order", "attack"],
-    );
+    let (code, j, err) = c.client_json(&["om", "-m", "1", "--allow-unsafe", "--order", "attack"]);
     assert_eq!(code, 1, "{j} {err}");
     assert_eq!(j["ic2"], false);
     assert_eq!(decisions(&j), [("N1".into(), "retreat".into())]);
@@ -128,20 +106,12 @@ fn om_below_the_bound_is_refused_unless_unsafe() {
 
 #[test]
 fn om_human_report_shows_counts_and_verdicts() {
-    let (_s, base) = cluster(4, &["N3=flip"]);
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "--cluster-size",
-        "4",
-        "om",
-        "-m",
-        "1",
-        "--seed",
-        "5",
-    ]);
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
+    let c = cluster(4, &["N3=flip"]);
+    let (code, out, err) = c
+        .client()
+        .args(&["om", "-m", "1", "--seed", "5"])
+        .timeout(Duration::from_secs(60))
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("OM(1) with n=4 nodes, commander N0 orders attack (run om-5, seed 5)\n"),
@@ -164,8 +134,8 @@ fn om_human_report_shows_counts_and_verdicts() {
 
 #[test]
 fn om_silent_traitor_messages_count_as_missing() {
-    let (_s, base) = cluster(4, &["N1=silent"]);
-    let (code, j, err) = client_json(base, 4, &["om", "-m", "1"]);
+    let c = cluster(4, &["N1=silent"]);
+    let (code, j, err) = c.client_json(&["om", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     // N1 relays nothing: 2 of round 2's 6 messages are missing.
     assert_eq!(rounds(&j, "messages_per_round"), [3, 4]);
@@ -174,8 +144,8 @@ fn om_silent_traitor_messages_count_as_missing() {
 
 #[test]
 fn sm_n3_m1_two_faced_commander_agrees() {
-    let (_s, base) = cluster(3, &["N0=two-faced"]);
-    let (code, j, err) = client_json(base, 3, &["sm", "-m", "1"]);
+    let c = cluster(3, &["N0=two-faced"]);
+    let (code, j, err) = c.client_json(&["sm", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     let d = decisions(&j);
     assert_eq!(d.len(), 2);
@@ -191,8 +161,8 @@ fn sm_n3_m1_two_faced_commander_agrees() {
 /// altered message is rejected and counted, and the loyal lieutenants still obey.
 #[test]
 fn sm_altered_messages_are_rejected() {
-    let (_s, base) = cluster(4, &["N2=flip"]);
-    let (code, j, err) = client_json(base, 4, &["sm", "-m", "1"]);
+    let c = cluster(4, &["N2=flip"]);
+    let (code, j, err) = c.client_json(&["sm", "-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["rejected"], 2, "N2's two relays are forgeries");
     assert!(decisions(&j).iter().all(|(_, d)| d == "attack"));
@@ -201,8 +171,8 @@ fn sm_altered_messages_are_rejected() {
 
 #[test]
 fn sm_below_its_bound_is_refused() {
-    let (_s, base) = cluster(3, &[]);
-    let (code, _, err) = client_json(base, 3, &["sm", "-m", "2"]);
+    let c = cluster(3, &[]);
+    let (code, _, err) = c.client_json(&["sm", "-m", "2"]);
     assert_eq!(code, 2);
     assert!(err.contains("SM(2) needs at least 4 nodes"), "{err}");
 }
@@ -210,27 +180,14 @@ fn sm_below_its_bound_is_refused() {
 /// Behaviours apply to the original scenario too: a flipping Q sends retreat.
 #[test]
 fn behaviours_apply_to_the_original_send_message() {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--quiet",
-            "--behaviour",
-            "Q=flip",
-        ],
-        &ports,
-    );
-    let mut cmd = Command::new(client_bin());
-    cmd.args(["--port-base", &base.to_string()]);
-    let (code, out, _) = run(cmd, Duration::from_secs(30));
+    let c = Cluster::rust(&["--behaviour", "Q=flip"]);
+    let (code, out, _) = c.client().timeout(Duration::from_secs(30)).run();
     assert_eq!(code, 0);
     assert!(
         out.contains("Process Q sent decision 'retreat' to R\n"),
         "{out}"
     );
-    let (stdout, _) = server.stop();
+    let (stdout, _) = c.into_process().stop();
     assert!(
         stdout.contains("R received decision 'retreat' from Q\n"),
         "{stdout}"
@@ -240,21 +197,8 @@ fn behaviours_apply_to_the_original_send_message() {
 /// `delay:MS` answers late: a caller with a shorter timeout gets the timeout fault.
 #[test]
 fn delay_behaviour_exercises_timeouts() {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let _s = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--quiet",
-            "--rpc-timeout",
-            "0.3",
-            "--behaviour",
-            "S=delay:1000",
-        ],
-        &ports,
-    );
-    let q = port_of(base, 'Q');
+    let c = Cluster::rust(&["--rpc-timeout", "0.3", "--behaviour", "S=delay:1000"]);
+    let q = c.port("Q");
     assert_eq!(
         call(q, "send_message", &[s("S"), s("attack")]),
         Err((1, "<class 'TimeoutError'>:timed out".to_string()))

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -39,21 +38,16 @@ fn answers_promptly(port: u16, stored: &[(String, String)]) {
     assert_eq!(messages(port), stored, "what the node stored changed");
 }
 
-fn q_alone(extra: &[&str]) -> (Proc, u16) {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let base_s = base.to_string();
-    let mut args = vec!["--port-base", base_s.as_str(), "--nodes", "Q", "--quiet"];
-    args.extend_from_slice(extra);
-    (Proc::rust_server(&args, &[q]), q)
-}
-
 /// 10,000 senders x 1 MiB once took 10 GiB per node: now every value has a length cap and the
 /// store a byte budget, a refusal changes nothing, and known senders still update.
 #[test]
 fn stored_messages_are_held_to_a_byte_budget() {
-    let (server, q) = q_alone(&["--max-stored-bytes", "2000000", "--max-value", "100000"]);
-    let before = rss_kb(server.pid());
+    let server = Cluster::rust_nodes(
+        "Q",
+        &["--max-stored-bytes", "2000000", "--max-value", "100000"],
+    );
+    let (q, pid) = (server.port("Q"), server.process(0).pid());
+    let before = rss_kb(pid);
     let big = "d".repeat(90_000);
     let mut conn = Conn::open(q);
     let mut stored = Vec::new();
@@ -86,7 +80,7 @@ fn stored_messages_are_held_to_a_byte_budget() {
     stored[0].1 = "attack".into();
     stored.sort();
     answers_promptly(q, &stored);
-    let grown = rss_kb(server.pid()).saturating_sub(before);
+    let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
 }
 
@@ -94,7 +88,8 @@ fn stored_messages_are_held_to_a_byte_budget() {
 /// `--trace-bytes` of calls, newest first.
 #[test]
 fn traces_are_held_to_a_byte_budget() {
-    let (_server, base) = rust_cluster(&["--trace-bytes", "300000"]);
+    let server = Cluster::rust(&["--trace-bytes", "300000"]);
+    let base = server.base;
     let (q, r) = (port_of(base, 'Q'), port_of(base, 'R'));
     let mut conn = Conn::open(q);
     for i in 0..40 {
@@ -136,7 +131,8 @@ fn counting_listener(port: u16) -> Arc<AtomicUsize> {
 /// a connection made.
 #[test]
 fn nodes_call_only_cluster_members() {
-    let (_server, base) = rust_cluster(&[]);
+    let server = Cluster::rust(&[]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     let p = port_of(base, 'P');
     // A service on the port of 'Z', which is no node of the cluster.
@@ -182,29 +178,19 @@ fn a_peer_answering_gigabytes_is_cut_at_the_cap() {
             });
         }
     });
-    let q = port_of(base, 'Q');
     let peer = format!("T=http://127.0.0.1:{t_port}/");
-    let base_s = base.to_string();
-    let server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base_s,
-            "--nodes",
-            "Q",
-            "--quiet",
-            "--peer",
-            &peer,
-        ],
-        &[q],
-    );
-    let before = rss_kb(server.pid());
+    let server = Cluster::at(base)
+        .hosting(Side::Rust, "Q", &["--quiet", "--peer", &peer])
+        .start();
+    let (q, pid) = (server.port("Q"), server.process(0).pid());
+    let before = rss_kb(pid);
     let started = Instant::now();
     let r = call(q, "send_message", &[s("T"), s("attack")]);
     let took = started.elapsed();
     let f = r.unwrap_err().1;
     assert!(f.contains("reply larger than 1048576 bytes"), "{f}");
     assert!(took < Duration::from_secs(5), "{took:?}");
-    let grown = rss_kb(server.pid()).saturating_sub(before);
+    let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
     answers_promptly(q, &[]);
 }
@@ -227,7 +213,11 @@ fn fill(q: u16, n: usize) -> Vec<(String, String)> {
 /// short fault), and a caller that reads nothing for `--request-timeout` is disconnected.
 #[test]
 fn unread_answers_are_bounded_and_their_callers_dropped() {
-    let (server, q) = q_alone(&["--max-answer-bytes", "20000000", "--request-timeout", "2"]);
+    let server = Cluster::rust_nodes(
+        "Q",
+        &["--max-answer-bytes", "20000000", "--request-timeout", "2"],
+    );
+    let (q, pid) = (server.port("Q"), server.process(0).pid());
     // A get_messages answer of about 16 MB: more than the kernel's socket buffers can take.
     let stored = fill(q, 250);
     let request = {
@@ -237,7 +227,7 @@ fn unread_answers_are_bounded_and_their_callers_dropped() {
             body.len()
         )
     };
-    let before = rss_kb(server.pid());
+    let before = rss_kb(pid);
     // The first caller asks twice and reads nothing.
     let mut idle = TcpStream::connect(("127.0.0.1", q)).unwrap();
     idle.write_all(request.repeat(2).as_bytes()).unwrap();
@@ -255,7 +245,7 @@ fn unread_answers_are_bounded_and_their_callers_dropped() {
         "{refused}"
     );
     answers_promptly_small(q);
-    let grown = rss_kb(server.pid()).saturating_sub(before);
+    let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     // The caller that reads nothing is dropped after the request timeout: reading now, it
     // gets less than its two answers, then the end of the connection.
@@ -299,7 +289,8 @@ fn connections_past_the_caps_are_refused_with_429() {
         ),
         ("--max-connections", "this server holds 20 connections"),
     ] {
-        let (_server, q) = q_alone(&[flag, "20"]);
+        let server = Cluster::rust_nodes("Q", &[flag, "20"]);
+        let q = server.port("Q");
         call(q, "receive_message", &[s("A"), s("attack")]).unwrap();
         let mut held: Vec<TcpStream> = (0..20)
             .map(|_| TcpStream::connect(("127.0.0.1", q)).unwrap())
@@ -333,9 +324,13 @@ fn connections_past_the_caps_are_refused_with_429() {
 /// (further large bodies wait for room), while small calls are never made to wait.
 #[test]
 fn half_sent_bodies_are_held_to_a_budget() {
-    let (server, q) = q_alone(&["--max-buffered-bytes", "3000000", "--request-timeout", "3"]);
+    let server = Cluster::rust_nodes(
+        "Q",
+        &["--max-buffered-bytes", "3000000", "--request-timeout", "3"],
+    );
+    let (q, pid) = (server.port("Q"), server.process(0).pid());
     call(q, "receive_message", &[s("A"), s("attack")]).unwrap();
-    let before = rss_kb(server.pid());
+    let before = rss_kb(pid);
     let head =
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 1000000\r\n\r\n";
     let trickling: Vec<TcpStream> = (0..3)
@@ -358,7 +353,7 @@ fn half_sent_bodies_are_held_to_a_budget() {
         "no wait: {waited:?} ({status})"
     );
     assert!(matches!(status, 200 | 408), "{status}");
-    let grown = rss_kb(server.pid()).saturating_sub(before);
+    let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
     drop(trickling);
 }
@@ -368,26 +363,25 @@ fn half_sent_bodies_are_held_to_a_budget() {
 #[test]
 fn sigterm_ends_the_process_within_the_request_timeout() {
     let base = port_base();
-    let q = port_of(base, 'Q');
     let t = format!("T=http://127.0.0.1:{}/", port_of(base, 'T'));
     let _hung = HungPeer::bind(port_of(base, 'T'));
-    let base_s = base.to_string();
-    let server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base_s,
-            "--nodes",
+    let server = Cluster::at(base)
+        .hosting(
+            Side::Rust,
             "Q",
-            "--quiet",
-            "--peer",
-            &t,
-            "--rpc-timeout",
-            "60",
-            "--request-timeout",
-            "2",
-        ],
-        &[q],
-    );
+            &[
+                "--quiet",
+                "--peer",
+                &t,
+                "--rpc-timeout",
+                "60",
+                "--request-timeout",
+                "2",
+            ],
+        )
+        .start()
+        .into_process();
+    let q = port_of(base, 'Q');
     let pending = std::thread::spawn(move || call(q, "send_message", &[s("T"), s("attack")]));
     // Poll until Q has printed that it is sending: the call is in flight.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -396,11 +390,7 @@ fn sigterm_ends_the_process_within_the_request_timeout() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let started = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.sigterm();
     let (exit, _, err) = server.wait(Duration::from_secs(30));
     let took = started.elapsed();
     assert!(took < Duration::from_millis(2500), "{took:?}: {err}");
@@ -415,10 +405,10 @@ fn sigterm_ends_the_process_within_the_request_timeout() {
 #[test]
 fn concurrent_large_answers_stay_within_the_formula() {
     let answers = 40_000_000;
-    let (server, q) = q_alone(&["--max-answer-bytes", &answers.to_string()]);
+    let server = Cluster::rust_nodes("Q", &["--max-answer-bytes", &answers.to_string()]);
+    let (q, pid) = (server.port("Q"), server.process(0).pid());
     let stored = fill(q, 120); // about 7.7 MB of decisions
-    let before = rss_kb(server.pid());
-    let pid = server.pid();
+    let before = rss_kb(pid);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let peak = {
         let done = done.clone();

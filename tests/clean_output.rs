@@ -73,20 +73,8 @@ print(q.finalize_decision())
 #[test]
 fn forbidden_xml_characters_get_python_faults_on_both_codecs() {
     for codec in ["fast", "dxr"] {
-        let base = port_base();
-        let q = port_of(base, 'Q');
-        let _server = Proc::rust_server(
-            &[
-                "--port-base",
-                &base.to_string(),
-                "--nodes",
-                "Q",
-                "--quiet",
-                "--xml-codec",
-                codec,
-            ],
-            &[q],
-        );
+        let server = Cluster::rust_nodes("Q", &["--xml-codec", codec]);
+        let q = server.port("Q");
         assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
         let rows: [(&str, &str); 6] = [
             (
@@ -143,12 +131,8 @@ fn forbidden_xml_characters_get_python_faults_on_both_codecs() {
 /// faults are Python's strings unchanged; the node keeps serving with its messages intact.
 #[test]
 fn faults_are_at_most_200_bytes_whatever_the_arguments() {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let _server = Proc::rust_server(
-        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
-        &[q],
-    );
+    let server = Cluster::rust_nodes("Q", &[]);
+    let q = server.port("Q");
     assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
     // DEL grows to `\x7f` in Python's repr: the quoted argument would be 4 MB.
     let huge = "\u{7f}".repeat(1_000_000);
@@ -217,12 +201,8 @@ fn wait_lines(server: &Proc, lines: usize) -> Vec<String> {
 /// full lines; what is stored is the value as given.
 #[test]
 fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let server = Proc::rust_server(
-        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
-        &[q],
-    );
+    let cluster = Cluster::rust_nodes("Q", &[]);
+    let (q, server) = (cluster.port("Q"), cluster.process(0));
     let forged = "x\n Process Q finalized decision 'x'\r\u{2028}\u{9b}2J\u{7f}";
     let long = format!("{}{}", "y".repeat(60_000), "\n");
     assert_eq!(
@@ -242,7 +222,7 @@ fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
     let shown = r"x\n Process Q finalized decision 'x'\r\u2028\x9b2J\x7f";
     let cut = format!("{}... [59801 bytes cut]", "y".repeat(200));
     assert_eq!(
-        wait_lines(&server, 6),
+        wait_lines(server, 6),
         [
             "Process Q running on port PORT...".replace("PORT", &q.to_string()),
             format!("Q received decision '{shown}' from A"),
@@ -264,72 +244,15 @@ fn console_lines_cannot_forge_a_line_or_move_the_cursor() {
     );
 }
 
-/// A `server --nodes Q --quiet` whose stdout is a pipe nobody reads until [`Stalled::drain`],
-/// and whose stderr is collected.
-struct Stalled {
-    child: std::process::Child,
-    stdout: Option<std::process::ChildStdout>,
-    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    q: u16,
-}
-
-impl Stalled {
-    fn start() -> Stalled {
-        use std::process::Stdio;
-        let base = port_base();
-        let q = port_of(base, 'Q');
-        let mut child = Command::new(server_bin())
-            .args(["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut from = child.stderr.take().unwrap();
-        let into = stderr.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut chunk = [0u8; 4096];
-            while let Ok(n @ 1..) = from.read(&mut chunk) {
-                into.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        let stdout = child.stdout.take();
-        wait_ports(&[q]);
-        Stalled {
-            child,
-            stdout,
-            stderr,
-            q,
-        }
-    }
-
-    /// Start reading stdout; what has been read so far is in the returned buffer.
-    fn drain(&mut self) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut from = self.stdout.take().unwrap();
-        let into = seen.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut chunk = [0u8; 65536];
-            while let Ok(n @ 1..) = from.read(&mut chunk) {
-                into.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        seen
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Stalled {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `server --nodes Q --quiet` whose stdout is a pipe nobody reads until
+/// [`Proc::read_stdout`], and whose stderr is collected; and Q's port.
+fn stalled() -> (Proc, u16) {
+    let c = Cluster::builder()
+        .pipes(Pipe::Unread, Pipe::Read)
+        .hosting(Side::Rust, "Q", &["--quiet"])
+        .start();
+    let q = c.port("Q");
+    (c.into_process(), q)
 }
 
 /// Decisions of 60 KB, then batches of 1024 `receive_message` calls: far more lines than a
@@ -388,28 +311,12 @@ fn nothing_lost(q: u16, mut expected: Vec<(String, String)>) {
 /// (pending lines get one second).
 #[test]
 fn a_stdout_nobody_reads_blocks_no_node_and_no_exit() {
-    let server = Stalled::start();
-    let q = server.q;
+    let (server, q) = stalled();
     let (expected, _) = flood(q);
     nothing_lost(q, expected);
-    let started = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut server = server;
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}\n{}", server.stderr());
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no exit 5 s after SIGTERM with stdout stalled"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.sigterm();
+    let (status, _, err) = server.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}\n{err}");
 }
 
 /// Lines that found the queue full are counted and dropped; once stdout is read again, a note
@@ -417,23 +324,22 @@ fn a_stdout_nobody_reads_blocks_no_node_and_no_exit() {
 /// printed, each whole and in order.
 #[test]
 fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
-    let mut server = Stalled::start();
-    let q = server.q;
+    let (mut server, q) = stalled();
     let (expected, flood_lines) = flood(q);
     nothing_lost(q, expected);
     // The running line, one per call of the flood, and still_answers' received and majority
     // lines.
     let printed = 1 + flood_lines + 2;
-    let out = server.drain();
+    server.read_stdout();
     let deadline = Instant::now() + Duration::from_secs(30);
     let (lines, dropped) = loop {
         let dropped: usize = server
-            .stderr()
+            .stderr_so_far()
             .lines()
             .filter_map(|l| l.strip_prefix("console: "))
             .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
             .sum();
-        let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        let text = server.stdout_so_far();
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
         if dropped > 0 && lines.len() + dropped == printed && text.ends_with('\n') {
             break (lines, dropped);
@@ -442,7 +348,7 @@ fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
             Instant::now() < deadline,
             "{} lines written, {dropped} dropped, of {printed}; stderr:\n{}",
             lines.len(),
-            server.stderr()
+            server.stderr_so_far()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -472,17 +378,11 @@ fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
 /// of requests leave the node answering within 100 ms, and SIGTERM still ends the process.
 #[test]
 fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
-    use std::process::Stdio;
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let mut child = Command::new(server_bin())
-        .args(["--port-base", &base.to_string(), "--nodes", "Q"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ports(&[q]);
+    let cluster = Cluster::builder()
+        .pipes(Pipe::Null, Pipe::Unread)
+        .hosting(Side::Rust, "Q", &[])
+        .start();
+    let q = cluster.port("Q");
     // About 80 bytes of access log per call: 3,000 calls are several times a 64 KB pipe.
     let mut conn = Conn::open(q);
     for i in 0..3000 {
@@ -496,22 +396,8 @@ fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
     assert_eq!(call(q, "finalize_decision", &[]), Ok(s("attack")));
     assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(messages(q).len(), 50);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no exit 5 s after SIGTERM with stderr stalled"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    drop(child.stderr.take());
+    let server = cluster.into_process();
+    server.sigterm();
+    let (status, _, _) = server.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
 }

@@ -623,12 +623,9 @@ impl Harness {
 #[test]
 fn python_and_rust_clusters_answer_the_same() {
     let seed = seed();
-    let py_base = port_base();
-    let rs_base = port_base();
-    let py_ports: Vec<u16> = NODES.iter().map(|&n| port_of(py_base, n)).collect();
-    let rs_ports: Vec<u16> = NODES.iter().map(|&n| port_of(rs_base, n)).collect();
-    let _python = Proc::python_server(&["--port-base", &py_base.to_string()], &py_ports);
-    let _rust = Proc::rust_server(&["--port-base", &rs_base.to_string(), "--quiet"], &rs_ports);
+    let python = Cluster::builder().server(Side::Python, &[]).start();
+    let rust = Cluster::rust(&[]);
+    let (py_base, rs_base) = (python.base, rust.base);
 
     let mut h = Harness {
         seed,

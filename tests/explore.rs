@@ -8,12 +8,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value as Json;
 
-fn client(args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(client_bin());
-    cmd.args(args);
-    run(cmd, Duration::from_secs(120))
-}
-
 fn field(out: &str, name: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix(name))
@@ -24,17 +18,19 @@ fn field(out: &str, name: &str) -> u64 {
 
 #[test]
 fn explorer_covers_every_case_of_om_4_1() {
-    let (code, out, err) = client(&[
-        "explore",
-        "--protocol",
-        "om",
-        "-n",
-        "4",
-        "-m",
-        "1",
-        "--seed",
-        "9",
-    ]);
+    let (code, out, err) = Client::rust()
+        .args(&[
+            "explore",
+            "--protocol",
+            "om",
+            "-n",
+            "4",
+            "-m",
+            "1",
+            "--seed",
+            "9",
+        ])
+        .run();
     assert_eq!(code, 0, "{out}\n{err}");
     // (1 + C(4,1) * 3 behaviours) * 2 orders.
     assert!(out.contains("; 26 cases, seed 9"), "{out}");
@@ -46,20 +42,24 @@ fn explorer_covers_every_case_of_om_4_1() {
 
 #[test]
 fn explorer_finds_the_classic_counterexample_with_three_generals() {
-    let (code, _, err) = client(&["explore", "-n", "3", "-m", "1"]);
+    let (code, _, err) = Client::rust()
+        .args(&["explore", "-n", "3", "-m", "1"])
+        .run();
     assert_eq!(code, 2, "below the bound without --allow-unsafe: {err}");
-    let (code, out, err) = client(&[
-        "explore",
-        "-n",
-        "3",
-        "-m",
-        "1",
-        "--allow-unsafe",
-        "--behaviours",
-        "flip",
-        "--orders",
-        "attack",
-    ]);
+    let (code, out, err) = Client::rust()
+        .args(&[
+            "explore",
+            "-n",
+            "3",
+            "-m",
+            "1",
+            "--allow-unsafe",
+            "--behaviours",
+            "flip",
+            "--orders",
+            "attack",
+        ])
+        .run();
     assert_eq!(code, 1, "{out}\n{err}");
     // (1 + 3 placements) * 1 behaviour * 1 order.
     assert_eq!(field(&out, "cases run"), 4);
@@ -72,17 +72,19 @@ fn explorer_finds_the_classic_counterexample_with_three_generals() {
 
 #[test]
 fn explorer_sm_holds_where_om_cannot() {
-    let (code, out, err) = client(&[
-        "explore",
-        "--protocol",
-        "sm",
-        "-n",
-        "3",
-        "-m",
-        "1",
-        "--behaviours",
-        "flip,two-faced",
-    ]);
+    let (code, out, err) = Client::rust()
+        .args(&[
+            "explore",
+            "--protocol",
+            "sm",
+            "-n",
+            "3",
+            "-m",
+            "1",
+            "--behaviours",
+            "flip,two-faced",
+        ])
+        .run();
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(field(&out, "cases run"), 14);
     assert_eq!(field(&out, "IC1 held"), 14);
@@ -110,41 +112,26 @@ fn canonical(trace: &str) -> Vec<Json> {
 
 #[test]
 fn same_seed_same_trace() {
-    let base = port_base();
-    let ports: Vec<u16> = (0..5).map(|i| base + i).collect();
-    let _s = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--cluster-size",
-            "5",
-            "--quiet",
-            "--behaviour",
-            "N1=random",
-            "--behaviour",
-            "N3=random",
-        ],
-        &ports,
-    );
+    let c = Cluster::rust_generated(5, &["--behaviour", "N1=random", "--behaviour", "N3=random"]);
+    let base = c.base;
     let dir = std::env::temp_dir().join(format!("generals-trace-{}-{base}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut traces = Vec::new();
     for (i, seed) in ["77", "77", "78"].iter().enumerate() {
         let file = dir.join(format!("t{i}.jsonl"));
-        let (code, out, err) = client(&[
-            "--port-base",
-            &base.to_string(),
-            "--cluster-size",
-            "5",
-            "om",
-            "-m",
-            "1",
-            "--seed",
-            seed,
-            "--json",
-            "--trace",
-            file.to_str().unwrap(),
-        ]);
+        let (code, out, err) = c
+            .client()
+            .args(&[
+                "om",
+                "-m",
+                "1",
+                "--seed",
+                seed,
+                "--json",
+                "--trace",
+                file.to_str().unwrap(),
+            ])
+            .run();
         assert!(code == 0 || code == 1, "{out}\n{err}");
         traces.push((
             serde_json::from_str::<Json>(&out).unwrap(),
@@ -184,20 +171,16 @@ fn same_seed_same_trace() {
 
 #[test]
 fn the_original_scenario_can_be_traced() {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let _s = Proc::rust_server(&["--port-base", &base.to_string(), "--quiet"], &ports);
+    let c = Cluster::rust(&[]);
+    let base = c.base;
     let file = std::env::temp_dir().join(format!(
         "generals-original-{}-{base}.jsonl",
         std::process::id()
     ));
-    let (code, _, err) = client(&[
-        "--port-base",
-        &base.to_string(),
-        "--quiet",
-        "--trace",
-        file.to_str().unwrap(),
-    ]);
+    let (code, _, err) = c
+        .client()
+        .args(&["--quiet", "--trace", file.to_str().unwrap()])
+        .run();
     assert_eq!(code, 0, "{err}");
     let trace = std::fs::read_to_string(&file).unwrap();
     let _ = std::fs::remove_file(&file);
@@ -246,20 +229,8 @@ fn svg_counts(svg: &str) -> (usize, usize) {
 /// arrow per message too; `--tree` draws the lieutenant's tree.
 #[test]
 fn pictures_of_a_live_run() {
-    let base = port_base();
-    let ports: Vec<u16> = (0..5).map(|i| base + i).collect();
-    let _s = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--cluster-size",
-            "5",
-            "--quiet",
-            "--behaviour",
-            "N2=two-faced",
-        ],
-        &ports,
-    );
+    let c = Cluster::rust_generated(5, &["--behaviour", "N2=two-faced"]);
+    let base = c.base;
     let dir = std::env::temp_dir().join(format!("generals-svg-{}-{base}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (trace, svg, tree) = (
@@ -267,21 +238,21 @@ fn pictures_of_a_live_run() {
         dir.join("run.svg"),
         dir.join("tree.svg"),
     );
-    let common = ["--port-base", &base.to_string(), "--cluster-size", "5"];
-    let mut args: Vec<&str> = common.to_vec();
-    args.extend([
-        "om",
-        "-m",
-        "1",
-        "--seed",
-        "3",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--svg",
-        svg.to_str().unwrap(),
-        "--mermaid",
-    ]);
-    let (code, out, err) = client(&args);
+    let (code, out, err) = c
+        .client()
+        .args(&[
+            "om",
+            "-m",
+            "1",
+            "--seed",
+            "3",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--mermaid",
+        ])
+        .run();
     assert_eq!(code, 0, "{out}\n{err}");
     let traced = std::fs::read_to_string(&trace).unwrap().lines().count();
     assert_eq!(traced, 16);
@@ -295,19 +266,20 @@ fn pictures_of_a_live_run() {
             .count(),
         traced
     );
-    let mut args: Vec<&str> = common.to_vec();
-    args.extend([
-        "om",
-        "-m",
-        "1",
-        "--seed",
-        "3",
-        "--tree",
-        "N1",
-        "--svg",
-        tree.to_str().unwrap(),
-    ]);
-    let (code, _, err) = client(&args);
+    let (code, _, err) = c
+        .client()
+        .args(&[
+            "om",
+            "-m",
+            "1",
+            "--seed",
+            "3",
+            "--tree",
+            "N1",
+            "--svg",
+            tree.to_str().unwrap(),
+        ])
+        .run();
     assert_eq!(code, 0, "{err}");
     let tree = std::fs::read_to_string(&tree).unwrap();
     // OM(1) with 5 nodes: N1's tree is the root plus one child per other lieutenant.
@@ -380,31 +352,18 @@ fn default_run_svg_renders_in_a_browser() {
 #[test]
 #[ignore]
 fn om2_among_seven_fits_a_screen_and_no_labels_overlap_in_a_browser() {
-    let base = port_base();
-    let ports: Vec<u16> = (0..7).map(|i| base + i).collect();
-    let _s = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--cluster-size",
-            "7",
-            "--quiet",
-            "--behaviour",
-            "N4=two-faced",
-        ],
-        &ports,
-    );
+    let c = Cluster::rust_generated(7, &["--behaviour", "N4=two-faced"]);
+    let base = c.base;
     let dir = std::env::temp_dir().join(format!("generals-om2-{}-{base}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (svg_file, tree_file) = (dir.join("om2.svg"), dir.join("tree.svg"));
     for (file, extra) in [(&svg_file, None), (&tree_file, Some("N3"))] {
-        let b = base.to_string();
-        let mut args = vec!["--port-base", &b, "--cluster-size", "7", "om", "-m", "2"];
+        let mut args = vec!["om", "-m", "2"];
         args.extend(["--seed", "5", "--svg", file.to_str().unwrap()]);
         if let Some(node) = extra {
             args.extend(["--tree", node]);
         }
-        let (code, out, err) = client(&args);
+        let (code, out, err) = c.client().args(&args).run();
         assert_eq!(code, 0, "{out}\n{err}");
     }
     for file in [&svg_file, &tree_file] {

@@ -43,7 +43,8 @@ fn with_length(extra: &str, body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hostile_bodies_table() {
-    let (_server, base) = rust_cluster(&["--max-body", &MAX_BODY.to_string()]);
+    let server = Cluster::rust(&["--max-body", &MAX_BODY.to_string()]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     let valid = generals::peer::call_body("receive_message", &[s("G"), s("attack")]).unwrap();
     let deep = format!(
@@ -210,7 +211,8 @@ fn hostile_bodies_table() {
 
 #[test]
 fn send_to_self_stores_own_message() {
-    let (_server, base) = rust_cluster(&[]);
+    let server = Cluster::rust(&[]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     assert_eq!(
         call(q, "send_message", &[s("Q"), s("attack")]),
@@ -225,10 +227,9 @@ fn hung_peer_times_out_and_node_keeps_serving() {
     // T is a node of the cluster (a --peer) that accepts and never answers.
     let base = port_base();
     let t = format!("T=http://127.0.0.1:{}/", port_of(base, 'T'));
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let base_s = base.to_string();
-    let args = ["--port-base", &base_s, "--quiet", "--rpc-timeout", "2"];
-    let _server = Proc::rust_server(&[&args[..], &["--peer", &t]].concat(), &ports);
+    let _server = Cluster::at(base)
+        .server(Side::Rust, &["--quiet", "--rpc-timeout", "2", "--peer", &t])
+        .start();
     let q = port_of(base, 'Q');
     let _hung = HungPeer::bind(port_of(base, 'T'));
     let started = Instant::now();
@@ -258,17 +259,12 @@ fn hung_peer_times_out_and_node_keeps_serving() {
 fn client_reports_a_hung_node_as_a_timeout() {
     let base = port_base();
     let _hung = HungPeer::bind(port_of(base, 'P'));
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "--nodes",
-        "P",
-        "--rpc-timeout",
-        "0.5",
-    ]);
     let started = Instant::now();
-    let (code, out, err) = run(cmd, Duration::from_secs(20));
+    let (code, out, err) = Client::rust()
+        .at(base)
+        .args(&["--nodes", "P", "--rpc-timeout", "0.5"])
+        .timeout(Duration::from_secs(20))
+        .run();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!((code, out.as_str()), (1, ""));
     assert_eq!(
@@ -290,7 +286,8 @@ fn read_until_closed(mut s: TcpStream) -> (Vec<u8>, Duration) {
 
 #[test]
 fn stalled_and_idle_connections_are_closed() {
-    let (_server, base) = rust_cluster(&["--request-timeout", "1"]);
+    let server = Cluster::rust(&["--request-timeout", "1"]);
+    let base = server.base;
     let q = port_of(base, 'Q');
 
     // Stalls in the middle of its headers.
@@ -331,7 +328,8 @@ fn stalled_and_idle_connections_are_closed() {
 
 #[test]
 fn hundreds_of_idle_connections_do_not_block_a_node() {
-    let (_server, base) = rust_cluster(&[]);
+    let server = Cluster::rust(&[]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     let idle: Vec<TcpStream> = (0..400)
         .map(|_| TcpStream::connect(("127.0.0.1", q)).unwrap())
@@ -348,7 +346,8 @@ fn hundreds_of_idle_connections_do_not_block_a_node() {
 
 #[test]
 fn two_thousand_concurrent_senders_are_all_stored() {
-    let (_server, base) = rust_cluster(&[]);
+    let server = Cluster::rust(&[]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     let threads: Vec<_> = (0..32)
         .map(|t| {
@@ -385,7 +384,8 @@ fn two_thousand_concurrent_senders_are_all_stored() {
 
 #[test]
 fn sender_cap_refuses_new_senders_but_not_updates() {
-    let (_server, base) = rust_cluster(&["--max-senders", "3"]);
+    let server = Cluster::rust(&["--max-senders", "3"]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     for sender in ["A", "B", "C"] {
         assert!(call(q, "receive_message", &[s(sender), s("attack")]).is_ok());
@@ -409,7 +409,8 @@ fn sender_cap_refuses_new_senders_but_not_updates() {
 
 #[test]
 fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
-    let (_server, base) = rust_cluster(&[]);
+    let server = Cluster::rust(&[]);
+    let base = server.base;
     let q = port_of(base, 'Q');
     for i in 0..40 {
         assert!(
@@ -447,21 +448,16 @@ fn large_answers_are_gzipped_when_the_client_accepts_gzip() {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let base = port_base();
-    let q = port_of(base, 'Q');
-    let server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--nodes",
+    let t = format!("T=http://127.0.0.1:{}/", port_of(base, 'T'));
+    let server = Cluster::at(base)
+        .hosting(
+            Side::Rust,
             "Q",
-            "--rpc-timeout",
-            "1",
-            "--quiet",
-            "--peer",
-            &format!("T=http://127.0.0.1:{}/", port_of(base, 'T')),
-        ],
-        &[q],
-    );
+            &["--rpc-timeout", "1", "--quiet", "--peer", &t],
+        )
+        .start()
+        .into_process();
+    let q = port_of(base, 'Q');
     let _hung = HungPeer::bind(port_of(base, 'T'));
     // An in-flight request that takes about a second (the hung peer's timeout).
     let mut conn = Conn::open(q);
@@ -472,11 +468,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.sigterm();
     let answer = pending.join().unwrap();
     assert_eq!(
         answer,
@@ -494,20 +486,7 @@ fn messages_printed(server: &Proc) -> usize {
 
 #[test]
 fn non_loopback_bind_warns() {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let server = Proc::rust_server(
-        &[
-            "--host",
-            "0.0.0.0",
-            "--port-base",
-            &base.to_string(),
-            "--nodes",
-            "Q",
-            "--quiet",
-        ],
-        &[q],
-    );
+    let server = Cluster::rust_nodes("Q", &["--host", "0.0.0.0"]).into_process();
     let (_, err) = server.stop();
     assert!(
         err.contains("warning: binding 0.0.0.0 exposes XML-RPC without authentication"),
@@ -523,19 +502,9 @@ fn non_loopback_bind_warns() {
 /// SIGTERM ends the process.
 #[test]
 fn huge_om_trees_stall_no_node() {
-    let base = port_base();
-    let ports: Vec<u16> = (0..4).map(|i| base + i).collect();
-    let server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--quiet",
-            "--max-run-messages",
-            &u64::MAX.to_string(),
-        ],
-        &ports,
-    );
-    let (q, r) = (port_of(base, 'Q'), port_of(base, 'R'));
+    let cluster = Cluster::rust(&["--max-run-messages", &u64::MAX.to_string()]);
+    let (q, r) = (cluster.port("Q"), cluster.port("R"));
+    let server = cluster.into_process();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let stop = stop.clone();
@@ -589,11 +558,7 @@ fn huge_om_trees_stall_no_node() {
     let (worst, calls) = watcher.join().unwrap();
     assert!(calls >= 20);
     assert!(worst < Duration::from_millis(100), "R took {worst:?}");
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.sigterm();
     let (status, _, _) = server.wait(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
 }
@@ -604,14 +569,11 @@ fn huge_om_trees_stall_no_node() {
 /// with the dropped bytes.
 #[test]
 fn python_clients_read_the_413_of_a_body_too_large() {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let server = Proc::rust_server(
-        &["--port-base", &base.to_string(), "--nodes", "Q", "--quiet"],
-        &[q],
-    );
+    let server = Cluster::rust_nodes("Q", &[]);
+    let q = server.port("Q");
     let rss_kb = || {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.process(0).pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -71,49 +70,25 @@ fn expected_stdout(hosted: &str, base: u16) -> Vec<String> {
     lines
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    Python,
-    Rust,
-}
-
 /// Start the cluster as `parts` (side, hosted nodes), run `client`, check everything.
 fn run_matrix_cell(client: Side, parts: &[(Side, &str)]) {
-    let base = port_base();
-    let base_s = base.to_string();
-    let procs: Vec<(Proc, &str)> = parts
+    let cluster = parts
         .iter()
-        .map(|&(side, hosted)| {
-            let ports: Vec<u16> = hosted
-                .split(',')
-                .map(|n| port_of(base, n.chars().next().unwrap()))
-                .collect();
-            let args = ["--port-base", base_s.as_str(), "--nodes", hosted];
-            let p = match side {
-                Side::Python => Proc::python_server(&args, &ports),
-                Side::Rust => Proc::rust_server(&args, &ports),
-            };
-            (p, hosted)
+        .fold(Cluster::builder(), |c, &(side, hosted)| {
+            c.hosting(side, hosted, &[])
         })
-        .collect();
-
-    let cmd = match client {
-        Side::Python => {
-            let mut c = Command::new("python3");
-            c.arg(python_client_script()).args(["--port-base", &base_s]);
-            c
-        }
-        Side::Rust => {
-            let mut c = Command::new(client_bin());
-            c.args(["--port-base", &base_s, "--quiet"]);
-            c
-        }
-    };
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
+        .start();
+    let base = cluster.base;
+    let mut client_run = Client::of(client).at(base);
+    if client == Side::Rust {
+        client_run = client_run.args(&["--quiet"]);
+    }
+    let (code, out, err) = client_run.timeout(Duration::from_secs(60)).run();
     assert_eq!(code, 0, "client {client:?} failed on {parts:?}: {err}");
     assert_eq!(out, CLIENT_STDOUT, "client {client:?} on {parts:?}");
 
-    for (p, hosted) in procs {
+    let hosted = parts.iter().map(|&(_, hosted)| hosted);
+    for (p, hosted) in cluster.into_processes().into_iter().zip(hosted) {
         let (out, err) = p.stop();
         assert_eq!(
             sorted_lines(&out),
@@ -179,12 +154,8 @@ fn rust_client_python_pr_rust_qs() {
 /// README's shape), then the four final lines.
 #[test]
 fn rust_client_prints_each_send() {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let _server = Proc::rust_server(&["--port-base", &base.to_string(), "--quiet"], &ports);
-    let mut cmd = Command::new(client_bin());
-    cmd.args(["--port-base", &base.to_string()]);
-    let (code, out, err) = run(cmd, Duration::from_secs(30));
+    let c = Cluster::rust(&[]);
+    let (code, out, err) = c.client().timeout(Duration::from_secs(30)).run();
     assert_eq!(code, 0, "{err}");
     let mut expected = String::new();
     for sender in ["P", "Q", "R", "S"] {

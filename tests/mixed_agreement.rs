@@ -13,87 +13,41 @@ use common::*;
 use dxr::Value;
 use serde_json::Value as Json;
 
-/// Generated nodes N0..N{n-1}: Rust hosts `rust`, Python (`--agreement`) hosts `python`.
-struct Mixed {
-    base: u16,
-    n: usize,
-    _rust: Proc,
-    _python: Proc,
+/// `--behaviour` before each of `values`.
+fn behaviour_flags<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    values.iter().flat_map(|b| ["--behaviour", b]).collect()
 }
 
-fn names(ids: &[usize]) -> String {
-    ids.iter()
-        .map(|i| format!("N{i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn with_flags(mut args: Vec<String>, flag: &str, values: &[&str]) -> Vec<String> {
-    for v in values {
-        args.push(flag.to_string());
-        args.push(v.to_string());
-    }
-    args
-}
-
-/// A cluster of `n` generated nodes split between a Rust and a Python server process, with
-/// `--behaviour` flags for each side (and `extra` flags for both, e.g. `--seed`).
+/// A cluster of `n` generated nodes split between a Rust server hosting `rust` and a Python
+/// (`--agreement`) one hosting `python` (comma-separated names), with `--behaviour` flags for
+/// each side (and `extra` flags for both, e.g. `--seed`).
 fn mixed(
     n: usize,
-    rust: &[usize],
-    python: &[usize],
+    rust: &str,
+    python: &str,
     rust_behaviours: &[&str],
     python_behaviours: &[&str],
     extra: &[&str],
-) -> Mixed {
-    let base = port_base();
-    let common: Vec<String> = [
-        "--port-base".to_string(),
-        base.to_string(),
-        "--cluster-size".to_string(),
-        n.to_string(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    .collect();
-    let port = |i: &usize| base + *i as u16;
-
-    let mut rs = common.clone();
-    rs.extend(["--nodes".into(), names(rust), "--quiet".into()]);
-    let rs = with_flags(rs, "--behaviour", rust_behaviours);
-    let rs: Vec<&str> = rs.iter().map(String::as_str).collect();
-    let rust_ports: Vec<u16> = rust.iter().map(port).collect();
-
-    let mut py = common;
-    py.extend(["--nodes".into(), names(python), "--agreement".into()]);
-    let py = with_flags(py, "--behaviour", python_behaviours);
-    let py: Vec<&str> = py.iter().map(String::as_str).collect();
-    let python_ports: Vec<u16> = python.iter().map(port).collect();
-
-    Mixed {
-        base,
-        n,
-        _rust: Proc::rust_server(&rs, &rust_ports),
-        _python: Proc::python_server(&py, &python_ports),
-    }
+) -> Cluster {
+    Cluster::builder()
+        .size(n)
+        .args(extra)
+        .hosting(
+            Side::Rust,
+            rust,
+            &[&["--quiet"], &behaviour_flags(rust_behaviours)[..]].concat(),
+        )
+        .hosting(
+            Side::Python,
+            python,
+            &[&["--agreement"], &behaviour_flags(python_behaviours)[..]].concat(),
+        )
+        .start()
 }
 
-impl Mixed {
-    /// `client --cluster-size n om ARGS --json`: (exit code, parsed JSON or null, stderr).
-    fn om(&self, args: &[&str]) -> (i32, Json, String) {
-        om_client(self.base, self.n, args)
-    }
-
-    fn port(&self, i: u16) -> u16 {
-        self.base + i
-    }
-}
-
-/// `client ... om ARGS --json` against the mixed cluster.
-fn om_client(base: u16, n: usize, args: &[&str]) -> (i32, Json, String) {
-    let mut all = vec!["om"];
-    all.extend_from_slice(args);
-    client_json(base, n, &all)
+/// `client ... om ARGS --json` against the cluster: (exit code, parsed JSON or null, stderr).
+fn om(c: &Cluster, args: &[&str]) -> (i32, Json, String) {
+    c.client_json(&[&["om"], args].concat())
 }
 
 fn decisions(j: &Json) -> Vec<(String, String)> {
@@ -129,18 +83,18 @@ fn assert_agreement(j: &Json, err: &str, code: i32, messages: u64, rounds: &[u64
 /// Python N3.
 #[test]
 fn om1_n4_two_faced_traitor_on_python() {
-    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N3=two-faced"], &[]);
-    let info = call(c.port(3), "node_info", &[]).unwrap();
+    let c = mixed(4, "N0,N2", "N1,N3", &[], &["N3=two-faced"], &[]);
+    let info = call(c.port("N3"), "node_info", &[]).unwrap();
     assert_eq!(member(&info, "name"), &s("N3"));
     assert_eq!(member(&info, "behaviour"), &s("two-faced"));
     assert_eq!(member(&info, "traitor"), &Value::Boolean(true));
     assert_eq!(member(&info, "public_key"), &s(""));
     assert_eq!(
-        member(&call(c.port(1), "node_info", &[]).unwrap(), "traitor"),
+        member(&call(c.port("N1"), "node_info", &[]).unwrap(), "traitor"),
         &Value::Boolean(false)
     );
     for (order, seed) in [("attack", "1"), ("retreat", "2")] {
-        let (code, j, err) = c.om(&["-m", "1", "--order", order, "--seed", seed]);
+        let (code, j, err) = om(&c, &["-m", "1", "--order", order, "--seed", seed]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["traitors"], serde_json::json!(["N3"]));
         assert_eq!(j["behaviours"]["N3"], "two-faced");
@@ -151,7 +105,8 @@ fn om1_n4_two_faced_traitor_on_python() {
         // What N3 actually sent, from its own trace_events: its receivers of [N0] are N1, N2
         // (nodes order), so index 0 < 2/2 gets attack and index 1 retreat, whatever the order.
         let run = format!("om-{seed}");
-        let Ok(Value::Array(events)) = call(c.port(3), "trace_events", &[s(&run), s("0")]) else {
+        let Ok(Value::Array(events)) = call(c.port("N3"), "trace_events", &[s(&run), s("0")])
+        else {
             panic!("no trace from N3");
         };
         let mut sent: Vec<(Value, Value, Value)> = events
@@ -182,9 +137,9 @@ fn om1_n4_two_faced_traitor_on_python() {
 /// (a) The same split with the two-faced traitor on the Rust side (N2).
 #[test]
 fn om1_n4_two_faced_traitor_on_rust() {
-    let c = mixed(4, &[0, 2], &[1, 3], &["N2=two-faced"], &[], &[]);
+    let c = mixed(4, "N0,N2", "N1,N3", &["N2=two-faced"], &[], &[]);
     for order in ["attack", "retreat"] {
-        let (code, j, err) = c.om(&["-m", "1", "--order", order, "--seed", "2"]);
+        let (code, j, err) = om(&c, &["-m", "1", "--order", order, "--seed", "2"]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["traitors"], serde_json::json!(["N2"]));
         assert_eq!(
@@ -200,14 +155,14 @@ fn om1_n4_two_faced_traitor_on_rust() {
 fn om2_n7_flip_on_python_and_two_faced_on_rust() {
     let c = mixed(
         7,
-        &[0, 1, 2, 3],
-        &[4, 5, 6],
+        "N0,N1,N2,N3",
+        "N4,N5,N6",
         &["N2=two-faced"],
         &["N5=flip"],
         &[],
     );
     for (order, seed) in [("attack", "21"), ("retreat", "22")] {
-        let (code, j, err) = c.om(&["-m", "2", "--order", order, "--seed", seed]);
+        let (code, j, err) = om(&c, &["-m", "2", "--order", order, "--seed", seed]);
         assert_agreement(&j, &err, code, 156, &[6, 30, 120]);
         assert_eq!(j["traitors"], serde_json::json!(["N2", "N5"]));
         assert_eq!(j["behaviours"]["N5"], "flip");
@@ -225,9 +180,9 @@ fn om2_n7_flip_on_python_and_two_faced_on_rust() {
 /// receivers N0, N2, N3 get attack, retreat, retreat, so all of them decide retreat.
 #[test]
 fn om1_n4_python_commander() {
-    let c = mixed(4, &[0, 2], &[1, 3], &["N2=two-faced"], &[], &[]);
+    let c = mixed(4, "N0,N2", "N1,N3", &["N2=two-faced"], &[], &[]);
     for order in ["attack", "retreat"] {
-        let (code, j, err) = c.om(&["--commander", "N1", "-m", "1", "--order", order]);
+        let (code, j, err) = om(&c, &["--commander", "N1", "-m", "1", "--order", order]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["commander"], "N1");
         assert_eq!(
@@ -236,9 +191,9 @@ fn om1_n4_python_commander() {
         );
     }
 
-    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N1=two-faced"], &[]);
+    let c = mixed(4, "N0,N2", "N1,N3", &[], &["N1=two-faced"], &[]);
     for order in ["attack", "retreat"] {
-        let (code, j, err) = c.om(&["--commander", "N1", "-m", "1", "--order", order]);
+        let (code, j, err) = om(&c, &["--commander", "N1", "-m", "1", "--order", order]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["traitors"], serde_json::json!(["N1"]));
         assert_eq!(
@@ -257,13 +212,13 @@ fn om1_n4_python_commander() {
 fn om2_n7_python_commander() {
     let c = mixed(
         7,
-        &[0, 1, 2, 3],
-        &[4, 5, 6],
+        "N0,N1,N2,N3",
+        "N4,N5,N6",
         &["N1=flip", "N3=two-faced"],
         &[],
         &[],
     );
-    let (code, j, err) = c.om(&["--commander", "N5", "-m", "2", "--order", "attack"]);
+    let (code, j, err) = om(&c, &["--commander", "N5", "-m", "2", "--order", "attack"]);
     assert_agreement(&j, &err, code, 156, &[6, 30, 120]);
     for (node, decision) in decisions(&j) {
         if node != "N1" && node != "N3" {
@@ -276,8 +231,8 @@ fn om2_n7_python_commander() {
 /// retreat, and the loyal lieutenants (waiting until the deadline) still obey.
 #[test]
 fn om1_n4_silent_python_lieutenant() {
-    let c = mixed(4, &[0, 2], &[1, 3], &[], &["N1=silent"], &[]);
-    let (code, j, err) = c.om(&["-m", "1"]);
+    let c = mixed(4, "N0,N2", "N1,N3", &[], &["N1=silent"], &[]);
+    let (code, j, err) = om(&c, &["-m", "1"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(per_round(&j), [3, 4]);
     assert_eq!(j["behaviours"]["N1"], "silent");
@@ -298,16 +253,16 @@ fn om1_n4_silent_python_lieutenant() {
 fn om2_n7_delay_and_deny_on_python() {
     let c = mixed(
         7,
-        &[0, 1, 2, 3],
-        &[4, 5, 6],
+        "N0,N1,N2,N3",
+        "N4,N5,N6",
         &[],
         &["N4=delay:30", "N6=deny:N1,N2"],
         &[],
     );
-    let info = call(c.port(4), "node_info", &[]).unwrap();
+    let info = call(c.port("N4"), "node_info", &[]).unwrap();
     assert_eq!(member(&info, "behaviour"), &s("delay:30"));
     assert_eq!(member(&info, "traitor"), &Value::Boolean(true));
-    let (code, j, err) = c.om(&["-m", "2", "--seed", "3"]);
+    let (code, j, err) = om(&c, &["-m", "2", "--seed", "3"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["traitors"], serde_json::json!(["N4", "N6"]));
     assert_eq!(j["behaviours"]["N6"], "deny:N1,N2");
@@ -326,39 +281,28 @@ fn om2_n7_delay_and_deny_on_python() {
 #[test]
 fn random_behaviour_is_the_same_in_python_and_rust() {
     let traitors = ["N4=random", "N5=random"];
-    let all_rust = {
-        let base = port_base();
-        let mut args = vec![
-            "--port-base".to_string(),
-            base.to_string(),
-            "--cluster-size".into(),
-            "7".into(),
-            "--quiet".into(),
-            "--seed".into(),
-            "99".into(),
-        ];
-        args = with_flags(args, "--behaviour", &traitors);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let ports: Vec<u16> = (0..7).map(|i| base + i).collect();
-        (Proc::rust_server(&args, &ports), base)
-    };
+    let all_rust = Cluster::rust_generated(
+        7,
+        &[&["--seed", "99"], &behaviour_flags(&traitors)[..]].concat(),
+    );
     let mixed = mixed(
         7,
-        &[0, 1, 2, 3],
-        &[4, 5, 6],
+        "N0,N1,N2,N3",
+        "N4,N5,N6",
         &[],
         &traitors,
         &["--seed", "99"],
     );
 
-    let messages = |base: u16| {
+    let messages = |c: &Cluster| {
         let file = std::env::temp_dir().join(format!(
-            "mixed-agreement-{}-{base}.jsonl",
-            std::process::id()
+            "mixed-agreement-{}-{}.jsonl",
+            std::process::id(),
+            c.base
         ));
         let file_arg = file.to_str().unwrap().to_string();
         let args = ["-m", "2", "--seed", "4242", "--trace", &file_arg];
-        let (code, j, err) = om_client(base, 7, &args);
+        let (code, j, err) = om(c, &args);
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let _ = std::fs::remove_file(&file);
         assert_eq!(j["ic1"], true, "{j} {err}");
@@ -382,8 +326,8 @@ fn random_behaviour_is_the_same_in_python_and_rust() {
         sent.sort();
         (j, sent)
     };
-    let (rust_json, rust_sent) = messages(all_rust.1);
-    let (mixed_json, mixed_sent) = messages(mixed.base);
+    let (rust_json, rust_sent) = messages(&all_rust);
+    let (mixed_json, mixed_sent) = messages(&mixed);
     assert_eq!(rust_sent.len(), 156);
     assert!(
         mixed_sent
@@ -410,45 +354,99 @@ fn random_behaviour_is_the_same_in_python_and_rust() {
     drop(all_rust);
 }
 
-/// The same calls to a Rust node and to a Python `--agreement` node get the same answers:
-/// results, decide structs and every fault string, in the documented check order.
+/// A Rust node pair and a Python `--agreement` node pair, each hosting P and Q of P..S (R
+/// and S do not exist, so Q's relays are refused).
+fn node_pairs() -> (Cluster, Cluster) {
+    let rust = Cluster::rust_nodes("P,Q", &[]);
+    let python = Cluster::builder()
+        .hosting(Side::Python, "P,Q", &["--agreement"])
+        .start();
+    (rust, python)
+}
+
+/// The same calls, in order, to the Rust and to the Python node get the same answers
+/// (`node_info`'s SM key and `om_message`'s time compared in kind; `sm_start` is Rust only).
+fn assert_answers_alike(rust: &Cluster, python: &Cluster, calls: &[(char, &str, Vec<Value>)]) {
+    let mut mismatches = Vec::new();
+    for (node, method, params) in calls {
+        let rust_answer = call(port_of(rust.base, *node), method, params);
+        let python_answer = call(port_of(python.base, *node), method, params);
+        let (r, p) = match (rust_answer, python_answer) {
+            // Rust's node_info carries its SM key; Python takes no part in SM.
+            (Ok(Value::Struct(mut r)), Ok(Value::Struct(p))) if *method == "node_info" => {
+                r.insert("public_key".into(), s(""));
+                (Ok(Value::Struct(r)), Ok(Value::Struct(p)))
+            }
+            // om_message answers when it stored the message: a time, so equal in kind only.
+            (Ok(Value::String(r)), Ok(Value::String(p))) if *method == "om_message" => {
+                let kind = |t: &str| {
+                    s(if t.parse::<u64>().is_ok() {
+                        "a time"
+                    } else {
+                        t
+                    })
+                };
+                (Ok(kind(&r)), Ok(kind(&p)))
+            }
+            // SM is Rust only: the Python node does not know the method.
+            (_, p) if *method == "sm_start" => {
+                assert_eq!(
+                    p,
+                    Err((
+                        1,
+                        "<class 'Exception'>:method \"sm_start\" is not supported".into()
+                    ))
+                );
+                continue;
+            }
+            other => other,
+        };
+        if r != p {
+            mismatches.push(format!(
+                "{node}.{method}{params:?}\n  rust:   {r:?}\n  python: {p:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+fn arr(v: &[&str]) -> Value {
+    Value::Array(v.iter().map(|x| s(x)).collect())
+}
+
+fn pqrs() -> Value {
+    arr(&["P", "Q", "R", "S"])
+}
+
+fn int(i: i32) -> Value {
+    Value::Integer(i)
+}
+
+/// `om_start`'s arguments.
+fn start(run: &str, commander: &str, nodes: Value, m: Value, ms: Value, seed: Value) -> Vec<Value> {
+    vec![s(run), s(commander), nodes, m, ms, seed]
+}
+
+/// A Rust node and a Python `--agreement` node answer `node_info` alike, its faults too.
 #[test]
-fn python_node_answers_and_faults_like_a_rust_node() {
-    let rust_base = port_base();
-    let python_base = port_base();
-    let _rust = Proc::rust_server(
-        &[
-            "--port-base",
-            &rust_base.to_string(),
-            "--nodes",
-            "P,Q",
-            "--quiet",
-        ],
-        &[port_of(rust_base, 'P'), port_of(rust_base, 'Q')],
-    );
-    let _python = Proc::python_server(
-        &[
-            "--port-base",
-            &python_base.to_string(),
-            "--nodes",
-            "P,Q",
-            "--agreement",
-        ],
-        &[port_of(python_base, 'P'), port_of(python_base, 'Q')],
-    );
-    let arr = |v: &[&str]| Value::Array(v.iter().map(|x| s(x)).collect());
-    let int = Value::Integer;
-    let pqrs = arr(&["P", "Q", "R", "S"]);
-    let start = |run: &str, commander: &str, nodes: Value, m: Value, ms: Value, seed: Value| {
-        vec![s(run), s(commander), nodes, m, ms, seed]
-    };
-    let many: Vec<String> = (0..65).map(|i| format!("X{i}")).collect();
-    let many = Value::Array(many.into_iter().map(Value::String).collect());
-    // (node, method, params): R and S do not exist, so Q's relays are refused.
+fn python_node_answers_node_info_like_a_rust_node() {
+    let (rust, python) = node_pairs();
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
         ('Q', "node_info", vec![]),
         ('P', "node_info", vec![]),
         ('Q', "node_info", vec![s("x")]),
+    ];
+    assert_answers_alike(&rust, &python, &calls);
+}
+
+/// Every bad `om_start` gets the same fault from a Rust and a Python node, in the documented
+/// check order.
+#[test]
+fn python_node_refuses_om_starts_like_a_rust_node() {
+    let (rust, python) = node_pairs();
+    let many: Vec<String> = (0..65).map(|i| format!("X{i}")).collect();
+    let many = Value::Array(many.into_iter().map(Value::String).collect());
+    let calls: Vec<(char, &str, Vec<Value>)> = vec![
         ('Q', "om_start", vec![s("a"); 5]),
         (
             'Q',
@@ -458,17 +456,17 @@ fn python_node_answers_and_faults_like_a_rust_node() {
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), s("1"), int(1), s("1")),
+            start("r", "P", pqrs(), s("1"), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), Value::Boolean(true), int(1), s("1")),
+            start("r", "P", pqrs(), Value::Boolean(true), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), s("1"), s("1")),
+            start("r", "P", pqrs(), int(1), s("1"), s("1")),
         ),
         (
             'Q',
@@ -478,64 +476,57 @@ fn python_node_answers_and_faults_like_a_rust_node() {
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(9), int(1), s("1")),
+            start("r", "P", pqrs(), int(9), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(-1), int(1), s("1")),
+            start("r", "P", pqrs(), int(-1), int(1), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(0), s("1")),
+            start("r", "P", pqrs(), int(1), int(0), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(600_001), s("1")),
+            start("r", "P", pqrs(), int(1), int(600_001), s("1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), int(1)),
+            start("r", "P", pqrs(), int(1), int(1), int(1)),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), s("-1")),
+            start("r", "P", pqrs(), int(1), int(1), s("-1")),
         ),
         (
             'Q',
             "om_start",
-            start("r", "P", pqrs.clone(), int(1), int(1), s(" 1")),
+            start("r", "P", pqrs(), int(1), int(1), s(" 1")),
         ),
         (
             'Q',
             "om_start",
-            start(
-                "r",
-                "P",
-                pqrs.clone(),
-                int(1),
-                int(1),
-                s("18446744073709551616"),
-            ),
+            start("r", "P", pqrs(), int(1), int(1), s("18446744073709551616")),
         ),
         (
             'Q',
             "om_start",
-            vec![int(1), s("P"), pqrs.clone(), int(1), int(1), s("1")],
+            vec![int(1), s("P"), pqrs(), int(1), int(1), s("1")],
         ),
         (
             'Q',
             "om_start",
-            vec![s("r"), int(1), pqrs.clone(), int(1), int(1), s("1")],
+            vec![s("r"), int(1), pqrs(), int(1), int(1), s("1")],
         ),
         (
             'Q',
             "om_start",
-            start("r", "X", pqrs.clone(), int(1), int(1), s("1")),
+            start("r", "X", pqrs(), int(1), int(1), s("1")),
         ),
         (
             'Q',
@@ -552,18 +543,21 @@ fn python_node_answers_and_faults_like_a_rust_node() {
             "om_start",
             start("r", "P", arr(&["P", "Q", "R"]), int(2), int(1), s("1")),
         ),
+    ];
+    assert_answers_alike(&rust, &python, &calls);
+}
+
+/// A run with Q a lieutenant, call by call: messages, rounds, orders, the decide struct and
+/// the trace get the same answers and faults from a Rust and a Python node.
+#[test]
+fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
+    let (rust, python) = node_pairs();
+    let calls: Vec<(char, &str, Vec<Value>)> = vec![
         // A real run: Q a lieutenant, deadline 2 x 300 ms.
         (
             'Q',
             "om_start",
-            start(
-                "om-1",
-                "P",
-                pqrs.clone(),
-                Value::Long(1),
-                int(300),
-                s("+42"),
-            ),
+            start("om-1", "P", pqrs(), Value::Long(1), int(300), s("+42")),
         ),
         ('Q', "om_message", vec![s("om-1"), arr(&["P"])]),
         ('Q', "om_message", vec![s("om-1"), s("P"), s("attack")]),
@@ -621,63 +615,8 @@ fn python_node_answers_and_faults_like_a_rust_node() {
         ('Q', "trace_events", vec![s("om-1")]),
         ('Q', "trace_events", vec![s("om-1"), s("x")]),
         ('Q', "trace_events", vec![s("om-1"), int(0)]),
-        // Q as the commander: every round-1 call is refused.
-        (
-            'Q',
-            "om_start",
-            start("om-2", "Q", pqrs.clone(), int(1), int(50), s("7")),
-        ),
-        ('Q', "om_message", vec![s("om-2"), arr(&["Q"]), s("attack")]),
-        ('Q', "om_order", vec![s("om-2"), s("attack")]),
-        ('Q', "om_order", vec![s("om-2"), s("attack")]),
-        ('Q', "om_decide", vec![s("om-2")]),
-        (
-            'Q',
-            "sm_start",
-            start("sm-1", "Q", pqrs.clone(), int(1), int(50), s("7")),
-        ),
     ];
-    let mut mismatches = Vec::new();
-    for (node, method, params) in &calls {
-        let rust = call(port_of(rust_base, *node), method, params);
-        let python = call(port_of(python_base, *node), method, params);
-        let (rust, python) = match (rust, python) {
-            // Rust's node_info carries its SM key; Python takes no part in SM.
-            (Ok(Value::Struct(mut r)), Ok(Value::Struct(p))) if *method == "node_info" => {
-                r.insert("public_key".into(), s(""));
-                (Ok(Value::Struct(r)), Ok(Value::Struct(p)))
-            }
-            // om_message answers when it stored the message: a time, so equal in kind only.
-            (Ok(Value::String(r)), Ok(Value::String(p))) if *method == "om_message" => {
-                let kind = |t: &str| {
-                    s(if t.parse::<u64>().is_ok() {
-                        "a time"
-                    } else {
-                        t
-                    })
-                };
-                (Ok(kind(&r)), Ok(kind(&p)))
-            }
-            // SM is Rust only: the Python node does not know the method.
-            (_, p) if *method == "sm_start" => {
-                assert_eq!(
-                    p,
-                    Err((
-                        1,
-                        "<class 'Exception'>:method \"sm_start\" is not supported".into()
-                    ))
-                );
-                continue;
-            }
-            other => other,
-        };
-        if rust != python {
-            mismatches.push(format!(
-                "{node}.{method}{params:?}\n  rust:   {rust:?}\n  python: {python:?}"
-            ));
-        }
-    }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_answers_alike(&rust, &python, &calls);
 
     // Q's outgoing calls of om-1, as trace_events lists them: two refused relays of [P].
     let events = |port| match call(port, "trace_events", &[s("om-1"), s("0")]) {
@@ -703,18 +642,42 @@ fn python_node_answers_and_faults_like_a_rust_node() {
         }
         other => panic!("trace_events gave {other:?}"),
     };
-    let rust_events = events(port_of(rust_base, 'Q'));
+    let rust_events = events(rust.port("Q"));
     assert_eq!(rust_events.len(), 2, "{rust_events:?}");
-    assert_eq!(rust_events, events(port_of(python_base, 'Q')));
+    assert_eq!(rust_events, events(python.port("Q")));
+}
+
+/// A run with Q the commander: every round-1 call is refused alike by a Rust and a Python
+/// node; `sm_start` is Rust only.
+#[test]
+fn python_node_runs_om_as_the_commander_like_a_rust_node() {
+    let (rust, python) = node_pairs();
+    let calls: Vec<(char, &str, Vec<Value>)> = vec![
+        // Q as the commander: every round-1 call is refused.
+        (
+            'Q',
+            "om_start",
+            start("om-2", "Q", pqrs(), int(1), int(50), s("7")),
+        ),
+        ('Q', "om_message", vec![s("om-2"), arr(&["Q"]), s("attack")]),
+        ('Q', "om_order", vec![s("om-2"), s("attack")]),
+        ('Q', "om_order", vec![s("om-2"), s("attack")]),
+        ('Q', "om_decide", vec![s("om-2")]),
+        (
+            'Q',
+            "sm_start",
+            start("sm-1", "Q", pqrs(), int(1), int(50), s("7")),
+        ),
+    ];
+    assert_answers_alike(&rust, &python, &calls);
 }
 
 /// (d) Without `--agreement` the stand-in is the original: every extension method is
 /// unsupported, and the agreement flags are refused.
 #[test]
 fn python_without_agreement_refuses_the_extension() {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let _py = Proc::python_server(&["--port-base", &base.to_string()], &ports);
+    let py = Cluster::builder().server(Side::Python, &[]).start();
+    let (p, q) = (py.port("P"), py.port("Q"));
     for method in [
         "node_info",
         "om_start",
@@ -724,7 +687,7 @@ fn python_without_agreement_refuses_the_extension() {
         "trace_events",
     ] {
         assert_eq!(
-            call(ports[1], method, &[]),
+            call(q, method, &[]),
             Err((
                 1,
                 format!("<class 'Exception'>:method \"{method}\" is not supported")
@@ -734,7 +697,7 @@ fn python_without_agreement_refuses_the_extension() {
     }
     // The original methods are unchanged.
     assert_eq!(
-        call(ports[0], "send_message", &[s("R"), s("attack")]),
+        call(p, "send_message", &[s("R"), s("attack")]),
         Ok(s("P denied communication to R"))
     );
 

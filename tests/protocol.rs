@@ -7,21 +7,9 @@ mod common;
 use common::*;
 use dxr::Value;
 
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    Python,
-    Rust,
-}
-
-fn cluster(side: Side) -> (Proc, u16) {
-    let base = port_base();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let args = ["--port-base", &base.to_string()];
-    let p = match side {
-        Side::Python => Proc::python_server(&args, &ports),
-        Side::Rust => Proc::rust_server(&args, &ports),
-    };
-    (p, base)
+/// One server process of `side` hosting P..S, access log on (as the original's).
+fn cluster(side: Side) -> Cluster {
+    Cluster::builder().server(side, &[]).start()
 }
 
 /// (node, method, params, expected value or fault string).
@@ -218,9 +206,9 @@ fn fault_table() -> Vec<Row> {
 }
 
 fn check_fault_table(side: Side) {
-    let (_server, base) = cluster(side);
+    let c = cluster(side);
     for (row, (node, method, params, expected)) in fault_table().into_iter().enumerate() {
-        let got = call(port_of(base, node), method, &params);
+        let got = call(port_of(c.base, node), method, &params);
         let want = expected.map(s).map_err(|f| (1, f.to_string()));
         assert_eq!(got, want, "{side:?} row {row}: {node}.{method}{params:?}");
     }
@@ -238,8 +226,8 @@ fn fault_table_python_stand_in() {
 
 /// The request Python's client sends, byte for byte, and an untyped `<value>` string.
 fn check_wire_bodies(side: Side) {
-    let (_server, base) = cluster(side);
-    let q = port_of(base, 'Q');
+    let c = cluster(side);
+    let q = c.port("Q");
     let python_request = "<?xml version='1.0'?>\n<methodCall>\n<methodName>receive_message</methodName>\n<params>\n<param>\n<value><string>P</string></value>\n</param>\n<param>\n<value><string>attack</string></value>\n</param>\n</params>\n</methodCall>\n";
     let (status, head, body) = post(q, "/", python_request.as_bytes());
     assert_eq!(status, 200);
@@ -284,8 +272,8 @@ fn wire_bodies_python_stand_in() {
 
 /// Paths `/` and `/RPC2` serve XML-RPC; other paths get 404 `No such page`; GET gets 501.
 fn check_routes(side: Side) {
-    let (_server, base) = cluster(side);
-    let q = port_of(base, 'Q');
+    let c = cluster(side);
+    let q = c.port("Q");
     let finalize = generals::peer::call_body("finalize_decision", &[]).unwrap();
     for path in ["/", "/RPC2"] {
         let (status, _, body) = post(q, path, finalize.as_bytes());
@@ -319,8 +307,8 @@ fn routes_python_stand_in() {
 #[test]
 fn keep_alive_connection_serves_many_calls() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let (_server, base) = cluster(Side::Rust);
-    let q = port_of(base, 'Q');
+    let c = cluster(Side::Rust);
+    let q = c.port("Q");
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", q)).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

@@ -7,28 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
 use dxr::Value;
-
-fn generated(n: usize, extra: &[&str]) -> (Proc, u16) {
-    let base = port_base();
-    let (b, n_s) = (base.to_string(), n.to_string());
-    let mut args = vec![
-        "--port-base",
-        b.as_str(),
-        "--cluster-size",
-        n_s.as_str(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    let ports: Vec<u16> = (0..n as u16).map(|i| base + i).collect();
-    (Proc::rust_server(&args, &ports), base)
-}
 
 fn int(i: i32) -> Value {
     Value::Integer(i)
@@ -54,8 +38,8 @@ fn arr(items: &[&str]) -> Value {
 /// and counted by sender; rounds run in order and once; decide closes everything.
 #[test]
 fn late_messages_are_refused_and_counted() {
-    let (_server, base) = rust_cluster(&["--faulty", ""]);
-    let q = port_of(base, 'Q');
+    let c = Cluster::rust(&["--faulty", ""]);
+    let q = c.port("Q");
     assert_eq!(call(q, "om_start", &om1_start("late-1")), Ok(s("ok")));
     // Round 1 is open (or not yet opened): the commander's message is stored, and the answer
     // says when.
@@ -124,12 +108,9 @@ fn late_messages_are_refused_and_counted() {
 fn delay_traitor_beyond_the_round_timeout_leaves_agreement_holding() {
     // Margins wide enough for a loaded debug build: loyal rounds take milliseconds, N2 waits
     // 2.5 s before answering anything, the round timeout is 1 s.
-    let (_server, base) = generated(4, &["--faulty", "", "--behaviour", "N2=delay:2500"]);
-    let (code, j, err) = client_json(
-        base,
-        4,
-        &["om", "-m", "1", "--seed", "3", "--round-timeout-ms", "1000"],
-    );
+    let c = Cluster::rust_generated(4, &["--faulty", "", "--behaviour", "N2=delay:2500"]);
+    let (code, j, err) =
+        c.client_json(&["om", "-m", "1", "--seed", "3", "--round-timeout-ms", "1000"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds", "{j}");
     assert_eq!(j["traitors"], serde_json::json!(["N2"]));
@@ -216,39 +197,19 @@ impl Cutter {
 /// blaming the algorithm.
 #[test]
 fn loyal_node_lost_between_rounds_makes_the_run_void() {
-    let base = port_base();
-    let b = base.to_string();
     // N3 alone in its own process, the others in another; everyone reaches N3 through the
     // cutter.
-    let _n3 = Proc::rust_server(
-        &[
-            "--port-base",
-            &b,
-            "--cluster-size",
-            "4",
-            "--nodes",
-            "N3",
-            "--quiet",
-        ],
-        &[base + 3],
-    );
-    let cutter = Cutter::start(base + 3);
+    let n3 = Cluster::builder()
+        .size(4)
+        .hosting(Side::Rust, "N3", &["--quiet"])
+        .start();
+    let cutter = Cutter::start(n3.port("N3"));
     let peer = format!("N3=http://127.0.0.1:{}/", cutter.port);
-    let _rest = Proc::rust_server(
-        &[
-            "--port-base",
-            &b,
-            "--cluster-size",
-            "4",
-            "--nodes",
-            "N0,N1,N2",
-            "--quiet",
-            "--peer",
-            &peer,
-        ],
-        &[base, base + 1, base + 2],
-    );
-    let (code, j, err) = client_json(base, 4, &["--peer", &peer, "om", "-m", "1", "--seed", "5"]);
+    let c = Cluster::at(n3.base)
+        .size(4)
+        .hosting(Side::Rust, "N0,N1,N2", &["--quiet", "--peer", &peer])
+        .start();
+    let (code, j, err) = c.client_json(&["--peer", &peer, "om", "-m", "1", "--seed", "5"]);
     assert_eq!(code, 3, "{j} {err}");
     assert_eq!(j["verdict"], "void", "{j}");
     let reasons = j["void_reasons"].to_string();
@@ -256,7 +217,7 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
     assert!(reasons.contains("round 2"), "{reasons}");
     // N3 is down from now on: a node lost before the run counts as a traitor (a crash is one
     // way to fail), one faulty node is within m = 1, and the run is valid again.
-    let (code, j, err) = client_json(base, 4, &["--peer", &peer, "om", "-m", "1", "--seed", "6"]);
+    let (code, j, err) = c.client_json(&["--peer", &peer, "om", "-m", "1", "--seed", "6"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds", "{j}");
     assert_eq!(j["behaviours"]["N3"], "unreachable", "{j}");
@@ -267,7 +228,11 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
 #[test]
 fn unreachable_cluster_is_void_not_holding() {
     let base = port_base(); // nothing listens there
-    let (code, j, err) = client_json(base, 4, &["om", "-m", "1", "--seed", "1"]);
+    let (code, j, err) = Client::rust()
+        .at(base)
+        .size(4)
+        .args(&["om", "-m", "1", "--seed", "1"])
+        .json();
     assert_eq!(code, 3, "{j} {err}");
     assert_eq!(j["verdict"], "void");
     assert!(
@@ -284,13 +249,12 @@ fn unreachable_cluster_is_void_not_holding() {
 /// any run starts: exit 2.
 #[test]
 fn original_server_is_refused_before_the_run() {
-    let base = port_base();
-    let b = base.to_string();
-    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
-    let _py = Proc::python_server(&["--port-base", &b], &ports);
-    let mut cmd = Command::new(client_bin());
-    cmd.args(["--port-base", &b, "om", "-m", "1", "--seed", "1"]);
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
+    let py = Cluster::builder().server(Side::Python, &[]).start();
+    let (code, out, err) = py
+        .client()
+        .args(&["om", "-m", "1", "--seed", "1"])
+        .timeout(Duration::from_secs(60))
+        .run();
     assert_eq!(code, 2, "{out} {err}");
     assert!(err.contains("node P ("), "{err}");
     assert!(err.contains("looks like the original server.py"), "{err}");
@@ -301,10 +265,10 @@ fn original_server_is_refused_before_the_run() {
 /// a node refuses an om_start over its --max-run-messages.
 #[test]
 fn runs_over_budget_are_refused_by_driver_and_node() {
-    let (_server, base) = generated(16, &["--faulty", "", "--max-run-messages", "100"]);
+    let c = Cluster::rust_generated(16, &["--faulty", "", "--max-run-messages", "100"]);
     // OM(5) over 16 nodes: 15 + 210 + 2,730 + 32,760 + 360,360 + 3,603,600 messages.
     let started = std::time::Instant::now();
-    let (code, _, err) = client_json(base, 16, &["om", "-m", "5", "--seed", "1"]);
+    let (code, _, err) = c.client_json(&["om", "-m", "5", "--seed", "1"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("sends up to 3999675 messages, more than --max-messages 1000000"),
@@ -312,7 +276,7 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     // OM(1) over 16 nodes (15 + 210 = 225 messages) passes the driver but not the nodes' 100.
-    let q = base + 1;
+    let q = c.port("N1");
     let nodes: Vec<String> = (0..16).map(|i| format!("N{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let refused = call(
@@ -326,7 +290,7 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
         "<class 'ValueError'>:a run of 225 messages is over this node's budget of 100 (server --max-run-messages)"
     );
     // Through the client: the nodes' refusals make the run void (loyal nodes could not start).
-    let (code, j, _) = client_json(base, 16, &["om", "-m", "1", "--seed", "1"]);
+    let (code, j, _) = c.client_json(&["om", "-m", "1", "--seed", "1"]);
     assert_eq!(code, 3, "{j}");
     assert!(
         j["void_reasons"]
@@ -340,20 +304,16 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
 /// timing is in the benchmark; here only correctness (debug build, generous round timeout).
 #[test]
 fn om4_over_13_nodes_holds() {
-    let (_server, base) = generated(13, &["--faulty", ""]);
-    let (code, j, err) = client_json(
-        base,
-        13,
-        &[
-            "om",
-            "-m",
-            "4",
-            "--seed",
-            "1",
-            "--round-timeout-ms",
-            "60000",
-        ],
-    );
+    let c = Cluster::rust_generated(13, &["--faulty", ""]);
+    let (code, j, err) = c.client_json(&[
+        "om",
+        "-m",
+        "4",
+        "--seed",
+        "1",
+        "--round-timeout-ms",
+        "60000",
+    ]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds");
     assert_eq!(j["messages"], 108_384);
@@ -368,20 +328,8 @@ fn om4_over_13_nodes_holds() {
 /// forgets it (calls for it then get `unknown run`), the others still answer.
 #[test]
 fn a_node_remembers_its_last_max_runs_runs() {
-    let base = port_base();
-    let q = port_of(base, 'Q');
-    let _server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--nodes",
-            "Q",
-            "--quiet",
-            "--max-runs",
-            "2",
-        ],
-        &[q],
-    );
+    let c = Cluster::rust_nodes("Q", &["--max-runs", "2"]);
+    let q = c.port("Q");
     for run in ["r1", "r2"] {
         assert_eq!(call(q, "om_start", &om1_start(run)), Ok(s("ok")));
     }

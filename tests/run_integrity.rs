@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -76,7 +75,8 @@ fn finish(base: u16, proto: &str, run: &str, order: &str) -> BTreeMap<char, Valu
 /// should; a client run that cannot start on a full table is void, not "holds".
 #[test]
 fn a_flood_of_starts_during_a_live_run_is_refused_and_the_run_holds() {
-    let (_server, base) = rust_cluster(&["--faulty", "", "--max-runs", "16"]);
+    let server = Cluster::rust(&["--faulty", "", "--max-runs", "16"]);
+    let base = server.base;
     for node in "PQRS".chars() {
         assert_eq!(
             call(port_of(base, node), "om_start", &start_args("om-live", "P")),
@@ -124,23 +124,15 @@ fn a_flood_of_starts_during_a_live_run_is_refused_and_the_run_holds() {
             Ok(s("ok"))
         );
     }
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "--port-base",
-        &base.to_string(),
-        "om",
-        "-m",
-        "1",
-        "--seed",
-        "9",
-        "--json",
-    ]);
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
-    let j: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let (code, j, err) = server
+        .client()
+        .args(&["om", "-m", "1", "--seed", "9"])
+        .timeout(Duration::from_secs(60))
+        .json();
     assert_eq!(
         (code, j["verdict"].as_str()),
         (3, Some("void")),
-        "{out} {err}"
+        "{j} {err}"
     );
     assert!(
         j["void_reasons"].to_string().contains("unfinished runs"),
@@ -153,7 +145,8 @@ fn a_flood_of_starts_during_a_live_run_is_refused_and_the_run_holds() {
 /// re-run with the same seed).
 #[test]
 fn a_start_with_a_live_id_is_refused_and_the_run_holds() {
-    let (_server, base) = rust_cluster(&["--faulty", ""]);
+    let server = Cluster::rust(&["--faulty", ""]);
+    let base = server.base;
     for node in "PQRS".chars() {
         assert_eq!(
             call(port_of(base, node), "om_start", &start_args("om-5", "P")),
@@ -171,24 +164,15 @@ fn a_start_with_a_live_id_is_refused_and_the_run_holds() {
         assert_eq!(member(&d, "decision"), &s("attack"), "{node}: {d:?}");
     }
     // Decided everywhere: finished, so the driver may reuse the id (seed 5 -> om-5).
-    let (code, j, err) = client_json_pqrs(
-        base,
-        &["om", "-m", "1", "--seed", "5", "--order", "retreat"],
-    );
+    let (code, j, err) = server
+        .client()
+        .args(&["om", "-m", "1", "--seed", "5", "--order", "retreat"])
+        .timeout(Duration::from_secs(60))
+        .json();
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["run"], "om-5");
     assert_eq!(j["verdict"], "holds", "{j}");
     assert_eq!(j["decisions"]["Q"], "retreat", "{j}");
-}
-
-/// `client --port-base BASE ARGS... --json` over P..S.
-fn client_json_pqrs(base: u16, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut cmd = Command::new(client_bin());
-    cmd.args(["--port-base", &base.to_string()])
-        .args(args)
-        .arg("--json");
-    let (code, out, err) = run(cmd, Duration::from_secs(60));
-    (code, serde_json::from_str(&out).unwrap_or_default(), err)
 }
 
 /// Finding: P's signature on "retreat", read from `trace_events` of one run, replayed into a
@@ -197,7 +181,8 @@ fn client_json_pqrs(base: u16, args: &[&str]) -> (i32, serde_json::Value, String
 /// decide the commander's real order. A lieutenant started without the nonce is refused.
 #[test]
 fn a_replayed_sm_signature_is_rejected_and_counted() {
-    let (_server, base) = rust_cluster(&["--faulty", ""]);
+    let server = Cluster::rust(&["--faulty", ""]);
+    let base = server.base;
     let port = |c| port_of(base, c);
     // The attacker: a run sm-7 on P alone, P ordering retreat; round 1 goes nowhere, but P's
     // trace keeps the signed message.
@@ -358,18 +343,9 @@ fn concurrent_sm_starts_stay_within_the_key_fetch_limit() {
     );
     let q = port_of(base, 'Q');
     let peer = format!("R=http://127.0.0.1:{r}/");
-    let _server = Proc::rust_server(
-        &[
-            "--port-base",
-            &base.to_string(),
-            "--nodes",
-            "Q",
-            "--quiet",
-            "--peer",
-            &peer,
-        ],
-        &[q],
-    );
+    let _server = Cluster::at(base)
+        .hosting(Side::Rust, "Q", &["--quiet", "--peer", &peer])
+        .start();
     let starts: Vec<_> = (0..100)
         .map(|i| {
             std::thread::spawn(move || {
@@ -458,21 +434,17 @@ fn a_run_no_loyal_lieutenant_decided_is_void() {
     ] {
         let base = port_base();
         let _fakes = fake_cluster(base, decide);
-        let (code, j, err) = client_json_pqrs(base, &["om", "-m", "1", "--seed", "1"]);
+        let client = || {
+            Client::rust()
+                .at(base)
+                .args(&["om", "-m", "1", "--seed", "1"])
+                .timeout(Duration::from_secs(60))
+        };
+        let (code, j, err) = client().json();
         assert_eq!(code, 3, "{reason}: {j} {err}");
         assert_eq!(j["verdict"], "void", "{reason}: {j}");
         assert!(j["void_reasons"].to_string().contains(reason), "{j}");
-        let mut cmd = Command::new(client_bin());
-        cmd.args([
-            "--port-base",
-            &base.to_string(),
-            "om",
-            "-m",
-            "1",
-            "--seed",
-            "1",
-        ]);
-        let (code, out, _) = run(cmd, Duration::from_secs(60));
+        let (code, out, _) = client().run();
         assert_eq!(code, 3);
         assert!(out.contains("VOID") && !out.contains("holds"), "{out}");
     }
@@ -482,32 +454,11 @@ fn a_run_no_loyal_lieutenant_decided_is_void() {
 /// cluster behaves the same whichever node a caller floods.
 #[test]
 fn python_and_rust_nodes_keep_live_runs_alike() {
-    let (rust_base, python_base) = (port_base(), port_base());
-    let (rq, pq) = (port_of(rust_base, 'Q'), port_of(python_base, 'Q'));
-    let _rust = Proc::rust_server(
-        &[
-            "--port-base",
-            &rust_base.to_string(),
-            "--nodes",
-            "Q",
-            "--quiet",
-            "--max-runs",
-            "2",
-        ],
-        &[rq],
-    );
-    let _python = Proc::python_server(
-        &[
-            "--port-base",
-            &python_base.to_string(),
-            "--nodes",
-            "Q",
-            "--agreement",
-            "--max-runs",
-            "2",
-        ],
-        &[pq],
-    );
+    let rust = Cluster::rust_nodes("Q", &["--max-runs", "2"]);
+    let python = Cluster::builder()
+        .hosting(Side::Python, "Q", &["--agreement", "--max-runs", "2"])
+        .start();
+    let (rq, pq) = (rust.port("Q"), python.port("Q"));
     let steps: Vec<(&str, &str, Result<&str, &str>)> = vec![
         ("om_start", "r1", Ok("ok")),
         ("om_start", "r2", Ok("ok")),
