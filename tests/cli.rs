@@ -15,7 +15,8 @@ fn client(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn client_quiet_prints_exactly_the_four_lines() {
-    let (_s, base) = rust_cluster(&[]);
+    let cluster = Cluster::rust(&[]);
+    let base = cluster.base;
     let (code, out, err) = client(&[
         "--port-base",
         &base.to_string(),
@@ -119,7 +120,8 @@ fn client_goes_on_past_a_dead_node() {
 
 #[test]
 fn decision_and_faulty_options() {
-    let (_s, base) = rust_cluster(&["--faulty", ""]);
+    let cluster = Cluster::rust(&["--faulty", ""]);
+    let base = cluster.base;
     let (code, out, _) = client(&[
         "--port-base",
         &base.to_string(),
@@ -136,7 +138,8 @@ fn decision_and_faulty_options() {
 
 #[test]
 fn client_nodes_option_limits_the_run() {
-    let (_s, base) = rust_cluster(&["--faulty", "Q"]);
+    let cluster = Cluster::rust(&["--faulty", "Q"]);
+    let base = cluster.base;
     let (code, out, _) = client(&["--port-base", &base.to_string(), "--nodes", "Q,R"]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -436,7 +439,8 @@ fn generated_clusters_mix_python_and_rust() {
 /// The load generator works (a smoke run; figures are the benchmark's business).
 #[test]
 fn loadgen_smoke() {
-    let (_s, base) = rust_cluster(&[]);
+    let cluster = Cluster::rust(&[]);
+    let base = cluster.base;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
     cmd.args([
         "--addr",

@@ -64,14 +64,6 @@ pub fn client_bin() -> &'static str {
     env!("CARGO_BIN_EXE_client")
 }
 
-/// A Rust `server --quiet` hosting P, Q, R, S with extra flags, and its port base: the old
-/// name of [`Cluster::rust`], kept for `tests/cli.rs`.
-pub fn rust_cluster(extra: &[&str]) -> (Cluster, u16) {
-    let c = Cluster::rust(extra);
-    let base = c.base;
-    (c, base)
-}
-
 /// Poll until every port accepts a connection (deadline 15 s).
 pub fn wait_ports(ports: &[u16]) {
     let deadline = Instant::now() + Duration::from_secs(15);
