@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dxr::Value;
 
-use super::checker::{self, Outcome};
+use super::checker::{self, Facts, Faulty, Report};
 use super::{om, sm};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, Peers};
@@ -201,7 +201,7 @@ pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
 pub async fn drive(
     cluster: &Cluster,
     opts: &RunOptions,
-) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
+) -> Result<(Report, Vec<Unreachable>), DriveError> {
     let peers = Peers::new(opts.rpc_timeout).map_err(|e| DriveError::Invalid(e.to_string()))?;
     drive_with(cluster, opts, &peers).await
 }
@@ -212,7 +212,7 @@ pub async fn drive_with(
     cluster: &Cluster,
     opts: &RunOptions,
     pool: &Peers,
-) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
+) -> Result<(Report, Vec<Unreachable>), DriveError> {
     check(opts)?;
     let p = opts.protocol;
     let run = format!("{}-{}", p.name(), opts.seed);
@@ -221,19 +221,25 @@ pub async fn drive_with(
     // A round's call ends when the round does: answered, or its timeout passed.
     let round_peers = pool.with_timeout(opts.round_timeout);
     let mut unreachable = Vec::new();
-    let mut outcome = Outcome::new(
-        p.name(),
-        &run,
-        opts.seed,
-        opts.nodes.len(),
-        opts.m,
-        &opts.commander,
-        &opts.order,
-    );
-    outcome.round_timeout_ms = u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX);
-    if p == Protocol::Om {
-        outcome.expected_per_round = om::expected_per_round(opts.nodes.len(), opts.m);
-    }
+    let mut outcome = Facts {
+        protocol: p.name().to_string(),
+        run: run.clone(),
+        seed: opts.seed,
+        n: opts.nodes.len(),
+        m: opts.m,
+        commander: opts.commander.clone(),
+        order: opts.order.clone(),
+        round_timeout_ms: u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX),
+        traitors: BTreeMap::new(),
+        decisions: BTreeMap::new(),
+        messages_per_round: Vec::new(),
+        expected_per_round: match p {
+            Protocol::Om => om::expected_per_round(opts.nodes.len(), opts.m),
+            Protocol::Sm => Vec::new(),
+        },
+        rejected: 0,
+        void_reasons: Vec::new(),
+    };
 
     // Who is who: behaviours decide who counts as loyal.
     let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
@@ -242,12 +248,11 @@ pub async fn drive_with(
         match result {
             Ok(Value::Struct(info)) => {
                 if let Some(Value::Boolean(true)) = info.get("traitor") {
-                    outcome.traitors.push(node.clone());
-                    let b = match info.get("behaviour") {
-                        Some(Value::String(b)) => b.clone(),
-                        _ => "?".into(),
+                    let why = match info.get("behaviour") {
+                        Some(Value::String(b)) => Faulty::Behaviour(b.clone()),
+                        _ => Faulty::Undeclared,
                     };
-                    outcome.behaviours.insert(node.clone(), b);
+                    outcome.count_traitor(&node, why);
                 }
                 live.push(node);
             }
@@ -274,18 +279,22 @@ pub async fn drive_with(
     }
     if !unreachable.is_empty() && outcome.traitors.len() > opts.m {
         let down: Vec<&str> = unreachable.iter().map(|u| u.node.as_str()).collect();
+        // In the nodes' order, as they were found out.
+        let traitors: Vec<&str> = (opts.nodes.iter())
+            .filter(|n| !outcome.is_loyal(n))
+            .map(String::as_str)
+            .collect();
         outcome.void_reasons.push(format!(
             "{} of {} nodes are traitors or unreachable ({}; unreachable: {}), more than m = {}: \
              no run can show anything",
             outcome.traitors.len(),
             opts.nodes.len(),
-            outcome.traitors.join(", "),
+            traitors.join(", "),
             down.join(", "),
             opts.m
         ));
-        outcome.traitors.sort();
         outcome.messages_per_round = vec![0; rounds];
-        return Ok((checker::judge(outcome, &BTreeMap::new()), unreachable));
+        return Ok((checker::report(outcome), unreachable));
     }
 
     let nodes_value = Value::Array(opts.nodes.iter().cloned().map(Value::String).collect());
@@ -393,7 +402,6 @@ pub async fn drive_with(
         vec![Value::String(run.clone())],
     )
     .await;
-    let mut decisions = BTreeMap::new();
     let mut per_round = vec![0u64; rounds];
     for (node, url, result) in decided {
         match result {
@@ -422,7 +430,7 @@ pub async fn drive_with(
                 if node != opts.commander {
                     match d.get("decision") {
                         Some(Value::String(decision)) => {
-                            decisions.insert(node, decision.clone());
+                            outcome.decisions.insert(node, decision.clone());
                         }
                         other if is_loyal(&outcome, &node) => {
                             outcome.void_reasons.push(format!(
@@ -456,8 +464,7 @@ pub async fn drive_with(
         }
     }
     outcome.messages_per_round = per_round;
-    outcome.traitors.sort();
-    Ok((checker::judge(outcome, &decisions), unreachable))
+    Ok((checker::report(outcome), unreachable))
 }
 
 /// `sm_start` on the commander first: it makes the run's nonce and answers it; then on every
@@ -513,8 +520,8 @@ async fn start_sm(
 }
 
 /// A node counts as loyal unless it declared a traitor's behaviour or was lost.
-fn is_loyal(outcome: &Outcome, node: &str) -> bool {
-    !outcome.traitors.iter().any(|t| t == node)
+fn is_loyal(outcome: &Facts, node: &str) -> bool {
+    outcome.is_loyal(node)
 }
 
 /// An integer member of a node's answer (0 when absent).
@@ -532,13 +539,8 @@ fn int_of(v: &Value) -> u64 {
 
 /// A node the run could not use: it counts as a traitor (its messages are missing) and is
 /// reported.
-fn lost(outcome: &mut Outcome, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
-    if !outcome.traitors.contains(&u.node) {
-        outcome.traitors.push(u.node.clone());
-    }
-    outcome
-        .behaviours
-        .insert(u.node.clone(), "unreachable".into());
+fn lost(outcome: &mut Facts, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
+    outcome.count_traitor(&u.node, Faulty::Unreachable);
     unreachable.push(u);
 }
 
