@@ -9,6 +9,7 @@ use std::time::Duration;
 use dxr::Value;
 
 use super::checker::{self, Facts, Faulty, Report};
+use super::reply::{Decided, NodeInfo, RoundDone, SmStarted};
 use super::{om, sm};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, Peers};
@@ -245,13 +246,10 @@ pub async fn drive_with(
     let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
     let mut live = Vec::new();
     for (node, url, result) in infos {
-        match result {
-            Ok(Value::Struct(info)) => {
-                if let Some(Value::Boolean(true)) = info.get("traitor") {
-                    let why = match info.get("behaviour") {
-                        Some(Value::String(b)) => Faulty::Behaviour(b.clone()),
-                        _ => Faulty::Undeclared,
-                    };
+        match read(&node, ext::NODE_INFO, result, NodeInfo::from_value) {
+            Ok(info) => {
+                if info.traitor {
+                    let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
                     outcome.count_traitor(&node, why);
                 }
                 live.push(node);
@@ -260,15 +258,7 @@ pub async fn drive_with(
                 let error = error.to_string();
                 return Err(DriveError::NotAgreement { node, url, error });
             }
-            other => {
-                let error = match other {
-                    Err(e) => e,
-                    Ok(v) => NodeCallError::Answer {
-                        node: node.clone(),
-                        method: ext::NODE_INFO.to_string(),
-                        message: format!("{v:?}"),
-                    },
-                };
+            Err(error) => {
                 lost(
                     &mut outcome,
                     &mut unreachable,
@@ -307,7 +297,7 @@ pub async fn drive_with(
         Value::String(opts.seed.to_string()),
     ];
     let started = match p {
-        Protocol::Om => each(cluster, &peers, &live, ext::OM_START, start).await,
+        Protocol::Om => done(each(cluster, &peers, &live, ext::OM_START, start).await),
         Protocol::Sm => start_sm(cluster, &peers, &live, &opts.commander, start).await,
     };
     let mut ready = Vec::new();
@@ -357,18 +347,14 @@ pub async fn drive_with(
         let args = vec![Value::String(run.clone()), Value::Integer(r as i32)];
         for (node, _url, result) in each(cluster, &round_peers, &ready, method, args).await {
             let loyal = is_loyal(&outcome, &node);
-            match result {
-                Ok(Value::Struct(report)) => {
+            match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
+                Ok(Ok(done)) => {
                     // Messages a loyal node could not deliver to a loyal node break the
                     // assumptions; to a traitor they do not matter.
-                    let lost: Vec<String> = match report.get("failed_to") {
-                        Some(Value::Struct(to)) => to
-                            .iter()
-                            .filter(|(to, _)| is_loyal(&outcome, to))
-                            .map(|(to, n)| format!("{} to {to}", int_of(n)))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
+                    let lost: Vec<String> = (done.failed_to.iter())
+                        .filter(|(to, _)| is_loyal(&outcome, to))
+                        .map(|(to, n)| format!("{n} to {to}"))
+                        .collect();
                     if loyal && !lost.is_empty() {
                         outcome.void_reasons.push(format!(
                             "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
@@ -376,7 +362,7 @@ pub async fn drive_with(
                         ));
                     }
                 }
-                Ok(other) => {
+                Ok(Err(other)) => {
                     if loyal {
                         outcome
                             .void_reasons
@@ -404,33 +390,24 @@ pub async fn drive_with(
     .await;
     let mut per_round = vec![0u64; rounds];
     for (node, url, result) in decided {
-        match result {
-            Ok(Value::Struct(d)) => {
-                if let Some(Value::Array(sent)) = d.get("sent") {
-                    for (i, v) in sent.iter().enumerate() {
-                        if let (Some(slot), Value::Integer(c)) = (per_round.get_mut(i), v) {
-                            *slot += u64::try_from(*c).unwrap_or(0);
-                        }
-                    }
+        let method = p.method(ext::OM_DECIDE, ext::SM_DECIDE);
+        match read(&node, method, result, Decided::from_value) {
+            Ok(d) => {
+                for (slot, sent) in per_round.iter_mut().zip(&d.sent) {
+                    *slot += sent;
                 }
-                outcome.rejected += count(&d, "rejected");
-                if let Some(Value::Struct(late)) = d.get("late") {
-                    for (sender, n) in late {
-                        let n = match n {
-                            Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
-                            _ => 0,
-                        };
-                        if n > 0 && is_loyal(&outcome, sender) {
-                            outcome.void_reasons.push(format!(
-                                "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
-                            ));
-                        }
+                outcome.rejected += d.rejected.unwrap_or(0);
+                for (sender, &n) in &d.late {
+                    if n > 0 && is_loyal(&outcome, sender) {
+                        outcome.void_reasons.push(format!(
+                            "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
+                        ));
                     }
                 }
                 if node != opts.commander {
-                    match d.get("decision") {
-                        Some(Value::String(decision)) => {
-                            outcome.decisions.insert(node, decision.clone());
+                    match d.decision {
+                        Some(decision) => {
+                            outcome.decisions.insert(node, decision);
                         }
                         other if is_loyal(&outcome, &node) => {
                             outcome.void_reasons.push(format!(
@@ -441,15 +418,7 @@ pub async fn drive_with(
                     }
                 }
             }
-            other => {
-                let error = match other {
-                    Err(e) => e,
-                    Ok(v) => NodeCallError::Answer {
-                        node: node.clone(),
-                        method: p.method(ext::OM_DECIDE, ext::SM_DECIDE).to_string(),
-                        message: format!("{v:?}"),
-                    },
-                };
+            Err(error) => {
                 if is_loyal(&outcome, &node) {
                     outcome
                         .void_reasons
@@ -477,16 +446,18 @@ async fn start_sm(
     live: &[String],
     commander: &str,
     start: Vec<Value>,
-) -> Vec<(String, String, Result<Value, NodeCallError>)> {
+) -> Vec<(String, String, Result<(), NodeCallError>)> {
     let mut nonce = None;
     let mut first = None;
     if live.iter().any(|n| n == commander) {
         let url = cluster.url_of(commander).unwrap_or_default();
-        let result = match call(cluster, peers, commander, ext::SM_START, &start).await {
-            Ok(Value::Struct(answer)) => match answer.get(ext::SM_NONCE) {
-                Some(Value::String(n)) if sm::check_nonce(n).is_ok() => {
-                    nonce = Some(n.clone());
-                    Ok(Value::Struct(answer))
+        let answer = call(cluster, peers, commander, ext::SM_START, &start).await;
+        let started = read(commander, ext::SM_START, answer, SmStarted::from_value);
+        let result = match started {
+            Ok(started) => match started.nonce {
+                Some(n) if sm::check_nonce(&n).is_ok() => {
+                    nonce = Some(n);
+                    Ok(())
                 }
                 other => Err(NodeCallError::Answer {
                     node: commander.to_string(),
@@ -496,11 +467,6 @@ async fn start_sm(
                     ),
                 }),
             },
-            Ok(other) => Err(NodeCallError::Answer {
-                node: commander.to_string(),
-                method: ext::SM_START.to_string(),
-                message: format!("{other:?}"),
-            }),
             Err(e) => Err(e),
         };
         first = Some((commander.to_string(), url, result));
@@ -511,7 +477,7 @@ async fn start_sm(
     let mut args = start;
     args.push(Value::String(nonce));
     let lieutenants: Vec<String> = live.iter().filter(|n| *n != commander).cloned().collect();
-    let mut out = each(cluster, peers, &lieutenants, ext::SM_START, args).await;
+    let mut out = done(each(cluster, peers, &lieutenants, ext::SM_START, args).await);
     if let Some(c) = first {
         let at = live.iter().position(|n| n == commander).unwrap_or(0);
         out.insert(at.min(out.len()), c);
@@ -524,17 +490,20 @@ fn is_loyal(outcome: &Facts, node: &str) -> bool {
     outcome.is_loyal(node)
 }
 
-/// An integer member of a node's answer (0 when absent).
-fn count(answer: &BTreeMap<String, Value>, key: &str) -> u64 {
-    answer.get(key).map_or(0, int_of)
-}
-
-/// A count from a node's answer (0 unless a non-negative integer).
-fn int_of(v: &Value) -> u64 {
-    match v {
-        Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
+/// What `node` answered to `method`, read by `from` (a `from_value` of [`super::reply`]); an
+/// answer that is not one (not a struct) is an error of the call, showing what came.
+fn read<T>(
+    node: &str,
+    method: &str,
+    result: Result<Value, NodeCallError>,
+    from: fn(&Value) -> Option<T>,
+) -> Result<T, NodeCallError> {
+    let answer = result?;
+    from(&answer).ok_or_else(|| NodeCallError::Answer {
+        node: node.to_string(),
+        method: method.to_string(),
+        message: format!("{answer:?}"),
+    })
 }
 
 /// A node the run could not use: it counts as a traitor (its messages are missing) and is
@@ -542,6 +511,15 @@ fn int_of(v: &Value) -> u64 {
 fn lost(outcome: &mut Facts, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
     outcome.count_traitor(&u.node, Faulty::Unreachable);
     unreachable.push(u);
+}
+
+/// Which calls of [`each`] were answered, whatever the answer.
+fn done(
+    results: Vec<(String, String, Result<Value, NodeCallError>)>,
+) -> Vec<(String, String, Result<(), NodeCallError>)> {
+    (results.into_iter())
+        .map(|(node, url, r)| (node, url, r.map(|_| ())))
+        .collect()
 }
 
 /// Call `method(args)` on every node concurrently: (node, url, result) in the nodes' order.

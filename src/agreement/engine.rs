@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 
 use super::behaviour::{Behaviour, entropy};
 use super::om::{self, OmRun};
+use super::reply::{Decided, NodeInfo, Ordered, Role, RoundDone, SmStarted};
 use super::rounds::{Refused, RoundReport, Rounds};
 use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
@@ -247,15 +248,14 @@ impl Engine {
         match method {
             ext::NODE_INFO => {
                 args.arity(&[])?;
-                Ok(structure([
-                    ("name", Value::String(self.me.clone())),
-                    ("behaviour", Value::String(self.behaviour().to_string())),
-                    ("traitor", Value::Boolean(self.behaviour().is_traitor())),
-                    (
-                        "public_key",
-                        Value::String(sm::encode(self.key.verifying_key().as_bytes())),
-                    ),
-                ]))
+                let behaviour = self.behaviour();
+                Ok(NodeInfo {
+                    name: self.me.clone(),
+                    behaviour: Some(behaviour.to_string()),
+                    traitor: behaviour.is_traitor(),
+                    public_key: sm::encode(self.key.verifying_key().as_bytes()),
+                }
+                .to_value())
             }
             ext::SM_PUBLIC_KEY => {
                 args.arity(&[])?;
@@ -305,14 +305,12 @@ impl Engine {
                     run.keys = keys;
                     runs.sm.insert(start.run.clone(), run);
                 })?;
-                Ok(structure([
-                    ("keys", Value::Integer(fetched as i32)),
-                    (
-                        "missing",
-                        Value::Array(missing.into_iter().map(Value::String).collect()),
-                    ),
-                    (ext::SM_NONCE, Value::String(nonce)),
-                ]))
+                Ok(SmStarted {
+                    keys: fetched as u64,
+                    missing,
+                    nonce: Some(nonce),
+                }
+                .to_value())
             }
             ext::OM_ORDER | ext::SM_ORDER => {
                 args.arity(&["run", "order"])?;
@@ -323,7 +321,10 @@ impl Engine {
                     Protocol::Sm
                 };
                 let queued = self.order(protocol, &run, &order)?;
-                Ok(structure([("queued", Value::Integer(int(queued as u64)))]))
+                Ok(Ordered {
+                    queued: queued as u64,
+                }
+                .to_value())
             }
             ext::OM_ROUND | ext::SM_ROUND => {
                 args.arity(&["run", "round"])?;
@@ -565,22 +566,15 @@ impl Engine {
             done
         });
         let done = task.await.unwrap_or_default();
-        Ok(structure([
-            ("round", Value::Integer(int(round as u64))),
-            ("due", Value::Integer(int(due))),
-            ("sent", Value::Integer(int(done.sent))),
-            ("delivered", Value::Integer(int(done.delivered))),
-            ("failed", Value::Integer(int(done.sent - done.delivered))),
-            (
-                "failed_to",
-                Value::Struct(
-                    done.failed_to
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::Integer(int(v))))
-                        .collect(),
-                ),
-            ),
-        ]))
+        Ok(RoundDone {
+            round: round as u64,
+            due,
+            sent: done.sent,
+            delivered: done.delivered,
+            failed: done.sent - done.delivered,
+            failed_to: done.failed_to,
+        }
+        .to_value())
     }
 
     /// Send one round's messages through the behaviour, batched per receiver; returns what
@@ -805,18 +799,15 @@ impl Engine {
         // run; then it is unknown, as it would be now.
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
         let (role, decision) = match decided {
-            Some(d) => ("lieutenant", d),
-            None => ("commander", r.order.clone().unwrap_or_default()),
+            Some(d) => (Role::Lieutenant, d),
+            None => (Role::Commander, r.order.clone().unwrap_or_default()),
         };
-        Ok(decide_answer(
-            r,
-            [
-                ("role", Value::String(role.into())),
-                ("decision", Value::String(decision)),
-                ("received", Value::Integer(int(r.run.received() as u64))),
-                ("expected", Value::Integer(int(r.run.expected() as u64))),
-            ],
-        ))
+        Ok(Decided {
+            received: r.run.received() as u64,
+            expected: Some(r.run.expected() as u64),
+            ..decide_answer(r, role, decision)
+        }
+        .to_value())
     }
 
     fn sm_decide(&self, run: &str) -> Result<Value, PyFault> {
@@ -825,26 +816,14 @@ impl Engine {
         r.rounds.close_all();
         r.life.decided = true;
         let (role, decision) = role_and_decision(r);
-        let mut answer = decide_answer(
-            r,
-            [
-                ("role", Value::String(role.into())),
-                ("decision", Value::String(decision)),
-                ("received", Value::Integer(int(r.run.accepted()))),
-                ("rejected", Value::Integer(int(r.run.rejected()))),
-            ],
-        );
-        if let Value::Struct(m) = &mut answer {
-            m.insert(
-                "values".into(),
-                Value::Array(r.run.values().into_iter().map(Value::String).collect()),
-            );
-            m.insert(
-                "reasons".into(),
-                Value::Array(r.run.reasons().iter().cloned().map(Value::String).collect()),
-            );
+        Ok(Decided {
+            received: r.run.accepted(),
+            rejected: Some(r.run.rejected()),
+            values: Some(r.run.values()),
+            reasons: Some(r.run.reasons().to_vec()),
+            ..decide_answer(r, role, decision)
         }
-        Ok(answer)
+        .to_value())
     }
 }
 
@@ -948,31 +927,21 @@ fn admit(rounds: &mut Rounds<Pending>, run: &str, path: &[String]) -> Result<(),
     })
 }
 
-/// What `*_decide` answers besides the role and decision: per round what this node
-/// delivered (`sent`, as before rounds were explicit), what failed and what its behaviour
-/// withheld, and who sent it late messages.
-fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Value {
+/// What `*_decide` answers for both protocols: the role and decision, and per round what
+/// this node delivered (`sent`, as before rounds were explicit), what failed and what its
+/// behaviour withheld, and who sent it late messages. The caller adds its protocol's counts.
+fn decide_answer<R>(r: &Run<R>, role: Role, decision: String) -> Decided {
     let reports = r.rounds.reports();
-    let per = |f: &dyn Fn(&RoundReport) -> u64| {
-        Value::Array(reports.iter().map(|x| Value::Integer(int(f(x)))).collect())
-    };
-    let mut answer = structure(first);
-    if let Value::Struct(m) = &mut answer {
-        m.insert("sent".into(), per(&|x| x.delivered));
-        m.insert("failed".into(), per(&|x| x.failed));
-        m.insert("withheld".into(), per(&|x| x.due - x.sent.min(x.due)));
-        m.insert(
-            "late".into(),
-            Value::Struct(
-                r.rounds
-                    .late()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::Integer(int(*v))))
-                    .collect(),
-            ),
-        );
+    let per = |f: &dyn Fn(&RoundReport) -> u64| reports.iter().map(f).collect();
+    Decided {
+        role: Some(role),
+        decision: Some(decision),
+        sent: per(&|x| x.delivered),
+        failed: per(&|x| x.failed),
+        withheld: per(&|x| x.due - x.sent.min(x.due)),
+        late: r.rounds.late().clone(),
+        ..Decided::default()
     }
-    answer
 }
 
 /// Refuse a message when its run, or all runs together (only unfinished ones are left when
@@ -1017,11 +986,6 @@ fn too_long() -> PyFault {
         "ValueError",
         &format!("a value is at most {MAX_VALUE} bytes"),
     )
-}
-
-/// An XML-RPC int from a count (saturating: counts stay far below 2^31 in practice).
-fn int(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1081,11 +1045,11 @@ trait Commanded {
 }
 
 /// What `*_decide` reports first: the commander's own order, or the lieutenant's decision.
-fn role_and_decision<R: Commanded>(r: &Run<R>) -> (&'static str, String) {
+fn role_and_decision<R: Commanded>(r: &Run<R>) -> (Role, String) {
     if r.run.is_commander() {
-        ("commander", r.order.clone().unwrap_or_default())
+        (Role::Commander, r.order.clone().unwrap_or_default())
     } else {
-        ("lieutenant", r.run.decide())
+        (Role::Lieutenant, r.run.decide())
     }
 }
 
@@ -1161,16 +1125,6 @@ fn unknown_run(run: &str) -> PyFault {
     fault::python(
         "KeyError",
         &format!("unknown run {}", crate::protocol::python_repr(run)),
-    )
-}
-
-/// An XML-RPC struct from pairs.
-pub fn structure<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Struct(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>(),
     )
 }
 
