@@ -242,101 +242,23 @@ impl Engine {
         ext::METHODS.contains(&method)
     }
 
-    /// Handle one extension call: the value, or a fault string.
+    /// Handle one extension call: the value, or a fault string. One handler per method
+    /// family; each checks its arguments (arity first, then each argument in order, as
+    /// Python reports them) before it touches a run.
     pub async fn call(self: &Arc<Self>, method: &str, params: &[Value]) -> Result<Value, PyFault> {
         let args = Args { method, params };
         match method {
-            ext::NODE_INFO => {
-                args.arity(&[])?;
-                let behaviour = self.behaviour();
-                Ok(NodeInfo {
-                    name: self.me.clone(),
-                    behaviour: Some(behaviour.to_string()),
-                    traitor: behaviour.is_traitor(),
-                    public_key: sm::encode(self.key.verifying_key().as_bytes()),
-                }
-                .to_value())
-            }
+            ext::NODE_INFO => self.node_info(&args),
             ext::SM_PUBLIC_KEY => {
                 args.arity(&[])?;
-                Ok(Value::String(sm::encode(
-                    self.key.verifying_key().as_bytes(),
-                )))
+                Ok(Value::String(self.public_key()))
             }
-            ext::OM_START => {
-                let start = args.start()?;
-                self.check_budget(&start, 1)?;
-                let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
-                    .map_err(|e| fault::python("ValueError", &e))?;
-                let budget = om.expected() as u64;
-                self.insert(Protocol::Om, &start, budget, |runs, run| {
-                    runs.om.insert(start.run.clone(), run.with(om));
-                })?;
-                Ok(Value::String(ext::OK.into()))
-            }
-            ext::SM_START => {
-                let (start, given) = args.sm_start()?;
-                self.check_budget(&start, 2)?;
-                om::check_run(&self.me, &start.commander, &start.nodes)
-                    .map_err(|e| fault::python("ValueError", &e))?;
-                let nonce = self.nonce(&start, given)?;
-                let sm = SmRun::new(
-                    &start.run,
-                    &nonce,
-                    &self.me,
-                    &start.commander,
-                    &start.nodes,
-                    start.m,
-                )
-                .map_err(|e| fault::python("ValueError", &e))?;
-                // Refused now rather than after fetching keys; checked again when inserting.
-                self.lock().make_room(
-                    Protocol::Sm,
-                    &start.run,
-                    self.budgets.runs,
-                    Instant::now(),
-                )?;
-                let (keys, missing) = self.fetch_keys(&start.nodes).await;
-                let fetched = keys.len();
-                // SM relays each distinct value once per path: two values, twice OM's paths.
-                let budget = 2 * om::expected_received(start.nodes.len(), start.m);
-                self.insert(Protocol::Sm, &start, budget, |runs, run| {
-                    let mut run = run.with(sm);
-                    run.keys = keys;
-                    runs.sm.insert(start.run.clone(), run);
-                })?;
-                Ok(SmStarted {
-                    keys: fetched as u64,
-                    missing,
-                    nonce: Some(nonce),
-                }
-                .to_value())
-            }
-            ext::OM_ORDER | ext::SM_ORDER => {
-                args.arity(&["run", "order"])?;
-                let (run, order) = (args.string(0)?, args.string(1)?);
-                let protocol = if method == ext::OM_ORDER {
-                    Protocol::Om
-                } else {
-                    Protocol::Sm
-                };
-                let queued = self.order(protocol, &run, &order)?;
-                Ok(Ordered {
-                    queued: queued as u64,
-                }
-                .to_value())
-            }
-            ext::OM_ROUND | ext::SM_ROUND => {
-                args.arity(&["run", "round"])?;
-                let run = args.string(0)?;
-                let round = usize::try_from(args.int(1)?).unwrap_or(0);
-                let protocol = if method == ext::OM_ROUND {
-                    Protocol::Om
-                } else {
-                    Protocol::Sm
-                };
-                self.round(protocol, &run, round).await
-            }
+            ext::OM_START => self.om_start(&args),
+            ext::SM_START => self.sm_start(&args).await,
+            ext::OM_ORDER => self.order_call(Protocol::Om, &args),
+            ext::SM_ORDER => self.order_call(Protocol::Sm, &args),
+            ext::OM_ROUND => self.round_call(Protocol::Om, &args).await,
+            ext::SM_ROUND => self.round_call(Protocol::Sm, &args).await,
             ext::OM_MESSAGE => {
                 args.arity(&["run", "path", "value"])?;
                 let (run, path, value) = (args.string(0)?, args.strings(1)?, args.string(2)?);
@@ -362,18 +284,112 @@ impl Engine {
                 args.arity(&["run"])?;
                 self.sm_decide(&args.string(0)?)
             }
-            ext::TRACE_EVENTS => {
-                args.arity(&["run", "since_us"])?;
-                let since = args.string(1)?.parse::<u64>().map_err(|_| {
-                    fault::python("ValueError", "since_us must be a decimal u64 in a string")
-                })?;
-                let events = self.recorder.events(&args.string(0)?, &self.me, since);
-                Ok(Value::Array(events.iter().map(trace::to_value).collect()))
-            }
+            ext::TRACE_EVENTS => self.trace_events(&args),
             other => Err(fault::unsupported_method(other)),
         }
     }
 
+    /// This node's SM public key, as `sm_public_key` and `node_info` give it.
+    fn public_key(&self) -> String {
+        sm::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// `node_info()`: who this node is and how it sends in the runs it starts now.
+    fn node_info(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&[])?;
+        let behaviour = self.behaviour();
+        Ok(NodeInfo {
+            name: self.me.clone(),
+            behaviour: Some(behaviour.to_string()),
+            traitor: behaviour.is_traitor(),
+            public_key: self.public_key(),
+        }
+        .to_value())
+    }
+
+    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed)`.
+    fn om_start(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        let start = args.start()?;
+        self.check_budget(&start, 1)?;
+        let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
+            .map_err(|e| fault::python("ValueError", &e))?;
+        let budget = om.expected() as u64;
+        self.insert(Protocol::Om, &start, budget, |runs, run| {
+            runs.om.insert(start.run.clone(), run.with(om));
+        })?;
+        Ok(Value::String(ext::OK.into()))
+    }
+
+    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed[, nonce])`: as `om_start`,
+    /// plus the run's nonce and the participants' public keys, fetched before the run is
+    /// remembered (so a start that cannot have a place is refused before any fetch).
+    async fn sm_start(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        let (start, given) = args.sm_start()?;
+        self.check_budget(&start, 2)?;
+        om::check_run(&self.me, &start.commander, &start.nodes)
+            .map_err(|e| fault::python("ValueError", &e))?;
+        let nonce = self.nonce(&start, given)?;
+        let sm = SmRun::new(
+            &start.run,
+            &nonce,
+            &self.me,
+            &start.commander,
+            &start.nodes,
+            start.m,
+        )
+        .map_err(|e| fault::python("ValueError", &e))?;
+        // Refused now rather than after fetching keys; checked again when inserting.
+        self.lock()
+            .make_room(Protocol::Sm, &start.run, self.budgets.runs, Instant::now())?;
+        let (keys, missing) = self.fetch_keys(&start.nodes).await;
+        let fetched = keys.len();
+        // SM relays each distinct value once per path: two values, twice OM's paths.
+        let budget = 2 * om::expected_received(start.nodes.len(), start.m);
+        self.insert(Protocol::Sm, &start, budget, |runs, run| {
+            let mut run = run.with(sm);
+            run.keys = keys;
+            runs.sm.insert(start.run.clone(), run);
+        })?;
+        Ok(SmStarted {
+            keys: fetched as u64,
+            missing,
+            nonce: Some(nonce),
+        }
+        .to_value())
+    }
+
+    /// `om_order(run, order)` / `sm_order(run, order)`.
+    fn order_call(&self, protocol: Protocol, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&["run", "order"])?;
+        let (run, order) = (args.string(0)?, args.string(1)?);
+        let queued = self.order(protocol, &run, &order)?;
+        Ok(Ordered {
+            queued: queued as u64,
+        }
+        .to_value())
+    }
+
+    /// `om_round(run, round)` / `sm_round(run, round)`.
+    async fn round_call(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        args: &Args<'_>,
+    ) -> Result<Value, PyFault> {
+        args.arity(&["run", "round"])?;
+        let run = args.string(0)?;
+        let round = usize::try_from(args.int(1)?).unwrap_or(0);
+        self.round(protocol, &run, round).await
+    }
+
+    /// `trace_events(run, since_us)`: this process's recorded calls of `run` made by this node.
+    fn trace_events(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&["run", "since_us"])?;
+        let since = args.string(1)?.parse::<u64>().map_err(|_| {
+            fault::python("ValueError", "since_us must be a decimal u64 in a string")
+        })?;
+        let events = self.recorder.events(&args.string(0)?, &self.me, since);
+        Ok(Value::Array(events.iter().map(trace::to_value).collect()))
+    }
     fn lock(&self) -> MutexGuard<'_, Runs> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
