@@ -209,231 +209,294 @@ pub async fn drive(
 
 /// [`drive`] over the connections of `pool` (the explorer runs thousands of cases over the
 /// same connections); its calls time out as `opts` says, not as `pool` does.
+///
+/// The phases, each a method of [`Drive`]: who is who (`node_info`), start, the order, the
+/// rounds, the decisions, then the checker's judgement of the facts gathered.
 pub async fn drive_with(
     cluster: &Cluster,
     opts: &RunOptions,
     pool: &Peers,
 ) -> Result<(Report, Vec<Unreachable>), DriveError> {
     check(opts)?;
-    let p = opts.protocol;
-    let run = format!("{}-{}", p.name(), opts.seed);
-    let rounds = opts.m + 1;
-    let peers = pool.with_timeout(opts.rpc_timeout);
-    // A round's call ends when the round does: answered, or its timeout passed.
-    let round_peers = pool.with_timeout(opts.round_timeout);
-    let mut unreachable = Vec::new();
-    let mut outcome = Facts {
-        protocol: p.name().to_string(),
-        run: run.clone(),
-        seed: opts.seed,
-        n: opts.nodes.len(),
-        m: opts.m,
-        commander: opts.commander.clone(),
-        order: opts.order.clone(),
-        round_timeout_ms: u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX),
-        traitors: BTreeMap::new(),
-        decisions: BTreeMap::new(),
-        messages_per_round: Vec::new(),
-        expected_per_round: match p {
-            Protocol::Om => om::expected_per_round(opts.nodes.len(), opts.m),
-            Protocol::Sm => Vec::new(),
-        },
-        rejected: 0,
-        void_reasons: Vec::new(),
-    };
+    let mut d = Drive::new(cluster, opts, pool);
+    let live = d.who_is_who().await?;
+    if d.hopeless() {
+        return Ok(d.judge());
+    }
+    let ready = d.start(&live).await;
+    d.order(&ready).await;
+    for r in 1..=opts.m + 1 {
+        d.round(&ready, r).await;
+    }
+    d.decide(&ready).await;
+    Ok(d.judge())
+}
 
-    // Who is who: behaviours decide who counts as loyal.
-    let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
-    let mut live = Vec::new();
-    for (node, url, result) in infos {
-        match read(&node, ext::NODE_INFO, result, NodeInfo::from_value) {
-            Ok(info) => {
-                if info.traitor {
-                    let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
-                    outcome.count_traitor(&node, why);
-                }
-                live.push(node);
-            }
-            Err(error) if error.is_unsupported_method() => {
-                let error = error.to_string();
-                return Err(DriveError::NotAgreement { node, url, error });
-            }
-            Err(error) => {
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
-            }
+/// One run as the driver carries it through: the facts gathered so far and the nodes it could
+/// not use. Every phase adds to both; none decides anything.
+struct Drive<'a> {
+    cluster: &'a Cluster,
+    opts: &'a RunOptions,
+    /// Calls outside the rounds, within `opts.rpc_timeout`.
+    peers: Peers,
+    /// A round's calls end when the round does: answered, or its timeout passed.
+    round_peers: Peers,
+    facts: Facts,
+    unreachable: Vec<Unreachable>,
+}
+
+impl<'a> Drive<'a> {
+    fn new(cluster: &'a Cluster, opts: &'a RunOptions, pool: &Peers) -> Self {
+        let p = opts.protocol;
+        let facts = Facts {
+            protocol: p.name().to_string(),
+            run: format!("{}-{}", p.name(), opts.seed),
+            seed: opts.seed,
+            n: opts.nodes.len(),
+            m: opts.m,
+            commander: opts.commander.clone(),
+            order: opts.order.clone(),
+            round_timeout_ms: u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX),
+            traitors: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            messages_per_round: vec![0; opts.m + 1],
+            expected_per_round: match p {
+                Protocol::Om => om::expected_per_round(opts.nodes.len(), opts.m),
+                Protocol::Sm => Vec::new(),
+            },
+            rejected: 0,
+            void_reasons: Vec::new(),
+        };
+        Drive {
+            cluster,
+            opts,
+            peers: pool.with_timeout(opts.rpc_timeout),
+            round_peers: pool.with_timeout(opts.round_timeout),
+            facts,
+            unreachable: Vec::new(),
         }
     }
-    if !unreachable.is_empty() && outcome.traitors.len() > opts.m {
-        let down: Vec<&str> = unreachable.iter().map(|u| u.node.as_str()).collect();
+
+    /// `node_info` on every node: a declared traitor's behaviour decides who counts as loyal;
+    /// a node that does not answer counts as a traitor. Returns the nodes that answered. A node
+    /// without the extension refuses the whole run: it is no participant at all.
+    async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
+        let opts = self.opts;
+        let infos = each(
+            self.cluster,
+            &self.peers,
+            &opts.nodes,
+            ext::NODE_INFO,
+            vec![],
+        )
+        .await;
+        let mut live = Vec::new();
+        for (node, url, result) in infos {
+            match read(&node, ext::NODE_INFO, result, NodeInfo::from_value) {
+                Ok(info) => {
+                    if info.traitor {
+                        let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
+                        self.facts.count_traitor(&node, why);
+                    }
+                    live.push(node);
+                }
+                Err(error) if error.is_unsupported_method() => {
+                    let error = error.to_string();
+                    return Err(DriveError::NotAgreement { node, url, error });
+                }
+                Err(error) => self.lost(Unreachable { node, url, error }),
+            }
+        }
+        Ok(live)
+    }
+
+    /// More than `m` traitors once the unreachable nodes count as traitors: no run can show
+    /// anything, so none is started (the run is void).
+    fn hopeless(&mut self) -> bool {
+        let opts = self.opts;
+        if self.unreachable.is_empty() || self.facts.traitors.len() <= opts.m {
+            return false;
+        }
+        let down: Vec<&str> = self.unreachable.iter().map(|u| u.node.as_str()).collect();
         // In the nodes' order, as they were found out.
         let traitors: Vec<&str> = (opts.nodes.iter())
-            .filter(|n| !outcome.is_loyal(n))
+            .filter(|n| !self.facts.is_loyal(n))
             .map(String::as_str)
             .collect();
-        outcome.void_reasons.push(format!(
+        self.facts.void_reasons.push(format!(
             "{} of {} nodes are traitors or unreachable ({}; unreachable: {}), more than m = {}: \
              no run can show anything",
-            outcome.traitors.len(),
+            traitors.len(),
             opts.nodes.len(),
             traitors.join(", "),
             down.join(", "),
             opts.m
         ));
-        outcome.messages_per_round = vec![0; rounds];
-        return Ok((checker::report(outcome), unreachable));
+        true
     }
 
-    let nodes_value = Value::Array(opts.nodes.iter().cloned().map(Value::String).collect());
-    let start = vec![
-        Value::String(run.clone()),
-        Value::String(opts.commander.clone()),
-        nodes_value,
-        Value::Integer(opts.m as i32),
-        Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
-        Value::String(opts.seed.to_string()),
-    ];
-    let started = match p {
-        Protocol::Om => done(each(cluster, &peers, &live, ext::OM_START, start).await),
-        Protocol::Sm => start_sm(cluster, &peers, &live, &opts.commander, start).await,
-    };
-    let mut ready = Vec::new();
-    for (node, url, result) in started {
-        match result {
-            Ok(_) => ready.push(node),
-            Err(error) => {
-                if is_loyal(&outcome, &node) {
-                    outcome
-                        .void_reasons
-                        .push(format!("{node} (loyal) could not start the run: {error}"));
+    /// `om_start` / `sm_start` on every live node; returns the nodes that started. A loyal
+    /// node that cannot start makes the run void.
+    async fn start(&mut self, live: &[String]) -> Vec<String> {
+        let opts = self.opts;
+        let start = vec![
+            Value::String(self.facts.run.clone()),
+            Value::String(opts.commander.clone()),
+            Value::Array(opts.nodes.iter().cloned().map(Value::String).collect()),
+            Value::Integer(opts.m as i32),
+            Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
+            Value::String(opts.seed.to_string()),
+        ];
+        let (cluster, peers) = (self.cluster, &self.peers);
+        let started = match opts.protocol {
+            Protocol::Om => done(each(cluster, peers, live, ext::OM_START, start).await),
+            Protocol::Sm => start_sm(cluster, peers, live, &opts.commander, start).await,
+        };
+        let mut ready = Vec::new();
+        for (node, url, result) in started {
+            match result {
+                Ok(()) => ready.push(node),
+                Err(error) => {
+                    if self.facts.is_loyal(&node) {
+                        self.facts
+                            .void_reasons
+                            .push(format!("{node} (loyal) could not start the run: {error}"));
+                    }
+                    self.lost(Unreachable { node, url, error });
                 }
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
             }
         }
+        ready
     }
 
-    if ready.contains(&opts.commander) {
-        let order = [
-            Value::String(run.clone()),
+    /// The commander's order, if it started. A commander that does not take it is reported
+    /// (and makes the run void if loyal); it still takes part in the rounds.
+    async fn order(&mut self, ready: &[String]) {
+        let opts = self.opts;
+        if !ready.contains(&opts.commander) {
+            return;
+        }
+        let args = [
+            Value::String(self.facts.run.clone()),
             Value::String(opts.order.clone()),
         ];
-        let method = p.method(ext::OM_ORDER, ext::SM_ORDER);
-        if let Err(error) = call(cluster, &peers, &opts.commander, method, &order).await {
-            if is_loyal(&outcome, &opts.commander) {
-                outcome.void_reasons.push(format!(
-                    "the commander {} (loyal) did not take its order: {error}",
-                    opts.commander
+        let method = opts.protocol.method(ext::OM_ORDER, ext::SM_ORDER);
+        let (cluster, commander) = (self.cluster, &opts.commander);
+        if let Err(error) = call(cluster, &self.peers, commander, method, &args).await {
+            if self.facts.is_loyal(commander) {
+                self.facts.void_reasons.push(format!(
+                    "the commander {commander} (loyal) did not take its order: {error}"
                 ));
             }
-            unreachable.push(Unreachable {
-                node: opts.commander.clone(),
-                url: cluster.url_of(&opts.commander).unwrap_or_default(),
+            self.unreachable.push(Unreachable {
+                node: commander.clone(),
+                url: cluster.url_of(commander).unwrap_or_default(),
                 error,
             });
         }
     }
 
-    // The rounds, one after the other.
-    let round_ms = opts.round_timeout.as_millis();
-    let method = p.method(ext::OM_ROUND, ext::SM_ROUND);
-    for r in 1..=rounds {
-        let args = vec![Value::String(run.clone()), Value::Integer(r as i32)];
-        for (node, _url, result) in each(cluster, &round_peers, &ready, method, args).await {
-            let loyal = is_loyal(&outcome, &node);
-            match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
+    /// Round `r` on every started node at once, within the round timeout. A loyal node that
+    /// does not finish it, or cannot deliver its messages to a loyal node, makes the run void;
+    /// messages that did not reach a traitor do not matter.
+    async fn round(&mut self, ready: &[String], r: usize) {
+        let round_ms = self.opts.round_timeout.as_millis();
+        let method = self.opts.protocol.method(ext::OM_ROUND, ext::SM_ROUND);
+        let args = vec![
+            Value::String(self.facts.run.clone()),
+            Value::Integer(r as i32),
+        ];
+        for (node, _url, result) in each(self.cluster, &self.round_peers, ready, method, args).await
+        {
+            if !self.facts.is_loyal(&node) {
+                continue;
+            }
+            let reason = match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
                 Ok(Ok(done)) => {
-                    // Messages a loyal node could not deliver to a loyal node break the
-                    // assumptions; to a traitor they do not matter.
                     let lost: Vec<String> = (done.failed_to.iter())
-                        .filter(|(to, _)| is_loyal(&outcome, to))
+                        .filter(|(to, _)| self.facts.is_loyal(to))
                         .map(|(to, n)| format!("{n} to {to}"))
                         .collect();
-                    if loyal && !lost.is_empty() {
-                        outcome.void_reasons.push(format!(
-                            "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
-                            lost.join(", ")
-                        ));
+                    if lost.is_empty() {
+                        continue;
                     }
+                    format!(
+                        "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
+                        lost.join(", ")
+                    )
                 }
-                Ok(Err(other)) => {
-                    if loyal {
-                        outcome
-                            .void_reasons
-                            .push(format!("{node} (loyal) answered round {r} with {other:?}"));
-                    }
-                }
+                Ok(Err(other)) => format!("{node} (loyal) answered round {r} with {other:?}"),
                 Err(error) => {
-                    if loyal {
-                        outcome.void_reasons.push(format!(
-                            "{node} (loyal) did not finish round {r} within {round_ms} ms: {error}"
-                        ));
+                    format!("{node} (loyal) did not finish round {r} within {round_ms} ms: {error}")
+                }
+            };
+            self.facts.void_reasons.push(reason);
+        }
+    }
+
+    /// `om_decide` / `sm_decide` on every started node: the lieutenants' decisions and every
+    /// node's counts. A loyal node lost here, answering without a decision, or whose messages
+    /// arrived late anywhere makes the run void.
+    async fn decide(&mut self, ready: &[String]) {
+        let method = self.opts.protocol.method(ext::OM_DECIDE, ext::SM_DECIDE);
+        let args = vec![Value::String(self.facts.run.clone())];
+        for (node, url, result) in each(self.cluster, &self.peers, ready, method, args).await {
+            match read(&node, method, result, Decided::from_value) {
+                Ok(decided) => self.decided(node, decided),
+                Err(error) => {
+                    if self.facts.is_loyal(&node) {
+                        self.facts
+                            .void_reasons
+                            .push(format!("{node} (loyal) was lost before deciding: {error}"));
                     }
+                    self.lost(Unreachable { node, url, error });
                 }
             }
         }
     }
 
-    let decided = each(
-        cluster,
-        &peers,
-        &ready,
-        p.method(ext::OM_DECIDE, ext::SM_DECIDE),
-        vec![Value::String(run.clone())],
-    )
-    .await;
-    let mut per_round = vec![0u64; rounds];
-    for (node, url, result) in decided {
-        let method = p.method(ext::OM_DECIDE, ext::SM_DECIDE);
-        match read(&node, method, result, Decided::from_value) {
-            Ok(d) => {
-                for (slot, sent) in per_round.iter_mut().zip(&d.sent) {
-                    *slot += sent;
-                }
-                outcome.rejected += d.rejected.unwrap_or(0);
-                for (sender, &n) in &d.late {
-                    if n > 0 && is_loyal(&outcome, sender) {
-                        outcome.void_reasons.push(format!(
-                            "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
-                        ));
-                    }
-                }
-                if node != opts.commander {
-                    match d.decision {
-                        Some(decision) => {
-                            outcome.decisions.insert(node, decision);
-                        }
-                        other if is_loyal(&outcome, &node) => {
-                            outcome.void_reasons.push(format!(
-                                "{node} (loyal) answered without a decision ({other:?})"
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Err(error) => {
-                if is_loyal(&outcome, &node) {
-                    outcome
-                        .void_reasons
-                        .push(format!("{node} (loyal) was lost before deciding: {error}"));
-                }
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
+    /// What one node's decide answer adds to the facts.
+    fn decided(&mut self, node: String, d: Decided) {
+        let facts = &mut self.facts;
+        for (slot, sent) in facts.messages_per_round.iter_mut().zip(&d.sent) {
+            *slot += sent;
+        }
+        facts.rejected += d.rejected.unwrap_or(0);
+        for (sender, &n) in &d.late {
+            if n > 0 && facts.is_loyal(sender) {
+                facts.void_reasons.push(format!(
+                    "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
+                ));
             }
         }
+        if node == facts.commander {
+            return;
+        }
+        match d.decision {
+            Some(decision) => {
+                facts.decisions.insert(node, decision);
+            }
+            // "(None)": the words of the reports before replies were typed, kept as they were.
+            None if facts.is_loyal(&node) => {
+                facts
+                    .void_reasons
+                    .push(format!("{node} (loyal) answered without a decision (None)"));
+            }
+            None => {}
+        }
     }
-    outcome.messages_per_round = per_round;
-    Ok((checker::report(outcome), unreachable))
+
+    /// A node the run could not use: it counts as a traitor (its messages are missing) and is
+    /// reported.
+    fn lost(&mut self, u: Unreachable) {
+        self.facts.count_traitor(&u.node, Faulty::Unreachable);
+        self.unreachable.push(u);
+    }
+
+    /// The checker's judgement of what was gathered, and the nodes that could not be used.
+    fn judge(self) -> (Report, Vec<Unreachable>) {
+        (checker::report(self.facts), self.unreachable)
+    }
 }
 
 /// `sm_start` on the commander first: it makes the run's nonce and answers it; then on every
@@ -485,11 +548,6 @@ async fn start_sm(
     out
 }
 
-/// A node counts as loyal unless it declared a traitor's behaviour or was lost.
-fn is_loyal(outcome: &Facts, node: &str) -> bool {
-    outcome.is_loyal(node)
-}
-
 /// What `node` answered to `method`, read by `from` (a `from_value` of [`super::reply`]); an
 /// answer that is not one (not a struct) is an error of the call, showing what came.
 fn read<T>(
@@ -504,13 +562,6 @@ fn read<T>(
         method: method.to_string(),
         message: format!("{answer:?}"),
     })
-}
-
-/// A node the run could not use: it counts as a traitor (its messages are missing) and is
-/// reported.
-fn lost(outcome: &mut Facts, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
-    outcome.count_traitor(&u.node, Faulty::Unreachable);
-    unreachable.push(u);
 }
 
 /// Which calls of [`each`] were answered, whatever the answer.
