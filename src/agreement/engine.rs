@@ -173,6 +173,7 @@ struct Run<R> {
 }
 
 /// How a node sends one round of a run.
+#[derive(Clone)]
 struct How {
     /// The run's seed (this node's share), for the `random` behaviour.
     seed: u64,
@@ -594,9 +595,9 @@ impl Engine {
     }
 
     /// Send one round's messages through the behaviour, batched per receiver; returns what
-    /// was sent and delivered, and what failed per receiver. One task per receiver walks the round's broadcasts and sends
-    /// that receiver's messages in batches of [`BATCH`], so only the batches in flight are
-    /// ever expanded in memory.
+    /// was sent and delivered, and what failed per receiver. One task per receiver walks the
+    /// round's broadcasts ([`Engine::send_to`]), so only the batches in flight are ever
+    /// expanded in memory.
     async fn send_round(
         self: &Arc<Self>,
         protocol: Protocol,
@@ -605,54 +606,22 @@ impl Engine {
         items: Vec<Pending>,
         how: How,
     ) -> RoundSent {
-        let How {
-            seed,
-            timeout,
-            behaviour,
-            sm: ctx,
-        } = how;
         let receivers: std::collections::BTreeSet<String> = items
             .iter()
             .flat_map(|p| p.b.receivers().cloned())
             .collect();
-        if let Some(d) = behaviour.delay() {
+        if let Some(d) = how.behaviour.delay() {
             tokio::time::sleep(d).await;
         }
         let items = Arc::new(items);
         let mut tasks = tokio::task::JoinSet::new();
         for to in receivers {
-            let (engine, run, items) = (self.clone(), run.to_string(), items.clone());
-            let (behaviour, ctx) = (behaviour.clone(), ctx.clone());
+            let (engine, run, items, how) =
+                (self.clone(), run.to_string(), items.clone(), how.clone());
             tasks.spawn(async move {
-                let (mut sent, mut delivered) = (0, 0);
-                let mut batch: Vec<(&Pending, String)> = Vec::new();
-                for p in items.iter() {
-                    let Some(index) = p.b.slot(&to) else {
-                        continue;
-                    };
-                    let path = p.b.path();
-                    let mut parts: Vec<&str> = vec![&run];
-                    parts.extend(path.iter().map(String::as_str));
-                    parts.push(&to);
-                    let noise = entropy(seed, &parts);
-                    let value = behaviour.outgoing(p.b.value(), &to, index, p.b.len(), noise);
-                    if let Some(value) = value {
-                        batch.push((p, value));
-                    }
-                    if batch.len() == BATCH {
-                        let (s, d) = engine
-                            .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
-                            .await;
-                        (sent, delivered) = (sent + s, delivered + d);
-                        batch.clear();
-                    }
-                }
-                if !batch.is_empty() {
-                    let (s, d) = engine
-                        .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
-                        .await;
-                    (sent, delivered) = (sent + s, delivered + d);
-                }
+                let (sent, delivered) = engine
+                    .send_to(protocol, &run, round, &to, &items, &how)
+                    .await;
                 (to, sent, delivered)
             });
         }
@@ -667,6 +636,49 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// What receiver `to` gets of a round: each broadcast's message for it, through the
+    /// behaviour (which may change or withhold it), in batches of [`BATCH`]; returns (sent,
+    /// delivered).
+    async fn send_to(
+        &self,
+        protocol: Protocol,
+        run: &str,
+        round: usize,
+        to: &str,
+        items: &[Pending],
+        how: &How,
+    ) -> (u64, u64) {
+        let (mut sent, mut delivered) = (0, 0);
+        let mut batch: Vec<(&Pending, String)> = Vec::new();
+        let ctx = how.sm.as_deref();
+        for p in items {
+            let Some(index) = p.b.slot(to) else {
+                continue;
+            };
+            let path = p.b.path();
+            let mut parts: Vec<&str> = vec![run];
+            parts.extend(path.iter().map(String::as_str));
+            parts.push(to);
+            let noise = entropy(how.seed, &parts);
+            let value = (how.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise);
+            if let Some(value) = value {
+                batch.push((p, value));
+            }
+            if batch.len() == BATCH {
+                let (s, d) =
+                    (self.send_batch(protocol, run, round, to, &batch, how.timeout, ctx)).await;
+                (sent, delivered) = (sent + s, delivered + d);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            let (s, d) =
+                (self.send_batch(protocol, run, round, to, &batch, how.timeout, ctx)).await;
+            (sent, delivered) = (sent + s, delivered + d);
+        }
+        (sent, delivered)
     }
 
     /// One `system.multicall` of `batch` to `to` (waiting for a slot first); returns
