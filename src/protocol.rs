@@ -58,6 +58,58 @@ pub mod ext {
     /// reads `this node holds N unfinished runs ` and this.
     pub const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
         is decided or expires";
+    /// The role of a run's commander, in `om_decide` / `sm_decide`'s `role`.
+    pub const COMMANDER: &str = "commander";
+    /// The role of every other participant.
+    pub const LIEUTENANT: &str = "lieutenant";
+    /// Members of the methods' struct answers (the types that write and read them are in
+    /// `agreement::reply`; the nonce of `sm_start` is [`SM_NONCE`]).
+    pub mod member {
+        /// `node_info`: the node's name.
+        pub const NAME: &str = "name";
+        /// `node_info`: its behaviour, as written in `--behaviour`.
+        pub const BEHAVIOUR: &str = "behaviour";
+        /// `node_info`: whether that behaviour lies or withholds.
+        pub const TRAITOR: &str = "traitor";
+        /// `node_info`: its SM public key.
+        pub const PUBLIC_KEY: &str = "public_key";
+        /// `sm_start`: keys held for the run.
+        pub const KEYS: &str = "keys";
+        /// `sm_start`: participants whose key could not be fetched.
+        pub const MISSING: &str = "missing";
+        /// `*_order`: messages the order makes.
+        pub const QUEUED: &str = "queued";
+        /// `*_round`: the round.
+        pub const ROUND: &str = "round";
+        /// `*_round`: messages the round owed.
+        pub const DUE: &str = "due";
+        /// `*_round`: messages sent; `*_decide`: per round, messages delivered.
+        pub const SENT: &str = "sent";
+        /// `*_round`: messages sent and stored.
+        pub const DELIVERED: &str = "delivered";
+        /// `*_round`: messages sent and not stored; `*_decide`: the same per round.
+        pub const FAILED: &str = "failed";
+        /// `*_round`: receiver -> messages not delivered to it.
+        pub const FAILED_TO: &str = "failed_to";
+        /// `*_decide`: `commander` or `lieutenant`.
+        pub const ROLE: &str = "role";
+        /// `*_decide`: the decision (a commander's: its order).
+        pub const DECISION: &str = "decision";
+        /// `*_decide`: messages received (OM: distinct paths; SM: accepted).
+        pub const RECEIVED: &str = "received";
+        /// `om_decide`: paths a complete run delivers here.
+        pub const EXPECTED: &str = "expected";
+        /// `sm_decide`: messages rejected.
+        pub const REJECTED: &str = "rejected";
+        /// `sm_decide`: the values accepted.
+        pub const VALUES: &str = "values";
+        /// `sm_decide`: the first rejection reasons.
+        pub const REASONS: &str = "reasons";
+        /// `*_decide`: per round, messages the behaviour did not send.
+        pub const WITHHELD: &str = "withheld";
+        /// `*_decide`: sender -> messages refused as late.
+        pub const LATE: &str = "late";
+    }
     /// Every extension method, as registered in a node's method table.
     pub const METHODS: [&str; 13] = [
         NODE_INFO,

@@ -8,8 +8,9 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::agreement::driver::{self, DriveError, NodeInfo, Protocol, RunOptions};
+use crate::agreement::driver::{self, DriveError, Protocol, RunOptions};
 use crate::agreement::explore::{self, Explore};
+use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
 };

@@ -50,6 +50,22 @@ PORT_BASE = 8000
 GENERATED = {}  # --cluster-size: name -> port offset
 
 
+def fault_text(e):
+    """A failed call as a node's trace records it: the fault string Python's server answers
+    for the exception (`<class 'ConnectionRefusedError'>:[Errno 111] Connection refused`,
+    `<class 'xmlrpc.client.Fault'>:<Fault 1: '...'>`), cut to 200 bytes as the Rust nodes
+    cut every fault (`... [N bytes cut]`), so both record the same text for the same failure."""
+    text = f"{type(e)}:{e}"
+    raw = text.encode()
+    if len(raw) <= 200:
+        return text
+    marker = lambda n: f"... [{n} bytes cut]"
+    keep = 200 - len(marker(len(raw)))
+    while keep > 0 and (raw[keep] & 0xC0) == 0x80:
+        keep -= 1
+    return raw[:keep].decode() + marker(len(raw) - keep)
+
+
 def port_of(name):
     """The original rule, port = base + ord(name) - ord('P'), unless the name is generated."""
     if isinstance(name, str) and name in GENERATED:  # never raises for unhashable names
@@ -645,8 +661,9 @@ class AgreementProcess(Process):
         outcomes = []  # per message: ("result", value) or ("fault", text)
         try:
             port = port_of(to)
-        except (TypeError, ValueError):
-            port = None  # no address under the port rule: nothing sent
+            fault = None
+        except (TypeError, ValueError) as e:
+            port, fault = None, e  # no address under the port rule: nothing sent
         if port is not None:
             try:
                 transport = TimeoutTransport(timeout)
@@ -657,20 +674,14 @@ class AgreementProcess(Process):
                         multi.om_message(run, relay.path, value)
                     for item in multi().results:
                         if isinstance(item, dict):
-                            outcomes.append(
-                                ("fault", f"fault {item['faultCode']}: {item['faultString']}"))
+                            f = xmlrpc.client.Fault(item["faultCode"], item["faultString"])
+                            outcomes.append(("fault", fault_text(f)))
                         else:
                             outcomes.append(("result", item[0]))
-            except xmlrpc.client.Fault as f:
-                outcomes = [("fault", f"fault {f.faultCode}: {f.faultString}")] * len(batch)
-            except TimeoutError:
-                outcomes = [("fault", f"timed out after {timeout:g}s")] * len(batch)
-            except ConnectionRefusedError:
-                outcomes = [("fault", "connection refused")] * len(batch)
-            except Exception as e:  # any other transport failure: nothing delivered
-                outcomes = [("fault", f"{type(e).__name__}: {e}")] * len(batch)
+            except Exception as e:  # the whole batch failed: nothing delivered
+                outcomes = [("fault", fault_text(e))] * len(batch)
         else:
-            outcomes = [("fault", f"no address for {to!r}")] * len(batch)
+            outcomes = [("fault", fault_text(fault))] * len(batch)
         end = now_us()
         with self._cond:
             for (relay, value), (kind, what) in zip(batch, outcomes):

@@ -1,16 +1,19 @@
 //! The checker: did the loyal lieutenants reach interactive consistency?
 //!
 //! IC1: all loyal lieutenants decide the same value. IC2: if the commander is loyal, every
-//! loyal lieutenant decides the commander's order. Pure: the driver collects the decisions,
-//! this module judges them and renders the verdict for people (text) and tools (JSON).
+//! loyal lieutenant decides the commander's order. Pure: the driver gathers the [`Facts`] of a
+//! run, [`judge`] turns them into a [`Judgement`], and a [`Report`] of both is what people
+//! (text) and tools (JSON) read.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 
-/// Everything known about one finished run, and the verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+/// What the driver gathered about one run: its parameters and what the nodes answered. Filled
+/// by the driver as the run goes; judged by [`judge`], which adds nothing to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
     /// `om` or `sm`.
     pub protocol: String,
     /// Run identifier (shared by every node).
@@ -25,9 +28,204 @@ pub struct Outcome {
     pub commander: String,
     /// The commander's order.
     pub order: String,
-    /// Nodes that lie, withhold or could not be reached.
+    /// The round timeout of the run, in milliseconds.
+    pub round_timeout_ms: u64,
+    /// The nodes that do not count as loyal, and why: they declared a traitor's behaviour,
+    /// or the driver could not use them (a crash is one way to be faulty).
+    pub traitors: BTreeMap<String, Faulty>,
+    /// The decision of every lieutenant that answered one, traitors included.
+    pub decisions: BTreeMap<String, String>,
+    /// Node-to-node messages delivered, per round (what the nodes' decides reported).
+    pub messages_per_round: Vec<u64>,
+    /// Messages a complete run sends per round (OM: (n-1)(n-2)...(n-k); SM: none fixed).
+    pub expected_per_round: Vec<u64>,
+    /// Messages rejected by lieutenants (SM: bad signatures or paths).
+    pub rejected: u64,
+    /// Where the simulation broke the algorithm's assumptions (a loyal node late, failing or
+    /// lost), one line per cause, as the driver saw it: any makes the run void.
+    pub void_reasons: Vec<String>,
+}
+
+impl Facts {
+    /// A node counts as loyal unless it declared a traitor's behaviour or was lost.
+    pub fn is_loyal(&self, node: &str) -> bool {
+        !self.traitors.contains_key(node)
+    }
+
+    /// Count `node` as a traitor for `why` (a later cause replaces an earlier one: a declared
+    /// traitor that is then lost reads `unreachable`).
+    pub fn count_traitor(&mut self, node: &str, why: Faulty) {
+        self.traitors.insert(node.to_string(), why);
+    }
+}
+
+/// Why a node counts as a traitor; shown after its name in the report and as its entry in the
+/// JSON's `behaviours`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Faulty {
+    /// Its `node_info` declared this behaviour (`two-faced`, `deny:R,S`, ...).
+    Behaviour(String),
+    /// Its `node_info` said it is a traitor without naming a behaviour (shown `?`).
+    Undeclared,
+    /// The driver could not use it: no `node_info`, no start, or lost before deciding (shown
+    /// `unreachable`).
+    Unreachable,
+}
+
+impl fmt::Display for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Faulty::Behaviour(b) => b,
+            Faulty::Undeclared => "?",
+            Faulty::Unreachable => "unreachable",
+        })
+    }
+}
+
+/// The three verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// IC1 and IC2 hold.
+    Holds,
+    /// A condition is violated.
+    Violated,
+    /// The simulation could not keep the algorithm's assumptions (a loyal node late, failing
+    /// or lost), so the run shows nothing about it.
+    Void,
+}
+
+impl Verdict {
+    /// The client's exit code: 0 holds, 1 violated, 3 void (2 is for refused runs).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Holds => 0,
+            Verdict::Violated => 1,
+            Verdict::Void => 3,
+        }
+    }
+}
+
+/// What [`judge`] makes of a run's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Holds, violated or void.
+    pub verdict: Verdict,
+    /// IC1 holds (computed even when the run is void; it then counts for nothing).
+    pub ic1: bool,
+    /// IC2 holds (vacuously when the commander is a traitor).
+    pub ic2: bool,
+    /// Why IC1 or IC2 failed, one line per condition.
+    pub problems: Vec<String>,
+    /// Why the run is void, one line per cause: the facts' causes, and the judge's own when
+    /// no loyal lieutenant decided (empty unless the verdict is [`Verdict::Void`]).
+    pub void_reasons: Vec<String>,
+    /// Decisions of the loyal lieutenants: the ones judged.
+    pub loyal_decisions: BTreeMap<String, String>,
+    /// Decisions of the traitorous lieutenants (for reference; they do not count).
+    pub traitor_decisions: BTreeMap<String, String>,
+}
+
+/// Judge a run: IC1 and IC2 over the loyal lieutenants' decisions, void when the facts say
+/// the assumptions broke or when no loyal lieutenant decided.
+pub fn judge(facts: &Facts) -> Judgement {
+    let (loyal, traitorous): (BTreeMap<_, _>, BTreeMap<_, _>) = facts
+        .decisions
+        .iter()
+        .filter(|(n, _)| **n != facts.commander)
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .partition(|(n, _)| facts.is_loyal(n));
+    let mut problems = Vec::new();
+    let ic1 = ic1(&loyal, &mut problems);
+    let ic2 = !facts.is_loyal(&facts.commander) || ic2(facts, &loyal, &mut problems);
+    let mut void_reasons = facts.void_reasons.clone();
+    // Nothing to judge: IC1 and IC2 would hold vacuously, which says nothing.
+    if loyal.is_empty() && void_reasons.is_empty() {
+        void_reasons.push(
+            "no loyal lieutenant decided (none answered its decide with a decision): the run \
+             shows nothing about IC1 or IC2"
+                .into(),
+        );
+    }
+    let verdict = if !void_reasons.is_empty() {
+        Verdict::Void
+    } else if ic1 && ic2 {
+        Verdict::Holds
+    } else {
+        Verdict::Violated
+    };
+    Judgement {
+        verdict,
+        ic1,
+        ic2,
+        problems,
+        void_reasons,
+        loyal_decisions: loyal,
+        traitor_decisions: traitorous,
+    }
+}
+
+/// IC1 over the loyal decisions; a disagreement is described in `problems`.
+fn ic1(loyal: &BTreeMap<String, String>, problems: &mut Vec<String>) -> bool {
+    let mut by_value: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (n, d) in loyal {
+        by_value.entry(d).or_default().push(n);
+    }
+    if by_value.len() <= 1 {
+        return true;
+    }
+    let groups: Vec<String> = by_value
+        .iter()
+        .map(|(v, ns)| format!("{} decided {v}", ns.join(", ")))
+        .collect();
+    problems.push(format!(
+        "IC1 violated: loyal lieutenants disagree: {}",
+        groups.join("; ")
+    ));
+    false
+}
+
+/// IC2 for a loyal commander; the lieutenants that disobeyed are described in `problems`.
+fn ic2(facts: &Facts, loyal: &BTreeMap<String, String>, problems: &mut Vec<String>) -> bool {
+    let wrong: Vec<String> = loyal
+        .iter()
+        .filter(|(_, d)| **d != facts.order)
+        .map(|(n, d)| format!("{n} decided {d}"))
+        .collect();
+    if wrong.is_empty() {
+        return true;
+    }
+    problems.push(format!(
+        "IC2 violated: the commander {} is loyal and ordered {}, but {}",
+        facts.commander,
+        facts.order,
+        wrong.join(", ")
+    ));
+    false
+}
+
+/// A run's facts and its judgement, as the client prints them: the fields are the members of
+/// `client om --json` (documented in the README), in that order. Made only by
+/// [`Report::new`]; nothing in it is filled in later.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `om` or `sm`.
+    pub protocol: String,
+    /// Run identifier (shared by every node).
+    pub run: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Number of nodes, commander included.
+    pub n: usize,
+    /// The `m` of OM(m) / SM(m).
+    pub m: usize,
+    /// The commander.
+    pub commander: String,
+    /// The commander's order.
+    pub order: String,
+    /// Nodes that lie, withhold or could not be reached, sorted.
     pub traitors: Vec<String>,
-    /// Behaviour of each traitor (`unreachable` for a node the driver could not reach).
+    /// Why each traitor is one: its behaviour, `?`, or `unreachable` ([`Faulty`]).
     pub behaviours: BTreeMap<String, String>,
     /// Decisions of the loyal lieutenants.
     pub decisions: BTreeMap<String, String>,
@@ -41,152 +239,65 @@ pub struct Outcome {
     pub messages: u64,
     /// Messages delivered per round.
     pub messages_per_round: Vec<u64>,
-    /// Messages a complete run sends per round (OM: (n-1)(n-2)...(n-k); SM: none fixed).
+    /// Messages a complete run sends per round (OM only).
     pub expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
     pub rejected: u64,
-    /// Why the verdict failed, one line per problem.
+    /// Why IC1 or IC2 failed, one line per condition.
     pub problems: Vec<String>,
-    /// `holds`, `violated`, or `void`: the simulation could not keep the algorithm's
-    /// assumptions (a loyal node late, failing or lost), so the run shows nothing about it.
-    pub verdict: String,
-    /// Why the run is void, one line per cause (empty unless `verdict` is `void`).
+    /// Holds, violated or void.
+    pub verdict: Verdict,
+    /// Why the run is void, one line per cause (empty unless it is).
     pub void_reasons: Vec<String>,
     /// The round timeout of the run, in milliseconds.
     pub round_timeout_ms: u64,
 }
 
-/// The three verdicts and the client's exit code for each.
-pub mod verdict {
-    /// IC1 and IC2 hold (exit 0).
-    pub const HOLDS: &str = "holds";
-    /// A condition is violated (exit 1).
-    pub const VIOLATED: &str = "violated";
-    /// The run is void (exit 3).
-    pub const VOID: &str = "void";
-}
-
-/// Judge a run. `decisions` holds every lieutenant that answered; `traitors` every node that
-/// is not loyal (including unreachable ones).
-pub fn judge(mut outcome: Outcome, all_decisions: &BTreeMap<String, String>) -> Outcome {
-    let commander_loyal = !outcome.traitors.contains(&outcome.commander);
-    let (loyal, traitorous): (BTreeMap<_, _>, BTreeMap<_, _>) = all_decisions
-        .iter()
-        .filter(|(n, _)| **n != outcome.commander)
-        .map(|(n, d)| (n.clone(), d.clone()))
-        .partition(|(n, _)| !outcome.traitors.contains(n));
-    let mut problems = Vec::new();
-    let mut by_value: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (n, d) in &loyal {
-        by_value.entry(d).or_default().push(n);
-    }
-    let ic1 = by_value.len() <= 1;
-    if !ic1 {
-        let groups: Vec<String> = by_value
-            .iter()
-            .map(|(v, ns)| format!("{} decided {v}", ns.join(", ")))
-            .collect();
-        problems.push(format!(
-            "IC1 violated: loyal lieutenants disagree: {}",
-            groups.join("; ")
-        ));
-    }
-    let mut ic2 = true;
-    if commander_loyal {
-        let wrong: Vec<String> = loyal
-            .iter()
-            .filter(|(_, d)| **d != outcome.order)
-            .map(|(n, d)| format!("{n} decided {d}"))
-            .collect();
-        if !wrong.is_empty() {
-            ic2 = false;
-            problems.push(format!(
-                "IC2 violated: the commander {} is loyal and ordered {}, but {}",
-                outcome.commander,
-                outcome.order,
-                wrong.join(", ")
-            ));
-        }
-    }
-    // Nothing to judge: IC1 and IC2 would hold vacuously, which says nothing.
-    if loyal.is_empty() && outcome.void_reasons.is_empty() {
-        outcome.void_reasons.push(
-            "no loyal lieutenant decided (none answered its decide with a decision): the run \
-             shows nothing about IC1 or IC2"
-                .into(),
-        );
-    }
-    outcome.decisions = loyal;
-    outcome.traitor_decisions = traitorous;
-    outcome.ic1 = ic1;
-    outcome.ic2 = ic2;
-    outcome.problems = problems;
-    outcome.messages = outcome.messages_per_round.iter().sum();
-    outcome.verdict = if !outcome.void_reasons.is_empty() {
-        verdict::VOID
-    } else if ic1 && ic2 {
-        verdict::HOLDS
-    } else {
-        verdict::VIOLATED
-    }
-    .to_string();
-    outcome
-}
-
-impl Outcome {
-    /// An outcome with the run's facts and no verdict yet (see [`judge`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        protocol: &str,
-        run: &str,
-        seed: u64,
-        n: usize,
-        m: usize,
-        commander: &str,
-        order: &str,
-    ) -> Self {
-        Outcome {
-            protocol: protocol.to_string(),
-            run: run.to_string(),
-            seed,
-            n,
-            m,
-            commander: commander.to_string(),
-            order: order.to_string(),
-            traitors: Vec::new(),
-            behaviours: BTreeMap::new(),
-            decisions: BTreeMap::new(),
-            traitor_decisions: BTreeMap::new(),
-            ic1: false,
-            ic2: false,
-            messages: 0,
-            messages_per_round: Vec::new(),
-            expected_per_round: Vec::new(),
-            rejected: 0,
-            problems: Vec::new(),
-            verdict: String::new(),
-            void_reasons: Vec::new(),
-            round_timeout_ms: 0,
+impl Report {
+    /// The report of `facts` judged as `judgement` (see [`report`] for both steps at once).
+    pub fn new(facts: Facts, judgement: Judgement) -> Self {
+        Report {
+            messages: facts.messages_per_round.iter().sum(),
+            behaviours: facts
+                .traitors
+                .iter()
+                .map(|(n, why)| (n.clone(), why.to_string()))
+                .collect(),
+            traitors: facts.traitors.into_keys().collect(),
+            protocol: facts.protocol,
+            run: facts.run,
+            seed: facts.seed,
+            n: facts.n,
+            m: facts.m,
+            commander: facts.commander,
+            order: facts.order,
+            decisions: judgement.loyal_decisions,
+            traitor_decisions: judgement.traitor_decisions,
+            ic1: judgement.ic1,
+            ic2: judgement.ic2,
+            messages_per_round: facts.messages_per_round,
+            expected_per_round: facts.expected_per_round,
+            rejected: facts.rejected,
+            problems: judgement.problems,
+            verdict: judgement.verdict,
+            void_reasons: judgement.void_reasons,
+            round_timeout_ms: facts.round_timeout_ms,
         }
     }
 
     /// Both conditions hold (and the run is not void).
     pub fn holds(&self) -> bool {
-        self.verdict == verdict::HOLDS
+        self.verdict == Verdict::Holds
     }
 
     /// The simulation broke the algorithm's assumptions: the run shows nothing.
     pub fn is_void(&self) -> bool {
-        self.verdict == verdict::VOID
+        self.verdict == Verdict::Void
     }
 
     /// The client's exit code: 0 holds, 1 violated, 3 void (2 is for refused runs).
     pub fn exit_code(&self) -> u8 {
-        match self.verdict.as_str() {
-            verdict::HOLDS => 0,
-            verdict::VOID => 3,
-            _ => 1,
-        }
+        self.verdict.exit_code()
     }
 
     /// One JSON object.
@@ -194,13 +305,30 @@ impl Outcome {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    /// The report for people.
+    /// The report for people: the run, who decided what, the message counts, then either
+    /// why the run is void or the two conditions.
     pub fn human(&self) -> String {
-        let mut out = String::new();
-        let proto = self.protocol.to_uppercase();
-        out += &format!(
-            "{proto}({}) with n={} nodes, commander {} orders {} (run {}, seed {})\n",
-            self.m, self.n, self.commander, self.order, self.run, self.seed
+        let mut out = self.human_run();
+        out += &self.human_messages();
+        out += &if self.is_void() {
+            self.human_void()
+        } else {
+            self.human_conditions()
+        };
+        out
+    }
+
+    /// The run's parameters, its traitors and the lieutenants' decisions.
+    fn human_run(&self) -> String {
+        let mut out = format!(
+            "{}({}) with n={} nodes, commander {} orders {} (run {}, seed {})\n",
+            self.protocol.to_uppercase(),
+            self.m,
+            self.n,
+            self.commander,
+            self.order,
+            self.run,
+            self.seed
         );
         if self.traitors.is_empty() {
             out += "traitors: none\n";
@@ -209,10 +337,8 @@ impl Outcome {
                 .traitors
                 .iter()
                 .map(|n| {
-                    format!(
-                        "{n} ({})",
-                        self.behaviours.get(n).map_or("?", String::as_str)
-                    )
+                    let why = self.behaviours.get(n).map_or("?", String::as_str);
+                    format!("{n} ({why})")
                 })
                 .collect();
             out += &format!("traitors: {}\n", t.join(", "));
@@ -223,7 +349,12 @@ impl Outcome {
         for (n, d) in &self.traitor_decisions {
             out += &format!("  {n} decided {d} (traitor, not counted)\n");
         }
-        out += "messages per round (measured / expected):";
+        out
+    }
+
+    /// Messages per round, measured against what a complete run sends when that is known.
+    fn human_messages(&self) -> String {
+        let mut out = String::from("messages per round (measured / expected):");
         for (i, measured) in self.messages_per_round.iter().enumerate() {
             match self.expected_per_round.get(i) {
                 Some(e) => out += &format!(" r{}: {measured}/{e}", i + 1),
@@ -242,22 +373,29 @@ impl Outcome {
                 self.rejected
             );
         }
-        if self.is_void() {
-            out += &format!(
-                "VOID: the simulation could not keep the algorithm's assumption (every loyal \
-                 node's messages\ndelivered within its round of {} ms); this run says nothing \
-                 about the algorithm:\n",
-                self.round_timeout_ms
-            );
-            for r in &self.void_reasons {
-                out += &format!("  {r}\n");
-            }
-            out += "Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check \
-                    that every\nnode is up and reachable.\n";
-            return out;
+        out
+    }
+
+    /// A void run judges nothing: why it is void, and what to try.
+    fn human_void(&self) -> String {
+        let mut out = format!(
+            "VOID: the simulation could not keep the algorithm's assumption (every loyal \
+             node's messages\ndelivered within its round of {} ms); this run says nothing \
+             about the algorithm:\n",
+            self.round_timeout_ms
+        );
+        for r in &self.void_reasons {
+            out += &format!("  {r}\n");
         }
+        out += "Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check \
+                that every\nnode is up and reachable.\n";
+        out
+    }
+
+    /// IC1 and IC2, and why each failed.
+    fn human_conditions(&self) -> String {
         let verdict = |ok: bool| if ok { "holds" } else { "VIOLATED" };
-        out += &format!("IC1 (loyal lieutenants agree): {}\n", verdict(self.ic1));
+        let mut out = format!("IC1 (loyal lieutenants agree): {}\n", verdict(self.ic1));
         out += &format!(
             "IC2 (loyal commander obeyed): {}{}\n",
             verdict(self.ic2),
@@ -274,49 +412,71 @@ impl Outcome {
     }
 }
 
+/// Judge `facts` and report both.
+pub fn report(facts: Facts) -> Report {
+    let judgement = judge(&facts);
+    Report::new(facts, judgement)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn outcome(traitors: &[&str]) -> Outcome {
-        let mut o = Outcome::new("om", "r", 1, 4, 1, "C", "attack");
-        o.traitors = traitors.iter().map(|s| s.to_string()).collect();
-        o
-    }
-
-    fn decisions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     }
 
+    /// An OM(1) run of 4 nodes, commander C ordering attack, with these traitors (declared
+    /// `two-faced`) and lieutenants' decisions.
+    fn facts(traitors: &[&str], decisions: &[(&str, &str)]) -> Facts {
+        Facts {
+            protocol: "om".into(),
+            run: "r".into(),
+            seed: 1,
+            n: 4,
+            m: 1,
+            commander: "C".into(),
+            order: "attack".into(),
+            round_timeout_ms: 0,
+            traitors: traitors
+                .iter()
+                .map(|t| (t.to_string(), Faulty::Behaviour("two-faced".into())))
+                .collect(),
+            decisions: map(decisions),
+            messages_per_round: Vec::new(),
+            expected_per_round: Vec::new(),
+            rejected: 0,
+            void_reasons: Vec::new(),
+        }
+    }
+
     #[test]
     fn verdicts() {
-        let o = judge(
-            outcome(&["B"]),
-            &decisions(&[("A", "attack"), ("B", "retreat"), ("D", "attack")]),
-        );
-        assert!(o.ic1 && o.ic2, "{:?}", o.problems);
-        assert_eq!(o.decisions.len(), 2);
-        let o = judge(
-            outcome(&[]),
-            &decisions(&[("A", "attack"), ("B", "retreat")]),
-        );
-        assert!(!o.ic1 && !o.ic2);
+        let j = judge(&facts(
+            &["B"],
+            &[("A", "attack"), ("B", "retreat"), ("D", "attack")],
+        ));
+        assert!(j.ic1 && j.ic2, "{:?}", j.problems);
+        assert_eq!(j.loyal_decisions.len(), 2);
+        assert_eq!(j.traitor_decisions, map(&[("B", "retreat")]));
+        let j = judge(&facts(&[], &[("A", "attack"), ("B", "retreat")]));
+        assert!(!j.ic1 && !j.ic2);
         assert!(
-            o.problems[0].contains("A decided attack; B decided retreat"),
+            j.problems[0].contains("A decided attack; B decided retreat"),
             "{:?}",
-            o.problems
+            j.problems
         );
         // A traitorous commander: IC2 holds vacuously, IC1 still required.
-        let o = judge(
-            outcome(&["C"]),
-            &decisions(&[("A", "retreat"), ("B", "retreat")]),
+        let r = report(facts(&["C"], &[("A", "retreat"), ("B", "retreat")]));
+        assert!(r.ic1 && r.ic2);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(
+            (json["verdict"].as_str(), r.exit_code()),
+            (Some("holds"), 0)
         );
-        assert!(o.ic1 && o.ic2);
-        let json: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
-        assert_eq!((o.verdict.as_str(), o.exit_code()), ("holds", 0));
         for key in [
             "verdict",
             "void_reasons",
@@ -339,33 +499,88 @@ mod tests {
     #[test]
     fn void_runs_judge_nothing() {
         // Even with decisions that would "violate" IC2, a void run reports void, exit 3.
-        let mut o = outcome(&[]);
-        o.round_timeout_ms = 200;
-        o.void_reasons
+        let mut f = facts(&[], &[("A", "attack"), ("B", "retreat")]);
+        f.round_timeout_ms = 200;
+        f.void_reasons
             .push("B (loyal) did not finish round 2 within 200 ms: timed out".into());
-        let o = judge(o, &decisions(&[("A", "attack"), ("B", "retreat")]));
-        assert!(o.is_void() && !o.holds());
-        assert_eq!((o.verdict.as_str(), o.exit_code()), ("void", 3));
-        let text = o.human();
+        let r = report(f);
+        assert!(r.is_void() && !r.holds());
+        assert_eq!((r.verdict, r.exit_code()), (Verdict::Void, 3));
+        let text = r.human();
         assert!(text.contains("VOID"), "{text}");
         assert!(text.contains("B (loyal) did not finish round 2"), "{text}");
         assert!(text.contains("--round-timeout-ms"), "{text}");
         assert!(!text.contains("IC1"), "a void run judges nothing: {text}");
         // No loyal lieutenant decided: void, never "holds".
-        let none = judge(outcome(&[]), &BTreeMap::new());
-        assert_eq!((none.verdict.as_str(), none.exit_code()), ("void", 3));
+        let none = judge(&facts(&[], &[]));
+        assert_eq!((none.verdict, none.verdict.exit_code()), (Verdict::Void, 3));
         assert!(
             none.void_reasons[0].contains("no loyal lieutenant decided"),
             "{:?}",
             none.void_reasons
         );
-        let only_traitors = judge(outcome(&["A", "B", "D"]), &decisions(&[("A", "attack")]));
-        assert!(only_traitors.is_void(), "{only_traitors:?}");
+        let only_traitors = judge(&facts(&["A", "B", "D"], &[("A", "attack")]));
+        assert_eq!(only_traitors.verdict, Verdict::Void, "{only_traitors:?}");
         // Without void reasons the same decisions are a violation, exit 1.
-        let v = judge(
-            outcome(&[]),
-            &decisions(&[("A", "attack"), ("B", "retreat")]),
+        let v = judge(&facts(&[], &[("A", "attack"), ("B", "retreat")]));
+        assert_eq!((v.verdict, v.verdict.exit_code()), (Verdict::Violated, 1));
+    }
+
+    #[test]
+    fn judging_reads_the_facts_and_changes_nothing() {
+        let f = facts(&["B"], &[("A", "attack"), ("B", "retreat")]);
+        let before = f.clone();
+        assert_eq!(judge(&f), judge(&f));
+        assert_eq!(f, before);
+    }
+
+    /// The report's bytes, text and JSON, as the client prints them (README, tests/*.rs).
+    #[test]
+    fn reports_keep_their_bytes() {
+        let mut f = facts(&["S"], &[("A", "attack"), ("B", "retreat")]);
+        f.traitors.insert("C".into(), Faulty::Undeclared);
+        f.traitors.insert("S".into(), Faulty::Unreachable);
+        f.messages_per_round = vec![0, 1];
+        f.expected_per_round = vec![3, 6];
+        f.round_timeout_ms = 250;
+        f.void_reasons.push("S (loyal) could not start".into());
+        let r = report(f);
+        assert_eq!(
+            r.human(),
+            "OM(1) with n=4 nodes, commander C orders attack (run r, seed 1)\n\
+             traitors: C (?), S (unreachable)\n  \
+             A decided attack\n  \
+             B decided retreat\n\
+             messages per round (measured / expected): r1: 0/3 r2: 1/6; total 1/9\n\
+             VOID: the simulation could not keep the algorithm's assumption (every loyal node's \
+             messages\ndelivered within its round of 250 ms); this run says nothing about the \
+             algorithm:\n  \
+             S (loyal) could not start\n\
+             Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check that every\n\
+             node is up and reachable.\n"
         );
-        assert_eq!((v.verdict.as_str(), v.exit_code()), ("violated", 1));
+        assert_eq!(
+            r.to_json(),
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
+        );
+        let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
+        f.protocol = "sm".into();
+        f.messages_per_round = vec![3, 4];
+        f.rejected = 2;
+        assert_eq!(
+            report(f).human(),
+            "SM(1) with n=4 nodes, commander C orders attack (run r, seed 1)\n\
+             traitors: none\n  \
+             A decided attack\n  \
+             B decided retreat\n  \
+             D decided retreat\n\
+             messages per round (measured / expected): r1: 3 r2: 4; total 7\n\
+             rejected messages (bad signature or path): 2\n\
+             IC1 (loyal lieutenants agree): VIOLATED\n\
+             IC2 (loyal commander obeyed): VIOLATED\n\
+             IC1 violated: loyal lieutenants disagree: A decided attack; B, D decided retreat\n\
+             IC2 violated: the commander C is loyal and ordered attack, but B decided retreat, \
+             D decided retreat\n"
+        );
     }
 }

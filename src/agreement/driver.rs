@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use dxr::Value;
 
-use super::checker::{self, Outcome};
+use super::checker::{self, Facts, Faulty, Report};
+use super::reply::{Decided, NodeInfo, RoundDone, SmStarted};
 use super::{om, sm};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, Peers};
@@ -147,32 +148,6 @@ pub enum DriveError {
     },
 }
 
-/// What a node's `node_info` says of it (the fields its callers use).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// Whether its behaviour makes it a traitor.
-    pub traitor: bool,
-    /// Its behaviour (`flip`, `deny:R,S`, ...), if it said.
-    pub behaviour: Option<String>,
-}
-
-impl NodeInfo {
-    /// Decode a `node_info` answer: any struct (a missing `traitor` is honest); `None` for
-    /// anything else.
-    pub fn from_value(v: &Value) -> Option<NodeInfo> {
-        let Value::Struct(info) = v else {
-            return None;
-        };
-        Some(NodeInfo {
-            traitor: matches!(info.get("traitor"), Some(Value::Boolean(true))),
-            behaviour: match info.get("behaviour") {
-                Some(Value::String(b)) => Some(b.clone()),
-                _ => None,
-            },
-        })
-    }
-}
-
 /// A node the driver could not use, and why (reported on stderr by the client).
 #[derive(Debug, Clone)]
 pub struct Unreachable {
@@ -227,261 +202,301 @@ pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
 pub async fn drive(
     cluster: &Cluster,
     opts: &RunOptions,
-) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
+) -> Result<(Report, Vec<Unreachable>), DriveError> {
     let peers = Peers::new(opts.rpc_timeout).map_err(|e| DriveError::Invalid(e.to_string()))?;
     drive_with(cluster, opts, &peers).await
 }
 
 /// [`drive`] over the connections of `pool` (the explorer runs thousands of cases over the
 /// same connections); its calls time out as `opts` says, not as `pool` does.
+///
+/// The phases, each a method of [`Drive`]: who is who (`node_info`), start, the order, the
+/// rounds, the decisions, then the checker's judgement of the facts gathered.
 pub async fn drive_with(
     cluster: &Cluster,
     opts: &RunOptions,
     pool: &Peers,
-) -> Result<(Outcome, Vec<Unreachable>), DriveError> {
+) -> Result<(Report, Vec<Unreachable>), DriveError> {
     check(opts)?;
-    let p = opts.protocol;
-    let run = format!("{}-{}", p.name(), opts.seed);
-    let rounds = opts.m + 1;
-    let peers = pool.with_timeout(opts.rpc_timeout);
-    // A round's call ends when the round does: answered, or its timeout passed.
-    let round_peers = pool.with_timeout(opts.round_timeout);
-    let mut unreachable = Vec::new();
-    let mut outcome = Outcome::new(
-        p.name(),
-        &run,
-        opts.seed,
-        opts.nodes.len(),
-        opts.m,
-        &opts.commander,
-        &opts.order,
-    );
-    outcome.round_timeout_ms = u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX);
-    if p == Protocol::Om {
-        outcome.expected_per_round = om::expected_per_round(opts.nodes.len(), opts.m);
+    let mut d = Drive::new(cluster, opts, pool);
+    let live = d.who_is_who().await?;
+    if d.hopeless() {
+        return Ok(d.judge());
     }
+    let ready = d.start(&live).await;
+    d.order(&ready).await;
+    for r in 1..=opts.m + 1 {
+        d.round(&ready, r).await;
+    }
+    d.decide(&ready).await;
+    Ok(d.judge())
+}
 
-    // Who is who: behaviours decide who counts as loyal.
-    let infos = each(cluster, &peers, &opts.nodes, ext::NODE_INFO, vec![]).await;
-    let mut live = Vec::new();
-    for (node, url, result) in infos {
-        let info = result.as_ref().ok().and_then(NodeInfo::from_value);
-        match (result, info) {
-            (_, Some(info)) => {
-                if info.traitor {
-                    outcome.traitors.push(node.clone());
-                    let b = info.behaviour.unwrap_or_else(|| "?".into());
-                    outcome.behaviours.insert(node.clone(), b);
-                }
-                live.push(node);
-            }
-            (Err(error), None) if error.is_unsupported_method() => {
-                let error = error.to_string();
-                return Err(DriveError::NotAgreement { node, url, error });
-            }
-            (other, None) => {
-                let error = match other {
-                    Err(e) => e,
-                    Ok(v) => NodeCallError::Answer {
-                        node: node.clone(),
-                        method: ext::NODE_INFO.to_string(),
-                        message: format!("{v:?}"),
-                    },
-                };
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
-            }
+/// One run as the driver carries it through: the facts gathered so far and the nodes it could
+/// not use. Every phase adds to both; none decides anything.
+struct Drive<'a> {
+    cluster: &'a Cluster,
+    opts: &'a RunOptions,
+    /// Calls outside the rounds, within `opts.rpc_timeout`.
+    peers: Peers,
+    /// A round's calls end when the round does: answered, or its timeout passed.
+    round_peers: Peers,
+    facts: Facts,
+    unreachable: Vec<Unreachable>,
+}
+
+impl<'a> Drive<'a> {
+    fn new(cluster: &'a Cluster, opts: &'a RunOptions, pool: &Peers) -> Self {
+        let p = opts.protocol;
+        let facts = Facts {
+            protocol: p.name().to_string(),
+            run: format!("{}-{}", p.name(), opts.seed),
+            seed: opts.seed,
+            n: opts.nodes.len(),
+            m: opts.m,
+            commander: opts.commander.clone(),
+            order: opts.order.clone(),
+            round_timeout_ms: u64::try_from(opts.round_timeout.as_millis()).unwrap_or(u64::MAX),
+            traitors: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            messages_per_round: vec![0; opts.m + 1],
+            expected_per_round: match p {
+                Protocol::Om => om::expected_per_round(opts.nodes.len(), opts.m),
+                Protocol::Sm => Vec::new(),
+            },
+            rejected: 0,
+            void_reasons: Vec::new(),
+        };
+        Drive {
+            cluster,
+            opts,
+            peers: pool.with_timeout(opts.rpc_timeout),
+            round_peers: pool.with_timeout(opts.round_timeout),
+            facts,
+            unreachable: Vec::new(),
         }
     }
-    if !unreachable.is_empty() && outcome.traitors.len() > opts.m {
-        let down: Vec<&str> = unreachable.iter().map(|u| u.node.as_str()).collect();
-        outcome.void_reasons.push(format!(
+
+    /// `node_info` on every node: a declared traitor's behaviour decides who counts as loyal;
+    /// a node that does not answer counts as a traitor. Returns the nodes that answered. A node
+    /// without the extension refuses the whole run: it is no participant at all.
+    async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
+        let opts = self.opts;
+        let infos = each(
+            self.cluster,
+            &self.peers,
+            &opts.nodes,
+            ext::NODE_INFO,
+            vec![],
+        )
+        .await;
+        let mut live = Vec::new();
+        for (node, url, result) in infos {
+            match read(&node, ext::NODE_INFO, result, NodeInfo::from_value) {
+                Ok(info) => {
+                    if info.traitor {
+                        let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
+                        self.facts.count_traitor(&node, why);
+                    }
+                    live.push(node);
+                }
+                Err(error) if error.is_unsupported_method() => {
+                    let error = error.to_string();
+                    return Err(DriveError::NotAgreement { node, url, error });
+                }
+                Err(error) => self.lost(Unreachable { node, url, error }),
+            }
+        }
+        Ok(live)
+    }
+
+    /// More than `m` traitors once the unreachable nodes count as traitors: no run can show
+    /// anything, so none is started (the run is void).
+    fn hopeless(&mut self) -> bool {
+        let opts = self.opts;
+        if self.unreachable.is_empty() || self.facts.traitors.len() <= opts.m {
+            return false;
+        }
+        let down: Vec<&str> = self.unreachable.iter().map(|u| u.node.as_str()).collect();
+        // In the nodes' order, as they were found out.
+        let traitors: Vec<&str> = (opts.nodes.iter())
+            .filter(|n| !self.facts.is_loyal(n))
+            .map(String::as_str)
+            .collect();
+        self.facts.void_reasons.push(format!(
             "{} of {} nodes are traitors or unreachable ({}; unreachable: {}), more than m = {}: \
              no run can show anything",
-            outcome.traitors.len(),
+            traitors.len(),
             opts.nodes.len(),
-            outcome.traitors.join(", "),
+            traitors.join(", "),
             down.join(", "),
             opts.m
         ));
-        outcome.traitors.sort();
-        outcome.messages_per_round = vec![0; rounds];
-        return Ok((checker::judge(outcome, &BTreeMap::new()), unreachable));
+        true
     }
 
-    let nodes_value = Value::Array(opts.nodes.iter().cloned().map(Value::String).collect());
-    let start = vec![
-        Value::String(run.clone()),
-        Value::String(opts.commander.clone()),
-        nodes_value,
-        Value::Integer(opts.m as i32),
-        Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
-        Value::String(opts.seed.to_string()),
-    ];
-    let started = match p {
-        Protocol::Om => each(cluster, &peers, &live, ext::OM_START, start).await,
-        Protocol::Sm => start_sm(cluster, &peers, &live, &opts.commander, start).await,
-    };
-    let mut ready = Vec::new();
-    for (node, url, result) in started {
-        match result {
-            Ok(_) => ready.push(node),
-            Err(error) => {
-                if is_loyal(&outcome, &node) {
-                    outcome
-                        .void_reasons
-                        .push(format!("{node} (loyal) could not start the run: {error}"));
+    /// `om_start` / `sm_start` on every live node; returns the nodes that started. A loyal
+    /// node that cannot start makes the run void.
+    async fn start(&mut self, live: &[String]) -> Vec<String> {
+        let opts = self.opts;
+        let start = vec![
+            Value::String(self.facts.run.clone()),
+            Value::String(opts.commander.clone()),
+            Value::Array(opts.nodes.iter().cloned().map(Value::String).collect()),
+            Value::Integer(opts.m as i32),
+            Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
+            Value::String(opts.seed.to_string()),
+        ];
+        let (cluster, peers) = (self.cluster, &self.peers);
+        let started = match opts.protocol {
+            Protocol::Om => done(each(cluster, peers, live, ext::OM_START, start).await),
+            Protocol::Sm => start_sm(cluster, peers, live, &opts.commander, start).await,
+        };
+        let mut ready = Vec::new();
+        for (node, url, result) in started {
+            match result {
+                Ok(()) => ready.push(node),
+                Err(error) => {
+                    if self.facts.is_loyal(&node) {
+                        self.facts
+                            .void_reasons
+                            .push(format!("{node} (loyal) could not start the run: {error}"));
+                    }
+                    self.lost(Unreachable { node, url, error });
                 }
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
             }
         }
+        ready
     }
 
-    if ready.contains(&opts.commander) {
-        let order = [
-            Value::String(run.clone()),
+    /// The commander's order, if it started. A commander that does not take it is reported
+    /// (and makes the run void if loyal); it still takes part in the rounds.
+    async fn order(&mut self, ready: &[String]) {
+        let opts = self.opts;
+        if !ready.contains(&opts.commander) {
+            return;
+        }
+        let args = [
+            Value::String(self.facts.run.clone()),
             Value::String(opts.order.clone()),
         ];
-        let method = p.method(ext::OM_ORDER, ext::SM_ORDER);
-        if let Err(error) = call(cluster, &peers, &opts.commander, method, &order).await {
-            if is_loyal(&outcome, &opts.commander) {
-                outcome.void_reasons.push(format!(
-                    "the commander {} (loyal) did not take its order: {error}",
-                    opts.commander
+        let method = opts.protocol.method(ext::OM_ORDER, ext::SM_ORDER);
+        let (cluster, commander) = (self.cluster, &opts.commander);
+        if let Err(error) = call(cluster, &self.peers, commander, method, &args).await {
+            if self.facts.is_loyal(commander) {
+                self.facts.void_reasons.push(format!(
+                    "the commander {commander} (loyal) did not take its order: {error}"
                 ));
             }
-            unreachable.push(Unreachable {
-                node: opts.commander.clone(),
-                url: cluster.url_of(&opts.commander).unwrap_or_default(),
+            self.unreachable.push(Unreachable {
+                node: commander.clone(),
+                url: cluster.url_of(commander).unwrap_or_default(),
                 error,
             });
         }
     }
 
-    // The rounds, one after the other.
-    let round_ms = opts.round_timeout.as_millis();
-    let method = p.method(ext::OM_ROUND, ext::SM_ROUND);
-    for r in 1..=rounds {
-        let args = vec![Value::String(run.clone()), Value::Integer(r as i32)];
-        for (node, _url, result) in each(cluster, &round_peers, &ready, method, args).await {
-            let loyal = is_loyal(&outcome, &node);
-            match result {
-                Ok(Value::Struct(report)) => {
-                    // Messages a loyal node could not deliver to a loyal node break the
-                    // assumptions; to a traitor they do not matter.
-                    let lost: Vec<String> = match report.get("failed_to") {
-                        Some(Value::Struct(to)) => to
-                            .iter()
-                            .filter(|(to, _)| is_loyal(&outcome, to))
-                            .map(|(to, n)| format!("{} to {to}", int_of(n)))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    if loyal && !lost.is_empty() {
-                        outcome.void_reasons.push(format!(
-                            "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
-                            lost.join(", ")
-                        ));
+    /// Round `r` on every started node at once, within the round timeout. A loyal node that
+    /// does not finish it, or cannot deliver its messages to a loyal node, makes the run void;
+    /// messages that did not reach a traitor do not matter.
+    async fn round(&mut self, ready: &[String], r: usize) {
+        let round_ms = self.opts.round_timeout.as_millis();
+        let method = self.opts.protocol.method(ext::OM_ROUND, ext::SM_ROUND);
+        let args = vec![
+            Value::String(self.facts.run.clone()),
+            Value::Integer(r as i32),
+        ];
+        for (node, _url, result) in each(self.cluster, &self.round_peers, ready, method, args).await
+        {
+            if !self.facts.is_loyal(&node) {
+                continue;
+            }
+            let reason = match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
+                Ok(Ok(done)) => {
+                    let lost: Vec<String> = (done.failed_to.iter())
+                        .filter(|(to, _)| self.facts.is_loyal(to))
+                        .map(|(to, n)| format!("{n} to {to}"))
+                        .collect();
+                    if lost.is_empty() {
+                        continue;
                     }
+                    format!(
+                        "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
+                        lost.join(", ")
+                    )
                 }
-                Ok(other) => {
-                    if loyal {
-                        outcome
-                            .void_reasons
-                            .push(format!("{node} (loyal) answered round {r} with {other:?}"));
-                    }
-                }
+                Ok(Err(other)) => format!("{node} (loyal) answered round {r} with {other:?}"),
                 Err(error) => {
-                    if loyal {
-                        outcome.void_reasons.push(format!(
-                            "{node} (loyal) did not finish round {r} within {round_ms} ms: {error}"
-                        ));
+                    format!("{node} (loyal) did not finish round {r} within {round_ms} ms: {error}")
+                }
+            };
+            self.facts.void_reasons.push(reason);
+        }
+    }
+
+    /// `om_decide` / `sm_decide` on every started node: the lieutenants' decisions and every
+    /// node's counts. A loyal node lost here, answering without a decision, or whose messages
+    /// arrived late anywhere makes the run void.
+    async fn decide(&mut self, ready: &[String]) {
+        let method = self.opts.protocol.method(ext::OM_DECIDE, ext::SM_DECIDE);
+        let args = vec![Value::String(self.facts.run.clone())];
+        for (node, url, result) in each(self.cluster, &self.peers, ready, method, args).await {
+            match read(&node, method, result, Decided::from_value) {
+                Ok(decided) => self.decided(node, decided),
+                Err(error) => {
+                    if self.facts.is_loyal(&node) {
+                        self.facts
+                            .void_reasons
+                            .push(format!("{node} (loyal) was lost before deciding: {error}"));
                     }
+                    self.lost(Unreachable { node, url, error });
                 }
             }
         }
     }
 
-    let decided = each(
-        cluster,
-        &peers,
-        &ready,
-        p.method(ext::OM_DECIDE, ext::SM_DECIDE),
-        vec![Value::String(run.clone())],
-    )
-    .await;
-    let mut decisions = BTreeMap::new();
-    let mut per_round = vec![0u64; rounds];
-    for (node, url, result) in decided {
-        match result {
-            Ok(Value::Struct(d)) => {
-                if let Some(Value::Array(sent)) = d.get("sent") {
-                    for (i, v) in sent.iter().enumerate() {
-                        if let (Some(slot), Value::Integer(c)) = (per_round.get_mut(i), v) {
-                            *slot += u64::try_from(*c).unwrap_or(0);
-                        }
-                    }
-                }
-                outcome.rejected += count(&d, "rejected");
-                if let Some(Value::Struct(late)) = d.get("late") {
-                    for (sender, n) in late {
-                        let n = match n {
-                            Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
-                            _ => 0,
-                        };
-                        if n > 0 && is_loyal(&outcome, sender) {
-                            outcome.void_reasons.push(format!(
-                                "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
-                            ));
-                        }
-                    }
-                }
-                if node != opts.commander {
-                    match d.get("decision") {
-                        Some(Value::String(decision)) => {
-                            decisions.insert(node, decision.clone());
-                        }
-                        other if is_loyal(&outcome, &node) => {
-                            outcome.void_reasons.push(format!(
-                                "{node} (loyal) answered without a decision ({other:?})"
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            other => {
-                let error = match other {
-                    Err(e) => e,
-                    Ok(v) => NodeCallError::Answer {
-                        node: node.clone(),
-                        method: p.method(ext::OM_DECIDE, ext::SM_DECIDE).to_string(),
-                        message: format!("{v:?}"),
-                    },
-                };
-                if is_loyal(&outcome, &node) {
-                    outcome
-                        .void_reasons
-                        .push(format!("{node} (loyal) was lost before deciding: {error}"));
-                }
-                lost(
-                    &mut outcome,
-                    &mut unreachable,
-                    Unreachable { node, url, error },
-                );
+    /// What one node's decide answer adds to the facts.
+    fn decided(&mut self, node: String, d: Decided) {
+        let facts = &mut self.facts;
+        for (slot, sent) in facts.messages_per_round.iter_mut().zip(&d.sent) {
+            *slot += sent;
+        }
+        facts.rejected += d.rejected.unwrap_or(0);
+        for (sender, &n) in &d.late {
+            if n > 0 && facts.is_loyal(sender) {
+                facts.void_reasons.push(format!(
+                    "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
+                ));
             }
         }
+        if node == facts.commander {
+            return;
+        }
+        match d.decision {
+            Some(decision) => {
+                facts.decisions.insert(node, decision);
+            }
+            // "(None)": the words of the reports before replies were typed, kept as they were.
+            None if facts.is_loyal(&node) => {
+                facts
+                    .void_reasons
+                    .push(format!("{node} (loyal) answered without a decision (None)"));
+            }
+            None => {}
+        }
     }
-    outcome.messages_per_round = per_round;
-    outcome.traitors.sort();
-    Ok((checker::judge(outcome, &decisions), unreachable))
+
+    /// A node the run could not use: it counts as a traitor (its messages are missing) and is
+    /// reported.
+    fn lost(&mut self, u: Unreachable) {
+        self.facts.count_traitor(&u.node, Faulty::Unreachable);
+        self.unreachable.push(u);
+    }
+
+    /// The checker's judgement of what was gathered, and the nodes that could not be used.
+    fn judge(self) -> (Report, Vec<Unreachable>) {
+        (checker::report(self.facts), self.unreachable)
+    }
 }
 
 /// `sm_start` on the commander first: it makes the run's nonce and answers it; then on every
@@ -494,16 +509,18 @@ async fn start_sm(
     live: &[String],
     commander: &str,
     start: Vec<Value>,
-) -> Vec<(String, String, Result<Value, NodeCallError>)> {
+) -> Vec<(String, String, Result<(), NodeCallError>)> {
     let mut nonce = None;
     let mut first = None;
     if live.iter().any(|n| n == commander) {
         let url = cluster.url_of(commander).unwrap_or_default();
-        let result = match call(cluster, peers, commander, ext::SM_START, &start).await {
-            Ok(Value::Struct(answer)) => match answer.get(ext::SM_NONCE) {
-                Some(Value::String(n)) if sm::check_nonce(n).is_ok() => {
-                    nonce = Some(n.clone());
-                    Ok(Value::Struct(answer))
+        let answer = call(cluster, peers, commander, ext::SM_START, &start).await;
+        let started = read(commander, ext::SM_START, answer, SmStarted::from_value);
+        let result = match started {
+            Ok(started) => match started.nonce {
+                Some(n) if sm::check_nonce(&n).is_ok() => {
+                    nonce = Some(n);
+                    Ok(())
                 }
                 other => Err(NodeCallError::Answer {
                     node: commander.to_string(),
@@ -513,11 +530,6 @@ async fn start_sm(
                     ),
                 }),
             },
-            Ok(other) => Err(NodeCallError::Answer {
-                node: commander.to_string(),
-                method: ext::SM_START.to_string(),
-                message: format!("{other:?}"),
-            }),
             Err(e) => Err(e),
         };
         first = Some((commander.to_string(), url, result));
@@ -528,7 +540,7 @@ async fn start_sm(
     let mut args = start;
     args.push(Value::String(nonce));
     let lieutenants: Vec<String> = live.iter().filter(|n| *n != commander).cloned().collect();
-    let mut out = each(cluster, peers, &lieutenants, ext::SM_START, args).await;
+    let mut out = done(each(cluster, peers, &lieutenants, ext::SM_START, args).await);
     if let Some(c) = first {
         let at = live.iter().position(|n| n == commander).unwrap_or(0);
         out.insert(at.min(out.len()), c);
@@ -536,34 +548,29 @@ async fn start_sm(
     out
 }
 
-/// A node counts as loyal unless it declared a traitor's behaviour or was lost.
-fn is_loyal(outcome: &Outcome, node: &str) -> bool {
-    !outcome.traitors.iter().any(|t| t == node)
+/// What `node` answered to `method`, read by `from` (a `from_value` of [`super::reply`]); an
+/// answer that is not one (not a struct) is an error of the call, showing what came.
+fn read<T>(
+    node: &str,
+    method: &str,
+    result: Result<Value, NodeCallError>,
+    from: fn(&Value) -> Option<T>,
+) -> Result<T, NodeCallError> {
+    let answer = result?;
+    from(&answer).ok_or_else(|| NodeCallError::Answer {
+        node: node.to_string(),
+        method: method.to_string(),
+        message: format!("{answer:?}"),
+    })
 }
 
-/// An integer member of a node's answer (0 when absent).
-fn count(answer: &BTreeMap<String, Value>, key: &str) -> u64 {
-    answer.get(key).map_or(0, int_of)
-}
-
-/// A count from a node's answer (0 unless a non-negative integer).
-fn int_of(v: &Value) -> u64 {
-    match v {
-        Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// A node the run could not use: it counts as a traitor (its messages are missing) and is
-/// reported.
-fn lost(outcome: &mut Outcome, unreachable: &mut Vec<Unreachable>, u: Unreachable) {
-    if !outcome.traitors.contains(&u.node) {
-        outcome.traitors.push(u.node.clone());
-    }
-    outcome
-        .behaviours
-        .insert(u.node.clone(), "unreachable".into());
-    unreachable.push(u);
+/// Which calls of [`each`] were answered, whatever the answer.
+fn done(
+    results: Vec<(String, String, Result<Value, NodeCallError>)>,
+) -> Vec<(String, String, Result<(), NodeCallError>)> {
+    (results.into_iter())
+        .map(|(node, url, r)| (node, url, r.map(|_| ())))
+        .collect()
 }
 
 /// Call `method(args)` on every node concurrently: (node, url, result) in the nodes' order.

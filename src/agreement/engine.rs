@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 
 use super::behaviour::{Behaviour, entropy};
 use super::om::{self, OmRun};
+use super::reply::{Decided, NodeInfo, Ordered, Role, RoundDone, SmStarted};
 use super::rounds::{Refused, RoundReport, Rounds};
 use super::sm::{self, KeyRing, SmRun};
 use crate::cluster::Cluster;
@@ -172,6 +173,7 @@ struct Run<R> {
 }
 
 /// How a node sends one round of a run.
+#[derive(Clone)]
 struct How {
     /// The run's seed (this node's share), for the `random` behaviour.
     seed: u64,
@@ -241,101 +243,23 @@ impl Engine {
         ext::METHODS.contains(&method)
     }
 
-    /// Handle one extension call: the value, or a fault string.
+    /// Handle one extension call: the value, or a fault string. One handler per method
+    /// family; each checks its arguments (arity first, then each argument in order, as
+    /// Python reports them) before it touches a run.
     pub async fn call(self: &Arc<Self>, method: &str, params: &[Value]) -> Result<Value, PyFault> {
         let args = Args { method, params };
         match method {
-            ext::NODE_INFO => {
-                args.arity(&[])?;
-                Ok(structure([
-                    ("name", Value::String(self.me.clone())),
-                    ("behaviour", Value::String(self.behaviour().to_string())),
-                    ("traitor", Value::Boolean(self.behaviour().is_traitor())),
-                    (
-                        "public_key",
-                        Value::String(sm::encode(self.key.verifying_key().as_bytes())),
-                    ),
-                ]))
-            }
+            ext::NODE_INFO => self.node_info(&args),
             ext::SM_PUBLIC_KEY => {
                 args.arity(&[])?;
-                Ok(Value::String(sm::encode(
-                    self.key.verifying_key().as_bytes(),
-                )))
+                Ok(Value::String(self.public_key()))
             }
-            ext::OM_START => {
-                let start = args.start()?;
-                self.check_budget(&start, 1)?;
-                let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
-                    .map_err(|e| fault::python("ValueError", &e))?;
-                let budget = om.expected() as u64;
-                self.insert(Protocol::Om, &start, budget, |runs, run| {
-                    runs.om.insert(start.run.clone(), run.with(om));
-                })?;
-                Ok(Value::String(ext::OK.into()))
-            }
-            ext::SM_START => {
-                let (start, given) = args.sm_start()?;
-                self.check_budget(&start, 2)?;
-                om::check_run(&self.me, &start.commander, &start.nodes)
-                    .map_err(|e| fault::python("ValueError", &e))?;
-                let nonce = self.nonce(&start, given)?;
-                let sm = SmRun::new(
-                    &start.run,
-                    &nonce,
-                    &self.me,
-                    &start.commander,
-                    &start.nodes,
-                    start.m,
-                )
-                .map_err(|e| fault::python("ValueError", &e))?;
-                // Refused now rather than after fetching keys; checked again when inserting.
-                self.lock().make_room(
-                    Protocol::Sm,
-                    &start.run,
-                    self.budgets.runs,
-                    Instant::now(),
-                )?;
-                let (keys, missing) = self.fetch_keys(&start.nodes).await;
-                let fetched = keys.len();
-                // SM relays each distinct value once per path: two values, twice OM's paths.
-                let budget = 2 * om::expected_received(start.nodes.len(), start.m);
-                self.insert(Protocol::Sm, &start, budget, |runs, run| {
-                    let mut run = run.with(sm);
-                    run.keys = keys;
-                    runs.sm.insert(start.run.clone(), run);
-                })?;
-                Ok(structure([
-                    ("keys", Value::Integer(fetched as i32)),
-                    (
-                        "missing",
-                        Value::Array(missing.into_iter().map(Value::String).collect()),
-                    ),
-                    (ext::SM_NONCE, Value::String(nonce)),
-                ]))
-            }
-            ext::OM_ORDER | ext::SM_ORDER => {
-                args.arity(&["run", "order"])?;
-                let (run, order) = (args.string(0)?, args.string(1)?);
-                let protocol = if method == ext::OM_ORDER {
-                    Protocol::Om
-                } else {
-                    Protocol::Sm
-                };
-                let queued = self.order(protocol, &run, &order)?;
-                Ok(structure([("queued", Value::Integer(int(queued as u64)))]))
-            }
-            ext::OM_ROUND | ext::SM_ROUND => {
-                args.arity(&["run", "round"])?;
-                let run = args.string(0)?;
-                let round = usize::try_from(args.int(1)?).unwrap_or(0);
-                let protocol = if method == ext::OM_ROUND {
-                    Protocol::Om
-                } else {
-                    Protocol::Sm
-                };
-                self.round(protocol, &run, round).await
-            }
+            ext::OM_START => self.om_start(&args),
+            ext::SM_START => self.sm_start(&args).await,
+            ext::OM_ORDER => self.order_call(Protocol::Om, &args),
+            ext::SM_ORDER => self.order_call(Protocol::Sm, &args),
+            ext::OM_ROUND => self.round_call(Protocol::Om, &args).await,
+            ext::SM_ROUND => self.round_call(Protocol::Sm, &args).await,
             ext::OM_MESSAGE => {
                 args.arity(&["run", "path", "value"])?;
                 let (run, path, value) = (args.string(0)?, args.strings(1)?, args.string(2)?);
@@ -361,18 +285,112 @@ impl Engine {
                 args.arity(&["run"])?;
                 self.sm_decide(&args.string(0)?)
             }
-            ext::TRACE_EVENTS => {
-                args.arity(&["run", "since_us"])?;
-                let since = args.string(1)?.parse::<u64>().map_err(|_| {
-                    fault::python("ValueError", "since_us must be a decimal u64 in a string")
-                })?;
-                let events = self.recorder.events(&args.string(0)?, &self.me, since);
-                Ok(Value::Array(events.iter().map(trace::to_value).collect()))
-            }
+            ext::TRACE_EVENTS => self.trace_events(&args),
             other => Err(fault::unsupported_method(other)),
         }
     }
 
+    /// This node's SM public key, as `sm_public_key` and `node_info` give it.
+    fn public_key(&self) -> String {
+        sm::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// `node_info()`: who this node is and how it sends in the runs it starts now.
+    fn node_info(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&[])?;
+        let behaviour = self.behaviour();
+        Ok(NodeInfo {
+            name: self.me.clone(),
+            behaviour: Some(behaviour.to_string()),
+            traitor: behaviour.is_traitor(),
+            public_key: self.public_key(),
+        }
+        .to_value())
+    }
+
+    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed)`.
+    fn om_start(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        let start = args.start()?;
+        self.check_budget(&start, 1)?;
+        let om = OmRun::new(&self.me, &start.commander, &start.nodes, start.m)
+            .map_err(|e| fault::python("ValueError", &e))?;
+        let budget = om.expected() as u64;
+        self.insert(Protocol::Om, &start, budget, |runs, run| {
+            runs.om.insert(start.run.clone(), run.with(om));
+        })?;
+        Ok(Value::String(ext::OK.into()))
+    }
+
+    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed[, nonce])`: as `om_start`,
+    /// plus the run's nonce and the participants' public keys, fetched before the run is
+    /// remembered (so a start that cannot have a place is refused before any fetch).
+    async fn sm_start(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        let (start, given) = args.sm_start()?;
+        self.check_budget(&start, 2)?;
+        om::check_run(&self.me, &start.commander, &start.nodes)
+            .map_err(|e| fault::python("ValueError", &e))?;
+        let nonce = self.nonce(&start, given)?;
+        let sm = SmRun::new(
+            &start.run,
+            &nonce,
+            &self.me,
+            &start.commander,
+            &start.nodes,
+            start.m,
+        )
+        .map_err(|e| fault::python("ValueError", &e))?;
+        // Refused now rather than after fetching keys; checked again when inserting.
+        self.lock()
+            .make_room(Protocol::Sm, &start.run, self.budgets.runs, Instant::now())?;
+        let (keys, missing) = self.fetch_keys(&start.nodes).await;
+        let fetched = keys.len();
+        // SM relays each distinct value once per path: two values, twice OM's paths.
+        let budget = 2 * om::expected_received(start.nodes.len(), start.m);
+        self.insert(Protocol::Sm, &start, budget, |runs, run| {
+            let mut run = run.with(sm);
+            run.keys = keys;
+            runs.sm.insert(start.run.clone(), run);
+        })?;
+        Ok(SmStarted {
+            keys: fetched as u64,
+            missing,
+            nonce: Some(nonce),
+        }
+        .to_value())
+    }
+
+    /// `om_order(run, order)` / `sm_order(run, order)`.
+    fn order_call(&self, protocol: Protocol, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&["run", "order"])?;
+        let (run, order) = (args.string(0)?, args.string(1)?);
+        let queued = self.order(protocol, &run, &order)?;
+        Ok(Ordered {
+            queued: queued as u64,
+        }
+        .to_value())
+    }
+
+    /// `om_round(run, round)` / `sm_round(run, round)`.
+    async fn round_call(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        args: &Args<'_>,
+    ) -> Result<Value, PyFault> {
+        args.arity(&["run", "round"])?;
+        let run = args.string(0)?;
+        let round = usize::try_from(args.int(1)?).unwrap_or(0);
+        self.round(protocol, &run, round).await
+    }
+
+    /// `trace_events(run, since_us)`: this process's recorded calls of `run` made by this node.
+    fn trace_events(&self, args: &Args<'_>) -> Result<Value, PyFault> {
+        args.arity(&["run", "since_us"])?;
+        let since = args.string(1)?.parse::<u64>().map_err(|_| {
+            fault::python("ValueError", "since_us must be a decimal u64 in a string")
+        })?;
+        let events = self.recorder.events(&args.string(0)?, &self.me, since);
+        Ok(Value::Array(events.iter().map(trace::to_value).collect()))
+    }
     fn lock(&self) -> MutexGuard<'_, Runs> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -565,28 +583,21 @@ impl Engine {
             done
         });
         let done = task.await.unwrap_or_default();
-        Ok(structure([
-            ("round", Value::Integer(int(round as u64))),
-            ("due", Value::Integer(int(due))),
-            ("sent", Value::Integer(int(done.sent))),
-            ("delivered", Value::Integer(int(done.delivered))),
-            ("failed", Value::Integer(int(done.sent - done.delivered))),
-            (
-                "failed_to",
-                Value::Struct(
-                    done.failed_to
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::Integer(int(v))))
-                        .collect(),
-                ),
-            ),
-        ]))
+        Ok(RoundDone {
+            round: round as u64,
+            due,
+            sent: done.sent,
+            delivered: done.delivered,
+            failed: done.sent - done.delivered,
+            failed_to: done.failed_to,
+        }
+        .to_value())
     }
 
     /// Send one round's messages through the behaviour, batched per receiver; returns what
-    /// was sent and delivered, and what failed per receiver. One task per receiver walks the round's broadcasts and sends
-    /// that receiver's messages in batches of [`BATCH`], so only the batches in flight are
-    /// ever expanded in memory.
+    /// was sent and delivered, and what failed per receiver. One task per receiver walks the
+    /// round's broadcasts ([`Engine::send_to`]), so only the batches in flight are ever
+    /// expanded in memory.
     async fn send_round(
         self: &Arc<Self>,
         protocol: Protocol,
@@ -595,54 +606,22 @@ impl Engine {
         items: Vec<Pending>,
         how: How,
     ) -> RoundSent {
-        let How {
-            seed,
-            timeout,
-            behaviour,
-            sm: ctx,
-        } = how;
         let receivers: std::collections::BTreeSet<String> = items
             .iter()
             .flat_map(|p| p.b.receivers().cloned())
             .collect();
-        if let Some(d) = behaviour.delay() {
+        if let Some(d) = how.behaviour.delay() {
             tokio::time::sleep(d).await;
         }
         let items = Arc::new(items);
         let mut tasks = tokio::task::JoinSet::new();
         for to in receivers {
-            let (engine, run, items) = (self.clone(), run.to_string(), items.clone());
-            let (behaviour, ctx) = (behaviour.clone(), ctx.clone());
+            let (engine, run, items, how) =
+                (self.clone(), run.to_string(), items.clone(), how.clone());
             tasks.spawn(async move {
-                let (mut sent, mut delivered) = (0, 0);
-                let mut batch: Vec<(&Pending, String)> = Vec::new();
-                for p in items.iter() {
-                    let Some(index) = p.b.slot(&to) else {
-                        continue;
-                    };
-                    let path = p.b.path();
-                    let mut parts: Vec<&str> = vec![&run];
-                    parts.extend(path.iter().map(String::as_str));
-                    parts.push(&to);
-                    let noise = entropy(seed, &parts);
-                    let value = behaviour.outgoing(p.b.value(), &to, index, p.b.len(), noise);
-                    if let Some(value) = value {
-                        batch.push((p, value));
-                    }
-                    if batch.len() == BATCH {
-                        let (s, d) = engine
-                            .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
-                            .await;
-                        (sent, delivered) = (sent + s, delivered + d);
-                        batch.clear();
-                    }
-                }
-                if !batch.is_empty() {
-                    let (s, d) = engine
-                        .send_batch(protocol, &run, round, &to, &batch, timeout, ctx.as_deref())
-                        .await;
-                    (sent, delivered) = (sent + s, delivered + d);
-                }
+                let (sent, delivered) = engine
+                    .send_to(protocol, &run, round, &to, &items, &how)
+                    .await;
                 (to, sent, delivered)
             });
         }
@@ -657,6 +636,49 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// What receiver `to` gets of a round: each broadcast's message for it, through the
+    /// behaviour (which may change or withhold it), in batches of [`BATCH`]; returns (sent,
+    /// delivered).
+    async fn send_to(
+        &self,
+        protocol: Protocol,
+        run: &str,
+        round: usize,
+        to: &str,
+        items: &[Pending],
+        how: &How,
+    ) -> (u64, u64) {
+        let (mut sent, mut delivered) = (0, 0);
+        let mut batch: Vec<(&Pending, String)> = Vec::new();
+        let ctx = how.sm.as_deref();
+        for p in items {
+            let Some(index) = p.b.slot(to) else {
+                continue;
+            };
+            let path = p.b.path();
+            let mut parts: Vec<&str> = vec![run];
+            parts.extend(path.iter().map(String::as_str));
+            parts.push(to);
+            let noise = entropy(how.seed, &parts);
+            let value = (how.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise);
+            if let Some(value) = value {
+                batch.push((p, value));
+            }
+            if batch.len() == BATCH {
+                let (s, d) =
+                    (self.send_batch(protocol, run, round, to, &batch, how.timeout, ctx)).await;
+                (sent, delivered) = (sent + s, delivered + d);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            let (s, d) =
+                (self.send_batch(protocol, run, round, to, &batch, how.timeout, ctx)).await;
+            (sent, delivered) = (sent + s, delivered + d);
+        }
+        (sent, delivered)
     }
 
     /// One `system.multicall` of `batch` to `to` (waiting for a slot first); returns
@@ -805,18 +827,15 @@ impl Engine {
         // run; then it is unknown, as it would be now.
         let r = runs.om.get_mut(run).ok_or_else(|| unknown_run(run))?;
         let (role, decision) = match decided {
-            Some(d) => ("lieutenant", d),
-            None => ("commander", r.order.clone().unwrap_or_default()),
+            Some(d) => (Role::Lieutenant, d),
+            None => (Role::Commander, r.order.clone().unwrap_or_default()),
         };
-        Ok(decide_answer(
-            r,
-            [
-                ("role", Value::String(role.into())),
-                ("decision", Value::String(decision)),
-                ("received", Value::Integer(int(r.run.received() as u64))),
-                ("expected", Value::Integer(int(r.run.expected() as u64))),
-            ],
-        ))
+        Ok(Decided {
+            received: r.run.received() as u64,
+            expected: Some(r.run.expected() as u64),
+            ..decide_answer(r, role, decision)
+        }
+        .to_value())
     }
 
     fn sm_decide(&self, run: &str) -> Result<Value, PyFault> {
@@ -825,26 +844,14 @@ impl Engine {
         r.rounds.close_all();
         r.life.decided = true;
         let (role, decision) = role_and_decision(r);
-        let mut answer = decide_answer(
-            r,
-            [
-                ("role", Value::String(role.into())),
-                ("decision", Value::String(decision)),
-                ("received", Value::Integer(int(r.run.accepted()))),
-                ("rejected", Value::Integer(int(r.run.rejected()))),
-            ],
-        );
-        if let Value::Struct(m) = &mut answer {
-            m.insert(
-                "values".into(),
-                Value::Array(r.run.values().into_iter().map(Value::String).collect()),
-            );
-            m.insert(
-                "reasons".into(),
-                Value::Array(r.run.reasons().iter().cloned().map(Value::String).collect()),
-            );
+        Ok(Decided {
+            received: r.run.accepted(),
+            rejected: Some(r.run.rejected()),
+            values: Some(r.run.values()),
+            reasons: Some(r.run.reasons().to_vec()),
+            ..decide_answer(r, role, decision)
         }
-        Ok(answer)
+        .to_value())
     }
 }
 
@@ -948,31 +955,21 @@ fn admit(rounds: &mut Rounds<Pending>, run: &str, path: &[String]) -> Result<(),
     })
 }
 
-/// What `*_decide` answers besides the role and decision: per round what this node
-/// delivered (`sent`, as before rounds were explicit), what failed and what its behaviour
-/// withheld, and who sent it late messages.
-fn decide_answer<R, const N: usize>(r: &Run<R>, first: [(&str, Value); N]) -> Value {
+/// What `*_decide` answers for both protocols: the role and decision, and per round what
+/// this node delivered (`sent`, as before rounds were explicit), what failed and what its
+/// behaviour withheld, and who sent it late messages. The caller adds its protocol's counts.
+fn decide_answer<R>(r: &Run<R>, role: Role, decision: String) -> Decided {
     let reports = r.rounds.reports();
-    let per = |f: &dyn Fn(&RoundReport) -> u64| {
-        Value::Array(reports.iter().map(|x| Value::Integer(int(f(x)))).collect())
-    };
-    let mut answer = structure(first);
-    if let Value::Struct(m) = &mut answer {
-        m.insert("sent".into(), per(&|x| x.delivered));
-        m.insert("failed".into(), per(&|x| x.failed));
-        m.insert("withheld".into(), per(&|x| x.due - x.sent.min(x.due)));
-        m.insert(
-            "late".into(),
-            Value::Struct(
-                r.rounds
-                    .late()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::Integer(int(*v))))
-                    .collect(),
-            ),
-        );
+    let per = |f: &dyn Fn(&RoundReport) -> u64| reports.iter().map(f).collect();
+    Decided {
+        role: Some(role),
+        decision: Some(decision),
+        sent: per(&|x| x.delivered),
+        failed: per(&|x| x.failed),
+        withheld: per(&|x| x.due - x.sent.min(x.due)),
+        late: r.rounds.late().clone(),
+        ..Decided::default()
     }
-    answer
 }
 
 /// Refuse a message when its run, or all runs together (only unfinished ones are left when
@@ -1017,11 +1014,6 @@ fn too_long() -> PyFault {
         "ValueError",
         &format!("a value is at most {MAX_VALUE} bytes"),
     )
-}
-
-/// An XML-RPC int from a count (saturating: counts stay far below 2^31 in practice).
-fn int(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1081,11 +1073,11 @@ trait Commanded {
 }
 
 /// What `*_decide` reports first: the commander's own order, or the lieutenant's decision.
-fn role_and_decision<R: Commanded>(r: &Run<R>) -> (&'static str, String) {
+fn role_and_decision<R: Commanded>(r: &Run<R>) -> (Role, String) {
     if r.run.is_commander() {
-        ("commander", r.order.clone().unwrap_or_default())
+        (Role::Commander, r.order.clone().unwrap_or_default())
     } else {
-        ("lieutenant", r.run.decide())
+        (Role::Lieutenant, r.run.decide())
     }
 }
 
@@ -1161,16 +1153,6 @@ fn unknown_run(run: &str) -> PyFault {
     fault::python(
         "KeyError",
         &format!("unknown run {}", crate::protocol::python_repr(run)),
-    )
-}
-
-/// An XML-RPC struct from pairs.
-pub fn structure<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Struct(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>(),
     )
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::behaviour::Behaviour;
-use super::checker::Outcome;
+use super::checker::Report;
 use super::driver::{self, DriveError, Protocol, RunOptions};
 use super::engine::Engine;
 use crate::cluster::Cluster;
@@ -91,7 +91,7 @@ pub struct Summary {
     /// lost); counted apart and never a counterexample.
     pub void: usize,
     /// The first case that violated IC1 or IC2 (not void), with its outcome.
-    pub counterexample: Option<(Case, Outcome)>,
+    pub counterexample: Option<(Case, Report)>,
 }
 
 /// Node names for `n` nodes: P, Q, R, ... as in the original, then N<i> beyond Z.
@@ -226,7 +226,7 @@ impl Lab {
     }
 
     /// Run `case`: its traitors take their behaviours, every other node is honest.
-    async fn run(&self, e: &Explore, case: &Case) -> Result<Outcome, String> {
+    async fn run(&self, e: &Explore, case: &Case) -> Result<Report, String> {
         for (name, engine) in &self.engines {
             let b = case
                 .traitors
@@ -303,7 +303,7 @@ pub async fn explore(
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
-    let mut done: BTreeMap<usize, Result<Outcome, String>> = BTreeMap::new();
+    let mut done: BTreeMap<usize, Result<Report, String>> = BTreeMap::new();
     let mut next = 0;
     let mut finished = 0;
     while finished < all.len() {

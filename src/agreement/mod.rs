@@ -11,5 +11,6 @@ pub mod driver;
 pub mod engine;
 pub mod explore;
 pub mod om;
+pub mod reply;
 pub mod rounds;
 pub mod sm;
