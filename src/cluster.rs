@@ -371,7 +371,7 @@ impl ClusterFile {
                 });
             }
             if let Some(b) = &n.behaviour {
-                b.parse::<crate::agreement::behaviour::Behaviour>()
+                b.parse::<crate::behaviour::Behaviour>()
                     .map_err(|message| ClusterFileProblem::BadBehaviour {
                         name: n.name.clone(),
                         message,
@@ -396,7 +396,7 @@ impl ClusterFile {
     }
 
     /// The behaviours given in the file.
-    pub fn behaviours(&self) -> Vec<(String, crate::agreement::behaviour::Behaviour)> {
+    pub fn behaviours(&self) -> Vec<(String, crate::behaviour::Behaviour)> {
         self.nodes
             .iter()
             .filter_map(|n| Some((n.name.clone(), n.behaviour.as_ref()?.parse().ok()?)))

@@ -3,38 +3,31 @@
 //! A Rust reimplementation of a small Python Byzantine-generals simulation that keeps its
 //! XML-RPC wire protocol exactly, so Rust and Python nodes run side by side.
 //!
-//! Map of the crate, from the wire inwards:
-//! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
-//! - [`xmlrpc`]: the fast XML-RPC path over dxr's types (request reader, Python-layout
-//!   answers, relay batches and their replies), with dxr as its oracle;
-//! - [`methods`]: a node's method table (`dxr_server` handlers) and the front that answers
-//!   Python's faults;
-//! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
-//! - [`dispatch`]: request body -> decoded call -> node step (what the server runs, no I/O);
-//! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
-//! - [`peer`]: every outgoing call, on `dxr_client` but the relay batches (pooled
-//!   connections, timeouts, reply cap, error kinds);
-//! - [`server`]: HTTP glue: routes, limits, dispatch to a node, access log, shutdown;
-//! - [`gate`]: what callers may hold: connections (overall, per address), bytes of bodies
-//!   and unread answers, and the write timeout;
-//! - [`console`]: the original's stdout lines, through a bounded queue to a writer thread of
-//!   their own, so a stdout nobody reads cannot block a node;
-//! - [`scenario`]: what the client drives (the original all-to-all run);
-//! - [`trace`]: records of node-to-node calls (`--trace`, pictures);
-//! - [`picture`]: pictures of runs (Lamport diagram SVG, Mermaid, OM evaluation trees);
-//! - [`agreement`]: Byzantine agreement in explicit rounds: behaviours, OM(m) and SM(m) as
-//!   state machines, the per-node engine, the driver, the checker (holds/violated/void) and
-//!   the explorer;
-//! - [`cli`]: the binaries' command lines (clap structs) and the one rule from "where the
-//!   nodes are" flags to a topology;
-//! - [`report`]: what `client` does with its command line: a run, its report, its pictures,
-//!   the hint when nothing listens;
-//! - [`load`]: the load generator behind the `loadgen` binary and `scripts/bench.sh`;
-//! - [`allocator`]: the binaries' allocator (mimalloc) and its options.
+//! Map of the crate, layer by layer from the leaves up; a module uses only modules of lower
+//! layers (`tests/layers.rs` checks it), and the README's "Architecture" lists the same:
+//! - leaves: [`protocol`], every wire name and string (methods, replies, printed lines,
+//!   faults, and the [`protocol::fault::PyFault`] only it makes); [`behaviour`], how a node
+//!   sends (honest, the original's denial, the traitors); [`gate`], what callers may hold
+//!   (connections, bytes of bodies and unread answers, the write timeout); [`allocator`];
+//! - the wire and the general: [`xmlrpc`], the fast XML-RPC path over dxr's types, with dxr as
+//!   its oracle; [`cluster`], who is where (the port rule, `--peer`, cluster files, only
+//!   cluster nodes are called); [`node`], one general as plain Rust (no I/O); [`console`], the
+//!   stdout and access-log lines through bounded queues;
+//! - [`peer`], every outgoing call (pooled connections, timeouts, reply cap, typed errors);
+//!   then [`trace`], the records of node-to-node calls;
+//! - [`agreement`]: OM(m) and SM(m) as state machines, one node's rounds, the engine, its
+//!   typed answers, the checker (facts -> judgement);
+//! - [`methods`], a node's method table (`dxr_server` handlers); [`dispatch`], the request
+//!   path (decode, route, handle, render); [`server`], the HTTP glue (limits, shutdown);
+//! - [`runs`]: what a client drives (the original run, one OM/SM run, the explorer);
+//!   [`picture`], pictures of runs; [`load`], the load generator behind `loadgen`;
+//! - [`cli`], the binaries' command lines and the one rule from flags to a topology; then
+//!   [`report`], what `client` does with its command line.
 #![warn(missing_docs)]
 
 pub mod agreement;
 pub mod allocator;
+pub mod behaviour;
 pub mod cli;
 pub mod cluster;
 pub mod console;
@@ -47,7 +40,7 @@ pub mod peer;
 pub mod picture;
 pub mod protocol;
 pub mod report;
-pub mod scenario;
+pub mod runs;
 pub mod server;
 pub mod trace;
 pub mod xmlrpc;

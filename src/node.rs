@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dxr::Value;
 
-use crate::agreement::behaviour::{Behaviour, entropy};
+use crate::behaviour::{Behaviour, entropy};
 use crate::protocol::fault::PyFault;
 use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};

@@ -8,8 +8,6 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::agreement::driver::{self, DriveError, Protocol, RunOptions};
-use crate::agreement::explore::{self, Explore};
 use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
@@ -17,7 +15,9 @@ use crate::cli::client::{
 use crate::cli::{CliError, ClusterArgs, Roles, Topology};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
-use crate::scenario::{self, Options};
+use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
+use crate::runs::explore::{self, Explore};
+use crate::runs::original::{self, Options};
 use crate::{picture, protocol, trace};
 
 /// Why a client command could not do its work (exit 2).
@@ -86,7 +86,7 @@ pub async fn original(
         quiet: o.quiet,
     };
     let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    let report = scenario::run_original(
+    let report = original::run_original(
         &cluster,
         &peers,
         &opts,

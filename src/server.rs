@@ -30,8 +30,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::agreement::behaviour::Behaviour;
 use crate::agreement::engine::Engine;
+use crate::behaviour::Behaviour;
 use crate::cluster::{Cluster, ClusterError};
 use crate::gate::{self, ByteBudget, ConnGate};
 use crate::methods::{self, Codec, General};

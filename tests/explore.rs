@@ -503,10 +503,10 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behaviours_change_between_runs_not_within() {
     use dxr::Value;
-    use generals::agreement::behaviour::Behaviour;
-    use generals::agreement::driver::{self, Protocol, RunOptions};
+    use generals::behaviour::Behaviour;
     use generals::cluster::Cluster;
     use generals::peer::Peers;
+    use generals::runs::driver::{self, Protocol, RunOptions};
     use generals::server::{self, Config};
 
     let nodes: Vec<String> = ["P", "Q", "R", "S"].map(String::from).to_vec();

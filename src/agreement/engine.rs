@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use dxr::Value;
 use ed25519_dalek::SigningKey;
 
-use super::behaviour::{Behaviour, entropy};
 use super::om::{self, OmRun};
 use super::reply::{Decided, NodeInfo, Ordered, Role, RoundDone, SmStarted};
 use super::rounds::{Refused, RoundReport, Rounds};
 use super::sm::{self, KeyRing, SmRun};
+use crate::behaviour::{Behaviour, entropy};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
 use crate::protocol::fault::PyFault;

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::behaviour::RETREAT;
+use crate::behaviour::RETREAT;
 
 /// One message to send: `value` for `to`, relayed along `path` (which ends with the sender).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -477,7 +477,7 @@ pub fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agreement::behaviour::{ATTACK, Behaviour};
+    use crate::behaviour::{ATTACK, Behaviour};
 
     fn names(s: &str) -> Vec<String> {
         s.split(',').map(str::to_string).collect()

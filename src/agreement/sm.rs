@@ -16,8 +16,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use super::behaviour::RETREAT;
 use super::om::{broadcast, check_run, path_indices};
+use crate::behaviour::RETREAT;
 
 /// Public keys of a run's participants, by node name.
 pub type KeyRing = HashMap<String, VerifyingKey>;
@@ -341,7 +341,7 @@ impl SmRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agreement::behaviour::{ATTACK, Behaviour};
+    use crate::behaviour::{ATTACK, Behaviour};
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])

@@ -14,9 +14,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::ClusterArgs;
-use crate::agreement::behaviour::Behaviour;
-use crate::agreement::driver::{self, Protocol};
+use crate::behaviour::Behaviour;
 use crate::protocol;
+use crate::runs::driver::{self, Protocol};
 
 /// Drive a cluster of XML-RPC generals.
 ///

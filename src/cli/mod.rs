@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::agreement::behaviour::{self, Behaviour};
+use crate::behaviour::{self, Behaviour};
 use crate::cluster::{Cluster, ClusterError, ClusterFile, node_names, parse_names};
 use crate::protocol;
 

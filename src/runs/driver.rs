@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use dxr::Value;
 
-use super::checker::{self, Facts, Faulty, Report};
-use super::reply::{Decided, NodeInfo, RoundDone, SmStarted};
-use super::{om, sm};
+use crate::agreement::checker::{self, Facts, Faulty, Report};
+use crate::agreement::reply::{Decided, NodeInfo, RoundDone, SmStarted};
+use crate::agreement::{om, sm};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, Peers};
 use crate::protocol::ext;
@@ -548,7 +548,7 @@ async fn start_sm(
     out
 }
 
-/// What `node` answered to `method`, read by `from` (a `from_value` of [`super::reply`]); an
+/// What `node` answered to `method`, read by `from` (a `from_value` of [`crate::agreement::reply`]); an
 /// answer that is not one (not a struct) is an error of the call, showing what came.
 fn read<T>(
     node: &str,
@@ -619,7 +619,7 @@ pub fn random_seed() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        return super::behaviour::mix(t);
+        return crate::behaviour::mix(t);
     }
     u64::from_le_bytes(b) >> 11 // fits in a double exactly, friendly to JSON readers
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::behaviour::Behaviour;
-use super::checker::Report;
 use super::driver::{self, DriveError, Protocol, RunOptions};
-use super::engine::Engine;
+use crate::agreement::checker::Report;
+use crate::agreement::engine::Engine;
+use crate::behaviour::Behaviour;
 use crate::cluster::Cluster;
 use crate::peer::Peers;
 use crate::server::{self, Config, Limits};
