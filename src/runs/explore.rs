@@ -271,7 +271,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Run every case; `progress(done, total)` after each.
 pub async fn explore(
     e: &Explore,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Summary, DriveError> {
     let nodes = names(e.n);
     driver::check(&RunOptions {
@@ -287,15 +287,18 @@ pub async fn explore(
         max_messages: driver::DEFAULT_MAX_MESSAGES,
     })?;
     let all = cases(e);
-    let mut summary = Summary {
-        cases: 0,
-        ic1_held: 0,
-        ic2_held: 0,
-        void: 0,
-        counterexample: None,
-    };
-    // Cases run `jobs` at a time, each job on its own cluster; results are taken in case
-    // order, so the counterexample reported is the first one whatever the timing.
+    let done = run_all(e, &all, progress).await?;
+    summarize(&all, done)
+}
+
+/// Run `all` cases, `e.jobs` at a time, each job on a cluster of its own reused case after
+/// case; stop at the first case that could not run. The outcomes come back by case index, so
+/// the counterexample reported is the first one whatever the timing.
+async fn run_all(
+    e: &Explore,
+    all: &[Case],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<BTreeMap<usize, Result<Report, String>>, DriveError> {
     let jobs = e.jobs.max(1).min(all.len().max(1));
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
@@ -303,15 +306,13 @@ pub async fn explore(
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
-    let mut done: BTreeMap<usize, Result<Report, String>> = BTreeMap::new();
-    let mut next = 0;
-    let mut finished = 0;
+    let mut done = BTreeMap::new();
+    let (mut next, mut finished) = (0, 0);
     while finished < all.len() {
         while next < all.len()
             && let Some(lab) = labs.pop()
         {
-            let (e, case) = (e.clone(), all[next].clone());
-            let i = next;
+            let (e, case, i) = (e.clone(), all[next].clone(), next);
             running.spawn(async move {
                 let outcome = lab.run(&e, &case).await;
                 (i, outcome, lab)
@@ -340,6 +341,22 @@ pub async fn explore(
     for lab in labs {
         lab.stop().await;
     }
+    Ok(done)
+}
+
+/// Count the outcomes, in case order; the first case that does not hold (and is not void) is
+/// the counterexample. A case that could not run fails the whole exploration.
+fn summarize(
+    all: &[Case],
+    done: BTreeMap<usize, Result<Report, String>>,
+) -> Result<Summary, DriveError> {
+    let mut summary = Summary {
+        cases: 0,
+        ic1_held: 0,
+        ic2_held: 0,
+        void: 0,
+        counterexample: None,
+    };
     for (i, outcome) in done {
         let outcome = outcome.map_err(DriveError::Invalid)?;
         summary.cases += 1;

@@ -58,13 +58,54 @@ pub async fn run_original(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<Report> {
-    let mut failures = 0;
-    let mut decisions = std::collections::BTreeMap::new();
-    let mut unreachable: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
+    send_all(cluster, peers, opts, &mut tally, out, err).await?;
+    let decisions = finalize_all(cluster, peers, opts, &mut tally, out, err).await?;
+    Ok(Report {
+        failures: tally.failures,
+        decisions,
+        unreachable: tally.unreachable,
+    })
+}
+
+/// Failures so far, and the nodes that refused the connection (their further calls are
+/// skipped, and count as failures).
+#[derive(Default)]
+struct Tally {
+    failures: usize,
+    unreachable: Vec<String>,
+}
+
+impl Tally {
+    /// A call to `node` failed: count it, remember a refusal, write its line.
+    fn failed(&mut self, node: &str, e: Failed, err: &mut dyn Write) -> std::io::Result<()> {
+        self.failures += 1;
+        if e.refused {
+            self.unreachable.push(node.to_string());
+        }
+        writeln!(err, "{}", e.line)
+    }
+
+    /// Whether `node` refused a connection before: then its call is skipped and fails.
+    fn skip(&mut self, node: &str) -> bool {
+        let skip = self.unreachable.iter().any(|u| u == node);
+        self.failures += usize::from(skip);
+        skip
+    }
+}
+
+/// Phase one, as `client.py`: every node sends the decision to every other node.
+async fn send_all(
+    cluster: &Cluster,
+    peers: &Peers,
+    opts: &Options,
+    tally: &mut Tally,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     for sender in &opts.nodes {
         for recipient in opts.nodes.iter().filter(|r| *r != sender) {
-            if unreachable.contains(sender) {
-                failures += 1;
+            if tally.skip(sender) {
                 continue;
             }
             let args = [
@@ -77,18 +118,11 @@ pub async fn run_original(
                 opts.decision
             );
             match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await {
-                Ok(reply) => {
-                    if !opts.quiet {
-                        writeln!(out, "{}", protocol::printed::client_send_line(&reply))?;
-                    }
+                Ok(reply) if !opts.quiet => {
+                    writeln!(out, "{}", protocol::printed::client_send_line(&reply))?;
                 }
-                Err(e) => {
-                    failures += 1;
-                    if e.refused {
-                        unreachable.push(sender.clone());
-                    }
-                    writeln!(err, "{}", e.line)?;
-                }
+                Ok(_) => {}
+                Err(e) => tally.failed(sender, e, err)?,
             }
             out.flush()?;
             if !opts.delay.is_zero() {
@@ -96,45 +130,36 @@ pub async fn run_original(
             }
         }
     }
+    Ok(())
+}
+
+/// Phase two: every node's majority, by name.
+async fn finalize_all(
+    cluster: &Cluster,
+    peers: &Peers,
+    opts: &Options,
+    tally: &mut Tally,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<std::collections::BTreeMap<String, String>> {
+    let mut decisions = std::collections::BTreeMap::new();
     for name in &opts.nodes {
-        if unreachable.contains(name) {
-            failures += 1;
+        if tally.skip(name) {
             continue;
         }
         let what = format!("{}()", protocol::FINALIZE_DECISION);
-        match call(
-            cluster,
-            peers,
-            name,
-            protocol::FINALIZE_DECISION,
-            &[],
-            &what,
-        )
-        .await
-        {
+        let method = protocol::FINALIZE_DECISION;
+        match call(cluster, peers, name, method, &[], &what).await {
             Ok(decision) => {
-                writeln!(
-                    out,
-                    "{}",
-                    protocol::printed::client_final_line(name, &decision)
-                )?;
+                let line = protocol::printed::client_final_line(name, &decision);
+                writeln!(out, "{line}")?;
                 decisions.insert(name.clone(), decision);
             }
-            Err(e) => {
-                failures += 1;
-                if e.refused {
-                    unreachable.push(name.clone());
-                }
-                writeln!(err, "{}", e.line)?;
-            }
+            Err(e) => tally.failed(name, e, err)?,
         }
         out.flush()?;
     }
-    Ok(Report {
-        failures,
-        decisions,
-        unreachable,
-    })
+    Ok(decisions)
 }
 
 /// A failed call of the scenario.
