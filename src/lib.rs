@@ -7,10 +7,12 @@
 //! - [`protocol`]: every wire name and string (methods, replies, printed lines, faults);
 //! - [`xmlrpc`]: the fast XML-RPC path over dxr's types (request reader, Python-layout
 //!   answers, relay batches and their replies), with dxr as its oracle;
-//! - [`methods`]: a node's method table (`dxr_server` handlers) and the front that answers
-//!   Python's faults;
+//! - [`methods`]: a node's method table (`dxr_server` handlers: the original methods, the
+//!   extensions);
+//! - [`dispatch`]: the one request path: body -> decoded call -> routed through the method
+//!   table (`system.multicall` too) -> rendered answer, with Python's faults; what the server,
+//!   the fuzz target and the property tests run (`Offline`: a node whose peers refuse);
 //! - [`node`]: one general as plain Rust (no I/O): store, decide, what to send;
-//! - [`dispatch`]: request body -> decoded call -> node step (what the server runs, no I/O);
 //! - [`cluster`]: who is where (the original port rule, `--peer` overrides);
 //! - [`peer`]: every outgoing call, on `dxr_client` but the relay batches (pooled
 //!   connections, timeouts, reply cap, error kinds);
