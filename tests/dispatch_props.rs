@@ -1088,3 +1088,32 @@ fn extensions_and_batches() {
     };
     assert_eq!(events.len(), 3, "{events:?}");
 }
+
+/// Every seed of the fuzz target (`fuzz/seeds/dispatch/`: the first byte picks the node, bit
+/// 0, and the codec, bit 1) passes the target's checks and the model's.
+#[test]
+fn fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/dispatch");
+    let mut seeds = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let Some((&selector, body)) = data.split_first() else {
+            continue;
+        };
+        let (node, faulty) = if selector & 1 == 0 {
+            ("Q", false)
+        } else {
+            ("P", true)
+        };
+        let codec = if selector & 2 == 0 {
+            Codec::Fast
+        } else {
+            Codec::Dxr
+        };
+        let run = std::panic::catch_unwind(|| run_on(node, faulty, codec, &[body.to_vec()]));
+        assert!(run.is_ok(), "seed {}", path.display());
+        seeds += 1;
+    }
+    assert!(seeds >= 40, "{seeds} seeds in {}", dir.display());
+}
