@@ -263,6 +263,9 @@ impl Peers {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
+            // Calls go straight to the cluster's nodes: an HTTP_PROXY in the environment
+            // must not send node-to-node traffic (loopback included) through a proxy.
+            .no_proxy()
             .build()
             .map_err(|e| PeerError::Other(format!("cannot build HTTP client: {e}")))?;
         Ok(Peers {

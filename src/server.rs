@@ -1,12 +1,12 @@
 //! HTTP and XML-RPC glue: one listener per hosted node, the routes Python serves, limits and
-//! timeouts, dispatch to [`Node`], the access log, and graceful shutdown.
+//! timeouts, each body through [`dispatch`], the access log, and graceful shutdown.
 //!
 //! Connections are served with hyper's HTTP/1 connection builder (not `axum::serve`) because
 //! it can time out a client that never finishes its request head; routing is an axum
-//! [`Router`] (through `dxr_server`'s re-export). The XML-RPC methods are a `dxr_server`
-//! method table behind our own front ([`methods`]): dxr_server's own front answers unknown
-//! methods and bad bodies with codes 404/400 and echoes the whole body, where the original
-//! answers code 1.
+//! [`Router`] (through `dxr_server`'s re-export). Each request body goes through
+//! [`dispatch::respond`] (decode, route through the node's `dxr_server` method table
+//! ([`methods`]), render); this file holds what is HTTP about it: the body and answer budgets,
+//! gzip, the heavy-request turns.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dxr::{Fault, Value};
 use dxr_server::HandlerMap;
 use dxr_server::axum::Router;
 use dxr_server::axum::body::Body;
@@ -33,6 +32,7 @@ use tower::ServiceExt;
 use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
 use crate::cluster::{Cluster, ClusterError};
+use crate::dispatch;
 use crate::gate::{self, ByteBudget, ConnGate};
 use crate::methods::{self, Codec, General};
 use crate::node::{self, Node};
@@ -177,7 +177,7 @@ pub struct Bound {
 struct NodeState {
     general: Arc<General>,
     engine: Arc<Engine>,
-    /// The node's methods (dxr_server handlers), behind [`methods::answer`].
+    /// The node's methods (dxr_server handlers), behind [`dispatch::respond`].
     table: HandlerMap,
     delay: Option<Duration>,
     limits: Limits,
@@ -522,9 +522,9 @@ async fn rpc(
         true => state.heavy.clone().acquire_owned().await.ok(),
         false => None,
     };
-    let result = methods::answer(&state.table, state.codec, &body).await;
+    let answer = dispatch::respond(&state.table, codec, &body).await;
     drop(body);
-    xml_response(codec, result, gzip_ok, Some(&state.answers))
+    xml_response(codec, answer, gzip_ok, Some(&state.answers))
 }
 
 /// Methods whose work grows with the node's data, not with the request.
@@ -548,15 +548,12 @@ async fn read_body(
     body: Body,
 ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
     let Some(length) = headers.get(header::CONTENT_LENGTH) else {
-        return Err(xml_response(
-            Codec::Fast,
-            Err(methods::python_fault(fault::python(
-                "ValueError",
-                "request has no Content-Length (chunked bodies are not accepted)",
-            ))),
-            false,
-            None,
-        ));
+        let refused = fault::python(
+            "ValueError",
+            "request has no Content-Length (chunked bodies are not accepted)",
+        );
+        let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
+        return Err(xml_response(Codec::Fast, answer, false, None));
     };
     let too_large = || {
         plain(
@@ -692,17 +689,17 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// An XML-RPC answer: a value, or a fault with Python's code; gzipped like Python's when large.
-/// An answer larger than [`gate::SMALL_ANSWER`] holds its bytes against `budget` until it has
-/// been written (or its connection dropped); when the budget has no room, a short fault is
-/// answered instead.
+/// The HTTP response carrying a rendered XML-RPC `answer` (written by `codec`'s writer);
+/// gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
+/// bytes against `budget` until it has been written (or its connection dropped); when the
+/// budget has no room, a short fault is answered instead.
 fn xml_response(
     codec: Codec,
-    result: Result<Value, Fault>,
+    answer: String,
     gzip_ok: bool,
     budget: Option<&ByteBudget>,
 ) -> Response<Body> {
-    let body = methods::answer_body(codec, result).into_bytes();
+    let body = answer.into_bytes();
     let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
         true => match gzip(&body) {
             Some(z) => (z, true),
@@ -722,7 +719,8 @@ fn xml_response(
                         budget.bytes()
                     ),
                 );
-                return xml_response(codec, Err(methods::python_fault(busy)), false, None);
+                let answer = dispatch::render(codec, Err(methods::python_fault(busy)));
+                return xml_response(codec, answer, false, None);
             }
         },
     };

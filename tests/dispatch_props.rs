@@ -1,24 +1,34 @@
-//! Property tests for `generals::dispatch::dispatch`, the function the HTTP server runs on every
-//! request body. Random, mutated and hostile bodies go to a loyal node `Q` in-process; after
-//! each one the answer must render to a well-formed `methodResponse` (a value, or a fault with
-//! code 1), and at the end the node must hold exactly what the valid
-//! `receive_message(string, string)` calls among them alone would have stored.
+//! Property tests for the request path, `generals::dispatch::respond`: the function the HTTP
+//! server runs on every request body, here through `dispatch::Offline` (a node whose peers are
+//! a port nobody listens on). Random, mutated and hostile bodies, calls of the original
+//! methods and of the extensions, and `system.multicall` batches of them go to a loyal node
+//! `Q`. After each body:
+//! - the answer reads back (`peer::read_reply`, the reader of every outgoing call) as a value
+//!   that renders to the same bytes, or as a fault with code 1 whose string starts with
+//!   `<class '` and quotes at most 200 bytes of the body (but the unknown-method fault);
+//! - for the original methods (alone or inside a batch), the answer is exactly what a plain
+//!   `Node` (the pure logic, `Node::handle`) fed the same decoded calls answers, rendered; a
+//!   call that node forwards is answered `ConnectionRefusedError` (the offline node reaches
+//!   nothing), and no agreement round delivers a message or fetches a key.
 //!
-//! Which bodies count as valid is decided by `generals::xmlrpc::decode_call` itself: a mutated
-//! call can still be a perfectly good `receive_message`, and must then be stored.
+//! At the end the node must hold exactly what the valid `receive_message(string, string)`
+//! calls among the bodies (alone or in batches) store, and finalize as a fresh node fed only
+//! those calls. Which calls count as valid is decided by `generals::xmlrpc::decode_call` and
+//! dxr's `from_multicall_params` themselves: a mutated call can still be a perfectly good
+//! `receive_message`, and must then be stored.
 //!
 //! The table at the end replays fixed inputs, including what the fuzz target
 //! (`fuzz/fuzz_targets/dispatch.rs`) found.
 
 use std::collections::{BTreeMap, HashMap};
 
-use dxr::{DateTime, Value};
-use generals::cluster::Cluster;
-use generals::dispatch::{dispatch, reply_body};
+use dxr::{DateTime, Fault, Value};
+use generals::dispatch::{Offline, decode_fault, render};
+use generals::methods::{Codec, python_fault};
 use generals::node::{Node, Step};
 use generals::peer::{call_body, read_reply as decode_response};
-use generals::protocol;
-use generals::xmlrpc::decode_call;
+use generals::protocol::{self, ext, fault};
+use generals::xmlrpc::{decode_call, decode_call_dxr};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
@@ -37,61 +47,253 @@ fn valid_receive(body: &[u8]) -> Option<(String, String)> {
     }
 }
 
-/// The answer to one body must render, and read back as the same value or a code-1 fault.
-fn check_answer(step: &Step<String>, body: &[u8]) {
-    let ctx = || String::from_utf8_lossy(body).into_owned();
-    match step {
-        Step::Forward(fwd) => {
-            assert!(fwd.target.starts_with("http://"), "{fwd:?} for {:?}", ctx());
-            assert!(reply_body(step).is_none());
+/// A fresh offline node.
+fn offline(name: &str, faulty: bool, codec: Codec) -> Offline {
+    Offline::new(name, faulty)
+        .expect("an offline node")
+        .with_codec(codec)
+}
+
+/// What a call of the original methods is answered, by the pure model: `model`'s step, with a
+/// forward refused as the offline node's peers refuse it.
+fn model_answer(
+    model: &mut Node,
+    offline: &Offline,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    match model.handle(method, params, |v| offline.cluster().resolve(v)) {
+        Step::Reply { result, .. } => result.map_err(python_fault),
+        Step::Forward(_) => Err(python_fault(fault::connection_refused())),
+    }
+}
+
+/// The answer of one call (alone or inside a batch) as the model sees it: `Some` for the
+/// original methods and unknown names (the model answers those), `None` for the extensions
+/// (the engine's; checked only for their shape). The model node stores what the call stores.
+fn expect_call(
+    model: &mut Node,
+    offline: &Offline,
+    method: &str,
+    params: &[Value],
+) -> Option<Result<Value, Fault>> {
+    if protocol::ORIGINAL_METHODS.contains(&method) {
+        Some(model_answer(model, offline, method, params))
+    } else if ext::METHODS.contains(&method) {
+        None
+    } else {
+        Some(Err(python_fault(fault::unsupported_method(method))))
+    }
+}
+
+/// A batch entry as `system.multicall` writes it.
+fn entry(result: Result<Value, Fault>) -> Value {
+    match result {
+        Ok(v) => Value::Array(vec![v]),
+        Err(f) => Value::Struct(BTreeMap::from([
+            ("faultCode".to_string(), Value::Integer(f.code())),
+            (
+                "faultString".to_string(),
+                Value::String(f.string().to_string()),
+            ),
+        ])),
+    }
+}
+
+/// What the model expects of one body: the whole answer (`Some`), or for a batch, each entry
+/// it can predict (`None` for extension calls).
+enum Expected {
+    /// An extension call alone: only its shape is checked.
+    Engine,
+    Answer(Result<Value, Fault>),
+    Batch(Vec<Option<Result<Value, Fault>>>),
+}
+
+/// Feed one body to the model: what the offline node should answer, and (in `stored`) what a
+/// valid `receive_message` among its calls stores.
+fn expect(
+    model: &mut Node,
+    offline: &Offline,
+    codec: Codec,
+    body: &[u8],
+    stored: &mut Vec<(String, String)>,
+) -> Expected {
+    let decoded = match codec {
+        Codec::Fast => decode_call(body),
+        Codec::Dxr => decode_call_dxr(body),
+    };
+    let call = match decoded {
+        Ok(call) => call,
+        Err(e) => return Expected::Answer(Err(python_fault(decode_fault(&e)))),
+    };
+    let mut calls = Vec::new();
+    let batch = call.name == protocol::MULTICALL;
+    if batch {
+        match dxr::multicall::from_multicall_params(call.params.clone()) {
+            Err(e) => {
+                let f = fault::python("TypeError", &format!("{}: {e}", protocol::MULTICALL));
+                return Expected::Answer(Err(python_fault(f)));
+            }
+            Ok(c) if c.len() > protocol::MAX_BATCH => {
+                return Expected::Answer(Err(python_fault(fault::python(
+                    "ValueError",
+                    &format!(
+                        "{} takes at most {} calls, not {}",
+                        protocol::MULTICALL,
+                        protocol::MAX_BATCH,
+                        c.len()
+                    ),
+                ))));
+            }
+            Ok(c) => calls = c,
         }
-        Step::Reply { result, .. } => {
-            let rendered = reply_body(step).expect("a reply renders");
-            let decoded =
-                decode_response(&rendered).unwrap_or_else(|e| panic!("{e}\nfor body {:?}", ctx()));
-            match (result, decoded) {
-                (Ok(v), Ok(back)) => assert_eq!(*v, back, "body {:?}", ctx()),
-                (Err(f), Err(back)) => {
-                    assert_eq!(back.code(), protocol::FAULT_CODE, "body {:?}", ctx());
-                    assert_eq!(f, back.string(), "body {:?}", ctx());
-                    assert!(f.starts_with("<class '"), "fault {f:?}");
+    } else {
+        calls.push(Ok((call.name.to_string(), call.params.clone())));
+    }
+    let mut entries = Vec::new();
+    for c in calls {
+        let expected = match c {
+            Ok((name, params)) => {
+                let expected = expect_call(model, offline, &name, &params);
+                if let (
+                    protocol::RECEIVE_MESSAGE,
+                    Some(Ok(_)),
+                    [Value::String(a), Value::String(b)],
+                ) = (name.as_str(), &expected, params.as_slice())
+                    && !model.is_faulty()
+                {
+                    stored.push((a.clone(), b.clone()));
                 }
-                (sent, back) => panic!("{sent:?} came back as {back:?} for body {:?}", ctx()),
+                expected
+            }
+            Err(e) => Some(Err(python_fault(fault::python(
+                "TypeError",
+                &e.to_string(),
+            )))),
+        };
+        entries.push(expected);
+    }
+    if batch {
+        return Expected::Batch(entries);
+    }
+    match entries.pop() {
+        Some(Some(answer)) => Expected::Answer(answer),
+        _ => Expected::Engine,
+    }
+}
+
+/// Faults may quote at most this many consecutive bytes of the body.
+const MAX_ECHO: usize = 200;
+
+/// A fault string is Python's, and quotes at most [`MAX_ECHO`] bytes of the body (but the
+/// unknown-method fault, which quotes the whole name as Python's does).
+fn check_fault(f: &Fault, body: &[u8], ctx: &dyn Fn() -> String) {
+    assert_eq!(f.code(), protocol::FAULT_CODE, "{}", ctx());
+    let text = f.string();
+    assert!(text.starts_with("<class '"), "fault {text:?} for {}", ctx());
+    if text.starts_with("<class 'Exception'>:method \"") || body.len() <= MAX_ECHO {
+        return;
+    }
+    let quoted = body
+        .windows(MAX_ECHO + 1)
+        .any(|w| text.as_bytes().windows(MAX_ECHO + 1).any(|x| x == w));
+    assert!(!quoted, "fault quotes 201+ bytes of the body: {text:?}");
+}
+
+/// Nothing was reached: no round delivered a message, no SM start fetched another's key.
+fn reached_nothing(v: &Value, ctx: &dyn Fn() -> String) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| reached_nothing(i, ctx)),
+        Value::Struct(m) => {
+            if let Some(d) = m.get("delivered") {
+                assert_eq!(d, &Value::Integer(0), "{v:?} for {}", ctx());
+            }
+            if let (Some(Value::Integer(keys)), true) = (m.get("keys"), m.contains_key("nonce")) {
+                assert!(*keys <= 1, "{v:?} for {}", ctx());
+            }
+            m.values().for_each(|i| reached_nothing(i, ctx));
+        }
+        _ => {}
+    }
+}
+
+/// The answer to one body: it reads back and renders again to the same bytes; its faults are
+/// Python's; it is what the model expects.
+fn check_answer(answer: &str, body: &[u8], codec: Codec, expected: Expected) {
+    let ctx = || format!("body {:?}", String::from_utf8_lossy(body));
+    let back = decode_response(answer).unwrap_or_else(|e| panic!("{e}\nfor {}", ctx()));
+    assert_eq!(render(codec, back.clone()), answer, "round trip, {}", ctx());
+    match &back {
+        Ok(v) => reached_nothing(v, &ctx),
+        Err(f) => check_fault(f, body, &ctx),
+    }
+    match expected {
+        Expected::Engine => {}
+        Expected::Answer(want) => assert_eq!(answer, render(codec, want), "{}", ctx()),
+        Expected::Batch(want) => {
+            let Ok(Value::Array(got)) = &back else {
+                panic!("batch answered {back:?} for {}", ctx());
+            };
+            assert_eq!(got.len(), want.len(), "{}", ctx());
+            for (got, want) in got.iter().zip(want) {
+                match (got, want) {
+                    (Value::Struct(m), None) => {
+                        let (Some(Value::Integer(code)), Some(Value::String(text))) =
+                            (m.get("faultCode"), m.get("faultString"))
+                        else {
+                            panic!("batch entry {got:?} for {}", ctx());
+                        };
+                        check_fault(&Fault::new(*code, text.clone()), body, &ctx);
+                    }
+                    (Value::Array(one), None) => assert_eq!(one.len(), 1, "{}", ctx()),
+                    (got, Some(want)) => assert_eq!(*got, entry(want), "{}", ctx()),
+                    (got, None) => panic!("batch entry {got:?} for {}", ctx()),
+                }
             }
         }
     }
 }
 
-/// Feed `bodies` to a fresh loyal Q, checking every answer; return its messages afterwards,
-/// after checking them against a model and against a fresh node fed only the valid calls.
-fn run(bodies: &[Vec<u8>]) -> HashMap<String, String> {
-    let cluster = Cluster::default();
-    let mut node = Node::new("Q", false);
-    let mut only_valid = Node::new("Q", false);
-    let mut model = HashMap::new();
+/// Feed `bodies` to a fresh node `name` reading them with `codec`, checking every answer;
+/// return its messages afterwards, after checking them against the stored calls and against a
+/// fresh node fed only the valid `receive_message` calls.
+fn run_on(name: &str, faulty: bool, codec: Codec, bodies: &[Vec<u8>]) -> HashMap<String, String> {
+    let q = offline(name, faulty, codec);
+    let mut model = Node::new(name, faulty).with_receivers(q.cluster().members());
+    let mut stored = Vec::new();
     for body in bodies {
-        let step = dispatch(&mut node, &cluster, body);
-        check_answer(&step, body);
-        if let Some((sender, decision)) = valid_receive(body) {
-            // The reply is the original's line; the printed line shows the values safely.
-            assert_eq!(
-                step,
-                Step::Reply {
-                    result: Ok(Value::String(protocol::received_line(
-                        "Q", &decision, &sender
-                    ))),
-                    print: Some(protocol::printed::received_line("Q", &decision, &sender))
-                }
-            );
-            let again = dispatch(&mut only_valid, &cluster, body);
-            assert_eq!(again, step);
-            model.insert(sender, decision);
-        }
+        let expected = expect(&mut model, &q, codec, body, &mut stored);
+        let answer = q.respond(body);
+        check_answer(&answer, body, codec, expected);
     }
-    assert_eq!(node.messages(), &model);
-    assert_eq!(node.messages(), only_valid.messages());
-    assert_eq!(node.finalize_decision(), only_valid.finalize_decision());
-    model
+    let only_valid = offline(name, faulty, Codec::Fast);
+    let mut want = HashMap::new();
+    for (sender, decision) in &stored {
+        let body = call_body(protocol::RECEIVE_MESSAGE, &[s(sender), s(decision)]).unwrap();
+        let answer = only_valid.respond(body.as_bytes());
+        let line = protocol::received_line(name, decision, sender);
+        assert_eq!(answer, render(Codec::Fast, Ok(Value::String(line))));
+        want.insert(sender.clone(), decision.clone());
+    }
+    let node = q.node();
+    assert_eq!(node.messages(), &want);
+    assert_eq!(node.messages(), model.messages());
+    assert_eq!(node.messages(), only_valid.node().messages());
+    assert_eq!(
+        node.finalize_decision(),
+        only_valid.node().finalize_decision()
+    );
+    want
+}
+
+/// [`run_on`] a loyal Q.
+fn run_with(codec: Codec, bodies: &[Vec<u8>]) -> HashMap<String, String> {
+    run_on("Q", false, codec, bodies)
+}
+
+/// [`run_on`] a loyal Q with the fast codec (the server's default).
+fn run(bodies: &[Vec<u8>]) -> HashMap<String, String> {
+    run_with(Codec::Fast, bodies)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +353,8 @@ fn method() -> impl Strategy<Value = String> {
             protocol::GET_MESSAGES,
         ])
         .prop_map(String::from),
+        2 => select(ext::METHODS.to_vec()).prop_map(String::from),
+        1 => Just(protocol::MULTICALL.to_string()),
         1 => select(vec!["nope", "_private", "send_message.x", "system.listMethods", ""])
             .prop_map(String::from),
         1 => text(),
@@ -160,6 +364,153 @@ fn method() -> impl Strategy<Value = String> {
 fn receive_call() -> impl Strategy<Value = Vec<u8>> {
     (text(), text()).prop_map(|(a, b)| {
         call_body(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)])
+            .unwrap()
+            .into_bytes()
+    })
+}
+
+/// Run ids: a few, so that calls meet the runs other calls started.
+fn run_id() -> impl Strategy<Value = Value> {
+    select(vec!["r1", "r2", "", "original"]).prop_map(s)
+}
+
+fn name() -> impl Strategy<Value = String> {
+    select(vec!["P", "Q", "R", "S", "Q", "Z", ""]).prop_map(String::from)
+}
+
+fn names() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => Just(Value::Array(["P", "Q", "R", "S"].map(s).to_vec())),
+        1 => prop::collection::vec(name(), 0..6)
+            .prop_map(|n| Value::Array(n.iter().map(|x| s(x)).collect())),
+    ]
+}
+
+fn small_int() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => (0i32..4).prop_map(Value::Integer),
+        1 => any::<i32>().prop_map(Value::Integer),
+        1 => (0i64..3).prop_map(Value::Long),
+    ]
+}
+
+/// The parameters `om_start`/`sm_start` take (a 7th, the nonce, for a lieutenant's SM start).
+fn start_params() -> impl Strategy<Value = Vec<Value>> {
+    (
+        run_id(),
+        name().prop_map(|n| s(&n)),
+        names(),
+        small_int(),
+        prop_oneof![
+            3 => select(vec![1, 50, 200]).prop_map(Value::Integer),
+            1 => select(vec![0, 600_001]).prop_map(Value::Integer),
+        ],
+        select(vec!["0", "42", "x"]).prop_map(s),
+        prop::option::of(select(vec!["AAAAAAAAAAAAAAAAAAAAAA==", "nonce"]).prop_map(s)),
+    )
+        .prop_map(|(run, commander, nodes, m, timeout, seed, nonce)| {
+            let mut params = vec![run, commander, nodes, m, timeout, seed];
+            params.extend(nonce);
+            params
+        })
+}
+
+/// A call of one extension method with parameters of the right shape (mostly), values that
+/// meet each other (run ids, node names), or anything.
+fn ext_params() -> impl Strategy<Value = (String, Vec<Value>)> {
+    let text_v = || text().prop_map(Value::String);
+    let path = || {
+        prop::collection::vec(name(), 0..4)
+            .prop_map(|n| Value::Array(n.iter().map(|x| s(x)).collect()))
+    };
+    let call =
+        |m: &'static str, p: BoxedStrategy<Vec<Value>>| p.prop_map(move |p| (m.to_string(), p));
+    prop_oneof![
+        call(ext::NODE_INFO, Just(vec![]).boxed()),
+        call(ext::SM_PUBLIC_KEY, Just(vec![]).boxed()),
+        call(ext::OM_START, start_params().boxed()),
+        call(ext::SM_START, start_params().boxed()),
+        call(
+            ext::OM_ORDER,
+            (run_id(), text_v()).prop_map(|(a, b)| vec![a, b]).boxed()
+        ),
+        call(
+            ext::SM_ORDER,
+            (run_id(), text_v()).prop_map(|(a, b)| vec![a, b]).boxed()
+        ),
+        call(
+            ext::OM_ROUND,
+            (run_id(), small_int())
+                .prop_map(|(a, b)| vec![a, b])
+                .boxed()
+        ),
+        call(
+            ext::SM_ROUND,
+            (run_id(), small_int())
+                .prop_map(|(a, b)| vec![a, b])
+                .boxed()
+        ),
+        call(
+            ext::OM_MESSAGE,
+            (run_id(), path(), text_v())
+                .prop_map(|(a, b, c)| vec![a, b, c])
+                .boxed()
+        ),
+        call(
+            ext::SM_MESSAGE,
+            (run_id(), path(), text_v(), path())
+                .prop_map(|(a, b, c, d)| vec![a, b, c, d])
+                .boxed()
+        ),
+        call(ext::OM_DECIDE, run_id().prop_map(|a| vec![a]).boxed()),
+        call(ext::SM_DECIDE, run_id().prop_map(|a| vec![a]).boxed()),
+        call(
+            ext::TRACE_EVENTS,
+            (run_id(), select(vec!["0", "x"]).prop_map(s))
+                .prop_map(|(a, b)| vec![a, b])
+                .boxed()
+        ),
+        call(ext::OM_ROUND, prop::collection::vec(value(), 0..4).boxed()),
+    ]
+}
+
+fn ext_call() -> impl Strategy<Value = Vec<u8>> {
+    ext_params().prop_map(|(m, p)| call_body(&m, &p).unwrap().into_bytes())
+}
+
+/// A call of the original protocol with its two string arguments.
+fn original_params() -> impl Strategy<Value = (String, Vec<Value>)> {
+    prop_oneof![
+        (text(), text())
+            .prop_map(|(a, b)| (protocol::RECEIVE_MESSAGE.to_string(), vec![s(&a), s(&b)])),
+        (name(), text())
+            .prop_map(|(a, b)| (protocol::SEND_MESSAGE.to_string(), vec![s(&a), s(&b)])),
+        Just((protocol::FINALIZE_DECISION.to_string(), vec![])),
+        Just((protocol::GET_MESSAGES.to_string(), vec![])),
+    ]
+}
+
+/// `system.multicall` of zero to five calls (extensions, the original methods, anything, a
+/// batch in the batch), or of something that is not a batch.
+fn batch() -> impl Strategy<Value = Vec<u8>> {
+    let one = prop_oneof![
+        3 => ext_params(),
+        3 => original_params(),
+        1 => (method(), prop::collection::vec(value(), 0..3)),
+    ]
+    .prop_map(|(m, p)| {
+        Value::Struct(BTreeMap::from([
+            ("methodName".to_string(), s(&m)),
+            ("params".to_string(), Value::Array(p)),
+        ]))
+    });
+    prop_oneof![
+        6 => prop::collection::vec(one, 0..6).prop_map(|calls| vec![Value::Array(calls)]),
+        1 => prop::collection::vec(value(), 0..3),
+        1 => prop::collection::vec(value(), 0..3).prop_map(|v| vec![Value::Array(v)]),
+    ]
+    .prop_map(|params| {
+        call_body(protocol::MULTICALL, &params)
             .unwrap()
             .into_bytes()
     })
@@ -308,7 +659,7 @@ fn apply(body: &mut Vec<u8>, m: &Mutation) {
 /// A valid call (mostly `receive_message`) after one to four mutations.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
     (
-        prop_oneof![3 => receive_call(), 1 => any_call()],
+        prop_oneof![3 => receive_call(), 1 => any_call(), 1 => ext_call(), 1 => batch()],
         prop::collection::vec(mutation(), 1..5),
     )
         .prop_map(|(mut body, ms)| {
@@ -328,6 +679,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         2 => non_string_params(),
         1 => prop::collection::vec(any::<u8>(), 0..300),
         4 => mutated(),
+        3 => ext_call(),
+        2 => batch(),
     ]
 }
 
@@ -335,6 +688,45 @@ proptest! {
     #[test]
     fn random_bodies_keep_state_and_answer_well(bodies in prop::collection::vec(body(), 1..24)) {
         run(&bodies);
+    }
+
+    #[test]
+    fn dxr_codec_answers_as_well(bodies in prop::collection::vec(body(), 1..12)) {
+        run_with(Codec::Dxr, &bodies);
+    }
+
+    #[test]
+    fn agreement_runs_among_noise(
+        noise in prop::collection::vec(body(), 0..12),
+        at in prop::collection::vec(any::<Index>(), 12),
+        order in text(),
+    ) {
+        // An OM(1) and an SM(1) run commanded by Q, each call at a random place in the noise:
+        // rounds are opened and refused by every peer, the decisions are taken.
+        let run = |m: &str, p: Vec<Value>| call_body(m, &p).unwrap().into_bytes();
+        let all = Value::Array(["P", "Q", "R", "S"].map(s).to_vec());
+        let start = |id: &str| {
+            vec![s(id), s("Q"), all.clone(), Value::Integer(1), Value::Integer(50), s("0")]
+        };
+        let session = vec![
+            run(ext::OM_START, start("r1")),
+            run(ext::OM_ORDER, vec![s("r1"), s(&order)]),
+            run(ext::OM_ROUND, vec![s("r1"), Value::Integer(1)]),
+            run(ext::OM_ROUND, vec![s("r1"), Value::Integer(2)]),
+            run(ext::OM_DECIDE, vec![s("r1")]),
+            run(ext::SM_START, start("r2")),
+            run(ext::SM_ORDER, vec![s("r2"), s(&order)]),
+            run(ext::SM_ROUND, vec![s("r2"), Value::Integer(1)]),
+            run(ext::SM_DECIDE, vec![s("r2")]),
+            run(ext::TRACE_EVENTS, vec![s("r1"), s("0")]),
+            run(ext::NODE_INFO, vec![]),
+        ];
+        let mut bodies = noise;
+        for (body, i) in session.into_iter().zip(&at) {
+            let k = i.index(bodies.len() + 1);
+            bodies.insert(k, body);
+        }
+        run_with(Codec::Fast, &bodies);
     }
 
     #[test]
@@ -551,9 +943,11 @@ fn regression_table() {
     assert_eq!(run(&all), expected_all);
 }
 
-/// The protocol's fault strings come back byte for byte.
+/// The protocol's fault strings come back byte for byte; what the node's logic forwards is
+/// refused, as the original's call to a node nobody runs.
 #[test]
 fn protocol_faults() {
+    let refused = "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused";
     let cases: &[(Vec<u8>, &str)] = &[
         (
             call("nope", &[]),
@@ -571,64 +965,155 @@ fn protocol_faults() {
             call("send_message", &["QQ", "x"]),
             "<class 'TypeError'>:ord() expected a character, but string of length 2 found",
         ),
+        (call("send_message", &["R", "attack"]), refused),
+        (call("send_message", &["Q", "attack"]), refused),
+        (call("send_message", &["Z", "attack"]), refused),
+        (PYTHON_SEND.into(), refused),
     ];
     for (body, fault) in cases {
-        let mut q = Node::new("Q", false);
-        let step = dispatch(&mut q, &Cluster::default(), body);
-        let Step::Reply {
-            result: Err(f),
-            print: None,
-        } = &step
-        else {
-            panic!("{step:?}")
-        };
-        assert_eq!(f, fault);
-        check_answer(&step, body);
+        let answer = offline("Q", false, Codec::Fast).respond(body);
+        let back = decode_response(&answer).unwrap();
+        let Err(f) = &back else { panic!("{back:?}") };
+        assert_eq!(f.string(), *fault);
+        assert_eq!(f.code(), protocol::FAULT_CODE);
     }
-    let garbage = dispatch(&mut Node::new("Q", false), &Cluster::default(), b"garbage<");
-    let Step::Reply { result: Err(f), .. } = garbage else {
-        panic!("{garbage:?}")
+    let answer = offline("Q", false, Codec::Fast).respond(b"garbage<");
+    let Err(f) = decode_response(&answer).unwrap() else {
+        panic!("{answer}")
     };
     assert!(
-        f.starts_with("<class 'xml.parsers.expat.ExpatError'>:"),
-        "{f}"
+        f.string()
+            .starts_with("<class 'xml.parsers.expat.ExpatError'>:"),
+        "{f:?}"
     );
 }
 
-/// The fuzz target's strict checks on every table entry, fuzz findings included: each reply
-/// comes back unchanged (a carriage return is written as `&#13;`), and no fault quotes more
-/// than 200 consecutive bytes of the body, except the unknown-method fault, which quotes the
-/// whole method name exactly as Python's does.
+/// What the fuzz target checks, on every table entry (fuzz findings included) for both of its
+/// nodes (loyal Q, faulty P) and both codecs: each answer comes back unchanged (a carriage
+/// return is written as `&#13;`), and no fault quotes more than 200 consecutive bytes of the
+/// body, except the unknown-method fault, which quotes the whole method name exactly as
+/// Python's does.
 #[test]
 fn strict_fuzz_properties() {
-    let mut failures = Vec::new();
     for (name, body, _) in table() {
-        let step = dispatch(&mut Node::new("Q", false), &Cluster::default(), &body);
-        let Step::Reply { result, .. } = &step else {
-            continue;
-        };
-        let back = decode_response(&reply_body(&step).unwrap()).unwrap();
-        match (result, back) {
-            (Ok(v), Ok(b)) if *v != b => failures.push(format!("{name}: {v:?} came back as {b:?}")),
-            (Err(f), Err(b)) => {
-                if f != b.string() {
-                    failures.push(format!("{name}: fault {f:?} came back as {:?}", b.string()));
-                }
-                let python_quotes_it = f.starts_with("<class 'Exception'>:method \"");
-                let quotes = !python_quotes_it
-                    && body.len() > 200
-                    && body
-                        .windows(201)
-                        .any(|w| f.as_bytes().windows(201).any(|x| x == w));
-                if quotes {
-                    failures.push(format!(
-                        "{name}: fault quotes 201+ bytes of the body: {f:?}"
-                    ));
-                }
+        for (node, faulty) in [("Q", false), ("P", true)] {
+            for codec in [Codec::Fast, Codec::Dxr] {
+                let run = std::panic::catch_unwind(|| {
+                    run_on(node, faulty, codec, std::slice::from_ref(&body))
+                });
+                assert!(run.is_ok(), "{name} on {node}, {codec:?}");
             }
-            (Ok(_), Ok(_)) => {}
-            (a, b) => failures.push(format!("{name}: {a:?} came back as {b:?}")),
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The original's run on the offline node: P, faulty, denies R and S and forwards to Q (refused
+/// here); the extensions answer; a batch stores its `receive_message` calls in order.
+#[test]
+fn extensions_and_batches() {
+    let p = offline("P", true, Codec::Fast);
+    let reply = |o: &Offline, m: &str, params: &[Value]| {
+        decode_response(&o.respond(call_body(m, params).unwrap().as_bytes())).unwrap()
+    };
+    assert_eq!(
+        reply(&p, protocol::SEND_MESSAGE, &[s("R"), s("attack")]),
+        Ok(Value::String(protocol::denied_reply("P", "R")))
+    );
+    let Err(f) = reply(&p, protocol::SEND_MESSAGE, &[s("Q"), s("attack")]) else {
+        panic!()
+    };
+    assert_eq!(
+        f.string(),
+        "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused"
+    );
+    let Ok(Value::Struct(info)) = reply(&p, ext::NODE_INFO, &[]) else {
+        panic!()
+    };
+    assert_eq!(info.get("name"), Some(&s("P")));
+
+    let q = offline("Q", false, Codec::Fast);
+    let one = |m: &str, params: Vec<Value>| {
+        Value::Struct(BTreeMap::from([
+            ("methodName".to_string(), s(m)),
+            ("params".to_string(), Value::Array(params)),
+        ]))
+    };
+    let batch = Value::Array(vec![
+        one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("retreat")]),
+        one(ext::OM_DECIDE, vec![s("none")]),
+        one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("attack")]),
+        one(protocol::RECEIVE_MESSAGE, vec![s("R"), s("attack")]),
+    ]);
+    let Ok(Value::Array(entries)) = reply(&q, protocol::MULTICALL, &[batch]) else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 4);
+    assert!(matches!(&entries[1], Value::Struct(m) if m.contains_key("faultString")));
+    assert_eq!(
+        q.node().messages(),
+        &HashMap::from([("P".into(), "attack".into()), ("R".into(), "attack".into())])
+    );
+    assert_eq!(reply(&q, protocol::FINALIZE_DECISION, &[]), Ok(s("attack")));
+
+    // An OM(1) run commanded by Q: round 1 sends to P, R and S, and every send is refused.
+    let all = Value::Array(["P", "Q", "R", "S"].map(s).to_vec());
+    let start = [
+        s("r1"),
+        s("Q"),
+        all,
+        Value::Integer(1),
+        Value::Integer(50),
+        s("0"),
+    ];
+    assert_eq!(reply(&q, ext::OM_START, &start), Ok(s(ext::OK)));
+    let Ok(Value::Struct(queued)) = reply(&q, ext::OM_ORDER, &[s("r1"), s("attack")]) else {
+        panic!()
+    };
+    assert_eq!(queued.get("queued"), Some(&Value::Integer(3)));
+    let Ok(Value::Struct(round)) = reply(&q, ext::OM_ROUND, &[s("r1"), Value::Integer(1)]) else {
+        panic!()
+    };
+    assert_eq!(round.get("sent"), Some(&Value::Integer(3)), "{round:?}");
+    assert_eq!(
+        round.get("delivered"),
+        Some(&Value::Integer(0)),
+        "{round:?}"
+    );
+    let Ok(Value::Struct(decided)) = reply(&q, ext::OM_DECIDE, &[s("r1")]) else {
+        panic!()
+    };
+    assert_eq!(decided.get("decision"), Some(&s("attack")));
+    let Ok(Value::Array(events)) = reply(&q, ext::TRACE_EVENTS, &[s("r1"), s("0")]) else {
+        panic!()
+    };
+    assert_eq!(events.len(), 3, "{events:?}");
+}
+
+/// Every seed of the fuzz target (`fuzz/seeds/dispatch/`: the first byte picks the node, bit
+/// 0, and the codec, bit 1) passes the target's checks and the model's.
+#[test]
+fn fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/dispatch");
+    let mut seeds = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let Some((&selector, body)) = data.split_first() else {
+            continue;
+        };
+        let (node, faulty) = if selector & 1 == 0 {
+            ("Q", false)
+        } else {
+            ("P", true)
+        };
+        let codec = if selector & 2 == 0 {
+            Codec::Fast
+        } else {
+            Codec::Dxr
+        };
+        let run = std::panic::catch_unwind(|| run_on(node, faulty, codec, &[body.to_vec()]));
+        assert!(run.is_ok(), "seed {}", path.display());
+        seeds += 1;
+    }
+    assert!(seeds >= 40, "{seeds} seeds in {}", dir.display());
 }

@@ -1,22 +1,27 @@
-//! Fuzz what the server runs for each request body: `generals::dispatch::dispatch`.
+//! Fuzz what the server runs for each request body: `generals::dispatch::respond` (decode,
+//! route through the node's method table, `system.multicall` and the extensions included,
+//! render), on a `dispatch::Offline` node whose peers are a port nobody listens on.
 //!
-//! Input: the first byte picks the node (even: loyal Q, odd: faulty P), the rest is the body.
-//! Checks, besides "no panic, no stack overflow, no unbounded allocation":
-//! - a `Reply` renders (`reply_body`) to a `methodResponse` that dxr (`peer::read_reply`, the
-//!   reader of every outgoing call) reads back to the same value, or to a fault with code 1
-//!   and the same string;
-//! - a `Forward` targets an `http://` URL;
-//! - every fault string starts with `<class '`;
+//! Input: the first byte picks the node (bit 0: loyal Q if 0, faulty P if 1) and the codec
+//! (bit 1: the fast reader and writer if 0, dxr's if 1); the rest is the body.
+//! Checks, besides "no panic, no stack overflow, no unbounded allocation, no timeout":
+//! - the answer reads back (`peer::read_reply`, dxr, the reader of every outgoing call) as a
+//!   value or a fault that the codec's writer renders to the same bytes;
+//! - every fault (alone, or an entry of a batch) has code 1 and a string that starts with
+//!   `<class '`;
 //! - a fault never quotes more than 200 consecutive bytes of the body (for bodies longer than
 //!   200 bytes, no 201-byte window of the body appears in the fault string), except the
-//!   unknown-method fault, which quotes the method name whole as Python's does.
+//!   unknown-method fault, which quotes the method name whole as Python's does;
+//! - nothing is reached: no round delivers a message, no SM start fetches another node's key
+//!   (a forwarded `send_message` is answered `ConnectionRefusedError`);
+//! - the node can still `finalize_decision` afterwards.
 #![no_main]
 
 use std::collections::HashSet;
 
-use generals::cluster::Cluster;
-use generals::dispatch::{dispatch, reply_body};
-use generals::node::{Node, Step};
+use dxr::{Fault, Value};
+use generals::dispatch::{Offline, render};
+use generals::methods::Codec;
 use generals::peer::read_reply as decode_response;
 use libfuzzer_sys::fuzz_target;
 
@@ -27,47 +32,64 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    let mut node = if selector % 2 == 0 {
-        Node::new("Q", false)
-    } else {
-        Node::new("P", true)
+    let (name, faulty) = match selector & 1 {
+        0 => ("Q", false),
+        _ => ("P", true),
     };
-    let cluster = Cluster::default();
-    let step = dispatch(&mut node, &cluster, body);
+    let codec = match selector & 2 {
+        0 => Codec::Fast,
+        _ => Codec::Dxr,
+    };
+    let node = Offline::new(name, faulty)
+        .expect("an offline node")
+        .with_codec(codec);
+    let answer = node.respond(body);
 
-    match &step {
-        Step::Forward(fwd) => {
-            assert!(
-                fwd.target.starts_with("http://"),
-                "forward target {:?}",
-                fwd.target
-            );
-            assert!(reply_body(&step).is_none());
-        }
-        Step::Reply { result, .. } => {
-            let rendered = reply_body(&step).expect("a reply renders");
-            let decoded = decode_response(&rendered)
-                .unwrap_or_else(|e| panic!("reply does not decode: {e}\n{rendered}"));
-            match (result, decoded) {
-                (Ok(value), Ok(back)) => assert_eq!(*value, back, "value round trip"),
-                (Err(fault), Err(back)) => {
-                    assert_eq!(back.code(), 1, "fault code");
-                    assert_eq!(fault, back.string(), "fault string round trip");
-                    check_fault(fault, body);
-                }
-                (sent, back) => panic!("reply changed kind: {sent:?} -> {back:?}"),
-            }
-        }
+    let back = decode_response(&answer)
+        .unwrap_or_else(|e| panic!("answer does not decode: {e}\n{answer}"));
+    assert_eq!(render(codec, back.clone()), answer, "round trip");
+    match &back {
+        Ok(value) => check_value(value, body),
+        Err(fault) => check_fault(fault, body),
     }
 
     // Whatever was stored must still finalize without panicking.
+    let node = node.node();
     let finalized = node.finalize_decision();
     if !node.is_faulty() && !node.messages().is_empty() {
         assert!(finalized.is_ok(), "{finalized:?}");
     }
 });
 
-fn check_fault(fault: &str, body: &[u8]) {
+/// Faults inside a batch's answer, and what says whether something was reached.
+fn check_value(value: &Value, body: &[u8]) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| check_value(v, body)),
+        Value::Struct(m) => {
+            if let (Some(Value::Integer(code)), Some(Value::String(text)), 2) =
+                (m.get("faultCode"), m.get("faultString"), m.len())
+            {
+                check_fault(&Fault::new(*code, text.clone()), body);
+            }
+            if let Some(delivered) = m.get("delivered") {
+                assert_eq!(
+                    delivered,
+                    &Value::Integer(0),
+                    "a round reached a peer: {m:?}"
+                );
+            }
+            if let (Some(Value::Integer(keys)), true) = (m.get("keys"), m.contains_key("nonce")) {
+                assert!(*keys <= 1, "an SM start fetched a peer's key: {m:?}");
+            }
+            m.values().for_each(|v| check_value(v, body));
+        }
+        _ => {}
+    }
+}
+
+fn check_fault(fault: &Fault, body: &[u8]) {
+    assert_eq!(fault.code(), 1, "fault code");
+    let fault = fault.string();
     assert!(fault.starts_with("<class '"), "fault string {fault:?}");
     // The unknown-method fault quotes the whole method name, exactly as Python's does.
     if fault.starts_with("<class 'Exception'>:method \"") {
