@@ -520,3 +520,31 @@ fn cluster_file_places_nodes_for_servers_and_client() {
     );
     let _ = std::fs::remove_file(&file);
 }
+
+/// Node-to-node and client calls go straight to the cluster's nodes: an `HTTP_PROXY` in the
+/// environment (here one where nothing listens) changes nothing.
+#[test]
+fn an_http_proxy_in_the_environment_is_not_used() {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRS".chars().map(|c| port_of(base, c)).collect();
+    let proxy = "http://127.0.0.1:9/";
+    let mut server = Command::new(server_bin());
+    server
+        .args(["--port-base", &base.to_string(), "--quiet"])
+        .env("HTTP_PROXY", proxy)
+        .env("http_proxy", proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let _server = Proc::spawn(server);
+    wait_ports(&ports);
+    let mut client = Command::new(client_bin());
+    client
+        .args(["--port-base", &base.to_string()])
+        .env("HTTP_PROXY", proxy)
+        .env("http_proxy", proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let (code, out, err) = run(client, Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Q sent decision 'attack' to R"), "{out}");
+}
