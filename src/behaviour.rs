@@ -12,8 +12,10 @@ pub const ATTACK: &str = "attack";
 /// The default order: what a missing message or a tie counts as.
 pub const RETREAT: &str = "retreat";
 
-/// A node's sending behaviour.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A node's sending behaviour. Read from a cluster file as its `--behaviour` text, parsed
+/// once there (`serde(try_from)`), so a bad one is refused with the file's line.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Behaviour {
     /// Sends what it should.
     #[default]
@@ -123,6 +125,14 @@ impl fmt::Display for Behaviour {
             Behaviour::Random => write!(f, "random"),
             Behaviour::Delay(d) => write!(f, "delay:{}", d.as_millis()),
         }
+    }
+}
+
+impl TryFrom<String> for Behaviour {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

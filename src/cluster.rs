@@ -282,9 +282,9 @@ pub struct NodeEntry {
     /// Faulty in the original's sense.
     #[serde(default)]
     pub faulty: bool,
-    /// Sending behaviour (`honest`, `flip`, `deny:R,S`, ...).
+    /// Sending behaviour (`honest`, `flip`, `deny:R,S`, ...), parsed as the file is read.
     #[serde(default)]
-    pub behaviour: Option<String>,
+    pub behaviour: Option<crate::behaviour::Behaviour>,
 }
 
 /// Why a cluster file cannot be used. Displayed as one line naming the file (when read from
@@ -329,14 +329,6 @@ pub enum ClusterFileProblem {
         /// The URL given.
         url: String,
     },
-    /// A behaviour that does not parse.
-    #[error("node {name}: {message}")]
-    BadBehaviour {
-        /// The node.
-        name: String,
-        /// Why it does not parse.
-        message: String,
-    },
 }
 
 impl ClusterFile {
@@ -370,13 +362,6 @@ impl ClusterFile {
                     url: n.url.clone(),
                 });
             }
-            if let Some(b) = &n.behaviour {
-                b.parse::<crate::behaviour::Behaviour>()
-                    .map_err(|message| ClusterFileProblem::BadBehaviour {
-                        name: n.name.clone(),
-                        message,
-                    })?;
-            }
         }
         Ok(file)
     }
@@ -399,7 +384,7 @@ impl ClusterFile {
     pub fn behaviours(&self) -> Vec<(String, crate::behaviour::Behaviour)> {
         self.nodes
             .iter()
-            .filter_map(|n| Some((n.name.clone(), n.behaviour.as_ref()?.parse().ok()?)))
+            .filter_map(|n| Some((n.name.clone(), n.behaviour.clone()?)))
             .collect()
     }
 
@@ -503,9 +488,10 @@ mod tests {
             problem("[[node]]\nname = \"P\"\nurl = \"nope\"\n"),
             P::BadUrl { name, .. } if name == "P"
         ));
+        // A behaviour is parsed as the file is read: the TOML error names its line.
         assert!(matches!(
             problem("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\nbehaviour = \"evil\"\n"),
-            P::BadBehaviour { name, .. } if name == "P"
+            P::Toml(m) if m.contains("evil") && m.contains("line 4")
         ));
         assert!(matches!(
             problem("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\ncolour = 1\n"),
