@@ -547,61 +547,26 @@ async fn read_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
-    let Some(length) = headers.get(header::CONTENT_LENGTH) else {
-        let refused = fault::python(
-            "ValueError",
-            "request has no Content-Length (chunked bodies are not accepted)",
-        );
-        let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
-        return Err(xml_response(Codec::Fast, answer, false, None));
-    };
-    let too_large = || {
-        plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body larger than {} bytes", limits.max_body),
-        )
-    };
-    let length = match length
-        .to_str()
-        .ok()
-        .and_then(|l| l.trim().parse::<u64>().ok())
-    {
-        Some(n) if n > limits.max_body as u64 => {
+    let length = match declared_length(limits, headers) {
+        Ok(length) => length,
+        Err(Refusal::Answer(r)) => return Err(*r),
+        Err(Refusal::TooLarge) => {
             // Lingering close: a caller still sending would get a reset, not this answer, if
             // the connection closed on its unread body (Python: `BrokenPipeError` at 8 MB).
             drain(body, limits.request_timeout.min(LINGER_TIME)).await;
-            let mut refused = too_large();
+            let mut refused = too_large(limits);
             refused
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return Err(refused);
         }
-        Some(n) => n as usize,
-        None => return Err(plain(StatusCode::BAD_REQUEST, "invalid Content-Length")),
     };
     let gzipped = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) == Some(b"gzip");
-    // What this body will hold: itself, and its decompressed form (at most the cap). Small
-    // plain bodies (every call of the original) are not counted: the connection cap bounds
-    // them, and callers trickling large bodies must not make them wait.
-    let holds = length + if gzipped { limits.max_body } else { 0 };
-    let held = if holds <= gate::SMALL_BODY {
-        None
-    } else {
-        budget.hold(holds, limits.request_timeout).await
-    };
-    if holds > gate::SMALL_BODY && held.is_none() {
-        return Err(plain(
-            StatusCode::REQUEST_TIMEOUT,
-            &format!(
-                "request bodies being handled hold {} bytes (server --max-buffered-bytes); try again",
-                budget.bytes()
-            ),
-        ));
-    };
+    let held = hold_room(limits, budget, length, gzipped).await?;
     let read = dxr_server::axum::body::to_bytes(body, limits.max_body);
     let bytes = match tokio::time::timeout(limits.request_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return Err(too_large()),
+        Ok(Err(_)) => return Err(too_large(limits)),
         Err(_) => {
             return Err(plain(
                 StatusCode::REQUEST_TIMEOUT,
@@ -619,6 +584,73 @@ async fn read_body(
             &format!(
                 "encoding {:?} not supported",
                 String::from_utf8_lossy(other)
+            ),
+        )),
+    }
+}
+
+/// Why a request's declared length refuses it.
+enum Refusal {
+    /// Over `--max-body`: answered 413 once the body has been drained.
+    TooLarge,
+    /// Any other answer, at once.
+    Answer(Box<Response<Body>>),
+}
+
+/// The body's `Content-Length`, within the cap: no length is a fault (as Python's server has
+/// no chunked reader), a bad one HTTP 400.
+fn declared_length(limits: &Limits, headers: &HeaderMap) -> Result<usize, Refusal> {
+    let Some(length) = headers.get(header::CONTENT_LENGTH) else {
+        let refused = fault::python(
+            "ValueError",
+            "request has no Content-Length (chunked bodies are not accepted)",
+        );
+        let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
+        let answer = xml_response(Codec::Fast, answer, false, None);
+        return Err(Refusal::Answer(Box::new(answer)));
+    };
+    match length
+        .to_str()
+        .ok()
+        .and_then(|l| l.trim().parse::<u64>().ok())
+    {
+        Some(n) if n > limits.max_body as u64 => Err(Refusal::TooLarge),
+        Some(n) => Ok(n as usize),
+        None => Err(Refusal::Answer(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            "invalid Content-Length",
+        )))),
+    }
+}
+
+fn too_large(limits: &Limits) -> Response<Body> {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("request body larger than {} bytes", limits.max_body),
+    )
+}
+
+/// Room in the process's body budget for a body of `length` bytes: itself, and its
+/// decompressed form (at most the cap) when gzipped. Small plain bodies (every call of the
+/// original) are not counted: the connection cap bounds them, and callers trickling large
+/// bodies must not make them wait. No room within the request timeout: HTTP 408.
+async fn hold_room(
+    limits: &Limits,
+    budget: &ByteBudget,
+    length: usize,
+    gzipped: bool,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Response<Body>> {
+    let holds = length + if gzipped { limits.max_body } else { 0 };
+    if holds <= gate::SMALL_BODY {
+        return Ok(None);
+    }
+    match budget.hold(holds, limits.request_timeout).await {
+        Some(permit) => Ok(Some(permit)),
+        None => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "request bodies being handled hold {} bytes (server --max-buffered-bytes); try again",
+                budget.bytes()
             ),
         )),
     }

@@ -425,6 +425,13 @@ const RESPONSE: &str = "methodResponse";
 
 /// One pass over the document, whose root must be `root`: the finished unmarshaller (method
 /// name, values, whether a fault was read).
+///
+/// Longer than the crate's other functions on purpose: it is one loop over quick-xml's
+/// events with one arm per event kind (each guard a few lines: depth, DOCTYPE, the root, the
+/// forbidden characters), the hot path of every request; split into functions, each arm would
+/// need the loop's whole state passed in, and the reader of a call would no longer be read
+/// top to bottom. `Unmarshaller::end` is the same for the element ends, as Python's
+/// `xmlrpc.client.Unmarshaller` has one dispatch table for them.
 fn parse(text: &str, root_name: &str) -> Result<Unmarshaller, DecodeError> {
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
