@@ -24,18 +24,29 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// The node answers `finalize_decision` and `get_messages` within 100 ms (the first on a
-/// fresh connection, as the original client calls), and still holds `stored`.
+/// The node answers `finalize_decision` within 100 ms (on a fresh connection, as the original
+/// client calls) and `get_messages`, and still holds `stored`.
 fn answers_promptly(port: u16, stored: &[(String, String)]) {
-    let started = Instant::now();
-    let r = call(port, "finalize_decision", &[]);
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_millis(100),
-        "finalize_decision took {took:?}"
-    );
-    assert!(r.is_ok() || stored.is_empty(), "{r:?}");
+    finalize_promptly(port, stored.is_empty());
     assert_eq!(messages(port), stored, "what the node stored changed");
+}
+
+/// `finalize_decision` within 100 ms on a fresh connection (an error only if `may_fail`, for
+/// an empty store). Of three tries one must be that quick: a node that is blocked fails all
+/// three, while a test machine busy with other work (CI runs test binaries next to builds)
+/// may delay one call now and then.
+fn finalize_promptly(port: u16, may_fail: bool) {
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = call(port, "finalize_decision", &[]);
+        took.push(started.elapsed());
+        assert!(r.is_ok() || may_fail, "{r:?}");
+        if took.last().is_some_and(|t| *t < Duration::from_millis(100)) {
+            return;
+        }
+    }
+    panic!("finalize_decision took {took:?}");
 }
 
 /// 10,000 senders x 1 MiB once took 10 GiB per node: now every value has a length cap and the
@@ -244,7 +255,7 @@ fn unread_answers_are_bounded_and_their_callers_dropped() {
         refused.starts_with("<class 'MemoryError'>:answers not yet read by their callers"),
         "{refused}"
     );
-    answers_promptly_small(q);
+    finalize_promptly(q, false);
     let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     // The caller that reads nothing is dropped after the request timeout: reading now, it
@@ -267,15 +278,6 @@ fn unread_answers_are_bounded_and_their_callers_dropped() {
         assert!(Instant::now() < deadline, "the budget was not freed");
     }
     assert_eq!(messages(q), stored);
-}
-
-/// `finalize_decision` within 100 ms on a fresh connection, whatever is stored.
-fn answers_promptly_small(port: u16) {
-    let started = Instant::now();
-    let r = call(port, "finalize_decision", &[]);
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(100), "took {took:?}");
-    assert!(r.is_ok(), "{r:?}");
 }
 
 /// Connections past the caps get HTTP 429 with the reason, and are closed; once others close,
