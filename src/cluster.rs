@@ -46,6 +46,15 @@ pub enum ClusterError {
         "node {0:?} has no port: the port rule needs a one-character name (or give --peer {0}=URL)"
     )]
     NoPort(String),
+    /// The port rule (or `--cluster-size`'s consecutive ports) puts this node outside
+    /// 0..65535.
+    #[error("node {name} would listen on port {port}, outside 0..65535")]
+    PortOutOfRange {
+        /// The node's name.
+        name: String,
+        /// The port the rule gives it.
+        port: i64,
+    },
 }
 
 impl Default for Cluster {
@@ -92,7 +101,10 @@ impl Cluster {
             let port = u16::try_from(i)
                 .ok()
                 .and_then(|i| self.port_base.checked_add(i))
-                .ok_or_else(|| ClusterError::NoPort(generated_name(i)))?;
+                .ok_or_else(|| ClusterError::PortOutOfRange {
+                    name: generated_name(i),
+                    port: i64::from(self.port_base) + i64::try_from(i).unwrap_or(i64::MAX),
+                })?;
             let url = format!("http://{}:{port}/", self.host);
             self.peers.insert(generated_name(i), url);
         }
@@ -155,8 +167,11 @@ impl Cluster {
             return Ok(port);
         }
         match rule_port(self.port_base, name) {
-            Ok(p) if (0..=i64::from(u16::MAX)).contains(&p) => Ok(p as u16),
-            _ => Err(ClusterError::NoPort(name.to_string())),
+            Ok(p) => u16::try_from(p).map_err(|_| ClusterError::PortOutOfRange {
+                name: name.to_string(),
+                port: p,
+            }),
+            Err(_) => Err(ClusterError::NoPort(name.to_string())),
         }
     }
 

@@ -50,6 +50,28 @@ pub enum ClientError {
     /// `--focus` names a node outside the run.
     #[error("--focus {0}: no such node in this run")]
     Focus(String),
+    /// `--commander` names a node outside the run.
+    #[error(
+        "--commander {name}: not one of the nodes taking part ({nodes}); pick one of them, or add it to --nodes"
+    )]
+    Commander {
+        /// The name given.
+        name: String,
+        /// The nodes taking part, listed.
+        nodes: String,
+    },
+    /// A file asked for cannot be written (checked before the run).
+    #[error("{flag} {}: cannot write there: {error}{hint}", path.display())]
+    Unwritable {
+        /// The flag, e.g. `--svg`.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+        /// What to do, if there is a usual fix (starts with "; ").
+        hint: String,
+    },
     /// `--tree` cannot be drawn from the run's calls.
     #[error("--tree {node}: {error}")]
     Tree {
@@ -58,6 +80,28 @@ pub enum ClientError {
         /// Why.
         error: String,
     },
+}
+
+impl ClientError {
+    /// Whether this is standard output closed by its reader (`client | head`): the lines
+    /// written so far are all that was wanted, so the program ends quietly, status 0.
+    pub fn is_closed_stdout(&self) -> bool {
+        matches!(self, ClientError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// `print!` that ends the command with [`ClientError::Output`] instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout(), $($arg)*).map_err(ClientError::Output)?
+    };
+}
+
+/// `println!` that ends the command with [`ClientError::Output`] instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*).map_err(ClientError::Output)?
+    };
 }
 
 /// Run what the command line asks for; the exit code.
@@ -78,6 +122,7 @@ pub async fn original(
 ) -> Result<u8, ClientError> {
     let since_us = trace::now_us();
     let Topology { cluster, nodes, .. } = c.resolve(&Roles::default())?;
+    check_pictures(pictures, &nodes)?;
     let peers = Peers::new(c.rpc_timeout())?;
     let opts = Options {
         nodes,
@@ -130,9 +175,42 @@ pub async fn agreement(
     let since_us = trace::now_us();
     let Topology { cluster, nodes, .. } = a.cluster.resolve(&Roles::default())?;
     let commander = match &a.commander {
+        Some(c) if !nodes.contains(c) => {
+            return Err(ClientError::Commander {
+                name: c.clone(),
+                nodes: nodes.join(", "),
+            });
+        }
         Some(c) => c.clone(),
         None => nodes.first().cloned().ok_or(ClientError::NoNodes)?,
     };
+    check_pictures(&a.pictures, &nodes)?;
+    if let Some(node) = &tree.tree {
+        let error = if !nodes.contains(node) {
+            Some(format!(
+                "not one of the nodes taking part ({}); name a lieutenant",
+                nodes.join(", ")
+            ))
+        } else if *node == commander {
+            let lieutenants: Vec<&str> = nodes
+                .iter()
+                .filter(|n| **n != commander)
+                .map(String::as_str)
+                .collect();
+            Some(format!(
+                "the commander has no tree (it only gives the order); name a lieutenant: {}",
+                lieutenants.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            return Err(ClientError::Tree {
+                node: node.clone(),
+                error,
+            });
+        }
+    }
     let opts = RunOptions {
         protocol,
         m: a.m,
@@ -150,9 +228,9 @@ pub async fn agreement(
         eprintln!("error: node {} ({}): {}", u.node, u.url, u.error);
     }
     if a.json {
-        println!("{}", outcome.to_json());
+        outln!("{}", outcome.to_json());
     } else {
-        print!("{}", outcome.human());
+        out!("{}", outcome.human());
     }
     let mut decisions = outcome.decisions.clone();
     decisions.extend(outcome.traitor_decisions.clone());
@@ -206,7 +284,7 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
     };
     let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
     let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
-    println!(
+    outln!(
         "exploring {}({}) with n={} ({}): up to {} traitor(s), behaviours {}, orders {}; {total} cases, seed {seed}",
         e.protocol.name().to_uppercase(),
         e.m,
@@ -218,14 +296,14 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
     );
     let started = Instant::now();
     let summary = explore::explore(&e, progress_bar(std::io::stderr().is_terminal())).await?;
-    println!("cases run   {:>6}", summary.cases);
-    println!("IC1 held    {:>6}", summary.ic1_held);
-    println!("IC2 held    {:>6}", summary.ic2_held);
-    println!("void        {:>6}", summary.void);
-    println!("time        {:>6.2} s", started.elapsed().as_secs_f64());
+    outln!("cases run   {:>6}", summary.cases);
+    outln!("IC1 held    {:>6}", summary.ic1_held);
+    outln!("IC2 held    {:>6}", summary.ic2_held);
+    outln!("void        {:>6}", summary.void);
+    outln!("time        {:>6.2} s", started.elapsed().as_secs_f64());
     Ok(match &summary.counterexample {
         None if summary.void > 0 => {
-            println!(
+            outln!(
                 "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
                  show nothing; try a longer --round-timeout-ms",
                 summary.void
@@ -233,12 +311,12 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
             3
         }
         None => {
-            println!("no counterexample: every case satisfies IC1 and IC2");
+            outln!("no counterexample: every case satisfies IC1 and IC2");
             0
         }
         Some((case, outcome)) => {
-            println!("first counterexample: {case}");
-            print!("{}", outcome.human());
+            outln!("first counterexample: {case}");
+            out!("{}", outcome.human());
             1
         }
     })
@@ -324,13 +402,6 @@ impl Outputs<'_> {
         if !p.any() {
             return Ok(());
         }
-        if let Some(f) = p
-            .focus
-            .as_deref()
-            .filter(|f| !self.nodes.iter().any(|n| n == f))
-        {
-            return Err(ClientError::Focus(f.to_string()));
-        }
         let (events, errors) =
             trace::gather(self.cluster, self.peers, self.nodes, drawn.run, since_us).await;
         for (node, e) in errors {
@@ -362,12 +433,80 @@ impl Outputs<'_> {
             write(path, svg)?;
         }
         if p.mermaid {
-            print!(
+            out!(
                 "{}",
                 picture::mermaid(self.nodes, &events, &drawn.traitors, &drawn.decisions)
             );
         }
         Ok(())
+    }
+}
+
+/// What can be checked of the pictures before a run: `--focus` is a node of it, and the files
+/// can be written (so a run is not wasted on a path that cannot take its picture).
+fn check_pictures(p: &PictureArgs, nodes: &[String]) -> Result<(), ClientError> {
+    if let Some(f) = p.focus.as_deref().filter(|f| !nodes.iter().any(|n| n == f)) {
+        return Err(ClientError::Focus(f.to_string()));
+    }
+    for (flag, path) in [("--trace", &p.trace), ("--svg", &p.svg)] {
+        if let Some(path) = path {
+            writable(path).map_err(|(error, hint)| ClientError::Unwritable {
+                flag,
+                path: path.clone(),
+                error,
+                hint,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` can be written, without changing it: an existing file is opened for
+/// appending, a new one is probed by creating (and removing) a file beside it. The error and
+/// a hint.
+fn writable(path: &std::path::Path) -> Result<(), (std::io::Error, String)> {
+    use std::io::ErrorKind;
+    if path.is_dir() {
+        return Err((
+            std::io::Error::other("it is a directory"),
+            "; give a file name".into(),
+        ));
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| (e, "; the file is not writable: pick another path".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let probe = dir.join(format!(".generals-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => {
+            let hint = match e.kind() {
+                ErrorKind::NotFound if !dir.exists() => format!(
+                    "; the directory {} does not exist: create it or pick another path",
+                    dir.display()
+                ),
+                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
+                    "; the directory {} is not writable: pick another path",
+                    dir.display()
+                ),
+                _ => String::new(),
+            };
+            Err((e, hint))
+        }
     }
 }
 

@@ -147,14 +147,14 @@ pub enum ServerError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// The listener could not be bound (port in use, address not local...).
-    #[error("cannot bind node {name} on {addr}: {source}")]
+    #[error("cannot bind node {name} on {addr}: {error}{}", bind_hint(error))]
     Bind {
         /// The node.
         name: String,
         /// host:port tried.
         addr: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (shown once, in this message: not a `source`).
+        error: std::io::Error,
     },
     /// The outgoing HTTP client could not be built.
     #[error("{0}")]
@@ -234,11 +234,27 @@ async fn listen(name: &str, host: &str, port: u16) -> Result<TcpListener, Server
     let addr = format!("{host}:{port}");
     TcpListener::bind(&addr)
         .await
-        .map_err(|source| ServerError::Bind {
+        .map_err(|error| ServerError::Bind {
             name: name.to_string(),
             addr,
-            source,
+            error,
         })
+}
+
+/// What to do about a bind error, where there is a usual fix.
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; is another server running? stop it, or pick another --port-base"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; --host must be an address of this machine (or 0.0.0.0)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: pick a --port-base of 1024 or more"
+        }
+        _ => "",
+    }
 }
 
 /// The node states for `config.nodes`, served on `listeners` (same order).

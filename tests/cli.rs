@@ -200,6 +200,188 @@ fn peer_option_places_a_node_anywhere() {
     );
 }
 
+/// Listeners on the nodes' ports, to see afterwards whether anything was called.
+struct Watch(Vec<std::net::TcpListener>);
+
+impl Watch {
+    fn ports(base: u16) -> Watch {
+        let listeners = (0..6)
+            .map(|i| {
+                let l = std::net::TcpListener::bind(("127.0.0.1", base + i)).unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        Watch(listeners)
+    }
+
+    fn contacted(&self) -> bool {
+        self.0.iter().any(|l| l.accept().is_ok())
+    }
+}
+
+/// Every input error is refused before anything runs: exit 2, one line saying what is wrong
+/// and what to do; no node is called (listeners on the ports see no connection), no server
+/// binds, no file is written. One row per input.
+#[test]
+fn input_errors_are_refused_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("generals-cli-inputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("x.svg");
+    let svg = svg.to_str().unwrap();
+    let missing = dir.join("no-such-dir").join("x.svg");
+    let missing = missing.to_str().unwrap();
+    let missing_dir = dir.join("no-such-dir");
+    let base = port_base();
+    let b = base.to_string();
+    let watch = Watch::ports(base);
+    let d = dir.to_str().unwrap();
+    let cases: &[(&str, &[&str], String)] = &[
+        (
+            "server",
+            &["--port-base", "65534"],
+            "server: --port-base 65534: node R would listen on port 65536, past 65535; lower \
+             --port-base to 65532 or less (or place R with --peer R=URL)"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", "65534"],
+            "client: --port-base 65534: node R would listen on port 65536, past 65535; lower \
+             --port-base to 65532 or less (or place R with --peer R=URL)"
+                .into(),
+        ),
+        (
+            "server",
+            &["--port-base", &b, "--nodes", "Q,Q"],
+            "server: --nodes: Q is listed twice; name each node once".into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "--nodes", "P,Q,P"],
+            "client: --nodes: P is listed twice; name each node once".into(),
+        ),
+        (
+            "server",
+            &["--port-base", &b, "--cluster-size", "0"],
+            "error: invalid value '0' for '--cluster-size <N>': must be at least 1".into(),
+        ),
+        (
+            "server",
+            &["--port-base", &b, "--nodes", "p,q"],
+            "server: --nodes: p is not a node of this cluster (P, Q, R, S); names are \
+             case-sensitive: did you mean P?"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "--nodes", "T"],
+            "client: --nodes: T is not a node of this cluster (P, Q, R, S); place it with \
+             --peer T=URL, or use --cluster-size N for nodes N0..N{N-1}"
+                .into(),
+        ),
+        (
+            "server",
+            &["--port-base", &b, "--faulty", "X"],
+            "server: --faulty: X is not a node of this cluster (P, Q, R, S); name one of its \
+             nodes"
+                .into(),
+        ),
+        (
+            "server",
+            &["--port-base", &b, "--behaviour", "X=flip"],
+            "server: --behaviour: X is not a node of this cluster (P, Q, R, S); name one of \
+             its nodes"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "om", "--commander", "X"],
+            "client: --commander X: not one of the nodes taking part (P, Q, R, S); pick one of \
+             them, or add it to --nodes"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "om", "--tree", "X", "--svg", svg],
+            "client: --tree X: not one of the nodes taking part (P, Q, R, S); name a lieutenant"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "om", "--tree", "P", "--svg", svg],
+            "client: --tree P: the commander has no tree (it only gives the order); name a \
+             lieutenant: Q, R, S"
+                .into(),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "--svg", missing],
+            format!(
+                "client: --svg {missing}: cannot write there: No such file or directory (os \
+                 error 2); the directory {} does not exist: create it or pick another path",
+                missing_dir.display()
+            ),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "om", "--trace", missing],
+            format!(
+                "client: --trace {missing}: cannot write there: No such file or directory (os \
+                 error 2); the directory {} does not exist: create it or pick another path",
+                missing_dir.display()
+            ),
+        ),
+        (
+            "client",
+            &["--port-base", &b, "--svg", d],
+            format!("client: --svg {d}: cannot write there: it is a directory; give a file name"),
+        ),
+    ];
+    for (bin, args, expected) in cases {
+        let mut cmd = Command::new(if *bin == "server" {
+            server_bin()
+        } else {
+            client_bin()
+        });
+        cmd.args(*args);
+        let (code, out, err) = run(cmd, Duration::from_secs(20));
+        assert_eq!(code, 2, "{bin} {args:?}: {out}{err}");
+        assert_eq!(out, "", "{bin} {args:?}");
+        assert!(
+            err.starts_with(expected.as_str()),
+            "{bin} {args:?}:\n{err}\nexpected:\n{expected}"
+        );
+        assert!(!watch.contacted(), "{bin} {args:?} called a node");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `client | head`: once the reader is gone, the client stops quietly, status 0.
+#[test]
+fn a_closed_stdout_ends_the_client_quietly() {
+    let cluster = Cluster::rust(&[]);
+    for args in [&[][..], &["om", "-m", "1", "--json"]] {
+        let mut cmd = Command::new(client_bin());
+        cmd.args(["--port-base", &cluster.base.to_string()])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Nobody reads: the first line written meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "client {args:?}: {err}");
+        assert_eq!(err, "", "client {args:?}");
+    }
+}
+
 #[test]
 fn port_in_use_is_one_line_and_exit_1() {
     let base = port_base();
@@ -218,6 +400,16 @@ fn port_in_use_is_one_line_and_exit_1() {
         err.to_lowercase().contains("address already in use"),
         "{err}"
     );
+    // The OS text once, and the usual fix.
+    assert_eq!(
+        err.to_lowercase().matches("address already in use").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.ends_with("; is another server running? stop it, or pick another --port-base\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -228,8 +420,8 @@ fn bad_arguments_are_clear_errors() {
     let mut cmd = Command::new(server_bin());
     cmd.args(["--nodes", "QQ", "--port-base", &port_base().to_string()]);
     let (code, _, err) = run(cmd, Duration::from_secs(20));
-    assert_eq!(code, 1);
-    assert!(err.contains("one-character name"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.contains("QQ is not a node of this cluster"), "{err}");
 }
 
 /// `--help` is the manual: every option clap knows, of each binary and each subcommand, is in

@@ -20,6 +20,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse_checked();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        // `client | head`: the reader has every line it wanted.
+        Err(e)
+            if e.downcast_ref::<report::ClientError>()
+                .is_some_and(report::ClientError::is_closed_stdout) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("client: {e:#}");
             ExitCode::from(2)

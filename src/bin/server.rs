@@ -42,7 +42,15 @@ async fn serve(args: ServerArgs) -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match run(args).await {
+    // Bad arguments: exit 2, before anything is bound (as clap's own errors).
+    let config = match args.config().and_then(|c| cli::exposed(&c).map(|e| (c, e))) {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server: {e:#}");
@@ -51,9 +59,8 @@ async fn serve(args: ServerArgs) -> ExitCode {
     }
 }
 
-async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    if let Some(bind) = cli::exposed(&config)? {
+async fn run((config, exposed): (server::Config, Option<String>)) -> anyhow::Result<()> {
+    if let Some(bind) = exposed {
         eprintln!(
             "server: warning: binding {bind} exposes XML-RPC without authentication to the network"
         );

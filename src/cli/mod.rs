@@ -44,7 +44,7 @@ pub struct ClusterArgs {
     pub nodes: Option<String>,
     /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base (for
     /// clusters larger than P..S). Without --nodes, all of them take part.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub cluster_size: Option<usize>,
     /// A cluster file (TOML): every node's name, URL, faulty flag and behaviour, in order; each
     /// host runs `server --cluster FILE --nodes ITS_NODES`, a client finds every node in it.
@@ -106,6 +106,51 @@ pub enum CliError {
     /// The cluster file cannot be read or is not a cluster file.
     #[error("--cluster: {0}")]
     ClusterFile(#[from] crate::cluster::ClusterFileError),
+    /// The port rule puts a node taking part outside 0..65535.
+    #[error(
+        "--port-base {base}: node {name} would listen on port {port}, {}; {} (or place {name} \
+         with --peer {name}=URL)",
+        if *port < 0 { "below 0" } else { "past 65535" },
+        match fix { Some(b) if *port < 0 => format!("raise --port-base to {b} or more"),
+                    Some(b) => format!("lower --port-base to {b} or less"),
+                    None => "no --port-base places every node".to_string() }
+    )]
+    PortBase {
+        /// `--port-base` (or its default).
+        base: u16,
+        /// The first node out of range.
+        name: String,
+        /// The port the rule gives it.
+        port: i64,
+        /// A `--port-base` that places every node taking part, if there is one.
+        fix: Option<u16>,
+    },
+    /// A flag names no node at all.
+    #[error("{flag}: no node named; give at least one (e.g. {flag} P,Q)")]
+    NoNodes {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// A flag names the same node twice.
+    #[error("{flag}: {name} is listed twice; name each node once")]
+    Twice {
+        /// The flag.
+        flag: &'static str,
+        /// The node.
+        name: String,
+    },
+    /// A flag names a node the cluster does not have.
+    #[error("{flag}: {name} is not a node of this cluster ({members}); {hint}")]
+    NotANode {
+        /// The flag.
+        flag: &'static str,
+        /// The name given.
+        name: String,
+        /// The cluster's nodes, listed.
+        members: String,
+        /// What to do.
+        hint: String,
+    },
 }
 
 fn flag(flag: &'static str) -> impl FnOnce(ClusterError) -> CliError {
@@ -145,7 +190,16 @@ impl ClusterArgs {
         if let Some(size) = self.cluster_size {
             cluster = cluster
                 .with_cluster_size(size)
-                .map_err(flag("--cluster-size"))?;
+                .map_err(|error| match error {
+                    // Consecutive ports from the base: the last one is base + size - 1.
+                    ClusterError::PortOutOfRange { name, port } => CliError::PortBase {
+                        base: self.port_base(),
+                        name,
+                        port,
+                        fix: u16::try_from(size - 1).ok().map(|last| u16::MAX - last),
+                    },
+                    error => flag("--cluster-size")(error),
+                })?;
         }
         let file = match &self.cluster {
             Some(path) => Some(ClusterFile::load(path).map_err(CliError::ClusterFile)?),
@@ -175,6 +229,15 @@ impl ClusterArgs {
             .map(ClusterFile::behaviours)
             .unwrap_or_default();
         behaviours.extend(roles.behaviours.iter().cloned());
+        check_nodes(&cluster, &nodes, self.port_base())?;
+        if let Some(list) = &roles.faulty {
+            for name in parse_names(list) {
+                one_of(&cluster, "--faulty", &name, false)?;
+            }
+        }
+        for (name, _) in &roles.behaviours {
+            one_of(&cluster, "--behaviour", name, false)?;
+        }
         Ok(Topology {
             cluster: cluster.with_known(&nodes),
             nodes,
@@ -184,11 +247,112 @@ impl ClusterArgs {
     }
 }
 
+/// The nodes taking part: at least one, each once, each a node of the cluster with a port.
+fn check_nodes(cluster: &Cluster, nodes: &[String], base: u16) -> Result<(), CliError> {
+    if nodes.is_empty() {
+        return Err(CliError::NoNodes { flag: "--nodes" });
+    }
+    for (i, name) in nodes.iter().enumerate() {
+        if nodes[..i].contains(name) {
+            return Err(CliError::Twice {
+                flag: "--nodes",
+                name: name.clone(),
+            });
+        }
+        one_of(cluster, "--nodes", name, true)?;
+    }
+    // Ports out of range: the first such node, and the base that would place every node.
+    let mut offsets = Vec::new();
+    let mut first = None;
+    for name in nodes {
+        match cluster.listen_port(name) {
+            Ok(port) => offsets.push(i64::from(port) - i64::from(base)),
+            Err(ClusterError::PortOutOfRange { name, port }) => {
+                offsets.push(port - i64::from(base));
+                first.get_or_insert((name, port));
+            }
+            Err(error) => {
+                return Err(CliError::Cluster {
+                    flag: "--nodes",
+                    error,
+                });
+            }
+        }
+    }
+    let Some((name, port)) = first else {
+        return Ok(());
+    };
+    let (lo, hi) = (
+        offsets.iter().copied().min().unwrap_or(0),
+        offsets.iter().copied().max().unwrap_or(0),
+    );
+    let fix = if port < 0 {
+        -lo
+    } else {
+        i64::from(u16::MAX) - hi
+    };
+    Err(CliError::PortBase {
+        base,
+        name,
+        port,
+        fix: u16::try_from(fix).ok().filter(|b| i64::from(*b) + lo >= 0),
+    })
+}
+
+/// `name` is a node of the cluster, else the error for `flag`, with the likely fix.
+fn one_of(
+    cluster: &Cluster,
+    flag: &'static str,
+    name: &str,
+    placeable: bool,
+) -> Result<(), CliError> {
+    if cluster.knows(name) {
+        return Ok(());
+    }
+    let members = cluster.members();
+    let listed = if members.len() <= 8 {
+        members.join(", ")
+    } else {
+        format!(
+            "{}, ..., {}",
+            members[..4].join(", "),
+            members[members.len() - 1]
+        )
+    };
+    let upper = name.to_uppercase();
+    let hint = if upper != name && cluster.knows(&upper) {
+        format!("names are case-sensitive: did you mean {upper}?")
+    } else if placeable {
+        format!("place it with --peer {name}=URL, or use --cluster-size N for nodes N0..N{{N-1}}")
+    } else {
+        "name one of its nodes".to_string()
+    };
+    Err(CliError::NotANode {
+        flag,
+        name: name.to_string(),
+        members: if listed.is_empty() {
+            "none".into()
+        } else {
+            listed
+        },
+        hint,
+    })
+}
+
 /// A positive number of seconds (`--rpc-timeout 0.5`), as a clap value parser.
 pub fn seconds(arg: &str) -> Result<Duration, String> {
     match seconds_or_zero(arg)? {
         d if d.is_zero() => Err(format!("must be a positive number of seconds, got {arg}")),
         d => Ok(d),
+    }
+}
+
+/// A count of at least 1 (`--cluster-size`), as a clap value parser.
+pub fn positive(arg: &str) -> Result<usize, String> {
+    match arg.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (a cluster of N nodes N0..N{N-1})".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("must be a whole number of nodes, got {arg}")),
     }
 }
 
@@ -240,6 +404,7 @@ mod tests {
         let t = args(|a| {
             a.cluster = Some(file.clone());
             a.nodes = Some("B,T".into());
+            a.peers = vec!["T=http://127.0.0.1:9002/".into()];
         })
         .resolve(&Roles {
             faulty: Some(String::new()),
@@ -272,6 +437,83 @@ mod tests {
         assert!(e.to_string().starts_with("--cluster: reading"), "{e}");
     }
 
+    /// One row per input refused before anything runs: the flags, what the message starts with.
+    #[test]
+    fn names_and_ports_are_checked_against_the_cluster() {
+        let faulty = |list: &str| Roles {
+            faulty: Some(list.into()),
+            ..Roles::default()
+        };
+        let flip = |name: &str| Roles {
+            behaviours: vec![(name.into(), Behaviour::Flip)],
+            ..Roles::default()
+        };
+        let none = Roles::default();
+        for (a, roles, expected) in [
+            (
+                args(|a| a.nodes = Some("P,Q,P".into())),
+                &none,
+                "--nodes: P is listed twice",
+            ),
+            (
+                args(|a| a.nodes = Some(",".into())),
+                &none,
+                "--nodes: no node named",
+            ),
+            (
+                args(|a| a.nodes = Some("p,q".into())),
+                &none,
+                "--nodes: p is not a node of this cluster (P, Q, R, S); names are case-sensitive: did you mean P?",
+            ),
+            (
+                args(|a| a.nodes = Some("T".into())),
+                &none,
+                "--nodes: T is not a node of this cluster (P, Q, R, S); place it with --peer T=URL",
+            ),
+            (
+                ClusterArgs::default(),
+                &faulty("P,X"),
+                "--faulty: X is not a node",
+            ),
+            (
+                ClusterArgs::default(),
+                &flip("X"),
+                "--behaviour: X is not a node",
+            ),
+            (
+                args(|a| a.cluster_size = Some(3)),
+                &faulty("P"),
+                "--faulty: P is not a node of this cluster (N0, N1, N2)",
+            ),
+            (
+                args(|a| a.port_base = Some(65534)),
+                &none,
+                "--port-base 65534: node R would listen on port 65536, past 65535; lower \
+                 --port-base to 65532 or less",
+            ),
+            (
+                args(|a| {
+                    a.port_base = Some(65533);
+                    a.cluster_size = Some(5);
+                }),
+                &none,
+                "--port-base 65533: node N3 would listen on port 65536, past 65535; lower \
+                 --port-base to 65531 or less",
+            ),
+        ] {
+            let e = a.resolve(roles).unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{e}");
+        }
+        // Nodes placed by --peer, the default faulty P of a generated cluster: accepted.
+        let t = args(|a| {
+            a.nodes = Some("P,T".into());
+            a.peers = vec!["T=http://127.0.0.1:9000/".into()];
+        });
+        assert!(t.resolve(&none).is_ok());
+        assert!(args(|a| a.cluster_size = Some(3)).resolve(&none).is_ok());
+        assert!(args(|a| a.port_base = Some(65532)).resolve(&none).is_ok());
+    }
+
     #[test]
     fn flags_after_a_subcommand_win_and_peers_add_up() {
         let before = args(|a| {
@@ -298,5 +540,7 @@ mod tests {
             assert!(seconds(bad).is_err(), "{bad}");
         }
         assert_eq!(seconds_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(positive("3"), Ok(3));
+        assert!(positive("0").unwrap_err().contains("at least 1"));
     }
 }
