@@ -6,7 +6,7 @@
 //! Why a front of our own rather than `dxr_server::server`'s: that one answers an unknown
 //! method with fault 404, a bad body with fault 400 quoting the whole body, and a missing
 //! Content-Length with HTTP 411, and has no hook for a fallback; the original answers all of
-//! these with fault code 1 and `<class '...'>` strings (PROTOCOL.md). The handlers and the map
+//! these with fault code 1 and `<class '...'>` strings (docs/protocol.md). The handlers and the map
 //! are dxr_server's ([`methods`]); decoding, routing and rendering are here.
 
 use std::sync::{Arc, MutexGuard};

@@ -1,6 +1,6 @@
 //! Every string the original simulation puts on the wire or on the console, in one place.
 //!
-//! The original is `server.py` / `client.py` (see `PROTOCOL.md` in the shared docs). Each
+//! The original is `server.py` / `client.py` (see `docs/protocol.md`). Each
 //! constant or function here reproduces one observed string byte for byte, so the protocol can
 //! be read (and reviewed against the original) without reading any other module. Extensions of
 //! ours are marked as such.

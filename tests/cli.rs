@@ -740,3 +740,133 @@ fn an_http_proxy_in_the_environment_is_not_used() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Q sent decision 'attack' to R"), "{out}");
 }
+
+/// The options a `--help` lists, each as its forms (`-m, --m <M>` is `["-m", "--m"]`), but
+/// `--help` and `--version`, which every binary has. An option line is indented by 2 to 6
+/// spaces and starts with `-` and a letter; descriptions are indented further.
+fn help_options(help: &str) -> Vec<Vec<String>> {
+    help.lines()
+        .filter(|l| {
+            let indent = l.len() - l.trim_start().len();
+            let t = l.trim_start().as_bytes();
+            (2..=6).contains(&indent) && t.len() > 1 && t[0] == b'-' && t[1] != b' '
+        })
+        .map(|l| {
+            let head = l.trim_start().split("  ").next().unwrap();
+            head.split([',', ' '])
+                .filter(|w| w.starts_with('-'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|forms| !forms.iter().any(|f| f == "--help" || f == "--version"))
+        .collect()
+}
+
+/// The flags a README summary entry names: every word starting with `-`, brackets stripped.
+fn summary_flags(entry: &str) -> std::collections::BTreeSet<String> {
+    entry
+        .split_whitespace()
+        .map(|w| w.trim_start_matches('['))
+        .filter(|w| w.starts_with('-') && w.len() > 1)
+        .map(|w| w.trim_end_matches([']', '.']).to_string())
+        .collect()
+}
+
+/// The README's summary of the binaries ("The binaries": the code blocks of that section) and
+/// each binary's `--help`, subcommands included, name the same options: an option missing from
+/// either side, or a command without a summary, fails the test by name. A summary entry starts
+/// with its command (`server`, `client`, `client [WHERE] om`, `loadgen`) and goes on over the
+/// indented lines below it; `[WHERE]` stands for the `WHERE` entry's flags.
+#[test]
+fn readme_summary_and_help_name_the_same_options() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## The binaries\n")
+        .nth(1)
+        .expect("README has a section \"## The binaries\"");
+    let section = section.split("\n## ").next().unwrap();
+    // Entries keyed by (binary, subcommand), WHERE under ("WHERE", "").
+    let mut entries: Vec<((String, String), String)> = Vec::new();
+    let mut fenced = false;
+    for line in section.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with(' ') {
+            let last = entries
+                .last_mut()
+                .expect("a summary line before any command");
+            last.1.push(' ');
+            last.1.push_str(line);
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let bin = words.next().unwrap().to_string();
+        let rest: Vec<&str> = words.collect();
+        let sub = rest
+            .iter()
+            .find(|w| **w != "[WHERE]")
+            .filter(|w| !w.starts_with(['[', '-']))
+            .map_or(String::new(), |w| w.to_string());
+        entries.push(((bin, sub), rest.join(" ")));
+    }
+    let where_flags = entries
+        .iter()
+        .find(|((bin, _), _)| bin == "WHERE")
+        .map(|(_, text)| summary_flags(text))
+        .expect("README summary defines WHERE");
+
+    let mut commands = vec![
+        (server_bin(), "server", String::new()),
+        (client_bin(), "client", String::new()),
+        (env!("CARGO_BIN_EXE_loadgen"), "loadgen", String::new()),
+    ];
+    for sub in generals::cli::client::Cli::command().get_subcommands() {
+        commands.push((client_bin(), "client", sub.get_name().to_string()));
+    }
+    let mut problems = Vec::new();
+    for (path, bin, sub) in &commands {
+        let place = format!("{bin} {sub}").trim().to_string();
+        let Some((_, text)) = entries.iter().find(|((b, s), _)| b == bin && s == sub) else {
+            problems.push(format!("`{place}` has no entry in the README's summary"));
+            continue;
+        };
+        let mut readme_flags = summary_flags(text);
+        if text.contains("[WHERE]") {
+            readme_flags.extend(where_flags.iter().cloned());
+        }
+        let mut help = Command::new(path);
+        if !sub.is_empty() {
+            help.arg(sub);
+        }
+        help.arg("--help");
+        let (code, out, err) = run(help, Duration::from_secs(10));
+        assert_eq!(code, 0, "{place} --help: {err}");
+        let options = help_options(&out);
+        assert!(
+            !options.is_empty(),
+            "{place} --help lists no option:\n{out}"
+        );
+        for forms in &options {
+            if !forms.iter().any(|f| readme_flags.contains(f)) {
+                problems.push(format!(
+                    "{place}: {} is in --help but not in the README's summary",
+                    forms.join("/")
+                ));
+            }
+        }
+        for flag in &readme_flags {
+            if !options.iter().any(|forms| forms.contains(flag)) {
+                problems.push(format!(
+                    "{place}: {flag} is in the README's summary but not in --help"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

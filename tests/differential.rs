@@ -2,7 +2,7 @@
 //! pseudo-random sequence of XML-RPC calls (valid and invalid), and every answer must be equal
 //! (the value, or the fault code and string).
 //!
-//! The calls where PROTOCOL.md / the README allow the two to differ are sent to the Rust
+//! The calls where docs/protocol.md / the README allow the two to differ are sent to the Rust
 //! cluster only, where their fault shape is checked and that nothing was stored (through the
 //! `get_messages` extension), so the two clusters keep the same state all along.
 //!
@@ -352,7 +352,7 @@ fn generate(rng: &mut Rng) -> Call {
                     vec![s(&to), d],
                 )
             } else {
-                // Deliberate divergence (README 3, PROTOCOL.md send_message): Python would
+                // Deliberate divergence (README 3, docs/protocol.md send_message): Python would
                 // forward the non-string decision (and the recipient would store it); Rust
                 // answers a TypeError fault and sends nothing. Rust cluster only.
                 let fault = format!(
@@ -386,7 +386,7 @@ fn generate(rng: &mut Rng) -> Call {
                 1 => (s(&sender(rng)), non_string(rng, 2)),
                 _ => (non_string(rng, 2), non_string(rng, 2)),
             };
-            // Deliberate divergence (README 3, PROTOCOL.md receive_message): Python stores any
+            // Deliberate divergence (README 3, docs/protocol.md receive_message): Python stores any
             // value (and a stored list breaks its later finalize_decision); Rust answers a
             // TypeError fault (the sender is checked first, on faulty nodes too) and stores
             // nothing. Rust cluster only.
@@ -678,7 +678,7 @@ fn python_and_rust_clusters_answer_the_same() {
         }
     }
 
-    // Fixed edge cases, before the random ones: PROTOCOL.md's fault table, plus names the
+    // Fixed edge cases, before the random ones: docs/protocol.md's fault table, plus names the
     // XML-RPC spec allows to be empty or blank (a method name, a struct member name).
     let one = || Value::Integer(1);
     let blank_struct = |key: &str| Value::Struct(BTreeMap::from([(key.to_string(), one())]));

@@ -761,7 +761,7 @@ fn call(method: &str, params: &[&str]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The exact bytes Python's client sends for `send_message('Q', 'attack')` (PROTOCOL.md).
+/// The exact bytes Python's client sends for `send_message('Q', 'attack')` (docs/protocol.md).
 const PYTHON_SEND: &str = "<?xml version='1.0'?>\n<methodCall>\n<methodName>send_message</methodName>\n<params>\n<param>\n<value><string>Q</string></value>\n</param>\n<param>\n<value><string>attack</string></value>\n</param>\n</params>\n</methodCall>\n";
 
 /// What `cargo fuzz run dispatch` found (artifact name, body without the node-selector byte).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// The original server's stdout for the default run, from PROTOCOL.md.
+/// The original server's stdout for the default run, from docs/protocol.md.
 const ORIGINAL_STDOUT: &str = "\
 P sent decision 'attack' to Q
 Q received decision 'attack' from P
@@ -35,7 +35,7 @@ majority is : attack
 majority is : attack
 ";
 
-/// The original client's whole output, from PROTOCOL.md.
+/// The original client's whole output, from docs/protocol.md.
 const CLIENT_STDOUT: &str = "\
 Process P finalized decision: faulty
 Process Q finalized decision: attack

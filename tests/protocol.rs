@@ -1,4 +1,4 @@
-//! PROTOCOL.md as tables: every fault row, the replies of the three methods, and the HTTP
+//! docs/protocol.md as tables: every fault row, the replies of the three methods, and the HTTP
 //! routes, each checked against the Rust server AND the Python stand-in, so the table is known
 //! to be what the original does and the Rust node is known to match it.
 
@@ -21,7 +21,7 @@ type Row = (
 );
 
 /// Faults all have code 1.
-/// The strings are PROTOCOL.md's fault table, copied literally.
+/// The strings are docs/protocol.md's fault table, copied literally.
 fn fault_table() -> Vec<Row> {
     let i = Value::Integer;
     vec![

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stand-in for the original server.py (standard library only).
 
-Behaves as PROTOCOL.md says the original does: nodes P, Q, R, S on localhost ports 8000-8003,
+Behaves as docs/protocol.md says the original does: nodes P, Q, R, S on localhost ports 8000-8003,
 one single-threaded SimpleXMLRPCServer per node, P faulty (it denies R and S). The tests use it
 where a user would run their own server.py.
 
