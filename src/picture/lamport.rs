@@ -163,7 +163,7 @@ impl<'a> Arrow<'a> {
     fn call(e: &'a Event, traitor: bool, y1: f64, y2: f64) -> Self {
         let denied = is_denied(e);
         let mut text = if denied {
-            "denied".to_string()
+            format!("denied to {}", shorten(&e.to, NAME_CHARS))
         } else {
             shorten(label(e), LABEL_CHARS)
         };
@@ -328,23 +328,25 @@ impl<'a> Arrow<'a> {
     }
 
     /// A refused send: a short level stub from the sender towards the receiver, ended by a
-    /// bar (nothing left the sender), labelled "denied".
+    /// bar (nothing left the sender), labelled "denied to" the receiver.
     fn draw_stub(&self, out: &mut String, class: &str, label_class: &str, x1: f64, x2: f64) {
         let toward = if x2 < x1 { -1.0 } else { 1.0 };
         let end = x1 + toward * STUB.min((x2 - x1).abs() * 0.45);
+        // The label starts clear of the sender's lifeline, on the stub's side.
+        let anchor = if toward < 0.0 { "end" } else { "start" };
         let y = self.y1;
         let _ = write!(
             out,
             "<line class=\"{class} denied\" data-from=\"{}\" data-to=\"{}\" x1=\"{x1:.1}\" \
              y1=\"{y:.1}\" x2=\"{end:.1}\" y2=\"{y:.1}\"/><line class=\"stop\" x1=\"{end:.1}\" \
              y1=\"{:.1}\" x2=\"{end:.1}\" y2=\"{:.1}\"/><text class=\"{label_class}\" \
-             x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+             x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             esc(self.from),
             esc(self.to),
             y - 5.0,
             y + 5.0,
-            (x1 + end) / 2.0,
-            y - 4.0,
+            x1 + toward * 6.0,
+            y - 6.0,
             esc(&self.text),
         );
     }
@@ -714,6 +716,13 @@ fn draw_matrix(
 /// method) and with every detail in a tooltip (for OM/SM messages, when the receiver stored
 /// it). Arrows sent by traitors are crimson (class `msg traitor`); failed calls are dashed
 /// (class `msg fault`). Each node's decision is written at the foot of its lifeline.
+///
+/// A send the sender refused (a `send_message` answered `P denied communication to R`) is a
+/// short level stub ended by a bar (`<line class="msg denied">`, no arrowhead), labelled
+/// "denied to R"; a message the receiver ignored (answered `P (faulty) ignored message from
+/// Q`) has a circle and "ignored" at its end (`<g class="ignored" data-node="P">`). A legend
+/// line explains both when present, and `note` (where the calls come from, when not all from
+/// the nodes' trace) is a legend line of its own; the picture widens to fit them.
 ///
 /// Calls of OM/SM rounds are drawn round by round: each round is a band across the page
 /// (`<rect class="band" data-round="R">`), its calls inside it one row each in order of
