@@ -351,8 +351,22 @@ impl Outputs<'_> {
         }
         let (events, errors) =
             trace::gather(self.cluster, self.peers, self.nodes, drawn.run, since_us).await;
-        for (node, e) in errors {
-            eprintln!("warning: no trace from node {node}: {e}");
+        // The original run's pictures do without a trace (drawn from the client's own calls,
+        // and they say so): one line then, unless a trace file was asked for.
+        match errors.first() {
+            Some((_, first)) if drawn.seen.is_some() && p.trace.is_none() => {
+                let who: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
+                eprintln!(
+                    "note: no trace from {} ({first}): the pictures are drawn from the client's \
+                     own calls",
+                    who.join(", ")
+                );
+            }
+            _ => {
+                for (node, e) in &errors {
+                    eprintln!("warning: no trace from node {node}: {e}");
+                }
+            }
         }
         if let Some(path) = &p.trace {
             write(path, trace::to_json_lines(&events))?;

@@ -636,4 +636,8 @@ fn without_a_trace_the_pictures_come_from_the_clients_calls() {
         "{out}"
     );
     assert_eq!(out.matches("->>").count(), 10, "{out}");
+    assert!(
+        err.contains("note: no trace from P, Q, R, S (") && !err.contains("warning"),
+        "one line says why: {err}"
+    );
 }
