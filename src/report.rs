@@ -130,30 +130,42 @@ pub async fn original(
         delay: Duration::from_millis(o.delay_ms),
         quiet: o.quiet,
     };
-    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    let report = original::run_original(
-        &cluster,
-        &peers,
-        &opts,
-        &mut stdout.lock(),
-        &mut stderr.lock(),
-    )
-    .await
-    .map_err(ClientError::Output)?;
+    // With `--mermaid -` the diagram alone takes stdout: the report goes to stderr.
+    let mut out: Box<dyn std::io::Write> = if pictures.mermaid_to_stdout() {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let report = original::run_original(&cluster, &peers, &opts, &mut out, &mut std::io::stderr())
+        .await
+        .map_err(ClientError::Output)?;
+    drop(out);
     if !report.unreachable.is_empty() {
         eprintln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
     }
-    let drawing = pictures.svg.is_some() || pictures.mermaid;
+    let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
     let drawn = Drawn {
         run: trace::ORIGINAL_RUN,
         title: "the original run: all-to-all, then finalize".into(),
         traitors: if drawing {
-            traitors(&cluster, &peers, &opts.nodes).await
+            let mut t = traitors(&cluster, &peers, &opts.nodes).await;
+            // A node without `node_info` (the original server.py) is still known faulty by
+            // its answer to finalize_decision.
+            for (node, d) in &report.decisions {
+                if d == protocol::FAULTY_DECISION
+                    && opts.decision != protocol::FAULTY_DECISION
+                    && !t.contains(node)
+                {
+                    t.push(node.clone());
+                }
+            }
+            t
         } else {
             Vec::new()
         },
         decisions: report.decisions.clone(),
         om: None,
+        seen: Some((report.calls, opts.decision.clone())),
     };
     let to = Outputs {
         cluster: &cluster,
@@ -229,6 +241,8 @@ pub async fn agreement(
     }
     if a.json {
         outln!("{}", outcome.to_json());
+    } else if a.pictures.mermaid_to_stdout() {
+        eprint!("{}", outcome.human());
     } else {
         out!("{}", outcome.human());
     }
@@ -247,6 +261,7 @@ pub async fn agreement(
         traitors: outcome.traitors.clone(),
         decisions,
         om: (protocol == Protocol::Om).then_some((opts.commander.as_str(), opts.m)),
+        seen: None,
     };
     if a.pictures.any() {
         let to = Outputs {
@@ -383,6 +398,9 @@ struct Drawn<'a> {
     decisions: BTreeMap<String, String>,
     /// (commander, m) of an OM run, for --tree.
     om: Option<(&'a str, usize)>,
+    /// Of the original run: the client's own calls ([`original::Report::calls`]) and the
+    /// decision sent, drawn with the trace (see [`original::drawable`]).
+    seen: Option<(Vec<trace::Event>, String)>,
 }
 
 /// Where a run's calls are gathered from, and what is asked of them.
@@ -404,12 +422,33 @@ impl Outputs<'_> {
         }
         let (events, errors) =
             trace::gather(self.cluster, self.peers, self.nodes, drawn.run, since_us).await;
-        for (node, e) in errors {
-            eprintln!("warning: no trace from node {node}: {e}");
+        // The original run's pictures do without a trace (drawn from the client's own calls,
+        // and they say so): one line then, unless a trace file was asked for.
+        match errors.first() {
+            Some((_, first)) if drawn.seen.is_some() && p.trace.is_none() => {
+                let who: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
+                eprintln!(
+                    "note: no trace from {} ({first}): the pictures are drawn from the client's \
+                     own calls",
+                    who.join(", ")
+                );
+            }
+            _ => {
+                for (node, e) in &errors {
+                    eprintln!("warning: no trace from node {node}: {e}");
+                }
+            }
         }
         if let Some(path) = &p.trace {
             write(path, trace::to_json_lines(&events))?;
         }
+        let (events, note) = match &drawn.seen {
+            Some((calls, decision)) => {
+                let d = original::drawable(events, calls, &drawn.decisions, decision);
+                (d.events, d.note)
+            }
+            None => (events, None),
+        };
         if let Some(path) = &p.svg {
             let svg = match (&self.tree.tree, drawn.om) {
                 (Some(node), Some((commander, m))) => {
@@ -428,15 +467,28 @@ impl Outputs<'_> {
                     &drawn.decisions,
                     &drawn.title,
                     p.focus.as_deref(),
+                    note.as_deref(),
                 ),
             };
             write(path, svg)?;
         }
-        if p.mermaid {
-            out!(
-                "{}",
-                picture::mermaid(self.nodes, &events, &drawn.traitors, &drawn.decisions)
+        if let Some(path) = &p.mermaid {
+            let diagram = picture::mermaid(
+                self.nodes,
+                &events,
+                &drawn.traitors,
+                &drawn.decisions,
+                note.as_deref(),
             );
+            if p.mermaid_to_stdout() {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(diagram.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .map_err(ClientError::Output)?;
+            } else {
+                write(path, diagram)?;
+            }
         }
         Ok(())
     }
@@ -448,7 +500,12 @@ fn check_pictures(p: &PictureArgs, nodes: &[String]) -> Result<(), ClientError> 
     if let Some(f) = p.focus.as_deref().filter(|f| !nodes.iter().any(|n| n == f)) {
         return Err(ClientError::Focus(f.to_string()));
     }
-    for (flag, path) in [("--trace", &p.trace), ("--svg", &p.svg)] {
+    let mermaid = p.mermaid.as_ref().filter(|_| !p.mermaid_to_stdout());
+    for (flag, path) in [
+        ("--trace", &p.trace),
+        ("--svg", &p.svg),
+        ("--mermaid", &mermaid.cloned()),
+    ] {
         if let Some(path) = path {
             writable(path).map_err(|(error, hint)| ClientError::Unwritable {
                 flag,

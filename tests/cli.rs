@@ -870,3 +870,96 @@ fn readme_summary_and_help_name_the_same_options() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `--mermaid -`: the diagram alone on stdout (pipe it to a file as is), the report on stderr.
+#[test]
+fn mermaid_dash_prints_only_the_diagram() {
+    let cluster = Cluster::rust(&[]);
+    let (code, out, err) = cluster.client().args(&["--mermaid", "-"]).run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sequenceDiagram\n"), "{out}");
+    assert!(!out.contains("Process"), "no report line on stdout: {out}");
+    assert!(
+        out.contains("n0-xn2: denied") && out.contains("n0-xn3: denied"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Note over n0: ignored from").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        err.contains("Process P denied communication to R\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Process Q finalized decision: attack\n"),
+        "{err}"
+    );
+    let (code, out, err) = cluster.client().args(&["om", "--mermaid", "-"]).run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sequenceDiagram\n"), "{out}");
+    assert!(err.contains("IC1"), "the verdict goes to stderr: {err}");
+}
+
+/// `--mermaid FILE --json`: the JSON alone on stdout, the diagram in FILE; `--mermaid -
+/// --json` would mix them, and is a usage error before anything runs.
+#[test]
+fn mermaid_to_a_file_keeps_stdout_for_the_json() {
+    let cluster = Cluster::rust(&[]);
+    let file = std::env::temp_dir().join(format!("generals-mmd-{}.mmd", cluster.base));
+    let f = file.to_str().unwrap();
+    let (code, out, err) = cluster
+        .client()
+        .args(&["om", "--seed", "42", "--mermaid", f, "--json"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("stdout is the JSON alone");
+    assert_eq!(json["protocol"], "om", "{json}");
+    let diagram = std::fs::read_to_string(&file).unwrap();
+    assert!(diagram.starts_with("sequenceDiagram\n"), "{diagram}");
+    let _ = std::fs::remove_file(&file);
+    let (code, out, err) = cluster
+        .client()
+        .args(&["om", "--json", "--mermaid", "-"])
+        .run();
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("give --mermaid a file"), "{err}");
+}
+
+/// Against the Python stand-in without its trace extension (as the original `server.py`,
+/// it answers `trace_events` with "not supported"), the pictures are drawn from the client's
+/// own calls, and say so.
+#[test]
+fn without_a_trace_the_pictures_come_from_the_clients_calls() {
+    let cluster = Cluster::builder().server(Side::Python, &[]).start();
+    let svg = std::env::temp_dir().join(format!("generals-notrace-{}.svg", cluster.base));
+    let (code, out, err) = cluster
+        .client()
+        .args(&["--svg", svg.to_str().unwrap(), "--mermaid", "-"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(
+        picture.contains("drawn from the client&apos;s own calls"),
+        "{picture}"
+    );
+    assert!(picture.contains("the nodes keep no trace"), "{picture}");
+    assert!(picture.contains("12 calls"), "{picture}");
+    assert_eq!(picture.matches("class=\"msg").count(), 12, "{picture}");
+    assert_eq!(picture.matches(" denied\" data-from=\"P\"").count(), 2);
+    assert_eq!(
+        picture.matches("class=\"ignored\" data-node=\"P\"").count(),
+        3
+    );
+    assert!(
+        out.contains("Note over n0,n3: drawn from the client's own calls"),
+        "{out}"
+    );
+    assert_eq!(out.matches("->>").count(), 10, "{out}");
+    assert!(
+        err.contains("note: no trace from P, Q, R, S (") && !err.contains("warning"),
+        "one line says why: {err}"
+    );
+}

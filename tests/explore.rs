@@ -225,18 +225,19 @@ fn svg_counts(svg: &str) -> (usize, usize) {
     (lifelines, msgs)
 }
 
-/// A live run drawn: one lifeline per node, one arrow per traced message; `--mermaid` has one
-/// arrow per message too; `--tree` draws the lieutenant's tree.
+/// A live run drawn: one lifeline per node, one arrow per traced message; `--mermaid FILE`
+/// has one arrow per message too; `--tree` draws the lieutenant's tree.
 #[test]
 fn pictures_of_a_live_run() {
     let c = Cluster::rust_generated(5, &["--behaviour", "N2=two-faced"]);
     let base = c.base;
     let dir = std::env::temp_dir().join(format!("generals-svg-{}-{base}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (trace, svg, tree) = (
+    let (trace, svg, tree, mmd) = (
         dir.join("t.jsonl"),
         dir.join("run.svg"),
         dir.join("tree.svg"),
+        dir.join("run.mmd"),
     );
     let (code, out, err) = c
         .client()
@@ -251,6 +252,7 @@ fn pictures_of_a_live_run() {
             "--svg",
             svg.to_str().unwrap(),
             "--mermaid",
+            mmd.to_str().unwrap(),
         ])
         .run();
     assert_eq!(code, 0, "{out}\n{err}");
@@ -258,7 +260,11 @@ fn pictures_of_a_live_run() {
     assert_eq!(traced, 16);
     let (lifelines, msgs) = svg_counts(&std::fs::read_to_string(&svg).unwrap());
     assert_eq!((lifelines, msgs), (5, traced));
-    let mermaid = &out[out.find("sequenceDiagram").expect("mermaid printed")..];
+    assert!(
+        !out.contains("sequenceDiagram"),
+        "the diagram is in its file: {out}"
+    );
+    let mermaid = std::fs::read_to_string(&mmd).unwrap();
     assert_eq!(
         mermaid
             .lines()

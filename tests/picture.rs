@@ -181,7 +181,15 @@ fn lamport_basics() {
     failed.fault = Some("refused".into());
     let events = [om_timed("P", "Q", &["P"], "attack", 10, 20), failed];
     let decided = decisions(&[("Q", "attack")]);
-    let svg = lamport_svg(&names("P,Q"), &events, &names("Q"), &decided, "t&t", None);
+    let svg = lamport_svg(
+        &names("P,Q"),
+        &events,
+        &names("Q"),
+        &decided,
+        "t&t",
+        None,
+        None,
+    );
     let els = parse(&svg);
     assert_eq!(els[0].name, "svg");
     assert_eq!(els[0].attr("xmlns"), "http://www.w3.org/2000/svg");
@@ -202,9 +210,9 @@ fn lamport_basics() {
 #[test]
 fn empty_pictures_are_still_documents() {
     let none = BTreeMap::new();
-    let svg = lamport_svg(&[], &[], &[], &none, "", None);
+    let svg = lamport_svg(&[], &[], &[], &none, "", None, None);
     assert!(parse(&svg).iter().all(|e| e.name != "line"));
-    assert_eq!(mermaid(&[], &[], &[], &none), "sequenceDiagram\n");
+    assert_eq!(mermaid(&[], &[], &[], &none, None), "sequenceDiagram\n");
     let svg = tree_svg("P", &[], 1, None);
     let els = parse(&svg);
     assert!(els.iter().any(|e| e.text.contains("nothing to evaluate")));
@@ -220,7 +228,7 @@ fn mermaid_marks_traitors_and_faults() {
         om_timed("P", "R", &["P"], "attack", 12, 20),
     ];
     let decided = decisions(&[("Q", "attack")]);
-    let text = mermaid(&names("P,Q,R"), &events, &names("R"), &decided);
+    let text = mermaid(&names("P,Q,R"), &events, &names("R"), &decided, None);
     assert_eq!(
         text,
         "sequenceDiagram\n\
@@ -281,6 +289,7 @@ fn lamport_diagram_of_an_om1_run() {
         &traitors,
         &decided,
         "OM(1) <run> & co",
+        None,
         None,
     );
     let els = parse(&svg);
@@ -391,6 +400,7 @@ fn lamport_diagram_odd_cases() {
         &BTreeMap::new(),
         "collapsed times",
         None,
+        None,
     );
     let els = parse(&svg);
     check_svg_root(&els);
@@ -429,7 +439,7 @@ fn lamport_diagram_odd_cases() {
 fn mermaid_of_an_om1_run() {
     let (nodes, events, traitors) = om1_run();
     let decided = decisions(&[("Q", "attack"), ("R", "attack")]);
-    let text = mermaid(&nodes, &events, &traitors, &decided);
+    let text = mermaid(&nodes, &events, &traitors, &decided, None);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "sequenceDiagram");
     let participants: Vec<&str> = lines
@@ -629,7 +639,7 @@ fn om2_among_seven_is_summarised_round_by_round() {
     let nodes = names("N0,N1,N2,N3,N4,N5,N6");
     let (events, decided) = simulate(&nodes, 2);
     assert_eq!(events.len(), 156);
-    let text = mermaid(&nodes, &events, &[], &decided);
+    let text = mermaid(&nodes, &events, &[], &decided, None);
     assert_eq!(text.lines().filter(|l| l.contains("->>")).count(), 156);
 
     let svg = lamport_svg(
@@ -638,6 +648,7 @@ fn om2_among_seven_is_summarised_round_by_round() {
         &names("N4"),
         &decided,
         "OM(2), n = 7",
+        None,
         None,
     );
     let els = parse(&svg);
@@ -706,11 +717,11 @@ fn om2_among_seven_is_summarised_round_by_round() {
     assert_no_overlap(&labels);
 
     // Another node on request; an unknown one falls back to the default.
-    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("N1"));
+    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("N1"), None);
     let els = parse(&svg);
     let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
     assert!(!msgs.is_empty() && msgs.iter().all(|m| m.attr("data-from") == "N1"));
-    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("X"));
+    let svg = lamport_svg(&nodes, &events, &[], &decided, "t", Some("X"), None);
     assert!(svg.contains("sent by N1"), "the first lieutenant");
 
     // The tree: 26 boxes, folded past the first two levels unless asked.
@@ -740,7 +751,15 @@ fn om2_among_seven_is_summarised_round_by_round() {
 #[test]
 fn small_runs_are_drawn_call_by_call_in_round_bands() {
     let (nodes, events, traitors) = om1_run();
-    let svg = lamport_svg(&nodes, &events, &traitors, &BTreeMap::new(), "t", None);
+    let svg = lamport_svg(
+        &nodes,
+        &events,
+        &traitors,
+        &BTreeMap::new(),
+        "t",
+        None,
+        None,
+    );
     let els = parse(&svg);
     let bands: Vec<&Element> = els.iter().filter(|e| e.has_class("band")).collect();
     assert_eq!(bands.len(), 2);
@@ -782,7 +801,15 @@ fn arrows_end_when_the_receiver_stored_the_message() {
         stored(om("R", "S", &["P", "R"], "attack", T0 + 100), T0 + 120),
         stored(om("S", "Q", &["P", "S"], "attack", T0 + 200), T0 + 300),
     ];
-    let svg = lamport_svg(&names("P,Q,R,S"), &events, &[], &BTreeMap::new(), "t", None);
+    let svg = lamport_svg(
+        &names("P,Q,R,S"),
+        &events,
+        &[],
+        &BTreeMap::new(),
+        "t",
+        None,
+        None,
+    );
     let els = parse(&svg);
     let msgs: Vec<&Element> = els.iter().filter(|e| e.has_class("msg")).collect();
     let (a, b, c) = (msgs[0], msgs[1], msgs[2]);
@@ -805,4 +832,196 @@ fn arrows_end_when_the_receiver_stored_the_message() {
         let dy = l.num("y") - m.num("y1");
         assert!((0.0..8.0).contains(&dy), "{l:?} {m:?}");
     }
+}
+
+/// The default run as the client and the nodes see it: every node asked to send `attack` to
+/// every other (the client's calls; P, faulty, denies R and S), and the `receive_message`
+/// calls the nodes traced (P, faulty, ignores what it receives).
+fn default_run() -> (Vec<Event>, Vec<Event>, BTreeMap<String, String>) {
+    use generals::protocol::{denied_reply, ignored_reply, received_line, sent_line};
+    let call = |from: &str, to: &str, method: &str, args, result: String, at: u64| Event {
+        run: "original".into(),
+        from: from.into(),
+        to: to.into(),
+        method: method.into(),
+        args,
+        result: Some(result.into()),
+        fault: None,
+        start_us: at,
+        end_us: at + 400,
+    };
+    let (mut calls, mut traced) = (Vec::new(), Vec::new());
+    let mut at = 1_000;
+    for from in ["P", "Q", "R", "S"] {
+        for to in ["P", "Q", "R", "S"].into_iter().filter(|t| *t != from) {
+            at += 1_000;
+            let args = serde_json::json!([to, "attack"]);
+            if from == "P" && to != "Q" {
+                calls.push(call(
+                    from,
+                    to,
+                    "send_message",
+                    args,
+                    denied_reply(from, to),
+                    at,
+                ));
+                continue;
+            }
+            let sent = sent_line(from, "attack", to);
+            calls.push(call(from, to, "send_message", args, sent, at));
+            let answer = if to == "P" {
+                ignored_reply(to, from)
+            } else {
+                received_line(to, "attack", from)
+            };
+            let args = serde_json::json!([from, "attack"]);
+            traced.push(call(from, to, "receive_message", args, answer, at + 100));
+        }
+    }
+    let decided = decisions(&[
+        ("P", "faulty"),
+        ("Q", "attack"),
+        ("R", "attack"),
+        ("S", "attack"),
+    ]);
+    (calls, traced, decided)
+}
+
+/// Pairs of node names.
+type Pairs = Vec<(String, String)>;
+
+/// Stubs marked "denied" (sender, receiver) and ignored marks (receiver, sender) of a diagram.
+fn refusals(els: &[Element]) -> (Pairs, Pairs) {
+    let denied = els
+        .iter()
+        .filter(|e| e.name == "line" && e.has_class("denied"))
+        .map(|e| {
+            (
+                e.attr("data-from").to_string(),
+                e.attr("data-to").to_string(),
+            )
+        })
+        .collect();
+    let ignored = els
+        .iter()
+        .filter(|e| e.name == "g" && e.has_class("ignored"))
+        .map(|e| {
+            (
+                e.attr("data-node").to_string(),
+                e.attr("data-from").to_string(),
+            )
+        })
+        .collect();
+    (denied, ignored)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Pairs {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_default_run_shows_refused_sends_and_ignored_messages() {
+    use generals::runs::original::drawable;
+    let (calls, traced, decided) = default_run();
+    let nodes = names("P,Q,R,S");
+    let d = drawable(traced, &calls, &decided, "attack");
+    assert_eq!(d.note, None, "everything but the refusals is in the trace");
+    let svg = lamport_svg(&nodes, &d.events, &names("P"), &decided, "t", None, None);
+    let els = parse(&svg);
+    check_svg_root(&els);
+    let (denied, ignored) = refusals(&els);
+    assert_eq!(denied, pairs(&[("P", "R"), ("P", "S")]));
+    assert_eq!(ignored, pairs(&[("P", "Q"), ("P", "R"), ("P", "S")]));
+    // A stub stops short of its receiver, labelled "denied"; an ignored mark sits at P.
+    let x_of = |n: &str| {
+        els.iter()
+            .find(|e| e.has_class("lifeline") && e.attr("data-node") == n)
+            .unwrap()
+            .num("x1")
+    };
+    for stub in els.iter().filter(|e| e.has_class("denied")) {
+        let (x1, x2) = (stub.num("x1"), stub.num("x2"));
+        assert_eq!(x1, x_of("P"));
+        assert!(x2 > x1 && x2 < x_of("Q"), "{stub:?}");
+        assert_eq!(stub.num("y1"), stub.num("y2"));
+        assert!(
+            stub.attr("marker-end").is_empty(),
+            "no arrowhead: nothing arrived"
+        );
+    }
+    let labels: Vec<&str> = els
+        .iter()
+        .filter(|e| e.name == "text" && e.has_class("label"))
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(labels.contains(&"denied to R") && labels.contains(&"denied to S"));
+    for mark in els.iter().filter(|e| e.name == "circle") {
+        assert_eq!(mark.num("cx"), x_of("P"));
+    }
+    let legend: String = els
+        .iter()
+        .filter(|e| e.has_class("legend"))
+        .map(|e| e.text.clone())
+        .collect();
+    assert!(legend.contains("12 calls"), "{legend}");
+    assert!(legend.contains("a send the sender refused"), "{legend}");
+    assert!(
+        legend.contains("the receiver dropped the message"),
+        "{legend}"
+    );
+
+    let text = mermaid(&nodes, &d.events, &names("P"), &decided, None);
+    let stubs: Vec<&str> = text.lines().filter(|l| l.contains("-x")).collect();
+    assert_eq!(
+        stubs,
+        ["        n0-xn2: denied", "        n0-xn3: denied"],
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("Note over n0: ignored from").count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("->>").count(), 10, "{text}");
+}
+
+#[test]
+fn without_a_trace_the_default_run_is_drawn_from_the_clients_calls() {
+    use generals::runs::original::drawable;
+    let (calls, _, decided) = default_run();
+    let nodes = names("P,Q,R,S");
+    let d = drawable(Vec::new(), &calls, &decided, "attack");
+    let note = d
+        .note
+        .as_deref()
+        .expect("the picture says where its calls come from");
+    assert!(note.contains("drawn from the client's own calls"), "{note}");
+    assert!(note.contains("the nodes keep no trace"), "{note}");
+    let svg = lamport_svg(&nodes, &d.events, &[], &decided, "t", None, Some(note));
+    let els = parse(&svg);
+    check_svg_root(&els);
+    let msgs = els.iter().filter(|e| e.has_class("msg")).count();
+    assert_eq!(msgs, 12, "10 messages and 2 refusals");
+    let (denied, ignored) = refusals(&els);
+    assert_eq!(denied.len(), 2);
+    assert_eq!(
+        ignored.len(),
+        3,
+        "P answered faulty: it ignores what it receives"
+    );
+    let source = els
+        .iter()
+        .find(|e| e.has_class("source"))
+        .expect("a legend line for the source");
+    assert_eq!(source.text, note);
+    let width = els[0].num("width");
+    assert!(width >= 6.0 * note.len() as f64, "the note fits: {width}");
+    let text = mermaid(&nodes, &d.events, &[], &decided, Some(note));
+    let first_call = text.find("->>").unwrap();
+    let said = text
+        .find("Note over n0,n3: drawn from the client's own calls")
+        .expect(&text);
+    assert!(said < first_call, "{text}");
 }

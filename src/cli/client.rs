@@ -96,15 +96,23 @@ pub struct PictureArgs {
     /// are drawn as arrows (default: a traitor lieutenant, else the first lieutenant).
     #[arg(long, value_name = "NODE", requires = "svg")]
     pub focus: Option<String>,
-    /// Print the run as a Mermaid sequenceDiagram (for pasting into Markdown).
-    #[arg(long)]
-    pub mermaid: bool,
+    /// Write the run as a Mermaid sequenceDiagram to FILE, ready to paste into Markdown.
+    /// With `-`, the diagram alone goes to stdout and the report goes to stderr, so
+    /// `client --mermaid - > run.mmd` keeps only the diagram. Not with --json (both would
+    /// take stdout): give a file, and stdout keeps the JSON.
+    #[arg(long, value_name = "FILE")]
+    pub mermaid: Option<PathBuf>,
 }
 
 impl PictureArgs {
     /// Whether anything is asked for.
     pub fn any(&self) -> bool {
-        self.trace.is_some() || self.svg.is_some() || self.mermaid
+        self.trace.is_some() || self.svg.is_some() || self.mermaid.is_some()
+    }
+
+    /// Whether the Mermaid diagram takes stdout (`--mermaid -`): the report goes to stderr.
+    pub fn mermaid_to_stdout(&self) -> bool {
+        self.mermaid.as_deref() == Some(std::path::Path::new("-"))
     }
 }
 
@@ -229,6 +237,16 @@ impl Cli {
             return Err(e);
         }
         let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+        if let Some(Command::Om(OmArgs { run, .. }) | Command::Sm(run)) = &cli.command
+            && run.json
+            && run.pictures.mermaid_to_stdout()
+        {
+            return Err(cmd.error(
+                ErrorKind::ArgumentConflict,
+                "'--mermaid -' and '--json' both write to stdout: give --mermaid a file \
+                 (`--mermaid run.mmd --json`), and stdout keeps the JSON",
+            ));
+        }
         let before = std::mem::take(&mut cli.cluster);
         match &mut cli.command {
             Some(Command::Om(OmArgs { run, .. })) | Some(Command::Sm(run)) => {
@@ -312,7 +330,10 @@ mod tests {
             "client --svg x.svg om",
             "client --quiet explore",
             "client --port-base 9000 explore",
-            "client explore --trace x.jsonl --svg x.svg --mermaid",
+            "client explore --trace x.jsonl --svg x.svg --mermaid x.mmd",
+            "client explore --mermaid -",
+            "client om --json --mermaid -",
+            "client sm --mermaid - --json",
             "client explore --nodes P,Q",
             "client sm --tree R --svg x.svg",
             "client --tree R --svg x.svg",
@@ -329,6 +350,10 @@ mod tests {
         }
         let e = parse("client --quiet om").unwrap_err().to_string();
         assert!(e.contains("'--quiet' cannot be used before `om`"), "{e}");
+        let e = parse("client om --json --mermaid -")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give --mermaid a file"), "{e}");
     }
 
     #[test]
@@ -336,12 +361,13 @@ mod tests {
         for line in [
             "client",
             "client --quiet --delay-ms 1 --decision retreat",
-            "client --svg x.svg --focus P --mermaid --trace t.jsonl",
+            "client --svg x.svg --focus P --mermaid - --trace t.jsonl",
             "client om -m 1 --seed 42 --commander S",
             "client --nodes P,Q,S om -m 1 --seed 42 --allow-unsafe",
             "client --cluster-size 7 om -m 2 --seed 5 --svg x.svg --tree N3 --depth 3",
             "client --cluster c.toml --rpc-timeout 2 om -m 1 --commander Q --json",
-            "client sm -m 1 --svg x.svg --focus Q --mermaid",
+            "client sm -m 1 --svg x.svg --focus Q --mermaid run.mmd",
+            "client om --json --mermaid run.mmd",
             "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
         ] {
             if let Err(e) = parse(line) {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use super::svg::{esc, svg_open};
-use super::{LABEL_CHARS, NAME_CHARS, label, lanes, shorten};
+use super::{LABEL_CHARS, NAME_CHARS, is_denied, is_ignored, label, lanes, shorten};
 use crate::trace::Event;
 
 /// Characters of the tooltip of an arrow.
@@ -141,6 +141,10 @@ struct Arrow<'a> {
     tip: String,
     traitor: bool,
     fault: bool,
+    /// A send the sender refused: a stub that stops short of the receiver.
+    denied: bool,
+    /// A message the receiver ignored: marked at its end.
+    ignored: bool,
     round: Option<usize>,
     /// Calls it stands for: `None` for a single call, the count for a bundle.
     bundle: Option<usize>,
@@ -157,7 +161,12 @@ struct Arrow<'a> {
 
 impl<'a> Arrow<'a> {
     fn call(e: &'a Event, traitor: bool, y1: f64, y2: f64) -> Self {
-        let mut text = shorten(label(e), LABEL_CHARS);
+        let denied = is_denied(e);
+        let mut text = if denied {
+            format!("denied to {}", shorten(&e.to, NAME_CHARS))
+        } else {
+            shorten(label(e), LABEL_CHARS)
+        };
         if e.fault.is_some() {
             text.push_str(" ✗");
         }
@@ -168,6 +177,8 @@ impl<'a> Arrow<'a> {
             tip: tooltip(e),
             traitor,
             fault: e.fault.is_some(),
+            denied,
+            ignored: is_ignored(e),
             round: e.round(),
             bundle: None,
             y1,
@@ -223,6 +234,8 @@ impl<'a> Arrow<'a> {
             tip,
             traitor,
             fault: failed > 0,
+            denied: false,
+            ignored: calls.iter().any(|e| is_ignored(e)),
             round: calls[0].round(),
             bundle: Some(calls.len()),
             y1,
@@ -272,7 +285,9 @@ impl<'a> Arrow<'a> {
             esc(&self.tip)
         );
         let text = esc(&self.text);
-        if self.from == self.to {
+        if self.denied {
+            self.draw_stub(out, &class, label_class, x1, x2);
+        } else if self.from == self.to {
             let y2 = y2.max(y1 + 12.0);
             let _ = write!(
                 out,
@@ -294,9 +309,51 @@ impl<'a> Arrow<'a> {
                 y1 + (y2 - y1) * t - 3.0,
             );
         }
+        if self.ignored {
+            // Beyond the receiver's lifeline, away from the sender.
+            let away = if x2 < x1 { -1.0 } else { 1.0 };
+            let anchor = if away < 0.0 { "end" } else { "start" };
+            let _ = write!(
+                out,
+                "<g class=\"ignored\" data-node=\"{}\" data-from=\"{}\"><circle cx=\"{x2:.1}\" \
+                 cy=\"{y2:.1}\" r=\"4.5\"/><text x=\"{:.1}\" y=\"{:.1}\" \
+                 text-anchor=\"{anchor}\">ignored</text></g>",
+                esc(self.to),
+                esc(self.from),
+                x2 + away * 8.0,
+                y2 + 4.0,
+            );
+        }
         out.push_str("</g>\n");
     }
+
+    /// A refused send: a short level stub from the sender towards the receiver, ended by a
+    /// bar (nothing left the sender), labelled "denied to" the receiver.
+    fn draw_stub(&self, out: &mut String, class: &str, label_class: &str, x1: f64, x2: f64) {
+        let toward = if x2 < x1 { -1.0 } else { 1.0 };
+        let end = x1 + toward * STUB.min((x2 - x1).abs() * 0.45);
+        // The label starts clear of the sender's lifeline, on the stub's side.
+        let anchor = if toward < 0.0 { "end" } else { "start" };
+        let y = self.y1;
+        let _ = write!(
+            out,
+            "<line class=\"{class} denied\" data-from=\"{}\" data-to=\"{}\" x1=\"{x1:.1}\" \
+             y1=\"{y:.1}\" x2=\"{end:.1}\" y2=\"{y:.1}\"/><line class=\"stop\" x1=\"{end:.1}\" \
+             y1=\"{:.1}\" x2=\"{end:.1}\" y2=\"{:.1}\"/><text class=\"{label_class}\" \
+             x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+            esc(self.from),
+            esc(self.to),
+            y - 5.0,
+            y + 5.0,
+            x1 + toward * 6.0,
+            y - 6.0,
+            esc(&self.text),
+        );
+    }
 }
+
+/// Length of the stub of a refused send.
+const STUB: f64 = 56.0;
 
 /// Where the single calls of a band end: at the height of the instant the receiver stored the
 /// message (its answer; the reply's time when it has none) among the band's sending instants,
@@ -660,6 +717,13 @@ fn draw_matrix(
 /// it). Arrows sent by traitors are crimson (class `msg traitor`); failed calls are dashed
 /// (class `msg fault`). Each node's decision is written at the foot of its lifeline.
 ///
+/// A send the sender refused (a `send_message` answered `P denied communication to R`) is a
+/// short level stub ended by a bar (`<line class="msg denied">`, no arrowhead), labelled
+/// "denied to R"; a message the receiver ignored (answered `P (faulty) ignored message from
+/// Q`) has a circle and "ignored" at its end (`<g class="ignored" data-node="P">`). A legend
+/// line explains both when present, and `note` (where the calls come from, when not all from
+/// the nodes' trace) is a legend line of its own; the picture widens to fit them.
+///
 /// Calls of OM/SM rounds are drawn round by round: each round is a band across the page
 /// (`<rect class="band" data-round="R">`), its calls inside it one row each in order of
 /// sending, so the arrows of different rounds never cross and no two labels overlap. (Within
@@ -680,6 +744,7 @@ pub fn lamport_svg(
     decisions: &BTreeMap<String, String>,
     title: &str,
     focus: Option<&str>,
+    note: Option<&str>,
 ) -> String {
     let lanes = lanes(nodes, events, decisions);
     let x_of: HashMap<&str, f64> = lanes
@@ -700,12 +765,16 @@ pub fn lamport_svg(
     if layout.bands.iter().any(|b| b.matrix.is_some()) {
         width = width.max(matrix_x + MATRIX_NAMES + lanes.len() as f64 * CELL_W + 20.0);
     }
+    // The legend lines fit (11-pixel text, about 6 pixels a character).
+    let legend = [marks(&layout), note.map(str::to_string)];
+    let longest = legend.iter().flatten().map(|l| l.chars().count()).max();
+    width = width.max(24.0 + 6.0 * longest.unwrap_or(0) as f64);
     let height = layout.bottom + 44.0;
 
     let mut out = String::new();
     svg_open(&mut out, width, height, title);
     out.push_str(DEFS);
-    draw_legend(&mut out, title, &layout, events.len());
+    draw_legend(&mut out, title, &layout, events.len(), note);
     for band in &layout.bands {
         draw_band(&mut out, band, &lanes, width, matrix_x, &is_traitor);
     }
@@ -728,6 +797,10 @@ const DEFS: &str = "<defs>\n\
      .msg.traitor { stroke: crimson; }\n\
      .msg.fault { stroke-dasharray: 5 4; }\n\
      .msg.bundle { stroke-width: 2.6; }\n\
+     .msg.denied { stroke-width: 2.2; }\n\
+     .stop { stroke: crimson; stroke-width: 2.2; }\n\
+     .ignored circle { fill: white; stroke: crimson; stroke-width: 1.5; }\n\
+     .ignored text { font-size: 10px; font-style: italic; fill: crimson; }\n\
      .label { font-size: 11px; fill: #222; paint-order: stroke; stroke: white; \
      stroke-width: 3px; stroke-linejoin: round; }\n\
      .label.traitor { fill: crimson; }\n\
@@ -746,8 +819,27 @@ const DEFS: &str = "<defs>\n\
      </style>\n\
      </defs>\n";
 
-/// The title, how to read the picture, and for a summary what it leaves out.
-fn draw_legend(out: &mut String, title: &str, layout: &Layout<'_>, calls: usize) {
+/// The legend line of refused sends and ignored messages, when there are any.
+fn marks(layout: &Layout<'_>) -> Option<String> {
+    let mut marks = Vec::new();
+    if layout.arrows.iter().any(|a| a.denied) {
+        marks.push("short stub ending in a bar, \"denied\": a send the sender refused");
+    }
+    if layout.arrows.iter().any(|a| a.ignored) {
+        marks.push("circle, \"ignored\": the receiver dropped the message");
+    }
+    (!marks.is_empty()).then(|| marks.join("; "))
+}
+
+/// The title, how to read the picture, where its calls come from (`note`), and for a summary
+/// what it leaves out.
+fn draw_legend(
+    out: &mut String,
+    title: &str,
+    layout: &Layout<'_>,
+    calls: usize,
+    note: Option<&str>,
+) {
     let _ = writeln!(
         out,
         "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>",
@@ -763,10 +855,27 @@ fn draw_legend(out: &mut String, title: &str, layout: &Layout<'_>, calls: usize)
         "<text class=\"legend\" x=\"12\" y=\"42\">{flow}; {calls} calls; \
          <tspan fill=\"{TRAITOR}\">crimson: sent by a traitor</tspan>; dashed: failed call</text>",
     );
+    let mut y = 56;
+    if let Some(marks) = marks(layout) {
+        let _ = writeln!(
+            out,
+            "<text class=\"legend marks\" x=\"12\" y=\"{y}\">{}</text>",
+            esc(&marks)
+        );
+        y += 12;
+    }
+    if let Some(note) = note {
+        let _ = writeln!(
+            out,
+            "<text class=\"legend source\" x=\"12\" y=\"{y}\">{}</text>",
+            esc(note)
+        );
+        y += 12;
+    }
     if let Some(f) = layout.focus {
         let _ = writeln!(
             out,
-            "<text class=\"legend summary\" x=\"12\" y=\"56\">summary of {calls} calls: arrows are \
+            "<text class=\"legend summary\" x=\"12\" y=\"{y}\">summary of {calls} calls: arrows are \
              only those sent by {} (one per receiver past {FOCUS_LIMIT} in a round; --focus \
              NODE picks another); each round's matrix counts all of them, sender by row, \
              receiver by column</text>",

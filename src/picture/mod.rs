@@ -3,6 +3,10 @@
 //! ([`mermaid`]), and one lieutenant's OM(m) evaluation tree in SVG ([`tree_svg`], fed by
 //! [`OmRun::tree`](crate::agreement::om::OmRun::tree) or [`om_tree_from_events`]).
 //!
+//! The original run's refused sends (a `send_message` answered `P denied communication to R`)
+//! are drawn as stubs marked "denied", and messages a faulty receiver ignored (answered `P
+//! (faulty) ignored message from Q`) are marked at the receiver.
+//!
 //! Everything here is pure: names, events and decisions in, text out. Every string that
 //! comes from the wire is escaped (SVG) or sanitised (Mermaid), characters XML cannot carry
 //! are replaced, and long labels are shortened (in SVG the full text stays in a tooltip).
@@ -14,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::protocol;
 use crate::trace::Event;
 
 mod lamport;
@@ -43,6 +48,22 @@ fn shorten(s: &str, max: usize) -> String {
 /// What an arrow says: the value carried, else the method.
 fn label(e: &Event) -> &str {
     e.value().unwrap_or(&e.method)
+}
+
+/// Whether `e` is a send its sender refused: a `send_message` the client made whose reply
+/// is [`protocol::denied_reply`] (`P denied communication to R`). Drawn as a stub.
+fn is_denied(e: &Event) -> bool {
+    e.method == protocol::SEND_MESSAGE
+        && e.result.as_ref().and_then(|r| r.as_str())
+            == Some(protocol::denied_reply(&e.from, &e.to).as_str())
+}
+
+/// Whether the receiver of `e` ignored it: a `receive_message` whose answer is
+/// [`protocol::ignored_reply`] (`P (faulty) ignored message from Q`). Marked at the receiver.
+fn is_ignored(e: &Event) -> bool {
+    e.method == protocol::RECEIVE_MESSAGE
+        && e.result.as_ref().and_then(|r| r.as_str())
+            == Some(protocol::ignored_reply(&e.to, &e.from).as_str())
 }
 
 /// `nodes` without repeats, then every other node named by an event (sender first) or a

@@ -2,6 +2,7 @@
 //! other node, then each node is asked for its majority. Failures are reported one line each
 //! and the run goes on with the other nodes, so one dead node never hides the rest.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use dxr::Value;
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
 use crate::protocol;
+use crate::trace::{self, Event};
 
 /// The knobs of the original scenario.
 #[derive(Debug, Clone)]
@@ -48,6 +50,11 @@ pub struct Report {
     /// Nodes that refused the connection (nothing listens there), in the order found: each
     /// is reported once, and its later calls are skipped.
     pub unreachable: Vec<String>,
+    /// The client's own `send_message` calls, as it saw them: `from` the node asked to send,
+    /// `to` the recipient, the reply (`P denied communication to R`, `Q sent decision ...`) or
+    /// the failure, and the client's times. What the pictures draw when the nodes keep no
+    /// trace, and the only record of a refused send (the node makes no call).
+    pub calls: Vec<Event>,
 }
 
 /// Run the scenario, writing its lines to `out` and one line per failure to `err`.
@@ -65,6 +72,7 @@ pub async fn run_original(
         failures: tally.failures,
         decisions,
         unreachable: tally.unreachable,
+        calls: tally.calls,
     })
 }
 
@@ -74,6 +82,7 @@ pub async fn run_original(
 struct Tally {
     failures: usize,
     unreachable: Vec<String>,
+    calls: Vec<Event>,
 }
 
 impl Tally {
@@ -117,7 +126,21 @@ async fn send_all(
                 protocol::SEND_MESSAGE,
                 opts.decision
             );
-            match call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await {
+            let start_us = trace::now_us();
+            let answer = call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await;
+            let seen = Event {
+                run: trace::ORIGINAL_RUN.to_string(),
+                from: sender.clone(),
+                to: recipient.clone(),
+                method: protocol::SEND_MESSAGE.to_string(),
+                args: serde_json::json!([recipient, opts.decision]),
+                result: answer.as_ref().ok().map(|r| r.as_str().into()),
+                fault: answer.as_ref().err().map(|e| e.problem.clone()),
+                start_us,
+                end_us: trace::now_us(),
+            };
+            tally.calls.push(seen);
+            match answer {
                 Ok(reply) if !opts.quiet => {
                     writeln!(out, "{}", protocol::printed::client_send_line(&reply))?;
                 }
@@ -166,6 +189,8 @@ async fn finalize_all(
 struct Failed {
     /// The stderr line.
     line: String,
+    /// What went wrong, the end of the line.
+    problem: String,
     /// The node refused the connection: nothing listens there.
     refused: bool,
 }
@@ -182,6 +207,7 @@ async fn call(
 ) -> Result<String, Failed> {
     let url = cluster.url_of(node).map_err(|f| Failed {
         line: format!("error: node {node} has no address: {f}"),
+        problem: format!("no address: {f}"),
         refused: false,
     })?;
     let (problem, refused) = match peers.call(&url, method, args).await {
@@ -191,6 +217,164 @@ async fn call(
     };
     Err(Failed {
         line: format!("error: node {node} ({url}): {what}: {problem}"),
+        problem,
         refused,
     })
+}
+
+/// What the pictures of an original run draw: the calls the nodes traced, plus what only the
+/// client saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drawable {
+    /// The calls to draw, in order of start: the traced `receive_message` calls, a
+    /// `send_message` the sender refused (its reply is [`protocol::denied_reply`]: drawn as a
+    /// stub), and for a sender that kept no trace, the message its reply says it sent.
+    pub events: Vec<Event>,
+    /// The legend line saying what was drawn from the client's own calls, if anything.
+    pub note: Option<String>,
+}
+
+/// Merge the nodes' trace of an original run (`traced`) with the client's own calls
+/// ([`Report::calls`]). A refused send appears only in the client's calls (the node makes no
+/// call), so it is always taken from there. A sender with nothing in the trace (the original
+/// `server.py` has no `trace_events`; a server may record nothing) is drawn from its replies:
+/// `Q sent decision 'attack' to P` is an arrow from Q to P carrying `attack`. Its receiver's
+/// answer is unseen; a receiver whose `finalize_decision` answered `faulty` (when `decision`,
+/// the value sent, is not `faulty` itself) is the original's faulty node, which ignores what
+/// it receives, and its messages are marked ignored, the legend saying why.
+pub fn drawable(
+    traced: Vec<Event>,
+    calls: &[Event],
+    decisions: &BTreeMap<String, String>,
+    decision: &str,
+) -> Drawable {
+    let traced_senders: BTreeSet<String> = traced.iter().map(|e| e.from.clone()).collect();
+    let ignores = |node: &str| {
+        decision != protocol::FAULTY_DECISION
+            && decisions.get(node).map(String::as_str) == Some(protocol::FAULTY_DECISION)
+    };
+    let mut events = traced;
+    let mut from_client = BTreeSet::new();
+    let mut ignoring = BTreeSet::new();
+    for c in calls.iter().filter(|c| c.method == protocol::SEND_MESSAGE) {
+        let reply = c.result.as_ref().and_then(|r| r.as_str());
+        if reply == Some(protocol::denied_reply(&c.from, &c.to).as_str()) {
+            events.push(c.clone());
+            continue;
+        }
+        if traced_senders.contains(&c.from) {
+            continue;
+        }
+        from_client.insert(c.from.clone());
+        let sent = reply
+            .and_then(|r| sent_decision(r, &c.from, &c.to))
+            .unwrap_or(decision);
+        let result = (c.fault.is_none() && ignores(&c.to)).then(|| {
+            ignoring.insert(c.to.clone());
+            protocol::ignored_reply(&c.to, &c.from).into()
+        });
+        events.push(Event {
+            method: protocol::RECEIVE_MESSAGE.to_string(),
+            args: serde_json::json!([c.from, sent]),
+            result,
+            ..c.clone()
+        });
+    }
+    events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));
+    let note = (!from_client.is_empty()).then(|| {
+        let who = if traced_senders.is_empty() {
+            "the nodes keep no trace".to_string()
+        } else {
+            let list: Vec<&str> = from_client.iter().map(String::as_str).collect();
+            format!("{} kept no trace", list.join(", "))
+        };
+        let mut note = format!("drawn from the client's own calls (send_message replies): {who}");
+        for node in &ignoring {
+            note.push_str(&format!(
+                "; {node} ignores what it receives (its finalize_decision answered '{}')",
+                protocol::FAULTY_DECISION
+            ));
+        }
+        note
+    });
+    Drawable { events, note }
+}
+
+/// The decision a `send_message` reply says `from` sent to `to` (a behaviour may have changed
+/// it), or `None` when the reply is not [`protocol::sent_line`].
+fn sent_decision<'a>(reply: &'a str, from: &str, to: &str) -> Option<&'a str> {
+    let template = protocol::sent_line(from, "\u{0}", to);
+    let (before, after) = template.split_once('\u{0}')?;
+    reply.strip_prefix(before)?.strip_suffix(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(from: &str, to: &str, reply: &str, at: u64) -> Event {
+        Event {
+            run: trace::ORIGINAL_RUN.into(),
+            from: from.into(),
+            to: to.into(),
+            method: protocol::SEND_MESSAGE.into(),
+            args: serde_json::json!([to, "attack"]),
+            result: Some(reply.into()),
+            fault: None,
+            start_us: at,
+            end_us: at + 10,
+        }
+    }
+
+    #[test]
+    fn sent_decisions_are_read_from_replies() {
+        let reply = protocol::sent_line("Q", "it's 'retreat'", "R");
+        assert_eq!(sent_decision(&reply, "Q", "R"), Some("it's 'retreat'"));
+        assert_eq!(sent_decision(&reply, "Q", "S"), None);
+        assert_eq!(sent_decision("P denied communication to R", "P", "R"), None);
+    }
+
+    #[test]
+    fn without_a_trace_the_client_draws_what_it_saw() {
+        let calls = [
+            send("P", "Q", &protocol::sent_line("P", "attack", "Q"), 1),
+            send("P", "R", &protocol::denied_reply("P", "R"), 2),
+            send("Q", "P", &protocol::sent_line("Q", "retreat", "P"), 3),
+        ];
+        let decisions = BTreeMap::from([
+            ("P".to_string(), protocol::FAULTY_DECISION.to_string()),
+            ("Q".to_string(), "attack".to_string()),
+        ]);
+        let d = drawable(Vec::new(), &calls, &decisions, "attack");
+        let shown: Vec<(&str, &str, &str)> = d
+            .events
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.method.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("P", "Q", "receive_message"),
+                ("P", "R", "send_message"),
+                ("Q", "P", "receive_message")
+            ]
+        );
+        assert_eq!(d.events[2].value(), Some("retreat"));
+        assert_eq!(
+            d.events[2].result,
+            Some(protocol::ignored_reply("P", "Q").into())
+        );
+        assert_eq!(d.events[0].result, None);
+        let note = d.note.expect("a note");
+        assert!(note.contains("the nodes keep no trace"), "{note}");
+        assert!(note.contains("P ignores what it receives"), "{note}");
+        // With a trace: only the refusal comes from the client.
+        let traced = vec![Event {
+            method: protocol::RECEIVE_MESSAGE.into(),
+            ..send("Q", "P", "x", 3)
+        }];
+        let d = drawable(traced, &calls[1..], &decisions, "attack");
+        assert_eq!(d.events.len(), 2);
+        assert_eq!(d.note, None);
+    }
 }
