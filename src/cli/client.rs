@@ -89,7 +89,8 @@ pub struct PictureArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Draw the run as a Lamport (space-time) diagram in FILE (SVG): a line per node, an
-    /// arrow per message labelled with its value, traitors in red (crimson, as the legend says), decisions at the bottom.
+    /// arrow per message labelled with its value, traitors in red (crimson, as the legend
+    /// says), decisions at the bottom.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// With --svg, in the summary of a large run (over 40 messages): the node whose messages
