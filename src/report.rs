@@ -8,11 +8,13 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::CommandFactory;
+
 use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
 };
-use crate::cli::{CliError, ClusterArgs, Roles, Topology};
+use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
 use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
@@ -47,6 +49,9 @@ pub enum ClientError {
     /// No node takes part.
     #[error("no nodes")]
     NoNodes,
+    /// `client man SUBCOMMAND` names no subcommand.
+    #[error("man {0}: no such subcommand (om, sm, explore, completions, man)")]
+    NoPage(String),
     /// `--focus` names a node outside the run.
     #[error("--focus {0}: no such node in this run")]
     Focus(String),
@@ -111,7 +116,18 @@ pub async fn run(cli: Cli) -> Result<u8, ClientError> {
         Some(Command::Om(a)) => agreement(Protocol::Om, &a.run, &a.tree).await,
         Some(Command::Sm(a)) => agreement(Protocol::Sm, a, &TreeArgs::default()).await,
         Some(Command::Explore(a)) => explore(a).await,
+        Some(Command::Completions(a)) => print_manual(manual::completions(Cli::command(), a.shell)),
+        Some(Command::Man(a)) => match manual::man(Cli::command(), a.page.as_deref()) {
+            Some(page) => print_manual(page),
+            None => Err(ClientError::NoPage(a.page.clone().unwrap_or_default())),
+        },
     }
+}
+
+/// A completion script or a man page on stdout.
+fn print_manual(bytes: Vec<u8>) -> Result<u8, ClientError> {
+    manual::print(&bytes).map_err(ClientError::Output)?;
+    Ok(0)
 }
 
 /// The original scenario: 0 when every call succeeded, 1 when some failed.

@@ -556,6 +556,8 @@ fn readme_command_lines_parse() {
     ];
     let mut checked = 0;
     for line in lines.into_iter().chain(quoted) {
+        // A redirection is the shell's, not the command line's.
+        let line = line.split(" > ").next().unwrap_or(line);
         let words: Vec<&str> = line.split_whitespace().collect();
         // Usage summaries ([...], {om|sm}) and flag references are not command lines.
         if words.len() < 3
@@ -962,4 +964,45 @@ fn without_a_trace_the_pictures_come_from_the_clients_calls() {
         err.contains("note: no trace from P, Q, R, S (") && !err.contains("warning"),
         "one line says why: {err}"
     );
+}
+
+/// Logs on a stderr that is not a terminal (here a pipe) are plain text: no colour codes, as
+/// `--log-level` or `RUST_LOG` turn them on.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let base = port_base().to_string();
+    let run_args = ["--port-base", &base, "--nodes", "P", "--rpc-timeout", "5"];
+    let mut flag = Command::new(client_bin());
+    flag.args(["--log-level", "debug"]).args(run_args);
+    let mut env = Command::new(client_bin());
+    env.env("RUST_LOG", "debug").args(run_args);
+    for (how, cmd) in [("--log-level", flag), ("RUST_LOG", env)] {
+        let (code, _, err) = run(cmd, Duration::from_secs(30));
+        assert_eq!(code, 1, "{how}: {err}");
+        assert!(err.contains(" DEBUG "), "{how}: no debug log:\n{err}");
+        assert!(!err.contains("\x1b["), "{how}: colour codes in:\n{err:?}");
+    }
+    // Quiet by default: the error line and the hint, no log.
+    let (_, _, err) = client(&run_args);
+    assert!(!err.contains("DEBUG"), "{err}");
+}
+
+/// Completions and man pages come from the binaries themselves (their content is checked
+/// against the clap definitions in `generals::cli::manual`).
+#[test]
+fn completions_and_man_pages_print() {
+    for (bin, args, expect) in [
+        (client_bin(), &["completions", "bash"][..], "_client()"),
+        (client_bin(), &["completions", "fish"], "complete -c client"),
+        (client_bin(), &["man"], ".TH client 1"),
+        (client_bin(), &["man", "explore"], ".TH client-explore 1"),
+        (server_bin(), &["--completions", "zsh"], "#compdef server"),
+        (server_bin(), &["--man"], ".TH server 1"),
+    ] {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        let (code, out, err) = run(cmd, Duration::from_secs(10));
+        assert_eq!((code, err.as_str()), (0, ""), "{bin} {args:?}");
+        assert!(out.contains(expect), "{bin} {args:?}:\n{out}");
+    }
 }

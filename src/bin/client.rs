@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     // mimalloc's defaults here (no `allocator::configure`): purging freed memory at once costs
     // the explorer 3% of its speed, and the client has no memory target to keep.
     let cli = Cli::parse_checked();
+    cli.log.init();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         // `client | head`: the reader has every line it wanted.

@@ -9,13 +9,22 @@ static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use generals::cli::server::{self as cli, ServerArgs};
 use generals::server;
 
 fn main() -> ExitCode {
     generals::allocator::configure();
     let args = ServerArgs::parse();
+    if let Some(page) = manual(&args) {
+        return match generals::cli::manual::print(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server: writing output: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,11 +46,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `--completions SHELL` or `--man` asks to print instead of serving.
+fn manual(args: &ServerArgs) -> Option<Vec<u8>> {
+    use generals::cli::manual;
+    if let Some(shell) = args.completions {
+        return Some(manual::completions(ServerArgs::command(), shell));
+    }
+    args.man
+        .then(|| manual::man(ServerArgs::command(), None))
+        .flatten()
+}
+
 async fn serve(args: ServerArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    args.log.init();
     // Bad arguments: exit 2, before anything is bound (as clap's own errors).
     let config = match args.config().and_then(|c| cli::exposed(&c).map(|e| (c, e))) {
         Ok(ok) => ok,

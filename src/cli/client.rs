@@ -13,7 +13,8 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use super::ClusterArgs;
+use super::manual::{CompletionsArgs, ManArgs};
+use super::{ClusterArgs, LogArgs};
 use crate::behaviour::Behaviour;
 use crate::protocol;
 use crate::runs::driver::{self, Protocol};
@@ -46,6 +47,9 @@ pub struct Cli {
     /// What to write or draw of the original run.
     #[command(flatten)]
     pub pictures: PictureArgs,
+    /// What to log on stderr (anywhere on the line).
+    #[command(flatten)]
+    pub log: LogArgs,
     /// An agreement run or the explorer instead of the original scenario.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -65,6 +69,10 @@ pub enum Command {
     /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
     /// failed but some were void (a loyal node late or lost).
     Explore(ExploreArgs),
+    /// Print the completion script for SHELL (bash, elvish, fish, powershell, zsh).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of client or of one of its subcommands.
+    Man(ManArgs),
 }
 
 /// The original scenario's options.
@@ -253,7 +261,7 @@ impl Cli {
             Some(Command::Om(OmArgs { run, .. })) | Some(Command::Sm(run)) => {
                 run.cluster = std::mem::take(&mut run.cluster).or(before);
             }
-            Some(Command::Explore(_)) | None => cli.cluster = before,
+            _ => cli.cluster = before,
         }
         Ok(cli)
     }
@@ -266,12 +274,15 @@ fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Erro
     let is_cluster_flag = |id: &clap::Id| cluster_flags.get_arguments().any(|a| a.get_id() == id);
     let arg = cmd.get_arguments().find(|a| {
         matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
-            && !(sub != "explore" && is_cluster_flag(a.get_id()))
+            && !a.is_global_set()
+            && !(matches!(sub, "om" | "sm") && is_cluster_flag(a.get_id()))
     })?;
     let name = arg
         .get_long()
         .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
-    let why = if sub == "explore" {
+    let why = if matches!(sub, "completions" | "man") {
+        format!("`client {sub}` only prints, from the definitions of the flags")
+    } else if sub == "explore" {
         "`client explore` takes none of the original run's flags: it starts its own \
          cluster in-process on free ports and draws nothing"
             .to_string()
@@ -343,6 +354,10 @@ mod tests {
             "client --focus P",
             "client explore --protocol xm",
             "client explore --behaviours nonsense",
+            "client completions",
+            "client completions tcsh",
+            "client --nodes P,Q completions bash",
+            "client --log-level verbose",
         ] {
             let e = parse(line)
                 .err()
@@ -370,6 +385,11 @@ mod tests {
             "client sm -m 1 --svg x.svg --focus Q --mermaid run.mmd",
             "client om --json --mermaid run.mmd",
             "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
+            "client completions zsh",
+            "client man",
+            "client man om",
+            "client --log-level debug om --seed 1",
+            "client om --log-level generals=debug,hyper=info",
         ] {
             if let Err(e) = parse(line) {
                 panic!("{line}: {e}");

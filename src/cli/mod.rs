@@ -11,6 +11,7 @@
 //! (exit 2), never silently ignored ([`client::Cli::try_parse_checked`]).
 
 pub mod client;
+pub mod manual;
 pub mod server;
 
 use std::path::PathBuf;
@@ -76,6 +77,52 @@ pub struct Roles {
     /// original send_message and to OM/SM runs alike.
     #[arg(long = "behaviour", value_name = "NAME=KIND", value_parser = behaviour::parse_assignment)]
     pub behaviours: Vec<(String, Behaviour)>,
+}
+
+/// How much the process logs on stderr: `--log-level`, shared by `server` and `client`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// What to log on stderr: off, error, warn, info, debug or trace, or per module as
+    /// RUST_LOG takes it (e.g. generals=debug,hyper=info) [default: RUST_LOG, else error].
+    /// Colour only when stderr is a terminal.
+    #[arg(long, value_name = "LEVEL", global = true, value_parser = log_filter)]
+    pub log_level: Option<String>,
+}
+
+impl LogArgs {
+    /// Send `tracing` events to stderr at `--log-level` (else `RUST_LOG`, else errors only),
+    /// without colour codes unless stderr is a terminal (a file or a pipe gets plain text).
+    pub fn init(&self) {
+        use std::io::IsTerminal;
+        use tracing_subscriber::EnvFilter;
+        let filter = match &self.log_level {
+            Some(level) => EnvFilter::new(level),
+            None => EnvFilter::from_default_env(),
+        };
+        // A second call (tests that run `main`'s work twice) keeps the first subscriber.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
+}
+
+/// A `--log-level` the filter understands, as a clap value parser.
+/// A bare word must be a level: RUST_LOG would read `--log-level verbose` as "everything of
+/// a module named verbose", which is never what was meant.
+fn log_filter(arg: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let expected = "expected off, error, warn, info, debug, trace, or TARGET=LEVEL,... as RUST_LOG";
+    let bare_word =
+        |d: &str| !d.contains('=') && !LEVELS.contains(&d.trim().to_lowercase().as_str());
+    if arg.split(',').any(bare_word) {
+        return Err(format!("{arg:?}: {expected}"));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(arg)
+        .map(|_| arg.to_string())
+        .map_err(|e| format!("{arg:?}: {e}; {expected}"))
 }
 
 /// What [`ClusterArgs::resolve`] gives: the cluster and the nodes of this process's work.
@@ -530,6 +577,22 @@ mod tests {
         assert_eq!(both.nodes.as_deref(), Some("P,Q,R"));
         assert_eq!(both.peers.len(), 2);
         assert_eq!(both.rpc_timeout(), DEFAULT_RPC_TIMEOUT);
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_rust_log_directives() {
+        for good in [
+            "debug",
+            "INFO",
+            "off",
+            "generals=debug,hyper=info",
+            "warn,generals=trace",
+        ] {
+            assert_eq!(log_filter(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in ["verbose", "", "debug,loud", "generals=loud"] {
+            assert!(log_filter(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

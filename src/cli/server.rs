@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::{CliError, ClusterArgs, Roles, seconds};
+use super::manual::Shell;
+use super::{CliError, ClusterArgs, LogArgs, Roles, seconds};
 use crate::methods::Codec;
 use crate::server::{Config, Limits};
 use crate::{gate, node, trace};
@@ -86,6 +87,16 @@ pub struct ServerArgs {
     /// against the other (scripts/bench.sh); answers are the same wherever both accept.
     #[arg(long, default_value = "fast", value_name = "CODEC", hide = true)]
     pub xml_codec: Codec,
+    /// What to log on stderr.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Print the completion script for SHELL (bash, elvish, fish, powershell, zsh) and exit,
+    /// e.g. `server --completions bash > ~/.local/share/bash-completion/completions/server`.
+    #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<Shell>,
+    /// Print this manual as a man page (roff) and exit, e.g. `server --man | man -l -`.
+    #[arg(long, exclusive = true)]
+    pub man: bool,
 }
 
 impl ServerArgs {
