@@ -408,6 +408,20 @@ impl Report {
         for p in &self.problems {
             out += &format!("{p}\n");
         }
+        if (!self.ic1 || !self.ic2) && self.traitors.len() > self.m {
+            // Not the algorithm's failure: its promise holds for at most m traitors.
+            let name = self.protocol.to_uppercase();
+            out += &format!(
+                "Why: {} traitors ({}), more than m = {}: {name}({}) promises IC1 and IC2 \
+                 only with at most {} traitors (try -m {}, with enough nodes).\n",
+                self.traitors.len(),
+                self.traitors.join(", "),
+                self.m,
+                self.m,
+                self.m,
+                self.traitors.len(),
+            );
+        }
         out
     }
 }
@@ -524,6 +538,25 @@ mod tests {
         // Without void reasons the same decisions are a violation, exit 1.
         let v = judge(&facts(&[], &[("A", "attack"), ("B", "retreat")]));
         assert_eq!((v.verdict, v.verdict.exit_code()), (Verdict::Violated, 1));
+    }
+
+    #[test]
+    fn a_violation_with_more_than_m_traitors_says_why() {
+        // Two traitors in OM(1): the loyal lieutenants may disagree; the report says that
+        // the algorithm promised nothing, not only that IC1 failed.
+        let r = report(facts(
+            &["B", "D"],
+            &[("A", "attack"), ("E", "retreat"), ("B", "attack")],
+        ));
+        assert!(!r.ic1, "{:?}", r.problems);
+        let text = r.human();
+        assert!(
+            text.contains("Why: 2 traitors (B, D), more than m = 1: OM(1) promises IC1 and IC2"),
+            "{text}"
+        );
+        // Within m, no such line.
+        let r = report(facts(&["B"], &[("A", "attack"), ("E", "retreat")]));
+        assert!(!r.ic1 && !r.human().contains("Why:"), "{}", r.human());
     }
 
     #[test]
