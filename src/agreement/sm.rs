@@ -423,30 +423,14 @@ mod tests {
         assert_eq!((later.rejected(), later.decide()), (1, RETREAT.to_string()));
         assert!(later.values().is_empty(), "a replay adds nothing to V");
         // Other nodes (order included) or another commander: worthless too.
-        let mut other = first.clone();
-        other.nodes = names("C,B,A").into();
-        assert!(
-            verify_chain(
-                &keys,
-                &other,
-                RETREAT,
-                &names("C"),
-                std::slice::from_ref(&sig)
-            )
-            .is_err()
-        );
-        let mut other = first.clone();
-        other.commander = "A".into();
-        assert!(
-            verify_chain(
-                &keys,
-                &other,
-                RETREAT,
-                &names("C"),
-                std::slice::from_ref(&sig)
-            )
-            .is_err()
-        );
+        let mut other_nodes = first.clone();
+        other_nodes.nodes = names("C,B,A").into();
+        let mut other_commander = first.clone();
+        other_commander.commander = "A".into();
+        for other in [other_nodes, other_commander] {
+            let chain = std::slice::from_ref(&sig);
+            assert!(verify_chain(&keys, &other, RETREAT, &names("C"), chain).is_err());
+        }
     }
 
     #[test]
