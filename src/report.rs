@@ -8,18 +8,20 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::CommandFactory;
+use clap::{CommandFactory, Parser};
 
 use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
 };
+use crate::cli::server::ServerArgs;
 use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
 use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
 use crate::runs::explore::{self, Explore};
 use crate::runs::original::{self, Options};
+use crate::server::Config;
 use crate::{picture, protocol, trace};
 
 /// Why a client command could not do its work (exit 2).
@@ -111,6 +113,50 @@ macro_rules! outln {
 
 /// Run what the command line asks for; the exit code.
 pub async fn run(cli: Cli) -> Result<u8, ClientError> {
+    let (cluster, spawn) = match &cli.command {
+        None => (&cli.cluster, &cli.spawn),
+        Some(Command::Om(a)) => (&a.run.cluster, &a.run.spawn),
+        Some(Command::Sm(a)) => (&a.cluster, &a.spawn),
+        _ => return command(&cli).await,
+    };
+    if !spawn.spawn {
+        return command(&cli).await;
+    }
+    // `--spawn`: the nodes `server` would host with the same flags, silent (the report is the
+    // output), served in this process for the run only.
+    let mut server = ServerArgs::parse_from(["server"]);
+    server.cluster = cluster.clone();
+    server.roles = spawn.roles.clone();
+    server.quiet = true;
+    let config = Config {
+        print: false,
+        ..server.config()?
+    };
+    if let Some(bind) = crate::cli::server::exposed(&config)? {
+        eprintln!(
+            "client: warning: binding {bind} exposes XML-RPC without authentication to the network"
+        );
+    }
+    let bound = match crate::server::bind(config).await {
+        Ok(bound) => bound,
+        // What `server` says, and exits with, when it cannot start.
+        Err(e) => {
+            eprintln!("client: {e}");
+            return Ok(1);
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(bound.run(async {
+        let _ = stopped.await;
+    }));
+    let code = command(&cli).await;
+    let _ = stop.send(());
+    let _ = serving.await;
+    code
+}
+
+/// Run the command against the nodes where they are.
+async fn command(cli: &Cli) -> Result<u8, ClientError> {
     match &cli.command {
         None => original(&cli.cluster, &cli.original, &cli.pictures).await,
         Some(Command::Om(a)) => agreement(Protocol::Om, &a.run, &a.tree).await,

@@ -1006,3 +1006,63 @@ fn completions_and_man_pages_print() {
         assert!(out.contains(expect), "{bin} {args:?}:\n{out}");
     }
 }
+
+/// `client --spawn`: the original run against nodes it starts itself, P faulty as `server`'s
+/// default; the same stdout as against a separate `server`, and none of the server's lines.
+#[test]
+fn spawn_runs_the_original_against_its_own_nodes() {
+    let cluster = Cluster::rust(&[]);
+    let (code, separate, err) = cluster.client().run();
+    assert_eq!(code, 0, "{err}");
+    drop(cluster);
+    let (code, spawned, err) = Client::rust().at(port_base()).args(&["--spawn"]).run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(spawned, separate);
+    assert!(
+        spawned.contains("Process P denied communication to R\n"),
+        "{spawned}"
+    );
+    assert!(!spawned.contains("running on port"), "{spawned}");
+}
+
+/// `client --spawn` takes the server's roles for the nodes it starts: OM(1) with a two-faced
+/// lieutenant and nobody faulty in the original's sense holds.
+#[test]
+fn spawn_takes_the_servers_roles() {
+    let (code, json, err) = Client::rust()
+        .args(&["--spawn", "--port-base", &port_base().to_string()])
+        .args(&[
+            "--faulty",
+            "",
+            "--behaviour",
+            "S=two-faced",
+            "om",
+            "-m",
+            "1",
+        ])
+        .json();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json["verdict"], "holds", "{json}");
+    assert_eq!(json["traitors"], serde_json::json!(["S"]), "{json}");
+    assert_eq!(json["messages"], 9, "{json}");
+}
+
+/// A port in use: what `server` says, exit 1, nothing run.
+#[test]
+fn spawn_on_a_port_in_use_is_the_servers_error() {
+    let base = port_base();
+    let _held = std::net::TcpListener::bind(("127.0.0.1", port_of(base, 'Q'))).unwrap();
+    let (code, out, err) = Client::rust().at(base).args(&["--spawn"]).run();
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    let mut server = Command::new(server_bin());
+    server.args(["--port-base", &base.to_string()]);
+    let (server_code, _, server_err) = run(server, Duration::from_secs(10));
+    assert_eq!(server_code, 1, "{server_err}");
+    let message = format!("cannot bind node Q on 127.0.0.1:{}", port_of(base, 'Q'));
+    assert!(server_err.contains(&message), "{server_err}");
+    assert_eq!(
+        err.strip_prefix("client: "),
+        server_err.strip_prefix("server: "),
+        "the same message"
+    );
+}

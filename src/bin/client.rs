@@ -37,9 +37,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     // One thread is fastest for a client that only makes calls; the explorer hosts whole
-    // clusters in-process and runs cases in parallel, so it gets every core.
-    let runtime = match &cli.command {
-        Some(Command::Explore(_)) => tokio::runtime::Builder::new_multi_thread()
+    // clusters in-process and runs cases in parallel, and `--spawn` hosts the nodes it calls,
+    // so they get every core.
+    let hosts = match &cli.command {
+        None => cli.spawn.spawn,
+        Some(Command::Om(a)) => a.run.spawn.spawn,
+        Some(Command::Sm(a)) => a.spawn.spawn,
+        Some(Command::Explore(_)) => true,
+        _ => false,
+    };
+    let runtime = match hosts {
+        true => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
         _ => tokio::runtime::Builder::new_current_thread()

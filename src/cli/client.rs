@@ -14,7 +14,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::manual::{CompletionsArgs, ManArgs};
-use super::{ClusterArgs, LogArgs};
+use super::{ClusterArgs, LogArgs, Roles};
 use crate::behaviour::Behaviour;
 use crate::protocol;
 use crate::runs::driver::{self, Protocol};
@@ -33,14 +33,23 @@ use crate::runs::driver::{self, Protocol};
 /// could not keep the algorithm's assumptions (a loyal node late, failing or lost), so it
 /// shows nothing about the algorithm.
 ///
-/// The flags that say where the nodes are (--host to --rpc-timeout below) may also come
-/// before `om` or `sm`; every other flag goes where it applies, else it is a usage error.
+/// `--spawn` (the original run, `om`, `sm`) starts the nodes in-process first, as `server`
+/// would with the same WHERE flags and --faulty/--behaviour, and stops them after the run:
+/// one command instead of two terminals. Their stdout lines are not printed (the client's
+/// report is the output); a port already in use is the server's error, exit 1.
+///
+/// The flags that say where the nodes are (--host to --rpc-timeout below) and --spawn,
+/// --faulty and --behaviour may also come before `om` or `sm`; every other flag goes where it
+/// applies, else it is a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "client", version, about, long_about)]
 pub struct Cli {
     /// Where the nodes are (also valid before `om`/`sm`, for their run).
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Start the nodes in-process for the run (also valid before `om`/`sm`, for their run).
+    #[command(flatten)]
+    pub spawn: SpawnArgs,
     /// The original scenario's options.
     #[command(flatten)]
     pub original: OriginalArgs,
@@ -87,6 +96,40 @@ pub struct OriginalArgs {
     /// Print only the final decisions, byte for byte as client.py.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--spawn` and the server's roles for the nodes it starts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SpawnArgs {
+    /// Start the nodes in-process on the ports the WHERE flags give (as `server` with the same
+    /// flags would), run, and stop them. Their stdout lines (running, received, majority) are
+    /// not printed: the client's report is the output. A port in use: the server's error,
+    /// exit 1.
+    #[arg(long)]
+    pub spawn: bool,
+    /// Who is faulty and how each spawned node sends (with --spawn only).
+    #[command(flatten)]
+    pub roles: Roles,
+}
+
+impl SpawnArgs {
+    /// These flags, given after `om`/`sm`, with `before` (given before it): `--spawn` on
+    /// either side spawns, a later `--faulty` wins, `--behaviour`s add up (a later one for
+    /// the same node wins).
+    pub fn or(self, before: SpawnArgs) -> SpawnArgs {
+        SpawnArgs {
+            spawn: self.spawn || before.spawn,
+            roles: Roles {
+                faulty: self.roles.faulty.or(before.roles.faulty),
+                behaviours: [before.roles.behaviours, self.roles.behaviours].concat(),
+            },
+        }
+    }
+
+    /// Whether --faulty or --behaviour is given.
+    fn any_role(&self) -> bool {
+        self.roles.faulty.is_some() || !self.roles.behaviours.is_empty()
+    }
 }
 
 /// What to write or draw of a run, from the calls its nodes recorded.
@@ -145,6 +188,9 @@ pub struct AgreementArgs {
     /// Where the nodes are (these may also come before the subcommand).
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Start the nodes in-process for the run (these may also come before the subcommand).
+    #[command(flatten)]
+    pub spawn: SpawnArgs,
     /// Traitors to tolerate (the depth of the recursion).
     #[arg(short = 'm', long, default_value_t = 1)]
     pub m: usize,
@@ -257,11 +303,25 @@ impl Cli {
             ));
         }
         let before = std::mem::take(&mut cli.cluster);
-        match &mut cli.command {
+        let spawn_before = std::mem::take(&mut cli.spawn);
+        let spawn = match &mut cli.command {
             Some(Command::Om(OmArgs { run, .. })) | Some(Command::Sm(run)) => {
                 run.cluster = std::mem::take(&mut run.cluster).or(before);
+                run.spawn = std::mem::take(&mut run.spawn).or(spawn_before);
+                &run.spawn
             }
-            _ => cli.cluster = before,
+            _ => {
+                cli.cluster = before;
+                cli.spawn = spawn_before;
+                &cli.spawn
+            }
+        };
+        if spawn.any_role() && !spawn.spawn {
+            return Err(cmd.error(
+                ErrorKind::MissingRequiredArgument,
+                "--faulty and --behaviour say how the nodes --spawn starts behave: add --spawn, \
+                 or give them to `server`",
+            ));
         }
         Ok(cli)
     }
@@ -271,7 +331,11 @@ impl Cli {
 fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Error> {
     let (sub, _) = matches.subcommand()?;
     let cluster_flags = ClusterArgs::augment_args(clap::Command::new("cluster"));
-    let is_cluster_flag = |id: &clap::Id| cluster_flags.get_arguments().any(|a| a.get_id() == id);
+    let spawn_flags = SpawnArgs::augment_args(clap::Command::new("spawn"));
+    let is_cluster_flag = |id: &clap::Id| {
+        cluster_flags.get_arguments().any(|a| a.get_id() == id)
+            || spawn_flags.get_arguments().any(|a| a.get_id() == id)
+    };
     let arg = cmd.get_arguments().find(|a| {
         matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
             && !a.is_global_set()
@@ -332,6 +396,14 @@ mod tests {
             panic!("sm expected")
         };
         assert_eq!(sm.cluster.nodes.as_deref(), Some("P,Q,R"));
+        let cli =
+            parse("client --spawn --faulty Q --behaviour S=flip om --behaviour R=silent").unwrap();
+        let Some(Command::Om(om)) = cli.command else {
+            panic!("om expected")
+        };
+        assert!(om.run.spawn.spawn);
+        assert_eq!(om.run.spawn.roles.faulty.as_deref(), Some("Q"));
+        assert_eq!(om.run.spawn.roles.behaviours.len(), 2);
     }
 
     #[test]
@@ -358,6 +430,10 @@ mod tests {
             "client completions tcsh",
             "client --nodes P,Q completions bash",
             "client --log-level verbose",
+            "client --faulty Q",
+            "client om --behaviour S=flip",
+            "client --spawn explore",
+            "client explore --spawn",
         ] {
             let e = parse(line)
                 .err()
@@ -390,6 +466,9 @@ mod tests {
             "client man om",
             "client --log-level debug om --seed 1",
             "client om --log-level generals=debug,hyper=info",
+            "client --spawn --faulty Q --behaviour P=flip",
+            "client --spawn --faulty '' om -m 1 --behaviour S=two-faced",
+            "client sm --spawn --port-base 9000",
         ] {
             if let Err(e) = parse(line) {
                 panic!("{line}: {e}");
