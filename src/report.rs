@@ -113,15 +113,9 @@ macro_rules! outln {
 
 /// Run what the command line asks for; the exit code.
 pub async fn run(cli: Cli) -> Result<u8, ClientError> {
-    let (cluster, spawn) = match &cli.command {
-        None => (&cli.cluster, &cli.spawn),
-        Some(Command::Om(a)) => (&a.run.cluster, &a.run.spawn),
-        Some(Command::Sm(a)) => (&a.cluster, &a.spawn),
-        _ => return command(&cli).await,
-    };
-    if !spawn.spawn {
+    let Some((cluster, spawn)) = cli.spawn().filter(|(_, s)| s.spawn) else {
         return command(&cli).await;
-    }
+    };
     // `--spawn`: the nodes `server` would host with the same flags, silent (the report is the
     // output), served in this process for the run only.
     let mut server = ServerArgs::parse_from(["server"]);

@@ -39,13 +39,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // One thread is fastest for a client that only makes calls; the explorer hosts whole
     // clusters in-process and runs cases in parallel, and `--spawn` hosts the nodes it calls,
     // so they get every core.
-    let hosts = match &cli.command {
-        None => cli.spawn.spawn,
-        Some(Command::Om(a)) => a.run.spawn.spawn,
-        Some(Command::Sm(a)) => a.spawn.spawn,
-        Some(Command::Explore(_)) => true,
-        _ => false,
-    };
+    let hosts = matches!(cli.command, Some(Command::Explore(_)))
+        || cli.spawn().is_some_and(|(_, s)| s.spawn);
     let runtime = match hosts {
         true => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

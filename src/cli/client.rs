@@ -327,6 +327,20 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Where the nodes of this command are and its `--spawn` flags: the original run's,
+    /// `om`'s or `sm`'s; None for a command that calls no nodes of the user's.
+    pub fn spawn(&self) -> Option<(&ClusterArgs, &SpawnArgs)> {
+        match &self.command {
+            None => Some((&self.cluster, &self.spawn)),
+            Some(Command::Om(OmArgs { run, .. }) | Command::Sm(run)) => {
+                Some((&run.cluster, &run.spawn))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The error for the first flag given before a subcommand that does not take it from there.
 fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Error> {
     let (sub, _) = matches.subcommand()?;
