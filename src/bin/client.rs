@@ -41,13 +41,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // so they get every core.
     let hosts = matches!(cli.command, Some(Command::Explore(_)))
         || cli.spawn().is_some_and(|(_, s)| s.spawn);
-    let runtime = match hosts {
-        true => tokio::runtime::Builder::new_multi_thread()
+    let runtime = if hosts {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_current_thread()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build(),
+            .build()
     }
     .context("cannot start the async runtime")?;
     Ok(runtime.block_on(report::run(cli))?)
