@@ -374,16 +374,7 @@ mod tests {
         };
         assert_eq!(RoundDone::from_value(&round.to_value()), Some(round));
         for decided in [
-            Decided {
-                role: Some(Role::Lieutenant),
-                decision: Some("attack".into()),
-                received: 3,
-                expected: Some(3),
-                sent: vec![0, 2],
-                failed: vec![0, 0],
-                withheld: vec![0, 0],
-                ..Decided::default()
-            },
+            lieutenant_decided(),
             Decided {
                 role: Some(Role::Commander),
                 decision: Some(String::new()),
@@ -398,10 +389,9 @@ mod tests {
         }
     }
 
-    /// The members of `docs/protocol-extensions.md`'s example answer of `om_decide`.
-    #[test]
-    fn the_documented_decide_answer_has_these_members() {
-        let decided = Decided {
+    /// A lieutenant's `om_decide` answer: the documented example's values.
+    fn lieutenant_decided() -> Decided {
+        Decided {
             role: Some(Role::Lieutenant),
             decision: Some("attack".into()),
             received: 3,
@@ -410,8 +400,13 @@ mod tests {
             failed: vec![0, 0],
             withheld: vec![0, 0],
             ..Decided::default()
-        };
-        let Value::Struct(m) = decided.to_value() else {
+        }
+    }
+
+    /// The members of `docs/protocol-extensions.md`'s example answer of `om_decide`.
+    #[test]
+    fn the_documented_decide_answer_has_these_members() {
+        let Value::Struct(m) = lieutenant_decided().to_value() else {
             panic!("not a struct");
         };
         let keys: Vec<&str> = m.keys().map(String::as_str).collect();
