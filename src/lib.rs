@@ -21,7 +21,8 @@
 //!   path (decode, route, handle, render); [`server`], the HTTP glue (limits, shutdown);
 //! - [`runs`]: what a client drives (the original run, one OM/SM run, the explorer);
 //!   [`picture`], pictures of runs; [`load`], the load generator behind `loadgen`;
-//! - [`cli`], the binaries' command lines and the one rule from flags to a topology; then
+//! - [`cli`], the binaries' command lines and the one rule from flags to a topology; [`ui`],
+//!   the live web page of `client ui` (its HTTP server, runs streamed as they happen); then
 //!   [`report`], what `client` does with its command line.
 #![warn(missing_docs)]
 
@@ -43,4 +44,5 @@ pub mod report;
 pub mod runs;
 pub mod server;
 pub mod trace;
+pub mod ui;
 pub mod xmlrpc;

@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
-    AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs,
+    AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
 };
 use crate::cli::server::ServerArgs;
 use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
@@ -78,6 +78,16 @@ pub enum ClientError {
         error: std::io::Error,
         /// What to do, if there is a usual fix (starts with "; ").
         hint: String,
+    },
+    /// A file to read cannot be read.
+    #[error("{flag} {}: cannot read it: {error}", path.display())]
+    Unreadable {
+        /// The flag, e.g. `--replay`.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
     },
     /// `--tree` cannot be drawn from the run's calls.
     #[error("--tree {node}: {error}")]
@@ -156,6 +166,7 @@ async fn command(cli: &Cli) -> Result<u8, ClientError> {
         Some(Command::Om(a)) => agreement(Protocol::Om, &a.run, &a.tree).await,
         Some(Command::Sm(a)) => agreement(Protocol::Sm, a, &TreeArgs::default()).await,
         Some(Command::Explore(a)) => explore(a).await,
+        Some(Command::Ui(a)) => ui(a).await,
         Some(Command::Completions(a)) => print_manual(manual::completions(Cli::command(), a.shell)),
         Some(Command::Man(a)) => match manual::man(Cli::command(), a.page.as_deref()) {
             Some(page) => print_manual(page),
@@ -168,6 +179,86 @@ async fn command(cli: &Cli) -> Result<u8, ClientError> {
 fn print_manual(bytes: Vec<u8>) -> Result<u8, ClientError> {
     manual::print(&bytes).map_err(ClientError::Output)?;
     Ok(0)
+}
+
+/// `client ui`: serve the page until Ctrl-C (or SIGTERM); 1 when the address cannot be bound.
+pub async fn ui(a: &UiArgs) -> Result<u8, ClientError> {
+    let Topology { cluster, nodes, .. } = a.cluster.resolve(&Roles::default())?;
+    if nodes.is_empty() {
+        return Err(ClientError::NoNodes);
+    }
+    if let Some(file) = &a.replay
+        && let Err(error) = std::fs::File::open(file)
+    {
+        return Err(ClientError::Unreadable {
+            flag: "--replay",
+            path: file.clone(),
+            error,
+        });
+    }
+    let listener = match tokio::net::TcpListener::bind(a.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "client: cannot serve the page on {}: {e}; pick another with --listen ADDR:PORT \
+                 (port 0 picks a free one)",
+                a.listen
+            );
+            return Ok(1);
+        }
+    };
+    let at = listener.local_addr().map_err(ClientError::Output)?;
+    if !at.ip().is_loopback() {
+        eprintln!(
+            "client: warning: serving the page on {at} lets anyone who can reach it start runs \
+             on your cluster (there is no authentication)"
+        );
+    }
+    let host = if at.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        at.ip().to_string()
+    };
+    let host = if at.is_ipv6() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    outln!(
+        "generals ui: http://{host}:{}/ ({} nodes: {}; Ctrl-C stops it)",
+        at.port(),
+        nodes.len(),
+        nodes.join(", ")
+    );
+    let bench = crate::ui::Bench {
+        cluster,
+        nodes,
+        rpc_timeout: a.cluster.rpc_timeout(),
+        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        max_messages: a.max_messages,
+    };
+    let ui = crate::ui::Ui {
+        bench,
+        replay: a.replay.clone(),
+    };
+    crate::ui::serve(ui, listener, stopped()).await;
+    Ok(0)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The original scenario: 0 when every call succeeded, 1 when some failed.
@@ -185,6 +276,7 @@ pub async fn original(
         decision: o.decision.clone(),
         delay: Duration::from_millis(o.delay_ms),
         quiet: o.quiet,
+        observe: None,
     };
     // With `--mermaid -` the diagram alone takes stdout: the report goes to stderr.
     let mut out: Box<dyn std::io::Write> = if pictures.mermaid_to_stdout() {

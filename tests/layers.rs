@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("load", 8),
     // The command lines, then what the client does with them.
     ("cli", 9),
+    ("ui", 9),
     ("report", 10),
 ];
 

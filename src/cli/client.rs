@@ -78,6 +78,10 @@ pub enum Command {
     /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
     /// failed but some were void (a loyal node late or lost).
     Explore(ExploreArgs),
+    /// Serve a web page that shows the cluster, starts runs (the original, OM, SM) and draws
+    /// every message as the nodes record it; it also replays trace files. Prints its URL;
+    /// Ctrl-C stops it.
+    Ui(UiArgs),
     /// Print the completion script for SHELL (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the man page (roff) of client or of one of its subcommands.
@@ -233,6 +237,37 @@ pub struct OmArgs {
     pub tree: TreeArgs,
 }
 
+/// Options of `client ui`.
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Where the nodes are (these may also come before the subcommand).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Start the nodes in-process while the page is served (these may also come before the
+    /// subcommand).
+    #[command(flatten)]
+    pub spawn: SpawnArgs,
+    /// Address and port the page is served on; anything but loopback is warned about, as the
+    /// page starts runs for whoever opens it. Port 0 picks a free one (the URL printed says
+    /// which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// A trace file (as --trace writes it) the page replays when opened with ?replay=1.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// How long one round of an OM/SM run may take, in milliseconds.
+    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
+    pub round_timeout_ms: u64,
+    /// Refuse an OM/SM run that sends more messages than this, by the protocol's formula
+    /// (the page draws every message: keep it small).
+    #[arg(long, default_value_t = DEFAULT_UI_MAX_MESSAGES, value_name = "N")]
+    pub max_messages: u64,
+}
+
+/// Default of `client ui --max-messages`: OM(3) over 10 nodes (3,609 messages) fits, larger
+/// runs are better read in a report than watched.
+pub const DEFAULT_UI_MAX_MESSAGES: u64 = 10_000;
+
 /// Options of `client explore`.
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
@@ -310,6 +345,11 @@ impl Cli {
                 run.spawn = std::mem::take(&mut run.spawn).or(spawn_before);
                 &run.spawn
             }
+            Some(Command::Ui(ui)) => {
+                ui.cluster = std::mem::take(&mut ui.cluster).or(before);
+                ui.spawn = std::mem::take(&mut ui.spawn).or(spawn_before);
+                &ui.spawn
+            }
             _ => {
                 cli.cluster = before;
                 cli.spawn = spawn_before;
@@ -336,6 +376,7 @@ impl Cli {
             Some(Command::Om(OmArgs { run, .. }) | Command::Sm(run)) => {
                 Some((&run.cluster, &run.spawn))
             }
+            Some(Command::Ui(ui)) => Some((&ui.cluster, &ui.spawn)),
             _ => None,
         }
     }
@@ -353,7 +394,7 @@ fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Erro
     let arg = cmd.get_arguments().find(|a| {
         matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
             && !a.is_global_set()
-            && !(matches!(sub, "om" | "sm") && is_cluster_flag(a.get_id()))
+            && !(matches!(sub, "om" | "sm" | "ui") && is_cluster_flag(a.get_id()))
     })?;
     let name = arg
         .get_long()
@@ -364,7 +405,7 @@ fn misplaced(cmd: &mut clap::Command, matches: &ArgMatches) -> Option<clap::Erro
         "`client explore` takes none of the original run's flags: it starts its own \
          cluster in-process on free ports and draws nothing"
             .to_string()
-    } else if is_picture_flag(arg.get_id()) {
+    } else if is_picture_flag(arg.get_id()) && sub != "ui" {
         format!("it goes after the subcommand: `client {sub} ... {name}`")
     } else {
         format!(

@@ -36,7 +36,7 @@ const LABEL_CHARS: usize = 28;
 const NAME_CHARS: usize = 20;
 
 /// At most `max` characters of `s`, ending with `…` when cut.
-fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -65,6 +65,40 @@ fn is_ignored(e: &Event) -> bool {
         && e.result.as_ref().and_then(|r| r.as_str())
             == Some(protocol::ignored_reply(&e.to, &e.from).as_str())
 }
+
+/// How a picture shows one call: the one classification the SVG, the Mermaid diagram and the
+/// live page (`client ui`) share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shown {
+    /// Delivered: a solid arrow.
+    Delivered,
+    /// Refused by its sender (the original's `P denied communication to R`): a stub.
+    Denied,
+    /// Delivered to a faulty receiver that ignored it: marked at the receiver.
+    Ignored,
+    /// Refused by the receiver because its round was closed: dashed.
+    Late,
+    /// Failed otherwise (refused connection, timeout, fault): dashed.
+    Failed,
+}
+
+impl Shown {
+    /// How `e` is shown.
+    pub fn of(e: &Event) -> Shown {
+        match &e.fault {
+            Some(f) if f.contains(LATE_FAULT) => Shown::Late,
+            Some(_) => Shown::Failed,
+            None if is_denied(e) => Shown::Denied,
+            None if is_ignored(e) => Shown::Ignored,
+            None => Shown::Delivered,
+        }
+    }
+}
+
+/// What a receiver's fault says when a message came after its round closed
+/// ([`crate::agreement::rounds`]'s `late: round R is closed`).
+const LATE_FAULT: &str = "late: round ";
 
 /// `nodes` without repeats, then every other node named by an event (sender first) or a
 /// decision, in order of appearance.
@@ -126,5 +160,40 @@ mod tests {
             lanes(&names("P,Q,P"), &events, &decisions),
             ["P", "Q", "X", "Z"]
         );
+    }
+
+    #[test]
+    fn each_call_is_shown_one_way() {
+        let ok = ev("P", "Q", &["P"], "attack", 1, 2);
+        assert_eq!(Shown::of(&ok), Shown::Delivered);
+        // A late message's fault is what the receiver's rounds say, wrapped as a fault.
+        let late = crate::agreement::rounds::Refused::Late {
+            round: 1,
+            current: 2,
+        };
+        let fault = crate::protocol::fault::python("ValueError", &late.to_string());
+        let late = Event {
+            fault: Some(fault.as_str().to_string()),
+            result: None,
+            ..ok.clone()
+        };
+        assert_eq!(Shown::of(&late), Shown::Late);
+        let failed = Event {
+            fault: Some("connection refused".into()),
+            ..late.clone()
+        };
+        assert_eq!(Shown::of(&failed), Shown::Failed);
+        let denied = Event {
+            method: protocol::SEND_MESSAGE.into(),
+            result: Some(protocol::denied_reply("P", "Q").into()),
+            ..ok.clone()
+        };
+        assert_eq!(Shown::of(&denied), Shown::Denied);
+        let ignored = Event {
+            method: protocol::RECEIVE_MESSAGE.into(),
+            result: Some(protocol::ignored_reply("Q", "P").into()),
+            ..ok
+        };
+        assert_eq!(Shown::of(&ignored), Shown::Ignored);
     }
 }

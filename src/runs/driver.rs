@@ -574,7 +574,7 @@ fn done(
 }
 
 /// Call `method(args)` on every node concurrently: (node, url, result) in the nodes' order.
-async fn each(
+pub async fn each(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],

@@ -24,6 +24,9 @@ pub struct Options {
     pub delay: Duration,
     /// Print only the final lines (byte for byte as `client.py`).
     pub quiet: bool,
+    /// Where each of the client's `send_message` calls goes as soon as it is answered (the
+    /// live page draws them as they come); `None` keeps them only in [`Report::calls`].
+    pub observe: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             decision: protocol::DEFAULT_DECISION.to_string(),
             delay: Duration::ZERO,
             quiet: false,
+            observe: None,
         }
     }
 }
@@ -57,13 +61,14 @@ pub struct Report {
     pub calls: Vec<Event>,
 }
 
-/// Run the scenario, writing its lines to `out` and one line per failure to `err`.
-pub async fn run_original(
+/// Run the scenario, writing its lines to `out` and one line per failure to `err` (generic, so
+/// that the run can be spawned as a task when both writers can be sent between threads).
+pub async fn run_original<O: Write, E: Write>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut O,
+    err: &mut E,
 ) -> std::io::Result<Report> {
     let mut tally = Tally::default();
     send_all(cluster, peers, opts, &mut tally, out, err).await?;
@@ -87,7 +92,7 @@ struct Tally {
 
 impl Tally {
     /// A call to `node` failed: count it, remember a refusal, write its line.
-    fn failed(&mut self, node: &str, e: Failed, err: &mut dyn Write) -> std::io::Result<()> {
+    fn failed(&mut self, node: &str, e: Failed, err: &mut impl Write) -> std::io::Result<()> {
         self.failures += 1;
         if e.refused {
             self.unreachable.push(node.to_string());
@@ -104,13 +109,13 @@ impl Tally {
 }
 
 /// Phase one, as `client.py`: every node sends the decision to every other node.
-async fn send_all(
+async fn send_all<O: Write, E: Write>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     tally: &mut Tally,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut O,
+    err: &mut E,
 ) -> std::io::Result<()> {
     for sender in &opts.nodes {
         for recipient in opts.nodes.iter().filter(|r| *r != sender) {
@@ -139,6 +144,9 @@ async fn send_all(
                 start_us,
                 end_us: trace::now_us(),
             };
+            if let Some(observe) = &opts.observe {
+                let _ = observe.send(seen.clone());
+            }
             tally.calls.push(seen);
             match answer {
                 Ok(reply) if !opts.quiet => {
@@ -157,13 +165,13 @@ async fn send_all(
 }
 
 /// Phase two: every node's majority, by name.
-async fn finalize_all(
+async fn finalize_all<O: Write, E: Write>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     tally: &mut Tally,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut O,
+    err: &mut E,
 ) -> std::io::Result<std::collections::BTreeMap<String, String>> {
     let mut decisions = std::collections::BTreeMap::new();
     for name in &opts.nodes {
@@ -266,19 +274,12 @@ pub fn drawable(
             continue;
         }
         from_client.insert(c.from.clone());
-        let sent = reply
-            .and_then(|r| sent_decision(r, &c.from, &c.to))
-            .unwrap_or(decision);
-        let result = (c.fault.is_none() && ignores(&c.to)).then(|| {
+        let mut message = sent_message(c, decision);
+        if c.fault.is_none() && ignores(&c.to) {
             ignoring.insert(c.to.clone());
-            protocol::ignored_reply(&c.to, &c.from).into()
-        });
-        events.push(Event {
-            method: protocol::RECEIVE_MESSAGE.to_string(),
-            args: serde_json::json!([c.from, sent]),
-            result,
-            ..c.clone()
-        });
+            message.result = Some(protocol::ignored_reply(&c.to, &c.from).into());
+        }
+        events.push(message);
     }
     events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));
     let note = (!from_client.is_empty()).then(|| {
@@ -298,6 +299,27 @@ pub fn drawable(
         note
     });
     Drawable { events, note }
+}
+
+/// The message one of the client's `send_message` calls (`c`) made its sender send, as the
+/// reply tells it: `Q sent decision 'attack' to P` is a `receive_message` from Q to P carrying
+/// `attack` (`decision`, the value asked for, when the reply does not say), its answer unseen;
+/// a send the sender refused stays the `send_message` call (drawn as a stub). What the live
+/// page draws of an original run, whichever server the nodes run.
+pub fn sent_message(c: &Event, decision: &str) -> Event {
+    let reply = c.result.as_ref().and_then(|r| r.as_str());
+    if reply == Some(protocol::denied_reply(&c.from, &c.to).as_str()) {
+        return c.clone();
+    }
+    let sent = reply
+        .and_then(|r| sent_decision(r, &c.from, &c.to))
+        .unwrap_or(decision);
+    Event {
+        method: protocol::RECEIVE_MESSAGE.to_string(),
+        args: serde_json::json!([c.from, sent]),
+        result: None,
+        ..c.clone()
+    }
 }
 
 /// The decision a `send_message` reply says `from` sent to `to` (a behaviour may have changed

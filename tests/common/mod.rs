@@ -3,6 +3,7 @@
 //! ([`http`]). Every helper has a deadline; nothing sleeps to wait for a server.
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod cluster;
 pub mod http;
 pub mod proc;

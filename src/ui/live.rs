@@ -1,0 +1,698 @@
+//! One run watched live: the query that asks for it, checked against the configured cluster
+//! ([`RunRequest::parse`], pure); the run driven; its messages gathered from the nodes as they
+//! record them and handed on one by one as [`Item`]s, which the page receives as Server-Sent
+//! Events.
+//!
+//! An OM or SM run's messages come from the nodes' traces (`trace_events`), asked every
+//! [`POLL`] for the calls started in a window ending now, so each poll carries only what is
+//! new plus the calls that could still have been in flight; a message already handed on is
+//! never handed on again. An original run's messages come from the client's own
+//! `send_message` calls as each is answered (the original `server.py` keeps no trace), as
+//! `--svg` draws them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use dxr::Value;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::agreement::checker::Report;
+use crate::agreement::reply::NodeInfo;
+use crate::behaviour::{ATTACK, RETREAT};
+use crate::cluster::Cluster;
+use crate::peer::Peers;
+use crate::picture::{self, Shown};
+use crate::protocol::{self, ext};
+use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
+use crate::runs::original;
+use crate::trace::{self, Event};
+
+/// How often the nodes' traces are asked for new calls during a run.
+pub const POLL: Duration = Duration::from_millis(100);
+/// The longest value (order, decision) a run takes from a query, as the agreement runs'
+/// nodes take at most 1 KiB values.
+const MAX_VALUE: usize = 1024;
+/// The longest pause between the original run's sends a query may ask for.
+const MAX_DELAY_MS: u64 = 5_000;
+
+/// Which run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The original scenario: all-to-all, then finalize.
+    Original,
+    /// OM(m) or SM(m).
+    Agreement(Protocol),
+}
+
+/// A run the page asked for, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// Which run.
+    pub kind: Kind,
+    /// Traitors to tolerate (OM/SM).
+    pub m: usize,
+    /// The commander (OM/SM).
+    pub commander: String,
+    /// The commander's order (OM/SM).
+    pub order: String,
+    /// The seed (OM/SM).
+    pub seed: u64,
+    /// Run below the bound.
+    pub allow_unsafe: bool,
+    /// The decision every node sends (original).
+    pub decision: String,
+    /// Pause after each send, in milliseconds (original).
+    pub delay_ms: u64,
+}
+
+/// What a run may be asked with: the parameters a query may carry.
+const PARAMETERS: &[&str] = &[
+    "run",
+    "m",
+    "commander",
+    "order",
+    "seed",
+    "allow_unsafe",
+    "decision",
+    "delay_ms",
+];
+
+impl RunRequest {
+    /// Read a query (`run=om&m=1&commander=P&seed=42`) against the cluster's `nodes`: a clear
+    /// message naming the parameter when a value cannot be used. `seed` defaults to a random
+    /// one, `m` to 1, the commander to the first node, the order and decision to `attack`, the
+    /// original's pause to its 100 ms.
+    pub fn parse(
+        query: &str,
+        nodes: &[String],
+        max_messages: u64,
+        round_timeout: Duration,
+    ) -> Result<RunRequest, String> {
+        let mut given: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if !PARAMETERS.contains(&key.as_ref()) {
+                return Err(format!(
+                    "unknown parameter '{}': a run takes {}",
+                    clip(&key),
+                    PARAMETERS.join(", ")
+                ));
+            }
+            if given.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(format!("'{key}' is given twice"));
+            }
+        }
+        let get = |k: &str| given.get(k).map(String::as_str);
+        let kind = match get("run") {
+            Some("original") => Kind::Original,
+            Some("om") => Kind::Agreement(Protocol::Om),
+            Some("sm") => Kind::Agreement(Protocol::Sm),
+            Some(other) => {
+                return Err(format!(
+                    "run={}: not a run; use run=original, run=om or run=sm",
+                    clip(other)
+                ));
+            }
+            None => return Err("no run given: add run=original, run=om or run=sm".into()),
+        };
+        let number = |k: &str, default: u64, max: u64| -> Result<u64, String> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ => Err(format!(
+                        "{k}={}: not a whole number from 0 to {max}",
+                        clip(v)
+                    )),
+                },
+            }
+        };
+        let value = |k: &str, allowed: Option<&[&str]>| -> Result<String, String> {
+            let v = get(k).unwrap_or(ATTACK);
+            match allowed {
+                Some(list) if !list.contains(&v) => {
+                    Err(format!("{k}={}: use {}", clip(v), list.join(" or ")))
+                }
+                _ if v.is_empty() || v.len() > MAX_VALUE => {
+                    Err(format!("{k}: from 1 to {MAX_VALUE} bytes, not {}", v.len()))
+                }
+                _ => Ok(v.to_string()),
+            }
+        };
+        let allow_unsafe = match get("allow_unsafe") {
+            None | Some("0" | "false" | "") => false,
+            Some("1" | "true" | "on") => true,
+            Some(v) => return Err(format!("allow_unsafe={}: use 1 or 0", clip(v))),
+        };
+        let commander = match get("commander") {
+            Some(c) if !nodes.iter().any(|n| n == c) => {
+                return Err(format!(
+                    "commander={}: not a node of this cluster ({})",
+                    clip(c),
+                    nodes.join(", ")
+                ));
+            }
+            Some(c) => c.to_string(),
+            None => nodes.first().cloned().ok_or("the cluster has no nodes")?,
+        };
+        let request = RunRequest {
+            kind,
+            m: number("m", 1, 64)? as usize,
+            commander,
+            order: value("order", Some(&[ATTACK, RETREAT]))?,
+            seed: match get("seed") {
+                None | Some("") => driver::random_seed(),
+                Some(_) => number("seed", 0, u64::MAX)?,
+            },
+            allow_unsafe,
+            decision: value("decision", None)?,
+            delay_ms: number("delay_ms", 100, MAX_DELAY_MS)?,
+        };
+        if let Kind::Agreement(p) = kind {
+            driver::check(&request.options(p, nodes, max_messages, round_timeout))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(request)
+    }
+
+    /// The driver's options for an OM/SM run of this request.
+    fn options(
+        &self,
+        protocol: Protocol,
+        nodes: &[String],
+        max_messages: u64,
+        round_timeout: Duration,
+    ) -> RunOptions {
+        RunOptions {
+            protocol,
+            m: self.m,
+            order: self.order.clone(),
+            commander: self.commander.clone(),
+            nodes: nodes.to_vec(),
+            round_timeout,
+            seed: self.seed,
+            allow_unsafe: self.allow_unsafe,
+            rpc_timeout: round_timeout,
+            max_messages,
+        }
+    }
+
+    /// The run's id as the nodes tag its calls (`om-42`, `original`).
+    pub fn run_id(&self) -> String {
+        match self.kind {
+            Kind::Original => trace::ORIGINAL_RUN.to_string(),
+            Kind::Agreement(p) => format!("{}-{}", p.name(), self.seed),
+        }
+    }
+}
+
+/// At most 40 characters of a value quoted back in a message.
+fn clip(s: &str) -> String {
+    picture::shorten(s, 40)
+}
+
+/// One thing the page is told about a run, in order: `start`, then `message`s and (original)
+/// `line`s, then `result` (or `error`), then `end`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// The run began: its parameters and the nodes, as `node_info` described them.
+    Start(serde_json::Value),
+    /// One node-to-node message, as the nodes recorded it.
+    Message(serde_json::Value),
+    /// One line the original client prints (`stream` stdout or stderr).
+    Line(serde_json::Value),
+    /// The run's outcome.
+    Result(serde_json::Value),
+    /// The run could not be made.
+    Error(String),
+    /// Nothing follows.
+    End,
+}
+
+impl Item {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Item::Start(_) => "start",
+            Item::Message(_) => "message",
+            Item::Line(_) => "line",
+            Item::Result(_) => "result",
+            Item::Error(_) => "error",
+            Item::End => "end",
+        }
+    }
+
+    /// The event as the stream carries it, numbered `id`.
+    pub fn to_sse(&self, id: u64) -> String {
+        let data = match self {
+            Item::Start(v) | Item::Message(v) | Item::Line(v) | Item::Result(v) => v.to_string(),
+            Item::Error(e) => json!({ "error": e }).to_string(),
+            Item::End => "{}".to_string(),
+        };
+        // serde_json writes no raw newline, so the data is one SSE line.
+        format!("event: {}\nid: {id}\ndata: {data}\n\n", self.name())
+    }
+}
+
+/// One node as the page lists it.
+pub fn node_view(name: &str, url: &str, info: Result<NodeInfo, String>) -> serde_json::Value {
+    match info {
+        Ok(i) => json!({
+            "name": name, "url": url, "reachable": true,
+            "behaviour": i.behaviour.unwrap_or_else(|| "?".into()), "traitor": i.traitor,
+        }),
+        Err(error) => json!({
+            "name": name, "url": url, "reachable": false, "error": error,
+            "behaviour": null, "traitor": false,
+        }),
+    }
+}
+
+/// `node_info` of every node, as the page lists them (a node without the extension, the
+/// original `server.py`, is reachable with an unknown behaviour).
+pub async fn nodes_view(
+    cluster: &Cluster,
+    peers: &Peers,
+    nodes: &[String],
+) -> Vec<serde_json::Value> {
+    let answers = driver::each(cluster, peers, nodes, ext::NODE_INFO, vec![]).await;
+    answers
+        .into_iter()
+        .map(|(node, url, answer)| {
+            let info = match answer {
+                Ok(v) => NodeInfo::from_value(&v).ok_or_else(|| format!("node_info: {v:?}")),
+                Err(e) if e.is_unsupported_method() => Ok(NodeInfo {
+                    name: node.clone(),
+                    behaviour: None,
+                    traitor: false,
+                    public_key: String::new(),
+                }),
+                Err(e) => Err(e.to_string()),
+            };
+            node_view(&node, &url, info)
+        })
+        .collect()
+}
+
+/// One message as the page draws it.
+pub fn message_view(e: &Event) -> serde_json::Value {
+    json!({
+        "from": e.from, "to": e.to, "method": e.method,
+        "value": e.value().unwrap_or(&e.method),
+        "round": e.round(), "path": if e.round().is_some() { json!(e.path()) } else { json!(null) },
+        "start_us": e.start_us, "end_us": e.end_us,
+        "shown": Shown::of(e), "fault": e.fault,
+    })
+}
+
+/// Where a run is made and how.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// Where the nodes are.
+    pub cluster: Cluster,
+    /// The nodes taking part.
+    pub nodes: Vec<String>,
+    /// Calls outside the rounds (and the traces) time out after this.
+    pub rpc_timeout: Duration,
+    /// A round of an OM/SM run ends at the latest after this.
+    pub round_timeout: Duration,
+    /// The largest OM/SM run, in messages by the formula.
+    pub max_messages: u64,
+}
+
+/// Make the run `req` on `bench`, handing each [`Item`] to `tx` as it happens. A receiver
+/// that goes away stops nothing but the gathering: the run itself goes to its end (the nodes
+/// are in the middle of it), and the caller's "one run at a time" holds until then.
+pub async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
+    let peers = match Peers::new(bench.rpc_timeout) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = tx.send(Item::Error(e.to_string())).await;
+            let _ = tx.send(Item::End).await;
+            return;
+        }
+    };
+    let nodes = nodes_view(&bench.cluster, &peers, &bench.nodes).await;
+    let start = json!({
+        "kind": match req.kind { Kind::Original => "original", Kind::Agreement(p) => p.name() },
+        "run": req.run_id(), "nodes": nodes, "commander": req.commander, "m": req.m,
+        "order": req.order, "seed": req.seed, "decision": req.decision,
+        "expected_per_round": match req.kind {
+            Kind::Agreement(Protocol::Om) => json!(crate::agreement::om::expected_per_round(bench.nodes.len(), req.m)),
+            _ => json!(null),
+        },
+    });
+    let _ = tx.send(Item::Start(start)).await;
+    match req.kind {
+        Kind::Original => run_original(&bench, &peers, &req, &tx).await,
+        Kind::Agreement(p) => run_agreement(&bench, &peers, &req, p, &tx).await,
+    }
+    let _ = tx.send(Item::End).await;
+}
+
+/// A writer that hands each whole line to the page.
+struct Lines {
+    tx: mpsc::UnboundedSender<Item>,
+    stream: &'static str,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line[..i]).into_owned();
+            let _ = (self.tx).send(Item::Line(json!({ "stream": self.stream, "text": text })));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The original run: the client's lines and its calls' messages as they come, then the
+/// decisions. A receiver whose `finalize_decision` answered `faulty` ignored what it got:
+/// the result says so, and the page marks its messages.
+async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
+    let (items, mut items_rx) = mpsc::unbounded_channel();
+    let (calls, mut calls_rx) = mpsc::unbounded_channel();
+    let opts = original::Options {
+        nodes: bench.nodes.clone(),
+        decision: req.decision.clone(),
+        delay: Duration::from_millis(req.delay_ms),
+        quiet: false,
+        observe: Some(calls),
+    };
+    let (cluster, peers2) = (bench.cluster.clone(), peers.clone());
+    let lines = items.clone();
+    let running = tokio::spawn(async move {
+        let mut out = Lines {
+            tx: lines.clone(),
+            stream: "stdout",
+            buf: Vec::new(),
+        };
+        let mut err = Lines {
+            tx: lines,
+            stream: "stderr",
+            buf: Vec::new(),
+        };
+        original::run_original(&cluster, &peers2, &opts, &mut out, &mut err).await
+    });
+    drop(items);
+    let decision = req.decision.clone();
+    loop {
+        tokio::select! {
+            Some(call) = calls_rx.recv() => {
+                let m = original::sent_message(&call, &decision);
+                let _ = tx.send(Item::Message(message_view(&m))).await;
+            }
+            Some(item) = items_rx.recv() => { let _ = tx.send(item).await; }
+            else => break,
+        }
+    }
+    let report = match running.await {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return send_error(tx, e.to_string()).await,
+        Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
+    };
+    let ignoring: Vec<&String> = if req.decision == protocol::FAULTY_DECISION {
+        Vec::new()
+    } else {
+        (report.decisions.iter())
+            .filter(|(_, d)| *d == protocol::FAULTY_DECISION)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let result = json!({
+        "kind": "original", "decisions": report.decisions, "failures": report.failures,
+        "unreachable": report.unreachable, "ignoring": ignoring,
+        "sends": report.calls.len(),
+    });
+    let _ = tx.send(Item::Result(result)).await;
+}
+
+async fn send_error(tx: &mpsc::Sender<Item>, e: String) {
+    let _ = tx.send(Item::Error(e)).await;
+}
+
+/// An OM/SM run: the driver runs it while the nodes' traces are gathered; then the report,
+/// and for OM every lieutenant's tree.
+async fn run_agreement(
+    bench: &Bench,
+    peers: &Peers,
+    req: &RunRequest,
+    protocol: Protocol,
+    tx: &mpsc::Sender<Item>,
+) {
+    let opts = req.options(
+        protocol,
+        &bench.nodes,
+        bench.max_messages,
+        bench.round_timeout,
+    );
+    let opts = RunOptions {
+        rpc_timeout: bench.rpc_timeout,
+        ..opts
+    };
+    let run = req.run_id();
+    let since_us = trace::now_us();
+    let cluster = bench.cluster.clone();
+    let driving = tokio::spawn(async move { driver::drive(&cluster, &opts).await });
+    let mut seen = Seen::default();
+    // A call may still be recorded this long after it started: the round's or call's timeout.
+    let window_us =
+        (bench.round_timeout.max(bench.rpc_timeout) + Duration::from_secs(1)).as_micros() as u64;
+    while !driving.is_finished() {
+        tokio::time::sleep(POLL).await;
+        if tx.is_closed() {
+            continue;
+        }
+        let from = trace::now_us().saturating_sub(window_us).max(since_us);
+        let (events, _) = gather(bench, peers, &run, from).await;
+        seen.hand_on(events, tx).await;
+    }
+    let outcome = driving.await;
+    let (events, _) = gather(bench, peers, &run, since_us).await;
+    seen.hand_on(events.clone(), tx).await;
+    let report: Report = match outcome {
+        Ok(Ok((report, _))) => report,
+        Ok(Err(e)) => return send_error(tx, refused(&e)).await,
+        Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
+    };
+    let mut trees = BTreeMap::new();
+    if protocol == Protocol::Om {
+        for node in bench.nodes.iter().filter(|n| **n != req.commander) {
+            if let Ok(tree) =
+                picture::om_tree_from_events(node, &req.commander, &bench.nodes, req.m, &events)
+            {
+                trees.insert(node.clone(), picture::tree_svg(node, &tree, req.m, None));
+            }
+        }
+    }
+    let mut result = serde_json::to_value(&report).unwrap_or_default();
+    result["kind"] = json!(protocol.name());
+    result["text"] = json!(report.human());
+    result["trees"] = json!(trees);
+    let _ = tx.send(Item::Result(result)).await;
+}
+
+fn refused(e: &DriveError) -> String {
+    format!("the run was refused: {e}")
+}
+
+/// The calls of `run` started at or after `since_us`, from every node at once.
+async fn gather(bench: &Bench, peers: &Peers, run: &str, since_us: u64) -> (Vec<Event>, usize) {
+    let args = vec![
+        Value::String(run.to_string()),
+        Value::String(since_us.to_string()),
+    ];
+    let answers = driver::each(&bench.cluster, peers, &bench.nodes, ext::TRACE_EVENTS, args).await;
+    let mut events = Vec::new();
+    let mut failed = 0;
+    for (_, _, answer) in answers {
+        match answer {
+            Ok(Value::Array(items)) => events.extend(items.iter().filter_map(trace::from_value)),
+            _ => failed += 1,
+        }
+    }
+    (events, failed)
+}
+
+/// The messages already handed on, so that each goes once.
+#[derive(Default)]
+struct Seen(HashSet<(String, String, u64, String)>);
+
+impl Seen {
+    /// Hand on the events not handed on yet, by round and then start.
+    async fn hand_on(&mut self, mut events: Vec<Event>, tx: &mpsc::Sender<Item>) {
+        events.sort_by(|a, b| {
+            (a.round(), a.start_us, &a.from, &a.to).cmp(&(b.round(), b.start_us, &b.from, &b.to))
+        });
+        for e in events {
+            let key = (e.from.clone(), e.to.clone(), e.start_us, e.args.to_string());
+            if self.0.insert(key) {
+                let _ = tx.send(Item::Message(message_view(&e))).await;
+            }
+        }
+    }
+}
+
+/// A trace file (JSON lines, as `--trace` writes them) as the page replays it: the messages in
+/// order of start, the nodes in order of appearance, and for an OM run each lieutenant's tree
+/// and decision rebuilt from the messages it received (a trace holds calls only: who was a
+/// traitor is not in it). An error names the line that is not a recorded call.
+pub fn trace_view(text: &str) -> Result<serde_json::Value, String> {
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Event = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "line {}: not a call recorded by --trace ({e}): {}",
+                i + 1,
+                clip(line)
+            )
+        })?;
+        events.push(e);
+    }
+    if events.is_empty() {
+        return Err("the trace holds no calls: is it a file written by --trace?".into());
+    }
+    events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));
+    let mut runs: Vec<&str> = events.iter().map(|e| e.run.as_str()).collect();
+    runs.dedup();
+    runs.sort_unstable();
+    runs.dedup();
+    let run = runs.join(", ");
+    let kind = match run.split('-').next() {
+        Some("om") if runs.len() == 1 => "om",
+        Some("sm") if runs.len() == 1 => "sm",
+        _ => "original",
+    };
+    let mut nodes: Vec<String> = Vec::new();
+    for name in events.iter().flat_map(|e| [&e.from, &e.to]) {
+        if !nodes.contains(name) {
+            nodes.push(name.clone());
+        }
+    }
+    // In the clusters' own order: P, Q, R, S; N2 before N10.
+    nodes.sort_by_cached_key(|n| {
+        let digits = n.len() - n.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (stem, number) = n.split_at(n.len() - digits);
+        (stem.to_string(), number.parse::<u64>().ok(), n.clone())
+    });
+    let commander = (events.iter())
+        .find(|e| e.round() == Some(1))
+        .map(|e| e.from.clone());
+    let rounds = events.iter().filter_map(Event::round).max().unwrap_or(0);
+    let m = rounds.saturating_sub(1);
+    let mut per_round = vec![0u64; rounds];
+    for e in events.iter().filter(|e| e.fault.is_none()) {
+        if let Some(r) = e.round().filter(|r| *r >= 1) {
+            per_round[r - 1] += 1;
+        }
+    }
+    let mut view = json!({
+        "kind": kind, "run": run, "nodes": nodes, "commander": commander, "m": m,
+        "messages": events.iter().map(message_view).collect::<Vec<_>>(),
+        "messages_per_round": per_round,
+    });
+    if let (Some(commander), "om") = (&commander, kind) {
+        let mut trees = BTreeMap::new();
+        let mut decisions = BTreeMap::new();
+        for node in nodes.iter().filter(|n| *n != commander) {
+            if let Ok(tree) = picture::om_tree_from_events(node, commander, &nodes, m, &events) {
+                if let Some(root) = tree.first() {
+                    decisions.insert(node.clone(), root.value.clone());
+                }
+                trees.insert(node.clone(), picture::tree_svg(node, &tree, m, None));
+            }
+        }
+        view["trees"] = json!(trees);
+        view["decisions"] = json!(decisions);
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<String> {
+        ["P", "Q", "R", "S"].map(String::from).to_vec()
+    }
+
+    fn parse(q: &str) -> Result<RunRequest, String> {
+        RunRequest::parse(q, &nodes(), 1_000_000, Duration::from_secs(2))
+    }
+
+    #[test]
+    fn a_query_is_a_run() {
+        let r = parse("run=om&m=1&commander=Q&seed=42&order=retreat").unwrap();
+        assert_eq!(r.kind, Kind::Agreement(Protocol::Om));
+        assert_eq!((r.m, r.commander.as_str(), r.seed), (1, "Q", 42));
+        assert_eq!(
+            (r.order.as_str(), r.run_id().as_str()),
+            ("retreat", "om-42")
+        );
+        let r = parse("run=original&decision=it%27s+here").unwrap();
+        assert_eq!((r.kind, r.decision.as_str()), (Kind::Original, "it's here"));
+        assert_eq!((r.delay_ms, r.run_id().as_str()), (100, "original"));
+        let r = parse("run=sm&m=2").unwrap();
+        assert_eq!((r.commander.as_str(), r.order.as_str()), ("P", "attack"));
+    }
+
+    #[test]
+    fn bad_values_say_which_and_why() {
+        for (query, says) in [
+            ("", "no run given"),
+            ("run=xx", "run=xx: not a run"),
+            ("run=om&m=-1", "m=-1: not a whole number"),
+            (
+                "run=om&m=99999999999999999999",
+                "not a whole number from 0 to 64",
+            ),
+            (
+                "run=om&commander=Z",
+                "commander=Z: not a node of this cluster (P, Q, R, S)",
+            ),
+            ("run=om&order=maybe", "order=maybe: use attack or retreat"),
+            ("run=om&seed=x", "seed=x"),
+            ("run=om&m=2", "needs at least 7 nodes"),
+            ("run=om&bogus=1", "unknown parameter 'bogus'"),
+            ("run=om&run=sm", "'run' is given twice"),
+            (
+                "run=om&allow_unsafe=maybe",
+                "allow_unsafe=maybe: use 1 or 0",
+            ),
+            (
+                "run=original&decision=",
+                "decision: from 1 to 1024 bytes, not 0",
+            ),
+            ("run=original&delay_ms=9999999", "delay_ms=9999999"),
+        ] {
+            let e = parse(query).expect_err(query);
+            assert!(e.contains(says), "{query}: {e}");
+        }
+        let long = format!("run=original&decision={}", "x".repeat(2000));
+        assert!(parse(&long).unwrap_err().contains("not 2000"));
+        // Quoted values are clipped.
+        let e = parse(&format!("run={}", "y".repeat(500))).unwrap_err();
+        assert!(e.len() < 120, "{e}");
+        assert!(parse("run=om&m=2&allow_unsafe=1").is_ok());
+    }
+
+    #[test]
+    fn events_are_one_sse_line_each() {
+        let item = Item::Line(json!({"stream": "stdout", "text": "a\nb"}));
+        let sse = item.to_sse(7);
+        assert_eq!(sse.lines().count(), 3, "{sse}");
+        assert!(sse.starts_with("event: line\nid: 7\ndata: {"));
+        assert!(sse.ends_with("}\n\n"));
+        assert_eq!(Item::End.to_sse(8), "event: end\nid: 8\ndata: {}\n\n");
+    }
+}

@@ -1,0 +1,477 @@
+//! `client ui`: the live page's server side over HTTP (the run stream, one run at a time, bad
+//! queries, readers that go away, replays), and the page itself in headless Chromium (ignored
+//! by default: it needs chromium; `.ci/run` runs them).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::*;
+use serde_json::{Value as Json, json};
+
+/// `client ARGS ui --listen 127.0.0.1:0 EXTRA`, and the port its page is served on (read from
+/// the URL it prints, within a deadline).
+fn ui(before: &[&str], extra: &[&str]) -> (Proc, u16) {
+    let mut cmd = Command::new(client_bin());
+    cmd.args(before)
+        .args(["ui", "--listen", "127.0.0.1:0"])
+        .args(extra);
+    let p = Proc::spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = p.stdout_so_far();
+        if let Some(url) = out.split_whitespace().find(|w| w.starts_with("http://")) {
+            let port = url
+                .trim_end_matches('/')
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return (p, port);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no URL printed: {out}\n{}",
+            p.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET path` over HTTP/1.0 (the answer ends when the server closes): status, head, body.
+fn get(port: u16, path: &str) -> (u16, String, String) {
+    let (status, head, body) = http_raw(
+        port,
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+    );
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The events of an SSE body: (name, id, data).
+fn events(body: &str) -> Vec<(String, u64, Json)> {
+    body.split("\n\n")
+        .filter(|b| b.contains("event: "))
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {block}"))
+                    .to_string()
+            };
+            (
+                field("event: "),
+                field("id: ").parse().unwrap(),
+                serde_json::from_str(&field("data: ")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The four nodes P..S, none faulty in the original's sense, S two-faced.
+fn two_faced_s() -> Cluster {
+    Cluster::rust(&["--faulty", "", "--behaviour", "S=two-faced"])
+}
+
+#[test]
+fn the_stream_carries_every_message_of_a_run_in_order_and_ends() {
+    let c = two_faced_s();
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    let (status, head, body) = get(port, "/api/run?run=om&m=1&seed=42");
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    let items = events(&body);
+    let names: Vec<&str> = items.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"start"), "{names:?}");
+    assert_eq!(&names[names.len() - 2..], ["result", "end"], "{names:?}");
+    let ids: Vec<u64> = items.iter().map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let start = &items[0].2;
+    assert_eq!(start["run"], "om-42");
+    assert_eq!(start["nodes"].as_array().unwrap().len(), 4);
+    assert_eq!(start["expected_per_round"], json!([3, 6]));
+    let messages: Vec<&Json> = (items.iter())
+        .filter(|(n, _, _)| n == "message")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(messages.len(), 9, "OM(1) over 4 nodes sends 3 + 6");
+    let rounds: Vec<u64> = messages
+        .iter()
+        .map(|m| m["round"].as_u64().unwrap())
+        .collect();
+    assert!(rounds.is_sorted(), "round by round: {rounds:?}");
+    // Every message once, and exactly the calls the nodes recorded.
+    let streamed: BTreeSet<(String, String, u64)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["to"].as_str().unwrap().to_string(),
+                m["start_us"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(streamed.len(), 9);
+    let mut recorded = BTreeSet::new();
+    for node in ["P", "Q", "R", "S"] {
+        let v = call(c.port(node), "trace_events", &[s("om-42"), s("0")]).unwrap();
+        let dxr::Value::Array(list) = v else {
+            panic!("{v:?}")
+        };
+        for e in list.iter().map(|e| generals::trace::from_value(e).unwrap()) {
+            recorded.insert((e.from, e.to, e.start_us));
+        }
+    }
+    assert_eq!(streamed, recorded);
+    // S, two-faced, sends crimson-worthy lies: the result names it, and IC1 holds.
+    let result = &items[items.len() - 2].2;
+    assert_eq!(result["verdict"], "holds", "{result}");
+    assert_eq!(result["traitors"], json!(["S"]));
+    assert_eq!(result["decisions"], json!({"Q": "attack", "R": "attack"}));
+    assert!(result["trees"]["Q"].as_str().unwrap().contains("<svg"));
+}
+
+#[test]
+fn one_run_at_a_time_and_a_reader_that_goes_away_costs_nothing() {
+    let c = Cluster::rust(&[]);
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    // The original run, slowed: 12 sends 150 ms apart.
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first
+        .write_all(b"GET /api/run?run=original&delay_ms=150 HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while !String::from_utf8_lossy(&seen).contains("event: start") {
+        let n = first.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the start");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let (status, _, body) = get(port, "/api/run?run=om&m=1");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.starts_with("a run is going (original, started"),
+        "{body}"
+    );
+    assert!(body.contains("one run at a time"), "{body}");
+    // The reader goes away: the run goes on to its end, then a new run is taken.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        let (status, _, body) = get(port, "/api/run?run=om&m=1&seed=7");
+        if status != 409 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("event: end"), "{body}");
+    // The abandoned original run finished: every node got every other node's message, but
+    // R and S none from P, which denies them.
+    for (node, count) in [("Q", 3), ("R", 2), ("S", 2)] {
+        let got = messages(c.port(node));
+        assert_eq!(got.len(), count, "{node}: {got:?}");
+    }
+}
+
+#[test]
+fn bad_queries_get_the_reason_and_the_page_keeps_serving() {
+    let c = Cluster::rust(&[]);
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    for (query, says) in [
+        ("", "no run given"),
+        ("run=nope", "run=nope: not a run"),
+        ("run=om&m=x", "m=x: not a whole number"),
+        ("run=om&m=2", "needs at least 7 nodes"),
+        (
+            "run=om&commander=http://10.0.0.1/",
+            "not a node of this cluster",
+        ),
+        ("run=om&url=http://10.0.0.1/", "unknown parameter 'url'"),
+        ("run=om&order=%FF", "order="),
+    ] {
+        let (status, head, body) = get(port, &format!("/api/run?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(head.contains("text/plain"), "{head}");
+        assert!(body.contains(says), "{query}: {body}");
+    }
+    let (status, _, body) = get(port, "/nowhere");
+    assert_eq!((status, body.trim()), (404, "/nowhere: no such page"));
+    let (status, _, _) = post(port, "/", b"x");
+    assert_eq!(status, 405);
+    let (status, _, body) = post(port, "/api/trace", b"{\"run\": 1}\nnot json\n");
+    assert_eq!(status, 400);
+    assert!(body.starts_with(b"line 1: not a call recorded by --trace"));
+    let (status, _, body) = get(port, "/api/replay");
+    assert_eq!(status, 404);
+    assert!(body.contains("--replay FILE"), "{body}");
+    // Still serving, the cluster intact.
+    let (status, _, body) = get(port, "/api/cluster");
+    assert_eq!(status, 200);
+    let cluster: Json = serde_json::from_str(&body).unwrap();
+    let nodes = cluster["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    assert!(nodes.iter().all(|n| n["reachable"] == json!(true)));
+    assert_eq!(nodes[0]["behaviour"], "deny:R,S");
+    let (status, head, page) = get(port, "/");
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html"));
+    assert!(page.contains("<script src=\"/page.js\">"));
+    // Nothing is fetched from elsewhere: every src and href is the server's own.
+    for part in ["/", "/page.js", "/page.css"] {
+        let (_, _, text) = get(port, part);
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{part}"
+        );
+    }
+}
+
+#[test]
+fn spawn_ui_serves_its_own_cluster_and_a_port_in_use_is_refused() {
+    let base = port_base();
+    let (proc, port) = ui(
+        &["--spawn", "--port-base", &base.to_string()],
+        &["--cluster-size", "5", "--behaviour", "N2=flip"],
+    );
+    let (status, _, body) = get(port, "/api/cluster");
+    assert_eq!(status, 200, "{body}");
+    let cluster: Json = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = (cluster["nodes"].as_array().unwrap().iter())
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["N0", "N1", "N2", "N3", "N4"]);
+    assert_eq!(cluster["nodes"][2]["behaviour"], "flip");
+    // The page's own port, taken: the error says so, exit 1.
+    let out = Command::new(client_bin())
+        .args(["ui", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--port-base", &base.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot serve the page on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // The nodes' ports, taken: the server's message.
+    let out = Command::new(client_bin())
+        .args(["--spawn", "--port-base", &base.to_string(), "ui"])
+        .args(["--listen", "127.0.0.1:0", "--cluster-size", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Address already in use"), "{err}");
+    proc.sigterm();
+    let (status, _, _) = proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "SIGTERM stops the page: {status:?}");
+}
+
+#[test]
+fn a_committed_trace_replays() {
+    let trace = root().join("tests/data/om1-two-faced-s.jsonl");
+    let lines = std::fs::read_to_string(&trace).unwrap().lines().count();
+    let (_ui, port) = ui(
+        &["--port-base", "1"],
+        &["--replay", trace.to_str().unwrap()],
+    );
+    let (status, _, body) = get(port, "/api/replay");
+    assert_eq!(status, 200, "{body}");
+    let view: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["kind"], "om");
+    assert_eq!(view["messages"].as_array().unwrap().len(), lines);
+    assert_eq!(view["commander"], "P");
+    assert_eq!(
+        view["decisions"],
+        json!({"Q": "attack", "R": "attack", "S": "attack"})
+    );
+    // The two-faced S told half of its receivers the opposite.
+    let lies = (view["messages"].as_array().unwrap().iter())
+        .filter(|m| m["from"] == "S" && m["value"] == "retreat")
+        .count();
+    assert_eq!(lies, 1, "{view}");
+}
+
+/// The page of `client ui` against an in-process cluster (`--spawn`), in a real browser.
+fn page(browser: &mut Browser, port: u16, query: &str) -> common::browser::Page {
+    let page = browser.open(&format!("http://127.0.0.1:{port}/{query}"));
+    let ended = browser.wait_for(
+        &page,
+        "['done', 'error', 'replayed'].includes(document.body.dataset.state)",
+        Duration::from_secs(60),
+    );
+    assert!(ended, "the page did not finish: {}", browser.dom(&page));
+    page
+}
+
+/// Text of the elements matching `selector`, one string each.
+fn texts(browser: &mut Browser, page: &common::browser::Page, selector: &str) -> Vec<String> {
+    let v = browser.eval(
+        page,
+        &format!("[...document.querySelectorAll({selector:?})].map(e => e.textContent)"),
+    );
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+#[ignore]
+fn the_page_runs_om_live_in_a_browser() {
+    let base = port_base().to_string();
+    let (_ui, port) = ui(
+        &["--spawn", "--port-base", &base],
+        &["--faulty", "", "--behaviour", "S=two-faced"],
+    );
+    let mut b = Browser::launch(1280, 900);
+    let p = page(&mut b, port, "?run=om&m=1&seed=42&pace=0");
+    assert_eq!(
+        b.eval(&p, "document.body.dataset.state"),
+        "done",
+        "{}",
+        b.dom(&p)
+    );
+    assert_eq!(texts(&mut b, &p, "#cluster td.name"), ["P", "Q", "R", "S"]);
+    assert_eq!(texts(&mut b, &p, "#cluster tr.traitor td.name"), ["S"]);
+    assert_eq!(texts(&mut b, &p, "#lamport g.message").len(), 9);
+    assert_eq!(
+        texts(&mut b, &p, "#lamport g.message line.msg.traitor").len(),
+        2,
+        "S's relays (to Q and R) are crimson"
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#decisions td"),
+        ["Q", "attack", "R", "attack", "S (traitor)", "attack"]
+    );
+    let verdict = texts(&mut b, &p, "#verdict").join("");
+    assert!(verdict.contains("IC1 holds"), "{verdict}");
+    assert!(verdict.contains("IC2 holds"), "{verdict}");
+    assert_eq!(
+        texts(&mut b, &p, "#rounds td"),
+        ["1", "3", "3", "2", "6", "6"]
+    );
+    // A lieutenant's tree on click.
+    b.eval(&p, "document.querySelector('#lamport text.lieutenant[data-node=R]').dispatchEvent(new MouseEvent('click'))");
+    assert_eq!(b.eval(&p, "document.getElementById('tree').hidden"), false);
+    // R's OM(1) tree: the commander's order and what Q and S relayed of it.
+    assert_eq!(texts(&mut b, &p, "#tree-svg .tree-node").len(), 3);
+    let title = texts(&mut b, &p, "#tree-title").join("");
+    assert_eq!(title, "R's OM(1) tree");
+    // A bad query: the page says why, nothing runs.
+    let p = page(&mut b, port, "?run=om&m=9");
+    assert_eq!(b.eval(&p, "document.body.dataset.state"), "error");
+    let error = texts(&mut b, &p, "#error").join("");
+    assert!(error.contains("OM(9) needs at least 28 nodes"), "{error}");
+}
+
+#[test]
+#[ignore]
+fn the_page_runs_the_original_live_in_a_browser() {
+    let base = port_base().to_string();
+    let (_ui, port) = ui(&["--spawn", "--port-base", &base], &[]);
+    let mut b = Browser::launch(1280, 900);
+    let p = page(&mut b, port, "?run=original&delay_ms=0&pace=0");
+    assert_eq!(b.eval(&p, "document.body.dataset.state"), "done");
+    // 12 sends: P denies R and S (stubs), the rest are messages; P ignores what it gets.
+    assert_eq!(texts(&mut b, &p, "#lamport g.message").len(), 12);
+    assert_eq!(
+        texts(&mut b, &p, "#lamport g.message[data-shown=denied]").len(),
+        2
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#lamport g.message[data-shown=ignored]").len(),
+        3
+    );
+    let lines = texts(&mut b, &p, "#lines .line.stdout");
+    let finals: Vec<&String> = lines.iter().rev().take(4).rev().collect();
+    assert_eq!(
+        finals,
+        [
+            "Process P finalized decision: faulty",
+            "Process Q finalized decision: attack",
+            "Process R finalized decision: attack",
+            "Process S finalized decision: attack"
+        ],
+        "{lines:?}"
+    );
+}
+
+#[test]
+#[ignore]
+fn the_page_replays_a_committed_trace_in_a_browser() {
+    let trace = root().join("tests/data/om1-two-faced-s.jsonl");
+    let (_ui, port) = ui(
+        &["--port-base", "1"],
+        &["--replay", trace.to_str().unwrap()],
+    );
+    let mut b = Browser::launch(1280, 900);
+    // Step by step: two messages, then all of them.
+    let p = b.open(&format!("http://127.0.0.1:{port}/?replay=1&step=2"));
+    assert!(b.wait_for(
+        &p,
+        "document.getElementById('position').textContent === '2/9'",
+        Duration::from_secs(30)
+    ));
+    assert_eq!(texts(&mut b, &p, "#lamport g.message").len(), 2);
+    b.eval(&p, "document.getElementById('step').click()");
+    assert_eq!(texts(&mut b, &p, "#lamport g.message").len(), 3);
+    let p = page(&mut b, port, "?replay=1&step=all");
+    assert_eq!(texts(&mut b, &p, "#lamport g.message").len(), 9);
+    assert_eq!(
+        texts(&mut b, &p, "#decisions td"),
+        ["Q", "attack", "R", "attack", "S", "attack"]
+    );
+}
+
+/// The README's picture: the page in the middle of an OM(2) run over 7 nodes. Written to
+/// `docs/ui-om2-seven.png` when `GENERALS_UPDATE_DOCS=1`, else checked and thrown away.
+#[test]
+#[ignore]
+fn a_screenshot_of_om2_over_seven_nodes_mid_run() {
+    let base = port_base().to_string();
+    let (_ui, port) = ui(
+        &["--spawn", "--port-base", &base, "--cluster-size", "7"],
+        &["--faulty", "", "--behaviour", "N4=two-faced"],
+    );
+    let mut b = Browser::launch(1400, 1000);
+    let p = b.open(&format!(
+        "http://127.0.0.1:{port}/?run=om&m=2&seed=5&commander=N0&pace=15"
+    ));
+    // Mid-run: round 3 has begun on the page (over 40 of the 156 messages drawn).
+    assert!(
+        b.wait_for(
+            &p,
+            "Number(document.getElementById('status').dataset.messages || 0) > 40",
+            Duration::from_secs(60)
+        ),
+        "{}",
+        b.dom(&p)
+    );
+    let png = b.screenshot(&p);
+    assert_eq!(&png[1..4], b"PNG");
+    let drawn: u64 = b
+        .eval(
+            &p,
+            "Number(document.getElementById('status').dataset.messages)",
+        )
+        .as_u64()
+        .unwrap();
+    assert!(drawn < 156, "taken mid-run: {drawn} of 156 drawn");
+    if std::env::var_os("GENERALS_UPDATE_DOCS").is_some() {
+        std::fs::write(root().join("docs/ui-om2-seven.png"), &png).unwrap();
+    }
+    // Let the run end before the cluster stops.
+    assert!(b.wait_for(
+        &p,
+        "document.body.dataset.state === 'done'",
+        Duration::from_secs(60)
+    ));
+}
