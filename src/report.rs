@@ -52,7 +52,7 @@ pub enum ClientError {
     #[error("no nodes")]
     NoNodes,
     /// `client man SUBCOMMAND` names no subcommand.
-    #[error("man {0}: no such subcommand (om, sm, explore, completions, man)")]
+    #[error("man {0}: no such subcommand (om, sm, explore, ui, completions, man)")]
     NoPage(String),
     /// `--focus` names a node outside the run.
     #[error("--focus {0}: no such node in this run")]

@@ -14,13 +14,16 @@ use common::browser::Browser;
 use common::*;
 use serde_json::{Value as Json, json};
 
-/// `client ARGS ui --listen 127.0.0.1:0 EXTRA`, and the port its page is served on (read from
-/// the URL it prints, within a deadline).
+/// `client ARGS ui --listen 127.0.0.1:0 EXTRA` (a later `--listen` in EXTRA wins), and the
+/// port its page is served on (read from the URL it prints, within a deadline).
 fn ui(before: &[&str], extra: &[&str]) -> (Proc, u16) {
     let mut cmd = Command::new(client_bin());
-    cmd.args(before)
-        .args(["ui", "--listen", "127.0.0.1:0"])
-        .args(extra);
+    let listen = if extra.contains(&"--listen") {
+        vec!["ui"]
+    } else {
+        vec!["ui", "--listen", "127.0.0.1:0"]
+    };
+    cmd.args(before).args(listen).args(extra);
     let p = Proc::spawn(cmd);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -226,13 +229,17 @@ fn bad_queries_get_the_reason_and_the_page_keeps_serving() {
     assert_eq!(status, 200);
     assert!(head.contains("text/html"));
     assert!(page.contains("<script src=\"/page.js\">"));
-    // Nothing is fetched from elsewhere: every src and href is the server's own.
+    // Nothing is fetched from elsewhere: no address but the SVG namespace (a name, never
+    // fetched) appears in the page, its script or its style.
     for part in ["/", "/page.js", "/page.css"] {
-        let (_, _, text) = get(port, part);
+        let (status, _, text) = get(port, part);
+        assert_eq!(status, 200, "{part}");
+        let text = text.replace("\"http://www.w3.org/2000/svg\"", "");
         assert!(
             !text.contains("http://") && !text.contains("https://"),
             "{part}"
         );
+        assert!(!text.contains("@import"), "{part}");
     }
 }
 
@@ -474,4 +481,19 @@ fn a_screenshot_of_om2_over_seven_nodes_mid_run() {
         "document.body.dataset.state === 'done'",
         Duration::from_secs(60)
     ));
+}
+
+#[test]
+fn serving_beyond_loopback_warns() {
+    let (proc, port) = ui(&["--port-base", "1"], &["--listen", "0.0.0.0:0"]);
+    let (status, _, _) = get(port, "/");
+    assert_eq!(status, 200);
+    let err = proc.stderr_so_far();
+    assert!(
+        err.contains("client: warning: serving the page on 0.0.0.0:")
+            && err.contains("anyone who can reach it start runs"),
+        "{err}"
+    );
+    let (out, _) = proc.stop();
+    assert!(out.starts_with("generals ui: http://127.0.0.1:"), "{out}");
 }
