@@ -17,6 +17,7 @@ use super::manual::{CompletionsArgs, ManArgs};
 use super::{ClusterArgs, LogArgs, Roles};
 use crate::behaviour::Behaviour;
 use crate::protocol;
+use crate::runs::adversary;
 use crate::runs::driver::{self, Protocol};
 
 /// Drive a cluster of XML-RPC generals.
@@ -246,8 +247,34 @@ pub struct ExploreArgs {
     #[arg(short = 'm', default_value_t = 1)]
     pub m: usize,
     /// Behaviours a traitor may have, comma-separated [default: silent,flip,two-faced].
-    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour)]
+    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour,
+          conflicts_with = "adversary")]
     pub behaviours: Vec<Behaviour>,
+    /// Instead of --behaviours, traitors that send, for each message they could send, attack,
+    /// retreat or nothing as the explorer chooses: `all` runs every such strategy of every
+    /// placement and order (refused above --max-cases), `fuzz` runs --cases random ones drawn
+    /// from --seed. Each case has an id (printed) that --case replays.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub adversary: Option<adversary::Mode>,
+    /// With --adversary fuzz: how many random strategies.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "adversary")]
+    pub cases: u64,
+    /// With --adversary all: refuse (exit 2, printing the count) a strategy space larger than
+    /// this.
+    #[arg(long, value_name = "N", default_value_t = adversary::DEFAULT_MAX_CASES,
+          requires = "adversary")]
+    pub max_cases: u64,
+    /// With --adversary: run only the case with this id, as the report printed it
+    /// (ORDER:TRAITORS:INDEX or fuzz:SEED:I), with the same --protocol, -n, -m and --orders.
+    #[arg(long, value_name = "ID", requires = "adversary")]
+    pub case: Option<String>,
+    /// With --adversary: print one JSON object instead of the report.
+    #[arg(long, requires = "adversary")]
+    pub json: bool,
+    /// With --adversary: draw the counterexample (or the --case run) as a Lamport diagram in
+    /// FILE (SVG), from a replay of it that records its messages.
+    #[arg(long, value_name = "FILE", requires = "adversary")]
+    pub svg: Option<PathBuf>,
     /// Orders the commander may give.
     #[arg(long, value_delimiter = ',', default_value = "attack,retreat")]
     pub orders: Vec<String>,
@@ -448,6 +475,10 @@ mod tests {
             "client om --behaviour S=flip",
             "client --spawn explore",
             "client explore --spawn",
+            "client explore --case attack:Q:1",
+            "client explore --svg x.svg",
+            "client explore --adversary all --behaviours flip",
+            "client explore --adversary some",
         ] {
             let e = parse(line)
                 .err()
@@ -475,6 +506,9 @@ mod tests {
             "client sm -m 1 --svg x.svg --focus Q --mermaid run.mmd",
             "client om --json --mermaid run.mmd",
             "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
+            "client explore -n 3 -m 1 --allow-unsafe --adversary all --case attack:Q:1 --svg x.svg",
+            "client explore -n 7 -m 2 --adversary fuzz --cases 1000 --seed 7 --json",
+            "client explore --adversary all --max-cases 200",
             "client completions zsh",
             "client man",
             "client man om",
