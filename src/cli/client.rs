@@ -75,9 +75,11 @@ pub enum Command {
     /// Exit 0 holds, 1 violated, 2 refused, 3 void.
     Sm(AgreementArgs),
     /// Try every placement of up to m traitors (commander included), every behaviour and
-    /// every order, each as a real run against a cluster started in-process on free ports.
-    /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
-    /// failed but some were void (a loyal node late or lost).
+    /// every order, each as a real run against a cluster started in-process on free ports;
+    /// with --adversary, every lie (attack, retreat or nothing for each traitor message) or
+    /// random ones. Exit 0 when every case holds, 1 when a counterexample was found, 2 when
+    /// refused (e.g. over --max-cases), 3 when no case failed but some were void (a loyal
+    /// node late or lost).
     Explore(ExploreArgs),
     /// Print the completion script for SHELL (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
