@@ -607,7 +607,7 @@ mod tests {
         );
         assert_eq!(
             r.to_json(),
-            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
         f.protocol = "sm".into();

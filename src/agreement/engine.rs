@@ -1417,6 +1417,8 @@ mod tests {
             keys: KeyRing::new(),
             bytes: 0,
             life: Life::new(now, ROUND, 1),
+            held: HashMap::new(),
+            forged: 0,
         };
         match p {
             Protocol::Om => {
