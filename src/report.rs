@@ -432,7 +432,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
             &[],
         )?;
     }
-    let space = adversary::space(&h.explore);
+    let space = adversary::space_text(&h.explore);
     let name = format!("{}({})", a.protocol.name().to_uppercase(), a.m);
     let running = match (&h.case, mode) {
         (Some(id), _) => format!("case {id}"),
@@ -506,7 +506,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
             "orders": a.orders,
             "mode": match mode { adversary::Mode::All => "all", adversary::Mode::Fuzz => "fuzz" },
             "seed": seed,
-            "space": found.space.to_string(),
+            "space": found.space,
             "cases": found.cases,
             "held": found.held,
             "violated": found.violated,
@@ -521,16 +521,17 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
         });
         outln!("{json}");
     } else {
-        outln!("cases run      {:>8}", found.cases);
-        outln!("held           {:>8}", found.held);
-        outln!("violated       {:>8}", found.violated);
-        outln!("void           {:>8}", found.void);
+        let w = found.space.len().clamp(8, 30);
+        outln!("cases run      {:>w$}", found.cases);
+        outln!("held           {:>w$}", found.held);
+        outln!("violated       {:>w$}", found.violated);
+        outln!("void           {:>w$}", found.void);
         outln!(
-            "skipped        {:>8}  (no symmetry reduction: every strategy runs)",
+            "skipped        {:>w$}  (no symmetry reduction: every strategy runs)",
             found.skipped
         );
-        outln!("strategy space {:>8}", found.space);
-        outln!("time           {seconds:>8.2} s");
+        outln!("strategy space {:>w$}", found.space);
+        outln!("time           {seconds:>w$.2} s");
         if a.protocol == Protocol::Sm {
             outln!(
                 "forged or altered messages sent {}, rejected messages {}{}",

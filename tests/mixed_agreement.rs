@@ -741,6 +741,14 @@ fn python_executes_a_scripted_strategy() {
 
     let script = "N1=script:N1>N0=attack;N1>N2=retreat;N1>N3=-";
     let c = mixed(4, "N0,N2", "N1,N3", &[], &[script], &[]);
+    // Printed as the Rust node prints it: entries sorted by (path, receiver).
+    let info = call(c.port("N1"), "node_info", &[]).unwrap();
+    assert_eq!(
+        member(&info, "behaviour"),
+        &s("script:N1>N0=attack;N1>N2=retreat;N1>N3=-")
+    );
+    let rust: generals::behaviour::Behaviour = script["N1=".len()..].parse().unwrap();
+    assert_eq!(member(&info, "behaviour"), &s(&rust.to_string()));
     let (code, j, err) = om(&c, &["--commander", "N1", "-m", "1", "--seed", "4"]);
     assert_eq!(code, 0, "{j} {err}");
     // Round 1: only the two scripted messages; N3 got nothing and relays nothing of [N1].

@@ -287,7 +287,8 @@ pub struct ExploreArgs {
     /// answered; only a delayed or lost node makes a case wait this long).
     #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
     pub round_timeout_ms: u64,
-    /// Seed of the first case (case i uses seed + i) [default: random, printed].
+    /// Seed of the first case (case i uses seed + i); with --adversary fuzz, also the seed
+    /// the strategies are drawn from [default: random, printed].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Cases run at once, each against its own in-process cluster [default: the number of

@@ -383,6 +383,82 @@ pub fn space(e: &Explore) -> u128 {
     Shape::of(e).space()
 }
 
+/// The strategy space as an exact decimal: it outgrows every integer type (OM(3) over 10
+/// nodes has over 3^1200 strategies), and [`space`] saturates.
+pub fn space_text(e: &Explore) -> String {
+    let shape = Shape::of(e);
+    let mut total = Decimal::from(0);
+    for p in shape.placements() {
+        let mut power = Decimal::from(1);
+        let mut left = shape.slots(&p).len();
+        while left > 0 {
+            // 3^19 is the largest power of 3 below 2^31: fewer passes over the limbs.
+            let step = left.min(19);
+            power.mul(3u64.pow(step as u32));
+            left -= step;
+        }
+        total.add(&power);
+    }
+    total.mul(shape.orders.len() as u64);
+    total.to_string()
+}
+
+/// A natural number in base 10^9 limbs, least significant first: just enough arithmetic
+/// (add, multiply by a small number, print) to count a strategy space exactly.
+struct Decimal(Vec<u64>);
+
+const LIMB: u64 = 1_000_000_000;
+
+impl Decimal {
+    fn from(n: u64) -> Decimal {
+        let mut d = Decimal(vec![0]);
+        d.add(&Decimal(vec![n % LIMB, n / LIMB % LIMB, n / LIMB / LIMB]));
+        d
+    }
+
+    fn add(&mut self, other: &Decimal) {
+        let mut carry = 0;
+        for i in 0..self.0.len().max(other.0.len()) {
+            if i == self.0.len() {
+                self.0.push(0);
+            }
+            let sum = self.0[i] + other.0.get(i).copied().unwrap_or(0) + carry;
+            self.0[i] = sum % LIMB;
+            carry = sum / LIMB;
+        }
+        if carry > 0 {
+            self.0.push(carry);
+        }
+    }
+
+    /// Multiply by `k` < 2^32.
+    fn mul(&mut self, k: u64) {
+        let mut carry = 0;
+        for limb in &mut self.0 {
+            let product = *limb * k + carry;
+            *limb = product % LIMB;
+            carry = product / LIMB;
+        }
+        while carry > 0 {
+            self.0.push(carry % LIMB);
+            carry /= LIMB;
+        }
+    }
+}
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut limbs = self.0.iter().rev().skip_while(|&&l| l == 0);
+        match limbs.next() {
+            None => f.write_str("0"),
+            Some(first) => {
+                write!(f, "{first}")?;
+                limbs.try_for_each(|l| write!(f, "{l:09}"))
+            }
+        }
+    }
+}
+
 /// The strategy of a case id.
 pub fn parse_case(e: &Explore, id: &str) -> Result<Strategy, String> {
     Shape::of(e).parse(id)
@@ -393,8 +469,8 @@ pub fn parse_case(e: &Explore, id: &str) -> Result<Strategy, String> {
 pub struct Found {
     /// `all` or `fuzz` (a replay of one case keeps its mode).
     pub mode: Mode,
-    /// The strategy space (`--adversary all`'s count), whatever was run.
-    pub space: u128,
+    /// The strategy space (`--adversary all`'s count), whatever was run, exact in decimal.
+    pub space: String,
     /// Cases run.
     pub cases: u64,
     /// Cases where IC1 and IC2 held.
@@ -431,7 +507,7 @@ impl Found {
 }
 
 /// Why a hunt is refused.
-pub fn too_many(space: u128, max: u64) -> DriveError {
+pub fn too_many(space: &str, max: u64) -> DriveError {
     DriveError::Invalid(format!(
         "--adversary all would run {space} strategies, more than --max-cases {max}; use \
          --adversary fuzz --cases N for a sample, fewer nodes or a smaller -m, or raise \
@@ -460,7 +536,7 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
         }
         None => {
             if space > u128::from(h.max_cases) {
-                return Err(too_many(space, h.max_cases));
+                return Err(too_many(&space_text(&h.explore), h.max_cases));
             }
             // Where each placement's strategies start in the case order.
             let mut starts = Vec::new();
@@ -483,7 +559,7 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
     };
     let mut found = Found {
         mode: h.mode,
-        space,
+        space: space_text(&h.explore),
         cases: 0,
         held: 0,
         violated: 0,
@@ -583,6 +659,21 @@ mod tests {
         }
         assert_eq!(space(&explore(4, 1)), 110);
         assert_eq!(space(&explore(3, 1)), 32);
+        assert_eq!(space_text(&explore(4, 1)), "110");
+        // OM(2) over 7: 1 + 3^6 + 6 x 3^25 + C(6,2) x 3^50 + 6 x 3^(6+25), twice.
+        assert_eq!(space_text(&explore(7, 2)), "21536939638177825881829610");
+        assert_eq!(
+            space(&explore(7, 2)).to_string(),
+            space_text(&explore(7, 2))
+        );
+        // Beyond u128: OM(3) over 10, a lieutenant has 8 + 8x7 + 8x7x6 = 400 messages, the
+        // commander 9. Python's integers give 2 x (1 + 3^9 + 9x3^400 + 9x3^409 + 36x3^800 +
+        // 36x3^809 + 84x3^1200): 575 digits, these at both ends.
+        let huge = space_text(&explore(10, 3));
+        assert_eq!(huge.len(), 575);
+        assert!(huge.starts_with("589949646617005272097293114295"), "{huge}");
+        assert!(huge.ends_with("2357267096"), "{huge}");
+        assert_eq!(space(&explore(10, 3)), u128::MAX, "saturates");
     }
 
     #[test]
