@@ -2,10 +2,12 @@
 # Benchmark the Rust server and client against the Python stand-ins, side by side in one run,
 # and print one table with ratios (see BENCHMARKS.md for results and how to read them).
 #
-# Usage: scripts/bench.sh [--duration SECS] [--quick] [--heavy]
+# Usage: scripts/bench.sh [--duration SECS] [--quick] [--heavy] [--adversary]
 #   --duration SECS  length of each load run (default 5)
 #   --quick          shorter runs and fewer repetitions (a smoke run, figures are noisier)
 #   --heavy          also the long agreement figures: explore n=10 m=3, OM(5) over 16 nodes
+#   --adversary      only the adversary's figures (`client explore --adversary`, its targets);
+#                    exit 1 when a target is missed
 # Builds what it needs (cargo build --release), picks free ports, never touches 8000-8003,
 # and stops every process it started, also on failure or Ctrl-C.
 set -euo pipefail

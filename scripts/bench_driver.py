@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The body of scripts/bench.sh: start servers, run the loads and scenarios, print the table.
 
-Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick] [--heavy]   (bench.sh builds first)
+Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick] [--heavy] [--adversary]
+(bench.sh builds first)
 Standard library only. Every process it starts is stopped in a finally block.
 """
 import argparse
@@ -38,6 +39,50 @@ def wall(cmd, runs):
     return statistics.median(times)
 
 
+def adversary_figures(client):
+    """The adversary's targets (issue 17): each `client explore --adversary` run, its wall time
+    and what it found, checked against the target. Exits non-zero when a run finds other than
+    what the theory says."""
+    import json
+
+    def hunt(args):
+        t0 = time.perf_counter()
+        r = subprocess.run([client, "explore", *args, "--json"], capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        try:
+            return r.returncode, json.loads(r.stdout), secs
+        except ValueError:
+            sys.exit(f"explore {' '.join(args)}: exit {r.returncode}, no JSON: {r.stderr}")
+
+    rows = []  # (run, wall s, found, target, ok)
+    code, j, secs = hunt(["--adversary", "all", "-n", "4", "-m", "1", "--seed", "1"])
+    rows.append(("all OM(1) n=4", secs, f"{j['cases']} cases, {j['held']} hold (space {j['space']})",
+                 "all hold, <= 10 s", code == 0 and j["held"] == j["cases"] == 110 and secs <= 10))
+    code, j, found = hunt(["--adversary", "all", "-n", "3", "-m", "1", "--allow-unsafe", "--seed", "1"])
+    cx = j["counterexample"]["id"] if j.get("counterexample") else None
+    code2, r, replay = hunt(["--adversary", "all", "-n", "3", "-m", "1", "--allow-unsafe", "--case", cx or "none"])
+    same = cx is not None and r["case"]["run"]["decisions"] == j["counterexample"]["run"]["decisions"]
+    rows.append(("all OM(1) n=3 --allow-unsafe, + replay", found + replay,
+                 f"{j['violated']} of {j['cases']} violated; smallest {cx} "
+                 f"({j['counterexample']['lies'] if cx else '-'} lie), replay {'same' if same else 'DIFFERS'}",
+                 "found and replayed, <= 2 s", code == 1 and code2 == 1 and same and found + replay <= 2))
+    code, j, secs = hunt(["--adversary", "fuzz", "--cases", "1000", "--seed", "1", "-n", "7", "-m", "2"])
+    rows.append(("fuzz 1000 OM(2) n=7", secs, f"{j['cases']} cases, {j['held']} hold",
+                 "all hold, <= 30 s", code == 0 and j["held"] == 1000 and secs <= 30))
+    code, j, secs = hunt(["--adversary", "all", "--protocol", "sm", "-n", "3", "-m", "1", "--seed", "1"])
+    rows.append(("all SM(1) n=3", secs,
+                 f"{j['cases']} cases, {j['held']} hold; forged {j['forged']}, rejected {j['rejected']}",
+                 "all hold, forgeries rejected",
+                 code == 0 and j["held"] == j["cases"] and j["forged"] > 0 and j["forgeries_accepted"] == 0))
+    w = max(len(r[0]) for r in rows)
+    f = max(len(r[2]) for r in rows)
+    print(f"{'explore --adversary':<{w}}  {'wall s':>7}  {'found':<{f}}  target")
+    print("-" * (w + f + 50))
+    for name, secs, found, target, ok in rows:
+        print(f"{name:<{w}}  {secs:>7.2f}  {found:<{f}}  {target}: {'met' if ok else 'MISSED'}")
+    return all(r[4] for r in rows)
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -55,7 +100,12 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--heavy", action="store_true",
                     help="also explore n=10 m=3 (7,352 cases) and force OM(5) over 16 nodes (minutes)")
+    ap.add_argument("--adversary", action="store_true",
+                    help="only the adversary's figures (client explore --adversary, issue 17)")
     args = ap.parse_args()
+    if args.adversary:
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}", file=sys.stderr)
+        sys.exit(0 if adversary_figures(os.path.join(REL, "client")) else 1)
     dur = 1.0 if args.quick else args.duration
     rounds = 1 if args.quick else 3
     e2e_runs = 5 if args.quick else 30

@@ -3,8 +3,10 @@
 //! relays and SM relays. Honest nodes send what they should; the rest lie in a fixed,
 //! reproducible way (even `random` draws from a seed, per message, independent of timing).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The two orders of the Byzantine generals.
@@ -33,6 +35,105 @@ pub enum Behaviour {
     Random,
     /// Sends and answers honestly but `Duration` late.
     Delay(Duration),
+    /// Sends exactly what a driver chose, per message (path, receiver), and nothing else:
+    /// the adversary of `client explore --adversary`.
+    Script(Arc<Script>),
+}
+
+/// A traitor's scripted strategy (`script:P>Q>R=attack;P>Q>S=-`): for each message it may
+/// send, identified by its path (commander first, this node last; its round is the path's
+/// length) and its receiver, the value to send or nothing. A message not listed is not sent,
+/// whatever the protocol owes; a message listed is sent whatever the node received. Entries
+/// whose path does not end with the node holding the script are ignored, so one script can
+/// hold every traitor's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Script {
+    /// (path, receiver) -> value, or `None` for nothing.
+    sends: BTreeMap<(Vec<String>, String), Option<String>>,
+}
+
+impl Script {
+    /// An empty script: sends nothing.
+    pub fn new() -> Self {
+        Script::default()
+    }
+
+    /// Send `value` (or nothing) along `path` to `receiver`; a later entry for the same
+    /// message replaces an earlier one.
+    pub fn set(&mut self, path: Vec<String>, receiver: String, value: Option<String>) {
+        self.sends.insert((path, receiver), value);
+    }
+
+    /// The value scripted for (path, receiver): `None` when nothing is sent.
+    pub fn value(&self, path: &[String], receiver: &str) -> Option<&str> {
+        self.sends
+            .get(&(path.to_vec(), receiver.to_string()))
+            .and_then(|v| v.as_deref())
+    }
+
+    /// The messages `sender` sends in round `round` (paths of that length ending with it):
+    /// (path, receiver, value), in the script's order.
+    pub fn round<'a>(
+        &'a self,
+        sender: &'a str,
+        round: usize,
+    ) -> impl Iterator<Item = (&'a [String], &'a str, &'a str)> + 'a {
+        self.sends.iter().filter_map(move |((path, to), v)| {
+            let v = v.as_deref()?;
+            (path.len() == round && path.last().is_some_and(|l| l == sender)).then_some((
+                path.as_slice(),
+                to.as_str(),
+                v,
+            ))
+        })
+    }
+
+    /// Every entry: (path, receiver, value or nothing).
+    pub fn entries(&self) -> impl Iterator<Item = (&[String], &str, Option<&str>)> {
+        self.sends
+            .iter()
+            .map(|((p, to), v)| (p.as_slice(), to.as_str(), v.as_deref()))
+    }
+}
+
+/// What a script entry sends when it sends nothing.
+pub const NOTHING: &str = "-";
+
+impl fmt::Display for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries: Vec<String> = self
+            .entries()
+            .map(|(p, to, v)| format!("{}>{to}={}", p.join(">"), v.unwrap_or(NOTHING)))
+            .collect();
+        f.write_str(&entries.join(";"))
+    }
+}
+
+impl FromStr for Script {
+    type Err = String;
+
+    /// `ENTRY;ENTRY;...`, each `C>...>SENDER>RECEIVER=VALUE` (`-` for nothing); empty: sends
+    /// nothing.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut script = Script::new();
+        for entry in s.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = || {
+                format!(
+                    "script entry {entry:?}: expected PATH>RECEIVER=VALUE, e.g. P>Q>R=attack \
+                     (Q relays P's order to R) or P>Q=- (nothing)"
+                )
+            };
+            let (names, value) = entry.split_once('=').ok_or_else(bad)?;
+            let mut names: Vec<String> = names.split('>').map(|n| n.trim().to_string()).collect();
+            if names.len() < 2 || names.iter().any(String::is_empty) || value.is_empty() {
+                return Err(bad());
+            }
+            let receiver = names.pop().unwrap_or_default();
+            let value = (value != NOTHING).then(|| value.to_string());
+            script.set(names, receiver, value);
+        }
+        Ok(script)
+    }
 }
 
 impl Behaviour {
@@ -62,6 +163,8 @@ impl Behaviour {
     ) -> Option<String> {
         match self {
             Behaviour::Honest | Behaviour::Delay(_) => Some(value.to_string()),
+            // A script names OM/SM messages only (the engine sends them); nothing else goes.
+            Behaviour::Script(_) => None,
             Behaviour::Deny(list) if list.iter().any(|n| n == receiver) => None,
             Behaviour::Deny(_) => Some(value.to_string()),
             Behaviour::Silent => None,
@@ -80,10 +183,18 @@ impl Behaviour {
         }
     }
 
+    /// The script of a scripted traitor.
+    pub fn script(&self) -> Option<&Arc<Script>> {
+        match self {
+            Behaviour::Script(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the node refuses outright to send to `receiver` (denial, silence).
     pub fn refuses(&self, receiver: &str) -> bool {
         match self {
-            Behaviour::Silent => true,
+            Behaviour::Silent | Behaviour::Script(_) => true,
             Behaviour::Deny(list) => list.iter().any(|n| n == receiver),
             _ => false,
         }
@@ -124,6 +235,7 @@ impl fmt::Display for Behaviour {
             Behaviour::TwoFaced => write!(f, "two-faced"),
             Behaviour::Random => write!(f, "random"),
             Behaviour::Delay(d) => write!(f, "delay:{}", d.as_millis()),
+            Behaviour::Script(s) => write!(f, "script:{s}"),
         }
     }
 }
@@ -166,8 +278,10 @@ impl FromStr for Behaviour {
                 .parse::<u64>()
                 .map(|ms| Behaviour::Delay(Duration::from_millis(ms)))
                 .map_err(|_| format!("delay needs milliseconds, e.g. delay:500, got {ms:?}")),
+            ("script", Some(text)) => Ok(Behaviour::Script(Arc::new(text.parse()?))),
             _ => Err(format!(
-                "unknown behaviour {s:?}: use honest, deny:A,B, silent, flip, two-faced, random or delay:MS"
+                "unknown behaviour {s:?}: use honest, deny:A,B, silent, flip, two-faced, random, \
+                 delay:MS or script:PATH>RECEIVER=VALUE;..."
             )),
         }
     }
@@ -196,6 +310,8 @@ mod tests {
             "two-faced",
             "random",
             "delay:250",
+            "script:P>Q>R=attack;P>Q>S=-",
+            "script:",
         ] {
             let b: Behaviour = text.parse().unwrap();
             assert_eq!(b.to_string(), text);
@@ -203,6 +319,9 @@ mod tests {
         assert!("deny:".parse::<Behaviour>().is_err());
         assert!("delay:x".parse::<Behaviour>().is_err());
         assert!("sneaky".parse::<Behaviour>().is_err());
+        assert!("script:P=attack".parse::<Behaviour>().is_err());
+        assert!("script:P>Q".parse::<Behaviour>().is_err());
+        assert!("script:P>>Q=attack".parse::<Behaviour>().is_err());
         assert_eq!(
             parse_assignment("Q=flip").unwrap(),
             ("Q".into(), Behaviour::Flip)
@@ -236,5 +355,22 @@ mod tests {
             a.iter().any(|v| v.as_deref() == Some(ATTACK))
                 && a.iter().any(|v| v.as_deref() == Some(RETREAT))
         );
+    }
+
+    #[test]
+    fn a_script_says_each_message_and_nothing_else() {
+        let b: Behaviour = "script:P>Q>S=-;P>Q>R=retreat;P>R>Q=attack".parse().unwrap();
+        let s = b.script().unwrap();
+        let path = ["P".to_string(), "Q".to_string()];
+        assert_eq!(s.value(&path, "R"), Some(RETREAT));
+        assert_eq!(s.value(&path, "S"), None);
+        assert_eq!(s.value(&path, "T"), None);
+        let round: Vec<_> = s.round("Q", 2).collect();
+        assert_eq!(round, [(&path[..], "R", RETREAT)]);
+        assert_eq!(s.round("Q", 1).count(), 0);
+        assert!(b.is_traitor() && b.refuses("R"));
+        assert_eq!(b.outgoing(ATTACK, "R", 0, 1, 0), None);
+        // Printed in a fixed order, whatever order it was given in.
+        assert_eq!(b.to_string(), "script:P>Q>R=retreat;P>Q>S=-;P>R>Q=attack");
     }
 }

@@ -105,6 +105,9 @@ pub mod ext {
         pub const VALUES: &str = "values";
         /// `sm_decide`: the first rejection reasons.
         pub const REASONS: &str = "reasons";
+        /// `sm_decide`, a scripted traitor only: messages it sent with a chain it did not
+        /// hold (altered or forged).
+        pub const FORGED: &str = "forged";
         /// `*_decide`: per round, messages the behaviour did not send.
         pub const WITHHELD: &str = "withheld";
         /// `*_decide`: sender -> messages refused as late.

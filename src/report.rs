@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 
+use crate::agreement::checker;
 use crate::agreement::reply::NodeInfo;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
@@ -18,6 +19,7 @@ use crate::cli::server::ServerArgs;
 use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
+use crate::runs::adversary;
 use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
 use crate::runs::explore::{self, Explore};
 use crate::runs::original::{self, Options};
@@ -426,6 +428,9 @@ pub async fn agreement(
 
 /// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
 pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
+    if let Some(mode) = a.adversary {
+        return hunt(a, mode).await;
+    }
     let seed = a.seed.unwrap_or_else(driver::random_seed);
     let e = Explore {
         protocol: a.protocol,
@@ -482,6 +487,204 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
             out!("{}", outcome.human());
             1
         }
+    })
+}
+
+/// `client explore --adversary`: every strategy, random ones, or the one `--case` names; the
+/// counts, the smallest counterexample with its messages, its picture. 0 every case holds, 1
+/// a counterexample (or an accepted forgery), 3 none but some void.
+async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError> {
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let h = adversary::Hunt {
+        explore: Explore {
+            protocol: a.protocol,
+            n: a.n,
+            m: a.m,
+            behaviours: Vec::new(),
+            orders: a.orders.clone(),
+            allow_unsafe: a.allow_unsafe,
+            round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+            seed,
+            jobs: a
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        },
+        mode,
+        cases: a.cases,
+        max_cases: a.max_cases,
+        case: a.case.clone(),
+    };
+    if let Some(path) = &a.svg {
+        check_pictures(
+            &PictureArgs {
+                svg: Some(path.clone()),
+                ..PictureArgs::default()
+            },
+            &[],
+        )?;
+    }
+    let space = adversary::space_text(&h.explore);
+    let name = format!("{}({})", a.protocol.name().to_uppercase(), a.m);
+    let running = match (&h.case, mode) {
+        (Some(id), _) => format!("case {id}"),
+        (None, adversary::Mode::All) => format!("{space} strategies (every one)"),
+        (None, adversary::Mode::Fuzz) => {
+            format!("{} random strategies of {space}, seed {seed}", h.cases)
+        }
+    };
+    let intro = format!(
+        "adversary {name} with n={} ({}): up to {} traitor(s), each of their messages attack, \
+         retreat or nothing, orders {}; {running}",
+        a.n,
+        explore::names(a.n).join(","),
+        a.m,
+        a.orders.join(","),
+    );
+    // Printed before starting, and on stderr with --json (stdout keeps the JSON).
+    if a.json {
+        eprintln!("{intro}");
+    } else {
+        outln!("{intro}");
+    }
+    let started = Instant::now();
+    let found = adversary::hunt(&h, progress_bar(std::io::stderr().is_terminal())).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let replay = |id: &str| {
+        format!(
+            "client explore --protocol {} -n {} -m {}{}{} --adversary {} --case {id}",
+            a.protocol.name(),
+            a.n,
+            a.m,
+            if a.allow_unsafe {
+                " --allow-unsafe"
+            } else {
+                ""
+            },
+            if a.orders.join(",") == "attack,retreat" {
+                String::new()
+            } else {
+                format!(" --orders {}", a.orders.join(","))
+            },
+            match mode {
+                adversary::Mode::All => "all",
+                adversary::Mode::Fuzz => "fuzz",
+            }
+        )
+    };
+    let shown = found.replayed.as_ref().or(found.counterexample.as_ref());
+    if a.json {
+        let case = |(s, r): &(adversary::Strategy, checker::Report)| {
+            serde_json::json!({
+                "id": s.id,
+                "lies": s.lies(),
+                "order": s.order,
+                "traitors": s.traitors,
+                "messages": s.messages.iter().map(|m| serde_json::json!({
+                    "round": m.slot.path.len(),
+                    "path": m.slot.path,
+                    "to": m.slot.to,
+                    "value": m.value,
+                    "lie": m.is_lie(),
+                })).collect::<Vec<_>>(),
+                "replay": replay(&s.id),
+                "run": r,
+            })
+        };
+        let json = serde_json::json!({
+            "protocol": a.protocol.name(),
+            "n": a.n,
+            "m": a.m,
+            "orders": a.orders,
+            "mode": match mode { adversary::Mode::All => "all", adversary::Mode::Fuzz => "fuzz" },
+            "seed": seed,
+            "space": found.space,
+            "cases": found.cases,
+            "held": found.held,
+            "violated": found.violated,
+            "void": found.void,
+            "skipped": found.skipped,
+            "forged": found.forged,
+            "rejected": found.rejected,
+            "forgeries_accepted": found.forgeries_accepted,
+            "seconds": seconds,
+            "counterexample": found.counterexample.as_ref().map(case),
+            "case": found.replayed.as_ref().map(case),
+        });
+        outln!("{json}");
+    } else {
+        let w = found.space.len().clamp(8, 30);
+        outln!("cases run      {:>w$}", found.cases);
+        outln!("held           {:>w$}", found.held);
+        outln!("violated       {:>w$}", found.violated);
+        outln!("void           {:>w$}", found.void);
+        outln!(
+            "skipped        {:>w$}  (no symmetry reduction: every strategy runs)",
+            found.skipped
+        );
+        outln!("strategy space {:>w$}", found.space);
+        outln!("time           {seconds:>w$.2} s");
+        if a.protocol == Protocol::Sm {
+            outln!(
+                "forged or altered messages sent {}, rejected messages {}{}",
+                found.forged,
+                found.rejected,
+                if found.forgeries_accepted == 0 {
+                    ": every forgery rejected".to_string()
+                } else {
+                    format!(
+                        ": FORGERIES ACCEPTED in {} case(s)",
+                        found.forgeries_accepted
+                    )
+                }
+            );
+        }
+        if let Some((s, r)) = shown {
+            if found.replayed.is_some() {
+                outln!("case {} ({} lie(s))", s.id, s.lies());
+            } else {
+                outln!(
+                    "smallest counterexample: case {} ({} lie(s)); replay: {}",
+                    s.id,
+                    s.lies(),
+                    replay(&s.id)
+                );
+            }
+            outln!("order {}, traitors: {}", s.order, s.traitors.join(", "));
+            outln!("their messages:");
+            for m in &s.messages {
+                outln!("  {m}");
+            }
+            out!("{}", r.human());
+        } else if found.void > 0 {
+            outln!(
+                "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
+                 show nothing; try a longer --round-timeout-ms",
+                found.void
+            );
+        } else {
+            outln!("no counterexample: every case satisfies IC1 and IC2");
+        }
+    }
+    if let (Some(path), Some((s, _))) = (&a.svg, shown) {
+        let (r, events) = adversary::replay_traced(&h, s).await?;
+        let mut decisions = r.decisions.clone();
+        decisions.extend(r.traitor_decisions.clone());
+        let title = format!(
+            "{name} case {}: commander {} orders {}, {} lie(s)",
+            s.id,
+            r.commander,
+            r.order,
+            s.lies()
+        );
+        let nodes = explore::names(a.n);
+        let svg =
+            picture::lamport_svg(&nodes, &events, &r.traitors, &decisions, &title, None, None);
+        write(path, svg)?;
+    }
+    Ok(match &found.replayed {
+        Some((_, r)) if r.rejected >= r.forged => r.exit_code(),
+        _ => found.exit_code(),
     })
 }
 

@@ -712,3 +712,65 @@ fn python_without_agreement_refuses_the_extension() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("need --agreement"), "{err}");
 }
+
+/// A scripted strategy (`script:`, the adversary of `client explore --adversary`) executed by
+/// the Python stand-in in mixed runs: the n = 3 counterexample with the Python lieutenant N2
+/// as the liar (one lie breaks IC2), and a Python commander telling each lieutenant something
+/// else (attack, retreat, nothing), which OM(1) over 4 survives.
+#[test]
+fn python_executes_a_scripted_strategy() {
+    let c = mixed(3, "N0,N1", "N2", &[], &["N2=script:N0>N2>N1=retreat"], &[]);
+    let info = call(c.port("N2"), "node_info", &[]).unwrap();
+    assert_eq!(member(&info, "behaviour"), &s("script:N0>N2>N1=retreat"));
+    let (code, j, err) = om(
+        &c,
+        &[
+            "-m",
+            "1",
+            "--allow-unsafe",
+            "--order",
+            "attack",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, 1, "{j} {err}");
+    assert_eq!(j["ic2"], false, "{j}");
+    assert_eq!(decisions(&j), [("N1".into(), "retreat".into())]);
+    assert_eq!(per_round(&j), [2, 2]);
+
+    let script = "N1=script:N1>N0=attack;N1>N2=retreat;N1>N3=-";
+    let c = mixed(4, "N0,N2", "N1,N3", &[], &[script], &[]);
+    // Printed as the Rust node prints it: entries sorted by (path, receiver).
+    let info = call(c.port("N1"), "node_info", &[]).unwrap();
+    assert_eq!(
+        member(&info, "behaviour"),
+        &s("script:N1>N0=attack;N1>N2=retreat;N1>N3=-")
+    );
+    let rust: generals::behaviour::Behaviour = script["N1=".len()..].parse().unwrap();
+    assert_eq!(member(&info, "behaviour"), &s(&rust.to_string()));
+    let (code, j, err) = om(&c, &["--commander", "N1", "-m", "1", "--seed", "4"]);
+    assert_eq!(code, 0, "{j} {err}");
+    // Round 1: only the two scripted messages; N3 got nothing and relays nothing of [N1].
+    assert_eq!(per_round(&j), [2, 4], "{j}");
+    let decided: Vec<String> = decisions(&j).into_iter().map(|(_, d)| d).collect();
+    assert!(decided.windows(2).all(|w| w[0] == w[1]), "{j}");
+    let Ok(Value::Array(events)) = call(c.port("N1"), "trace_events", &[s("om-4"), s("0")]) else {
+        panic!("no trace from N1");
+    };
+    let mut sent: Vec<(Value, Value)> = events
+        .iter()
+        .map(|e| {
+            let Value::Array(args) = member(e, "args") else {
+                panic!("{e:?}")
+            };
+            (member(e, "to").clone(), args[2].clone())
+        })
+        .collect();
+    sent.sort_by_key(|(to, _)| format!("{to:?}"));
+    assert_eq!(
+        sent,
+        [(s("N0"), s("attack")), (s("N2"), s("retreat"))],
+        "exactly the script"
+    );
+}

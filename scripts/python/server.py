@@ -23,8 +23,9 @@ Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; wit
                   is then served by a threaded SimpleXMLRPCServer (a round's messages go out
                   in system.multicall batches, one thread per receiver)
   --behaviour NAME=KIND  how node NAME sends OM messages (repeatable): honest, deny:A,B,
-                  silent, flip, two-faced, random, delay:MS, as the Rust server's flag; a
-                  faulty P without one is deny:R,S. send_message keeps the original behaviour.
+                  silent, flip, two-faced, random, delay:MS, script:PATH>TO=VALUE;..., as the
+                  Rust server's flag; a faulty P without one is deny:R,S. send_message keeps
+                  the original behaviour.
   --seed N        server seed of the random behaviour (XORed with each run's seed; default 0)
   --rpc-timeout SECS  longest wait for a peer's answer to one batch of a round (default 10;
                   a batch never waits more than 3/4 of the run's round timeout either)
@@ -172,10 +173,12 @@ class Behaviour:
 
     KINDS = ("honest", "silent", "flip", "two-faced", "random")
 
-    def __init__(self, kind, deny=(), delay_ms=0):
+    def __init__(self, kind, deny=(), delay_ms=0, script=None):
         self.kind = kind
         self.deny = list(deny)
         self.delay_ms = delay_ms
+        # script: (path tuple, receiver) -> value, or None for nothing (the Rust `Script`)
+        self.script = script or {}
 
     @classmethod
     def parse(cls, text):
@@ -187,6 +190,8 @@ class Behaviour:
             if not names:
                 raise ValueError("deny needs a list of nodes, e.g. deny:R,S")
             return cls("deny", deny=names)
+        if sep and kind == "script":
+            return cls("script", script=parse_script(arg))
         if sep and kind == "delay":
             try:
                 return cls("delay", delay_ms=parse_u64(arg))
@@ -194,7 +199,7 @@ class Behaviour:
                 raise ValueError(f"delay needs milliseconds, e.g. delay:500, got {arg!r}")
         raise ValueError(
             f"unknown behaviour {text!r}: use honest, deny:A,B, silent, flip, two-faced, "
-            "random or delay:MS"
+            "random, delay:MS or script:PATH>RECEIVER=VALUE;..."
         )
 
     def __str__(self):
@@ -202,7 +207,21 @@ class Behaviour:
             return "deny:" + ",".join(self.deny)
         if self.kind == "delay":
             return f"delay:{self.delay_ms}"
+        if self.kind == "script":
+            return "script:" + ";".join(
+                ">".join(path + (to,)) + "=" + ("-" if v is None else v)
+                for (path, to), v in sorted(self.script.items(), key=lambda e: (list(e[0][0]), e[0][1]))
+            )
         return self.kind
+
+    def scripted(self, me, rnd):
+        """A scripted traitor's messages of round `rnd`: Relays of the values its script
+        sends along paths of that length ending with `me` (nothing else is sent)."""
+        out = []
+        for (path, to), v in sorted(self.script.items(), key=lambda e: (list(e[0][0]), e[0][1])):
+            if v is not None and len(path) == rnd and path[-1] == me:
+                out.append(Relay(to, list(path), v, 0, 1))
+        return out
 
     @property
     def traitor(self):
@@ -220,13 +239,30 @@ class Behaviour:
             return value
         if self.kind == "deny":
             return None if receiver in self.deny else value
-        if self.kind == "silent":
-            return None
+        if self.kind in ("silent", "script"):
+            return None  # a script sends only its own messages (see scripted)
         if self.kind == "flip":
             return RETREAT if value == ATTACK else ATTACK
         if self.kind == "two-faced":
             return ATTACK if index < count // 2 else RETREAT
         return ATTACK if mix(noise) & 1 == 0 else RETREAT  # random
+
+
+def parse_script(text):
+    """`C>...>SENDER>RECEIVER=VALUE;...` (`-` for nothing), as the Rust `Script`."""
+    script = {}
+    for entry in (e.strip() for e in text.split(";")):
+        if not entry:
+            continue
+        names, sep, value = entry.partition("=")
+        path = [n.strip() for n in names.split(">")]
+        if not sep or len(path) < 2 or any(not n for n in path) or not value:
+            raise ValueError(
+                f"script entry {entry!r}: expected PATH>RECEIVER=VALUE, e.g. P>Q>R=attack "
+                "(Q relays P's order to R) or P>Q=- (nothing)"
+            )
+        script[(tuple(path[:-1]), path[-1])] = None if value == "-" else value
+    return script
 
 
 def parse_assignment(arg):
@@ -556,10 +592,13 @@ class AgreementProcess(Process):
         with self._cond:
             state = self._run(run)
             relays = state.open(rnd)
+            due = len(relays)
+            if self._behaviour.kind == "script":
+                relays = self._behaviour.scripted(self.name, rnd)  # owed: due; sent: the script
             # a batch must be answered well within the round (as in Rust): a slow receiver
             # makes its messages fail, not this node late; --rpc-timeout caps it too
             seed, timeout = state.seed, min(state.round_timeout * 0.75, self._rpc_timeout)
-        report = self._send_round(run, rnd, seed, relays, timeout)
+        report = self._send_round(run, rnd, seed, relays, timeout, due)
         with self._cond:
             r = state.reports[rnd - 1]
             for k in ("due", "sent", "delivered", "failed"):
@@ -620,18 +659,21 @@ class AgreementProcess(Process):
             raise unknown_run(run)
         return state
 
-    def _send_round(self, run, rnd, seed, relays, timeout):
+    def _send_round(self, run, rnd, seed, relays, timeout, due):
         """Send a round's relays through the behaviour: one thread per receiver, its messages
         in system.multicall batches of BATCH; returns the round's report."""
         by_receiver = collections.OrderedDict()
         for relay in relays:
             noise = entropy(seed, [run] + relay.path + [relay.to])
-            value = self._behaviour.outgoing(relay.value, relay.to, relay.index, relay.count, noise)
+            if self._behaviour.kind == "script":
+                value = relay.value
+            else:
+                value = self._behaviour.outgoing(relay.value, relay.to, relay.index, relay.count, noise)
             if value is not None:
                 by_receiver.setdefault(relay.to, []).append((relay, value))
         if self._behaviour.delay:
             time.sleep(self._behaviour.delay)
-        counts = {"due": len(relays), "sent": 0, "delivered": 0, "failed": 0, "failed_to": {}}
+        counts = {"due": due, "sent": 0, "delivered": 0, "failed": 0, "failed_to": {}}
         lock = threading.Lock()
 
         def send(to, messages):

@@ -41,6 +41,8 @@ pub struct Facts {
     pub expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
     pub rejected: u64,
+    /// SM messages scripted traitors sent with chains they did not hold (altered or forged).
+    pub forged: u64,
     /// Where the simulation broke the algorithm's assumptions (a loyal node late, failing or
     /// lost), one line per cause, as the driver saw it: any makes the run void.
     pub void_reasons: Vec<String>,
@@ -243,6 +245,9 @@ pub struct Report {
     pub expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
     pub rejected: u64,
+    /// SM messages scripted traitors sent with chains they did not hold (altered or forged):
+    /// each must be among `rejected`.
+    pub forged: u64,
     /// Why IC1 or IC2 failed, one line per condition.
     pub problems: Vec<String>,
     /// Holds, violated or void.
@@ -278,6 +283,7 @@ impl Report {
             messages_per_round: facts.messages_per_round,
             expected_per_round: facts.expected_per_round,
             rejected: facts.rejected,
+            forged: facts.forged,
             problems: judgement.problems,
             verdict: judgement.verdict,
             void_reasons: judgement.void_reasons,
@@ -373,6 +379,12 @@ impl Report {
                 self.rejected
             );
         }
+        if self.forged > 0 {
+            out += &format!(
+                "forged or altered messages sent by scripted traitors: {}\n",
+                self.forged
+            );
+        }
         out
     }
 
@@ -463,6 +475,7 @@ mod tests {
             messages_per_round: Vec::new(),
             expected_per_round: Vec::new(),
             rejected: 0,
+            forged: 0,
             void_reasons: Vec::new(),
         }
     }
@@ -594,7 +607,7 @@ mod tests {
         );
         assert_eq!(
             r.to_json(),
-            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
         f.protocol = "sm".into();

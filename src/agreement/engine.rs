@@ -170,6 +170,11 @@ struct Run<R> {
     bytes: usize,
     /// Whether it still holds its place in the table.
     life: Life,
+    /// A scripted traitor's (SM) signature chains received, by path prefix and value: what it
+    /// can send validly. Empty for every other behaviour.
+    held: HashMap<Vec<String>, BTreeMap<String, Vec<String>>>,
+    /// SM messages a scripted traitor sent with a chain it did not hold (altered or forged).
+    forged: u64,
 }
 
 /// How a node sends one round of a run.
@@ -459,6 +464,8 @@ impl Engine {
             keys: KeyRing::new(),
             bytes: 0,
             life: Life::new(now, start.round_timeout, start.m),
+            held: HashMap::new(),
+            forged: 0,
         };
         let mut runs = self.lock();
         runs.make_room(protocol, &start.run, self.budgets.runs, now)?;
@@ -530,7 +537,7 @@ impl Engine {
         run: &str,
         round: usize,
     ) -> Result<Value, PyFault> {
-        let (items, how) = {
+        let (items, scripted, how) = {
             let mut runs = self.lock();
             let (rounds, seed, timeout, behaviour, ctx) = match protocol {
                 Protocol::Om => runs.om.get_mut(run).map(|r| {
@@ -546,6 +553,24 @@ impl Engine {
             let items = rounds
                 .open(round)
                 .map_err(|e| fault::python("ValueError", &e))?;
+            let scripted = match protocol {
+                Protocol::Om => (runs.om.get_mut(run)).and_then(|r| {
+                    self.scripted(r.behaviour.clone(), r.run.nodes(), round, |_, _| None)
+                }),
+                Protocol::Sm => runs.sm.get_mut(run).and_then(|r| {
+                    let key = &self.key;
+                    let (held, ctx) = (&r.held, r.run.context().clone());
+                    let mut forged = 0;
+                    let nodes = r.run.nodes().clone();
+                    let out = self.scripted(r.behaviour.clone(), &nodes, round, |path, value| {
+                        let (prior, valid) = chain(held, key, &ctx, path, value);
+                        forged += u64::from(!valid);
+                        Some(prior)
+                    });
+                    r.forged += forged;
+                    out
+                }),
+            };
             // A batch must be answered well within the round, so that a slow receiver (a
             // delayed traitor, a crashed node) makes its messages fail, not the sender late.
             let how = How {
@@ -554,12 +579,14 @@ impl Engine {
                 behaviour,
                 sm: ctx,
             };
-            (items, how)
+            (items, scripted, how)
         };
         let released: usize = items.iter().map(Pending::bytes).sum();
         self.lock()
             .add_bytes(protocol, run, -(released as isize), Instant::now());
         let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
+        // A scripted traitor owes what the protocol says (`due`) but sends its script.
+        let items = scripted.unwrap_or(items);
         let engine = self.clone();
         let id = run.to_string();
         let task = tokio::spawn(async move {
@@ -662,7 +689,10 @@ impl Engine {
             parts.extend(path.iter().map(String::as_str));
             parts.push(to);
             let noise = entropy(how.seed, &parts);
-            let value = (how.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise);
+            let value = match &p.only {
+                Some(only) => (only == to).then(|| p.b.value().to_string()),
+                None => (how.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise),
+            };
             if let Some(value) = value {
                 batch.push((p, value));
             }
@@ -749,6 +779,35 @@ impl Engine {
         (sent, delivered)
     }
 
+    /// A scripted traitor's messages for `round` ([`crate::behaviour::Script::round`]), in
+    /// place of what the protocol owes; `None` for any other behaviour. `prior(path, value)`
+    /// gives an SM message's signatures before this node's.
+    fn scripted(
+        &self,
+        behaviour: Arc<Behaviour>,
+        nodes: &Arc<[String]>,
+        round: usize,
+        mut prior: impl FnMut(&[String], &str) -> Option<Vec<String>>,
+    ) -> Option<Vec<Pending>> {
+        let script = behaviour.script()?;
+        let mut out = Vec::new();
+        for (path, to, value) in script.round(&self.me, round) {
+            let before = &path[..path.len() - 1];
+            let Some(taken) = (before.iter())
+                .map(|n| nodes.iter().position(|x| x == n))
+                .collect::<Option<Vec<usize>>>()
+            else {
+                continue;
+            };
+            out.push(Pending {
+                b: om::broadcast(nodes, &self.me, &taken, &Arc::from(value)),
+                prior: prior(path, value).unwrap_or_default(),
+                only: Some(to.to_string()),
+            });
+        }
+        Some(out)
+    }
+
     fn om_message(&self, run: &str, path: &[String], value: &str) -> Result<(), PyFault> {
         if value.len() > MAX_VALUE {
             return Err(too_long());
@@ -790,6 +849,14 @@ impl Engine {
                 .receive(&r.keys, path, value, sigs)
                 .map_err(|e| fault::python("ValueError", &format!("message rejected: {e}")))?,
         );
+        if r.behaviour.script().is_some() {
+            // What a scripted traitor may send validly later: this chain and its prefixes.
+            for k in 1..=path.len() {
+                (r.held.entry(path[..k].to_vec()).or_default())
+                    .entry(value.to_string())
+                    .or_insert_with(|| sigs[..k].to_vec());
+            }
+        }
         // OM stores each path once, so its store is bounded by the formula; SM accepts
         // replays of a valid message, so it counts them against the run's budget.
         r.rounds
@@ -849,6 +916,7 @@ impl Engine {
             rejected: Some(r.run.rejected()),
             values: Some(r.run.values()),
             reasons: Some(r.run.reasons().to_vec()),
+            forged: r.behaviour.script().map(|_| r.forged),
             ..decide_answer(r, role, decision)
         }
         .to_value())
@@ -941,6 +1009,35 @@ impl Runs {
         {
         }
     }
+}
+
+/// The signatures a scripted SM traitor puts before its own on `value` along `path` (which
+/// ends with it), and whether they are valid: the chain it holds for the path's prefix and
+/// that value (the commander holds every chain of its own); else the chain it holds for
+/// another value (altered), else its own signatures in the other signers' places (forged).
+/// Receivers reject both; the node counts them (`forged`).
+fn chain(
+    held: &HashMap<Vec<String>, BTreeMap<String, Vec<String>>>,
+    key: &SigningKey,
+    ctx: &sm::Context,
+    path: &[String],
+    value: &str,
+) -> (Vec<String>, bool) {
+    let prefix = &path[..path.len().saturating_sub(1)];
+    if prefix.is_empty() {
+        return (Vec::new(), true);
+    }
+    let chains = held.get(prefix);
+    if let Some(sigs) = chains.and_then(|c| c.get(value)) {
+        return (sigs.clone(), true);
+    }
+    if let Some(sigs) = chains.and_then(|c| c.values().next()) {
+        return (sigs.clone(), false);
+    }
+    let forged = (1..=prefix.len())
+        .map(|k| sm::sign(key, ctx, value, &prefix[..k]))
+        .collect();
+    (forged, false)
 }
 
 /// Admit a message of `path` (its round is its length; its sender the path's last node).
@@ -1038,6 +1135,8 @@ struct Pending {
     b: om::Broadcast,
     /// SM: the signatures of the path before this node.
     prior: Vec<String>,
+    /// A scripted message: its value goes, as is, to this receiver only.
+    only: Option<String>,
 }
 
 impl Pending {
@@ -1052,6 +1151,7 @@ impl From<om::Broadcast> for Pending {
         Pending {
             b,
             prior: Vec::new(),
+            only: None,
         }
     }
 }
@@ -1061,6 +1161,7 @@ impl From<sm::SmBroadcast> for Pending {
         Pending {
             b: s.broadcast,
             prior: s.prior,
+            only: None,
         }
     }
 }
@@ -1145,6 +1246,8 @@ impl Run<()> {
             keys: self.keys,
             bytes: self.bytes,
             life: self.life,
+            held: self.held,
+            forged: self.forged,
         }
     }
 }
@@ -1314,6 +1417,8 @@ mod tests {
             keys: KeyRing::new(),
             bytes: 0,
             life: Life::new(now, ROUND, 1),
+            held: HashMap::new(),
+            forged: 0,
         };
         match p {
             Protocol::Om => {

@@ -143,6 +143,11 @@ impl OmRun {
         self.nodes[self.commander] == self.me
     }
 
+    /// Every participant, in the run's order.
+    pub fn nodes(&self) -> &Arc<[String]> {
+        &self.nodes
+    }
+
     /// Messages this lieutenant expects in a complete run.
     pub fn expected(&self) -> usize {
         if self.is_commander() {

@@ -108,6 +108,8 @@ pub struct Decided {
     pub values: Option<Vec<String>>,
     /// SM: the first rejection reasons.
     pub reasons: Option<Vec<String>>,
+    /// SM, a scripted traitor only: messages it sent with a chain it did not hold.
+    pub forged: Option<u64>,
     /// Per round: messages this node delivered.
     pub sent: Vec<u64>,
     /// Per round: messages this node sent that were not stored.
@@ -232,6 +234,9 @@ impl Decided {
         if let Some(r) = &self.reasons {
             m.insert(member::REASONS.into(), strings(r));
         }
+        if let Some(f) = self.forged {
+            m.insert(member::FORGED.into(), int(f));
+        }
         m.insert(member::SENT.into(), counts(&self.sent));
         m.insert(member::FAILED.into(), counts(&self.failed));
         m.insert(member::WITHHELD.into(), counts(&self.withheld));
@@ -252,6 +257,7 @@ impl Decided {
             rejected: some_count(member::REJECTED),
             values: strings_of(m, member::VALUES),
             reasons: strings_of(m, member::REASONS),
+            forged: some_count(member::FORGED),
             sent: counts_of(m, member::SENT),
             failed: counts_of(m, member::FAILED),
             withheld: counts_of(m, member::WITHHELD),

@@ -256,6 +256,11 @@ impl SmRun {
         self.nodes[self.commander] == self.me
     }
 
+    /// Every participant, in the run's order.
+    pub fn nodes(&self) -> &Arc<[String]> {
+        &self.nodes
+    }
+
     /// What this run's signatures bind besides value and path.
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx

@@ -17,6 +17,7 @@ use super::manual::{CompletionsArgs, ManArgs};
 use super::{ClusterArgs, LogArgs, Roles};
 use crate::behaviour::Behaviour;
 use crate::protocol;
+use crate::runs::adversary;
 use crate::runs::driver::{self, Protocol};
 
 /// Drive a cluster of XML-RPC generals.
@@ -74,9 +75,11 @@ pub enum Command {
     /// Exit 0 holds, 1 violated, 2 refused, 3 void.
     Sm(AgreementArgs),
     /// Try every placement of up to m traitors (commander included), every behaviour and
-    /// every order, each as a real run against a cluster started in-process on free ports.
-    /// Exit 0 when every case holds, 1 when a counterexample was found, 3 when no case
-    /// failed but some were void (a loyal node late or lost).
+    /// every order, each as a real run against a cluster started in-process on free ports;
+    /// with --adversary, every lie (attack, retreat or nothing for each traitor message) or
+    /// random ones. Exit 0 when every case holds, 1 when a counterexample was found, 2 when
+    /// refused (e.g. over --max-cases), 3 when no case failed but some were void (a loyal
+    /// node late or lost).
     Explore(ExploreArgs),
     /// Serve a web page that shows the cluster, starts runs (the original, OM, SM) and draws
     /// every message as the nodes record it; it also replays trace files. Prints its URL;
@@ -281,8 +284,34 @@ pub struct ExploreArgs {
     #[arg(short = 'm', default_value_t = 1)]
     pub m: usize,
     /// Behaviours a traitor may have, comma-separated [default: silent,flip,two-faced].
-    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour)]
+    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour,
+          conflicts_with = "adversary")]
     pub behaviours: Vec<Behaviour>,
+    /// Instead of --behaviours, traitors that send, for each message they could send, attack,
+    /// retreat or nothing as the explorer chooses: `all` runs every such strategy of every
+    /// placement and order (refused above --max-cases), `fuzz` runs --cases random ones drawn
+    /// from --seed. Each case has an id (printed) that --case replays.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub adversary: Option<adversary::Mode>,
+    /// With --adversary fuzz: how many random strategies.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "adversary")]
+    pub cases: u64,
+    /// With --adversary all: refuse (exit 2, printing the count) a strategy space larger than
+    /// this.
+    #[arg(long, value_name = "N", default_value_t = adversary::DEFAULT_MAX_CASES,
+          requires = "adversary")]
+    pub max_cases: u64,
+    /// With --adversary: run only the case with this id, as the report printed it
+    /// (ORDER:TRAITORS:INDEX or fuzz:SEED:I), with the same --protocol, -n, -m and --orders.
+    #[arg(long, value_name = "ID", requires = "adversary")]
+    pub case: Option<String>,
+    /// With --adversary: print one JSON object instead of the report.
+    #[arg(long, requires = "adversary")]
+    pub json: bool,
+    /// With --adversary: draw the counterexample (or the --case run) as a Lamport diagram in
+    /// FILE (SVG), from a replay of it that records its messages.
+    #[arg(long, value_name = "FILE", requires = "adversary")]
+    pub svg: Option<PathBuf>,
     /// Orders the commander may give.
     #[arg(long, value_delimiter = ',', default_value = "attack,retreat")]
     pub orders: Vec<String>,
@@ -293,7 +322,8 @@ pub struct ExploreArgs {
     /// answered; only a delayed or lost node makes a case wait this long).
     #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
     pub round_timeout_ms: u64,
-    /// Seed of the first case (case i uses seed + i) [default: random, printed].
+    /// Seed of the first case (case i uses seed + i); with --adversary fuzz, also the seed
+    /// the strategies are drawn from [default: random, printed].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Cases run at once, each against its own in-process cluster [default: the number of
@@ -489,6 +519,10 @@ mod tests {
             "client om --behaviour S=flip",
             "client --spawn explore",
             "client explore --spawn",
+            "client explore --case attack:Q:1",
+            "client explore --svg x.svg",
+            "client explore --adversary all --behaviours flip",
+            "client explore --adversary some",
         ] {
             let e = parse(line)
                 .err()
@@ -516,6 +550,9 @@ mod tests {
             "client sm -m 1 --svg x.svg --focus Q --mermaid run.mmd",
             "client om --json --mermaid run.mmd",
             "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
+            "client explore -n 3 -m 1 --allow-unsafe --adversary all --case attack:Q:1 --svg x.svg",
+            "client explore -n 7 -m 2 --adversary fuzz --cases 1000 --seed 7 --json",
+            "client explore --adversary all --max-cases 200",
             "client completions zsh",
             "client man",
             "client man om",

@@ -265,6 +265,7 @@ impl<'a> Drive<'a> {
                 Protocol::Sm => Vec::new(),
             },
             rejected: 0,
+            forged: 0,
             void_reasons: Vec::new(),
         };
         Drive {
@@ -462,6 +463,7 @@ impl<'a> Drive<'a> {
             *slot += sent;
         }
         facts.rejected += d.rejected.unwrap_or(0);
+        facts.forged += d.forged.unwrap_or(0);
         for (sender, &n) in &d.late {
             if n > 0 && facts.is_loyal(sender) {
                 facts.void_reasons.push(format!(

@@ -6,7 +6,6 @@
 //! setting the traitors' behaviours before each run (see [`Lab`]). The first case that
 //! violates IC1 or IC2 is kept in full as the counterexample.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use crate::behaviour::Behaviour;
 use crate::cluster::Cluster;
 use crate::peer::Peers;
 use crate::server::{self, Config, Limits};
+use crate::trace::Event;
 
 /// What to explore.
 #[derive(Debug, Clone)]
@@ -186,7 +186,8 @@ struct Lab {
 }
 
 impl Lab {
-    async fn start(n: usize) -> Result<Lab, String> {
+    /// A cluster of `n` nodes; `traced`: its nodes record their calls (`trace_events`).
+    async fn start(n: usize, traced: bool) -> Result<Lab, String> {
         let config = Config {
             cluster: Cluster::new("127.0.0.1", 0),
             nodes: names(n),
@@ -197,8 +198,13 @@ impl Lab {
             print: false,
             limits: Limits {
                 rpc_timeout: CALL_TIMEOUT,
-                // Nobody reads a case's trace: recording it would cost an event per message.
-                trace_events: 0,
+                // Nobody reads a case's trace (but a replay's, for its picture): recording it
+                // would cost an event per message.
+                trace_events: if traced {
+                    Limits::default().trace_events
+                } else {
+                    0
+                },
                 ..Limits::default()
             },
             codec: Default::default(),
@@ -268,11 +274,8 @@ impl Lab {
 /// Timeout of the driver's and the nodes' calls in an exploration.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Run every case; `progress(done, total)` after each.
-pub async fn explore(
-    e: &Explore,
-    progress: impl FnMut(usize, usize),
-) -> Result<Summary, DriveError> {
+/// Check the parameters as the driver would for one run of `e` (the bound, the budget).
+pub fn check(e: &Explore) -> Result<(), DriveError> {
     let nodes = names(e.n);
     driver::check(&RunOptions {
         protocol: e.protocol,
@@ -285,34 +288,67 @@ pub async fn explore(
         allow_unsafe: e.allow_unsafe,
         rpc_timeout: CALL_TIMEOUT,
         max_messages: driver::DEFAULT_MAX_MESSAGES,
-    })?;
-    let all = cases(e);
-    let done = run_all(e, &all, progress).await?;
-    summarize(&all, done)
+    })
 }
 
-/// Run `all` cases, `e.jobs` at a time, each job on a cluster of its own reused case after
-/// case; stop at the first case that could not run. The outcomes come back by case index, so
-/// the counterexample reported is the first one whatever the timing.
-async fn run_all(
+/// Run every case; `progress(done, total)` after each.
+pub async fn explore(
     e: &Explore,
-    all: &[Case],
+    progress: impl FnMut(usize, usize),
+) -> Result<Summary, DriveError> {
+    check(e)?;
+    let all = cases(e);
+    let mut summary = Summary {
+        cases: 0,
+        ic1_held: 0,
+        ic2_held: 0,
+        void: 0,
+        counterexample: None,
+    };
+    let mut first: Option<usize> = None;
+    let pick = |i: usize| all[i].clone();
+    run_cases(e, all.len(), pick, progress, |i, outcome| {
+        summary.cases += 1;
+        if outcome.is_void() {
+            summary.void += 1;
+            return;
+        }
+        summary.ic1_held += usize::from(outcome.ic1);
+        summary.ic2_held += usize::from(outcome.ic2);
+        // The first case in case order that does not hold, whatever the timing.
+        if !outcome.holds() && first.is_none_or(|f| i < f) {
+            first = Some(i);
+            summary.counterexample = Some((all[i].clone(), outcome));
+        }
+    })
+    .await?;
+    Ok(summary)
+}
+
+/// Run `count` cases (`make(i)` is case `i`), `e.jobs` at a time, each job on a cluster of its
+/// own reused case after case; `done(i, report)` for each as it finishes (in any order), then
+/// `progress`. The first case that could not run stops the exploration and is its error.
+pub async fn run_cases(
+    e: &Explore,
+    count: usize,
+    make: impl Fn(usize) -> Case,
     mut progress: impl FnMut(usize, usize),
-) -> Result<BTreeMap<usize, Result<Report, String>>, DriveError> {
-    let jobs = e.jobs.max(1).min(all.len().max(1));
+    mut done: impl FnMut(usize, Report),
+) -> Result<(), DriveError> {
+    let jobs = e.jobs.max(1).min(count.max(1));
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        labs.push(Lab::start(e.n).await.map_err(DriveError::Invalid)?);
+        labs.push(Lab::start(e.n, false).await.map_err(DriveError::Invalid)?);
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
-    let mut done = BTreeMap::new();
     let (mut next, mut finished) = (0, 0);
-    while finished < all.len() {
-        while next < all.len()
+    let mut failure = None;
+    while finished < count {
+        while next < count
             && let Some(lab) = labs.pop()
         {
-            let (e, case, i) = (e.clone(), all[next].clone(), next);
+            let (e, case, i) = (e.clone(), make(next), next);
             running.spawn(async move {
                 let outcome = lab.run(&e, &case).await;
                 (i, outcome, lab)
@@ -324,13 +360,15 @@ async fn run_all(
         };
         let (i, outcome, lab) = joined.map_err(|err| DriveError::Invalid(err.to_string()))?;
         labs.push(lab);
-        let failed = outcome.is_err();
-        done.insert(i, outcome);
         finished += 1;
-        progress(finished, all.len());
-        if failed {
-            break;
+        match outcome {
+            Ok(report) => done(i, report),
+            Err(err) => {
+                failure = Some(DriveError::Invalid(err));
+                break;
+            }
         }
+        progress(finished, count);
     }
     running.abort_all();
     while let Some(joined) = running.join_next().await {
@@ -341,36 +379,26 @@ async fn run_all(
     for lab in labs {
         lab.stop().await;
     }
-    Ok(done)
+    failure.map_or(Ok(()), Err)
 }
 
-/// Count the outcomes, in case order; the first case that does not hold (and is not void) is
-/// the counterexample. A case that could not run fails the whole exploration.
-fn summarize(
-    all: &[Case],
-    done: BTreeMap<usize, Result<Report, String>>,
-) -> Result<Summary, DriveError> {
-    let mut summary = Summary {
-        cases: 0,
-        ic1_held: 0,
-        ic2_held: 0,
-        void: 0,
-        counterexample: None,
+/// Run one case on a cluster of its own that records every node-to-node call: its report and
+/// the calls, for the pictures.
+pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>), DriveError> {
+    let lab = Lab::start(e.n, true).await.map_err(DriveError::Invalid)?;
+    let since_us = crate::trace::now_us();
+    let outcome = lab.run(e, case).await;
+    let events = match &outcome {
+        Ok(report) => {
+            let nodes = names(e.n);
+            let (events, _) =
+                crate::trace::gather(&lab.cluster, &lab.peers, &nodes, &report.run, since_us).await;
+            events
+        }
+        Err(_) => Vec::new(),
     };
-    for (i, outcome) in done {
-        let outcome = outcome.map_err(DriveError::Invalid)?;
-        summary.cases += 1;
-        if outcome.is_void() {
-            summary.void += 1;
-            continue;
-        }
-        summary.ic1_held += usize::from(outcome.ic1);
-        summary.ic2_held += usize::from(outcome.ic2);
-        if !outcome.holds() && summary.counterexample.is_none() {
-            summary.counterexample = Some((all[i].clone(), outcome));
-        }
-    }
-    Ok(summary)
+    lab.stop().await;
+    Ok((outcome.map_err(DriveError::Invalid)?, events))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! of traitors ([`explore`], which starts its own in-process cluster through [`crate::server`]).
 //! They sit above the server and the agreement engine, and below the command line.
 
+pub mod adversary;
 pub mod driver;
 pub mod explore;
 pub mod original;
