@@ -497,3 +497,47 @@ fn serving_beyond_loopback_warns() {
     let (out, _) = proc.stop();
     assert!(out.starts_with("generals ui: http://127.0.0.1:"), "{out}");
 }
+
+#[test]
+fn the_page_watches_a_python_cluster() {
+    let c = Cluster::builder().server(Side::Python, &[]).start();
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    let (status, _, body) = get(port, "/api/cluster");
+    assert_eq!(status, 200, "{body}");
+    let cluster: Json = serde_json::from_str(&body).unwrap();
+    for node in cluster["nodes"].as_array().unwrap() {
+        // The original server.py has no node_info: reachable, behaviour unknown.
+        assert_eq!(node["reachable"], json!(true), "{node}");
+        assert_eq!(node["behaviour"], json!(null), "{node}");
+    }
+    let (status, _, body) = get(port, "/api/run?run=original&delay_ms=0");
+    assert_eq!(status, 200, "{body}");
+    let items = events(&body);
+    let sends: Vec<&Json> = (items.iter())
+        .filter(|(n, _, _)| n == "message")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(sends.len(), 12, "{body}");
+    let denied = sends.iter().filter(|m| m["shown"] == "denied").count();
+    assert_eq!(denied, 2, "P denies R and S");
+    let finals: Vec<String> = (items.iter())
+        .filter(|(n, _, d)| n == "line" && d["text"].as_str().unwrap().contains("finalized"))
+        .map(|(_, _, d)| d["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(finals.len(), 4, "{finals:?}");
+    let result = &items[items.len() - 2].2;
+    assert_eq!(result["ignoring"], json!(["P"]), "{result}");
+    // An OM run needs the agreement extension: the stream says so, and ends.
+    let (status, _, body) = get(port, "/api/run?run=om&m=1&seed=1");
+    assert_eq!(status, 200);
+    let items = events(&body);
+    let error = items.iter().find(|(n, _, _)| n == "error").expect(&body);
+    assert!(
+        error.2["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not speak the agreement extension"),
+        "{body}"
+    );
+    assert_eq!(items.last().unwrap().0, "end");
+}

@@ -254,12 +254,12 @@ impl Item {
     }
 }
 
-/// One node as the page lists it.
+/// One node as the page lists it (`behaviour` null when the node does not say).
 pub fn node_view(name: &str, url: &str, info: Result<NodeInfo, String>) -> serde_json::Value {
     match info {
         Ok(i) => json!({
             "name": name, "url": url, "reachable": true,
-            "behaviour": i.behaviour.unwrap_or_else(|| "?".into()), "traitor": i.traitor,
+            "behaviour": i.behaviour, "traitor": i.traitor,
         }),
         Err(error) => json!({
             "name": name, "url": url, "reachable": false, "error": error,

@@ -150,7 +150,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, remote: SocketAddr) -
             ),
         };
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    // Not even HEAD: a HEAD of /api/run would start a run nobody sees.
+    if req.method() != Method::GET {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{}: the page only reads (GET)", req.method()),

@@ -88,7 +88,9 @@ async function loadCluster() {
   for (const n of info.nodes) {
     const tr = html("tr", { class: "node" + (n.traitor ? " traitor" : "") + (n.reachable ? "" : " down"), "data-name": n.name });
     tr.append(html("td", { class: "name" }, n.name), html("td", { class: "url" }, n.url),
-      html("td", { class: "behaviour" }, n.behaviour === null ? "" : n.behaviour),
+      n.behaviour === null && n.reachable
+        ? html("td", { class: "behaviour", title: "this node does not say (the original server.py has no node_info)" }, "—")
+        : html("td", { class: "behaviour" }, n.behaviour || ""),
       html("td", { class: "state", title: n.error || "" }, n.reachable ? "reachable" : "unreachable"));
     body.append(tr);
   }
