@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::agreement::checker;
 use crate::agreement::reply::NodeInfo;
+use crate::behaviour::Behaviour;
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
 };
@@ -426,21 +427,13 @@ pub async fn agreement(
     Ok(outcome.exit_code())
 }
 
-/// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
-pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
-    if let Some(mode) = a.adversary {
-        return hunt(a, mode).await;
-    }
-    let seed = a.seed.unwrap_or_else(driver::random_seed);
-    let e = Explore {
+/// What `client explore`'s flags ask to explore, with these traitor behaviours.
+fn exploration(a: &ExploreArgs, seed: u64, behaviours: Vec<Behaviour>) -> Explore {
+    Explore {
         protocol: a.protocol,
         n: a.n,
         m: a.m,
-        behaviours: if a.behaviours.is_empty() {
-            explore::default_behaviours()
-        } else {
-            a.behaviours.clone()
-        },
+        behaviours,
         orders: a.orders.clone(),
         allow_unsafe: a.allow_unsafe,
         round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
@@ -449,7 +442,21 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
+    }
+}
+
+/// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
+pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
+    if let Some(mode) = a.adversary {
+        return hunt(a, mode).await;
+    }
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let behaviours = if a.behaviours.is_empty() {
+        explore::default_behaviours()
+    } else {
+        a.behaviours.clone()
     };
+    let e = exploration(a, seed, behaviours);
     let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
     let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
     outln!(
@@ -496,20 +503,7 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
 async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError> {
     let seed = a.seed.unwrap_or_else(driver::random_seed);
     let h = adversary::Hunt {
-        explore: Explore {
-            protocol: a.protocol,
-            n: a.n,
-            m: a.m,
-            behaviours: Vec::new(),
-            orders: a.orders.clone(),
-            allow_unsafe: a.allow_unsafe,
-            round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
-            seed,
-            jobs: a
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1),
-        },
+        explore: exploration(a, seed, Vec::new()),
         mode,
         cases: a.cases,
         max_cases: a.max_cases,

@@ -217,7 +217,7 @@ impl Shape {
     /// Placements of 0..=m traitors, by number then lexicographically.
     fn placements(&self) -> Vec<Vec<String>> {
         (0..=self.m.min(self.nodes.len()))
-            .flat_map(|k| combinations(self.nodes.len(), k))
+            .flat_map(|k| explore::combinations(self.nodes.len(), k))
             .map(|ix| ix.into_iter().map(|i| self.nodes[i].clone()).collect())
             .collect()
     }
@@ -356,25 +356,6 @@ fn traitors_id(traitors: &[String]) -> String {
     } else {
         traitors.join("+")
     }
-}
-
-/// All k-subsets of 0..n in lexicographic order.
-fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
-    let mut out = Vec::new();
-    let mut current = Vec::with_capacity(k);
-    fn rec(start: usize, n: usize, k: usize, current: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
-        if current.len() == k {
-            out.push(current.clone());
-            return;
-        }
-        for i in start..n {
-            current.push(i);
-            rec(i + 1, n, k, current, out);
-            current.pop();
-        }
-    }
-    rec(0, n, k, &mut current, &mut out);
-    out
 }
 
 /// The strategy space of `--adversary all`: every order, placement of up to m traitors and
