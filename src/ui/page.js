@@ -239,7 +239,9 @@ function pump() {
       return;
     }
     const wait = pace();
-    const take = wait === 0 ? queue.length : 1;
+    // One at a time, unless a backlog builds (a large run): then it is drawn in at most ~50
+    // steps, so the page keeps up with any run.
+    const take = wait === 0 ? queue.length : Math.max(1, Math.ceil(queue.length / 50));
     for (const m of queue.splice(0, take)) addMessage(m);
     setTimeout(step, wait);
   };
