@@ -365,6 +365,11 @@ fn the_page_runs_om_live_in_a_browser() {
         texts(&mut b, &p, "#rounds td"),
         ["1", "3", "3", "2", "6", "6"]
     );
+    let report = texts(&mut b, &p, "#report").join("");
+    assert!(
+        report.starts_with("OM(1) with n=4 nodes, commander P orders attack (run om-42"),
+        "{report}"
+    );
     // A lieutenant's tree on click.
     b.eval(&p, "document.querySelector('#lamport text.lieutenant[data-node=R]').dispatchEvent(new MouseEvent('click'))");
     assert_eq!(b.eval(&p, "document.getElementById('tree').hidden"), false);

@@ -475,6 +475,9 @@ async fn run_agreement(
         seen.hand_on(events, tx).await;
     }
     let outcome = driving.await;
+    if tx.is_closed() {
+        return; // nobody reads: the run is over, nothing more to gather or draw
+    }
     let (events, _) = gather(bench, peers, &run, since_us).await;
     seen.hand_on(events.clone(), tx).await;
     let report: Report = match outcome {

@@ -474,6 +474,8 @@ function showOutcome(r) {
     });
   }
   $("tree-hint").hidden = Object.keys(view.trees).length === 0;
+  $("report").textContent = r.text || "";
+  $("report-box").hidden = !r.text;
   $("outcome").hidden = false;
   render();
   const done = r.kind === "original" ? "The original run is over." : `Run ${r.run} is over: ${r.verdict}.`;
