@@ -86,8 +86,8 @@ impl Console {
 
     /// Queue `line` (a newline is added) without ever waiting: when the queue is full, the line
     /// is counted and dropped.
-    pub fn print(&self, line: &str) {
-        match self.tx.try_send(line.to_string()) {
+    pub fn print(&self, line: impl Into<String>) {
+        match self.tx.try_send(line.into()) {
             Ok(()) => {
                 self.shared.queued.fetch_add(1, Ordering::SeqCst);
             }
@@ -182,7 +182,7 @@ static STDOUT: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Print one of the original's stdout lines (through the queue; never waits). If the writer
 /// thread could not be started, lines are dropped.
-pub fn print_line(line: &str) {
+pub fn print_line(line: impl Into<String>) {
     if let Some(console) = STDOUT.get_or_init(|| {
         let interval = interval_for(std::io::stdout().is_terminal());
         Console::new(stdout(), std::io::stderr(), QUEUE_LINES, interval)
@@ -197,7 +197,7 @@ pub fn print_line(line: &str) {
 static STDERR: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Write one access-log line to stderr (through its queue; never waits).
-pub fn log_line(line: &str) {
+pub fn log_line(line: impl Into<String>) {
     if let Some(console) = STDERR.get_or_init(|| {
         let interval = interval_for(std::io::stderr().is_terminal());
         Console::new(stderr(), stderr(), QUEUE_LINES, interval)

@@ -824,7 +824,7 @@ pub fn print_line(line: &str) {
 fn access_log(ip: &str, request_line: &str, status: StatusCode) {
     let line =
         with_log_time(|when| protocol::access_log_line(ip, when, request_line, status.as_u16()));
-    crate::console::log_line(&line);
+    crate::console::log_line(line);
 }
 
 /// `f` of the access log's timestamp, formatted once per second per thread (formatting local

@@ -226,6 +226,17 @@ pub fn is_xml_char(c: char) -> bool {
 /// a malformed reference (`&#xZZ;`) is left to the reader.
 pub fn check_chars(text: &str) -> Result<(), DecodeError> {
     let b = text.as_bytes();
+    // Without a `&` there is no reference to check, and without a 0xEF byte no U+FFFE or
+    // U+FFFF: one branch-free pass over the bytes for raw control characters says it all
+    // (the pass below, byte by byte, was a tenth of a call's instructions).
+    if memchr::memchr2(b'&', 0xEF, b).is_none()
+        && b.iter()
+            .filter(|&&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+            .count()
+            == 0
+    {
+        return Ok(());
+    }
     let invalid_token = |at: usize| {
         let (line, column) = line_column(text, at);
         DecodeError::Malformed(format!(
@@ -734,6 +745,13 @@ pub fn xml_safe(xml: String) -> String {
 /// break every answer that carries it. [`check_chars`] refuses them on input, so nothing a
 /// node stores holds one; this is the second line, for values made any other way.
 fn escape_into(out: &mut String, s: &str) {
+    // Printable ASCII without markup (most values) is written as it is.
+    if s.bytes()
+        .all(|b| (0x20..0x7F).contains(&b) && !matches!(b, b'&' | b'<' | b'>'))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
