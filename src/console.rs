@@ -294,7 +294,7 @@ mod tests {
         let console = Console::new(out, notes.clone(), 4, FLUSH_INTERVAL).unwrap();
         let started = Instant::now();
         for i in 0..100 {
-            console.print(&format!("line {i}"));
+            console.print(format!("line {i}"));
         }
         // 100 lines against a writer that takes none: no wait.
         assert!(started.elapsed() < Duration::from_millis(500));
