@@ -17,6 +17,7 @@ from harness import REL, ROOT, free_base, kill_all, loadgen, memory_kb, start, s
 
 PY_SERVER = os.path.join(ROOT, "scripts", "python", "server.py")
 PY_CLIENT = os.path.join(ROOT, "scripts", "python", "client.py")
+CEILING = os.path.join(REL, "examples", "ceiling")
 
 
 def peak_rss_kb(p):
@@ -113,6 +114,7 @@ def main():
 
     rows = []  # (section, metric, python, rust, ratio text)
     codec = []  # (section, fast calls/s, dxr calls/s)
+    ceiling = {}  # conns -> side -> medians; "send" -> side -> calls/s
     mem = {}
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}", file=sys.stderr)
@@ -120,22 +122,29 @@ def main():
         # 1. receive_message under load, Python then Rust, twice; medians.
         # The Rust server runs twice: with its fast XML-RPC reader/writer (the default) and with
         # dxr's (`--xml-codec dxr`), so the cost of dxr on the hot path is measured in this run.
-        pb = free_base(70)  # Python on pb..pb+3, Rust on pb+40..pb+43, Rust/dxr on pb+50..
+        # The ceiling (examples/ceiling.rs, a bare hyper server answering a fixed reply) takes
+        # its turn in every round too, so the Rust figures are also a share of it.
+        pb = free_base(70)  # Python on pb..pb+3, Rust on pb+40..pb+43, Rust/dxr on pb+50.., ceiling pb+60
         rb = pb + 40
         db = pb + 50
+        cb = pb + 60
         py = start([sys.executable, PY_SERVER, "--port-base", str(pb)], [pb + i for i in range(4)])
         rs = start([os.path.join(REL, "server"), "--port-base", str(rb)], [rb + i for i in range(4)])
         rd = start([os.path.join(REL, "server"), "--port-base", str(db), "--xml-codec", "dxr"],
                    [db + i for i in range(4)])
+        ce = start([CEILING, f"127.0.0.1:{cb}"], [cb])
         for conns in (1, 64):
-            res = {"py": [], "rs": [], "dxr": []}
+            res = {"py": [], "rs": [], "dxr": [], "ceil": []}
             for r in range(rounds):
-                for side, port in (("py", pb + 1), ("rs", rb + 1), ("dxr", db + 1)):
+                for side, port in (("py", pb + 1), ("rs", rb + 1), ("dxr", db + 1), ("ceil", cb)):
                     print(f"== receive_message, {conns} connection(s), {side}, round {r + 1}", file=sys.stderr)
                     res[side].append(loadgen(port, conns, dur))
             f = statistics.median(x["calls_per_sec"] for x in res["rs"])
             d = statistics.median(x["calls_per_sec"] for x in res["dxr"])
             codec.append((f"receive_message, {conns} conn", f, d))
+            ceiling[conns] = {side: {k: statistics.median(x[k] for x in res[side])
+                                     for k in ("calls_per_sec", "p50_us", "p99_us")}
+                              for side in ("py", "rs", "ceil")}
             for metric, key, better in (("calls/s", "calls_per_sec", "higher"), ("p50 us", "p50_us", "lower"),
                                         ("p99 us", "p99_us", "lower"), ("p99.9 us", "p999_us", "lower"),
                                         ("errors", "errors", "lower")):
@@ -148,13 +157,21 @@ def main():
                 else:
                     ratio = f"{p / q:.1f}x faster" if q else "-"
                 rows.append((f"receive_message, {conns} conn", metric, p, q, ratio))
-        # send_message: node-to-node calls (Q -> R) at 16 connections.
-        res = {}
-        for side, port in (("py", pb + 1), ("rs", rb + 1)):
-            print(f"== send_message Q->R, 16 connections, {side}", file=sys.stderr)
-            res[side] = loadgen(port, 16, dur, mix="send_message=R")
-        rows.append(("send_message Q->R, 16 conn", "calls/s", res["py"]["calls_per_sec"],
-                     res["rs"]["calls_per_sec"], f"{res['rs']['calls_per_sec'] / max(res['py']['calls_per_sec'], 1e-9):.1f}x"))
+        # send_message: node-to-node calls (Q -> R) at 16 connections; the ceiling's
+        # receive_message at 16 connections alternates with the Rust runs (a send is two calls).
+        res = {"py": [], "rs": [], "ceil": []}
+        for r in range(rounds):
+            for side, port, mix in (("py", pb + 1, "send_message=R"), ("rs", rb + 1, "send_message=R"),
+                                    ("ceil", cb, "receive_message")):
+                if side == "py" and r > 0:
+                    continue  # one Python round: its figure does not move the ceiling table
+                print(f"== send_message Q->R, 16 connections, {side}, round {r + 1}", file=sys.stderr)
+                res[side].append(loadgen(port, 16, dur, mix=mix))
+        send = {side: statistics.median(x["calls_per_sec"] for x in runs) for side, runs in res.items()}
+        rows.append(("send_message Q->R, 16 conn", "calls/s", send["py"], send["rs"],
+                     f"{send['rs'] / max(send['py'], 1e-9):.1f}x"))
+        ceiling["send"] = send
+        stop(ce)
         # 2. The default scenario end to end against a warm server (each client against the
         # server of its own language, and the Rust client against the Python server too).
         print("== default scenario, whole-process wall time", file=sys.stderr)
@@ -279,6 +296,37 @@ def main():
     print("-" * (w + 70))
     for name, f, d in codec:
         print(f"{name:<{w}}  {'calls/s':<26} {f:>12.1f} {d:>12.1f}  {100 * (1 - d / f):.1f}%")
+    if ceiling:
+        print_ceiling(ceiling, w)
+
+
+def print_ceiling(c, w):
+    """The Rust server (and the stand-in) as a share of the bare hyper server (issue 18)."""
+    print()
+    print("Close to the limit: Rust and Python as a share of a bare hyper server (examples/ceiling.rs, same run)")
+    print(f"{'benchmark':<{w}}  {'metric':<26} {'ceiling':>12} {'Rust':>12}  {'Rust/ceiling':<14} "
+          f"{'Python/ceiling':<15} target")
+    print("-" * (w + 100))
+
+    def row(name, metric, ceil, rust, py, share, target):
+        print(f"{name:<{w}}  {metric:<26} {ceil:>12.1f} {rust:>12.1f}  {share:<14} {py:<15} {target}")
+
+    for conns, target in ((64, 70), (1, None)):
+        s = c[conns]
+        ce, rs, py = s["ceil"], s["rs"], s["py"]
+        pct = 100 * rs["calls_per_sec"] / ce["calls_per_sec"]
+        verdict = f">= {target}%: {'met' if pct >= target else 'MISSED'}" if target else ""
+        row(f"receive_message, {conns} conn", "calls/s", ce["calls_per_sec"], rs["calls_per_sec"],
+            f"{100 * py['calls_per_sec'] / ce['calls_per_sec']:.1f}%", f"{pct:.1f}%", verdict)
+        ratio = rs["p50_us"] / ce["p50_us"]
+        verdict = f"<= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'}" if conns == 1 else ""
+        row(f"receive_message, {conns} conn", "p50 us", ce["p50_us"], rs["p50_us"],
+            f"{py['p50_us'] / ce['p50_us']:.2f}x", f"{ratio:.2f}x", verdict)
+    s = c["send"]
+    half = s["ceil"] / 2  # a send is two calls: the client's, then the node's
+    pct = 100 * s["rs"] / half
+    row("send_message Q->R, 16 conn", "calls/s (ceiling: half)", half, s["rs"],
+        f"{100 * s['py'] / half:.1f}%", f"{pct:.1f}%", f">= 60%: {'met' if pct >= 60 else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,17 @@
 //! The note goes to stderr: stdout carries only the original's lines, which tools and tests
 //! compare byte for byte with Python's, and a note there would be a line the original never
 //! prints; stderr is where diagnostics go, and it still reaches the operator when stdout
-//! itself is what is broken. Lines keep their order (one queue, one writer); the writer
-//! flushes each time the queue is empty, so lines appear promptly on a terminal and in pipes.
-//! At exit, [`flush`] gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
+//! itself is what is broken. Lines keep their order (one queue, one writer). On a terminal the
+//! writer writes each time the queue is empty, so a person sees every line at once. Into a
+//! file or a pipe it gathers lines and writes them at most every [`FLUSH_INTERVAL`] (a line
+//! after a quiet spell is written at once): under load, a write system call per line and a
+//! wake-up of this thread per line were a third of the server's time (BENCHMARKS.md, "Close
+//! to the limit"), and Python's own `print` is block-buffered there too. No line waits longer
+//! than the interval, and none is lost: at exit, [`flush`] has the writer write what it holds
+//! and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -28,6 +33,15 @@ pub const QUEUE_LINES: usize = 4096;
 
 /// How long the process waits at exit for stdout to take the lines still queued.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest a line waits in the writer before it is written, when the output is not a
+/// terminal.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// While it gathers lines, the writer takes them from the queue this often (a sleep, not a
+/// wait on the queue, so that queueing a line wakes nobody): with [`QUEUE_LINES`] places, the
+/// queue holds 400,000 lines a second.
+const GATHER_TICK: Duration = Duration::from_millis(10);
 
 /// A queue of lines and the thread that writes them (the process has one, behind
 /// [`print_line`]; tests make their own over any writer).
@@ -46,30 +60,34 @@ struct Shared {
     /// Lines the writer has handled (written, or failed to write).
     done: Mutex<u64>,
     progress: Condvar,
+    /// Someone waits in [`Console::flush`]: write what is gathered now.
+    urgent: AtomicBool,
 }
 
 impl Console {
     /// A console whose thread writes lines to `out` and notes to `notes`; at most `capacity`
-    /// lines wait. `None` when the thread cannot be started.
+    /// lines wait. The writer writes what it has gathered at most every `interval` (zero: each
+    /// time the queue is empty, as for a terminal). `None` when the thread cannot be started.
     pub fn new(
         out: impl Write + Send + 'static,
         notes: impl Write + Send + 'static,
         capacity: usize,
+        interval: Duration,
     ) -> Option<Console> {
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
         let shared = Arc::new(Shared::default());
         let writer = shared.clone();
         std::thread::Builder::new()
             .name("stdout".into())
-            .spawn(move || write_lines(rx, out, notes, &writer, capacity.max(1)))
+            .spawn(move || write_lines(rx, out, notes, &writer, capacity.max(1), interval))
             .ok()?;
         Some(Console { tx, shared })
     }
 
     /// Queue `line` (a newline is added) without ever waiting: when the queue is full, the line
     /// is counted and dropped.
-    pub fn print(&self, line: &str) {
-        match self.tx.try_send(line.to_string()) {
+    pub fn print(&self, line: impl Into<String>) {
+        match self.tx.try_send(line.into()) {
             Ok(()) => {
                 self.shared.queued.fetch_add(1, Ordering::SeqCst);
             }
@@ -90,6 +108,7 @@ impl Console {
             if left.is_zero() {
                 return false;
             }
+            self.shared.urgent.store(true, Ordering::SeqCst);
             done = match self.shared.progress.wait_timeout(done, left) {
                 Ok((d, _)) => d,
                 Err(e) => e.into_inner().0,
@@ -105,25 +124,40 @@ pub fn dropped_note(n: u64) -> String {
     format!("console: {n} line{s} of stdout dropped: stdout was not being read")
 }
 
-/// The writer thread: a batch of queued lines (at most `batch`), a flush once the queue is
-/// empty (or the batch full), then the note if lines were dropped meanwhile.
+/// The writer thread. It waits on the queue only when it holds nothing; then it takes lines
+/// (at most `batch` between two writes) and writes them once `interval` has passed since its
+/// last write, or at once when someone waits in [`Console::flush`]; then the note, if lines
+/// were dropped meanwhile.
 fn write_lines(
     rx: Receiver<String>,
     out: impl Write,
     mut notes: impl Write,
     shared: &Shared,
     batch: usize,
+    interval: Duration,
 ) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut last_write: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut handled = 1u64;
         let _ = writeln!(out, "{first}");
-        while handled < batch as u64 {
-            let Ok(line) = rx.try_recv() else { break };
-            let _ = writeln!(out, "{line}");
-            handled += 1;
+        loop {
+            while handled < batch as u64 {
+                let Ok(line) = rx.try_recv() else { break };
+                let _ = writeln!(out, "{line}");
+                handled += 1;
+            }
+            let since = last_write.map_or(interval, |t| t.elapsed());
+            if handled >= batch as u64
+                || since >= interval
+                || shared.urgent.swap(false, Ordering::SeqCst)
+            {
+                break;
+            }
+            std::thread::sleep(GATHER_TICK.min(interval - since));
         }
         let _ = out.flush();
+        last_write = Some(Instant::now());
         let dropped = shared.dropped.swap(0, Ordering::SeqCst);
         if dropped > 0 {
             let _ = writeln!(notes, "{}", dropped_note(dropped));
@@ -134,15 +168,25 @@ fn write_lines(
     }
 }
 
+/// How often a console writing to `out` writes: each line at once on a terminal, else at most
+/// every [`FLUSH_INTERVAL`].
+fn interval_for(terminal: bool) -> Duration {
+    match terminal {
+        true => Duration::ZERO,
+        false => FLUSH_INTERVAL,
+    }
+}
+
 /// The process's console, started on first use.
 static STDOUT: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Print one of the original's stdout lines (through the queue; never waits). If the writer
 /// thread could not be started, lines are dropped.
-pub fn print_line(line: &str) {
-    if let Some(console) =
-        STDOUT.get_or_init(|| Console::new(stdout(), std::io::stderr(), QUEUE_LINES))
-    {
+pub fn print_line(line: impl Into<String>) {
+    if let Some(console) = STDOUT.get_or_init(|| {
+        let interval = interval_for(std::io::stdout().is_terminal());
+        Console::new(stdout(), std::io::stderr(), QUEUE_LINES, interval)
+    }) {
         console.print(line);
     }
 }
@@ -153,8 +197,11 @@ pub fn print_line(line: &str) {
 static STDERR: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Write one access-log line to stderr (through its queue; never waits).
-pub fn log_line(line: &str) {
-    if let Some(console) = STDERR.get_or_init(|| Console::new(stderr(), stderr(), QUEUE_LINES)) {
+pub fn log_line(line: impl Into<String>) {
+    if let Some(console) = STDERR.get_or_init(|| {
+        let interval = interval_for(std::io::stderr().is_terminal());
+        Console::new(stderr(), stderr(), QUEUE_LINES, interval)
+    }) {
         console.print(line);
     }
 }
@@ -244,10 +291,10 @@ mod tests {
             opened: false,
             seen: seen.clone(),
         };
-        let console = Console::new(out, notes.clone(), 4).unwrap();
+        let console = Console::new(out, notes.clone(), 4, FLUSH_INTERVAL).unwrap();
         let started = Instant::now();
         for i in 0..100 {
-            console.print(&format!("line {i}"));
+            console.print(format!("line {i}"));
         }
         // 100 lines against a writer that takes none: no wait.
         assert!(started.elapsed() < Duration::from_millis(500));

@@ -67,13 +67,13 @@ impl Handler for Original {
         match step {
             Step::Reply { result, print } => {
                 if let Some(line) = print.filter(|_| g.print) {
-                    crate::console::print_line(&line);
+                    crate::console::print_line(line);
                 }
                 result.map_err(python_fault)
             }
-            Step::Forward(f) => {
+            Step::Forward(mut f) => {
                 if g.print {
-                    crate::console::print_line(&f.print);
+                    crate::console::print_line(std::mem::take(&mut f.print));
                 }
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();

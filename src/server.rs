@@ -2,8 +2,10 @@
 //! timeouts, each body through [`dispatch`], the access log, and graceful shutdown.
 //!
 //! Connections are served with hyper's HTTP/1 connection builder (not `axum::serve`) because
-//! it can time out a client that never finishes its request head; routing is an axum
-//! [`Router`] (through `dxr_server`'s re-export). Each request body goes through
+//! it can time out a client that never finishes its request head. Routing is [`route`], a
+//! `match` on the method and the path: Python's routes are two paths and two refusals, and an
+//! axum `Router` in front of them cost more than a tenth of a call's instructions
+//! (BENCHMARKS.md, "Close to the limit"). Each request body goes through
 //! [`dispatch::respond`] (decode, route through the node's `dxr_server` method table
 //! ([`methods`]), render); this file holds what is HTTP about it: the body and answer budgets,
 //! gzip, the heavy-request turns.
@@ -16,18 +18,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dxr_server::HandlerMap;
-use dxr_server::axum::Router;
 use dxr_server::axum::body::Body;
-use dxr_server::axum::extract::State;
 use dxr_server::axum::http::{
     HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header,
 };
-use dxr_server::axum::routing::post;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt;
 
 use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
@@ -389,7 +387,6 @@ async fn serve_node(
     let request_timeout = state.limits.request_timeout;
     let conn_gate = state.gate.clone();
     let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let router = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -416,14 +413,16 @@ async fn serve_node(
                 continue;
             }
         };
-        let router = router.clone();
+        let state = state.clone();
+        // The access log's client address, written once per connection.
+        let ip: Option<Arc<str>> = log.then(|| remote.ip().to_string().into());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let router = router.clone();
-            let line = log.then(|| format!("{} {} {:?}", req.method(), req.uri(), req.version()));
+            let state = state.clone();
+            let logged = ip.clone().map(|ip| (ip, request_line(&req)));
             async move {
-                let response = router.oneshot(req).await?;
-                if let Some(line) = line {
-                    access_log(remote, &line, response.status());
+                let response = route(&state, req).await;
+                if let Some((ip, line)) = logged {
+                    access_log(&ip, &line, response.status());
                 }
                 Ok::<_, Infallible>(response)
             }
@@ -480,25 +479,47 @@ fn refuse(
     });
 }
 
-fn router(state: Arc<NodeState>) -> Router {
-    let rpc = post(rpc).fallback(not_implemented);
-    let mut router = Router::new();
-    for path in protocol::RPC_PATHS {
-        router = router.route(path, rpc.clone());
-    }
-    router.fallback(no_such_page).with_state(state)
-}
-
-/// Python answers POST on other paths with 404 and every other method with 501.
-async fn no_such_page(method: Method) -> Response<Body> {
-    if method == Method::POST {
-        plain(StatusCode::NOT_FOUND, protocol::NO_SUCH_PAGE)
-    } else {
-        not_implemented(method).await
+/// Python's routes: a POST to one of [`protocol::RPC_PATHS`] is a call; a POST elsewhere is
+/// HTTP 404, any other method HTTP 501.
+async fn route(state: &NodeState, req: Request<Incoming>) -> Response<Body> {
+    let rpc_path = protocol::RPC_PATHS.contains(&req.uri().path());
+    match (req.method() == Method::POST, rpc_path) {
+        (true, true) => {
+            let (parts, body) = req.into_parts();
+            rpc(state, &parts.headers, Body::new(body)).await
+        }
+        (true, false) => no_such_page(),
+        (false, _) => not_implemented(req.method()),
     }
 }
 
-async fn not_implemented(method: Method) -> Response<Body> {
+/// The access log's request line, `POST /RPC2 HTTP/1.1`, as Python's log shows it.
+fn request_line(req: &Request<Incoming>) -> String {
+    let uri = req.uri();
+    let target = match (uri.scheme(), uri.path_and_query()) {
+        (None, Some(pq)) => std::borrow::Cow::Borrowed(pq.as_str()),
+        _ => std::borrow::Cow::Owned(uri.to_string()),
+    };
+    let version = match req.version() {
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_11 => "HTTP/1.1",
+        other => return format!("{} {target} {other:?}", req.method()),
+    };
+    let method = req.method().as_str();
+    let mut line = String::with_capacity(method.len() + target.len() + version.len() + 2);
+    for part in [method, " ", &target, " ", version] {
+        line.push_str(part);
+    }
+    line
+}
+
+/// Python answers POST on other paths with 404.
+fn no_such_page() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, protocol::NO_SUCH_PAGE)
+}
+
+/// Python answers every method but POST with 501.
+fn not_implemented(method: &Method) -> Response<Body> {
     plain(
         StatusCode::NOT_IMPLEMENTED,
         &format!("Unsupported method ('{method}')"),
@@ -513,15 +534,11 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-async fn rpc(
-    State(state): State<Arc<NodeState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    let gzip_ok = accepts_gzip(&headers);
+async fn rpc(state: &NodeState, headers: &HeaderMap, body: Body) -> Response<Body> {
+    let gzip_ok = accepts_gzip(headers);
     let codec = state.codec;
     // The body's bytes are held against the process's budget until it is answered.
-    let (body, _held) = match read_body(&state.limits, &state.bodies, &headers, body).await {
+    let (body, _held) = match read_body(&state.limits, &state.bodies, headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -534,7 +551,7 @@ async fn rpc(
     // each takes a copy of the data (and its XML, several times the data) before its answer's
     // size is known. A body that merely mentions these names waits its turn too, which costs
     // nothing but the turn.
-    let _building = match HEAVY_METHODS.iter().any(|m| contains(&body, m.as_bytes())) {
+    let _building = match heavy_finders().iter().any(|f| f.find(&body).is_some()) {
         true => state.heavy.clone().acquire_owned().await.ok(),
         false => None,
     };
@@ -552,8 +569,17 @@ const HEAVY_METHODS: [&str; 3] = [
 /// Such requests handled at once in a process (see `rpc`).
 pub const HEAVY_BUILDS: usize = 2;
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+/// Searchers for [`HEAVY_METHODS`], built once (building one per request cost more than the
+/// search).
+fn heavy_finders() -> &'static [memchr::memmem::Finder<'static>] {
+    static FINDERS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> =
+        std::sync::OnceLock::new();
+    FINDERS.get_or_init(|| {
+        HEAVY_METHODS
+            .iter()
+            .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
+            .collect()
+    })
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.
@@ -795,15 +821,15 @@ pub fn print_line(line: &str) {
     crate::console::print_line(line);
 }
 
-fn access_log(remote: SocketAddr, request_line: &str, status: StatusCode) {
-    let ip = remote.ip().to_string();
-    let line = protocol::access_log_line(&ip, &log_time(), request_line, status.as_u16());
-    crate::console::log_line(&line);
+fn access_log(ip: &str, request_line: &str, status: StatusCode) {
+    let line =
+        with_log_time(|when| protocol::access_log_line(ip, when, request_line, status.as_u16()));
+    crate::console::log_line(line);
 }
 
-/// The access log's timestamp, formatted once per second per thread (formatting local time
-/// is the costly part of a log line under load).
-fn log_time() -> String {
+/// `f` of the access log's timestamp, formatted once per second per thread (formatting local
+/// time is the costly part of a log line under load).
+fn with_log_time<T>(f: impl FnOnce(&str) -> T) -> T {
     use std::cell::RefCell;
     thread_local! {
         static CACHE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
@@ -818,6 +844,6 @@ fn log_time() -> String {
                 now.format(protocol::ACCESS_LOG_TIME_FORMAT).to_string(),
             );
         }
-        cache.1.clone()
+        f(&cache.1)
     })
 }

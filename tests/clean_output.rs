@@ -401,3 +401,112 @@ fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
     let (status, _, _) = server.wait(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
 }
+
+/// Poll `read` (what a process wrote so far) until `done` says it is complete, for at most
+/// `limit`; whether it completed, and the text.
+fn poll_until(
+    read: impl Fn() -> String,
+    done: impl Fn(&str) -> bool,
+    limit: Duration,
+) -> (bool, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = read();
+        if done(&text) {
+            return (true, text);
+        }
+        if Instant::now() >= deadline {
+            return (false, text);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `calls` `receive_message` calls on one keep-alive connection, sender `{prefix}{i}`; the
+/// lines Q prints for them, in order.
+fn burst(q: u16, prefix: &str, calls: usize) -> Vec<String> {
+    let mut conn = Conn::open(q);
+    (0..calls)
+        .map(|i| {
+            let sender = format!("{prefix}{i}");
+            assert!(
+                conn.call("receive_message", &[s(&sender), s("attack")])
+                    .is_ok()
+            );
+            format!("Q received decision 'attack' from {sender}")
+        })
+        .collect()
+}
+
+/// Into a pipe, stdout and the access log are written in batches (at most every 100 ms, see
+/// `console`), yet every line arrives, in order, while the server keeps running: a burst's
+/// lines and, after it, a single line, each well within a generous deadline.
+#[test]
+fn piped_lines_arrive_promptly_while_the_server_runs() {
+    let cluster = Cluster::builder().hosting(Side::Rust, "Q", &[]).start();
+    let (q, server) = (cluster.port("Q"), cluster.process(0));
+    let mut expected = vec![format!("Process Q running on port {q}...")];
+    expected.extend(burst(q, "b", 2000));
+    let complete = |n: usize| move |text: &str| text.lines().count() >= n && text.ends_with('\n');
+    let (arrived, out) = poll_until(
+        || server.stdout_so_far(),
+        complete(expected.len()),
+        Duration::from_secs(10),
+    );
+    assert!(
+        arrived,
+        "{} of {} lines after 10 s",
+        out.lines().count(),
+        expected.len()
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    let (arrived, err) = poll_until(
+        || server.stderr_so_far(),
+        complete(2000),
+        Duration::from_secs(10),
+    );
+    assert!(
+        arrived,
+        "{} of 2000 access-log lines after 10 s",
+        err.lines().count()
+    );
+    assert!(
+        err.lines()
+            .all(|l| l.ends_with("\"POST / HTTP/1.1\" 200 -")),
+        "{err}"
+    );
+    // One more call after the burst: its line too, without anything else to push it out.
+    expected.extend(burst(q, "single", 1));
+    let (arrived, out) = poll_until(
+        || server.stdout_so_far(),
+        complete(expected.len()),
+        Duration::from_secs(10),
+    );
+    assert!(
+        arrived,
+        "the single line did not arrive: {:?}",
+        out.lines().last()
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}
+
+/// Lines still gathered in the writer when SIGTERM comes are written before the exit: a
+/// burst, a SIGTERM at once, and every line is on the pipe (and every access-log line).
+#[test]
+fn piped_lines_gathered_at_sigterm_are_all_written() {
+    let cluster = Cluster::builder().hosting(Side::Rust, "Q", &[]).start();
+    let q = cluster.port("Q");
+    let mut expected = vec![format!("Process Q running on port {q}...")];
+    expected.extend(burst(q, "t", 1500));
+    let server = cluster.into_process();
+    server.sigterm();
+    let (status, out, err) = server.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("\"POST / HTTP/1.1\" 200 -"))
+            .count(),
+        1500
+    );
+}
