@@ -22,9 +22,7 @@
 //! and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Lines the queue holds before new ones are dropped: with values cut to 200 bytes
@@ -38,69 +36,108 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// terminal.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// While it gathers lines, the writer takes them from the queue this often (a sleep, not a
-/// wait on the queue, so that queueing a line wakes nobody): with [`QUEUE_LINES`] places, the
-/// queue holds 400,000 lines a second.
+/// While it gathers lines, the writer looks at the queue this often (a sleep, not a wait on
+/// the queue, so that queueing a line wakes nobody): with [`QUEUE_LINES`] places, the queue
+/// holds 400,000 lines a second.
 const GATHER_TICK: Duration = Duration::from_millis(10);
 
 /// A queue of lines and the thread that writes them (the process has one, behind
 /// [`print_line`]; tests make their own over any writer).
+///
+/// The queue is the bytes of the waiting lines, end to end, behind a mutex: queueing a line
+/// copies it in and frees nothing on another thread, and the writer takes all of them at once
+/// with one swap. (A channel of `String`s cost a send, and a free on the writer's thread, per
+/// line: 2% of a `receive_message` call, BENCHMARKS.md, "Close to the limit".)
 #[derive(Debug)]
 pub struct Console {
-    tx: SyncSender<String>,
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
-    /// Lines accepted into the queue.
-    queued: AtomicU64,
-    /// Lines dropped since the last note.
-    dropped: AtomicU64,
+    queue: Mutex<Queue>,
+    /// The writer waits here when the queue is empty.
+    wake: Condvar,
     /// Lines the writer has handled (written, or failed to write).
     done: Mutex<u64>,
     progress: Condvar,
+    /// Most lines waiting at once.
+    capacity: u64,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// The waiting lines, each with its newline.
+    bytes: Vec<u8>,
+    /// How many lines `bytes` holds.
+    lines: u64,
+    /// Lines accepted since the start.
+    queued: u64,
+    /// Lines dropped since the last note.
+    dropped: u64,
+    /// The writer waits on [`Shared::wake`]: the next line must wake it.
+    idle: bool,
     /// Someone waits in [`Console::flush`]: write what is gathered now.
-    urgent: AtomicBool,
+    urgent: bool,
+    /// The console is gone: the writer writes what is left and ends.
+    closed: bool,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Console {
     /// A console whose thread writes lines to `out` and notes to `notes`; at most `capacity`
     /// lines wait. The writer writes what it has gathered at most every `interval` (zero: each
-    /// time the queue is empty, as for a terminal). `None` when the thread cannot be started.
+    /// time it finds lines, as for a terminal). `None` when the thread cannot be started.
     pub fn new(
         out: impl Write + Send + 'static,
         notes: impl Write + Send + 'static,
         capacity: usize,
         interval: Duration,
     ) -> Option<Console> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            done: Mutex::new(0),
+            progress: Condvar::new(),
+            capacity: capacity.max(1) as u64,
+        });
         let writer = shared.clone();
         std::thread::Builder::new()
             .name("stdout".into())
-            .spawn(move || write_lines(rx, out, notes, &writer, capacity.max(1), interval))
+            .spawn(move || write_lines(out, notes, &writer, interval))
             .ok()?;
-        Some(Console { tx, shared })
+        Some(Console { shared })
     }
 
-    /// Queue `line` (a newline is added) without ever waiting: when the queue is full, the line
-    /// is counted and dropped.
-    pub fn print(&self, line: impl Into<String>) {
-        match self.tx.try_send(line.into()) {
-            Ok(()) => {
-                self.shared.queued.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.dropped.fetch_add(1, Ordering::SeqCst);
-            }
+    /// Queue `line` (a newline is added) without ever waiting for the writer: when the queue
+    /// is full, the line is counted and dropped.
+    pub fn print(&self, line: impl AsRef<str>) {
+        let line = line.as_ref().as_bytes();
+        let mut q = self.shared.queue();
+        if q.lines >= self.shared.capacity {
+            q.dropped += 1;
+            return;
+        }
+        q.bytes.reserve(line.len() + 1);
+        q.bytes.extend_from_slice(line);
+        q.bytes.push(b'\n');
+        q.lines += 1;
+        q.queued += 1;
+        if std::mem::take(&mut q.idle) {
+            drop(q);
+            self.shared.wake.notify_one();
         }
     }
 
     /// Wait until every line queued so far is written, for at most `within`; whether they all
     /// were.
     pub fn flush(&self, within: Duration) -> bool {
-        let target = self.shared.queued.load(Ordering::SeqCst);
+        let target = self.shared.queue().queued;
         let deadline = Instant::now() + within;
         let mut done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
         while *done < target {
@@ -108,7 +145,7 @@ impl Console {
             if left.is_zero() {
                 return false;
             }
-            self.shared.urgent.store(true, Ordering::SeqCst);
+            self.shared.queue().urgent = true;
             done = match self.shared.progress.wait_timeout(done, left) {
                 Ok((d, _)) => d,
                 Err(e) => e.into_inner().0,
@@ -118,47 +155,55 @@ impl Console {
     }
 }
 
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
 /// The note written (to the notes writer) once output drains after `n` lines were dropped.
 pub fn dropped_note(n: u64) -> String {
     let s = if n == 1 { "" } else { "s" };
     format!("console: {n} line{s} of stdout dropped: stdout was not being read")
 }
 
-/// The writer thread. It waits on the queue only when it holds nothing; then it takes lines
-/// (at most `batch` between two writes) and writes them once `interval` has passed since its
-/// last write, or at once when someone waits in [`Console::flush`]; then the note, if lines
-/// were dropped meanwhile.
-fn write_lines(
-    rx: Receiver<String>,
-    out: impl Write,
-    mut notes: impl Write,
-    shared: &Shared,
-    batch: usize,
-    interval: Duration,
-) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+/// The writer thread. It waits on the queue only when the queue is empty; then it takes every
+/// waiting line at once, once `interval` has passed since its last write (or at once when
+/// the queue is full or someone waits in [`Console::flush`]), and writes them; then the note,
+/// if lines were dropped meanwhile.
+fn write_lines(mut out: impl Write, mut notes: impl Write, shared: &Shared, interval: Duration) {
+    let mut taken = Vec::new();
     let mut last_write: Option<Instant> = None;
-    while let Ok(first) = rx.recv() {
-        let mut handled = 1u64;
-        let _ = writeln!(out, "{first}");
-        loop {
-            while handled < batch as u64 {
-                let Ok(line) = rx.try_recv() else { break };
-                let _ = writeln!(out, "{line}");
-                handled += 1;
+    loop {
+        let mut q = shared.queue();
+        while q.lines == 0 && q.dropped == 0 {
+            if q.closed {
+                return;
             }
-            let since = last_write.map_or(interval, |t| t.elapsed());
-            if handled >= batch as u64
-                || since >= interval
-                || shared.urgent.swap(false, Ordering::SeqCst)
-            {
-                break;
-            }
-            std::thread::sleep(GATHER_TICK.min(interval - since));
+            q.idle = true;
+            q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
         }
+        let since = last_write.map_or(interval, |t| t.elapsed());
+        if since < interval && !q.urgent && !q.closed && q.lines < shared.capacity {
+            drop(q);
+            std::thread::sleep(GATHER_TICK.min(interval - since));
+            continue;
+        }
+        q.urgent = false;
+        std::mem::swap(&mut q.bytes, &mut taken);
+        let handled = std::mem::take(&mut q.lines);
+        drop(q);
+        let _ = out.write_all(&taken);
         let _ = out.flush();
+        // Lines dropped until output drained, this write included: one note for them all.
+        let dropped = std::mem::take(&mut shared.queue().dropped);
         last_write = Some(Instant::now());
-        let dropped = shared.dropped.swap(0, Ordering::SeqCst);
+        taken.clear();
+        // A burst's buffer is not kept for ever.
+        if taken.capacity() > 1 << 20 {
+            taken = Vec::new();
+        }
         if dropped > 0 {
             let _ = writeln!(notes, "{}", dropped_note(dropped));
             let _ = notes.flush();
@@ -182,7 +227,7 @@ static STDOUT: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Print one of the original's stdout lines (through the queue; never waits). If the writer
 /// thread could not be started, lines are dropped.
-pub fn print_line(line: impl Into<String>) {
+pub fn print_line(line: impl AsRef<str>) {
     if let Some(console) = STDOUT.get_or_init(|| {
         let interval = interval_for(std::io::stdout().is_terminal());
         Console::new(stdout(), std::io::stderr(), QUEUE_LINES, interval)
@@ -197,7 +242,7 @@ pub fn print_line(line: impl Into<String>) {
 static STDERR: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Write one access-log line to stderr (through its queue; never waits).
-pub fn log_line(line: impl Into<String>) {
+pub fn log_line(line: impl AsRef<str>) {
     if let Some(console) = STDERR.get_or_init(|| {
         let interval = interval_for(std::io::stderr().is_terminal());
         Console::new(stderr(), stderr(), QUEUE_LINES, interval)
@@ -325,5 +370,37 @@ mod tests {
         assert!(console.flush(Duration::from_secs(10)));
         assert!(String::from_utf8_lossy(&seen.lock().unwrap()).ends_with("after\n"));
         assert_eq!(notes.0.lock().unwrap().len(), note.len());
+    }
+
+    #[test]
+    fn lines_from_many_threads_all_arrive_each_threads_in_order() {
+        for interval in [Duration::ZERO, FLUSH_INTERVAL] {
+            let out = Sink::default();
+            let console =
+                Arc::new(Console::new(out.clone(), Sink::default(), 100_000, interval).unwrap());
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let console = console.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..2_000 {
+                            console.print(format!("{t} {i}"));
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(console.flush(Duration::from_secs(10)), "{interval:?}");
+            let written = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            let mut next = [0usize; 4];
+            for line in written.lines() {
+                let (t, i) = line.split_once(' ').unwrap();
+                let t: usize = t.parse().unwrap();
+                assert_eq!(i.parse::<usize>().unwrap(), next[t], "{interval:?}");
+                next[t] += 1;
+            }
+            assert_eq!(next, [2_000; 4], "{interval:?}");
+        }
     }
 }

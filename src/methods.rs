@@ -71,9 +71,9 @@ impl Handler for Original {
                 }
                 result.map_err(python_fault)
             }
-            Step::Forward(mut f) => {
+            Step::Forward(f) => {
                 if g.print {
-                    crate::console::print_line(std::mem::take(&mut f.print));
+                    crate::console::print_line(&f.print);
                 }
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();

@@ -344,9 +344,11 @@ impl Peers {
     /// the pool's cap) as text.
     async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<String, PeerError> {
         let classify = |e: &reqwest::Error| classify(e, timeout);
-        let mut response = self
-            .http
-            .post(url)
+        let request = match parsed_url(url) {
+            Some(parsed) => self.http.post(parsed),
+            None => self.http.post(url),
+        };
+        let mut response = request
             .timeout(timeout)
             .body(body)
             .send()
@@ -498,6 +500,33 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
     PeerError::Other(chain.join(": "))
 }
 
+/// `url` parsed, from a small cache per thread: a node calls the same few peers again and
+/// again, and parsing the URL from its string on every call was 5,700 of the 78,500
+/// instructions of a forward (BENCHMARKS.md, "Close to the limit"). `None` when it does not
+/// parse; the caller then hands reqwest the string, which reports the error as it always has.
+fn parsed_url(url: &str) -> Option<reqwest::Url> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    /// Distinct URLs remembered per thread (a cluster's nodes, with room to spare); past it
+    /// the cache starts again.
+    const CACHED: usize = 256;
+    thread_local! {
+        static URLS: RefCell<HashMap<String, reqwest::Url>> = RefCell::new(HashMap::new());
+    }
+    URLS.with(|urls| {
+        let mut urls = urls.borrow_mut();
+        if let Some(parsed) = urls.get(url) {
+            return Some(parsed.clone());
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if urls.len() >= CACHED {
+            urls.clear();
+        }
+        urls.insert(url.to_string(), parsed.clone());
+        Some(parsed)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +559,22 @@ mod tests {
             panic!()
         };
         assert_eq!(inner[""], Value::Integer(1));
+    }
+
+    #[test]
+    fn cached_urls_are_the_parsed_ones() {
+        // More distinct URLs than the cache holds, each asked twice: always the URL reqwest
+        // would parse from the string; what does not parse is left to reqwest.
+        for round in 0..2 {
+            for i in 0..300 {
+                let url = format!("http://127.0.0.1:{}/RPC2", 20_000 + i);
+                let parsed = parsed_url(&url).unwrap_or_else(|| panic!("{url} (round {round})"));
+                assert_eq!(parsed, reqwest::Url::parse(&url).unwrap());
+                assert_eq!(parsed.as_str(), url);
+            }
+        }
+        assert_eq!(parsed_url("not a url"), None);
+        assert_eq!(parsed_url("http://[::1"), None);
     }
 
     #[test]

@@ -14,14 +14,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dxr_server::HandlerMap;
-use dxr_server::axum::body::Body;
 use dxr_server::axum::http::{
     HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header,
 };
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -479,14 +480,18 @@ fn refuse(
     });
 }
 
+/// A node's HTTP answer: every body a node sends is bytes it has in full (hyper's `Full`, no
+/// boxed body per answer).
+type Answer = Response<Full<Bytes>>;
+
 /// Python's routes: a POST to one of [`protocol::RPC_PATHS`] is a call; a POST elsewhere is
 /// HTTP 404, any other method HTTP 501.
-async fn route(state: &NodeState, req: Request<Incoming>) -> Response<Body> {
+async fn route(state: &NodeState, req: Request<Incoming>) -> Answer {
     let rpc_path = protocol::RPC_PATHS.contains(&req.uri().path());
     match (req.method() == Method::POST, rpc_path) {
         (true, true) => {
             let (parts, body) = req.into_parts();
-            rpc(state, &parts.headers, Body::new(body)).await
+            rpc(state, &parts.headers, body).await
         }
         (true, false) => no_such_page(),
         (false, _) => not_implemented(req.method()),
@@ -514,27 +519,27 @@ fn request_line(req: &Request<Incoming>) -> String {
 }
 
 /// Python answers POST on other paths with 404.
-fn no_such_page() -> Response<Body> {
+fn no_such_page() -> Answer {
     plain(StatusCode::NOT_FOUND, protocol::NO_SUCH_PAGE)
 }
 
 /// Python answers every method but POST with 501.
-fn not_implemented(method: &Method) -> Response<Body> {
+fn not_implemented(method: &Method) -> Answer {
     plain(
         StatusCode::NOT_IMPLEMENTED,
         &format!("Unsupported method ('{method}')"),
     )
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(text.to_string()));
+fn plain(status: StatusCode, text: &str) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::copy_from_slice(text.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
 }
 
-async fn rpc(state: &NodeState, headers: &HeaderMap, body: Body) -> Response<Body> {
+async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
     let gzip_ok = accepts_gzip(headers);
     let codec = state.codec;
     // The body's bytes are held against the process's budget until it is answered.
@@ -587,8 +592,8 @@ async fn read_body(
     limits: &Limits,
     budget: &ByteBudget,
     headers: &HeaderMap,
-    body: Body,
-) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
+    body: Incoming,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Answer> {
     let length = match declared_length(limits, headers) {
         Ok(length) => length,
         Err(Refusal::Answer(r)) => return Err(*r),
@@ -605,9 +610,17 @@ async fn read_body(
     };
     let gzipped = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) == Some(b"gzip");
     let held = hold_room(limits, budget, length, gzipped).await?;
-    let read = dxr_server::axum::body::to_bytes(body, limits.max_body);
-    let bytes = match tokio::time::timeout(limits.request_timeout, read).await {
-        Ok(Ok(bytes)) => bytes,
+    let mut read = std::pin::pin!(http_body_util::Limited::new(body, limits.max_body).collect());
+    // A body that has already arrived (nearly every call: it comes with its head) is taken
+    // without making a timeout, whose clock reading and runtime lookup cost 1.5% of a call
+    // (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the timeout.
+    let ready = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let read = match ready {
+        Poll::Ready(read) => Ok(read),
+        Poll::Pending => tokio::time::timeout(limits.request_timeout, read).await,
+    };
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) => return Err(too_large(limits)),
         Err(_) => {
             return Err(plain(
@@ -636,7 +649,7 @@ enum Refusal {
     /// Over `--max-body`: answered 413 once the body has been drained.
     TooLarge,
     /// Any other answer, at once.
-    Answer(Box<Response<Body>>),
+    Answer(Box<Answer>),
 }
 
 /// The body's `Content-Length`, within the cap: no length is a fault (as Python's server has
@@ -665,7 +678,7 @@ fn declared_length(limits: &Limits, headers: &HeaderMap) -> Result<usize, Refusa
     }
 }
 
-fn too_large(limits: &Limits) -> Response<Body> {
+fn too_large(limits: &Limits) -> Answer {
     plain(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("request body larger than {} bytes", limits.max_body),
@@ -681,7 +694,7 @@ async fn hold_room(
     budget: &ByteBudget,
     length: usize,
     gzipped: bool,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Response<Body>> {
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Answer> {
     let holds = length + if gzipped { limits.max_body } else { 0 };
     if holds <= gate::SMALL_BODY {
         return Ok(None);
@@ -710,8 +723,7 @@ const LINGER_IDLE: Duration = Duration::from_secs(1);
 /// `within`, so that a caller still sending it reads our refusal before the connection closes
 /// (the "lingering close" of nginx and Apache). Nothing is kept: memory does not grow with
 /// the bytes dropped.
-async fn drain(mut body: Body, within: Duration) {
-    use http_body_util::BodyExt;
+async fn drain(mut body: Incoming, within: Duration) {
     let mut seen = 0usize;
     let _ = tokio::time::timeout(within, async {
         while let Ok(Some(Ok(frame))) = tokio::time::timeout(LINGER_IDLE, body.frame()).await {
@@ -772,7 +784,7 @@ fn xml_response(
     answer: String,
     gzip_ok: bool,
     budget: Option<&ByteBudget>,
-) -> Response<Body> {
+) -> Answer {
     let body = answer.into_bytes();
     let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
         true => match gzip(&body) {
@@ -798,7 +810,7 @@ fn xml_response(
             }
         },
     };
-    let mut r = Response::new(Body::from(body));
+    let mut r = Response::new(Full::new(body));
     if gzipped {
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -827,22 +839,26 @@ fn access_log(ip: &str, request_line: &str, status: StatusCode) {
     crate::console::log_line(line);
 }
 
-/// `f` of the access log's timestamp, formatted once per second per thread (formatting local
-/// time is the costly part of a log line under load).
+/// `f` of the access log's timestamp, formatted once per second per thread. The second is
+/// read from the system clock and local time is only worked out when it changes: formatting
+/// local time, and even finding the local offset (`chrono::Local::now`), is the costly part of
+/// a log line under load (BENCHMARKS.md, "Close to the limit").
 fn with_log_time<T>(f: impl FnOnce(&str) -> T) -> T {
     use std::cell::RefCell;
     thread_local! {
-        static CACHE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let now = chrono::Local::now();
-    let second = now.timestamp();
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.0 != second {
-            *cache = (
-                second,
-                now.format(protocol::ACCESS_LOG_TIME_FORMAT).to_string(),
-            );
+            let text = chrono::DateTime::<chrono::Local>::from(now)
+                .format(protocol::ACCESS_LOG_TIME_FORMAT)
+                .to_string();
+            *cache = (second, text);
         }
         f(&cache.1)
     })
