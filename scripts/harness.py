@@ -80,9 +80,10 @@ def memory_kb(p, field):
     return 0
 
 
-def loadgen(port, conns, secs, mix="receive_message", timeout=None):
-    """One `loadgen` run: its key=value figures as floats."""
-    cmd = [os.path.join(REL, "loadgen"), "--addr", f"127.0.0.1:{port}", "-c", str(conns),
+def loadgen(port, conns, secs, mix="receive_message", timeout=None, prefix=()):
+    """One `loadgen` run: its key=value figures as floats. `prefix` goes before the command
+    (e.g. `taskset -c 0`)."""
+    cmd = [*prefix, os.path.join(REL, "loadgen"), "--addr", f"127.0.0.1:{port}", "-c", str(conns),
            "-d", str(secs), "--mix", mix]
     if timeout is not None:
         cmd += ["--timeout", str(timeout)]
