@@ -41,6 +41,12 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// holds 400,000 lines a second.
 const GATHER_TICK: Duration = Duration::from_millis(10);
 
+/// Once the waiting lines hold this many bytes the writer writes them without waiting for
+/// [`FLUSH_INTERVAL`]: under load that is a write every few milliseconds instead of every
+/// 100, which costs nothing measurable and keeps the queue's memory small (the server's peak
+/// RSS is a target, BENCHMARKS.md).
+const WRITE_AT: usize = 64 * 1024;
+
 /// A queue of lines and the thread that writes them (the process has one, behind
 /// [`print_line`]; tests make their own over any writer).
 ///
@@ -170,7 +176,8 @@ pub fn dropped_note(n: u64) -> String {
 
 /// The writer thread. It waits on the queue only when the queue is empty; then it takes every
 /// waiting line at once, once `interval` has passed since its last write (or at once when
-/// the queue is full or someone waits in [`Console::flush`]), and writes them; then the note,
+/// the queue is full, holds [`WRITE_AT`] bytes, or someone waits in [`Console::flush`]), and
+/// writes them; then the note,
 /// if lines were dropped meanwhile.
 fn write_lines(mut out: impl Write, mut notes: impl Write, shared: &Shared, interval: Duration) {
     let mut taken = Vec::new();
@@ -185,7 +192,12 @@ fn write_lines(mut out: impl Write, mut notes: impl Write, shared: &Shared, inte
             q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
         }
         let since = last_write.map_or(interval, |t| t.elapsed());
-        if since < interval && !q.urgent && !q.closed && q.lines < shared.capacity {
+        if since < interval
+            && !q.urgent
+            && !q.closed
+            && q.lines < shared.capacity
+            && q.bytes.len() < WRITE_AT
+        {
             drop(q);
             std::thread::sleep(GATHER_TICK.min(interval - since));
             continue;
@@ -201,7 +213,7 @@ fn write_lines(mut out: impl Write, mut notes: impl Write, shared: &Shared, inte
         last_write = Some(Instant::now());
         taken.clear();
         // A burst's buffer is not kept for ever.
-        if taken.capacity() > 1 << 20 {
+        if taken.capacity() > 4 * WRITE_AT {
             taken = Vec::new();
         }
         if dropped > 0 {
