@@ -422,6 +422,20 @@ fn poll_until(
     }
 }
 
+/// `read` once it holds at least `n` complete lines, polled for up to 10 s (`what` names the
+/// stream in the failure).
+fn lines_within(read: impl Fn() -> String, n: usize, what: &str) -> String {
+    let complete = |text: &str| text.lines().count() >= n && text.ends_with('\n');
+    let (arrived, text) = poll_until(read, complete, Duration::from_secs(10));
+    assert!(
+        arrived,
+        "{what}: {} of {n} lines after 10 s; last {:?}",
+        text.lines().count(),
+        text.lines().last()
+    );
+    text
+}
+
 /// `calls` `receive_message` calls on one keep-alive connection, sender `{prefix}{i}`; the
 /// lines Q prints for them, in order.
 fn burst(q: u16, prefix: &str, calls: usize) -> Vec<String> {
@@ -447,29 +461,9 @@ fn piped_lines_arrive_promptly_while_the_server_runs() {
     let (q, server) = (cluster.port("Q"), cluster.process(0));
     let mut expected = vec![format!("Process Q running on port {q}...")];
     expected.extend(burst(q, "b", 2000));
-    let complete = |n: usize| move |text: &str| text.lines().count() >= n && text.ends_with('\n');
-    let (arrived, out) = poll_until(
-        || server.stdout_so_far(),
-        complete(expected.len()),
-        Duration::from_secs(10),
-    );
-    assert!(
-        arrived,
-        "{} of {} lines after 10 s",
-        out.lines().count(),
-        expected.len()
-    );
+    let out = lines_within(|| server.stdout_so_far(), expected.len(), "stdout");
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
-    let (arrived, err) = poll_until(
-        || server.stderr_so_far(),
-        complete(2000),
-        Duration::from_secs(10),
-    );
-    assert!(
-        arrived,
-        "{} of 2000 access-log lines after 10 s",
-        err.lines().count()
-    );
+    let err = lines_within(|| server.stderr_so_far(), 2000, "the access log");
     assert!(
         err.lines()
             .all(|l| l.ends_with("\"POST / HTTP/1.1\" 200 -")),
@@ -477,16 +471,7 @@ fn piped_lines_arrive_promptly_while_the_server_runs() {
     );
     // One more call after the burst: its line too, without anything else to push it out.
     expected.extend(burst(q, "single", 1));
-    let (arrived, out) = poll_until(
-        || server.stdout_so_far(),
-        complete(expected.len()),
-        Duration::from_secs(10),
-    );
-    assert!(
-        arrived,
-        "the single line did not arrive: {:?}",
-        out.lines().last()
-    );
+    let out = lines_within(|| server.stdout_so_far(), expected.len(), "the single line");
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
 }
 
