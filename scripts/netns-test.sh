@@ -108,7 +108,12 @@ pass "4 hosts up: ${SUBNET}.1-4, client at ${SUBNET}.100"
 out=$(client --quiet)
 expected=$'Process P finalized decision: faulty\nProcess Q finalized decision: attack\nProcess R finalized decision: attack\nProcess S finalized decision: attack'
 [ "$out" = "$expected" ] || fail "original scenario printed:\n$out"
-grep -q "Q received decision 'attack' from P" "$WORK/Q.out" || fail "Q did not print P's message"
+# Into a file the server writes its lines at most every 100 ms: poll (deadline 5 s).
+deadline=$((SECONDS + 5))
+until grep -q "Q received decision 'attack' from P" "$WORK/Q.out"; do
+  [ $SECONDS -lt $deadline ] || fail "Q did not print P's message"
+  sleep 0.05
+done
 pass "original scenario across 4 hosts"
 
 # 2. OM(1), n = 4 (P is the original faulty P, deny:R,S, so a traitorous commander: use Q).
