@@ -13,7 +13,8 @@
 //! compare byte for byte with Python's, and a note there would be a line the original never
 //! prints; stderr is where diagnostics go, and it still reaches the operator when stdout
 //! itself is what is broken. Lines keep their order (one queue, one writer). On a terminal the
-//! writer writes each time the queue is empty, so a person sees every line at once. Into a
+//! writer writes the lines it finds as soon as it finds them, so a person sees every line at
+//! once. Into a
 //! file or a pipe it gathers lines and writes them at most every [`FLUSH_INTERVAL`] (a line
 //! after a quiet spell is written at once): under load, a write system call per line and a
 //! wake-up of this thread per line were a third of the server's time (BENCHMARKS.md, "Close
