@@ -178,7 +178,7 @@ pub fn running_line(name: &str, port: u16) -> String {
 
 /// `P sent decision 'attack' to Q`: printed before the call and returned after it.
 pub fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
-    join(&[name, " sent decision '", decision, "' to ", recipient])
+    [name, " sent decision '", decision, "' to ", recipient].concat()
 }
 
 /// `Process P is denying communication to R`: printed by the faulty P.
@@ -192,28 +192,21 @@ pub fn denied_reply(name: &str, recipient: &str) -> String {
 }
 
 /// `Q received decision 'attack' from P`: printed and returned by a loyal receiver.
+///
+/// The lines a node writes on every call are `concat`enated rather than `format!`ted, whose
+/// machinery cost more than the copying (BENCHMARKS.md, "Close to the limit").
 pub fn received_line(name: &str, decision: &str, sender: &str) -> String {
-    join(&[name, " received decision '", decision, "' from ", sender])
-}
-
-/// `parts` end to end, in a string of the right size: the lines a node writes on every call
-/// are built this way rather than with `format!`, whose machinery cost more than the copying.
-fn join(parts: &[&str]) -> String {
-    let mut line = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        line.push_str(part);
-    }
-    line
+    [name, " received decision '", decision, "' from ", sender].concat()
 }
 
 /// `P (faulty) ignored message from Q`: returned by a faulty receiver.
 pub fn ignored_reply(name: &str, sender: &str) -> String {
-    join(&[name, " (faulty) ignored message from ", sender])
+    [name, " (faulty) ignored message from ", sender].concat()
 }
 
 /// `majority is : attack`: printed by a loyal node when it finalizes.
 pub fn majority_line(decision: &str) -> String {
-    join(&["majority is : ", decision])
+    ["majority is : ", decision].concat()
 }
 
 /// The console lines above with each value as [`printed::value`] shows it: what a node and the
@@ -315,13 +308,9 @@ pub fn client_final_line(name: &str, decision: &str) -> String {
 }
 
 /// The stderr access-log line Python's `BaseHTTPRequestHandler` writes per request, e.g.
-/// `127.0.0.1 - - [24/Nov/2026 12:54:29] "POST / HTTP/1.1" 200 -`.
-pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: u16) -> String {
-    // `{client_ip} - - [{when}] "{request_line}" {status} -`, without `format!`'s machinery:
-    // one line per request.
-    let mut status_digits = [0u8; 5];
-    let status = u16_text(status, &mut status_digits);
-    join(&[
+/// `127.0.0.1 - - [24/Nov/2026 12:54:29] "POST / HTTP/1.1" 200 -` (`status`: the code's digits).
+pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: &str) -> String {
+    [
         client_ip,
         " - - [",
         when,
@@ -330,21 +319,8 @@ pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: 
         "\" ",
         status,
         " -",
-    ])
-}
-
-/// `n` in decimal, written into `buf`.
-fn u16_text(mut n: u16, buf: &mut [u8; 5]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+    ]
+    .concat()
 }
 
 /// The timestamp format of [`access_log_line`] (`%d/%b/%Y %H:%M:%S`, local time).
@@ -357,12 +333,17 @@ mod tests {
     #[test]
     fn access_log_lines_are_pythons() {
         assert_eq!(
-            super::access_log_line("127.0.0.1", "24/Nov/2026 12:54:29", "POST / HTTP/1.1", 200),
+            super::access_log_line(
+                "127.0.0.1",
+                "24/Nov/2026 12:54:29",
+                "POST / HTTP/1.1",
+                "200"
+            ),
             "127.0.0.1 - - [24/Nov/2026 12:54:29] \"POST / HTTP/1.1\" 200 -"
         );
         for status in [0, 7, 404, 65535] {
             assert!(
-                super::access_log_line("::1", "t", "GET /x HTTP/1.0", status)
+                super::access_log_line("::1", "t", "GET /x HTTP/1.0", &status.to_string())
                     .ends_with(&format!("\" {status} -"))
             );
         }

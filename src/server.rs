@@ -510,12 +510,7 @@ fn request_line(req: &Request<Incoming>) -> String {
         hyper::Version::HTTP_11 => "HTTP/1.1",
         other => return format!("{} {target} {other:?}", req.method()),
     };
-    let method = req.method().as_str();
-    let mut line = String::with_capacity(method.len() + target.len() + version.len() + 2);
-    for part in [method, " ", &target, " ", version] {
-        line.push_str(part);
-    }
-    line
+    [req.method().as_str(), " ", &target, " ", version].concat()
 }
 
 /// Python answers POST on other paths with 404.
@@ -835,7 +830,7 @@ pub fn print_line(line: &str) {
 
 fn access_log(ip: &str, request_line: &str, status: StatusCode) {
     let line =
-        with_log_time(|when| protocol::access_log_line(ip, when, request_line, status.as_u16()));
+        with_log_time(|when| protocol::access_log_line(ip, when, request_line, status.as_str()));
     crate::console::log_line(line);
 }
 
