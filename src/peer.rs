@@ -33,6 +33,12 @@ pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// a node at its default limits.
 pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
 
+/// How long an idle keep-alive connection stays in the pool: well under the keep-alive of
+/// the servers it calls (ours closes idle connections after `--request-timeout`, 10 s by
+/// default), so a call never takes a connection the server is closing at that very moment.
+/// A call that still meets such a connection is retried once ([`Peers::post`]).
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// Longest excerpt of a bad reply written to the debug log.
 const MAX_EXCERPT: usize = 200;
 
@@ -260,7 +266,7 @@ impl Peers {
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
             // Calls go straight to the cluster's nodes: an HTTP_PROXY in the environment
@@ -342,18 +348,33 @@ impl Peers {
 
     /// The HTTP part of a call: post `body` to `url`, check the status, read the reply (at most
     /// the pool's cap) as text.
+    ///
+    /// A call whose connection closed before any byte of the answer came (the server closed
+    /// an idle keep-alive connection just as the call took it from the pool) is sent once
+    /// more, on another connection, within what is left of the timeout. Every call the
+    /// project makes may be asked twice: the agreement methods are idempotent per run (a
+    /// start, order or round asked again is answered as the first one), and a request the
+    /// server never read has done nothing.
     async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<String, PeerError> {
         let classify = |e: &reqwest::Error| classify(e, timeout);
-        let request = match parsed_url(url) {
-            Some(parsed) => self.http.post(parsed),
-            None => self.http.post(url),
+        let body = bytes::Bytes::from(body);
+        let started = tokio::time::Instant::now();
+        let send = |left: Duration| {
+            let request = match parsed_url(url) {
+                Some(parsed) => self.http.post(parsed),
+                None => self.http.post(url),
+            };
+            request.timeout(left).body(body.clone()).send()
         };
-        let mut response = request
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let mut response = match send(timeout).await {
+            Ok(r) => r,
+            Err(e) if closed_before_answer(&e) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                tracing::debug!("{url}: {e}; sending once more on a new connection");
+                send(left).await.map_err(|e| classify(&e))?
+            }
+            Err(e) => return Err(classify(&e)),
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(PeerError::Http {
@@ -477,6 +498,31 @@ impl Peers {
             })
             .collect()
     }
+}
+
+/// Whether a call failed because its connection was closed or reset before any byte of the
+/// answer came (not a timeout, not a refused connection): the race of a reused keep-alive
+/// connection that the server closed meanwhile.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {

@@ -19,37 +19,46 @@ pub const GET_MESSAGES: &str = "get_messages";
 pub mod ext {
     /// `node_info() -> struct`: name, behaviour, traitor flag, SM public key.
     pub const NODE_INFO: &str = "node_info";
-    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed) -> "ok"`.
+    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys) -> "ok"`.
     pub const OM_START: &str = "om_start";
-    /// `om_order(run, order) -> struct`: the commander's order, queued for round 1.
+    /// `om_order(run, capability, order) -> struct`: the commander's order, queued for round 1.
     pub const OM_ORDER: &str = "om_order";
-    /// `om_round(run, round) -> struct`: open a round here, send what it owes, report.
+    /// `om_round(run, capability, round) -> struct`: open a round here, send what it owes,
+    /// report.
     pub const OM_ROUND: &str = "om_round";
-    /// `om_message(run, path, value) -> string`: one oral message, node to node; the answer
-    /// is when the receiver stored it (microseconds since the Unix epoch, decimal).
+    /// `om_message(run, path, value, mac) -> string`: one oral message, node to node, with the
+    /// MAC that proves its sender; the answer is when the receiver stored it (microseconds
+    /// since the Unix epoch, decimal).
     pub const OM_MESSAGE: &str = "om_message";
-    /// `om_decide(run) -> struct`: close every round, return the decision and counts.
+    /// `om_decide(run, capability) -> struct`: close every round, return the decision and
+    /// counts.
     pub const OM_DECIDE: &str = "om_decide";
     /// `sm_public_key() -> string`: the node's ed25519 public key, base64.
     pub const SM_PUBLIC_KEY: &str = "sm_public_key";
-    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed) -> struct`.
+    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys,
+    /// public_keys) -> "ok"`.
     pub const SM_START: &str = "sm_start";
-    /// `sm_order(run, order) -> struct`.
+    /// `sm_order(run, capability, order) -> struct`.
     pub const SM_ORDER: &str = "sm_order";
-    /// `sm_round(run, round) -> struct`: as `om_round`, for SM.
+    /// `sm_round(run, capability, round) -> struct`: as `om_round`, for SM.
     pub const SM_ROUND: &str = "sm_round";
-    /// `sm_message(run, path, value, signatures) -> string`: one signed message; answered
-    /// as `om_message`.
+    /// `sm_message(run, path, value, signatures, mac) -> string`: one signed message;
+    /// answered as `om_message`.
     pub const SM_MESSAGE: &str = "sm_message";
-    /// `sm_decide(run) -> struct`.
+    /// `sm_decide(run, capability) -> struct`.
     pub const SM_DECIDE: &str = "sm_decide";
-    /// `trace_events(run, since_us) -> array of struct`: the node's outgoing calls of a run.
+    /// `trace_events(run, capability, since_us) -> array of struct`: the node's outgoing calls
+    /// of a run (the capability is not checked for the original run, `original`).
     pub const TRACE_EVENTS: &str = "trace_events";
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
-    /// The member of `sm_start`'s answer holding the run's nonce (made by the commander,
-    /// passed by the driver to the lieutenants' `sm_start` as a 7th argument).
-    pub const SM_NONCE: &str = "nonce";
+    /// Why a driver's call for a run is refused without its capability; the fault reads
+    /// `run 'ID' ` and this.
+    pub const NOT_THE_DRIVER: &str = "is driven by another caller: the capability given is \
+        not the one it was started with";
+    /// Why a message is refused when its MAC does not prove its sender; the fault reads this,
+    /// a space and the reason.
+    pub const NOT_AUTHENTICATED: &str = "message not authenticated:";
     /// Why a `*_start` is refused while a run of that id is unfinished on the node; the fault
     /// reads `run 'ID' ` and this.
     pub const RUN_NOT_FINISHED: &str = "is not finished on this node (neither decided nor \
@@ -57,13 +66,13 @@ pub mod ext {
     /// Why a `*_start` is refused when the node holds `--max-runs` unfinished runs; the fault
     /// reads `this node holds N unfinished runs ` and this.
     pub const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
-        is decided or expires";
+        is decided, expires or is left by its driver; try again in a few seconds";
     /// The role of a run's commander, in `om_decide` / `sm_decide`'s `role`.
     pub const COMMANDER: &str = "commander";
     /// The role of every other participant.
     pub const LIEUTENANT: &str = "lieutenant";
     /// Members of the methods' struct answers (the types that write and read them are in
-    /// `agreement::reply`; the nonce of `sm_start` is [`SM_NONCE`]).
+    /// `agreement::reply`).
     pub mod member {
         /// `node_info`: the node's name.
         pub const NAME: &str = "name";
@@ -73,10 +82,6 @@ pub mod ext {
         pub const TRAITOR: &str = "traitor";
         /// `node_info`: its SM public key.
         pub const PUBLIC_KEY: &str = "public_key";
-        /// `sm_start`: keys held for the run.
-        pub const KEYS: &str = "keys";
-        /// `sm_start`: participants whose key could not be fetched.
-        pub const MISSING: &str = "missing";
         /// `*_order`: messages the order makes.
         pub const QUEUED: &str = "queued";
         /// `*_round`: the round.
@@ -112,6 +117,8 @@ pub mod ext {
         pub const WITHHELD: &str = "withheld";
         /// `*_decide`: sender -> messages refused as late.
         pub const LATE: &str = "late";
+        /// `*_decide`: messages refused because their MAC did not prove their sender.
+        pub const UNAUTHENTICATED: &str = "unauthenticated";
     }
     /// Every extension method, as registered in a node's method table.
     pub const METHODS: [&str; 13] = [

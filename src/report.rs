@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 
+use crate::agreement::auth::Credentials;
 use crate::agreement::checker;
 use crate::agreement::reply::NodeInfo;
 use crate::behaviour::Behaviour;
@@ -297,6 +298,7 @@ pub async fn original(
     let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
     let drawn = Drawn {
         run: trace::ORIGINAL_RUN,
+        secrets: None,
         title: "the original run: all-to-all, then finalize".into(),
         traitors: if drawing {
             let mut t = traitors(&cluster, &peers, &opts.nodes).await;
@@ -386,7 +388,11 @@ pub async fn agreement(
         rpc_timeout: a.cluster.rpc_timeout(),
         max_messages: a.max_messages,
     };
-    let (outcome, unreachable) = driver::drive(&cluster, &opts).await?;
+    let driver::Driven {
+        report: outcome,
+        unreachable,
+        credentials,
+    } = driver::drive(&cluster, &opts).await?;
     for u in &unreachable {
         eprintln!("error: node {} ({}): {}", u.node, u.url, u.error);
     }
@@ -400,7 +406,8 @@ pub async fn agreement(
     let mut decisions = outcome.decisions.clone();
     decisions.extend(outcome.traitor_decisions.clone());
     let drawn = Drawn {
-        run: &outcome.run,
+        run: &credentials.run,
+        secrets: Some(&credentials),
         title: format!(
             "{}({}) run {}: commander {} orders {}",
             outcome.protocol.to_uppercase(),
@@ -737,7 +744,10 @@ pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String 
 
 /// What a run leaves for the pictures.
 struct Drawn<'a> {
+    /// The run's id on the wire (`original` for the original run).
     run: &'a str,
+    /// Each node's capability for the run (`None`: the original run, which has none).
+    secrets: Option<&'a Credentials>,
     title: String,
     traitors: Vec<String>,
     decisions: BTreeMap<String, String>,
@@ -765,8 +775,20 @@ impl Outputs<'_> {
         if !p.any() {
             return Ok(());
         }
-        let (events, errors) =
-            trace::gather(self.cluster, self.peers, self.nodes, drawn.run, since_us).await;
+        let capability = |node: &str| {
+            (drawn.secrets)
+                .map(|c| c.capability(node).to_string())
+                .unwrap_or_default()
+        };
+        let (events, errors) = trace::gather(
+            self.cluster,
+            self.peers,
+            self.nodes,
+            drawn.run,
+            &capability,
+            since_us,
+        )
+        .await;
         // The original run's pictures do without a trace (drawn from the client's own calls,
         // and they say so): one line then, unless a trace file was asked for.
         match errors.first() {

@@ -1,7 +1,8 @@
 //! Traces: one record per node-to-node call, for people to look at and tools to check.
 //!
 //! Every server process keeps the outgoing calls its nodes made (bounded, oldest dropped) and
-//! hands them out through the extension method `trace_events(run, since_us)`; the client
+//! hands them out through the extension method `trace_events(run, capability, since_us)`
+//! (to the run's driver only: the capability); the client
 //! gathers them from every node after a run and writes one JSON line per call (`--trace
 //! FILE`), draws them (`--svg`, `--mermaid`), or checks them. Times are microseconds since the
 //! Unix epoch, so records from different processes and hosts line up.
@@ -356,22 +357,31 @@ pub fn from_value(v: &Value) -> Option<Event> {
     })
 }
 
+/// The arguments of `trace_events` for `run`, with the capability of the node asked (any
+/// string for the original run, which has no driver).
+pub fn request(run: &str, capability: &str, since_us: u64) -> Vec<Value> {
+    vec![
+        Value::String(run.to_string()),
+        Value::String(capability.to_string()),
+        Value::String(since_us.to_string()),
+    ]
+}
+
 /// Gather the calls of `run` since `since_us` from every node (each returns its own outgoing
-/// calls), ordered by start time. Nodes that cannot be asked are returned with the error.
+/// calls, to the run's driver: `capability` gives each node's), ordered by start time. Nodes
+/// that cannot be asked are returned with the error.
 pub async fn gather(
     cluster: &crate::cluster::Cluster,
     peers: &crate::peer::Peers,
     nodes: &[String],
     run: &str,
+    capability: &dyn Fn(&str) -> String,
     since_us: u64,
 ) -> (Vec<Event>, Vec<(String, String)>) {
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    let args = [
-        Value::String(run.to_string()),
-        Value::String(since_us.to_string()),
-    ];
     for node in nodes {
+        let args = request(run, &capability(node), since_us);
         let answer = peers
             .call_node(cluster, node, crate::protocol::ext::TRACE_EVENTS, &args)
             .await;

@@ -43,9 +43,43 @@ pub struct Facts {
     pub rejected: u64,
     /// SM messages scripted traitors sent with chains they did not hold (altered or forged).
     pub forged: u64,
-    /// Where the simulation broke the algorithm's assumptions (a loyal node late, failing or
-    /// lost), one line per cause, as the driver saw it: any makes the run void.
+    /// Messages the nodes refused because their MAC did not prove their sender: someone
+    /// spoke for a node it is not (an outsider, or a node for another). Refused and never
+    /// stored, so they change nothing; reported.
+    pub unauthenticated: u64,
+    /// Messages a node reported it could not deliver, by round, sender and receiver (its
+    /// round's `failed_to`). They matter only between loyal nodes: judged with the final
+    /// set of faulty nodes.
+    pub undelivered: Vec<Undelivered>,
+    /// Messages refused as late, by receiver and sender (the decides' `late`).
+    pub late: Vec<Late>,
+    /// Other causes of a void run the driver saw itself (a loyal node that answered its
+    /// decide without a decision), one line each.
     pub void_reasons: Vec<String>,
+}
+
+/// Messages of one round one node could not deliver to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The round.
+    pub round: usize,
+    /// The sender.
+    pub from: String,
+    /// The receiver.
+    pub to: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Messages one node refused as late from another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Late {
+    /// The receiver that refused them.
+    pub at: String,
+    /// Their sender.
+    pub from: String,
+    /// How many.
+    pub count: u64,
 }
 
 impl Facts {
@@ -55,9 +89,17 @@ impl Facts {
     }
 
     /// Count `node` as a traitor for `why` (a later cause replaces an earlier one: a declared
-    /// traitor that is then lost reads `unreachable`).
+    /// traitor that is then lost reads as lost).
     pub fn count_traitor(&mut self, node: &str, why: Faulty) {
         self.traitors.insert(node.to_string(), why);
+    }
+
+    /// Nodes faulty because the driver could not use them (not a declared behaviour).
+    pub fn failed(&self) -> Vec<&str> {
+        (self.traitors.iter())
+            .filter(|(_, why)| why.is_failure())
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 }
 
@@ -69,9 +111,19 @@ pub enum Faulty {
     Behaviour(String),
     /// Its `node_info` said it is a traitor without naming a behaviour (shown `?`).
     Undeclared,
-    /// The driver could not use it: no `node_info`, no start, or lost before deciding (shown
-    /// `unreachable`).
+    /// It did not answer `node_info` (shown `unreachable`): a crash is one way to be faulty.
     Unreachable,
+    /// It stopped doing its part during the run (no start, no order, a round not answered in
+    /// time, lost before deciding): faulty for this run, as a crashed or silent node is.
+    /// Shown as the short phrase it holds (`silent in round 2`).
+    Failed(String),
+}
+
+impl Faulty {
+    /// Faulty because it failed, not because it declared a traitor's behaviour.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Faulty::Unreachable | Faulty::Failed(_))
+    }
 }
 
 impl fmt::Display for Faulty {
@@ -80,6 +132,7 @@ impl fmt::Display for Faulty {
             Faulty::Behaviour(b) => b,
             Faulty::Undeclared => "?",
             Faulty::Unreachable => "unreachable",
+            Faulty::Failed(what) => what,
         })
     }
 }
@@ -128,8 +181,53 @@ pub struct Judgement {
     pub traitor_decisions: BTreeMap<String, String>,
 }
 
+/// Why a run is void, from its facts: the simulation could not keep what the algorithm
+/// assumes. A node that failed (unreachable, silent, lost) is faulty for the run, as a
+/// crashed node is; that keeps the verdict true as long as the faulty nodes are at most m.
+/// Beyond m, a run where some node failed on its own shows nothing. Between the nodes that
+/// remained loyal, every message must have been delivered in its round: one that was not
+/// (cut off), or was refused as late, voids the run.
+fn void_reasons(facts: &Facts) -> Vec<String> {
+    let mut out = Vec::new();
+    let failed = facts.failed();
+    if !failed.is_empty() && facts.traitors.len() > facts.m {
+        let all: Vec<String> = (facts.traitors.iter())
+            .map(|(n, why)| format!("{n} ({why})"))
+            .collect();
+        out.push(format!(
+            "{} of {} nodes are faulty ({}), more than m = {}, and {} of them failed on its own \
+             ({}): no run can show anything",
+            facts.traitors.len(),
+            facts.n,
+            all.join(", "),
+            facts.m,
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    for u in &facts.undelivered {
+        if facts.is_loyal(&u.from) && facts.is_loyal(&u.to) {
+            out.push(format!(
+                "{} (loyal) could not deliver {} message(s) of round {} to {} (loyal), though \
+                 both answered every round in time",
+                u.from, u.count, u.round, u.to
+            ));
+        }
+    }
+    for l in &facts.late {
+        if l.count > 0 && facts.is_loyal(&l.from) && facts.is_loyal(&l.at) {
+            out.push(format!(
+                "{} message(s) of {} (loyal) arrived at {} after their round had closed",
+                l.count, l.from, l.at
+            ));
+        }
+    }
+    out.extend(facts.void_reasons.iter().cloned());
+    out
+}
+
 /// Judge a run: IC1 and IC2 over the loyal lieutenants' decisions, void when the facts say
-/// the assumptions broke or when no loyal lieutenant decided.
+/// the assumptions broke ([`void_reasons`]) or when no loyal lieutenant decided.
 pub fn judge(facts: &Facts) -> Judgement {
     let (loyal, traitorous): (BTreeMap<_, _>, BTreeMap<_, _>) = facts
         .decisions
@@ -140,7 +238,7 @@ pub fn judge(facts: &Facts) -> Judgement {
     let mut problems = Vec::new();
     let ic1 = ic1(&loyal, &mut problems);
     let ic2 = !facts.is_loyal(&facts.commander) || ic2(facts, &loyal, &mut problems);
-    let mut void_reasons = facts.void_reasons.clone();
+    let mut void_reasons = void_reasons(facts);
     // Nothing to judge: IC1 and IC2 would hold vacuously, which says nothing.
     if loyal.is_empty() && void_reasons.is_empty() {
         void_reasons.push(
@@ -248,6 +346,8 @@ pub struct Report {
     /// SM messages scripted traitors sent with chains they did not hold (altered or forged):
     /// each must be among `rejected`.
     pub forged: u64,
+    /// Messages refused because their MAC did not prove their sender.
+    pub unauthenticated: u64,
     /// Why IC1 or IC2 failed, one line per condition.
     pub problems: Vec<String>,
     /// Holds, violated or void.
@@ -284,6 +384,7 @@ impl Report {
             expected_per_round: facts.expected_per_round,
             rejected: facts.rejected,
             forged: facts.forged,
+            unauthenticated: facts.unauthenticated,
             problems: judgement.problems,
             verdict: judgement.verdict,
             void_reasons: judgement.void_reasons,
@@ -385,6 +486,12 @@ impl Report {
                 self.forged
             );
         }
+        if self.unauthenticated > 0 {
+            out += &format!(
+                "messages refused as not from their claimed sender (bad MAC): {}\n",
+                self.unauthenticated
+            );
+        }
         out
     }
 
@@ -476,6 +583,9 @@ mod tests {
             expected_per_round: Vec::new(),
             rejected: 0,
             forged: 0,
+            unauthenticated: 0,
+            undelivered: Vec::new(),
+            late: Vec::new(),
             void_reasons: Vec::new(),
         }
     }
@@ -580,6 +690,84 @@ mod tests {
         assert_eq!(f, before);
     }
 
+    #[test]
+    fn a_node_that_failed_is_faulty_and_the_run_is_judged_within_m() {
+        // S stopped answering in round 1 of an all-loyal OM(1) run: faulty, as a crashed node
+        // is; the others' messages to it failed, which is no fault of theirs.
+        let mut f = facts(&[], &[("A", "attack"), ("B", "attack")]);
+        f.traitors
+            .insert("S".into(), Faulty::Failed("silent in round 1".into()));
+        f.undelivered.push(Undelivered {
+            round: 1,
+            from: "A".into(),
+            to: "S".into(),
+            count: 1,
+        });
+        f.late.push(Late {
+            at: "A".into(),
+            from: "S".into(),
+            count: 2,
+        });
+        let r = report(f.clone());
+        assert_eq!(r.verdict, Verdict::Holds, "{:?}", r.void_reasons);
+        assert_eq!(r.behaviours["S"], "silent in round 1");
+        // A second failure exceeds m: nothing can be shown.
+        f.traitors.insert("B".into(), Faulty::Unreachable);
+        let r = report(f.clone());
+        assert_eq!(r.verdict, Verdict::Void);
+        assert!(
+            r.void_reasons[0].contains("more than m = 1"),
+            "{:?}",
+            r.void_reasons
+        );
+        // Declared traitors beyond m, none failed: judged (to watch the algorithm fail).
+        let over = report(facts(&["A", "B"], &[("D", "attack"), ("E", "retreat")]));
+        assert_ne!(over.verdict, Verdict::Void, "{:?}", over.void_reasons);
+    }
+
+    #[test]
+    fn loyal_nodes_cut_off_or_late_void_the_run() {
+        let mut f = facts(&[], &[("A", "attack"), ("B", "attack")]);
+        f.undelivered.push(Undelivered {
+            round: 2,
+            from: "A".into(),
+            to: "B".into(),
+            count: 3,
+        });
+        let r = report(f);
+        assert_eq!(r.verdict, Verdict::Void);
+        assert_eq!(
+            r.void_reasons,
+            [
+                "A (loyal) could not deliver 3 message(s) of round 2 to B (loyal), though both \
+              answered every round in time"
+            ]
+        );
+        let mut f = facts(&["D"], &[("A", "attack"), ("B", "attack")]);
+        // Late at a traitor, or from one: nothing to judge by.
+        f.late.push(Late {
+            at: "D".into(),
+            from: "A".into(),
+            count: 1,
+        });
+        f.late.push(Late {
+            at: "A".into(),
+            from: "D".into(),
+            count: 1,
+        });
+        assert_eq!(report(f.clone()).verdict, Verdict::Holds);
+        f.late.push(Late {
+            at: "B".into(),
+            from: "A".into(),
+            count: 1,
+        });
+        let r = report(f);
+        assert_eq!(
+            r.void_reasons,
+            ["1 message(s) of A (loyal) arrived at B after their round had closed"]
+        );
+    }
+
     /// The report's bytes, text and JSON, as the client prints them (README, tests/*.rs).
     #[test]
     fn reports_keep_their_bytes() {
@@ -589,7 +777,6 @@ mod tests {
         f.messages_per_round = vec![0, 1];
         f.expected_per_round = vec![3, 6];
         f.round_timeout_ms = 250;
-        f.void_reasons.push("S (loyal) could not start".into());
         let r = report(f);
         assert_eq!(
             r.human(),
@@ -601,13 +788,14 @@ mod tests {
              VOID: the simulation could not keep the algorithm's assumption (every loyal node's \
              messages\ndelivered within its round of 250 ms); this run says nothing about the \
              algorithm:\n  \
-             S (loyal) could not start\n\
+             2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them \
+             failed on its own (S): no run can show anything\n\
              Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check that every\n\
              node is up and reachable.\n"
         );
         assert_eq!(
             r.to_json(),
-            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["S (loyal) could not start"],"round_timeout_ms":250}"#
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them failed on its own (S): no run can show anything"],"round_timeout_ms":250}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
         f.protocol = "sm".into();

@@ -62,7 +62,7 @@ pub struct OmRun {
 /// A path of node indices as one integer: 7 bits per node (index + 1, so no path is a prefix
 /// of another's code), at most 9 nodes (m <= 8, n <= 64; checked by the engine, and paths
 /// beyond that never occur: `path_indices` bounds them by m + 1).
-fn pack(path: &[usize]) -> u64 {
+pub(crate) fn pack(path: &[usize]) -> u64 {
     path.iter().take(9).enumerate().fold(0u64, |code, (k, &i)| {
         code | (((i as u64 & 0x7f) + 1) << (7 * k))
     })
@@ -93,6 +93,20 @@ pub fn expected_received(n: usize, m: usize) -> u64 {
     (0..=m as u64)
         .map(|k| (0..k).fold(1u64, |p, j| p.saturating_mul(others.saturating_sub(j))))
         .fold(0u64, u64::saturating_add)
+}
+
+/// Most messages one sender can have to send to one receiver in a run of OM(m) among `n`
+/// nodes: the paths ending with that sender and not passing through the receiver. The
+/// commander sends one (`[C]`); a lieutenant S sends `[C, x1, ..., S]` for every choice of
+/// distinct `x`s among the n - 3 others, up to length m + 1: the sum of P(n-3, j) for
+/// j < m. The larger of the two bounds every sender; SM's per-sender budget is twice it (two
+/// values per path).
+pub fn paths_per_sender(n: usize, m: usize) -> u64 {
+    let others = n.saturating_sub(3) as u64;
+    let lieutenant = (0..m as u64)
+        .map(|j| (0..j).fold(1u64, |p, i| p.saturating_mul(others.saturating_sub(i))))
+        .fold(0u64, u64::saturating_add);
+    lieutenant.max(1)
 }
 
 /// Majority of `values`, or `retreat` when no value has more than half.
@@ -341,6 +355,12 @@ impl Broadcast {
         &self.path[..usize::from(self.len)]
     }
 
+    /// The relay path as node indices (ending with the sender): the order in which a round's
+    /// messages are sent, so that the same messages always go in the same batches.
+    pub fn order_key(&self) -> &[u16] {
+        self.indices()
+    }
+
     /// No receiver: nothing to send.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -527,6 +547,36 @@ mod tests {
             .map(|n| (n.clone(), runs[n].decide()))
             .collect();
         (decisions, sent)
+    }
+
+    #[test]
+    fn paths_per_sender_counts_every_path_to_one_receiver() {
+        // Brute force: every path [C, ...] of length 1..=m+1 over distinct nodes, not through
+        // the receiver R, counted by its last node.
+        for n in 3..=7usize {
+            for m in 0..=(n - 2).min(3) {
+                let mut most = 0u64;
+                let mut stack: Vec<Vec<usize>> = vec![vec![0]];
+                let mut by_sender = vec![0u64; n];
+                let receiver = n - 1;
+                while let Some(p) = stack.pop() {
+                    by_sender[*p.last().unwrap()] += 1;
+                    if p.len() < m + 1 {
+                        for j in 1..receiver {
+                            if !p.contains(&j) {
+                                let mut q = p.clone();
+                                q.push(j);
+                                stack.push(q);
+                            }
+                        }
+                    }
+                }
+                for c in by_sender {
+                    most = most.max(c);
+                }
+                assert_eq!(paths_per_sender(n, m), most, "n={n} m={m}");
+            }
+        }
     }
 
     #[test]

@@ -28,17 +28,6 @@ pub struct NodeInfo {
     pub public_key: String,
 }
 
-/// `sm_start`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmStarted {
-    /// Public keys this node holds for the run (its own included).
-    pub keys: u64,
-    /// Participants whose key it could not fetch, sorted.
-    pub missing: Vec<String>,
-    /// The run's nonce: made by the commander, the one given to a lieutenant.
-    pub nonce: Option<String>,
-}
-
 /// `om_order` / `sm_order`'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ordered {
@@ -118,6 +107,9 @@ pub struct Decided {
     pub withheld: Vec<u64>,
     /// Sender -> messages of that sender this node refused as late.
     pub late: BTreeMap<String, u64>,
+    /// Messages this node refused because their MAC did not prove their sender (`None` from
+    /// a node that does not say).
+    pub unauthenticated: Option<u64>,
 }
 
 impl NodeInfo {
@@ -141,29 +133,6 @@ impl NodeInfo {
             behaviour: string_of(m, member::BEHAVIOUR),
             traitor: matches!(m.get(member::TRAITOR), Some(Value::Boolean(true))),
             public_key: string_of(m, member::PUBLIC_KEY).unwrap_or_default(),
-        })
-    }
-}
-
-impl SmStarted {
-    /// As the wire carries it.
-    pub fn to_value(&self) -> Value {
-        let mut m = BTreeMap::new();
-        m.insert(member::KEYS.into(), int(self.keys));
-        m.insert(member::MISSING.into(), strings(&self.missing));
-        if let Some(n) = &self.nonce {
-            m.insert(ext::SM_NONCE.into(), string(n));
-        }
-        Value::Struct(m)
-    }
-
-    /// Read from the wire; `None` unless a struct.
-    pub fn from_value(v: &Value) -> Option<SmStarted> {
-        let m = members(v)?;
-        Some(SmStarted {
-            keys: count_of(m, member::KEYS),
-            missing: strings_of(m, member::MISSING).unwrap_or_default(),
-            nonce: string_of(m, ext::SM_NONCE),
         })
     }
 }
@@ -241,6 +210,9 @@ impl Decided {
         m.insert(member::FAILED.into(), counts(&self.failed));
         m.insert(member::WITHHELD.into(), counts(&self.withheld));
         m.insert(member::LATE.into(), count_map(&self.late));
+        if let Some(n) = self.unauthenticated {
+            m.insert(member::UNAUTHENTICATED.into(), int(n));
+        }
         Value::Struct(m)
     }
 
@@ -262,6 +234,7 @@ impl Decided {
             failed: counts_of(m, member::FAILED),
             withheld: counts_of(m, member::WITHHELD),
             late: count_map_of(m, member::LATE),
+            unauthenticated: some_count(member::UNAUTHENTICATED),
         })
     }
 }
@@ -362,12 +335,6 @@ mod tests {
             public_key: "a2V5".into(),
         };
         assert_eq!(NodeInfo::from_value(&info.to_value()), Some(info));
-        let started = SmStarted {
-            keys: 3,
-            missing: vec!["S".into()],
-            nonce: Some("bm9uY2U".into()),
-        };
-        assert_eq!(SmStarted::from_value(&started.to_value()), Some(started));
         let ordered = Ordered { queued: 3 };
         assert_eq!(Ordered::from_value(&ordered.to_value()), Some(ordered));
         let round = RoundDone {
@@ -405,6 +372,7 @@ mod tests {
             sent: vec![0, 2],
             failed: vec![0, 0],
             withheld: vec![0, 0],
+            unauthenticated: Some(0),
             ..Decided::default()
         }
     }
@@ -419,7 +387,15 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "decision", "expected", "failed", "late", "received", "role", "sent", "withheld"
+                "decision",
+                "expected",
+                "failed",
+                "late",
+                "received",
+                "role",
+                "sent",
+                "unauthenticated",
+                "withheld"
             ]
         );
         assert_eq!(m["role"], s("lieutenant"));

@@ -21,9 +21,14 @@ pub enum Refused {
         /// The round this node has opened.
         current: usize,
     },
-    /// The run stored as many messages as its budget allows.
-    #[error("the run's budget of {0} stored messages is used up")]
-    Budget(u64),
+    /// The sender already had as many messages stored as its budget allows.
+    #[error("{sender} used up its budget of {budget} stored messages in this run")]
+    Budget {
+        /// The sender (the path's last node).
+        sender: String,
+        /// Messages one sender may have stored in the run.
+        budget: u64,
+    },
 }
 
 /// What one round of sending did, as the node reports it to the driver.
@@ -51,13 +56,15 @@ pub struct Rounds<T> {
     reports: Vec<RoundReport>,
     /// Messages refused as late, by sender.
     late: BTreeMap<String, u64>,
-    /// Messages admitted, and the most the run may admit.
-    admitted: u64,
+    /// Messages stored per sender, and the most one sender may have stored: a budget per
+    /// sender, so that a traitor that floods a run uses up its own share only, never a loyal
+    /// node's.
+    admitted: BTreeMap<String, u64>,
     budget: u64,
 }
 
 impl<T> Rounds<T> {
-    /// `rounds` rounds (m + 1), admitting at most `budget` messages.
+    /// `rounds` rounds (m + 1), storing at most `budget` messages of each sender.
     pub fn new(rounds: usize, budget: u64) -> Self {
         Rounds {
             rounds,
@@ -65,7 +72,7 @@ impl<T> Rounds<T> {
             queue: (0..rounds).map(|_| Vec::new()).collect(),
             reports: vec![RoundReport::default(); rounds],
             late: BTreeMap::new(),
-            admitted: 0,
+            admitted: BTreeMap::new(),
             budget,
         }
     }
@@ -86,13 +93,33 @@ impl<T> Rounds<T> {
         Ok(())
     }
 
-    /// Count one message stored, refusing it beyond the run's budget.
-    pub fn spend(&mut self) -> Result<(), Refused> {
-        if self.admitted >= self.budget {
-            return Err(Refused::Budget(self.budget));
+    /// Whether one more message of `sender` fits its budget (nothing counted yet).
+    pub fn can_spend(&self, sender: &str) -> Result<(), Refused> {
+        match self.admitted.get(sender) {
+            Some(&spent) if spent >= self.budget => Err(Refused::Budget {
+                sender: sender.to_string(),
+                budget: self.budget,
+            }),
+            _ => Ok(()),
         }
-        self.admitted += 1;
+    }
+
+    /// Count one message of `sender` stored, refusing it beyond the sender's budget.
+    pub fn spend(&mut self, sender: &str) -> Result<(), Refused> {
+        let spent = self.admitted.entry(sender.to_string()).or_default();
+        if *spent >= self.budget {
+            return Err(Refused::Budget {
+                sender: sender.to_string(),
+                budget: self.budget,
+            });
+        }
+        *spent += 1;
         Ok(())
+    }
+
+    /// The highest round opened (0 before round 1; past the last once every round closed).
+    pub fn opened(&self) -> usize {
+        self.opened
     }
 
     /// Queue `items` for `round`; beyond the last round they are dropped (nothing is sent
@@ -206,9 +233,16 @@ mod tests {
             0,
             "nothing is sent after the last round"
         );
-        assert!(r.spend().is_ok());
-        assert!(r.spend().is_ok());
-        assert_eq!(r.spend(), Err(Refused::Budget(2)));
+        assert!(r.spend("Q").is_ok());
+        assert!(r.spend("Q").is_ok());
+        assert_eq!(
+            r.spend("Q"),
+            Err(Refused::Budget {
+                sender: "Q".into(),
+                budget: 2
+            })
+        );
+        assert!(r.spend("R").is_ok(), "each sender has its own budget");
         assert!(r.late().is_empty(), "a budget refusal is not lateness");
     }
 

@@ -10,64 +10,45 @@
 //! breaking the signatures before its own, so altered and forged messages are rejected (and
 //! counted). SM(m) tolerates any number of traitors up to `m` with `n >= m + 2`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use super::om::{broadcast, check_run, path_indices};
+use super::om::{broadcast, check_run, pack, path_indices};
 use crate::behaviour::RETREAT;
 
 /// Public keys of a run's participants, by node name.
 pub type KeyRing = HashMap<String, VerifyingKey>;
 
-/// What a signature binds besides the value and the path: the run id, the nonce the
-/// commander made for this run at `sm_start`, the commander and the participants in order. A
-/// signature made in one run never verifies in another, even one with the same id: the
-/// commander makes a fresh nonce for every start.
+/// What a signature binds besides the value and the path: the run id, the commander and the
+/// participants in order. A signature made in one run never verifies in another: run ids are
+/// 128 random bits chosen by each run's driver ([`crate::agreement::auth::new_run_id`]), so no
+/// two runs share one. (Before run ids were random, the id was `sm-SEED` and the commander
+/// added a random nonce to every start; the random id does that job now.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     /// The run id.
     pub run: String,
-    /// The run's nonce: [`NONCE_BYTES`] random bytes in base64, made by the commander.
-    pub nonce: String,
     /// The commander.
     pub commander: String,
     /// Every participant, commander included, in the run's order.
     pub nodes: Arc<[String]>,
 }
 
-/// Random bytes in a run's nonce.
-pub const NONCE_BYTES: usize = 16;
+/// The first netstring of every signed message: names this format (`/3`: run, commander,
+/// nodes; the nonce of `/2` is gone with predictable run ids).
+pub const SIGNED_TAG: &str = "generals-sm/3";
 
-/// A fresh nonce: [`NONCE_BYTES`] bytes from the system's randomness, base64 with padding (24
-/// characters).
-pub fn new_nonce() -> Result<String, String> {
-    let mut raw = [0u8; NONCE_BYTES];
-    getrandom::fill(&mut raw).map_err(|e| format!("no randomness for the run's nonce: {e}"))?;
-    Ok(encode(&raw))
-}
-
-/// Check a nonce received from a caller: base64 (standard, padded) of [`NONCE_BYTES`] bytes.
-pub fn check_nonce(text: &str) -> Result<(), String> {
-    match base64::engine::general_purpose::STANDARD.decode(text) {
-        Ok(raw) if raw.len() == NONCE_BYTES => Ok(()),
-        _ => Err(format!(
-            "nonce must be {NONCE_BYTES} bytes in base64 (24 characters, from the commander's sm_start)"
-        )),
-    }
-}
-
-/// The bytes a signer signs: netstrings (`LEN:BYTES,`, LEN in decimal) of `generals-sm/2`,
-/// the run, the nonce, the commander, the number of nodes, each node, the value, then each
-/// name of the path up to and including the signer (documented in
-/// docs/protocol-extensions.md). Every field carries its length, so no two different
-/// (context, value, path) give the same bytes.
+/// The bytes a signer signs: netstrings (`LEN:BYTES,`, LEN in decimal) of [`SIGNED_TAG`],
+/// the run, the commander, the number of nodes, each node, the value, then each name of the
+/// path up to and including the signer (documented in docs/protocol-extensions.md). Every
+/// field carries its length, so no two different (context, value, path) give the same bytes.
 pub fn signed_bytes(ctx: &Context, value: &str, path: &[String]) -> Vec<u8> {
     let n = ctx.nodes.len().to_string();
     let mut out = Vec::with_capacity(96 + ctx.run.len() + value.len() + 8 * ctx.nodes.len());
-    let fixed = ["generals-sm/2", &ctx.run, &ctx.nonce, &ctx.commander, &n];
+    let fixed = [SIGNED_TAG, &ctx.run, &ctx.commander, &n];
     for part in fixed
         .into_iter()
         .chain(ctx.nodes.iter().map(String::as_str))
@@ -214,17 +195,33 @@ pub struct SmRun {
     commander: usize,
     m: usize,
     values: BTreeSet<String>,
+    /// Messages accepted, by packed path and value: a message accepted again (a replay, or a
+    /// retried call) is a duplicate, answered but not counted, stored or relayed.
+    seen: HashSet<(u64, String)>,
+    /// Values this node has relayed (each at most once, see [`SmRun::take_relay`]).
+    relayed: BTreeSet<String>,
     accepted: u64,
     rejected: u64,
     reasons: Vec<String>,
 }
 
+/// What taking a valid message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// The same path and value were accepted before: nothing changes.
+    Duplicate,
+    /// A new message: its value is in `V`, and this is the relay it may cause (empty after
+    /// the last round or when its value was relayed already). Whether it goes out is decided
+    /// when its round opens ([`SmRun::take_relay`]), so that the same messages always make the
+    /// same relays, whatever order they arrived in.
+    New(SmBroadcast),
+}
+
 impl SmRun {
     /// A run among `nodes` (commander included) as seen by `me`, its signatures bound to
-    /// `nonce` (see [`Context`]).
+    /// `run`, the commander and the nodes (see [`Context`]).
     pub fn new(
         run: &str,
-        nonce: &str,
         me: &str,
         commander: &str,
         nodes: &[String],
@@ -236,7 +233,6 @@ impl SmRun {
         Ok(SmRun {
             ctx: Arc::new(Context {
                 run: run.to_string(),
-                nonce: nonce.to_string(),
                 commander: commander.to_string(),
                 nodes: nodes.clone(),
             }),
@@ -245,6 +241,8 @@ impl SmRun {
             commander: index,
             m,
             values: BTreeSet::new(),
+            seen: HashSet::new(),
+            relayed: BTreeSet::new(),
             accepted: 0,
             rejected: 0,
             reasons: Vec::new(),
@@ -275,14 +273,15 @@ impl SmRun {
     }
 
     /// Take a message. A message whose path or signatures do not check out is rejected:
-    /// counted, its reason kept, and an error returned.
+    /// counted, its reason kept, and an error returned. A valid one goes into `V`; see
+    /// [`Accepted`] for the relay it may cause.
     pub fn receive(
         &mut self,
         keys: &KeyRing,
         path: &[String],
         value: &str,
         sigs: &[String],
-    ) -> Result<SmBroadcast, String> {
+    ) -> Result<Accepted, String> {
         let checked = if self.is_commander() {
             Err("the commander receives no messages".to_string())
         } else {
@@ -299,14 +298,27 @@ impl SmRun {
                 return Err(reason);
             }
         };
-        self.accepted += 1;
-        if !self.values.insert(value.to_string()) || path.len() > self.m {
-            return Ok(SmBroadcast::default());
+        if !self.seen.insert((pack(&ix), value.to_string())) {
+            return Ok(Accepted::Duplicate);
         }
-        Ok(signed(
+        self.accepted += 1;
+        self.values.insert(value.to_string());
+        if path.len() > self.m || self.relayed.contains(value) {
+            return Ok(Accepted::New(SmBroadcast::default()));
+        }
+        Ok(Accepted::New(signed(
             broadcast(&self.nodes, &self.me, &ix, &Arc::from(value)),
             sigs,
-        ))
+        )))
+    }
+
+    /// Whether a relay of `value` goes out, called for the relays a round owes in the order of
+    /// their paths when the round opens: the first one of a value not relayed before does
+    /// (and the value is relayed from now on), the others do not. That is SM's rule "relay a
+    /// value the first time you see it", with "first" read round by round and, within a
+    /// round, by path: deterministic, where the order of arrival is not.
+    pub fn take_relay(&mut self, value: &str) -> bool {
+        self.relayed.insert(value.to_string())
     }
 
     /// `choice(V)`: the single value received, else `retreat`.
@@ -327,7 +339,7 @@ impl SmRun {
         self.values.iter().cloned().collect()
     }
 
-    /// Messages accepted.
+    /// Messages accepted (duplicates not counted).
     pub fn accepted(&self) -> u64 {
         self.accepted
     }
@@ -356,28 +368,35 @@ mod tests {
         s.split(',').map(str::to_string).collect()
     }
 
-    /// The context of run `run` with nonce `nonce` among `nodes`, `C` commanding.
-    fn ctx(run: &str, nonce: &str, nodes: &[String]) -> Context {
+    /// The context of run `run` among `nodes`, `C` commanding.
+    fn ctx(run: &str, nodes: &[String]) -> Context {
         Context {
             run: run.into(),
-            nonce: nonce.into(),
             commander: "C".into(),
             nodes: nodes.into(),
         }
     }
 
-    const N1: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
-    const N2: &str = "AQEBAQEBAQEBAQEBAQEBAQ==";
+    fn ring() -> KeyRing {
+        [("C", 1u8), ("A", 2), ("B", 3)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
+            .collect()
+    }
+
+    fn relays(a: Accepted) -> SmBroadcast {
+        match a {
+            Accepted::New(b) => b,
+            Accepted::Duplicate => panic!("a duplicate"),
+        }
+    }
 
     #[test]
     fn a_forged_or_altered_message_is_rejected() {
         let nodes = names("C,A,B");
-        let keys: KeyRing = [("C", 1u8), ("A", 2), ("B", 3)]
-            .into_iter()
-            .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
-            .collect();
-        let run1 = ctx("run1", N1, &nodes);
-        let mut a = SmRun::new("run1", N1, "A", "C", &nodes, 1).unwrap();
+        let keys = ring();
+        let run1 = ctx("run1", &nodes);
+        let mut a = SmRun::new("run1", "A", "C", &nodes, 1).unwrap();
         let good = sign(&key(1), &run1, ATTACK, &names("C"));
         // B pretends the commander said retreat, signing in the commander's place.
         let forged = sign(&key(3), &run1, RETREAT, &names("C"));
@@ -387,27 +406,49 @@ mod tests {
         chain.push(sign(&key(3), &run1, RETREAT, &names("C,B")));
         assert!(a.receive(&keys, &names("C,B"), RETREAT, &chain).is_err());
         // The same signature in another run is worthless.
-        let mut other = SmRun::new("run2", N1, "A", "C", &nodes, 1).unwrap();
+        let mut other = SmRun::new("run2", "A", "C", &nodes, 1).unwrap();
         assert!(
             other
                 .receive(&keys, &names("C"), ATTACK, std::slice::from_ref(&good))
                 .is_err()
         );
         assert_eq!(a.rejected(), 2);
-        let relays = a.receive(&keys, &names("C"), ATTACK, &[good]).unwrap();
-        assert_eq!(relays.len(), 1);
+        let out = a.receive(&keys, &names("C"), ATTACK, &[good]).unwrap();
+        assert_eq!(relays(out).len(), 1);
         assert_eq!(a.decide(), ATTACK);
         assert_eq!(a.accepted(), 1);
     }
 
     #[test]
-    fn a_signature_binds_nonce_commander_and_nodes() {
+    fn a_replayed_message_is_a_duplicate_and_changes_nothing() {
         let nodes = names("C,A,B");
-        let keys: KeyRing = [("C", 1u8), ("A", 2), ("B", 3)]
-            .into_iter()
-            .map(|(n, s)| (n.to_string(), key(s).verifying_key()))
-            .collect();
-        let first = ctx("sm-7", N1, &nodes);
+        let keys = ring();
+        let mut a = SmRun::new("r", "A", "C", &nodes, 1).unwrap();
+        let good = sign(&key(1), &ctx("r", &nodes), ATTACK, &names("C"));
+        let first = a.receive(&keys, &names("C"), ATTACK, std::slice::from_ref(&good));
+        assert!(matches!(first, Ok(Accepted::New(_))));
+        for _ in 0..5 {
+            let again = a.receive(&keys, &names("C"), ATTACK, std::slice::from_ref(&good));
+            assert_eq!(again, Ok(Accepted::Duplicate));
+        }
+        assert_eq!((a.accepted(), a.rejected()), (1, 0));
+        assert_eq!(a.values(), [ATTACK]);
+    }
+
+    #[test]
+    fn a_value_is_relayed_once_whatever_order_its_messages_came_in() {
+        let nodes = names("C,A,B,D");
+        let mut a = SmRun::new("r", "A", "C", &nodes, 2).unwrap();
+        assert!(a.take_relay(ATTACK));
+        assert!(!a.take_relay(ATTACK), "relayed once");
+        assert!(a.take_relay(RETREAT), "another value is relayed too");
+    }
+
+    #[test]
+    fn a_signature_binds_run_commander_and_nodes() {
+        let nodes = names("C,A,B");
+        let keys = ring();
+        let first = ctx("sm-7", &nodes);
         let sig = sign(&key(1), &first, RETREAT, &names("C"));
         assert!(
             verify_chain(
@@ -419,8 +460,8 @@ mod tests {
             )
             .is_ok()
         );
-        // The same run id started again: a new nonce, and the old signature is worthless.
-        let mut later = SmRun::new("sm-7", N2, "A", "C", &nodes, 1).unwrap();
+        // Another run (another random id): the signature is worthless.
+        let mut later = SmRun::new("sm-8", "A", "C", &nodes, 1).unwrap();
         let err = later
             .receive(&keys, &names("C"), RETREAT, std::slice::from_ref(&sig))
             .unwrap_err();
@@ -439,33 +480,25 @@ mod tests {
     }
 
     #[test]
-    fn signed_bytes_are_netstrings_and_nonces_check() {
+    fn signed_bytes_are_netstrings() {
         let c = Context {
             run: "sm-42".into(),
-            nonce: N1.into(),
             commander: "P".into(),
             nodes: names("P,Q,R").into(),
         };
         assert_eq!(
             String::from_utf8(signed_bytes(&c, ATTACK, &names("P,Q"))).unwrap(),
-            "13:generals-sm/2,5:sm-42,24:AAAAAAAAAAAAAAAAAAAAAA==,1:P,1:3,1:P,1:Q,1:R,6:attack,1:P,1:Q,"
+            "13:generals-sm/3,5:sm-42,1:P,1:3,1:P,1:Q,1:R,6:attack,1:P,1:Q,"
         );
         // The test vectors of docs/protocol-extensions.md.
         assert_eq!(
             sign(&key(1), &c, ATTACK, &names("P")),
-            "BPK/3yOTrR/c9TOMsjPS+ltdB1+FmJhwBXTCVDPTwb596+cAMQjm9JhwktwqTEnjQPl0l4MWq6A8iZfZ9gD0DA=="
+            "D8RceiYH6+NIjHCNIvj9iVVH4jD4o2gt0OS+p6XCYZ9vdfws8tTo9mR+R/FCf3z0EDUxTNj11bai+MqmKtVLBQ=="
         );
         assert_eq!(
             sign(&key(2), &c, ATTACK, &names("P,Q")),
-            "8bWlY3oXy0EWVqwNOzxY4xsaV0AE1tVtOAOCGPDKTKIMFvmMFBlcwZqV87Fp0QAEqeDD8wl3U9k+xvkQOUx7DA=="
+            "/evcKwmsi4BBzDIzhtSyi23WOu7frycRA70T8/EdZd3sq56S1h/emJVGjEcKVwp8NgeHIwBaKnVk8DSSYPAcBw=="
         );
-        let fresh = new_nonce().unwrap();
-        assert_eq!(fresh.len(), 24);
-        assert!(check_nonce(&fresh).is_ok());
-        assert_ne!(fresh, new_nonce().unwrap());
-        for bad in ["", "AAAA", "not base64!", "AAAAAAAAAAAAAAAAAAAAAAAA"] {
-            assert!(check_nonce(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -481,7 +514,7 @@ mod tests {
             .collect();
         let mut runs: HashMap<String, SmRun> = nodes
             .iter()
-            .map(|n| (n.clone(), SmRun::new("r", N1, n, "C", &nodes, 1).unwrap()))
+            .map(|n| (n.clone(), SmRun::new("r", n, "C", &nodes, 1).unwrap()))
             .collect();
         let mut queue: Vec<(String, SmRelay)> = runs["C"]
             .command(ATTACK)
@@ -498,11 +531,11 @@ mod tests {
                 continue;
             };
             let mut sigs = r.prior.clone();
-            sigs.push(sign(&k[from.as_str()], &ctx("r", N1, &nodes), &v, &r.path));
-            if let Ok(relays) = runs
-                .get_mut(&r.to)
-                .unwrap()
-                .receive(&keys, &r.path, &v, &sigs)
+            sigs.push(sign(&k[from.as_str()], &ctx("r", &nodes), &v, &r.path));
+            let run = runs.get_mut(&r.to).unwrap();
+            if let Ok(Accepted::New(relays)) = run.receive(&keys, &r.path, &v, &sigs)
+                && !relays.is_empty()
+                && run.take_relay(&v)
             {
                 queue.extend(relays.into_iter().map(|x| (r.to.clone(), x)));
             }

@@ -1,53 +1,28 @@
-//! The driver of an agreement run: what `client om` and `client sm` do. It starts the run on
-//! every node, tells the commander to give its order, collects each node's decision and
-//! message counts, and hands them to the checker. It decides nothing itself: every decision
-//! comes from a node, reached only through XML-RPC messages between nodes.
+//! The driver of an agreement run: what `client om` and `client sm` do. It makes the run's
+//! secrets (a random id, a capability per node, a key per pair of nodes), starts the run on
+//! every node, tells the commander to give its order, opens the rounds, collects each node's
+//! decision and message counts, and hands them to the checker. It decides nothing itself:
+//! every decision comes from a node, reached only through XML-RPC messages between nodes.
+//!
+//! Every call it makes is idempotent for its run (a start, an order or a round asked again is
+//! answered as the first time), so the one retry [`Peers`] makes of a call that failed on a
+//! reused connection before any answer cannot do anything twice.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dxr::Value;
 
-use crate::agreement::checker::{self, Facts, Faulty, Report};
-use crate::agreement::reply::{Decided, NodeInfo, RoundDone, SmStarted};
-use crate::agreement::{om, sm};
+use crate::agreement::auth::Credentials;
+use crate::agreement::checker::{self, Facts, Faulty, Late, Report, Undelivered};
+use crate::agreement::engine::START_GRACE;
+use crate::agreement::om;
+use crate::agreement::reply::{Decided, NodeInfo, RoundDone};
 use crate::cluster::Cluster;
-use crate::peer::{NodeCallError, Peers};
+use crate::peer::{NodeCallError, PeerError, Peers};
 use crate::protocol::ext;
 
-/// Which algorithm (`client explore --protocol om|sm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
-    /// Oral messages, OM(m): needs n >= 3m + 1.
-    Om,
-    /// Signed messages, SM(m): needs n >= m + 2.
-    Sm,
-}
-
-impl Protocol {
-    /// `om` / `sm`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Om => "om",
-            Protocol::Sm => "sm",
-        }
-    }
-
-    /// The fewest nodes that tolerate `m` traitors.
-    pub fn min_nodes(self, m: usize) -> usize {
-        match self {
-            Protocol::Om => 3 * m + 1,
-            Protocol::Sm => m + 2,
-        }
-    }
-
-    fn method(self, om: &'static str, sm: &'static str) -> &'static str {
-        match self {
-            Protocol::Om => om,
-            Protocol::Sm => sm,
-        }
-    }
-}
+pub use crate::agreement::Protocol;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -63,7 +38,7 @@ pub struct RunOptions {
     /// Every node taking part, commander included.
     pub nodes: Vec<String>,
     /// How long a round may take: a round ends when every participant has answered or this
-    /// has passed. A loyal node slower than this makes the run void.
+    /// has passed. A node slower than this is faulty for the run.
     pub round_timeout: Duration,
     /// Seed of the run; random behaviours draw from it.
     pub seed: u64,
@@ -81,18 +56,6 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
 /// Default of `client --round-timeout-ms`: generous, because a round ends as soon as every
 /// node has answered; only a crashed or delayed node makes a run wait this long.
 pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
-
-impl Protocol {
-    /// Messages a whole run sends at most: OM's formula; SM relays each of (at most) two
-    /// values once per path, so twice that.
-    pub fn max_messages(self, n: usize, m: usize) -> u64 {
-        let om = om::total_messages(n, m);
-        match self {
-            Protocol::Om => om,
-            Protocol::Sm => om.saturating_mul(2),
-        }
-    }
-}
 
 /// Why a run was not made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,19 +159,36 @@ pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
     Ok(())
 }
 
-/// Run the protocol over the cluster and judge it. Nodes that cannot be reached are listed:
-/// before the run they count as traitors (a crash is one way to be faulty); a loyal node lost
-/// during the run makes it void.
-pub async fn drive(
-    cluster: &Cluster,
-    opts: &RunOptions,
-) -> Result<(Report, Vec<Unreachable>), DriveError> {
+/// A run driven to its end: the checker's report, the nodes the driver could not use (each
+/// with the error, for stderr), and the run's secrets (to read its traces afterwards).
+#[derive(Debug)]
+pub struct Driven {
+    /// The judged facts.
+    pub report: Report,
+    /// Nodes that could not be used, and why.
+    pub unreachable: Vec<Unreachable>,
+    /// The run's id and each node's capability.
+    pub credentials: Credentials,
+}
+
+/// Fresh secrets for a run of `opts`.
+pub fn credentials(opts: &RunOptions) -> Result<Credentials, DriveError> {
+    Credentials::new(opts.protocol.name(), &opts.nodes)
+        .map_err(|e| DriveError::Invalid(e.to_string()))
+}
+
+/// Run the protocol over the cluster and judge it. Nodes that cannot be reached, or stop
+/// doing their part, are faulty for the run (a crash is one way to be faulty); the run is
+/// judged as long as the faulty nodes are at most m, void beyond.
+pub async fn drive(cluster: &Cluster, opts: &RunOptions) -> Result<Driven, DriveError> {
+    check(opts)?;
     let peers = Peers::new(opts.rpc_timeout).map_err(|e| DriveError::Invalid(e.to_string()))?;
-    drive_with(cluster, opts, &peers).await
+    drive_with(cluster, opts, &peers, credentials(opts)?).await
 }
 
 /// [`drive`] over the connections of `pool` (the explorer runs thousands of cases over the
-/// same connections); its calls time out as `opts` says, not as `pool` does.
+/// same connections) with secrets made by the caller (the live page reads the run's traces
+/// while it goes); its calls time out as `opts` says, not as `pool` does.
 ///
 /// The phases, each a method of [`Drive`]: who is who (`node_info`), start, the order, the
 /// rounds, the decisions, then the checker's judgement of the facts gathered.
@@ -216,17 +196,18 @@ pub async fn drive_with(
     cluster: &Cluster,
     opts: &RunOptions,
     pool: &Peers,
-) -> Result<(Report, Vec<Unreachable>), DriveError> {
+    credentials: Credentials,
+) -> Result<Driven, DriveError> {
     check(opts)?;
-    let mut d = Drive::new(cluster, opts, pool);
+    let mut d = Drive::new(cluster, opts, pool, credentials);
     let live = d.who_is_who().await?;
     if d.hopeless() {
         return Ok(d.judge());
     }
-    let ready = d.start(&live).await;
-    d.order(&ready).await;
+    let mut ready = d.start(&live).await;
+    d.order(&mut ready).await;
     for r in 1..=opts.m + 1 {
-        d.round(&ready, r).await;
+        d.round(&mut ready, r).await;
     }
     d.decide(&ready).await;
     Ok(d.judge())
@@ -237,20 +218,23 @@ pub async fn drive_with(
 struct Drive<'a> {
     cluster: &'a Cluster,
     opts: &'a RunOptions,
+    secrets: Credentials,
     /// Calls outside the rounds, within `opts.rpc_timeout`.
     peers: Peers,
     /// A round's calls end when the round does: answered, or its timeout passed.
     round_peers: Peers,
+    /// Every node's SM public key, as its `node_info` gave it.
+    public_keys: BTreeMap<String, String>,
     facts: Facts,
     unreachable: Vec<Unreachable>,
 }
 
 impl<'a> Drive<'a> {
-    fn new(cluster: &'a Cluster, opts: &'a RunOptions, pool: &Peers) -> Self {
+    fn new(cluster: &'a Cluster, opts: &'a RunOptions, pool: &Peers, secrets: Credentials) -> Self {
         let p = opts.protocol;
         let facts = Facts {
             protocol: p.name().to_string(),
-            run: format!("{}-{}", p.name(), opts.seed),
+            run: p.label(opts.seed),
             seed: opts.seed,
             n: opts.nodes.len(),
             m: opts.m,
@@ -266,20 +250,35 @@ impl<'a> Drive<'a> {
             },
             rejected: 0,
             forged: 0,
+            unauthenticated: 0,
+            undelivered: Vec::new(),
+            late: Vec::new(),
             void_reasons: Vec::new(),
         };
         Drive {
             cluster,
             opts,
+            secrets,
             peers: pool.with_timeout(opts.rpc_timeout),
             round_peers: pool.with_timeout(opts.round_timeout),
+            public_keys: BTreeMap::new(),
             facts,
             unreachable: Vec::new(),
         }
     }
 
+    /// `[run, capability]`, then `more`: a driver's call for `node`.
+    fn driven(&self, node: &str, more: &[Value]) -> Vec<Value> {
+        let mut args = vec![
+            Value::String(self.secrets.run.clone()),
+            Value::String(self.secrets.capability(node).to_string()),
+        ];
+        args.extend_from_slice(more);
+        args
+    }
+
     /// `node_info` on every node: a declared traitor's behaviour decides who counts as loyal;
-    /// a node that does not answer counts as a traitor. Returns the nodes that answered. A node
+    /// a node that does not answer counts as faulty. Returns the nodes that answered. A node
     /// without the extension refuses the whole run: it is no participant at all.
     async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
         let opts = self.opts;
@@ -288,7 +287,7 @@ impl<'a> Drive<'a> {
             &self.peers,
             &opts.nodes,
             ext::NODE_INFO,
-            vec![],
+            |_| Vec::new(),
         )
         .await;
         let mut live = Vec::new();
@@ -299,159 +298,177 @@ impl<'a> Drive<'a> {
                         let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
                         self.facts.count_traitor(&node, why);
                     }
+                    self.public_keys.insert(node.clone(), info.public_key);
                     live.push(node);
                 }
                 Err(error) if error.is_unsupported_method() => {
                     let error = error.to_string();
                     return Err(DriveError::NotAgreement { node, url, error });
                 }
-                Err(error) => self.lost(Unreachable { node, url, error }),
+                Err(error) => self.lost(Unreachable { node, url, error }, Faulty::Unreachable),
             }
         }
         Ok(live)
     }
 
-    /// More than `m` traitors once the unreachable nodes count as traitors: no run can show
-    /// anything, so none is started (the run is void).
-    fn hopeless(&mut self) -> bool {
-        let opts = self.opts;
-        if self.unreachable.is_empty() || self.facts.traitors.len() <= opts.m {
-            return false;
-        }
-        let down: Vec<&str> = self.unreachable.iter().map(|u| u.node.as_str()).collect();
-        // In the nodes' order, as they were found out.
-        let traitors: Vec<&str> = (opts.nodes.iter())
-            .filter(|n| !self.facts.is_loyal(n))
-            .map(String::as_str)
-            .collect();
-        self.facts.void_reasons.push(format!(
-            "{} of {} nodes are traitors or unreachable ({}; unreachable: {}), more than m = {}: \
-             no run can show anything",
-            traitors.len(),
-            opts.nodes.len(),
-            traitors.join(", "),
-            down.join(", "),
-            opts.m
-        ));
-        true
+    /// More than `m` faulty nodes once the unreachable ones count: no run can show anything,
+    /// so none is started (the checker says why the run is void).
+    fn hopeless(&self) -> bool {
+        !self.facts.failed().is_empty() && self.facts.traitors.len() > self.opts.m
     }
 
-    /// `om_start` / `sm_start` on every live node; returns the nodes that started. A loyal
-    /// node that cannot start makes the run void.
-    async fn start(&mut self, live: &[String]) -> Vec<String> {
+    /// The arguments of `node`'s `*_start`.
+    fn start_args(&self, node: &str) -> Vec<Value> {
         let opts = self.opts;
-        let start = vec![
-            Value::String(self.facts.run.clone()),
+        let strings = |m: BTreeMap<String, String>| {
+            Value::Struct(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+        };
+        let mut args = vec![
+            Value::String(self.secrets.run.clone()),
             Value::String(opts.commander.clone()),
             Value::Array(opts.nodes.iter().cloned().map(Value::String).collect()),
             Value::Integer(opts.m as i32),
             Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
             Value::String(opts.seed.to_string()),
+            Value::String(self.secrets.capability(node).to_string()),
+            strings(self.secrets.keys_of(node)),
         ];
-        let (cluster, peers) = (self.cluster, &self.peers);
-        let started = match opts.protocol {
-            Protocol::Om => done(each(cluster, peers, live, ext::OM_START, start).await),
-            Protocol::Sm => start_sm(cluster, peers, live, &opts.commander, start).await,
-        };
+        if opts.protocol == Protocol::Sm {
+            args.push(strings(self.public_keys.clone()));
+        }
+        args
+    }
+
+    /// `om_start` / `sm_start` on every live node, the loyal ones first (no traitor learns the
+    /// run's id before every loyal node holds the run, so none can take its id first); returns
+    /// the nodes that started. A start refused because the node's table is full of runs is
+    /// asked again until the table's grace for undriven runs has passed: a flood of starts
+    /// nobody drives delays a run, it does not void it. A node that cannot start is faulty.
+    async fn start(&mut self, live: &[String]) -> Vec<String> {
+        let method = self.opts.protocol.method(ext::OM_START, ext::SM_START);
+        let (loyal, traitors): (Vec<String>, Vec<String>) =
+            live.iter().cloned().partition(|n| self.facts.is_loyal(n));
+        let deadline = Instant::now() + START_GRACE + Duration::from_secs(1);
         let mut ready = Vec::new();
-        for (node, url, result) in started {
-            match result {
-                Ok(()) => ready.push(node),
-                Err(error) => {
-                    if self.facts.is_loyal(&node) {
-                        self.facts
-                            .void_reasons
-                            .push(format!("{node} (loyal) could not start the run: {error}"));
+        for group in [loyal, traitors] {
+            let mut todo = group;
+            while !todo.is_empty() {
+                let results = each(self.cluster, &self.peers, &todo, method, |n| {
+                    self.start_args(n)
+                })
+                .await;
+                let mut again = Vec::new();
+                for (node, url, result) in results {
+                    match result {
+                        Ok(_) => ready.push(node),
+                        Err(e) if is_full(&e) && Instant::now() < deadline => again.push(node),
+                        Err(error) => self.lost(
+                            Unreachable { node, url, error },
+                            Faulty::Failed("did not start the run".into()),
+                        ),
                     }
-                    self.lost(Unreachable { node, url, error });
                 }
+                if !again.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                todo = again;
             }
         }
+        // In the nodes' order, as the rounds call them.
+        ready.sort_by_key(|n| self.opts.nodes.iter().position(|x| x == n));
         ready
     }
 
-    /// The commander's order, if it started. A commander that does not take it is reported
-    /// (and makes the run void if loyal); it still takes part in the rounds.
-    async fn order(&mut self, ready: &[String]) {
+    /// The commander's order, if it started. A commander that does not take it is faulty
+    /// (and takes no further part).
+    async fn order(&mut self, ready: &mut Vec<String>) {
         let opts = self.opts;
         if !ready.contains(&opts.commander) {
             return;
         }
-        let args = [
-            Value::String(self.facts.run.clone()),
-            Value::String(opts.order.clone()),
-        ];
         let method = opts.protocol.method(ext::OM_ORDER, ext::SM_ORDER);
+        let args = self.driven(&opts.commander, &[Value::String(opts.order.clone())]);
         let (cluster, commander) = (self.cluster, &opts.commander);
-        if let Err(error) = call(cluster, &self.peers, commander, method, &args).await {
-            if self.facts.is_loyal(commander) {
-                self.facts.void_reasons.push(format!(
-                    "the commander {commander} (loyal) did not take its order: {error}"
-                ));
-            }
-            self.unreachable.push(Unreachable {
-                node: commander.clone(),
-                url: cluster.url_of(commander).unwrap_or_default(),
-                error,
-            });
+        if let Err(error) = self
+            .peers
+            .call_node(cluster, commander, method, &args)
+            .await
+        {
+            let url = cluster.url_of(commander).unwrap_or_default();
+            let node = commander.clone();
+            ready.retain(|n| *n != node);
+            self.lost(
+                Unreachable { node, url, error },
+                Faulty::Failed("did not take its order".into()),
+            );
         }
     }
 
-    /// Round `r` on every started node at once, within the round timeout. A loyal node that
-    /// does not finish it, or cannot deliver its messages to a loyal node, makes the run void;
-    /// messages that did not reach a traitor do not matter.
-    async fn round(&mut self, ready: &[String], r: usize) {
+    /// Round `r` on every started node at once, within the round timeout. A node that does
+    /// not finish it in time is faulty for the run and takes no further part; what a node
+    /// could not deliver is kept, and judged at the end with the final set of faulty nodes.
+    async fn round(&mut self, ready: &mut Vec<String>, r: usize) {
         let round_ms = self.opts.round_timeout.as_millis();
         let method = self.opts.protocol.method(ext::OM_ROUND, ext::SM_ROUND);
-        let args = vec![
-            Value::String(self.facts.run.clone()),
-            Value::Integer(r as i32),
-        ];
-        for (node, _url, result) in each(self.cluster, &self.round_peers, ready, method, args).await
-        {
-            if !self.facts.is_loyal(&node) {
-                continue;
-            }
-            let reason = match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
+        let answers = each(self.cluster, &self.round_peers, ready, method, |n| {
+            self.driven(n, &[Value::Integer(r as i32)])
+        })
+        .await;
+        for (node, url, result) in answers {
+            let failure = match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
                 Ok(Ok(done)) => {
-                    let lost: Vec<String> = (done.failed_to.iter())
-                        .filter(|(to, _)| self.facts.is_loyal(to))
-                        .map(|(to, n)| format!("{n} to {to}"))
-                        .collect();
-                    if lost.is_empty() {
-                        continue;
+                    for (to, &count) in &done.failed_to {
+                        self.facts.undelivered.push(Undelivered {
+                            round: r,
+                            from: node.clone(),
+                            to: to.clone(),
+                            count,
+                        });
                     }
-                    format!(
-                        "{node} (loyal) could not deliver messages of round {r} to loyal nodes: {}",
-                        lost.join(", ")
-                    )
+                    continue;
                 }
-                Ok(Err(other)) => format!("{node} (loyal) answered round {r} with {other:?}"),
-                Err(error) => {
-                    format!("{node} (loyal) did not finish round {r} within {round_ms} ms: {error}")
-                }
+                Ok(Err(other)) => NodeCallError::Answer {
+                    node: node.clone(),
+                    method: method.to_string(),
+                    message: format!("{other:?}"),
+                },
+                Err(error) => error,
             };
-            self.facts.void_reasons.push(reason);
+            let why = match &failure {
+                NodeCallError::Call {
+                    source: PeerError::Timeout(_),
+                    ..
+                } => format!("silent in round {r} (no answer within {round_ms} ms)"),
+                _ => format!("failed round {r}"),
+            };
+            ready.retain(|n| *n != node);
+            self.lost(
+                Unreachable {
+                    node,
+                    url,
+                    error: failure,
+                },
+                Faulty::Failed(why),
+            );
         }
     }
 
     /// `om_decide` / `sm_decide` on every started node: the lieutenants' decisions and every
-    /// node's counts. A loyal node lost here, answering without a decision, or whose messages
-    /// arrived late anywhere makes the run void.
+    /// node's counts. A node lost here is faulty; a loyal node answering without a decision
+    /// makes the run void.
     async fn decide(&mut self, ready: &[String]) {
         let method = self.opts.protocol.method(ext::OM_DECIDE, ext::SM_DECIDE);
-        let args = vec![Value::String(self.facts.run.clone())];
-        for (node, url, result) in each(self.cluster, &self.peers, ready, method, args).await {
+        let answers = each(self.cluster, &self.peers, ready, method, |n| {
+            self.driven(n, &[])
+        })
+        .await;
+        for (node, url, result) in answers {
             match read(&node, method, result, Decided::from_value) {
                 Ok(decided) => self.decided(node, decided),
-                Err(error) => {
-                    if self.facts.is_loyal(&node) {
-                        self.facts
-                            .void_reasons
-                            .push(format!("{node} (loyal) was lost before deciding: {error}"));
-                    }
-                    self.lost(Unreachable { node, url, error });
-                }
+                Err(error) => self.lost(
+                    Unreachable { node, url, error },
+                    Faulty::Failed("lost before deciding".into()),
+                ),
             }
         }
     }
@@ -464,12 +481,13 @@ impl<'a> Drive<'a> {
         }
         facts.rejected += d.rejected.unwrap_or(0);
         facts.forged += d.forged.unwrap_or(0);
-        for (sender, &n) in &d.late {
-            if n > 0 && facts.is_loyal(sender) {
-                facts.void_reasons.push(format!(
-                    "{n} message(s) of {sender} (loyal) arrived at {node} after their round had closed"
-                ));
-            }
+        facts.unauthenticated += d.unauthenticated.unwrap_or(0);
+        for (sender, &count) in &d.late {
+            facts.late.push(Late {
+                at: node.clone(),
+                from: sender.clone(),
+                count,
+            });
         }
         if node == facts.commander {
             return;
@@ -488,66 +506,28 @@ impl<'a> Drive<'a> {
         }
     }
 
-    /// A node the run could not use: it counts as a traitor (its messages are missing) and is
-    /// reported.
-    fn lost(&mut self, u: Unreachable) {
-        self.facts.count_traitor(&u.node, Faulty::Unreachable);
+    /// A node the run could not use: faulty for the run (`why`), and reported.
+    fn lost(&mut self, u: Unreachable, why: Faulty) {
+        self.facts.count_traitor(&u.node, why);
         self.unreachable.push(u);
     }
 
-    /// The checker's judgement of what was gathered, and the nodes that could not be used.
-    fn judge(self) -> (Report, Vec<Unreachable>) {
-        (checker::report(self.facts), self.unreachable)
+    /// The checker's judgement of what was gathered, the nodes that could not be used and the
+    /// run's secrets.
+    fn judge(self) -> Driven {
+        Driven {
+            report: checker::report(self.facts),
+            unreachable: self.unreachable,
+            credentials: self.secrets,
+        }
     }
 }
 
-/// `sm_start` on the commander first: it makes the run's nonce and answers it; then on every
-/// lieutenant at once, with that nonce as a 7th argument. A commander that did not start (or
-/// answered no nonce) is lost like any node that cannot start; the lieutenants then get a
-/// nonce of the driver's, so the run goes on as one whose commander crashed.
-async fn start_sm(
-    cluster: &Cluster,
-    peers: &Peers,
-    live: &[String],
-    commander: &str,
-    start: Vec<Value>,
-) -> Vec<(String, String, Result<(), NodeCallError>)> {
-    let mut nonce = None;
-    let mut first = None;
-    if live.iter().any(|n| n == commander) {
-        let url = cluster.url_of(commander).unwrap_or_default();
-        let answer = call(cluster, peers, commander, ext::SM_START, &start).await;
-        let started = read(commander, ext::SM_START, answer, SmStarted::from_value);
-        let result = match started {
-            Ok(started) => match started.nonce {
-                Some(n) if sm::check_nonce(&n).is_ok() => {
-                    nonce = Some(n);
-                    Ok(())
-                }
-                other => Err(NodeCallError::Answer {
-                    node: commander.to_string(),
-                    method: ext::SM_START.to_string(),
-                    message: format!(
-                        "no valid nonce ({other:?}); is it a node from before run nonces?"
-                    ),
-                }),
-            },
-            Err(e) => Err(e),
-        };
-        first = Some((commander.to_string(), url, result));
-    }
-    let nonce = nonce.unwrap_or_else(|| {
-        sm::new_nonce().unwrap_or_else(|_| sm::encode(&random_seed().to_le_bytes().repeat(2)))
-    });
-    let mut args = start;
-    args.push(Value::String(nonce));
-    let lieutenants: Vec<String> = live.iter().filter(|n| *n != commander).cloned().collect();
-    let mut out = done(each(cluster, peers, &lieutenants, ext::SM_START, args).await);
-    if let Some(c) = first {
-        let at = live.iter().position(|n| n == commander).unwrap_or(0);
-        out.insert(at.min(out.len()), c);
-    }
-    out
+/// A start refused because the node's run table is full of runs (it may have room in a few
+/// seconds, when undriven runs count as abandoned).
+fn is_full(e: &NodeCallError) -> bool {
+    matches!(e, NodeCallError::Call { source: PeerError::Fault(f), .. }
+        if f.string().contains(ext::RUNS_FULL))
 }
 
 /// What `node` answered to `method`, read by `from` (a `from_value` of [`crate::agreement::reply`]); an
@@ -566,30 +546,22 @@ fn read<T>(
     })
 }
 
-/// Which calls of [`each`] were answered, whatever the answer.
-fn done(
-    results: Vec<(String, String, Result<Value, NodeCallError>)>,
-) -> Vec<(String, String, Result<(), NodeCallError>)> {
-    (results.into_iter())
-        .map(|(node, url, r)| (node, url, r.map(|_| ())))
-        .collect()
-}
-
-/// Call `method(args)` on every node concurrently: (node, url, result) in the nodes' order.
+/// Call `method(args(node))` on every node concurrently: (node, url, result) in the nodes'
+/// order.
 pub async fn each(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],
     method: &'static str,
-    args: Vec<Value>,
+    args: impl Fn(&str) -> Vec<Value>,
 ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, node) in nodes.iter().enumerate() {
         let (cluster, peers, node, args) =
-            (cluster.clone(), peers.clone(), node.clone(), args.clone());
+            (cluster.clone(), peers.clone(), node.clone(), args(node));
         tasks.spawn(async move {
             let url = cluster.url_of(&node).unwrap_or_default();
-            let result = call(&cluster, &peers, &node, method, &args).await;
+            let result = peers.call_node(&cluster, &node, method, &args).await;
             (i, node, url, result)
         });
     }
@@ -601,16 +573,6 @@ pub async fn each(
     }
     out.sort_by_key(|r| r.0);
     out.into_iter().map(|(_, n, u, r)| (n, u, r)).collect()
-}
-
-async fn call(
-    cluster: &Cluster,
-    peers: &Peers,
-    node: &str,
-    method: &str,
-    args: &[Value],
-) -> Result<Value, NodeCallError> {
-    peers.call_node(cluster, node, method, args).await
 }
 
 /// A fresh random seed.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::driver::{self, DriveError, Protocol, RunOptions};
+use super::driver::{self, DriveError, Driven, Protocol, RunOptions};
 use crate::agreement::checker::Report;
 use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
@@ -233,6 +233,11 @@ impl Lab {
 
     /// Run `case`: its traitors take their behaviours, every other node is honest.
     async fn run(&self, e: &Explore, case: &Case) -> Result<Report, String> {
+        self.run_with_secrets(e, case).await.map(|d| d.report)
+    }
+
+    /// [`Lab::run`], keeping the run's secrets (to read its traces).
+    async fn run_with_secrets(&self, e: &Explore, case: &Case) -> Result<Driven, String> {
         for (name, engine) in &self.engines {
             let b = case
                 .traitors
@@ -255,10 +260,10 @@ impl Lab {
             rpc_timeout: CALL_TIMEOUT,
             max_messages: driver::DEFAULT_MAX_MESSAGES,
         };
-        match driver::drive_with(&self.cluster, &opts, &self.peers).await {
-            Ok((outcome, _)) => Ok(outcome),
-            Err(err) => Err(err.to_string()),
-        }
+        let secrets = driver::credentials(&opts).map_err(|e| e.to_string())?;
+        driver::drive_with(&self.cluster, &opts, &self.peers, secrets)
+            .await
+            .map_err(|err| err.to_string())
     }
 
     async fn stop(mut self) {
@@ -387,18 +392,27 @@ pub async fn run_cases(
 pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>), DriveError> {
     let lab = Lab::start(e.n, true).await.map_err(DriveError::Invalid)?;
     let since_us = crate::trace::now_us();
-    let outcome = lab.run(e, case).await;
+    let outcome = lab.run_with_secrets(e, case).await;
     let events = match &outcome {
-        Ok(report) => {
+        Ok(driven) => {
             let nodes = names(e.n);
-            let (events, _) =
-                crate::trace::gather(&lab.cluster, &lab.peers, &nodes, &report.run, since_us).await;
+            let secrets = &driven.credentials;
+            let capability = |node: &str| secrets.capability(node).to_string();
+            let (events, _) = crate::trace::gather(
+                &lab.cluster,
+                &lab.peers,
+                &nodes,
+                &secrets.run,
+                &capability,
+                since_us,
+            )
+            .await;
             events
         }
         Err(_) => Vec::new(),
     };
     lab.stop().await;
-    Ok((outcome.map_err(DriveError::Invalid)?, events))
+    Ok((outcome.map_err(DriveError::Invalid)?.report, events))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use dxr::Value;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::agreement::auth::Credentials;
 use crate::agreement::checker::Report;
 use crate::agreement::reply::NodeInfo;
 use crate::behaviour::{ATTACK, RETREAT};
@@ -275,7 +276,7 @@ pub async fn nodes_view(
     peers: &Peers,
     nodes: &[String],
 ) -> Vec<serde_json::Value> {
-    let answers = driver::each(cluster, peers, nodes, ext::NODE_INFO, vec![]).await;
+    let answers = driver::each(cluster, peers, nodes, ext::NODE_INFO, |_| Vec::new()).await;
     answers
         .into_iter()
         .map(|(node, url, answer)| {
@@ -457,10 +458,14 @@ async fn run_agreement(
         rpc_timeout: bench.rpc_timeout,
         ..opts
     };
-    let run = req.run_id();
+    let secrets = match driver::check(&opts).and_then(|()| driver::credentials(&opts)) {
+        Ok(s) => s,
+        Err(e) => return send_error(tx, refused(&e)).await,
+    };
     let since_us = trace::now_us();
-    let cluster = bench.cluster.clone();
-    let driving = tokio::spawn(async move { driver::drive(&cluster, &opts).await });
+    let (cluster, pool, given) = (bench.cluster.clone(), peers.clone(), secrets.clone());
+    let driving =
+        tokio::spawn(async move { driver::drive_with(&cluster, &opts, &pool, given).await });
     let mut seen = Seen::default();
     // A call may still be recorded this long after it started: the round's or call's timeout.
     let window_us =
@@ -471,17 +476,17 @@ async fn run_agreement(
             continue;
         }
         let from = trace::now_us().saturating_sub(window_us).max(since_us);
-        let (events, _) = gather(bench, peers, &run, from).await;
+        let (events, _) = gather(bench, peers, &secrets, from).await;
         seen.hand_on(events, tx).await;
     }
     let outcome = driving.await;
     if tx.is_closed() {
         return; // nobody reads: the run is over, nothing more to gather or draw
     }
-    let (events, _) = gather(bench, peers, &run, since_us).await;
+    let (events, _) = gather(bench, peers, &secrets, since_us).await;
     seen.hand_on(events.clone(), tx).await;
     let report: Report = match outcome {
-        Ok(Ok((report, _))) => report,
+        Ok(Ok(driven)) => driven.report,
         Ok(Err(e)) => return send_error(tx, refused(&e)).await,
         Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
     };
@@ -506,13 +511,21 @@ fn refused(e: &DriveError) -> String {
     format!("the run was refused: {e}")
 }
 
-/// The calls of `run` started at or after `since_us`, from every node at once.
-async fn gather(bench: &Bench, peers: &Peers, run: &str, since_us: u64) -> (Vec<Event>, usize) {
-    let args = vec![
-        Value::String(run.to_string()),
-        Value::String(since_us.to_string()),
-    ];
-    let answers = driver::each(&bench.cluster, peers, &bench.nodes, ext::TRACE_EVENTS, args).await;
+/// The calls of the run of `secrets` started at or after `since_us`, from every node at once.
+async fn gather(
+    bench: &Bench,
+    peers: &Peers,
+    secrets: &Credentials,
+    since_us: u64,
+) -> (Vec<Event>, usize) {
+    let answers = driver::each(
+        &bench.cluster,
+        peers,
+        &bench.nodes,
+        ext::TRACE_EVENTS,
+        |n| trace::request(&secrets.run, secrets.capability(n), since_us),
+    )
+    .await;
     let mut events = Vec::new();
     let mut failed = 0;
     for (_, _, answer) in answers {

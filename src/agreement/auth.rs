@@ -1,0 +1,406 @@
+//! Who may drive a run and who sent a message: the secrets of one agreement run, without I/O.
+//!
+//! Three promises of the project rest on this file. A run's id is 128 random bits chosen by
+//! its driver ([`new_run_id`]), so nobody else can name it before it starts and two drivers
+//! never collide. Each node gets its own *capability* for the run at `*_start`
+//! ([`Credentials`]); `*_order`, `*_round`, `*_decide` and `trace_events` must present it, so a
+//! caller without it (an outsider, another node, a traitor) cannot advance, end or read a run.
+//! And every node-to-node message carries a MAC ([`mac`]) made with a key only its sender and
+//! receiver hold (one key per pair of nodes, handed out by the driver at `*_start`): the
+//! receiver knows who sent it, which OM(m) assumes ("A2: the receiver of a message knows who
+//! sent it") and plain HTTP cannot give. A traitor can still lie about values and about what it
+//! heard; it cannot speak for another node.
+//!
+//! Formats (docs/protocol-extensions.md, "Security model"): capabilities and keys are
+//! [`SECRET_BYTES`] random bytes in standard base64 with padding; a MAC is the first
+//! [`MAC_BYTES`] bytes of HMAC-SHA256 over the netstrings of [`mac_bytes`], in base64.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Random bytes of a capability and of a pair key.
+pub const SECRET_BYTES: usize = 32;
+/// Bytes of HMAC-SHA256 a message carries (its first half: 128 bits, as RFC 2104 allows).
+pub const MAC_BYTES: usize = 16;
+/// Random bytes in a run id (after its `om-` / `sm-` prefix, as lowercase hex).
+pub const RUN_ID_BYTES: usize = 16;
+/// The first netstring of every MAC'd message: names this format, so a MAC of another use of
+/// the same key can never pass for one.
+pub const MAC_TAG: &str = "generals-mac/1";
+
+/// `bytes` random bytes from the operating system.
+fn random(bytes: usize) -> Result<Vec<u8>, AuthError> {
+    let mut out = vec![0u8; bytes];
+    getrandom::fill(&mut out).map_err(|e| AuthError::NoRandomness(e.to_string()))?;
+    Ok(out)
+}
+
+/// Why the secrets of a run could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The operating system gave no random bytes.
+    #[error("no randomness from the operating system: {0}")]
+    NoRandomness(String),
+    /// A capability or key is not base64 of [`SECRET_BYTES`] bytes.
+    #[error("{what} must be {SECRET_BYTES} bytes in base64 (44 characters)")]
+    Malformed {
+        /// What was read (`capability`, `the key for Q`).
+        what: String,
+    },
+}
+
+/// A fresh run id: `PROTOCOL-` and [`RUN_ID_BYTES`] random bytes in lowercase hex, e.g.
+/// `om-3f9c...` (35 characters for OM). The seed of a run never enters its id.
+pub fn new_run_id(protocol: &str) -> Result<String, AuthError> {
+    let raw = random(RUN_ID_BYTES)?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{protocol}-{hex}"))
+}
+
+/// A fresh secret (capability or pair key) as it travels: base64 of [`SECRET_BYTES`] bytes.
+pub fn new_secret() -> Result<String, AuthError> {
+    Ok(encode(&random(SECRET_BYTES)?))
+}
+
+fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A secret received from a caller: base64 of exactly [`SECRET_BYTES`] bytes.
+pub fn decode_secret(text: &str, what: &str) -> Result<[u8; SECRET_BYTES], AuthError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|raw| <[u8; SECRET_BYTES]>::try_from(raw).ok())
+        .ok_or_else(|| AuthError::Malformed {
+            what: what.to_string(),
+        })
+}
+
+/// Equal, in time that depends on the length only: a caller timing our answers learns nothing
+/// about how much of a capability it guessed.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// The bytes a message's MAC covers: netstrings (`LEN:BYTES,`) of [`MAC_TAG`], the method
+/// (`om_message` / `sm_message`), the run, the receiver, the value, the number of path names,
+/// each name of the path (commander first, the sender last), then each signature (SM). Every
+/// field carries its length and the path its count, so no two different messages give the
+/// same bytes; the sender is the path's last name, so the key it is checked with (the pair of
+/// sender and receiver) is fixed by the message itself.
+pub fn mac_bytes(
+    method: &str,
+    run: &str,
+    to: &str,
+    path: &[String],
+    value: &str,
+    sigs: &[String],
+) -> Vec<u8> {
+    let count = path.len().to_string();
+    let mut out = Vec::with_capacity(64 + run.len() + value.len() + 8 * path.len());
+    let fixed = [MAC_TAG, method, run, to, value, &count];
+    for part in fixed
+        .into_iter()
+        .chain(path.iter().map(String::as_str))
+        .chain(sigs.iter().map(String::as_str))
+    {
+        out.extend_from_slice(part.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(part.as_bytes());
+        out.push(b',');
+    }
+    out
+}
+
+fn hmac(key: &[u8; SECRET_BYTES], bytes: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length; this cannot fail.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(bytes);
+    m
+}
+
+/// The MAC of a message (see [`mac_bytes`]) under the key its sender shares with `to`.
+pub fn mac(
+    key: &[u8; SECRET_BYTES],
+    method: &str,
+    run: &str,
+    to: &str,
+    path: &[String],
+    value: &str,
+    sigs: &[String],
+) -> String {
+    let tag = hmac(key, &mac_bytes(method, run, to, path, value, sigs)).finalize();
+    encode(&tag.into_bytes()[..MAC_BYTES])
+}
+
+/// Whether `given` is the MAC of the message under `key` (checked in constant time).
+#[allow(clippy::too_many_arguments)]
+pub fn verify(
+    key: &[u8; SECRET_BYTES],
+    method: &str,
+    run: &str,
+    to: &str,
+    path: &[String],
+    value: &str,
+    sigs: &[String],
+    given: &str,
+) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given) else {
+        return false;
+    };
+    raw.len() == MAC_BYTES
+        && hmac(key, &mac_bytes(method, run, to, path, value, sigs))
+            .verify_truncated_left(&raw)
+            .is_ok()
+}
+
+/// What a driver makes for one run before starting it: the id, one capability per node and
+/// one key per pair of nodes. Only the driver holds all of it; each node gets its own share
+/// ([`Credentials::capability`], [`Credentials::keys_of`]) in its `*_start`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The run's id.
+    pub run: String,
+    capabilities: BTreeMap<String, String>,
+    /// Key of each unordered pair, by (smaller name, larger name).
+    keys: BTreeMap<(String, String), String>,
+}
+
+impl Credentials {
+    /// Fresh secrets for a run of `protocol` (`om` / `sm`) among `nodes`.
+    pub fn new(protocol: &str, nodes: &[String]) -> Result<Self, AuthError> {
+        let mut capabilities = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        for (i, a) in nodes.iter().enumerate() {
+            capabilities.insert(a.clone(), new_secret()?);
+            for b in &nodes[i + 1..] {
+                keys.insert(pair(a, b), new_secret()?);
+            }
+        }
+        Ok(Credentials {
+            run: new_run_id(protocol)?,
+            capabilities,
+            keys,
+        })
+    }
+
+    /// Node `node`'s capability (empty for a node not in the run).
+    pub fn capability(&self, node: &str) -> &str {
+        self.capabilities.get(node).map_or("", String::as_str)
+    }
+
+    /// The keys `node` shares with every other participant, by the other's name: the `keys`
+    /// argument of its `*_start`.
+    pub fn keys_of(&self, node: &str) -> BTreeMap<String, String> {
+        self.keys
+            .iter()
+            .filter_map(|((a, b), key)| match (a == node, b == node) {
+                (true, _) => Some((b.clone(), key.clone())),
+                (_, true) => Some((a.clone(), key.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn mac_bytes_are_netstrings_and_the_vector_holds() {
+        let path = names(&["P", "Q"]);
+        let bytes = mac_bytes("om_message", "om-1", "R", &path, "attack", &[]);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "14:generals-mac/1,10:om_message,4:om-1,1:R,6:attack,1:2,1:P,1:Q,"
+        );
+        // The test vector of docs/protocol-extensions.md: key = 32 bytes 0x01.
+        let key = [1u8; SECRET_BYTES];
+        let tag = mac(&key, "om_message", "om-1", "R", &path, "attack", &[]);
+        assert_eq!(tag, "EFN5WPFHrrOBbcUVV9VTdg==");
+        assert_eq!(tag.len(), 24);
+        assert!(verify(
+            &key,
+            "om_message",
+            "om-1",
+            "R",
+            &path,
+            "attack",
+            &[],
+            &tag
+        ));
+    }
+
+    #[test]
+    fn any_change_breaks_the_mac() {
+        let key = [7u8; SECRET_BYTES];
+        let path = names(&["P", "Q"]);
+        let sigs = names(&["s1", "s2"]);
+        let good = mac(&key, "sm_message", "sm-1", "R", &path, "attack", &sigs);
+        let check = |k: &[u8; 32], m, run, to, p: &[String], v, s: &[String], t: &str| {
+            verify(k, m, run, to, p, v, s, t)
+        };
+        assert!(check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            &good
+        ));
+        let other = [8u8; SECRET_BYTES];
+        assert!(!check(
+            &other,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "om_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-2",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "S",
+            &path,
+            "attack",
+            &sigs,
+            &good
+        ));
+        let longer = names(&["P", "Q", "S"]);
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &longer,
+            "attack",
+            &sigs,
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "retreat",
+            &sigs,
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs[..1],
+            &good
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            "junk"
+        ));
+        assert!(!check(
+            &key,
+            "sm_message",
+            "sm-1",
+            "R",
+            &path,
+            "attack",
+            &sigs,
+            ""
+        ));
+        // A field moved across a boundary gives other bytes.
+        assert_ne!(
+            mac_bytes("m", "ab", "c", &[], "v", &[]),
+            mac_bytes("m", "a", "bc", &[], "v", &[])
+        );
+    }
+
+    #[test]
+    fn credentials_give_each_node_its_own_share() {
+        let nodes = names(&["P", "Q", "R"]);
+        let c = Credentials::new("om", &nodes).unwrap();
+        assert!(c.run.starts_with("om-"));
+        assert_eq!(c.run.len(), 3 + 2 * RUN_ID_BYTES);
+        let again = Credentials::new("om", &nodes).unwrap();
+        assert_ne!(c.run, again.run, "ids are random");
+        for n in &nodes {
+            assert_eq!(
+                decode_secret(c.capability(n), "capability").unwrap().len(),
+                32
+            );
+        }
+        assert_ne!(c.capability("P"), c.capability("Q"));
+        assert_eq!(c.capability("X"), "");
+        let (p, q) = (c.keys_of("P"), c.keys_of("Q"));
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["Q", "R"]);
+        assert_eq!(q.keys().collect::<Vec<_>>(), ["P", "R"]);
+        assert_eq!(p["Q"], q["P"], "a pair shares one key");
+        assert_ne!(p["Q"], p["R"]);
+    }
+
+    #[test]
+    fn secrets_are_read_strictly_and_compared_whole() {
+        assert!(decode_secret(&encode(&[0u8; 32]), "capability").is_ok());
+        for bad in ["", "abc", &encode(&[0u8; 31]), &encode(&[0u8; 33])] {
+            assert_eq!(
+                decode_secret(bad, "capability").unwrap_err().to_string(),
+                "capability must be 32 bytes in base64 (44 characters)"
+            );
+        }
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+    }
+}
