@@ -368,7 +368,7 @@ fn concurrent_sm_starts_stay_within_the_key_fetch_limit() {
             .unwrap_or_else(|e| panic!("start {i}: {e:?}"));
         assert_eq!(member(&answer, "keys"), &int(2), "start {i}: {answer:?}");
     }
-    let limit = generals::agreement::engine::MAX_KEY_FETCHES_IN_FLIGHT;
+    let limit = 4;
     let most = fake.most.load(Ordering::SeqCst);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 100);
     assert!(
