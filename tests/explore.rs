@@ -566,58 +566,34 @@ async fn behaviours_change_between_runs_not_within() {
         rpc_timeout: Duration::from_secs(5),
         max_messages: driver::DEFAULT_MAX_MESSAGES,
     };
-    let (outcome, _) = driver::drive_with(&cluster, &opts, &peers).await.unwrap();
+    let outcome = driver::drive(&cluster, &opts).await.unwrap().report;
     assert_eq!(outcome.traitors, ["S"]);
     assert!(outcome.holds());
 
     // A run started while S flips keeps flipping after S is made honest again.
-    let run = Value::String("keep".into());
-    let names = Value::Array(nodes.iter().cloned().map(Value::String).collect());
+    let hand = HandRun::new("om", "P", "P,Q,R,S", 1, 2000);
     for node in &nodes {
-        let start = [
-            run.clone(),
-            Value::String("P".into()),
-            names.clone(),
-            Value::Integer(1),
-            Value::Integer(2000),
-            Value::String("1".into()),
-        ];
         peers
-            .call_node(&cluster, node, "om_start", &start)
+            .call_node(&cluster, node, "om_start", &hand.start(node))
             .await
             .unwrap();
     }
     s_engine.set_behaviour(Behaviour::Honest);
     assert_eq!(info("S").await.1, Value::Boolean(false));
     peers
-        .call_node(
-            &cluster,
-            "P",
-            "om_order",
-            &[run.clone(), Value::String("attack".into())],
-        )
+        .call_node(&cluster, "P", "om_order", &hand.order("attack"))
         .await
         .unwrap();
     for round in [1, 2] {
         for node in &nodes {
             peers
-                .call_node(
-                    &cluster,
-                    node,
-                    "om_round",
-                    &[run.clone(), Value::Integer(round)],
-                )
+                .call_node(&cluster, node, "om_round", &hand.round(node, round))
                 .await
                 .unwrap();
         }
     }
     let Ok(Value::Array(sent)) = peers
-        .call_node(
-            &cluster,
-            "S",
-            "trace_events",
-            &[run.clone(), Value::String("0".into())],
-        )
+        .call_node(&cluster, "S", "trace_events", &hand.trace("S", 0))
         .await
     else {
         panic!("no trace from S");

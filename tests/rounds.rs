@@ -18,44 +18,30 @@ fn int(i: i32) -> Value {
     Value::Integer(i)
 }
 
-/// The arguments of `om_start` for an OM(1) run `run` among P..S, P commanding, 1 s rounds.
-fn om1_start(run: &str) -> [Value; 6] {
-    [
-        s(run),
-        s("P"),
-        arr(&["P", "Q", "R", "S"]),
-        int(1),
-        int(1000),
-        s("1"),
-    ]
-}
-
-fn arr(items: &[&str]) -> Value {
-    Value::Array(items.iter().map(|x| s(x)).collect())
-}
-
 /// Round closing on one node, over the wire: a message of a closed round is refused as late
 /// and counted by sender; rounds run in order and once; decide closes everything.
 #[test]
 fn late_messages_are_refused_and_counted() {
     let c = Cluster::rust(&["--faulty", ""]);
     let q = c.port("Q");
-    assert_eq!(call(q, "om_start", &om1_start("late-1")), Ok(s("ok")));
+    let run = HandRun::new("om", "P", "P,Q,R,S", 1, 1000);
+    let id = run.id().to_string();
+    assert_eq!(call(q, "om_start", &run.start("Q")), Ok(s("ok")));
     // Round 1 is open (or not yet opened): the commander's message is stored, and the answer
     // says when.
     let before = generals::trace::now_us();
-    let stored = call(q, "om_message", &[s("late-1"), arr(&["P"]), s("attack")]);
+    let stored = call(q, "om_message", &run.om_message("Q", &["P"], "attack"));
     let Ok(Value::String(stored)) = stored else {
         panic!("{stored:?}")
     };
     let stored: u64 = stored.parse().expect("microseconds, decimal");
     assert!(before <= stored && stored <= generals::trace::now_us());
-    let r1 = call(q, "om_round", &[s("late-1"), int(1)]).unwrap();
+    let r1 = call(q, "om_round", &run.round("Q", 1)).unwrap();
     assert_eq!(member(&r1, "due"), &int(0), "Q owes nothing in round 1");
-    let again = call(q, "om_round", &[s("late-1"), int(1)]).unwrap_err();
-    assert!(again.1.contains("round 1 already ran"), "{again:?}");
-    // Round 2: Q relays [P] to R and S, which know no run late-1: both fail.
-    let r2 = call(q, "om_round", &[s("late-1"), int(2)]).unwrap();
+    // The round just opened, asked again (a driver's retry), gets the same answer.
+    assert_eq!(call(q, "om_round", &run.round("Q", 1)), Ok(r1));
+    // Round 2: Q relays [P] to R and S, which know no such run: both fail.
+    let r2 = call(q, "om_round", &run.round("Q", 2)).unwrap();
     assert_eq!(
         (
             member(&r2, "due"),
@@ -66,23 +52,26 @@ fn late_messages_are_refused_and_counted() {
         (&int(2), &int(2), &int(0), &int(2)),
         "{r2:?}"
     );
+    let again = call(q, "om_round", &run.round("Q", 1)).unwrap_err();
+    assert!(again.1.contains("round 1 already ran"), "{again:?}");
     // Round 1 is closed now: a round-1 message is late.
-    let late = call(q, "om_message", &[s("late-1"), arr(&["P"]), s("retreat")]).unwrap_err();
+    let late = call(q, "om_message", &run.om_message("Q", &["P"], "retreat")).unwrap_err();
     assert_eq!(
         late,
-        (1, "<class 'ValueError'>:late: round 1 is closed (this node is in round 2) in run 'late-1'".into())
+        (
+            1,
+            format!(
+                "<class 'ValueError'>:late: round 1 is closed (this node is in round 2) in run '{id}'"
+            )
+        )
     );
     // Round 2 is still open: R's relay is stored.
     assert_eq!(
-        call(
-            q,
-            "om_message",
-            &[s("late-1"), arr(&["P", "R"]), s("attack")]
-        )
-        .map(|v| matches!(v, Value::String(t) if t.parse::<u64>().is_ok())),
+        call(q, "om_message", &run.om_message("Q", &["P", "R"], "attack"))
+            .map(|v| matches!(v, Value::String(t) if t.parse::<u64>().is_ok())),
         Ok(true)
     );
-    let decided = call(q, "om_decide", &[s("late-1")]).unwrap();
+    let decided = call(q, "om_decide", &run.decide("Q")).unwrap();
     assert_eq!(member(&decided, "decision"), &s("attack"));
     assert_eq!(
         member(&decided, "failed"),
@@ -93,12 +82,7 @@ fn late_messages_are_refused_and_counted() {
         &Value::Struct([("P".to_string(), int(1))].into())
     );
     // After decide every round is closed.
-    let after = call(
-        q,
-        "om_message",
-        &[s("late-1"), arr(&["P", "S"]), s("attack")],
-    )
-    .unwrap_err();
+    let after = call(q, "om_message", &run.om_message("Q", &["P", "S"], "attack")).unwrap_err();
     assert!(after.1.contains("late: round 2 is closed"), "{after:?}");
 }
 
@@ -193,10 +177,12 @@ impl Cutter {
     }
 }
 
-/// A loyal node lost between rounds: the run is void (exit 3) and names it, instead of
-/// blaming the algorithm.
+/// A loyal node lost between rounds is faulty for the run, as a crashed node is: with one
+/// faulty node in OM(1) the run is judged, and it holds; the report names the node and what
+/// it failed to do. A run with more faulty nodes than m where one failed on its own is void
+/// (`unreachable_cluster_is_void_not_holding`, and the checker's own tests).
 #[test]
-fn loyal_node_lost_between_rounds_makes_the_run_void() {
+fn loyal_node_lost_between_rounds_is_faulty_and_the_run_holds() {
     // N3 alone in its own process, the others in another; everyone reaches N3 through the
     // cutter.
     let n3 = Cluster::builder()
@@ -210,18 +196,19 @@ fn loyal_node_lost_between_rounds_makes_the_run_void() {
         .hosting(Side::Rust, "N0,N1,N2", &["--quiet", "--peer", &peer])
         .start();
     let (code, j, err) = c.client_json(&["--peer", &peer, "om", "-m", "1", "--seed", "5"]);
-    assert_eq!(code, 3, "{j} {err}");
-    assert_eq!(j["verdict"], "void", "{j}");
-    let reasons = j["void_reasons"].to_string();
-    assert!(reasons.contains("N3"), "{reasons}");
-    assert!(reasons.contains("round 2"), "{reasons}");
-    // N3 is down from now on: a node lost before the run counts as a traitor (a crash is one
-    // way to fail), one faulty node is within m = 1, and the run is valid again.
+    assert_eq!(code, 0, "{j} {err}");
+    assert_eq!(j["verdict"], "holds", "{j}");
+    assert_eq!(j["traitors"], serde_json::json!(["N3"]), "{j}");
+    assert_eq!(j["behaviours"]["N3"], "failed round 2", "{j}");
+    for lieutenant in ["N1", "N2"] {
+        assert_eq!(j["decisions"][lieutenant], "attack", "{j}");
+    }
+    assert!(err.contains("error: node N3"), "{err}");
+    // N3 is down from now on: a node lost before the run counts as faulty too.
     let (code, j, err) = c.client_json(&["--peer", &peer, "om", "-m", "1", "--seed", "6"]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds", "{j}");
     assert_eq!(j["behaviours"]["N3"], "unreachable", "{j}");
-    assert!(err.contains("error: node N3"), "{err}");
 }
 
 /// No node answers: not "holds" (as it once was), but void, exit 3.
@@ -279,12 +266,8 @@ fn runs_over_budget_are_refused_by_driver_and_node() {
     let q = c.port("N1");
     let nodes: Vec<String> = (0..16).map(|i| format!("N{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let refused = call(
-        q,
-        "om_start",
-        &[s("big"), s("N0"), arr(&nodes), int(1), int(500), s("1")],
-    )
-    .unwrap_err();
+    let big = HandRun::new("om", "N0", &nodes.join(","), 1, 500);
+    let refused = call(q, "om_start", &big.start("N1")).unwrap_err();
     assert_eq!(
         refused.1,
         "<class 'ValueError'>:a run of 225 messages is over this node's budget of 100 (server --max-run-messages)"
@@ -330,20 +313,28 @@ fn om4_over_13_nodes_holds() {
 fn a_node_remembers_its_last_max_runs_runs() {
     let c = Cluster::rust_nodes("Q", &["--max-runs", "2"]);
     let q = c.port("Q");
-    for run in ["r1", "r2"] {
-        assert_eq!(call(q, "om_start", &om1_start(run)), Ok(s("ok")));
+    let runs: Vec<HandRun> = (0..3)
+        .map(|_| HandRun::new("om", "P", "P,Q,R,S", 1, 1000))
+        .collect();
+    for run in &runs[..2] {
+        assert_eq!(call(q, "om_start", &run.start("Q")), Ok(s("ok")));
+        // Driven: advanced by its driver, so not taken for abandoned.
+        call(q, "om_round", &run.round("Q", 1)).unwrap();
     }
-    let full = call(q, "om_start", &om1_start("r3")).unwrap_err();
+    let full = call(q, "om_start", &runs[2].start("Q")).unwrap_err();
     assert!(full.1.contains("holds 2 unfinished runs"), "{full:?}");
     assert_eq!(
-        member(&call(q, "om_decide", &[s("r1")]).unwrap(), "role"),
+        member(&call(q, "om_decide", &runs[0].decide("Q")).unwrap(), "role"),
         &s("lieutenant")
     );
-    assert_eq!(call(q, "om_start", &om1_start("r3")), Ok(s("ok")));
-    let forgotten = call(q, "om_decide", &[s("r1")]).unwrap_err();
-    assert_eq!(forgotten.1, "<class 'KeyError'>:unknown run 'r1'");
-    for run in ["r2", "r3"] {
-        let decided = call(q, "om_decide", &[s(run)]).unwrap();
-        assert_eq!(member(&decided, "role"), &s("lieutenant"), "{run}");
+    assert_eq!(call(q, "om_start", &runs[2].start("Q")), Ok(s("ok")));
+    let forgotten = call(q, "om_decide", &runs[0].decide("Q")).unwrap_err();
+    assert_eq!(
+        forgotten.1,
+        format!("<class 'KeyError'>:unknown run '{}'", runs[0].id())
+    );
+    for run in &runs[1..] {
+        let decided = call(q, "om_decide", &run.decide("Q")).unwrap();
+        assert_eq!(member(&decided, "role"), &s("lieutenant"), "{}", run.id());
     }
 }

@@ -21,25 +21,40 @@ Opt-in Byzantine agreement (OM only), following docs/protocol-extensions.md; wit
                   trace_events and system.multicall, so a Python node can take part in
                   `client om` runs next to Rust nodes, in the same explicit rounds; each node
                   is then served by a threaded SimpleXMLRPCServer (a round's messages go out
-                  in system.multicall batches, one thread per receiver)
+                  in system.multicall batches, one thread per receiver, in the order of their
+                  paths). As on a Rust node, only a run's driver drives it: om_order, om_round,
+                  om_decide and trace_events must carry the capability given at om_start, and
+                  every om_message carries a MAC (HMAC-SHA256 with the key its sender and
+                  receiver share, from om_start) that proves its sender; a message that fails
+                  it is refused and counted in om_decide's `unauthenticated`. A start, order
+                  or round asked again by its driver gets the first answer.
   --behaviour NAME=KIND  how node NAME sends OM messages (repeatable): honest, deny:A,B,
                   silent, flip, two-faced, random, delay:MS, script:PATH>TO=VALUE;..., as the
                   Rust server's flag; a faulty P without one is deny:R,S. send_message keeps
                   the original behaviour.
-  --seed N        server seed of the random behaviour (XORed with each run's seed; default 0)
+  --seed N        server seed of the random behaviour (XORed with each run's seed; default 0;
+                  the draws hang on the run's label om-SEED, not on its random id)
   --rpc-timeout SECS  longest wait for a peer's answer to one batch of a round (default 10;
                   a batch never waits more than 3/4 of the run's round timeout either)
-  --max-runs N    runs a node holds (default 256), as the Rust server's flag: beyond, the
-                  oldest finished run (decided, or expired) is forgotten; when none is
-                  finished a new run is refused. An unfinished run is never replaced.
+  --max-runs N    runs a node holds (default 256), as the Rust server's flag: when room is
+                  needed the oldest finished run (decided, or expired) is forgotten, else the
+                  oldest abandoned one (not advanced by its driver within 5 s of its start, or
+                  within its round timeout and 5 s of its last advance); a run still driven is
+                  never dropped or replaced, and a start finding none to forget is refused.
+  --max-run-messages N  largest run a node takes part in, in messages by OM's formula
+                  (default 1000000), as the Rust server's flag
 
 Usage: python3 scripts/python/server.py [--port-base N] [--nodes P,Q,R,S] [--faulty P]
                                        [--cluster-size N]
                                        [--agreement [--behaviour NAME=KIND]... [--seed N]
-                                                    [--rpc-timeout SECS] [--max-runs N]]
+                                                    [--rpc-timeout SECS] [--max-runs N]
+                                                    [--max-run-messages N]]
 """
 import argparse
+import base64
 import collections
+import hashlib
+import hmac
 import re
 import socketserver
 import threading
@@ -126,20 +141,39 @@ def run_server(process, port, ready):
 
 ATTACK = "attack"
 RETREAT = "retreat"  # also what a missing message and "no strict majority" count as
-MAX_RUNS = 256  # runs a node holds (--max-runs); beyond, the oldest finished one is forgotten
+MAX_RUNS = 256  # runs a node holds (--max-runs); see "The run table" and AgreementProcess._room
 # A run is finished once decided here or expired: EXPIRY_MARGIN seconds plus m + 2 round
-# timeouts after its start (the Rust engine's `Life`). Only finished runs are forgotten; a
-# start with the id of an unfinished run, or when every run held is unfinished, is refused.
+# timeouts after its start (the Rust engine's `Life`). It is abandoned when its driver has not
+# advanced it (om_order, om_round, om_decide with its capability) within START_GRACE of its
+# start, or within its round timeout and START_GRACE of its last advance. Only finished, then
+# abandoned runs are forgotten, oldest start first, and only when a start needs room; a start
+# with the id of an unfinished run is refused unless it carries that run's capability (a retry).
 EXPIRY_MARGIN = 60.0
 MAX_EXPIRY = 15 * 60.0  # the longest an undecided run holds its place (as the Rust engine)
+START_GRACE = 5.0
 RUN_NOT_FINISHED = (
     "is not finished on this node (neither decided nor expired): a live run is never replaced"
 )
-RUNS_FULL = "(server --max-runs): a new run can start when one of them is decided or expires"
+RUNS_FULL = (
+    "(server --max-runs): a new run can start when one of them is decided, expires or is left "
+    "by its driver; try again in a few seconds"
+)
+NOT_THE_DRIVER = (
+    "is driven by another caller: the capability given is not the one it was started with"
+)
+NOT_AUTHENTICATED = "message not authenticated:"
+# A round asked again waits this long beyond the run's round timeout for the first call's answer.
+ROUND_RETRY_SLACK = 5.0
 MAX_NODES = 64
 MAX_M = 8
+MAX_VALUE = 1024  # bytes of a value (an order, a relayed value)
+MAX_RUN_MESSAGES = 1_000_000  # largest run taken, by OM's formula (--max-run-messages)
 MAX_EVENTS = 10_000  # outgoing calls remembered for trace_events
 BATCH = 64  # messages for one receiver in one system.multicall (as the Rust engine)
+ORIGINAL_RUN = "original"  # trace_events' run of send_message: no driver, no capability
+SECRET_BYTES = 32  # a capability or a pair key
+MAC_BYTES = 16  # HMAC-SHA256 cut to its first 16 bytes
+MAC_TAG = "generals-mac/1"
 U64 = (1 << 64) - 1
 _DECIMAL_U64 = re.compile(r"\+?[0-9]+")  # what Rust's u64 parser accepts
 
@@ -166,6 +200,35 @@ def entropy(seed, parts):
         for b in part.encode() + b"\xff":
             h = ((h ^ b) * 0x100000001B3) & U64
     return mix(h)
+
+
+def decode_secret(text, what):
+    """A capability or pair key as it travels: base64 (standard alphabet, padded, canonical,
+    as Rust's decoder takes it) of exactly SECRET_BYTES bytes; the ValueError fault otherwise."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except ValueError:  # not ASCII, not the alphabet, bad padding
+        raw = None
+    if raw is None or len(raw) != SECRET_BYTES or base64.b64encode(raw).decode() != text:
+        raise fault("ValueError", f"{what} must be {SECRET_BYTES} bytes in base64 (44 characters)")
+    return raw
+
+
+def mac_bytes(method, run, to, path, value):
+    """What a message's MAC covers: netstrings (`LEN:BYTES,`, LEN the UTF-8 byte length) of
+    MAC_TAG, the method, the run, the receiver, the value, the number of path names, then each
+    name of the path (the Rust `auth::mac_bytes`; SM would add its signatures)."""
+    out = bytearray()
+    for part in [MAC_TAG, method, run, to, value, str(len(path))] + list(path):
+        raw = part.encode()
+        out += str(len(raw)).encode() + b":" + raw + b","
+    return bytes(out)
+
+
+def make_mac(key, method, run, to, path, value):
+    """base64 of the first MAC_BYTES bytes of HMAC-SHA256(key, mac_bytes(...))."""
+    tag = hmac.new(key, mac_bytes(method, run, to, path, value), hashlib.sha256).digest()
+    return base64.b64encode(tag[:MAC_BYTES]).decode()
 
 
 class Behaviour:
@@ -347,19 +410,39 @@ class Args:
             raise self.bad(i, "an integer")
         return v
 
+    def string_map(self, i):
+        """A struct whose members are all strings."""
+        v = self.params[i]
+        if not isinstance(v, dict) or not all(isinstance(s, str) for s in v.values()):
+            raise self.bad(i, "a struct of strings")
+        return dict(v)
+
+    def capability(self, i):
+        """A secret: a string (type fault first), then base64 of 32 bytes."""
+        return decode_secret(self.string(i), "capability")
+
 
 class Relay:
     """One message to send: `value` (before the behaviour) to `to` along `path`, the
-    receiver being the index-th of `count` receivers of its broadcast."""
+    receiver being the index-th of `count` receivers of its broadcast; `key` is the path as
+    node indices, the order in which a round sends what it owes."""
 
-    def __init__(self, to, path, value, index, count):
+    def __init__(self, to, path, value, index, count, key=()):
         self.to, self.path, self.value, self.index, self.count = to, path, value, index, count
+        self.key = key
+
+
+def total_messages(n, m):
+    """Messages a whole OM(m) run among n nodes sends: sum over k = 1..m+1 of (n-1)...(n-k)."""
+    return sum(_product(max(n - j, 0) for j in range(1, k + 1)) for k in range(1, m + 2))
 
 
 class OmRun:
-    """One node's state in one OM run (the Rust `OmRun` plus the engine's counters)."""
+    """One node's state in one OM run (the Rust `OmRun` plus the engine's counters and the
+    run table's `Life`)."""
 
-    def __init__(self, me, commander, nodes, m, seed, round_timeout):
+    def __init__(self, me, commander, nodes, m, seed, round_timeout, label="", capability=b"",
+                 keys=None):
         if commander not in nodes:
             raise fault(
                 "ValueError", f"commander {debug(commander)} is not among the nodes {debug(nodes)}"
@@ -379,19 +462,57 @@ class OmRun:
             _product(max(others - j, 0) for j in range(k)) for k in range(m + 1)
         )
         self.seed = seed  # the run's seed XOR the server's --seed
+        self.label = label  # om-SEED (the run's seed as started), for the random behaviour
         self.round_timeout = round_timeout  # seconds: the timeout of each batch sent
+        self.capability = capability  # what its driver must show (raw bytes)
+        self.keys = keys or {}  # other participant -> the key this node shares with it (bytes)
         self.opened = 0  # highest round opened; rounds before it refuse messages as late
         self.queue = [[] for _ in range(m + 1)]  # relays owed to each round
         # per round: due (before the behaviour), sent, delivered (stored), failed
         self.reports = [{"due": 0, "sent": 0, "delivered": 0, "failed": 0} for _ in range(m + 1)]
+        self.answers = [None] * (m + 1)  # each round's answer once its sending ended
         self.late = {}  # sender -> messages refused as late
+        self.unauthenticated = 0  # messages refused because their MAC did not prove the sender
         self.order = None  # the commander's order
-        self.expires = time.monotonic() + min(round_timeout * (m + 2) + EXPIRY_MARGIN, MAX_EXPIRY)
+        self.queued = 0  # the messages that order made
+        self.decision = None  # a lieutenant's decision, evaluated once
+        self.evaluating = threading.Lock()  # one evaluation at a time, outside the node's lock
+        # the run table's Life: started, expiry, last advance by its driver, decided
+        self.started = time.monotonic()
+        self.expires = self.started + min(round_timeout * (m + 2) + EXPIRY_MARGIN, MAX_EXPIRY)
+        self.advanced = None
         self.decided = False
 
     def finished(self, now):
         """Decided here, or expired: it may be forgotten, and its id started again."""
         return self.decided or now >= self.expires
+
+    def abandoned(self, now):
+        """Unfinished, and left by its driver longer than a driver carrying it through ever
+        does: START_GRACE after its start, or its round timeout and START_GRACE after its
+        last advance."""
+        if self.advanced is None:
+            deadline = self.started + START_GRACE
+        else:
+            deadline = self.advanced + self.round_timeout + START_GRACE
+        return not self.finished(now) and now >= deadline
+
+    def driven_by(self, capability):
+        return hmac.compare_digest(self.capability, capability)
+
+    def authenticate(self, method, run, path, value, mac):
+        """None if `mac` proves that the path's last name sent this message to this node (with
+        the key the two share), else the reason."""
+        if not path:
+            return "the path names no sender"
+        sender = path[-1]
+        key = self.keys.get(sender)
+        if key is None:
+            return f"{debug(sender)} shares no key with {self.me} in this run"
+        want = make_mac(key, method, run, self.me, path, value)
+        if not hmac.compare_digest(want.encode(), mac.encode()):
+            return f"its MAC does not prove that {debug(sender)} sent it"
+        return None
 
     def admit(self, path, run):
         """Refuse (and record) a message whose round is closed here (the Rust `Rounds`)."""
@@ -429,7 +550,10 @@ class OmRun:
     def command(self, order):
         """Round 1: the order for every other node, in nodes order."""
         receivers = [n for n in self.nodes if n != self.me]
-        return [Relay(to, [self.me], order, i, len(receivers)) for i, to in enumerate(receivers)]
+        key = (self.nodes.index(self.me),)
+        return [
+            Relay(to, [self.me], order, i, len(receivers), key) for i, to in enumerate(receivers)
+        ]
 
     def receive(self, path, value):
         """Store a message; the relays it causes (none for a duplicate or a last-round one)."""
@@ -442,8 +566,9 @@ class OmRun:
         if len(path) > self.m:
             return []
         receivers = [n for i, n in enumerate(self.nodes) if i not in ix and n != self.me]
+        key = ix + (self.nodes.index(self.me),)
         return [
-            Relay(to, path + [self.me], value, i, len(receivers))
+            Relay(to, path + [self.me], value, i, len(receivers), key)
             for i, to in enumerate(receivers)
         ]
 
@@ -465,17 +590,21 @@ class OmRun:
         return tuple(ix)
 
     def decide(self):
-        """value([C]) by recursive majority; missing messages count as retreat."""
-        return self.value([self.commander], self.nodes.index(self.me))
+        """value([C]) by recursive majority; missing messages count as retreat. Only subtrees
+        in which something arrived are walked: an empty one is retreat all the way up."""
+        reached = {ix[:k] for ix in self.received for k in range(1, len(ix) + 1)}
+        return self.value([self.commander], self.nodes.index(self.me), reached)
 
-    def value(self, path, me):
+    def value(self, path, me, reached):
+        if tuple(path) not in reached:
+            return RETREAT
         direct = self.received.get(tuple(path), RETREAT)
         if len(path) == self.m + 1:
             return direct
         values = [direct]
         for j in range(len(self.nodes)):
             if j != me and j not in path:
-                values.append(self.value(path + [j], me))
+                values.append(self.value(path + [j], me, reached))
         return majority(values)
 
 
@@ -510,11 +639,19 @@ class TimeoutTransport(xmlrpc.client.Transport):
 class AgreementProcess(Process):
     """A Process that also takes part in OM runs. The original three methods are inherited
     unchanged (send_message keeps the original denial, whatever --behaviour says). Everything
-    added is private (`_x`) except the extension methods, so no other name becomes callable."""
+    added is private (`_x`) except the extension methods, so no other name becomes callable.
 
-    def __init__(self, name, faulty, behaviour, seed, rpc_timeout, max_runs=MAX_RUNS):
+    Only a run's driver drives it: om_order, om_round, om_decide and trace_events carry the
+    capability the run was started with (checked after "unknown run", with
+    hmac.compare_digest); a call without it is refused and changes nothing. Every driver call
+    is idempotent for its run: a start with the same capability, the same order, the round
+    last opened get the first call's answer; a decide again answers from the one evaluation."""
+
+    def __init__(self, name, faulty, behaviour, seed, rpc_timeout, max_runs=MAX_RUNS,
+                 max_run_messages=MAX_RUN_MESSAGES):
         super().__init__(name, faulty=faulty)
         self._max_runs = max_runs
+        self._max_run_messages = max_run_messages
         self._behaviour = behaviour
         self._seed = seed
         self._rpc_timeout = rpc_timeout
@@ -535,7 +672,8 @@ class AgreementProcess(Process):
         }
 
     def om_start(self, *params):
-        a = Args("om_start", params, "run", "commander", "nodes", "m", "round_timeout_ms", "seed")
+        a = Args("om_start", params, "run", "commander", "nodes", "m", "round_timeout_ms", "seed",
+                 "capability", "keys")
         nodes, m, timeout = a.strings(2), a.int(3), a.int(4)
         if len(nodes) > MAX_NODES:
             raise fault("ValueError", f"at most {MAX_NODES} nodes take part in a run")
@@ -548,68 +686,150 @@ class AgreementProcess(Process):
         except ValueError:
             raise fault("ValueError", "seed must be a decimal u64 in a string")
         run, commander = a.string(0), a.string(1)
-        state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, timeout / 1000)
+        capability = a.capability(6)
+        keys = {
+            name: decode_secret(text, f"the key for {name}")
+            for name, text in sorted(a.string_map(7).items())
+        }
+        count = total_messages(len(nodes), m)
+        if count > self._max_run_messages:
+            raise fault(
+                "ValueError",
+                f"a run of {count} messages is over this node's budget of "
+                f"{self._max_run_messages} (server --max-run-messages)",
+            )
+        state = OmRun(self.name, commander, nodes, m, seed ^ self._seed, timeout / 1000,
+                      label=f"om-{seed}", capability=capability, keys=keys)
+        self._check_keys(nodes, keys)
         with self._cond:
-            now = time.monotonic()
-            old = self._runs.get(run)
-            if old is not None:
-                if not old.finished(now):
-                    raise fault("ValueError", f"run {run!r} {RUN_NOT_FINISHED}")
-                self._forget(run)
-            while len(self._started) >= self._max_runs:
-                oldest = next((r for r in self._started if self._runs[r].finished(now)), None)
-                if oldest is None:
-                    raise fault(
-                        "ValueError", f"this node holds {len(self._started)} unfinished runs {RUNS_FULL}"
-                    )
-                self._forget(oldest)
-            self._runs[run] = state
-            self._started.append(run)
+            if self._room(run, capability, time.monotonic()):
+                # a fresh run: what an earlier run of that id recorded is not its trace
+                if any(e["run"] == run for e in self._events):
+                    kept = [e for e in self._events if e["run"] != run]
+                    self._events = collections.deque(kept, maxlen=MAX_EVENTS)
+                self._runs[run] = state
+                self._started.append(run)
             self._cond.notify_all()
         return "ok"
+
+    def _check_keys(self, nodes, keys):
+        """A key for every other participant, and none for anyone else."""
+        for name in nodes:
+            if name != self.name and name not in keys:
+                raise fault(
+                    "ValueError", f"keys has no key for {name}: every other participant needs one"
+                )
+        strangers = [k for k in keys if k == self.name or k not in nodes]
+        if strangers:
+            name = min(strangers)
+            why = "this node itself" if name == self.name else "which takes no part in this run"
+            raise fault("ValueError", f"keys names {name!r}, {why}")
+
+    def _room(self, run, capability, now):
+        """Make room for a start of `run` (under the lock): True for a fresh run, False for a
+        retried start (same id, unfinished, same capability: nothing changes). Forgets a
+        finished run of that id, then, while the table is full, the oldest finished run, else
+        the oldest abandoned one; refuses when none is left to forget."""
+        old = self._runs.get(run)
+        if old is not None:
+            if not old.finished(now):
+                if old.driven_by(capability):
+                    return False
+                raise fault("ValueError", f"run {run!r} {RUN_NOT_FINISHED}")
+            self._forget(run)
+        while len(self._started) >= self._max_runs:
+            victim = next((r for r in self._started if self._runs[r].finished(now)), None)
+            if victim is None:
+                victim = next((r for r in self._started if self._runs[r].abandoned(now)), None)
+            if victim is None:
+                raise fault(
+                    "ValueError", f"this node holds {len(self._started)} unfinished runs {RUNS_FULL}"
+                )
+            self._forget(victim)
+        return True
 
     def _forget(self, run):
         self._started.remove(run)
         del self._runs[run]
 
+    def _driven(self, run, capability):
+        """The run for a call of its driver (under the lock): unknown run, then not its
+        capability, refused before anything changes; otherwise it counts as advanced now."""
+        state = self._run(run)
+        if not state.driven_by(capability):
+            raise fault("PermissionError", f"run {run!r} {NOT_THE_DRIVER}")
+        state.advanced = time.monotonic()
+        return state
+
     def om_order(self, *params):
-        a = Args("om_order", params, "run", "order")
-        run, order = a.string(0), a.string(1)
+        a = Args("om_order", params, "run", "capability", "order")
+        run, capability, order = a.string(0), a.capability(1), a.string(2)
+        if len(order.encode()) > MAX_VALUE:
+            raise fault("ValueError", f"a value is at most {MAX_VALUE} bytes")
         with self._cond:
-            state = self._run(run)
+            state = self._driven(run, capability)
             if not state.is_commander:
                 raise fault("ValueError", f"{self.name} is not the commander of run {run}")
             if state.order is not None:
-                raise fault("ValueError", f"run {run} already has its order")
+                if state.order != order:
+                    raise fault("ValueError", f"run {run} already has its order")
+                return {"queued": state.queued}  # the same order again: a retry
             state.order = order
             relays = state.command(order)
+            state.queued = len(relays)
             state.queue[0].extend(relays)
         return {"queued": len(relays)}
 
     def om_round(self, *params):
-        a = Args("om_round", params, "run", "round")
-        run, rnd = a.string(0), a.int(1)
+        a = Args("om_round", params, "run", "capability", "round")
+        run, capability, rnd = a.string(0), a.capability(1), a.int(2)
+        rnd = max(rnd, 0)  # Rust reads it as usize: a negative round is round 0
         with self._cond:
-            state = self._run(run)
+            state = self._driven(run, capability)
+            if rnd >= 1 and rnd == state.opened:
+                # its driver asking again: the first call's answer, once its sending ended
+                deadline = time.monotonic() + state.round_timeout + ROUND_RETRY_SLACK
+                while state.answers[rnd - 1] is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise fault("TimeoutError", f"round {rnd} is still sending; ask again")
+                    self._cond.wait(left)
+                    if self._runs.get(run) is not state:
+                        raise unknown_run(run)
+                return dict(state.answers[rnd - 1])
             relays = state.open(rnd)
+            # The same messages in the same order whatever order they arrived in (stable: a
+            # path's receivers stay in nodes order), so batches and traces are reproducible.
+            relays.sort(key=lambda r: r.key)
             due = len(relays)
             if self._behaviour.kind == "script":
                 relays = self._behaviour.scripted(self.name, rnd)  # owed: due; sent: the script
             # a batch must be answered well within the round (as in Rust): a slow receiver
             # makes its messages fail, not this node late; --rpc-timeout caps it too
-            seed, timeout = state.seed, min(state.round_timeout * 0.75, self._rpc_timeout)
-        report = self._send_round(run, rnd, seed, relays, timeout, due)
+            timeout = min(state.round_timeout * 0.75, self._rpc_timeout)
+        report = self._send_round(run, state, relays, timeout, due)
+        answer = dict(report, round=rnd)
         with self._cond:
             r = state.reports[rnd - 1]
             for k in ("due", "sent", "delivered", "failed"):
                 r[k] += report[k]
-        return dict(report, round=rnd)
+            state.answers[rnd - 1] = answer
+            self._cond.notify_all()
+        return dict(answer)
 
     def om_message(self, *params):
-        a = Args("om_message", params, "run", "path", "value")
-        run, path, value = a.string(0), a.strings(1), a.string(2)
+        a = Args("om_message", params, "run", "path", "value", "mac")
+        run, path, value, mac = a.string(0), a.strings(1), a.string(2), a.string(3)
+        if len(value.encode()) > MAX_VALUE:
+            raise fault("ValueError", f"a value is at most {MAX_VALUE} bytes")
         with self._cond:
             state = self._run(run)
+            # the sender proven before anything else is looked at: no one can make another
+            # node's message count as late
+            why = state.authenticate("om_message", run, path, value, mac)
+            if why is not None:
+                state.unauthenticated += 1
+                raise fault("PermissionError", f"{NOT_AUTHENTICATED} {why}")
             state.admit(path, run)
             relays = state.receive(path, value)
             if 1 <= len(path) <= state.m:
@@ -617,16 +837,25 @@ class AgreementProcess(Process):
         return str(now_us())  # when it was stored, for the pictures
 
     def om_decide(self, *params):
-        a = Args("om_decide", params, "run")
-        run = a.string(0)
+        a = Args("om_decide", params, "run", "capability")
+        run, capability = a.string(0), a.capability(1)
         with self._cond:
-            state = self._run(run)
+            state = self._driven(run, capability)
             state.close_all()
             state.decided = True
+        # Every round is closed: what it received no longer changes. The evaluation runs once,
+        # without the node's lock (its other runs keep answering); a decide again reads it.
+        if not state.is_commander:
+            with state.evaluating:
+                if state.decision is None:
+                    state.decision = state.decide()
+        with self._cond:
+            if self._runs.get(run) is not state:  # its place was needed for a new run
+                raise unknown_run(run)
             if state.is_commander:
                 role, decision = "commander", state.order or ""
             else:
-                role, decision = "lieutenant", state.decide()
+                role, decision = "lieutenant", state.decision
             reports = state.reports
             return {
                 "role": role,
@@ -637,15 +866,24 @@ class AgreementProcess(Process):
                 "failed": [r["failed"] for r in reports],
                 "withheld": [r["due"] - min(r["sent"], r["due"]) for r in reports],
                 "late": dict(state.late),
+                "unauthenticated": state.unauthenticated,
             }
 
     def trace_events(self, *params):
-        a = Args("trace_events", params, "run", "since_us")
+        a = Args("trace_events", params, "run", "capability", "since_us")
+        run = a.string(0)
+        if run == ORIGINAL_RUN:  # no driver: any string is taken
+            a.string(1)
+        else:
+            capability = a.capability(1)
+            with self._cond:
+                state = self._run(run)
+                if not state.driven_by(capability):
+                    raise fault("PermissionError", f"run {run!r} {NOT_THE_DRIVER}")
         try:
-            since = parse_u64(a.string(1))
+            since = parse_u64(a.string(2))
         except ValueError:
             raise fault("ValueError", "since_us must be a decimal u64 in a string")
-        run = a.string(0)
         with self._cond:
             events = [e for e in self._events if e["run"] == run and e["start_us"] >= since]
         # Times travel as decimal strings (XML-RPC integers are 32-bit), as in Rust.
@@ -659,12 +897,14 @@ class AgreementProcess(Process):
             raise unknown_run(run)
         return state
 
-    def _send_round(self, run, rnd, seed, relays, timeout, due):
-        """Send a round's relays through the behaviour: one thread per receiver, its messages
-        in system.multicall batches of BATCH; returns the round's report."""
+    def _send_round(self, run, state, relays, timeout, due):
+        """Send a round's relays (in the order given) through the behaviour: one thread per
+        receiver, its messages in system.multicall batches of BATCH, each with its MAC;
+        returns the round's report."""
         by_receiver = collections.OrderedDict()
         for relay in relays:
-            noise = entropy(seed, [run] + relay.path + [relay.to])
+            # the random behaviour draws by the run's label (om-SEED), not its random id
+            noise = entropy(state.seed, [state.label] + relay.path + [relay.to])
             if self._behaviour.kind == "script":
                 value = relay.value
             else:
@@ -679,7 +919,7 @@ class AgreementProcess(Process):
         def send(to, messages):
             for i in range(0, len(messages), BATCH):
                 batch = messages[i:i + BATCH]
-                delivered = self._call_batch(run, to, batch, timeout)
+                delivered = self._call_batch(run, to, batch, timeout, state.keys.get(to))
                 with lock:
                     counts["sent"] += len(batch)
                     counts["delivered"] += delivered
@@ -696,9 +936,16 @@ class AgreementProcess(Process):
             t.join()
         return counts
 
-    def _call_batch(self, run, to, batch, timeout):
-        """om_message for each (relay, value) of `batch` on node `to`, in one system.multicall;
-        how many were stored. Every message is recorded for trace_events."""
+    def _call_batch(self, run, to, batch, timeout, key):
+        """om_message for each (relay, value) of `batch` on node `to`, in one system.multicall,
+        each with its MAC under `key` (the one this node shares with `to`; every participant
+        has one, checked at the start: without one the message goes unproven and is refused);
+        how many were stored. Every message is recorded for trace_events, its MAC included."""
+        calls = [
+            [run, relay.path, value,
+             "" if key is None else make_mac(key, "om_message", run, to, relay.path, value)]
+            for relay, value in batch
+        ]
         start = now_us()
         outcomes = []  # per message: ("result", value) or ("fault", text)
         try:
@@ -712,8 +959,8 @@ class AgreementProcess(Process):
                 url = f"http://localhost:{port}/"
                 with xmlrpc.client.ServerProxy(url, transport=transport) as proxy:
                     multi = xmlrpc.client.MultiCall(proxy)
-                    for relay, value in batch:
-                        multi.om_message(run, relay.path, value)
+                    for args in calls:
+                        multi.om_message(*args)
                     for item in multi().results:
                         if isinstance(item, dict):
                             f = xmlrpc.client.Fault(item["faultCode"], item["faultString"])
@@ -726,10 +973,9 @@ class AgreementProcess(Process):
             outcomes = [("fault", fault_text(fault))] * len(batch)
         end = now_us()
         with self._cond:
-            for (relay, value), (kind, what) in zip(batch, outcomes):
+            for args, (kind, what) in zip(calls, outcomes):
                 event = {"run": run, "from": self.name, "to": to, "method": "om_message",
-                         "args": [run, relay.path, value], "start_us": start, "end_us": end,
-                         kind: what}
+                         "args": args, "start_us": start, "end_us": end, kind: what}
                 self._events.append(event)
         return sum(1 for kind, _ in outcomes if kind == "result")
 
@@ -771,15 +1017,20 @@ def main():
     parser.add_argument("--seed", type=parse_u64, default=None)
     parser.add_argument("--rpc-timeout", type=float, default=None)
     parser.add_argument("--max-runs", type=int, default=None)
+    parser.add_argument("--max-run-messages", type=parse_u64, default=None)
     args = parser.parse_args()
     given = (
         args.behaviour
         or args.seed is not None
         or args.rpc_timeout is not None
         or args.max_runs is not None
+        or args.max_run_messages is not None
     )
     if given and not args.agreement:
-        parser.error("--behaviour, --seed, --rpc-timeout and --max-runs need --agreement")
+        parser.error(
+            "--behaviour, --seed, --rpc-timeout, --max-runs and --max-run-messages need "
+            "--agreement"
+        )
     if args.max_runs is not None and not 1 <= args.max_runs <= 4096:
         parser.error("--max-runs must be 1..4096")
     if args.rpc_timeout is not None and not args.rpc_timeout > 0:
@@ -802,6 +1053,7 @@ def main():
                 args.seed or 0,
                 args.rpc_timeout or 10.0,
                 args.max_runs or MAX_RUNS,
+                MAX_RUN_MESSAGES if args.max_run_messages is None else args.max_run_messages,
             )
             serve = run_agreement_server
         else:

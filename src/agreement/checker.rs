@@ -56,6 +56,9 @@ pub struct Facts {
     /// Other causes of a void run the driver saw itself (a loyal node that answered its
     /// decide without a decision), one line each.
     pub void_reasons: Vec<String>,
+    /// For each node that failed ([`Faulty::is_failure`]), what went wrong, in one line (the
+    /// error of the call that failed): said when the run is void because of them.
+    pub failures: BTreeMap<String, String>,
 }
 
 /// Messages of one round one node could not deliver to another.
@@ -204,6 +207,16 @@ fn void_reasons(facts: &Facts) -> Vec<String> {
             failed.len(),
             failed.join(", ")
         ));
+        // What went wrong, once per distinct cause.
+        let mut causes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for node in &failed {
+            if let Some(detail) = facts.failures.get(*node) {
+                causes.entry(detail).or_default().push(node);
+            }
+        }
+        for (detail, nodes) in causes {
+            out.push(format!("{}: {detail}", nodes.join(", ")));
+        }
     }
     for u in &facts.undelivered {
         if facts.is_loyal(&u.from) && facts.is_loyal(&u.to) {
@@ -587,6 +600,7 @@ mod tests {
             undelivered: Vec::new(),
             late: Vec::new(),
             void_reasons: Vec::new(),
+            failures: BTreeMap::new(),
         }
     }
 

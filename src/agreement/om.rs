@@ -219,6 +219,15 @@ impl OmRun {
         path_indices(&self.nodes, &self.me, self.commander, self.m, path)
     }
 
+    /// Whether a message of `path` was received already (a valid path only): a copy of it,
+    /// however late, changes nothing and says nothing about its sender.
+    pub fn is_duplicate(&self, path: &[String]) -> bool {
+        !self.is_commander()
+            && self
+                .path_indices(path)
+                .is_ok_and(|ix| self.received.contains_key(&pack(&ix)))
+    }
+
     /// The decision by recursive majority; missing messages count as `retreat`.
     pub fn decide(&self) -> String {
         let me = self

@@ -312,6 +312,14 @@ impl SmRun {
         )))
     }
 
+    /// Whether a message of `path` with `value` was accepted already: a copy of it, however
+    /// late, changes nothing and says nothing about its sender.
+    pub fn is_duplicate(&self, path: &[String], value: &str) -> bool {
+        !self.is_commander()
+            && path_indices(&self.nodes, &self.me, self.commander, self.m, path)
+                .is_ok_and(|ix| self.seen.contains(&(pack(&ix), value.to_string())))
+    }
+
     /// Whether a relay of `value` goes out, called for the relays a round owes in the order of
     /// their paths when the round opens: the first one of a value not relayed before does
     /// (and the value is relayed from now on), the others do not. That is SM's rule "relay a

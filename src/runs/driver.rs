@@ -254,6 +254,7 @@ impl<'a> Drive<'a> {
             undelivered: Vec::new(),
             late: Vec::new(),
             void_reasons: Vec::new(),
+            failures: BTreeMap::new(),
         };
         Drive {
             cluster,
@@ -508,6 +509,8 @@ impl<'a> Drive<'a> {
 
     /// A node the run could not use: faulty for the run (`why`), and reported.
     fn lost(&mut self, u: Unreachable, why: Faulty) {
+        let detail = format!("{why}: {}", u.error);
+        self.facts.failures.insert(u.node.clone(), detail);
         self.facts.count_traitor(&u.node, why);
         self.unreachable.push(u);
     }

@@ -7,10 +7,12 @@ pub mod browser;
 pub mod cluster;
 pub mod http;
 pub mod proc;
+pub mod run;
 
 pub use cluster::*;
 pub use http::*;
 pub use proc::*;
+pub use run::*;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -607,6 +607,16 @@ impl Engine {
             r.unauthenticated += 1;
             return Err(faults::not_authenticated(&why));
         }
+        // A copy of a message already taken (a retried batch, a replay) is answered as
+        // stored and nothing more, before the late check: whoever replays a loyal node's
+        // message after its round cannot make that node look late.
+        let duplicate = match &r.state {
+            State::Om(om) => om.is_duplicate(path),
+            State::Sm(sm) => sm.is_duplicate(path, value),
+        };
+        if duplicate {
+            return Ok(());
+        }
         check_bytes(entry.bytes, total)?;
         let sender = path.last().map_or("?", String::as_str);
         (r.rounds.admit(path.len(), sender)).map_err(|e| faults::refused_message(run, e))?;
