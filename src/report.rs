@@ -15,7 +15,7 @@ use crate::agreement::checker;
 use crate::agreement::reply::NodeInfo;
 use crate::behaviour::Behaviour;
 use crate::cli::client::{
-    AgreementArgs, Cli, Command, ExploreArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
+    AgreementArgs, Cli, Command, ExploreArgs, OmArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
 };
 use crate::cli::server::ServerArgs;
 use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
@@ -135,6 +135,18 @@ pub async fn run(cli: Cli) -> Result<u8, ClientError> {
     let mut server = ServerArgs::parse_from(["server"]);
     server.cluster = cluster.clone();
     server.roles = spawn.roles.clone();
+    if let Some(Command::Om(OmArgs { run: a, .. }) | Command::Sm(a)) = &cli.command
+        && !a.under_test.is_empty()
+    {
+        // Every node of the run but those under test, which live where their URLs say.
+        let external = a.under_test_names();
+        let Topology { nodes, .. } = cluster.resolve(&Roles::default())?;
+        let hosted: Vec<String> = nodes
+            .into_iter()
+            .filter(|n| !external.contains(n))
+            .collect();
+        server.cluster.nodes = Some(hosted.join(","));
+    }
     server.quiet = true;
     let config = Config {
         print: false,

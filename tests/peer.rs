@@ -206,3 +206,68 @@ async fn refused_and_timed_out() {
     let r = peers.call(&url, "finalize_decision", &[]).await;
     assert!(matches!(r, Err(PeerError::Timeout(_))), "{r:?}");
 }
+
+/// The keep-alive race (issue 25): a peer that keeps the first connection open, then closes
+/// it as the next request arrives on it (as a server does whose keep-alive just ran out),
+/// unanswered. The call is sent once more on a new connection and succeeds; the peer saw two
+/// connections and three requests in all. A peer that closes before answering on every
+/// connection gets two tries, no more.
+#[tokio::test]
+async fn a_call_on_a_connection_closed_before_any_answer_is_sent_once_more() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c, r) = (connections.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+            let r = r.clone();
+            tokio::spawn(async move {
+                let mut served = 0;
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    // One request per read is enough for these small calls.
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    if first && served == 1 {
+                        return; // the second request on the first connection: closed unanswered
+                    }
+                    let body = OK_REPLY;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                    served += 1;
+                }
+            });
+        }
+    });
+    let peers = Peers::new(Duration::from_secs(10)).unwrap();
+    assert!(peers.call(&url, "finalize_decision", &[]).await.is_ok());
+    let again = peers.call(&url, "finalize_decision", &[]).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+
+    // Every connection closed unanswered: the call fails after its one retry.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let tries = Arc::new(AtomicUsize::new(0));
+    let t = tries.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let _ = stream.read(&mut buf).await;
+            t.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let r = peers.call(&url, "finalize_decision", &[]).await;
+    assert!(matches!(r, Err(PeerError::Other(_))), "{r:?}");
+    assert_eq!(tries.load(Ordering::SeqCst), 2);
+}

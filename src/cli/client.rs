@@ -224,9 +224,23 @@ pub struct AgreementArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// A node under test, as NAME=URL (repeatable): your own implementation of a general,
+    /// placed at URL (as --peer places a node), taking part in the run; --spawn starts every
+    /// other node in-process and leaves this one to you.
+    #[arg(long = "under-test", value_name = "NAME=URL")]
+    pub under_test: Vec<String>,
     /// What to write or draw of the run.
     #[command(flatten)]
     pub pictures: PictureArgs,
+}
+
+impl AgreementArgs {
+    /// The names of the nodes under test (`--under-test NAME=URL`).
+    pub fn under_test_names(&self) -> Vec<String> {
+        (self.under_test.iter())
+            .filter_map(|p| p.split_once('=').map(|(n, _)| n.trim().to_string()))
+            .collect()
+    }
 }
 
 /// Options of `client om`: an agreement run, and the tree only OM has.
@@ -373,6 +387,8 @@ impl Cli {
             Some(Command::Om(OmArgs { run, .. })) | Some(Command::Sm(run)) => {
                 run.cluster = std::mem::take(&mut run.cluster).or(before);
                 run.spawn = std::mem::take(&mut run.spawn).or(spawn_before);
+                // A node under test is placed where its URL says, for every call.
+                run.cluster.peers.extend(run.under_test.iter().cloned());
                 &run.spawn
             }
             Some(Command::Ui(ui)) => {

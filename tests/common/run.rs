@@ -116,7 +116,15 @@ impl HandRun {
     pub fn om_message(&self, to: &str, path: &[&str], value: &str) -> Vec<Value> {
         let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         let from = path.last().unwrap();
-        let mac = auth::mac(&self.key(from, to), "om_message", self.id(), to, &path, value, &[]);
+        let mac = auth::mac(
+            &self.key(from, to),
+            "om_message",
+            self.id(),
+            to,
+            &path,
+            value,
+            &[],
+        );
         vec![
             Value::String(self.id().to_string()),
             strings(&path),
