@@ -572,6 +572,15 @@ class OmRun:
             for i, to in enumerate(receivers)
         ]
 
+    def is_duplicate(self, path):
+        """Whether a message of `path` (a valid one) was received already."""
+        if self.is_commander:
+            return False
+        try:
+            return self.path_indices(path) in self.received
+        except xmlrpc.client.Fault:
+            return False
+
     def path_indices(self, path):
         if not path or len(path) > self.m + 1:
             raise fault("ValueError", f"path of length {len(path)} (1..={self.m + 1} allowed)")
@@ -830,6 +839,11 @@ class AgreementProcess(Process):
             if why is not None:
                 state.unauthenticated += 1
                 raise fault("PermissionError", f"{NOT_AUTHENTICATED} {why}")
+            # a copy of a message already taken (a retried batch, a replay) is answered as
+            # stored and nothing more, before the late check: a replay after its round cannot
+            # make its sender look late
+            if state.is_duplicate(path):
+                return str(now_us())
             state.admit(path, run)
             relays = state.receive(path, value)
             if 1 <= len(path) <= state.m:
