@@ -107,7 +107,7 @@ fn traces_are_held_to_a_byte_budget() {
         let decision = format!("{i:02}{}", "v".repeat(60_000));
         conn.call("send_message", &[s("R"), s(&decision)]).unwrap();
     }
-    let Ok(Value::Array(events)) = call(q, "trace_events", &[s("original"), s("0")]) else {
+    let Ok(Value::Array(events)) = call(q, "trace_events", &[s("original"), s(""), s("0")]) else {
         panic!("trace_events");
     };
     let kept: Vec<String> = events

@@ -136,14 +136,15 @@ fn faults_are_at_most_200_bytes_whatever_the_arguments() {
     assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
     // DEL grows to `\x7f` in Python's repr: the quoted argument would be 4 MB.
     let huge = "\u{7f}".repeat(1_000_000);
+    let cap = s(&generals::agreement::auth::new_secret().unwrap());
     let calls: [(&str, Vec<Value>); 4] = [
-        ("om_decide", vec![s(&huge)]),
+        ("om_decide", vec![s(&huge), cap.clone()]),
         (
             "om_message",
-            vec![s(&huge), Value::Array(vec![s("P")]), s("x")],
+            vec![s(&huge), Value::Array(vec![s("P")]), s("x"), s("mac")],
         ),
-        ("om_round", vec![s(&huge), Value::Integer(1)]),
-        ("sm_decide", vec![s(&huge)]),
+        ("om_round", vec![s(&huge), cap.clone(), Value::Integer(1)]),
+        ("sm_decide", vec![s(&huge), cap]),
     ];
     for (method, params) in calls {
         let body = generals::peer::call_body(method, &params).unwrap();

@@ -394,29 +394,50 @@ fn small_int() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// The parameters `om_start`/`sm_start` take (a 7th, the nonce, for a lieutenant's SM start).
+/// A secret (capability or pair key) the calls share, so that calls meet the runs other calls
+/// started; now and then one that is not a secret.
+const SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+fn secret() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => Just(s(SECRET)),
+        1 => select(vec!["", "x", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]).prop_map(s),
+    ]
+}
+
+/// A start's `keys` (or `public_keys`): the shared secret for the other nodes, or anything.
+fn keys() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => Just(Value::Struct(
+            ["P", "R", "S"].iter().map(|n| (n.to_string(), s(SECRET))).collect()
+        )),
+        1 => prop::collection::btree_map(name(), secret(), 0..5).prop_map(Value::Struct),
+        1 => value(),
+    ]
+}
+
+/// The parameters `om_start` (8) and `sm_start` (9, with `public_keys`) take.
 fn start_params() -> impl Strategy<Value = Vec<Value>> {
     (
-        run_id(),
-        name().prop_map(|n| s(&n)),
-        names(),
-        small_int(),
+        (run_id(), name().prop_map(|n| s(&n)), names(), small_int()),
         prop_oneof![
             3 => select(vec![1, 50, 200]).prop_map(Value::Integer),
             1 => select(vec![0, 600_001]).prop_map(Value::Integer),
         ],
         select(vec!["0", "42", "x"]).prop_map(s),
-        prop::option::of(select(vec!["AAAAAAAAAAAAAAAAAAAAAA==", "nonce"]).prop_map(s)),
+        secret(),
+        keys(),
+        prop::option::of(keys()),
     )
-        .prop_map(|(run, commander, nodes, m, timeout, seed, nonce)| {
-            let mut params = vec![run, commander, nodes, m, timeout, seed];
-            params.extend(nonce);
+        .prop_map(|((run, commander, nodes, m), timeout, seed, cap, keys, more)| {
+            let mut params = vec![run, commander, nodes, m, timeout, seed, cap, keys];
+            params.extend(more);
             params
         })
 }
 
 /// A call of one extension method with parameters of the right shape (mostly), values that
-/// meet each other (run ids, node names), or anything.
+/// meet each other (run ids, node names, the shared secret), or anything.
 fn ext_params() -> impl Strategy<Value = (String, Vec<Value>)> {
     let text_v = || text().prop_map(Value::String);
     let path = || {
@@ -425,50 +446,43 @@ fn ext_params() -> impl Strategy<Value = (String, Vec<Value>)> {
     };
     let call =
         |m: &'static str, p: BoxedStrategy<Vec<Value>>| p.prop_map(move |p| (m.to_string(), p));
+    let driven = |last: BoxedStrategy<Value>| {
+        (run_id(), secret(), last)
+            .prop_map(|(a, b, c)| vec![a, b, c])
+            .boxed()
+    };
     prop_oneof![
         call(ext::NODE_INFO, Just(vec![]).boxed()),
         call(ext::SM_PUBLIC_KEY, Just(vec![]).boxed()),
         call(ext::OM_START, start_params().boxed()),
         call(ext::SM_START, start_params().boxed()),
-        call(
-            ext::OM_ORDER,
-            (run_id(), text_v()).prop_map(|(a, b)| vec![a, b]).boxed()
-        ),
-        call(
-            ext::SM_ORDER,
-            (run_id(), text_v()).prop_map(|(a, b)| vec![a, b]).boxed()
-        ),
-        call(
-            ext::OM_ROUND,
-            (run_id(), small_int())
-                .prop_map(|(a, b)| vec![a, b])
-                .boxed()
-        ),
-        call(
-            ext::SM_ROUND,
-            (run_id(), small_int())
-                .prop_map(|(a, b)| vec![a, b])
-                .boxed()
-        ),
+        call(ext::OM_ORDER, driven(text_v().boxed())),
+        call(ext::SM_ORDER, driven(text_v().boxed())),
+        call(ext::OM_ROUND, driven(small_int().boxed())),
+        call(ext::SM_ROUND, driven(small_int().boxed())),
         call(
             ext::OM_MESSAGE,
-            (run_id(), path(), text_v())
-                .prop_map(|(a, b, c)| vec![a, b, c])
+            (run_id(), path(), text_v(), text_v())
+                .prop_map(|(a, b, c, d)| vec![a, b, c, d])
                 .boxed()
         ),
         call(
             ext::SM_MESSAGE,
-            (run_id(), path(), text_v(), path())
-                .prop_map(|(a, b, c, d)| vec![a, b, c, d])
+            (run_id(), path(), text_v(), path(), text_v())
+                .prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
                 .boxed()
         ),
-        call(ext::OM_DECIDE, run_id().prop_map(|a| vec![a]).boxed()),
-        call(ext::SM_DECIDE, run_id().prop_map(|a| vec![a]).boxed()),
+        call(
+            ext::OM_DECIDE,
+            (run_id(), secret()).prop_map(|(a, b)| vec![a, b]).boxed()
+        ),
+        call(
+            ext::SM_DECIDE,
+            (run_id(), secret()).prop_map(|(a, b)| vec![a, b]).boxed()
+        ),
         call(
             ext::TRACE_EVENTS,
-            (run_id(), select(vec!["0", "x"]).prop_map(s))
-                .prop_map(|(a, b)| vec![a, b])
-                .boxed()
+            driven(select(vec!["0", "x"]).prop_map(s).boxed())
         ),
         call(ext::OM_ROUND, prop::collection::vec(value(), 0..4).boxed()),
     ]

@@ -529,20 +529,13 @@ fn huge_om_trees_stall_no_node() {
     };
     for (run, n, m) in [("cpu-64-8", 64u32, 8), ("cpu-18-6", 18, 6)] {
         // P, Q, then names on the port rule's next ports, closed: the run's other nodes.
-        let names: Vec<Value> = (0..n)
-            .map(|i| s(&char::from_u32('P' as u32 + i).unwrap().to_string()))
+        let names: Vec<String> = (0..n)
+            .map(|i| char::from_u32('P' as u32 + i).unwrap().to_string())
             .collect();
-        let start = [
-            s(run),
-            s("P"),
-            Value::Array(names),
-            Value::Integer(m),
-            Value::Integer(1),
-            s("1"),
-        ];
-        assert_eq!(call(q, "om_start", &start), Ok(s("ok")), "{run}");
+        let big = HandRun::new("om", "P", &names.join(","), m, 1);
+        assert_eq!(call(q, "om_start", &big.start("Q")), Ok(s("ok")), "{run}");
         let t = Instant::now();
-        let decided = call(q, "om_decide", &[s(run)]).expect("om_decide answers");
+        let decided = call(q, "om_decide", &big.decide("Q")).expect("om_decide answers");
         assert!(
             t.elapsed() < Duration::from_secs(2),
             "{run}: {:?}",
