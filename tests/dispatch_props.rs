@@ -1054,7 +1054,7 @@ fn extensions_and_batches() {
     };
     let batch = Value::Array(vec![
         one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("retreat")]),
-        one(ext::OM_DECIDE, vec![s("none")]),
+        one(ext::OM_DECIDE, vec![s("none"), s("x")]),
         one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("attack")]),
         one(protocol::RECEIVE_MESSAGE, vec![s("R"), s("attack")]),
     ]);
@@ -1070,21 +1070,33 @@ fn extensions_and_batches() {
     assert_eq!(reply(&q, protocol::FINALIZE_DECISION, &[]), Ok(s("attack")));
 
     // An OM(1) run commanded by Q: round 1 sends to P, R and S, and every send is refused.
-    let all = Value::Array(["P", "Q", "R", "S"].map(s).to_vec());
+    let nodes: Vec<String> = ["P", "Q", "R", "S"].map(String::from).to_vec();
+    let secrets = generals::agreement::auth::Credentials::new("om", &nodes).unwrap();
+    let (id, cap) = (s(&secrets.run), s(secrets.capability("Q")));
+    let keys = Value::Struct(
+        (secrets.keys_of("Q").into_iter())
+            .map(|(k, v)| (k, s(&v)))
+            .collect(),
+    );
+    let all = Value::Array(nodes.iter().map(|n| s(n)).collect());
     let start = [
-        s("r1"),
+        id.clone(),
         s("Q"),
         all,
         Value::Integer(1),
         Value::Integer(50),
         s("0"),
+        cap.clone(),
+        keys,
     ];
     assert_eq!(reply(&q, ext::OM_START, &start), Ok(s(ext::OK)));
-    let Ok(Value::Struct(queued)) = reply(&q, ext::OM_ORDER, &[s("r1"), s("attack")]) else {
+    let order = [id.clone(), cap.clone(), s("attack")];
+    let Ok(Value::Struct(queued)) = reply(&q, ext::OM_ORDER, &order) else {
         panic!()
     };
     assert_eq!(queued.get("queued"), Some(&Value::Integer(3)));
-    let Ok(Value::Struct(round)) = reply(&q, ext::OM_ROUND, &[s("r1"), Value::Integer(1)]) else {
+    let round = [id.clone(), cap.clone(), Value::Integer(1)];
+    let Ok(Value::Struct(round)) = reply(&q, ext::OM_ROUND, &round) else {
         panic!()
     };
     assert_eq!(round.get("sent"), Some(&Value::Integer(3)), "{round:?}");
@@ -1093,11 +1105,13 @@ fn extensions_and_batches() {
         Some(&Value::Integer(0)),
         "{round:?}"
     );
-    let Ok(Value::Struct(decided)) = reply(&q, ext::OM_DECIDE, &[s("r1")]) else {
+    let decide = [id.clone(), cap.clone()];
+    let Ok(Value::Struct(decided)) = reply(&q, ext::OM_DECIDE, &decide) else {
         panic!()
     };
     assert_eq!(decided.get("decision"), Some(&s("attack")));
-    let Ok(Value::Array(events)) = reply(&q, ext::TRACE_EVENTS, &[s("r1"), s("0")]) else {
+    let trace = [id, cap, s("0")];
+    let Ok(Value::Array(events)) = reply(&q, ext::TRACE_EVENTS, &trace) else {
         panic!()
     };
     assert_eq!(events.len(), 3, "{events:?}");

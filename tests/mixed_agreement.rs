@@ -50,6 +50,22 @@ fn om(c: &Cluster, args: &[&str]) -> (i32, Json, String) {
     c.client_json(&[&["om"], args].concat())
 }
 
+/// `om` with `--trace`: also every node-to-node call of the run, as the client gathered them
+/// (with the run's capabilities, which only the driver holds).
+fn om_traced(c: &Cluster, args: &[&str]) -> (i32, Json, String, Vec<Json>) {
+    let file = std::env::temp_dir().join(format!(
+        "mixed-traced-{}-{}.jsonl",
+        std::process::id(),
+        c.base
+    ));
+    let file_arg = file.to_str().unwrap().to_string();
+    let (code, j, err) = om(c, &[args, &["--trace", &file_arg]].concat());
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    let events = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (code, j, err, events)
+}
+
 fn decisions(j: &Json) -> Vec<(String, String)> {
     j["decisions"]
         .as_object()
@@ -94,7 +110,8 @@ fn om1_n4_two_faced_traitor_on_python() {
         &Value::Boolean(false)
     );
     for (order, seed) in [("attack", "1"), ("retreat", "2")] {
-        let (code, j, err) = om(&c, &["-m", "1", "--order", order, "--seed", seed]);
+        let (code, j, err, events) =
+            om_traced(&c, &["-m", "1", "--order", order, "--seed", seed]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["traitors"], serde_json::json!(["N3"]));
         assert_eq!(j["behaviours"]["N3"], "two-faced");
@@ -104,31 +121,22 @@ fn om1_n4_two_faced_traitor_on_python() {
         );
         // What N3 actually sent, from its own trace_events: its receivers of [N0] are N1, N2
         // (nodes order), so index 0 < 2/2 gets attack and index 1 retreat, whatever the order.
-        let run = format!("om-{seed}");
-        let Ok(Value::Array(events)) = call(c.port("N3"), "trace_events", &[s(&run), s("0")])
-        else {
-            panic!("no trace from N3");
-        };
-        let mut sent: Vec<(Value, Value, Value)> = events
+        let mut sent: Vec<(Json, Json, Json)> = events
             .iter()
+            .filter(|e| e["from"] == "N3")
             .map(|e| {
-                let Value::String(stored) = member(e, "result") else {
-                    panic!("{e:?}")
-                };
-                assert!(stored.parse::<u64>().is_ok(), "stored at: {e:?}");
-                let Value::Array(args) = member(e, "args") else {
-                    panic!("{e:?}")
-                };
-                (member(e, "to").clone(), args[1].clone(), args[2].clone())
+                let stored = e["result"].as_str().unwrap_or_else(|| panic!("{e}"));
+                assert!(stored.parse::<u64>().is_ok(), "stored at: {e}");
+                (e["to"].clone(), e["args"][1].clone(), e["args"][2].clone())
             })
             .collect();
         sent.sort_by_key(|t| format!("{t:?}"));
-        let path = Value::Array(vec![s("N0"), s("N3")]);
+        let path = serde_json::json!(["N0", "N3"]);
         assert_eq!(
             sent,
             [
-                (s("N1"), path.clone(), s("attack")),
-                (s("N2"), path, s("retreat"))
+                (serde_json::json!("N1"), path.clone(), serde_json::json!("attack")),
+                (serde_json::json!("N2"), path, serde_json::json!("retreat"))
             ]
         );
     }
@@ -422,9 +430,32 @@ fn int(i: i32) -> Value {
     Value::Integer(i)
 }
 
-/// `om_start`'s arguments.
+/// The capability and pair key every hand-made start of these tests uses.
+const SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// `om_start`'s arguments for node Q: the six of the run, then the capability and a key for
+/// every other name of `nodes` (none when `nodes` is not an array of strings).
 fn start(run: &str, commander: &str, nodes: Value, m: Value, ms: Value, seed: Value) -> Vec<Value> {
-    vec![s(run), s(commander), nodes, m, ms, seed]
+    let keys = match &nodes {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| match v {
+                Value::String(n) if n != "Q" => Some((n.clone(), s(SECRET))),
+                _ => None,
+            })
+            .collect(),
+        _ => Default::default(),
+    };
+    vec![
+        s(run),
+        s(commander),
+        nodes,
+        m,
+        ms,
+        seed,
+        s(SECRET),
+        Value::Struct(keys),
+    ]
 }
 
 /// A Rust node and a Python `--agreement` node answer `node_info` alike, its faults too.
@@ -543,83 +574,112 @@ fn python_node_refuses_om_starts_like_a_rust_node() {
             "om_start",
             start("r", "P", arr(&["P", "Q", "R"]), int(2), int(1), s("1")),
         ),
+        // The secrets: a capability that is not one, keys that are not a struct, a key
+        // missing, a key too many, a key for Q itself, a key that is not one.
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            bad[6] = s("not base64");
+            ('Q', "om_start", bad)
+        },
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            bad[7] = arr(&["P"]);
+            ('Q', "om_start", bad)
+        },
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            bad[7] = start("r", "P", arr(&["P", "R"]), int(1), int(1), s("1"))[7].clone();
+            ('Q', "om_start", bad)
+        },
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            bad[7] = start("r", "P", arr(&["P", "R", "S", "T"]), int(1), int(1), s("1"))[7]
+                .clone();
+            ('Q', "om_start", bad)
+        },
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            if let Value::Struct(keys) = &mut bad[7] {
+                keys.insert("Q".into(), s(SECRET));
+            }
+            ('Q', "om_start", bad)
+        },
+        {
+            let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
+            if let Value::Struct(keys) = &mut bad[7] {
+                keys.insert("R".into(), s("AAAA"));
+            }
+            ('Q', "om_start", bad)
+        },
     ];
     assert_answers_alike(&rust, &python, &calls);
 }
 
-/// A run with Q a lieutenant, call by call: messages, rounds, orders, the decide struct and
-/// the trace get the same answers and faults from a Rust and a Python node.
+/// A run with Q a lieutenant, call by call: messages (genuine ones with their MACs, forged
+/// and malformed ones), rounds, orders, the decide struct and the trace get the same answers
+/// and faults from a Rust and a Python node.
 #[test]
 fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
     let (rust, python) = node_pairs();
+    let mut run = HandRun::new("om", "P", "P,Q,R,S", 1, 300);
+    run.secrets.run = "om-1".into();
+    run.seed = "+42".into();
+    let id = s(run.id());
+    let cap = run.cap("Q");
+    let mac = s("bm90IGEgTUFD");
+    let mut start = run.start("Q");
+    start[3] = Value::Long(1);
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
-        // A real run: Q a lieutenant, deadline 2 x 300 ms.
-        (
-            'Q',
-            "om_start",
-            start("om-1", "P", pqrs(), Value::Long(1), int(300), s("+42")),
-        ),
-        ('Q', "om_message", vec![s("om-1"), arr(&["P"])]),
-        ('Q', "om_message", vec![s("om-1"), s("P"), s("attack")]),
-        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), int(1)]),
-        ('Q', "om_message", vec![s("om-2"), arr(&["P"]), s("attack")]),
-        ('Q', "om_message", vec![s("om-1"), arr(&[]), s("attack")]),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P", "R", "S"]), s("attack")],
-        ),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P", "X\"y"]), s("attack")],
-        ),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P", "P"]), s("attack")],
-        ),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P", "Q"]), s("attack")],
-        ),
-        ('Q', "om_message", vec![s("om-1"), arr(&["R"]), s("attack")]),
-        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), s("attack")]),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P"]), s("retreat")],
-        ),
-        (
-            'Q',
-            "om_message",
-            vec![s("om-1"), arr(&["P", "R"]), s("attack")],
-        ),
+        ('Q', "om_start", start),
+        ('Q', "om_message", vec![id.clone(), arr(&["P"])]),
+        ('Q', "om_message", vec![id.clone(), s("P"), s("attack"), mac.clone()]),
+        ('Q', "om_message", vec![id.clone(), arr(&["P"]), int(1), mac.clone()]),
+        ('Q', "om_message", vec![id.clone(), arr(&["P"]), s("attack"), int(1)]),
+        ('Q', "om_message", vec![s("om-2"), arr(&["P"]), s("attack"), mac.clone()]),
+        // Not proven: no sender, a stranger, Q itself, a MAC of nobody's.
+        ('Q', "om_message", vec![id.clone(), arr(&[]), s("attack"), mac.clone()]),
+        ('Q', "om_message", vec![id.clone(), arr(&["P", "X\"y"]), s("attack"), mac.clone()]),
+        ('Q', "om_message", vec![id.clone(), arr(&["P", "Q"]), s("attack"), mac.clone()]),
+        ('Q', "om_message", vec![id.clone(), arr(&["P"]), s("attack"), mac.clone()]),
+        // Proven, but not a path of this run.
+        ('Q', "om_message", run.om_message("Q", &["P", "R", "S"], "attack")),
+        ('Q', "om_message", run.om_message("Q", &["P", "P"], "attack")),
+        ('Q', "om_message", run.om_message("Q", &["R"], "attack")),
+        // Genuine: stored; again (another value on the same path): a duplicate.
+        ('Q', "om_message", run.om_message("Q", &["P"], "attack")),
+        ('Q', "om_message", run.om_message("Q", &["P"], "retreat")),
+        ('Q', "om_message", run.om_message("Q", &["P", "R"], "attack")),
         // The rounds: round 1 (Q owes nothing), round 2 (Q relays [P] to R and S, which
-        // know no run om-1, so both are refused); then a message of round 1 is late.
-        ('Q', "om_round", vec![s("om-1"), int(1)]),
-        ('Q', "om_round", vec![s("om-1"), int(2)]),
-        ('Q', "om_round", vec![s("om-1"), int(2)]),
-        ('Q', "om_round", vec![s("om-1"), int(3)]),
-        ('Q', "om_round", vec![s("om-1"), int(0)]),
-        ('Q', "om_round", vec![s("om-1")]),
-        ('Q', "om_round", vec![s("nope"), int(1)]),
-        ('Q', "om_message", vec![s("om-1"), arr(&["P"]), s("attack")]),
-        ('Q', "om_order", vec![s("om-1"), s("attack")]),
-        ('Q', "om_order", vec![s("it's"), s("attack")]),
+        // do not exist, so both fail); round 2 asked again answers the same.
+        ('Q', "om_round", run.round("Q", 1)),
+        ('Q', "om_round", run.round("Q", 2)),
+        ('Q', "om_round", run.round("Q", 2)),
+        ('Q', "om_round", run.round("Q", 1)),
+        ('Q', "om_round", run.round("Q", 3)),
+        ('Q', "om_round", run.round("Q", 0)),
+        ('Q', "om_round", vec![id.clone(), cap.clone()]),
+        ('Q', "om_round", vec![s("nope"), cap.clone(), int(1)]),
+        ('Q', "om_round", vec![id.clone(), s(SECRET), int(2)]),
+        // A duplicate is not late; a message no one sent before in a closed round would be.
+        ('Q', "om_message", run.om_message("Q", &["P"], "attack")),
+        ('Q', "om_order", vec![id.clone(), cap.clone(), s("attack")]),
+        ('Q', "om_order", vec![s("it's"), cap.clone(), s("attack")]),
         ('Q', "om_decide", vec![]),
-        ('Q', "om_decide", vec![s("it's")]),
-        // [P]=attack, [P,R]=attack, [P,S] missing: majority attack; the relays were refused.
-        ('Q', "om_decide", vec![s("om-1")]),
-        ('Q', "trace_events", vec![s("om-1")]),
-        ('Q', "trace_events", vec![s("om-1"), s("x")]),
-        ('Q', "trace_events", vec![s("om-1"), int(0)]),
+        ('Q', "om_decide", vec![s("it's"), cap.clone()]),
+        ('Q', "om_decide", vec![id.clone(), s(SECRET)]),
+        // [P]=attack, [P,R]=attack, [P,S] missing: majority attack; the relays failed; five
+        // messages were not proven.
+        ('Q', "om_decide", run.decide("Q")),
+        ('Q', "om_decide", run.decide("Q")),
+        ('Q', "trace_events", vec![id.clone(), cap.clone()]),
+        ('Q', "trace_events", vec![id.clone(), cap.clone(), s("x")]),
+        ('Q', "trace_events", vec![id.clone(), cap.clone(), int(0)]),
+        ('Q', "trace_events", vec![id.clone(), s(SECRET), s("0")]),
     ];
     assert_answers_alike(&rust, &python, &calls);
 
-    // Q's outgoing calls of om-1, as trace_events lists them: two refused relays of [P].
-    let events = |port| match call(port, "trace_events", &[s("om-1"), s("0")]) {
+    // Q's outgoing calls of om-1, as trace_events lists them: two failed relays of [P].
+    let events = |port| match call(port, "trace_events", &run.trace("Q", 0)) {
         Ok(Value::Array(items)) => {
             let mut v: Vec<String> = items
                 .iter()
@@ -652,22 +712,20 @@ fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
 #[test]
 fn python_node_runs_om_as_the_commander_like_a_rust_node() {
     let (rust, python) = node_pairs();
+    let mut run = HandRun::new("om", "Q", "P,Q,R,S", 1, 50);
+    run.secrets.run = "om-2".into();
+    run.seed = "7".into();
+    let mut sm_start = run.start("Q");
+    sm_start[0] = s("sm-1");
+    sm_start.push(Value::Struct(Default::default()));
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
-        // Q as the commander: every round-1 call is refused.
-        (
-            'Q',
-            "om_start",
-            start("om-2", "Q", pqrs(), int(1), int(50), s("7")),
-        ),
-        ('Q', "om_message", vec![s("om-2"), arr(&["Q"]), s("attack")]),
-        ('Q', "om_order", vec![s("om-2"), s("attack")]),
-        ('Q', "om_order", vec![s("om-2"), s("attack")]),
-        ('Q', "om_decide", vec![s("om-2")]),
-        (
-            'Q',
-            "sm_start",
-            start("sm-1", "Q", pqrs(), int(1), int(50), s("7")),
-        ),
+        ('Q', "om_start", run.start("Q")),
+        ('Q', "om_message", run.om_message("Q", &["P"], "attack")),
+        ('Q', "om_order", run.order("attack")),
+        ('Q', "om_order", run.order("attack")),
+        ('Q', "om_order", run.order("retreat")),
+        ('Q', "om_decide", run.decide("Q")),
+        ('Q', "sm_start", sm_start),
     ];
     assert_answers_alike(&rust, &python, &calls);
 }
@@ -755,22 +813,58 @@ fn python_executes_a_scripted_strategy() {
     assert_eq!(per_round(&j), [2, 4], "{j}");
     let decided: Vec<String> = decisions(&j).into_iter().map(|(_, d)| d).collect();
     assert!(decided.windows(2).all(|w| w[0] == w[1]), "{j}");
-    let Ok(Value::Array(events)) = call(c.port("N1"), "trace_events", &[s("om-4"), s("0")]) else {
-        panic!("no trace from N1");
-    };
-    let mut sent: Vec<(Value, Value)> = events
+    let (_, _, _, events) = om_traced(&c, &["--commander", "N1", "-m", "1", "--seed", "4"]);
+    let mut sent: Vec<(String, String)> = events
         .iter()
+        .filter(|e| e["from"] == "N1")
         .map(|e| {
-            let Value::Array(args) = member(e, "args") else {
-                panic!("{e:?}")
-            };
-            (member(e, "to").clone(), args[2].clone())
+            let to = e["to"].as_str().unwrap().to_string();
+            (to, e["args"][2].as_str().unwrap().to_string())
         })
         .collect();
-    sent.sort_by_key(|(to, _)| format!("{to:?}"));
+    sent.sort();
     assert_eq!(
         sent,
-        [(s("N0"), s("attack")), (s("N2"), s("retreat"))],
+        [("N0".into(), "attack".into()), ("N2".into(), "retreat".into())],
         "exactly the script"
     );
+}
+
+/// Two `client om --seed 7` at once on a mixed cluster: each run has its own random id, so
+/// both run on every node, Python's included, and both hold; an outsider's forged message and
+/// decide meanwhile change nothing (the Python node checks MACs and capabilities as a Rust
+/// node does).
+#[test]
+fn two_same_seed_runs_at_once_on_a_mixed_cluster_both_hold() {
+    let c = mixed(4, "N0,N2", "N1,N3", &[], &["N3=two-faced"], &[]);
+    let n1 = c.port("N1");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outsider = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut refused = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let forged = [s("om-7"), arr(&["N0"]), s("retreat"), s("bm90IGEgTUFD")];
+                refused += usize::from(call(n1, "om_message", &forged).is_err());
+                let decide = [s("om-7"), s(SECRET)];
+                refused += usize::from(call(n1, "om_decide", &decide).is_err());
+            }
+            refused
+        })
+    };
+    for _ in 0..2 {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let client = c.client().args(&["om", "-m", "1", "--seed", "7"]);
+                std::thread::spawn(move || client.json())
+            })
+            .collect();
+        for t in runs {
+            let (code, j, err) = t.join().unwrap();
+            assert_agreement(&j, &err, code, 9, &[3, 6]);
+            assert_eq!(j["run"], "om-7");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(outsider.join().unwrap() > 0);
 }

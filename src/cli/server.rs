@@ -50,8 +50,10 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = crate::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
     pub max_run_messages: u64,
     /// Agreement runs a node holds (for om_decide, trace_events); beyond, the oldest finished
-    /// run (decided, or expired) is forgotten and calls for it get `unknown run`. When all are
-    /// unfinished, a new run is refused: a live run is never dropped or replaced.
+    /// run (decided, or expired) is forgotten, then the oldest abandoned one (its driver left
+    /// it 5 s after its start, or a round timeout and 5 s after its last call), and calls for
+    /// it get `unknown run`. When all are driven and unfinished, a new run is refused: a
+    /// driven run is never dropped or replaced.
     #[arg(long, default_value_t = crate::agreement::engine::MAX_RUNS as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_runs: u64,
