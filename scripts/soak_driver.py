@@ -29,6 +29,7 @@ Side by side: the same receive_message load on the Python stand-in and on N1, 10
 --quick).
 """
 import argparse
+import base64
 import gzip
 import os
 import signal
@@ -200,10 +201,14 @@ def main():
 
         def trickle():
             names = [chr(ord("P") + i) for i in range(64)]
+            # A start with well-formed secrets (docs/protocol-extensions.md): what the node
+            # refuses is the run's size, its budget.
+            secret = base64.b64encode(bytes(32)).decode()
+            keys = {n: secret for n in names if n != "Q"}
             while not stop.is_set():
                 try:
                     xmlrpc.client.ServerProxy(f"http://127.0.0.1:{ports[1]}/").om_start(
-                        "huge", "P", names, 8, 1, "1")
+                        "huge", "P", names, 8, 1, "1", secret, keys)
                     refusals["other"].append("accepted")
                 except xmlrpc.client.Fault as f:
                     if "budget" in f.faultString:
