@@ -2,6 +2,7 @@
 """The body of scripts/bench.sh: start servers, run the loads and scenarios, print the table.
 
 Usage: python3 scripts/bench_driver.py [--duration SECS] [--quick] [--heavy] [--adversary]
+       [--baseline DIR]
 (bench.sh builds first)
 Standard library only. Every process it starts is stopped in a finally block.
 """
@@ -85,6 +86,79 @@ def adversary_figures(client):
     return all(r[4] for r in rows)
 
 
+def baseline_figures(baseline, runs):
+    """The agreement figures of two builds in one sitting (`bench.sh --baseline REV`): the
+    binaries in target/release ("now") and those in `baseline`, runs alternating so that the
+    machine's load falls on both alike. Prints one table: median wall time of each scenario
+    and the server's peak RSS, both builds, and the change."""
+    import json
+
+    builds = {"now": REL, "baseline": baseline}
+    rows = []  # (scenario, metric, baseline, now)
+
+    def cluster(rel, size, behaviours):
+        rb = free_base(size + 2)
+        flags = [x for b in behaviours for x in ("--behaviour", b)]
+        p = start([os.path.join(rel, "server"), "--port-base", str(rb), "--cluster-size", str(size),
+                   "--faulty", "", "--quiet", *flags], [rb + i for i in range(size)])
+        return p, rb
+
+    def scenario(name, size, m, behaviours, expect):
+        times = {k: [] for k in builds}
+        rss = {}
+        procs = {}
+        for k, rel in builds.items():
+            procs[k] = cluster(rel, size, behaviours)
+            cmd = [os.path.join(rel, "client"), "--port-base", str(procs[k][1]), "--cluster-size",
+                   str(size), "om", "-m", str(m), "--seed", "1", "--json"]
+            out = subprocess.run(cmd, capture_output=True, text=True).stdout
+            try:
+                j = json.loads(out)
+            except ValueError:
+                sys.exit(f"{name} ({k}): no report: {out}")
+            if j.get("verdict") != "holds" or j.get("messages") != expect:
+                sys.exit(f"{name} ({k}): {out}")
+        for _ in range(runs):
+            for k, rel in builds.items():
+                cmd = [os.path.join(rel, "client"), "--port-base", str(procs[k][1]),
+                       "--cluster-size", str(size), "om", "-m", str(m), "--seed", "1", "--json"]
+                t0 = time.perf_counter()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+                times[k].append((time.perf_counter() - t0) * 1000)
+        for k in builds:
+            rss[k] = peak_rss_kb(procs[k][0]) / 1024
+            stop(procs[k][0])
+        rows.append((name, "client wall ms (median)", statistics.median(times["baseline"]),
+                     statistics.median(times["now"])))
+        rows.append((name, "server peak RSS MB", rss["baseline"], rss["now"]))
+
+    def explore(n, m):
+        times = {k: [] for k in builds}
+        for _ in range(runs):
+            for k, rel in builds.items():
+                cmd = [os.path.join(rel, "client"), "explore", "--protocol", "om", "-n", str(n),
+                       "-m", str(m), "--seed", "1"]
+                t0 = time.perf_counter()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+                times[k].append((time.perf_counter() - t0) * 1000)
+        rows.append((f"explore OM({m}) n={n}", "wall ms (median)", statistics.median(times["baseline"]),
+                     statistics.median(times["now"])))
+
+    try:
+        scenario("OM(4) n=13 loyal (108,384 messages)", 13, 4, [], 108384)
+        scenario("OM(3) n=10, flip/random/two-faced", 10, 3,
+                 ["N3=flip", "N5=random", "N7=two-faced"], 3609)
+        explore(4, 1)
+        explore(7, 2)
+    finally:
+        kill_all()
+    w = max(len(r[0]) for r in rows)
+    print(f"{'scenario':<{w}}  {'metric':<24} {'baseline':>10} {'now':>10}  change")
+    print("-" * (w + 62))
+    for name, metric, base, now in rows:
+        print(f"{name:<{w}}  {metric:<24} {base:>10.1f} {now:>10.1f}  {100 * (now / base - 1):+.1f}%")
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -104,7 +178,13 @@ def main():
                     help="also explore n=10 m=3 (7,352 cases) and force OM(5) over 16 nodes (minutes)")
     ap.add_argument("--adversary", action="store_true",
                     help="only the adversary's figures (client explore --adversary, issue 17)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="only the agreement figures, of target/release and of the binaries in DIR")
     args = ap.parse_args()
+    if args.baseline:
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}", file=sys.stderr)
+        baseline_figures(args.baseline, 3 if args.quick else 7)
+        return
     if args.adversary:
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}", file=sys.stderr)
         sys.exit(0 if adversary_figures(os.path.join(REL, "client")) else 1)

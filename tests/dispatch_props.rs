@@ -429,11 +429,13 @@ fn start_params() -> impl Strategy<Value = Vec<Value>> {
         keys(),
         prop::option::of(keys()),
     )
-        .prop_map(|((run, commander, nodes, m), timeout, seed, cap, keys, more)| {
-            let mut params = vec![run, commander, nodes, m, timeout, seed, cap, keys];
-            params.extend(more);
-            params
-        })
+        .prop_map(
+            |((run, commander, nodes, m), timeout, seed, cap, keys, more)| {
+                let mut params = vec![run, commander, nodes, m, timeout, seed, cap, keys];
+                params.extend(more);
+                params
+            },
+        )
 }
 
 /// A call of one extension method with parameters of the right shape (mostly), values that

@@ -62,7 +62,10 @@ fn om_traced(c: &Cluster, args: &[&str]) -> (i32, Json, String, Vec<Json>) {
     let (code, j, err) = om(c, &[args, &["--trace", &file_arg]].concat());
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let _ = std::fs::remove_file(&file);
-    let events = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     (code, j, err, events)
 }
 
@@ -110,8 +113,7 @@ fn om1_n4_two_faced_traitor_on_python() {
         &Value::Boolean(false)
     );
     for (order, seed) in [("attack", "1"), ("retreat", "2")] {
-        let (code, j, err, events) =
-            om_traced(&c, &["-m", "1", "--order", order, "--seed", seed]);
+        let (code, j, err, events) = om_traced(&c, &["-m", "1", "--order", order, "--seed", seed]);
         assert_agreement(&j, &err, code, 9, &[3, 6]);
         assert_eq!(j["traitors"], serde_json::json!(["N3"]));
         assert_eq!(j["behaviours"]["N3"], "two-faced");
@@ -135,7 +137,11 @@ fn om1_n4_two_faced_traitor_on_python() {
         assert_eq!(
             sent,
             [
-                (serde_json::json!("N1"), path.clone(), serde_json::json!("attack")),
+                (
+                    serde_json::json!("N1"),
+                    path.clone(),
+                    serde_json::json!("attack")
+                ),
                 (serde_json::json!("N2"), path, serde_json::json!("retreat"))
             ]
         );
@@ -593,8 +599,7 @@ fn python_node_refuses_om_starts_like_a_rust_node() {
         },
         {
             let mut bad = start("r", "P", pqrs(), int(1), int(1), s("1"));
-            bad[7] = start("r", "P", arr(&["P", "R", "S", "T"]), int(1), int(1), s("1"))[7]
-                .clone();
+            bad[7] = start("r", "P", arr(&["P", "R", "S", "T"]), int(1), int(1), s("1"))[7].clone();
             ('Q', "om_start", bad)
         },
         {
@@ -632,23 +637,67 @@ fn python_node_runs_om_as_a_lieutenant_like_a_rust_node() {
     let calls: Vec<(char, &str, Vec<Value>)> = vec![
         ('Q', "om_start", start),
         ('Q', "om_message", vec![id.clone(), arr(&["P"])]),
-        ('Q', "om_message", vec![id.clone(), s("P"), s("attack"), mac.clone()]),
-        ('Q', "om_message", vec![id.clone(), arr(&["P"]), int(1), mac.clone()]),
-        ('Q', "om_message", vec![id.clone(), arr(&["P"]), s("attack"), int(1)]),
-        ('Q', "om_message", vec![s("om-2"), arr(&["P"]), s("attack"), mac.clone()]),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), s("P"), s("attack"), mac.clone()],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&["P"]), int(1), mac.clone()],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&["P"]), s("attack"), int(1)],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![s("om-2"), arr(&["P"]), s("attack"), mac.clone()],
+        ),
         // Not proven: no sender, a stranger, Q itself, a MAC of nobody's.
-        ('Q', "om_message", vec![id.clone(), arr(&[]), s("attack"), mac.clone()]),
-        ('Q', "om_message", vec![id.clone(), arr(&["P", "X\"y"]), s("attack"), mac.clone()]),
-        ('Q', "om_message", vec![id.clone(), arr(&["P", "Q"]), s("attack"), mac.clone()]),
-        ('Q', "om_message", vec![id.clone(), arr(&["P"]), s("attack"), mac.clone()]),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&[]), s("attack"), mac.clone()],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&["P", "X\"y"]), s("attack"), mac.clone()],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&["P", "Q"]), s("attack"), mac.clone()],
+        ),
+        (
+            'Q',
+            "om_message",
+            vec![id.clone(), arr(&["P"]), s("attack"), mac.clone()],
+        ),
         // Proven, but not a path of this run.
-        ('Q', "om_message", run.om_message("Q", &["P", "R", "S"], "attack")),
-        ('Q', "om_message", run.om_message("Q", &["P", "P"], "attack")),
+        (
+            'Q',
+            "om_message",
+            run.om_message("Q", &["P", "R", "S"], "attack"),
+        ),
+        (
+            'Q',
+            "om_message",
+            run.om_message("Q", &["P", "P"], "attack"),
+        ),
         ('Q', "om_message", run.om_message("Q", &["R"], "attack")),
         // Genuine: stored; again (another value on the same path): a duplicate.
         ('Q', "om_message", run.om_message("Q", &["P"], "attack")),
         ('Q', "om_message", run.om_message("Q", &["P"], "retreat")),
-        ('Q', "om_message", run.om_message("Q", &["P", "R"], "attack")),
+        (
+            'Q',
+            "om_message",
+            run.om_message("Q", &["P", "R"], "attack"),
+        ),
         // The rounds: round 1 (Q owes nothing), round 2 (Q relays [P] to R and S, which
         // do not exist, so both fail); round 2 asked again answers the same.
         ('Q', "om_round", run.round("Q", 1)),
@@ -825,7 +874,10 @@ fn python_executes_a_scripted_strategy() {
     sent.sort();
     assert_eq!(
         sent,
-        [("N0".into(), "attack".into()), ("N2".into(), "retreat".into())],
+        [
+            ("N0".into(), "attack".into()),
+            ("N2".into(), "retreat".into())
+        ],
         "exactly the script"
     );
 }
@@ -867,4 +919,20 @@ fn two_same_seed_runs_at_once_on_a_mixed_cluster_both_hold() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(outsider.join().unwrap() > 0);
+}
+
+/// The stand-in runs OM only: an SM run over a mixed cluster is refused (exit 2) with the
+/// Python node named and what to do, never judged with it counted as unreachable.
+#[test]
+fn an_sm_run_with_a_python_node_is_refused_naming_it() {
+    let c = mixed(4, "N0,N1,N2", "N3", &[], &[], &[]);
+    let (code, out, err) = c.client().args(&["sm", "-m", "1", "--seed", "1"]).run();
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("node N3 ("), "{err}");
+    assert!(err.contains("does not run SM"), "{err}");
+    assert!(err.contains("the Python stand-in runs OM only"), "{err}");
+    assert!(
+        !out.contains("holds") && !err.contains("unreachable"),
+        "{out} {err}"
+    );
 }

@@ -58,8 +58,12 @@ fn late_messages_are_refused_and_counted() {
     );
     // Round 2 is still open: S's relay is stored.
     assert_eq!(
-        call(q, "om_message", &run.om_message("Q", &["P", "S"], "retreat"))
-            .map(|v| matches!(v, Value::String(t) if t.parse::<u64>().is_ok())),
+        call(
+            q,
+            "om_message",
+            &run.om_message("Q", &["P", "S"], "retreat")
+        )
+        .map(|v| matches!(v, Value::String(t) if t.parse::<u64>().is_ok())),
         Ok(true)
     );
     let decided = call(q, "om_decide", &run.decide("Q")).unwrap();

@@ -198,7 +198,7 @@ fn void_reasons(facts: &Facts) -> Vec<String> {
             .map(|(n, why)| format!("{n} ({why})"))
             .collect();
         out.push(format!(
-            "{} of {} nodes are faulty ({}), more than m = {}, and {} of them failed on its own \
+            "{} of {} nodes are faulty ({}), more than m = {}, and {} of them failed on their own \
              ({}): no run can show anything",
             facts.traitors.len(),
             facts.n,
@@ -803,13 +803,13 @@ mod tests {
              messages\ndelivered within its round of 250 ms); this run says nothing about the \
              algorithm:\n  \
              2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them \
-             failed on its own (S): no run can show anything\n\
+             failed on their own (S): no run can show anything\n\
              Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check that every\n\
              node is up and reachable.\n"
         );
         assert_eq!(
             r.to_json(),
-            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them failed on its own (S): no run can show anything"],"round_timeout_ms":250}"#
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them failed on their own (S): no run can show anything"],"round_timeout_ms":250}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
         f.protocol = "sm".into();

@@ -109,6 +109,22 @@ pub enum DriveError {
         /// What it answered.
         error: String,
     },
+    /// A participant speaks the extension but not this protocol (the Python stand-in has OM
+    /// only).
+    #[error(
+        "node {node} ({url}) does not run {protocol} ({error}); the Python stand-in runs OM \
+         only: host that node with `server` from this project, or run `client om`"
+    )]
+    NotThisProtocol {
+        /// The node.
+        node: String,
+        /// Its URL.
+        url: String,
+        /// `SM` or `OM`.
+        protocol: String,
+        /// What it answered.
+        error: String,
+    },
 }
 
 /// A node the driver could not use, and why (reported on stderr by the client).
@@ -204,7 +220,7 @@ pub async fn drive_with(
     if d.hopeless() {
         return Ok(d.judge());
     }
-    let mut ready = d.start(&live).await;
+    let mut ready = d.start(&live).await?;
     d.order(&mut ready).await;
     for r in 1..=opts.m + 1 {
         d.round(&mut ready, r).await;
@@ -344,8 +360,9 @@ impl<'a> Drive<'a> {
     /// run's id before every loyal node holds the run, so none can take its id first); returns
     /// the nodes that started. A start refused because the node's table is full of runs is
     /// asked again until the table's grace for undriven runs has passed: a flood of starts
-    /// nobody drives delays a run, it does not void it. A node that cannot start is faulty.
-    async fn start(&mut self, live: &[String]) -> Vec<String> {
+    /// nobody drives delays a run, it does not void it. A node that cannot start is faulty;
+    /// a node that does not know the method (a Python node in an SM run) refuses the run.
+    async fn start(&mut self, live: &[String]) -> Result<Vec<String>, DriveError> {
         let method = self.opts.protocol.method(ext::OM_START, ext::SM_START);
         let (loyal, traitors): (Vec<String>, Vec<String>) =
             live.iter().cloned().partition(|n| self.facts.is_loyal(n));
@@ -363,6 +380,16 @@ impl<'a> Drive<'a> {
                     match result {
                         Ok(_) => ready.push(node),
                         Err(e) if is_full(&e) && Instant::now() < deadline => again.push(node),
+                        Err(e) if e.is_unsupported_method() => {
+                            let (error, protocol) = (e.to_string(), self.opts.protocol);
+                            let protocol = protocol.name().to_uppercase();
+                            return Err(DriveError::NotThisProtocol {
+                                node,
+                                url,
+                                protocol,
+                                error,
+                            });
+                        }
                         Err(error) => self.lost(
                             Unreachable { node, url, error },
                             Faulty::Failed("did not start the run".into()),
@@ -377,7 +404,7 @@ impl<'a> Drive<'a> {
         }
         // In the nodes' order, as the rounds call them.
         ready.sort_by_key(|n| self.opts.nodes.iter().position(|x| x == n));
-        ready
+        Ok(ready)
     }
 
     /// The commander's order, if it started. A commander that does not take it is faulty
