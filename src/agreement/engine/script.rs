@@ -18,12 +18,15 @@ use super::Pending;
 use crate::agreement::{om, sm};
 use crate::behaviour::Behaviour;
 
+/// A signature chain a traitor holds, and the round of the message it came in.
+type Chain = (usize, Vec<String>);
+
 /// What a scripted SM traitor received: for each path prefix and value, the signatures it
 /// holds and the round of the message they came in (the prefix of a round-r message is held
 /// from round r on).
 #[derive(Debug, Default)]
 pub struct Held {
-    chains: HashMap<Vec<String>, BTreeMap<String, (usize, Vec<String>)>>,
+    chains: HashMap<Vec<String>, BTreeMap<String, Chain>>,
     /// SM messages it sent with a chain it did not hold (altered or forged).
     pub forged: u64,
 }
@@ -58,7 +61,7 @@ impl Held {
         if prefix.is_empty() {
             return Vec::new();
         }
-        let earlier = |c: &&(usize, Vec<String>)| c.0 < round;
+        let earlier = |c: &&Chain| c.0 < round;
         let chains = self.chains.get(prefix);
         if let Some((_, sigs)) = chains.and_then(|c| c.get(value)).filter(earlier) {
             return sigs.clone();
