@@ -250,7 +250,15 @@ pub async fn ui(a: &UiArgs) -> Result<u8, ClientError> {
         cluster,
         nodes,
         rpc_timeout: a.cluster.rpc_timeout(),
-        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        // The page takes runs of at most --max-messages: the default fits the largest.
+        round_timeout: a.round_timeout_ms.map_or_else(
+            || {
+                let extra = driver::ROUND_TIMEOUT_PER_MESSAGE
+                    .saturating_mul(u32::try_from(a.max_messages).unwrap_or(u32::MAX));
+                Duration::from_millis(driver::DEFAULT_ROUND_TIMEOUT_MS) + extra
+            },
+            Duration::from_millis,
+        ),
         max_messages: a.max_messages,
     };
     let ui = crate::ui::Ui {
@@ -388,13 +396,17 @@ pub async fn agreement(
             });
         }
     }
+    let round_timeout = a.round_timeout_ms.map_or_else(
+        || driver::default_round_timeout(protocol, nodes.len(), a.m),
+        Duration::from_millis,
+    );
     let opts = RunOptions {
         protocol,
         m: a.m,
         order: a.order.clone(),
         commander,
         nodes,
-        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        round_timeout,
         seed: a.seed.unwrap_or_else(driver::random_seed),
         allow_unsafe: a.allow_unsafe,
         rpc_timeout: a.cluster.rpc_timeout(),
@@ -455,7 +467,10 @@ fn exploration(a: &ExploreArgs, seed: u64, behaviours: Vec<Behaviour>) -> Explor
         behaviours,
         orders: a.orders.clone(),
         allow_unsafe: a.allow_unsafe,
-        round_timeout: Duration::from_millis(a.round_timeout_ms.max(1)),
+        round_timeout: a.round_timeout_ms.map_or_else(
+            || driver::default_round_timeout(a.protocol, a.n, a.m),
+            Duration::from_millis,
+        ),
         seed,
         jobs: a
             .jobs

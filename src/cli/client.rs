@@ -207,11 +207,11 @@ pub struct AgreementArgs {
     /// The commander [default: the first of --nodes].
     #[arg(long)]
     pub commander: Option<String>,
-    /// How long one round may take, in milliseconds. A round ends as soon as every node has
-    /// answered; a traitor's message still missing then counts as retreat, a loyal node's
-    /// makes the run void (exit 3).
-    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
-    pub round_timeout_ms: u64,
+    /// How long one round may take, in milliseconds (1-600000) [default: 2000, plus 50 µs
+    /// per message of the run's largest round]. A round ends as soon as every node has
+    /// answered; a node that has not answered by then is faulty for the run.
+    #[arg(long, value_name = "MS", value_parser = round_timeout)]
+    pub round_timeout_ms: Option<u64>,
     /// Seed of the run (random behaviours draw from it) [default: random, printed].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -272,9 +272,10 @@ pub struct UiArgs {
     /// A trace file (as --trace writes it) the page replays when opened with ?replay=1.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// How long one round of an OM/SM run may take, in milliseconds.
-    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
-    pub round_timeout_ms: u64,
+    /// How long one round of an OM/SM run may take, in milliseconds (1-600000) [default:
+    /// 2000, plus 50 µs per message of the run's largest round].
+    #[arg(long, value_name = "MS", value_parser = round_timeout)]
+    pub round_timeout_ms: Option<u64>,
     /// Refuse an OM/SM run that sends more messages than this, by the protocol's formula
     /// (the page draws every message: keep it small).
     #[arg(long, default_value_t = DEFAULT_UI_MAX_MESSAGES, value_name = "N")]
@@ -332,10 +333,11 @@ pub struct ExploreArgs {
     /// Explore below the bound (to find the classic counterexamples).
     #[arg(long)]
     pub allow_unsafe: bool,
-    /// Round timeout of each run, in milliseconds (a round ends as soon as every node has
-    /// answered; only a delayed or lost node makes a case wait this long).
-    #[arg(long, default_value_t = driver::DEFAULT_ROUND_TIMEOUT_MS, value_name = "MS")]
-    pub round_timeout_ms: u64,
+    /// Round timeout of each run, in milliseconds (1-600000; a round ends as soon as every
+    /// node has answered; only a delayed or lost node makes a case wait this long) [default:
+    /// 2000, plus 50 µs per message of the run's largest round].
+    #[arg(long, value_name = "MS", value_parser = round_timeout)]
+    pub round_timeout_ms: Option<u64>,
     /// Seed of the first case (case i uses seed + i); with --adversary fuzz, also the seed
     /// the strategies are drawn from [default: random, printed].
     #[arg(long)]
@@ -468,6 +470,16 @@ fn is_picture_flag(id: &clap::Id) -> bool {
     PictureArgs::augment_args(clap::Command::new("pictures"))
         .get_arguments()
         .any(|a| a.get_id() == id)
+}
+
+/// A `--round-timeout-ms`: 1 to 600,000 ms, what a node takes (0 is refused, not rounded up).
+fn round_timeout(arg: &str) -> Result<u64, String> {
+    match arg.parse::<u64>() {
+        Ok(ms) if (1..=600_000).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "{arg:?}: a round timeout is 1 to 600000 milliseconds"
+        )),
+    }
 }
 
 #[cfg(test)]

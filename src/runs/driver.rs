@@ -53,9 +53,30 @@ pub struct RunOptions {
 /// Default of `client --max-messages`.
 pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
 
-/// Default of `client --round-timeout-ms`: generous, because a round ends as soon as every
-/// node has answered; only a crashed or delayed node makes a run wait this long.
+/// The part of `client --round-timeout-ms`'s default every run gets: generous, because a round
+/// ends as soon as every node has answered; only a crashed or delayed node makes a run wait
+/// this long.
 pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
+
+/// What `client --round-timeout-ms`'s default adds per message of the run's largest round: a
+/// round of 95,040 messages (OM(4) over 13 nodes) takes about a second on two idle cores and
+/// several on a busy laptop, where a flat 2 s made such runs void although every node was
+/// working.
+pub const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(50);
+
+/// The default round timeout of a run: [`DEFAULT_ROUND_TIMEOUT_MS`] plus
+/// [`ROUND_TIMEOUT_PER_MESSAGE`] for each message of its largest round (the last; SM counts
+/// twice OM's), at most the 600 s a node takes.
+pub fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
+    let last = om::expected_in_round(n, m + 1);
+    let messages = match protocol {
+        Protocol::Om => last,
+        Protocol::Sm => last.saturating_mul(2),
+    };
+    let extra =
+        ROUND_TIMEOUT_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
+    (Duration::from_millis(DEFAULT_ROUND_TIMEOUT_MS) + extra).min(Duration::from_secs(600))
+}
 
 /// Why a run was not made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +262,9 @@ struct Drive<'a> {
     round_peers: Peers,
     /// Every node's SM public key, as its `node_info` gave it.
     public_keys: BTreeMap<String, String>,
+    /// Nodes that did not answer a round in time: faulty for the run, but perhaps only slow,
+    /// so their decide is asked too (within a round timeout) for what they delivered.
+    stragglers: Vec<String>,
     facts: Facts,
     unreachable: Vec<Unreachable>,
 }
@@ -279,6 +303,7 @@ impl<'a> Drive<'a> {
             peers: pool.with_timeout(opts.rpc_timeout),
             round_peers: pool.with_timeout(opts.round_timeout),
             public_keys: BTreeMap::new(),
+            stragglers: Vec::new(),
             facts,
             unreachable: Vec::new(),
         }
@@ -466,7 +491,10 @@ impl<'a> Drive<'a> {
                 NodeCallError::Call {
                     source: PeerError::Timeout(_),
                     ..
-                } => format!("silent in round {r} (no answer within {round_ms} ms)"),
+                } => {
+                    self.stragglers.push(node.clone());
+                    format!("silent in round {r} (no answer within {round_ms} ms)")
+                }
                 _ => format!("failed round {r}"),
             };
             ready.retain(|n| *n != node);
@@ -486,10 +514,23 @@ impl<'a> Drive<'a> {
     /// makes the run void.
     async fn decide(&mut self, ready: &[String]) {
         let method = self.opts.protocol.method(ext::OM_DECIDE, ext::SM_DECIDE);
-        let answers = each(self.cluster, &self.peers, ready, method, |n| {
-            self.driven(n, &[])
-        })
-        .await;
+        let args = |n: &str| self.driven(n, &[]);
+        let (answers, late) = tokio::join!(
+            each(self.cluster, &self.peers, ready, method, args),
+            each(
+                self.cluster,
+                &self.round_peers,
+                &self.stragglers,
+                method,
+                args
+            ),
+        );
+        // A straggler is faulty already; what it answers adds its counts, else nothing.
+        for (node, _, result) in late {
+            if let Ok(decided) = read(&node, method, result, Decided::from_value) {
+                self.decided(node, decided);
+            }
+        }
         for (node, url, result) in answers {
             match read(&node, method, result, Decided::from_value) {
                 Ok(decided) => self.decided(node, decided),
@@ -616,4 +657,22 @@ pub fn random_seed() -> u64 {
         return crate::behaviour::mix(t);
     }
     u64::from_le_bytes(b) >> 11 // fits in a double exactly, friendly to JSON readers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_round_timeout_grows_with_the_largest_round() {
+        let ms = |p, n, m| default_round_timeout(p, n, m).as_millis();
+        // OM(1) over 4 nodes: a round of 6 messages.
+        assert_eq!(ms(Protocol::Om, 4, 1), 2000);
+        // OM(4) over 13: 95,040 messages in round 5, 4.752 s more.
+        assert_eq!(ms(Protocol::Om, 13, 4), 6752);
+        // SM counts twice OM's.
+        assert_eq!(ms(Protocol::Sm, 13, 4), 2000 + 9504);
+        // Never past what a node takes.
+        assert_eq!(ms(Protocol::Om, 64, 8), 600_000);
+    }
 }
