@@ -109,8 +109,10 @@ def baseline_figures(baseline, runs):
         procs = {}
         for k, rel in builds.items():
             procs[k] = cluster(rel, size, behaviours)
+            # Rounds end when every node answered: a long timeout measures speed, not luck.
             cmd = [os.path.join(rel, "client"), "--port-base", str(procs[k][1]), "--cluster-size",
-                   str(size), "om", "-m", str(m), "--seed", "1", "--json"]
+                   str(size), "om", "-m", str(m), "--seed", "1", "--round-timeout-ms", "60000",
+                   "--json"]
             out = subprocess.run(cmd, capture_output=True, text=True).stdout
             try:
                 j = json.loads(out)
@@ -121,7 +123,8 @@ def baseline_figures(baseline, runs):
         for _ in range(runs):
             for k, rel in builds.items():
                 cmd = [os.path.join(rel, "client"), "--port-base", str(procs[k][1]),
-                       "--cluster-size", str(size), "om", "-m", str(m), "--seed", "1", "--json"]
+                       "--cluster-size", str(size), "om", "-m", str(m), "--seed", "1",
+                       "--round-timeout-ms", "60000", "--json"]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
                 times[k].append((time.perf_counter() - t0) * 1000)
