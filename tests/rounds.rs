@@ -74,15 +74,19 @@ fn late_messages_are_refused_and_counted() {
         member(&decided, "late"),
         &Value::Struct([("P".to_string(), int(1))].into())
     );
-    // After decide every round is closed: a new message is late, a copy of one received is a
-    // duplicate, which says nothing of its sender.
+    // After decide every round is closed and the node keeps only the decision: every message
+    // is late, a copy of one received too; the decide asked again answers the same, with the
+    // late ones counted.
     let after = call(q, "om_message", &run.om_message("Q", &["P"], "attack")).unwrap_err();
     assert!(after.1.contains("late: round 1 is closed"), "{after:?}");
-    assert!(call(q, "om_message", &run.om_message("Q", &["P", "R"], "attack")).is_ok());
-    let decided = call(q, "om_decide", &run.decide("Q")).unwrap();
+    let copy = call(q, "om_message", &run.om_message("Q", &["P", "R"], "attack")).unwrap_err();
+    assert!(copy.1.contains("late: round 2 is closed"), "{copy:?}");
+    let again = call(q, "om_decide", &run.decide("Q")).unwrap();
+    assert_eq!(member(&again, "decision"), &s("retreat"));
+    assert_eq!(member(&again, "received"), &int(2));
     assert_eq!(
-        member(&decided, "late"),
-        &Value::Struct([("P".to_string(), int(2))].into())
+        member(&again, "late"),
+        &Value::Struct([("P".to_string(), int(2)), ("R".to_string(), int(1))].into())
     );
 }
 

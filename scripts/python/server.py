@@ -482,6 +482,7 @@ class OmRun:
         self.expires = self.started + min(round_timeout * (m + 2) + EXPIRY_MARGIN, MAX_EXPIRY)
         self.advanced = None
         self.decided = False
+        self.released = None  # messages received, once om_decide let go of them
 
     def finished(self, now):
         """Decided here, or expired: it may be forgotten, and its id started again."""
@@ -871,10 +872,15 @@ class AgreementProcess(Process):
             else:
                 role, decision = "lieutenant", state.decision
             reports = state.reports
+            # The decision is kept; the messages behind it serve nothing now (every later
+            # message is late), and a node keeps up to --max-runs decided runs.
+            if state.released is None:
+                state.released = len(state.received)
+                state.received = {}
             return {
                 "role": role,
                 "decision": decision,
-                "received": len(state.received),
+                "received": state.released,
                 "expected": state.expected,
                 "sent": [r["delivered"] for r in reports],
                 "failed": [r["failed"] for r in reports],

@@ -57,6 +57,8 @@ pub struct OmRun {
     values: Vec<Arc<str>>,
     value_ids: HashMap<Arc<str>, u32>,
     expected: usize,
+    /// Messages received before [`OmRun::release`] let go of them.
+    released: Option<usize>,
 }
 
 /// A path of node indices as one integer: 7 bits per node (index + 1, so no path is a prefix
@@ -149,6 +151,7 @@ impl OmRun {
             values: Vec::new(),
             value_ids: HashMap::new(),
             expected,
+            released: None,
         })
     }
 
@@ -173,7 +176,17 @@ impl OmRun {
 
     /// Messages received so far (duplicates not counted).
     pub fn received(&self) -> usize {
-        self.received.len()
+        self.released.unwrap_or(self.received.len())
+    }
+
+    /// Let go of the messages received, keeping their count: once a run is decided (its
+    /// decision kept by the engine) they serve nothing, and a node keeps up to 256 decided
+    /// runs. The decision ([`OmRun::decide`]) and the tree are no longer computed after this.
+    pub fn release(&mut self) {
+        self.released = Some(self.received());
+        self.received = HashMap::new();
+        self.values = Vec::new();
+        self.value_ids = HashMap::new();
     }
 
     /// Every expected message has arrived.

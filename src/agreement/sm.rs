@@ -312,6 +312,12 @@ impl SmRun {
         )))
     }
 
+    /// Let go of the (path, value) pairs accepted, which only tell duplicates apart: once a
+    /// run is decided they serve nothing (any later message is late).
+    pub fn release(&mut self) {
+        self.seen = HashSet::new();
+    }
+
     /// Whether a message of `path` with `value` was accepted already: a copy of it, however
     /// late, changes nothing and says nothing about its sender.
     pub fn is_duplicate(&self, path: &[String], value: &str) -> bool {

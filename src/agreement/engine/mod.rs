@@ -682,11 +682,22 @@ impl Engine {
             })
             .await?;
         }
-        let table = self.lock();
+        let mut table = self.lock();
         // Decided, so finished: gone meanwhile only if the table needed its place for a new
         // run; then it is unknown, as it would be now.
-        let entry = table.get(&key).ok_or_else(|| faults::unknown_run(&run))?;
-        Ok(decide_answer(&entry.value).to_value())
+        let entry = table
+            .get_mut(&key)
+            .ok_or_else(|| faults::unknown_run(&run))?;
+        let answer = decide_answer(&entry.value).to_value();
+        // The decision is kept; the messages behind it serve nothing now (every later message
+        // is late), and a node keeps up to --max-runs decided runs.
+        match &mut entry.value.state {
+            State::Om(om) => om.release(),
+            State::Sm(sm) => sm.release(),
+        }
+        let held = entry.bytes;
+        table.add_bytes(&key, -(held as isize), MAX_RUNS_BYTES, Instant::now());
+        Ok(answer)
     }
 
     /// `trace_events(run, capability, since_us)`: this process's recorded calls of `run`
