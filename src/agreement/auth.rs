@@ -117,11 +117,97 @@ pub fn mac_bytes(
     out
 }
 
-fn hmac(key: &[u8; SECRET_BYTES], bytes: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes a key of any length; this cannot fail.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(bytes);
-    m
+/// The key a pair of nodes shares, ready to make and check MACs: the HMAC state after the key
+/// (its two padded blocks hashed once, not once per message).
+#[derive(Clone)]
+pub struct PairKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for PairKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairKey(..)")
+    }
+}
+
+impl PairKey {
+    /// The state of `key`.
+    pub fn new(key: &[u8; SECRET_BYTES]) -> Self {
+        // HMAC takes a key of any length; this cannot fail.
+        PairKey(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+    }
+
+    /// The HMAC of a message's [`mac_bytes`], fed to the hash as they are made.
+    fn digest(
+        &self,
+        method: &str,
+        run: &str,
+        to: &str,
+        path: &[String],
+        value: &str,
+        sigs: &[String],
+    ) -> Hmac<Sha256> {
+        let mut m = self.0.clone();
+        let mut feed = |part: &str| {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            let mut n = part.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            m.update(&digits[at..]);
+            m.update(b":");
+            m.update(part.as_bytes());
+            m.update(b",");
+        };
+        let count = path.len().to_string();
+        for part in [MAC_TAG, method, run, to, value, &count] {
+            feed(part);
+        }
+        for part in path.iter().chain(sigs) {
+            feed(part);
+        }
+        m
+    }
+
+    /// The MAC of a message (see [`mac_bytes`]) sent to `to`.
+    pub fn mac(
+        &self,
+        method: &str,
+        run: &str,
+        to: &str,
+        path: &[String],
+        value: &str,
+        sigs: &[String],
+    ) -> String {
+        let tag = self.digest(method, run, to, path, value, sigs).finalize();
+        encode(&tag.into_bytes()[..MAC_BYTES])
+    }
+
+    /// Whether `given` is the MAC of the message (checked in constant time).
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify(
+        &self,
+        method: &str,
+        run: &str,
+        to: &str,
+        path: &[String],
+        value: &str,
+        sigs: &[String],
+        given: &str,
+    ) -> bool {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given) else {
+            return false;
+        };
+        raw.len() == MAC_BYTES
+            && self
+                .digest(method, run, to, path, value, sigs)
+                .verify_truncated_left(&raw)
+                .is_ok()
+    }
 }
 
 /// The MAC of a message (see [`mac_bytes`]) under the key its sender shares with `to`.
@@ -134,8 +220,7 @@ pub fn mac(
     value: &str,
     sigs: &[String],
 ) -> String {
-    let tag = hmac(key, &mac_bytes(method, run, to, path, value, sigs)).finalize();
-    encode(&tag.into_bytes()[..MAC_BYTES])
+    PairKey::new(key).mac(method, run, to, path, value, sigs)
 }
 
 /// Whether `given` is the MAC of the message under `key` (checked in constant time).
@@ -150,13 +235,7 @@ pub fn verify(
     sigs: &[String],
     given: &str,
 ) -> bool {
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given) else {
-        return false;
-    };
-    raw.len() == MAC_BYTES
-        && hmac(key, &mac_bytes(method, run, to, path, value, sigs))
-            .verify_truncated_left(&raw)
-            .is_ok()
+    PairKey::new(key).verify(method, run, to, path, value, sigs, given)
 }
 
 /// What a driver makes for one run before starting it: the id, one capability per node and
@@ -247,6 +326,25 @@ mod tests {
             &[],
             &tag
         ));
+    }
+
+    #[test]
+    fn the_streamed_mac_is_the_hmac_of_the_netstrings() {
+        let key = [9u8; SECRET_BYTES];
+        let path = names(&["P", "Q", "R"]);
+        let sigs = names(&["s1", &"x".repeat(123)]);
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        m.update(&mac_bytes(
+            "sm_message",
+            "sm-9",
+            "S",
+            &path,
+            "retreat",
+            &sigs,
+        ));
+        let whole = encode(&m.finalize().into_bytes()[..MAC_BYTES]);
+        let streamed = PairKey::new(&key).mac("sm_message", "sm-9", "S", &path, "retreat", &sigs);
+        assert_eq!(streamed, whole);
     }
 
     #[test]

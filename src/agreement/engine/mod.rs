@@ -33,7 +33,7 @@ use ed25519_dalek::SigningKey;
 use self::args::{Args, Start, check_keys};
 use self::table::{Entry, Key, Life, Room, Table};
 use super::Protocol;
-use super::auth::{self, SECRET_BYTES};
+use super::auth::{PairKey, SECRET_BYTES};
 use super::om::{self, OmRun};
 use super::reply::{Decided, NodeInfo, Ordered, Role, RoundDone};
 use super::rounds::{RoundReport, Rounds};
@@ -124,7 +124,7 @@ struct Run {
     /// The order given to this node as commander, and the messages it made.
     order: Option<(String, usize)>,
     /// The key this node shares with each other participant.
-    keys: Arc<HashMap<String, [u8; SECRET_BYTES]>>,
+    keys: Arc<HashMap<String, PairKey>>,
     /// SM: the participants' public keys (this node's own included).
     ring: KeyRing,
     /// A scripted SM traitor's chains (empty for every other behaviour).
@@ -399,7 +399,11 @@ impl Engine {
             round_timeout: start.round_timeout,
             rounds: Rounds::new(start.m + 1, per_sender),
             order: None,
-            keys: Arc::new(start.keys.clone()),
+            keys: Arc::new(
+                (start.keys.iter())
+                    .map(|(name, key)| (name.clone(), PairKey::new(key)))
+                    .collect(),
+            ),
             ring,
             held: script::Held::default(),
             unauthenticated: 0,
@@ -734,7 +738,7 @@ impl Engine {
 /// pair, given to both at the start, made it. The reason when it does not.
 #[allow(clippy::too_many_arguments)]
 fn authenticate(
-    keys: &HashMap<String, [u8; SECRET_BYTES]>,
+    keys: &HashMap<String, PairKey>,
     me: &str,
     method: &str,
     run: &str,
@@ -747,7 +751,7 @@ fn authenticate(
     let key = keys
         .get(sender)
         .ok_or_else(|| format!("{sender:?} shares no key with {me} in this run"))?;
-    if !auth::verify(key, method, run, me, path, value, sigs, mac) {
+    if !key.verify(method, run, me, path, value, sigs, mac) {
         return Err(format!("its MAC does not prove that {sender:?} sent it"));
     }
     Ok(())

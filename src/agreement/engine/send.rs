@@ -10,7 +10,7 @@ use std::time::Duration;
 use dxr::Value;
 
 use super::{BATCH, Engine, Pending};
-use crate::agreement::auth::{self, SECRET_BYTES};
+use crate::agreement::auth::PairKey;
 use crate::agreement::{Protocol, sm};
 use crate::behaviour::{Behaviour, entropy};
 use crate::peer::PeerError;
@@ -35,7 +35,7 @@ pub struct Plan {
     /// SM: what this run's signatures bind.
     pub sm: Option<Arc<sm::Context>>,
     /// The key this node shares with each receiver.
-    pub keys: Arc<HashMap<String, [u8; SECRET_BYTES]>>,
+    pub keys: Arc<HashMap<String, PairKey>>,
 }
 
 /// What sending one round did.
@@ -135,7 +135,7 @@ impl Engine {
                 // Every participant's key is checked at the start, so `key` is there; a
                 // message without one is sent unproven and refused by the receiver.
                 let mac = key.map_or(String::new(), |k| {
-                    auth::mac(k, method, &plan.run, to, &names, value, &sigs)
+                    k.mac(method, &plan.run, to, &names, value, &sigs)
                 });
                 let path = Value::Array(names.into_iter().map(Value::String).collect());
                 let mut args = vec![
