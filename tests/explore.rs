@@ -103,12 +103,15 @@ fn canonical(trace: &str) -> Vec<Json> {
                     <= o.remove("end_us").unwrap().as_u64().unwrap()
             );
             o.remove("result");
-            // What differs from run to run by design: the random run id, and each message's
-            // MAC (it covers the id). The path, value, sender and receiver stay.
-            o.remove("run");
-            if let Some(args) = o.get_mut("args").and_then(|a| a.as_array_mut()) {
-                args.remove(0);
-                args.pop();
+            // What differs from run to run by design in an agreement run: the random run id,
+            // and each message's MAC (it covers the id). The path, value, sender and receiver
+            // stay. The original run's calls have neither.
+            if o["method"] == "om_message" || o["method"] == "sm_message" {
+                o.remove("run");
+                if let Some(args) = o.get_mut("args").and_then(|a| a.as_array_mut()) {
+                    args.remove(0);
+                    args.pop();
+                }
             }
             j
         })
