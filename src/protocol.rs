@@ -560,6 +560,42 @@ pub fn python_float_repr(d: f64) -> String {
     format!("{sign}{whole}.{fraction}")
 }
 
+/// The product in the `Server` header of every answer of ours (`generals/0.1.0`): how our
+/// client tells one of our nodes, which serves connections concurrently, from a peer that
+/// must not be kept waiting on an idle connection (`peer::Connections`). Python's server
+/// sends a `Server` header too (`BaseHTTP/0.6 Python/3.11.7`).
+pub const SERVER_PRODUCT: &str = "generals/";
+/// The whole `Server` header value.
+pub const SERVER: &str = concat!("generals/", env!("CARGO_PKG_VERSION"));
+
+/// How nodes of other XML-RPC libraries say "no such method", which a driver must take as
+/// "a node without the extension" (as the original's `is not supported`), not as a node that
+/// is down (issue 27, item 12).
+pub mod other_libraries {
+    /// An HTTP answer of this status (a server that routes methods as paths, or refuses an
+    /// unknown method at the HTTP level).
+    pub const NOT_FOUND_STATUS: u16 = 404;
+    /// Fault codes for an unknown method: the XML-RPC "fault code interoperability"
+    /// convention (-32601, PHP's `ext-xmlrpc`, xmlrpc-c), and those the libraries tried for
+    /// issue 27 use (-99, 200; dxr_server's 404; xmlrpc-c's -506).
+    pub const CODES: [i32; 5] = [-32601, -99, 200, 404, -506];
+    /// Phrases of such faults, in any case (Python's, Ruby's, Perl's, dxr's...).
+    pub const PHRASES: [&str; 6] = [
+        super::UNSUPPORTED_MARK,
+        "method not found",
+        "no such method",
+        "unknown method",
+        "does not exist",
+        "missing or wrong number of parameters",
+    ];
+
+    /// Whether a fault says the method does not exist.
+    pub fn no_such_method(code: i32, string: &str) -> bool {
+        let lower = string.to_lowercase();
+        CODES.contains(&code) || PHRASES.iter().any(|p| lower.contains(p))
+    }
+}
+
 /// How the fault for an unknown method ends ([`fault::unsupported_method`]): what a caller
 /// looks for to tell "this node has no such method" from any other fault.
 pub const UNSUPPORTED_MARK: &str = "is not supported";
