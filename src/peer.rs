@@ -134,9 +134,10 @@ pub enum PeerError {
         /// The status code.
         status: u16,
         /// The reason phrase the peer sent with it (Python's `ProtocolError` shows it).
-        reason: String,
-        /// The URL called.
-        url: String,
+        reason: Box<str>,
+        /// The URL called (boxed, as the reason: a `PeerError` travels in every `Result` of
+        /// a call and stays small).
+        url: Box<str>,
     },
     /// Anything else: unreachable host, reset connection, a reply too large or not XML-RPC.
     #[error("{0}")]
@@ -541,8 +542,8 @@ fn http_error(response: &reqwest::Response, url: &str) -> PeerError {
     };
     PeerError::Http {
         status: status.as_u16(),
-        reason,
-        url: url.to_string(),
+        reason: reason.into(),
+        url: url.into(),
     }
 }
 

@@ -1664,7 +1664,9 @@ fn http_framing_as_cpython() {
         .concat()
     };
     let length = format!("Content-Length: {n}\r\n");
-    let rows: Vec<(&str, Box<dyn Fn(u16) -> Vec<u8>>, bool)> = vec![
+    /// The request for a server on a port.
+    type Request<'a> = Box<dyn Fn(u16) -> Vec<u8> + 'a>;
+    let rows: Vec<(&str, Request, bool)> = vec![
         (
             "POST /",
             Box::new(|_| post("/", &length, call.as_bytes())),
