@@ -1,19 +1,22 @@
 //! Outgoing XML-RPC calls: the one function every call of a process goes through
 //! ([`Peers::call`]), built on `dxr_client`.
 //!
-//! Bodies are `dxr_client::utils`' (`request_to_body`, `response_to_result`); the HTTP part is
-//! ours, on one pooled `reqwest::Client` shared by every call the process makes, because
-//! `dxr_client::Client` sends no `Content-Type`, never looks at the HTTP status and reads
-//! replies of any size. Here every call has a timeout, sends `Content-Type: text/xml`, turns a
-//! non-2xx status into [`PeerError::Http`] and stops reading a reply at
-//! [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host, so
-//! node-to-node traffic reuses TCP connections instead of opening one per message as Python's
-//! `ServerProxy` does.
+//! Call bodies are `dxr_client::utils::request_to_body`'s; replies are read as CPython's client
+//! reads them ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries
+//! write what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
+//! `reqwest::Client` shared by every call the process makes, because `dxr_client::Client`
+//! sends no `Content-Type`, never looks at the HTTP status and reads replies of any size. Here
+//! every call has a timeout, sends `Content-Type: text/xml`, turns a status other than 200
+//! into [`PeerError::Http`] (with the reason phrase), decodes a gzip reply, and stops reading a
+//! reply at [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host,
+//! so node-to-node traffic reuses TCP connections instead of opening one per message as
+//! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
+//! see `Connections`).
 //!
-//! One gap of dxr is wrapped here, narrowly: dxr refuses a struct member whose `<name>` is
-//! empty or only whitespace, which Python writes and reads (`get_messages` after
-//! `receive_message("", ...)`). [`read_reply`] retries such a reply with a marker in front of
-//! every member name and takes it off again; see [`read_reply`].
+//! With `--xml-codec dxr`, replies are read by dxr ([`dxr_reply`]), with its one gap wrapped
+//! narrowly: dxr refuses a struct member whose `<name>` is empty or only whitespace, which
+//! Python writes and reads (`get_messages` after `receive_message("", ...)`); [`dxr_reply`]
+//! retries such a reply with a marker in front of every member name and takes it off again.
 
 use std::time::Duration;
 

@@ -433,3 +433,84 @@ fn peer_failures_reach_the_caller_as_cpython_passes_them() {
         assert_eq!((py.0, strip(&py.1)), (rust.0, strip(&rust.1)));
     }
 }
+
+/// docs/protocol.md's fault rows for bodies no client writes, copied literally, each sent raw
+/// to node Q of both servers: (body, the answer's fault code and string).
+fn raw_fault_table() -> Vec<(&'static str, i32, &'static str)> {
+    let bad_value = |v: &'static str| -> &'static str {
+        Box::leak(format!("<methodCall><methodName>receive_message</methodName><params><param><value>A</value></param><param><value>{v}</value></param></params></methodCall>").into_boxed_str())
+    };
+    let batch = |list: &'static str| -> &'static str {
+        Box::leak(format!("<methodCall><methodName>system.multicall</methodName><params><param><value>{list}</value></param></params></methodCall>").into_boxed_str())
+    };
+    vec![
+        (
+            "<methodCall><params/></methodCall>",
+            1,
+            "<class 'Exception'>:method \"None\" is not supported",
+        ),
+        (
+            "<methodCall/>",
+            1,
+            "<class 'xmlrpc.client.ResponseError'>:ResponseError()",
+        ),
+        (
+            bad_value("<foo>x</foo>"),
+            1,
+            "<class 'xmlrpc.client.ResponseError'>:ResponseError(\"unknown tag 'foo'\")",
+        ),
+        (
+            bad_value("<struct><member><value>x</value></member></struct>"),
+            1,
+            "<class 'IndexError'>:list index out of range",
+        ),
+        (
+            bad_value("<boolean>2</boolean>"),
+            1,
+            "<class 'TypeError'>:bad boolean value",
+        ),
+        (
+            bad_value("<int>abc</int>"),
+            1,
+            "<class 'ValueError'>:invalid literal for int() with base 10: 'abc'",
+        ),
+        (
+            bad_value("<base64>QQ=</base64>"),
+            1,
+            "<class 'binascii.Error'>:Incorrect padding",
+        ),
+        (
+            batch(
+                "<array><data><value><struct><member><name>params</name><value><array><data/></array></value></member></struct></value></data></array>",
+            ),
+            1,
+            "<class 'KeyError'>:'methodName'",
+        ),
+        (
+            batch("<string>AB</string>"),
+            1,
+            "<class 'TypeError'>:string indices must be integers, not 'str'",
+        ),
+        (
+            "<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>7</int></value></member><member><name>faultString</name><value>boom</value></member></struct></value></fault></methodResponse>",
+            7,
+            "boom",
+        ),
+    ]
+}
+
+#[test]
+fn raw_fault_table_both_servers() {
+    for side in [Side::Python, Side::Rust] {
+        // The stand-in registers system.multicall with --agreement, as our nodes serve it.
+        let args: &[&str] = match side {
+            Side::Python => &["--agreement"],
+            Side::Rust => &[],
+        };
+        let c = Cluster::builder().hosting(side, "Q", args).start();
+        for (body, code, string) in raw_fault_table() {
+            let got = call_body(c.port("Q"), body.as_bytes());
+            assert_eq!(got, Err((code, string.to_string())), "{side:?}: {body}");
+        }
+    }
+}
