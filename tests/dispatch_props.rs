@@ -13,9 +13,10 @@
 //!
 //! At the end the node must hold exactly what the valid `receive_message(string, string)`
 //! calls among the bodies (alone or in batches) store, and finalize as a fresh node fed only
-//! those calls. Which calls count as valid is decided by `generals::xmlrpc::decode_call` and
-//! dxr's `from_multicall_params` themselves: a mutated call can still be a perfectly good
-//! `receive_message`, and must then be stored.
+//! those calls. Which calls count as valid is decided by `generals::xmlrpc::decode_call`
+//! itself, and a batch is taken apart as CPython's `system_multicall` does (the model below;
+//! `tests/cpython_oracle.rs` holds the node to CPython on every shape): a mutated call can
+//! still be a perfectly good `receive_message`, and must then be stored.
 //!
 //! The table at the end replays fixed inputs, including what the fuzz target
 //! (`fuzz/fuzz_targets/dispatch.rs`) found.
