@@ -86,22 +86,24 @@ impl Handler for Original {
                     }
                     Err(_) => Err(PeerError::Timeout(timeout)),
                 };
-                let result = result.map_err(|e| e.python_fault());
                 if g.recorder.is_on() {
                     let args = trace::to_json(&Value::Array(args.to_vec()));
+                    let recorded = result.as_ref().map_err(|e| e.python_fault()).cloned();
                     let event = trace::Event::call(
                         trace::ORIGINAL_RUN,
                         &f.sender,
                         &f.recipient,
                         protocol::RECEIVE_MESSAGE,
                         args,
-                        &result,
+                        &recorded,
                     );
                     g.recorder.record(event.at(start_us, trace::now_us()));
                 }
+                // As CPython's server: the peer's fault goes back to our caller as it is (its
+                // code and string), any other failure as the exception's fault.
                 match result {
                     Ok(_) => Ok(Value::String(f.line)),
-                    Err(e) => Err(python_fault(e)),
+                    Err(e) => Err(e.into_fault()),
                 }
             }
         }

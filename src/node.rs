@@ -259,7 +259,16 @@ impl Node {
         }
         let target = match target {
             Ok(t) => t,
-            Err(f) => return Step::fault(f),
+            // A name outside the cluster is refused as the original's connection would be, and
+            // the original prints its line before it tries to connect (issue 27, item 7).
+            Err(f) => {
+                return Step::Reply {
+                    result: Err(f),
+                    print: Some(protocol::printed::sent_line(
+                        &self.name, decision, recipient,
+                    )),
+                };
+            }
         };
         // What the behaviour makes of the decision (an honest node sends it unchanged).
         self.sends += 1;
@@ -458,6 +467,24 @@ mod tests {
             q.send_message(&s("R"), &s("attack"), |_| Ok(())),
             Step::Forward(_)
         ));
+    }
+
+    #[test]
+    fn a_send_outside_the_cluster_prints_its_line_before_the_refusal() {
+        // CPython: `Q sent decision 'attack' to T` is printed, then the connection is refused.
+        let mut q = Node::new("Q", false);
+        let step: Step<()> =
+            q.send_message(&s("T"), &s("attack"), |_| Err(fault::connection_refused()));
+        assert_eq!(
+            step,
+            Step::Reply {
+                result: Err(fault::connection_refused()),
+                print: Some("Q sent decision 'attack' to T".into())
+            }
+        );
+        // ord() faults come before any line, as in CPython.
+        let step: Step<()> = q.send_message(&s("TT"), &s("attack"), |_| Err(fault::ord_length(2)));
+        assert!(matches!(step, Step::Reply { print: None, .. }));
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! Outgoing XML-RPC calls: the one function every call of a process goes through
 //! ([`Peers::call`]), built on `dxr_client`.
 //!
-//! Bodies are `dxr_client::utils`' (`request_to_body`, `response_to_result`); the HTTP part is
-//! ours, on one pooled `reqwest::Client` shared by every call the process makes, because
-//! `dxr_client::Client` sends no `Content-Type`, never looks at the HTTP status and reads
-//! replies of any size. Here every call has a timeout, sends `Content-Type: text/xml`, turns a
-//! non-2xx status into [`PeerError::Http`] and stops reading a reply at
-//! [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host, so
-//! node-to-node traffic reuses TCP connections instead of opening one per message as Python's
-//! `ServerProxy` does.
+//! Call bodies are `dxr_client::utils::request_to_body`'s; replies are read as CPython's client
+//! reads them ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries
+//! write what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
+//! `reqwest::Client` shared by every call the process makes, because `dxr_client::Client`
+//! sends no `Content-Type`, never looks at the HTTP status and reads replies of any size. Here
+//! every call has a timeout, sends `Content-Type: text/xml`, turns a status other than 200
+//! into [`PeerError::Http`] (with the reason phrase), decodes a gzip reply, and stops reading a
+//! reply at [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host,
+//! so node-to-node traffic reuses TCP connections instead of opening one per message as
+//! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
+//! see `Connections`).
 //!
-//! One gap of dxr is wrapped here, narrowly: dxr refuses a struct member whose `<name>` is
-//! empty or only whitespace, which Python writes and reads (`get_messages` after
-//! `receive_message("", ...)`). [`read_reply`] retries such a reply with a marker in front of
-//! every member name and takes it off again; see [`read_reply`].
+//! With `--xml-codec dxr`, replies are read by dxr ([`dxr_reply`]), with its one gap wrapped
+//! narrowly: dxr refuses a struct member whose `<name>` is empty or only whitespace, which
+//! Python writes and reads (`get_messages` after `receive_message("", ...)`); [`dxr_reply`]
+//! retries such a reply with a marker in front of every member name and takes it off again.
 
 use std::time::Duration;
 
@@ -91,14 +94,22 @@ impl NodeCallError {
         }
     }
 
-    /// The node answered that it does not know the method (an original `server.py`, or a node
-    /// without the extension called).
+    /// The node answered that it does not know the method: an original `server.py` (fault
+    /// `method "..." is not supported`), or a node of another XML-RPC library, which says so
+    /// its own way: HTTP 404, or a fault of one of the codes or phrases of
+    /// [`crate::protocol::other_libraries`] (issue 27: such nodes were counted unreachable).
     pub fn is_unsupported_method(&self) -> bool {
-        matches!(
-            self,
-            NodeCallError::Call { source: PeerError::Fault(f), .. }
-                if f.string().contains(crate::protocol::UNSUPPORTED_MARK)
-        )
+        match self {
+            NodeCallError::Call {
+                source: PeerError::Fault(f),
+                ..
+            } => crate::protocol::other_libraries::no_such_method(f.code(), f.string()),
+            NodeCallError::Call {
+                source: PeerError::Http { status, .. },
+                ..
+            } => *status == crate::protocol::other_libraries::NOT_FOUND_STATUS,
+            _ => false,
+        }
     }
 
     /// Nobody listened at the node's address.
@@ -125,13 +136,17 @@ pub enum PeerError {
     /// The peer answered with an XML-RPC fault.
     #[error("fault {}: {}", .0.code(), .0.string())]
     Fault(Fault),
-    /// The peer answered with an HTTP error status.
-    #[error("HTTP {status} from {url}")]
+    /// The peer answered with an HTTP status other than 200 (as Python's client, which
+    /// reads only a 200).
+    #[error("HTTP {status} {reason} from {url}")]
     Http {
         /// The status code.
         status: u16,
-        /// The URL called.
-        url: String,
+        /// The reason phrase the peer sent with it (Python's `ProtocolError` shows it).
+        reason: Box<str>,
+        /// The URL called (boxed, as the reason: a `PeerError` travels in every `Result` of
+        /// a call and stays small).
+        url: Box<str>,
     },
     /// Anything else: unreachable host, reset connection, a reply too large or not XML-RPC.
     #[error("{0}")]
@@ -139,17 +154,36 @@ pub enum PeerError {
 }
 
 impl PeerError {
-    /// The fault string a Python node would answer with when this happens to its call.
+    /// What a node answers when this happens to a call it makes for its caller (a
+    /// `send_message`'s `receive_message`): as CPython's server, the peer's own fault passed
+    /// on unchanged (cut to 200 bytes, divergence 21), anything else as the fault of
+    /// [`PeerError::python_fault`].
+    pub fn into_fault(self) -> Fault {
+        match self {
+            PeerError::Fault(f) => Fault::new(f.code(), fault::cut(f.string().to_string())),
+            other => Fault::new(
+                crate::protocol::FAULT_CODE,
+                other.python_fault().into_string(),
+            ),
+        }
+    }
+
+    /// The fault string a Python node would answer with when this happens to its call (a
+    /// peer's fault as Python's `str()` of the `Fault` it raises; what traces record).
     pub fn python_fault(&self) -> fault::PyFault {
         match self {
             PeerError::Refused => fault::connection_refused(),
             PeerError::Timeout(_) => fault::timed_out(),
             PeerError::Fault(f) => fault::peer_fault(f.code(), f.string()),
-            PeerError::Http { status, url } => {
+            PeerError::Http {
+                status,
+                reason,
+                url,
+            } => {
                 let hostport = url.trim_start_matches("http://");
                 fault::python(
                     "xmlrpc.client.ProtocolError",
-                    &format!("<ProtocolError for {hostport}: {status} >"),
+                    &format!("<ProtocolError for {hostport}: {status} {reason}>"),
                 )
             }
             PeerError::Other(m) => fault::peer_error(m),
@@ -171,14 +205,29 @@ fn owned_call_body(method: &str, params: Vec<Value>) -> Result<String, PeerError
     request_to_body(&call).map_err(|e| PeerError::Other(format!("cannot write the call: {e}")))
 }
 
+/// Read a `methodResponse` body as CPython's client reads it (`xmlrpc::decode_response`):
+/// `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one (the body is not quoted, see
+/// [`bad_reply`]). Every reply of an outgoing call is read here (but with `--xml-codec dxr`,
+/// [`dxr_reply`]): a peer of another library writes what CPython reads, not what dxr reads
+/// (fault members in another order, an ISO-8859-1 answer, an untyped `<nil/>`; issue 27).
+pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
+    read_reply_bytes(body.as_bytes())
+}
+
+/// [`read_reply`] of the body's bytes, in whatever encoding it declares.
+pub fn read_reply_bytes(body: &[u8]) -> Result<Result<Value, Fault>, String> {
+    xmlrpc::decode_response(body).map_err(|_| bad_reply(&String::from_utf8_lossy(body)))
+}
+
 /// Read a `methodResponse` body with `dxr_client`: `Ok(Ok(value))`, `Ok(Err(fault))`, or why
-/// it is not one (the body is not quoted, see [`bad_reply`]).
+/// it is not one. The reader of `--xml-codec dxr`, and the second oracle of
+/// `xmlrpc::decode_response` (`tests/codec_oracle.rs`).
 ///
 /// The narrow wrap of dxr's one gap: when dxr refuses the body and it has `<name>` elements,
 /// the body is read again with [`NAME_MARK`] in front of every member name (so no name is
 /// empty or blank), and the mark is taken off every struct key of the result. A body that
 /// already contains the mark is not retried.
-pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
+pub fn dxr_reply(body: &str) -> Result<Result<Value, Fault>, String> {
     match dxr_read(body) {
         Some(r) => Ok(r),
         None if body.contains("<name") && !body.contains(NAME_MARK) => {
@@ -209,7 +258,7 @@ fn dxr_read(body: &str) -> Option<Result<Value, Fault>> {
     Some(r.map(|m| m.value).map_err(|f| f.fault))
 }
 
-/// The mark [`read_reply`] puts in front of member names: two Unicode noncharacters around a
+/// The mark [`dxr_reply`] puts in front of member names: two Unicode noncharacters around a
 /// word, which no name Python or we write contains.
 pub const NAME_MARK: &str = "\u{FDD0}generals\u{FDD0}";
 
@@ -251,8 +300,10 @@ pub struct Peers {
     http: reqwest::Client,
     timeout: Duration,
     max_reply: usize,
-    /// Who writes and reads relay batches ([`Peers::multicall`]).
+    /// Who reads replies and writes and reads relay batches ([`Peers::multicall`]).
     codec: Codec,
+    /// Which peers keep a connection usefully ([`Connections`]).
+    connections: Connections,
 }
 
 impl Peers {
@@ -279,6 +330,7 @@ impl Peers {
             timeout,
             max_reply: DEFAULT_MAX_REPLY,
             codec: Codec::default(),
+            connections: Connections::default(),
         })
     }
 
@@ -338,8 +390,12 @@ impl Peers {
         timeout: Duration,
     ) -> Result<Value, PeerError> {
         let body = owned_call_body(method, params)?;
-        let text = self.post(url, body, timeout).await?;
-        match read_reply(&text) {
+        let reply = self.post(url, body, timeout).await?;
+        let read = match self.codec {
+            Codec::Fast => read_reply_bytes(&reply),
+            Codec::Dxr => dxr_reply(&String::from_utf8_lossy(&reply)),
+        };
+        match read {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(f)) => Err(PeerError::Fault(f)),
             Err(m) => Err(PeerError::Other(m)),
@@ -347,7 +403,8 @@ impl Peers {
     }
 
     /// The HTTP part of a call: post `body` to `url`, check the status, read the reply (at most
-    /// the pool's cap) as text.
+    /// the pool's cap; a gzip answer decoded, as Python's client decodes one whether it asked
+    /// for it or not).
     ///
     /// A call whose connection closed before any byte of the answer came (the server closed
     /// an idle keep-alive connection just as the call took it from the pool) is sent once
@@ -355,7 +412,7 @@ impl Peers {
     /// project makes may be asked twice: the agreement methods are idempotent per run (a
     /// start, order or round asked again is answered as the first one), and a request the
     /// server never read has done nothing.
-    async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<String, PeerError> {
+    async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<Vec<u8>, PeerError> {
         let classify = |e: &reqwest::Error| classify(e, timeout);
         let body = bytes::Bytes::from(body);
         let started = tokio::time::Instant::now();
@@ -364,6 +421,7 @@ impl Peers {
                 Some(parsed) => self.http.post(parsed),
                 None => self.http.post(url),
             };
+            let request = self.connections.prepare(url, request);
             request.timeout(left).body(body.clone()).send()
         };
         let mut response = match send(timeout).await {
@@ -375,12 +433,10 @@ impl Peers {
             }
             Err(e) => return Err(classify(&e)),
         };
+        self.connections.learn(url, response.headers());
         let status = response.status();
-        if !status.is_success() {
-            return Err(PeerError::Http {
-                status: status.as_u16(),
-                url: url.to_string(),
-            });
+        if status != reqwest::StatusCode::OK {
+            return Err(http_error(&response, url));
         }
         let too_large = || PeerError::Other(format!("reply larger than {} bytes", self.max_reply));
         if response
@@ -396,12 +452,12 @@ impl Peers {
             }
             bytes.extend_from_slice(&chunk);
         }
-        String::from_utf8(bytes).map_err(|e| {
-            PeerError::Other(format!(
-                "reply is not UTF-8 (byte {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })
+        match response.headers().get(reqwest::header::CONTENT_ENCODING) {
+            // Python's client compares the header with "gzip" exactly, and reads any other
+            // answer as it is.
+            Some(v) if v.as_bytes() == b"gzip" => gunzip(&bytes, self.max_reply),
+            _ => Ok(bytes),
+        }
     }
 
     /// Call `method(args)` on the node `name` of `cluster`.
@@ -463,13 +519,13 @@ impl Peers {
             // grows with the run: measured, dxr's writer and reader of these batches were a
             // third of an exploration's CPU (BENCHMARKS.md, "Agreement in explicit rounds").
             Codec::Fast => {
-                let text = self
+                let reply = self
                     .post(url, xmlrpc::encode_call(MULTICALL, &[params]), timeout)
                     .await?;
-                match xmlrpc::decode_response(text.as_bytes()) {
+                match read_reply_bytes(&reply) {
                     Ok(Ok(value)) => value,
                     Ok(Err(f)) => return Err(PeerError::Fault(f)),
-                    Err(_) => return Err(PeerError::Other(bad_reply(&text))),
+                    Err(m) => return Err(PeerError::Other(m)),
                 }
             }
         };
@@ -523,6 +579,90 @@ fn closed_before_answer(e: &reqwest::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// A status other than 200, with the reason phrase the peer sent (hyper keeps one that is not
+/// the canonical phrase; the canonical one otherwise).
+fn http_error(response: &reqwest::Response, url: &str) -> PeerError {
+    let status = response.status();
+    let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
+        Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+        None => status.canonical_reason().unwrap_or_default().to_string(),
+    };
+    PeerError::Http {
+        status: status.as_u16(),
+        reason: reason.into(),
+        url: url.into(),
+    }
+}
+
+/// A gzip reply decoded, at most `max` bytes of it (a bomb allocates no more).
+fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, PeerError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    match flate2::read::MultiGzDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut out)
+    {
+        Ok(_) if out.len() > max => Err(PeerError::Other(format!("reply larger than {max} bytes"))),
+        Ok(_) => Ok(out),
+        Err(e) => Err(PeerError::Other(format!("reply is not valid gzip: {e}"))),
+    }
+}
+
+/// Which peers keep a connection usefully, so ours stays open for the next call.
+///
+/// Why: a peer that serves one connection at a time (Perl's `HTTP::Daemon` loop) and keeps it
+/// open after answering waits on our idle pooled connection while every other caller
+/// stalls, 10 s until one side times out (issue 27, item 13); Python's `ServerProxy`, which
+/// closes after its call, never meets this. So a call says `Connection: close` unless its
+/// peer is known to serve connections concurrently: one of ours, which names itself in its
+/// `Server` header ([`crate::protocol::SERVER`]) on every answer. The first call to each of
+/// our nodes closes; every later one reuses the pool. A peer that answers HTTP/1.0 or
+/// `Connection: close` (Python's) is never reused anyway.
+#[derive(Debug, Clone, Default)]
+struct Connections {
+    /// Authorities (`host:port`) whose answers named our server.
+    concurrent: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+}
+
+impl Connections {
+    /// `request` to `url`, asking the peer to close after answering unless it is known to
+    /// serve connections concurrently.
+    fn prepare(&self, url: &str, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let known = authority(url).is_some_and(|a| {
+            self.concurrent
+                .read()
+                .map(|set| set.contains(a))
+                .unwrap_or(false)
+        });
+        match known {
+            true => request,
+            false => request.header(reqwest::header::CONNECTION, "close"),
+        }
+    }
+
+    /// Remember `url`'s peer as one of ours when its answer says so.
+    fn learn(&self, url: &str, headers: &HeaderMap) {
+        let ours = headers.get(reqwest::header::SERVER).is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(crate::protocol::SERVER_PRODUCT.as_bytes())
+        });
+        if let (true, Some(a)) = (ours, authority(url))
+            && let Ok(mut set) = self.concurrent.write()
+            && !set.contains(a)
+        {
+            // Bounded by the cluster: only the nodes a process calls are ever added.
+            set.insert(a.to_string());
+        }
+    }
+}
+
+/// `host:port` of an `http://host:port/...` URL.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {

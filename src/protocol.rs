@@ -432,14 +432,36 @@ pub fn python_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
+            c if !python_printable(c) => {
+                let n = u32::from(c);
+                let _ = match n {
+                    0..=0xFF => std::fmt::Write::write_fmt(&mut out, format_args!("\\x{n:02x}")),
+                    0x100..=0xFFFF => {
+                        std::fmt::Write::write_fmt(&mut out, format_args!("\\u{n:04x}"))
+                    }
+                    _ => std::fmt::Write::write_fmt(&mut out, format_args!("\\U{n:08x}")),
+                };
             }
             c => out.push(c),
         }
     }
     out.push(quote);
     out
+}
+
+/// Python's `str.isprintable()` for one character, which `repr()` escapes when false: control
+/// and format characters, separators other than the space, private use and noncharacters
+/// (Unicode categories Cc, Cf, Zs, Zl, Zp, Co, and Cn for the noncharacters; unassigned code
+/// points, which Python escapes too, are shown as they are).
+pub fn python_printable(c: char) -> bool {
+    !matches!(u32::from(c),
+        0..=0x1F | 0x7F..=0xA0 | 0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891
+        | 0x8E2 | 0x1680 | 0x180E | 0x2000..=0x200F | 0x2028..=0x202F | 0x205F..=0x2064
+        | 0x2066..=0x206F | 0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFEFF
+        | 0xFFF9..=0xFFFB | 0xFFFE..=0xFFFF | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
+        | 0xF0000..=0x10FFFF)
+        && (u32::from(c) & 0xFFFE) != 0xFFFE
 }
 
 /// Python's name for the type an XML-RPC value becomes (`int`, `str`, ...), as it appears in
@@ -456,6 +478,128 @@ pub fn python_type_name(value: &dxr::Value) -> &'static str {
         dxr::Value::Array(_) => "list",
         dxr::Value::Nil => "NoneType",
         _ => "object",
+    }
+}
+
+/// Python's `str()` of a value as CPython's `xmlrpc.client` reads it: what the original
+/// client prints of an answer (`print(f"... {decision}")`) and what a method name that is not
+/// a string becomes in `method "5" is not supported`. Strings as they are, `None`, `True`,
+/// integers, floats as Python's `repr` writes them, lists and dicts with `repr` of their items
+/// (a dict in key order), `Binary` as its bytes in Latin-1, `DateTime` as its text.
+pub fn python_str(value: &dxr::Value) -> String {
+    match value {
+        dxr::Value::String(s) => s.clone(),
+        dxr::Value::Base64(bytes) => bytes.iter().map(|&b| char::from(b)).collect(),
+        dxr::Value::DateTime(d) => d.to_string(),
+        other => python_value_repr(other),
+    }
+}
+
+/// Python's `repr()` of a value (items of a list or dict are shown this way).
+pub fn python_value_repr(value: &dxr::Value) -> String {
+    use dxr::Value;
+    match value {
+        Value::String(s) => python_repr(s),
+        Value::Integer(i) => i.to_string(),
+        Value::Long(i) => i.to_string(),
+        Value::Boolean(true) => "True".into(),
+        Value::Boolean(false) => "False".into(),
+        Value::Double(d) => python_float_repr(*d),
+        Value::Nil => "None".into(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_value_repr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Struct(members) => {
+            let items: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_repr(k), python_value_repr(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        // Python shows these with an object address, which has no equal here.
+        Value::Base64(_) => "<xmlrpc.client.Binary object>".into(),
+        Value::DateTime(d) => format!("<DateTime '{d}'>"),
+        _ => "<object>".into(),
+    }
+}
+
+/// Python's `repr()` of a float: the shortest digits that read back the same, in positional
+/// notation when the decimal exponent is from -4 to 15 (`0.0001`, `1234567890123456.0`), else
+/// in scientific notation with a signed exponent of at least two digits (`1e-05`, `1e+16`).
+pub fn python_float_repr(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest digits: `-1.5e16`.
+    let sci = format!("{d:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let point = exponent + 1; // digits[..point] are the integer part
+    if !(-4 < point && point <= 16) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{dot}e{esign}{:02}", exponent.abs());
+    }
+    let len = digits.len() as i32;
+    if point <= 0 {
+        let zeros = "0".repeat((-point) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    if point >= len {
+        let zeros = "0".repeat((point - len) as usize);
+        return format!("{sign}{digits}{zeros}.0");
+    }
+    let (whole, fraction) = digits.split_at(point as usize);
+    format!("{sign}{whole}.{fraction}")
+}
+
+/// The product in the `Server` header of every answer of ours (`generals/0.1.0`): how our
+/// client tells one of our nodes, which serves connections concurrently, from a peer that
+/// must not be kept waiting on an idle connection (`peer::Connections`). Python's server
+/// sends a `Server` header too (`BaseHTTP/0.6 Python/3.11.7`).
+pub const SERVER_PRODUCT: &str = "generals/";
+/// The whole `Server` header value.
+pub const SERVER: &str = concat!("generals/", env!("CARGO_PKG_VERSION"));
+
+/// How nodes of other XML-RPC libraries say "no such method", which a driver must take as
+/// "a node without the extension" (as the original's `is not supported`), not as a node that
+/// is down (issue 27, item 12).
+pub mod other_libraries {
+    /// An HTTP answer of this status (a server that routes methods as paths, or refuses an
+    /// unknown method at the HTTP level).
+    pub const NOT_FOUND_STATUS: u16 = 404;
+    /// Fault codes for an unknown method: the XML-RPC "fault code interoperability"
+    /// convention (-32601, PHP's `ext-xmlrpc`, xmlrpc-c), and those the libraries tried for
+    /// issue 27 use (-99, 200; dxr_server's 404; xmlrpc-c's -506).
+    pub const CODES: [i32; 5] = [-32601, -99, 200, 404, -506];
+    /// Phrases of such faults, in any case (Python's, Ruby's, Perl's, dxr's...).
+    pub const PHRASES: [&str; 6] = [
+        super::UNSUPPORTED_MARK,
+        "method not found",
+        "no such method",
+        "unknown method",
+        "does not exist",
+        "missing or wrong number of parameters",
+    ];
+
+    /// Whether a fault says the method does not exist.
+    pub fn no_such_method(code: i32, string: &str) -> bool {
+        let lower = string.to_lowercase();
+        CODES.contains(&code) || PHRASES.iter().any(|p| lower.contains(p))
     }
 }
 
@@ -635,6 +779,58 @@ pub mod fault {
         python(
             "xmlrpc.client.Fault",
             &format!("<Fault {code}: {}>", super::python_repr(string)),
+        )
+    }
+
+    /// `system.multicall` called with other than one argument (Python's arity error for
+    /// `SimpleXMLRPCDispatcher.system_multicall(self, call_list)`).
+    pub fn multicall_arity(given: usize) -> PyFault {
+        let message = match given {
+            0 => "missing 1 required positional argument: 'call_list'".to_string(),
+            n => format!("takes 2 positional arguments but {} were given", n + 1),
+        };
+        python(
+            "TypeError",
+            &format!("SimpleXMLRPCDispatcher.system_multicall() {message}"),
+        )
+    }
+
+    /// Python's message for iterating a value of type `type_name` that is not iterable.
+    pub fn not_iterable(type_name: &str) -> String {
+        format!("'{type_name}' object is not iterable")
+    }
+
+    /// Python's `TypeError` for `value['methodName']` on a batch entry that is not a struct.
+    pub fn not_subscriptable(value: &dxr::Value) -> PyFault {
+        let message = match value {
+            dxr::Value::Array(_) => "list indices must be integers or slices, not str".into(),
+            dxr::Value::String(_) => "string indices must be integers, not 'str'".into(),
+            other => format!(
+                "'{}' object is not subscriptable",
+                super::python_type_name(other)
+            ),
+        };
+        python("TypeError", &message)
+    }
+
+    /// Python's `KeyError` for a missing struct member.
+    pub fn key_error(key: &str) -> PyFault {
+        python("KeyError", &super::python_repr(key))
+    }
+
+    /// Python's `TypeError` for a value of type `type_name` used as a dictionary key.
+    pub fn unhashable(type_name: &str) -> PyFault {
+        python("TypeError", &format!("unhashable type: '{type_name}'"))
+    }
+
+    /// Python's `TypeError` for `method(*params)` with `params` of type `type_name`, not
+    /// iterable: the original's methods are `__main__.Process`'s (it runs as a script).
+    pub fn args_not_iterable(method: &str, type_name: &str) -> PyFault {
+        python(
+            "TypeError",
+            &format!(
+                "__main__.Process.{method}() argument after * must be an iterable, not {type_name}"
+            ),
         )
     }
 

@@ -487,7 +487,7 @@ type Answer = Response<Full<Bytes>>;
 /// Python's routes: a POST to one of [`protocol::RPC_PATHS`] is a call; a POST elsewhere is
 /// HTTP 404, any other method HTTP 501.
 async fn route(state: &NodeState, req: Request<Incoming>) -> Answer {
-    let rpc_path = protocol::RPC_PATHS.contains(&req.uri().path());
+    let rpc_path = protocol::RPC_PATHS.contains(&python_path(req.uri()).as_ref());
     match (req.method() == Method::POST, rpc_path) {
         (true, true) => {
             let (parts, body) = req.into_parts();
@@ -495,6 +495,21 @@ async fn route(state: &NodeState, req: Request<Incoming>) -> Answer {
         }
         (true, false) => no_such_page(),
         (false, _) => not_implemented(req.method()),
+    }
+}
+
+/// The path Python's `SimpleXMLRPCRequestHandler` compares with its `rpc_paths`: the request
+/// target as sent, query included (`/RPC2?x=1` is no RPC path), a target in absolute form
+/// whole (`http://host/RPC2` is none either), and leading slashes reduced to one (`//` is
+/// `/`, as `http.server` reduces them).
+fn python_path(uri: &hyper::Uri) -> std::borrow::Cow<'_, str> {
+    if uri.scheme().is_some() {
+        return std::borrow::Cow::Owned(uri.to_string());
+    }
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    match target.starts_with("//") {
+        true => std::borrow::Cow::Owned(format!("/{}", target.trim_start_matches('/'))),
+        false => std::borrow::Cow::Borrowed(target),
     }
 }
 
@@ -531,7 +546,16 @@ fn plain(status: StatusCode, text: &str) -> Answer {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    name_server(&mut r);
     r
+}
+
+/// `Server: generals/VERSION` on every answer, as Python's server names itself: our client
+/// keeps its connections open only to servers that serve connections concurrently, which it
+/// knows ours by (`peer`'s `Connections`).
+fn name_server(r: &mut Answer) {
+    r.headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static(protocol::SERVER));
 }
 
 async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
@@ -603,7 +627,8 @@ async fn read_body(
             return Err(refused);
         }
     };
-    let gzipped = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) == Some(b"gzip");
+    let encoding = content_encoding(headers);
+    let gzipped = encoding.as_deref() == Some("gzip");
     let held = hold_room(limits, budget, length, gzipped).await?;
     let mut read = std::pin::pin!(http_body_util::Limited::new(body, limits.max_body).collect());
     // A body that has already arrived (nearly every call: it comes with its head) is taken
@@ -624,19 +649,24 @@ async fn read_body(
             ));
         }
     };
-    match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
-        None | Some(b"identity") => Ok((bytes, held)),
-        Some(b"gzip") => gunzip(&bytes, limits.max_body)
+    match encoding.as_deref() {
+        None | Some("identity") => Ok((bytes, held)),
+        Some("gzip") => gunzip(&bytes, limits.max_body)
             .map(|b| (Bytes::from(b), held))
             .map_err(|m| plain(StatusCode::BAD_REQUEST, &m)),
         Some(other) => Err(plain(
             StatusCode::NOT_IMPLEMENTED,
-            &format!(
-                "encoding {:?} not supported",
-                String::from_utf8_lossy(other)
-            ),
+            &format!("encoding {other:?} not supported"),
         )),
     }
+}
+
+/// The request's `Content-Encoding` in lower case, as Python's handler compares it (`GZIP`
+/// is gzip); `None` when there is none.
+fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_lowercase())
 }
 
 /// Why a request's declared length refuses it.
@@ -812,6 +842,7 @@ fn xml_response(
     }
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    name_server(&mut r);
     r
 }
 

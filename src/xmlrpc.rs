@@ -1,32 +1,36 @@
-//! The fast path for XML-RPC bodies over dxr's types: it reads a request into a
-//! [`dxr::MethodCall`] and writes a [`dxr::Value`] or [`dxr::Fault`] answer, and it writes the
-//! relay batches of agreement rounds ([`encode_call`]) and reads their replies
-//! ([`decode_response`]); every other outgoing call and reply is dxr's own (`peer`). It exists
-//! because, measured side by side, dxr's reader and writer cost the server more than the 10%
-//! of throughput we allow (BENCHMARKS.md, "dxr on the server"), and dxr's writer and reader of
-//! relay batches a third of an exploration's CPU ("Agreement in explicit rounds"). dxr is its
-//! oracle: `tests/codec_oracle.rs` feeds both readers the same bodies and requires equal calls
-//! (and replies) wherever both accept, and reads every answer and batch we write back through
-//! dxr.
+//! XML-RPC bodies over dxr's types: it reads requests and answers as CPython's
+//! `xmlrpc.client.loads` reads them ([`decode_call`], [`decode_response`], [`loads`]; the
+//! reader itself is [`read`], the decoding of the bytes [`encoding`]) and writes answers in
+//! Python's byte layout ([`encode_response`], [`encode_fault`]) and the relay batches of
+//! agreement rounds ([`encode_call`]). Every request a node serves and every reply of an
+//! outgoing call goes through here; dxr writes the other outgoing calls (`peer`).
+//!
+//! Why not dxr's own reader and writer: measured side by side, they cost the server more than
+//! the 10% of throughput we allow (BENCHMARKS.md, "dxr on the server"), and a third of an
+//! exploration's CPU on relay batches ("Agreement in explicit rounds"); and the wire is
+//! CPython's, which reads much that dxr refuses (issue 27). CPython is the oracle of the
+//! reader (`tests/cpython_oracle.rs`: thousands of generated bodies, both directions, every
+//! difference a row of the README's table), and dxr the second one for what both agree on
+//! (`tests/codec_oracle.rs`), which also reads every answer and batch we write back.
 //!
 //! Writing: the layout of answers (newlines, `<?xml version='1.0'?>`, `<int>` for integers,
 //! escaping only `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks
-//! like a capture of the original; batches are compact. Reading: one pass of quick-xml events
-//! through a value stack, the same algorithm as Python's `xmlrpc.client.Unmarshaller`, so we
-//! accept what Python accepts (an untyped `<value>` is a string, empty method and member names
-//! are fine) and reject what a node must never process (DOCTYPE and entity declarations,
-//! nesting deeper than [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused before either
-//! reader runs, with expat's own fault ([`check_chars`]), and never written ([`escape_into`]).
+//! like a capture of the original; batches are compact. Reading: a plain call (string
+//! parameters, the layout Python and dxr write) is taken by [`plain_call`] in a few hundred
+//! instructions; anything else goes through [`read`], CPython's `Unmarshaller` event for
+//! event. We refuse what a node must never process (DOCTYPE and entity declarations, nesting
+//! deeper than [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused with expat's own fault
+//! ([`check_chars`]), where expat meets them, and never written ([`escape_into`]).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::str::FromStr;
 
-use base64::Engine as _;
 use dxr::{Fault, MethodCall, Value};
-use quick_xml::events::{BytesStart, Event};
 
-use crate::protocol::python_repr;
+mod encoding;
+mod read;
+
+pub use read::{Loaded, UNREADABLE_DATE_TIME};
 
 /// Deepest element nesting a body may have. Calls of this protocol are 6 deep; a deeper
 /// document only costs memory and stack.
@@ -60,69 +64,74 @@ impl std::str::FromStr for Codec {
     }
 }
 
-/// Why a body is not a call (or response) we can use. Each variant is the Python exception
-/// class the same input raises in the original, so faults keep Python's prefixes.
+/// Why a body is not a call (or response) we can use. Each variant says which Python
+/// exception class the original raises for the same input, so faults keep Python's prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// Not well-formed XML (or not UTF-8); the message is quick-xml's (Python: `ExpatError`).
+    /// Not well-formed XML (or not in its encoding); the message is ours (Python:
+    /// `ExpatError`, with expat's message: README, divergence 5).
     #[error("{0}")]
     Malformed(String),
-    /// Well-formed but refused or not a valid value (Python: `ValueError`).
+    /// Refused by us although CPython reads it (DOCTYPE, nesting, what dxr's types cannot
+    /// hold): `ValueError`, a deliberate divergence (README, divergences 5 and 26).
     #[error("{0}")]
     Refused(String),
-    /// A value of the wrong shape, e.g. `<boolean>2</boolean>` (Python: `TypeError`).
-    #[error("{0}")]
-    Type(String),
+    /// What CPython's `loads` raises for the same body: its class and message.
+    #[error("{class}: {message}")]
+    Python {
+        /// The exception's class as Python's fault names it (`TypeError`,
+        /// `xmlrpc.client.ResponseError`, `binascii.Error`...).
+        class: &'static str,
+        /// Its message, `str()` of the exception.
+        message: String,
+    },
+    /// The body is a `<fault>`: `loads` raises that fault, and CPython's server answers it.
+    #[error("fault {}: {}", .0.code(), .0.string())]
+    Raised(Fault),
 }
 
-/// Parse an XML-RPC `methodCall` body.
+/// Parse an XML-RPC `methodCall` body as CPython's server does (`xmlrpc.client.loads`, see
+/// [`read`]): the method name and every value, whatever the root. A body without
+/// `<methodName>` is a call of the name `None`, which is what CPython's dispatcher then looks
+/// up and refuses (`method "None" is not supported`); a `<fault>` body is
+/// [`DecodeError::Raised`], which CPython's server answers as that fault.
 pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
-    let text = checked_text(body)?;
-    if let Some(call) = plain_call(text) {
+    let doc = document(body)?;
+    if doc.flaw.is_none()
+        && let Some(call) = plain_call(&doc.text)
+    {
         return Ok(call);
     }
-    let u = parse(text, CALL)?;
-    match u.method_name {
-        Some(name) => Ok(MethodCall {
-            name: name.into(),
-            params: u.values,
+    match read::loads(&doc.text, doc.flaw)? {
+        Loaded::Values { params, method } => Ok(MethodCall {
+            name: method.unwrap_or_else(|| NO_METHOD_NAME.to_string()).into(),
+            params,
         }),
-        _ => Err(DecodeError::Refused(format!(
-            "not an XML-RPC methodCall (no methodName): {}",
-            excerpt(text)
-        ))),
+        Loaded::Fault(f) => Err(DecodeError::Raised(f)),
     }
 }
 
-/// Parse an XML-RPC `methodResponse` body: the value, or the fault. Used for the replies to
-/// the relay batches of agreement rounds (see `peer::Peers::multicall`); the same one-pass
-/// reader as [`decode_call`], so it reads whatever Python or dxr writes, and
-/// `tests/codec_oracle.rs` holds it to dxr's reader.
+/// The method name of a call without `<methodName>`: Python's `str(None)`.
+pub const NO_METHOD_NAME: &str = "None";
+
+/// Parse an XML-RPC `methodResponse` body as CPython's `ServerProxy` does: the one value, or
+/// the tuple of all of them when there are none or several (held as an array), or the fault.
+/// Every reply of an outgoing call is read here (`peer`).
 pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
-    let text = checked_text(body)?;
-    let u = parse(text, RESPONSE)?;
-    let not_one = || {
-        DecodeError::Refused(format!(
-            "not an XML-RPC methodResponse (one value or one fault): {}",
-            excerpt(text)
-        ))
-    };
-    let [value] = <[Value; 1]>::try_from(u.values).map_err(|_| not_one())?;
-    if u.method_name.is_some() {
-        return Err(not_one());
+    match loads(body)? {
+        Loaded::Values { mut params, .. } => Ok(Ok(match params.len() {
+            1 => params.remove(0),
+            _ => Value::Array(params),
+        })),
+        Loaded::Fault(f) => Ok(Err(f)),
     }
-    if !u.fault {
-        return Ok(Ok(value));
-    }
-    match value {
-        Value::Struct(m) if m.len() == 2 => match (m.get("faultCode"), m.get("faultString")) {
-            (Some(Value::Integer(code)), Some(Value::String(string))) => {
-                Ok(Err(Fault::new(*code, string.clone())))
-            }
-            _ => Err(not_one()),
-        },
-        _ => Err(not_one()),
-    }
+}
+
+/// CPython's `xmlrpc.client.loads` of a body: every value and the method name, or the fault
+/// the body is, or why it is refused.
+pub fn loads(body: &[u8]) -> Result<Loaded, DecodeError> {
+    let doc = document(body)?;
+    read::loads(&doc.text, doc.flaw)
 }
 
 /// Parse a `methodCall` body with dxr's reader instead (`MethodCall::from_xml`), behind the
@@ -131,6 +140,7 @@ pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError>
 /// exists to measure dxr against the fast path in one run (`scripts/bench.sh`).
 pub fn decode_call_dxr(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
     let text = checked_text(body)?;
+    let text = text.as_ref();
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(DecodeError::Refused(
             "DOCTYPE and entity declarations are not accepted".into(),
@@ -199,11 +209,33 @@ fn plain_call(text: &str) -> Option<MethodCall<'static>> {
         })
 }
 
-/// `body` as text, once it is UTF-8 and [`check_chars`] finds nothing XML 1.0 forbids.
-fn checked_text(body: &[u8]) -> Result<&str, DecodeError> {
-    let text = utf8(body)?;
-    check_chars(text)?;
-    Ok(text)
+/// A body as text ([`encoding`]) and its first lexical flaw, with its byte offset in the
+/// text: a byte its encoding does not allow, or a character XML 1.0 forbids ([`check_chars`]).
+/// Expat meets a flaw only when it gets there, so an error CPython's reader raises on an
+/// element before it comes first ([`read::loads`] checks the flaw event by event).
+pub(crate) struct Document<'a> {
+    text: Cow<'a, str>,
+    flaw: Option<(usize, DecodeError)>,
+}
+
+fn document(body: &[u8]) -> Result<Document<'_>, DecodeError> {
+    let (text, mut flaw) = encoding::document_text(body)?;
+    if let Some((at, e)) = first_forbidden(&text)
+        && flaw.as_ref().is_none_or(|(f, _)| at < *f)
+    {
+        flaw = Some((at, e));
+    }
+    Ok(Document { text, flaw })
+}
+
+/// `body` as text, once [`document`] finds no flaw in it (for dxr's reader, which reads it all
+/// or nothing).
+fn checked_text(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    let doc = document(body)?;
+    match doc.flaw {
+        Some((_, e)) => Err(e),
+        None => Ok(doc.text),
+    }
 }
 
 /// Whether XML 1.0 allows `c` in a document (its production `Char`): tab, line feed, carriage
@@ -225,12 +257,20 @@ pub fn is_xml_char(c: char) -> bool {
 /// `xmlrpc.client` (expat refuses the whole reply). One pass over the bytes, for both codecs;
 /// a malformed reference (`&#xZZ;`) is left to the reader.
 pub fn check_chars(text: &str) -> Result<(), DecodeError> {
+    match first_forbidden(text) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The first character XML 1.0 forbids in `text` ([`check_chars`]), with its byte offset.
+fn first_forbidden(text: &str) -> Option<(usize, DecodeError)> {
     let b = text.as_bytes();
     // Without a `&` there is no reference to check, and without a 0xEF byte no U+FFFE or
     // U+FFFF: one branch-free pass over the bytes for raw control characters says it all
     // (the pass below, byte by byte, was a tenth of a call's instructions).
     if memchr::memchr2(b'&', 0xEF, b).is_none() && !has_raw_control(b) {
-        return Ok(());
+        return None;
     }
     let invalid_token = |at: usize| {
         let (line, column) = line_column(text, at);
@@ -241,9 +281,11 @@ pub fn check_chars(text: &str) -> Result<(), DecodeError> {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            c if c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r') => return Err(invalid_token(i)),
+            c if c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r') => {
+                return Some((i, invalid_token(i)));
+            }
             0xEF if matches!(b.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => {
-                return Err(invalid_token(i));
+                return Some((i, invalid_token(i)));
             }
             b'<' => {
                 // Sections where `&` is text: only raw characters are checked there.
@@ -255,7 +297,7 @@ pub fn check_chars(text: &str) -> Result<(), DecodeError> {
                     let start = i + open.len();
                     let end = find(&b[start..], close.as_bytes()).map_or(b.len(), |e| start + e);
                     if let Some(at) = first_raw_forbidden(&b[start..end]) {
-                        return Err(invalid_token(start + at));
+                        return Some((start + at, invalid_token(start + at)));
                     }
                     i = (end + close.len()).min(b.len());
                     continue;
@@ -265,15 +307,18 @@ pub fn check_chars(text: &str) -> Result<(), DecodeError> {
                 && char_ref(&b[i + 2..]).is_some_and(|c| !c.is_some_and(is_xml_char)) =>
             {
                 let (line, column) = line_column(text, i);
-                return Err(DecodeError::Malformed(format!(
-                    "reference to invalid character number: line {line}, column {column}"
-                )));
+                return Some((
+                    i,
+                    DecodeError::Malformed(format!(
+                        "reference to invalid character number: line {line}, column {column}"
+                    )),
+                ));
             }
             _ => {}
         }
         i += 1;
     }
-    Ok(())
+    None
 }
 
 /// Whether `b` holds a control character other than tab, line feed and carriage return. Each
@@ -331,7 +376,7 @@ fn char_ref(b: &[u8]) -> Option<Option<char>> {
 
 /// Expat's position of byte `at` in `text`: line from 1 (a line ends at LF, CR or CR LF),
 /// column from 0, in characters.
-fn line_column(text: &str, at: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, at: usize) -> (usize, usize) {
     let (mut line, mut column, mut after_cr) = (1, 0, false);
     for c in text[..at].chars() {
         match c {
@@ -347,22 +392,13 @@ fn line_column(text: &str, at: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(body).map_err(|e| {
-        DecodeError::Malformed(format!(
-            "not well-formed (invalid UTF-8 at byte {})",
-            e.valid_up_to()
-        ))
-    })
-}
-
 /// At most [`MAX_ECHO`] bytes of `text`, cut at a character boundary.
 pub fn excerpt(text: &str) -> &str {
     excerpt_to(text, MAX_ECHO)
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
-fn excerpt_to(text: &str, max: usize) -> &str {
+pub(crate) fn excerpt_to(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -371,261 +407,6 @@ fn excerpt_to(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// Python's `Unmarshaller`: a stack of finished values, marks where open arrays and structs
-/// begin, and the text of the element being read.
-#[derive(Default)]
-struct Unmarshaller {
-    values: Vec<Value>,
-    marks: Vec<usize>,
-    data: String,
-    /// Inside a `<value>` that has no typed child (yet): its text is a string.
-    bare_value: bool,
-    method_name: Option<String>,
-    /// A `<fault>` element was closed (a fault response).
-    fault: bool,
-}
-
-impl Unmarshaller {
-    fn start(&mut self, tag: &str) {
-        if tag == "array" || tag == "struct" {
-            self.marks.push(self.values.len());
-        }
-        self.data.clear();
-        self.bare_value = tag == "value";
-    }
-
-    fn end(&mut self, tag: &str) -> Result<(), DecodeError> {
-        let data = std::mem::take(&mut self.data);
-        let value = match tag {
-            "string" | "name" => Value::String(data),
-            "value" => {
-                if !self.bare_value {
-                    return Ok(());
-                }
-                self.bare_value = false;
-                Value::String(data)
-            }
-            "int" | "i1" | "i2" | "i4" | "i8" | "biginteger" => int(&data)?,
-            "boolean" => match data.as_str() {
-                "0" => Value::Boolean(false),
-                "1" => Value::Boolean(true),
-                _ => return Err(DecodeError::Type("bad boolean value".into())),
-            },
-            "double" | "float" | "bigdecimal" => {
-                Value::Double(data.trim().parse().map_err(|_| {
-                    DecodeError::Refused(format!(
-                        "could not convert string to float: {}",
-                        python_repr(&data)
-                    ))
-                })?)
-            }
-            "base64" => {
-                let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                Value::Base64(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(compact)
-                        .map_err(|e| DecodeError::Refused(format!("invalid base64: {e}")))?,
-                )
-            }
-            "dateTime.iso8601" => {
-                Value::DateTime(dxr::DateTime::from_str(data.trim()).map_err(|_| {
-                    DecodeError::Refused(format!(
-                        "invalid dateTime.iso8601 {}",
-                        python_repr(excerpt(&data))
-                    ))
-                })?)
-            }
-            "nil" => Value::Nil,
-            "array" => {
-                let mark = self.marks.pop().unwrap_or(0).min(self.values.len());
-                Value::Array(self.values.split_off(mark))
-            }
-            "struct" => {
-                let mark = self.marks.pop().unwrap_or(0).min(self.values.len());
-                let items = self.values.split_off(mark);
-                if !items.len().is_multiple_of(2) {
-                    return Err(DecodeError::Refused(
-                        "struct member without a name or a value".into(),
-                    ));
-                }
-                let mut map = BTreeMap::new();
-                let mut it = items.into_iter();
-                while let (Some(name), Some(v)) = (it.next(), it.next()) {
-                    let Value::String(name) = name else {
-                        return Err(DecodeError::Type(
-                            "struct member name is not a string".into(),
-                        ));
-                    };
-                    map.insert(name, v);
-                }
-                Value::Struct(map)
-            }
-            "methodName" => {
-                self.method_name = Some(data);
-                return Ok(());
-            }
-            "fault" => {
-                self.fault = true;
-                return Ok(());
-            }
-            // params, param, data, member, methodCall, methodResponse, and unknown tags
-            // (which Python ignores too).
-            _ => return Ok(()),
-        };
-        self.values.push(value);
-        Ok(())
-    }
-}
-
-/// Python's `int()` of an element's text, as `i4` when it fits and `i8` otherwise.
-fn int(data: &str) -> Result<Value, DecodeError> {
-    let n: i64 = data.trim().parse().map_err(|_| {
-        DecodeError::Refused(format!(
-            "invalid literal for int() with base 10: {}",
-            python_repr(excerpt(data))
-        ))
-    })?;
-    Ok(i32::try_from(n)
-        .map(Value::Integer)
-        .unwrap_or(Value::Long(n)))
-}
-
-/// The root element of a call body.
-const CALL: &str = "methodCall";
-/// The root element of a response body.
-const RESPONSE: &str = "methodResponse";
-
-/// One pass over the document, whose root must be `root`: the finished unmarshaller (method
-/// name, values, whether a fault was read).
-///
-/// Longer than the crate's other functions on purpose: it is one loop over quick-xml's
-/// events with one arm per event kind (each guard a few lines: depth, DOCTYPE, the root, the
-/// forbidden characters), the hot path of every request; split into functions, each arm would
-/// need the loop's whole state passed in, and the reader of a call would no longer be read
-/// top to bottom. `Unmarshaller::end` is the same for the element ends, as Python's
-/// `xmlrpc.client.Unmarshaller` has one dispatch table for them.
-fn parse(text: &str, root_name: &str) -> Result<Unmarshaller, DecodeError> {
-    let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().check_end_names = true;
-    let mut u = Unmarshaller::default();
-    let mut depth = 0usize;
-    let mut root = false;
-    let malformed = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| {
-        // quick-xml's messages quote names from the document: cut them like any excerpt.
-        let message = e.to_string();
-        DecodeError::Malformed(format!(
-            "not well-formed ({}): byte {}",
-            excerpt(&message),
-            reader.error_position()
-        ))
-    };
-    loop {
-        let event = reader.read_event().map_err(|e| malformed(&reader, &e))?;
-        match event {
-            Event::Start(start) => {
-                if depth == 0 {
-                    root = check_root(&start, root, root_name)?;
-                }
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(DecodeError::Refused(format!(
-                        "document nested deeper than {MAX_DEPTH} elements"
-                    )));
-                }
-                u.start(start.name().into_inner());
-            }
-            Event::Empty(start) => {
-                if depth == 0 {
-                    root = check_root(&start, root, root_name)?;
-                }
-                let name = start.name().into_inner();
-                u.start(name);
-                u.end(name)?;
-            }
-            Event::End(end) => {
-                depth = depth.saturating_sub(1);
-                u.end(end.name().into_inner())?;
-            }
-            Event::Text(t) => {
-                if depth == 0 {
-                    if !t.as_ref().trim().is_empty() {
-                        return Err(DecodeError::Malformed(format!(
-                            "not well-formed (text outside the root element): byte {}",
-                            reader.buffer_position()
-                        )));
-                    }
-                } else {
-                    u.data.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(c) => u.data.push_str(&c.xml10_content()),
-            Event::GeneralRef(r) => {
-                if depth == 0 {
-                    return Err(DecodeError::Malformed(
-                        "not well-formed (reference outside the root element)".into(),
-                    ));
-                }
-                let c = match r.resolve_char_ref().map_err(|e| malformed(&reader, &e))? {
-                    Some(c) => c,
-                    None => match r.as_ref() {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        other => {
-                            // Entity names are short; a long one is cut so the whole message
-                            // stays under MAX_ECHO and cannot copy a run of the body.
-                            return Err(DecodeError::Malformed(format!(
-                                "undefined entity &{};: byte {}",
-                                excerpt_to(other, 64),
-                                reader.buffer_position()
-                            )));
-                        }
-                    },
-                };
-                u.data.push(c);
-            }
-            Event::DocType(_) => {
-                return Err(DecodeError::Refused(
-                    "DOCTYPE and entity declarations are not accepted".into(),
-                ));
-            }
-            Event::Eof => break,
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-        }
-    }
-    if depth != 0 {
-        return Err(DecodeError::Malformed(
-            "no element found: unclosed element".into(),
-        ));
-    }
-    if !root {
-        return Err(DecodeError::Malformed("no element found".into()));
-    }
-    if !u.marks.is_empty() {
-        return Err(DecodeError::Refused(format!(
-            "not an XML-RPC {root_name} (an array or struct is not closed): {}",
-            excerpt(text)
-        )));
-    }
-    Ok(u)
-}
-
-fn check_root(start: &BytesStart<'_>, seen: bool, root_name: &str) -> Result<bool, DecodeError> {
-    if seen {
-        return Err(DecodeError::Malformed("junk after document element".into()));
-    }
-    let name = start.name().into_inner();
-    if name != root_name {
-        return Err(DecodeError::Refused(format!(
-            "not an XML-RPC {root_name}: root element is <{}>",
-            excerpt_to(name, MAX_ECHO - 2)
-        )));
-    }
-    Ok(true)
 }
 
 const HEADER: &str = "<?xml version='1.0'?>\n";
@@ -784,8 +565,10 @@ mod tests {
 
     /// The general reader's call, for comparing [`plain_call`] with it.
     fn general(text: &str) -> Option<(String, Vec<Value>)> {
-        let u = parse(text, CALL).ok()?;
-        Some((u.method_name?, u.values))
+        match read::loads(text, None).ok()? {
+            Loaded::Values { params, method } => Some((method?, params)),
+            Loaded::Fault(_) => None,
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! dxr is the oracle of the server's fast XML-RPC path (`generals::xmlrpc`), which is kept
-//! because dxr's reader and writer cost the server more than 10% of its throughput
-//! (BENCHMARKS.md, "dxr on the server").
+//! dxr is the second oracle of our XML-RPC reader and writer (`generals::xmlrpc`), for what
+//! dxr and CPython agree on; CPython itself is the first (`tests/cpython_oracle.rs`). The fast
+//! path is kept because dxr's reader and writer cost the server more than 10% of its
+//! throughput (BENCHMARKS.md, "dxr on the server"), and it reads what CPython reads, which is
+//! more than dxr reads.
 //!
 //! - Reader: the same bodies go to `xmlrpc::decode_call` and to `dxr::MethodCall::from_xml`;
 //!   wherever both accept, they must give the same method name and the same params. Bodies are
@@ -9,12 +11,12 @@
 //!   (and in the README's divergence list).
 //! - Writer: every answer `xmlrpc::encode_response` / `encode_fault` writes must read back
 //!   through dxr (`dxr_client::utils::response_to_result`) to the same value or fault; values
-//!   with an empty or blank struct member name, which dxr refuses, through `peer::read_reply`
-//!   (dxr plus the one narrow wrap), which is what every outgoing call uses.
+//!   with an empty or blank struct member name, which dxr refuses, through `peer::dxr_reply`
+//!   (dxr plus the one narrow wrap), what `--xml-codec dxr` reads replies with.
 //! - Relay batches: the bodies `xmlrpc::encode_call` writes (the `system.multicall` batches of
 //!   agreement rounds) must read back through dxr's `MethodCall::from_xml` to the same call,
-//!   and `xmlrpc::decode_response`, which reads their replies, must agree with dxr's reader
-//!   (`peer::read_reply`) on every reply either writer makes, and wherever both accept a
+//!   and `xmlrpc::decode_response`, which reads every reply, must agree with dxr's reader
+//!   (`peer::dxr_reply`) on every reply either writer makes, and wherever both accept a
 //!   mutated one.
 
 use std::collections::BTreeMap;
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use dxr::{Fault, MethodCall, Value};
 use dxr::{FaultResponse, MethodResponse};
 use dxr_client::utils::response_to_result;
-use generals::peer::{call_body, read_reply};
+use generals::peer::{call_body, dxr_reply};
 use generals::xmlrpc::{decode_call, decode_response, encode_call, encode_fault, encode_response};
 use proptest::prelude::*;
 
@@ -359,8 +361,8 @@ proptest! {
     fn answers_read_back_through_dxr(v in value()) {
         let body = encode_response(&v);
         if has_blank_name(&v) {
-            // dxr's gap: read through the narrow wrap every outgoing call uses.
-            prop_assert_eq!(read_reply(&body).unwrap().unwrap(), v);
+            // dxr's gap: read through its narrow wrap (`--xml-codec dxr`).
+            prop_assert_eq!(dxr_reply(&body).unwrap().unwrap(), v);
         } else {
             let back = response_to_result(&body).map_err(|e| e.to_string());
             prop_assert!(back.is_ok(), "dxr cannot read our answer {body:?}: {back:?}");
@@ -400,7 +402,7 @@ type Reading = Option<Result<Value, Fault>>;
 /// A reply as both readers see it (ours, dxr's).
 fn both_replies(body: &str) -> (Reading, Reading) {
     let ours = decode_response(body.as_bytes()).ok();
-    let theirs = read_reply(body).ok();
+    let theirs = dxr_reply(body).ok();
     let normal_one = |r: Result<Value, Fault>| r.map(|v| normal(&[v]).remove(0));
     (ours.map(normal_one), theirs.map(normal_one))
 }

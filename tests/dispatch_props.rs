@@ -13,9 +13,10 @@
 //!
 //! At the end the node must hold exactly what the valid `receive_message(string, string)`
 //! calls among the bodies (alone or in batches) store, and finalize as a fresh node fed only
-//! those calls. Which calls count as valid is decided by `generals::xmlrpc::decode_call` and
-//! dxr's `from_multicall_params` themselves: a mutated call can still be a perfectly good
-//! `receive_message`, and must then be stored.
+//! those calls. Which calls count as valid is decided by `generals::xmlrpc::decode_call`
+//! itself, and a batch is taken apart as CPython's `system_multicall` does (the model below;
+//! `tests/cpython_oracle.rs` holds the node to CPython on every shape): a mutated call can
+//! still be a perfectly good `receive_message`, and must then be stored.
 //!
 //! The table at the end replays fixed inputs, including what the fuzz target
 //! (`fuzz/fuzz_targets/dispatch.rs`) found.
@@ -124,61 +125,109 @@ fn expect(
     };
     let call = match decoded {
         Ok(call) => call,
-        Err(e) => return Expected::Answer(Err(python_fault(decode_fault(&e)))),
+        Err(e) => return Expected::Answer(Err(decode_fault(&e))),
     };
-    let mut calls = Vec::new();
-    let batch = call.name == protocol::MULTICALL;
-    if batch {
-        match dxr::multicall::from_multicall_params(call.params.clone()) {
-            Err(e) => {
-                let f = fault::python("TypeError", &format!("{}: {e}", protocol::MULTICALL));
-                return Expected::Answer(Err(python_fault(f)));
-            }
-            Ok(c) if c.len() > protocol::MAX_BATCH => {
-                return Expected::Answer(Err(python_fault(fault::python(
-                    "ValueError",
-                    &format!(
-                        "{} takes at most {} calls, not {}",
-                        protocol::MULTICALL,
-                        protocol::MAX_BATCH,
-                        c.len()
-                    ),
-                ))));
-            }
-            Ok(c) => calls = c,
-        }
-    } else {
-        calls.push(Ok((call.name.to_string(), call.params.clone())));
-    }
-    let mut entries = Vec::new();
-    for c in calls {
-        let expected = match c {
-            Ok((name, params)) => {
-                let expected = expect_call(model, offline, &name, &params);
-                if let (
-                    protocol::RECEIVE_MESSAGE,
-                    Some(Ok(_)),
-                    [Value::String(a), Value::String(b)],
-                ) = (name.as_str(), &expected, params.as_slice())
-                    && !model.is_faulty()
-                {
-                    stored.push((a.clone(), b.clone()));
-                }
-                expected
-            }
-            Err(e) => Some(Err(python_fault(fault::python(
-                "TypeError",
-                &e.to_string(),
-            )))),
+    if call.name != protocol::MULTICALL {
+        let expected = expect_call(model, offline, &call.name, &call.params);
+        note_store(model, &call.name, &call.params, &expected, stored);
+        return match expected {
+            Some(answer) => Expected::Answer(answer),
+            None => Expected::Engine,
         };
-        entries.push(expected);
     }
-    if batch {
-        return Expected::Batch(entries);
+    // A batch, as CPython's `system_multicall` takes it (tests/cpython_oracle.rs holds our
+    // node to CPython's on every shape): the list and each entry taken apart as Python does,
+    // a malformed entry failing the whole call once the entries before it have run.
+    let mut params = call.params.clone();
+    if params.len() != 1 {
+        return Expected::Answer(Err(python_fault(fault::multicall_arity(params.len()))));
     }
-    match entries.pop() {
-        Some(Some(answer)) => Expected::Answer(answer),
-        _ => Expected::Engine,
+    let entries = match python_iter(params.remove(0)) {
+        Ok(entries) => entries,
+        Err(t) => {
+            let f = fault::python("TypeError", &fault::not_iterable(t));
+            return Expected::Answer(Err(python_fault(f)));
+        }
+    };
+    if entries.len() > protocol::MAX_BATCH {
+        return Expected::Answer(Err(python_fault(fault::python(
+            "ValueError",
+            &format!(
+                "{} takes at most {} calls, not {}",
+                protocol::MULTICALL,
+                protocol::MAX_BATCH,
+                entries.len()
+            ),
+        ))));
+    }
+    let mut out = Vec::new();
+    for entry in entries {
+        let Value::Struct(mut m) = entry else {
+            return Expected::Answer(Err(python_fault(fault::not_subscriptable(&entry))));
+        };
+        let Some(name) = m.remove("methodName") else {
+            return Expected::Answer(Err(python_fault(fault::key_error("methodName"))));
+        };
+        let Some(params) = m.remove("params") else {
+            return Expected::Answer(Err(python_fault(fault::key_error("params"))));
+        };
+        let name = match name {
+            Value::String(name) => name,
+            Value::Array(_) | Value::Struct(_) | Value::Base64(_) | Value::DateTime(_) => {
+                let f = fault::unhashable(protocol::python_type_name(&name));
+                out.push(Some(Err(python_fault(f))));
+                continue;
+            }
+            other => {
+                let f = fault::unsupported_method(&protocol::python_str(&other));
+                out.push(Some(Err(python_fault(f))));
+                continue;
+            }
+        };
+        let known = protocol::ORIGINAL_METHODS.contains(&name.as_str())
+            || ext::METHODS.contains(&name.as_str());
+        if !known {
+            out.push(Some(Err(python_fault(fault::unsupported_method(&name)))));
+            continue;
+        }
+        let args = match python_iter(params) {
+            Ok(args) => args,
+            Err(t) => {
+                out.push(Some(Err(python_fault(fault::args_not_iterable(&name, t)))));
+                continue;
+            }
+        };
+        let expected = expect_call(model, offline, &name, &args);
+        note_store(model, &name, &args, &expected, stored);
+        out.push(expected);
+    }
+    Expected::Batch(out)
+}
+
+/// A `receive_message(string, string)` the model answered: what a loyal node stores.
+fn note_store(
+    model: &Node,
+    name: &str,
+    params: &[Value],
+    expected: &Option<Result<Value, Fault>>,
+    stored: &mut Vec<(String, String)>,
+) {
+    if let (protocol::RECEIVE_MESSAGE, Some(Ok(_)), [Value::String(a), Value::String(b)]) =
+        (name, expected, params)
+        && !model.is_faulty()
+    {
+        stored.push((a.clone(), b.clone()));
+    }
+}
+
+/// Python's `iter()` of a value: an array's items, a string's characters, a struct's keys;
+/// else its type name.
+fn python_iter(value: Value) -> Result<Vec<Value>, &'static str> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::String(s) => Ok(s.chars().map(|c| Value::String(c.to_string())).collect()),
+        Value::Struct(m) => Ok(m.into_keys().map(Value::String).collect()),
+        other => Err(protocol::python_type_name(&other)),
     }
 }
 

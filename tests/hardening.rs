@@ -103,7 +103,7 @@ fn hostile_bodies_table() {
         (
             "invalid UTF-8",
             with_length("", b"<methodCall>\xff\xfe</methodCall>"),
-            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:not well-formed (invalid UTF-8"),
+            Expect::Fault("<class 'xml.parsers.expat.ExpatError'>:not well-formed (invalid token)"),
         ),
         (
             "DOCTYPE with entities",
@@ -116,9 +116,10 @@ fn hostile_bodies_table() {
             Expect::Fault("<class 'ValueError'>:document nested deeper than 64 elements"),
         ),
         (
+            // CPython's reader looks at no root: a long one is a document without a type.
             "root is not methodCall",
             with_length("", long_root.as_bytes()),
-            Expect::Fault("<class 'ValueError'>:not an XML-RPC methodCall"),
+            Expect::Fault("<class 'xmlrpc.client.ResponseError'>:ResponseError()"),
         ),
         (
             "garbage",
@@ -138,7 +139,7 @@ fn hostile_bodies_table() {
         (
             "methodCall without methodName",
             with_length("", b"<methodCall><params/></methodCall>"),
-            Expect::Fault("<class 'ValueError'>:not an XML-RPC methodCall"),
+            Expect::Fault("<class 'Exception'>:method \"None\" is not supported"),
         ),
         (
             "int sender",

@@ -342,3 +342,175 @@ fn keep_alive_connection_serves_many_calls() {
         assert!(String::from_utf8_lossy(&body).contains(&format!("from N{i}")));
     }
 }
+
+/// What a node answers when the peer it forwards to fails, and what it prints first: as
+/// CPython's node, a peer's fault is passed on unchanged (code and string), an HTTP error is a
+/// `ProtocolError` with the reason phrase the peer sent, and the `sent` line is printed before
+/// the call, even to a name nothing answers (issue 27, items 7, 10, 11).
+#[test]
+fn peer_failures_reach_the_caller_as_cpython_passes_them() {
+    let fault = "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>7</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>boom</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n";
+    let http = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.0 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let mut answers: Vec<Vec<(i32, String)>> = Vec::new();
+    for side in [Side::Python, Side::Rust] {
+        let base = port_base();
+        let t = port_of(base, 'T');
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        canned_peer(t, answer.clone());
+        let peer = format!("T=http://127.0.0.1:{t}/");
+        let args: &[&str] = match side {
+            Side::Rust => &["--peer", &peer],
+            Side::Python => &[],
+        };
+        let c = Cluster::at(base).hosting(side, "Q", args).start();
+        let q = c.port("Q");
+        let mut got = Vec::new();
+        for canned in [
+            http("200 OK", fault),
+            http("500 Internal Server Error", "x"),
+            http("503 Busy now", ""),
+        ] {
+            *answer.lock().unwrap() = canned;
+            let f = call(q, "send_message", &[s("T"), s("attack")]).unwrap_err();
+            // Python calls its peers `localhost`, ours by address.
+            got.push((f.0, f.1.replace("localhost:", "127.0.0.1:")));
+        }
+        // A name nothing answers: refused, and the line printed before it.
+        let f = call(q, "send_message", &[s("A"), s("attack")]).unwrap_err();
+        got.push(f);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !c
+            .process(0)
+            .stdout_so_far()
+            .contains("Q sent decision 'attack' to A")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{side:?}: no line for A: {}",
+                c.process(0).stdout_so_far()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        answers.push(got);
+    }
+    let t = "127.0.0.1:"; // both answers name the peer by address now
+    assert_eq!(
+        answers[0][0],
+        (7, "boom".to_string()),
+        "Python passes the fault on"
+    );
+    assert!(
+        answers[0][1].1.ends_with(": 500 Internal Server Error>") && answers[0][1].1.contains(t),
+        "{:?}",
+        answers[0][1]
+    );
+    assert!(
+        answers[0][2].1.ends_with(": 503 Busy now>"),
+        "{:?}",
+        answers[0][2]
+    );
+    assert_eq!(
+        answers[0][3].1,
+        "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused"
+    );
+    // Ours: the same, but for the peer's port, which each side's cluster picked.
+    for (py, rust) in answers[0].iter().zip(&answers[1]) {
+        let port = |s: &str| {
+            s.split(t)
+                .nth(1)
+                .map(|r| r.split('/').next().unwrap_or("").to_string())
+        };
+        let strip = |s: &str| match port(s) {
+            Some(p) => s.replace(&p, "PORT"),
+            None => s.to_string(),
+        };
+        assert_eq!((py.0, strip(&py.1)), (rust.0, strip(&rust.1)));
+    }
+}
+
+/// docs/protocol.md's fault rows for bodies no client writes, copied literally, each sent raw
+/// to node Q of both servers: (body, the answer's fault code and string).
+fn raw_fault_table() -> Vec<(&'static str, i32, &'static str)> {
+    let bad_value = |v: &'static str| -> &'static str {
+        Box::leak(format!("<methodCall><methodName>receive_message</methodName><params><param><value>A</value></param><param><value>{v}</value></param></params></methodCall>").into_boxed_str())
+    };
+    let batch = |list: &'static str| -> &'static str {
+        Box::leak(format!("<methodCall><methodName>system.multicall</methodName><params><param><value>{list}</value></param></params></methodCall>").into_boxed_str())
+    };
+    vec![
+        (
+            "<methodCall><params/></methodCall>",
+            1,
+            "<class 'Exception'>:method \"None\" is not supported",
+        ),
+        (
+            "<methodCall/>",
+            1,
+            "<class 'xmlrpc.client.ResponseError'>:ResponseError()",
+        ),
+        (
+            bad_value("<foo>x</foo>"),
+            1,
+            "<class 'xmlrpc.client.ResponseError'>:ResponseError(\"unknown tag 'foo'\")",
+        ),
+        (
+            bad_value("<struct><member><value>x</value></member></struct>"),
+            1,
+            "<class 'IndexError'>:list index out of range",
+        ),
+        (
+            bad_value("<boolean>2</boolean>"),
+            1,
+            "<class 'TypeError'>:bad boolean value",
+        ),
+        (
+            bad_value("<int>abc</int>"),
+            1,
+            "<class 'ValueError'>:invalid literal for int() with base 10: 'abc'",
+        ),
+        (
+            bad_value("<base64>QQ=</base64>"),
+            1,
+            "<class 'binascii.Error'>:Incorrect padding",
+        ),
+        (
+            batch(
+                "<array><data><value><struct><member><name>params</name><value><array><data/></array></value></member></struct></value></data></array>",
+            ),
+            1,
+            "<class 'KeyError'>:'methodName'",
+        ),
+        (
+            batch("<string>AB</string>"),
+            1,
+            "<class 'TypeError'>:string indices must be integers, not 'str'",
+        ),
+        (
+            "<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>7</int></value></member><member><name>faultString</name><value>boom</value></member></struct></value></fault></methodResponse>",
+            7,
+            "boom",
+        ),
+    ]
+}
+
+#[test]
+fn raw_fault_table_both_servers() {
+    for side in [Side::Python, Side::Rust] {
+        // The stand-in registers system.multicall with --agreement, as our nodes serve it.
+        let args: &[&str] = match side {
+            Side::Python => &["--agreement"],
+            Side::Rust => &[],
+        };
+        let c = Cluster::builder().hosting(side, "Q", args).start();
+        for (body, code, string) in raw_fault_table() {
+            let got = call_body(c.port("Q"), body.as_bytes());
+            assert_eq!(got, Err((code, string.to_string())), "{side:?}: {body}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! Input: the first byte picks the node (bit 0: loyal Q if 0, faulty P if 1) and the codec
 //! (bit 1: the fast reader and writer if 0, dxr's if 1); the rest is the body.
 //! Checks, besides "no panic, no stack overflow, no unbounded allocation, no timeout":
-//! - the answer reads back (`peer::read_reply`, dxr, the reader of every outgoing call) as a
+//! - the answer reads back (`peer::read_reply`, the reader of every outgoing call) as a
 //!   value or a fault that the codec's writer renders to the same bytes;
 //! - every fault (alone, or an entry of a batch) has code 1 and a string that starts with
 //!   `<class '`;

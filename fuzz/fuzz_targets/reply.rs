@@ -4,11 +4,11 @@
 //! Checks, besides "no panic, no stack overflow, no unbounded allocation":
 //! - a value it reads, written again by `encode_response`, reads back to the same value;
 //! - a fault it reads is the one `encode_fault` writes for it;
-//! - wherever dxr's reader (`peer::read_reply`) also accepts the body and the body is in the
+//! - wherever dxr's reader (`peer::dxr_reply`) also accepts the body and the body is in the
 //!   schema (no stray values, nothing dxr ignores), both give the same value or fault.
 #![no_main]
 
-use generals::peer::read_reply;
+use generals::peer::dxr_reply;
 use generals::xmlrpc::{decode_response, encode_fault, encode_response};
 use libfuzzer_sys::fuzz_target;
 
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         Err(fault) => encode_fault(fault),
     };
     if text == canonical {
-        if let Ok(theirs) = read_reply(text) {
+        if let Ok(theirs) = dxr_reply(text) {
             assert_eq!(theirs, reply, "dxr reads {text:?} otherwise");
         }
     }

@@ -220,7 +220,9 @@ async fn call(
     })?;
     let (problem, refused) = match peers.call(&url, method, args).await {
         Ok(Value::String(s)) => return Ok(s),
-        Ok(other) => (format!("expected a string, got {other:?}"), false),
+        // Another server's answer of another type: printed as the original client prints
+        // it, Python's `str()` of it (`None`, `5`, `{'a': 1}`; issue 27, item 9).
+        Ok(other) => return Ok(protocol::python_str(&other)),
         Err(e) => (e.to_string(), matches!(e, PeerError::Refused)),
     };
     Err(Failed {
