@@ -392,7 +392,11 @@ async fn serve_node(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A caller may send its request and shut its write side (`shutdown(SHUT_WR)`), as
+        // CPython's server allows: hyper's default takes that end of input for a caller gone
+        // and drops the request, answered or not (one call in nine, stored or not).
+        .half_close(true);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
