@@ -211,7 +211,7 @@ pub async fn ui(a: &UiArgs) -> Result<u8, ClientError> {
         }
     };
     let at = listener.local_addr().map_err(ClientError::Output)?;
-    if !at.ip().is_loopback() {
+    if !crate::cli::server::is_loopback(&at.ip().to_string()) {
         eprintln!(
             "client: warning: serving the page on {at} lets anyone who can reach it start runs \
              on your cluster (there is no authentication)"

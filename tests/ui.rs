@@ -546,3 +546,23 @@ fn the_page_watches_a_python_cluster() {
     );
     assert_eq!(items.last().unwrap().0, "end");
 }
+
+/// Loopback written as IPv6 (`[::1]`, as in a URL) or IPv4-mapped is loopback: the page and
+/// its spawned nodes served there warn of nothing (issue 26: they warned that loopback
+/// exposes the node to the network).
+#[test]
+fn serving_on_ipv6_loopback_does_not_warn() {
+    let base = port_base().to_string();
+    for (before, listen) in [
+        (
+            vec!["--spawn", "--host", "[::1]", "--port-base", base.as_str()],
+            "[::1]:0",
+        ),
+        (vec!["--port-base", "1"], "[::ffff:127.0.0.1]:0"),
+    ] {
+        let (proc, _) = ui(&before, &["--listen", listen]);
+        let (out, err) = proc.stop();
+        assert!(out.starts_with("generals ui: http://"), "{out}");
+        assert!(!err.contains("warning"), "{listen}: {err}");
+    }
+}
