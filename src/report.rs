@@ -501,6 +501,16 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
 /// counts, the smallest counterexample with its messages, its picture. 0 every case holds, 1
 /// a counterexample (or an accepted forgery), 3 none but some void.
 async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError> {
+    // `--cases` sizes the work as the strategy space does for `all`: the same cap, checked
+    // before anything starts (`--cases 99999999999` was taken and ran).
+    if mode == adversary::Mode::Fuzz && a.case.is_none() && a.cases > a.max_cases {
+        return Err(DriveError::Invalid(format!(
+            "--adversary fuzz --cases {} is more than --max-cases {}; ask for fewer cases, or \
+             raise --max-cases",
+            a.cases, a.max_cases
+        ))
+        .into());
+    }
     let seed = a.seed.unwrap_or_else(driver::random_seed);
     let h = adversary::Hunt {
         explore: exploration(a, seed, Vec::new()),
