@@ -328,13 +328,16 @@ pub fn client_final_line(name: &str, decision: &str) -> String {
 
 /// The stderr access-log line Python's `BaseHTTPRequestHandler` writes per request, e.g.
 /// `127.0.0.1 - - [24/Nov/2026 12:54:29] "POST / HTTP/1.1" 200 -` (`status`: the code's digits).
+/// The request line is the caller's: shown as [`printed::value`] shows a value (controls,
+/// bidi and invisible characters escaped, cut after 200 bytes), as Python escapes controls
+/// in its log.
 pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: &str) -> String {
     [
         client_ip,
         " - - [",
         when,
         "] \"",
-        request_line,
+        &printed::value(request_line),
         "\" ",
         status,
         " -",
@@ -359,6 +362,10 @@ mod tests {
                 "200"
             ),
             "127.0.0.1 - - [24/Nov/2026 12:54:29] \"POST / HTTP/1.1\" 200 -"
+        );
+        assert_eq!(
+            super::access_log_line("::1", "t", "POST /\u{202e}\u{85}x HTTP/1.1", "404"),
+            "::1 - - [t] \"POST /\\u202e\\x85x HTTP/1.1\" 404 -"
         );
         for status in [0, 7, 404, 65535] {
             assert!(
