@@ -647,6 +647,15 @@ pub mod fault {
         )
     }
 
+    /// A peer whose last call timed out, not called again (`server --rpc-timeout` passed
+    /// without an answer, and the next try is due within a second).
+    pub fn peer_down() -> PyFault {
+        python(
+            "TimeoutError",
+            "timed out: the peer's last call timed out, so it was not called (tried again once a second)",
+        )
+    }
+
     /// The peer's port refused the connection.
     pub fn connection_refused() -> PyFault {
         python("ConnectionRefusedError", "[Errno 111] Connection refused")
