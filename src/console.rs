@@ -508,8 +508,10 @@ mod tests {
     #[test]
     fn the_escaping_writer_escapes_what_a_console_would_not_show() {
         let mut w = Escaping::new(Vec::new());
-        write!(w, "ok \u{e9}\u{1f642}\tline\n").unwrap();
-        write!(w, "{}", "a\u{202e}b\u{200b}\u{1b}[2J\u{85}\r\u{e0041}").unwrap();
+        w.write_all("ok \u{e9}\u{1f642}\tline\n".as_bytes())
+            .unwrap();
+        w.write_all("a\u{202e}b\u{200b}\u{1b}[2J\u{85}\r\u{e0041}".as_bytes())
+            .unwrap();
         // A character cut between two writes is escaped whole.
         let zwsp = "\u{200b}".as_bytes();
         w.write_all(&zwsp[..1]).unwrap();
