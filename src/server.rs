@@ -421,11 +421,15 @@ async fn serve_node(
         let state = state.clone();
         // The access log's client address, written once per connection.
         let ip: Option<Arc<str>> = log.then(|| remote.ip().to_string().into());
+        let conn_state = entered.state();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
             let logged = ip.clone().map(|ip| (ip, request_line(&req)));
+            // Not idle, so never closed to make room, while the request is in hand.
+            let busy = conn_state.busy();
             async move {
                 let response = route(&state, req).await;
+                drop(busy);
                 if let Some((ip, line)) = logged {
                     access_log(&ip, &line, response.status());
                 }
@@ -433,12 +437,21 @@ async fn serve_node(
             }
         });
         // A caller that stops reading its answers is dropped after the request timeout.
-        let io = TokioIo::new(gate::WriteTimeout::new(stream, request_timeout));
+        let io = TokioIo::new(gate::WriteTimeout::new(
+            entered.watch(stream),
+            request_timeout,
+        ));
         let conn = http.serve_connection(io, service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {remote}: {e}");
+            // Closed when the gate needs its place for a new connection while it is idle.
+            tokio::select! {
+                served = conn => if let Err(e) = served {
+                    tracing::debug!("connection from {remote}: {e}");
+                },
+                () = entered.evicted() => {
+                    tracing::debug!("closed idle connection from {remote} to make room");
+                }
             }
             drop(entered);
         });
