@@ -15,9 +15,11 @@ use std::time::Duration;
 use dxr::{Fault, FaultResponse, MethodResponse, Value};
 use dxr_server::HandlerMap;
 use dxr_server::axum::http::HeaderMap;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::agreement::engine::{Budgets, Engine};
 use crate::cluster::{Cluster, ClusterError};
+use crate::gate::ByteBudget;
 use crate::methods::{self, Codec, General, python_fault};
 use crate::node::Node;
 use crate::peer::{PeerError, Peers};
@@ -28,43 +30,162 @@ use crate::xmlrpc::{self, DecodeError};
 
 /// The answer to one request body: decode it with `codec`, route the call (or each call of a
 /// `system.multicall` batch) through `table`, run the handlers, and render the result or the
-/// fault as the `methodResponse` text, with `codec`'s writer.
+/// fault as the `methodResponse` text, with `codec`'s writer. Nothing is shared with other
+/// requests: for a node with neighbours, see [`respond_within`].
 pub async fn respond(table: &HandlerMap, codec: Codec, body: &[u8]) -> String {
-    render(codec, answer(table, codec, body).await)
+    respond_within(table, codec, body, None).await.body
 }
 
-/// Read `body` with `codec`, look the method up in `table`, run its handler. Every failure is
+/// Methods whose work grows with the node's data, not with the request: each call of one,
+/// alone or inside a batch, takes a heavy turn and room in the answer budget ([`Shares`])
+/// before its answer is built.
+pub const HEAVY_METHODS: [&str; 3] = [
+    protocol::GET_MESSAGES,
+    protocol::ext::TRACE_EVENTS,
+    protocol::ext::OM_DECIDE,
+];
+
+/// Longest a request waits for room in the answer budget, over all its calls (while it
+/// waits, callers that read nothing of their answers are disconnected: see
+/// [`crate::gate::WriteTimeout::with_pressure`]).
+pub const ROOM_WAIT: Duration = Duration::from_secs(4);
+
+/// What a request of a node may use of its process's shared capacity, call by call.
+///
+/// Why call by call: a batch took the heavy turn once for all its calls and was checked
+/// against the answer budget once its whole answer was built, so one 10 KB
+/// `system.multicall([get_messages] * 64)` on a full store took the process from 31 MB to
+/// 3.08 GB, and two batches of 1,024 `om_decide` held both turns for 95 s. Now every heavy
+/// call takes room for its answer first (from [`Shares::hint`], then exactly once it is
+/// written), and a turn for its build only, as a single call does.
+pub struct Shares {
+    /// Turns to build an answer that grows with the node's data (per process).
+    pub heavy: Arc<tokio::sync::Semaphore>,
+    /// Bytes of answers not yet read by their callers (per process).
+    pub answers: ByteBudget,
+    /// The size a heavy method's answer will be about, before it is built (the bytes of what
+    /// it copies: the stored messages, the trace).
+    pub hint: Box<dyn Fn(&str) -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for Shares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shares")
+            .field("answers", &self.answers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shares {
+    /// Room for the answer of a call of `method`, waiting (under pressure) until `deadline`;
+    /// the `MemoryError` fault when there is none.
+    async fn room(
+        &self,
+        method: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnedSemaphorePermit, Fault> {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        (self.answers)
+            .hold_pressing((self.hint)(method).max(1), within)
+            .await
+            .ok_or_else(|| self.full())
+    }
+
+    fn full(&self) -> Fault {
+        python_fault(fault::answers_full(self.answers.bytes()))
+    }
+}
+
+/// An answer, and the room it holds in the answer budget, if it took some.
+#[derive(Debug)]
+pub struct Answered {
+    /// The `methodResponse` text.
+    pub body: String,
+    /// Room in [`Shares::answers`] taken for it (to be fitted to what is sent).
+    pub held: Option<OwnedSemaphorePermit>,
+}
+
+impl Answered {
+    fn unheld(body: String) -> Self {
+        Answered { body, held: None }
+    }
+}
+
+fn is_heavy(method: &str) -> bool {
+    HEAVY_METHODS.contains(&method)
+}
+
+/// [`respond`], with each heavy call (alone or in a batch) taking room in `shares`' answer
+/// budget before it is built and one of its heavy turns while it is built. Every failure is
 /// a fault with Python's code 1 and a `<class '...'>` string.
-async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Value, Fault> {
+pub async fn respond_within(
+    table: &HandlerMap,
+    codec: Codec,
+    body: &[u8],
+    shares: Option<&Shares>,
+) -> Answered {
+    let deadline = tokio::time::Instant::now() + ROOM_WAIT;
     let call = match codec {
         Codec::Fast => xmlrpc::decode_call(body),
         Codec::Dxr => xmlrpc::decode_call_dxr(body),
     }
-    .map_err(|e| python_fault(decode_fault(&e)))?;
+    .map_err(|e| python_fault(decode_fault(&e)));
+    let call = match call {
+        Ok(call) => call,
+        Err(f) => return Answered::unheld(render(codec, Err(f))),
+    };
     if call.name == protocol::MULTICALL {
-        return multicall(table, call.params).await;
+        return multicall(table, codec, call.params, shares, deadline).await;
     }
     let Some(handler) = table.get(call.name.as_ref()) else {
-        return Err(python_fault(fault::unsupported_method(&call.name)));
+        let refused = python_fault(fault::unsupported_method(&call.name));
+        return Answered::unheld(render(codec, Err(refused)));
     };
-    handler.handle(&call.params, HeaderMap::new()).await
+    let Some(shares) = shares.filter(|_| is_heavy(&call.name)) else {
+        let result = handler.handle(&call.params, HeaderMap::new()).await;
+        return Answered::unheld(render(codec, result));
+    };
+    let room = match shares.room(&call.name, deadline).await {
+        Ok(room) => room,
+        Err(f) => return Answered::unheld(render(codec, Err(f))),
+    };
+    let turn = shares.heavy.acquire().await;
+    let body = render(codec, handler.handle(&call.params, HeaderMap::new()).await);
+    drop(turn);
+    Answered {
+        body,
+        held: Some(room),
+    }
 }
 
 /// `system.multicall`: each call of the batch through the table, in order, as Python's
 /// `SimpleXMLRPCDispatcher.system_multicall` does (a failing call is a fault struct in its
-/// place; a batch inside a batch is refused). At most [`protocol::MAX_BATCH`] calls.
-async fn multicall(table: &HandlerMap, params: Vec<Value>) -> Result<Value, Fault> {
+/// place; a batch inside a batch is refused). At most [`protocol::MAX_BATCH`] calls. With
+/// `shares`, each heavy call takes its room and turn as a single call does, and its result
+/// is written at once (fast codec) and fitted to its room: the batch's answer never holds
+/// more than the answer budget, and no caller holds a turn longer than one call.
+async fn multicall(
+    table: &HandlerMap,
+    codec: Codec,
+    params: Vec<Value>,
+    shares: Option<&Shares>,
+    deadline: tokio::time::Instant,
+) -> Answered {
     let calls = match well_formed_batch(&params) {
         true => split_batch(params),
-        false => dxr::multicall::from_multicall_params(params).map_err(|e| {
-            python_fault(fault::python(
-                "TypeError",
-                &format!("{}: {e}", protocol::MULTICALL),
-            ))
-        })?,
+        false => match dxr::multicall::from_multicall_params(params) {
+            Ok(calls) => calls,
+            Err(e) => {
+                let refused = python_fault(fault::python(
+                    "TypeError",
+                    &format!("{}: {e}", protocol::MULTICALL),
+                ));
+                return Answered::unheld(render(codec, Err(refused)));
+            }
+        },
     };
     if calls.len() > protocol::MAX_BATCH {
-        return Err(python_fault(fault::python(
+        let refused = python_fault(fault::python(
             "ValueError",
             &format!(
                 "{} takes at most {} calls, not {}",
@@ -72,20 +193,132 @@ async fn multicall(table: &HandlerMap, params: Vec<Value>) -> Result<Value, Faul
                 protocol::MAX_BATCH,
                 calls.len()
             ),
-        )));
+        ));
+        return Answered::unheld(render(codec, Err(refused)));
     }
-    let mut results = Vec::with_capacity(calls.len());
+    let mut items = Items::new(codec, calls.len());
+    let mut held: Option<OwnedSemaphorePermit> = None;
     for call in calls {
-        let result = match call {
-            Ok((name, params)) => match table.get(name.as_str()) {
-                Some(handler) => handler.handle(&params, HeaderMap::new()).await,
-                None => Err(python_fault(fault::unsupported_method(&name))),
-            },
-            Err(e) => Err(python_fault(fault::python("TypeError", &e.to_string()))),
+        let (name, params) = match call {
+            Ok(call) => call,
+            Err(e) => {
+                items.push(Err(python_fault(fault::python(
+                    "TypeError",
+                    &e.to_string(),
+                ))));
+                continue;
+            }
         };
-        results.push(result);
+        let Some(handler) = table.get(name.as_str()) else {
+            items.push(Err(python_fault(fault::unsupported_method(&name))));
+            continue;
+        };
+        let Some(shares) = shares.filter(|_| is_heavy(&name)) else {
+            items.push(handler.handle(&params, HeaderMap::new()).await);
+            continue;
+        };
+        let room = match shares.room(&name, deadline).await {
+            Ok(room) => room,
+            Err(f) => {
+                items.push(Err(f));
+                continue;
+            }
+        };
+        let turn = shares.heavy.acquire().await;
+        let item = items.write(handler.handle(&params, HeaderMap::new()).await);
+        drop(turn);
+        // Fitted to what it takes written; a result larger than its room and the budget's
+        // rest is a fault in its place, as a single call's would be.
+        let room = match shares.answers.resize(room, item.len()) {
+            Ok(room) => room,
+            Err(room) => {
+                drop((item, room));
+                items.push(Err(shares.full()));
+                continue;
+            }
+        };
+        items.list.push(item);
+        match &mut held {
+            Some(held) => held.merge(room),
+            None => held = Some(room),
+        }
     }
-    Ok(multicall_response(results))
+    Answered {
+        body: items.finish(),
+        held,
+    }
+}
+
+/// The results of a batch so far: written one by one (fast codec), or kept as values for
+/// dxr's writer (`--xml-codec dxr`, for measurement), which writes the whole answer at the
+/// end.
+struct Items {
+    codec: Codec,
+    list: Vec<Item>,
+}
+
+/// One result of a batch, as [`Items`] keeps it.
+enum Item {
+    Written(String),
+    Value(Value),
+}
+
+impl Item {
+    /// Bytes it takes in the answer (a kept value: what the fast writer would take; dxr's
+    /// layout differs by a few bytes per element).
+    fn len(&self) -> usize {
+        match self {
+            Item::Written(text) => text.len(),
+            Item::Value(v) => xmlrpc::encode_value(v).len(),
+        }
+    }
+}
+
+impl Items {
+    fn new(codec: Codec, n: usize) -> Self {
+        Items {
+            codec,
+            list: Vec::with_capacity(n),
+        }
+    }
+
+    /// `result` as the batch's answer carries it.
+    fn write(&self, result: Result<Value, Fault>) -> Item {
+        let element = multicall_item(result);
+        match self.codec {
+            Codec::Fast => Item::Written(xmlrpc::encode_value(&element)),
+            Codec::Dxr => Item::Value(element),
+        }
+    }
+
+    fn push(&mut self, result: Result<Value, Fault>) {
+        let item = self.write(result);
+        self.list.push(item);
+    }
+
+    fn finish(self) -> String {
+        match self.codec {
+            Codec::Fast => xmlrpc::encode_array_response(
+                (self.list.into_iter())
+                    .map(|item| match item {
+                        Item::Written(text) => text,
+                        Item::Value(v) => xmlrpc::encode_value(&v),
+                    })
+                    .collect(),
+            ),
+            Codec::Dxr => render(
+                Codec::Dxr,
+                Ok(Value::Array(
+                    (self.list.into_iter())
+                        .map(|item| match item {
+                            Item::Value(v) => v,
+                            Item::Written(text) => Value::String(text),
+                        })
+                        .collect(),
+                )),
+            ),
+        }
+    }
 }
 
 /// Whether `params` is one array of `{methodName: string, params: array}` structs, the shape
@@ -124,27 +357,22 @@ fn split_batch(mut params: Vec<Value>) -> Vec<Result<(String, Vec<Value>), dxr::
         .collect()
 }
 
-/// The answer of `system.multicall`, as dxr's `into_multicall_response` writes it (`[value]`
-/// for a result, `{faultCode, faultString}` for a fault), without its copies.
-fn multicall_response(results: Vec<Result<Value, Fault>>) -> Value {
-    Value::Array(
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(value) => Value::Array(vec![value]),
-                Err(f) => Value::Struct(
-                    [
-                        ("faultCode".to_string(), Value::Integer(f.code())),
-                        (
-                            "faultString".to_string(),
-                            Value::String(f.string().to_string()),
-                        ),
-                    ]
-                    .into(),
+/// One element of a `system.multicall` answer, as dxr's `into_multicall_response` writes it
+/// (`[value]` for a result, `{faultCode, faultString}` for a fault), without its copies.
+fn multicall_item(result: Result<Value, Fault>) -> Value {
+    match result {
+        Ok(value) => Value::Array(vec![value]),
+        Err(f) => Value::Struct(
+            [
+                ("faultCode".to_string(), Value::Integer(f.code())),
+                (
+                    "faultString".to_string(),
+                    Value::String(f.string().to_string()),
                 ),
-            })
-            .collect(),
-    )
+            ]
+            .into(),
+        ),
+    }
 }
 
 /// The answer body for `result`, written by `codec`'s writer: Python's layout (fast), or

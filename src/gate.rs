@@ -87,6 +87,8 @@ struct Open {
 #[derive(Debug)]
 pub struct ConnState {
     ip: IpAddr,
+    /// Its number in the order of accepting (breaks ties of `idle_since`).
+    id: u64,
     /// Requests being handled and answers being streamed ([`ConnState::busy`]).
     busy: AtomicUsize,
     /// Bytes of a request have been read and its answer not yet written out.
@@ -178,6 +180,7 @@ impl ConnGate {
         open.next_id += 1;
         let state = Arc::new(ConnState {
             ip,
+            id,
             busy: AtomicUsize::new(0),
             owed: AtomicBool::new(false),
             idle_since: AtomicU64::new(0),
@@ -209,7 +212,7 @@ impl Open {
         let oldest = (self.conns.values())
             .filter(|c| ip.is_none_or(|ip| c.ip == ip))
             .filter(|c| !c.evicting.load(Ordering::SeqCst) && c.is_idle())
-            .min_by_key(|c| c.idle_since.load(Ordering::SeqCst))
+            .min_by_key(|c| (c.idle_since.load(Ordering::SeqCst), c.id))
             .cloned();
         let Some(c) = oldest else {
             return false;
@@ -340,7 +343,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 pub struct ByteBudget {
     permits: Arc<Semaphore>,
     bytes: usize,
+    /// Requests waiting for room now ([`ByteBudget::hold_pressing`]): while there are any,
+    /// connections that read nothing of their answers are closed early ([`WriteTimeout`]).
+    pressed: Pressure,
 }
+
+/// Whether someone waits for room in a [`ByteBudget`]; see [`WriteTimeout::with_pressure`].
+#[derive(Debug, Clone, Default)]
+pub struct Pressure(Arc<AtomicUsize>);
+
+impl Pressure {
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A caller that has read nothing of its answer for this long, while others wait for room in
+/// the answer budget, is disconnected: its unread answer is counted against it, not against
+/// everyone ([`WriteTimeout::with_pressure`]).
+pub const PRESSED_STALL: Duration = Duration::from_secs(2);
+/// How often a stalled write looks at the pressure.
+const PRESSURE_TICK: Duration = Duration::from_millis(250);
 
 impl ByteBudget {
     /// A budget of `bytes` bytes.
@@ -349,6 +372,57 @@ impl ByteBudget {
         ByteBudget {
             permits: Arc::new(Semaphore::new(units)),
             bytes,
+            pressed: Pressure::default(),
+        }
+    }
+
+    /// The handle a [`WriteTimeout`] watches.
+    pub fn pressure(&self) -> Pressure {
+        self.pressed.clone()
+    }
+
+    /// [`ByteBudget::hold`], and while it waits, the budget is under pressure: callers that
+    /// read nothing of the answers they hold for [`PRESSED_STALL`] are disconnected, which
+    /// frees their bytes.
+    pub async fn hold_pressing(
+        &self,
+        bytes: usize,
+        within: Duration,
+    ) -> Option<OwnedSemaphorePermit> {
+        if let Some(permit) = self.try_hold(bytes) {
+            return Some(permit);
+        }
+        struct Pressing<'a>(&'a Pressure);
+        impl Drop for Pressing<'_> {
+            fn drop(&mut self) {
+                self.0.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.pressed.0.fetch_add(1, Ordering::SeqCst);
+        let _pressing = Pressing(&self.pressed);
+        self.hold(bytes, within).await
+    }
+
+    /// `permit` (of this budget) made to hold exactly `bytes` (to the unit): the excess given
+    /// back, or what is missing taken now; `Err(permit)` when it is missing and not there.
+    pub fn resize(
+        &self,
+        mut permit: OwnedSemaphorePermit,
+        bytes: usize,
+    ) -> Result<OwnedSemaphorePermit, OwnedSemaphorePermit> {
+        let want = self.units(bytes) as usize;
+        let have = permit.num_permits();
+        if have >= want {
+            drop(permit.split(have - want));
+            return Ok(permit);
+        }
+        let more = u32::try_from(want - have).unwrap_or(u32::MAX);
+        match self.permits.clone().try_acquire_many_owned(more) {
+            Ok(extra) => {
+                permit.merge(extra);
+                Ok(permit)
+            }
+            Err(_) => Err(permit),
         }
     }
 
@@ -405,7 +479,10 @@ pub fn held_bytes(data: Vec<u8>, permit: OwnedSemaphorePermit) -> Bytes {
 pub struct WriteTimeout<T> {
     inner: T,
     timeout: Duration,
+    /// Since when writes have made no progress, and the sleep until the next look.
+    stalled_since: Option<tokio::time::Instant>,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    pressure: Option<Pressure>,
 }
 
 impl<T> WriteTimeout<T> {
@@ -414,23 +491,61 @@ impl<T> WriteTimeout<T> {
         WriteTimeout {
             inner,
             timeout,
+            stalled_since: None,
             stalled: None,
+            pressure: None,
         }
     }
 
+    /// The same, and while `pressure` is on (someone waits for room in the answer budget),
+    /// a peer that has read nothing for [`PRESSED_STALL`] times out already.
+    ///
+    /// Why: twenty callers that never read their `get_messages` answers held the whole answer
+    /// budget, and every other large answer was a `MemoryError` fault until the request
+    /// timeout dropped them (10 s); reopened, they would hold it again. Now an unread answer
+    /// is the caller's cost: it loses its connection as soon as the room is needed.
+    pub fn with_pressure(mut self, pressure: Pressure) -> Self {
+        self.pressure = Some(pressure);
+        self
+    }
+
+    fn progressed(&mut self) {
+        self.stalled_since = None;
+        self.stalled = None;
+    }
+
     /// Called when a write made no progress: `Ready(err)` once the peer has read nothing for
-    /// the whole timeout.
+    /// the whole timeout (or for [`PRESSED_STALL`] while the budget is under pressure).
     fn pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = self.timeout;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the caller read nothing of its answer in time",
-            )),
-            Poll::Pending => Poll::Pending,
+        let since = *self
+            .stalled_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        loop {
+            let stalled = since.elapsed();
+            if stalled >= self.timeout {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the caller read nothing of its answer in time",
+                ));
+            }
+            let pressed = self.pressure.as_ref().is_some_and(Pressure::is_on);
+            if pressed && stalled >= PRESSED_STALL {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the caller read nothing of its answer while others waited for room",
+                ));
+            }
+            let next = match &self.pressure {
+                Some(_) => (self.timeout - stalled).min(PRESSURE_TICK),
+                None => self.timeout - stalled,
+            };
+            let sleep = self
+                .stalled
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(next)));
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => self.stalled = None,
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
@@ -454,7 +569,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
-                self.stalled = None;
+                self.progressed();
                 ready
             }
         }
@@ -468,7 +583,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
-                self.stalled = None;
+                self.progressed();
                 ready
             }
         }
@@ -482,7 +597,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
-                self.stalled = None;
+                self.progressed();
                 ready
             }
         }
@@ -606,5 +721,41 @@ mod tests {
         w.write_all(&[0u8; 64 * 1024]).await.unwrap();
         drop(w);
         assert_eq!(reader.await.unwrap().unwrap(), 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn under_pressure_a_peer_that_reads_nothing_is_dropped_early() {
+        use tokio::io::AsyncWriteExt;
+        let budget = ByteBudget::new(4 * 1024);
+        let all = budget.try_hold(4 * 1024).unwrap();
+        let (near, _far) = tokio::io::duplex(1024);
+        let timeout = PRESSED_STALL * 5;
+        let mut w = WriteTimeout::new(near, timeout).with_pressure(budget.pressure());
+        // Someone waits for room, longer than the stall allowed.
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.hold_pressing(1024, timeout).await.is_some() })
+        };
+        let started = std::time::Instant::now();
+        let r = w.write_all(&[0u8; 64 * 1024]).await;
+        let took = started.elapsed();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(took >= PRESSED_STALL && took < timeout, "{took:?}");
+        // Its connection gone, what it held is freed and the waiter served.
+        drop(all);
+        assert!(waiting.await.unwrap());
+        assert!(!budget.pressure().is_on());
+    }
+
+    #[tokio::test]
+    async fn a_permit_is_resized_to_what_an_answer_holds() {
+        let budget = ByteBudget::new(64 * 1024);
+        let p = budget.try_hold(40 * 1024).unwrap();
+        let p = budget.resize(p, 10 * 1024).unwrap();
+        assert_eq!(budget.available(), 54 * 1024);
+        let p = budget.resize(p, 60 * 1024).unwrap();
+        assert_eq!(budget.available(), 4 * 1024);
+        let p = budget.resize(p, 70 * 1024).unwrap_err();
+        assert_eq!(p.num_permits(), 60, "unchanged when refused");
     }
 }

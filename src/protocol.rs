@@ -647,6 +647,17 @@ pub mod fault {
         )
     }
 
+    /// A large answer with no room in the process's budget of unread answers (`server
+    /// --max-answer-bytes`), which holds `budget` bytes.
+    pub fn answers_full(budget: usize) -> PyFault {
+        python(
+            "MemoryError",
+            &format!(
+                "answers not yet read by their callers hold {budget} bytes (server --max-answer-bytes); try again"
+            ),
+        )
+    }
+
     /// A peer whose last call timed out, not called again (`server --rpc-timeout` passed
     /// without an answer, and the next try is due within a second).
     pub fn peer_down() -> PyFault {
