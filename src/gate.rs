@@ -58,10 +58,11 @@ pub fn fd_limit_half() -> Option<usize> {
 ///
 /// Why: idle connections opened from three addresses and reopened as they timed out (about
 /// 2,400 at once) kept the process at its cap, and 27 of 40 legitimate calls failed. A
-/// connection is idle while no request is in it: from its accept, or from the moment its
-/// last answer has been written, until its next request's first bytes are read; one with a
-/// request in hand, a body on its way or an answer being written is never closed to make
-/// room.
+/// connection is idle while no request is in it: from the moment a read finds nothing (for a
+/// new one, its first read: a request sent with the connection is read before anything can
+/// close it) or its last answer has been written, until its next request's first bytes are
+/// read; one with a request in hand, a body on its way or an answer being written is never
+/// closed to make room.
 #[derive(Debug)]
 pub struct ConnGate {
     max: usize,
@@ -91,7 +92,8 @@ pub struct ConnState {
     id: u64,
     /// Requests being handled and answers being streamed ([`ConnState::busy`]).
     busy: AtomicUsize,
-    /// Bytes of a request have been read and its answer not yet written out.
+    /// Bytes of a request have been read and its answer not yet written out (or, for a new
+    /// connection, nothing has been tried to read yet).
     owed: AtomicBool,
     /// When it last became idle, in milliseconds since the gate's epoch.
     idle_since: AtomicU64,
@@ -108,6 +110,13 @@ impl ConnState {
 
     fn is_idle(&self) -> bool {
         self.busy.load(Ordering::SeqCst) == 0 && !self.owed.load(Ordering::SeqCst)
+    }
+
+    /// Idle from now (no request in it).
+    fn idle_now(&self) {
+        if self.owed.swap(false, Ordering::SeqCst) {
+            self.idle_since.store(self.now_ms(), Ordering::SeqCst);
+        }
     }
 
     /// The connection is busy (a request being handled, an answer being streamed) while the
@@ -182,7 +191,7 @@ impl ConnGate {
             ip,
             id,
             busy: AtomicUsize::new(0),
-            owed: AtomicBool::new(false),
+            owed: AtomicBool::new(true),
             idle_since: AtomicU64::new(0),
             evicting: AtomicBool::new(false),
             evict: tokio::sync::Notify::new(),
@@ -197,6 +206,20 @@ impl ConnGate {
             id,
             state,
         })
+    }
+
+    /// [`ConnGate::enter`], and when it is crowded, once more after letting the process's
+    /// other tasks run: connections just accepted count as busy until their first read finds
+    /// nothing (so that a request sent with a connection is read before it can be closed to
+    /// make room), and a burst of new connections is all such until their tasks run.
+    pub async fn enter_soon(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
+        match self.enter(ip) {
+            Ok(entered) => Ok(entered),
+            Err(_) => {
+                tokio::task::yield_now().await;
+                self.enter(ip)
+            }
+        }
     }
 
     /// Connections counted now.
@@ -280,7 +303,8 @@ impl Drop for Entered {
 }
 
 /// A connection's I/O as the gate sees it: bytes read make it owe an answer; a flush with no
-/// request in hand (the answer written out) makes it idle again.
+/// request in hand (the answer written out), or a read that finds nothing with none in hand,
+/// makes it idle.
 #[derive(Debug)]
 pub struct Watched<T> {
     inner: T,
@@ -295,8 +319,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.state.owed.store(true, Ordering::SeqCst);
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                self.state.owed.store(true, Ordering::SeqCst);
+            }
+            Poll::Pending if self.state.busy.load(Ordering::SeqCst) == 0 => self.state.idle_now(),
+            _ => {}
         }
         polled
     }
@@ -326,9 +354,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
         if matches!(polled, Poll::Ready(Ok(()))) && self.state.busy.load(Ordering::SeqCst) == 0 {
-            let now = self.state.now_ms();
-            self.state.idle_since.store(now, Ordering::SeqCst);
-            self.state.owed.store(false, Ordering::SeqCst);
+            self.state.idle_now();
         }
         polled
     }
@@ -641,17 +667,20 @@ mod tests {
             "10.0.0.3".parse().unwrap(),
         );
         let a1 = gate.enter(a).unwrap();
+        a1.state().idle_now();
         std::thread::sleep(Duration::from_millis(5));
         let b1 = gate.enter(b).unwrap();
         let b1_busy = b1.state().busy();
         std::thread::sleep(Duration::from_millis(5));
         let b2 = gate.enter(b).unwrap();
-        // The process is full: a1, idle the longest, is told to close; c comes in.
+        b2.state().idle_now();
+        // The process is full: a1, idle the longest, is told to close; c comes in (new, not
+        // read yet: not idle).
         let c1 = gate.enter(c).unwrap();
         tokio::time::timeout(Duration::from_secs(1), a1.evicted())
             .await
             .expect("the oldest idle connection is evicted");
-        // While a1 closes, its place is c1's: nothing else idle, b1 busy... b2 is idle.
+        // Full again: next is b2 (b1 is busy, c1 not read yet).
         let c2 = gate.enter(c).unwrap();
         tokio::time::timeout(Duration::from_secs(1), b2.evicted())
             .await
@@ -666,8 +695,10 @@ mod tests {
         // idle longer.
         let gate = ConnGate::new(10, 2);
         let b1 = gate.enter(b).unwrap();
+        b1.state().idle_now();
         std::thread::sleep(Duration::from_millis(5));
         let a1 = gate.enter(a).unwrap();
+        a1.state().idle_now();
         std::thread::sleep(Duration::from_millis(5));
         let _a2 = gate.enter(a).unwrap();
         let _a3 = gate.enter(a).unwrap();

@@ -417,7 +417,7 @@ async fn serve_node(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let entered = match conn_gate.enter(remote.ip()) {
+        let entered = match conn_gate.enter_soon(remote.ip()).await {
             Ok(entered) => entered,
             Err(crowded) => {
                 refuse(stream, crowded.message(remote.ip()), &refusing);

@@ -124,7 +124,7 @@ pub async fn serve(ui: Ui, listener: TcpListener, stop: impl std::future::Future
             },
             _ = &mut stop => break,
         };
-        let Ok(entered) = gate.enter(remote.ip()) else {
+        let Ok(entered) = gate.enter_soon(remote.ip()).await else {
             continue; // every connection busy: this one is closed at once
         };
         let state = state.clone();
@@ -298,7 +298,7 @@ async fn route(
         "/" | "/index.html" => full(StatusCode::OK, "text/html; charset=utf-8", PAGE),
         "/page.js" => full(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT),
         "/page.css" => full(StatusCode::OK, "text/css; charset=utf-8", STYLE),
-        "/api/cluster" => cluster(state),
+        "/api/cluster" => cluster(state, conn),
         "/api/replay" => replay(state),
         path => text(
             StatusCode::NOT_FOUND,
@@ -309,7 +309,7 @@ async fn route(
 
 /// The nodes, asked now (answered as a stream of one JSON document, so that the handler stays
 /// synchronous and a slow node delays only this answer).
-fn cluster(state: &Arc<State>) -> Response<Body> {
+fn cluster(state: &Arc<State>, conn: &Arc<gate::ConnState>) -> Response<Body> {
     let (tx, rx) = mpsc::channel(1);
     let bench = state.ui.bench.clone();
     let replay = state.ui.replay.is_some();
@@ -324,7 +324,7 @@ fn cluster(state: &Arc<State>) -> Response<Body> {
         };
         let _ = tx.send(Bytes::from(json.to_string())).await;
     });
-    streamed(rx, "application/json", None)
+    streamed(rx, "application/json", conn.busy())
 }
 
 /// A request's body, at most `max` bytes, or the answer that refuses it.
@@ -478,16 +478,12 @@ async fn start_run(
             }
         }
     });
-    streamed(bytes_rx, "text/event-stream", Some(conn.busy()))
+    streamed(bytes_rx, "text/event-stream", conn.busy())
 }
 
 /// A response whose body is what `rx` yields, until it closes; `busy` (the connection's) is
-/// held until then.
-fn streamed(
-    rx: mpsc::Receiver<Bytes>,
-    kind: &'static str,
-    busy: Option<gate::Busy>,
-) -> Response<Body> {
+/// held until then, so the connection is not taken for idle while the body is on its way.
+fn streamed(rx: mpsc::Receiver<Bytes>, kind: &'static str, busy: gate::Busy) -> Response<Body> {
     let mut r = Response::new(ChannelBody(rx, busy).boxed());
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -497,10 +493,7 @@ fn streamed(
 }
 
 /// A body fed by a channel (and the connection busy while it streams).
-struct ChannelBody(
-    mpsc::Receiver<Bytes>,
-    #[allow(dead_code)] Option<gate::Busy>,
-);
+struct ChannelBody(mpsc::Receiver<Bytes>, #[allow(dead_code)] gate::Busy);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
