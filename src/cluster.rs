@@ -55,6 +55,43 @@ pub enum ClusterError {
         /// The port the rule gives it.
         port: i64,
     },
+    /// A name no flag could name, or no line could show as it is ([`name_problem`]).
+    #[error("node name '{}': {why}", crate::protocol::printed::value(.name))]
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A URL with port 0: the node would bind a port the system picks, which no peer can find.
+    #[error("peer {name}: URL {url:?} has port 0; give the port the node listens on")]
+    PortZero {
+        /// The node's name.
+        name: String,
+        /// The URL given.
+        url: String,
+    },
+}
+
+/// Why `name` cannot be a node's name, if it cannot: the same rule for `--peer`, cluster
+/// files and so for every name a node can be called by. A name must be one `--nodes` and
+/// `--peer` can give (not empty, no `,` or `=`, no spaces around it, which `--nodes` trims)
+/// and one a console line shows as it is (no control, bidi or invisible character: `Q\u{200B}`
+/// would print as `Q`, and U+202E makes a line read backwards).
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("a node needs a name")
+    } else if name.contains(',') {
+        Some("',' separates names in --nodes, so no flag could name this node")
+    } else if name.contains('=') {
+        Some("'=' ends the name in --peer and --behaviour, so no flag could name this node")
+    } else if name.trim() != name {
+        Some("spaces around a name are trimmed by --nodes, so no flag could name this node")
+    } else if name.chars().any(crate::protocol::printed::is_control) {
+        Some("control, bidi and invisible characters are not allowed in names")
+    } else {
+        None
+    }
 }
 
 impl Default for Cluster {
@@ -80,11 +117,26 @@ impl Cluster {
 
     /// Place `name` at `url`, overriding the port rule for it.
     pub fn with_peer(mut self, name: &str, url: &str) -> Result<Self, ClusterError> {
-        if parse_http_url(url).is_none() {
-            return Err(ClusterError::BadUrl {
+        if let Some(why) = name_problem(name) {
+            return Err(ClusterError::BadName {
                 name: name.into(),
-                url: url.into(),
+                why,
             });
+        }
+        match parse_http_url(url) {
+            None => {
+                return Err(ClusterError::BadUrl {
+                    name: name.into(),
+                    url: url.into(),
+                });
+            }
+            Some((_, 0)) => {
+                return Err(ClusterError::PortZero {
+                    name: name.into(),
+                    url: url.into(),
+                });
+            }
+            Some(_) => {}
         }
         self.peers.insert(name.to_string(), url.to_string());
         if !self.members.iter().any(|m| m == name) {
@@ -307,15 +359,21 @@ pub struct NodeEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterFileError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {}: {error}", path.display())]
     Read {
         /// The file.
         path: std::path::PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (shown once, in this message: not a `source`).
+        error: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CLUSTER_FILE`] (a device, or not a cluster file).
+    #[error("{}: larger than {} bytes, which no cluster file is; is it the right file?", path.display(), MAX_CLUSTER_FILE)]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
     },
     /// The file was read but its content is not a usable cluster.
-    #[error("{path}: {problem}")]
+    #[error("{}: {problem}", path.display())]
     In {
         /// The file.
         path: std::path::PathBuf,
@@ -344,14 +402,51 @@ pub enum ClusterFileProblem {
         /// The URL given.
         url: String,
     },
+    /// A URL with port 0 (the node would bind a port no peer can find).
+    #[error("node {name}: url {url:?} has port 0; give the port the node listens on")]
+    PortZero {
+        /// The node.
+        name: String,
+        /// The URL given.
+        url: String,
+    },
+    /// A name no flag could name, or no line could show ([`name_problem`]).
+    #[error("node name '{}': {why}", crate::protocol::printed::value(.name))]
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
+
+/// The largest cluster file read, in bytes: a cluster of thousands of nodes fits, and
+/// `--cluster /dev/zero` is refused after a mebibyte instead of filling memory.
+pub const MAX_CLUSTER_FILE: u64 = 1024 * 1024;
 
 impl ClusterFile {
     /// Read and check a cluster file.
     pub fn load(path: &std::path::Path) -> Result<Self, ClusterFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClusterFileError::Read {
+        use std::io::Read;
+        let read = |error| ClusterFileError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
+        };
+        // Read through a `take`: the cap is checked before the bytes are held, not after.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CLUSTER_FILE + 1).read_to_end(&mut bytes))
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_CLUSTER_FILE {
+            return Err(ClusterFileError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            ))
         })?;
         Self::parse(&text).map_err(|problem| ClusterFileError::In {
             path: path.to_path_buf(),
@@ -368,14 +463,29 @@ impl ClusterFile {
         }
         let mut seen = std::collections::HashSet::new();
         for n in &file.nodes {
+            if let Some(why) = name_problem(&n.name) {
+                return Err(ClusterFileProblem::BadName {
+                    name: n.name.clone(),
+                    why,
+                });
+            }
             if !seen.insert(n.name.as_str()) {
                 return Err(ClusterFileProblem::Twice(n.name.clone()));
             }
-            if parse_http_url(&n.url).is_none() {
-                return Err(ClusterFileProblem::BadUrl {
-                    name: n.name.clone(),
-                    url: n.url.clone(),
-                });
+            match parse_http_url(&n.url) {
+                None => {
+                    return Err(ClusterFileProblem::BadUrl {
+                        name: n.name.clone(),
+                        url: n.url.clone(),
+                    });
+                }
+                Some((_, 0)) => {
+                    return Err(ClusterFileProblem::PortZero {
+                        name: n.name.clone(),
+                        url: n.url.clone(),
+                    });
+                }
+                Some(_) => {}
             }
         }
         Ok(file)
@@ -476,6 +586,14 @@ mod tests {
         assert!(c.listen_port("QQ").is_err());
         assert!(Cluster::default().with_peer_arg("Q").is_err());
         assert!(Cluster::default().with_peer_arg("Q=ftp://x").is_err());
+        assert!(matches!(
+            Cluster::default().with_peer_arg("Q=http://h:0/"),
+            Err(ClusterError::PortZero { .. })
+        ));
+        assert!(matches!(
+            Cluster::default().with_peer_arg("Q,R=http://h:1/"),
+            Err(ClusterError::BadName { .. })
+        ));
     }
 
     #[test]
@@ -516,6 +634,27 @@ mod tests {
         assert_eq!(problem(&twice.repeat(2)), P::Twice("P".into()));
         let missing = ClusterFile::load(std::path::Path::new("/nonexistent/cluster.toml"));
         assert!(matches!(missing, Err(ClusterFileError::Read { .. })));
+        // Names and ports as --nodes and --peer take them.
+        let named = |name: &str| format!("[[node]]\nname = \"{name}\"\nurl = \"http://h:1/\"\n");
+        for bad in [
+            "",
+            "P,Q",
+            "P=Q",
+            " P",
+            "Q\u{202e}",
+            "Q\u{200b}",
+            "\u{feff}Q",
+            "Q\u{85}",
+        ] {
+            assert!(matches!(problem(&named(bad)), P::BadName { .. }), "{bad:?}");
+        }
+        assert!(matches!(
+            problem("[[node]]\nname = \"P\"\nurl = \"http://h:0/\"\n"),
+            P::PortZero { .. }
+        ));
+        // A bad name is shown escaped in the message.
+        let shown = problem(&named("Q\u{202e}x")).to_string();
+        assert!(shown.contains("Q\\u202ex"), "{shown}");
     }
 
     #[test]

@@ -300,6 +300,94 @@ fn stdout() -> Box<dyn Write + Send> {
     Box::new(std::io::stdout())
 }
 
+/// A writer that escapes, in whatever passes through it, the characters a console does not
+/// show as themselves ([`printed::is_control`](crate::protocol::printed::is_control): controls
+/// but line feed and tab, bidi controls, invisible characters), each as `\uXXXX` (a
+/// character past U+FFFF as its two UTF-16 halves), the form JSON writes: the client's output
+/// goes through one, so that nothing a hostile node answers (a decision, a fault string, a
+/// name) can reorder a line, hide in one or drive the terminal, and `--json` output stays
+/// JSON with the same values. Lines built with [`printed`](crate::protocol::printed) are
+/// already escaped and pass unchanged.
+#[derive(Debug)]
+pub struct Escaping<W> {
+    inner: W,
+    /// The start of a character cut between two writes.
+    partial: Vec<u8>,
+}
+
+impl<W: Write> Escaping<W> {
+    /// Escape what is written to `inner`.
+    pub fn new(inner: W) -> Self {
+        Escaping {
+            inner,
+            partial: Vec::new(),
+        }
+    }
+}
+
+/// Whether the stream escaper leaves `c` as it is.
+fn shown(c: char) -> bool {
+    matches!(c, '\n' | '\t') || !crate::protocol::printed::is_control(c)
+}
+
+impl<W: Write> Write for Escaping<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Nearly everything is printable ASCII: written as it is.
+        if self.partial.is_empty() && buf.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\n') {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut bytes = std::mem::take(&mut self.partial);
+        bytes.extend_from_slice(buf);
+        let mut out = String::with_capacity(bytes.len() + 16);
+        let mut rest = &bytes[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    escape_into(&mut out, text);
+                    break;
+                }
+                Err(e) => {
+                    let (good, after) = rest.split_at(e.valid_up_to());
+                    escape_into(&mut out, std::str::from_utf8(good).unwrap_or_default());
+                    match e.error_len() {
+                        // A character cut by the end of this write: kept for the next one.
+                        None => {
+                            self.partial = after.to_vec();
+                            break;
+                        }
+                        // Not UTF-8: each such byte as U+FFFD would show it.
+                        Some(n) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            rest = &after[n..];
+                        }
+                    }
+                }
+            }
+        }
+        self.inner.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    for c in text.chars() {
+        if shown(c) {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,5 +503,29 @@ mod tests {
             }
             assert_eq!(next, [2_000; 4], "{interval:?}");
         }
+    }
+
+    #[test]
+    fn the_escaping_writer_escapes_what_a_console_would_not_show() {
+        let mut w = Escaping::new(Vec::new());
+        w.write_all("ok \u{e9}\u{1f642}\tline\n".as_bytes())
+            .unwrap();
+        w.write_all("a\u{202e}b\u{200b}\u{1b}[2J\u{85}\r\u{e0041}".as_bytes())
+            .unwrap();
+        // A character cut between two writes is escaped whole.
+        let zwsp = "\u{200b}".as_bytes();
+        w.write_all(&zwsp[..1]).unwrap();
+        w.write_all(&zwsp[1..]).unwrap();
+        let out = String::from_utf8(w.inner).unwrap();
+        assert_eq!(
+            out,
+            "ok \u{e9}\u{1f642}\tline\na\\u202eb\\u200b\\u001b[2J\\u0085\\u000d\\udb40\\udc41\\u200b"
+        );
+        // JSON with such values stays JSON, with the same values.
+        let value = "\u{202e}x\u{85}\u{e0041}";
+        let mut w = Escaping::new(Vec::new());
+        write!(w, "{}", serde_json::json!({ "v": value })).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&w.inner).unwrap();
+        assert_eq!(back["v"], value);
     }
 }

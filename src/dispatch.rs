@@ -15,9 +15,11 @@ use std::time::Duration;
 use dxr::{Fault, FaultResponse, MethodResponse, Value};
 use dxr_server::HandlerMap;
 use dxr_server::axum::http::HeaderMap;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::agreement::engine::{Budgets, Engine};
 use crate::cluster::{Cluster, ClusterError};
+use crate::gate::ByteBudget;
 use crate::methods::{self, Codec, General, python_fault};
 use crate::node::Node;
 use crate::peer::{PeerError, Peers};
@@ -27,27 +29,133 @@ use crate::xmlrpc::{self, DecodeError};
 
 /// The answer to one request body: decode it with `codec`, route the call (or each call of a
 /// `system.multicall` batch) through `table`, run the handlers, and render the result or the
-/// fault as the `methodResponse` text, with `codec`'s writer.
+/// fault as the `methodResponse` text, with `codec`'s writer. Nothing is shared with other
+/// requests: for a node with neighbours, see [`respond_within`].
 pub async fn respond(table: &HandlerMap, codec: Codec, body: &[u8]) -> String {
-    render(codec, answer(table, codec, body).await)
+    respond_within(table, codec, body, None).await.body
 }
 
-/// Read `body` with `codec`, look the method up in `table`, run its handler. Every failure is
+/// Methods whose work grows with the node's data, not with the request: each call of one,
+/// alone or inside a batch, takes a heavy turn and room in the answer budget ([`Shares`])
+/// before its answer is built.
+pub const HEAVY_METHODS: [&str; 3] = [
+    protocol::GET_MESSAGES,
+    protocol::ext::TRACE_EVENTS,
+    protocol::ext::OM_DECIDE,
+];
+
+/// Longest a request waits for room in the answer budget, over all its calls (while it
+/// waits, callers that read nothing of their answers are disconnected: see
+/// [`crate::gate::WriteTimeout::with_pressure`]).
+pub const ROOM_WAIT: Duration = Duration::from_secs(4);
+
+/// What a request of a node may use of its process's shared capacity, call by call.
+///
+/// Why call by call: a batch took the heavy turn once for all its calls and was checked
+/// against the answer budget once its whole answer was built, so one 10 KB
+/// `system.multicall([get_messages] * 64)` on a full store took the process from 31 MB to
+/// 3.08 GB, and two batches of 1,024 `om_decide` held both turns for 95 s. Now every heavy
+/// call takes room for its answer first (from [`Shares::hint`], then exactly once it is
+/// written), and a turn for its build only, as a single call does.
+pub struct Shares {
+    /// Turns to build an answer that grows with the node's data (per process).
+    pub heavy: Arc<tokio::sync::Semaphore>,
+    /// Bytes of answers not yet read by their callers (per process).
+    pub answers: ByteBudget,
+    /// The size a heavy method's answer will be about, before it is built (the bytes of what
+    /// it copies: the stored messages, the trace).
+    pub hint: Box<dyn Fn(&str) -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for Shares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shares")
+            .field("answers", &self.answers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shares {
+    /// Room for the answer of a call of `method`, waiting (under pressure) until `deadline`;
+    /// the `MemoryError` fault when there is none.
+    async fn room(
+        &self,
+        method: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnedSemaphorePermit, Fault> {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        (self.answers)
+            .hold_pressing((self.hint)(method).max(1), within)
+            .await
+            .ok_or_else(|| self.full())
+    }
+
+    fn full(&self) -> Fault {
+        python_fault(fault::answers_full(self.answers.bytes()))
+    }
+}
+
+/// An answer, and the room it holds in the answer budget, if it took some.
+#[derive(Debug)]
+pub struct Answered {
+    /// The `methodResponse` text.
+    pub body: String,
+    /// Room in [`Shares::answers`] taken for it (to be fitted to what is sent).
+    pub held: Option<OwnedSemaphorePermit>,
+}
+
+impl Answered {
+    fn unheld(body: String) -> Self {
+        Answered { body, held: None }
+    }
+}
+
+fn is_heavy(method: &str) -> bool {
+    HEAVY_METHODS.contains(&method)
+}
+
+/// [`respond`], with each heavy call (alone or in a batch) taking room in `shares`' answer
+/// budget before it is built and one of its heavy turns while it is built. Every failure is
 /// a fault as CPython's `SimpleXMLRPCDispatcher._marshaled_dispatch` makes it: code 1 and a
 /// `<class '...'>` string, or the fault a `<fault>` body is.
-async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Value, Fault> {
+pub async fn respond_within(
+    table: &HandlerMap,
+    codec: Codec,
+    body: &[u8],
+    shares: Option<&Shares>,
+) -> Answered {
+    let deadline = tokio::time::Instant::now() + ROOM_WAIT;
     let call = match codec {
         Codec::Fast => xmlrpc::decode_call(body),
         Codec::Dxr => xmlrpc::decode_call_dxr(body),
     }
-    .map_err(|e| decode_fault(&e))?;
+    .map_err(|e| decode_fault(&e));
+    let call = match call {
+        Ok(call) => call,
+        Err(f) => return Answered::unheld(render(codec, Err(f))),
+    };
     if call.name == protocol::MULTICALL {
-        return multicall(table, call.params).await;
+        return multicall(table, codec, call.params, shares, deadline).await;
     }
     let Some(handler) = table.get(call.name.as_ref()) else {
-        return Err(python_fault(fault::unsupported_method(&call.name)));
+        let refused = python_fault(fault::unsupported_method(&call.name));
+        return Answered::unheld(render(codec, Err(refused)));
     };
-    handler.handle(&call.params, HeaderMap::new()).await
+    let Some(shares) = shares.filter(|_| is_heavy(&call.name)) else {
+        let result = handler.handle(&call.params, HeaderMap::new()).await;
+        return Answered::unheld(render(codec, result));
+    };
+    let room = match shares.room(&call.name, deadline).await {
+        Ok(room) => room,
+        Err(f) => return Answered::unheld(render(codec, Err(f))),
+    };
+    let turn = shares.heavy.acquire().await;
+    let body = render(codec, handler.handle(&call.params, HeaderMap::new()).await);
+    drop(turn);
+    Answered {
+        body,
+        held: Some(room),
+    }
 }
 
 /// `system.multicall`, as CPython's `SimpleXMLRPCDispatcher.system_multicall` runs it: each
@@ -58,47 +166,75 @@ async fn answer(table: &HandlerMap, codec: Codec, body: &[u8]) -> Result<Value, 
 /// whole call at that entry, after the calls before it have run. Two differences, both
 /// deliberate (README, divergences 12 and 13): a batch inside a batch is refused as an
 /// unknown method, and a list of more than [`protocol::MAX_BATCH`] entries is refused.
-async fn multicall(table: &HandlerMap, mut params: Vec<Value>) -> Result<Value, Fault> {
+///
+/// With `shares`, each heavy call takes its room and turn as a single call does, and its
+/// result is written at once (fast codec) and fitted to its room: the batch's answer never
+/// holds more than the answer budget, and no caller holds a turn longer than one call.
+async fn multicall(
+    table: &HandlerMap,
+    codec: Codec,
+    mut params: Vec<Value>,
+    shares: Option<&Shares>,
+    deadline: tokio::time::Instant,
+) -> Answered {
+    let refused = |f: Fault| Answered::unheld(render(codec, Err(f)));
+    let mut batch = Batch {
+        table,
+        shares,
+        deadline,
+        items: Items::new(codec, 0),
+        held: None,
+    };
     if well_formed_batch(&params) {
         let calls = split_batch(params);
-        check_batch_size(calls.len())?;
-        let mut results = Vec::with_capacity(calls.len());
-        for (name, params) in calls {
-            let result = match table.get(name.as_str()) {
-                Some(handler) => handler.handle(&params, HeaderMap::new()).await,
-                None => Err(python_fault(fault::unsupported_method(&name))),
-            };
-            results.push(result);
+        if let Err(f) = check_batch_size(calls.len()) {
+            return refused(f);
         }
-        return Ok(multicall_response(results));
+        batch.items.list.reserve(calls.len());
+        for (name, args) in calls {
+            batch.call(name, args).await;
+        }
+        return batch.finish();
     }
     if params.len() != 1 {
-        return Err(python_fault(fault::multicall_arity(params.len())));
+        return refused(python_fault(fault::multicall_arity(params.len())));
     }
     let list = params.pop().unwrap_or(Value::Nil);
-    let entries = python_iter(list)
-        .map_err(|t| python_fault(fault::python("TypeError", &fault::not_iterable(t))))?;
-    check_batch_size(entries.len())?;
-    let mut results = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Value::Struct(mut members) = entry else {
-            return Err(python_fault(fault::not_subscriptable(&entry)));
-        };
-        let name = members
-            .remove("methodName")
-            .ok_or_else(|| python_fault(fault::key_error("methodName")))?;
-        let params = members
-            .remove("params")
-            .ok_or_else(|| python_fault(fault::key_error("params")))?;
-        results.push(batch_call(table, name, params).await);
+    let entries = match python_iter(list) {
+        Ok(entries) => entries,
+        Err(t) => {
+            return refused(python_fault(fault::python(
+                "TypeError",
+                &fault::not_iterable(t),
+            )));
+        }
+    };
+    if let Err(f) = check_batch_size(entries.len()) {
+        return refused(f);
     }
-    Ok(multicall_response(results))
+    for entry in entries {
+        // What Python cannot take apart fails the whole call, the calls before it run.
+        let Value::Struct(mut members) = entry else {
+            return refused(python_fault(fault::not_subscriptable(&entry)));
+        };
+        let Some(name) = members.remove("methodName") else {
+            return refused(python_fault(fault::key_error("methodName")));
+        };
+        let Some(args) = members.remove("params") else {
+            return refused(python_fault(fault::key_error("params")));
+        };
+        match entry_call(name, args) {
+            Ok((name, args)) => batch.call(name, args).await,
+            Err(f) => batch.items.push(Err(f)),
+        }
+    }
+    batch.finish()
 }
 
-/// One entry of a batch, as CPython's `_dispatch(method_name, params)`: a method name that
-/// cannot be hashed is a `TypeError`, any other that is not a method's name is not
-/// supported, and the method is called with `*params`.
-async fn batch_call(table: &HandlerMap, name: Value, params: Value) -> Result<Value, Fault> {
+/// One entry of a batch as CPython's `_dispatch(method_name, params)` takes it: a method name
+/// that cannot be hashed is a `TypeError`, any other that is no string is not supported, and
+/// the method is called with `*params` (anything iterable).
+fn entry_call(name: Value, params: Value) -> Result<(String, Vec<Value>), Fault> {
     let name = match name {
         Value::String(name) => name,
         Value::Array(_) | Value::Struct(_) | Value::Base64(_) | Value::DateTime(_) => {
@@ -109,11 +245,68 @@ async fn batch_call(table: &HandlerMap, name: Value, params: Value) -> Result<Va
             return Err(python_fault(fault::unsupported_method(&shown)));
         }
     };
-    let Some(handler) = table.get(name.as_str()) else {
-        return Err(python_fault(fault::unsupported_method(&name)));
-    };
     let args = python_iter(params).map_err(|t| python_fault(fault::args_not_iterable(&name, t)))?;
-    handler.handle(&args, HeaderMap::new()).await
+    Ok((name, args))
+}
+
+/// A batch being answered: its calls' results so far and the answer budget's room they hold.
+struct Batch<'a> {
+    table: &'a HandlerMap,
+    shares: Option<&'a Shares>,
+    deadline: tokio::time::Instant,
+    items: Items,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Batch<'_> {
+    /// Run one call of the batch and keep its result: a heavy one (with shares) takes its
+    /// room and turn as a single call does, and its written result is fitted to its room.
+    async fn call(&mut self, name: String, args: Vec<Value>) {
+        let Some(handler) = self.table.get(name.as_str()) else {
+            self.items
+                .push(Err(python_fault(fault::unsupported_method(&name))));
+            return;
+        };
+        let Some(shares) = self.shares.filter(|_| is_heavy(&name)) else {
+            let result = handler.handle(&args, HeaderMap::new()).await;
+            self.items.push(result);
+            return;
+        };
+        let room = match shares.room(&name, self.deadline).await {
+            Ok(room) => room,
+            Err(f) => {
+                self.items.push(Err(f));
+                return;
+            }
+        };
+        let turn = shares.heavy.acquire().await;
+        let item = self
+            .items
+            .write(handler.handle(&args, HeaderMap::new()).await);
+        drop(turn);
+        // Fitted to what it takes written; a result larger than its room and the budget's
+        // rest is a fault in its place, as a single call's would be.
+        let room = match shares.answers.resize(room, item.len()) {
+            Ok(room) => room,
+            Err(room) => {
+                drop((item, room));
+                self.items.push(Err(shares.full()));
+                return;
+            }
+        };
+        self.items.list.push(item);
+        match &mut self.held {
+            Some(held) => held.merge(room),
+            None => self.held = Some(room),
+        }
+    }
+
+    fn finish(self) -> Answered {
+        Answered {
+            body: self.items.finish(),
+            held: self.held,
+        }
+    }
 }
 
 /// The items Python's `iter()` gives for a value: an array's items, a string's characters, a
@@ -141,6 +334,78 @@ fn check_batch_size(len: usize) -> Result<(), Fault> {
             protocol::MAX_BATCH,
         ),
     )))
+}
+
+/// The results of a batch so far: written one by one (fast codec), or kept as values for
+/// dxr's writer (`--xml-codec dxr`, for measurement), which writes the whole answer at the
+/// end.
+struct Items {
+    codec: Codec,
+    list: Vec<Item>,
+}
+
+/// One result of a batch, as [`Items`] keeps it.
+enum Item {
+    Written(String),
+    Value(Value),
+}
+
+impl Item {
+    /// Bytes it takes in the answer (a kept value: what the fast writer would take; dxr's
+    /// layout differs by a few bytes per element).
+    fn len(&self) -> usize {
+        match self {
+            Item::Written(text) => text.len(),
+            Item::Value(v) => xmlrpc::encode_value(v).len(),
+        }
+    }
+}
+
+impl Items {
+    fn new(codec: Codec, n: usize) -> Self {
+        Items {
+            codec,
+            list: Vec::with_capacity(n),
+        }
+    }
+
+    /// `result` as the batch's answer carries it.
+    fn write(&self, result: Result<Value, Fault>) -> Item {
+        let element = multicall_item(result);
+        match self.codec {
+            Codec::Fast => Item::Written(xmlrpc::encode_value(&element)),
+            Codec::Dxr => Item::Value(element),
+        }
+    }
+
+    fn push(&mut self, result: Result<Value, Fault>) {
+        let item = self.write(result);
+        self.list.push(item);
+    }
+
+    fn finish(self) -> String {
+        match self.codec {
+            Codec::Fast => xmlrpc::encode_array_response(
+                (self.list.into_iter())
+                    .map(|item| match item {
+                        Item::Written(text) => text,
+                        Item::Value(v) => xmlrpc::encode_value(&v),
+                    })
+                    .collect(),
+            ),
+            Codec::Dxr => render(
+                Codec::Dxr,
+                Ok(Value::Array(
+                    (self.list.into_iter())
+                        .map(|item| match item {
+                            Item::Value(v) => v,
+                            Item::Written(text) => Value::String(text),
+                        })
+                        .collect(),
+                )),
+            ),
+        }
+    }
 }
 
 /// Whether `params` is one array of `{methodName: string, params: array}` structs, the shape
@@ -178,27 +443,22 @@ fn split_batch(mut params: Vec<Value>) -> Vec<(String, Vec<Value>)> {
         .collect()
 }
 
-/// The answer of `system.multicall`, as dxr's `into_multicall_response` writes it (`[value]`
-/// for a result, `{faultCode, faultString}` for a fault), without its copies.
-fn multicall_response(results: Vec<Result<Value, Fault>>) -> Value {
-    Value::Array(
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(value) => Value::Array(vec![value]),
-                Err(f) => Value::Struct(
-                    [
-                        ("faultCode".to_string(), Value::Integer(f.code())),
-                        (
-                            "faultString".to_string(),
-                            Value::String(f.string().to_string()),
-                        ),
-                    ]
-                    .into(),
+/// One element of a `system.multicall` answer, as dxr's `into_multicall_response` writes it
+/// (`[value]` for a result, `{faultCode, faultString}` for a fault), without its copies.
+fn multicall_item(result: Result<Value, Fault>) -> Value {
+    match result {
+        Ok(value) => Value::Array(vec![value]),
+        Err(f) => Value::Struct(
+            [
+                ("faultCode".to_string(), Value::Integer(f.code())),
+                (
+                    "faultString".to_string(),
+                    Value::String(f.string().to_string()),
                 ),
-            })
-            .collect(),
-    )
+            ]
+            .into(),
+        ),
+    }
 }
 
 /// The answer body for `result`, written by `codec`'s writer: Python's layout (fast), or

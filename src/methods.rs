@@ -78,13 +78,20 @@ impl Handler for Original {
                 let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
                 let start_us = trace::now_us();
                 let timeout = g.peers.timeout();
-                let result = match tokio::time::timeout(timeout, g.forwards.acquire()).await {
-                    Ok(_turn) => {
-                        g.peers
-                            .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
-                            .await
-                    }
-                    Err(_) => Err(PeerError::Timeout(timeout)),
+                // The peer's own slot first, then the process's turn: calls to a dead peer
+                // wait among themselves, not ahead of calls to live ones (`Peers::slot`).
+                let result = match g.peers.slot(&f.target).await {
+                    Err(e) => Err(e),
+                    Ok(slot) => match tokio::time::timeout(timeout, g.forwards.acquire()).await {
+                        Ok(_turn) => {
+                            let result = (g.peers)
+                                .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
+                                .await;
+                            slot.finish(&result);
+                            result
+                        }
+                        Err(_) => Err(PeerError::Timeout(timeout)),
+                    },
                 };
                 if g.recorder.is_on() {
                     let args = trace::to_json(&Value::Array(args.to_vec()));

@@ -18,11 +18,14 @@
 //! Python writes and reads (`get_messages` after `receive_message("", ...)`); [`dxr_reply`]
 //! retries such a reply with a marker in front of every member name and takes it off again.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use dxr::{Fault, MethodCall, MethodResponse, Value};
 use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::fault::PyFault;
 use crate::protocol::{MULTICALL, fault};
@@ -151,6 +154,10 @@ pub enum PeerError {
     /// Anything else: unreachable host, reset connection, a reply too large or not XML-RPC.
     #[error("{0}")]
     Other(String),
+    /// Not called: the peer's last call timed out and its next try is not due yet
+    /// ([`Peers::slot`]).
+    #[error("not called: its last call timed out (tried again once a second)")]
+    Down,
 }
 
 impl PeerError {
@@ -187,6 +194,7 @@ impl PeerError {
                 )
             }
             PeerError::Other(m) => fault::peer_error(m),
+            PeerError::Down => fault::peer_down(),
         }
     }
 }
@@ -304,6 +312,72 @@ pub struct Peers {
     codec: Codec,
     /// Which peers keep a connection usefully ([`Connections`]).
     connections: Connections,
+    /// Each peer's calls in flight and health, shared by every clone ([`Peers::slot`]).
+    gates: Arc<Mutex<HashMap<String, Arc<PeerGate>>>>,
+}
+
+/// Calls one process makes to one peer at once through [`Peers::slot`]; more wait for a slot
+/// of that peer, holding nothing that calls to other peers need.
+pub const MAX_PER_PEER: usize = 64;
+
+/// How often a peer known down ([`Peers::slot`]) is tried again: one call goes through, the
+/// others fail at once.
+pub const DOWN_RETRY: Duration = Duration::from_secs(1);
+
+/// One peer's slots and health.
+#[derive(Debug)]
+struct PeerGate {
+    slots: Arc<Semaphore>,
+    /// When the peer's last call timed out, the time its next try is due; `None` while it
+    /// answers.
+    retry_at: Mutex<Option<Instant>>,
+}
+
+/// Whether a call may go to a peer now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// It answers.
+    Up,
+    /// It is known down and this call is the one try of this [`DOWN_RETRY`].
+    Try,
+    /// It is known down: not now.
+    No,
+}
+
+impl PeerGate {
+    fn pass(&self) -> Pass {
+        let mut retry_at = self.retry_at.lock().unwrap_or_else(|e| e.into_inner());
+        match *retry_at {
+            None => Pass::Up,
+            Some(at) if Instant::now() >= at => {
+                *retry_at = Some(Instant::now() + DOWN_RETRY);
+                Pass::Try
+            }
+            Some(_) => Pass::No,
+        }
+    }
+}
+
+/// A call's place among the calls to one peer ([`Peers::slot`]); [`PeerSlot::finish`] with
+/// the call's result keeps the peer's health.
+#[derive(Debug)]
+pub struct PeerSlot {
+    gate: Arc<PeerGate>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl PeerSlot {
+    /// Record how the call went: a timeout makes the peer known down (further calls fail at
+    /// once, but one per [`DOWN_RETRY`]); any answer, a fault or an HTTP error included,
+    /// makes it known up.
+    pub fn finish<T>(self, result: &Result<T, PeerError>) {
+        let mut retry_at = self.gate.retry_at.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Err(PeerError::Timeout(_)) => *retry_at = Some(Instant::now() + DOWN_RETRY),
+            Ok(_) | Err(PeerError::Fault(_) | PeerError::Http { .. }) => *retry_at = None,
+            Err(_) => {}
+        }
+    }
 }
 
 impl Peers {
@@ -331,7 +405,47 @@ impl Peers {
             max_reply: DEFAULT_MAX_REPLY,
             codec: Codec::default(),
             connections: Connections::default(),
+            gates: Arc::default(),
         })
+    }
+
+    /// A place among the calls to `url`, for a call about to be made: at once while fewer
+    /// than [`MAX_PER_PEER`] are in flight to it, else when one ends (within the pool's
+    /// timeout). A peer whose last call timed out is not waited for: [`PeerError::Down`] at
+    /// once, but for one call per [`DOWN_RETRY`], which tries it again.
+    ///
+    /// Why: one stopped peer took every forward turn of its process (300 `send_message` calls
+    /// to it, each waiting the whole timeout), and a forward between two healthy nodes waited
+    /// 8.94 s behind them. Taken before the process-wide turn, a slot keeps a dead peer's
+    /// calls from queueing ahead of calls to live ones.
+    pub async fn slot(&self, url: &str) -> Result<PeerSlot, PeerError> {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            gates
+                .entry(url.to_string())
+                .or_insert_with(|| {
+                    Arc::new(PeerGate {
+                        slots: Arc::new(Semaphore::new(MAX_PER_PEER)),
+                        retry_at: Mutex::new(None),
+                    })
+                })
+                .clone()
+        };
+        let first = gate.pass();
+        if first == Pass::No {
+            return Err(PeerError::Down);
+        }
+        let wait = gate.slots.clone().acquire_owned();
+        let slot = match tokio::time::timeout(self.timeout, wait).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(PeerError::Timeout(self.timeout)),
+        };
+        // Known down while this call waited (the calls ahead of it timed out): no call now,
+        // unless it is the try.
+        if first == Pass::Up && gate.pass() == Pass::No {
+            return Err(PeerError::Down);
+        }
+        Ok(PeerSlot { gate, _slot: slot })
     }
 
     /// The same pool, writing and reading relay batches with `codec`.

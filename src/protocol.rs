@@ -231,13 +231,29 @@ pub mod printed {
 
     /// Whether a console shows `c` as something other than itself: a C0 control (tab, line
     /// feed and carriage return included), DEL, a C1 control (NEL among them) or Unicode's
-    /// line and paragraph separators, all of which can end a line or drive a terminal.
+    /// line and paragraph separators, all of which can end a line or drive a terminal; or an
+    /// [`is_invisible`] character.
     pub fn is_control(c: char) -> bool {
-        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_invisible(c)
+    }
+
+    /// Whether `c` is a bidirectional control or a character shown as nothing at all. A bidi
+    /// override (U+202E) or isolate (U+2066-U+2069) makes the rest of a line read backwards,
+    /// so `Q received decision '\u{202e}kcatta' from P` shows `attack`; a zero-width space,
+    /// joiner or BOM (U+200B-U+200F, U+FEFF) makes `Q\u{200b}` print as `Q`; tag characters
+    /// (U+E0000-U+E0FFF) carry hidden text. The list is Unicode's default-ignorable format
+    /// characters and bidi controls, less the variation selectors of emoji.
+    pub fn is_invisible(c: char) -> bool {
+        matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
     }
 
     /// `value` for a console line: controls ([`is_control`]) escaped as Python's `repr` writes
-    /// them (`\n`, `\t`, `\r`, `\x1b`, `\x7f`, `\x85`, `\u2028`), and cut after
+    /// them (`\n`, `\t`, `\r`, `\x1b`, `\x7f`, `\x85`, `\u2028`, `\u202e`, `\U000e0041`), and cut after
     /// [`MAX_VALUE`] bytes of output with `... [N bytes cut]` (N counts the value's bytes not
     /// shown). Backslashes are left as they are, so an ordinary value prints unchanged: a
     /// literal `\x1b` in a value reads like an escaped ESC, but neither forges a line.
@@ -258,8 +274,11 @@ pub mod printed {
                 c if is_control(c) && (c as u32) < 0x100 => {
                     let _ = write!(out, "\\x{:02x}", c as u32);
                 }
-                c if is_control(c) => {
+                c if is_control(c) && (c as u32) < 0x10000 => {
                     let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c if is_control(c) => {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
                 }
                 c => out.push(c),
             }
@@ -316,13 +335,16 @@ pub fn client_final_line(name: &str, decision: &str) -> String {
 
 /// The stderr access-log line Python's `BaseHTTPRequestHandler` writes per request, e.g.
 /// `127.0.0.1 - - [24/Nov/2026 12:54:29] "POST / HTTP/1.1" 200 -` (`status`: the code's digits).
+/// The request line is the caller's: shown as [`printed::value`] shows a value (controls,
+/// bidi and invisible characters escaped, cut after 200 bytes), as Python escapes controls
+/// in its log.
 pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: &str) -> String {
     [
         client_ip,
         " - - [",
         when,
         "] \"",
-        request_line,
+        &printed::value(request_line),
         "\" ",
         status,
         " -",
@@ -347,6 +369,10 @@ mod tests {
                 "200"
             ),
             "127.0.0.1 - - [24/Nov/2026 12:54:29] \"POST / HTTP/1.1\" 200 -"
+        );
+        assert_eq!(
+            super::access_log_line("::1", "t", "POST /\u{202e}\u{85}x HTTP/1.1", "404"),
+            "::1 - - [t] \"POST /\\u202e\\x85x HTTP/1.1\" 404 -"
         );
         for status in [0, 7, 404, 65535] {
             assert!(
@@ -380,6 +406,27 @@ mod tests {
             printed::value("\u{1b}[2J\t\r\u{7f}\u{85}\u{9b}\u{2028}\u{2029}\u{0}"),
             "\\x1b[2J\\t\\r\\x7f\\x85\\x9b\\u2028\\u2029\\x00"
         );
+        // Bidi controls and invisible characters, as Python's repr writes them.
+        assert_eq!(
+            printed::received_line("Q", "\u{202e}kcatta", "P\u{200b}"),
+            "Q received decision '\\u202ekcatta' from P\\u200b"
+        );
+        assert_eq!(
+            printed::value("\u{2066}a\u{2069}\u{feff}\u{e0041}\u{ad}"),
+            "\\u2066a\\u2069\\ufeff\\U000e0041\\xad"
+        );
+        // Emoji keep their variation selector; accents and scripts print as they are.
+        for ordinary in [
+            "\u{2764}\u{fe0f}",
+            "\u{1f642}",
+            "\u{5d0}\u{5d1}",
+            "\u{627}\u{644}",
+        ] {
+            assert!(matches!(
+                printed::value(ordinary),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
         let long = "é".repeat(1000);
         let shown = printed::value(&long);
         assert_eq!(shown, format!("{}... [1800 bytes cut]", "é".repeat(100)));
@@ -748,6 +795,26 @@ pub mod fault {
         python(
             "TypeError",
             &format!("ord() expected string of length 1, but {type_name} found"),
+        )
+    }
+
+    /// A large answer with no room in the process's budget of unread answers (`server
+    /// --max-answer-bytes`), which holds `budget` bytes.
+    pub fn answers_full(budget: usize) -> PyFault {
+        python(
+            "MemoryError",
+            &format!(
+                "answers not yet read by their callers hold {budget} bytes (server --max-answer-bytes); try again"
+            ),
+        )
+    }
+
+    /// A peer whose last call timed out, not called again (`server --rpc-timeout` passed
+    /// without an answer, and the next try is due within a second).
+    pub fn peer_down() -> PyFault {
+        python(
+            "TimeoutError",
+            "timed out: the peer's last call timed out, so it was not called (tried again once a second)",
         )
     }
 

@@ -20,6 +20,7 @@ use crate::cli::client::{
 use crate::cli::server::ServerArgs;
 use crate::cli::{CliError, ClusterArgs, Roles, Topology, manual};
 use crate::cluster::Cluster;
+use crate::console::Escaping;
 use crate::peer::{PeerError, Peers};
 use crate::runs::adversary;
 use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
@@ -111,18 +112,34 @@ impl ClientError {
     }
 }
 
-/// `print!` that ends the command with [`ClientError::Output`] instead of panicking.
+/// `print!` that ends the command with [`ClientError::Output`] instead of panicking. Like
+/// everything the client prints, through [`Escaping`]: what nodes answered (decisions, fault
+/// strings, names) cannot reorder a line, hide in one or drive the terminal.
 macro_rules! out {
     ($($arg:tt)*) => {
-        write!(std::io::stdout(), $($arg)*).map_err(ClientError::Output)?
+        write!(Escaping::new(std::io::stdout()), $($arg)*).map_err(ClientError::Output)?
     };
 }
 
 /// `println!` that ends the command with [`ClientError::Output`] instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        writeln!(std::io::stdout(), $($arg)*).map_err(ClientError::Output)?
+        writeln!(Escaping::new(std::io::stdout()), $($arg)*).map_err(ClientError::Output)?
     };
+}
+
+/// `eprintln!`, through [`Escaping`] (a stderr that cannot be written is not worth a panic).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(Escaping::new(std::io::stderr()), $($arg)*);
+    }};
+}
+
+/// `eprint!`, through [`Escaping`].
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = write!(Escaping::new(std::io::stderr()), $($arg)*);
+    }};
 }
 
 /// Run what the command line asks for; the exit code.
@@ -153,7 +170,7 @@ pub async fn run(cli: Cli) -> Result<u8, ClientError> {
         ..server.config()?
     };
     if let Some(bind) = crate::cli::server::exposed(&config)? {
-        eprintln!(
+        errln!(
             "client: warning: binding {bind} exposes XML-RPC without authentication to the network"
         );
     }
@@ -161,7 +178,7 @@ pub async fn run(cli: Cli) -> Result<u8, ClientError> {
         Ok(bound) => bound,
         // What `server` says, and exits with, when it cannot start.
         Err(e) => {
-            eprintln!("client: {e}");
+            errln!("client: {e}");
             return Ok(1);
         }
     };
@@ -215,7 +232,7 @@ pub async fn ui(a: &UiArgs) -> Result<u8, ClientError> {
     let listener = match tokio::net::TcpListener::bind(a.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "client: cannot serve the page on {}: {e}; pick another with --listen ADDR:PORT \
                  (port 0 picks a free one)",
                 a.listen
@@ -224,8 +241,8 @@ pub async fn ui(a: &UiArgs) -> Result<u8, ClientError> {
         }
     };
     let at = listener.local_addr().map_err(ClientError::Output)?;
-    if !at.ip().is_loopback() {
-        eprintln!(
+    if !crate::cli::server::is_loopback(&at.ip().to_string()) {
+        errln!(
             "client: warning: serving the page on {at} lets anyone who can reach it start runs \
              on your cluster (there is no authentication)"
         );
@@ -304,16 +321,17 @@ pub async fn original(
     };
     // With `--mermaid -` the diagram alone takes stdout: the report goes to stderr.
     let mut out: Box<dyn std::io::Write> = if pictures.mermaid_to_stdout() {
-        Box::new(std::io::stderr())
+        Box::new(Escaping::new(std::io::stderr()))
     } else {
-        Box::new(std::io::stdout().lock())
+        Box::new(Escaping::new(std::io::stdout().lock()))
     };
-    let report = original::run_original(&cluster, &peers, &opts, &mut out, &mut std::io::stderr())
+    let mut err = Escaping::new(std::io::stderr());
+    let report = original::run_original(&cluster, &peers, &opts, &mut out, &mut err)
         .await
         .map_err(ClientError::Output)?;
     drop(out);
     if !report.unreachable.is_empty() {
-        eprintln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
+        errln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
     }
     let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
     let drawn = Drawn {
@@ -418,12 +436,12 @@ pub async fn agreement(
         credentials,
     } = driver::drive(&cluster, &opts).await?;
     for u in &unreachable {
-        eprintln!("error: node {} ({}): {}", u.node, u.url, u.error);
+        errln!("error: node {} ({}): {}", u.node, u.url, u.error);
     }
     if a.json {
         outln!("{}", outcome.to_json());
     } else if a.pictures.mermaid_to_stdout() {
-        eprint!("{}", outcome.human());
+        err!("{}", outcome.human());
     } else {
         out!("{}", outcome.human());
     }
@@ -535,6 +553,16 @@ pub async fn explore(a: &ExploreArgs) -> Result<u8, ClientError> {
 /// counts, the smallest counterexample with its messages, its picture. 0 every case holds, 1
 /// a counterexample (or an accepted forgery), 3 none but some void.
 async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError> {
+    // `--cases` sizes the work as the strategy space does for `all`: the same cap, checked
+    // before anything starts (`--cases 99999999999` was taken and ran).
+    if mode == adversary::Mode::Fuzz && a.case.is_none() && a.cases > a.max_cases {
+        return Err(DriveError::Invalid(format!(
+            "--adversary fuzz --cases {} is more than --max-cases {}; ask for fewer cases, or \
+             raise --max-cases",
+            a.cases, a.max_cases
+        ))
+        .into());
+    }
     let seed = a.seed.unwrap_or_else(driver::random_seed);
     let h = adversary::Hunt {
         explore: exploration(a, seed, Vec::new()),
@@ -571,7 +599,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
     );
     // Printed before starting, and on stderr with --json (stdout keeps the JSON).
     if a.json {
-        eprintln!("{intro}");
+        errln!("{intro}");
     } else {
         outln!("{intro}");
     }
@@ -821,7 +849,7 @@ impl Outputs<'_> {
         match errors.first() {
             Some((_, first)) if drawn.seen.is_some() && p.trace.is_none() => {
                 let who: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
-                eprintln!(
+                errln!(
                     "note: no trace from {} ({first}): the pictures are drawn from the client's \
                      own calls",
                     who.join(", ")
@@ -829,7 +857,7 @@ impl Outputs<'_> {
             }
             _ => {
                 for (node, e) in &errors {
-                    eprintln!("warning: no trace from node {node}: {e}");
+                    errln!("warning: no trace from node {node}: {e}");
                 }
             }
         }
@@ -875,7 +903,7 @@ impl Outputs<'_> {
                 note.as_deref(),
             );
             if p.mermaid_to_stdout() {
-                let mut stdout = std::io::stdout().lock();
+                let mut stdout = Escaping::new(std::io::stdout().lock());
                 stdout
                     .write_all(diagram.as_bytes())
                     .and_then(|()| stdout.flush())

@@ -187,8 +187,8 @@ struct NodeState {
     bodies: ByteBudget,
     /// Bytes of answers not yet read (shared by its nodes).
     answers: ByteBudget,
-    /// Turns to build a large answer (shared by its nodes; see `rpc`).
-    heavy: Arc<tokio::sync::Semaphore>,
+    /// What each call may take of the process's heavy turns and answer budget.
+    shares: dispatch::Shares,
 }
 
 impl std::fmt::Debug for NodeState {
@@ -311,6 +311,11 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
             forwards: forwards.clone(),
         });
         let engine = Arc::new(engine);
+        let shares = dispatch::Shares {
+            heavy: heavy.clone(),
+            answers: answers.clone(),
+            hint: answer_hint(general.clone()),
+        };
         let state = NodeState {
             table: methods::table(general.clone(), engine.clone()),
             general,
@@ -321,7 +326,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
             gate: conn_gate.clone(),
             bodies: bodies.clone(),
             answers: answers.clone(),
-            heavy: heavy.clone(),
+            shares,
         };
         nodes.push((Arc::new(state), listener));
     }
@@ -387,12 +392,17 @@ async fn serve_node(
 ) {
     let request_timeout = state.limits.request_timeout;
     let conn_gate = state.gate.clone();
+    let pressure = state.answers.pressure();
     let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A caller may send its request and shut its write side (`shutdown(SHUT_WR)`), as
+        // CPython's server allows: hyper's default takes that end of input for a caller gone
+        // and drops the request, answered or not (one call in nine, stored or not).
+        .half_close(true);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -407,7 +417,7 @@ async fn serve_node(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let entered = match conn_gate.enter(remote.ip()) {
+        let entered = match conn_gate.enter_soon(remote.ip()).await {
             Ok(entered) => entered,
             Err(crowded) => {
                 refuse(stream, crowded.message(remote.ip()), &refusing);
@@ -417,11 +427,15 @@ async fn serve_node(
         let state = state.clone();
         // The access log's client address, written once per connection.
         let ip: Option<Arc<str>> = log.then(|| remote.ip().to_string().into());
+        let conn_state = entered.state();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
             let logged = ip.clone().map(|ip| (ip, request_line(&req)));
+            // Not idle, so never closed to make room, while the request is in hand.
+            let busy = conn_state.busy();
             async move {
                 let response = route(&state, req).await;
+                drop(busy);
                 if let Some((ip, line)) = logged {
                     access_log(&ip, &line, response.status());
                 }
@@ -429,12 +443,22 @@ async fn serve_node(
             }
         });
         // A caller that stops reading its answers is dropped after the request timeout.
-        let io = TokioIo::new(gate::WriteTimeout::new(stream, request_timeout));
+        // Sooner while others wait for room its unread answer holds.
+        let io = TokioIo::new(
+            gate::WriteTimeout::new(entered.watch(stream), request_timeout)
+                .with_pressure(pressure.clone()),
+        );
         let conn = http.serve_connection(io, service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {remote}: {e}");
+            // Closed when the gate needs its place for a new connection while it is idle.
+            tokio::select! {
+                served = conn => if let Err(e) = served {
+                    tracing::debug!("connection from {remote}: {e}");
+                },
+                () = entered.evicted() => {
+                    tracing::debug!("closed idle connection from {remote} to make room");
+                }
             }
             drop(entered);
         });
@@ -570,39 +594,30 @@ async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
         // A `delay:MS` node answers late.
         tokio::time::sleep(delay).await;
     }
-    // Requests whose work grows with what the node holds, not with the request (the stored
-    // messages, the trace, an OM evaluation) run at most HEAVY_BUILDS at once in a process:
-    // each takes a copy of the data (and its XML, several times the data) before its answer's
-    // size is known. A body that merely mentions these names waits its turn too, which costs
-    // nothing but the turn.
-    let _building = match heavy_finders().iter().any(|f| f.find(&body).is_some()) {
-        true => state.heavy.clone().acquire_owned().await.ok(),
-        false => None,
-    };
-    let answer = dispatch::respond(&state.table, codec, &body).await;
+    // Calls whose work grows with what the node holds, not with the request (the stored
+    // messages, the trace, an OM evaluation), alone or inside a batch, each take room for
+    // their answer and then one of HEAVY_BUILDS turns of the process for their build
+    // (`dispatch::Shares`): each takes a copy of the data (and its XML, several times the
+    // data) before its answer's exact size is known.
+    let answer = dispatch::respond_within(&state.table, codec, &body, Some(&state.shares)).await;
     drop(body);
     xml_response(codec, answer, gzip_ok, Some(&state.answers))
 }
 
-/// Methods whose work grows with the node's data, not with the request.
-const HEAVY_METHODS: [&str; 3] = [
-    protocol::GET_MESSAGES,
-    protocol::ext::TRACE_EVENTS,
-    protocol::ext::OM_DECIDE,
-];
-/// Such requests handled at once in a process (see `rpc`).
+/// Calls whose work grows with the node's data ([`dispatch::HEAVY_METHODS`]) built at once in
+/// a process.
 pub const HEAVY_BUILDS: usize = 2;
 
-/// Searchers for [`HEAVY_METHODS`], built once (building one per request cost more than the
-/// search).
-fn heavy_finders() -> &'static [memchr::memmem::Finder<'static>] {
-    static FINDERS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> =
-        std::sync::OnceLock::new();
-    FINDERS.get_or_init(|| {
-        HEAVY_METHODS
-            .iter()
-            .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
-            .collect()
+/// About the size of a heavy method's answer before it is built: what it copies (the node's
+/// stored messages, or the process's trace) plus a little. Exact once written.
+fn answer_hint(general: Arc<General>) -> Box<dyn Fn(&str) -> usize + Send + Sync> {
+    Box::new(move |method| {
+        let copied = match method {
+            protocol::GET_MESSAGES => general.lock().stored_bytes(),
+            protocol::ext::TRACE_EVENTS => general.recorder.bytes(),
+            _ => 0,
+        };
+        copied + gate::SMALL_ANSWER
     })
 }
 
@@ -686,7 +701,7 @@ fn declared_length(limits: &Limits, headers: &HeaderMap) -> Result<usize, Refusa
             "request has no Content-Length (chunked bodies are not accepted)",
         );
         let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
-        let answer = xml_response(Codec::Fast, answer, false, None);
+        let answer = xml_response(Codec::Fast, unheld(answer), false, None);
         return Err(Refusal::Answer(Box::new(answer)));
     };
     match length
@@ -800,17 +815,23 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+fn unheld(body: String) -> dispatch::Answered {
+    dispatch::Answered { body, held: None }
+}
+
 /// The HTTP response carrying a rendered XML-RPC `answer` (written by `codec`'s writer);
 /// gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
-/// bytes against `budget` until it has been written (or its connection dropped); when the
-/// budget has no room, a short fault is answered instead.
+/// bytes against `budget` until it has been written (or its connection dropped): the room
+/// taken before it was built, fitted to its size; when the budget has no room for it, a
+/// short fault is answered instead.
 fn xml_response(
     codec: Codec,
-    answer: String,
+    answer: dispatch::Answered,
     gzip_ok: bool,
     budget: Option<&ByteBudget>,
 ) -> Answer {
-    let body = answer.into_bytes();
+    let dispatch::Answered { body, held } = answer;
+    let body = body.into_bytes();
     let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
         true => match gzip(&body) {
             Some(z) => (z, true),
@@ -820,20 +841,21 @@ fn xml_response(
     };
     let body = match budget.filter(|_| body.len() > gate::SMALL_ANSWER) {
         None => Bytes::from(body),
-        Some(budget) => match budget.try_hold(body.len()) {
-            Some(permit) => gate::held_bytes(body, permit),
-            None => {
-                let busy = fault::python(
-                    "MemoryError",
-                    &format!(
-                        "answers not yet read by their callers hold {} bytes (server --max-answer-bytes); try again",
-                        budget.bytes()
-                    ),
-                );
-                let answer = dispatch::render(codec, Err(methods::python_fault(busy)));
-                return xml_response(codec, answer, false, None);
+        Some(budget) => {
+            let fitted = match held {
+                Some(room) => budget.resize(room, body.len()).ok(),
+                None => budget.try_hold(body.len()),
+            };
+            match fitted {
+                Some(permit) => gate::held_bytes(body, permit),
+                None => {
+                    drop(body);
+                    let busy = fault::answers_full(budget.bytes());
+                    let answer = dispatch::render(codec, Err(methods::python_fault(busy)));
+                    return xml_response(codec, unheld(answer), false, None);
+                }
             }
-        },
+        }
     };
     let mut r = Response::new(Full::new(body));
     if gzipped {

@@ -441,6 +441,32 @@ pub fn encode_response(value: &Value) -> String {
     out
 }
 
+/// One `<value>...</value>\n` in Python's layout, as an answer carries it: the items of a
+/// `system.multicall` answer are written one by one as their calls end (each counted against
+/// the answer budget before the next is built), then put together by [`encode_array_response`].
+pub fn encode_value(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
+/// The `methodResponse` carrying an array whose items [`encode_value`] wrote: the same bytes
+/// as [`encode_response`] of that array. Each item is dropped once copied.
+pub fn encode_array_response(items: Vec<String>) -> String {
+    const OPEN: &str = "<methodResponse>\n<params>\n<param>\n<value><array><data>\n";
+    const CLOSE: &str = "</data></array></value>\n</param>\n</params>\n</methodResponse>\n";
+    let len =
+        HEADER.len() + OPEN.len() + items.iter().map(String::len).sum::<usize>() + CLOSE.len();
+    let mut out = String::with_capacity(len);
+    out.push_str(HEADER);
+    out.push_str(OPEN);
+    for item in items {
+        out.push_str(&item);
+    }
+    out.push_str(CLOSE);
+    out
+}
+
 /// A fault `methodResponse` body.
 pub fn encode_fault(fault: &Fault) -> String {
     let (code, string) = (fault.code(), fault.string());
@@ -805,5 +831,31 @@ mod tests {
             assert!(decode_call_dxr(bad.as_bytes()).is_err(), "dxr: {bad:?}");
         }
         assert!(decode_call(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn an_array_answer_written_item_by_item_is_the_whole_answer() {
+        let items = vec![
+            Value::Array(vec![Value::String("a<&".into())]),
+            Value::Struct(
+                [
+                    ("faultCode".to_string(), Value::Integer(1)),
+                    ("faultString".to_string(), Value::String("x".into())),
+                ]
+                .into(),
+            ),
+            Value::Array(vec![Value::Struct(
+                [("Q".to_string(), Value::String("attack".into()))].into(),
+            )]),
+        ];
+        let parts = items.iter().map(encode_value).collect();
+        assert_eq!(
+            encode_array_response(parts),
+            encode_response(&Value::Array(items))
+        );
+        assert_eq!(
+            encode_array_response(Vec::new()),
+            encode_response(&Value::Array(Vec::new()))
+        );
     }
 }

@@ -496,3 +496,128 @@ fn piped_lines_gathered_at_sigterm_are_all_written() {
         1500
     );
 }
+
+/// Characters a console does not show as themselves, besides controls: bidi overrides and
+/// isolates (U+202E, U+2066-U+2069), zero-width and invisible characters (U+200B, U+FEFF).
+const HIDDEN: [char; 7] = [
+    '\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}', '\u{feff}', '\u{85}', '\u{1b}',
+];
+
+fn shows_no_hidden(what: &str, text: &str) {
+    for c in HIDDEN {
+        assert!(
+            !text.contains(c),
+            "{what} shows U+{:04X} raw:\n{text}",
+            c as u32
+        );
+    }
+}
+
+/// Issue 26: bidi and invisible characters in decisions and sender names were printed raw on
+/// the server's stdout lines (a line could read backwards: `'\u{202e}kcatta'` shows `attack`)
+/// and, with C1 characters of a request path, in the access log. Now they are escaped as C1
+/// characters were, in both; the answers and what is stored are the values as given.
+#[test]
+fn bidi_and_invisible_characters_are_escaped_in_stdout_and_the_access_log() {
+    let cluster = Cluster::builder().hosting(Side::Rust, "Q", &[]).start();
+    let q = cluster.port("Q");
+    let (sender, decision) = ("P\u{200b}", "\u{202e}kcatta\u{2066}\u{feff}\u{2069}");
+    assert_eq!(
+        call(q, "receive_message", &[s(sender), s(decision)]),
+        Ok(s(&format!(
+            "Q received decision '{decision}' from {sender}"
+        )))
+    );
+    assert_eq!(call(q, "finalize_decision", &[]), Ok(s(decision)));
+    // A request path with a bidi override and a C1 control (NEL), as raw UTF-8 bytes.
+    let (status, _, _) = http_raw(
+        q,
+        b"POST /\xe2\x80\xae\xc2\x85x HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status, 404);
+    let lines = wait_lines(cluster.process(0), 3);
+    assert_eq!(
+        lines[1..],
+        [
+            r"Q received decision '\u202ekcatta\u2066\ufeff\u2069' from P\u200b",
+            r"majority is : \u202ekcatta\u2066\ufeff\u2069",
+        ]
+    );
+    let (out, err) = cluster.into_process().stop();
+    shows_no_hidden("stdout", &out);
+    shows_no_hidden("the access log", &err);
+    assert!(
+        err.contains(r#""POST /\u202e\x85x HTTP/1.0" 404 -"#),
+        "{err}"
+    );
+}
+
+/// A node that answers with bidi, invisible and control characters: in its first
+/// `send_message` reply, in a fault for the second, and in its decision.
+fn hostile_node(port: u16) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        let mut sends = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read up to the end of the body (the calls are small).
+            while !String::from_utf8_lossy(&request).contains("</methodCall>") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let value = |v: &str| {
+                format!(
+                    "<methodResponse><params><param><value><string>{v}</string></value></param></params></methodResponse>"
+                )
+            };
+            let sending = request.contains("send_message");
+            sends += usize::from(sending);
+            let body = if sending && sends == 1 {
+                value("Q got \u{202e}kcatta\u{200b}")
+            } else if sending {
+                "<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>1</int></value></member><member><name>faultString</name><value><string>no \u{202e}kcatta\u{9b}2J\u{2066}</string></value></member></struct></value></fault></methodResponse>".to_string()
+            } else {
+                value("\u{2066}retreat\u{2069}\u{feff}\u{85}")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+/// The client's output of a hostile node's answers (its replies, decision and faults) shows
+/// no bidi, invisible or control character raw, on stdout or stderr (issue 26).
+#[test]
+fn the_client_escapes_what_a_hostile_node_answers() {
+    let base = port_base();
+    let p = port_of(base, 'P');
+    hostile_node(p);
+    let url = format!("http://127.0.0.1:{p}/");
+    let (code, out, err) = Client::rust()
+        .args(&["--peer", &format!("P={url}"), "--peer", &format!("Q={url}")])
+        .args(&["--nodes", "P,Q", "--rpc-timeout", "5"])
+        .run();
+    assert_eq!(code, 1, "the fault is a failed call: {out}{err}");
+    for c in HIDDEN.into_iter().chain(['\u{9b}']) {
+        assert!(
+            !out.contains(c) && !err.contains(c),
+            "U+{:04X} raw:\n{out}\n{err}",
+            c as u32
+        );
+    }
+    assert!(out.contains(r"Process Q got \u202ekcatta\u200b"), "{out}");
+    assert!(
+        out.contains(r"finalized decision: \u2066retreat\u2069\ufeff\x85"),
+        "{out}"
+    );
+    assert!(err.contains(r"no \u202ekcatta\u009b2J\u2066"), "{err}");
+}

@@ -1066,3 +1066,104 @@ fn spawn_on_a_port_in_use_is_the_servers_error() {
         "the same message"
     );
 }
+
+/// Cluster files (issue 26): read with a cap of 1 MiB (`/dev/zero` passed 2 GB in under 2 s),
+/// and their names and ports checked as `--nodes` and `--peer` check them: port 0 (a port no
+/// peer can find), an empty name, names no flag can give (`,`, `=`) and names a line cannot
+/// show (bidi, invisible) are refused before anything binds or runs, exit 2, naming the file.
+#[test]
+fn cluster_files_are_read_with_a_cap_and_their_names_checked() {
+    let dir = std::env::temp_dir();
+    let file = |tag: &str, name: &str, url: &str| {
+        let path = dir.join(format!("generals-{}-{tag}.toml", std::process::id()));
+        let text = format!(
+            "[[node]]\nname = \"P\"\nurl = \"http://127.0.0.1:1/\"\n[[node]]\nname = \"{name}\"\nurl = \"{url}\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let url = "http://127.0.0.1:2/";
+    let cases = [
+        (
+            "/dev/zero".to_string(),
+            "larger than 1048576 bytes".to_string(),
+        ),
+        (
+            "/dev/urandom".to_string(),
+            "larger than 1048576 bytes".to_string(),
+        ),
+        (
+            file("port0", "Q", "http://127.0.0.1:0/"),
+            "has port 0".to_string(),
+        ),
+        (file("empty", "", url), "a node needs a name".to_string()),
+        (file("comma", "Q,R", url), "',' separates names".to_string()),
+        (file("equals", "Q=R", url), "'=' ends the name".to_string()),
+        (
+            file("bidi", "Q\u{202e}", url),
+            "node name 'Q\\u202e'".to_string(),
+        ),
+        (
+            file("zwsp", "Q\u{200b}", url),
+            "bidi and invisible".to_string(),
+        ),
+    ];
+    for (path, says) in &cases {
+        for cmd in [
+            vec!["client", "--cluster", path, "om"],
+            vec!["server", "--cluster", path],
+        ] {
+            let bin = if cmd[0] == "client" {
+                client_bin()
+            } else {
+                server_bin()
+            };
+            let mut c = Command::new(bin);
+            c.args(&cmd[1..]);
+            let (code, out, err) = run(c, Duration::from_secs(30));
+            assert_eq!(code, 2, "{cmd:?}: {out}{err}");
+            assert!(err.contains(says.as_str()), "{cmd:?}: {err}");
+            assert!(err.contains(path.as_str()), "the file is named: {err}");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+        }
+    }
+    // --peer takes the same rule.
+    let (code, _, err) = client(&["--peer", "Q=http://127.0.0.1:0/", "--nodes", "P,Q"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("has port 0"), "{err}");
+    for (path, _) in &cases[2..] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `--adversary fuzz --cases N` sizes the work as the strategy space does for `all`: over
+/// `--max-cases` it is refused before any case runs (issue 26: 99999999999 was taken).
+#[test]
+fn fuzz_cases_are_capped_by_max_cases() {
+    let (code, out, err) = client(&[
+        "explore",
+        "--adversary",
+        "fuzz",
+        "--cases",
+        "99999999999",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("--cases 99999999999 is more than --max-cases 100000"),
+        "{err}"
+    );
+    assert_eq!(out, "", "nothing ran");
+    let (code, _, err) = client(&[
+        "explore",
+        "--adversary",
+        "fuzz",
+        "--cases",
+        "30",
+        "--max-cases",
+        "20",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("more than --max-cases 20"), "{err}");
+}

@@ -47,13 +47,45 @@ fn ui(before: &[&str], extra: &[&str]) -> (Proc, u16) {
     }
 }
 
-/// `GET path` over HTTP/1.0 (the answer ends when the server closes): status, head, body.
+/// `GET path` over HTTP/1.0 (the answer ends when the server closes), as the page's own
+/// address: status, head, body.
 fn get(port: u16, path: &str) -> (u16, String, String) {
     let (status, head, body) = http_raw(
         port,
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
     );
     (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `POST path` with `body` and extra header lines (each ending in `\r\n`), over HTTP/1.0:
+/// status, head, body.
+fn post_as(port: u16, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    let (status, head, body) = http_raw(port, request.as_bytes());
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A run started as the page starts one: `POST /api/run` with the form, from the page's own
+/// origin. Status, head, body (the whole SSE stream).
+fn run(port: u16, form: &str) -> (u16, String, String) {
+    let headers = format!(
+        "Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    );
+    post_as(port, "/api/run", &headers, form)
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
 
 /// The events of an SSE body: (name, id, data).
@@ -86,7 +118,7 @@ fn two_faced_s() -> Cluster {
 fn the_stream_carries_every_message_of_a_run_in_order_and_ends() {
     let c = two_faced_s();
     let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
-    let (status, head, body) = get(port, "/api/run?run=om&m=1&seed=42");
+    let (status, head, body) = run(port, "run=om&m=1&seed=42");
     assert_eq!(status, 200, "{body}");
     assert!(head.contains("content-type: text/event-stream"), "{head}");
     let items = events(&body);
@@ -137,15 +169,14 @@ fn the_stream_carries_every_message_of_a_run_in_order_and_ends() {
     assert!(result["trees"]["Q"].as_str().unwrap().contains("<svg"));
 }
 
-#[test]
-fn one_run_at_a_time_and_a_reader_that_goes_away_costs_nothing() {
-    let c = Cluster::rust(&[]);
-    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
-    // The original run, slowed: 12 sends 150 ms apart.
+/// A run started as the page does, on a raw connection, read up to its `start` event.
+fn started(port: u16, form: &str) -> TcpStream {
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    first
-        .write_all(b"GET /api/run?run=original&delay_ms=150 HTTP/1.0\r\n\r\n")
-        .unwrap();
+    let request = format!(
+        "POST /api/run HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    first.write_all(request.as_bytes()).unwrap();
     let mut seen = Vec::new();
     let mut chunk = [0u8; 4096];
     first
@@ -156,31 +187,54 @@ fn one_run_at_a_time_and_a_reader_that_goes_away_costs_nothing() {
         assert!(n > 0, "closed before the start");
         seen.extend_from_slice(&chunk[..n]);
     }
-    let (status, _, body) = get(port, "/api/run?run=om&m=1");
+    first
+}
+
+/// One run at a time; and a run whose reader went away is stopped (issue 26: one whose
+/// reader left held the page's only run slot until its end, about 60 s for the original run
+/// with 5 s between sends): the slot is free again before the run's next send was due, and
+/// the nodes got no more of it.
+#[test]
+fn one_run_at_a_time_and_a_run_whose_reader_left_is_stopped() {
+    let c = Cluster::rust(&[]);
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    // The original run, slowed: 12 sends 5 s apart (a minute).
+    let delay = Duration::from_millis(5000);
+    let first = started(port, "run=original&delay_ms=5000");
+    let (status, _, body) = run(port, "run=om&m=1");
     assert_eq!(status, 409, "{body}");
     assert!(
         body.starts_with("a run is going (original, started"),
         "{body}"
     );
     assert!(body.contains("one run at a time"), "{body}");
-    // The reader goes away: the run goes on to its end, then a new run is taken.
+    // The reader goes away: the run is stopped and a new run is taken.
+    let left = Instant::now();
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(20);
     let (status, body) = loop {
-        let (status, _, body) = get(port, "/api/run?run=om&m=1&seed=7");
+        let (status, _, body) = run(port, "run=om&m=1&seed=7");
         if status != 409 || Instant::now() > deadline {
             break (status, body);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
+    let freed = left.elapsed();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("event: end"), "{body}");
-    // The abandoned original run finished: every node got every other node's message, but
-    // R and S none from P, which denies them.
-    for (node, count) in [("Q", 3), ("R", 2), ("S", 2)] {
-        let got = messages(c.port(node));
-        assert_eq!(got.len(), count, "{node}: {got:?}");
-    }
+    assert!(
+        freed < delay,
+        "the slot was held {freed:?}, past the next send"
+    );
+    // Stopped after its first send: P's message to Q, and nothing else of it.
+    let original: usize = ["P", "Q", "R", "S"]
+        .iter()
+        .map(|n| messages(c.port(n)).len())
+        .sum();
+    assert!(
+        original <= 1,
+        "{original} messages of the stopped run were sent"
+    );
 }
 
 #[test]
@@ -199,11 +253,16 @@ fn bad_queries_get_the_reason_and_the_page_keeps_serving() {
         ("run=om&url=http://10.0.0.1/", "unknown parameter 'url'"),
         ("run=om&order=%FF", "order="),
     ] {
-        let (status, head, body) = get(port, &format!("/api/run?{query}"));
+        let (status, head, body) = run(port, query);
         assert_eq!(status, 400, "{query}: {body}");
         assert!(head.contains("text/plain"), "{head}");
         assert!(body.contains(says), "{query}: {body}");
     }
+    let (status, _, body) = run(
+        port,
+        &format!("run=original&decision={}", "x".repeat(20_000)),
+    );
+    assert_eq!(status, 413, "{body}");
     let (status, _, body) = get(port, "/nowhere");
     assert_eq!((status, body.trim()), (404, "/nowhere: no such page"));
     let (status, _, _) = post(port, "/", b"x");
@@ -512,7 +571,7 @@ fn the_page_watches_a_python_cluster() {
         assert_eq!(node["reachable"], json!(true), "{node}");
         assert_eq!(node["behaviour"], json!(null), "{node}");
     }
-    let (status, _, body) = get(port, "/api/run?run=original&delay_ms=0");
+    let (status, _, body) = run(port, "run=original&delay_ms=0");
     assert_eq!(status, 200, "{body}");
     let items = events(&body);
     let sends: Vec<&Json> = (items.iter())
@@ -530,7 +589,7 @@ fn the_page_watches_a_python_cluster() {
     let result = &items[items.len() - 2].2;
     assert_eq!(result["ignoring"], json!(["P"]), "{result}");
     // An OM run needs the agreement extension: the stream says so, and ends.
-    let (status, _, body) = get(port, "/api/run?run=om&m=1&seed=1");
+    let (status, _, body) = run(port, "run=om&m=1&seed=1");
     assert_eq!(status, 200);
     let items = events(&body);
     let error = items.iter().find(|(n, _, _)| n == "error").expect(&body);
@@ -542,4 +601,277 @@ fn the_page_watches_a_python_cluster() {
         "{body}"
     );
     assert_eq!(items.last().unwrap().0, "end");
+}
+
+/// Loopback written as IPv6 (`[::1]`, as in a URL) or IPv4-mapped is loopback: the page and
+/// its spawned nodes served there warn of nothing (issue 26: they warned that loopback
+/// exposes the node to the network).
+#[test]
+fn serving_on_ipv6_loopback_does_not_warn() {
+    let base = port_base().to_string();
+    for (before, listen) in [
+        (
+            vec!["--spawn", "--host", "[::1]", "--port-base", base.as_str()],
+            "[::1]:0",
+        ),
+        (vec!["--port-base", "1"], "[::ffff:127.0.0.1]:0"),
+    ] {
+        let (proc, _) = ui(&before, &["--listen", listen]);
+        let (out, err) = proc.stop();
+        assert!(out.starts_with("generals ui: http://"), "{out}");
+        assert!(!err.contains("warning"), "{listen}: {err}");
+    }
+}
+
+/// The page trusted every website (issue 26): `GET /api/run?...` with a foreign `Origin` (or
+/// `Origin: null`), or simply an `<img>` on another page, started runs and stored a
+/// caller-chosen decision on every node; a rebound DNS name (`Host: rebind.evil.example`)
+/// read the cluster and the event stream; a cross-origin `text/plain` POST of a trace was
+/// processed. Now a GET starts nothing, and only the page's own address and origin are
+/// answered: anything else is HTTP 403 with the reason, and nothing runs.
+#[test]
+fn requests_from_other_sites_and_names_are_refused() {
+    let c = Cluster::rust(&[]);
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    let form = "run=original&delay_ms=0&decision=pwned-by-evil-page";
+    // What an <img src> on another page sends: a GET, no Origin.
+    let (status, _, body) = http_raw_text(
+        port,
+        &format!(
+            "GET /api/run?{form} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("a GET never starts a run"), "{body}");
+    // A form or a script on another site: a POST with its Origin (or `null`, from a sandbox).
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1:1",
+        "https://127.0.0.1",
+    ] {
+        let headers =
+            format!("Host: 127.0.0.1:{port}\r\nOrigin: {origin}\r\nContent-Type: text/plain\r\n");
+        let (status, _, body) = post_as(port, "/api/run", &headers, form);
+        assert_eq!(status, 403, "{origin}: {body}");
+        assert!(
+            body.starts_with(&format!("Origin {origin}: only this page")),
+            "{body}"
+        );
+        assert_eq!(body.trim_end().lines().count(), 1, "one line: {body}");
+        let trace = "{\"run\":\"x\"}\n";
+        let (status, _, _) = post_as(port, "/api/trace", &headers, trace);
+        assert_eq!(status, 403, "{origin}: the trace");
+    }
+    // A name of another site pointed at this machine (DNS rebinding), for every route.
+    for path in ["/", "/page.js", "/api/cluster", "/api/replay"] {
+        let (status, _, body) = http_raw_text(
+            port,
+            &format!("GET {path} HTTP/1.0\r\nHost: rebind.evil.example:{port}\r\n\r\n"),
+        );
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.starts_with("Host rebind.evil.example"), "{body}");
+    }
+    let headers = format!("Host: rebind.evil.example:{port}\r\n");
+    let (status, _, _) = post_as(port, "/api/run", &headers, form);
+    assert_eq!(status, 403);
+    let (status, _, body) = http_raw_text(port, "GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 403, "no Host: {body}");
+    // Nothing ran: no node stored the decision.
+    for node in ["P", "Q", "R", "S"] {
+        assert!(messages(c.port(node)).is_empty(), "{node}");
+    }
+    // The page itself (its origin, or none as from curl) is served, by name or address.
+    let (status, _, _) = run(port, "run=original&delay_ms=0");
+    assert_eq!(status, 200);
+    let curl = format!("Host: localhost:{port}\r\n");
+    let (status, _, body) = post_as(port, "/api/run", &curl, "run=om&m=1&seed=3");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("event: end"));
+}
+
+/// A raw exchange, the body as text.
+fn http_raw_text(port: u16, request: &str) -> (u16, String, String) {
+    let (status, head, body) = http_raw(port, request.as_bytes());
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A trace naming `names` nodes with one OM path of `depth` of them (the rest appear as
+/// receivers): a few hundred bytes.
+fn tree_bomb(names: usize, depth: usize) -> String {
+    let name = |i: usize| char::from(b'A' + i as u8).to_string();
+    let path: Vec<String> = (0..depth).map(name).collect();
+    let mut lines = Vec::new();
+    // The path's own nodes, each a receiver of its prefix.
+    for k in 1..depth {
+        lines.push(serde_json::json!({
+            "run": "om-1", "from": path[k - 1], "to": path[k], "method": "om_message",
+            "args": ["om-1", path[..k], "attack"], "result": "1", "start_us": 1, "end_us": 2,
+        }));
+    }
+    for to in depth..names {
+        lines.push(serde_json::json!({
+            "run": "om-1", "from": path[depth - 1], "to": name(to), "method": "om_message",
+            "args": ["om-1", path, "attack"], "result": "1", "start_us": 1, "end_us": 2,
+        }));
+    }
+    lines.iter().map(|l| l.to_string() + "\n").collect()
+}
+
+/// The tree bomb (issue 26): a trace of 2,300 bytes naming 13 nodes made the replay build
+/// every OM path over them (2.5 GB in 3.8 s; 12 names took 32.5 s of CPU and 1.09 GB). Now
+/// what a trace names is bounded before the work: the page refuses it with the reason, and
+/// its memory does not move.
+#[test]
+fn a_replayed_trace_is_bounded_before_the_work() {
+    let (proc, port) = ui(&["--port-base", "1"], &[]);
+    let before = rss_kb(proc.pid());
+    let origin = format!(
+        "Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
+    );
+    let bomb = tree_bomb(13, 9);
+    assert!(bomb.len() < 3000, "{} bytes", bomb.len());
+    let (status, _, body) = post_as(port, "/api/trace", &origin, &bomb);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.starts_with("the trace is of OM(8) over 13 nodes")
+            && body.contains("over this page's --max-messages 10000"),
+        "{body}"
+    );
+    let many = tree_bomb(70, 2);
+    let (status, _, body) = post_as(port, "/api/trace", &origin, &many);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("the trace names 70 nodes; a replay draws at most 64"),
+        "{body}"
+    );
+    let grown = rss_kb(proc.pid()).saturating_sub(before);
+    assert!(grown < 16 * 1024, "the page grew by {grown} KiB");
+    // A real trace still replays.
+    let trace = std::fs::read_to_string(root().join("tests/data/om1-two-faced-s.jsonl")).unwrap();
+    let (status, _, body) = post_as(port, "/api/trace", &origin, &trace);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `--replay FILE` was read whole before its 32 MiB check (297 MB of RSS for a 300 MB file;
+/// `/dev/zero` passed 2 GB in 1.2 s): now it is read through the cap (issue 26).
+#[test]
+fn the_replay_file_is_read_through_its_cap() {
+    let file = std::env::temp_dir().join(format!("generals-replay-{}.jsonl", std::process::id()));
+    // 300 MB of nothing, sparse: no disk is used.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(300_000_000)
+        .unwrap();
+    let (proc, port) = ui(&["--port-base", "1"], &["--replay", file.to_str().unwrap()]);
+    let before = rss_kb(proc.pid());
+    let (status, _, body) = get(port, "/api/replay");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("over 32 MiB, too large to replay"), "{body}");
+    let grown = rss_kb(proc.pid()).saturating_sub(before);
+    assert!(grown < 64 * 1024, "the page grew by {grown} KiB reading it");
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Idle connections locked the page out (issue 26): 200 of them made it unreachable for
+/// 30 s, and 70 reopened as they were dropped kept it down. Now, at its cap of 64, the
+/// connection idle the longest is closed to make room, so a browser's request is served.
+#[test]
+fn idle_connections_cannot_lock_out_the_page() {
+    let c = Cluster::rust(&[]);
+    let (_ui, port) = ui(&["--port-base", &c.base.to_string()], &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 70 idle connections, each reopened as soon as it is found closed.
+    let attacker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut idle: Vec<TcpStream> = (0..70)
+                .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+                .collect();
+            let mut reopened = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for conn in idle.iter_mut() {
+                    conn.set_nonblocking(true).unwrap();
+                    let mut buf = [0u8; 64];
+                    let gone = match conn.read(&mut buf) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if gone {
+                        *conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        reopened += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reopened
+        })
+    };
+    // And 200 more, held.
+    let held: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for i in 0..10 {
+        let (status, _, page) = get(port, "/");
+        assert_eq!(status, 200, "request {i}");
+        assert!(page.contains("<script src=\"/page.js\">"));
+    }
+    let (status, _, body) = run(port, "run=original&delay_ms=0");
+    assert_eq!(status, 200);
+    assert!(body.contains("event: end"), "{body}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reopened = attacker.join().unwrap();
+    assert!(reopened > 0, "the idle connections were never closed");
+    drop(held);
+}
+
+/// A link or a redirect from another site to a run's address (`/?run=original&decision=..`)
+/// opens the page with the run in its form, but does not start it: the browser says where
+/// the navigation came from (`Sec-Fetch-Site`), and only the address bar or the page itself
+/// starts a run by its URL.
+#[test]
+#[ignore]
+fn a_run_address_opened_from_another_site_waits_for_a_click() {
+    let base = port_base().to_string();
+    let (_ui, port) = ui(&["--spawn", "--port-base", &base], &[]);
+    let mut b = Browser::launch(1280, 900);
+    // `localhost` and `127.0.0.1` are different sites to a browser.
+    let p = b.open(&format!("http://localhost:{port}/"));
+    assert!(b.wait_for(
+        &p,
+        "document.readyState === 'complete'",
+        Duration::from_secs(30)
+    ));
+    b.eval(
+        &p,
+        &format!(
+            "location.href = 'http://127.0.0.1:{port}/?run=original&delay_ms=0&decision=pwned'"
+        ),
+    );
+    assert!(
+        b.wait_for(
+            &p,
+            "location.host.startsWith('127.0.0.1') && document.getElementById('status').textContent.includes('opened from another site')",
+            Duration::from_secs(30)
+        ),
+        "{}",
+        b.dom(&p)
+    );
+    assert_eq!(
+        b.eval(&p, "document.getElementById('decision').value"),
+        "pwned"
+    );
+    assert_eq!(b.eval(&p, "document.body.dataset.state"), "idle");
+    let c = base.parse::<u16>().unwrap();
+    for name in ['P', 'Q', 'R', 'S'] {
+        assert!(messages(port_of(c, name)).is_empty(), "{name}");
+    }
+    // A click runs it.
+    b.eval(&p, "document.getElementById('start').click()");
+    assert!(b.wait_for(
+        &p,
+        "document.body.dataset.state === 'done'",
+        Duration::from_secs(60)
+    ));
+    assert_eq!(messages(port_of(c, 'Q')).len(), 3);
 }

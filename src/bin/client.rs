@@ -29,7 +29,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("client: {e:#}");
+            // Escaped as every line the client prints: an error may quote what a node said.
+            use std::io::Write;
+            let _ = writeln!(
+                generals::console::Escaping::new(std::io::stderr()),
+                "client: {e:#}"
+            );
             ExitCode::from(2)
         }
     }

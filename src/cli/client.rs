@@ -311,8 +311,8 @@ pub struct ExploreArgs {
     /// With --adversary fuzz: how many random strategies.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "adversary")]
     pub cases: u64,
-    /// With --adversary all: refuse (exit 2, printing the count) a strategy space larger than
-    /// this.
+    /// With --adversary: refuse (exit 2, printing the count) a strategy space (all) or a
+    /// --cases (fuzz) larger than this.
     #[arg(long, value_name = "N", default_value_t = adversary::DEFAULT_MAX_CASES,
           requires = "adversary")]
     pub max_cases: u64,

@@ -152,7 +152,7 @@ pub enum CliError {
     },
     /// The cluster file cannot be read or is not a cluster file.
     #[error("--cluster: {0}")]
-    ClusterFile(#[from] crate::cluster::ClusterFileError),
+    ClusterFile(crate::cluster::ClusterFileError),
     /// The port rule puts a node taking part outside 0..65535.
     #[error(
         "--port-base {base}: node {name} would listen on port {port}, {}; {} (or place {name} \

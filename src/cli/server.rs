@@ -152,17 +152,51 @@ pub fn exposed(config: &Config) -> Result<Option<String>, CliError> {
     Ok(None)
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
+/// Whether `host` (as `--host` or a URL gives it) names this machine's loopback only:
+/// `localhost`, 127.0.0.0/8, `::1`, written bare or in brackets (`[::1]`, as in a URL), and
+/// the IPv4-mapped `::ffff:127.0.0.1`. The bracketed and mapped forms were taken for the
+/// network, and warned about.
+pub fn is_loopback(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
             .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_loopback_however_written() {
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "0:0:0:0:0:0:0:1",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "0.0.0.0",
+            "::",
+            "[::]",
+            "10.0.0.1",
+            "example.org",
+            "[::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 
     #[test]
     fn defaults_are_the_original_server() {

@@ -36,6 +36,20 @@ pub const POLL: Duration = Duration::from_millis(100);
 const MAX_VALUE: usize = 1024;
 /// The longest pause between the original run's sends a query may ask for.
 const MAX_DELAY_MS: u64 = 5_000;
+/// The most nodes a replayed trace may name (the agreement runs' own limit).
+pub const MAX_REPLAY_NODES: usize = 64;
+/// The deepest OM run a replayed trace may be (the agreement runs' own limit, m <= 8).
+const MAX_REPLAY_M: usize = 8;
+
+/// A spawned task that is stopped when this handle is dropped: a run's own tasks end with it
+/// (a page closed in the middle stops the run, see `ui::start_run`).
+struct Owned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Which run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,9 +335,9 @@ pub struct Bench {
     pub max_messages: u64,
 }
 
-/// Make the run `req` on `bench`, handing each [`Item`] to `tx` as it happens. A receiver
-/// that goes away stops nothing but the gathering: the run itself goes to its end (the nodes
-/// are in the middle of it), and the caller's "one run at a time" holds until then.
+/// Make the run `req` on `bench`, handing each [`Item`] to `tx` as it happens. Dropping this
+/// future (the page's reader went away) stops the run and the tasks it started: an OM/SM
+/// run's driver stops calling, and the nodes expire the unfinished run on their own.
 pub async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
     let peers = match Peers::new(bench.rpc_timeout) {
         Ok(p) => p,
@@ -389,7 +403,7 @@ async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc:
     };
     let (cluster, peers2) = (bench.cluster.clone(), peers.clone());
     let lines = items.clone();
-    let running = tokio::spawn(async move {
+    let running = Owned(tokio::spawn(async move {
         let mut out = Lines {
             tx: lines.clone(),
             stream: "stdout",
@@ -401,7 +415,7 @@ async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc:
             buf: Vec::new(),
         };
         original::run_original(&cluster, &peers2, &opts, &mut out, &mut err).await
-    });
+    }));
     drop(items);
     let decision = req.decision.clone();
     loop {
@@ -414,7 +428,8 @@ async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc:
             else => break,
         }
     }
-    let report = match running.await {
+    let mut running = running;
+    let report = match (&mut running.0).await {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => return send_error(tx, e.to_string()).await,
         Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
@@ -464,13 +479,14 @@ async fn run_agreement(
     };
     let since_us = trace::now_us();
     let (cluster, pool, given) = (bench.cluster.clone(), peers.clone(), secrets.clone());
-    let driving =
-        tokio::spawn(async move { driver::drive_with(&cluster, &opts, &pool, given).await });
+    let mut driving = Owned(tokio::spawn(async move {
+        driver::drive_with(&cluster, &opts, &pool, given).await
+    }));
     let mut seen = Seen::default();
     // A call may still be recorded this long after it started: the round's or call's timeout.
     let window_us =
         (bench.round_timeout.max(bench.rpc_timeout) + Duration::from_secs(1)).as_micros() as u64;
-    while !driving.is_finished() {
+    while !driving.0.is_finished() {
         tokio::time::sleep(POLL).await;
         if tx.is_closed() {
             continue;
@@ -479,7 +495,7 @@ async fn run_agreement(
         let (events, _) = gather(bench, peers, &secrets, from).await;
         seen.hand_on(events, tx).await;
     }
-    let outcome = driving.await;
+    let outcome = (&mut driving.0).await;
     if tx.is_closed() {
         return; // nobody reads: the run is over, nothing more to gather or draw
     }
@@ -560,7 +576,12 @@ impl Seen {
 /// order of start, the nodes in order of appearance, and for an OM run each lieutenant's tree
 /// and decision rebuilt from the messages it received (a trace holds calls only: who was a
 /// traitor is not in it). An error names the line that is not a recorded call.
-pub fn trace_view(text: &str) -> Result<serde_json::Value, String> {
+///
+/// What the trace names sizes the work, so it is bounded before any: at most
+/// [`MAX_REPLAY_NODES`] nodes, paths no longer than the nodes, and an OM run of at most
+/// `max_messages` messages by the formula (the page's `--max-messages`, as for the runs it
+/// starts). A trace of 2,300 bytes naming 13 nodes once built every OM path over them: 2.5 GB.
+pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, String> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -606,6 +627,36 @@ pub fn trace_view(text: &str) -> Result<serde_json::Value, String> {
         .map(|e| e.from.clone());
     let rounds = events.iter().filter_map(Event::round).max().unwrap_or(0);
     let m = rounds.saturating_sub(1);
+    if nodes.len() > MAX_REPLAY_NODES {
+        return Err(format!(
+            "the trace names {} nodes; a replay draws at most {MAX_REPLAY_NODES}",
+            nodes.len()
+        ));
+    }
+    if rounds > nodes.len() {
+        return Err(format!(
+            "the trace has a path of {rounds} nodes among {} nodes: not a run's trace",
+            nodes.len()
+        ));
+    }
+    if kind == "om" {
+        let messages = match m <= MAX_REPLAY_M {
+            true => crate::agreement::om::total_messages(nodes.len(), m),
+            false => u64::MAX,
+        };
+        if messages > max_messages {
+            return Err(format!(
+                "the trace is of OM({m}) over {} nodes, {} messages by the formula: over this \
+                 page's --max-messages {max_messages} (start client ui with a larger one)",
+                nodes.len(),
+                if messages == u64::MAX {
+                    "too many".to_string()
+                } else {
+                    messages.to_string()
+                }
+            ));
+        }
+    }
     let mut per_round = vec![0u64; rounds];
     for e in events.iter().filter(|e| e.fault.is_none()) {
         if let Some(r) = e.round().filter(|r| *r >= 1) {

@@ -154,7 +154,13 @@ async function startRun(query) {
   status("Starting " + query.get("run") + "…");
   let response;
   try {
-    response = await fetch("/api/run?" + query.toString());
+    // A POST: no GET starts a run (an <img> on another site cannot), and the server takes
+    // it only from this page's own origin.
+    response = await fetch("/api/run", {
+      method: "POST",
+      body: query.toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
   } catch (e) {
     showError("cannot reach the server: " + e);
     return;
@@ -591,6 +597,9 @@ async function main() {
     const n = step === "all" ? replay.trace.messages.length : Math.max(0, parseInt(step || "0", 10) || 0);
     while (replay.next < n && replayStep()) { /* shown at once */ }
     if (q.get("play")) replayPlay();
+  } else if (q.get("run") && document.body.dataset.autostart === "no") {
+    // Opened from another site's link or redirect: the form shows the run, a click starts it.
+    status("This page was opened from another site with a run in its address: check the form and press Start to run it.");
   } else if (q.get("run")) {
     const run = new URLSearchParams();
     for (const [k, v] of q) if (RUN_PARAMS.includes(k)) run.append(k, v);
