@@ -223,7 +223,7 @@ async fn multicall(
         let Some(args) = members.remove("params") else {
             return refused(python_fault(fault::key_error("params")));
         };
-        match entry_call(name, args) {
+        match entry_call(table, name, args) {
             Ok((name, args)) => batch.call(name, args).await,
             Err(f) => batch.items.push(Err(f)),
         }
@@ -232,9 +232,13 @@ async fn multicall(
 }
 
 /// One entry of a batch as CPython's `_dispatch(method_name, params)` takes it: a method name
-/// that cannot be hashed is a `TypeError`, any other that is no string is not supported, and
-/// the method is called with `*params` (anything iterable).
-fn entry_call(name: Value, params: Value) -> Result<(String, Vec<Value>), Fault> {
+/// that cannot be hashed is a `TypeError`, any other that is no method's name is not
+/// supported, and the method is called with `*params` (anything iterable), in that order.
+fn entry_call(
+    table: &HandlerMap,
+    name: Value,
+    params: Value,
+) -> Result<(String, Vec<Value>), Fault> {
     let name = match name {
         Value::String(name) => name,
         Value::Array(_) | Value::Struct(_) | Value::Base64(_) | Value::DateTime(_) => {
@@ -245,6 +249,9 @@ fn entry_call(name: Value, params: Value) -> Result<(String, Vec<Value>), Fault>
             return Err(python_fault(fault::unsupported_method(&shown)));
         }
     };
+    if !table.contains_key(name.as_str()) {
+        return Err(python_fault(fault::unsupported_method(&name)));
+    }
     let args = python_iter(params).map_err(|t| python_fault(fault::args_not_iterable(&name, t)))?;
     Ok((name, args))
 }
