@@ -623,11 +623,16 @@ impl Offline {
         self.general.lock()
     }
 
-    /// Forget every stored message, as a fresh node (for tests that run many independent
-    /// cases on one node: building one takes a runtime, a socket and a key).
+    /// Forget every stored message and every agreement run, as a fresh node (for tests and
+    /// the fuzz target, which run many independent cases on one node: building one takes a
+    /// runtime, a socket, an HTTP client and a key).
     pub fn reset(&self) {
-        let mut node = self.general.lock();
-        *node = Node::new(node.name(), node.is_faulty()).with_receivers(self.cluster().members());
+        {
+            let mut node = self.general.lock();
+            *node =
+                Node::new(node.name(), node.is_faulty()).with_receivers(self.cluster().members());
+        }
+        self.engine.forget_runs();
     }
 
     /// The node's agreement engine.

@@ -1005,7 +1005,7 @@ async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec<Str
             .await;
         if info
             .ok()
-            .and_then(|v| NodeInfo::from_value(&v))
+            .and_then(|v| NodeInfo::from_value(&v).ok())
             .is_some_and(|i| i.traitor)
         {
             out.push(node.clone());

@@ -3,16 +3,54 @@
 //! written and read (the names live in [`crate::protocol::ext::member`]; the shapes are
 //! documented in `docs/protocol-extensions.md`), as [`crate::trace`] does for its events.
 //!
-//! Reading is lenient, as the driver always was: a member that is absent or of another type
-//! reads as absent (no value, zero, empty), so a node that answers less than this engine (the
-//! Python stand-in's decide has no `rejected`) is taken for what it says. Only an answer that
-//! is not a struct is refused (`None`); what that means is the caller's to say.
+//! Reading is lenient about what is absent and strict about what is there: a member a node
+//! does not send reads as absent (no value, zero, empty), so a node that answers less than
+//! this engine (the Python stand-in's decide has no `rejected`) is taken for what it says; a
+//! member that is there with another type, or a count that is not a non-negative int, is an
+//! error ([`ReplyError`]) that the driver reports, never a silent 0 in the counts a verdict is
+//! made of.
 
 use std::collections::BTreeMap;
 
 use dxr::Value;
 
 use crate::protocol::ext::{self, member};
+
+/// Why an answer is not what its method answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The answer is not a struct.
+    #[error("not a struct: {0}")]
+    NotAStruct(String),
+    /// A member is there, but not as the method answers it.
+    #[error("member {member:?} is not {want}: {found}")]
+    Member {
+        /// The member.
+        member: &'static str,
+        /// What it must be.
+        want: &'static str,
+        /// What it is (its debug rendering, cut).
+        found: String,
+    },
+}
+
+/// A value's debug rendering, at most 80 bytes.
+fn shown(v: &Value) -> String {
+    let text = format!("{v:?}");
+    let mut end = text.len().min(80);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+fn bad(member: &'static str, want: &'static str, v: &Value) -> ReplyError {
+    ReplyError::Member {
+        member,
+        want,
+        found: shown(v),
+    }
+}
 
 /// `node_info`'s answer: who the node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,14 +163,19 @@ impl NodeInfo {
         Value::Struct(m)
     }
 
-    /// Read from the wire; `None` unless a struct. Only a `traitor` of `true` counts.
-    pub fn from_value(v: &Value) -> Option<NodeInfo> {
+    /// Read from the wire.
+    pub fn from_value(v: &Value) -> Result<NodeInfo, ReplyError> {
         let m = members(v)?;
-        Some(NodeInfo {
-            name: string_of(m, member::NAME).unwrap_or_default(),
-            behaviour: string_of(m, member::BEHAVIOUR),
-            traitor: matches!(m.get(member::TRAITOR), Some(Value::Boolean(true))),
-            public_key: string_of(m, member::PUBLIC_KEY).unwrap_or_default(),
+        let traitor = match m.get(member::TRAITOR) {
+            None => false,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => return Err(bad(member::TRAITOR, "a boolean", other)),
+        };
+        Ok(NodeInfo {
+            name: string_of(m, member::NAME)?.unwrap_or_default(),
+            behaviour: string_of(m, member::BEHAVIOUR)?,
+            traitor,
+            public_key: string_of(m, member::PUBLIC_KEY)?.unwrap_or_default(),
         })
     }
 }
@@ -143,11 +186,11 @@ impl Ordered {
         Value::Struct(BTreeMap::from([(member::QUEUED.into(), int(self.queued))]))
     }
 
-    /// Read from the wire; `None` unless a struct.
-    pub fn from_value(v: &Value) -> Option<Ordered> {
+    /// Read from the wire.
+    pub fn from_value(v: &Value) -> Result<Ordered, ReplyError> {
         let m = members(v)?;
-        Some(Ordered {
-            queued: count_of(m, member::QUEUED),
+        Ok(Ordered {
+            queued: count_of(m, member::QUEUED)?,
         })
     }
 }
@@ -165,16 +208,16 @@ impl RoundDone {
         ]))
     }
 
-    /// Read from the wire; `None` unless a struct.
-    pub fn from_value(v: &Value) -> Option<RoundDone> {
+    /// Read from the wire.
+    pub fn from_value(v: &Value) -> Result<RoundDone, ReplyError> {
         let m = members(v)?;
-        Some(RoundDone {
-            round: count_of(m, member::ROUND),
-            due: count_of(m, member::DUE),
-            sent: count_of(m, member::SENT),
-            delivered: count_of(m, member::DELIVERED),
-            failed: count_of(m, member::FAILED),
-            failed_to: count_map_of(m, member::FAILED_TO),
+        Ok(RoundDone {
+            round: count_of(m, member::ROUND)?,
+            due: count_of(m, member::DUE)?,
+            sent: count_of(m, member::SENT)?,
+            delivered: count_of(m, member::DELIVERED)?,
+            failed: count_of(m, member::FAILED)?,
+            failed_to: count_map_of(m, member::FAILED_TO)?,
         })
     }
 }
@@ -216,25 +259,34 @@ impl Decided {
         Value::Struct(m)
     }
 
-    /// Read from the wire; `None` unless a struct. An item of `sent`, `failed` or `withheld`
-    /// that is not an int counts 0 (it keeps its round's place).
-    pub fn from_value(v: &Value) -> Option<Decided> {
+    /// Read from the wire. An OM-only or SM-only member that a node leaves out is `None`.
+    pub fn from_value(v: &Value) -> Result<Decided, ReplyError> {
         let m = members(v)?;
-        let some_count = |key: &str| m.contains_key(key).then(|| count_of(m, key));
-        Some(Decided {
-            role: string_of(m, member::ROLE).and_then(|r| Role::from_name(&r)),
-            decision: string_of(m, member::DECISION),
-            received: count_of(m, member::RECEIVED),
-            expected: some_count(member::EXPECTED),
-            rejected: some_count(member::REJECTED),
-            values: strings_of(m, member::VALUES),
-            reasons: strings_of(m, member::REASONS),
-            forged: some_count(member::FORGED),
-            sent: counts_of(m, member::SENT),
-            failed: counts_of(m, member::FAILED),
-            withheld: counts_of(m, member::WITHHELD),
-            late: count_map_of(m, member::LATE),
-            unauthenticated: some_count(member::UNAUTHENTICATED),
+        let some_count = |key: &'static str| match m.contains_key(key) {
+            true => count_of(m, key).map(Some),
+            false => Ok(None),
+        };
+        let role =
+            match string_of(m, member::ROLE)? {
+                None => None,
+                Some(r) => Some(Role::from_name(&r).ok_or_else(|| {
+                    bad(member::ROLE, "commander or lieutenant", &Value::String(r))
+                })?),
+            };
+        Ok(Decided {
+            role,
+            decision: string_of(m, member::DECISION)?,
+            received: count_of(m, member::RECEIVED)?,
+            expected: some_count(member::EXPECTED)?,
+            rejected: some_count(member::REJECTED)?,
+            values: strings_of(m, member::VALUES)?,
+            reasons: strings_of(m, member::REASONS)?,
+            forged: some_count(member::FORGED)?,
+            sent: counts_of(m, member::SENT)?,
+            failed: counts_of(m, member::FAILED)?,
+            withheld: counts_of(m, member::WITHHELD)?,
+            late: count_map_of(m, member::LATE)?,
+            unauthenticated: some_count(member::UNAUTHENTICATED)?,
         })
     }
 }
@@ -262,59 +314,71 @@ fn count_map(items: &BTreeMap<String, u64>) -> Value {
 
 type Members = BTreeMap<String, Value>;
 
-fn members(v: &Value) -> Option<&Members> {
+fn members(v: &Value) -> Result<&Members, ReplyError> {
     match v {
-        Value::Struct(m) => Some(m),
-        _ => None,
+        Value::Struct(m) => Ok(m),
+        other => Err(ReplyError::NotAStruct(shown(other))),
     }
 }
 
-/// A count: a non-negative int, else 0.
-fn count(v: &Value) -> u64 {
-    match v {
-        Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
+/// A count: a non-negative int (`<int>`, or `<i8>` that fits).
+fn count(member: &'static str, v: &Value) -> Result<u64, ReplyError> {
+    let n = match v {
+        Value::Integer(n) => i64::from(*n),
+        Value::Long(n) => *n,
+        other => return Err(bad(member, "a count (a non-negative int)", other)),
+    };
+    u64::try_from(n).map_err(|_| bad(member, "a count (a non-negative int)", v))
 }
 
-fn count_of(m: &Members, key: &str) -> u64 {
-    m.get(key).map_or(0, count)
+/// A count member; 0 when absent.
+fn count_of(m: &Members, key: &'static str) -> Result<u64, ReplyError> {
+    m.get(key).map_or(Ok(0), |v| count(key, v))
 }
 
-fn string_of(m: &Members, key: &str) -> Option<String> {
+/// A string member; `None` when absent.
+fn string_of(m: &Members, key: &'static str) -> Result<Option<String>, ReplyError> {
     match m.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(bad(key, "a string", other)),
     }
 }
 
-/// An array's strings (other items skipped); `None` unless an array.
-fn strings_of(m: &Members, key: &str) -> Option<Vec<String>> {
+/// An array of strings; `None` when absent.
+fn strings_of(m: &Members, key: &'static str) -> Result<Option<Vec<String>>, ReplyError> {
     match m.get(key) {
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .filter_map(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        _ => None,
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(bad(key, "an array of strings", other)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(bad(key, "an array of strings", other)),
     }
 }
 
-fn counts_of(m: &Members, key: &str) -> Vec<u64> {
+/// An array of counts; empty when absent.
+fn counts_of(m: &Members, key: &'static str) -> Result<Vec<u64>, ReplyError> {
     match m.get(key) {
-        Some(Value::Array(items)) => items.iter().map(count).collect(),
-        _ => Vec::new(),
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().map(|v| count(key, v)).collect(),
+        Some(other) => Err(bad(key, "an array of counts", other)),
     }
 }
 
-fn count_map_of(m: &Members, key: &str) -> BTreeMap<String, u64> {
+/// A struct of counts; empty when absent.
+fn count_map_of(m: &Members, key: &'static str) -> Result<BTreeMap<String, u64>, ReplyError> {
     match m.get(key) {
-        Some(Value::Struct(items)) => items.iter().map(|(k, v)| (k.clone(), count(v))).collect(),
-        _ => BTreeMap::new(),
+        None => Ok(BTreeMap::new()),
+        Some(Value::Struct(items)) => items
+            .iter()
+            .map(|(k, v)| count(key, v).map(|n| (k.clone(), n)))
+            .collect(),
+        Some(other) => Err(bad(key, "a struct of counts", other)),
     }
 }
 
@@ -334,9 +398,9 @@ mod tests {
             traitor: true,
             public_key: "a2V5".into(),
         };
-        assert_eq!(NodeInfo::from_value(&info.to_value()), Some(info));
+        assert_eq!(NodeInfo::from_value(&info.to_value()), Ok(info));
         let ordered = Ordered { queued: 3 };
-        assert_eq!(Ordered::from_value(&ordered.to_value()), Some(ordered));
+        assert_eq!(Ordered::from_value(&ordered.to_value()), Ok(ordered));
         let round = RoundDone {
             round: 2,
             due: 6,
@@ -345,7 +409,7 @@ mod tests {
             failed: 1,
             failed_to: BTreeMap::from([("S".into(), 1)]),
         };
-        assert_eq!(RoundDone::from_value(&round.to_value()), Some(round));
+        assert_eq!(RoundDone::from_value(&round.to_value()), Ok(round));
         for decided in [
             lieutenant_decided(),
             Decided {
@@ -358,7 +422,7 @@ mod tests {
                 ..Decided::default()
             },
         ] {
-            assert_eq!(Decided::from_value(&decided.to_value()), Some(decided));
+            assert_eq!(Decided::from_value(&decided.to_value()), Ok(decided));
         }
     }
 
@@ -402,31 +466,50 @@ mod tests {
     }
 
     #[test]
-    fn reading_is_lenient_and_refuses_only_non_structs() {
-        assert_eq!(Decided::from_value(&s("attack")), None);
-        assert_eq!(NodeInfo::from_value(&Value::Integer(1)), None);
-        let odd = Value::Struct(BTreeMap::from([
-            ("decision".into(), Value::Integer(1)),
+    fn reading_takes_what_is_absent_and_refuses_what_is_wrong() {
+        assert!(matches!(
+            Decided::from_value(&s("attack")),
+            Err(ReplyError::NotAStruct(_))
+        ));
+        assert!(NodeInfo::from_value(&Value::Integer(1)).is_err());
+        // Absent members: nothing, zero, empty.
+        let bare = Decided::from_value(&Value::Struct(BTreeMap::new())).unwrap();
+        assert_eq!(bare, Decided::default());
+        // Each wrong member is an error naming it, never a silent 0.
+        let wrong: [(&str, Value, &str); 7] = [
+            ("decision", Value::Integer(1), "a string"),
+            ("rejected", s("many"), "a count"),
+            ("received", Value::Integer(-1), "a count"),
             (
-                "sent".into(),
-                Value::Array(vec![Value::Integer(2), s("x"), Value::Integer(-1)]),
+                "sent",
+                Value::Array(vec![Value::Integer(2), s("x")]),
+                "a count",
             ),
             (
-                "late".into(),
+                "late",
                 Value::Struct(BTreeMap::from([("R".into(), s("2"))])),
+                "a count",
             ),
-            ("rejected".into(), s("many")),
-        ]));
-        let d = Decided::from_value(&odd).unwrap();
-        assert_eq!(d.decision, None);
-        assert_eq!(d.sent, [2, 0, 0]);
-        assert_eq!(d.late, BTreeMap::from([("R".into(), 0)]));
-        assert_eq!(d.rejected, Some(0));
-        let info = NodeInfo::from_value(&Value::Struct(BTreeMap::from([(
-            "traitor".into(),
-            s("true"),
-        )])))
-        .unwrap();
-        assert!(!info.traitor && info.behaviour.is_none());
+            (
+                "values",
+                Value::Array(vec![Value::Integer(1)]),
+                "an array of strings",
+            ),
+            ("role", s("general"), "commander or lieutenant"),
+        ];
+        for (member, value, want) in wrong {
+            let answer = Value::Struct(BTreeMap::from([(member.to_string(), value)]));
+            let e = Decided::from_value(&answer).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(member) && text.contains(want),
+                "{member}: {text}"
+            );
+        }
+        let info = Value::Struct(BTreeMap::from([("traitor".into(), s("true"))]));
+        assert!(NodeInfo::from_value(&info).is_err());
+        // A big count in an <i8> still reads.
+        let long = Value::Struct(BTreeMap::from([("queued".into(), Value::Long(5))]));
+        assert_eq!(Ordered::from_value(&long), Ok(Ordered { queued: 5 }));
     }
 }

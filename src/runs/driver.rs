@@ -17,7 +17,7 @@ use crate::agreement::auth::Credentials;
 use crate::agreement::checker::{self, Facts, Faulty, Late, Report, Undelivered};
 use crate::agreement::engine::START_GRACE;
 use crate::agreement::om;
-use crate::agreement::reply::{Decided, NodeInfo, RoundDone};
+use crate::agreement::reply::{Decided, NodeInfo, ReplyError, RoundDone};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, PeerError, Peers};
 use crate::protocol::ext;
@@ -468,8 +468,8 @@ impl<'a> Drive<'a> {
         })
         .await;
         for (node, url, result) in answers {
-            let failure = match result.map(|v| RoundDone::from_value(&v).ok_or(v)) {
-                Ok(Ok(done)) => {
+            let failure = match read(&node, method, result, RoundDone::from_value) {
+                Ok(done) => {
                     for (to, &count) in &done.failed_to {
                         self.facts.undelivered.push(Undelivered {
                             round: r,
@@ -480,11 +480,6 @@ impl<'a> Drive<'a> {
                     }
                     continue;
                 }
-                Ok(Err(other)) => NodeCallError::Answer {
-                    node: node.clone(),
-                    method: method.to_string(),
-                    message: format!("{other:?}"),
-                },
                 Err(error) => error,
             };
             let why = match &failure {
@@ -607,13 +602,13 @@ fn read<T>(
     node: &str,
     method: &str,
     result: Result<Value, NodeCallError>,
-    from: fn(&Value) -> Option<T>,
+    from: fn(&Value) -> Result<T, ReplyError>,
 ) -> Result<T, NodeCallError> {
     let answer = result?;
-    from(&answer).ok_or_else(|| NodeCallError::Answer {
+    from(&answer).map_err(|e| NodeCallError::Answer {
         node: node.to_string(),
         method: method.to_string(),
-        message: format!("{answer:?}"),
+        message: e.to_string(),
     })
 }
 

@@ -295,7 +295,7 @@ pub async fn nodes_view(
         .into_iter()
         .map(|(node, url, answer)| {
             let info = match answer {
-                Ok(v) => NodeInfo::from_value(&v).ok_or_else(|| format!("node_info: {v:?}")),
+                Ok(v) => NodeInfo::from_value(&v).map_err(|e| format!("node_info: {e}")),
                 Err(e) if e.is_unsupported_method() => Ok(NodeInfo {
                     name: node.clone(),
                     behaviour: None,

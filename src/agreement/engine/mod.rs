@@ -250,6 +250,12 @@ impl Engine {
         })
     }
 
+    /// Forget every run, as a fresh engine has none (an offline node reused for independent
+    /// cases: `dispatch::Offline::reset`).
+    pub fn forget_runs(&self) {
+        *self.lock() = Table::new(self.budgets.runs);
+    }
+
     /// Whether `method` is one of ours.
     pub fn handles(method: &str) -> bool {
         ext::METHODS.contains(&method)
