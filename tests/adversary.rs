@@ -1,9 +1,7 @@
 //! Issue 17: the adversary that tries every lie (`client explore --adversary all|fuzz`), each
 //! case a real run over XML-RPC on in-process clusters, each case id replayable.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value as Json;
 
 /// `client explore ARGS --json`: (exit code, the JSON object, stderr).

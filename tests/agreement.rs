@@ -2,11 +2,9 @@
 //! by `client om` / `client sm`, with the checker's verdict and the message counts. Each test
 //! starts its own cluster (generated names N0.. or P..S) on a free port block.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value as Json;
 
 /// A Rust cluster of `n` generated nodes N0..N{n-1} with these behaviours.

@@ -2,15 +2,13 @@
 //! then checks that the node still answers the original methods within 100 ms, that its
 //! memory stays within the budget the flags set, and that nothing it stored is lost.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 /// Resident memory of a process, in KiB.

@@ -4,12 +4,10 @@
 //! string is longer than 200 bytes. Each test makes the attack, then checks that the node still
 //! answers the original methods within 100 ms and that nothing stored is lost.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 const EXPAT: &str = "<class 'xml.parsers.expat.ExpatError'>:";

@@ -1,11 +1,9 @@
 //! The binaries as a user runs them: options, output, errors and exit codes.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn client(args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(client_bin());

@@ -25,8 +25,6 @@
 //! table of its own, [`http_framing_as_cpython`], against a running stand-in and a running
 //! Rust node.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -52,7 +50,7 @@ struct Oracle {
 impl Oracle {
     fn start() -> Oracle {
         let mut child = Command::new("python3")
-            .arg(common::root().join("tests/cpython_oracle.py"))
+            .arg(crate::common::root().join("tests/cpython_oracle.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1279,7 +1277,8 @@ const ROWS: &[Row] = &[
 
 /// The README's table: (row name, divergence number).
 fn readme_rows() -> BTreeMap<String, u32> {
-    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(crate::common::root().join("README.md")).expect("README.md");
     let start = readme
         .find("### Where we differ from CPython, row by row")
         .expect("the README has the table of differences from CPython");
@@ -1303,7 +1302,8 @@ fn readme_rows() -> BTreeMap<String, u32> {
 
 /// Whether the README's numbered divergence list has item `n`.
 fn readme_has_divergence(n: u32) -> bool {
-    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(crate::common::root().join("README.md")).expect("README.md");
     let list = readme
         .split("## Deliberate divergences from the original")
         .nth(1)
@@ -1637,11 +1637,11 @@ fn http_answer(status: u16, body: &[u8]) -> Json {
 /// status and answer, or a row of [`ROWS`] (scope "http"), each of which is needed once.
 #[test]
 fn http_framing_as_cpython() {
-    let python = common::Cluster::builder()
-        .hosting(common::Side::Python, "Q", &[])
+    let python = crate::common::Cluster::builder()
+        .hosting(crate::common::Side::Python, "Q", &[])
         .start();
-    let rust = common::Cluster::builder()
-        .hosting(common::Side::Rust, "Q", &["--quiet"])
+    let rust = crate::common::Cluster::builder()
+        .hosting(crate::common::Side::Rust, "Q", &["--quiet"])
         .start();
     let call = generals::peer::call_body(
         "receive_message",

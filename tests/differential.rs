@@ -9,12 +9,10 @@
 //! The seed is fixed ([`DEFAULT_SEED`]); `DIFFERENTIAL_SEED=<u64 or 0xHEX>` runs another one.
 //! Every mismatch is collected and reported at the end with its call index and the seed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 /// The seed of the default run (printed in every failure message).

@@ -1,11 +1,9 @@
 //! Issue "See it": the explorer, seeded replayable runs and traces.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value as Json;
 
 fn field(out: &str, name: &str) -> u64 {

@@ -1,14 +1,12 @@
 //! Issue "Hardening": no hangs, no deadlocks, bounded everything, hostile input answered.
 //! Each test starts its own Rust cluster on a free port block.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 const MAX_BODY: usize = 64 * 1024;

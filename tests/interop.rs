@@ -3,11 +3,9 @@
 //! `client.py`, and each server process must print exactly the lines the original prints for
 //! the nodes it hosts (as a multiset: processes interleave).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// The original server's stdout for the default run, from docs/protocol.md.
 const ORIGINAL_STDOUT: &str = "\

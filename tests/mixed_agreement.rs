@@ -4,12 +4,10 @@
 //! commander too; the Python node must answer, fault and lie exactly as a Rust node does.
 //! Without `--agreement` the stand-in must still refuse every extension method.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 use serde_json::Value as Json;
 

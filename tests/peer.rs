@@ -2,8 +2,6 @@
 //! peers that answer badly: each row is a canned HTTP answer and the error kind the caller must
 //! see, plus what the request looked like on the wire.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -576,10 +574,17 @@ fn a_node_of_another_library_is_refused_by_name() {
     let fault = "<?xml version='1.0'?><methodResponse><fault><value><struct><member><name>faultString</name><value><string>Unknown method</string></value></member><member><name>faultCode</name><value><int>-99</int></value></member></struct></value></fault></methodResponse>";
     let fault = format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{fault}", fault.len()).into_bytes();
     for answer in [not_found, fault] {
-        let base = common::port_base();
-        common::canned_peer(common::port_of(base, 'S'), Arc::new(Mutex::new(answer)));
-        let c = common::Cluster::at(base)
-            .hosting(common::Side::Rust, "P,Q,R", &["--quiet", "--faulty", ""])
+        let base = crate::common::port_base();
+        crate::common::canned_peer(
+            crate::common::port_of(base, 'S'),
+            Arc::new(Mutex::new(answer)),
+        );
+        let c = crate::common::Cluster::at(base)
+            .hosting(
+                crate::common::Side::Rust,
+                "P,Q,R",
+                &["--quiet", "--faulty", ""],
+            )
             .start();
         let (code, out, err) = c
             .client()

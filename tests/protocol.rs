@@ -2,9 +2,7 @@
 //! routes, each checked against the Rust server AND the Python stand-in, so the table is known
 //! to be what the original does and the Rust node is known to match it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 /// One server process of `side` hosting P..S, access log on (as the original's).

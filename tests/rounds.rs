@@ -3,15 +3,13 @@
 //! refuse runs too large, and a participant that does not speak the extension is named.
 //! Each test starts its own cluster on a free port block.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 
 fn int(i: i32) -> Value {

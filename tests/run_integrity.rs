@@ -5,8 +5,6 @@
 //! same run. Each test starts its own nodes on a free port block (or in process on ports the
 //! OS picks).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -14,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dxr::Value;
 use generals::agreement::auth;
 

@@ -2,16 +2,14 @@
 //! queries, readers that go away, replays), and the page itself in headless Chromium (ignored
 //! by default: it needs chromium; `.ci/run` runs them).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::browser::Browser;
-use common::*;
+use crate::common::browser::Browser;
+use crate::common::*;
 use serde_json::{Value as Json, json};
 
 /// `client ARGS ui --listen 127.0.0.1:0 EXTRA` (a later `--listen` in EXTRA wins), and the
@@ -366,7 +364,7 @@ fn a_committed_trace_replays() {
 }
 
 /// The page of `client ui` against an in-process cluster (`--spawn`), in a real browser.
-fn page(browser: &mut Browser, port: u16, query: &str) -> common::browser::Page {
+fn page(browser: &mut Browser, port: u16, query: &str) -> crate::common::browser::Page {
     let page = browser.open(&format!("http://127.0.0.1:{port}/{query}"));
     let ended = browser.wait_for(
         &page,
@@ -378,7 +376,11 @@ fn page(browser: &mut Browser, port: u16, query: &str) -> common::browser::Page 
 }
 
 /// Text of the elements matching `selector`, one string each.
-fn texts(browser: &mut Browser, page: &common::browser::Page, selector: &str) -> Vec<String> {
+fn texts(
+    browser: &mut Browser,
+    page: &crate::common::browser::Page,
+    selector: &str,
+) -> Vec<String> {
     let v = browser.eval(
         page,
         &format!("[...document.querySelectorAll({selector:?})].map(e => e.textContent)"),

@@ -37,11 +37,6 @@ pub struct ClusterBuilder {
 }
 
 impl ClusterBuilder {
-    /// The port of P (or of N0): known before the start, for `--peer` URLs and listeners.
-    pub fn base(&self) -> u16 {
-        self.base
-    }
-
     /// `--cluster-size n` for every server (and client): nodes N0..N{n-1} on base + i.
     pub fn size(mut self, n: usize) -> Self {
         self.size = Some(n);

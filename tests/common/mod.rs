@@ -1,7 +1,6 @@
 //! The test harness every test file shares: free port blocks, processes ([`proc`]), clusters
 //! of Rust, Python or both and the client runner ([`cluster`]), raw HTTP and XML-RPC calls
 //! ([`http`]). Every helper has a deadline; nothing sleeps to wait for a server.
-#![allow(dead_code, unused_imports)]
 
 pub mod browser;
 pub mod cluster;

@@ -51,11 +51,6 @@ impl HandRun {
         &self.secrets.run
     }
 
-    /// The method `NAME` of this run's protocol (`om_NAME` / `sm_NAME`).
-    pub fn method(&self, name: &str) -> String {
-        format!("{}_{name}", self.proto)
-    }
-
     /// Node `node`'s capability.
     pub fn cap(&self, node: &str) -> Value {
         Value::String(self.secrets.capability(node).to_string())
