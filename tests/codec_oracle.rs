@@ -28,6 +28,13 @@ use generals::peer::{call_body, dxr_reply};
 use generals::xmlrpc::{decode_call, decode_response, encode_call, encode_fault, encode_response};
 use proptest::prelude::*;
 
+/// Eight times `PROPTEST_CASES` (proptest's default reads it; 256 when unset): a codec case
+/// costs microseconds and these comparisons are the oracle's reach, so they get more cases
+/// than the suite's node-level properties, fewer in `scripts/test.sh --quick`.
+fn codec_cases() -> u32 {
+    ProptestConfig::default().cases * 8
+}
+
 /// Characters strings and names are drawn from: XML specials, whitespace (a carriage return
 /// too), non-ASCII.
 fn text() -> impl Strategy<Value = String> {
@@ -315,7 +322,7 @@ fn method_name() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: codec_cases(), ..ProptestConfig::default() })]
 
     /// Calls as dxr and Python write them: both readers accept and agree (the fast reader must
     /// accept every call dxr writes).
@@ -408,7 +415,7 @@ fn both_replies(body: &str) -> (Reading, Reading) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: codec_cases(), ..ProptestConfig::default() })]
 
     /// Every batch body we write reads back through dxr to the same call (and through our
     /// reader too).
