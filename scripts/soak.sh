@@ -4,7 +4,7 @@
 #
 # Usage: scripts/soak.sh [--minutes N] [--quick]
 #   --minutes N   how long (default 5), in slices of a minute
-#   --quick       about 60 s in slices of 15 s (what .ci/run runs)
+#   --quick       about 60 s in slices of 15 s (what scripts/test.sh runs)
 # Builds what it needs (cargo build --release), picks free ports, never touches 8000-8003,
 # and stops every process it started, also on failure or Ctrl-C.
 set -euo pipefail

@@ -335,7 +335,8 @@ fn chromium(dir: &std::path::Path, args: &[String]) -> (i32, String, String) {
 }
 
 /// Renders the committed picture of the default run in headless Chromium and checks the
-/// screenshot is not blank. Ignored by default (needs Debian's chromium); `.ci/run` runs it.
+/// screenshot is not blank. Ignored by default (needs Debian's chromium); `scripts/test.sh`
+/// runs it.
 #[test]
 #[ignore]
 fn default_run_svg_renders_in_a_browser() {
@@ -370,7 +371,7 @@ fn default_run_svg_renders_in_a_browser() {
 /// A live OM(2) run over 7 nodes (one traitor), drawn with `--svg`, laid out by a real
 /// browser: the picture fits a 1920x1080 screen and no two texts of it overlap (bounding boxes
 /// as Chromium computes them, by a script in a page that inlines the SVG). Ignored by
-/// default (needs chromium); `.ci/run` runs it.
+/// default (needs chromium); `scripts/test.sh` runs it.
 #[test]
 #[ignore]
 fn om2_among_seven_fits_a_screen_and_no_labels_overlap_in_a_browser() {

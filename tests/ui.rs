@@ -1,6 +1,6 @@
 //! `client ui`: the live page's server side over HTTP (the run stream, one run at a time, bad
 //! queries, readers that go away, replays), and the page itself in headless Chromium (ignored
-//! by default: it needs chromium; `.ci/run` runs them).
+//! by default: it needs chromium; `scripts/test.sh` runs them).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
