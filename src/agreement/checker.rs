@@ -91,9 +91,24 @@ impl Facts {
         !self.traitors.contains_key(node)
     }
 
-    /// Count `node` as a traitor for `why` (a later cause replaces an earlier one: a declared
-    /// traitor that is then lost reads as lost).
+    /// Count `node` as a traitor for `why`. A declared traitor that then fails stays a
+    /// declared traitor, its failure added to what it shows (`delay:700; then silent in round
+    /// 1`): failing is one of the things a traitor may do, so it never counts as a node that
+    /// failed on its own, and a traitor cannot void a run by going silent or cutting itself
+    /// off (issue 25, "no traitor-made voids").
     pub fn count_traitor(&mut self, node: &str, why: Faulty) {
+        let why = match (self.traitors.remove(node), why) {
+            (Some(Faulty::Behaviour(b)), Faulty::Failed(f)) => {
+                Faulty::Behaviour(format!("{b}; then {f}"))
+            }
+            (Some(Faulty::Undeclared), Faulty::Failed(f)) => {
+                Faulty::Behaviour(format!("?; then {f}"))
+            }
+            (Some(declared @ (Faulty::Behaviour(_) | Faulty::Undeclared)), Faulty::Unreachable) => {
+                declared
+            }
+            (_, why) => why,
+        };
         self.traitors.insert(node.to_string(), why);
     }
 
@@ -780,6 +795,30 @@ mod tests {
             r.void_reasons,
             ["1 message(s) of A (loyal) arrived at B after their round had closed"]
         );
+    }
+
+    /// A declared traitor that fails (cut off, silent past its round) stays a declared
+    /// traitor: with more traitors than m the run is outside the guarantee, never void
+    /// because of them (the netns test's mid-run partition found it voided).
+    #[test]
+    fn a_traitor_that_fails_voids_nothing() {
+        let mut f = facts(&["P"], &[("R", "retreat")]);
+        f.traitors
+            .insert("S".into(), Faulty::Behaviour("delay:700".into()));
+        f.count_traitor("S", Faulty::Failed("silent in round 1".into()));
+        f.failures
+            .insert("S".into(), "silent in round 1: timed out".into());
+        assert_eq!(
+            f.traitors["S"],
+            Faulty::Behaviour("delay:700; then silent in round 1".into())
+        );
+        assert!(f.failed().is_empty());
+        let r = report(f.clone());
+        assert_ne!(r.verdict, Verdict::Void, "{:?}", r.void_reasons);
+        // A loyal node that fails the same way is faulty by failure: beyond m, void.
+        f.count_traitor("R", Faulty::Failed("silent in round 1".into()));
+        assert_eq!(f.failed(), ["R"]);
+        assert_eq!(report(f).verdict, Verdict::Void);
     }
 
     /// The report's bytes, text and JSON, as the client prints them (README, tests/*.rs).
