@@ -18,6 +18,7 @@ use dxr_server::axum::http::HeaderMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::agreement::engine::{Budgets, Engine};
+use crate::calls::Method;
 use crate::cluster::{Cluster, ClusterError};
 use crate::gate::ByteBudget;
 use crate::methods::{self, Codec, General, python_fault};
@@ -34,15 +35,6 @@ use crate::xmlrpc::{self, DecodeError};
 pub async fn respond(table: &HandlerMap, codec: Codec, body: &[u8]) -> String {
     respond_within(table, codec, body, None).await.body
 }
-
-/// Methods whose work grows with the node's data, not with the request: each call of one,
-/// alone or inside a batch, takes a heavy turn and room in the answer budget ([`Shares`])
-/// before its answer is built.
-pub const HEAVY_METHODS: [&str; 3] = [
-    protocol::GET_MESSAGES,
-    protocol::ext::TRACE_EVENTS,
-    protocol::ext::OM_DECIDE,
-];
 
 /// Longest a request waits for room in the answer budget, over all its calls (while it
 /// waits, callers that read nothing of their answers are disconnected: see
@@ -64,7 +56,7 @@ pub struct Shares {
     pub answers: ByteBudget,
     /// The size a heavy method's answer will be about, before it is built (the bytes of what
     /// it copies: the stored messages, the trace).
-    pub hint: Box<dyn Fn(&str) -> usize + Send + Sync>,
+    pub hint: Box<dyn Fn(Method) -> usize + Send + Sync>,
 }
 
 impl std::fmt::Debug for Shares {
@@ -80,7 +72,7 @@ impl Shares {
     /// the `MemoryError` fault when there is none.
     async fn room(
         &self,
-        method: &str,
+        method: Method,
         deadline: tokio::time::Instant,
     ) -> Result<OwnedSemaphorePermit, Fault> {
         let within = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -110,8 +102,10 @@ impl Answered {
     }
 }
 
-fn is_heavy(method: &str) -> bool {
-    HEAVY_METHODS.contains(&method)
+/// The method named `method` if it is heavy ([`Method::is_heavy`]): a call of it takes a
+/// heavy turn and room in the answer budget ([`Shares`]) before its answer is built.
+fn heavy(method: &str) -> Option<Method> {
+    Method::from_name(method).filter(|m| m.is_heavy())
 }
 
 /// [`respond`], with each heavy call (alone or in a batch) taking room in `shares`' answer
@@ -134,18 +128,18 @@ pub async fn respond_within(
         Ok(call) => call,
         Err(f) => return Answered::unheld(render(codec, Err(f))),
     };
-    if call.name == protocol::MULTICALL {
+    if call.name == Method::Multicall.name() {
         return multicall(table, codec, call.params, shares, deadline).await;
     }
     let Some(handler) = table.get(call.name.as_ref()) else {
         let refused = python_fault(fault::unsupported_method(&call.name));
         return Answered::unheld(render(codec, Err(refused)));
     };
-    let Some(shares) = shares.filter(|_| is_heavy(&call.name)) else {
+    let Some((shares, method)) = shares.zip(heavy(&call.name)) else {
         let result = handler.handle(&call.params, HeaderMap::new()).await;
         return Answered::unheld(render(codec, result));
     };
-    let room = match shares.room(&call.name, deadline).await {
+    let room = match shares.room(method, deadline).await {
         Ok(room) => room,
         Err(f) => return Answered::unheld(render(codec, Err(f))),
     };
@@ -274,12 +268,12 @@ impl Batch<'_> {
                 .push(Err(python_fault(fault::unsupported_method(&name))));
             return;
         };
-        let Some(shares) = self.shares.filter(|_| is_heavy(&name)) else {
+        let Some((shares, method)) = self.shares.zip(heavy(&name)) else {
             let result = handler.handle(&args, HeaderMap::new()).await;
             self.items.push(result);
             return;
         };
-        let room = match shares.room(&name, self.deadline).await {
+        let room = match shares.room(method, self.deadline).await {
             Ok(room) => room,
             Err(f) => {
                 self.items.push(Err(f));
@@ -337,7 +331,7 @@ fn check_batch_size(len: usize) -> Result<(), Fault> {
         "ValueError",
         &format!(
             "{} takes at most {} calls, not {len}",
-            protocol::MULTICALL,
+            Method::Multicall,
             protocol::MAX_BATCH,
         ),
     )))

@@ -9,6 +9,8 @@
 //!   faults, and the [`protocol::fault::PyFault`] only it makes); [`behaviour`], how a node
 //!   sends (honest, the original's denial, the traitors); [`gate`], what callers may hold
 //!   (connections, bytes of bodies and unread answers, the write timeout); [`allocator`];
+//! - [`calls`], every method as a typed call: its name (written only there), its arguments
+//!   decoded with Python's faults and encoded for the driver and peers, heavy or not;
 //! - the wire and the general: [`xmlrpc`], the fast XML-RPC path over dxr's types, with dxr as
 //!   its oracle; [`cluster`], who is where (the port rule, `--peer`, cluster files, only
 //!   cluster nodes are called); [`node`], one general as plain Rust (no I/O); [`console`], the
@@ -29,6 +31,7 @@
 pub mod agreement;
 pub mod allocator;
 pub mod behaviour;
+pub mod calls;
 pub mod cli;
 pub mod cluster;
 pub mod console;

@@ -13,8 +13,8 @@ use dxr::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::calls::Method;
 use crate::peer;
-use crate::protocol;
 
 /// One method of the mix and its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,12 +104,12 @@ pub fn parse_mix(text: &str) -> Result<Vec<(Call, u32)>, String> {
             None => (item, 1),
         };
         let call = match what.split_once('=') {
-            None if what == protocol::RECEIVE_MESSAGE => Call::Receive,
-            None if what == protocol::FINALIZE_DECISION => Call::Finalize,
-            None if what == protocol::SEND_MESSAGE => Call::Send {
+            None if what == Method::ReceiveMessage.name() => Call::Receive,
+            None if what == Method::FinalizeDecision.name() => Call::Finalize,
+            None if what == Method::SendMessage.name() => Call::Send {
                 recipient: "R".to_string(),
             },
-            Some((m, r)) if m == protocol::SEND_MESSAGE && !r.is_empty() => Call::Send {
+            Some((m, r)) if m == Method::SendMessage.name() && !r.is_empty() => Call::Send {
                 recipient: r.to_string(),
             },
             _ => {
@@ -181,20 +181,20 @@ fn requests_for(plan: &Plan, conn: usize) -> Vec<Vec<u8>> {
     for (call, weight) in &plan.mix {
         let body = match call {
             Call::Receive => peer::call_body(
-                protocol::RECEIVE_MESSAGE,
+                Method::ReceiveMessage.name(),
                 &[
                     Value::String(format!("load{conn}")),
                     Value::String("attack".into()),
                 ],
             ),
             Call::Send { recipient } => peer::call_body(
-                protocol::SEND_MESSAGE,
+                Method::SendMessage.name(),
                 &[
                     Value::String(recipient.clone()),
                     Value::String("attack".into()),
                 ],
             ),
-            Call::Finalize => peer::call_body(protocol::FINALIZE_DECISION, &[]),
+            Call::Finalize => peer::call_body(Method::FinalizeDecision.name(), &[]),
         }
         .unwrap_or_default();
         let mut req = format!(

@@ -11,6 +11,7 @@ use dxr_server::axum::http::HeaderMap;
 use dxr_server::{Handler, HandlerMap, HandlerResult, async_trait};
 
 use crate::agreement::engine::Engine;
+use crate::calls::{Call, Method};
 use crate::cluster::Cluster;
 use crate::node::{Node, Step};
 use crate::peer::{PeerError, Peers};
@@ -54,16 +55,15 @@ impl General {
 /// One of the original methods (or `get_messages`) of one general.
 struct Original {
     general: Arc<General>,
-    method: &'static str,
+    method: Method,
 }
 
 #[async_trait]
 impl Handler for Original {
     async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
         let g = &self.general;
-        let step = g
-            .lock()
-            .handle(self.method, params, |v| g.cluster.resolve(v));
+        let call = Call::decode(self.method, params).map_err(python_fault)?;
+        let step = g.lock().handle(&call, |v| g.cluster.resolve(v));
         match step {
             Step::Reply { result, print } => {
                 if let Some(line) = print.filter(|_| g.print) {
@@ -75,7 +75,11 @@ impl Handler for Original {
                 if g.print {
                     crate::console::print_line(&f.print);
                 }
-                let args = [Value::String(f.sender.clone()), Value::String(f.decision)];
+                let forwarded = Call::ReceiveMessage {
+                    sender: Value::String(f.sender.clone()),
+                    decision: Value::String(f.decision),
+                };
+                let (method, args) = forwarded.into_wire();
                 let start_us = trace::now_us();
                 let timeout = g.peers.timeout();
                 // The peer's own slot first, then the process's turn: calls to a dead peer
@@ -84,9 +88,7 @@ impl Handler for Original {
                     Err(e) => Err(e),
                     Ok(slot) => match tokio::time::timeout(timeout, g.forwards.acquire()).await {
                         Ok(_turn) => {
-                            let result = (g.peers)
-                                .call(&f.target, protocol::RECEIVE_MESSAGE, &args)
-                                .await;
+                            let result = (g.peers).call(&f.target, method.name(), &args).await;
                             slot.finish(&result);
                             result
                         }
@@ -100,7 +102,7 @@ impl Handler for Original {
                         trace::ORIGINAL_RUN,
                         &f.sender,
                         &f.recipient,
-                        protocol::RECEIVE_MESSAGE,
+                        method,
                         args,
                         &recorded,
                     );
@@ -117,33 +119,38 @@ impl Handler for Original {
     }
 }
 
-/// One extension method, answered by the node's agreement engine.
+/// One agreement method, answered by the node's agreement engine.
 struct Extension {
     engine: Arc<Engine>,
-    method: &'static str,
+    method: Method,
 }
 
 #[async_trait]
 impl Handler for Extension {
     async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
-        self.engine
-            .call(self.method, params)
-            .await
-            .map_err(python_fault)
+        let call = Call::decode(self.method, params).map_err(python_fault)?;
+        self.engine.call(call).await.map_err(python_fault)
     }
 }
 
-/// The method table of one general: [`protocol::ORIGINAL_METHODS`] and
-/// [`protocol::ext::METHODS`]. Nothing else is callable, as in the original (no `system.*`).
+/// The method table of one general: every [`Method`] but `system.multicall`, which the
+/// request path answers by calling this table ([`crate::dispatch`]). Nothing else is
+/// callable, as in the original (no other `system.*`).
 pub fn table(general: Arc<General>, engine: Arc<Engine>) -> HandlerMap {
     let mut map: HashMap<&'static str, Box<dyn Handler>> = HashMap::new();
-    for method in protocol::ORIGINAL_METHODS {
-        let general = general.clone();
-        map.insert(method, Box::new(Original { general, method }));
-    }
-    for method in protocol::ext::METHODS {
-        let engine = engine.clone();
-        map.insert(method, Box::new(Extension { engine, method }));
+    for method in Method::ALL {
+        let handler: Box<dyn Handler> = match method {
+            Method::Multicall => continue,
+            m if m.is_original() => Box::new(Original {
+                general: general.clone(),
+                method,
+            }),
+            _ => Box::new(Extension {
+                engine: engine.clone(),
+                method,
+            }),
+        };
+        map.insert(method.name(), handler);
     }
     Arc::new(map)
 }

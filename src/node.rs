@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use dxr::Value;
 
 use crate::behaviour::{Behaviour, entropy};
+use crate::calls::{Call, Method};
 use crate::protocol::fault::PyFault;
 use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
@@ -182,38 +183,25 @@ impl Node {
         &self.messages
     }
 
-    /// Handle one call. `resolve` turns a recipient argument into a target the I/O layer can
-    /// call, or the fault Python raises for it (the port rule's `ord()` errors).
+    /// Handle one call of the original protocol (its params read by [`Call::decode`], which
+    /// gives the arity faults). `resolve` turns a recipient argument into a target the I/O
+    /// layer can call, or the fault Python raises for it (the port rule's `ord()` errors).
     pub fn handle<T>(
         &mut self,
-        method: &str,
-        params: &[Value],
+        call: &Call,
         resolve: impl FnOnce(&Value) -> Result<T, PyFault>,
     ) -> Step<T> {
-        match method {
-            protocol::SEND_MESSAGE => {
-                match two_args(method, params, ["recipient_name", "decision"]) {
-                    Ok([recipient, decision]) => self.send_message(recipient, decision, resolve),
-                    Err(f) => Step::fault(f),
-                }
-            }
-            protocol::RECEIVE_MESSAGE => match two_args(method, params, ["sender", "decision"]) {
-                Ok([sender, decision]) => self.receive_message(sender, decision),
+        match call {
+            Call::SendMessage {
+                recipient,
+                decision,
+            } => self.send_message(recipient, decision, resolve),
+            Call::ReceiveMessage { sender, decision } => self.receive_message(sender, decision),
+            Call::FinalizeDecision => match self.finalize_decision() {
+                Ok((decision, print)) => Step::reply(Ok(decision), print),
                 Err(f) => Step::fault(f),
             },
-            protocol::FINALIZE_DECISION => {
-                if !params.is_empty() {
-                    return Step::fault(fault::too_many_arguments(method, 1, params.len() + 1));
-                }
-                match self.finalize_decision() {
-                    Ok((decision, print)) => Step::reply(Ok(decision), print),
-                    Err(f) => Step::fault(f),
-                }
-            }
-            protocol::GET_MESSAGES => {
-                if !params.is_empty() {
-                    return Step::fault(fault::too_many_arguments(method, 1, params.len() + 1));
-                }
+            Call::GetMessages => {
                 let map: BTreeMap<String, Value> = self
                     .messages
                     .iter()
@@ -224,7 +212,7 @@ impl Node {
                     print: None,
                 }
             }
-            other => Step::fault(fault::unsupported_method(other)),
+            other => Step::fault(fault::unsupported_method(other.method().name())),
         }
     }
 
@@ -280,7 +268,7 @@ impl Node {
         let noise = entropy(
             self.seed,
             &[
-                protocol::SEND_MESSAGE,
+                Method::SendMessage.name(),
                 &self.name,
                 recipient,
                 &self.sends.to_string(),
@@ -385,20 +373,6 @@ pub fn majority<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str
         .map(|(v, _)| v)
 }
 
-/// Python's arity check for a method `(self, a, b)`.
-fn two_args<'a>(
-    method: &str,
-    params: &'a [Value],
-    names: [&str; 2],
-) -> Result<[&'a Value; 2], PyFault> {
-    match params {
-        [a, b] => Ok([a, b]),
-        [] => Err(fault::missing_arguments(method, &names)),
-        [_] => Err(fault::missing_arguments(method, &names[1..])),
-        _ => Err(fault::too_many_arguments(method, 3, params.len() + 1)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,24 +399,16 @@ mod tests {
     #[test]
     fn loyal_node_stores_and_finalizes() {
         let mut q = Node::new("Q", false);
-        let r = reply(q.handle(
-            protocol::RECEIVE_MESSAGE,
-            &[s("P"), s("attack")],
-            |_| Ok(()),
-        ));
+        let receive = |sender: &str, decision: &str| Call::ReceiveMessage {
+            sender: s(sender),
+            decision: s(decision),
+        };
+        let r = reply(q.handle(&receive("P", "attack"), |_| Ok(())));
         assert_eq!(r, Ok(s("Q received decision 'attack' from P")));
-        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("R"), s("retreat")], |_| {
-            Ok(())
-        });
-        q.handle::<()>(protocol::RECEIVE_MESSAGE, &[s("S"), s("retreat")], |_| {
-            Ok(())
-        });
+        q.handle::<()>(&receive("R", "retreat"), |_| Ok(()));
+        q.handle::<()>(&receive("S", "retreat"), |_| Ok(()));
         // A later message from the same sender replaces the earlier one.
-        q.handle::<()>(
-            protocol::RECEIVE_MESSAGE,
-            &[s("R"), s("attack")],
-            |_| Ok(()),
-        );
+        q.handle::<()>(&receive("R", "attack"), |_| Ok(()));
         assert_eq!(q.finalize_decision().unwrap().0, "attack");
         assert_eq!(q.finalize_decision().unwrap().0, "attack");
     }

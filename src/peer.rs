@@ -27,8 +27,9 @@ use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::calls::Method;
+use crate::protocol::fault;
 use crate::protocol::fault::PyFault;
-use crate::protocol::{MULTICALL, fault};
 use crate::xmlrpc::{self, Codec};
 
 /// Default timeout of one outgoing call (`--rpc-timeout`).
@@ -626,7 +627,7 @@ impl Peers {
         );
         let answer = match self.codec {
             Codec::Dxr => {
-                self.call_owned(url, MULTICALL, vec![params], timeout)
+                self.call_owned(url, Method::Multicall.name(), vec![params], timeout)
                     .await?
             }
             // The server's fast writer and reader (xmlrpc.rs), for the one call whose size
@@ -634,7 +635,11 @@ impl Peers {
             // third of an exploration's CPU (BENCHMARKS.md, "Agreement in explicit rounds").
             Codec::Fast => {
                 let reply = self
-                    .post(url, xmlrpc::encode_call(MULTICALL, &[params]), timeout)
+                    .post(
+                        url,
+                        xmlrpc::encode_call(Method::Multicall.name(), &[params]),
+                        timeout,
+                    )
                     .await?;
                 match read_reply_bytes(&reply) {
                     Ok(Ok(value)) => value,
@@ -643,7 +648,7 @@ impl Peers {
                 }
             }
         };
-        let bad = |why: &str| PeerError::Other(format!("{MULTICALL} answer {why}"));
+        let bad = |why: &str| PeerError::Other(format!("{} answer {why}", Method::Multicall));
         let Value::Array(items) = answer else {
             return Err(bad("is not an array"));
         };

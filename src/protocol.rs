@@ -5,51 +5,9 @@
 //! be read (and reviewed against the original) without reading any other module. Extensions of
 //! ours are marked as such.
 
-/// XML-RPC method a client calls to make a node send its decision to another node.
-pub const SEND_MESSAGE: &str = "send_message";
-/// XML-RPC method a node calls on another node to deliver a decision.
-pub const RECEIVE_MESSAGE: &str = "receive_message";
-/// XML-RPC method that asks a node for its majority decision.
-pub const FINALIZE_DECISION: &str = "finalize_decision";
-/// Extension of ours (the original has no such method): the node's stored messages as a struct.
-pub const GET_MESSAGES: &str = "get_messages";
-
 /// Extension methods of ours for Byzantine agreement (documented with their signatures in
 /// `docs/protocol-extensions.md`). The original three methods are untouched.
 pub mod ext {
-    /// `node_info() -> struct`: name, behaviour, traitor flag, SM public key.
-    pub const NODE_INFO: &str = "node_info";
-    /// `om_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys) -> "ok"`.
-    pub const OM_START: &str = "om_start";
-    /// `om_order(run, capability, order) -> struct`: the commander's order, queued for round 1.
-    pub const OM_ORDER: &str = "om_order";
-    /// `om_round(run, capability, round) -> struct`: open a round here, send what it owes,
-    /// report.
-    pub const OM_ROUND: &str = "om_round";
-    /// `om_message(run, path, value, mac) -> string`: one oral message, node to node, with the
-    /// MAC that proves its sender; the answer is when the receiver stored it (microseconds
-    /// since the Unix epoch, decimal).
-    pub const OM_MESSAGE: &str = "om_message";
-    /// `om_decide(run, capability) -> struct`: close every round, return the decision and
-    /// counts.
-    pub const OM_DECIDE: &str = "om_decide";
-    /// `sm_public_key() -> string`: the node's ed25519 public key, base64.
-    pub const SM_PUBLIC_KEY: &str = "sm_public_key";
-    /// `sm_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys,
-    /// public_keys) -> "ok"`.
-    pub const SM_START: &str = "sm_start";
-    /// `sm_order(run, capability, order) -> struct`.
-    pub const SM_ORDER: &str = "sm_order";
-    /// `sm_round(run, capability, round) -> struct`: as `om_round`, for SM.
-    pub const SM_ROUND: &str = "sm_round";
-    /// `sm_message(run, path, value, signatures, mac) -> string`: one signed message;
-    /// answered as `om_message`.
-    pub const SM_MESSAGE: &str = "sm_message";
-    /// `sm_decide(run, capability) -> struct`.
-    pub const SM_DECIDE: &str = "sm_decide";
-    /// `trace_events(run, capability, since_us) -> array of struct`: the node's outgoing calls
-    /// of a run (the capability is not checked for the original run, `original`).
-    pub const TRACE_EVENTS: &str = "trace_events";
     /// The reply of methods that only acknowledge.
     pub const OK: &str = "ok";
     /// Why a driver's call for a run is refused without its capability; the fault reads
@@ -67,6 +25,22 @@ pub mod ext {
     /// reads `this node holds N unfinished runs ` and this.
     pub const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
         is decided, expires or is left by its driver; try again in a few seconds";
+    /// Why a message is refused when its round is closed at the receiver: the fault reads
+    /// this, then ` in run 'ID'` ([`late_round`] reads it back).
+    pub fn late(round: usize, current: usize) -> String {
+        format!("{LATE_MARK}{round} is closed (this node is in round {current})")
+    }
+
+    /// The round of a message a receiver refused as late, from its fault string (any node's:
+    /// the Python stand-in words it the same).
+    pub fn late_round(fault: &str) -> Option<usize> {
+        let rest = &fault[fault.find(LATE_MARK)? + LATE_MARK.len()..];
+        let digits = rest.split(' ').next()?;
+        digits.parse().ok()
+    }
+
+    const LATE_MARK: &str = "late: round ";
+
     /// The role of a run's commander, in `om_decide` / `sm_decide`'s `role`.
     pub const COMMANDER: &str = "commander";
     /// The role of every other participant.
@@ -120,40 +94,10 @@ pub mod ext {
         /// `*_decide`: messages refused because their MAC did not prove their sender.
         pub const UNAUTHENTICATED: &str = "unauthenticated";
     }
-    /// Every extension method, as registered in a node's method table.
-    pub const METHODS: [&str; 13] = [
-        NODE_INFO,
-        OM_START,
-        OM_ORDER,
-        OM_ROUND,
-        SM_ROUND,
-        OM_MESSAGE,
-        OM_DECIDE,
-        SM_PUBLIC_KEY,
-        SM_START,
-        SM_ORDER,
-        SM_MESSAGE,
-        SM_DECIDE,
-        TRACE_EVENTS,
-    ];
 }
-
-/// XML-RPC's standard batch: `system.multicall([{methodName, params}, ...])` answers one
-/// `[value]` or fault struct per call. An extension of ours (the original does not register
-/// it); the agreement engine sends each round's messages to a peer this way.
-pub const MULTICALL: &str = "system.multicall";
 
 /// Most calls one `system.multicall` may carry.
 pub const MAX_BATCH: usize = 1024;
-
-/// The methods of the original protocol, plus our `get_messages`, as registered in a node's
-/// method table.
-pub const ORIGINAL_METHODS: [&str; 4] = [
-    SEND_MESSAGE,
-    RECEIVE_MESSAGE,
-    FINALIZE_DECISION,
-    GET_MESSAGES,
-];
 
 /// The decision the original client makes every node send.
 pub const DEFAULT_DECISION: &str = "attack";

@@ -14,6 +14,7 @@ use crate::agreement::auth::Credentials;
 use crate::agreement::checker;
 use crate::agreement::reply::NodeInfo;
 use crate::behaviour::Behaviour;
+use crate::calls::{Method, RunId};
 use crate::cli::client::{
     AgreementArgs, Cli, Command, ExploreArgs, OmArgs, OriginalArgs, PictureArgs, TreeArgs, UiArgs,
 };
@@ -335,7 +336,7 @@ pub async fn original(
     }
     let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
     let drawn = Drawn {
-        run: trace::ORIGINAL_RUN,
+        run: trace::ORIGINAL_RUN.into(),
         secrets: None,
         title: "the original run: all-to-all, then finalize".into(),
         traitors: if drawing {
@@ -448,11 +449,11 @@ pub async fn agreement(
     let mut decisions = outcome.decisions.clone();
     decisions.extend(outcome.traitor_decisions.clone());
     let drawn = Drawn {
-        run: &credentials.run,
+        run: credentials.run.clone(),
         secrets: Some(&credentials),
         title: format!(
             "{}({}) run {}: commander {} orders {}",
-            outcome.protocol.to_uppercase(),
+            outcome.protocol.name().to_uppercase(),
             outcome.m,
             outcome.run,
             outcome.commander,
@@ -800,7 +801,7 @@ pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String 
 /// What a run leaves for the pictures.
 struct Drawn<'a> {
     /// The run's id on the wire (`original` for the original run).
-    run: &'a str,
+    run: RunId,
     /// Each node's capability for the run (`None`: the original run, which has none).
     secrets: Option<&'a Credentials>,
     title: String,
@@ -830,16 +831,12 @@ impl Outputs<'_> {
         if !p.any() {
             return Ok(());
         }
-        let capability = |node: &str| {
-            (drawn.secrets)
-                .map(|c| c.capability(node).to_string())
-                .unwrap_or_default()
-        };
+        let capability = |node: &str| drawn.secrets.and_then(|c| c.capability(node));
         let (events, errors) = trace::gather(
             self.cluster,
             self.peers,
             self.nodes,
-            drawn.run,
+            &drawn.run,
             &capability,
             since_us,
         )
@@ -876,9 +873,9 @@ impl Outputs<'_> {
                 (Some(node), Some((commander, m))) => {
                     let tree =
                         picture::om_tree_from_events(node, commander, self.nodes, m, &events)
-                            .map_err(|error| ClientError::Tree {
+                            .map_err(|e| ClientError::Tree {
                                 node: node.clone(),
-                                error,
+                                error: e.to_string(),
                             })?;
                     picture::tree_svg(node, &tree, m, self.tree.depth.map(usize::from))
                 }
@@ -1001,7 +998,7 @@ async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec<Str
     let mut out = Vec::new();
     for node in nodes {
         let info = peers
-            .call_node(cluster, node, protocol::ext::NODE_INFO, &[])
+            .call_node(cluster, node, Method::NodeInfo.name(), &[])
             .await;
         if info
             .ok()

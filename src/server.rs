@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
+use crate::calls;
 use crate::cluster::{Cluster, ClusterError};
 use crate::dispatch;
 use crate::gate::{self, ByteBudget, ConnGate};
@@ -604,17 +605,17 @@ async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
     xml_response(codec, answer, gzip_ok, Some(&state.answers))
 }
 
-/// Calls whose work grows with the node's data ([`dispatch::HEAVY_METHODS`]) built at once in
-/// a process.
+/// Calls whose work grows with the node's data ([`calls::Method::is_heavy`]) built at once in a
+/// process.
 pub const HEAVY_BUILDS: usize = 2;
 
 /// About the size of a heavy method's answer before it is built: what it copies (the node's
 /// stored messages, or the process's trace) plus a little. Exact once written.
-fn answer_hint(general: Arc<General>) -> Box<dyn Fn(&str) -> usize + Send + Sync> {
+fn answer_hint(general: Arc<General>) -> Box<dyn Fn(calls::Method) -> usize + Send + Sync> {
     Box::new(move |method| {
         let copied = match method {
-            protocol::GET_MESSAGES => general.lock().stored_bytes(),
-            protocol::ext::TRACE_EVENTS => general.recorder.bytes(),
+            calls::Method::GetMessages => general.lock().stored_bytes(),
+            calls::Method::TraceEvents => general.recorder.bytes(),
             _ => 0,
         };
         copied + gate::SMALL_ANSWER

@@ -13,11 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dxr::Value;
 
-use crate::protocol::fault::PyFault;
+use crate::calls::{Call, Method, RunId, TraceAccess};
+use crate::protocol::{self, fault::PyFault};
 use serde::{Deserialize, Serialize};
 
 /// Run tag of calls made by the original `send_message` (which has no run id).
-pub const ORIGINAL_RUN: &str = "original";
+pub const ORIGINAL_RUN: &str = crate::calls::ORIGINAL_RUN;
 /// Calls a process remembers by default (`server --trace-events`); the oldest are dropped
 /// beyond this. 10,000 covers an OM(3) run among 10 nodes (3,609 calls) or the all-to-all run
 /// of 100 nodes (9,900) in a few megabytes; under sustained load older calls make room.
@@ -29,6 +30,7 @@ pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// One node-to-node call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Recorded")]
 pub struct Event {
     /// Run id (`om-42`, `sm-7`, or `original`).
     pub run: String,
@@ -37,7 +39,7 @@ pub struct Event {
     /// Callee.
     pub to: String,
     /// XML-RPC method.
-    pub method: String,
+    pub method: Method,
     /// Arguments, as JSON (strings, numbers, arrays, objects).
     pub args: serde_json::Value,
     /// The value returned, when the call succeeded.
@@ -50,17 +52,126 @@ pub struct Event {
     pub start_us: u64,
     /// End, microseconds since the Unix epoch.
     pub end_us: u64,
+    /// What became of it: set when the event is made from its call's answer, and again from
+    /// the answer when an event is read (a trace file, another node's `trace_events`), so it
+    /// never travels.
+    #[serde(skip)]
+    pub outcome: Outcome,
+}
+
+/// What became of one call, from the caller's side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// Answered: stored by its receiver (or, for other methods, done).
+    #[default]
+    Delivered,
+    /// Refused by its sender: a `send_message` answered `P denied communication to R` (the
+    /// original's faulty P); nothing was sent.
+    Denied,
+    /// Delivered to a faulty receiver that ignored it: a `receive_message` answered `P
+    /// (faulty) ignored message from Q`.
+    Ignored,
+    /// Refused by its receiver because the message's round was closed there.
+    Late {
+        /// The message's round.
+        round: usize,
+    },
+    /// Failed otherwise: a refused connection, a timeout, any other fault.
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome of a call of `method` from `from` to `to` answered `result`.
+    pub fn of(method: Method, from: &str, to: &str, result: &Result<Value, PyFault>) -> Outcome {
+        match result {
+            Ok(Value::String(reply)) => Outcome::of_reply(method, from, to, reply),
+            Ok(_) => Outcome::Delivered,
+            Err(f) => Outcome::of_fault(f.as_str()),
+        }
+    }
+
+    /// The outcome of a call of `method` from `from` to `to` answered the string `reply`.
+    pub fn of_reply(method: Method, from: &str, to: &str, reply: &str) -> Outcome {
+        match method {
+            Method::SendMessage if reply == protocol::denied_reply(from, to) => Outcome::Denied,
+            Method::ReceiveMessage if reply == protocol::ignored_reply(to, from) => {
+                Outcome::Ignored
+            }
+            _ => Outcome::Delivered,
+        }
+    }
+
+    /// The outcome of a call that failed with `fault` (a node's fault string or an error).
+    pub fn of_fault(fault: &str) -> Outcome {
+        match protocol::ext::late_round(fault) {
+            Some(round) => Outcome::Late { round },
+            None => Outcome::Failed,
+        }
+    }
+
+    /// Its name, as the live page's events carry it (`delivered`, `denied`, `ignored`,
+    /// `late`, `failed`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Denied => "denied",
+            Outcome::Ignored => "ignored",
+            Outcome::Late { .. } => "late",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// An event as it is written and read (a trace file, `trace_events`): everything but the
+/// outcome, which is worked out again from the answer.
+#[derive(Deserialize)]
+struct Recorded {
+    run: String,
+    from: String,
+    to: String,
+    method: Method,
+    args: serde_json::Value,
+    #[serde(default)]
+    result: Option<serde_json::Value>,
+    #[serde(default)]
+    fault: Option<String>,
+    start_us: u64,
+    end_us: u64,
+}
+
+impl From<Recorded> for Event {
+    fn from(r: Recorded) -> Event {
+        let outcome = match (&r.fault, &r.result) {
+            (Some(f), _) => Outcome::of_fault(f),
+            (None, Some(serde_json::Value::String(reply))) => {
+                Outcome::of_reply(r.method, &r.from, &r.to, reply)
+            }
+            (None, _) => Outcome::Delivered,
+        };
+        Event {
+            run: r.run,
+            from: r.from,
+            to: r.to,
+            method: r.method,
+            args: r.args,
+            result: r.result,
+            fault: r.fault,
+            start_us: r.start_us,
+            end_us: r.end_us,
+            outcome,
+        }
+    }
 }
 
 impl Event {
     /// The record of one call: its result, or its fault as a Python node answers it (the
-    /// same text whichever path made the call: a forwarded `send_message`, a relay batch).
-    /// Times are set with [`Event::at`].
+    /// same text whichever path made the call: a forwarded `send_message`, a relay batch), and
+    /// what became of it. Times are set with [`Event::at`].
     pub fn call(
         run: &str,
         from: &str,
         to: &str,
-        method: &str,
+        method: Method,
         args: serde_json::Value,
         result: &Result<Value, PyFault>,
     ) -> Event {
@@ -68,12 +179,13 @@ impl Event {
             run: run.to_string(),
             from: from.to_string(),
             to: to.to_string(),
-            method: method.to_string(),
+            method,
             args,
             result: result.as_ref().ok().map(to_json),
             fault: result.as_ref().err().map(|f| f.as_str().to_string()),
             start_us: 0,
             end_us: 0,
+            outcome: Outcome::of(method, from, to, result),
         }
     }
 
@@ -99,55 +211,43 @@ impl Event {
         128 + self.run.len()
             + self.from.len()
             + self.to.len()
-            + self.method.len()
             + json(&self.args)
             + self.result.as_ref().map_or(0, json)
             + self.fault.as_ref().map_or(0, String::len)
     }
 
-    /// The value a message carried: for `receive_message` and `om_message` the decision or
-    /// value argument (the last string argument of the call).
+    /// The value a message carried (`receive_message`'s decision, an agreement message's
+    /// value), where [`Method::message_params`] says it is.
     pub fn value(&self) -> Option<&str> {
-        match self.method.as_str() {
-            "receive_message" => self.args.get(1)?.as_str(),
-            "om_message" | "sm_message" => self.args.get(2)?.as_str(),
-            _ => None,
-        }
+        let (value, _) = self.method.message_params()?;
+        self.args.get(value)?.as_str()
     }
 
-    /// The round of an OM/SM message: the length of its path (the commander's order travels
-    /// in round 1).
+    /// The round of an agreement message: the length of its path (the commander's order
+    /// travels in round 1).
     pub fn round(&self) -> Option<usize> {
-        match self.method.as_str() {
-            "om_message" | "sm_message" => Some(self.path().len()).filter(|&r| r > 0),
-            _ => None,
-        }
+        Some(self.path()?.len()).filter(|&r| r > 0)
     }
 
-    /// When the receiver stored an OM/SM message, microseconds since the Unix epoch: what
+    /// When the receiver stored an agreement message, microseconds since the Unix epoch: what
     /// `om_message` and `sm_message` answer, as a decimal string (by the receiver's clock).
     pub fn stored_us(&self) -> Option<u64> {
-        match self.method.as_str() {
-            "om_message" | "sm_message" => self.result.as_ref()?.as_str()?.parse().ok(),
+        match self.method {
+            Method::Message(_) => self.result.as_ref()?.as_str()?.parse().ok(),
             _ => None,
         }
     }
 
-    /// The relay path of an OM/SM message.
-    pub fn path(&self) -> Vec<String> {
-        match self.method.as_str() {
-            "om_message" | "sm_message" => self
-                .args
-                .get(1)
-                .and_then(|p| p.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        }
+    /// The relay path of an agreement message (`None` for other calls).
+    pub fn path(&self) -> Option<Vec<String>> {
+        let (_, path) = self.method.message_params()?;
+        let names = self.args.get(path?)?.as_array()?;
+        Some(
+            names
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        )
     }
 }
 
@@ -171,7 +271,14 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
         Value::Struct(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
         Value::Nil => J::Null,
-        other => J::String(format!("{other:?}")),
+        // Base64 as its text, a date as XML-RPC writes it: what the caller sent, readable.
+        Value::Base64(bytes) => {
+            use base64::Engine as _;
+            J::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        Value::DateTime(when) => J::String(when.to_string()),
+        // dxr's `Value` is non-exhaustive: a kind it adds later is recorded as null.
+        _ => J::Null,
     }
 }
 
@@ -321,7 +428,7 @@ pub fn to_value(e: &Event) -> Value {
     m.insert("run".to_string(), Value::String(e.run.clone()));
     m.insert("from".to_string(), Value::String(e.from.clone()));
     m.insert("to".to_string(), Value::String(e.to.clone()));
-    m.insert("method".to_string(), Value::String(e.method.clone()));
+    m.insert("method".to_string(), Value::String(e.method.name().into()));
     m.insert("args".to_string(), from_json(&e.args));
     if let Some(r) = &e.result {
         m.insert("result".to_string(), from_json(r));
@@ -337,34 +444,34 @@ pub fn to_value(e: &Event) -> Value {
     Value::Struct(m)
 }
 
-/// The inverse of [`to_value`].
+/// The inverse of [`to_value`] (`None` for what is not an event, or names no method we know).
 pub fn from_value(v: &Value) -> Option<Event> {
     let Value::Struct(m) = v else { return None };
     let s = |k: &str| match m.get(k) {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
-    Some(Event {
+    Some(Event::from(Recorded {
         run: s("run")?,
         from: s("from")?,
         to: s("to")?,
-        method: s("method")?,
+        method: Method::from_name(&s("method")?)?,
         args: to_json(m.get("args")?),
         result: m.get("result").map(to_json),
         fault: s("fault"),
         start_us: s("start_us")?.parse().ok()?,
         end_us: s("end_us")?.parse().ok()?,
-    })
+    }))
 }
 
-/// The arguments of `trace_events` for `run`, with the capability of the node asked (any
-/// string for the original run, which has no driver).
-pub fn request(run: &str, capability: &str, since_us: u64) -> Vec<Value> {
-    vec![
-        Value::String(run.to_string()),
-        Value::String(capability.to_string()),
-        Value::String(since_us.to_string()),
-    ]
+/// The `trace_events` call for `run` since `since_us`, as the run's driver makes it: with
+/// the node's capability (none for the original run, which has no driver).
+pub fn request(run: &RunId, capability: Option<crate::calls::Secret>, since_us: u64) -> Call {
+    Call::TraceEvents {
+        run: run.clone(),
+        access: capability.map_or(TraceAccess::Original, TraceAccess::Run),
+        since_us,
+    }
 }
 
 /// Gather the calls of `run` since `since_us` from every node (each returns its own outgoing
@@ -374,17 +481,15 @@ pub async fn gather(
     cluster: &crate::cluster::Cluster,
     peers: &crate::peer::Peers,
     nodes: &[String],
-    run: &str,
-    capability: &dyn Fn(&str) -> String,
+    run: &RunId,
+    capability: &dyn Fn(&str) -> Option<crate::calls::Secret>,
     since_us: u64,
 ) -> (Vec<Event>, Vec<(String, String)>) {
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for node in nodes {
-        let args = request(run, &capability(node), since_us);
-        let answer = peers
-            .call_node(cluster, node, crate::protocol::ext::TRACE_EVENTS, &args)
-            .await;
+        let (method, args) = request(run, capability(node), since_us).into_wire();
+        let answer = peers.call_node(cluster, node, method.name(), &args).await;
         match answer {
             Ok(Value::Array(items)) => events.extend(items.iter().filter_map(from_value)),
             Ok(other) => errors.push((node.clone(), format!("trace_events answered {other:?}"))),
@@ -415,16 +520,19 @@ mod tests {
             run: "om-1".into(),
             from: "P".into(),
             to: "Q".into(),
-            method: "om_message".into(),
+            method: Method::Message(crate::calls::Protocol::Om),
             args: serde_json::json!(["om-1", ["P"], "attack"]),
             result: Some(serde_json::json!("ok")),
             fault: None,
             start_us: 1_700_000_000_000_000,
             end_us: 1_700_000_000_000_123,
+            outcome: Outcome::Delivered,
         };
         assert_eq!(from_value(&to_value(&e)), Some(e.clone()));
+        let line = to_json_lines(std::slice::from_ref(&e));
+        assert_eq!(serde_json::from_str::<Event>(line.trim()).unwrap(), e);
         assert_eq!(e.value(), Some("attack"));
-        assert_eq!(e.path(), ["P"]);
+        assert_eq!(e.path(), Some(vec!["P".to_string()]));
         let r = Recorder::default();
         r.record(e.clone());
         assert_eq!(r.events("om-1", "P", 0).len(), 1);
@@ -438,12 +546,13 @@ mod tests {
             run: "original".into(),
             from: "Q".into(),
             to: "R".into(),
-            method: "receive_message".into(),
+            method: Method::ReceiveMessage,
             args: serde_json::json!(["Q", value]),
             result: None,
             fault: None,
             start_us: i as u64,
             end_us: i as u64,
+            outcome: Outcome::Delivered,
         };
         let big = "v".repeat(10_000);
         let budget = 3 * event(0, &big).bytes();
@@ -462,5 +571,45 @@ mod tests {
         let r = Recorder::with_capacity(2);
         (0..5).for_each(|i| r.record(event(i, "attack")));
         assert_eq!(r.events("original", "Q", 0).len(), 2);
+    }
+
+    /// The outcome is worked out from the answer where the event is made and again where it
+    /// is read: a late refusal, a denial, an ignored message, any other fault.
+    #[test]
+    fn outcomes_from_answers() {
+        let om = Method::Message(crate::calls::Protocol::Om);
+        let late = crate::protocol::fault::python(
+            "ValueError",
+            &format!("{} in run 'r'", protocol::ext::late(2, 3)),
+        );
+        let cases = [
+            (om, Err(late), Outcome::Late { round: 2 }),
+            (
+                om,
+                Err(crate::protocol::fault::connection_refused()),
+                Outcome::Failed,
+            ),
+            (om, Ok(Value::String("12".into())), Outcome::Delivered),
+            (
+                Method::SendMessage,
+                Ok(Value::String(protocol::denied_reply("P", "R"))),
+                Outcome::Denied,
+            ),
+            (
+                Method::ReceiveMessage,
+                Ok(Value::String(protocol::ignored_reply("R", "P"))),
+                Outcome::Ignored,
+            ),
+            (
+                Method::ReceiveMessage,
+                Ok(Value::String(protocol::ignored_reply("Q", "P"))),
+                Outcome::Delivered,
+            ),
+        ];
+        for (method, result, outcome) in cases {
+            let e = Event::call("r", "P", "R", method, serde_json::json!([]), &result);
+            assert_eq!(e.outcome, outcome, "{result:?}");
+            assert_eq!(from_value(&to_value(&e)).unwrap().outcome, outcome);
+        }
     }
 }

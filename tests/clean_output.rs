@@ -129,7 +129,7 @@ fn faults_are_at_most_200_bytes_whatever_the_arguments() {
     assert!(call(q, "receive_message", &[s("before"), s("retreat")]).is_ok());
     // DEL grows to `\x7f` in Python's repr: the quoted argument would be 4 MB.
     let huge = "\u{7f}".repeat(1_000_000);
-    let cap = s(&generals::agreement::auth::new_secret().unwrap());
+    let cap = s(&generals::agreement::auth::new_secret().unwrap().to_base64());
     let calls: [(&str, Vec<Value>); 4] = [
         ("om_decide", vec![s(&huge), cap.clone()]),
         (

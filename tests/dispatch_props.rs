@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dxr::{DateTime, Fault, Value};
+use generals::calls::{Call, Method, Protocol};
 use generals::dispatch::{Offline, decode_fault, render};
 use generals::methods::{Codec, python_fault};
 use generals::node::{Node, Step};
@@ -40,7 +41,7 @@ fn s(x: &str) -> Value {
 /// `Some((sender, decision))` iff `body` is a `receive_message` with exactly two strings.
 fn valid_receive(body: &[u8]) -> Option<(String, String)> {
     match decode_call(body) {
-        Ok(call) if call.name == protocol::RECEIVE_MESSAGE => match call.params.as_slice() {
+        Ok(call) if call.name == Method::ReceiveMessage.name() => match call.params.as_slice() {
             [Value::String(a), Value::String(b)] => Some((a.clone(), b.clone())),
             _ => None,
         },
@@ -63,7 +64,11 @@ fn model_answer(
     method: &str,
     params: &[Value],
 ) -> Result<Value, Fault> {
-    match model.handle(method, params, |v| offline.cluster().resolve(v)) {
+    let call = Method::from_name(method)
+        .ok_or_else(|| fault::unsupported_method(method))
+        .and_then(|m| Call::decode(m, params))
+        .map_err(python_fault)?;
+    match model.handle(&call, |v| offline.cluster().resolve(v)) {
         Step::Reply { result, .. } => result.map_err(python_fault),
         Step::Forward(_) => Err(python_fault(fault::connection_refused())),
     }
@@ -78,13 +83,20 @@ fn expect_call(
     method: &str,
     params: &[Value],
 ) -> Option<Result<Value, Fault>> {
-    if protocol::ORIGINAL_METHODS.contains(&method) {
-        Some(model_answer(model, offline, method, params))
-    } else if ext::METHODS.contains(&method) {
-        None
-    } else {
-        Some(Err(python_fault(fault::unsupported_method(method))))
+    match Method::from_name(method) {
+        Some(m) if m.is_original() => Some(model_answer(model, offline, method, params)),
+        // A batch inside a batch is refused as an unknown method (README divergence 12).
+        Some(m) if m != Method::Multicall => None,
+        _ => Some(Err(python_fault(fault::unsupported_method(method)))),
     }
+}
+
+/// The agreement methods' names (every method but the original ones and the batch).
+fn agreement_methods() -> Vec<&'static str> {
+    (Method::ALL.into_iter())
+        .filter(|m| !m.is_original() && *m != Method::Multicall)
+        .map(Method::name)
+        .collect()
 }
 
 /// A batch entry as `system.multicall` writes it.
@@ -127,7 +139,7 @@ fn expect(
         Ok(call) => call,
         Err(e) => return Expected::Answer(Err(decode_fault(&e))),
     };
-    if call.name != protocol::MULTICALL {
+    if call.name != Method::Multicall.name() {
         let expected = expect_call(model, offline, &call.name, &call.params);
         note_store(model, &call.name, &call.params, &expected, stored);
         return match expected {
@@ -154,7 +166,7 @@ fn expect(
             "ValueError",
             &format!(
                 "{} takes at most {} calls, not {}",
-                protocol::MULTICALL,
+                Method::Multicall.name(),
                 protocol::MAX_BATCH,
                 entries.len()
             ),
@@ -184,8 +196,7 @@ fn expect(
                 continue;
             }
         };
-        let known = protocol::ORIGINAL_METHODS.contains(&name.as_str())
-            || ext::METHODS.contains(&name.as_str());
+        let known = Method::from_name(&name).is_some_and(|m| m != Method::Multicall);
         if !known {
             out.push(Some(Err(python_fault(fault::unsupported_method(&name)))));
             continue;
@@ -212,8 +223,8 @@ fn note_store(
     expected: &Option<Result<Value, Fault>>,
     stored: &mut Vec<(String, String)>,
 ) {
-    if let (protocol::RECEIVE_MESSAGE, Some(Ok(_)), [Value::String(a), Value::String(b)]) =
-        (name, expected, params)
+    if let (Some(Method::ReceiveMessage), Some(Ok(_)), [Value::String(a), Value::String(b)]) =
+        (Method::from_name(name), expected, params)
         && !model.is_faulty()
     {
         stored.push((a.clone(), b.clone()));
@@ -318,7 +329,7 @@ fn run_on(name: &str, faulty: bool, codec: Codec, bodies: &[Vec<u8>]) -> HashMap
     let only_valid = offline(name, faulty, Codec::Fast);
     let mut want = HashMap::new();
     for (sender, decision) in &stored {
-        let body = call_body(protocol::RECEIVE_MESSAGE, &[s(sender), s(decision)]).unwrap();
+        let body = call_body(Method::ReceiveMessage.name(), &[s(sender), s(decision)]).unwrap();
         let answer = only_valid.respond(body.as_bytes());
         let line = protocol::received_line(name, decision, sender);
         assert_eq!(answer, render(Codec::Fast, Ok(Value::String(line))));
@@ -396,14 +407,14 @@ fn non_string() -> impl Strategy<Value = Value> {
 fn method() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => select(vec![
-            protocol::RECEIVE_MESSAGE,
-            protocol::SEND_MESSAGE,
-            protocol::FINALIZE_DECISION,
-            protocol::GET_MESSAGES,
+            Method::ReceiveMessage.name(),
+            Method::SendMessage.name(),
+            Method::FinalizeDecision.name(),
+            Method::GetMessages.name(),
         ])
         .prop_map(String::from),
-        2 => select(ext::METHODS.to_vec()).prop_map(String::from),
-        1 => Just(protocol::MULTICALL.to_string()),
+        2 => select(agreement_methods()).prop_map(String::from),
+        1 => Just(Method::Multicall.name().to_string()),
         1 => select(vec!["nope", "_private", "send_message.x", "system.listMethods", ""])
             .prop_map(String::from),
         1 => text(),
@@ -412,7 +423,7 @@ fn method() -> impl Strategy<Value = String> {
 
 fn receive_call() -> impl Strategy<Value = Vec<u8>> {
     (text(), text()).prop_map(|(a, b)| {
-        call_body(protocol::RECEIVE_MESSAGE, &[s(&a), s(&b)])
+        call_body(Method::ReceiveMessage.name(), &[s(&a), s(&b)])
             .unwrap()
             .into_bytes()
     })
@@ -503,39 +514,48 @@ fn ext_params() -> impl Strategy<Value = (String, Vec<Value>)> {
             .boxed()
     };
     prop_oneof![
-        call(ext::NODE_INFO, Just(vec![]).boxed()),
-        call(ext::SM_PUBLIC_KEY, Just(vec![]).boxed()),
-        call(ext::OM_START, start_params().boxed()),
-        call(ext::SM_START, start_params().boxed()),
-        call(ext::OM_ORDER, driven(text_v().boxed())),
-        call(ext::SM_ORDER, driven(text_v().boxed())),
-        call(ext::OM_ROUND, driven(small_int().boxed())),
-        call(ext::SM_ROUND, driven(small_int().boxed())),
+        call(Method::NodeInfo.name(), Just(vec![]).boxed()),
+        call(Method::SmPublicKey.name(), Just(vec![]).boxed()),
+        call(Method::Start(Protocol::Om).name(), start_params().boxed()),
+        call(Method::Start(Protocol::Sm).name(), start_params().boxed()),
+        call(Method::Order(Protocol::Om).name(), driven(text_v().boxed())),
+        call(Method::Order(Protocol::Sm).name(), driven(text_v().boxed())),
         call(
-            ext::OM_MESSAGE,
+            Method::Round(Protocol::Om).name(),
+            driven(small_int().boxed())
+        ),
+        call(
+            Method::Round(Protocol::Sm).name(),
+            driven(small_int().boxed())
+        ),
+        call(
+            Method::Message(Protocol::Om).name(),
             (run_id(), path(), text_v(), text_v())
                 .prop_map(|(a, b, c, d)| vec![a, b, c, d])
                 .boxed()
         ),
         call(
-            ext::SM_MESSAGE,
+            Method::Message(Protocol::Sm).name(),
             (run_id(), path(), text_v(), path(), text_v())
                 .prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
                 .boxed()
         ),
         call(
-            ext::OM_DECIDE,
+            Method::Decide(Protocol::Om).name(),
             (run_id(), secret()).prop_map(|(a, b)| vec![a, b]).boxed()
         ),
         call(
-            ext::SM_DECIDE,
+            Method::Decide(Protocol::Sm).name(),
             (run_id(), secret()).prop_map(|(a, b)| vec![a, b]).boxed()
         ),
         call(
-            ext::TRACE_EVENTS,
+            Method::TraceEvents.name(),
             driven(select(vec!["0", "x"]).prop_map(s).boxed())
         ),
-        call(ext::OM_ROUND, prop::collection::vec(value(), 0..4).boxed()),
+        call(
+            Method::Round(Protocol::Om).name(),
+            prop::collection::vec(value(), 0..4).boxed()
+        ),
     ]
 }
 
@@ -546,12 +566,14 @@ fn ext_call() -> impl Strategy<Value = Vec<u8>> {
 /// A call of the original protocol with its two string arguments.
 fn original_params() -> impl Strategy<Value = (String, Vec<Value>)> {
     prop_oneof![
-        (text(), text())
-            .prop_map(|(a, b)| (protocol::RECEIVE_MESSAGE.to_string(), vec![s(&a), s(&b)])),
+        (text(), text()).prop_map(|(a, b)| (
+            Method::ReceiveMessage.name().to_string(),
+            vec![s(&a), s(&b)]
+        )),
         (name(), text())
-            .prop_map(|(a, b)| (protocol::SEND_MESSAGE.to_string(), vec![s(&a), s(&b)])),
-        Just((protocol::FINALIZE_DECISION.to_string(), vec![])),
-        Just((protocol::GET_MESSAGES.to_string(), vec![])),
+            .prop_map(|(a, b)| (Method::SendMessage.name().to_string(), vec![s(&a), s(&b)])),
+        Just((Method::FinalizeDecision.name().to_string(), vec![])),
+        Just((Method::GetMessages.name().to_string(), vec![])),
     ]
 }
 
@@ -575,7 +597,7 @@ fn batch() -> impl Strategy<Value = Vec<u8>> {
         1 => prop::collection::vec(value(), 0..3).prop_map(|v| vec![Value::Array(v)]),
     ]
     .prop_map(|params| {
-        call_body(protocol::MULTICALL, &params)
+        call_body(Method::Multicall.name(), &params)
             .unwrap()
             .into_bytes()
     })
@@ -591,10 +613,13 @@ fn any_call() -> impl Strategy<Value = Vec<u8>> {
 fn wrong_arity() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         (
-            select(vec![protocol::RECEIVE_MESSAGE, protocol::SEND_MESSAGE]),
+            select(vec![
+                Method::ReceiveMessage.name(),
+                Method::SendMessage.name()
+            ]),
             prop_oneof![0usize..2, 3usize..6]
         ),
-        (select(vec![protocol::FINALIZE_DECISION]), 1usize..4),
+        (select(vec![Method::FinalizeDecision.name()]), 1usize..4),
     ]
     .prop_flat_map(|(m, n)| {
         prop::collection::vec(text(), n).prop_map(move |args| {
@@ -607,7 +632,10 @@ fn wrong_arity() -> impl Strategy<Value = Vec<u8>> {
 /// `receive_message` / `send_message` with at least one non-string argument.
 fn non_string_params() -> impl Strategy<Value = Vec<u8>> {
     (
-        select(vec![protocol::RECEIVE_MESSAGE, protocol::SEND_MESSAGE]),
+        select(vec![
+            Method::ReceiveMessage.name(),
+            Method::SendMessage.name(),
+        ]),
         non_string(),
         value(),
         any::<bool>(),
@@ -774,17 +802,17 @@ proptest! {
             vec![s(id), s("Q"), all.clone(), Value::Integer(1), Value::Integer(50), s("0")]
         };
         let session = vec![
-            run(ext::OM_START, start("r1")),
-            run(ext::OM_ORDER, vec![s("r1"), s(&order)]),
-            run(ext::OM_ROUND, vec![s("r1"), Value::Integer(1)]),
-            run(ext::OM_ROUND, vec![s("r1"), Value::Integer(2)]),
-            run(ext::OM_DECIDE, vec![s("r1")]),
-            run(ext::SM_START, start("r2")),
-            run(ext::SM_ORDER, vec![s("r2"), s(&order)]),
-            run(ext::SM_ROUND, vec![s("r2"), Value::Integer(1)]),
-            run(ext::SM_DECIDE, vec![s("r2")]),
-            run(ext::TRACE_EVENTS, vec![s("r1"), s("0")]),
-            run(ext::NODE_INFO, vec![]),
+            run(Method::Start(Protocol::Om).name(), start("r1")),
+            run(Method::Order(Protocol::Om).name(), vec![s("r1"), s(&order)]),
+            run(Method::Round(Protocol::Om).name(), vec![s("r1"), Value::Integer(1)]),
+            run(Method::Round(Protocol::Om).name(), vec![s("r1"), Value::Integer(2)]),
+            run(Method::Decide(Protocol::Om).name(), vec![s("r1")]),
+            run(Method::Start(Protocol::Sm).name(), start("r2")),
+            run(Method::Order(Protocol::Sm).name(), vec![s("r2"), s(&order)]),
+            run(Method::Round(Protocol::Sm).name(), vec![s("r2"), Value::Integer(1)]),
+            run(Method::Decide(Protocol::Sm).name(), vec![s("r2")]),
+            run(Method::TraceEvents.name(), vec![s("r1"), s("0")]),
+            run(Method::NodeInfo.name(), vec![]),
         ];
         let mut bodies = noise;
         for (body, i) in session.into_iter().zip(&at) {
@@ -804,13 +832,13 @@ proptest! {
         let mut noise = noise.into_iter();
         for (a, b) in &calls {
             bodies.extend(noise.next());
-            bodies.push(call_body(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).unwrap().into_bytes());
+            bodies.push(call_body(Method::ReceiveMessage.name(), &[s(a), s(b)]).unwrap().into_bytes());
         }
         bodies.extend(noise);
         let stored = run(&bodies);
         for (a, b) in &calls {
             let (a2, _) = valid_receive(
-                call_body(protocol::RECEIVE_MESSAGE, &[s(a), s(b)]).unwrap().as_bytes(),
+                call_body(Method::ReceiveMessage.name(), &[s(a), s(b)]).unwrap().as_bytes(),
             ).expect("an encoded call of two strings decodes");
             prop_assert!(stored.contains_key(&a2), "{a:?} not stored");
         }
@@ -1081,17 +1109,17 @@ fn extensions_and_batches() {
         decode_response(&o.respond(call_body(m, params).unwrap().as_bytes())).unwrap()
     };
     assert_eq!(
-        reply(&p, protocol::SEND_MESSAGE, &[s("R"), s("attack")]),
+        reply(&p, Method::SendMessage.name(), &[s("R"), s("attack")]),
         Ok(Value::String(protocol::denied_reply("P", "R")))
     );
-    let Err(f) = reply(&p, protocol::SEND_MESSAGE, &[s("Q"), s("attack")]) else {
+    let Err(f) = reply(&p, Method::SendMessage.name(), &[s("Q"), s("attack")]) else {
         panic!()
     };
     assert_eq!(
         f.string(),
         "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused"
     );
-    let Ok(Value::Struct(info)) = reply(&p, ext::NODE_INFO, &[]) else {
+    let Ok(Value::Struct(info)) = reply(&p, Method::NodeInfo.name(), &[]) else {
         panic!()
     };
     assert_eq!(info.get("name"), Some(&s("P")));
@@ -1104,12 +1132,12 @@ fn extensions_and_batches() {
         ]))
     };
     let batch = Value::Array(vec![
-        one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("retreat")]),
-        one(ext::OM_DECIDE, vec![s("none"), s("x")]),
-        one(protocol::RECEIVE_MESSAGE, vec![s("P"), s("attack")]),
-        one(protocol::RECEIVE_MESSAGE, vec![s("R"), s("attack")]),
+        one(Method::ReceiveMessage.name(), vec![s("P"), s("retreat")]),
+        one(Method::Decide(Protocol::Om).name(), vec![s("none"), s("x")]),
+        one(Method::ReceiveMessage.name(), vec![s("P"), s("attack")]),
+        one(Method::ReceiveMessage.name(), vec![s("R"), s("attack")]),
     ]);
-    let Ok(Value::Array(entries)) = reply(&q, protocol::MULTICALL, &[batch]) else {
+    let Ok(Value::Array(entries)) = reply(&q, Method::Multicall.name(), &[batch]) else {
         panic!()
     };
     assert_eq!(entries.len(), 4);
@@ -1118,15 +1146,19 @@ fn extensions_and_batches() {
         q.node().messages(),
         &HashMap::from([("P".into(), "attack".into()), ("R".into(), "attack".into())])
     );
-    assert_eq!(reply(&q, protocol::FINALIZE_DECISION, &[]), Ok(s("attack")));
+    assert_eq!(
+        reply(&q, Method::FinalizeDecision.name(), &[]),
+        Ok(s("attack"))
+    );
 
     // An OM(1) run commanded by Q: round 1 sends to P, R and S, and every send is refused.
     let nodes: Vec<String> = ["P", "Q", "R", "S"].map(String::from).to_vec();
-    let secrets = generals::agreement::auth::Credentials::new("om", &nodes).unwrap();
-    let (id, cap) = (s(&secrets.run), s(secrets.capability("Q")));
+    let secrets = generals::agreement::auth::Credentials::new(Protocol::Om, &nodes).unwrap();
+    let capability = secrets.capability("Q").unwrap().to_base64();
+    let (id, cap) = (s(secrets.run.as_str()), s(&capability));
     let keys = Value::Struct(
         (secrets.keys_of("Q").into_iter())
-            .map(|(k, v)| (k, s(&v)))
+            .map(|(k, v)| (k, s(&v.to_base64())))
             .collect(),
     );
     let all = Value::Array(nodes.iter().map(|n| s(n)).collect());
@@ -1140,14 +1172,17 @@ fn extensions_and_batches() {
         cap.clone(),
         keys,
     ];
-    assert_eq!(reply(&q, ext::OM_START, &start), Ok(s(ext::OK)));
+    assert_eq!(
+        reply(&q, Method::Start(Protocol::Om).name(), &start),
+        Ok(s(ext::OK))
+    );
     let order = [id.clone(), cap.clone(), s("attack")];
-    let Ok(Value::Struct(queued)) = reply(&q, ext::OM_ORDER, &order) else {
+    let Ok(Value::Struct(queued)) = reply(&q, Method::Order(Protocol::Om).name(), &order) else {
         panic!()
     };
     assert_eq!(queued.get("queued"), Some(&Value::Integer(3)));
     let round = [id.clone(), cap.clone(), Value::Integer(1)];
-    let Ok(Value::Struct(round)) = reply(&q, ext::OM_ROUND, &round) else {
+    let Ok(Value::Struct(round)) = reply(&q, Method::Round(Protocol::Om).name(), &round) else {
         panic!()
     };
     assert_eq!(round.get("sent"), Some(&Value::Integer(3)), "{round:?}");
@@ -1157,12 +1192,12 @@ fn extensions_and_batches() {
         "{round:?}"
     );
     let decide = [id.clone(), cap.clone()];
-    let Ok(Value::Struct(decided)) = reply(&q, ext::OM_DECIDE, &decide) else {
+    let Ok(Value::Struct(decided)) = reply(&q, Method::Decide(Protocol::Om).name(), &decide) else {
         panic!()
     };
     assert_eq!(decided.get("decision"), Some(&s("attack")));
     let trace = [id, cap, s("0")];
-    let Ok(Value::Array(events)) = reply(&q, ext::TRACE_EVENTS, &trace) else {
+    let Ok(Value::Array(events)) = reply(&q, Method::TraceEvents.name(), &trace) else {
         panic!()
     };
     assert_eq!(events.len(), 3, "{events:?}");

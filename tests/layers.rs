@@ -13,28 +13,30 @@ const LAYERS: &[(&str, u8)] = &[
     ("behaviour", 0),
     ("allocator", 0),
     ("gate", 0),
+    // Every method as a typed call: its name, its decoded arguments, heavy or not.
+    ("calls", 1),
     // The wire's reader and writer, who is where, one general, the console lines.
-    ("xmlrpc", 1),
-    ("cluster", 1),
-    ("node", 1),
-    ("console", 1),
+    ("xmlrpc", 2),
+    ("cluster", 2),
+    ("node", 2),
+    ("console", 2),
     // Outgoing calls, then the records of them.
-    ("peer", 2),
-    ("trace", 3),
+    ("peer", 3),
+    ("trace", 4),
     // Byzantine agreement: the algorithms, the rounds, the engine, the checker.
-    ("agreement", 4),
+    ("agreement", 5),
     // A node's method table, the request path, the HTTP server.
-    ("methods", 5),
-    ("dispatch", 6),
-    ("server", 7),
+    ("methods", 6),
+    ("dispatch", 7),
+    ("server", 8),
     // Runs driven from outside (original, OM/SM, explorer), pictures, the load generator.
-    ("runs", 8),
-    ("picture", 8),
-    ("load", 8),
+    ("runs", 9),
+    ("picture", 9),
+    ("load", 9),
     // The command lines, then what the client does with them.
-    ("cli", 9),
-    ("ui", 9),
-    ("report", 10),
+    ("cli", 10),
+    ("ui", 10),
+    ("report", 11),
 ];
 
 fn layer(module: &str) -> Option<u8> {

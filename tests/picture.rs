@@ -124,18 +124,24 @@ fn names(s: &str) -> Vec<String> {
     s.split(',').map(str::to_string).collect()
 }
 
+/// An event as a trace file holds it (its outcome worked out from its answer).
+fn event(json: serde_json::Value) -> Event {
+    serde_json::from_value(json).unwrap()
+}
+
+/// `e` answered `fault` instead, as a trace file would hold it.
+fn failing(mut e: Event, fault: &str) -> Event {
+    e.result = None;
+    e.fault = Some(fault.into());
+    event(serde_json::to_value(&e).unwrap())
+}
+
 fn om(from: &str, to: &str, path: &[&str], value: &str, start_us: u64) -> Event {
-    Event {
-        run: "om-7".into(),
-        from: from.into(),
-        to: to.into(),
-        method: "om_message".into(),
-        args: serde_json::json!(["om-7", path, value]),
-        result: Some(serde_json::json!(true)),
-        fault: None,
-        start_us,
-        end_us: start_us + 180,
-    }
+    event(serde_json::json!({
+        "run": "om-7", "from": from, "to": to, "method": "om_message",
+        "args": ["om-7", path, value], "result": true,
+        "start_us": start_us, "end_us": start_us + 180,
+    }))
 }
 
 const NASTY: &str = "<&>\"'";
@@ -155,8 +161,7 @@ fn om1_run() -> (Vec<String>, Vec<Event>, Vec<String>) {
         om("S", "Q", &["P", "S"], "retreat", T0 + 400),
         om("S", "R", &["P", "S"], NASTY, T0 + 410),
     ];
-    events[7].fault = Some("timed out".into());
-    events[7].result = None;
+    events[7] = failing(events[7].clone(), "timed out");
     (names("P,Q,R,S"), events, names("S"))
 }
 
@@ -177,8 +182,7 @@ fn om_timed(from: &str, to: &str, path: &[&str], value: &str, start_us: u64, end
 
 #[test]
 fn lamport_basics() {
-    let mut failed = om_timed("Q", "Q", &["P", "Q"], "x<y", 30, 40);
-    failed.fault = Some("refused".into());
+    let failed = failing(om_timed("Q", "Q", &["P", "Q"], "x<y", 30, 40), "refused");
     let events = [om_timed("P", "Q", &["P"], "attack", 10, 20), failed];
     let decided = decisions(&[("Q", "attack")]);
     let svg = lamport_svg(
@@ -220,8 +224,10 @@ fn empty_pictures_are_still_documents() {
 
 #[test]
 fn mermaid_marks_traitors_and_faults() {
-    let mut failed = om_timed("R", "Q", &["P", "R"], "retreat", 30, 40);
-    failed.fault = Some("timed out;\nagain".into());
+    let failed = failing(
+        om_timed("R", "Q", &["P", "R"], "retreat", 30, 40),
+        "timed out;\nagain",
+    );
     let events = [
         om_timed("P", "Q", &["P"], "attack", 10, 20),
         failed,
@@ -382,13 +388,13 @@ fn lamport_diagram_of_an_om1_run() {
 
 #[test]
 fn lamport_diagram_odd_cases() {
-    // No usable times, a self-call, a node missing from `nodes`, an unnamed method.
+    // No usable times, a self-call, a node missing from `nodes`, a call that carries no value.
     let mut self_call = om("Q", "Q", &["P", "Q"], "attack", 0);
     self_call.end_us = 0;
     let mut other = self_call.clone();
     other.from = "Q".into();
     other.to = "X".into();
-    other.method = "ping".into();
+    other.method = generals::calls::Method::NodeInfo;
     other.args = serde_json::json!([]);
     let mut first = om("P", "Q", &["P"], "attack", 0);
     first.end_us = 0;
@@ -432,7 +438,11 @@ fn lamport_diagram_odd_cases() {
         .filter(|e| e.has_class("label"))
         .map(|e| e.text.as_str())
         .collect();
-    assert_eq!(labels, ["attack", "attack", "ping"], "method when no value");
+    assert_eq!(
+        labels,
+        ["attack", "attack", "node_info"],
+        "method when no value"
+    );
 }
 
 #[test]
@@ -576,17 +586,11 @@ fn simulate(nodes: &[String], m: usize) -> (Vec<Event>, BTreeMap<String, String>
     let mut t = T0;
     while let Some((from, r)) = queue.pop_front() {
         t += 7;
-        events.push(Event {
-            run: "om-big".into(),
-            from: from.clone(),
-            to: r.to.clone(),
-            method: "om_message".into(),
-            args: serde_json::json!(["om-big", r.path, r.value]),
-            result: Some(serde_json::json!(true)),
-            fault: None,
-            start_us: t,
-            end_us: t + 50,
-        });
+        events.push(event(serde_json::json!({
+            "run": "om-big", "from": from, "to": r.to, "method": "om_message",
+            "args": ["om-big", r.path, r.value], "result": true,
+            "start_us": t, "end_us": t + 50,
+        })));
         let relays = runs
             .get_mut(r.to.as_str())
             .unwrap()
@@ -839,16 +843,11 @@ fn arrows_end_when_the_receiver_stored_the_message() {
 /// calls the nodes traced (P, faulty, ignores what it receives).
 fn default_run() -> (Vec<Event>, Vec<Event>, BTreeMap<String, String>) {
     use generals::protocol::{denied_reply, ignored_reply, received_line, sent_line};
-    let call = |from: &str, to: &str, method: &str, args, result: String, at: u64| Event {
-        run: "original".into(),
-        from: from.into(),
-        to: to.into(),
-        method: method.into(),
-        args,
-        result: Some(result.into()),
-        fault: None,
-        start_us: at,
-        end_us: at + 400,
+    let call = |from: &str, to: &str, method: &str, args, result: String, at: u64| {
+        event(serde_json::json!({
+            "run": "original", "from": from, "to": to, "method": method, "args": args,
+            "result": result, "start_us": at, "end_us": at + 400,
+        }))
     };
     let (mut calls, mut traced) = (Vec::new(), Vec::new());
     let mut at = 1_000;

@@ -26,13 +26,13 @@ fn arr(items: &[&str]) -> Value {
 
 /// A secret nobody was given.
 fn stranger() -> Value {
-    s(&auth::new_secret().unwrap())
+    s(&auth::new_secret().unwrap().to_base64())
 }
 
 /// A MAC nobody can check: made with a key of nobody's.
 fn forged_mac(run: &str, to: &str, path: &[&str], value: &str) -> String {
     let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
-    let key = [0x5a; 32];
+    let key = auth::Secret([0x5a; 32]);
     auth::mac(&key, "om_message", run, to, &path, value, &[])
 }
 
@@ -136,7 +136,7 @@ fn a_live_run_ignores_every_call_of_someone_else() {
             assert_eq!(f, not_driver, "{n}");
             // A start of the live id with another capability (and other keys).
             let mut squat = HandRun::new("om", "Q", "P,Q,R,S", 1, 600_000);
-            squat.secrets.run = id.clone();
+            squat.secrets.run = id.as_str().into();
             let f = fault_of(call(port(n), "om_start", &squat.start(n)));
             assert!(f.contains("a live run is never replaced"), "{n}: {f}");
         }
@@ -257,7 +257,7 @@ async fn the_driver_holds_against_a_looping_outsider() {
                 max_messages: driver::DEFAULT_MAX_MESSAGES,
             };
             let secrets = driver::credentials(&opts).unwrap();
-            let id = secrets.run.clone();
+            let id = secrets.run.to_string();
             let stop = Arc::new(AtomicBool::new(false));
             let attacker = {
                 let (stop, id) = (stop.clone(), id.clone());
@@ -655,7 +655,7 @@ fn python_and_rust_nodes_keep_runs_alike() {
         .map(|_| HandRun::new("om", "P", "P,Q,R,S", 1, 600_000))
         .collect();
     let mut other = HandRun::new("om", "P", "P,Q,R,S", 1, 600_000);
-    other.secrets.run = runs[0].id().to_string();
+    other.secrets.run = runs[0].id().into();
     let steps: Vec<(&str, Vec<Value>, Result<&str, &str>)> = vec![
         ("om_start", runs[0].start("Q"), Ok("ok")),
         ("om_round", runs[0].round("Q", 1), Ok("")),

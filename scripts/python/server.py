@@ -890,20 +890,23 @@ class AgreementProcess(Process):
             }
 
     def trace_events(self, *params):
+        # Every parameter is read before the run is looked up, as for every method.
         a = Args("trace_events", params, "run", "capability", "since_us")
         run = a.string(0)
+        capability = None
         if run == ORIGINAL_RUN:  # no driver: any string is taken
             a.string(1)
         else:
             capability = a.capability(1)
-            with self._cond:
-                state = self._run(run)
-                if not state.driven_by(capability):
-                    raise fault("PermissionError", f"run {run!r} {NOT_THE_DRIVER}")
         try:
             since = parse_u64(a.string(2))
         except ValueError:
             raise fault("ValueError", "since_us must be a decimal u64 in a string")
+        if capability is not None:
+            with self._cond:
+                state = self._run(run)
+                if not state.driven_by(capability):
+                    raise fault("PermissionError", f"run {run!r} {NOT_THE_DRIVER}")
         with self._cond:
             events = [e for e in self._events if e["run"] == run and e["start_us"] >= since]
         # Times travel as decimal strings (XML-RPC integers are 32-bit), as in Rust.

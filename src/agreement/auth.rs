@@ -1,7 +1,7 @@
 //! Who may drive a run and who sent a message: the secrets of one agreement run, without I/O.
 //!
 //! Three promises of the project rest on this file. A run's id is 128 random bits chosen by
-//! its driver ([`new_run_id`]), so nobody else can name it before it starts and two drivers
+//! its driver ([`RunId::random`]), so nobody else can name it before it starts and two drivers
 //! never collide. Each node gets its own *capability* for the run at `*_start`
 //! ([`Credentials`]); `*_order`, `*_round`, `*_decide` and `trace_events` must present it, so a
 //! caller without it (an outsider, another node, a traitor) cannot advance, end or read a run.
@@ -12,7 +12,7 @@
 //! heard; it cannot speak for another node.
 //!
 //! Formats (docs/protocol-extensions.md, "Security model"): capabilities and keys are
-//! [`SECRET_BYTES`] random bytes in standard base64 with padding; a MAC is the first
+//! [`SECRET_BYTES`] random bytes in standard base64 with padding ([`Secret`]); a MAC is the first
 //! [`MAC_BYTES`] bytes of HMAC-SHA256 over the netstrings of [`mac_bytes`], in base64.
 
 use std::collections::BTreeMap;
@@ -21,70 +21,32 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Random bytes of a capability and of a pair key.
-pub const SECRET_BYTES: usize = 32;
+use crate::calls::Protocol;
+pub use crate::calls::{RUN_ID_BYTES, RunId, SECRET_BYTES, Secret};
+
 /// Bytes of HMAC-SHA256 a message carries (its first half: 128 bits, as RFC 2104 allows).
 pub const MAC_BYTES: usize = 16;
-/// Random bytes in a run id (after its `om-` / `sm-` prefix, as lowercase hex).
-pub const RUN_ID_BYTES: usize = 16;
 /// The first netstring of every MAC'd message: names this format, so a MAC of another use of
 /// the same key can never pass for one.
 pub const MAC_TAG: &str = "generals-mac/1";
 
-/// `bytes` random bytes from the operating system.
-fn random(bytes: usize) -> Result<Vec<u8>, AuthError> {
-    let mut out = vec![0u8; bytes];
-    getrandom::fill(&mut out).map_err(|e| AuthError::NoRandomness(e.to_string()))?;
-    Ok(out)
-}
-
-/// Why the secrets of a run could not be made or read.
+/// Why the secrets of a run could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// The operating system gave no random bytes.
     #[error("no randomness from the operating system: {0}")]
     NoRandomness(String),
-    /// A capability or key is not base64 of [`SECRET_BYTES`] bytes.
-    #[error("{what} must be {SECRET_BYTES} bytes in base64 (44 characters)")]
-    Malformed {
-        /// What was read (`capability`, `the key for Q`).
-        what: String,
-    },
 }
 
-/// A fresh run id: `PROTOCOL-` and [`RUN_ID_BYTES`] random bytes in lowercase hex, e.g.
-/// `om-3f9c...` (35 characters for OM). The seed of a run never enters its id.
-pub fn new_run_id(protocol: &str) -> Result<String, AuthError> {
-    let raw = random(RUN_ID_BYTES)?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{protocol}-{hex}"))
-}
-
-/// A fresh secret (capability or pair key) as it travels: base64 of [`SECRET_BYTES`] bytes.
-pub fn new_secret() -> Result<String, AuthError> {
-    Ok(encode(&random(SECRET_BYTES)?))
+/// A fresh secret (capability or pair key).
+pub fn new_secret() -> Result<Secret, AuthError> {
+    let mut raw = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut raw).map_err(|e| AuthError::NoRandomness(e.to_string()))?;
+    Ok(Secret(raw))
 }
 
 fn encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// A secret received from a caller: base64 of exactly [`SECRET_BYTES`] bytes.
-pub fn decode_secret(text: &str, what: &str) -> Result<[u8; SECRET_BYTES], AuthError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()
-        .and_then(|raw| <[u8; SECRET_BYTES]>::try_from(raw).ok())
-        .ok_or_else(|| AuthError::Malformed {
-            what: what.to_string(),
-        })
-}
-
-/// Equal, in time that depends on the length only: a caller timing our answers learns nothing
-/// about how much of a capability it guessed.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 /// The bytes a message's MAC covers: netstrings (`LEN:BYTES,`) of [`MAC_TAG`], the method
@@ -130,9 +92,9 @@ impl std::fmt::Debug for PairKey {
 
 impl PairKey {
     /// The state of `key`.
-    pub fn new(key: &[u8; SECRET_BYTES]) -> Self {
+    pub fn new(key: &Secret) -> Self {
         // HMAC takes a key of any length; this cannot fail.
-        PairKey(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+        PairKey(<Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length"))
     }
 
     /// The HMAC of a message's [`mac_bytes`], fed to the hash as they are made.
@@ -212,7 +174,7 @@ impl PairKey {
 
 /// The MAC of a message (see [`mac_bytes`]) under the key its sender shares with `to`.
 pub fn mac(
-    key: &[u8; SECRET_BYTES],
+    key: &Secret,
     method: &str,
     run: &str,
     to: &str,
@@ -226,7 +188,7 @@ pub fn mac(
 /// Whether `given` is the MAC of the message under `key` (checked in constant time).
 #[allow(clippy::too_many_arguments)]
 pub fn verify(
-    key: &[u8; SECRET_BYTES],
+    key: &Secret,
     method: &str,
     run: &str,
     to: &str,
@@ -244,15 +206,15 @@ pub fn verify(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The run's id.
-    pub run: String,
-    capabilities: BTreeMap<String, String>,
+    pub run: RunId,
+    capabilities: BTreeMap<String, Secret>,
     /// Key of each unordered pair, by (smaller name, larger name).
-    keys: BTreeMap<(String, String), String>,
+    keys: BTreeMap<(String, String), Secret>,
 }
 
 impl Credentials {
-    /// Fresh secrets for a run of `protocol` (`om` / `sm`) among `nodes`.
-    pub fn new(protocol: &str, nodes: &[String]) -> Result<Self, AuthError> {
+    /// Fresh secrets for a run of `protocol` among `nodes`.
+    pub fn new(protocol: Protocol, nodes: &[String]) -> Result<Self, AuthError> {
         let mut capabilities = BTreeMap::new();
         let mut keys = BTreeMap::new();
         for (i, a) in nodes.iter().enumerate() {
@@ -262,25 +224,25 @@ impl Credentials {
             }
         }
         Ok(Credentials {
-            run: new_run_id(protocol)?,
+            run: RunId::random(protocol).map_err(|e| AuthError::NoRandomness(e.to_string()))?,
             capabilities,
             keys,
         })
     }
 
-    /// Node `node`'s capability (empty for a node not in the run).
-    pub fn capability(&self, node: &str) -> &str {
-        self.capabilities.get(node).map_or("", String::as_str)
+    /// Node `node`'s capability (`None` for a node not in the run).
+    pub fn capability(&self, node: &str) -> Option<Secret> {
+        self.capabilities.get(node).copied()
     }
 
     /// The keys `node` shares with every other participant, by the other's name: the `keys`
     /// argument of its `*_start`.
-    pub fn keys_of(&self, node: &str) -> BTreeMap<String, String> {
+    pub fn keys_of(&self, node: &str) -> BTreeMap<String, Secret> {
         self.keys
             .iter()
             .filter_map(|((a, b), key)| match (a == node, b == node) {
-                (true, _) => Some((b.clone(), key.clone())),
-                (_, true) => Some((a.clone(), key.clone())),
+                (true, _) => Some((b.clone(), *key)),
+                (_, true) => Some((a.clone(), *key)),
                 _ => None,
             })
             .collect()
@@ -312,7 +274,7 @@ mod tests {
             "14:generals-mac/1,10:om_message,4:om-1,1:R,6:attack,1:2,1:P,1:Q,"
         );
         // The test vector of docs/protocol-extensions.md: key = 32 bytes 0x01.
-        let key = [1u8; SECRET_BYTES];
+        let key = Secret([1u8; SECRET_BYTES]);
         let tag = mac(&key, "om_message", "om-1", "R", &path, "attack", &[]);
         assert_eq!(tag, "EFN5WPFHrrOBbcUVV9VTdg==");
         assert_eq!(tag.len(), 24);
@@ -330,10 +292,10 @@ mod tests {
 
     #[test]
     fn the_streamed_mac_is_the_hmac_of_the_netstrings() {
-        let key = [9u8; SECRET_BYTES];
+        let key = Secret([9u8; SECRET_BYTES]);
         let path = names(&["P", "Q", "R"]);
         let sigs = names(&["s1", &"x".repeat(123)]);
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).unwrap();
         m.update(&mac_bytes(
             "sm_message",
             "sm-9",
@@ -349,11 +311,11 @@ mod tests {
 
     #[test]
     fn any_change_breaks_the_mac() {
-        let key = [7u8; SECRET_BYTES];
+        let key = Secret([7u8; SECRET_BYTES]);
         let path = names(&["P", "Q"]);
         let sigs = names(&["s1", "s2"]);
         let good = mac(&key, "sm_message", "sm-1", "R", &path, "attack", &sigs);
-        let check = |k: &[u8; 32], m, run, to, p: &[String], v, s: &[String], t: &str| {
+        let check = |k: &Secret, m, run, to, p: &[String], v, s: &[String], t: &str| {
             verify(k, m, run, to, p, v, s, t)
         };
         assert!(check(
@@ -366,7 +328,7 @@ mod tests {
             &sigs,
             &good
         ));
-        let other = [8u8; SECRET_BYTES];
+        let other = Secret([8u8; SECRET_BYTES]);
         assert!(!check(
             &other,
             "sm_message",
@@ -468,19 +430,16 @@ mod tests {
     #[test]
     fn credentials_give_each_node_its_own_share() {
         let nodes = names(&["P", "Q", "R"]);
-        let c = Credentials::new("om", &nodes).unwrap();
-        assert!(c.run.starts_with("om-"));
-        assert_eq!(c.run.len(), 3 + 2 * RUN_ID_BYTES);
-        let again = Credentials::new("om", &nodes).unwrap();
+        let c = Credentials::new(Protocol::Om, &nodes).unwrap();
+        assert!(c.run.as_str().starts_with("om-"));
+        assert_eq!(c.run.as_str().len(), 3 + 2 * RUN_ID_BYTES);
+        let again = Credentials::new(Protocol::Om, &nodes).unwrap();
         assert_ne!(c.run, again.run, "ids are random");
         for n in &nodes {
-            assert_eq!(
-                decode_secret(c.capability(n), "capability").unwrap().len(),
-                32
-            );
+            assert!(c.capability(n).is_some());
         }
         assert_ne!(c.capability("P"), c.capability("Q"));
-        assert_eq!(c.capability("X"), "");
+        assert_eq!(c.capability("X"), None);
         let (p, q) = (c.keys_of("P"), c.keys_of("Q"));
         assert_eq!(p.keys().collect::<Vec<_>>(), ["Q", "R"]);
         assert_eq!(q.keys().collect::<Vec<_>>(), ["P", "R"]);
@@ -489,16 +448,13 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_read_strictly_and_compared_whole() {
-        assert!(decode_secret(&encode(&[0u8; 32]), "capability").is_ok());
+    fn secrets_are_read_strictly() {
+        assert!(Secret::parse(&encode(&[0u8; 32]), "capability").is_ok());
         for bad in ["", "abc", &encode(&[0u8; 31]), &encode(&[0u8; 33])] {
             assert_eq!(
-                decode_secret(bad, "capability").unwrap_err().to_string(),
+                Secret::parse(bad, "capability").unwrap_err().to_string(),
                 "capability must be 32 bytes in base64 (44 characters)"
             );
         }
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"ab"));
     }
 }

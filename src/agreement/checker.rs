@@ -10,12 +10,14 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::calls::Protocol;
+
 /// What the driver gathered about one run: its parameters and what the nodes answered. Filled
 /// by the driver as the run goes; judged by [`judge`], which adds nothing to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     /// `om` or `sm`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Run identifier (shared by every node).
     pub run: String,
     /// Seed of the run (random behaviours draw from it).
@@ -338,7 +340,7 @@ fn ic2(facts: &Facts, loyal: &BTreeMap<String, String>, problems: &mut Vec<Strin
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `om` or `sm`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Run identifier (shared by every node).
     pub run: String,
     /// Seed of the run.
@@ -457,7 +459,7 @@ impl Report {
     fn human_run(&self) -> String {
         let mut out = format!(
             "{}({}) with n={} nodes, commander {} orders {} (run {}, seed {})\n",
-            self.protocol.to_uppercase(),
+            self.protocol.name().to_uppercase(),
             self.m,
             self.n,
             self.commander,
@@ -557,7 +559,7 @@ impl Report {
         }
         if (!self.ic1 || !self.ic2) && self.traitors.len() > self.m {
             // Not the algorithm's failure: its promise holds for at most m traitors.
-            let name = self.protocol.to_uppercase();
+            let name = self.protocol.name().to_uppercase();
             out += &format!(
                 "Why: {} traitors ({}), more than m = {}: {name}({}) promises IC1 and IC2 \
                  only with at most {} traitors (try -m {}, with enough nodes).\n",
@@ -594,7 +596,7 @@ mod tests {
     /// `two-faced`) and lieutenants' decisions.
     fn facts(traitors: &[&str], decisions: &[(&str, &str)]) -> Facts {
         Facts {
-            protocol: "om".into(),
+            protocol: Protocol::Om,
             run: "r".into(),
             seed: 1,
             n: 4,
@@ -851,7 +853,7 @@ mod tests {
             r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them failed on their own (S): no run can show anything"],"round_timeout_ms":250}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
-        f.protocol = "sm".into();
+        f.protocol = Protocol::Sm;
         f.messages_per_round = vec![3, 4];
         f.rejected = 2;
         assert_eq!(

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::RunError;
 use crate::behaviour::RETREAT;
 
 /// One message to send: `value` for `to`, relayed along `path` (which ends with the sender).
@@ -125,13 +126,13 @@ pub fn majority<'a>(values: &[&'a str]) -> &'a str {
 
 impl OmRun {
     /// A run among `nodes` (commander included) as seen by `me`.
-    pub fn new(me: &str, commander: &str, nodes: &[String], m: usize) -> Result<Self, String> {
+    pub fn new(me: &str, commander: &str, nodes: &[String], m: usize) -> Result<Self, RunError> {
         check_run(me, commander, nodes)?;
         if m >= MAX_PATH {
-            return Err(format!("m must be 0..={}", MAX_PATH - 1));
+            return Err(RunError::MTooLarge { max: MAX_PATH - 1 });
         }
         if m + 1 >= nodes.len() && m > 0 {
-            return Err(format!("m = {m} needs more than {} nodes", m + 1));
+            return Err(RunError::TooFewNodes { m });
         }
         let commander_ix = nodes.iter().position(|n| n == commander).unwrap_or(0);
         // Paths this lieutenant receives: [C] followed by k distinct other lieutenants,
@@ -201,9 +202,9 @@ impl OmRun {
 
     /// Take a message; returns the relays it causes (none for a duplicate). An invalid path
     /// (not from the commander, repeated or unknown nodes, through me, too long) is an error.
-    pub fn receive(&mut self, path: &[String], value: &str) -> Result<Broadcast, String> {
+    pub fn receive(&mut self, path: &[String], value: &str) -> Result<Broadcast, RunError> {
         if self.is_commander() {
-            return Err("the commander receives no messages".into());
+            return Err(RunError::CommanderReceives);
         }
         let ix = self.path_indices(path)?;
         let code = pack(&ix);
@@ -228,7 +229,7 @@ impl OmRun {
         Ok(broadcast(&self.nodes, &self.me, &ix, &shared))
     }
 
-    fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, String> {
+    fn path_indices(&self, path: &[String]) -> Result<Vec<usize>, RunError> {
         path_indices(&self.nodes, &self.me, self.commander, self.m, path)
     }
 
@@ -475,48 +476,54 @@ pub fn path_indices(
     commander: usize,
     m: usize,
     path: &[String],
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, RunError> {
     if path.is_empty() || path.len() > m + 1 {
-        return Err(format!(
-            "path of length {} (1..={} allowed)",
-            path.len(),
-            m + 1
-        ));
+        return Err(RunError::PathLength {
+            len: path.len(),
+            max: m + 1,
+        });
     }
     let mut ix = Vec::with_capacity(path.len());
     for name in path {
-        let i = nodes
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| format!("{name:?} takes no part in this run"))?;
+        let i = (nodes.iter().position(|n| n == name))
+            .ok_or_else(|| RunError::Stranger { name: name.clone() })?;
         if ix.contains(&i) || name == me {
-            return Err(format!(
-                "path {path:?} repeats a node or passes through {me}"
-            ));
+            return Err(RunError::PathRepeats {
+                path: path.to_vec(),
+                me: me.to_string(),
+            });
         }
         ix.push(i);
     }
     if ix[0] != commander {
-        return Err(format!("path {path:?} does not start with the commander"));
+        return Err(RunError::NotFromCommander {
+            path: path.to_vec(),
+        });
     }
     Ok(ix)
 }
 
 /// Common checks of a run's participants.
-pub fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), String> {
+pub fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), RunError> {
     if !nodes.iter().any(|n| n == commander) {
-        return Err(format!(
-            "commander {commander:?} is not among the nodes {nodes:?}"
-        ));
+        return Err(RunError::CommanderNotInRun {
+            commander: commander.to_string(),
+            nodes: nodes.to_vec(),
+        });
     }
     if !nodes.iter().any(|n| n == me) {
-        return Err(format!("this node ({me}) is not among the nodes {nodes:?}"));
+        return Err(RunError::NotInRun {
+            me: me.to_string(),
+            nodes: nodes.to_vec(),
+        });
     }
     let mut sorted = nodes.to_vec();
     sorted.sort();
     sorted.dedup();
     if sorted.len() != nodes.len() {
-        return Err(format!("nodes {nodes:?} repeat a name"));
+        return Err(RunError::RepeatedName {
+            nodes: nodes.to_vec(),
+        });
     }
     Ok(())
 }

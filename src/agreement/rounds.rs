@@ -10,11 +10,13 @@
 
 use std::collections::BTreeMap;
 
+use super::RunError;
+
 /// Why a message is not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// Its round is already closed here.
-    #[error("late: round {round} is closed (this node is in round {current})")]
+    #[error("{}", crate::protocol::ext::late(*round, *current))]
     Late {
         /// The message's round.
         round: usize,
@@ -138,18 +140,18 @@ impl<T> Rounds<T> {
 
     /// Open `round`: close every earlier round and hand out what it must send. Rounds open in
     /// order, each once.
-    pub fn open(&mut self, round: usize) -> Result<Vec<T>, String> {
+    pub fn open(&mut self, round: usize) -> Result<Vec<T>, RunError> {
         if round == 0 || round > self.rounds {
-            return Err(format!(
-                "round {round} is not one of this run's rounds 1..={}",
-                self.rounds
-            ));
+            return Err(RunError::NoSuchRound {
+                round,
+                rounds: self.rounds,
+            });
         }
         if round <= self.opened {
-            return Err(format!(
-                "round {round} already ran (this node is in round {})",
-                self.opened
-            ));
+            return Err(RunError::RoundRan {
+                round,
+                opened: self.opened,
+            });
         }
         self.opened = round;
         Ok(std::mem::take(&mut self.queue[round - 1]))

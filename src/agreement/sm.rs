@@ -16,6 +16,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
+use super::RunError;
 use super::om::{broadcast, check_run, pack, path_indices};
 use crate::behaviour::RETREAT;
 
@@ -91,29 +92,31 @@ pub fn verify_chain(
     value: &str,
     path: &[String],
     sigs: &[String],
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     if sigs.len() != path.len() {
-        return Err(format!(
-            "{} signatures for a path of {}",
-            sigs.len(),
-            path.len()
-        ));
+        return Err(RunError::SignatureCount {
+            signatures: sigs.len(),
+            path: path.len(),
+        });
     }
     for (k, (signer, sig)) in path.iter().zip(sigs).enumerate() {
-        let key = keys
-            .get(signer)
-            .ok_or_else(|| format!("no public key for {signer}"))?;
+        let signer_is = || signer.clone();
+        let key = (keys.get(signer)).ok_or_else(|| RunError::NoKey {
+            signer: signer_is(),
+        })?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sig)
-            .map_err(|_| format!("signature of {signer} is not base64"))?;
-        let sig = Signature::from_slice(&bytes)
-            .map_err(|_| format!("signature of {signer} is malformed"))?;
+            .map_err(|_| RunError::SignatureNotBase64 {
+                signer: signer_is(),
+            })?;
+        let sig = Signature::from_slice(&bytes).map_err(|_| RunError::SignatureMalformed {
+            signer: signer_is(),
+        })?;
         key.verify_strict(&signed_bytes(ctx, value, &path[..=k]), &sig)
-            .map_err(|_| {
-                format!(
-                    "bad signature of {signer} on {value:?} along {:?}",
-                    &path[..=k]
-                )
+            .map_err(|_| RunError::BadSignature {
+                signer: signer_is(),
+                value: value.to_string(),
+                path: path[..=k].to_vec(),
             })?;
     }
     Ok(())
@@ -226,7 +229,7 @@ impl SmRun {
         commander: &str,
         nodes: &[String],
         m: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RunError> {
         check_run(me, commander, nodes)?;
         let index = nodes.iter().position(|n| n == commander).unwrap_or(0);
         let nodes: Arc<[String]> = nodes.into();
@@ -281,9 +284,9 @@ impl SmRun {
         path: &[String],
         value: &str,
         sigs: &[String],
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, RunError> {
         let checked = if self.is_commander() {
-            Err("the commander receives no messages".to_string())
+            Err(RunError::CommanderReceives)
         } else {
             path_indices(&self.nodes, &self.me, self.commander, self.m, path)
                 .and_then(|ix| verify_chain(keys, &self.ctx, value, path, sigs).map(|()| ix))
@@ -293,7 +296,7 @@ impl SmRun {
             Err(reason) => {
                 self.rejected += 1;
                 if self.reasons.len() < 8 {
-                    self.reasons.push(reason.clone());
+                    self.reasons.push(reason.to_string());
                 }
                 return Err(reason);
             }
@@ -479,7 +482,7 @@ mod tests {
         let err = later
             .receive(&keys, &names("C"), RETREAT, std::slice::from_ref(&sig))
             .unwrap_err();
-        assert!(err.contains("bad signature of C"), "{err}");
+        assert!(err.to_string().contains("bad signature of C"), "{err}");
         assert_eq!((later.rejected(), later.decide()), (1, RETREAT.to_string()));
         assert!(later.values().is_empty(), "a replay adds nothing to V");
         // Other nodes (order included) or another commander: worthless too.

@@ -33,8 +33,7 @@ const TRAITOR: &str = "crimson";
 /// The tooltip of an arrow: everything known about the call.
 fn tooltip(e: &Event) -> String {
     let mut tip = format!("{} -> {}: {}", e.from, e.to, e.method);
-    let path = e.path();
-    if !path.is_empty() {
+    if let Some(path) = e.path().filter(|p| !p.is_empty()) {
         let _ = write!(tip, " path {}", path.join(">"));
     }
     if let Some(v) = e.value() {

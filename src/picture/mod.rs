@@ -18,8 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::protocol;
-use crate::trace::Event;
+use crate::trace::{Event, Outcome};
 
 mod lamport;
 mod mermaid;
@@ -47,58 +46,20 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 
 /// What an arrow says: the value carried, else the method.
 fn label(e: &Event) -> &str {
-    e.value().unwrap_or(&e.method)
+    e.value().unwrap_or(e.method.name())
 }
 
-/// Whether `e` is a send its sender refused: a `send_message` the client made whose reply
-/// is [`protocol::denied_reply`] (`P denied communication to R`). Drawn as a stub.
+/// Whether `e` is a send its sender refused (the original's `P denied communication to R`):
+/// drawn as a stub.
 fn is_denied(e: &Event) -> bool {
-    e.method == protocol::SEND_MESSAGE
-        && e.result.as_ref().and_then(|r| r.as_str())
-            == Some(protocol::denied_reply(&e.from, &e.to).as_str())
+    e.outcome == Outcome::Denied
 }
 
-/// Whether the receiver of `e` ignored it: a `receive_message` whose answer is
-/// [`protocol::ignored_reply`] (`P (faulty) ignored message from Q`). Marked at the receiver.
+/// Whether the receiver of `e` ignored it (`P (faulty) ignored message from Q`): marked at the
+/// receiver.
 fn is_ignored(e: &Event) -> bool {
-    e.method == protocol::RECEIVE_MESSAGE
-        && e.result.as_ref().and_then(|r| r.as_str())
-            == Some(protocol::ignored_reply(&e.to, &e.from).as_str())
+    e.outcome == Outcome::Ignored
 }
-
-/// How a picture shows one call: the one classification the SVG, the Mermaid diagram and the
-/// live page (`client ui`) share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Shown {
-    /// Delivered: a solid arrow.
-    Delivered,
-    /// Refused by its sender (the original's `P denied communication to R`): a stub.
-    Denied,
-    /// Delivered to a faulty receiver that ignored it: marked at the receiver.
-    Ignored,
-    /// Refused by the receiver because its round was closed: dashed.
-    Late,
-    /// Failed otherwise (refused connection, timeout, fault): dashed.
-    Failed,
-}
-
-impl Shown {
-    /// How `e` is shown.
-    pub fn of(e: &Event) -> Shown {
-        match &e.fault {
-            Some(f) if f.contains(LATE_FAULT) => Shown::Late,
-            Some(_) => Shown::Failed,
-            None if is_denied(e) => Shown::Denied,
-            None if is_ignored(e) => Shown::Ignored,
-            None => Shown::Delivered,
-        }
-    }
-}
-
-/// What a receiver's fault says when a message came after its round closed
-/// ([`crate::agreement::rounds`]'s `late: round R is closed`).
-const LATE_FAULT: &str = "late: round ";
 
 /// `nodes` without repeats, then every other node named by an event (sender first) or a
 /// decision, in order of appearance.
@@ -129,17 +90,17 @@ mod tests {
         start: u64,
         end: u64,
     ) -> Event {
-        Event {
-            run: "om-1".into(),
-            from: from.into(),
-            to: to.into(),
-            method: "om_message".into(),
-            args: serde_json::json!(["om-1", path, value]),
-            result: Some(serde_json::json!(true)),
-            fault: None,
-            start_us: start,
-            end_us: end,
-        }
+        let method = crate::calls::Method::Message(crate::calls::Protocol::Om);
+        let args = serde_json::json!(["om-1", path, value]);
+        Event::call(
+            "om-1",
+            from,
+            to,
+            method,
+            args,
+            &Ok(dxr::Value::Boolean(true)),
+        )
+        .at(start, end)
     }
 
     fn names(s: &str) -> Vec<String> {
@@ -160,40 +121,5 @@ mod tests {
             lanes(&names("P,Q,P"), &events, &decisions),
             ["P", "Q", "X", "Z"]
         );
-    }
-
-    #[test]
-    fn each_call_is_shown_one_way() {
-        let ok = ev("P", "Q", &["P"], "attack", 1, 2);
-        assert_eq!(Shown::of(&ok), Shown::Delivered);
-        // A late message's fault is what the receiver's rounds say, wrapped as a fault.
-        let late = crate::agreement::rounds::Refused::Late {
-            round: 1,
-            current: 2,
-        };
-        let fault = crate::protocol::fault::python("ValueError", &late.to_string());
-        let late = Event {
-            fault: Some(fault.as_str().to_string()),
-            result: None,
-            ..ok.clone()
-        };
-        assert_eq!(Shown::of(&late), Shown::Late);
-        let failed = Event {
-            fault: Some("connection refused".into()),
-            ..late.clone()
-        };
-        assert_eq!(Shown::of(&failed), Shown::Failed);
-        let denied = Event {
-            method: protocol::SEND_MESSAGE.into(),
-            result: Some(protocol::denied_reply("P", "Q").into()),
-            ..ok.clone()
-        };
-        assert_eq!(Shown::of(&denied), Shown::Denied);
-        let ignored = Event {
-            method: protocol::RECEIVE_MESSAGE.into(),
-            result: Some(protocol::ignored_reply("Q", "P").into()),
-            ..ok
-        };
-        assert_eq!(Shown::of(&ignored), Shown::Ignored);
     }
 }

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use super::svg::{esc, svg_open};
 use super::{LABEL_CHARS, NAME_CHARS, shorten};
+use crate::agreement::RunError;
 use crate::agreement::om::{OmRun, TreeNode};
+use crate::calls::{Method, Protocol};
 use crate::trace::Event;
 
 /// Boxes a tree draws whole when no depth is asked for; past this, it is folded.
@@ -25,16 +27,18 @@ pub fn om_tree_from_events(
     nodes: &[String],
     m: usize,
     events: &[Event],
-) -> Result<Vec<TreeNode>, String> {
+) -> Result<Vec<TreeNode>, RunError> {
     let mut run = OmRun::new(lieutenant, commander, nodes, m)?;
     let mut mine: Vec<&Event> = events
         .iter()
-        .filter(|e| e.method == "om_message" && e.to == lieutenant && e.fault.is_none())
+        .filter(|e| {
+            e.method == Method::Message(Protocol::Om) && e.to == lieutenant && e.fault.is_none()
+        })
         .collect();
     mine.sort_by_key(|e| e.start_us);
     for e in mine {
-        if let Some(v) = e.value() {
-            let _ = run.receive(&e.path(), v);
+        if let (Some(v), Some(path)) = (e.value(), e.path()) {
+            let _ = run.receive(&path, v);
         }
     }
     Ok(run.tree())

@@ -302,13 +302,11 @@ impl Shape {
     }
 
     /// Parse a case id (see the module doc).
-    fn parse(&self, id: &str) -> Result<Strategy, String> {
+    fn parse(&self, id: &str) -> Result<Strategy, CaseIdError> {
         let parts: Vec<&str> = id.split(':').collect();
-        let bad = |why: &str| {
-            format!(
-                "--case {id}: {why}; a case id is ORDER:TRAITORS:INDEX (e.g. attack:Q:1) or \
-                 fuzz:SEED:I, as the report prints it"
-            )
+        let bad = |why: &str| CaseIdError {
+            id: id.to_string(),
+            why: why.to_string(),
         };
         match parts.as_slice() {
             ["fuzz", seed, i] => {
@@ -440,8 +438,21 @@ impl std::fmt::Display for Decimal {
     }
 }
 
+/// A `--case` id that names no case of the exploration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--case {id}: {why}; a case id is ORDER:TRAITORS:INDEX (e.g. attack:Q:1) or fuzz:SEED:I, \
+     as the report prints it"
+)]
+pub struct CaseIdError {
+    /// The id given.
+    pub id: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
 /// The strategy of a case id.
-pub fn parse_case(e: &Explore, id: &str) -> Result<Strategy, String> {
+pub fn parse_case(e: &Explore, id: &str) -> Result<Strategy, CaseIdError> {
     Shape::of(e).parse(id)
 }
 
@@ -507,7 +518,9 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
     let space = shape.space();
     let (count, pick): (usize, Arc<dyn Fn(usize) -> Strategy + Send + Sync>) = match &h.case {
         Some(id) => {
-            let s = shape.parse(id).map_err(DriveError::Invalid)?;
+            let s = shape
+                .parse(id)
+                .map_err(|e| DriveError::Invalid(e.to_string()))?;
             (1, Arc::new(move |_| s.clone()))
         }
         None if h.mode == Mode::Fuzz => {

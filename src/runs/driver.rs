@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use dxr::Value;
 
-use crate::agreement::auth::Credentials;
+use crate::agreement::auth::{Credentials, SECRET_BYTES, Secret};
 use crate::agreement::checker::{self, Facts, Faulty, Late, Report, Undelivered};
 use crate::agreement::engine::START_GRACE;
 use crate::agreement::om;
 use crate::agreement::reply::{Decided, NodeInfo, ReplyError, RoundDone};
+use crate::calls::{self, Call, Method};
 use crate::cluster::Cluster;
 use crate::peer::{NodeCallError, PeerError, Peers};
 use crate::protocol::ext;
@@ -161,7 +162,8 @@ pub struct Unreachable {
 
 /// Check the bound and the parameters.
 pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
-    om::check_run(&opts.commander, &opts.commander, &opts.nodes).map_err(DriveError::Invalid)?;
+    om::check_run(&opts.commander, &opts.commander, &opts.nodes)
+        .map_err(|e| DriveError::Invalid(e.to_string()))?;
     if opts.nodes.len() < 2 {
         return Err(DriveError::Invalid(
             "a run needs a commander and at least one lieutenant".into(),
@@ -210,8 +212,7 @@ pub struct Driven {
 
 /// Fresh secrets for a run of `opts`.
 pub fn credentials(opts: &RunOptions) -> Result<Credentials, DriveError> {
-    Credentials::new(opts.protocol.name(), &opts.nodes)
-        .map_err(|e| DriveError::Invalid(e.to_string()))
+    Credentials::new(opts.protocol, &opts.nodes).map_err(|e| DriveError::Invalid(e.to_string()))
 }
 
 /// Run the protocol over the cluster and judge it. Nodes that cannot be reached, or stop
@@ -273,7 +274,7 @@ impl<'a> Drive<'a> {
     fn new(cluster: &'a Cluster, opts: &'a RunOptions, pool: &Peers, secrets: Credentials) -> Self {
         let p = opts.protocol;
         let facts = Facts {
-            protocol: p.name().to_string(),
+            protocol: p,
             run: p.label(opts.seed),
             seed: opts.seed,
             n: opts.nodes.len(),
@@ -309,14 +310,15 @@ impl<'a> Drive<'a> {
         }
     }
 
-    /// `[run, capability]`, then `more`: a driver's call for `node`.
-    fn driven(&self, node: &str, more: &[Value]) -> Vec<Value> {
-        let mut args = vec![
-            Value::String(self.secrets.run.clone()),
-            Value::String(self.secrets.capability(node).to_string()),
-        ];
-        args.extend_from_slice(more);
-        args
+    /// What a driver's call for `node` carries first: the run and `node`'s capability.
+    fn driven(&self, node: &str) -> calls::Driven {
+        calls::Driven {
+            protocol: self.opts.protocol,
+            run: self.secrets.run.clone(),
+            // Every node of the run has one; a name outside it is never asked (and its node
+            // would refuse an all-zero capability, which no run is started with).
+            capability: (self.secrets.capability(node)).unwrap_or(Secret([0; SECRET_BYTES])),
+        }
     }
 
     /// `node_info` on every node: a declared traitor's behaviour decides who counts as loyal;
@@ -324,17 +326,10 @@ impl<'a> Drive<'a> {
     /// without the extension refuses the whole run: it is no participant at all.
     async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
         let opts = self.opts;
-        let infos = each(
-            self.cluster,
-            &self.peers,
-            &opts.nodes,
-            ext::NODE_INFO,
-            |_| Vec::new(),
-        )
-        .await;
+        let infos = each(self.cluster, &self.peers, &opts.nodes, |_| Call::NodeInfo).await;
         let mut live = Vec::new();
         for (node, url, result) in infos {
-            match read(&node, ext::NODE_INFO, result, NodeInfo::from_value) {
+            match read(&node, Method::NodeInfo, result, NodeInfo::from_value) {
                 Ok(info) => {
                     if info.traitor {
                         let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
@@ -359,26 +354,25 @@ impl<'a> Drive<'a> {
         !self.facts.failed().is_empty() && self.facts.traitors.len() > self.opts.m
     }
 
-    /// The arguments of `node`'s `*_start`.
-    fn start_args(&self, node: &str) -> Vec<Value> {
+    /// `node`'s `*_start`.
+    fn start_call(&self, node: &str) -> Call {
         let opts = self.opts;
-        let strings = |m: BTreeMap<String, String>| {
-            Value::Struct(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
-        };
-        let mut args = vec![
-            Value::String(self.secrets.run.clone()),
-            Value::String(opts.commander.clone()),
-            Value::Array(opts.nodes.iter().cloned().map(Value::String).collect()),
-            Value::Integer(opts.m as i32),
-            Value::Integer(i32::try_from(opts.round_timeout.as_millis()).unwrap_or(i32::MAX)),
-            Value::String(opts.seed.to_string()),
-            Value::String(self.secrets.capability(node).to_string()),
-            strings(self.secrets.keys_of(node)),
-        ];
-        if opts.protocol == Protocol::Sm {
-            args.push(strings(self.public_keys.clone()));
-        }
-        args
+        let driven = self.driven(node);
+        Call::Start(calls::Start {
+            protocol: opts.protocol,
+            run: driven.run,
+            commander: opts.commander.clone(),
+            nodes: opts.nodes.clone(),
+            m: opts.m,
+            round_timeout: opts.round_timeout,
+            seed: opts.seed,
+            capability: driven.capability,
+            keys: self.secrets.keys_of(node),
+            public_keys: match opts.protocol {
+                Protocol::Sm => self.public_keys.clone(),
+                Protocol::Om => BTreeMap::new(),
+            },
+        })
     }
 
     /// `om_start` / `sm_start` on every live node, the loyal ones first (no traitor learns the
@@ -388,7 +382,6 @@ impl<'a> Drive<'a> {
     /// nobody drives delays a run, it does not void it. A node that cannot start is faulty;
     /// a node that does not know the method (a Python node in an SM run) refuses the run.
     async fn start(&mut self, live: &[String]) -> Result<Vec<String>, DriveError> {
-        let method = self.opts.protocol.method(ext::OM_START, ext::SM_START);
         let (loyal, traitors): (Vec<String>, Vec<String>) =
             live.iter().cloned().partition(|n| self.facts.is_loyal(n));
         let deadline = Instant::now() + START_GRACE + Duration::from_secs(1);
@@ -396,10 +389,7 @@ impl<'a> Drive<'a> {
         for group in [loyal, traitors] {
             let mut todo = group;
             while !todo.is_empty() {
-                let results = each(self.cluster, &self.peers, &todo, method, |n| {
-                    self.start_args(n)
-                })
-                .await;
+                let results = each(self.cluster, &self.peers, &todo, |n| self.start_call(n)).await;
                 let mut again = Vec::new();
                 for (node, url, result) in results {
                     match result {
@@ -439,12 +429,12 @@ impl<'a> Drive<'a> {
         if !ready.contains(&opts.commander) {
             return;
         }
-        let method = opts.protocol.method(ext::OM_ORDER, ext::SM_ORDER);
-        let args = self.driven(&opts.commander, &[Value::String(opts.order.clone())]);
+        let call = Call::Order(self.driven(&opts.commander), opts.order.clone());
+        let (method, args) = call.into_wire();
         let (cluster, commander) = (self.cluster, &opts.commander);
         if let Err(error) = self
             .peers
-            .call_node(cluster, commander, method, &args)
+            .call_node(cluster, commander, method.name(), &args)
             .await
         {
             let url = cluster.url_of(commander).unwrap_or_default();
@@ -462,9 +452,10 @@ impl<'a> Drive<'a> {
     /// could not deliver is kept, and judged at the end with the final set of faulty nodes.
     async fn round(&mut self, ready: &mut Vec<String>, r: usize) {
         let round_ms = self.opts.round_timeout.as_millis();
-        let method = self.opts.protocol.method(ext::OM_ROUND, ext::SM_ROUND);
-        let answers = each(self.cluster, &self.round_peers, ready, method, |n| {
-            self.driven(n, &[Value::Integer(r as i32)])
+        let method = Method::Round(self.opts.protocol);
+        let round = i64::try_from(r).unwrap_or(i64::MAX);
+        let answers = each(self.cluster, &self.round_peers, ready, |n| {
+            Call::Round(self.driven(n), round)
         })
         .await;
         for (node, url, result) in answers {
@@ -508,17 +499,11 @@ impl<'a> Drive<'a> {
     /// node's counts. A node lost here is faulty; a loyal node answering without a decision
     /// makes the run void.
     async fn decide(&mut self, ready: &[String]) {
-        let method = self.opts.protocol.method(ext::OM_DECIDE, ext::SM_DECIDE);
-        let args = |n: &str| self.driven(n, &[]);
+        let method = Method::Decide(self.opts.protocol);
+        let decide = |n: &str| Call::Decide(self.driven(n));
         let (answers, late) = tokio::join!(
-            each(self.cluster, &self.peers, ready, method, args),
-            each(
-                self.cluster,
-                &self.round_peers,
-                &self.stragglers,
-                method,
-                args
-            ),
+            each(self.cluster, &self.peers, ready, decide),
+            each(self.cluster, &self.round_peers, &self.stragglers, decide),
         );
         // A straggler is faulty already; what it answers adds its counts, else nothing.
         for (node, _, result) in late {
@@ -600,34 +585,32 @@ fn is_full(e: &NodeCallError) -> bool {
 /// answer that is not one (not a struct) is an error of the call, showing what came.
 fn read<T>(
     node: &str,
-    method: &str,
+    method: Method,
     result: Result<Value, NodeCallError>,
     from: fn(&Value) -> Result<T, ReplyError>,
 ) -> Result<T, NodeCallError> {
     let answer = result?;
     from(&answer).map_err(|e| NodeCallError::Answer {
         node: node.to_string(),
-        method: method.to_string(),
+        method: method.name().to_string(),
         message: e.to_string(),
     })
 }
 
-/// Call `method(args(node))` on every node concurrently: (node, url, result) in the nodes'
-/// order.
+/// Make `call(node)` on every node concurrently: (node, url, result) in the nodes' order.
 pub async fn each(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],
-    method: &'static str,
-    args: impl Fn(&str) -> Vec<Value>,
+    call: impl Fn(&str) -> Call,
 ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        let (cluster, peers, node, args) =
-            (cluster.clone(), peers.clone(), node.clone(), args(node));
+        let (method, args) = call(node).into_wire();
+        let (cluster, peers, node) = (cluster.clone(), peers.clone(), node.clone());
         tasks.spawn(async move {
             let url = cluster.url_of(&node).unwrap_or_default();
-            let result = peers.call_node(&cluster, &node, method, &args).await;
+            let result = peers.call_node(&cluster, &node, method.name(), &args).await;
             (i, node, url, result)
         });
     }

@@ -187,7 +187,7 @@ struct Lab {
 
 impl Lab {
     /// A cluster of `n` nodes; `traced`: its nodes record their calls (`trace_events`).
-    async fn start(n: usize, traced: bool) -> Result<Lab, String> {
+    async fn start(n: usize, traced: bool) -> Result<Lab, DriveError> {
         let config = Config {
             cluster: Cluster::new("127.0.0.1", 0),
             nodes: names(n),
@@ -211,7 +211,7 @@ impl Lab {
         };
         let bound = server::bind_ephemeral(config)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| DriveError::Invalid(format!("cannot start the cluster: {e}")))?;
         let cluster = bound.cluster().clone();
         let engines = bound.engines();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -225,19 +225,19 @@ impl Lab {
         Ok(Lab {
             cluster,
             engines,
-            peers: Peers::new(CALL_TIMEOUT).map_err(|e| e.to_string())?,
+            peers: Peers::new(CALL_TIMEOUT).map_err(|e| DriveError::Invalid(e.to_string()))?,
             stop: Some(stop),
             serving: Some(serving),
         })
     }
 
     /// Run `case`: its traitors take their behaviours, every other node is honest.
-    async fn run(&self, e: &Explore, case: &Case) -> Result<Report, String> {
+    async fn run(&self, e: &Explore, case: &Case) -> Result<Report, DriveError> {
         self.run_with_secrets(e, case).await.map(|d| d.report)
     }
 
     /// [`Lab::run`], keeping the run's secrets (to read its traces).
-    async fn run_with_secrets(&self, e: &Explore, case: &Case) -> Result<Driven, String> {
+    async fn run_with_secrets(&self, e: &Explore, case: &Case) -> Result<Driven, DriveError> {
         for (name, engine) in &self.engines {
             let b = case
                 .traitors
@@ -260,10 +260,8 @@ impl Lab {
             rpc_timeout: CALL_TIMEOUT,
             max_messages: driver::DEFAULT_MAX_MESSAGES,
         };
-        let secrets = driver::credentials(&opts).map_err(|e| e.to_string())?;
-        driver::drive_with(&self.cluster, &opts, &self.peers, secrets)
-            .await
-            .map_err(|err| err.to_string())
+        let secrets = driver::credentials(&opts)?;
+        driver::drive_with(&self.cluster, &opts, &self.peers, secrets).await
     }
 
     async fn stop(mut self) {
@@ -343,7 +341,7 @@ pub async fn run_cases(
     let jobs = e.jobs.max(1).min(count.max(1));
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        labs.push(Lab::start(e.n, false).await.map_err(DriveError::Invalid)?);
+        labs.push(Lab::start(e.n, false).await?);
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
@@ -369,7 +367,7 @@ pub async fn run_cases(
         match outcome {
             Ok(report) => done(i, report),
             Err(err) => {
-                failure = Some(DriveError::Invalid(err));
+                failure = Some(err);
                 break;
             }
         }
@@ -390,14 +388,14 @@ pub async fn run_cases(
 /// Run one case on a cluster of its own that records every node-to-node call: its report and
 /// the calls, for the pictures.
 pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>), DriveError> {
-    let lab = Lab::start(e.n, true).await.map_err(DriveError::Invalid)?;
+    let lab = Lab::start(e.n, true).await?;
     let since_us = crate::trace::now_us();
     let outcome = lab.run_with_secrets(e, case).await;
     let events = match &outcome {
         Ok(driven) => {
             let nodes = names(e.n);
             let secrets = &driven.credentials;
-            let capability = |node: &str| secrets.capability(node).to_string();
+            let capability = |node: &str| secrets.capability(node);
             let (events, _) = crate::trace::gather(
                 &lab.cluster,
                 &lab.peers,
@@ -412,7 +410,7 @@ pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>)
         Err(_) => Vec::new(),
     };
     lab.stop().await;
-    Ok((outcome.map_err(DriveError::Invalid)?.report, events))
+    Ok((outcome?.report, events))
 }
 
 #[cfg(test)]

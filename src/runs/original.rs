@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use dxr::Value;
 
+use crate::calls::{Call, Method};
 use crate::cluster::Cluster;
 use crate::peer::{PeerError, Peers};
 use crate::protocol;
-use crate::trace::{self, Event};
+use crate::trace::{self, Event, Outcome};
 
 /// The knobs of the original scenario.
 #[derive(Debug, Clone)]
@@ -122,27 +123,28 @@ async fn send_all<O: Write, E: Write>(
             if tally.skip(sender) {
                 continue;
             }
-            let args = [
-                Value::String(recipient.clone()),
-                Value::String(opts.decision.clone()),
-            ];
-            let what = format!(
-                "{}({recipient:?}, {:?})",
-                protocol::SEND_MESSAGE,
-                opts.decision
-            );
+            let (method, args) = Call::SendMessage {
+                recipient: Value::String(recipient.clone()),
+                decision: Value::String(opts.decision.clone()),
+            }
+            .into_wire();
+            let what = format!("{method}({recipient:?}, {:?})", opts.decision);
             let start_us = trace::now_us();
-            let answer = call(cluster, peers, sender, protocol::SEND_MESSAGE, &args, &what).await;
+            let answer = call(cluster, peers, sender, method, &args, &what).await;
             let seen = Event {
                 run: trace::ORIGINAL_RUN.to_string(),
                 from: sender.clone(),
                 to: recipient.clone(),
-                method: protocol::SEND_MESSAGE.to_string(),
+                method,
                 args: serde_json::json!([recipient, opts.decision]),
                 result: answer.as_ref().ok().map(|r| r.as_str().into()),
                 fault: answer.as_ref().err().map(|e| e.problem.clone()),
                 start_us,
                 end_us: trace::now_us(),
+                outcome: match &answer {
+                    Ok(reply) => Outcome::of_reply(method, sender, recipient, reply),
+                    Err(e) => Outcome::of_fault(&e.problem),
+                },
             };
             if let Some(observe) = &opts.observe {
                 let _ = observe.send(seen.clone());
@@ -178,9 +180,8 @@ async fn finalize_all<O: Write, E: Write>(
         if tally.skip(name) {
             continue;
         }
-        let what = format!("{}()", protocol::FINALIZE_DECISION);
-        let method = protocol::FINALIZE_DECISION;
-        match call(cluster, peers, name, method, &[], &what).await {
+        let method = Method::FinalizeDecision;
+        match call(cluster, peers, name, method, &[], &format!("{method}()")).await {
             Ok(decision) => {
                 let line = protocol::printed::client_final_line(name, &decision);
                 writeln!(out, "{line}")?;
@@ -209,7 +210,7 @@ async fn call(
     cluster: &Cluster,
     peers: &Peers,
     node: &str,
-    method: &str,
+    method: Method,
     args: &[Value],
     what: &str,
 ) -> Result<String, Failed> {
@@ -218,7 +219,7 @@ async fn call(
         problem: format!("no address: {f}"),
         refused: false,
     })?;
-    let (problem, refused) = match peers.call(&url, method, args).await {
+    let (problem, refused) = match peers.call(&url, method.name(), args).await {
         Ok(Value::String(s)) => return Ok(s),
         // Another server's answer of another type: printed as the original client prints
         // it, Python's `str()` of it (`None`, `5`, `{'a': 1}`; issue 27, item 9).
@@ -266,9 +267,8 @@ pub fn drawable(
     let mut events = traced;
     let mut from_client = BTreeSet::new();
     let mut ignoring = BTreeSet::new();
-    for c in calls.iter().filter(|c| c.method == protocol::SEND_MESSAGE) {
-        let reply = c.result.as_ref().and_then(|r| r.as_str());
-        if reply == Some(protocol::denied_reply(&c.from, &c.to).as_str()) {
+    for c in calls.iter().filter(|c| c.method == Method::SendMessage) {
+        if c.outcome == Outcome::Denied {
             events.push(c.clone());
             continue;
         }
@@ -280,6 +280,7 @@ pub fn drawable(
         if c.fault.is_none() && ignores(&c.to) {
             ignoring.insert(c.to.clone());
             message.result = Some(protocol::ignored_reply(&c.to, &c.from).into());
+            message.outcome = Outcome::Ignored;
         }
         events.push(message);
     }
@@ -309,15 +310,14 @@ pub fn drawable(
 /// a send the sender refused stays the `send_message` call (drawn as a stub). What the live
 /// page draws of an original run, whichever server the nodes run.
 pub fn sent_message(c: &Event, decision: &str) -> Event {
-    let reply = c.result.as_ref().and_then(|r| r.as_str());
-    if reply == Some(protocol::denied_reply(&c.from, &c.to).as_str()) {
+    if c.outcome == Outcome::Denied {
         return c.clone();
     }
-    let sent = reply
+    let sent = (c.result.as_ref().and_then(|r| r.as_str()))
         .and_then(|r| sent_decision(r, &c.from, &c.to))
         .unwrap_or(decision);
     Event {
-        method: protocol::RECEIVE_MESSAGE.to_string(),
+        method: Method::ReceiveMessage,
         args: serde_json::json!([c.from, sent]),
         result: None,
         ..c.clone()
@@ -337,17 +337,17 @@ mod tests {
     use super::*;
 
     fn send(from: &str, to: &str, reply: &str, at: u64) -> Event {
-        Event {
-            run: trace::ORIGINAL_RUN.into(),
-            from: from.into(),
-            to: to.into(),
-            method: protocol::SEND_MESSAGE.into(),
-            args: serde_json::json!([to, "attack"]),
-            result: Some(reply.into()),
-            fault: None,
-            start_us: at,
-            end_us: at + 10,
-        }
+        let answer = Ok(Value::String(reply.into()));
+        let args = serde_json::json!([to, "attack"]);
+        let event = Event::call(
+            trace::ORIGINAL_RUN,
+            from,
+            to,
+            Method::SendMessage,
+            args,
+            &answer,
+        );
+        event.at(at, at + 10)
     }
 
     #[test]
@@ -373,7 +373,7 @@ mod tests {
         let shown: Vec<(&str, &str, &str)> = d
             .events
             .iter()
-            .map(|e| (e.from.as_str(), e.to.as_str(), e.method.as_str()))
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.method.name()))
             .collect();
         assert_eq!(
             shown,
@@ -388,13 +388,15 @@ mod tests {
             d.events[2].result,
             Some(protocol::ignored_reply("P", "Q").into())
         );
+        assert_eq!(d.events[2].outcome, Outcome::Ignored);
+        assert_eq!(d.events[1].outcome, Outcome::Denied);
         assert_eq!(d.events[0].result, None);
         let note = d.note.expect("a note");
         assert!(note.contains("the nodes keep no trace"), "{note}");
         assert!(note.contains("P ignores what it receives"), "{note}");
         // With a trace: only the refusal comes from the client.
         let traced = vec![Event {
-            method: protocol::RECEIVE_MESSAGE.into(),
+            method: Method::ReceiveMessage,
             ..send("Q", "P", "x", 3)
         }];
         let d = drawable(traced, &calls[1..], &decisions, "attack");

@@ -21,10 +21,11 @@ use crate::agreement::auth::Credentials;
 use crate::agreement::checker::Report;
 use crate::agreement::reply::NodeInfo;
 use crate::behaviour::{ATTACK, RETREAT};
+use crate::calls::Call;
 use crate::cluster::Cluster;
 use crate::peer::Peers;
-use crate::picture::{self, Shown};
-use crate::protocol::{self, ext};
+use crate::picture;
+use crate::protocol;
 use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
 use crate::runs::original;
 use crate::trace::{self, Event};
@@ -290,7 +291,7 @@ pub async fn nodes_view(
     peers: &Peers,
     nodes: &[String],
 ) -> Vec<serde_json::Value> {
-    let answers = driver::each(cluster, peers, nodes, ext::NODE_INFO, |_| Vec::new()).await;
+    let answers = driver::each(cluster, peers, nodes, |_| Call::NodeInfo).await;
     answers
         .into_iter()
         .map(|(node, url, answer)| {
@@ -312,11 +313,11 @@ pub async fn nodes_view(
 /// One message as the page draws it.
 pub fn message_view(e: &Event) -> serde_json::Value {
     json!({
-        "from": e.from, "to": e.to, "method": e.method,
-        "value": e.value().unwrap_or(&e.method),
+        "from": e.from, "to": e.to, "method": e.method.name(),
+        "value": e.value().unwrap_or(e.method.name()),
         "round": e.round(), "path": if e.round().is_some() { json!(e.path()) } else { json!(null) },
         "start_us": e.start_us, "end_us": e.end_us,
-        "shown": Shown::of(e), "fault": e.fault,
+        "shown": e.outcome.kind(), "fault": e.fault,
     })
 }
 
@@ -534,13 +535,9 @@ async fn gather(
     secrets: &Credentials,
     since_us: u64,
 ) -> (Vec<Event>, usize) {
-    let answers = driver::each(
-        &bench.cluster,
-        peers,
-        &bench.nodes,
-        ext::TRACE_EVENTS,
-        |n| trace::request(&secrets.run, secrets.capability(n), since_us),
-    )
+    let answers = driver::each(&bench.cluster, peers, &bench.nodes, |n| {
+        trace::request(&secrets.run, secrets.capability(n), since_us)
+    })
     .await;
     let mut events = Vec::new();
     let mut failed = 0;

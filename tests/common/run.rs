@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use dxr::Value;
-use generals::agreement::auth::{self, Credentials};
+use generals::agreement::auth::{self, Credentials, Secret};
+use generals::calls::Protocol;
 
 /// One run's parameters and secrets.
 pub struct HandRun {
@@ -36,7 +37,15 @@ impl HandRun {
         let nodes: Vec<String> = nodes.split(',').map(str::to_string).collect();
         HandRun {
             proto,
-            secrets: Credentials::new(proto, &nodes).unwrap(),
+            secrets: Credentials::new(
+                if proto == "sm" {
+                    Protocol::Sm
+                } else {
+                    Protocol::Om
+                },
+                &nodes,
+            )
+            .unwrap(),
             commander: commander.to_string(),
             nodes,
             m,
@@ -48,12 +57,12 @@ impl HandRun {
 
     /// The run's id.
     pub fn id(&self) -> &str {
-        &self.secrets.run
+        self.secrets.run.as_str()
     }
 
     /// Node `node`'s capability.
     pub fn cap(&self, node: &str) -> Value {
-        Value::String(self.secrets.capability(node).to_string())
+        Value::String(self.secrets.capability(node).unwrap().to_base64())
     }
 
     /// `*_start`'s arguments for `node`.
@@ -66,7 +75,7 @@ impl HandRun {
             Value::Integer(self.round_timeout_ms),
             Value::String(self.seed.clone()),
             self.cap(node),
-            struct_of(self.secrets.keys_of(node)),
+            struct_of(self.keys_of(node)),
         ];
         if self.proto == "sm" {
             args.push(struct_of(self.public_keys.clone()));
@@ -101,9 +110,16 @@ impl HandRun {
         self.driven(node, &[Value::String(since_us.to_string())])
     }
 
+    /// The keys `node` shares with the others, as its start carries them (base64).
+    pub fn keys_of(&self, node: &str) -> BTreeMap<String, String> {
+        (self.secrets.keys_of(node).into_iter())
+            .map(|(k, v)| (k, v.to_base64()))
+            .collect()
+    }
+
     /// The key `from` and `to` share.
-    pub fn key(&self, from: &str, to: &str) -> [u8; 32] {
-        auth::decode_secret(&self.secrets.keys_of(from)[to], "key").unwrap()
+    pub fn key(&self, from: &str, to: &str) -> Secret {
+        self.secrets.keys_of(from)[to]
     }
 
     /// `om_message`'s arguments: `value` along `path` (its last name the sender) to `to`,

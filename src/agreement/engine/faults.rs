@@ -49,14 +49,6 @@ pub fn refused_message(run: &str, why: Refused) -> PyFault {
     }
 }
 
-/// A value over [`super::MAX_VALUE`] bytes.
-pub fn too_long() -> PyFault {
-    fault::python(
-        "ValueError",
-        &format!("a value is at most {} bytes", super::MAX_VALUE),
-    )
-}
-
 /// Any other refusal with a message of the algorithms (`om`, `sm`, `rounds`).
 pub fn value_error(message: &str) -> PyFault {
     fault::python("ValueError", message)

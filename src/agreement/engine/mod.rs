@@ -17,10 +17,10 @@
 //! driver call is idempotent for its run, so a driver may retry one it could not see
 //! answered: a repeated start, order or round gets the first call's answer.
 
-mod args;
 mod faults;
 mod script;
 mod send;
+mod state;
 pub mod table;
 
 use std::collections::HashMap;
@@ -30,22 +30,24 @@ use std::time::{Duration, Instant};
 use dxr::Value;
 use ed25519_dalek::SigningKey;
 
-use self::args::{Args, Start, check_keys};
+use self::state::State;
 use self::table::{Entry, Key, Life, Room, Table};
 use super::Protocol;
-use super::auth::{PairKey, SECRET_BYTES};
-use super::om::{self, OmRun};
+use super::auth::PairKey;
+use super::om;
 use super::reply::{Decided, NodeInfo, Ordered, Role, RoundDone};
 use super::rounds::{RoundReport, Rounds};
-use super::sm::{self, Accepted, KeyRing, SmRun};
+use super::sm::{self, Accepted, KeyRing};
 use crate::behaviour::Behaviour;
+use crate::calls::{Call, Driven, Message, Method, RunId, Secret, Start, TraceAccess};
 use crate::cluster::Cluster;
 use crate::peer::Peers;
-use crate::protocol::ext;
 use crate::protocol::fault::{self, PyFault};
+use crate::protocol::{ext, python_repr};
 use crate::trace::{self, Recorder};
 
 pub use self::table::{EXPIRY_MARGIN, MAX_EXPIRY, MAX_RUNS, START_GRACE, expiry};
+pub use crate::calls::{MAX_M, MAX_NODES, MAX_VALUE};
 
 /// What one node's engine may hold, set by the server's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +67,6 @@ impl Default for Budgets {
     }
 }
 
-/// Largest run accepted: OM's message count grows as n^(m+1).
-pub const MAX_NODES: usize = 64;
-/// Largest `m` accepted.
-pub const MAX_M: usize = 8;
 /// Batches one node has in flight at once: a round of OM(m) fans out to every other node,
 /// and each batch holds a connection and its buffers on both ends.
 pub const MAX_SENDS_IN_FLIGHT: usize = 8;
@@ -78,9 +76,6 @@ pub const BATCH: usize = 64;
 /// Default of `server --max-run-messages`: the largest run (all its messages, by the
 /// protocol's formula) a node takes part in.
 pub const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
-/// Longest value a message may carry (orders are `attack` / `retreat`; a traitor's may be
-/// anything, but not this node's memory).
-pub const MAX_VALUE: usize = 1024;
 /// Bytes of stored and queued messages all remembered runs of a node may hold; beyond, the
 /// oldest finished (or abandoned) runs are forgotten, and when only driven runs are left,
 /// messages are refused.
@@ -138,28 +133,6 @@ struct Run {
     decision: Arc<tokio::sync::OnceCell<String>>,
 }
 
-#[derive(Debug)]
-enum State {
-    Om(OmRun),
-    Sm(SmRun),
-}
-
-impl State {
-    fn is_commander(&self) -> bool {
-        match self {
-            State::Om(r) => r.is_commander(),
-            State::Sm(r) => r.is_commander(),
-        }
-    }
-
-    fn nodes(&self) -> &Arc<[String]> {
-        match self {
-            State::Om(r) => r.nodes(),
-            State::Sm(r) => r.nodes(),
-        }
-    }
-}
-
 /// What a node owes a round: one received message's relay (or the commander's order) to all
 /// its receivers, before the behaviour.
 #[derive(Debug)]
@@ -195,15 +168,6 @@ impl From<sm::SmBroadcast> for Pending {
             prior: s.prior,
             only: None,
         }
-    }
-}
-
-/// The protocol of an extension method's name.
-fn protocol_of(method: &str) -> Protocol {
-    if method.starts_with("sm_") {
-        Protocol::Sm
-    } else {
-        Protocol::Om
     }
 }
 
@@ -256,43 +220,26 @@ impl Engine {
         *self.lock() = Table::new(self.budgets.runs);
     }
 
-    /// Whether `method` is one of ours.
-    pub fn handles(method: &str) -> bool {
-        ext::METHODS.contains(&method)
-    }
-
-    /// Handle one extension call: the value, or a fault string. Each handler checks its
-    /// arguments (arity first, then each argument in order, as Python reports them) before
-    /// it touches a run.
-    pub async fn call(self: &Arc<Self>, method: &str, params: &[Value]) -> Result<Value, PyFault> {
-        let args = Args { method, params };
-        let protocol = protocol_of(method);
-        match method {
-            ext::NODE_INFO => self.node_info(&args),
-            ext::SM_PUBLIC_KEY => {
-                args.arity(&[])?;
-                Ok(Value::String(self.public_key()))
-            }
-            ext::OM_START | ext::SM_START => self.start(protocol, &args),
-            ext::OM_ORDER | ext::SM_ORDER => self.order(protocol, &args),
-            ext::OM_ROUND | ext::SM_ROUND => self.round(protocol, &args).await,
-            ext::OM_MESSAGE => {
-                args.arity(&["run", "path", "value", "mac"])?;
-                let (run, path) = (args.string(0)?, args.strings(1)?);
-                let (value, mac) = (args.string(2)?, args.string(3)?);
-                self.message(protocol, &run, &path, &value, &[], &mac)?;
+    /// Answer one agreement call (its params already read, with Python's faults, by
+    /// [`Call::decode`]): the value, or a fault.
+    pub async fn call(self: &Arc<Self>, call: Call) -> Result<Value, PyFault> {
+        match call {
+            Call::NodeInfo => Ok(self.node_info()),
+            Call::SmPublicKey => Ok(Value::String(self.public_key())),
+            Call::Start(start) => self.start(start),
+            Call::Order(driven, order) => self.order(driven, order),
+            Call::Round(driven, round) => self.round(driven, round).await,
+            Call::Message(message) => {
+                self.message(&message)?;
                 Ok(Value::String(trace::now_us().to_string()))
             }
-            ext::SM_MESSAGE => {
-                args.arity(&["run", "path", "value", "signatures", "mac"])?;
-                let (run, path, value) = (args.string(0)?, args.strings(1)?, args.string(2)?);
-                let (sigs, mac) = (args.strings(3)?, args.string(4)?);
-                self.message(protocol, &run, &path, &value, &sigs, &mac)?;
-                Ok(Value::String(trace::now_us().to_string()))
-            }
-            ext::OM_DECIDE | ext::SM_DECIDE => self.decide(protocol, &args).await,
-            ext::TRACE_EVENTS => self.trace_events(&args),
-            other => Err(fault::unsupported_method(other)),
+            Call::Decide(driven) => self.decide(driven).await,
+            Call::TraceEvents {
+                run,
+                access,
+                since_us,
+            } => self.trace_events(&run, &access, since_us),
+            other => Err(fault::unsupported_method(other.method().name())),
         }
     }
 
@@ -302,16 +249,15 @@ impl Engine {
     }
 
     /// `node_info()`: who this node is and how it sends in the runs it starts now.
-    fn node_info(&self, args: &Args<'_>) -> Result<Value, PyFault> {
-        args.arity(&[])?;
+    fn node_info(&self) -> Value {
         let behaviour = self.behaviour();
-        Ok(NodeInfo {
+        NodeInfo {
             name: self.me.clone(),
             behaviour: Some(behaviour.to_string()),
             traitor: behaviour.is_traitor(),
             public_key: self.public_key(),
         }
-        .to_value())
+        .to_value()
     }
 
     fn lock(&self) -> MutexGuard<'_, Table<Run>> {
@@ -323,14 +269,14 @@ impl Engine {
     fn driven<'t>(
         table: &'t mut Table<Run>,
         key: &Key,
-        capability: &[u8; SECRET_BYTES],
+        capability: &Secret,
         now: Instant,
     ) -> Result<&'t mut Entry<Run>, PyFault> {
         let entry = table
             .get_mut(key)
-            .ok_or_else(|| faults::unknown_run(&key.1))?;
+            .ok_or_else(|| faults::unknown_run(key.1.as_str()))?;
         if !entry.is_driven_by(capability) {
-            return Err(faults::not_the_driver(&key.1));
+            return Err(faults::not_the_driver(key.1.as_str()));
         }
         entry.life.advance(now);
         Ok(entry)
@@ -338,26 +284,14 @@ impl Engine {
 
     /// `om_start(...)` / `sm_start(..., public_keys)`: hold a new run, or answer a retried
     /// start of a run already held with the same capability.
-    fn start(&self, protocol: Protocol, args: &Args<'_>) -> Result<Value, PyFault> {
-        let start = args.start(protocol)?;
+    fn start(&self, start: Start) -> Result<Value, PyFault> {
+        let protocol = start.protocol;
         let count = protocol.max_messages(start.nodes.len(), start.m);
         if count > self.budgets.run_messages {
             return Err(faults::over_budget(count, self.budgets.run_messages));
         }
-        let state = match protocol {
-            Protocol::Om => {
-                OmRun::new(&self.me, &start.commander, &start.nodes, start.m).map(State::Om)
-            }
-            Protocol::Sm => SmRun::new(
-                &start.run,
-                &self.me,
-                &start.commander,
-                &start.nodes,
-                start.m,
-            )
-            .map(State::Sm),
-        }
-        .map_err(|e| faults::value_error(&e))?;
+        let state =
+            State::new(&start, &self.me).map_err(|e| faults::value_error(&e.to_string()))?;
         check_keys(&start, &self.me)?;
         let run = self.new_run(protocol, &start, state);
         let now = Instant::now();
@@ -365,11 +299,11 @@ impl Engine {
         let mut table = self.lock();
         match table
             .room(&key, &start.capability, now)
-            .map_err(|why| faults::refused_start(&start.run, why))?
+            .map_err(|why| faults::refused_start(start.run.as_str(), why))?
         {
             Room::Again => {}
             Room::Fresh => {
-                self.recorder.restart(&start.run);
+                self.recorder.restart(start.run.as_str());
                 let life = Life::new(now, start.round_timeout, start.m);
                 table.insert(key, Entry::new(run, life, start.capability));
             }
@@ -420,28 +354,20 @@ impl Engine {
 
     /// `om_order(run, capability, order)` / `sm_order(...)`: the commander's order, queued for
     /// round 1. The same order again gets the same answer (a retry); another is refused.
-    fn order(&self, protocol: Protocol, args: &Args<'_>) -> Result<Value, PyFault> {
-        let (run, capability) = args.driven(Some("order"))?;
-        let order = args.string(2)?;
-        if order.len() > MAX_VALUE {
-            return Err(faults::too_long());
-        }
+    fn order(&self, driven: Driven, order: String) -> Result<Value, PyFault> {
         let now = Instant::now();
-        let key = (protocol, run.clone());
+        let key = (driven.protocol, driven.run);
         let mut table = self.lock();
-        let entry = Self::driven(&mut table, &key, &capability, now)?;
+        let entry = Self::driven(&mut table, &key, &driven.capability, now)?;
         let r = &mut entry.value;
         if !r.state.is_commander() {
-            return Err(faults::not_commander(&self.me, &run));
+            return Err(faults::not_commander(&self.me, key.1.as_str()));
         }
         let queued = match &r.order {
             Some((given, queued)) if *given == order => *queued,
-            Some(_) => return Err(faults::has_order(&run)),
+            Some(_) => return Err(faults::has_order(key.1.as_str())),
             None => {
-                let sends = match &r.state {
-                    State::Om(om) => Pending::from(om.command(&order)),
-                    State::Sm(sm) => Pending::from(sm.command(&order)),
-                };
+                let sends = r.state.command(&order);
                 let (queued, bytes) = (sends.b.len(), sends.bytes());
                 r.order = Some((order, queued));
                 r.rounds.queue(1, vec![sends]);
@@ -459,18 +385,13 @@ impl Engine {
     /// send what it owes; the answer says how it went. The sending runs in its own task, so a
     /// driver that stops waiting (its round timeout) does not cancel it: the messages still
     /// go out, and arrive late. The round just opened asked again waits for that answer.
-    async fn round(
-        self: &Arc<Self>,
-        protocol: Protocol,
-        args: &Args<'_>,
-    ) -> Result<Value, PyFault> {
-        let (run, capability) = args.driven(Some("round"))?;
-        let round = usize::try_from(args.int(2)?).unwrap_or(0);
-        let key = (protocol, run.clone());
+    async fn round(self: &Arc<Self>, driven: Driven, round: i64) -> Result<Value, PyFault> {
+        let round = usize::try_from(round).unwrap_or(0);
+        let key = (driven.protocol, driven.run);
         let now = Instant::now();
         let step = {
             let mut table = self.lock();
-            let entry = Self::driven(&mut table, &key, &capability, now)?;
+            let entry = Self::driven(&mut table, &key, &driven.capability, now)?;
             let r = &entry.value;
             if round >= 1 && round == r.rounds.opened() {
                 Err(r.round_timeout + ROUND_RETRY_SLACK)
@@ -526,9 +447,12 @@ impl Engine {
     ) -> Result<(Vec<Pending>, send::Plan, u64), PyFault> {
         let entry = table
             .get_mut(key)
-            .ok_or_else(|| faults::unknown_run(&key.1))?;
+            .ok_or_else(|| faults::unknown_run(key.1.as_str()))?;
         let r = &mut entry.value;
-        let mut items = r.rounds.open(round).map_err(|e| faults::value_error(&e))?;
+        let mut items = r
+            .rounds
+            .open(round)
+            .map_err(|e| faults::value_error(&e.to_string()))?;
         // The same messages in the same order whatever order they arrived in: batches,
         // traces and (SM) which path of a value is relayed are then reproducible.
         items.sort_by(|a, b| a.b.order_key().cmp(b.b.order_key()));
@@ -537,10 +461,7 @@ impl Engine {
         }
         let released: usize = items.iter().map(Pending::bytes).sum();
         let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
-        let ctx = match &r.state {
-            State::Sm(sm) => Some(sm.context().clone()),
-            State::Om(_) => None,
-        };
+        let ctx = r.state.sm_context();
         // A scripted traitor owes what the protocol says (`due`) but sends its script.
         let (held, key_pair) = (&mut r.held, &self.key);
         let scripted = script::messages(
@@ -578,7 +499,7 @@ impl Engine {
             notified.as_mut().enable();
             {
                 let table = self.lock();
-                let entry = table.get(key).ok_or_else(|| faults::unknown_run(&key.1))?;
+                let entry = (table.get(key)).ok_or_else(|| faults::unknown_run(key.1.as_str()))?;
                 if let Some(Some(answer)) = entry.value.answers.get(round - 1) {
                     return Ok(answer.to_value());
                 }
@@ -592,39 +513,24 @@ impl Engine {
     /// One message from a peer: its sender proven, then admitted by the rounds, taken by the
     /// algorithm and its relays queued. Refused, and counted, when its MAC does not prove its
     /// sender (before anything else about it: an outsider can make no message count as late).
-    fn message(
-        &self,
-        protocol: Protocol,
-        run: &str,
-        path: &[String],
-        value: &str,
-        sigs: &[String],
-        mac: &str,
-    ) -> Result<(), PyFault> {
-        if value.len() > MAX_VALUE {
-            return Err(faults::too_long());
-        }
+    fn message(&self, m: &Message) -> Result<(), PyFault> {
+        let (run, path, value, sigs) = (m.run.as_str(), &m.path, m.value.as_str(), &m.signatures);
         let now = Instant::now();
-        let key = (protocol, run.to_string());
+        let key = (m.protocol, m.run.clone());
         let mut table = self.lock();
         let total = table.bytes();
         let entry = table
             .get_mut(&key)
             .ok_or_else(|| faults::unknown_run(run))?;
-        let method = protocol.method(ext::OM_MESSAGE, ext::SM_MESSAGE);
         let r = &mut entry.value;
-        if let Err(why) = authenticate(&r.keys, &self.me, method, run, path, value, sigs, mac) {
+        if let Err(why) = authenticate(&r.keys, &self.me, m) {
             r.unauthenticated += 1;
             return Err(faults::not_authenticated(&why));
         }
         // A copy of a message already taken (a retried batch, a replay) is answered as
         // stored and nothing more, before the late check: whoever replays a loyal node's
         // message after its round cannot make that node look late.
-        let duplicate = match &r.state {
-            State::Om(om) => om.is_duplicate(path),
-            State::Sm(sm) => sm.is_duplicate(path, value),
-        };
-        if duplicate {
+        if r.state.is_duplicate(path, value) {
             return Ok(());
         }
         check_bytes(entry.bytes, total)?;
@@ -633,7 +539,7 @@ impl Engine {
         let relay = match &mut r.state {
             State::Om(om) => Some(Pending::from(
                 om.receive(path, value)
-                    .map_err(|e| faults::value_error(&e))?,
+                    .map_err(|e| faults::value_error(&e.to_string()))?,
             )),
             State::Sm(sm) => {
                 (r.rounds.can_spend(sender)).map_err(|e| faults::refused_message(run, e))?;
@@ -667,12 +573,11 @@ impl Engine {
     /// what it received, without the engine's lock: however large the tree, the other nodes of
     /// the process and their methods keep answering (its size is bounded by what was
     /// received, see `OmRun::decide`); asked again, the decide answers from it at once.
-    async fn decide(&self, protocol: Protocol, args: &Args<'_>) -> Result<Value, PyFault> {
-        let (run, capability) = args.driven(None)?;
-        let key = (protocol, run.clone());
+    async fn decide(&self, driven: Driven) -> Result<Value, PyFault> {
+        let key = (driven.protocol, driven.run);
         let (om, cell) = {
             let mut table = self.lock();
-            let entry = Self::driven(&mut table, &key, &capability, Instant::now())?;
+            let entry = Self::driven(&mut table, &key, &driven.capability, Instant::now())?;
             entry.life.decide();
             let r = &mut entry.value;
             r.rounds.close_all();
@@ -697,14 +602,11 @@ impl Engine {
         // run; then it is unknown, as it would be now.
         let entry = table
             .get_mut(&key)
-            .ok_or_else(|| faults::unknown_run(&run))?;
+            .ok_or_else(|| faults::unknown_run(key.1.as_str()))?;
         let answer = decide_answer(&entry.value).to_value();
         // The decision is kept; the messages behind it serve nothing now (every later message
         // is late), and a node keeps up to --max-runs decided runs.
-        match &mut entry.value.state {
-            State::Om(om) => om.release(),
-            State::Sm(sm) => sm.release(),
-        }
+        entry.value.state.release();
         let held = entry.bytes;
         table.add_bytes(&key, -(held as isize), MAX_RUNS_BYTES, Instant::now());
         Ok(answer)
@@ -713,51 +615,73 @@ impl Engine {
     /// `trace_events(run, capability, since_us)`: this process's recorded calls of `run`
     /// made by this node, for the run's driver (any caller for the original run, which has
     /// no driver).
-    fn trace_events(&self, args: &Args<'_>) -> Result<Value, PyFault> {
-        args.arity(&["run", "capability", "since_us"])?;
-        let run = args.string(0)?;
-        if run == trace::ORIGINAL_RUN {
-            args.string(1)?;
-        } else {
-            let capability = args.capability(1)?;
+    fn trace_events(
+        &self,
+        run: &RunId,
+        access: &TraceAccess,
+        since: u64,
+    ) -> Result<Value, PyFault> {
+        if let TraceAccess::Run(capability) = access {
             let table = self.lock();
             let held: Vec<&Entry<Run>> = [Protocol::Om, Protocol::Sm]
                 .into_iter()
                 .filter_map(|p| table.get(&(p, run.clone())))
                 .collect();
             if held.is_empty() {
-                return Err(faults::unknown_run(&run));
+                return Err(faults::unknown_run(run.as_str()));
             }
-            if !held.iter().any(|e| e.is_driven_by(&capability)) {
-                return Err(faults::not_the_driver(&run));
+            if !held.iter().any(|e| e.is_driven_by(capability)) {
+                return Err(faults::not_the_driver(run.as_str()));
             }
         }
-        let since = args.string(2)?.parse::<u64>().map_err(|_| {
-            fault::python("ValueError", "since_us must be a decimal u64 in a string")
-        })?;
-        let events = self.recorder.events(&run, &self.me, since);
+        let events = self.recorder.events(run.as_str(), &self.me, since);
         Ok(Value::Array(events.iter().map(trace::to_value).collect()))
     }
 }
 
-/// Whether `mac` proves that `path`'s last node sent this message to `me`: the key of that
-/// pair, given to both at the start, made it. The reason when it does not.
-#[allow(clippy::too_many_arguments)]
-fn authenticate(
-    keys: &HashMap<String, PairKey>,
-    me: &str,
-    method: &str,
-    run: &str,
-    path: &[String],
-    value: &str,
-    sigs: &[String],
-    mac: &str,
-) -> Result<(), String> {
-    let sender = path.last().ok_or("the path names no sender")?;
+/// The keys of a start must name every other participant and nobody else: a missing key
+/// would make that pair's messages unprovable, an extra one names a stranger.
+pub fn check_keys(start: &Start, me: &str) -> Result<(), PyFault> {
+    for name in &start.nodes {
+        if name != me && !start.keys.contains_key(name) {
+            return Err(fault::python(
+                "ValueError",
+                &format!("keys has no key for {name}: every other participant needs one"),
+            ));
+        }
+    }
+    let stranger = start
+        .keys
+        .keys()
+        .filter(|k| *k == me || !start.nodes.contains(k))
+        .min();
+    if let Some(name) = stranger {
+        return Err(fault::python(
+            "ValueError",
+            &format!(
+                "keys names {}, {}",
+                python_repr(name),
+                if name == me {
+                    "this node itself"
+                } else {
+                    "which takes no part in this run"
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the message's MAC proves that its path's last node sent it to `me`: the key of
+/// that pair, given to both at the start, made it. The reason when it does not.
+fn authenticate(keys: &HashMap<String, PairKey>, me: &str, m: &Message) -> Result<(), String> {
+    let sender = m.path.last().ok_or("the path names no sender")?;
     let key = keys
         .get(sender)
         .ok_or_else(|| format!("{sender:?} shares no key with {me} in this run"))?;
-    if !key.verify(method, run, me, path, value, sigs, mac) {
+    let method = Method::Message(m.protocol).name();
+    let (run, value) = (m.run.as_str(), m.value.as_str());
+    if !key.verify(method, run, me, &m.path, value, &m.signatures, &m.mac) {
         return Err(format!("its MAC does not prove that {sender:?} sent it"));
     }
     Ok(())

@@ -13,8 +13,8 @@ use super::{BATCH, Engine, Pending};
 use crate::agreement::auth::PairKey;
 use crate::agreement::{Protocol, sm};
 use crate::behaviour::{Behaviour, entropy};
+use crate::calls::{Call, Message, Method};
 use crate::peer::PeerError;
-use crate::protocol::ext;
 use crate::protocol::fault::PyFault;
 use crate::trace;
 
@@ -121,7 +121,7 @@ impl Engine {
         // The semaphore is never closed; without a permit the batch just goes.
         let _slot = self.in_flight.acquire().await.ok();
         let sent = batch.len() as u64;
-        let method = plan.protocol.method(ext::OM_MESSAGE, ext::SM_MESSAGE);
+        let method = Method::Message(plan.protocol);
         let key = plan.keys.get(to);
         let calls: Vec<(String, Vec<Value>)> = batch
             .iter()
@@ -135,19 +135,20 @@ impl Engine {
                 // Every participant's key is checked at the start, so `key` is there; a
                 // message without one is sent unproven and refused by the receiver.
                 let mac = key.map_or(String::new(), |k| {
-                    k.mac(method, &plan.run, to, &names, value, &sigs)
+                    k.mac(method.name(), &plan.run, to, &names, value, &sigs)
                 });
-                let path = Value::Array(names.into_iter().map(Value::String).collect());
-                let mut args = vec![
-                    Value::String(plan.run.to_string()),
-                    path,
-                    Value::String(value.clone()),
-                ];
-                if plan.sm.is_some() {
-                    args.push(Value::Array(sigs.into_iter().map(Value::String).collect()));
-                }
-                args.push(Value::String(mac));
-                (method.to_string(), args)
+                let message = Message {
+                    protocol: plan.protocol,
+                    run: plan.run.as_ref().into(),
+                    path: names,
+                    value: value.clone(),
+                    signatures: sigs,
+                    mac,
+                };
+                (
+                    method.name().to_string(),
+                    Call::Message(message).into_params(),
+                )
             })
             .collect();
         let traced: Vec<serde_json::Value> = calls

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::agreement::Protocol;
-use crate::agreement::auth::{SECRET_BYTES, same_secret};
+use crate::calls::{RunId, Secret};
 
 /// Runs remembered per node by default (`server --max-runs`).
 pub const MAX_RUNS: usize = 256;
@@ -108,12 +108,12 @@ pub struct Entry<V> {
     pub life: Life,
     /// Approximate bytes of its stored and queued messages.
     pub bytes: usize,
-    capability: [u8; SECRET_BYTES],
+    capability: Secret,
 }
 
 impl<V> Entry<V> {
     /// A run started with `capability`.
-    pub fn new(value: V, life: Life, capability: [u8; SECRET_BYTES]) -> Self {
+    pub fn new(value: V, life: Life, capability: Secret) -> Self {
         Entry {
             value,
             life,
@@ -123,13 +123,13 @@ impl<V> Entry<V> {
     }
 
     /// Whether `capability` is the one the run was started with (compared in constant time).
-    pub fn is_driven_by(&self, capability: &[u8; SECRET_BYTES]) -> bool {
-        same_secret(&self.capability, capability)
+    pub fn is_driven_by(&self, capability: &Secret) -> bool {
+        self.capability.same(capability)
     }
 }
 
 /// A run is named by its protocol and its id: an OM run and an SM run may share an id.
-pub type Key = (Protocol, String);
+pub type Key = (Protocol, RunId);
 
 /// Why the table has no room for a new run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,12 +202,7 @@ impl<V> Table<V> {
 
     /// Make room for a start of `key` with `capability` at `now`: forget a finished run of
     /// that id, then finished or abandoned runs as needed. See the module's rules.
-    pub fn room(
-        &mut self,
-        key: &Key,
-        capability: &[u8; SECRET_BYTES],
-        now: Instant,
-    ) -> Result<Room, Refusal> {
+    pub fn room(&mut self, key: &Key, capability: &Secret, now: Instant) -> Result<Room, Refusal> {
         match self.entries.get(key) {
             Some(e) if !e.life.finished(now) => {
                 return match e.is_driven_by(capability) {
@@ -277,15 +272,15 @@ mod tests {
     use proptest::prelude::*;
 
     const ROUND: Duration = Duration::from_millis(100);
-    const CAP: [u8; SECRET_BYTES] = [1; SECRET_BYTES];
-    const OTHER: [u8; SECRET_BYTES] = [2; SECRET_BYTES];
+    const CAP: Secret = Secret([1; crate::calls::SECRET_BYTES]);
+    const OTHER: Secret = Secret([2; crate::calls::SECRET_BYTES]);
 
     fn key(id: &str) -> Key {
-        (Protocol::Om, id.to_string())
+        (Protocol::Om, id.into())
     }
 
     /// A start of OM(1) run `id` with `cap` at `now`, as the engine makes it.
-    fn start(t: &mut Table<()>, id: &str, cap: [u8; 32], now: Instant) -> Result<Room, Refusal> {
+    fn start(t: &mut Table<()>, id: &str, cap: Secret, now: Instant) -> Result<Room, Refusal> {
         let room = t.room(&key(id), &cap, now)?;
         if room == Room::Fresh {
             t.insert(key(id), Entry::new((), Life::new(now, ROUND, 1), cap));
@@ -360,7 +355,7 @@ mod tests {
         assert_eq!(start(&mut t, "om-7", CAP, t0), Ok(Room::Again), "a retry");
         assert_eq!(t.len(), 1);
         // OM and SM ids are separate.
-        let sm = (Protocol::Sm, "om-7".to_string());
+        let sm = (Protocol::Sm, "om-7".into());
         assert_eq!(t.room(&sm, &OTHER, t0), Ok(Room::Fresh));
         t.get_mut(&key("om-7")).unwrap().life.decide();
         assert_eq!(start(&mut t, "om-7", OTHER, t0), Ok(Room::Fresh));

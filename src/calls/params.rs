@@ -1,62 +1,54 @@
-//! The parameters of the agreement methods, read with Python's faults: arity first, then each
-//! parameter in the order the method lists it (docs/protocol-extensions.md gives the order).
+//! A call's params read with Python's faults: the original methods' arity faults as CPython
+//! words them for `Process.METHOD()`, and the agreement methods' arity and type faults as
+//! docs/protocol-extensions.md gives them (arity first, then each parameter in the order the
+//! method lists it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dxr::Value;
 
-use crate::agreement::Protocol;
-use crate::agreement::auth::{self, SECRET_BYTES};
+use super::{Driven, MAX_M, MAX_NODES, MAX_ROUND_TIMEOUT_MS, Method, Protocol, Secret, Start};
 use crate::protocol::fault::{self, PyFault};
 
-use super::{MAX_M, MAX_NODES};
-
-/// The first six parameters of `om_start` and `sm_start`, then the run's secrets.
-const START: [&str; 8] = [
-    "run",
-    "commander",
-    "nodes",
-    "m",
-    "round_timeout_ms",
-    "seed",
-    "capability",
-    "keys",
-];
-
-/// `sm_start`'s last parameter.
-const PUBLIC_KEYS: &str = "public_keys";
-
-/// Longest round timeout a start takes, in milliseconds.
-pub const MAX_ROUND_TIMEOUT_MS: u64 = 600_000;
-
-/// What `om_start` / `sm_start` carry.
-#[derive(Debug)]
-pub struct Start {
-    pub run: String,
-    pub commander: String,
-    pub nodes: Vec<String>,
-    pub m: usize,
-    pub round_timeout: Duration,
-    /// The driver's seed of the run (before this server's `--seed` is mixed in).
-    pub seed: u64,
-    /// What the run's driver must show on every later call.
-    pub capability: [u8; SECRET_BYTES],
-    /// The key this node shares with each other participant, by name.
-    pub keys: HashMap<String, [u8; SECRET_BYTES]>,
-    /// SM: every participant's public key as the driver read it from `node_info` (base64;
-    /// a key that is not valid is simply missing, and that node's messages are rejected).
-    pub public_keys: BTreeMap<String, String>,
+/// The params of one call of `method`.
+pub struct Params<'a> {
+    method: Method,
+    params: &'a [Value],
 }
 
-/// Typed access to an extension call's parameters, with faults in Python's style.
-pub struct Args<'a> {
-    pub method: &'a str,
-    pub params: &'a [Value],
-}
+impl<'a> Params<'a> {
+    /// The params of a call of `method`.
+    pub fn new(method: Method, params: &'a [Value]) -> Self {
+        Params { method, params }
+    }
 
-impl Args<'_> {
-    pub fn arity(&self, names: &[&str]) -> Result<(), PyFault> {
+    /// An original method's two parameters (`send_message`, `receive_message`), as given.
+    pub fn original_two(&self) -> Result<[Value; 2], PyFault> {
+        let (name, names) = (self.method.name(), self.method.params());
+        match self.params {
+            [a, b] => Ok([a.clone(), b.clone()]),
+            [] => Err(fault::missing_arguments(name, names)),
+            [_] => Err(fault::missing_arguments(name, &names[1..])),
+            _ => Err(fault::too_many_arguments(name, 3, self.params.len() + 1)),
+        }
+    }
+
+    /// An original method without parameters (`finalize_decision`, `get_messages`).
+    pub fn original_none(&self) -> Result<(), PyFault> {
+        if self.params.is_empty() {
+            return Ok(());
+        }
+        Err(fault::too_many_arguments(
+            self.method.name(),
+            1,
+            self.params.len() + 1,
+        ))
+    }
+
+    /// An agreement method's arity: exactly its parameters.
+    pub fn arity(&self) -> Result<(), PyFault> {
+        let names = self.method.params();
         if self.params.len() == names.len() {
             return Ok(());
         }
@@ -64,7 +56,7 @@ impl Args<'_> {
             "TypeError",
             &format!(
                 "{}({}) takes {} argument{} but {} {} given",
-                self.method,
+                self.method.name(),
                 names.join(", "),
                 names.len(),
                 if names.len() == 1 { "" } else { "s" },
@@ -81,10 +73,11 @@ impl Args<'_> {
     fn bad(&self, i: usize, want: &str) -> PyFault {
         fault::python(
             "TypeError",
-            &format!("{}() argument {} must be {want}", self.method, i + 1),
+            &format!("{}() argument {} must be {want}", self.method.name(), i + 1),
         )
     }
 
+    /// Parameter `i`, a string.
     pub fn string(&self, i: usize) -> Result<String, PyFault> {
         match self.params.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -92,6 +85,7 @@ impl Args<'_> {
         }
     }
 
+    /// Parameter `i`, an array of strings.
     pub fn strings(&self, i: usize) -> Result<Vec<String>, PyFault> {
         match self.params.get(i) {
             Some(Value::Array(items)) => items
@@ -105,7 +99,7 @@ impl Args<'_> {
         }
     }
 
-    /// A struct whose members are all strings.
+    /// Parameter `i`, a struct whose members are all strings.
     pub fn string_map(&self, i: usize) -> Result<BTreeMap<String, String>, PyFault> {
         match self.params.get(i) {
             Some(Value::Struct(members)) => members
@@ -119,6 +113,7 @@ impl Args<'_> {
         }
     }
 
+    /// Parameter `i`, an integer (`<int>`/`<i4>` or `<i8>`).
     pub fn int(&self, i: usize) -> Result<i64, PyFault> {
         match self.params.get(i) {
             Some(Value::Integer(n)) => Ok(i64::from(*n)),
@@ -127,30 +122,27 @@ impl Args<'_> {
         }
     }
 
-    /// A capability: base64 of 32 bytes.
-    pub fn capability(&self, i: usize) -> Result<[u8; SECRET_BYTES], PyFault> {
+    /// Parameter `i`, a capability: base64 of 32 bytes.
+    pub fn capability(&self, i: usize) -> Result<Secret, PyFault> {
         let text = self.string(i)?;
-        auth::decode_secret(&text, "capability")
-            .map_err(|e| fault::python("ValueError", &e.to_string()))
+        Secret::parse(&text, "capability").map_err(|e| fault::python("ValueError", &e.to_string()))
     }
 
-    /// The parameters of a driver's call `METHOD(run, capability, NAME)` (the `*_order` and
-    /// `*_round` shape), or `METHOD(run, capability)` when `last` is `None`.
-    pub fn driven(&self, last: Option<&str>) -> Result<(String, [u8; SECRET_BYTES]), PyFault> {
-        let mut names = vec!["run", "capability"];
-        names.extend(last);
-        self.arity(&names)?;
-        Ok((self.string(0)?, self.capability(1)?))
+    /// A driver's call `METHOD(run, capability, ...)`: its arity, run and capability.
+    pub fn driven(&self, protocol: Protocol) -> Result<Driven, PyFault> {
+        self.arity()?;
+        Ok(Driven {
+            protocol,
+            run: self.string(0)?.into(),
+            capability: self.capability(1)?,
+        })
     }
 
     /// `om_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys)`, or
-    /// `sm_start`'s, which adds `public_keys`.
+    /// `sm_start`'s, which adds `public_keys`. The ranges are checked as the parameters are
+    /// read, in the order the first implementation did (and the Python stand-in does).
     pub fn start(&self, protocol: Protocol) -> Result<Start, PyFault> {
-        let mut names = START.to_vec();
-        if protocol == Protocol::Sm {
-            names.push(PUBLIC_KEYS);
-        }
-        self.arity(&names)?;
+        self.arity()?;
         let nodes = self.strings(2)?;
         let m = self.int(3)?;
         let timeout = self.int(4)?;
@@ -179,9 +171,9 @@ impl Args<'_> {
             .map_err(|_| fault::python("ValueError", "seed must be a decimal u64 in a string"))?;
         let (run, commander) = (self.string(0)?, self.string(1)?);
         let capability = self.capability(6)?;
-        let mut keys = HashMap::new();
+        let mut keys = BTreeMap::new();
         for (name, text) in self.string_map(7)? {
-            let key = auth::decode_secret(&text, &format!("the key for {name}"))
+            let key = Secret::parse(&text, &format!("the key for {name}"))
                 .map_err(|e| fault::python("ValueError", &e.to_string()))?;
             keys.insert(name, key);
         }
@@ -190,7 +182,8 @@ impl Args<'_> {
             Protocol::Om => BTreeMap::new(),
         };
         Ok(Start {
-            run,
+            protocol,
+            run: run.into(),
             commander,
             nodes,
             m,
@@ -201,37 +194,4 @@ impl Args<'_> {
             public_keys,
         })
     }
-}
-
-/// The keys of a start must name every other participant and nobody else: a missing key
-/// would make that pair's messages unprovable, an extra one names a stranger.
-pub fn check_keys(start: &Start, me: &str) -> Result<(), PyFault> {
-    for name in &start.nodes {
-        if name != me && !start.keys.contains_key(name) {
-            return Err(fault::python(
-                "ValueError",
-                &format!("keys has no key for {name}: every other participant needs one"),
-            ));
-        }
-    }
-    let stranger = start
-        .keys
-        .keys()
-        .filter(|k| *k == me || !start.nodes.contains(k))
-        .min();
-    if let Some(name) = stranger {
-        return Err(fault::python(
-            "ValueError",
-            &format!(
-                "keys names {}, {}",
-                crate::protocol::python_repr(name),
-                if name == me {
-                    "this node itself"
-                } else {
-                    "which takes no part in this run"
-                }
-            ),
-        ));
-    }
-    Ok(())
 }
