@@ -612,8 +612,8 @@ fn read<T>(
     })
 }
 
-/// Call `method(args(node))` on every node concurrently: (node, url, result) in the nodes'
-/// order.
+/// Call `method(args(node))` on every node concurrently, through the crate's one fan-out
+/// ([`Peers::each`]): (node, url, result) in the nodes' order.
 pub async fn each(
     cluster: &Cluster,
     peers: &Peers,
@@ -621,24 +621,7 @@ pub async fn each(
     method: &'static str,
     args: impl Fn(&str) -> Vec<Value>,
 ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let (cluster, peers, node, args) =
-            (cluster.clone(), peers.clone(), node.clone(), args(node));
-        tasks.spawn(async move {
-            let url = cluster.url_of(&node).unwrap_or_default();
-            let result = peers.call_node(&cluster, &node, method, &args).await;
-            (i, node, url, result)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            out.push(r);
-        }
-    }
-    out.sort_by_key(|r| r.0);
-    out.into_iter().map(|(_, n, u, r)| (n, u, r)).collect()
+    peers.each(cluster, nodes, method, args).await
 }
 
 /// A fresh random seed.
@@ -657,6 +640,11 @@ pub fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fan_out_calls_every_participant_of_a_round_at_once() {
+        assert!(crate::peer::FAN_OUT >= crate::agreement::engine::MAX_NODES);
+    }
 
     #[test]
     fn the_default_round_timeout_grows_with_the_largest_round() {
