@@ -25,11 +25,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use dxr::{DateTime, Fault, Value};
 use generals::dispatch::{decode_fault, render};
-use generals::server::Offline;
 use generals::methods::{Codec, python_fault};
 use generals::node::{Node, Step};
 use generals::peer::{call_body, read_reply as decode_response};
 use generals::protocol::{self, ext, fault};
+use generals::server::Offline;
 use generals::xmlrpc::{decode_call, decode_call_dxr};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};

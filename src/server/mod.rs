@@ -162,7 +162,8 @@ pub enum ServerError {
 }
 
 /// A server whose listeners are bound; [`Bound::run`] serves them.
-#[derive(Debug)]pub struct Bound {
+#[derive(Debug)]
+pub struct Bound {
     nodes: Vec<(Arc<Hosted>, TcpListener)>,
     config: Config,
 }
@@ -274,7 +275,8 @@ impl Bound {
         shutdown.await;
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
-    }}
+    }
+}
 
 /// Bind and serve until `shutdown` (what the `server` binary does).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {

@@ -77,7 +77,11 @@ impl Offline {
         let mut config = Config {
             cluster,
             nodes: vec![name.to_string()],
-            faulty: if faulty { vec![name.to_string()] } else { Vec::new() },
+            faulty: if faulty {
+                vec![name.to_string()]
+            } else {
+                Vec::new()
+            },
             quiet: true,
             print: false,
             limits: Limits {
