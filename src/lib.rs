@@ -28,6 +28,7 @@
 
 pub mod agreement;
 pub mod allocator;
+pub mod app;
 pub mod behaviour;
 pub mod cli;
 pub mod cluster;
@@ -40,7 +41,6 @@ pub mod node;
 pub mod peer;
 pub mod picture;
 pub mod protocol;
-pub mod report;
 pub mod runs;
 pub mod server;
 pub mod trace;

@@ -375,7 +375,7 @@ pub async fn gather(
     peers: &crate::peer::Peers,
     nodes: &[String],
     run: &str,
-    capability: &dyn Fn(&str) -> String,
+    capability: &(dyn Fn(&str) -> String + Sync),
     since_us: u64,
 ) -> (Vec<Event>, Vec<(String, String)>) {
     let answers = peers
