@@ -31,10 +31,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("runs", 8),
     ("picture", 8),
     ("load", 8),
-    // The command lines, then what the client does with them.
+    // The command lines, then what the client does with them (the app), then the live page,
+    // which runs what the app runs.
     ("cli", 9),
-    ("ui", 9),
-    ("report", 10),
+    ("app", 10),
+    ("ui", 11),
 ];
 
 fn layer(module: &str) -> Option<u8> {

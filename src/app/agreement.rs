@@ -20,6 +20,10 @@ use crate::peer::Peers;
 use crate::runs::driver::{self, DriveError, Driven, Protocol, RunOptions};
 use crate::trace;
 
+// The driver's rounds call every participant at once through the one fan-out: it must take
+// as many nodes at once as a run may have.
+const _: () = assert!(crate::peer::FAN_OUT >= crate::agreement::engine::MAX_NODES);
+
 /// How often a watched run's traces are asked for new calls.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -139,7 +143,12 @@ where
     T: FnMut(Event) -> std::io::Result<()>,
 {
     let since_us = trace::now_us();
-    let (c, o, pool, given) = (cluster.clone(), opts.clone(), peers.clone(), secrets.clone());
+    let (c, o, pool, given) = (
+        cluster.clone(),
+        opts.clone(),
+        peers.clone(),
+        secrets.clone(),
+    );
     let mut driving = Owned(tokio::spawn(async move {
         driver::drive_with(&c, &o, &pool, given).await
     }));
@@ -147,8 +156,8 @@ where
     if watch {
         // A call may still be recorded this long after it started: the round's or call's
         // timeout.
-        let window_us = (opts.round_timeout.max(opts.rpc_timeout) + Duration::from_secs(1))
-            .as_micros() as u64;
+        let window_us =
+            (opts.round_timeout.max(opts.rpc_timeout) + Duration::from_secs(1)).as_micros() as u64;
         while !driving.0.is_finished() {
             tokio::time::sleep(POLL).await;
             let from = trace::now_us().saturating_sub(window_us).max(since_us);
@@ -181,8 +190,15 @@ pub async fn gather(
     since_us: u64,
 ) -> Vec<trace::Event> {
     let capability = |n: &str| secrets.capability(n).to_string();
-    let (events, _) =
-        trace::gather(cluster, peers, &opts.nodes, &secrets.run, &capability, since_us).await;
+    let (events, _) = trace::gather(
+        cluster,
+        peers,
+        &opts.nodes,
+        &secrets.run,
+        &capability,
+        since_us,
+    )
+    .await;
     events
 }
 

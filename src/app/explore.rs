@@ -15,7 +15,6 @@ use crate::runs::adversary;
 use crate::runs::driver::{self, DriveError, Protocol};
 use crate::runs::explore::{self, Explore};
 
-
 /// What `client explore`'s flags ask to explore, with these traitor behaviours.
 fn exploration(a: &ExploreArgs, seed: u64, behaviours: Vec<Behaviour>) -> Explore {
     Explore {

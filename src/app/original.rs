@@ -77,7 +77,6 @@ pub async fn command(
     Ok(u8::from(report.failures != 0))
 }
 
-
 /// missing), with the options this client was given, so the command works as printed.
 pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
     let mut cmd = String::from("server");
@@ -110,7 +109,6 @@ pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String 
         )
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -149,4 +147,3 @@ mod tests {
         );
     }
 }
-

@@ -272,4 +272,3 @@ pub fn check_tree(tree: &TreeArgs, nodes: &[String], commander: &str) -> Result<
         error,
     })
 }
-

@@ -77,9 +77,9 @@ pub fn check(asked: &Asked, nodes: &[String]) -> Result<RunOptions, ParamError> 
     if !ORDERS.contains(&asked.order.as_str()) {
         return Err(ParamError::Order(asked.order.clone()));
     }
-    let round_timeout = asked.round_timeout.unwrap_or_else(|| {
-        driver::default_round_timeout(asked.protocol, nodes.len(), asked.m)
-    });
+    let round_timeout = asked
+        .round_timeout
+        .unwrap_or_else(|| driver::default_round_timeout(asked.protocol, nodes.len(), asked.m));
     let opts = RunOptions {
         protocol: asked.protocol,
         m: asked.m,

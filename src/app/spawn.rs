@@ -104,10 +104,13 @@ mod tests {
         let mut argv = vec!["server", "--quiet"];
         argv.extend_from_slice(args);
         let config = ServerArgs::try_parse_from(argv).unwrap().config().unwrap();
-        format!("{:?}", Config {
-            print: false,
-            ..config
-        })
+        format!(
+            "{:?}",
+            Config {
+                print: false,
+                ..config
+            }
+        )
     }
 
     fn spawned(args: &[&str], external: &[&str]) -> String {
@@ -122,7 +125,14 @@ mod tests {
     fn spawned_nodes_are_what_server_hosts_with_the_same_flags() {
         for args in [
             &[][..],
-            &["--port-base", "9100", "--cluster-size", "7", "--rpc-timeout", "3"],
+            &[
+                "--port-base",
+                "9100",
+                "--cluster-size",
+                "7",
+                "--rpc-timeout",
+                "3",
+            ],
             &["--faulty", "Q", "--behaviour", "R=liar", "--nodes", "P,Q,R"],
         ] {
             assert_eq!(spawned(args, &[]), as_server(args), "{args:?}");

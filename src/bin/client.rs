@@ -12,8 +12,8 @@ static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use generals::cli::client::{Cli, Command};
 use generals::app;
+use generals::cli::client::{Cli, Command};
 
 fn main() -> ExitCode {
     // mimalloc's defaults here (no `allocator::configure`): purging freed memory at once costs

@@ -642,11 +642,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fan_out_calls_every_participant_of_a_round_at_once() {
-        assert!(crate::peer::FAN_OUT >= crate::agreement::engine::MAX_NODES);
-    }
-
-    #[test]
     fn the_default_round_timeout_grows_with_the_largest_round() {
         let ms = |p, n, m| default_round_timeout(p, n, m).as_millis();
         // OM(1) over 4 nodes: a round of 6 messages.

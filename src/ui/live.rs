@@ -370,7 +370,9 @@ pub async fn nodes_view(
     peers: &Peers,
     nodes: &[String],
 ) -> Vec<serde_json::Value> {
-    let answers = peers.each(cluster, nodes, ext::NODE_INFO, |_| Vec::new()).await;
+    let answers = peers
+        .each(cluster, nodes, ext::NODE_INFO, |_| Vec::new())
+        .await;
     answers
         .into_iter()
         .map(|(node, url, answer)| {

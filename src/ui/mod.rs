@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State as With};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
@@ -45,7 +46,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -574,7 +574,9 @@ async fn start_run(
     // (the driver's calls stop; the nodes expire a run left unfinished), and the slot is free.
     tokio::spawn(async move {
         let mut id = 0u64;
-        let _ = events_tx.send(SseEvent::default().comment("generals")).await;
+        let _ = events_tx
+            .send(SseEvent::default().comment("generals"))
+            .await;
         loop {
             tokio::select! {
                 item = items_rx.recv() => {
