@@ -1,7 +1,7 @@
 //! The request path: body -> decoded call -> the node's method table (original methods,
 //! extensions, `system.multicall` batches of them) -> rendered `methodResponse`. The server
 //! runs [`respond`] on every request body; the fuzz target and the property tests run the same
-//! function through [`Offline`], a node whose peers are a port nobody listens on.
+//! function through `server::Offline`, a node whose peers are a port nobody listens on.
 //!
 //! Why a front of our own rather than `dxr_server::server`'s: that one answers an unknown
 //! method with fault 404, a bad body with fault 400 quoting the whole body, and a missing
@@ -9,7 +9,7 @@
 //! these with fault code 1 and `<class '...'>` strings (docs/protocol.md). The handlers and the map
 //! are dxr_server's ([`methods`]); decoding, routing and rendering are here.
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dxr::{Fault, FaultResponse, MethodResponse, Value};
@@ -17,15 +17,10 @@ use dxr_server::HandlerMap;
 use dxr_server::axum::http::HeaderMap;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::agreement::engine::{Budgets, Engine};
 use crate::calls::Method;
-use crate::cluster::{Cluster, ClusterError};
 use crate::gate::ByteBudget;
-use crate::methods::{self, Codec, General, python_fault};
-use crate::node::Node;
-use crate::peer::{PeerError, Peers};
+use crate::methods::{Codec, python_fault};
 use crate::protocol::{self, fault, python_type_name};
-use crate::trace::{self, Recorder};
 use crate::xmlrpc::{self, DecodeError};
 
 /// The answer to one request body: decode it with `codec`, route the call (or each call of a
@@ -494,148 +489,5 @@ pub fn decode_fault(e: &DecodeError) -> Fault {
         DecodeError::Refused(m) => python_fault(fault::python("ValueError", m)),
         DecodeError::Python { class, message } => python_fault(fault::python(class, message)),
         DecodeError::Raised(f) => Fault::new(f.code(), fault::cut(f.string().to_string())),
-    }
-}
-
-/// Timeout of an [`Offline`] node's outgoing calls: they are refused at once, this only bounds
-/// what cannot happen.
-pub const OFFLINE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// One node with its method table, answering request bodies without a server and without any
-/// possible network effect: every node of its cluster (P, Q, R, S and itself) is placed at a
-/// local port that is bound but never listens, so a `send_message`, a round's relays or an SM
-/// key fetch fail at once with the original's `ConnectionRefusedError`, and any other name is
-/// refused without a connection ([`Cluster::url_of`]). Built as the server builds a hosted node
-/// (`server::serve_on`), with the default limits and no stdout lines. For the fuzz target and
-/// the property tests; [`Offline::respond`] blocks on a current-thread runtime of its own.
-pub struct Offline {
-    general: Arc<General>,
-    engine: Arc<Engine>,
-    table: HandlerMap,
-    codec: Codec,
-    runtime: tokio::runtime::Runtime,
-    /// The port every member's URL names: held (bound, not listening) while the node lives,
-    /// so nothing else can listen there.
-    _closed: tokio::net::TcpSocket,
-}
-
-/// Why an [`Offline`] node could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum OfflineError {
-    /// No runtime, or no local port to hold.
-    #[error("offline node: {0}")]
-    Io(#[from] std::io::Error),
-    /// The closed port's URL was refused (cannot happen for `127.0.0.1`).
-    #[error("offline node: {0}")]
-    Cluster(#[from] ClusterError),
-    /// The HTTP client could not be built.
-    #[error("offline node: {0}")]
-    Peer(#[from] PeerError),
-    /// The agreement engine could not start (no randomness for its key).
-    #[error("offline node: {0}")]
-    Engine(String),
-}
-
-impl std::fmt::Debug for Offline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Offline")
-            .field("general", &self.general)
-            .field("codec", &self.codec)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Offline {
-    /// Node `name` (faulty in the original's sense if `faulty`) of the cluster P, Q, R, S (and
-    /// `name`), reading bodies with the fast codec.
-    pub fn new(name: &str, faulty: bool) -> Result<Self, OfflineError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let closed = {
-            let _in_runtime = runtime.enter();
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(([127, 0, 0, 1], 0).into())?;
-            socket
-        };
-        let url = format!("http://127.0.0.1:{}/", closed.local_addr()?.port());
-        let mut cluster = Cluster::default().with_known(&[name.to_string()]);
-        for member in cluster.members().to_vec() {
-            cluster = cluster.with_peer(&member, &url)?;
-        }
-        let cluster = Arc::new(cluster);
-        let peers = Peers::new(OFFLINE_TIMEOUT)?;
-        let recorder = Arc::new(
-            Recorder::with_capacity(trace::DEFAULT_MAX_EVENTS)
-                .with_max_bytes(trace::DEFAULT_MAX_BYTES),
-        );
-        let node = Node::new(name, faulty).with_receivers(cluster.members());
-        let engine = Engine::new(
-            name,
-            node.behaviour().clone(),
-            0,
-            cluster.clone(),
-            peers.clone(),
-            recorder.clone(),
-            Budgets::default(),
-        )
-        .map_err(OfflineError::Engine)?;
-        let general = Arc::new(General {
-            node: std::sync::Mutex::new(node),
-            print: false,
-            recorder,
-            cluster,
-            peers,
-            forwards: Arc::new(tokio::sync::Semaphore::new(methods::MAX_FORWARDS)),
-        });
-        let engine = Arc::new(engine);
-        Ok(Offline {
-            table: methods::table(general.clone(), engine.clone()),
-            general,
-            engine,
-            codec: Codec::Fast,
-            runtime,
-            _closed: closed,
-        })
-    }
-
-    /// The same node, reading bodies and writing answers with `codec`.
-    pub fn with_codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
-    }
-
-    /// The answer to `body`: [`respond`], as the server runs it.
-    pub fn respond(&self, body: &[u8]) -> String {
-        self.runtime
-            .block_on(respond(&self.table, self.codec, body))
-    }
-
-    /// The node's state (stored messages, `finalize_decision`), locked: drop it before the
-    /// next [`Offline::respond`].
-    pub fn node(&self) -> MutexGuard<'_, Node> {
-        self.general.lock()
-    }
-
-    /// Forget every stored message and every agreement run, as a fresh node (for tests and
-    /// the fuzz target, which run many independent cases on one node: building one takes a
-    /// runtime, a socket, an HTTP client and a key).
-    pub fn reset(&self) {
-        {
-            let mut node = self.general.lock();
-            *node =
-                Node::new(node.name(), node.is_faulty()).with_receivers(self.cluster().members());
-        }
-        self.engine.forget_runs();
-    }
-
-    /// The node's agreement engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    /// Where its peers are (all at the closed port).
-    pub fn cluster(&self) -> &Cluster {
-        &self.general.cluster
     }
 }

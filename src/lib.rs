@@ -20,16 +20,21 @@
 //! - [`agreement`]: OM(m) and SM(m) as state machines, one node's rounds, the engine, its
 //!   typed answers, the checker (facts -> judgement);
 //! - [`methods`], a node's method table (`dxr_server` handlers); [`dispatch`], the request
-//!   path (decode, route, handle, render); [`server`], the HTTP glue (limits, shutdown);
+//!   path (decode, route, handle, render); [`server`], a process of nodes: the one way a node
+//!   is assembled (the in-process test node [`server::Offline`] too), the one accept loop
+//!   (the live page's too), Python's routes and limits, the access log, shutdown;
 //! - [`runs`]: what a client drives (the original run, one OM/SM run, the explorer);
 //!   [`picture`], pictures of runs; [`load`], the load generator behind `loadgen`;
-//! - [`cli`], the binaries' command lines and the one rule from flags to a topology; [`ui`],
-//!   the live web page of `client ui` (its HTTP server, runs streamed as they happen); then
-//!   [`report`], what `client` does with its command line.
+//! - [`cli`], the binaries' command lines and the one rule from flags to a topology; then
+//!   [`app`], what `client` does with them (spawning nodes, the original run, one agreement
+//!   run, the explorer, the outputs; the one check of a run's parameters; a run's typed
+//!   events); then [`ui`], the live web page of `client ui` (axum routes, runs of the app
+//!   streamed as Server-Sent Events).
 #![warn(missing_docs)]
 
 pub mod agreement;
 pub mod allocator;
+pub mod app;
 pub mod behaviour;
 pub mod calls;
 pub mod cli;
@@ -43,7 +48,6 @@ pub mod node;
 pub mod peer;
 pub mod picture;
 pub mod protocol;
-pub mod report;
 pub mod runs;
 pub mod server;
 pub mod trace;

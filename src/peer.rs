@@ -27,7 +27,7 @@ use dxr_client::utils::{request_to_body, response_to_result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::calls::Method;
+use crate::calls::{Call, Method};
 use crate::protocol::fault;
 use crate::protocol::fault::PyFault;
 use crate::xmlrpc::{self, Codec};
@@ -599,6 +599,33 @@ impl Peers {
             })
     }
 
+    /// `method` on every node of `nodes` at once (see [`each_node`]), with the arguments
+    /// `args` gives for each: per node, in the order of `nodes`, its name, its URL (empty when
+    /// it has none) and what it answered.
+    pub async fn each(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        nodes: &[String],
+        call: impl Fn(&str) -> Call,
+    ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
+        let answers = each_node(nodes, |node| {
+            let (method, args) = call(&node).into_wire();
+            let (cluster, peers) = (cluster.clone(), self.clone());
+            async move {
+                let url = cluster.url_of(&node).unwrap_or_default();
+                (
+                    url,
+                    peers.call_node(&cluster, &node, method.name(), &args).await,
+                )
+            }
+        })
+        .await;
+        answers
+            .into_iter()
+            .map(|(node, (url, answer))| (node, url, answer))
+            .collect()
+    }
+
     /// Several calls to one peer in one `system.multicall` (the standard XML-RPC batch, which
     /// Python serves after `register_multicall_functions()`): one result per call, in order,
     /// or the failure of the whole batch.
@@ -832,6 +859,44 @@ fn parsed_url(url: &str) -> Option<reqwest::Url> {
     })
 }
 
+/// Calls to distinct nodes [`each_node`] has in flight at once: as many as a run may have
+/// nodes (the agreement engine's `MAX_NODES`), so that every participant of a round is called
+/// at once, as a round needs (a node's round ends on its peers' relays, not on the driver).
+pub const FAN_OUT: usize = 64;
+
+/// The one fan-out to every node: `call(node)` for each of `nodes`, at most [`FAN_OUT`] at
+/// once, each on a task of its own (a slow node delays nobody else's answer); each node's
+/// result, in the order of `nodes`. The driver's phases, trace gathering, the traitor listing
+/// and the live page all ask their nodes through it.
+pub async fn each_node<T, F, Fut>(nodes: &[String], call: F) -> Vec<(String, T)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut results: Vec<Option<T>> = nodes.iter().map(|_| None).collect();
+    let mut next = nodes.iter().enumerate();
+    loop {
+        while tasks.len() < FAN_OUT {
+            let Some((i, node)) = next.next() else { break };
+            let answer = call(node.clone());
+            tasks.spawn(async move { (i, answer.await) });
+        }
+        match tasks.join_next().await {
+            Some(Ok((i, answer))) => results[i] = Some(answer),
+            // A call that panicked has no result (and takes no place any more).
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    nodes
+        .iter()
+        .zip(results)
+        .filter_map(|(node, r)| Some((node.clone(), r?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -840,6 +905,34 @@ mod tests {
         format!(
             "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n{value_xml}</param>\n</params>\n</methodResponse>\n"
         )
+    }
+
+    #[test]
+    fn the_fan_out_keeps_the_nodes_order_and_its_bound() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let nodes: Vec<String> = (0..FAN_OUT * 2 + 3).map(|i| format!("N{i}")).collect();
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let got = runtime.block_on(each_node(&nodes, |node| {
+            let (now, most) = (now.clone(), most.clone());
+            async move {
+                most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                // Later nodes answer first.
+                let i: u64 = node[1..].parse().unwrap();
+                tokio::time::sleep(Duration::from_micros(500 - i)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                node.to_lowercase()
+            }
+        }));
+        let want: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (n.clone(), n.to_lowercase()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(most.load(Ordering::SeqCst), FAN_OUT);
     }
 
     #[test]

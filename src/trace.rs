@@ -474,26 +474,28 @@ pub fn request(run: &RunId, capability: Option<crate::calls::Secret>, since_us: 
     }
 }
 
-/// Gather the calls of `run` since `since_us` from every node (each returns its own outgoing
-/// calls, to the run's driver: `capability` gives each node's), ordered by start time. Nodes
-/// that cannot be asked are returned with the error.
+/// Gather the calls of `run` since `since_us` from every node at once (each returns its own
+/// outgoing calls, to the run's driver: `capability` gives each node's), ordered by start
+/// time. Nodes that cannot be asked are returned with the error, in the order of `nodes`.
 pub async fn gather(
     cluster: &crate::cluster::Cluster,
     peers: &crate::peer::Peers,
     nodes: &[String],
     run: &RunId,
-    capability: &dyn Fn(&str) -> Option<crate::calls::Secret>,
+    capability: &(dyn Fn(&str) -> Option<crate::calls::Secret> + Sync),
     since_us: u64,
 ) -> (Vec<Event>, Vec<(String, String)>) {
+    let answers = (peers.each(cluster, nodes, |node| {
+        request(run, capability(node), since_us)
+    }))
+    .await;
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    for node in nodes {
-        let (method, args) = request(run, capability(node), since_us).into_wire();
-        let answer = peers.call_node(cluster, node, method.name(), &args).await;
+    for (node, _, answer) in answers {
         match answer {
             Ok(Value::Array(items)) => events.extend(items.iter().filter_map(from_value)),
-            Ok(other) => errors.push((node.clone(), format!("trace_events answered {other:?}"))),
-            Err(e) => errors.push((node.clone(), e.to_string())),
+            Ok(other) => errors.push((node, format!("trace_events answered {other:?}"))),
+            Err(e) => errors.push((node, e.to_string())),
         }
     }
     events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));

@@ -1,7 +1,7 @@
 //! CPython is the oracle of the wire: the same request bodies go to CPython's own
 //! `SimpleXMLRPCDispatcher._marshaled_dispatch` (with the stand-in's `Process`, the methods the
 //! original registers, and `system.multicall`, which our nodes serve) and to our request path
-//! (`dispatch::Offline`, the function the server runs on every body), and the same answer bodies
+//! (`server::Offline`, the function the server runs on every body), and the same answer bodies
 //! to CPython's `xmlrpc.client.loads` and to our reader (`xmlrpc::loads`, what every reply of an
 //! outgoing call goes through). Status, fault code, fault string and value must agree, and our
 //! answers must read in CPython's client to what CPython's own answers read to.
@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use dxr::Value;
-use generals::dispatch::Offline;
+use generals::server::Offline;
 use generals::xmlrpc::{self, DecodeError, Loaded};
 use serde_json::{Value as Json, json};
 

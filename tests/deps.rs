@@ -29,7 +29,7 @@ const USES: &[(&str, &str, &str)] = &[
     // dxr_server's Handler is the method table of every node.
     ("dxr_server", "src/methods.rs", "impl Handler for"),
     // tokio runs the accept loop and every connection.
-    ("tokio", "src/server.rs", "tokio::net::TcpListener"),
+    ("tokio", "src/server/accept.rs", "tokio::net::"),
     ("tokio", "src/bin/server.rs", "tokio::"),
     // anyhow carries the binaries' errors.
     ("anyhow", "src/bin/server.rs", "anyhow::"),

@@ -1,5 +1,5 @@
 //! Property tests for the request path, `generals::dispatch::respond`: the function the HTTP
-//! server runs on every request body, here through `dispatch::Offline` (a node whose peers are
+//! server runs on every request body, here through `server::Offline` (a node whose peers are
 //! a port nobody listens on). Random, mutated and hostile bodies, calls of the original
 //! methods and of the extensions, and `system.multicall` batches of them go to a loyal node
 //! `Q`. After each body:
@@ -25,11 +25,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use dxr::{DateTime, Fault, Value};
 use generals::calls::{Call, Method, Protocol};
-use generals::dispatch::{Offline, decode_fault, render};
+use generals::dispatch::{decode_fault, render};
 use generals::methods::{Codec, python_fault};
 use generals::node::{Node, Step};
 use generals::peer::{call_body, read_reply as decode_response};
 use generals::protocol::{self, ext, fault};
+use generals::server::Offline;
 use generals::xmlrpc::{decode_call, decode_call_dxr};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};

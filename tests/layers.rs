@@ -33,10 +33,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("runs", 9),
     ("picture", 9),
     ("load", 9),
-    // The command lines, then what the client does with them.
+    // The command lines, then what the client does with them (the app), then the live page,
+    // which runs what the app runs.
     ("cli", 10),
-    ("ui", 10),
-    ("report", 11),
+    ("app", 11),
+    ("ui", 12),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -1,6 +1,6 @@
 //! Fuzz what the server runs for each request body: `generals::dispatch::respond` (decode,
 //! route through the node's method table, `system.multicall` and the extensions included,
-//! render), on a `dispatch::Offline` node whose peers are a port nobody listens on.
+//! render), on a `server::Offline` node whose peers are a port nobody listens on.
 //!
 //! Input: the first byte picks the node (bit 0: loyal Q if 0, faulty P if 1) and the codec
 //! (bit 1: the fast reader and writer if 0, dxr's if 1); the rest is the body. One node per
@@ -21,7 +21,8 @@
 use std::collections::HashSet;
 
 use dxr::{Fault, Value};
-use generals::dispatch::{Offline, render};
+use generals::dispatch::render;
+use generals::server::Offline;
 use generals::methods::Codec;
 use generals::peer::read_reply as decode_response;
 use libfuzzer_sys::fuzz_target;

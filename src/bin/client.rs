@@ -2,7 +2,8 @@
 //! 127.0.0.1:8000-8003, printing a line per send as the original README shows; `client om` and
 //! `client sm` run real Byzantine agreement between the nodes and check the result; `client
 //! explore` tries every case of a small system. The command line is `generals::cli::client`,
-//! the work `generals::report`.
+//! the work `generals::app`
+//! (the page of `client ui`, `generals::ui`, handed to it).
 
 /// See `generals::allocator` for why.
 #[global_allocator]
@@ -11,8 +12,8 @@ static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use generals::app;
 use generals::cli::client::{Cli, Command};
-use generals::report;
 
 fn main() -> ExitCode {
     // mimalloc's defaults here (no `allocator::configure`): purging freed memory at once costs
@@ -23,8 +24,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         // `client | head`: the reader has every line it wanted.
         Err(e)
-            if e.downcast_ref::<report::ClientError>()
-                .is_some_and(report::ClientError::is_closed_stdout) =>
+            if e.downcast_ref::<app::ClientError>()
+                .is_some_and(app::ClientError::is_closed_stdout) =>
         {
             ExitCode::SUCCESS
         }
@@ -56,5 +57,5 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             .build()
     }
     .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(report::run(cli))?)
+    Ok(runtime.block_on(app::run(cli, generals::ui::command))?)
 }

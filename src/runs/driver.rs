@@ -597,31 +597,15 @@ fn read<T>(
     })
 }
 
-/// Make `call(node)` on every node concurrently: (node, url, result) in the nodes' order.
+/// Make `call(node)` on every node concurrently, through the crate's one fan-out
+/// ([`Peers::each`]): (node, url, result) in the nodes' order.
 pub async fn each(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],
     call: impl Fn(&str) -> Call,
 ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let (method, args) = call(node).into_wire();
-        let (cluster, peers, node) = (cluster.clone(), peers.clone(), node.clone());
-        tasks.spawn(async move {
-            let url = cluster.url_of(&node).unwrap_or_default();
-            let result = peers.call_node(&cluster, &node, method.name(), &args).await;
-            (i, node, url, result)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            out.push(r);
-        }
-    }
-    out.sort_by_key(|r| r.0);
-    out.into_iter().map(|(_, n, u, r)| (n, u, r)).collect()
+    peers.each(cluster, nodes, call).await
 }
 
 /// A fresh random seed.

@@ -1,9 +1,12 @@
 //! What the client drives: the original `client.py` run. Every node sends the decision to every
 //! other node, then each node is asked for its majority. Failures are reported one line each
 //! and the run goes on with the other nodes, so one dead node never hides the rest.
+//!
+//! The run tells what happens as typed [`Said`] values, in order; the client prints each as
+//! the original prints it ([`Said::line`]) and the live page streams them, so nobody reads
+//! printed text back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::time::Duration;
 
 use dxr::Value;
@@ -23,11 +26,63 @@ pub struct Options {
     pub decision: String,
     /// Pause after each send (the original sleeps 100 ms).
     pub delay: Duration,
-    /// Print only the final lines (byte for byte as `client.py`).
-    pub quiet: bool,
-    /// Where each of the client's `send_message` calls goes as soon as it is answered (the
-    /// live page draws them as they come); `None` keeps them only in [`Report::calls`].
-    pub observe: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+}
+
+/// One thing the original run tells, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Said {
+    /// One of the client's `send_message` calls, answered or failed, as the client saw it
+    /// (also kept in [`Report::calls`]).
+    Sent(Event),
+    /// A node's `finalize_decision`.
+    Decided {
+        /// The node.
+        node: String,
+        /// Its majority.
+        decision: String,
+    },
+    /// A call that failed, as its stderr line says it:
+    /// `error: node Q (http://127.0.0.1:8001/): send_message("R", "attack"): connection refused`.
+    Failed(String),
+}
+
+/// Where a line of the original client goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output: the sends and the decisions.
+    Out,
+    /// Standard error: the failures.
+    Err,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`, as the live page names them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Out => "stdout",
+            Stream::Err => "stderr",
+        }
+    }
+}
+
+impl Said {
+    /// The line the original client prints for it, and where; `quiet` (`client --quiet`, the
+    /// original's final lines only) prints no send. A failed send prints nothing itself (its
+    /// [`Said::Failed`] follows).
+    pub fn line(&self, quiet: bool) -> Option<(Stream, String)> {
+        match self {
+            Said::Sent(_) if quiet => None,
+            Said::Sent(call) => {
+                let reply = call.result.as_ref()?.as_str()?;
+                Some((Stream::Out, protocol::printed::client_send_line(reply)))
+            }
+            Said::Decided { node, decision } => Some((
+                Stream::Out,
+                protocol::printed::client_final_line(node, decision),
+            )),
+            Said::Failed(line) => Some((Stream::Err, line.clone())),
+        }
+    }
 }
 
 impl Default for Options {
@@ -39,8 +94,6 @@ impl Default for Options {
                 .collect(),
             decision: protocol::DEFAULT_DECISION.to_string(),
             delay: Duration::ZERO,
-            quiet: false,
-            observe: None,
         }
     }
 }
@@ -62,18 +115,21 @@ pub struct Report {
     pub calls: Vec<Event>,
 }
 
-/// Run the scenario, writing its lines to `out` and one line per failure to `err` (generic, so
-/// that the run can be spawned as a task when both writers can be sent between threads).
-pub async fn run_original<O: Write, E: Write>(
+/// Run the scenario, telling `tell` each thing as it happens (generic, so that the run can be
+/// spawned as a task when `tell` can be sent between threads). An error of `tell` (its
+/// reader gone) ends the run with that error.
+pub async fn run_original<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    out: &mut O,
-    err: &mut E,
-) -> std::io::Result<Report> {
+    tell: &mut T,
+) -> std::io::Result<Report>
+where
+    T: FnMut(Said) -> std::io::Result<()>,
+{
     let mut tally = Tally::default();
-    send_all(cluster, peers, opts, &mut tally, out, err).await?;
-    let decisions = finalize_all(cluster, peers, opts, &mut tally, out, err).await?;
+    send_all(cluster, peers, opts, &mut tally, tell).await?;
+    let decisions = finalize_all(cluster, peers, opts, &mut tally, tell).await?;
     Ok(Report {
         failures: tally.failures,
         decisions,
@@ -92,13 +148,16 @@ struct Tally {
 }
 
 impl Tally {
-    /// A call to `node` failed: count it, remember a refusal, write its line.
-    fn failed(&mut self, node: &str, e: Failed, err: &mut impl Write) -> std::io::Result<()> {
+    /// A call to `node` failed: count it, remember a refusal, tell its line.
+    fn failed<T>(&mut self, node: &str, e: Failed, tell: &mut T) -> std::io::Result<()>
+    where
+        T: FnMut(Said) -> std::io::Result<()>,
+    {
         self.failures += 1;
         if e.refused {
             self.unreachable.push(node.to_string());
         }
-        writeln!(err, "{}", e.line)
+        tell(Said::Failed(e.line))
     }
 
     /// Whether `node` refused a connection before: then its call is skipped and fails.
@@ -110,14 +169,16 @@ impl Tally {
 }
 
 /// Phase one, as `client.py`: every node sends the decision to every other node.
-async fn send_all<O: Write, E: Write>(
+async fn send_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     tally: &mut Tally,
-    out: &mut O,
-    err: &mut E,
-) -> std::io::Result<()> {
+    tell: &mut T,
+) -> std::io::Result<()>
+where
+    T: FnMut(Said) -> std::io::Result<()>,
+{
     for sender in &opts.nodes {
         for recipient in opts.nodes.iter().filter(|r| *r != sender) {
             if tally.skip(sender) {
@@ -146,18 +207,11 @@ async fn send_all<O: Write, E: Write>(
                     Err(e) => Outcome::of_fault(&e.problem),
                 },
             };
-            if let Some(observe) = &opts.observe {
-                let _ = observe.send(seen.clone());
+            tally.calls.push(seen.clone());
+            tell(Said::Sent(seen))?;
+            if let Err(e) = answer {
+                tally.failed(sender, e, tell)?;
             }
-            tally.calls.push(seen);
-            match answer {
-                Ok(reply) if !opts.quiet => {
-                    writeln!(out, "{}", protocol::printed::client_send_line(&reply))?;
-                }
-                Ok(_) => {}
-                Err(e) => tally.failed(sender, e, err)?,
-            }
-            out.flush()?;
             if !opts.delay.is_zero() {
                 tokio::time::sleep(opts.delay).await;
             }
@@ -167,14 +221,16 @@ async fn send_all<O: Write, E: Write>(
 }
 
 /// Phase two: every node's majority, by name.
-async fn finalize_all<O: Write, E: Write>(
+async fn finalize_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     tally: &mut Tally,
-    out: &mut O,
-    err: &mut E,
-) -> std::io::Result<std::collections::BTreeMap<String, String>> {
+    tell: &mut T,
+) -> std::io::Result<std::collections::BTreeMap<String, String>>
+where
+    T: FnMut(Said) -> std::io::Result<()>,
+{
     let mut decisions = std::collections::BTreeMap::new();
     for name in &opts.nodes {
         if tally.skip(name) {
@@ -183,13 +239,14 @@ async fn finalize_all<O: Write, E: Write>(
         let method = Method::FinalizeDecision;
         match call(cluster, peers, name, method, &[], &format!("{method}()")).await {
             Ok(decision) => {
-                let line = protocol::printed::client_final_line(name, &decision);
-                writeln!(out, "{line}")?;
-                decisions.insert(name.clone(), decision);
+                decisions.insert(name.clone(), decision.clone());
+                tell(Said::Decided {
+                    node: name.clone(),
+                    decision,
+                })?;
             }
-            Err(e) => tally.failed(name, e, err)?,
+            Err(e) => tally.failed(name, e, tell)?,
         }
-        out.flush()?;
     }
     Ok(decisions)
 }

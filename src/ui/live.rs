@@ -1,37 +1,33 @@
-//! One run watched live: the query that asks for it, checked against the configured cluster
-//! ([`RunRequest::parse`], pure); the run driven; its messages gathered from the nodes as they
-//! record them and handed on one by one as [`Item`]s, which the page receives as Server-Sent
-//! Events.
+//! One run watched live: the form that asks for it, read and checked against the configured
+//! cluster ([`RunRequest::parse`], pure: the run's parameters through the app's one check,
+//! [`params::check`]); the run made by the app, whose typed events ([`app::events::Event`])
+//! are handed on one by one as [`Item`]s, which the page receives as Server-Sent Events.
 //!
-//! An OM or SM run's messages come from the nodes' traces (`trace_events`), asked every
-//! [`POLL`] for the calls started in a window ending now, so each poll carries only what is
-//! new plus the calls that could still have been in flight; a message already handed on is
-//! never handed on again. An original run's messages come from the client's own
+//! An OM or SM run's messages come from the nodes' traces, read while the run goes
+//! ([`app::agreement::run`], watched). An original run's messages come from the client's own
 //! `send_message` calls as each is answered (the original `server.py` keeps no trace), as
 //! `--svg` draws them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dxr::Value;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::agreement::auth::Credentials;
-use crate::agreement::checker::Report;
 use crate::agreement::reply::NodeInfo;
-use crate::behaviour::{ATTACK, RETREAT};
+use crate::app::agreement::Ran;
+use crate::app::events::Event as Happened;
+use crate::app::params::{self, Asked, ParamError};
+use crate::app::{self};
+use crate::behaviour::ATTACK;
 use crate::calls::Call;
 use crate::cluster::Cluster;
 use crate::peer::Peers;
 use crate::picture;
 use crate::protocol;
-use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
-use crate::runs::original;
+use crate::runs::driver::{self, Protocol, RunOptions};
+use crate::runs::original::{self, Said};
 use crate::trace::{self, Event};
-
-/// How often the nodes' traces are asked for new calls during a run.
-pub const POLL: Duration = Duration::from_millis(100);
 /// The longest value (order, decision) a run takes from a query, as the agreement runs'
 /// nodes take at most 1 KiB values.
 const MAX_VALUE: usize = 1024;
@@ -49,6 +45,81 @@ struct Owned<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for Owned<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Why a run's form cannot be used: the message names the parameter as the form does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// A parameter no run takes.
+    #[error("unknown parameter '{}': a run takes {}", clip(.0), PARAMETERS.join(", "))]
+    Unknown(String),
+    /// A parameter given twice.
+    #[error("'{0}' is given twice")]
+    Twice(String),
+    /// No `run=`.
+    #[error("no run given: add run=original, run=om or run=sm")]
+    NoRun,
+    /// A `run=` that names no run.
+    #[error("run={}: not a run; use run=original, run=om or run=sm", clip(.0))]
+    NotARun(String),
+    /// A number out of its range.
+    #[error("{key}={}: not a whole number from 0 to {max}", clip(.value))]
+    Number {
+        /// The parameter.
+        key: &'static str,
+        /// What was given.
+        value: String,
+        /// The largest it may be.
+        max: u64,
+    },
+    /// A value of another set.
+    #[error("{key}={}: use {}", clip(.value), .allowed.join(" or "))]
+    OneOf {
+        /// The parameter.
+        key: &'static str,
+        /// What was given.
+        value: String,
+        /// What it may be.
+        allowed: Vec<&'static str>,
+    },
+    /// A value too long or empty.
+    #[error("{key}: from 1 to {MAX_VALUE} bytes, not {len}")]
+    Length {
+        /// The parameter.
+        key: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// The commander is not a node of the cluster.
+    #[error("commander={}: not a node of this cluster ({})", clip(.name), .nodes.join(", "))]
+    Commander {
+        /// The name given.
+        name: String,
+        /// The cluster's nodes.
+        nodes: Vec<String>,
+    },
+    /// The cluster has no nodes.
+    #[error("the cluster has no nodes")]
+    NoNodes,
+    /// The run's parameters, checked as every run's ([`params::check`]).
+    #[error(transparent)]
+    Run(ParamError),
+}
+
+impl From<ParamError> for FormError {
+    /// The app's check, in the form's words where a parameter is named.
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::Commander { name, nodes } => FormError::Commander { name, nodes },
+            ParamError::Order(value) => FormError::OneOf {
+                key: "order",
+                value,
+                allowed: params::ORDERS.to_vec(),
+            },
+            ParamError::NoNodes => FormError::NoNodes,
+            e => FormError::Run(e),
+        }
     }
 }
 
@@ -104,18 +175,14 @@ impl RunRequest {
         nodes: &[String],
         max_messages: u64,
         round_timeout: Duration,
-    ) -> Result<RunRequest, String> {
+    ) -> Result<RunRequest, FormError> {
         let mut given: BTreeMap<String, String> = BTreeMap::new();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             if !PARAMETERS.contains(&key.as_ref()) {
-                return Err(format!(
-                    "unknown parameter '{}': a run takes {}",
-                    clip(&key),
-                    PARAMETERS.join(", ")
-                ));
+                return Err(FormError::Unknown(key.into_owned()));
             }
             if given.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(format!("'{key}' is given twice"));
+                return Err(FormError::Twice(key.into_owned()));
             }
         }
         let get = |k: &str| given.get(k).map(String::as_str);
@@ -123,59 +190,63 @@ impl RunRequest {
             Some("original") => Kind::Original,
             Some("om") => Kind::Agreement(Protocol::Om),
             Some("sm") => Kind::Agreement(Protocol::Sm),
-            Some(other) => {
-                return Err(format!(
-                    "run={}: not a run; use run=original, run=om or run=sm",
-                    clip(other)
-                ));
-            }
-            None => return Err("no run given: add run=original, run=om or run=sm".into()),
+            Some(other) => return Err(FormError::NotARun(other.to_string())),
+            None => return Err(FormError::NoRun),
         };
-        let number = |k: &str, default: u64, max: u64| -> Result<u64, String> {
+        let number = |k: &'static str, default: u64, max: u64| -> Result<u64, FormError> {
             match get(k) {
                 None => Ok(default),
                 Some(v) => match v.parse::<u64>() {
                     Ok(n) if n <= max => Ok(n),
-                    _ => Err(format!(
-                        "{k}={}: not a whole number from 0 to {max}",
-                        clip(v)
-                    )),
+                    _ => Err(FormError::Number {
+                        key: k,
+                        value: v.to_string(),
+                        max,
+                    }),
                 },
             }
         };
-        let value = |k: &str, allowed: Option<&[&str]>| -> Result<String, String> {
+        let value = |k: &'static str, allowed: Option<&[&'static str]>| {
             let v = get(k).unwrap_or(ATTACK);
             match allowed {
-                Some(list) if !list.contains(&v) => {
-                    Err(format!("{k}={}: use {}", clip(v), list.join(" or ")))
-                }
-                _ if v.is_empty() || v.len() > MAX_VALUE => {
-                    Err(format!("{k}: from 1 to {MAX_VALUE} bytes, not {}", v.len()))
-                }
+                Some(list) if !list.contains(&v) => Err(FormError::OneOf {
+                    key: k,
+                    value: v.to_string(),
+                    allowed: list.to_vec(),
+                }),
+                _ if v.is_empty() || v.len() > MAX_VALUE => Err(FormError::Length {
+                    key: k,
+                    len: v.len(),
+                }),
                 _ => Ok(v.to_string()),
             }
         };
         let allow_unsafe = match get("allow_unsafe") {
             None | Some("0" | "false" | "") => false,
             Some("1" | "true" | "on") => true,
-            Some(v) => return Err(format!("allow_unsafe={}: use 1 or 0", clip(v))),
+            Some(v) => {
+                return Err(FormError::OneOf {
+                    key: "allow_unsafe",
+                    value: v.to_string(),
+                    allowed: vec!["1", "0"],
+                });
+            }
         };
         let commander = match get("commander") {
             Some(c) if !nodes.iter().any(|n| n == c) => {
-                return Err(format!(
-                    "commander={}: not a node of this cluster ({})",
-                    clip(c),
-                    nodes.join(", ")
-                ));
+                return Err(FormError::Commander {
+                    name: c.to_string(),
+                    nodes: nodes.to_vec(),
+                });
             }
             Some(c) => c.to_string(),
-            None => nodes.first().cloned().ok_or("the cluster has no nodes")?,
+            None => nodes.first().cloned().ok_or(FormError::NoNodes)?,
         };
         let request = RunRequest {
             kind,
             m: number("m", 1, 64)? as usize,
             commander,
-            order: value("order", Some(&[ATTACK, RETREAT]))?,
+            order: value("order", Some(&params::ORDERS))?,
             seed: match get("seed") {
                 None | Some("") => driver::random_seed(),
                 Some(_) => number("seed", 0, u64::MAX)?,
@@ -185,39 +256,40 @@ impl RunRequest {
             delay_ms: number("delay_ms", 100, MAX_DELAY_MS)?,
         };
         if let Kind::Agreement(p) = kind {
-            driver::check(&request.options(p, nodes, max_messages, round_timeout))
-                .map_err(|e| e.to_string())?;
+            request.options(p, nodes, max_messages, round_timeout, round_timeout)?;
         }
         Ok(request)
     }
 
-    /// The driver's options for an OM/SM run of this request.
+    /// The driver's options for an OM/SM run of this request, through the app's one check of
+    /// a run's parameters.
     fn options(
         &self,
         protocol: Protocol,
         nodes: &[String],
         max_messages: u64,
         round_timeout: Duration,
-    ) -> RunOptions {
-        RunOptions {
+        rpc_timeout: Duration,
+    ) -> Result<RunOptions, FormError> {
+        let asked = Asked {
             protocol,
             m: self.m,
             order: self.order.clone(),
-            commander: self.commander.clone(),
-            nodes: nodes.to_vec(),
-            round_timeout,
-            seed: self.seed,
+            commander: Some(self.commander.clone()),
+            seed: Some(self.seed),
+            round_timeout: Some(round_timeout),
             allow_unsafe: self.allow_unsafe,
-            rpc_timeout: round_timeout,
             max_messages,
-        }
+            rpc_timeout,
+        };
+        Ok(params::check(&asked, nodes)?)
     }
 
     /// The run's id as the nodes tag its calls (`om-42`, `original`).
     pub fn run_id(&self) -> String {
         match self.kind {
             Kind::Original => trace::ORIGINAL_RUN.to_string(),
-            Kind::Agreement(p) => format!("{}-{}", p.name(), self.seed),
+            Kind::Agreement(p) => p.label(self.seed),
         }
     }
 }
@@ -258,15 +330,23 @@ impl Item {
         }
     }
 
-    /// The event as the stream carries it, numbered `id`.
-    pub fn to_sse(&self, id: u64) -> String {
-        let data = match self {
+    /// What the event carries: one line of JSON (serde_json writes no raw newline, so the
+    /// data is one SSE line).
+    pub fn data(&self) -> String {
+        match self {
             Item::Start(v) | Item::Message(v) | Item::Line(v) | Item::Result(v) => v.to_string(),
             Item::Error(e) => json!({ "error": e }).to_string(),
             Item::End => "{}".to_string(),
-        };
-        // serde_json writes no raw newline, so the data is one SSE line.
-        format!("event: {}\nid: {id}\ndata: {data}\n\n", self.name())
+        }
+    }
+
+    /// The event as the stream carries it, numbered `id`: `event`, `id`, `data`, in that
+    /// order.
+    pub fn to_event(&self, id: u64) -> axum::response::sse::Event {
+        axum::response::sse::Event::default()
+            .event(self.name())
+            .id(id.to_string())
+            .data(self.data())
     }
 }
 
@@ -291,7 +371,7 @@ pub async fn nodes_view(
     peers: &Peers,
     nodes: &[String],
 ) -> Vec<serde_json::Value> {
-    let answers = driver::each(cluster, peers, nodes, |_| Call::NodeInfo).await;
+    let answers = peers.each(cluster, nodes, |_| Call::NodeInfo).await;
     answers
         .into_iter()
         .map(|(node, url, answer)| {
@@ -366,70 +446,32 @@ pub async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
     let _ = tx.send(Item::End).await;
 }
 
-/// A writer that hands each whole line to the page.
-struct Lines {
-    tx: mpsc::UnboundedSender<Item>,
-    stream: &'static str,
-    buf: Vec<u8>,
-}
-
-impl std::io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
-        while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
-            let text = String::from_utf8_lossy(&line[..i]).into_owned();
-            let _ = (self.tx).send(Item::Line(json!({ "stream": self.stream, "text": text })));
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The original run: the client's lines and its calls' messages as they come, then the
 /// decisions. A receiver whose `finalize_decision` answered `faulty` ignored what it got:
 /// the result says so, and the page marks its messages.
 async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
-    let (items, mut items_rx) = mpsc::unbounded_channel();
-    let (calls, mut calls_rx) = mpsc::unbounded_channel();
+    // The run tells its events at once (it never waits for the page); they are handed on
+    // here, in order, as the page reads them.
+    let (events, mut events_rx) = mpsc::unbounded_channel();
     let opts = original::Options {
         nodes: bench.nodes.clone(),
         decision: req.decision.clone(),
         delay: Duration::from_millis(req.delay_ms),
-        quiet: false,
-        observe: Some(calls),
     };
     let (cluster, peers2) = (bench.cluster.clone(), peers.clone());
-    let lines = items.clone();
-    let running = Owned(tokio::spawn(async move {
-        let mut out = Lines {
-            tx: lines.clone(),
-            stream: "stdout",
-            buf: Vec::new(),
+    let mut running = Owned(tokio::spawn(async move {
+        let mut tell = |said: Said| {
+            events
+                .send(said)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
         };
-        let mut err = Lines {
-            tx: lines,
-            stream: "stderr",
-            buf: Vec::new(),
-        };
-        original::run_original(&cluster, &peers2, &opts, &mut out, &mut err).await
+        original::run_original(&cluster, &peers2, &opts, &mut tell).await
     }));
-    drop(items);
-    let decision = req.decision.clone();
-    loop {
-        tokio::select! {
-            Some(call) = calls_rx.recv() => {
-                let m = original::sent_message(&call, &decision);
-                let _ = tx.send(Item::Message(message_view(&m))).await;
-            }
-            Some(item) = items_rx.recv() => { let _ = tx.send(item).await; }
-            else => break,
+    while let Some(said) = events_rx.recv().await {
+        for item in items(&Happened::Said(said), &req.decision) {
+            let _ = tx.send(item).await;
         }
     }
-    let mut running = running;
     let report = match (&mut running.0).await {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => return send_error(tx, e.to_string()).await,
@@ -451,11 +493,30 @@ async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc:
     let _ = tx.send(Item::Result(result)).await;
 }
 
+/// What the page is told of one of a run's events: a message drawn, a line of the client's
+/// (as the command line prints it), nothing (the verdict and the lost nodes are in the
+/// result). `decision` is the original run's, for the message a send made.
+fn items(event: &Happened, decision: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    match event {
+        Happened::Said(Said::Sent(call)) => {
+            let m = original::sent_message(call, decision);
+            items.push(Item::Message(message_view(&m)));
+        }
+        Happened::Message(e) => items.push(Item::Message(message_view(e))),
+        _ => {}
+    }
+    if let (Happened::Said(_), Some((stream, text))) = (event, event.line(false)) {
+        items.push(Item::Line(json!({ "stream": stream.name(), "text": text })));
+    }
+    items
+}
+
 async fn send_error(tx: &mpsc::Sender<Item>, e: String) {
     let _ = tx.send(Item::Error(e)).await;
 }
 
-/// An OM/SM run: the driver runs it while the nodes' traces are gathered; then the report,
+/// An OM/SM run: the app runs it, watched, while its messages are handed on; then the report,
 /// and for OM every lieutenant's tree.
 async fn run_agreement(
     bench: &Bench,
@@ -469,42 +530,43 @@ async fn run_agreement(
         &bench.nodes,
         bench.max_messages,
         bench.round_timeout,
+        bench.rpc_timeout,
     );
-    let opts = RunOptions {
-        rpc_timeout: bench.rpc_timeout,
-        ..opts
-    };
-    let secrets = match driver::check(&opts).and_then(|()| driver::credentials(&opts)) {
-        Ok(s) => s,
+    let secrets = match opts.and_then(|o| {
+        driver::credentials(&o)
+            .map(|s| (o, s))
+            .map_err(|e| ParamError::from(e).into())
+    }) {
+        Ok(ok) => ok,
         Err(e) => return send_error(tx, refused(&e)).await,
     };
-    let since_us = trace::now_us();
-    let (cluster, pool, given) = (bench.cluster.clone(), peers.clone(), secrets.clone());
-    let mut driving = Owned(tokio::spawn(async move {
-        driver::drive_with(&cluster, &opts, &pool, given).await
+    let (opts, secrets) = secrets;
+    let (events, mut events_rx) = mpsc::unbounded_channel();
+    let (cluster, pool) = (bench.cluster.clone(), peers.clone());
+    let mut running = Owned(tokio::spawn(async move {
+        let mut all = Vec::new();
+        let mut tell = |event: Happened| {
+            if let Happened::Message(e) = &event {
+                all.push(e.clone());
+            }
+            events
+                .send(event)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        };
+        let driven = app::agreement::run(&cluster, &opts, &pool, secrets, true, &mut tell).await;
+        driven.map(|d| (d, all))
     }));
-    let mut seen = Seen::default();
-    // A call may still be recorded this long after it started: the round's or call's timeout.
-    let window_us =
-        (bench.round_timeout.max(bench.rpc_timeout) + Duration::from_secs(1)).as_micros() as u64;
-    while !driving.0.is_finished() {
-        tokio::time::sleep(POLL).await;
-        if tx.is_closed() {
-            continue;
+    while let Some(event) = events_rx.recv().await {
+        for item in items(&event, "") {
+            let _ = tx.send(item).await;
         }
-        let from = trace::now_us().saturating_sub(window_us).max(since_us);
-        let (events, _) = gather(bench, peers, &secrets, from).await;
-        seen.hand_on(events, tx).await;
     }
-    let outcome = (&mut driving.0).await;
-    if tx.is_closed() {
-        return; // nobody reads: the run is over, nothing more to gather or draw
-    }
-    let (events, _) = gather(bench, peers, &secrets, since_us).await;
-    seen.hand_on(events.clone(), tx).await;
-    let report: Report = match outcome {
-        Ok(Ok(driven)) => driven.report,
-        Ok(Err(e)) => return send_error(tx, refused(&e)).await,
+    let (report, events) = match (&mut running.0).await {
+        Ok(Ok((driven, events))) => (driven.report, events),
+        Ok(Err(Ran::Refused(e))) => {
+            return send_error(tx, refused(&FormError::Run(e.into()))).await;
+        }
+        Ok(Err(e)) => return send_error(tx, e.to_string()).await,
         Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
     };
     let mut trees = BTreeMap::new();
@@ -524,49 +586,52 @@ async fn run_agreement(
     let _ = tx.send(Item::Result(result)).await;
 }
 
-fn refused(e: &DriveError) -> String {
+fn refused(e: &FormError) -> String {
     format!("the run was refused: {e}")
 }
 
-/// The calls of the run of `secrets` started at or after `since_us`, from every node at once.
-async fn gather(
-    bench: &Bench,
-    peers: &Peers,
-    secrets: &Credentials,
-    since_us: u64,
-) -> (Vec<Event>, usize) {
-    let answers = driver::each(&bench.cluster, peers, &bench.nodes, |n| {
-        trace::request(&secrets.run, secrets.capability(n), since_us)
-    })
-    .await;
-    let mut events = Vec::new();
-    let mut failed = 0;
-    for (_, _, answer) in answers {
-        match answer {
-            Ok(Value::Array(items)) => events.extend(items.iter().filter_map(trace::from_value)),
-            _ => failed += 1,
-        }
-    }
-    (events, failed)
-}
-
-/// The messages already handed on, so that each goes once.
-#[derive(Default)]
-struct Seen(HashSet<(String, String, u64, String)>);
-
-impl Seen {
-    /// Hand on the events not handed on yet, by round and then start.
-    async fn hand_on(&mut self, mut events: Vec<Event>, tx: &mpsc::Sender<Item>) {
-        events.sort_by(|a, b| {
-            (a.round(), a.start_us, &a.from, &a.to).cmp(&(b.round(), b.start_us, &b.from, &b.to))
-        });
-        for e in events {
-            let key = (e.from.clone(), e.to.clone(), e.start_us, e.args.to_string());
-            if self.0.insert(key) {
-                let _ = tx.send(Item::Message(message_view(&e))).await;
-            }
-        }
-    }
+/// Why a trace cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TraceError {
+    /// A line that is not a recorded call.
+    #[error("line {line}: not a call recorded by --trace ({error}): {text}")]
+    Line {
+        /// Its number, from 1.
+        line: usize,
+        /// What the JSON reader said.
+        error: String,
+        /// The line, clipped.
+        text: String,
+    },
+    /// No call at all.
+    #[error("the trace holds no calls: is it a file written by --trace?")]
+    Empty,
+    /// More nodes than a replay draws.
+    #[error("the trace names {0} nodes; a replay draws at most {MAX_REPLAY_NODES}")]
+    Nodes(usize),
+    /// A path longer than the nodes.
+    #[error("the trace has a path of {rounds} nodes among {nodes} nodes: not a run's trace")]
+    Path {
+        /// The longest path.
+        rounds: usize,
+        /// The nodes named.
+        nodes: usize,
+    },
+    /// An OM run larger than the page's budget.
+    #[error(
+        "the trace is of OM({m}) over {nodes} nodes, {messages} messages by the formula: over this \
+         page's --max-messages {max} (start client ui with a larger one)"
+    )]
+    Budget {
+        /// Its m.
+        m: usize,
+        /// Its nodes.
+        nodes: usize,
+        /// Its messages by the formula (or "too many").
+        messages: String,
+        /// The page's `--max-messages`.
+        max: u64,
+    },
 }
 
 /// A trace file (JSON lines, as `--trace` writes them) as the page replays it: the messages in
@@ -578,23 +643,21 @@ impl Seen {
 /// [`MAX_REPLAY_NODES`] nodes, paths no longer than the nodes, and an OM run of at most
 /// `max_messages` messages by the formula (the page's `--max-messages`, as for the runs it
 /// starts). A trace of 2,300 bytes naming 13 nodes once built every OM path over them: 2.5 GB.
-pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, String> {
+pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, TraceError> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let e: Event = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "line {}: not a call recorded by --trace ({e}): {}",
-                i + 1,
-                clip(line)
-            )
+        let e: Event = serde_json::from_str(line).map_err(|e| TraceError::Line {
+            line: i + 1,
+            error: e.to_string(),
+            text: clip(line),
         })?;
         events.push(e);
     }
     if events.is_empty() {
-        return Err("the trace holds no calls: is it a file written by --trace?".into());
+        return Err(TraceError::Empty);
     }
     events.sort_by(|a, b| (a.start_us, &a.from, &a.to).cmp(&(b.start_us, &b.from, &b.to)));
     let mut runs: Vec<&str> = events.iter().map(|e| e.run.as_str()).collect();
@@ -625,16 +688,13 @@ pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, St
     let rounds = events.iter().filter_map(Event::round).max().unwrap_or(0);
     let m = rounds.saturating_sub(1);
     if nodes.len() > MAX_REPLAY_NODES {
-        return Err(format!(
-            "the trace names {} nodes; a replay draws at most {MAX_REPLAY_NODES}",
-            nodes.len()
-        ));
+        return Err(TraceError::Nodes(nodes.len()));
     }
     if rounds > nodes.len() {
-        return Err(format!(
-            "the trace has a path of {rounds} nodes among {} nodes: not a run's trace",
-            nodes.len()
-        ));
+        return Err(TraceError::Path {
+            rounds,
+            nodes: nodes.len(),
+        });
     }
     if kind == "om" {
         let messages = match m <= MAX_REPLAY_M {
@@ -642,16 +702,16 @@ pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, St
             false => u64::MAX,
         };
         if messages > max_messages {
-            return Err(format!(
-                "the trace is of OM({m}) over {} nodes, {} messages by the formula: over this \
-                 page's --max-messages {max_messages} (start client ui with a larger one)",
-                nodes.len(),
-                if messages == u64::MAX {
+            return Err(TraceError::Budget {
+                m,
+                nodes: nodes.len(),
+                messages: if messages == u64::MAX {
                     "too many".to_string()
                 } else {
                     messages.to_string()
-                }
-            ));
+                },
+                max: max_messages,
+            });
         }
     }
     let mut per_round = vec![0u64; rounds];
@@ -691,7 +751,7 @@ mod tests {
     }
 
     fn parse(q: &str) -> Result<RunRequest, String> {
-        RunRequest::parse(q, &nodes(), 1_000_000, Duration::from_secs(2))
+        RunRequest::parse(q, &nodes(), 1_000_000, Duration::from_secs(2)).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -753,10 +813,8 @@ mod tests {
     #[test]
     fn events_are_one_sse_line_each() {
         let item = Item::Line(json!({"stream": "stdout", "text": "a\nb"}));
-        let sse = item.to_sse(7);
-        assert_eq!(sse.trim_end().lines().count(), 3, "{sse}");
-        assert!(sse.starts_with("event: line\nid: 7\ndata: {"));
-        assert!(sse.ends_with("}\n\n"));
-        assert_eq!(Item::End.to_sse(8), "event: end\nid: 8\ndata: {}\n\n");
+        assert_eq!(item.data().lines().count(), 1);
+        assert_eq!(item.name(), "line");
+        assert_eq!(Item::End.data(), "{}");
     }
 }

@@ -23,6 +23,10 @@
 //! trace, the replayed file) is bounded before the work; connections have a short header
 //! timeout and a write timeout, and at most [`MAX_CONNECTIONS`] are served at once, the one
 //! idle the longest closed to make room for a new one.
+//!
+//! The routes are an axum `Router`, the run's stream axum's `Sse`; connections are taken by
+//! the crate's one accept loop ([`server::Accept`]), which the nodes' servers use too. The
+//! runs themselves are the app's ([`crate::app`]): this module reads forms and writes HTTP.
 
 pub mod live;
 
@@ -34,18 +38,27 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, State as With};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::app::{self, ClientError, errln, outln};
+use crate::cli::client::UiArgs;
+use crate::cli::{Roles, Topology};
 use crate::gate::{self, ConnGate};
 use crate::peer::Peers;
-pub use live::{Bench, RunRequest};
+use crate::runs::driver;
+use crate::server::{Accept, Crowded};
+pub use live::{Bench, FormError, RunRequest, TraceError};
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -93,7 +106,142 @@ struct State {
     at: SocketAddr,
 }
 
-/// Serve the page on `listener` until `stop` resolves.
+/// The connection a request came on: who, and its place in the gate (busy while an answer
+/// streams, so it is not taken for idle).
+#[derive(Clone)]
+struct Conn {
+    remote: SocketAddr,
+    state: Arc<gate::ConnState>,
+}
+
+/// `client ui`: serve the page until Ctrl-C (or SIGTERM); 1 when the address cannot be bound.
+pub async fn command(a: &UiArgs) -> Result<u8, ClientError> {
+    let Topology { cluster, nodes, .. } = a.cluster.resolve(&Roles::default())?;
+    if nodes.is_empty() {
+        return Err(ClientError::NoNodes);
+    }
+    if let Some(file) = &a.replay
+        && let Err(error) = std::fs::File::open(file)
+    {
+        return Err(ClientError::Unreadable {
+            flag: "--replay",
+            path: file.clone(),
+            error,
+        });
+    }
+    let listener = match tokio::net::TcpListener::bind(a.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            errln!(
+                "client: cannot serve the page on {}: {e}; pick another with --listen ADDR:PORT \
+                 (port 0 picks a free one)",
+                a.listen
+            );
+            return Ok(1);
+        }
+    };
+    let at = listener.local_addr().map_err(ClientError::Output)?;
+    if !crate::cli::server::is_loopback(&at.ip().to_string()) {
+        errln!(
+            "client: warning: serving the page on {at} lets anyone who can reach it start runs \
+             on your cluster (there is no authentication)"
+        );
+    }
+    let host = if at.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        at.ip().to_string()
+    };
+    let host = if at.is_ipv6() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    outln!(
+        "generals ui: http://{host}:{}/ ({} nodes: {}; Ctrl-C stops it)",
+        at.port(),
+        nodes.len(),
+        nodes.join(", ")
+    );
+    let bench = Bench {
+        cluster,
+        nodes,
+        rpc_timeout: a.cluster.rpc_timeout(),
+        // The page takes runs of at most --max-messages: the default fits the largest.
+        round_timeout: a.round_timeout_ms.map_or_else(
+            || {
+                let extra = driver::ROUND_TIMEOUT_PER_MESSAGE
+                    .saturating_mul(u32::try_from(a.max_messages).unwrap_or(u32::MAX));
+                Duration::from_millis(driver::DEFAULT_ROUND_TIMEOUT_MS) + extra
+            },
+            Duration::from_millis,
+        ),
+        max_messages: a.max_messages,
+    };
+    let ui = Ui {
+        bench,
+        replay: a.replay.clone(),
+    };
+    serve(ui, listener, app::stopped()).await;
+    Ok(0)
+}
+
+/// The page's routes. What no route takes: HTTP 405 for anything but a GET, 404 for a GET.
+fn routes(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", reads(get(page)))
+        .route("/index.html", reads(get(page)))
+        .route("/page.js", reads(get(script)))
+        .route("/page.css", reads(get(style)))
+        .route("/api/cluster", reads(get(cluster)))
+        .route("/api/replay", reads(get(replay)))
+        .route(
+            "/api/run",
+            post(start_run).fallback(async || {
+                text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "/api/run: POST the run as a form (run=om&m=1&seed=42); a GET never starts a run",
+                )
+            }),
+        )
+        .route(
+            "/api/trace",
+            post(read_trace).fallback(async || {
+                text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "/api/trace: POST a trace file (JSON lines, as --trace writes them)",
+                )
+            }),
+        )
+        .fallback(nowhere)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guarded))
+        .with_state(state)
+}
+
+/// A route the page only reads: a GET (axum would also answer HEAD from it; the page
+/// answers every other method, HEAD included, 405).
+fn reads(route: MethodRouter<Arc<State>>) -> MethodRouter<Arc<State>> {
+    route.head(only_reads).fallback(only_reads)
+}
+
+async fn only_reads(method: Method) -> Response {
+    text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method}: the page only reads (GET), and starts runs by POST /api/run"),
+    )
+}
+
+async fn nowhere(method: Method, uri: Uri) -> Response {
+    if method != Method::GET {
+        return only_reads(method).await;
+    }
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{}: no such page", crate::picture::shorten(uri.path(), 60)),
+    )
+}
+
+/// Serve the page on `listener` until `stop` resolves, through the crate's accept loop.
 pub async fn serve(ui: Ui, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
     let at = match listener.local_addr() {
         Ok(at) => at,
@@ -107,54 +255,50 @@ pub async fn serve(ui: Ui, listener: TcpListener, stop: impl std::future::Future
         going: Mutex::new(None),
         at,
     });
-    let gate = ConnGate::new(MAX_CONNECTIONS, MAX_CONNECTIONS);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
-    tokio::pin!(stop);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let Ok(entered) = gate.enter_soon(remote.ip()).await else {
-            continue; // every connection busy: this one is closed at once
-        };
-        let state = state.clone();
-        let conn_state = entered.state();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let state = state.clone();
-            // Busy (never closed to make room) while the request is in hand, and while its
-            // answer streams (the body holds its own guard).
-            let busy = conn_state.clone();
+    let router = routes(state);
+    let accept = Accept {
+        gate: ConnGate::new(MAX_CONNECTIONS, MAX_CONNECTIONS),
+        head_timeout: HEAD_TIMEOUT,
+        keep_alive: true,
+        half_close: false,
+        nodelay: false,
+        write_timeout: WRITE_TIMEOUT,
+        pressure: None,
+        // Every connection busy: this one is closed at once.
+        crowded: Crowded::Close,
+        drain: None,
+        what: "ui connection",
+    };
+    let make = |remote: SocketAddr, conn: Arc<gate::ConnState>| {
+        let router = router.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let mut router = router.clone();
+            let conn = Conn {
+                remote,
+                state: conn.clone(),
+            };
             async move {
-                let _busy = busy.busy();
-                Ok::<_, Infallible>(route(&state, req, remote, &busy).await)
+                // Busy (never closed to make room) while the request is in hand, and while
+                // its answer streams (the stream holds its own guard).
+                let _busy = conn.state.busy();
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(conn);
+                tower_service::Service::call(&mut router, req).await
             }
-        });
-        let io = TokioIo::new(gate::WriteTimeout::new(
-            entered.watch(stream),
-            WRITE_TIMEOUT,
-        ));
-        let conn = http.serve_connection(io, service);
-        tokio::spawn(async move {
-            tokio::select! {
-                served = conn => if let Err(e) = served {
-                    tracing::debug!("ui connection from {remote}: {e}");
-                },
-                () = entered.evicted() => {
-                    tracing::debug!("closed idle ui connection from {remote} to make room");
-                }
-            }
-            drop(entered);
-        });
+        })
+    };
+    accept.serve(listener, make, stop).await;
+}
+
+/// The same-origin rule before every route: HTTP 403 with the reason.
+async fn guarded(
+    With(state): With<Arc<State>>,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    match same_origin(req.headers(), state.at) {
+        Ok(()) => next.run(req).await,
+        Err(why) => text(StatusCode::FORBIDDEN, why.to_string()),
     }
 }
 
@@ -191,37 +335,52 @@ fn names_the_page(host: &str, at: SocketAddr) -> bool {
     }
 }
 
-/// Why a request does not come from the page's own origin, if it does not: a `Host` that is
-/// not the page's address (another name pointed here: DNS rebinding), or an `Origin` (which a
-/// browser sends with every POST and every cross-site request it lets a script read) that is
-/// not the page's. A request without `Origin` is not a browser's cross-site one (curl, the
-/// address typed in the address bar, the page's own GETs).
-fn same_origin(req: &Request<Incoming>, at: SocketAddr) -> Result<(), String> {
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
+/// Why a request is refused as not the page's own (HTTP 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    /// No `Host` header.
+    #[error("no Host header: ask for the page by its address")]
+    NoHost,
+    /// A `Host` that is not the page's address (another name pointed here: DNS rebinding).
+    #[error(
+        "Host {}: this page answers only at its own address ({at}, or localhost:{})",
+        crate::picture::shorten(.host, 60),
+        .at.port()
+    )]
+    Host {
+        /// The `Host` given.
+        host: String,
+        /// The page's address.
+        at: SocketAddr,
+    },
+    /// An `Origin` that is not the page's.
+    #[error(
+        "Origin {}: only this page itself may ask this (another site cannot start runs or read the cluster)",
+        crate::picture::shorten(.0, 60)
+    )]
+    Origin(String),
+}
+
+/// Whether a request comes from the page's own origin: a `Host` that is the page's address,
+/// and an `Origin` (which a browser sends with every POST and every cross-site request it
+/// lets a script read), if any, that is the page's. A request without `Origin` is not a
+/// browser's cross-site one (curl, the address typed in the address bar, the page's own GETs).
+fn same_origin(headers: &HeaderMap, at: SocketAddr) -> Result<(), OriginError> {
+    let host = headers
+        .get(HOST)
         .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
-    match &host {
-        None => return Err("no Host header: ask for the page by its address".into()),
-        Some(h) if !names_the_page(h, at) => {
-            return Err(format!(
-                "Host {}: this page answers only at its own address ({at}, or localhost:{})",
-                crate::picture::shorten(h, 60),
-                at.port()
-            ));
-        }
+    match host {
+        None => return Err(OriginError::NoHost),
+        Some(host) if !names_the_page(&host, at) => return Err(OriginError::Host { host, at }),
         Some(_) => {}
     }
-    if let Some(origin) = req.headers().get(hyper::header::ORIGIN) {
+    if let Some(origin) = headers.get(ORIGIN) {
         let origin = String::from_utf8_lossy(origin.as_bytes());
         let ours = origin
             .strip_prefix("http://")
             .is_some_and(|h| names_the_page(h, at));
         if !ours {
-            return Err(format!(
-                "Origin {}: only this page itself may ask this (another site cannot start runs or read the cluster)",
-                crate::picture::shorten(&origin, 60)
-            ));
+            return Err(OriginError::Origin(origin.into_owned()));
         }
     }
     Ok(())
@@ -230,16 +389,14 @@ fn same_origin(req: &Request<Incoming>, at: SocketAddr) -> Result<(), String> {
 /// Whether a browser opened the page from another site (`Sec-Fetch-Site` other than
 /// `same-origin` or `none`, the address bar): then the page does not start the run its URL
 /// names by itself, it only fills the form.
-fn opened_from_elsewhere(req: &Request<Incoming>) -> bool {
-    req.headers()
+fn opened_from_elsewhere(headers: &HeaderMap) -> bool {
+    headers
         .get("sec-fetch-site")
         .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
 }
 
-type Body = BoxBody<Bytes, Infallible>;
-
-fn full(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()).boxed());
+fn full(status: StatusCode, kind: &'static str, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -248,92 +405,50 @@ fn full(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Respo
     r
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut body = body.into();
     body.push('\n');
     full(status, "text/plain; charset=utf-8", body)
 }
 
-async fn route(
-    state: &Arc<State>,
-    req: Request<Incoming>,
-    remote: SocketAddr,
-    conn: &Arc<gate::ConnState>,
-) -> Response<Body> {
-    if let Err(why) = same_origin(&req, state.at) {
-        return text(StatusCode::FORBIDDEN, why);
+async fn page(headers: HeaderMap) -> Response {
+    if opened_from_elsewhere(&headers) {
+        let page = PAGE.replacen("<body ", "<body data-autostart=\"no\" ", 1);
+        return full(StatusCode::OK, "text/html; charset=utf-8", page);
     }
-    match (req.uri().path(), req.method()) {
-        ("/api/trace", &Method::POST) => return read_trace(state, req).await,
-        ("/api/trace", _) => {
-            return text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "/api/trace: POST a trace file (JSON lines, as --trace writes them)",
-            );
-        }
-        ("/api/run", &Method::POST) => return start_run(state, req, remote, conn).await,
-        ("/api/run", _) => {
-            return text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "/api/run: POST the run as a form (run=om&m=1&seed=42); a GET never starts a run",
-            );
-        }
-        _ => {}
-    }
-    if req.method() != Method::GET {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "{}: the page only reads (GET), and starts runs by POST /api/run",
-                req.method()
-            ),
-        );
-    }
-    match req.uri().path() {
-        "/" | "/index.html" if opened_from_elsewhere(&req) => full(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            PAGE.replacen("<body ", "<body data-autostart=\"no\" ", 1),
-        ),
-        "/" | "/index.html" => full(StatusCode::OK, "text/html; charset=utf-8", PAGE),
-        "/page.js" => full(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT),
-        "/page.css" => full(StatusCode::OK, "text/css; charset=utf-8", STYLE),
-        "/api/cluster" => cluster(state, conn),
-        "/api/replay" => replay(state),
-        path => text(
-            StatusCode::NOT_FOUND,
-            format!("{}: no such page", crate::picture::shorten(path, 60)),
-        ),
-    }
+    full(StatusCode::OK, "text/html; charset=utf-8", PAGE)
 }
 
-/// The nodes, asked now (answered as a stream of one JSON document, so that the handler stays
-/// synchronous and a slow node delays only this answer).
-fn cluster(state: &Arc<State>, conn: &Arc<gate::ConnState>) -> Response<Body> {
-    let (tx, rx) = mpsc::channel(1);
-    let bench = state.ui.bench.clone();
-    let replay = state.ui.replay.is_some();
-    tokio::spawn(async move {
-        let json = match Peers::new(bench.rpc_timeout) {
-            Ok(peers) => {
-                let nodes = live::nodes_view(&bench.cluster, &peers, &bench.nodes).await;
-                serde_json::json!({ "nodes": nodes, "replay": replay,
-                    "round_timeout_ms": bench.round_timeout.as_millis() as u64 })
-            }
-            Err(e) => serde_json::json!({ "error": e.to_string() }),
-        };
-        let _ = tx.send(Bytes::from(json.to_string())).await;
-    });
-    streamed(rx, "application/json", conn.busy())
+async fn script() -> Response {
+    full(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn style() -> Response {
+    full(StatusCode::OK, "text/css; charset=utf-8", STYLE)
+}
+
+/// The nodes, asked now.
+async fn cluster(With(state): With<Arc<State>>) -> Response {
+    let bench = &state.ui.bench;
+    let json = match Peers::new(bench.rpc_timeout) {
+        Ok(peers) => {
+            let nodes = live::nodes_view(&bench.cluster, &peers, &bench.nodes).await;
+            serde_json::json!({ "nodes": nodes, "replay": state.ui.replay.is_some(),
+                "round_timeout_ms": bench.round_timeout.as_millis() as u64 })
+        }
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let mut r = Response::new(Body::from(json.to_string()));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// A request's body, at most `max` bytes, or the answer that refuses it.
-async fn body_within(
-    req: Request<Incoming>,
-    max: usize,
-    what: &str,
-) -> Result<Bytes, Response<Body>> {
-    let body = http_body_util::Limited::new(req.into_body(), max);
+async fn body_within(body: Body, max: usize, what: &str) -> Result<Bytes, Response> {
+    let body = http_body_util::Limited::new(body, max);
     match body.collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
@@ -348,21 +463,21 @@ async fn body_within(
 }
 
 /// A trace file posted by the page (opened from the user's disk), as the page replays it.
-async fn read_trace(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    match body_within(req, MAX_TRACE_BYTES, "the trace").await {
-        Ok(bytes) => trace_answer(state, &String::from_utf8_lossy(&bytes)),
+async fn read_trace(With(state): With<Arc<State>>, body: Body) -> Response {
+    match body_within(body, MAX_TRACE_BYTES, "the trace").await {
+        Ok(bytes) => trace_answer(&state, &String::from_utf8_lossy(&bytes)),
         Err(refused) => refused,
     }
 }
 
-fn trace_answer(state: &Arc<State>, text_of: &str) -> Response<Body> {
+fn trace_answer(state: &Arc<State>, text_of: &str) -> Response {
     match live::trace_view(text_of, state.ui.bench.max_messages) {
         Ok(view) => full(StatusCode::OK, "application/json", view.to_string()),
-        Err(e) => text(StatusCode::BAD_REQUEST, e),
+        Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
-fn replay(state: &Arc<State>) -> Response<Body> {
+async fn replay(With(state): With<Arc<State>>) -> Response {
     use std::io::Read;
     let Some(path) = &state.ui.replay else {
         return text(
@@ -395,7 +510,7 @@ fn replay(state: &Arc<State>) -> Response<Body> {
                 MAX_TRACE_BYTES >> 20
             ),
         ),
-        Ok(Some(bytes)) => trace_answer(state, &String::from_utf8_lossy(&bytes)),
+        Ok(Some(bytes)) => trace_answer(&state, &String::from_utf8_lossy(&bytes)),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read {}: {e}", path.display()),
@@ -413,12 +528,11 @@ impl Drop for Slot {
 }
 
 async fn start_run(
-    state: &Arc<State>,
-    req: Request<Incoming>,
-    remote: SocketAddr,
-    conn: &Arc<gate::ConnState>,
-) -> Response<Body> {
-    let form = match body_within(req, MAX_FORM_BYTES, "the run's form").await {
+    With(state): With<Arc<State>>,
+    Extension(conn): Extension<Conn>,
+    body: Body,
+) -> Response {
+    let form = match body_within(body, MAX_FORM_BYTES, "the run's form").await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
@@ -427,7 +541,7 @@ async fn start_run(
     let req = match RunRequest::parse(&form, &bench.nodes, bench.max_messages, bench.round_timeout)
     {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     {
         let mut going = state.going.lock().unwrap_or_else(|e| e.into_inner());
@@ -446,64 +560,54 @@ async fn start_run(
             since: Instant::now(),
         });
     }
-    tracing::info!("{remote} started run {}", req.run_id());
+    tracing::info!("{} started run {}", conn.remote, req.run_id());
     let (items_tx, mut items_rx) = mpsc::channel(STREAM_ITEMS);
-    let (bytes_tx, bytes_rx) = mpsc::channel(16);
+    let (events_tx, events_rx) = mpsc::channel(16);
     let slot = Slot(state.clone());
     let bench = bench.clone();
     let running = tokio::spawn(async move {
         let _slot = slot;
         live::run(bench, req, items_tx).await;
     });
-    // Number the items and write them as SSE. A reader gone (the page closed, the stream
-    // dropped) stops the run at once: its task is aborted, the run's own tasks with it (the
-    // driver's calls stop; the nodes expire a run left unfinished), and the slot is free.
+    // Number the items and hand them to the stream. A reader gone (the page closed, the
+    // stream dropped) stops the run at once: its task is aborted, the run's own tasks with it
+    // (the driver's calls stop; the nodes expire a run left unfinished), and the slot is free.
     tokio::spawn(async move {
         let mut id = 0u64;
-        let _ = bytes_tx.send(Bytes::from_static(b": generals\n\n")).await;
+        let _ = events_tx
+            .send(SseEvent::default().comment("generals"))
+            .await;
         loop {
             tokio::select! {
                 item = items_rx.recv() => {
                     let Some(item) = item else { break };
                     id += 1;
-                    if bytes_tx.send(Bytes::from(item.to_sse(id))).await.is_err() {
+                    if events_tx.send(item.to_event(id)).await.is_err() {
                         running.abort();
                         break;
                     }
                 }
-                () = bytes_tx.closed() => {
+                () = events_tx.closed() => {
                     running.abort();
                     break;
                 }
             }
         }
     });
-    streamed(bytes_rx, "text/event-stream", conn.busy())
-}
-
-/// A response whose body is what `rx` yields, until it closes; `busy` (the connection's) is
-/// held until then, so the connection is not taken for idle while the body is on its way.
-fn streamed(rx: mpsc::Receiver<Bytes>, kind: &'static str, busy: gate::Busy) -> Response<Body> {
-    let mut r = Response::new(ChannelBody(rx, busy).boxed());
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    let mut r = Sse::new(Stream(events_rx, conn.state.busy())).into_response();
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-/// A body fed by a channel (and the connection busy while it streams).
-struct ChannelBody(mpsc::Receiver<Bytes>, #[allow(dead_code)] gate::Busy);
+/// A run's events as the SSE body reads them (and the connection busy while they stream).
+struct Stream(mpsc::Receiver<SseEvent>, #[allow(dead_code)] gate::Busy);
 
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
+impl futures_core::Stream for Stream {
+    type Item = Result<SseEvent, Infallible>;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|e| e.map(Ok))
     }
 }
 

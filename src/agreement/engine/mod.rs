@@ -215,7 +215,7 @@ impl Engine {
     }
 
     /// Forget every run, as a fresh engine has none (an offline node reused for independent
-    /// cases: `dispatch::Offline::reset`).
+    /// cases: `server::Offline::reset`).
     pub fn forget_runs(&self) {
         *self.lock() = Table::new(self.budgets.runs);
     }

@@ -1,0 +1,303 @@
+//! `client explore`: every case of a small system on an in-process cluster, or (`--adversary`)
+//! every traitor strategy, random ones, or the one `--case` names; the counts, the first or
+//! smallest counterexample, its picture.
+
+use std::io::{IsTerminal, Write as _};
+use std::time::{Duration, Instant};
+
+use super::outputs;
+use super::{ClientError, errln, out, outln};
+use crate::agreement::checker;
+use crate::behaviour::Behaviour;
+use crate::cli::client::{ExploreArgs, PictureArgs};
+use crate::picture;
+use crate::runs::adversary;
+use crate::runs::driver::{self, DriveError, Protocol};
+use crate::runs::explore::{self, Explore};
+
+/// What `client explore`'s flags ask to explore, with these traitor behaviours.
+fn exploration(a: &ExploreArgs, seed: u64, behaviours: Vec<Behaviour>) -> Explore {
+    Explore {
+        protocol: a.protocol,
+        n: a.n,
+        m: a.m,
+        behaviours,
+        orders: a.orders.clone(),
+        allow_unsafe: a.allow_unsafe,
+        round_timeout: a.round_timeout_ms.map_or_else(
+            || driver::default_round_timeout(a.protocol, a.n, a.m),
+            Duration::from_millis,
+        ),
+        seed,
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+    }
+}
+
+/// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
+pub async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
+    if let Some(mode) = a.adversary {
+        return hunt(a, mode).await;
+    }
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let behaviours = if a.behaviours.is_empty() {
+        explore::default_behaviours()
+    } else {
+        a.behaviours.clone()
+    };
+    let e = exploration(a, seed, behaviours);
+    let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
+    let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
+    outln!(
+        "exploring {}({}) with n={} ({}): up to {} traitor(s), behaviours {}, orders {}; {total} cases, seed {seed}",
+        e.protocol.name().to_uppercase(),
+        e.m,
+        e.n,
+        explore::names(e.n).join(","),
+        e.m,
+        names.join(","),
+        e.orders.join(","),
+    );
+    let started = Instant::now();
+    let summary = explore::explore(&e, progress_bar(std::io::stderr().is_terminal())).await?;
+    outln!("cases run   {:>6}", summary.cases);
+    outln!("IC1 held    {:>6}", summary.ic1_held);
+    outln!("IC2 held    {:>6}", summary.ic2_held);
+    outln!("void        {:>6}", summary.void);
+    outln!("time        {:>6.2} s", started.elapsed().as_secs_f64());
+    Ok(match &summary.counterexample {
+        None if summary.void > 0 => {
+            outln!(
+                "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
+                 show nothing; try a longer --round-timeout-ms",
+                summary.void
+            );
+            3
+        }
+        None => {
+            outln!("no counterexample: every case satisfies IC1 and IC2");
+            0
+        }
+        Some((case, outcome)) => {
+            outln!("first counterexample: {case}");
+            out!("{}", outcome.human());
+            1
+        }
+    })
+}
+
+/// `client explore --adversary`: every strategy, random ones, or the one `--case` names; the
+/// counts, the smallest counterexample with its messages, its picture. 0 every case holds, 1
+/// a counterexample (or an accepted forgery), 3 none but some void.
+async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError> {
+    // `--cases` sizes the work as the strategy space does for `all`: the same cap, checked
+    // before anything starts (`--cases 99999999999` was taken and ran).
+    if mode == adversary::Mode::Fuzz && a.case.is_none() && a.cases > a.max_cases {
+        return Err(DriveError::Invalid(format!(
+            "--adversary fuzz --cases {} is more than --max-cases {}; ask for fewer cases, or \
+             raise --max-cases",
+            a.cases, a.max_cases
+        ))
+        .into());
+    }
+    let seed = a.seed.unwrap_or_else(driver::random_seed);
+    let h = adversary::Hunt {
+        explore: exploration(a, seed, Vec::new()),
+        mode,
+        cases: a.cases,
+        max_cases: a.max_cases,
+        case: a.case.clone(),
+    };
+    if let Some(path) = &a.svg {
+        outputs::check_pictures(
+            &PictureArgs {
+                svg: Some(path.clone()),
+                ..PictureArgs::default()
+            },
+            &[],
+        )?;
+    }
+    let space = adversary::space_text(&h.explore);
+    let name = format!("{}({})", a.protocol.name().to_uppercase(), a.m);
+    let running = match (&h.case, mode) {
+        (Some(id), _) => format!("case {id}"),
+        (None, adversary::Mode::All) => format!("{space} strategies (every one)"),
+        (None, adversary::Mode::Fuzz) => {
+            format!("{} random strategies of {space}, seed {seed}", h.cases)
+        }
+    };
+    let intro = format!(
+        "adversary {name} with n={} ({}): up to {} traitor(s), each of their messages attack, \
+         retreat or nothing, orders {}; {running}",
+        a.n,
+        explore::names(a.n).join(","),
+        a.m,
+        a.orders.join(","),
+    );
+    // Printed before starting, and on stderr with --json (stdout keeps the JSON).
+    if a.json {
+        errln!("{intro}");
+    } else {
+        outln!("{intro}");
+    }
+    let started = Instant::now();
+    let found = adversary::hunt(&h, progress_bar(std::io::stderr().is_terminal())).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let replay = |id: &str| {
+        format!(
+            "client explore --protocol {} -n {} -m {}{}{} --adversary {} --case {id}",
+            a.protocol.name(),
+            a.n,
+            a.m,
+            if a.allow_unsafe {
+                " --allow-unsafe"
+            } else {
+                ""
+            },
+            if a.orders.join(",") == "attack,retreat" {
+                String::new()
+            } else {
+                format!(" --orders {}", a.orders.join(","))
+            },
+            match mode {
+                adversary::Mode::All => "all",
+                adversary::Mode::Fuzz => "fuzz",
+            }
+        )
+    };
+    let shown = found.replayed.as_ref().or(found.counterexample.as_ref());
+    if a.json {
+        let case = |(s, r): &(adversary::Strategy, checker::Report)| {
+            serde_json::json!({
+                "id": s.id,
+                "lies": s.lies(),
+                "order": s.order,
+                "traitors": s.traitors,
+                "messages": s.messages.iter().map(|m| serde_json::json!({
+                    "round": m.slot.path.len(),
+                    "path": m.slot.path,
+                    "to": m.slot.to,
+                    "value": m.value,
+                    "lie": m.is_lie(),
+                })).collect::<Vec<_>>(),
+                "replay": replay(&s.id),
+                "run": r,
+            })
+        };
+        let json = serde_json::json!({
+            "protocol": a.protocol.name(),
+            "n": a.n,
+            "m": a.m,
+            "orders": a.orders,
+            "mode": match mode { adversary::Mode::All => "all", adversary::Mode::Fuzz => "fuzz" },
+            "seed": seed,
+            "space": found.space,
+            "cases": found.cases,
+            "held": found.held,
+            "violated": found.violated,
+            "void": found.void,
+            "skipped": found.skipped,
+            "forged": found.forged,
+            "rejected": found.rejected,
+            "forgeries_accepted": found.forgeries_accepted,
+            "seconds": seconds,
+            "counterexample": found.counterexample.as_ref().map(case),
+            "case": found.replayed.as_ref().map(case),
+        });
+        outln!("{json}");
+    } else {
+        let w = found.space.len().clamp(8, 30);
+        outln!("cases run      {:>w$}", found.cases);
+        outln!("held           {:>w$}", found.held);
+        outln!("violated       {:>w$}", found.violated);
+        outln!("void           {:>w$}", found.void);
+        outln!(
+            "skipped        {:>w$}  (no symmetry reduction: every strategy runs)",
+            found.skipped
+        );
+        outln!("strategy space {:>w$}", found.space);
+        outln!("time           {seconds:>w$.2} s");
+        if a.protocol == Protocol::Sm {
+            outln!(
+                "forged or altered messages sent {}, rejected messages {}{}",
+                found.forged,
+                found.rejected,
+                if found.forgeries_accepted == 0 {
+                    ": every forgery rejected".to_string()
+                } else {
+                    format!(
+                        ": FORGERIES ACCEPTED in {} case(s)",
+                        found.forgeries_accepted
+                    )
+                }
+            );
+        }
+        if let Some((s, r)) = shown {
+            if found.replayed.is_some() {
+                outln!("case {} ({} lie(s))", s.id, s.lies());
+            } else {
+                outln!(
+                    "smallest counterexample: case {} ({} lie(s)); replay: {}",
+                    s.id,
+                    s.lies(),
+                    replay(&s.id)
+                );
+            }
+            outln!("order {}, traitors: {}", s.order, s.traitors.join(", "));
+            outln!("their messages:");
+            for m in &s.messages {
+                outln!("  {m}");
+            }
+            out!("{}", r.human());
+        } else if found.void > 0 {
+            outln!(
+                "no counterexample, but {} case(s) were void (a loyal node late or lost): they \
+                 show nothing; try a longer --round-timeout-ms",
+                found.void
+            );
+        } else {
+            outln!("no counterexample: every case satisfies IC1 and IC2");
+        }
+    }
+    if let (Some(path), Some((s, _))) = (&a.svg, shown) {
+        let (r, events) = adversary::replay_traced(&h, s).await?;
+        let mut decisions = r.decisions.clone();
+        decisions.extend(r.traitor_decisions.clone());
+        let title = format!(
+            "{name} case {}: commander {} orders {}, {} lie(s)",
+            s.id,
+            r.commander,
+            r.order,
+            s.lies()
+        );
+        let nodes = explore::names(a.n);
+        let svg =
+            picture::lamport_svg(&nodes, &events, &r.traitors, &decisions, &title, None, None);
+        outputs::write(path, svg)?;
+    }
+    Ok(match &found.replayed {
+        Some((_, r)) if r.rejected >= r.forged => r.exit_code(),
+        _ => found.exit_code(),
+    })
+}
+
+/// A progress bar on stderr when it is a terminal, else nothing.
+fn progress_bar(tty: bool) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
