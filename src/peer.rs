@@ -12,24 +12,19 @@
 //! so node-to-node traffic reuses TCP connections instead of opening one per message as
 //! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
 //! see `Connections`).
-//!
-//! With `--xml-codec dxr`, replies are read by dxr ([`dxr_reply`]), with its one gap wrapped
-//! narrowly: dxr refuses a struct member whose `<name>` is empty or only whitespace, which
-//! Python writes and reads (`get_messages` after `receive_message("", ...)`); [`dxr_reply`]
-//! retries such a reply with a marker in front of every member name and takes it off again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dxr::{Fault, MethodCall, MethodResponse, Value};
-use dxr_client::utils::{request_to_body, response_to_result};
+use dxr::{Fault, MethodCall, Value};
+use dxr_client::utils::request_to_body;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::fault::PyFault;
 use crate::protocol::{MULTICALL, fault};
-use crate::xmlrpc::{self, Codec};
+use crate::xmlrpc;
 
 /// Default timeout of one outgoing call (`--rpc-timeout`).
 pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -215,9 +210,9 @@ fn owned_call_body(method: &str, params: Vec<Value>) -> Result<String, PeerError
 
 /// Read a `methodResponse` body as CPython's client reads it (`xmlrpc::decode_response`):
 /// `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one (the body is not quoted, see
-/// [`bad_reply`]). Every reply of an outgoing call is read here (but with `--xml-codec dxr`,
-/// [`dxr_reply`]): a peer of another library writes what CPython reads, not what dxr reads
-/// (fault members in another order, an ISO-8859-1 answer, an untyped `<nil/>`; issue 27).
+/// [`bad_reply`]). Every reply of an outgoing call is read here: a peer of another library
+/// writes what CPython reads, not what dxr reads (fault members in another order, an
+/// ISO-8859-1 answer, an untyped `<nil/>`, an empty member name; issue 27).
 pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
     read_reply_bytes(body.as_bytes())
 }
@@ -225,65 +220,6 @@ pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
 /// [`read_reply`] of the body's bytes, in whatever encoding it declares.
 pub fn read_reply_bytes(body: &[u8]) -> Result<Result<Value, Fault>, String> {
     xmlrpc::decode_response(body).map_err(|_| bad_reply(&String::from_utf8_lossy(body)))
-}
-
-/// Read a `methodResponse` body with `dxr_client`: `Ok(Ok(value))`, `Ok(Err(fault))`, or why
-/// it is not one. The reader of `--xml-codec dxr`, and the second oracle of
-/// `xmlrpc::decode_response` (`tests/codec_oracle.rs`).
-///
-/// The narrow wrap of dxr's one gap: when dxr refuses the body and it has `<name>` elements,
-/// the body is read again with [`NAME_MARK`] in front of every member name (so no name is
-/// empty or blank), and the mark is taken off every struct key of the result. A body that
-/// already contains the mark is not retried.
-pub fn dxr_reply(body: &str) -> Result<Result<Value, Fault>, String> {
-    match dxr_read(body) {
-        Some(r) => Ok(r),
-        None if body.contains("<name") && !body.contains(NAME_MARK) => {
-            let marked = body
-                .replace("<name/>", "<name></name>")
-                .replace("<name>", &format!("<name>{NAME_MARK}"));
-            match dxr_read(&marked) {
-                Some(r) => Ok(r.map(unmark)),
-                None => Err(bad_reply(body)),
-            }
-        }
-        None => Err(bad_reply(body)),
-    }
-}
-
-/// `dxr_client::utils::response_to_result`, minus its cost on the common path: it always tries
-/// the body as a fault first, and dxr's failed parse copies the whole body into an error
-/// string, for every successful reply (3.4 us instead of 1.9 us per `receive_message` reply).
-/// A body without `<fault` cannot be a fault, so it goes to dxr's `MethodResponse::from_xml`
-/// directly; anything else to `response_to_result` itself.
-fn dxr_read(body: &str) -> Option<Result<Value, Fault>> {
-    if !body.contains("<fault")
-        && let Ok(r) = MethodResponse::from_xml(body)
-    {
-        return Some(Ok(r.value));
-    }
-    let r = response_to_result(body).ok()?;
-    Some(r.map(|m| m.value).map_err(|f| f.fault))
-}
-
-/// The mark [`dxr_reply`] puts in front of member names: two Unicode noncharacters around a
-/// word, which no name Python or we write contains.
-pub const NAME_MARK: &str = "\u{FDD0}generals\u{FDD0}";
-
-fn unmark(value: Value) -> Value {
-    match value {
-        Value::Struct(members) => Value::Struct(
-            members
-                .into_iter()
-                .map(|(k, v)| {
-                    let k = k.strip_prefix(NAME_MARK).map(str::to_string).unwrap_or(k);
-                    (k, unmark(v))
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(unmark).collect()),
-        other => other,
-    }
 }
 
 /// The error for a reply that is not XML-RPC. It does not quote the reply: the error reaches
@@ -308,8 +244,6 @@ pub struct Peers {
     http: reqwest::Client,
     timeout: Duration,
     max_reply: usize,
-    /// Who reads replies and writes and reads relay batches ([`Peers::multicall`]).
-    codec: Codec,
     /// Which peers keep a connection usefully ([`Connections`]).
     connections: Connections,
     /// Each peer's calls in flight and health, shared by every clone ([`Peers::slot`]).
@@ -403,7 +337,6 @@ impl Peers {
             http,
             timeout,
             max_reply: DEFAULT_MAX_REPLY,
-            codec: Codec::default(),
             connections: Connections::default(),
             gates: Arc::default(),
         })
@@ -446,12 +379,6 @@ impl Peers {
             return Err(PeerError::Down);
         }
         Ok(PeerSlot { gate, _slot: slot })
-    }
-
-    /// The same pool, writing and reading relay batches with `codec`.
-    pub fn with_codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
     }
 
     /// The same pool (connections included) with calls timing out after `timeout`.
@@ -505,11 +432,7 @@ impl Peers {
     ) -> Result<Value, PeerError> {
         let body = owned_call_body(method, params)?;
         let reply = self.post(url, body, timeout).await?;
-        let read = match self.codec {
-            Codec::Fast => read_reply_bytes(&reply),
-            Codec::Dxr => dxr_reply(&String::from_utf8_lossy(&reply)),
-        };
-        match read {
+        match read_reply_bytes(&reply) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(f)) => Err(PeerError::Fault(f)),
             Err(m) => Err(PeerError::Other(m)),
@@ -624,24 +547,15 @@ impl Peers {
                 })
                 .collect(),
         );
-        let answer = match self.codec {
-            Codec::Dxr => {
-                self.call_owned(url, MULTICALL, vec![params], timeout)
-                    .await?
-            }
-            // The server's fast writer and reader (xmlrpc.rs), for the one call whose size
-            // grows with the run: measured, dxr's writer and reader of these batches were a
-            // third of an exploration's CPU (BENCHMARKS.md, "Agreement in explicit rounds").
-            Codec::Fast => {
-                let reply = self
-                    .post(url, xmlrpc::encode_call(MULTICALL, &[params]), timeout)
-                    .await?;
-                match read_reply_bytes(&reply) {
-                    Ok(Ok(value)) => value,
-                    Ok(Err(f)) => return Err(PeerError::Fault(f)),
-                    Err(m) => return Err(PeerError::Other(m)),
-                }
-            }
+        // Our writer and reader (xmlrpc.rs), for the one call whose size grows with the run
+        // (BENCHMARKS.md, "One codec per direction (issue 29)").
+        let reply = self
+            .post(url, xmlrpc::encode_call(MULTICALL, &[params]), timeout)
+            .await?;
+        let answer = match read_reply_bytes(&reply) {
+            Ok(Ok(value)) => value,
+            Ok(Err(f)) => return Err(PeerError::Fault(f)),
+            Err(m) => return Err(PeerError::Other(m)),
         };
         let bad = |why: &str| PeerError::Other(format!("{MULTICALL} answer {why}"));
         let Value::Array(items) = answer else {
@@ -842,8 +756,8 @@ mod tests {
         let body = reply(
             "<value><struct>\n<member>\n<name></name>\n<value><string>attack</string></value>\n</member>\n<member>\n<name>  </name>\n<value><string>retreat</string></value>\n</member>\n<member>\n<name/>\n<value><string>x</string></value>\n</member>\n<member>\n<name> Q </name>\n<value><struct>\n<member>\n<name></name>\n<value><int>1</int></value>\n</member>\n</struct></value>\n</member>\n</struct></value>\n",
         );
-        // dxr alone refuses it: this is the gap the wrap exists for.
-        assert!(response_to_result(&body).is_err());
+        // dxr refuses it: one reason replies are read by CPython's reader, not dxr's.
+        assert!(dxr_client::utils::response_to_result(&body).is_err());
         let Ok(Ok(Value::Struct(m))) = read_reply(&body) else {
             panic!("{:?}", read_reply(&body));
         };
@@ -882,14 +796,6 @@ mod tests {
         let junk = format!("<html>{}</html>", "x".repeat(10_000));
         let e = read_reply(&junk).unwrap_err();
         assert!(e.len() < 300, "{e}");
-        let marked = reply(&format!(
-            "<value><struct><member><name>{NAME_MARK}</name><value>1</value></member></struct></value>"
-        ));
-        // A body carrying the mark itself is read by dxr alone, never unmarked.
-        assert_eq!(
-            read_reply(&marked).unwrap().unwrap(),
-            Value::Struct([(NAME_MARK.to_string(), Value::String("1".into()))].into())
-        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::behaviour::Behaviour;
 use crate::cluster::{Cluster, ClusterError};
 use crate::dispatch;
 use crate::gate::{self, ByteBudget, ConnGate};
-use crate::methods::{self, Codec, General};
+use crate::methods::{self, General};
 use crate::node::{self, Node};
 use crate::peer::{self, PeerError, Peers};
 use crate::protocol::{self, fault};
@@ -115,8 +115,6 @@ pub struct Config {
     pub print: bool,
     /// Limits and timeouts.
     pub limits: Limits,
-    /// Reader of request bodies (`--xml-codec`; the fast path unless measuring dxr).
-    pub codec: Codec,
 }
 
 impl Default for Config {
@@ -134,7 +132,6 @@ impl Default for Config {
             quiet: false,
             print: true,
             limits: Limits::default(),
-            codec: Codec::default(),
         }
     }
 }
@@ -180,7 +177,6 @@ struct NodeState {
     table: HandlerMap,
     delay: Option<Duration>,
     limits: Limits,
-    codec: Codec,
     /// The process's connections (shared by its nodes).
     gate: Arc<ConnGate>,
     /// Bytes of request bodies held by the process (shared by its nodes).
@@ -264,9 +260,7 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
     let limits = &config.limits;
     // A node's peers answer short strings and relay receipts; nothing they say legitimately
     // is larger than what this node accepts itself.
-    let peers = Peers::new(limits.rpc_timeout)?
-        .with_codec(config.codec)
-        .with_max_reply(limits.max_body.max(64 * 1024));
+    let peers = Peers::new(limits.rpc_timeout)?.with_max_reply(limits.max_body.max(64 * 1024));
     let recorder =
         Arc::new(Recorder::with_capacity(limits.trace_events).with_max_bytes(limits.trace_bytes));
     let max_connections = match gate::fd_limit_half() {
@@ -322,7 +316,6 @@ fn serve_on(mut config: Config, listeners: Vec<TcpListener>) -> Result<Bound, Se
             engine,
             delay: behaviour.delay(),
             limits: config.limits.clone(),
-            codec: config.codec,
             gate: conn_gate.clone(),
             bodies: bodies.clone(),
             answers: answers.clone(),
@@ -584,7 +577,6 @@ fn name_server(r: &mut Answer) {
 
 async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
     let gzip_ok = accepts_gzip(headers);
-    let codec = state.codec;
     // The body's bytes are held against the process's budget until it is answered.
     let (body, _held) = match read_body(&state.limits, &state.bodies, headers, body).await {
         Ok(b) => b,
@@ -599,9 +591,9 @@ async fn rpc(state: &NodeState, headers: &HeaderMap, body: Incoming) -> Answer {
     // their answer and then one of HEAVY_BUILDS turns of the process for their build
     // (`dispatch::Shares`): each takes a copy of the data (and its XML, several times the
     // data) before its answer's exact size is known.
-    let answer = dispatch::respond_within(&state.table, codec, &body, Some(&state.shares)).await;
+    let answer = dispatch::respond_within(&state.table, &body, Some(&state.shares)).await;
     drop(body);
-    xml_response(codec, answer, gzip_ok, Some(&state.answers))
+    xml_response(answer, gzip_ok, Some(&state.answers))
 }
 
 /// Calls whose work grows with the node's data ([`dispatch::HEAVY_METHODS`]) built at once in
@@ -700,8 +692,8 @@ fn declared_length(limits: &Limits, headers: &HeaderMap) -> Result<usize, Refusa
             "ValueError",
             "request has no Content-Length (chunked bodies are not accepted)",
         );
-        let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
-        let answer = xml_response(Codec::Fast, unheld(answer), false, None);
+        let answer = dispatch::render(Err(methods::python_fault(refused)));
+        let answer = xml_response(unheld(answer), false, None);
         return Err(Refusal::Answer(Box::new(answer)));
     };
     match length
@@ -819,17 +811,11 @@ fn unheld(body: String) -> dispatch::Answered {
     dispatch::Answered { body, held: None }
 }
 
-/// The HTTP response carrying a rendered XML-RPC `answer` (written by `codec`'s writer);
-/// gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
+/// The HTTP response carrying a rendered XML-RPC `answer`; gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
 /// bytes against `budget` until it has been written (or its connection dropped): the room
 /// taken before it was built, fitted to its size; when the budget has no room for it, a
 /// short fault is answered instead.
-fn xml_response(
-    codec: Codec,
-    answer: dispatch::Answered,
-    gzip_ok: bool,
-    budget: Option<&ByteBudget>,
-) -> Answer {
+fn xml_response(answer: dispatch::Answered, gzip_ok: bool, budget: Option<&ByteBudget>) -> Answer {
     let dispatch::Answered { body, held } = answer;
     let body = body.into_bytes();
     let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
@@ -851,8 +837,8 @@ fn xml_response(
                 None => {
                     drop(body);
                     let busy = fault::answers_full(budget.bytes());
-                    let answer = dispatch::render(codec, Err(methods::python_fault(busy)));
-                    return xml_response(codec, unheld(answer), false, None);
+                    let answer = dispatch::render(Err(methods::python_fault(busy)));
+                    return xml_response(unheld(answer), false, None);
                 }
             }
         }

@@ -207,7 +207,6 @@ impl Lab {
                 },
                 ..Limits::default()
             },
-            codec: Default::default(),
         };
         let bound = server::bind_ephemeral(config)
             .await
