@@ -1,9 +1,12 @@
-//! Outgoing XML-RPC calls: the one function every call of a process goes through
-//! ([`Peers::call`]), built on `dxr_client`.
+//! Outgoing XML-RPC calls: a call at a node's URL ([`Peers::call`]), a call to a node by its
+//! name ([`Peers::call_node`]), and a batch of calls in one `system.multicall`
+//! ([`Peers::multicall`]), all through one HTTP part ([`Peers::post`]).
 //!
-//! Call bodies are `dxr_client::utils::request_to_body`'s; replies are read as CPython's client
-//! reads them ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries
-//! write what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
+//! The codec of each direction (`xmlrpc`'s module doc has the table): a single call's body is
+//! `dxr_client::utils::request_to_body`'s ([`call_body`]), a batch's is `xmlrpc::encode_call`'s
+//! (the one call whose size grows with a run), and every reply is read as CPython's client
+//! reads it ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries write
+//! what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
 //! `reqwest::Client` shared by every call the process makes, because `dxr_client::Client`
 //! sends no `Content-Type`, never looks at the HTTP status and reads replies of any size. Here
 //! every call has a timeout, sends `Content-Type: text/xml`, turns a status other than 200
@@ -11,7 +14,7 @@
 //! reply at [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host,
 //! so node-to-node traffic reuses TCP connections instead of opening one per message as
 //! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
-//! see `Connections`).
+//! see `Connections`). Calls go to a [`NodeUrl`], parsed once when the cluster was built.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,7 @@ use dxr_client::utils::request_to_body;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::cluster::{Cluster, NodeUrl};
 use crate::protocol::fault::PyFault;
 use crate::protocol::{MULTICALL, fault};
 use crate::xmlrpc;
@@ -194,16 +198,11 @@ impl PeerError {
     }
 }
 
-/// The body of a call of `method(params)`, as `dxr_client` writes it.
+/// The body of a (single) call of `method(params)`, as `dxr_client` writes it.
 pub fn call_body(method: &str, params: &[Value]) -> Result<String, PeerError> {
-    owned_call_body(method, params.to_vec())
-}
-
-/// [`call_body`] of parameters moved in.
-fn owned_call_body(method: &str, params: Vec<Value>) -> Result<String, PeerError> {
     let call = MethodCall {
         name: method.into(),
-        params,
+        params: params.to_vec(),
     };
     request_to_body(&call).map_err(|e| PeerError::Other(format!("cannot write the call: {e}")))
 }
@@ -247,7 +246,7 @@ pub struct Peers {
     /// Which peers keep a connection usefully ([`Connections`]).
     connections: Connections,
     /// Each peer's calls in flight and health, shared by every clone ([`Peers::slot`]).
-    gates: Arc<Mutex<HashMap<String, Arc<PeerGate>>>>,
+    gates: Arc<Mutex<HashMap<NodeUrl, Arc<PeerGate>>>>,
 }
 
 /// Calls one process makes to one peer at once through [`Peers::slot`]; more wait for a slot
@@ -351,11 +350,11 @@ impl Peers {
     /// to it, each waiting the whole timeout), and a forward between two healthy nodes waited
     /// 8.94 s behind them. Taken before the process-wide turn, a slot keeps a dead peer's
     /// calls from queueing ahead of calls to live ones.
-    pub async fn slot(&self, url: &str) -> Result<PeerSlot, PeerError> {
+    pub async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates
-                .entry(url.to_string())
+                .entry(url.clone())
                 .or_insert_with(|| {
                     Arc::new(PeerGate {
                         slots: Arc::new(Semaphore::new(MAX_PER_PEER)),
@@ -400,43 +399,18 @@ impl Peers {
         self
     }
 
-    /// Call `method(params)` at `url` within the pool's timeout.
+    /// Call `method(params)` at `url`, within the pool's timeout: the body written by
+    /// `dxr_client` ([`call_body`]), the reply read by [`read_reply_bytes`].
     pub async fn call(
         &self,
-        url: &str,
+        url: &NodeUrl,
         method: &str,
         params: &[Value],
     ) -> Result<Value, PeerError> {
-        self.call_within(url, method, params, self.timeout).await
-    }
-
-    /// Call `method(params)` at `url`, giving up after `timeout`.
-    pub async fn call_within(
-        &self,
-        url: &str,
-        method: &str,
-        params: &[Value],
-        timeout: Duration,
-    ) -> Result<Value, PeerError> {
-        self.call_owned(url, method, params.to_vec(), timeout).await
-    }
-
-    /// [`Peers::call_within`] with the parameters moved in (a batch is not copied): the one
-    /// function every outgoing XML-RPC call of the project goes through.
-    pub async fn call_owned(
-        &self,
-        url: &str,
-        method: &str,
-        params: Vec<Value>,
-        timeout: Duration,
-    ) -> Result<Value, PeerError> {
-        let body = owned_call_body(method, params)?;
-        let reply = self.post(url, body, timeout).await?;
-        match read_reply_bytes(&reply) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(f)) => Err(PeerError::Fault(f)),
-            Err(m) => Err(PeerError::Other(m)),
-        }
+        let reply = self
+            .post(url, call_body(method, params)?, self.timeout)
+            .await?;
+        answer(&reply)
     }
 
     /// The HTTP part of a call: post `body` to `url`, check the status, read the reply (at most
@@ -449,15 +423,17 @@ impl Peers {
     /// project makes may be asked twice: the agreement methods are idempotent per run (a
     /// start, order or round asked again is answered as the first one), and a request the
     /// server never read has done nothing.
-    async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+    async fn post(
+        &self,
+        url: &NodeUrl,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
         let classify = |e: &reqwest::Error| classify(e, timeout);
         let body = bytes::Bytes::from(body);
         let started = tokio::time::Instant::now();
         let send = |left: Duration| {
-            let request = match parsed_url(url) {
-                Some(parsed) => self.http.post(parsed),
-                None => self.http.post(url),
-            };
+            let request = self.http.post(url.url().clone());
             let request = self.connections.prepare(url, request);
             request.timeout(left).body(body.clone()).send()
         };
@@ -473,7 +449,7 @@ impl Peers {
         self.connections.learn(url, response.headers());
         let status = response.status();
         if status != reqwest::StatusCode::OK {
-            return Err(http_error(&response, url));
+            return Err(http_error(&response, url.as_str()));
         }
         let too_large = || PeerError::Other(format!("reply larger than {} bytes", self.max_reply));
         if response
@@ -497,10 +473,11 @@ impl Peers {
         }
     }
 
-    /// Call `method(args)` on the node `name` of `cluster`.
+    /// [`Peers::call`] of the node `name` of `cluster`: the error names the node and its URL
+    /// (or says it has none).
     pub async fn call_node(
         &self,
-        cluster: &crate::cluster::Cluster,
+        cluster: &Cluster,
         name: &str,
         method: &str,
         args: &[Value],
@@ -515,18 +492,20 @@ impl Peers {
             .await
             .map_err(|source| NodeCallError::Call {
                 node: name.to_string(),
-                url,
+                url: url.to_string(),
                 method: method.to_string(),
                 source,
             })
     }
 
     /// Several calls to one peer in one `system.multicall` (the standard XML-RPC batch, which
-    /// Python serves after `register_multicall_functions()`): one result per call, in order,
-    /// or the failure of the whole batch.
+    /// Python serves after `register_multicall_functions()`), giving up after `timeout`: one
+    /// result per call, in order, or the failure of the whole batch. The body is written by
+    /// `xmlrpc::encode_call` (the one call whose size grows with a run: BENCHMARKS.md, "One
+    /// codec per direction (issue 29)"), the reply read by [`read_reply_bytes`].
     pub async fn multicall(
         &self,
-        url: &str,
+        url: &NodeUrl,
         calls: Vec<(String, Vec<Value>)>,
         timeout: Duration,
     ) -> Result<Vec<Result<Value, Fault>>, PeerError> {
@@ -547,16 +526,8 @@ impl Peers {
                 })
                 .collect(),
         );
-        // Our writer and reader (xmlrpc.rs), for the one call whose size grows with the run
-        // (BENCHMARKS.md, "One codec per direction (issue 29)").
-        let reply = self
-            .post(url, xmlrpc::encode_call(MULTICALL, &[params]), timeout)
-            .await?;
-        let answer = match read_reply_bytes(&reply) {
-            Ok(Ok(value)) => value,
-            Ok(Err(f)) => return Err(PeerError::Fault(f)),
-            Err(m) => return Err(PeerError::Other(m)),
-        };
+        let body = xmlrpc::encode_call(MULTICALL, &[params]);
+        let answer = answer(&self.post(url, body, timeout).await?)?;
         let bad = |why: &str| PeerError::Other(format!("{MULTICALL} answer {why}"));
         let Value::Array(items) = answer else {
             return Err(bad("is not an array"));
@@ -581,6 +552,15 @@ impl Peers {
                 _ => Err(bad("has an element that is neither a result nor a fault")),
             })
             .collect()
+    }
+}
+
+/// The value of a reply, or the peer's fault, or why the reply is not XML-RPC.
+fn answer(reply: &[u8]) -> Result<Value, PeerError> {
+    match read_reply_bytes(reply) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(f)) => Err(PeerError::Fault(f)),
+        Err(m) => Err(PeerError::Other(m)),
     }
 }
 
@@ -658,13 +638,12 @@ struct Connections {
 impl Connections {
     /// `request` to `url`, asking the peer to close after answering unless it is known to
     /// serve connections concurrently.
-    fn prepare(&self, url: &str, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let known = authority(url).is_some_and(|a| {
-            self.concurrent
-                .read()
-                .map(|set| set.contains(a))
-                .unwrap_or(false)
-        });
+    fn prepare(&self, url: &NodeUrl, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let known = self
+            .concurrent
+            .read()
+            .map(|set| set.contains(url.authority()))
+            .unwrap_or(false);
         match known {
             true => request,
             false => request.header(reqwest::header::CONNECTION, "close"),
@@ -672,12 +651,13 @@ impl Connections {
     }
 
     /// Remember `url`'s peer as one of ours when its answer says so.
-    fn learn(&self, url: &str, headers: &HeaderMap) {
+    fn learn(&self, url: &NodeUrl, headers: &HeaderMap) {
         let ours = headers.get(reqwest::header::SERVER).is_some_and(|v| {
             v.as_bytes()
                 .starts_with(crate::protocol::SERVER_PRODUCT.as_bytes())
         });
-        if let (true, Some(a)) = (ours, authority(url))
+        let a = url.authority();
+        if ours
             && let Ok(mut set) = self.concurrent.write()
             && !set.contains(a)
         {
@@ -685,12 +665,6 @@ impl Connections {
             set.insert(a.to_string());
         }
     }
-}
-
-/// `host:port` of an `http://host:port/...` URL.
-fn authority(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("http://")?;
-    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
@@ -712,33 +686,6 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
     }
     chain.dedup();
     PeerError::Other(chain.join(": "))
-}
-
-/// `url` parsed, from a small cache per thread: a node calls the same few peers again and
-/// again, and parsing the URL from its string on every call was 5,700 of the 78,500
-/// instructions of a forward (BENCHMARKS.md, "Close to the limit"). `None` when it does not
-/// parse; the caller then hands reqwest the string, which reports the error as it always has.
-fn parsed_url(url: &str) -> Option<reqwest::Url> {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    /// Distinct URLs remembered per thread (a cluster's nodes, with room to spare); past it
-    /// the cache starts again.
-    const CACHED: usize = 256;
-    thread_local! {
-        static URLS: RefCell<HashMap<String, reqwest::Url>> = RefCell::new(HashMap::new());
-    }
-    URLS.with(|urls| {
-        let mut urls = urls.borrow_mut();
-        if let Some(parsed) = urls.get(url) {
-            return Some(parsed.clone());
-        }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        if urls.len() >= CACHED {
-            urls.clear();
-        }
-        urls.insert(url.to_string(), parsed.clone());
-        Some(parsed)
-    })
 }
 
 #[cfg(test)]
@@ -773,22 +720,6 @@ mod tests {
             panic!()
         };
         assert_eq!(inner[""], Value::Integer(1));
-    }
-
-    #[test]
-    fn cached_urls_are_the_parsed_ones() {
-        // More distinct URLs than the cache holds, each asked twice: always the URL reqwest
-        // would parse from the string; what does not parse is left to reqwest.
-        for round in 0..2 {
-            for i in 0..300 {
-                let url = format!("http://127.0.0.1:{}/RPC2", 20_000 + i);
-                let parsed = parsed_url(&url).unwrap_or_else(|| panic!("{url} (round {round})"));
-                assert_eq!(parsed, reqwest::Url::parse(&url).unwrap());
-                assert_eq!(parsed.as_str(), url);
-            }
-        }
-        assert_eq!(parsed_url("not a url"), None);
-        assert_eq!(parsed_url("http://[::1"), None);
     }
 
     #[test]

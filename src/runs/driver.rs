@@ -447,7 +447,10 @@ impl<'a> Drive<'a> {
             .call_node(cluster, commander, method, &args)
             .await
         {
-            let url = cluster.url_of(commander).unwrap_or_default();
+            let url = cluster
+                .url_of(commander)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             let node = commander.clone();
             ready.retain(|n| *n != node);
             self.lost(
@@ -626,7 +629,10 @@ pub async fn each(
         let (cluster, peers, node, args) =
             (cluster.clone(), peers.clone(), node.clone(), args(node));
         tasks.spawn(async move {
-            let url = cluster.url_of(&node).unwrap_or_default();
+            let url = cluster
+                .url_of(&node)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             let result = peers.call_node(&cluster, &node, method, &args).await;
             (i, node, url, result)
         });
