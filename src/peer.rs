@@ -346,9 +346,9 @@ impl Peers {
     /// timeout). A peer whose last call timed out is not waited for: [`PeerError::Down`] at
     /// once, but for one call per [`DOWN_RETRY`], which tries it again.
     ///
-    /// Why: one stopped peer took every forward turn of its process (300 `send_message` calls
-    /// to it, each waiting the whole timeout), and a forward between two healthy nodes waited
-    /// 8.94 s behind them. Taken before the process-wide turn, a slot keeps a dead peer's
+    /// Why: one stopped peer took every forward turn of its process (hundreds of
+    /// `send_message` calls to it, each waiting the whole timeout), and a forward between two
+    /// healthy nodes waited seconds behind them. Taken before the process-wide turn, a slot keeps a dead peer's
     /// calls from queueing ahead of calls to live ones.
     pub async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
         let gate = {

@@ -4,8 +4,8 @@
 //! Connections are served with hyper's HTTP/1 connection builder (not `axum::serve`) because
 //! it can time out a client that never finishes its request head. Routing is [`route`], a
 //! `match` on the method and the path: Python's routes are two paths and two refusals, and an
-//! axum `Router` in front of them cost more than a tenth of a call's instructions
-//! (BENCHMARKS.md, "Close to the limit"). Each request body goes through
+//! axum `Router` in front of them cost a measurable share of a call (BENCHMARKS.md, "Close to
+//! the limit"). Each request body goes through
 //! [`dispatch::respond`] (decode, route through the node's `dxr_server` method table
 //! ([`methods`]), render); this file holds what is HTTP about it: the body and answer budgets,
 //! gzip, the heavy-request turns.
@@ -639,8 +639,9 @@ async fn read_body(
     let held = hold_room(limits, budget, length, gzipped).await?;
     let mut read = std::pin::pin!(http_body_util::Limited::new(body, limits.max_body).collect());
     // A body that has already arrived (nearly every call: it comes with its head) is taken
-    // without making a timeout, whose clock reading and runtime lookup cost 1.5% of a call
-    // (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the timeout.
+    // without making a timeout, whose clock reading and runtime lookup cost a measurable share
+    // of a call (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the
+    // timeout.
     let ready = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
     let read = match ready {
         Poll::Ready(read) => Ok(read),

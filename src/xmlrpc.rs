@@ -121,9 +121,9 @@ pub fn loads(body: &[u8]) -> Result<Loaded, DecodeError> {
 /// name or any value. `None` for anything else, which [`read::loads`] then reads; what this
 /// reads, [`read::loads`] reads the same (tests below, and `tests/codec_oracle.rs` against dxr).
 ///
-/// Why: the general reader (quick-xml events through the value stack) took 17,000
-/// instructions of a `receive_message` call's 43,000, more than a bare hyper server spends on
-/// a whole request (BENCHMARKS.md, "Close to the limit"); this takes a few hundred.
+/// Why: the general reader (quick-xml events through the value stack) was the largest part of
+/// a `receive_message` call's cost, more than a bare hyper server spends on a whole request;
+/// this is a small fraction of it (BENCHMARKS.md, "Close to the limit").
 fn plain_call(text: &str) -> Option<MethodCall<'static>> {
     fn tag<'a>(rest: &'a str, tag: &str) -> Option<&'a str> {
         rest.trim_start_matches('\n').strip_prefix(tag)
@@ -214,7 +214,8 @@ fn first_forbidden(text: &str) -> Option<(usize, DecodeError)> {
     let b = text.as_bytes();
     // Without a `&` there is no reference to check, and without a 0xEF byte no U+FFFE or
     // U+FFFF: one branch-free pass over the bytes for raw control characters says it all
-    // (the pass below, byte by byte, was a tenth of a call's instructions).
+    // (the pass below, byte by byte, cost a call a noticeable share: BENCHMARKS.md, "Close to
+    // the limit").
     if memchr::memchr2(b'&', 0xEF, b).is_none() && !has_raw_control(b) {
         return None;
     }
@@ -269,8 +270,8 @@ fn first_forbidden(text: &str) -> Option<(usize, DecodeError)> {
 
 /// Whether `b` holds a control character other than tab, line feed and carriage return. Each
 /// 32-byte block is folded with comparisons only, which the compiler turns into a few vector
-/// instructions per block (a count or an early exit per byte cost six instructions a byte,
-/// BENCHMARKS.md, "Close to the limit").
+/// instructions per block (a count or an early exit per byte cost several instructions a
+/// byte: BENCHMARKS.md, "Close to the limit").
 fn has_raw_control(b: &[u8]) -> bool {
     b.chunks(32).any(|block| {
         block.iter().fold(0u8, |bad, &c| {
