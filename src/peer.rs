@@ -1,6 +1,6 @@
 //! Outgoing XML-RPC calls: a call at a node's URL ([`Peers::call`]), a call to a node by its
 //! name ([`Peers::call_node`]), and a batch of calls in one `system.multicall`
-//! ([`Peers::multicall`]), all through one HTTP part ([`Peers::post`]).
+//! ([`Peers::multicall`]), all through one HTTP part (`Peers::post`).
 //!
 //! The codec of each direction (`xmlrpc`'s module doc has the table): a single call's body is
 //! `dxr_client::utils::request_to_body`'s ([`call_body`]), a batch's is `xmlrpc::encode_call`'s
