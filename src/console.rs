@@ -18,9 +18,9 @@
 //! file or a pipe it gathers lines and writes them at most every [`FLUSH_INTERVAL`] (a line
 //! after a quiet spell is written at once): under load, a write system call per line and a
 //! wake-up of this thread per line were a large part of the server's time (BENCHMARKS.md,
-//! "Close to the limit"), and Python's own `print` is block-buffered there too. No line waits longer
-//! than the interval, and none is lost: at exit, [`flush`] has the writer write what it holds
-//! and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
+//! "Close to the limit"), and Python's own `print` is block-buffered there too. No line waits
+//! longer than the interval, and none is lost: at exit, [`flush`] has the writer write what it
+//! holds and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};

@@ -348,8 +348,8 @@ impl Peers {
     ///
     /// Why: one stopped peer took every forward turn of its process (hundreds of
     /// `send_message` calls to it, each waiting the whole timeout), and a forward between two
-    /// healthy nodes waited seconds behind them. Taken before the process-wide turn, a slot keeps a dead peer's
-    /// calls from queueing ahead of calls to live ones.
+    /// healthy nodes waited seconds behind them. Taken before the process-wide turn, a slot
+    /// keeps a dead peer's calls from queueing ahead of calls to live ones.
     pub async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());

@@ -812,10 +812,10 @@ fn unheld(body: String) -> dispatch::Answered {
     dispatch::Answered { body, held: None }
 }
 
-/// The HTTP response carrying a rendered XML-RPC `answer`; gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
-/// bytes against `budget` until it has been written (or its connection dropped): the room
-/// taken before it was built, fitted to its size; when the budget has no room for it, a
-/// short fault is answered instead.
+/// The HTTP response carrying a rendered XML-RPC `answer`; gzipped like Python's when large.
+/// An answer larger than [`gate::SMALL_ANSWER`] holds its bytes against `budget` until it has
+/// been written (or its connection dropped): the room taken before it was built, fitted to its
+/// size; when the budget has no room for it, a short fault is answered instead.
 fn xml_response(answer: dispatch::Answered, gzip_ok: bool, budget: Option<&ByteBudget>) -> Answer {
     let dispatch::Answered { body, held } = answer;
     let body = body.into_bytes();

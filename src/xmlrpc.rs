@@ -5,7 +5,7 @@
 //! | direction | who | here |
 //! |---|---|---|
 //! | requests in (every body a node serves) | ours, CPython's reader | [`decode_call`] |
-//! | answers out | ours, Python's byte layout | [`encode_response`], [`encode_fault`], [`encode_value`] |
+//! | answers out | ours, Python's layout | [`encode_response`], [`encode_fault`] |
 //! | calls out: the relay batches of agreement rounds | ours, compact | [`encode_call`] |
 //! | calls out: every other (single) call | `dxr_client` | `peer::call_body` |
 //! | replies in (every outgoing call's) | ours, CPython's reader | [`decode_response`] |
