@@ -639,9 +639,8 @@ async fn read_body(
     let held = hold_room(limits, budget, length, gzipped).await?;
     let mut read = std::pin::pin!(http_body_util::Limited::new(body, limits.max_body).collect());
     // A body that has already arrived (nearly every call: it comes with its head) is taken
-    // without making a timeout, whose clock reading and runtime lookup cost a measurable share
-    // of a call (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the
-    // timeout.
+    // without making a timeout, whose clock reading and runtime lookup cost a share of a call
+    // (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the timeout.
     let ready = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
     let read = match ready {
         Poll::Ready(read) => Ok(read),
@@ -812,10 +811,11 @@ fn unheld(body: String) -> dispatch::Answered {
     dispatch::Answered { body, held: None }
 }
 
-/// The HTTP response carrying a rendered XML-RPC `answer`; gzipped like Python's when large.
-/// An answer larger than [`gate::SMALL_ANSWER`] holds its bytes against `budget` until it has
-/// been written (or its connection dropped): the room taken before it was built, fitted to its
-/// size; when the budget has no room for it, a short fault is answered instead.
+/// The HTTP response carrying a rendered XML-RPC `answer`;
+/// gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
+/// bytes against `budget` until it has been written (or its connection dropped): the room
+/// taken before it was built, fitted to its size; when the budget has no room for it, a
+/// short fault is answered instead.
 fn xml_response(answer: dispatch::Answered, gzip_ok: bool, budget: Option<&ByteBudget>) -> Answer {
     let dispatch::Answered { body, held } = answer;
     let body = body.into_bytes();
