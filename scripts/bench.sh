@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark the Rust server and client against the Python stand-ins, side by side in one run,
-# and print one table with ratios (see BENCHMARKS.md for results and how to read them), then the
+# and print one table with ratios (see BENCHMARKS.md for results and how to read them), then our
+# XML-RPC codec against dxr's on the hot paths' bodies (examples/codec_bench.rs), then the
 # Rust server's figures as a share of a bare hyper server (examples/ceiling.rs) in the same run.
 #
 # Usage: scripts/bench.sh [--duration SECS] [--quick] [--heavy] [--adversary] [--baseline REV]
@@ -25,7 +26,7 @@ trap cleanup EXIT INT TERM
 
 command -v python3 >/dev/null || { echo "bench.sh: python3 is required" >&2; exit 1; }
 echo "== building (release)" >&2
-cargo build --release --bins --example ceiling --quiet
+cargo build --release --bins --example ceiling --example codec_bench --quiet
 
 args=()
 while [ $# -gt 0 ]; do

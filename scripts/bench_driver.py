@@ -20,6 +20,7 @@ from harness import REL, ROOT, free_base, kill_all, loadgen, memory_kb, start, s
 PY_SERVER = os.path.join(ROOT, "scripts", "python", "server.py")
 PY_CLIENT = os.path.join(ROOT, "scripts", "python", "client.py")
 CEILING = os.path.join(REL, "examples", "ceiling")
+CODEC_BENCH = os.path.join(REL, "examples", "codec_bench")
 
 
 def peak_rss_kb(p):
@@ -197,35 +198,32 @@ def main():
     sizes = [10, 50] if args.quick else [10, 50, 100]
 
     rows = []  # (section, metric, python, rust, ratio text)
-    codec = []  # (section, fast calls/s, dxr calls/s)
     ceiling = {}  # conns -> side -> medians; "send" -> side -> calls/s
     mem = {}
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}", file=sys.stderr)
     try:
+        # 0. Our XML-RPC codec against dxr's on the bodies the hot paths carry, both in this
+        # run (examples/codec_bench.rs): the figures production's one codec per direction
+        # stands on (BENCHMARKS.md, "One codec per direction (issue 29)").
+        print("== XML-RPC codecs, ours and dxr's (examples/codec_bench)", file=sys.stderr)
+        codec = subprocess.run([CODEC_BENCH, *(["--quick"] if args.quick else [])],
+                               capture_output=True, text=True, check=True).stdout
         # 1. receive_message under load, Python then Rust, twice; medians.
-        # The Rust server runs twice: with its fast XML-RPC reader/writer (the default) and with
-        # dxr's (`--xml-codec dxr`), so the cost of dxr on the hot path is measured in this run.
         # The ceiling (examples/ceiling.rs, a bare hyper server answering a fixed reply) takes
         # its turn in every round too, so the Rust figures are also a share of it.
-        pb = free_base(70)  # Python on pb..pb+3, Rust on pb+40..pb+43, Rust/dxr on pb+50.., ceiling pb+60
+        pb = free_base(70)  # Python on pb..pb+3, Rust on pb+40..pb+43, ceiling pb+60
         rb = pb + 40
-        db = pb + 50
         cb = pb + 60
         py = start([sys.executable, PY_SERVER, "--port-base", str(pb)], [pb + i for i in range(4)])
         rs = start([os.path.join(REL, "server"), "--port-base", str(rb)], [rb + i for i in range(4)])
-        rd = start([os.path.join(REL, "server"), "--port-base", str(db), "--xml-codec", "dxr"],
-                   [db + i for i in range(4)])
         ce = start([CEILING, f"127.0.0.1:{cb}"], [cb])
         for conns in (1, 64):
-            res = {"py": [], "rs": [], "dxr": [], "ceil": []}
+            res = {"py": [], "rs": [], "ceil": []}
             for r in range(rounds):
-                for side, port in (("py", pb + 1), ("rs", rb + 1), ("dxr", db + 1), ("ceil", cb)):
+                for side, port in (("py", pb + 1), ("rs", rb + 1), ("ceil", cb)):
                     print(f"== receive_message, {conns} connection(s), {side}, round {r + 1}", file=sys.stderr)
                     res[side].append(loadgen(port, conns, dur))
-            f = statistics.median(x["calls_per_sec"] for x in res["rs"])
-            d = statistics.median(x["calls_per_sec"] for x in res["dxr"])
-            codec.append((f"receive_message, {conns} conn", f, d))
             ceiling[conns] = {side: {k: statistics.median(x[k] for x in res[side])
                                      for k in ("calls_per_sec", "p50_us", "p99_us")}
                               for side in ("py", "rs", "ceil")}
@@ -291,7 +289,6 @@ def main():
         mem["4 nodes, after load"] = (peak_rss_kb(py), peak_rss_kb(rs))
         stop(py)
         stop(rs)
-        stop(rd)
 
         # 3. Scale: all-to-all over generated clusters.
         for n in sizes:
@@ -398,11 +395,9 @@ def main():
     for name, metric, p, r, ratio in rows:
         print(f"{name:<{w}}  {metric:<26} {p:>12.1f} {r:>12.1f}  {ratio}")
     print()
-    print("dxr on the server: the Rust server's XML-RPC reader/writer, fast path vs dxr (same run)")
-    print(f"{'benchmark':<{w}}  {'metric':<26} {'fast':>12} {'dxr':>12}  dxr costs")
-    print("-" * (w + 70))
-    for name, f, d in codec:
-        print(f"{name:<{w}}  {'calls/s':<26} {f:>12.1f} {d:>12.1f}  {100 * (1 - d / f):.1f}%")
+    print("One codec per direction: our XML-RPC reader and writer against dxr's, ns per operation "
+          "(examples/codec_bench.rs, same run)")
+    print(codec, end="")
     if ceiling:
         print_ceiling(ceiling, w)
 
@@ -437,7 +432,7 @@ def print_ceiling(c, w):
     s = c["send"]
     half = s["ceil"] / 2  # a send is two calls: the client's, then the node's
     pct = 100 * s["rs"] / half
-    # 60% was the issue's target; with outgoing calls written and read by dxr_client over
+    # 60% was the issue's target; with single outgoing calls written by dxr_client over
     # reqwest (the project's choice, README "Crates"), the profile allows about 35%, and 33%
     # is the target set from it (BENCHMARKS.md, "Close to the limit").
     row("send_message Q->R, 16 conn", "calls/s (ceiling: half)", half, s["rs"],

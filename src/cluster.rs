@@ -5,8 +5,12 @@
 //! nodes find each other, and let `--peer NAME=URL` place a node anywhere else. Resolution
 //! reproduces Python's errors for names the rule cannot handle, because those errors are what
 //! a caller of the original sees.
+//!
+//! Every node's URL is parsed once, when the cluster is built (from the port rule, a `--peer`,
+//! a cluster file): a [`NodeUrl`], which every outgoing call to the node uses as it is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use dxr::Value;
 
@@ -14,12 +18,121 @@ use crate::protocol::fault::PyFault;
 use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
 
+/// A node's URL (`http://HOST:PORT/...`), parsed once when the cluster is built: what every
+/// call to the node is made with ([`NodeUrl::url`]), and what messages show, as it was given
+/// ([`NodeUrl::as_str`]). Cheap to clone; equal and hashed as its text.
+#[derive(Clone)]
+pub struct NodeUrl(Arc<ParsedUrl>);
+
+struct ParsedUrl {
+    /// As given (a `--peer`, a cluster file) or made by the port rule.
+    text: String,
+    /// Parsed, for the HTTP client.
+    url: reqwest::Url,
+    /// `HOST:PORT` as written in the text.
+    authority: std::ops::Range<usize>,
+    /// HOST as written in the text (brackets of an IPv6 address included).
+    host: std::ops::Range<usize>,
+    port: u16,
+}
+
+/// A URL that is not `http://HOST:PORT[/PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("URL {0:?} must look like http://HOST:PORT/")]
+pub struct BadUrl(pub String);
+
+impl NodeUrl {
+    /// `text` if it is `http://HOST:PORT[/PATH]`, with an explicit port (0 included: the
+    /// cluster refuses it where a node must be found there).
+    pub fn parse(text: &str) -> Result<NodeUrl, BadUrl> {
+        let bad = || BadUrl(text.to_string());
+        let rest = text.strip_prefix("http://").ok_or_else(bad)?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let url = reqwest::Url::parse(text).map_err(|_| bad())?;
+        // What the HTTP client calls is where the text says: the same port, some host.
+        if host.is_empty() || url.host().is_none() || url.port_or_known_default() != Some(port) {
+            return Err(bad());
+        }
+        let start = "http://".len();
+        Ok(NodeUrl(Arc::new(ParsedUrl {
+            text: text.to_string(),
+            url,
+            authority: start..start + authority.len(),
+            host: start..start + host.len(),
+            port,
+        })))
+    }
+
+    /// The URL as it was given.
+    pub fn as_str(&self) -> &str {
+        &self.0.text
+    }
+
+    /// The URL parsed, for the HTTP client.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0.url
+    }
+
+    /// `HOST:PORT`, as written.
+    pub fn authority(&self) -> &str {
+        &self.0.text[self.0.authority.clone()]
+    }
+
+    /// The host, as written (an IPv6 address in its brackets).
+    pub fn host(&self) -> &str {
+        &self.0.text[self.0.host.clone()]
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+}
+
+impl std::str::FromStr for NodeUrl {
+    type Err = BadUrl;
+    fn from_str(text: &str) -> Result<Self, BadUrl> {
+        NodeUrl::parse(text)
+    }
+}
+
+impl std::fmt::Display for NodeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for NodeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for NodeUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for NodeUrl {}
+
+impl std::hash::Hash for NodeUrl {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 /// Where every node of a cluster can be reached.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     host: String,
     port_base: u16,
-    peers: HashMap<String, String>,
+    /// Nodes placed by a URL (`--peer`, a cluster file, `--cluster-size`, an ephemeral port).
+    peers: HashMap<String, NodeUrl>,
+    /// The other members' URLs, by the port rule (a member whose rule gives no port has none).
+    ruled: HashMap<String, NodeUrl>,
     /// Every node of the cluster in order: P, Q, R, S (or the generated names), then any
     /// other `--peer`.
     members: Vec<String>,
@@ -30,6 +143,11 @@ pub struct Cluster {
 /// A `NAME=URL` pair that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterError {
+    /// The host the port rule places nodes on cannot be written in a URL.
+    #[error(
+        "host {0:?} cannot be written in a URL (http://HOST:PORT/): give a host name or an IP address"
+    )]
+    BadHost(String),
     /// The argument has no `=`, or an empty name or URL.
     #[error("expected NAME=URL (e.g. Q=http://10.0.0.2:8001/), got {0:?}")]
     BadPeer(String),
@@ -95,24 +213,68 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
 }
 
 impl Default for Cluster {
+    /// P, Q, R, S on 127.0.0.1:8000-8003.
     fn default() -> Self {
-        Cluster::new(protocol::DEFAULT_HOST, protocol::DEFAULT_PORT_BASE)
+        Cluster::local(protocol::DEFAULT_PORT_BASE)
     }
 }
 
 impl Cluster {
-    /// A cluster where every node follows the port rule on `host`.
-    pub fn new(host: impl Into<String>, port_base: u16) -> Self {
-        Cluster {
-            host: host.into(),
+    /// A cluster where every node follows the port rule on `host` (an IPv6 address with or
+    /// without its brackets); refused when `host` cannot be written in a URL.
+    pub fn new(host: impl Into<String>, port_base: u16) -> Result<Self, ClusterError> {
+        let host = host.into();
+        // An IPv6 address is written in brackets in a URL (and is bound as well with them).
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{host}]"),
+            Err(_) => host,
+        };
+        if NodeUrl::parse(&format!("http://{host}:{port_base}/")).is_err() {
+            return Err(ClusterError::BadHost(host));
+        }
+        Ok(Cluster::on(host, port_base))
+    }
+
+    /// A cluster where every node follows the port rule on [`protocol::DEFAULT_HOST`].
+    pub fn local(port_base: u16) -> Self {
+        Cluster::on(protocol::DEFAULT_HOST.to_string(), port_base)
+    }
+
+    /// [`Cluster::new`] of a host that can be written in a URL.
+    fn on(host: String, port_base: u16) -> Self {
+        let mut cluster = Cluster {
+            host,
             port_base,
             peers: HashMap::new(),
-            members: protocol::DEFAULT_NODES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            ruled: HashMap::new(),
+            members: Vec::new(),
             bind_host: None,
+        };
+        let members = protocol::DEFAULT_NODES.map(str::to_string);
+        cluster.add_members(&members);
+        cluster
+    }
+
+    /// Add the `names` that are not members yet, each with its URL by the port rule unless
+    /// it has one already.
+    fn add_members(&mut self, names: &[String]) {
+        for name in names {
+            if self.members.contains(name) {
+                continue;
+            }
+            self.members.push(name.clone());
+            if !self.peers.contains_key(name)
+                && let Some(url) = self.rule_url(name)
+            {
+                self.ruled.insert(name.clone(), url);
+            }
         }
+    }
+
+    /// `name`'s URL by the port rule, if the rule gives it a port.
+    fn rule_url(&self, name: &str) -> Option<NodeUrl> {
+        let port = u16::try_from(rule_port(self.port_base, name).ok()?).ok()?;
+        NodeUrl::parse(&format!("http://{}:{port}/", self.host)).ok()
     }
 
     /// Place `name` at `url`, overriding the port rule for it.
@@ -123,25 +285,24 @@ impl Cluster {
                 why,
             });
         }
-        match parse_http_url(url) {
-            None => {
+        let parsed = match NodeUrl::parse(url) {
+            Err(_) => {
                 return Err(ClusterError::BadUrl {
                     name: name.into(),
                     url: url.into(),
                 });
             }
-            Some((_, 0)) => {
+            Ok(parsed) if parsed.port() == 0 => {
                 return Err(ClusterError::PortZero {
                     name: name.into(),
                     url: url.into(),
                 });
             }
-            Some(_) => {}
-        }
-        self.peers.insert(name.to_string(), url.to_string());
-        if !self.members.iter().any(|m| m == name) {
-            self.members.push(name.to_string());
-        }
+            Ok(parsed) => parsed,
+        };
+        self.peers.insert(name.to_string(), parsed);
+        self.ruled.remove(name);
+        self.add_members(&[name.to_string()]);
         Ok(self)
     }
 
@@ -149,6 +310,7 @@ impl Cluster {
     /// clusters larger than P..S (the port rule gives one-letter names only).
     pub fn with_cluster_size(mut self, size: usize) -> Result<Self, ClusterError> {
         self.members = generated_names(size);
+        self.ruled.clear();
         for i in 0..size {
             let port = u16::try_from(i)
                 .ok()
@@ -157,7 +319,8 @@ impl Cluster {
                     name: generated_name(i),
                     port: i64::from(self.port_base) + i64::try_from(i).unwrap_or(i64::MAX),
                 })?;
-            let url = format!("http://{}:{port}/", self.host);
+            let url = NodeUrl::parse(&format!("http://{}:{port}/", self.host))
+                .map_err(|_| ClusterError::BadHost(self.host.clone()))?;
             self.peers.insert(generated_name(i), url);
         }
         Ok(self)
@@ -187,9 +350,12 @@ impl Cluster {
         self
     }
 
-    /// Put the members in this order (a cluster file's order).
+    /// Put the members in this order (a cluster file's order): these and no others.
     pub fn with_members(mut self, members: Vec<String>) -> Self {
-        self.members = members;
+        let kept: HashSet<&String> = members.iter().collect();
+        self.ruled.retain(|name, _| kept.contains(name));
+        self.members.clear();
+        self.add_members(&members);
         self
     }
 
@@ -198,11 +364,7 @@ impl Cluster {
     /// the host.
     pub fn listen_addr(&self, name: &str) -> Result<(String, u16), ClusterError> {
         let port = self.listen_port(name)?;
-        let url_host = self
-            .peers
-            .get(name)
-            .and_then(|u| parse_http_url(u))
-            .map(|(h, _)| h.to_string());
+        let url_host = self.peers.get(name).map(|u| u.host().to_string());
         let host = self
             .bind_host
             .clone()
@@ -213,10 +375,8 @@ impl Cluster {
 
     /// The port a node listens on: its `--peer` URL's port, else the port rule.
     pub fn listen_port(&self, name: &str) -> Result<u16, ClusterError> {
-        if let Some(url) = self.peers.get(name)
-            && let Some((_, port)) = parse_http_url(url)
-        {
-            return Ok(port);
+        if let Some(url) = self.peers.get(name) {
+            return Ok(url.port());
         }
         match rule_port(self.port_base, name) {
             Ok(p) => u16::try_from(p).map_err(|_| ClusterError::PortOutOfRange {
@@ -230,11 +390,7 @@ impl Cluster {
     /// Add `names` to the members that are not yet (a server's hosted nodes, a client's
     /// `--nodes`): they are nodes of the cluster, so [`Cluster::url_of`] finds them.
     pub fn with_known(mut self, names: &[String]) -> Self {
-        for n in names {
-            if !self.members.contains(n) {
-                self.members.push(n.clone());
-            }
-        }
+        self.add_members(names);
         self
     }
 
@@ -254,22 +410,20 @@ impl Cluster {
     /// the fault the original gives when nobody listens there (`ConnectionRefusedError`),
     /// without any connection being made. Python's `ord()` faults come first, as in the
     /// original.
-    pub fn url_of(&self, name: &str) -> Result<String, PyFault> {
-        if let Some(url) = self.peers.get(name) {
+    pub fn url_of(&self, name: &str) -> Result<NodeUrl, PyFault> {
+        if let Some(url) = self.peers.get(name).or_else(|| self.ruled.get(name)) {
             return Ok(url.clone());
         }
+        // Every member the rule gives a port has its URL above: what is left is a fault.
         let port = rule_port(self.port_base, name)?;
         if port < 0 {
             return Err(fault::bad_port());
         }
-        if port > i64::from(u16::MAX) || !self.knows(name) {
-            return Err(fault::connection_refused());
-        }
-        Ok(format!("http://{}:{port}/", self.host))
+        Err(fault::connection_refused())
     }
 
     /// [`Cluster::url_of`] for an XML-RPC argument: non-strings get Python's `ord()` fault.
-    pub fn resolve(&self, recipient: &Value) -> Result<String, PyFault> {
+    pub fn resolve(&self, recipient: &Value) -> Result<NodeUrl, PyFault> {
         match recipient {
             Value::String(name) => self.url_of(name),
             other => Err(fault::ord_type(python_type_name(other))),
@@ -295,17 +449,6 @@ fn rule_port(base: u16, name: &str) -> Result<i64, PyFault> {
             - i64::from(u32::from(protocol::PORT_RULE_ORIGIN))),
         _ => Err(fault::ord_length(name.chars().count())),
     }
-}
-
-/// `http://HOST:PORT[/...]` -> (HOST, PORT).
-pub fn parse_http_url(url: &str) -> Option<(&str, u16)> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
-    let (host, port) = authority.rsplit_once(':')?;
-    if host.is_empty() {
-        return None;
-    }
-    Some((host, port.parse().ok()?))
 }
 
 /// The nodes a binary works with: the `--nodes` list if given, else all generated nodes with
@@ -472,20 +615,20 @@ impl ClusterFile {
             if !seen.insert(n.name.as_str()) {
                 return Err(ClusterFileProblem::Twice(n.name.clone()));
             }
-            match parse_http_url(&n.url) {
-                None => {
+            match NodeUrl::parse(&n.url) {
+                Err(_) => {
                     return Err(ClusterFileProblem::BadUrl {
                         name: n.name.clone(),
                         url: n.url.clone(),
                     });
                 }
-                Some((_, 0)) => {
+                Ok(url) if url.port() == 0 => {
                     return Err(ClusterFileProblem::PortZero {
                         name: n.name.clone(),
                         url: n.url.clone(),
                     });
                 }
-                Some(_) => {}
+                Ok(_) => {}
             }
         }
         Ok(file)
@@ -538,10 +681,16 @@ mod tests {
     #[test]
     fn port_rule_matches_the_original() {
         let c = Cluster::default();
-        assert_eq!(c.url_of("Q").unwrap(), "http://127.0.0.1:8001/");
+        assert_eq!(c.url_of("Q").unwrap().as_str(), "http://127.0.0.1:8001/");
         let known = c.clone().with_known(&["T".to_string(), "A".to_string()]);
-        assert_eq!(known.url_of("T").unwrap(), "http://127.0.0.1:8004/");
-        assert_eq!(known.url_of("A").unwrap(), "http://127.0.0.1:7985/");
+        assert_eq!(
+            known.url_of("T").unwrap().as_str(),
+            "http://127.0.0.1:8004/"
+        );
+        assert_eq!(
+            known.url_of("A").unwrap().as_str(),
+            "http://127.0.0.1:7985/"
+        );
         assert_eq!(c.listen_port("S").unwrap(), 8003);
         assert_eq!(
             c.url_of("").unwrap_err(),
@@ -560,7 +709,7 @@ mod tests {
     #[test]
     fn only_cluster_nodes_are_called() {
         let refused = fault::connection_refused();
-        let c = Cluster::new("127.0.0.1", 22900);
+        let c = Cluster::local(22900);
         // Not a node of the cluster: refused without a URL, wherever the rule points.
         assert_eq!(c.url_of("T").unwrap_err(), refused);
         // U+A6F2 is port 22 in the original (modulo 65536); past 65535 is never called.
@@ -571,16 +720,16 @@ mod tests {
         assert_eq!(c.url_of(&wrapped).unwrap_err(), refused);
         assert_eq!(c.url_of("\u{A6F2}").unwrap_err(), refused);
         // Members still resolve; ord() faults still come first.
-        assert_eq!(c.url_of("S").unwrap(), "http://127.0.0.1:22903/");
+        assert_eq!(c.url_of("S").unwrap().as_str(), "http://127.0.0.1:22903/");
         assert!(c.url_of("PP").unwrap_err().contains("ord()"));
     }
 
     #[test]
     fn peers_override_the_rule() {
-        let c = Cluster::new("127.0.0.1", 9000)
+        let c = Cluster::local(9000)
             .with_peer_arg("N10=http://10.1.2.3:7000/")
             .unwrap();
-        assert_eq!(c.url_of("N10").unwrap(), "http://10.1.2.3:7000/");
+        assert_eq!(c.url_of("N10").unwrap().as_str(), "http://10.1.2.3:7000/");
         assert_eq!(c.listen_port("N10").unwrap(), 7000);
         assert_eq!(c.listen_port("Q").unwrap(), 9001);
         assert!(c.listen_port("QQ").is_err());
@@ -604,7 +753,7 @@ mod tests {
         assert_eq!(f.faulty(), ["P"]);
         assert_eq!(f.behaviours().len(), 1);
         let c = f.apply(Cluster::default()).unwrap();
-        assert_eq!(c.url_of("Q").unwrap(), "http://10.0.0.2:9001/");
+        assert_eq!(c.url_of("Q").unwrap().as_str(), "http://10.0.0.2:9001/");
         assert_eq!(c.listen_addr("Q").unwrap(), ("10.0.0.2".to_string(), 9001));
         assert_eq!(
             c.clone()
@@ -659,12 +808,65 @@ mod tests {
 
     #[test]
     fn generated_names_follow_the_base() {
-        let c = Cluster::new("127.0.0.1", 9000)
-            .with_cluster_size(100)
-            .unwrap();
-        assert_eq!(c.url_of("N0").unwrap(), "http://127.0.0.1:9000/");
-        assert_eq!(c.url_of("N99").unwrap(), "http://127.0.0.1:9099/");
+        let c = Cluster::local(9000).with_cluster_size(100).unwrap();
+        assert_eq!(c.url_of("N0").unwrap().as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(c.url_of("N99").unwrap().as_str(), "http://127.0.0.1:9099/");
         assert_eq!(c.listen_port("N42").unwrap(), 9042);
-        assert!(Cluster::new("h", 65500).with_cluster_size(100).is_err());
+        assert!(
+            Cluster::new("h", 65500)
+                .unwrap()
+                .with_cluster_size(100)
+                .is_err()
+        );
+    }
+
+    /// URLs are parsed once, as the cluster is built: shown as given, called as parsed.
+    #[test]
+    fn urls_are_parsed_once_and_shown_as_given() {
+        let url = NodeUrl::parse("http://10.0.0.2:9001").unwrap();
+        assert_eq!(url.as_str(), "http://10.0.0.2:9001");
+        assert_eq!(url.url().as_str(), "http://10.0.0.2:9001/");
+        assert_eq!(
+            (url.authority(), url.host(), url.port()),
+            ("10.0.0.2:9001", "10.0.0.2", 9001)
+        );
+        let v6 = NodeUrl::parse("http://[::1]:8001/RPC2").unwrap();
+        assert_eq!(
+            (v6.authority(), v6.host(), v6.port()),
+            ("[::1]:8001", "[::1]", 8001)
+        );
+        assert_eq!(NodeUrl::parse("http://h:0/").unwrap().port(), 0);
+        for bad in [
+            "nope",
+            "ftp://h:1/",
+            "http://h/",
+            "http://:1/",
+            "http://h:65536/",
+            "http://h:x/",
+            "http://a b:1/",
+            "http://::1:8001/",
+        ] {
+            assert_eq!(NodeUrl::parse(bad), Err(BadUrl(bad.to_string())), "{bad}");
+        }
+        // The port rule's URLs too: a host that cannot be in a URL is refused at once, an
+        // IPv6 address gets its brackets.
+        assert_eq!(
+            Cluster::new("a b", 8000).unwrap_err(),
+            ClusterError::BadHost("a b".into())
+        );
+        assert!(Cluster::new("h/x", 8000).is_err());
+        let v6 = Cluster::new("::1", 8000).unwrap();
+        assert_eq!(v6.url_of("Q").unwrap().as_str(), "http://[::1]:8001/");
+        assert_eq!(v6.listen_addr("Q").unwrap(), ("[::1]".to_string(), 8001));
+        // Members a cluster file leaves out are no longer called by the rule.
+        let file = ClusterFile::parse("[[node]]\nname = \"P\"\nurl = \"http://h:1/\"\n").unwrap();
+        let c = file.apply(Cluster::default()).unwrap();
+        assert_eq!(c.url_of("P").unwrap().as_str(), "http://h:1/");
+        assert_eq!(c.url_of("Q").unwrap_err(), fault::connection_refused());
+        let known = c.with_known(&["Q".to_string()]);
+        assert_eq!(
+            known.url_of("Q").unwrap().as_str(),
+            "http://127.0.0.1:8001/"
+        );
     }
 }

@@ -17,10 +17,10 @@
 //! once. Into a
 //! file or a pipe it gathers lines and writes them at most every [`FLUSH_INTERVAL`] (a line
 //! after a quiet spell is written at once): under load, a write system call per line and a
-//! wake-up of this thread per line were a third of the server's time (BENCHMARKS.md, "Close
-//! to the limit"), and Python's own `print` is block-buffered there too. No line waits longer
-//! than the interval, and none is lost: at exit, [`flush`] has the writer write what it holds
-//! and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
+//! wake-up of this thread per line were a large part of the server's time (BENCHMARKS.md,
+//! "Close to the limit"), and Python's own `print` is block-buffered there too. No line waits
+//! longer than the interval, and none is lost: at exit, [`flush`] has the writer write what it
+//! holds and gives pending lines a bounded time ([`SHUTDOWN_WAIT`]), never forever.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -54,7 +54,8 @@ const WRITE_AT: usize = 64 * 1024;
 /// The queue is the bytes of the waiting lines, end to end, behind a mutex: queueing a line
 /// copies it in and frees nothing on another thread, and the writer takes all of them at once
 /// with one swap. (A channel of `String`s cost a send, and a free on the writer's thread, per
-/// line: 2% of a `receive_message` call, BENCHMARKS.md, "Close to the limit".)
+/// line: a measurable share of a `receive_message` call, BENCHMARKS.md, "Close to the
+/// limit".)
 #[derive(Debug)]
 pub struct Console {
     shared: Arc<Shared>,

@@ -12,23 +12,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dxr::{Fault, FaultResponse, MethodResponse, Value};
+use dxr::{Fault, Value};
 use dxr_server::HandlerMap;
 use dxr_server::axum::http::HeaderMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::calls::Method;
 use crate::gate::ByteBudget;
-use crate::methods::{Codec, python_fault};
+use crate::methods::python_fault;
 use crate::protocol::{self, fault, python_type_name};
 use crate::xmlrpc::{self, DecodeError};
 
-/// The answer to one request body: decode it with `codec`, route the call (or each call of a
-/// `system.multicall` batch) through `table`, run the handlers, and render the result or the
-/// fault as the `methodResponse` text, with `codec`'s writer. Nothing is shared with other
+/// The answer to one request body: decode it ([`xmlrpc::decode_call`]), route the call (or
+/// each call of a `system.multicall` batch) through `table`, run the handlers, and render the
+/// result or the fault as the `methodResponse` text ([`render`]). Nothing is shared with other
 /// requests: for a node with neighbours, see [`respond_within`].
-pub async fn respond(table: &HandlerMap, codec: Codec, body: &[u8]) -> String {
-    respond_within(table, codec, body, None).await.body
+pub async fn respond(table: &HandlerMap, body: &[u8]) -> String {
+    respond_within(table, body, None).await.body
 }
 
 /// Longest a request waits for room in the answer budget, over all its calls (while it
@@ -107,39 +107,29 @@ fn heavy(method: &str) -> Option<Method> {
 /// budget before it is built and one of its heavy turns while it is built. Every failure is
 /// a fault as CPython's `SimpleXMLRPCDispatcher._marshaled_dispatch` makes it: code 1 and a
 /// `<class '...'>` string, or the fault a `<fault>` body is.
-pub async fn respond_within(
-    table: &HandlerMap,
-    codec: Codec,
-    body: &[u8],
-    shares: Option<&Shares>,
-) -> Answered {
+pub async fn respond_within(table: &HandlerMap, body: &[u8], shares: Option<&Shares>) -> Answered {
     let deadline = tokio::time::Instant::now() + ROOM_WAIT;
-    let call = match codec {
-        Codec::Fast => xmlrpc::decode_call(body),
-        Codec::Dxr => xmlrpc::decode_call_dxr(body),
-    }
-    .map_err(|e| decode_fault(&e));
-    let call = match call {
+    let call = match xmlrpc::decode_call(body) {
         Ok(call) => call,
-        Err(f) => return Answered::unheld(render(codec, Err(f))),
+        Err(e) => return Answered::unheld(render(Err(decode_fault(&e)))),
     };
     if call.name == Method::Multicall.name() {
-        return multicall(table, codec, call.params, shares, deadline).await;
+        return multicall(table, call.params, shares, deadline).await;
     }
     let Some(handler) = table.get(call.name.as_ref()) else {
         let refused = python_fault(fault::unsupported_method(&call.name));
-        return Answered::unheld(render(codec, Err(refused)));
+        return Answered::unheld(render(Err(refused)));
     };
     let Some((shares, method)) = shares.zip(heavy(&call.name)) else {
         let result = handler.handle(&call.params, HeaderMap::new()).await;
-        return Answered::unheld(render(codec, result));
+        return Answered::unheld(render(result));
     };
     let room = match shares.room(method, deadline).await {
         Ok(room) => room,
-        Err(f) => return Answered::unheld(render(codec, Err(f))),
+        Err(f) => return Answered::unheld(render(Err(f))),
     };
     let turn = shares.heavy.acquire().await;
-    let body = render(codec, handler.handle(&call.params, HeaderMap::new()).await);
+    let body = render(handler.handle(&call.params, HeaderMap::new()).await);
     drop(turn);
     Answered {
         body,
@@ -156,22 +146,22 @@ pub async fn respond_within(
 /// deliberate (README, divergences 12 and 13): a batch inside a batch is refused as an
 /// unknown method, and a list of more than [`protocol::MAX_BATCH`] entries is refused.
 ///
-/// With `shares`, each heavy call takes its room and turn as a single call does, and its
-/// result is written at once (fast codec) and fitted to its room: the batch's answer never
-/// holds more than the answer budget, and no caller holds a turn longer than one call.
+/// Every result is written as its call ends ([`xmlrpc::encode_value`]). With `shares`, each
+/// heavy call takes its room and turn as a single call does, and its written result is fitted
+/// to its room: the batch's answer never holds more than the answer budget, and no caller
+/// holds a turn longer than one call.
 async fn multicall(
     table: &HandlerMap,
-    codec: Codec,
     mut params: Vec<Value>,
     shares: Option<&Shares>,
     deadline: tokio::time::Instant,
 ) -> Answered {
-    let refused = |f: Fault| Answered::unheld(render(codec, Err(f)));
+    let refused = |f: Fault| Answered::unheld(render(Err(f)));
     let mut batch = Batch {
         table,
         shares,
         deadline,
-        items: Items::new(codec, 0),
+        items: Vec::new(),
         held: None,
     };
     if well_formed_batch(&params) {
@@ -179,7 +169,7 @@ async fn multicall(
         if let Err(f) = check_batch_size(calls.len()) {
             return refused(f);
         }
-        batch.items.list.reserve(calls.len());
+        batch.items.reserve(calls.len());
         for (name, args) in calls {
             batch.call(name, args).await;
         }
@@ -214,7 +204,7 @@ async fn multicall(
         };
         match entry_call(table, name, args) {
             Ok((name, args)) => batch.call(name, args).await,
-            Err(f) => batch.items.push(Err(f)),
+            Err(f) => batch.items.push(item(Err(f))),
         }
     }
     batch.finish()
@@ -245,12 +235,13 @@ fn entry_call(
     Ok((name, args))
 }
 
-/// A batch being answered: its calls' results so far and the answer budget's room they hold.
+/// A batch being answered: its calls' results so far, written, and the answer budget's room
+/// they hold.
 struct Batch<'a> {
     table: &'a HandlerMap,
     shares: Option<&'a Shares>,
     deadline: tokio::time::Instant,
-    items: Items,
+    items: Vec<String>,
     held: Option<OwnedSemaphorePermit>,
 }
 
@@ -259,38 +250,36 @@ impl Batch<'_> {
     /// room and turn as a single call does, and its written result is fitted to its room.
     async fn call(&mut self, name: String, args: Vec<Value>) {
         let Some(handler) = self.table.get(name.as_str()) else {
-            self.items
-                .push(Err(python_fault(fault::unsupported_method(&name))));
+            let refused = python_fault(fault::unsupported_method(&name));
+            self.items.push(item(Err(refused)));
             return;
         };
         let Some((shares, method)) = self.shares.zip(heavy(&name)) else {
             let result = handler.handle(&args, HeaderMap::new()).await;
-            self.items.push(result);
+            self.items.push(item(result));
             return;
         };
         let room = match shares.room(method, self.deadline).await {
             Ok(room) => room,
             Err(f) => {
-                self.items.push(Err(f));
+                self.items.push(item(Err(f)));
                 return;
             }
         };
         let turn = shares.heavy.acquire().await;
-        let item = self
-            .items
-            .write(handler.handle(&args, HeaderMap::new()).await);
+        let item_text = item(handler.handle(&args, HeaderMap::new()).await);
         drop(turn);
         // Fitted to what it takes written; a result larger than its room and the budget's
         // rest is a fault in its place, as a single call's would be.
-        let room = match shares.answers.resize(room, item.len()) {
+        let room = match shares.answers.resize(room, item_text.len()) {
             Ok(room) => room,
             Err(room) => {
-                drop((item, room));
-                self.items.push(Err(shares.full()));
+                drop((item_text, room));
+                self.items.push(item(Err(shares.full())));
                 return;
             }
         };
-        self.items.list.push(item);
+        self.items.push(item_text);
         match &mut self.held {
             Some(held) => held.merge(room),
             None => self.held = Some(room),
@@ -299,7 +288,7 @@ impl Batch<'_> {
 
     fn finish(self) -> Answered {
         Answered {
-            body: self.items.finish(),
+            body: xmlrpc::encode_array_response(self.items),
             held: self.held,
         }
     }
@@ -332,76 +321,9 @@ fn check_batch_size(len: usize) -> Result<(), Fault> {
     )))
 }
 
-/// The results of a batch so far: written one by one (fast codec), or kept as values for
-/// dxr's writer (`--xml-codec dxr`, for measurement), which writes the whole answer at the
-/// end.
-struct Items {
-    codec: Codec,
-    list: Vec<Item>,
-}
-
-/// One result of a batch, as [`Items`] keeps it.
-enum Item {
-    Written(String),
-    Value(Value),
-}
-
-impl Item {
-    /// Bytes it takes in the answer (a kept value: what the fast writer would take; dxr's
-    /// layout differs by a few bytes per element).
-    fn len(&self) -> usize {
-        match self {
-            Item::Written(text) => text.len(),
-            Item::Value(v) => xmlrpc::encode_value(v).len(),
-        }
-    }
-}
-
-impl Items {
-    fn new(codec: Codec, n: usize) -> Self {
-        Items {
-            codec,
-            list: Vec::with_capacity(n),
-        }
-    }
-
-    /// `result` as the batch's answer carries it.
-    fn write(&self, result: Result<Value, Fault>) -> Item {
-        let element = multicall_item(result);
-        match self.codec {
-            Codec::Fast => Item::Written(xmlrpc::encode_value(&element)),
-            Codec::Dxr => Item::Value(element),
-        }
-    }
-
-    fn push(&mut self, result: Result<Value, Fault>) {
-        let item = self.write(result);
-        self.list.push(item);
-    }
-
-    fn finish(self) -> String {
-        match self.codec {
-            Codec::Fast => xmlrpc::encode_array_response(
-                (self.list.into_iter())
-                    .map(|item| match item {
-                        Item::Written(text) => text,
-                        Item::Value(v) => xmlrpc::encode_value(&v),
-                    })
-                    .collect(),
-            ),
-            Codec::Dxr => render(
-                Codec::Dxr,
-                Ok(Value::Array(
-                    (self.list.into_iter())
-                        .map(|item| match item {
-                            Item::Value(v) => v,
-                            Item::Written(text) => Value::String(text),
-                        })
-                        .collect(),
-                )),
-            ),
-        }
-    }
+/// One result of a batch, as the batch's answer carries it.
+fn item(result: Result<Value, Fault>) -> String {
+    xmlrpc::encode_value(&multicall_item(result))
 }
 
 /// Whether `params` is one array of `{methodName: string, params: array}` structs, the shape
@@ -419,8 +341,8 @@ fn well_formed_batch(params: &[Value]) -> bool {
 }
 
 /// The calls of a [`well_formed_batch`], taken apart by moving the values out instead of
-/// copying them (dxr's `from_multicall_params` copies each call twice: a tenth of an
-/// exploration's CPU).
+/// copying them (dxr's `from_multicall_params` copies each call twice, which showed in the
+/// explorer's profile; see BENCHMARKS.md).
 fn split_batch(mut params: Vec<Value>) -> Vec<(String, Vec<Value>)> {
     let Some(Value::Array(calls)) = params.pop() else {
         return Vec::new();
@@ -457,26 +379,12 @@ fn multicall_item(result: Result<Value, Fault>) -> Value {
     }
 }
 
-/// The answer body for `result`, written by `codec`'s writer: Python's layout (fast), or
-/// dxr's `MethodResponse`/`FaultResponse::to_xml` behind an XML declaration (dxr).
-pub fn render(codec: Codec, result: Result<Value, Fault>) -> String {
-    match (codec, result) {
-        (Codec::Fast, Ok(value)) => xmlrpc::encode_response(&value),
-        (Codec::Fast, Err(fault)) => xmlrpc::encode_fault(&fault),
-        (Codec::Dxr, result) => {
-            let xml = match result {
-                Ok(value) => MethodResponse { value }.to_xml(),
-                Err(fault) => FaultResponse { fault }.to_xml(),
-            };
-            match xml {
-                Ok(xml) => format!("<?xml version=\"1.0\"?>\n{}", xmlrpc::xml_safe(xml)),
-                // dxr cannot write the value: answer with a fault it can write.
-                Err(e) => render(
-                    Codec::Fast,
-                    Err(python_fault(fault::python("ValueError", &e.to_string()))),
-                ),
-            }
-        }
+/// The answer body for `result`, in Python's layout ([`xmlrpc::encode_response`],
+/// [`xmlrpc::encode_fault`]).
+pub fn render(result: Result<Value, Fault>) -> String {
+    match result {
+        Ok(value) => xmlrpc::encode_response(&value),
+        Err(fault) => xmlrpc::encode_fault(&fault),
     }
 }
 

@@ -19,8 +19,6 @@ use crate::protocol;
 use crate::protocol::fault::PyFault;
 use crate::trace::{self, Recorder};
 
-pub use crate::xmlrpc::Codec;
-
 /// What the handlers of the original methods share: the general and how it reaches others.
 #[derive(Debug)]
 pub struct General {

@@ -1,9 +1,12 @@
-//! Outgoing XML-RPC calls: the one function every call of a process goes through
-//! ([`Peers::call`]), built on `dxr_client`.
+//! Outgoing XML-RPC calls: a call at a node's URL ([`Peers::call`]), a call to a node by its
+//! name ([`Peers::call_node`]), and a batch of calls in one `system.multicall`
+//! ([`Peers::multicall`]), all through one HTTP part (`Peers::post`).
 //!
-//! Call bodies are `dxr_client::utils::request_to_body`'s; replies are read as CPython's client
-//! reads them ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries
-//! write what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
+//! The codec of each direction (`xmlrpc`'s module doc has the table): a single call's body is
+//! `dxr_client::utils::request_to_body`'s ([`call_body`]), a batch's is `xmlrpc::encode_call`'s
+//! (the one call whose size grows with a run), and every reply is read as CPython's client
+//! reads it ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries write
+//! what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
 //! `reqwest::Client` shared by every call the process makes, because `dxr_client::Client`
 //! sends no `Content-Type`, never looks at the HTTP status and reads replies of any size. Here
 //! every call has a timeout, sends `Content-Type: text/xml`, turns a status other than 200
@@ -11,26 +14,22 @@
 //! reply at [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host,
 //! so node-to-node traffic reuses TCP connections instead of opening one per message as
 //! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
-//! see `Connections`).
-//!
-//! With `--xml-codec dxr`, replies are read by dxr ([`dxr_reply`]), with its one gap wrapped
-//! narrowly: dxr refuses a struct member whose `<name>` is empty or only whitespace, which
-//! Python writes and reads (`get_messages` after `receive_message("", ...)`); [`dxr_reply`]
-//! retries such a reply with a marker in front of every member name and takes it off again.
+//! see `Connections`). Calls go to a [`NodeUrl`], parsed once when the cluster was built.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dxr::{Fault, MethodCall, MethodResponse, Value};
-use dxr_client::utils::{request_to_body, response_to_result};
+use dxr::{Fault, MethodCall, Value};
+use dxr_client::utils::request_to_body;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::calls::{Call, Method};
+use crate::cluster::{Cluster, NodeUrl};
 use crate::protocol::fault;
 use crate::protocol::fault::PyFault;
-use crate::xmlrpc::{self, Codec};
+use crate::xmlrpc;
 
 /// Default timeout of one outgoing call (`--rpc-timeout`).
 pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -200,25 +199,20 @@ impl PeerError {
     }
 }
 
-/// The body of a call of `method(params)`, as `dxr_client` writes it.
+/// The body of a (single) call of `method(params)`, as `dxr_client` writes it.
 pub fn call_body(method: &str, params: &[Value]) -> Result<String, PeerError> {
-    owned_call_body(method, params.to_vec())
-}
-
-/// [`call_body`] of parameters moved in.
-fn owned_call_body(method: &str, params: Vec<Value>) -> Result<String, PeerError> {
     let call = MethodCall {
         name: method.into(),
-        params,
+        params: params.to_vec(),
     };
     request_to_body(&call).map_err(|e| PeerError::Other(format!("cannot write the call: {e}")))
 }
 
 /// Read a `methodResponse` body as CPython's client reads it (`xmlrpc::decode_response`):
 /// `Ok(Ok(value))`, `Ok(Err(fault))`, or why it is not one (the body is not quoted, see
-/// [`bad_reply`]). Every reply of an outgoing call is read here (but with `--xml-codec dxr`,
-/// [`dxr_reply`]): a peer of another library writes what CPython reads, not what dxr reads
-/// (fault members in another order, an ISO-8859-1 answer, an untyped `<nil/>`; issue 27).
+/// [`bad_reply`]). Every reply of an outgoing call is read here: a peer of another library
+/// writes what CPython reads, not what dxr reads (fault members in another order, an
+/// ISO-8859-1 answer, an untyped `<nil/>`, an empty member name; issue 27).
 pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
     read_reply_bytes(body.as_bytes())
 }
@@ -226,65 +220,6 @@ pub fn read_reply(body: &str) -> Result<Result<Value, Fault>, String> {
 /// [`read_reply`] of the body's bytes, in whatever encoding it declares.
 pub fn read_reply_bytes(body: &[u8]) -> Result<Result<Value, Fault>, String> {
     xmlrpc::decode_response(body).map_err(|_| bad_reply(&String::from_utf8_lossy(body)))
-}
-
-/// Read a `methodResponse` body with `dxr_client`: `Ok(Ok(value))`, `Ok(Err(fault))`, or why
-/// it is not one. The reader of `--xml-codec dxr`, and the second oracle of
-/// `xmlrpc::decode_response` (`tests/codec_oracle.rs`).
-///
-/// The narrow wrap of dxr's one gap: when dxr refuses the body and it has `<name>` elements,
-/// the body is read again with [`NAME_MARK`] in front of every member name (so no name is
-/// empty or blank), and the mark is taken off every struct key of the result. A body that
-/// already contains the mark is not retried.
-pub fn dxr_reply(body: &str) -> Result<Result<Value, Fault>, String> {
-    match dxr_read(body) {
-        Some(r) => Ok(r),
-        None if body.contains("<name") && !body.contains(NAME_MARK) => {
-            let marked = body
-                .replace("<name/>", "<name></name>")
-                .replace("<name>", &format!("<name>{NAME_MARK}"));
-            match dxr_read(&marked) {
-                Some(r) => Ok(r.map(unmark)),
-                None => Err(bad_reply(body)),
-            }
-        }
-        None => Err(bad_reply(body)),
-    }
-}
-
-/// `dxr_client::utils::response_to_result`, minus its cost on the common path: it always tries
-/// the body as a fault first, and dxr's failed parse copies the whole body into an error
-/// string, for every successful reply (3.4 us instead of 1.9 us per `receive_message` reply).
-/// A body without `<fault` cannot be a fault, so it goes to dxr's `MethodResponse::from_xml`
-/// directly; anything else to `response_to_result` itself.
-fn dxr_read(body: &str) -> Option<Result<Value, Fault>> {
-    if !body.contains("<fault")
-        && let Ok(r) = MethodResponse::from_xml(body)
-    {
-        return Some(Ok(r.value));
-    }
-    let r = response_to_result(body).ok()?;
-    Some(r.map(|m| m.value).map_err(|f| f.fault))
-}
-
-/// The mark [`dxr_reply`] puts in front of member names: two Unicode noncharacters around a
-/// word, which no name Python or we write contains.
-pub const NAME_MARK: &str = "\u{FDD0}generals\u{FDD0}";
-
-fn unmark(value: Value) -> Value {
-    match value {
-        Value::Struct(members) => Value::Struct(
-            members
-                .into_iter()
-                .map(|(k, v)| {
-                    let k = k.strip_prefix(NAME_MARK).map(str::to_string).unwrap_or(k);
-                    (k, unmark(v))
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(unmark).collect()),
-        other => other,
-    }
 }
 
 /// The error for a reply that is not XML-RPC. It does not quote the reply: the error reaches
@@ -309,12 +244,10 @@ pub struct Peers {
     http: reqwest::Client,
     timeout: Duration,
     max_reply: usize,
-    /// Who reads replies and writes and reads relay batches ([`Peers::multicall`]).
-    codec: Codec,
     /// Which peers keep a connection usefully ([`Connections`]).
     connections: Connections,
     /// Each peer's calls in flight and health, shared by every clone ([`Peers::slot`]).
-    gates: Arc<Mutex<HashMap<String, Arc<PeerGate>>>>,
+    gates: Arc<Mutex<HashMap<NodeUrl, Arc<PeerGate>>>>,
 }
 
 /// Calls one process makes to one peer at once through [`Peers::slot`]; more wait for a slot
@@ -404,7 +337,6 @@ impl Peers {
             http,
             timeout,
             max_reply: DEFAULT_MAX_REPLY,
-            codec: Codec::default(),
             connections: Connections::default(),
             gates: Arc::default(),
         })
@@ -415,15 +347,15 @@ impl Peers {
     /// timeout). A peer whose last call timed out is not waited for: [`PeerError::Down`] at
     /// once, but for one call per [`DOWN_RETRY`], which tries it again.
     ///
-    /// Why: one stopped peer took every forward turn of its process (300 `send_message` calls
-    /// to it, each waiting the whole timeout), and a forward between two healthy nodes waited
-    /// 8.94 s behind them. Taken before the process-wide turn, a slot keeps a dead peer's
-    /// calls from queueing ahead of calls to live ones.
-    pub async fn slot(&self, url: &str) -> Result<PeerSlot, PeerError> {
+    /// Why: one stopped peer took every forward turn of its process (hundreds of
+    /// `send_message` calls to it, each waiting the whole timeout), and a forward between two
+    /// healthy nodes waited seconds behind them. Taken before the process-wide turn, a slot
+    /// keeps a dead peer's calls from queueing ahead of calls to live ones.
+    pub async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates
-                .entry(url.to_string())
+                .entry(url.clone())
                 .or_insert_with(|| {
                     Arc::new(PeerGate {
                         slots: Arc::new(Semaphore::new(MAX_PER_PEER)),
@@ -449,12 +381,6 @@ impl Peers {
         Ok(PeerSlot { gate, _slot: slot })
     }
 
-    /// The same pool, writing and reading relay batches with `codec`.
-    pub fn with_codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
-    }
-
     /// The same pool (connections included) with calls timing out after `timeout`.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         Peers {
@@ -474,47 +400,18 @@ impl Peers {
         self
     }
 
-    /// Call `method(params)` at `url` within the pool's timeout.
+    /// Call `method(params)` at `url`, within the pool's timeout: the body written by
+    /// `dxr_client` ([`call_body`]), the reply read by [`read_reply_bytes`].
     pub async fn call(
         &self,
-        url: &str,
+        url: &NodeUrl,
         method: &str,
         params: &[Value],
     ) -> Result<Value, PeerError> {
-        self.call_within(url, method, params, self.timeout).await
-    }
-
-    /// Call `method(params)` at `url`, giving up after `timeout`.
-    pub async fn call_within(
-        &self,
-        url: &str,
-        method: &str,
-        params: &[Value],
-        timeout: Duration,
-    ) -> Result<Value, PeerError> {
-        self.call_owned(url, method, params.to_vec(), timeout).await
-    }
-
-    /// [`Peers::call_within`] with the parameters moved in (a batch is not copied): the one
-    /// function every outgoing XML-RPC call of the project goes through.
-    pub async fn call_owned(
-        &self,
-        url: &str,
-        method: &str,
-        params: Vec<Value>,
-        timeout: Duration,
-    ) -> Result<Value, PeerError> {
-        let body = owned_call_body(method, params)?;
-        let reply = self.post(url, body, timeout).await?;
-        let read = match self.codec {
-            Codec::Fast => read_reply_bytes(&reply),
-            Codec::Dxr => dxr_reply(&String::from_utf8_lossy(&reply)),
-        };
-        match read {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(f)) => Err(PeerError::Fault(f)),
-            Err(m) => Err(PeerError::Other(m)),
-        }
+        let reply = self
+            .post(url, call_body(method, params)?, self.timeout)
+            .await?;
+        answer(&reply)
     }
 
     /// The HTTP part of a call: post `body` to `url`, check the status, read the reply (at most
@@ -527,15 +424,17 @@ impl Peers {
     /// project makes may be asked twice: the agreement methods are idempotent per run (a
     /// start, order or round asked again is answered as the first one), and a request the
     /// server never read has done nothing.
-    async fn post(&self, url: &str, body: String, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+    async fn post(
+        &self,
+        url: &NodeUrl,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
         let classify = |e: &reqwest::Error| classify(e, timeout);
         let body = bytes::Bytes::from(body);
         let started = tokio::time::Instant::now();
         let send = |left: Duration| {
-            let request = match parsed_url(url) {
-                Some(parsed) => self.http.post(parsed),
-                None => self.http.post(url),
-            };
+            let request = self.http.post(url.url().clone());
             let request = self.connections.prepare(url, request);
             request.timeout(left).body(body.clone()).send()
         };
@@ -551,7 +450,7 @@ impl Peers {
         self.connections.learn(url, response.headers());
         let status = response.status();
         if status != reqwest::StatusCode::OK {
-            return Err(http_error(&response, url));
+            return Err(http_error(&response, url.as_str()));
         }
         let too_large = || PeerError::Other(format!("reply larger than {} bytes", self.max_reply));
         if response
@@ -575,10 +474,11 @@ impl Peers {
         }
     }
 
-    /// Call `method(args)` on the node `name` of `cluster`.
+    /// [`Peers::call`] of the node `name` of `cluster`: the error names the node and its URL
+    /// (or says it has none).
     pub async fn call_node(
         &self,
-        cluster: &crate::cluster::Cluster,
+        cluster: &Cluster,
         name: &str,
         method: &str,
         args: &[Value],
@@ -593,7 +493,7 @@ impl Peers {
             .await
             .map_err(|source| NodeCallError::Call {
                 node: name.to_string(),
-                url,
+                url: url.to_string(),
                 method: method.to_string(),
                 source,
             })
@@ -604,7 +504,7 @@ impl Peers {
     /// it has none) and what it answered.
     pub async fn each(
         &self,
-        cluster: &crate::cluster::Cluster,
+        cluster: &Cluster,
         nodes: &[String],
         call: impl Fn(&str) -> Call,
     ) -> Vec<(String, String, Result<Value, NodeCallError>)> {
@@ -612,7 +512,10 @@ impl Peers {
             let (method, args) = call(&node).into_wire();
             let (cluster, peers) = (cluster.clone(), self.clone());
             async move {
-                let url = cluster.url_of(&node).unwrap_or_default();
+                let url = cluster
+                    .url_of(&node)
+                    .map(|url| url.to_string())
+                    .unwrap_or_default();
                 (
                     url,
                     peers.call_node(&cluster, &node, method.name(), &args).await,
@@ -627,11 +530,13 @@ impl Peers {
     }
 
     /// Several calls to one peer in one `system.multicall` (the standard XML-RPC batch, which
-    /// Python serves after `register_multicall_functions()`): one result per call, in order,
-    /// or the failure of the whole batch.
+    /// Python serves after `register_multicall_functions()`), giving up after `timeout`: one
+    /// result per call, in order, or the failure of the whole batch. The body is written by
+    /// `xmlrpc::encode_call` (the one call whose size grows with a run: BENCHMARKS.md, "One
+    /// codec per direction (issue 29)"), the reply read by [`read_reply_bytes`].
     pub async fn multicall(
         &self,
-        url: &str,
+        url: &NodeUrl,
         calls: Vec<(String, Vec<Value>)>,
         timeout: Duration,
     ) -> Result<Vec<Result<Value, Fault>>, PeerError> {
@@ -652,29 +557,8 @@ impl Peers {
                 })
                 .collect(),
         );
-        let answer = match self.codec {
-            Codec::Dxr => {
-                self.call_owned(url, Method::Multicall.name(), vec![params], timeout)
-                    .await?
-            }
-            // The server's fast writer and reader (xmlrpc.rs), for the one call whose size
-            // grows with the run: measured, dxr's writer and reader of these batches were a
-            // third of an exploration's CPU (BENCHMARKS.md, "Agreement in explicit rounds").
-            Codec::Fast => {
-                let reply = self
-                    .post(
-                        url,
-                        xmlrpc::encode_call(Method::Multicall.name(), &[params]),
-                        timeout,
-                    )
-                    .await?;
-                match read_reply_bytes(&reply) {
-                    Ok(Ok(value)) => value,
-                    Ok(Err(f)) => return Err(PeerError::Fault(f)),
-                    Err(m) => return Err(PeerError::Other(m)),
-                }
-            }
-        };
+        let body = xmlrpc::encode_call(Method::Multicall.name(), &[params]);
+        let answer = answer(&self.post(url, body, timeout).await?)?;
         let bad = |why: &str| PeerError::Other(format!("{} answer {why}", Method::Multicall));
         let Value::Array(items) = answer else {
             return Err(bad("is not an array"));
@@ -699,6 +583,15 @@ impl Peers {
                 _ => Err(bad("has an element that is neither a result nor a fault")),
             })
             .collect()
+    }
+}
+
+/// The value of a reply, or the peer's fault, or why the reply is not XML-RPC.
+fn answer(reply: &[u8]) -> Result<Value, PeerError> {
+    match read_reply_bytes(reply) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(f)) => Err(PeerError::Fault(f)),
+        Err(m) => Err(PeerError::Other(m)),
     }
 }
 
@@ -776,13 +669,12 @@ struct Connections {
 impl Connections {
     /// `request` to `url`, asking the peer to close after answering unless it is known to
     /// serve connections concurrently.
-    fn prepare(&self, url: &str, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let known = authority(url).is_some_and(|a| {
-            self.concurrent
-                .read()
-                .map(|set| set.contains(a))
-                .unwrap_or(false)
-        });
+    fn prepare(&self, url: &NodeUrl, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let known = self
+            .concurrent
+            .read()
+            .map(|set| set.contains(url.authority()))
+            .unwrap_or(false);
         match known {
             true => request,
             false => request.header(reqwest::header::CONNECTION, "close"),
@@ -790,12 +682,13 @@ impl Connections {
     }
 
     /// Remember `url`'s peer as one of ours when its answer says so.
-    fn learn(&self, url: &str, headers: &HeaderMap) {
+    fn learn(&self, url: &NodeUrl, headers: &HeaderMap) {
         let ours = headers.get(reqwest::header::SERVER).is_some_and(|v| {
             v.as_bytes()
                 .starts_with(crate::protocol::SERVER_PRODUCT.as_bytes())
         });
-        if let (true, Some(a)) = (ours, authority(url))
+        let a = url.authority();
+        if ours
             && let Ok(mut set) = self.concurrent.write()
             && !set.contains(a)
         {
@@ -803,12 +696,6 @@ impl Connections {
             set.insert(a.to_string());
         }
     }
-}
-
-/// `host:port` of an `http://host:port/...` URL.
-fn authority(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("http://")?;
-    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
@@ -830,33 +717,6 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
     }
     chain.dedup();
     PeerError::Other(chain.join(": "))
-}
-
-/// `url` parsed, from a small cache per thread: a node calls the same few peers again and
-/// again, and parsing the URL from its string on every call was 5,700 of the 78,500
-/// instructions of a forward (BENCHMARKS.md, "Close to the limit"). `None` when it does not
-/// parse; the caller then hands reqwest the string, which reports the error as it always has.
-fn parsed_url(url: &str) -> Option<reqwest::Url> {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    /// Distinct URLs remembered per thread (a cluster's nodes, with room to spare); past it
-    /// the cache starts again.
-    const CACHED: usize = 256;
-    thread_local! {
-        static URLS: RefCell<HashMap<String, reqwest::Url>> = RefCell::new(HashMap::new());
-    }
-    URLS.with(|urls| {
-        let mut urls = urls.borrow_mut();
-        if let Some(parsed) = urls.get(url) {
-            return Some(parsed.clone());
-        }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        if urls.len() >= CACHED {
-            urls.clear();
-        }
-        urls.insert(url.to_string(), parsed.clone());
-        Some(parsed)
-    })
 }
 
 /// Calls to distinct nodes [`each_node`] has in flight at once: as many as a run may have
@@ -940,8 +800,8 @@ mod tests {
         let body = reply(
             "<value><struct>\n<member>\n<name></name>\n<value><string>attack</string></value>\n</member>\n<member>\n<name>  </name>\n<value><string>retreat</string></value>\n</member>\n<member>\n<name/>\n<value><string>x</string></value>\n</member>\n<member>\n<name> Q </name>\n<value><struct>\n<member>\n<name></name>\n<value><int>1</int></value>\n</member>\n</struct></value>\n</member>\n</struct></value>\n",
         );
-        // dxr alone refuses it: this is the gap the wrap exists for.
-        assert!(response_to_result(&body).is_err());
+        // dxr refuses it: one reason replies are read by CPython's reader, not dxr's.
+        assert!(dxr_client::utils::response_to_result(&body).is_err());
         let Ok(Ok(Value::Struct(m))) = read_reply(&body) else {
             panic!("{:?}", read_reply(&body));
         };
@@ -960,34 +820,10 @@ mod tests {
     }
 
     #[test]
-    fn cached_urls_are_the_parsed_ones() {
-        // More distinct URLs than the cache holds, each asked twice: always the URL reqwest
-        // would parse from the string; what does not parse is left to reqwest.
-        for round in 0..2 {
-            for i in 0..300 {
-                let url = format!("http://127.0.0.1:{}/RPC2", 20_000 + i);
-                let parsed = parsed_url(&url).unwrap_or_else(|| panic!("{url} (round {round})"));
-                assert_eq!(parsed, reqwest::Url::parse(&url).unwrap());
-                assert_eq!(parsed.as_str(), url);
-            }
-        }
-        assert_eq!(parsed_url("not a url"), None);
-        assert_eq!(parsed_url("http://[::1"), None);
-    }
-
-    #[test]
     fn bad_replies_are_quoted_briefly() {
         let junk = format!("<html>{}</html>", "x".repeat(10_000));
         let e = read_reply(&junk).unwrap_err();
         assert!(e.len() < 300, "{e}");
-        let marked = reply(&format!(
-            "<value><struct><member><name>{NAME_MARK}</name><value>1</value></member></struct></value>"
-        ));
-        // A body carrying the mark itself is read by dxr alone, never unmarked.
-        assert_eq!(
-            read_reply(&marked).unwrap().unwrap(),
-            Value::Struct([(NAME_MARK.to_string(), Value::String("1".into()))].into())
-        );
     }
 
     #[test]

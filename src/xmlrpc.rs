@@ -1,25 +1,31 @@
-//! XML-RPC bodies over dxr's types: it reads requests and answers as CPython's
-//! `xmlrpc.client.loads` reads them ([`decode_call`], [`decode_response`], [`loads`]; the
-//! reader itself is [`read`], the decoding of the bytes [`encoding`]) and writes answers in
-//! Python's byte layout ([`encode_response`], [`encode_fault`]) and the relay batches of
-//! agreement rounds ([`encode_call`]). Every request a node serves and every reply of an
-//! outgoing call goes through here; dxr writes the other outgoing calls (`peer`).
+//! XML-RPC bodies over dxr's types (`Value`, `MethodCall`, `Fault`, the data model
+//! everywhere): one reader and one writer per direction, chosen by measurement (BENCHMARKS.md,
+//! "One codec per direction (issue 29)"; `examples/codec_bench.rs` times them against dxr's).
 //!
-//! Why not dxr's own reader and writer: measured side by side, they cost the server more than
-//! the 10% of throughput we allow (BENCHMARKS.md, "dxr on the server"), and a third of an
-//! exploration's CPU on relay batches ("Agreement in explicit rounds"); and the wire is
-//! CPython's, which reads much that dxr refuses (issue 27). CPython is the oracle of the
-//! reader (`tests/cpython_oracle.rs`: thousands of generated bodies, both directions, every
+//! | direction | who | here |
+//! |---|---|---|
+//! | requests in (every body a node serves) | ours, CPython's reader | [`decode_call`] |
+//! | answers out | ours, Python's layout | [`encode_response`], [`encode_fault`] |
+//! | calls out: the relay batches of agreement rounds | ours, compact | [`encode_call`] |
+//! | calls out: every other (single) call | `dxr_client` | `peer::call_body` |
+//! | replies in (every outgoing call's) | ours, CPython's reader | [`decode_response`] |
+//!
+//! Why ours where it is: the wire is CPython's, which reads much that dxr refuses (issue 27:
+//! fault members in another order, declared encodings, `<nil/>` untyped, empty member names),
+//! and ours costs a fraction of dxr's on every body the hot paths carry. Single outgoing calls
+//! stay with `dxr_client`, the design card's crate on that path: a call of two short strings,
+//! which every XML-RPC reader takes. CPython is the oracle of the reader
+//! (`tests/cpython_oracle.rs`: thousands of generated bodies, both directions, every
 //! difference a row of the README's table), and dxr the second one for what both agree on
 //! (`tests/codec_oracle.rs`), which also reads every answer and batch we write back.
 //!
 //! Writing: the layout of answers (newlines, `<?xml version='1.0'?>`, `<int>` for integers,
 //! escaping only `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks
 //! like a capture of the original; batches are compact. Reading: a plain call (string
-//! parameters, the layout Python and dxr write) is taken by [`plain_call`] in a few hundred
-//! instructions; anything else goes through [`read`], CPython's `Unmarshaller` event for
-//! event. We refuse what a node must never process (DOCTYPE and entity declarations, nesting
-//! deeper than [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused with expat's own fault
+//! parameters, the layout Python and dxr write) is taken by [`plain_call`] without the general
+//! reader; anything else goes through [`read`], CPython's `Unmarshaller` event for event. We
+//! refuse what a node must never process (DOCTYPE and entity declarations, nesting deeper than
+//! [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused with expat's own fault
 //! ([`check_chars`]), where expat meets them, and never written ([`escape_into`]).
 
 use std::borrow::Cow;
@@ -38,31 +44,6 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Longest excerpt of a bad request quoted back in a fault.
 pub const MAX_ECHO: usize = 200;
-
-/// Which reader and writer a node uses (`server --xml-codec`): for the bodies of the requests
-/// it serves and their answers, and for the relay batches it sends in agreement rounds and
-/// their replies. The fast path (this module) is the default; `dxr` exists so
-/// `scripts/bench.sh` can measure dxr against it in one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Codec {
-    /// [`decode_call`], [`encode_response`]; batches by [`encode_call`], [`decode_response`].
-    #[default]
-    Fast,
-    /// dxr's `MethodCall::from_xml` (behind the same refusals), `MethodResponse::to_xml`;
-    /// batches by `dxr_client`, as every other outgoing call.
-    Dxr,
-}
-
-impl std::str::FromStr for Codec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fast" => Ok(Codec::Fast),
-            "dxr" => Ok(Codec::Dxr),
-            other => Err(format!("unknown codec {other:?}: fast or dxr")),
-        }
-    }
-}
 
 /// Why a body is not a call (or response) we can use. Each variant says which Python
 /// exception class the original raises for the same input, so faults keep Python's prefixes.
@@ -134,40 +115,15 @@ pub fn loads(body: &[u8]) -> Result<Loaded, DecodeError> {
     read::loads(&doc.text, doc.flaw)
 }
 
-/// Parse a `methodCall` body with dxr's reader instead (`MethodCall::from_xml`), behind the
-/// same refusals as [`decode_call`] (DOCTYPE, excerpts of at most [`MAX_ECHO`] bytes; dxr
-/// itself stops at 128 levels of nesting). The server uses it with `--xml-codec dxr`, which
-/// exists to measure dxr against the fast path in one run (`scripts/bench.sh`).
-pub fn decode_call_dxr(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
-    let text = checked_text(body)?;
-    let text = text.as_ref();
-    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-        return Err(DecodeError::Refused(
-            "DOCTYPE and entity declarations are not accepted".into(),
-        ));
-    }
-    match MethodCall::from_xml(text) {
-        Ok(call) => Ok(MethodCall {
-            name: call.name.into_owned().into(),
-            params: call.params,
-        }),
-        // dxr's error is the whole body; say what it is and quote the start only.
-        Err(_) => Err(DecodeError::Malformed(format!(
-            "not a valid XML-RPC methodCall (dxr): {}",
-            excerpt(text)
-        ))),
-    }
-}
-
 /// The call nearly every caller sends, read without the general reader: string parameters
 /// only, laid out as Python's `xmlrpc.client` or dxr writes them (an optional declaration,
 /// line breaks only between elements), and no `<`, `>`, `&` or carriage return in the method
-/// name or any value. `None` for anything else, which [`parse`] then reads; what this reads,
-/// [`parse`] reads the same (tests below, and `tests/codec_oracle.rs` against dxr).
+/// name or any value. `None` for anything else, which [`read::loads`] then reads; what this
+/// reads, [`read::loads`] reads the same (tests below, and `tests/codec_oracle.rs` against dxr).
 ///
-/// Why: the general reader (quick-xml events through the value stack) took 17,000
-/// instructions of a `receive_message` call's 43,000, more than a bare hyper server spends on
-/// a whole request (BENCHMARKS.md, "Close to the limit"); this takes a few hundred.
+/// Why: the general reader (quick-xml events through the value stack) was the largest part of
+/// a `receive_message` call's cost, more than a bare hyper server spends on a whole request;
+/// this is a small fraction of it (BENCHMARKS.md, "Close to the limit").
 fn plain_call(text: &str) -> Option<MethodCall<'static>> {
     fn tag<'a>(rest: &'a str, tag: &str) -> Option<&'a str> {
         rest.trim_start_matches('\n').strip_prefix(tag)
@@ -228,16 +184,6 @@ fn document(body: &[u8]) -> Result<Document<'_>, DecodeError> {
     Ok(Document { text, flaw })
 }
 
-/// `body` as text, once [`document`] finds no flaw in it (for dxr's reader, which reads it all
-/// or nothing).
-fn checked_text(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    let doc = document(body)?;
-    match doc.flaw {
-        Some((_, e)) => Err(e),
-        None => Ok(doc.text),
-    }
-}
-
 /// Whether XML 1.0 allows `c` in a document (its production `Char`): tab, line feed, carriage
 /// return, and U+0020 and above but U+FFFE and U+FFFF (a Rust `char` is never a surrogate).
 pub fn is_xml_char(c: char) -> bool {
@@ -252,10 +198,10 @@ pub fn is_xml_char(c: char) -> bool {
 ///   processing instructions, where `&` is plain text: `reference to invalid character number:
 ///   line 9, column 15` (the column of the `&`).
 ///
-/// Why before the readers: quick-xml and dxr both take such characters, and a value holding
-/// one, stored and written back, makes every later answer unreadable to Python's
-/// `xmlrpc.client` (expat refuses the whole reply). One pass over the bytes, for both codecs;
-/// a malformed reference (`&#xZZ;`) is left to the reader.
+/// Why before the reader: quick-xml (and dxr) take such characters, and a value holding one,
+/// stored and written back, makes every later answer unreadable to Python's `xmlrpc.client`
+/// (expat refuses the whole reply). One pass over the bytes; a malformed reference
+/// (`&#xZZ;`) is left to the reader.
 pub fn check_chars(text: &str) -> Result<(), DecodeError> {
     match first_forbidden(text) {
         Some((_, e)) => Err(e),
@@ -268,7 +214,8 @@ fn first_forbidden(text: &str) -> Option<(usize, DecodeError)> {
     let b = text.as_bytes();
     // Without a `&` there is no reference to check, and without a 0xEF byte no U+FFFE or
     // U+FFFF: one branch-free pass over the bytes for raw control characters says it all
-    // (the pass below, byte by byte, was a tenth of a call's instructions).
+    // (the pass below, byte by byte, cost a call a noticeable share: BENCHMARKS.md, "Close to
+    // the limit").
     if memchr::memchr2(b'&', 0xEF, b).is_none() && !has_raw_control(b) {
         return None;
     }
@@ -323,8 +270,8 @@ fn first_forbidden(text: &str) -> Option<(usize, DecodeError)> {
 
 /// Whether `b` holds a control character other than tab, line feed and carriage return. Each
 /// 32-byte block is folded with comparisons only, which the compiler turns into a few vector
-/// instructions per block (a count or an early exit per byte cost six instructions a byte,
-/// BENCHMARKS.md, "Close to the limit").
+/// instructions per block (a count or an early exit per byte cost several instructions a
+/// byte: BENCHMARKS.md, "Close to the limit").
 fn has_raw_control(b: &[u8]) -> bool {
     b.chunks(32).any(|block| {
         block.iter().fold(0u8, |bad, &c| {
@@ -538,24 +485,6 @@ fn write_value_in(out: &mut String, value: &Value, nl: &str) {
     }
 }
 
-/// `xml` with every character XML 1.0 forbids replaced by U+FFFD, for documents dxr wrote
-/// (dxr writes them raw; see [`escape_into`] for why they must not reach the wire). No copy
-/// when there is none.
-pub fn xml_safe(xml: String) -> String {
-    if xml.chars().all(is_xml_char) {
-        return xml;
-    }
-    xml.chars()
-        .map(|c| {
-            if is_xml_char(c) {
-                c
-            } else {
-                char::REPLACEMENT_CHARACTER
-            }
-        })
-        .collect()
-}
-
 /// Python's `xmlrpc.client.escape`: only `&`, `<` and `>`; and a character XML 1.0 forbids
 /// becomes U+FFFD. Why the replacement: such a character, written raw or as a reference, makes
 /// the whole document unreadable to expat (Python's `xmlrpc.client`), so one bad value would
@@ -675,7 +604,7 @@ mod tests {
     #[test]
     fn reads_python_call_as_dxr_does() {
         let ours = decode_call(PYTHON_CALL.as_bytes()).unwrap();
-        let dxr = decode_call_dxr(PYTHON_CALL.as_bytes()).unwrap();
+        let dxr = MethodCall::from_xml(PYTHON_CALL).unwrap();
         assert_eq!(ours.name, "send_message");
         assert_eq!(
             ours.params,
@@ -706,7 +635,7 @@ mod tests {
     /// Each row: the value, and expat's message as Python 3.11's `SimpleXMLRPCServer` gives it
     /// (after `<class 'xml.parsers.expat.ExpatError'>:`), or `None` where expat accepts it.
     #[test]
-    fn forbidden_characters_get_expat_faults_from_both_readers() {
+    fn forbidden_characters_get_expat_faults() {
         let raw = |col: usize| {
             Some(format!(
                 "not well-formed (invalid token): line 9, column {col}"
@@ -751,17 +680,10 @@ mod tests {
         ];
         for (value, expat) in rows {
             let body = python_call(value);
-            for (codec, result) in [
-                ("fast", decode_call(body.as_bytes())),
-                ("dxr", decode_call_dxr(body.as_bytes())),
-            ] {
-                match (&expat, result) {
-                    (Some(m), Err(e)) => {
-                        assert_eq!(e, DecodeError::Malformed(m.clone()), "{codec} {value:?}")
-                    }
-                    (None, Ok(_)) => {}
-                    (want, got) => panic!("{codec} {value:?}: want {want:?}, got {got:?}"),
-                }
+            match (&expat, decode_call(body.as_bytes())) {
+                (Some(m), Err(e)) => assert_eq!(e, DecodeError::Malformed(m.clone()), "{value:?}"),
+                (None, Ok(_)) => {}
+                (want, got) => panic!("{value:?}: want {want:?}, got {got:?}"),
             }
         }
         let attribute = "<?xml version='1.0'?><methodCall><methodName>receive_message</methodName><params><param><value a='&#1;'>x</value></param></params></methodCall>";
@@ -807,9 +729,6 @@ mod tests {
         assert!(fault.contains("x\u{fffd}y"), "{fault:?}");
         let batch = encode_call("om_message", std::slice::from_ref(&bad));
         assert!(batch.chars().all(is_xml_char), "{batch:?}");
-        let dxr = xml_safe(dxr::MethodResponse { value: bad }.to_xml().unwrap());
-        assert!(dxr.chars().all(is_xml_char), "{dxr:?}");
-        assert_eq!(xml_safe("plain\t\n\r".into()), "plain\t\n\r");
     }
 
     #[test]
@@ -828,7 +747,6 @@ mod tests {
             deep.as_str(),
         ] {
             assert!(decode_call(bad.as_bytes()).is_err(), "{bad:?}");
-            assert!(decode_call_dxr(bad.as_bytes()).is_err(), "dxr: {bad:?}");
         }
         assert!(decode_call(&[0xff, 0xfe]).is_err());
     }

@@ -26,12 +26,12 @@ use std::collections::{BTreeMap, HashMap};
 use dxr::{DateTime, Fault, Value};
 use generals::calls::{Call, Method, Protocol};
 use generals::dispatch::{decode_fault, render};
-use generals::methods::{Codec, python_fault};
+use generals::methods::python_fault;
 use generals::node::{Node, Step};
 use generals::peer::{call_body, read_reply as decode_response};
 use generals::protocol::{self, ext, fault};
 use generals::server::Offline;
-use generals::xmlrpc::{decode_call, decode_call_dxr};
+use generals::xmlrpc::decode_call;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
@@ -51,10 +51,8 @@ fn valid_receive(body: &[u8]) -> Option<(String, String)> {
 }
 
 /// A fresh offline node.
-fn offline(name: &str, faulty: bool, codec: Codec) -> Offline {
-    Offline::new(name, faulty)
-        .expect("an offline node")
-        .with_codec(codec)
+fn offline(name: &str, faulty: bool) -> Offline {
+    Offline::new(name, faulty).expect("an offline node")
 }
 
 /// What a call of the original methods is answered, by the pure model: `model`'s step, with a
@@ -128,15 +126,10 @@ enum Expected {
 fn expect(
     model: &mut Node,
     offline: &Offline,
-    codec: Codec,
     body: &[u8],
     stored: &mut Vec<(String, String)>,
 ) -> Expected {
-    let decoded = match codec {
-        Codec::Fast => decode_call(body),
-        Codec::Dxr => decode_call_dxr(body),
-    };
-    let call = match decoded {
+    let call = match decode_call(body) {
         Ok(call) => call,
         Err(e) => return Expected::Answer(Err(decode_fault(&e))),
     };
@@ -280,17 +273,17 @@ fn reached_nothing(v: &Value, ctx: &dyn Fn() -> String) {
 
 /// The answer to one body: it reads back and renders again to the same bytes; its faults are
 /// Python's; it is what the model expects.
-fn check_answer(answer: &str, body: &[u8], codec: Codec, expected: Expected) {
+fn check_answer(answer: &str, body: &[u8], expected: Expected) {
     let ctx = || format!("body {:?}", String::from_utf8_lossy(body));
     let back = decode_response(answer).unwrap_or_else(|e| panic!("{e}\nfor {}", ctx()));
-    assert_eq!(render(codec, back.clone()), answer, "round trip, {}", ctx());
+    assert_eq!(render(back.clone()), answer, "round trip, {}", ctx());
     match &back {
         Ok(v) => reached_nothing(v, &ctx),
         Err(f) => check_fault(f, body, &ctx),
     }
     match expected {
         Expected::Engine => {}
-        Expected::Answer(want) => assert_eq!(answer, render(codec, want), "{}", ctx()),
+        Expected::Answer(want) => assert_eq!(answer, render(want), "{}", ctx()),
         Expected::Batch(want) => {
             let Ok(Value::Array(got)) = &back else {
                 panic!("batch answered {back:?} for {}", ctx());
@@ -315,25 +308,25 @@ fn check_answer(answer: &str, body: &[u8], codec: Codec, expected: Expected) {
     }
 }
 
-/// Feed `bodies` to a fresh node `name` reading them with `codec`, checking every answer;
+/// Feed `bodies` to a fresh node `name`, checking every answer;
 /// return its messages afterwards, after checking them against the stored calls and against a
 /// fresh node fed only the valid `receive_message` calls.
-fn run_on(name: &str, faulty: bool, codec: Codec, bodies: &[Vec<u8>]) -> HashMap<String, String> {
-    let q = offline(name, faulty, codec);
+fn run_on(name: &str, faulty: bool, bodies: &[Vec<u8>]) -> HashMap<String, String> {
+    let q = offline(name, faulty);
     let mut model = Node::new(name, faulty).with_receivers(q.cluster().members());
     let mut stored = Vec::new();
     for body in bodies {
-        let expected = expect(&mut model, &q, codec, body, &mut stored);
+        let expected = expect(&mut model, &q, body, &mut stored);
         let answer = q.respond(body);
-        check_answer(&answer, body, codec, expected);
+        check_answer(&answer, body, expected);
     }
-    let only_valid = offline(name, faulty, Codec::Fast);
+    let only_valid = offline(name, faulty);
     let mut want = HashMap::new();
     for (sender, decision) in &stored {
         let body = call_body(Method::ReceiveMessage.name(), &[s(sender), s(decision)]).unwrap();
         let answer = only_valid.respond(body.as_bytes());
         let line = protocol::received_line(name, decision, sender);
-        assert_eq!(answer, render(Codec::Fast, Ok(Value::String(line))));
+        assert_eq!(answer, render(Ok(Value::String(line))));
         want.insert(sender.clone(), decision.clone());
     }
     let node = q.node();
@@ -348,13 +341,8 @@ fn run_on(name: &str, faulty: bool, codec: Codec, bodies: &[Vec<u8>]) -> HashMap
 }
 
 /// [`run_on`] a loyal Q.
-fn run_with(codec: Codec, bodies: &[Vec<u8>]) -> HashMap<String, String> {
-    run_on("Q", false, codec, bodies)
-}
-
-/// [`run_on`] a loyal Q with the fast codec (the server's default).
 fn run(bodies: &[Vec<u8>]) -> HashMap<String, String> {
-    run_with(Codec::Fast, bodies)
+    run_on("Q", false, bodies)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,11 +773,6 @@ proptest! {
     }
 
     #[test]
-    fn dxr_codec_answers_as_well(bodies in prop::collection::vec(body(), 1..12)) {
-        run_with(Codec::Dxr, &bodies);
-    }
-
-    #[test]
     fn agreement_runs_among_noise(
         noise in prop::collection::vec(body(), 0..12),
         at in prop::collection::vec(any::<Index>(), 12),
@@ -820,7 +803,7 @@ proptest! {
             let k = i.index(bodies.len() + 1);
             bodies.insert(k, body);
         }
-        run_with(Codec::Fast, &bodies);
+        run_on("Q", false, &bodies);
     }
 
     #[test]
@@ -1065,13 +1048,13 @@ fn protocol_faults() {
         (PYTHON_SEND.into(), refused),
     ];
     for (body, fault) in cases {
-        let answer = offline("Q", false, Codec::Fast).respond(body);
+        let answer = offline("Q", false).respond(body);
         let back = decode_response(&answer).unwrap();
         let Err(f) = &back else { panic!("{back:?}") };
         assert_eq!(f.string(), *fault);
         assert_eq!(f.code(), protocol::FAULT_CODE);
     }
-    let answer = offline("Q", false, Codec::Fast).respond(b"garbage<");
+    let answer = offline("Q", false).respond(b"garbage<");
     let Err(f) = decode_response(&answer).unwrap() else {
         panic!("{answer}")
     };
@@ -1083,7 +1066,7 @@ fn protocol_faults() {
 }
 
 /// What the fuzz target checks, on every table entry (fuzz findings included) for both of its
-/// nodes (loyal Q, faulty P) and both codecs: each answer comes back unchanged (a carriage
+/// nodes (loyal Q, faulty P): each answer comes back unchanged (a carriage
 /// return is written as `&#13;`), and no fault quotes more than 200 consecutive bytes of the
 /// body, except the unknown-method fault, which quotes the whole method name exactly as
 /// Python's does.
@@ -1091,12 +1074,9 @@ fn protocol_faults() {
 fn strict_fuzz_properties() {
     for (name, body, _) in table() {
         for (node, faulty) in [("Q", false), ("P", true)] {
-            for codec in [Codec::Fast, Codec::Dxr] {
-                let run = std::panic::catch_unwind(|| {
-                    run_on(node, faulty, codec, std::slice::from_ref(&body))
-                });
-                assert!(run.is_ok(), "{name} on {node}, {codec:?}");
-            }
+            let run =
+                std::panic::catch_unwind(|| run_on(node, faulty, std::slice::from_ref(&body)));
+            assert!(run.is_ok(), "{name} on {node}");
         }
     }
 }
@@ -1105,7 +1085,7 @@ fn strict_fuzz_properties() {
 /// here); the extensions answer; a batch stores its `receive_message` calls in order.
 #[test]
 fn extensions_and_batches() {
-    let p = offline("P", true, Codec::Fast);
+    let p = offline("P", true);
     let reply = |o: &Offline, m: &str, params: &[Value]| {
         decode_response(&o.respond(call_body(m, params).unwrap().as_bytes())).unwrap()
     };
@@ -1125,7 +1105,7 @@ fn extensions_and_batches() {
     };
     assert_eq!(info.get("name"), Some(&s("P")));
 
-    let q = offline("Q", false, Codec::Fast);
+    let q = offline("Q", false);
     let one = |m: &str, params: Vec<Value>| {
         Value::Struct(BTreeMap::from([
             ("methodName".to_string(), s(m)),
@@ -1205,7 +1185,7 @@ fn extensions_and_batches() {
 }
 
 /// Every seed of the fuzz target (`fuzz/seeds/dispatch/`: the first byte picks the node, bit
-/// 0, and the codec, bit 1) passes the target's checks and the model's.
+/// 0) passes the target's checks and the model's.
 #[test]
 fn fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/dispatch");
@@ -1221,12 +1201,7 @@ fn fuzz_seeds() {
         } else {
             ("P", true)
         };
-        let codec = if selector & 2 == 0 {
-            Codec::Fast
-        } else {
-            Codec::Dxr
-        };
-        let run = std::panic::catch_unwind(|| run_on(node, faulty, codec, &[body.to_vec()]));
+        let run = std::panic::catch_unwind(|| run_on(node, faulty, &[body.to_vec()]));
         assert!(run.is_ok(), "seed {}", path.display());
         seeds += 1;
     }

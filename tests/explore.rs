@@ -534,7 +534,7 @@ async fn behaviours_change_between_runs_not_within() {
 
     let nodes: Vec<String> = ["P", "Q", "R", "S"].map(String::from).to_vec();
     let bound = server::bind_ephemeral(Config {
-        cluster: Cluster::new("127.0.0.1", 0),
+        cluster: Cluster::local(0),
         nodes: nodes.clone(),
         faulty: Vec::new(),
         quiet: true,

@@ -6,15 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dxr::Value;
+use generals::cluster::NodeUrl;
 use generals::peer::{PeerError, Peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// A peer on an ephemeral port that answers every request with `answer` and keeps the last
 /// request's bytes.
-async fn canned_peer(answer: Vec<u8>) -> (String, Arc<Mutex<Vec<u8>>>) {
+async fn canned_peer(answer: Vec<u8>) -> (NodeUrl, Arc<Mutex<Vec<u8>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
     tokio::spawn(async move {
@@ -184,7 +187,7 @@ async fn refused_and_timed_out() {
     let peers = Peers::new(Duration::from_millis(300)).unwrap();
     let r = peers
         .call(
-            &format!("http://127.0.0.1:{port}/"),
+            &format!("http://127.0.0.1:{port}/").parse().unwrap(),
             "finalize_decision",
             &[],
         )
@@ -196,7 +199,9 @@ async fn refused_and_timed_out() {
     );
     // A peer that accepts and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let _hold = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = listener.accept().await {
@@ -218,7 +223,9 @@ async fn refused_and_timed_out() {
 async fn a_call_on_a_connection_closed_before_any_answer_is_sent_once_more() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (c, r) = (connections.clone(), requests.clone());
     let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -264,7 +271,9 @@ async fn a_call_on_a_connection_closed_before_any_answer_is_sent_once_more() {
 
     // Every connection closed unanswered: the call fails after its one retry.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let tries = Arc::new(AtomicUsize::new(0));
     let t = tries.clone();
     tokio::spawn(async move {
@@ -408,7 +417,7 @@ async fn answers_of_other_libraries_read_as_cpython_reads_them() {
             matches!(&got, PeerError::Http { status, reason: r, .. } if *status == code && &**r == reason),
             "{got:?}"
         );
-        let hostport = url.trim_start_matches("http://");
+        let hostport = url.as_str().trim_start_matches("http://");
         assert_eq!(
             got.python_fault().as_str(),
             format!(
@@ -462,9 +471,11 @@ fn other_libraries_say_no_such_method_their_way() {
 /// A peer that serves one connection at a time and keeps each open until its caller closes it
 /// or asks it to (Perl's `HTTP::Daemon` loop): every request it answers is counted per
 /// connection. Its answers name `server` in a `Server` header, if given.
-async fn serial_peer(server: Option<&'static str>) -> (String, Arc<Mutex<Vec<usize>>>) {
+async fn serial_peer(server: Option<&'static str>) -> (NodeUrl, Arc<Mutex<Vec<usize>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let served = Arc::new(Mutex::new(Vec::new()));
     let counts = served.clone();
     tokio::spawn(async move {
@@ -525,10 +536,9 @@ async fn connections_stay_open_only_where_the_peer_serves_others_meanwhile() {
         assert!(peers.call(&url, "finalize_decision", &[]).await.is_ok());
     }
     // Another caller, while `peers` (and its pool) lives: answered, not held behind us.
-    let mut other =
-        tokio::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches('/'))
-            .await
-            .unwrap();
+    let mut other = tokio::net::TcpStream::connect(url.authority())
+        .await
+        .unwrap();
     let body = generals::peer::call_body("finalize_decision", &[]).unwrap();
     other
         .write_all(

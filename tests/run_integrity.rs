@@ -240,7 +240,7 @@ fn a_node_cannot_speak_for_another() {
 async fn the_driver_holds_against_a_looping_outsider() {
     use generals::runs::driver::{self, Protocol, RunOptions};
     let c = Cluster::rust(&["--faulty", ""]);
-    let cluster = generals::cluster::Cluster::new("127.0.0.1", c.base);
+    let cluster = generals::cluster::Cluster::local(c.base);
     let base = c.base;
     for protocol in [Protocol::Om, Protocol::Sm] {
         for seed in 1..=3u64 {

@@ -2,12 +2,13 @@
 //! route through the node's method table, `system.multicall` and the extensions included,
 //! render), on a `server::Offline` node whose peers are a port nobody listens on.
 //!
-//! Input: the first byte picks the node (bit 0: loyal Q if 0, faulty P if 1) and the codec
-//! (bit 1: the fast reader and writer if 0, dxr's if 1); the rest is the body. One node per
-//! thread and selector is reused, reset to a fresh node's state before every input.
+//! Input: the first byte picks the node (bit 0: loyal Q if 0, faulty P if 1; the other bits
+//! are ignored: bit 1 picked dxr's codec until production had one codec per direction, issue
+//! 29); the rest is the body. One node per thread and node is reused, reset to a fresh node's
+//! state before every input.
 //! Checks, besides "no panic, no stack overflow, no unbounded allocation, no timeout":
 //! - the answer reads back (`peer::read_reply`, the reader of every outgoing call) as a
-//!   value or a fault that the codec's writer renders to the same bytes;
+//!   value or a fault that `dispatch::render` renders to the same bytes;
 //! - every fault (alone, or an entry of a batch) has code 1 and a string that starts with
 //!   `<class '`;
 //! - a fault never quotes more than 200 consecutive bytes of the body (for bodies longer than
@@ -23,7 +24,6 @@ use std::collections::HashSet;
 use dxr::{Fault, Value};
 use generals::dispatch::render;
 use generals::server::Offline;
-use generals::methods::Codec;
 use generals::peer::read_reply as decode_response;
 use libfuzzer_sys::fuzz_target;
 
@@ -38,37 +38,31 @@ fuzz_target!(|data: &[u8]| {
         0 => ("Q", false),
         _ => ("P", true),
     };
-    let codec = match selector & 2 {
-        0 => Codec::Fast,
-        _ => Codec::Dxr,
-    };
     OFFLINE.with(|nodes| {
         let mut nodes = nodes.borrow_mut();
-        let node = nodes.entry(selector & 3).or_insert_with(|| {
-            Offline::new(name, faulty)
-                .expect("an offline node")
-                .with_codec(codec)
-        });
+        let node = nodes
+            .entry(selector & 1)
+            .or_insert_with(|| Offline::new(name, faulty).expect("an offline node"));
         // Every input starts from a fresh node's state: findings replay alone.
         node.reset();
-        check(node, codec, body);
+        check(node, body);
     });
 });
 
 thread_local! {
-    /// One offline node per thread and selector, reused input after input: building one
+    /// One offline node per thread and node name, reused input after input: building one
     /// takes a runtime, a socket, an HTTP client and a key, far more than most inputs cost.
     static OFFLINE: std::cell::RefCell<std::collections::HashMap<u8, Offline>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// The target's checks of one answer, and of the node after it.
-fn check(node: &Offline, codec: Codec, body: &[u8]) {
+fn check(node: &Offline, body: &[u8]) {
     let answer = node.respond(body);
 
     let back = decode_response(&answer)
         .unwrap_or_else(|e| panic!("answer does not decode: {e}\n{answer}"));
-    assert_eq!(render(codec, back.clone()), answer, "round trip");
+    assert_eq!(render(back.clone()), answer, "round trip");
     match &back {
         Ok(value) => check_value(value, body),
         Err(fault) => check_fault(fault, body),

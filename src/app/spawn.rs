@@ -106,8 +106,8 @@ mod tests {
             .map(|m| format!("{m}={:?}", c.cluster.url_of(m)))
             .collect();
         format!(
-            "{urls:?} {:?} {:?} {:?} {} {} {} {:?} {:?}",
-            c.nodes, c.faulty, c.behaviours, c.seed, c.quiet, c.print, c.limits, c.codec
+            "{urls:?} {:?} {:?} {:?} {} {} {} {:?}",
+            c.nodes, c.faulty, c.behaviours, c.seed, c.quiet, c.print, c.limits
         )
     }
 

@@ -233,7 +233,7 @@ impl ClusterArgs {
     /// The topology these flags (and a server's `roles`; a client passes none) describe.
     pub fn resolve(&self, roles: &Roles) -> Result<Topology, CliError> {
         let host = self.host.as_deref().unwrap_or(protocol::DEFAULT_HOST);
-        let mut cluster = Cluster::new(host, self.port_base());
+        let mut cluster = Cluster::new(host, self.port_base()).map_err(flag("--host"))?;
         if let Some(size) = self.cluster_size {
             cluster = cluster
                 .with_cluster_size(size)
@@ -447,7 +447,10 @@ mod tests {
         assert_eq!(t.nodes, names(&["A", "B"]));
         assert_eq!(t.faulty, names(&["A"]));
         assert_eq!(t.behaviours.len(), 1);
-        assert_eq!(t.cluster.url_of("B").unwrap(), "http://127.0.0.1:9001/");
+        assert_eq!(
+            t.cluster.url_of("B").unwrap().as_str(),
+            "http://127.0.0.1:9001/"
+        );
         let t = args(|a| {
             a.cluster = Some(file.clone());
             a.nodes = Some("B,T".into());

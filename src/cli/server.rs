@@ -7,7 +7,6 @@ use clap::Parser;
 
 use super::manual::Shell;
 use super::{CliError, ClusterArgs, LogArgs, Roles, seconds};
-use crate::methods::Codec;
 use crate::server::{Config, Limits};
 use crate::{gate, node, trace};
 
@@ -84,11 +83,6 @@ pub struct ServerArgs {
     /// for --request-timeout is disconnected.
     #[arg(long, default_value_t = gate::DEFAULT_ANSWER_BYTES, value_name = "BYTES")]
     pub max_answer_bytes: usize,
-    /// Reader and writer of request bodies and relay batches: fast (our one-pass reader, the
-    /// default) or dxr (dxr::MethodCall::from_xml, dxr_client for batches). For measuring one
-    /// against the other (scripts/bench.sh); answers are the same wherever both accept.
-    #[arg(long, default_value = "fast", value_name = "CODEC", hide = true)]
-    pub xml_codec: Codec,
     /// What to log on stderr.
     #[command(flatten)]
     pub log: LogArgs,
@@ -129,7 +123,6 @@ impl ServerArgs {
                 buffered_bytes: self.max_buffered_bytes,
                 answer_bytes: self.max_answer_bytes,
             },
-            codec: self.xml_codec,
         })
     }
 }

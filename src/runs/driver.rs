@@ -437,7 +437,10 @@ impl<'a> Drive<'a> {
             .call_node(cluster, commander, method.name(), &args)
             .await
         {
-            let url = cluster.url_of(commander).unwrap_or_default();
+            let url = cluster
+                .url_of(commander)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             let node = commander.clone();
             ready.retain(|n| *n != node);
             self.lost(

@@ -189,7 +189,7 @@ impl Lab {
     /// A cluster of `n` nodes; `traced`: its nodes record their calls (`trace_events`).
     async fn start(n: usize, traced: bool) -> Result<Lab, DriveError> {
         let config = Config {
-            cluster: Cluster::new("127.0.0.1", 0),
+            cluster: Cluster::local(0),
             nodes: names(n),
             faulty: Vec::new(),
             behaviours: Vec::new(),
@@ -207,7 +207,6 @@ impl Lab {
                 },
                 ..Limits::default()
             },
-            codec: Default::default(),
         };
         let bound = server::bind_ephemeral(config)
             .await

@@ -14,7 +14,7 @@ use crate::agreement::engine::{Budgets, Engine};
 use crate::calls::Method;
 use crate::dispatch;
 use crate::gate::{self, ByteBudget, ConnGate};
-use crate::methods::{self, Codec, General};
+use crate::methods::{self, General};
 use crate::node::Node;
 use crate::peer::Peers;
 use crate::trace::Recorder;
@@ -31,7 +31,6 @@ pub(crate) struct Hosted {
     pub(crate) table: HandlerMap,
     pub(crate) delay: Option<Duration>,
     pub(crate) limits: Limits,
-    pub(crate) codec: Codec,
     /// The process's connections (shared by its nodes).
     pub(crate) gate: Arc<ConnGate>,
     /// Bytes of request bodies held by the process (shared by its nodes).
@@ -75,9 +74,7 @@ pub(crate) fn assemble(config: &mut Config) -> Result<Vec<Hosted>, ServerError> 
     let limits = &config.limits;
     // A node's peers answer short strings and relay receipts; nothing they say legitimately
     // is larger than what this node accepts itself.
-    let peers = Peers::new(limits.rpc_timeout)?
-        .with_codec(config.codec)
-        .with_max_reply(limits.max_body.max(64 * 1024));
+    let peers = Peers::new(limits.rpc_timeout)?.with_max_reply(limits.max_body.max(64 * 1024));
     let recorder =
         Arc::new(Recorder::with_capacity(limits.trace_events).with_max_bytes(limits.trace_bytes));
     let max_connections = match gate::fd_limit_half() {
@@ -126,7 +123,6 @@ pub(crate) fn assemble(config: &mut Config) -> Result<Vec<Hosted>, ServerError> 
             engine,
             delay: behaviour.delay(),
             limits: limits.clone(),
-            codec: config.codec,
             gate: conn_gate.clone(),
             bodies: bodies.clone(),
             answers: answers.clone(),

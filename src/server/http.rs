@@ -25,7 +25,7 @@ use super::Limits;
 use super::hosted::Hosted;
 use crate::dispatch;
 use crate::gate::{self, ByteBudget};
-use crate::methods::{self, Codec};
+use crate::methods;
 use crate::protocol::{self, fault};
 
 /// HTTP 429 with the gate's message: a connection refused for want of room.
@@ -98,7 +98,6 @@ fn name_server(r: &mut Answer) {
 
 async fn rpc(state: &Hosted, headers: &HeaderMap, body: Incoming) -> Answer {
     let gzip_ok = accepts_gzip(headers);
-    let codec = state.codec;
     // The body's bytes are held against the process's budget until it is answered.
     let (body, _held) = match read_body(&state.limits, &state.bodies, headers, body).await {
         Ok(b) => b,
@@ -113,9 +112,9 @@ async fn rpc(state: &Hosted, headers: &HeaderMap, body: Incoming) -> Answer {
     // their answer and then one of HEAVY_BUILDS turns of the process for their build
     // (`dispatch::Shares`): each takes a copy of the data (and its XML, several times the
     // data) before its answer's exact size is known.
-    let answer = dispatch::respond_within(&state.table, codec, &body, Some(&state.shares)).await;
+    let answer = dispatch::respond_within(&state.table, &body, Some(&state.shares)).await;
     drop(body);
-    xml_response(codec, answer, gzip_ok, Some(&state.answers))
+    xml_response(answer, gzip_ok, Some(&state.answers))
 }
 
 /// The request body within the limits, or the HTTP answer that refuses it.
@@ -197,8 +196,8 @@ fn declared_length(limits: &Limits, headers: &HeaderMap) -> Result<usize, Refusa
             "ValueError",
             "request has no Content-Length (chunked bodies are not accepted)",
         );
-        let answer = dispatch::render(Codec::Fast, Err(methods::python_fault(refused)));
-        let answer = xml_response(Codec::Fast, unheld(answer), false, None);
+        let answer = dispatch::render(Err(methods::python_fault(refused)));
+        let answer = xml_response(unheld(answer), false, None);
         return Err(Refusal::Answer(Box::new(answer)));
     };
     match length
@@ -316,17 +315,12 @@ fn unheld(body: String) -> dispatch::Answered {
     dispatch::Answered { body, held: None }
 }
 
-/// The HTTP response carrying a rendered XML-RPC `answer` (written by `codec`'s writer);
+/// The HTTP response carrying a rendered XML-RPC `answer`;
 /// gzipped like Python's when large. An answer larger than [`gate::SMALL_ANSWER`] holds its
 /// bytes against `budget` until it has been written (or its connection dropped): the room
 /// taken before it was built, fitted to its size; when the budget has no room for it, a
 /// short fault is answered instead.
-fn xml_response(
-    codec: Codec,
-    answer: dispatch::Answered,
-    gzip_ok: bool,
-    budget: Option<&ByteBudget>,
-) -> Answer {
+fn xml_response(answer: dispatch::Answered, gzip_ok: bool, budget: Option<&ByteBudget>) -> Answer {
     let dispatch::Answered { body, held } = answer;
     let body = body.into_bytes();
     let (body, gzipped) = match gzip_ok && body.len() > GZIP_THRESHOLD {
@@ -348,8 +342,8 @@ fn xml_response(
                 None => {
                     drop(body);
                     let busy = fault::answers_full(budget.bytes());
-                    let answer = dispatch::render(codec, Err(methods::python_fault(busy)));
-                    return xml_response(codec, unheld(answer), false, None);
+                    let answer = dispatch::render(Err(methods::python_fault(busy)));
+                    return xml_response(unheld(answer), false, None);
                 }
             }
         }

@@ -23,7 +23,6 @@ use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
 use crate::cluster::{Cluster, ClusterError};
 use crate::gate;
-use crate::methods::Codec;
 use crate::node;
 use crate::peer::{self, PeerError};
 use crate::protocol;
@@ -110,8 +109,6 @@ pub struct Config {
     pub print: bool,
     /// Limits and timeouts.
     pub limits: Limits,
-    /// Reader of request bodies (`--xml-codec`; the fast path unless measuring dxr).
-    pub codec: Codec,
 }
 
 impl Default for Config {
@@ -129,7 +126,6 @@ impl Default for Config {
             quiet: false,
             print: true,
             limits: Limits::default(),
-            codec: Codec::default(),
         }
     }
 }

@@ -10,7 +10,6 @@ use super::{Config, Limits, ServerError};
 use crate::agreement::engine::Engine;
 use crate::cluster::{Cluster, ClusterError};
 use crate::dispatch::respond;
-use crate::methods::Codec;
 use crate::node::Node;
 
 /// Timeout of an [`Offline`] node's outgoing calls: they are refused at once, this only bounds
@@ -51,14 +50,13 @@ impl std::fmt::Debug for Offline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Offline")
             .field("general", &self.hosted.general)
-            .field("codec", &self.hosted.codec)
             .finish_non_exhaustive()
     }
 }
 
 impl Offline {
     /// Node `name` (faulty in the original's sense if `faulty`) of the cluster P, Q, R, S (and
-    /// `name`), reading bodies with the fast codec.
+    /// `name`).
     pub fn new(name: &str, faulty: bool) -> Result<Self, OfflineError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -88,7 +86,6 @@ impl Offline {
                 rpc_timeout: OFFLINE_TIMEOUT,
                 ..Limits::default()
             },
-            codec: Codec::Fast,
             ..Config::default()
         };
         let hosted = {
@@ -104,16 +101,9 @@ impl Offline {
         })
     }
 
-    /// The same node, reading bodies and writing answers with `codec`.
-    pub fn with_codec(mut self, codec: Codec) -> Self {
-        self.hosted.codec = codec;
-        self
-    }
-
     /// The answer to `body`: [`respond`], as the server runs it.
     pub fn respond(&self, body: &[u8]) -> String {
-        self.runtime
-            .block_on(respond(&self.hosted.table, self.hosted.codec, body))
+        self.runtime.block_on(respond(&self.hosted.table, body))
     }
 
     /// The node's state (stored messages, `finalize_decision`), locked: drop it before the
