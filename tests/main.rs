@@ -11,6 +11,7 @@ mod common;
 mod adversary;
 mod agreement;
 mod budgets;
+mod check;
 mod clean_output;
 mod cli;
 mod codec_oracle;

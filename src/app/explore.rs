@@ -9,7 +9,10 @@ use super::outputs;
 use super::{ClientError, errln, out, outln};
 use crate::agreement::checker;
 use crate::behaviour::Behaviour;
+use crate::calls::Call;
 use crate::cli::client::{ExploreArgs, PictureArgs};
+use crate::cluster::Cluster;
+use crate::peer::Peers;
 use crate::picture;
 use crate::runs::adversary;
 use crate::runs::driver::{self, DriveError, Protocol};
@@ -33,7 +36,98 @@ fn exploration(a: &ExploreArgs, seed: u64, behaviours: Vec<Behaviour>) -> Explor
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
+        external: a.external(),
     }
+}
+
+/// Before an exploration against nodes under test: each is `NAME=URL`, and speaks the
+/// agreement extension (one clear line when it does not, as for `client om`).
+async fn check_under_test(a: &ExploreArgs, e: &Explore) -> Result<(), ClientError> {
+    if let Some(bad) = a.under_test.iter().find(|u| !u.contains('=')) {
+        return Err(DriveError::Invalid(format!(
+            "--under-test {bad}: give NAME=URL, e.g. Q=http://127.0.0.1:9101/"
+        ))
+        .into());
+    }
+    let peers =
+        Peers::new(Duration::from_secs(5)).map_err(|e| DriveError::Invalid(e.to_string()))?;
+    let cluster = Cluster::local(0);
+    for (node, url) in &e.external {
+        let (method, args) = Call::NodeInfo.into_wire();
+        let cluster = cluster
+            .clone()
+            .with_peer(node, url)
+            .map_err(|err| DriveError::Invalid(format!("--under-test {node}={url}: {err}")))?;
+        match peers.call_node(&cluster, node, method.name(), &args).await {
+            Ok(_) => {}
+            Err(err) if err.is_unsupported_method() => {
+                return Err(DriveError::NotAgreement {
+                    node: node.clone(),
+                    url: url.clone(),
+                    error: err.to_string(),
+                }
+                .into());
+            }
+            Err(err) => {
+                return Err(DriveError::Invalid(format!(
+                    "node under test {node} ({url}) does not answer: {err}; start it first"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--under-test NAME=URL`, each, as a command line carries them.
+fn under_test_flags(a: &ExploreArgs) -> String {
+    (a.under_test.iter())
+        .map(|u| format!(" --under-test {}", shell_word(u)))
+        .collect()
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it holds nothing the shell takes
+/// apart, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/=@+%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The one command that runs a case of a plain exploration again: `client om` (or `sm`) over
+/// nodes started in-process with the case's traitors, order and seed (the same run label,
+/// so a random behaviour draws the same), the nodes under test where they are.
+fn replay_case(a: &ExploreArgs, e: &Explore, case: &explore::Case) -> String {
+    let nodes = explore::names(e.n);
+    let mut cmd = String::from("client --spawn");
+    if let Some(base) = explore::port_base(e) {
+        cmd.push_str(&format!(" --port-base {base}"));
+    }
+    cmd.push_str(&format!(" --nodes {} --faulty ''", nodes.join(",")));
+    for (node, behaviour) in &case.traitors {
+        cmd.push_str(&format!(
+            " --behaviour {}",
+            shell_word(&format!("{node}={behaviour}"))
+        ));
+    }
+    cmd.push_str(&format!(
+        " {} -m {} --commander {} --order {} --seed {}",
+        e.protocol.name(),
+        e.m,
+        nodes[0],
+        shell_word(&case.order),
+        case.seed
+    ));
+    if let Some(ms) = a.round_timeout_ms {
+        cmd.push_str(&format!(" --round-timeout-ms {ms}"));
+    }
+    if a.allow_unsafe {
+        cmd.push_str(" --allow-unsafe");
+    }
+    cmd.push_str(&under_test_flags(a));
+    cmd
 }
 
 /// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
@@ -48,7 +142,13 @@ pub async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
         a.behaviours.clone()
     };
     let e = exploration(a, seed, behaviours);
-    let total = explore::case_count(e.n, e.m, e.behaviours.len(), e.orders.len());
+    check_under_test(a, &e).await?;
+    let total = explore::case_count(
+        e.candidates().len(),
+        e.m,
+        e.behaviours.len(),
+        e.orders.len(),
+    );
     let names: Vec<String> = e.behaviours.iter().map(ToString::to_string).collect();
     outln!(
         "exploring {}({}) with n={} ({}): up to {} traitor(s), behaviours {}, orders {}; {total} cases, seed {seed}",
@@ -82,6 +182,7 @@ pub async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
         }
         Some((case, outcome)) => {
             outln!("first counterexample: {case}");
+            outln!("replay: {}", replay_case(a, &e, case));
             out!("{}", outcome.human());
             1
         }
@@ -119,6 +220,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
             &[],
         )?;
     }
+    check_under_test(a, &h.explore).await?;
     let space = adversary::space_text(&h.explore);
     let name = format!("{}({})", a.protocol.name().to_uppercase(), a.m);
     let running = match (&h.case, mode) {
@@ -165,7 +267,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
                 adversary::Mode::All => "all",
                 adversary::Mode::Fuzz => "fuzz",
             }
-        )
+        ) + &under_test_flags(a)
     };
     let shown = found.replayed.as_ref().or(found.counterexample.as_ref());
     if a.json {

@@ -1,7 +1,7 @@
 //! The client as an app: what `client` does with its parsed command line, one module per
 //! activity. [`spawn`] hosts the nodes `--spawn` asks for (a [`crate::server::Config`] built
 //! from the flags); [`original`] is `python client.py`; [`agreement`] one OM/SM run, judged;
-//! [`explore`] the explorer and the adversary; [`outputs`] the trace, the pictures and the
+//! [`explore`] the explorer and the adversary; [`check`] the contract's rows against any cluster; [`outputs`] the trace, the pictures and the
 //! files a run writes. Beside them what every surface shares: [`params`], the one check of a
 //! run's parameters (the command line and the live page ask through it), and [`events`], what
 //! a run tells as it goes (typed: the command line prints them, the page streams them).
@@ -10,6 +10,7 @@
 //! above this module, which [`run`] is handed by the binary.
 
 pub mod agreement;
+pub mod check;
 pub mod events;
 pub mod explore;
 pub mod original;
@@ -168,6 +169,7 @@ async fn command(
         Some(Command::Om(a)) => agreement::command(Protocol::Om, &a.run, &a.tree).await,
         Some(Command::Sm(a)) => agreement::command(Protocol::Sm, a, &TreeArgs::default()).await,
         Some(Command::Explore(a)) => explore::command(a).await,
+        Some(Command::Check(a)) => check::command(a).await,
         Some(Command::Ui(a)) => page(a).await,
         Some(Command::Completions(a)) => print_manual(manual::completions(Cli::command(), a.shell)),
         Some(Command::Man(a)) => match manual::man(Cli::command(), a.page.as_deref()) {

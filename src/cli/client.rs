@@ -81,6 +81,12 @@ pub enum Command {
     /// refused (e.g. over --max-cases), 3 when no case failed but some were void (a loyal
     /// node late or lost).
     Explore(ExploreArgs),
+    /// Check a cluster of any implementation against the contract, row by row: the
+    /// transport, the three methods, the faults and the original run (docs/protocol.md), and
+    /// the agreement extension when the nodes claim it (node_info). Start the cluster fresh:
+    /// the first row needs an empty store, and rows marked [writes] store messages. Exit 0
+    /// when no row fails (a documented difference or a skip is no failure), 1 otherwise.
+    Check(CheckArgs),
     /// Serve a web page that shows the cluster, starts runs (the original, OM, SM) and draws
     /// every message as the nodes record it; it also replays trace files. Prints its URL;
     /// Ctrl-C stops it.
@@ -243,6 +249,30 @@ impl AgreementArgs {
     }
 }
 
+/// Options of `client check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Where the nodes are (these may also come before the subcommand).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Nodes faulty in the original's sense, comma-separated ('' for none) [default: P, or
+    /// the cluster file's]: the rows expect a faulty node to ignore what it receives, and a
+    /// faulty P to deny R and S.
+    #[arg(long)]
+    pub faulty: Option<String>,
+    /// Print one JSON array of the rows' outcomes instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the outcomes as JUnit XML to FILE (one test case per row).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the rows as golden transcripts (one JSON file per contract: every request as it
+    /// goes on the wire and the answer the contract gives) into DIR, for the original's
+    /// cluster at --port-base, and exit: nothing is called (docs/conformance/ holds them).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "junit"])]
+    pub transcripts: Option<PathBuf>,
+}
+
 /// Options of `client om`: an agreement run, and the tree only OM has.
 #[derive(Debug, Clone, Args)]
 pub struct OmArgs {
@@ -346,6 +376,22 @@ pub struct ExploreArgs {
     /// cores]. The report is the same whatever this is.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// A node under test, as NAME=URL (repeatable): your own implementation of a general,
+    /// running at URL, loyal in every case and judged; every other node is started here on
+    /// the port rule's ports around it (Q=http://127.0.0.1:9101/ puts P on 9100, R on
+    /// 9102...), and only they turn traitor. Cases then run one at a time.
+    #[arg(long = "under-test", value_name = "NAME=URL")]
+    pub under_test: Vec<String>,
+}
+
+impl ExploreArgs {
+    /// The nodes under test, (name, URL), from `--under-test NAME=URL`.
+    pub fn external(&self) -> Vec<(String, String)> {
+        (self.under_test.iter())
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, u)| (n.trim().to_string(), u.trim().to_string()))
+            .collect()
+    }
 }
 
 fn behaviour(arg: &str) -> Result<Behaviour, String> {
@@ -397,6 +443,11 @@ impl Cli {
                 ui.cluster = std::mem::take(&mut ui.cluster).or(before);
                 ui.spawn = std::mem::take(&mut ui.spawn).or(spawn_before);
                 &ui.spawn
+            }
+            Some(Command::Check(check)) => {
+                check.cluster = std::mem::take(&mut check.cluster).or(before);
+                cli.spawn = spawn_before;
+                &cli.spawn
             }
             _ => {
                 cli.cluster = before;

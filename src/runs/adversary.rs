@@ -188,9 +188,11 @@ impl Strategy {
     }
 }
 
-/// The run's shape: nodes, commander, m, orders.
+/// The run's shape: nodes, commander, m, orders, and who may turn traitor (every node but
+/// those under test).
 struct Shape {
     nodes: Vec<String>,
+    candidates: Vec<String>,
     m: usize,
     orders: Vec<String>,
 }
@@ -199,6 +201,7 @@ impl Shape {
     fn of(e: &Explore) -> Shape {
         Shape {
             nodes: explore::names(e.n),
+            candidates: e.candidates(),
             m: e.m,
             orders: e.orders.clone(),
         }
@@ -216,9 +219,10 @@ impl Shape {
 
     /// Placements of 0..=m traitors, by number then lexicographically.
     fn placements(&self) -> Vec<Vec<String>> {
-        (0..=self.m.min(self.nodes.len()))
-            .flat_map(|k| explore::combinations(self.nodes.len(), k))
-            .map(|ix| ix.into_iter().map(|i| self.nodes[i].clone()).collect())
+        let pool = &self.candidates;
+        (0..=self.m.min(pool.len()))
+            .flat_map(|k| explore::combinations(pool.len(), k))
+            .map(|ix| ix.into_iter().map(|i| pool[i].clone()).collect())
             .collect()
     }
 
@@ -266,7 +270,7 @@ impl Shape {
             mix(state)
         };
         let order = self.orders[(next() % self.orders.len() as u64) as usize].clone();
-        let n = self.nodes.len();
+        let n = self.candidates.len();
         let most = self.m.min(n);
         let k = if most == 0 {
             0
@@ -281,7 +285,7 @@ impl Shape {
         }
         let mut chosen = pool[..k].to_vec();
         chosen.sort_unstable();
-        let traitors: Vec<String> = chosen.iter().map(|&i| self.nodes[i].clone()).collect();
+        let traitors: Vec<String> = chosen.iter().map(|&i| self.candidates[i].clone()).collect();
         let digits: Vec<u8> = (0..self.slots(&traitors).len())
             .map(|_| (next() % 3) as u8)
             .collect();
@@ -326,6 +330,9 @@ impl Shape {
                 for t in &traitors {
                     let i = (self.nodes.iter().position(|n| n == t))
                         .ok_or_else(|| bad(&format!("{t} is not one of the nodes")))?;
+                    if !self.candidates.contains(t) {
+                        return Err(bad(&format!("{t} is under test: it is never a traitor")));
+                    }
                     ix.push(i);
                 }
                 if ix.windows(2).any(|w| w[0] >= w[1]) || traitors.len() > self.m {
@@ -625,6 +632,7 @@ mod tests {
             round_timeout: Duration::from_millis(500),
             seed: 1,
             jobs: 1,
+            external: Vec::new(),
         }
     }
 

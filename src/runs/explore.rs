@@ -13,7 +13,7 @@ use super::driver::{self, DriveError, Driven, Protocol, RunOptions};
 use crate::agreement::checker::Report;
 use crate::agreement::engine::Engine;
 use crate::behaviour::Behaviour;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeUrl};
 use crate::peer::Peers;
 use crate::server::{self, Config, Limits};
 use crate::trace::Event;
@@ -39,6 +39,25 @@ pub struct Explore {
     pub seed: u64,
     /// Cases run at once (each against its own in-process cluster); at least 1.
     pub jobs: usize,
+    /// Nodes under test (`--under-test NAME=URL`): external implementations, loyal in every
+    /// case and judged; the others are started in-process on the port rule's ports next to
+    /// them (an external node finds its peers by the rule), and only they turn traitor.
+    /// With any, cases run one at a time (the external nodes are shared).
+    pub external: Vec<(String, String)>,
+}
+
+impl Explore {
+    /// Whether `node` is under test (external, never a traitor).
+    pub fn is_external(&self, node: &str) -> bool {
+        self.external.iter().any(|(n, _)| n == node)
+    }
+
+    /// The nodes that may turn traitor: every node but those under test, in order.
+    pub fn candidates(&self) -> Vec<String> {
+        (names(self.n).into_iter())
+            .filter(|n| !self.is_external(n))
+            .collect()
+    }
 }
 
 /// The behaviours explored by default: every deterministic one that lies or withholds.
@@ -104,7 +123,8 @@ pub fn names(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The number of cases: `sum over k = 0..=m of C(n, k) * b^k`, times the number of orders.
+/// The number of cases: `sum over k = 0..=m of C(n, k) * b^k`, times the number of orders,
+/// where `n` counts the nodes that may turn traitor ([`Explore::candidates`]).
 pub fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
     let binom = |n: u64, k: u64| (0..k).fold(1u64, |acc, i| acc * (n - i) / (i + 1));
     (0..=m.min(n) as u64)
@@ -115,11 +135,11 @@ pub fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
 
 /// Every case, in a fixed order (orders outermost, then the number of traitors).
 pub fn cases(e: &Explore) -> Vec<Case> {
-    let nodes = names(e.n);
+    let nodes = e.candidates();
     let mut out = Vec::new();
     for order in &e.orders {
-        for k in 0..=e.m.min(e.n) {
-            for placement in combinations(e.n, k) {
+        for k in 0..=e.m.min(nodes.len()) {
+            for placement in combinations(nodes.len(), k) {
                 let mut choice = vec![0usize; k];
                 loop {
                     let traitors = placement
@@ -186,11 +206,13 @@ struct Lab {
 }
 
 impl Lab {
-    /// A cluster of `n` nodes; `traced`: its nodes record their calls (`trace_events`).
-    async fn start(n: usize, traced: bool) -> Result<Lab, DriveError> {
+    /// The cluster of `e`'s nodes (every one but those under test, served here);
+    /// `traced`: its nodes record their calls (`trace_events`).
+    async fn start(e: &Explore, traced: bool) -> Result<Lab, DriveError> {
+        let (cluster, hosted) = placed(e)?;
         let config = Config {
-            cluster: Cluster::local(0),
-            nodes: names(n),
+            cluster,
+            nodes: hosted,
             faulty: Vec::new(),
             behaviours: Vec::new(),
             seed: 0,
@@ -208,9 +230,11 @@ impl Lab {
                 ..Limits::default()
             },
         };
-        let bound = server::bind_ephemeral(config)
-            .await
-            .map_err(|e| DriveError::Invalid(format!("cannot start the cluster: {e}")))?;
+        let bound = match e.external.is_empty() {
+            true => server::bind_ephemeral(config).await,
+            false => server::bind(config).await,
+        }
+        .map_err(|e| DriveError::Invalid(format!("cannot start the cluster: {e}")))?;
         let cluster = bound.cluster().clone();
         let engines = bound.engines();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -271,6 +295,60 @@ impl Lab {
             let _ = serving.await;
         }
     }
+}
+
+/// The port base of an exploration with nodes under test (its nodes sit on the port rule's
+/// ports around them), if it has any and their URL places them.
+pub fn port_base(e: &Explore) -> Option<u16> {
+    (!e.external.is_empty())
+        .then(|| placed(e).ok())
+        .flatten()
+        .and_then(|(cluster, hosted)| {
+            let first = hosted.first()?;
+            let index = names(e.n).iter().position(|n| n == first)?;
+            let port = cluster.listen_port(first).ok()?;
+            port.checked_sub(u16::try_from(index).ok()?)
+        })
+}
+
+/// Where `e`'s nodes live and which of them this process serves. Without nodes under test:
+/// all of them, on ports the OS picks. With some: the others on the port rule's ports
+/// around the first one's (`Q=http://127.0.0.1:9101/` puts P on 9100, R on 9102...), since
+/// an implementation of the original finds its peers by that rule.
+fn placed(e: &Explore) -> Result<(Cluster, Vec<String>), DriveError> {
+    let nodes = names(e.n);
+    let Some((first, url)) = e.external.first() else {
+        return Ok((Cluster::local(0), nodes));
+    };
+    let bad = |why: String| DriveError::Invalid(format!("--under-test {first}={url}: {why}"));
+    let index = (nodes.iter().position(|n| n == first))
+        .ok_or_else(|| bad(format!("{first} is not one of the {} nodes", e.n)))?;
+    let parsed = NodeUrl::parse(url).map_err(|err| bad(err.to_string()))?;
+    let (host, port) = (parsed.host().trim_matches(['[', ']']), parsed.port());
+    let base = u16::try_from(index)
+        .ok()
+        .and_then(|i| port.checked_sub(i))
+        .ok_or_else(|| {
+            bad(format!(
+                "port {port} leaves no room for the nodes before {first}"
+            ))
+        })?;
+    if e.n > 11 {
+        return Err(bad(
+            "nodes under test take part in explorations of P..Z, 11 nodes at most".into(),
+        ));
+    }
+    let mut cluster = Cluster::new(host, base).map_err(|err| bad(err.to_string()))?;
+    for (name, url) in &e.external {
+        if !nodes.contains(name) {
+            return Err(bad(format!("{name} is not one of the {} nodes", e.n)));
+        }
+        cluster = cluster
+            .with_peer(name, url)
+            .map_err(|err| bad(err.to_string()))?;
+    }
+    let hosted = nodes.into_iter().filter(|n| !e.is_external(n)).collect();
+    Ok((cluster, hosted))
 }
 
 /// Timeout of the driver's and the nodes' calls in an exploration.
@@ -337,10 +415,14 @@ pub async fn run_cases(
     mut progress: impl FnMut(usize, usize),
     mut done: impl FnMut(usize, Report),
 ) -> Result<(), DriveError> {
-    let jobs = e.jobs.max(1).min(count.max(1));
+    // External nodes are shared by every case: one case at a time.
+    let jobs = match e.external.is_empty() {
+        true => e.jobs.max(1).min(count.max(1)),
+        false => 1,
+    };
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        labs.push(Lab::start(e.n, false).await?);
+        labs.push(Lab::start(e, false).await?);
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
@@ -387,7 +469,7 @@ pub async fn run_cases(
 /// Run one case on a cluster of its own that records every node-to-node call: its report and
 /// the calls, for the pictures.
 pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>), DriveError> {
-    let lab = Lab::start(e.n, true).await?;
+    let lab = Lab::start(e, true).await?;
     let since_us = crate::trace::now_us();
     let outcome = lab.run_with_secrets(e, case).await;
     let events = match &outcome {
@@ -439,6 +521,7 @@ mod tests {
                 round_timeout: Duration::from_millis(50),
                 seed: 1,
                 jobs: 1,
+                external: Vec::new(),
             };
             let all = cases(&e);
             assert_eq!(

@@ -4,6 +4,7 @@
 //! They sit above the server and the agreement engine, and below the command line.
 
 pub mod adversary;
+pub mod check;
 pub mod driver;
 pub mod explore;
 pub mod original;
