@@ -20,7 +20,7 @@ pub struct CompletionsArgs {
 }
 
 /// `client`'s subcommands, each with a page of its own.
-pub const SUBCOMMANDS: [&str; 6] = ["om", "sm", "explore", "ui", "completions", "man"];
+pub const SUBCOMMANDS: [&str; 7] = ["om", "sm", "explore", "check", "ui", "completions", "man"];
 
 /// `client man [SUBCOMMAND]`.
 #[derive(Debug, Clone, Args)]
