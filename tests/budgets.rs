@@ -579,8 +579,10 @@ fn sigterm_ends_the_process_within_the_request_timeout() {
         "{took:?}: it waited for the stuck call: {err}"
     );
     assert!(exit.code().is_some(), "killed by a signal: {exit:?}");
+    // Still waiting, closed without an answer (the caller found no HTTP answer and gave up),
+    // or answered with a fault: never a value.
     assert!(
-        !pending.is_finished() || pending.join().is_ok_and(|r| r.is_err()),
+        !pending.is_finished() || pending.join().map_or(true, |r| r.is_err()),
         "the stuck call got an answer"
     );
 }
