@@ -23,10 +23,17 @@ import xmlrpc.client
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port-base", type=int, default=8000)
-    parser.add_argument("--nodes", default=None)
-    parser.add_argument("--cluster-size", type=int, default=0)
-    parser.add_argument("--no-sleep", action="store_true")
+    parser.add_argument("--port-base", type=int, default=8000, metavar="N",
+                        help="port of node P; a node's port is N + ord(name) - ord('P') "
+                             "(default 8000)")
+    parser.add_argument("--nodes", default=None, metavar="P,Q,R,S",
+                        help="the nodes taking part, comma-separated (default P,Q,R,S, or "
+                             "every generated node with --cluster-size)")
+    parser.add_argument("--cluster-size", type=int, default=0, metavar="N",
+                        help="N generated nodes N0..N{N-1} on consecutive ports from the port "
+                             "base, all taking part unless --nodes says otherwise")
+    parser.add_argument("--no-sleep", action="store_true",
+                        help="skip the original's 0.1 s sleep after each send (benchmarks)")
     args = parser.parse_args()
     generated = {f"N{i}": i for i in range(args.cluster_size)}
     default = ",".join(generated) if args.cluster_size else "P,Q,R,S"

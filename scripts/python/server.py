@@ -1031,16 +1031,38 @@ def run_agreement_server(process, port, ready):
 def main():
     global PORT_BASE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port-base", type=int, default=8000)
-    parser.add_argument("--nodes", default=None)
-    parser.add_argument("--faulty", default="P")
-    parser.add_argument("--cluster-size", type=int, default=0)
-    parser.add_argument("--agreement", action="store_true")
-    parser.add_argument("--behaviour", action="append", type=parse_assignment, default=None)
-    parser.add_argument("--seed", type=parse_u64, default=None)
-    parser.add_argument("--rpc-timeout", type=float, default=None)
-    parser.add_argument("--max-runs", type=int, default=None)
-    parser.add_argument("--max-run-messages", type=parse_u64, default=None)
+    parser.add_argument("--port-base", type=int, default=8000, metavar="N",
+                        help="port of node P; a node's port is N + ord(name) - ord('P') "
+                             "(default 8000)")
+    parser.add_argument("--nodes", default=None, metavar="P,Q",
+                        help="the nodes this process hosts, comma-separated (default P,Q,R,S, "
+                             "or every generated node with --cluster-size)")
+    parser.add_argument("--faulty", default="P", metavar="P",
+                        help="the faulty nodes, comma-separated ('' for none; default P, which "
+                             "denies R and S)")
+    parser.add_argument("--cluster-size", type=int, default=0, metavar="N",
+                        help="N generated nodes N0..N{N-1} on consecutive ports from the port "
+                             "base (for clusters larger than P..S)")
+    parser.add_argument("--agreement", action="store_true",
+                        help="also serve the agreement extension (OM only: node_info, om_*, "
+                             "trace_events, system.multicall), so the node can take part in "
+                             "`client om` runs")
+    parser.add_argument("--behaviour", action="append", type=parse_assignment, default=None,
+                        metavar="NAME=KIND",
+                        help="how node NAME sends OM messages (repeatable; with --agreement): "
+                             "honest, deny:A,B, silent, flip, two-faced, random, delay:MS, "
+                             "script:PATH>TO=VALUE;...")
+    parser.add_argument("--seed", type=parse_u64, default=None, metavar="N",
+                        help="server seed of the random behaviour, XORed with each run's seed "
+                             "(default 0; with --agreement)")
+    parser.add_argument("--rpc-timeout", type=float, default=None, metavar="SECS",
+                        help="longest wait for a peer's answer to one batch of a round "
+                             "(default 10; with --agreement)")
+    parser.add_argument("--max-runs", type=int, default=None, metavar="N",
+                        help="runs a node holds, 1..4096 (default 256; with --agreement)")
+    parser.add_argument("--max-run-messages", type=parse_u64, default=None, metavar="N",
+                        help="largest run a node takes part in, in messages by OM's formula "
+                             "(default 1000000; with --agreement)")
     args = parser.parse_args()
     given = (
         args.behaviour
