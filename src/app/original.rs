@@ -102,9 +102,13 @@ pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String 
     } else {
         // Only the missing ones: the others are running on their ports.
         let _ = write!(cmd, " --nodes {}", down.join(","));
-        let verb = if down.len() == 1 { "is" } else { "are" };
+        let (verb, them) = if down.len() == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
         format!(
-            "hint: {} {verb} not running (connection refused); start it first: {cmd}",
+            "hint: {} {verb} not running (connection refused); start {them} first: {cmd}",
             down.join(", ")
         )
     }
@@ -133,7 +137,7 @@ mod tests {
         );
         assert_eq!(
             start_hint(&c, &names(&["R", "S"]), &all),
-            "hint: R, S are not running (connection refused); start it first: server --host \
+            "hint: R, S are not running (connection refused); start them first: server --host \
              10.0.0.1 --port-base 9000 --nodes R,S"
         );
         let c = ClusterArgs {

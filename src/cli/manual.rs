@@ -13,8 +13,8 @@ pub use clap_complete::Shell;
 /// `client completions SHELL`.
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
-    /// The shell to complete for, e.g. `client completions bash > ~/.local/share/
-    /// bash-completion/completions/client`.
+    /// The shell to complete for, e.g.
+    /// `client completions bash > ~/.local/share/bash-completion/completions/client`.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: Shell,
 }
