@@ -287,6 +287,52 @@ impl FromStr for Behaviour {
     }
 }
 
+/// A comma-separated list of behaviours (`client explore --behaviours silent,deny:R,S`): a
+/// comma ends a behaviour unless what follows it is a node name after a `deny:` list, which
+/// it continues. So `deny:R,S`, the original faulty P's own behaviour, is one item, as it is
+/// in `--behaviour P=deny:R,S`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviours(pub Vec<Behaviour>);
+
+/// The words a behaviour starts with: after a comma, one of them starts the next behaviour,
+/// anything else is a node of the deny list before it.
+const KINDS: [&str; 8] = [
+    "honest",
+    "silent",
+    "flip",
+    "two-faced",
+    "random",
+    "deny",
+    "delay",
+    "script",
+];
+
+impl FromStr for Behaviours {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut items: Vec<String> = Vec::new();
+        for piece in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let kind = piece.split(':').next().unwrap_or(piece);
+            match items.last_mut() {
+                Some(last) if last.starts_with("deny:") && !KINDS.contains(&kind) => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => items.push(piece.to_string()),
+            }
+        }
+        if items.is_empty() {
+            return Err("no behaviour named; e.g. silent,flip,deny:R,S".into());
+        }
+        items
+            .iter()
+            .map(|i| i.parse())
+            .collect::<Result<_, _>>()
+            .map(Behaviours)
+    }
+}
+
 /// Parse `NAME=KIND` (the `--behaviour` flag).
 pub fn parse_assignment(arg: &str) -> Result<(String, Behaviour), String> {
     let (name, kind) = arg
@@ -299,6 +345,36 @@ pub fn parse_assignment(arg: &str) -> Result<(String, Behaviour), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_before_a_node_name_continues_a_deny_list() {
+        let list = |s: &str| s.parse::<Behaviours>().map(|b| b.0);
+        let deny = |names: &[&str]| Behaviour::Deny(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(
+            list("silent,deny:R,S").unwrap(),
+            [Behaviour::Silent, deny(&["R", "S"])]
+        );
+        assert_eq!(
+            list("deny:R,S,flip,deny:N3,delay:5").unwrap(),
+            [
+                deny(&["R", "S"]),
+                Behaviour::Flip,
+                deny(&["N3"]),
+                Behaviour::Delay(Duration::from_millis(5))
+            ]
+        );
+        assert_eq!(
+            list("silent,flip,two-faced").unwrap(),
+            [Behaviour::Silent, Behaviour::Flip, Behaviour::TwoFaced]
+        );
+        // Outside a deny list a name is no behaviour.
+        assert!(
+            list("silent,R")
+                .unwrap_err()
+                .contains("unknown behaviour \"R\"")
+        );
+        assert!(list(",").is_err());
+    }
 
     #[test]
     fn parses_and_prints_every_kind() {

@@ -128,6 +128,56 @@ pub fn parse_mix(text: &str) -> Result<Vec<(Call, u32)>, String> {
     Ok(mix)
 }
 
+/// Why the node under load cannot be loaded at all: said before any figure, so that "no call
+/// succeeded" is left for a node that was reached and failed every call.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    /// `--addr` names no address (`localhost` without a port, a name nobody resolves).
+    #[error("cannot resolve --addr {addr}: {error}; give HOST:PORT, e.g. 127.0.0.1:8001")]
+    Resolve {
+        /// What `--addr` said.
+        addr: String,
+        /// What the resolver said.
+        error: std::io::Error,
+    },
+    /// Nothing accepts a connection there.
+    #[error(
+        "cannot connect to {addr}: {error}; is a node running there? (`server` hosts P..S on \
+         127.0.0.1:8000-8003)"
+    )]
+    Connect {
+        /// What `--addr` said.
+        addr: String,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
+/// Resolve `addr` and open (and close) one connection to it, within `timeout`.
+pub async fn reach(addr: &str, timeout: Duration) -> Result<(), Unreachable> {
+    let resolve = |error| Unreachable::Resolve {
+        addr: addr.to_string(),
+        error,
+    };
+    let first = tokio::net::lookup_host(addr)
+        .await
+        .map_err(resolve)?
+        .next()
+        .ok_or_else(|| resolve(std::io::Error::other("no address")))?;
+    let connect = |error| Unreachable::Connect {
+        addr: addr.to_string(),
+        error,
+    };
+    match tokio::time::timeout(timeout, TcpStream::connect(first)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(connect(e)),
+        Err(_) => Err(connect(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {timeout:?}"),
+        ))),
+    }
+}
+
 /// Run the plan and gather the figures.
 pub async fn run(plan: &Plan) -> Report {
     let started = Instant::now();

@@ -92,6 +92,12 @@ fn om1_over_three_breaks_with_one_lie_and_the_case_replays() {
     );
     let replay = cx["replay"].as_str().unwrap();
     assert!(replay.ends_with("--case attack:Q:1"), "{replay}");
+    // The printed command runs the very case: the same run (label and seed).
+    let words: Vec<&str> = replay.split_whitespace().skip(2).collect();
+    let (code, again, err) = explore(&words);
+    assert_eq!(code, 1, "{again} {err}");
+    assert_eq!(again["case"]["run"]["run"], cx["run"]["run"], "{replay}");
+    assert_eq!(again["case"]["run"]["seed"], cx["run"]["seed"], "{replay}");
 
     // The printed id replays it, with its picture.
     let svg = std::env::temp_dir().join(format!("generals-adversary-{}.svg", std::process::id()));

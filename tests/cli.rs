@@ -1165,3 +1165,194 @@ fn fuzz_cases_are_capped_by_max_cases() {
     assert_eq!(code, 2);
     assert!(err.contains("more than --max-cases 20"), "{err}");
 }
+
+/// Usage errors are the error and clap's tip (or where to read more): no `Usage:` line, which
+/// read as the fix for errors it has nothing to do with; `-m` is shown as `-m`.
+#[test]
+fn usage_errors_are_one_or_two_lines() {
+    let loadgen = env!("CARGO_BIN_EXE_loadgen");
+    for (bin, args, says) in [
+        (
+            client_bin(),
+            &["om", "--json", "--mermaid", "-"][..],
+            "both write to stdout",
+        ),
+        (
+            client_bin(),
+            &["--nodse", "P"],
+            "unexpected argument '--nodse'",
+        ),
+        (
+            client_bin(),
+            &["om", "-m", "x"],
+            "invalid value 'x' for '-m <M>'",
+        ),
+        (
+            client_bin(),
+            &["om", "--round-timeout-ms", "0"],
+            "a round timeout is 1 to 600000",
+        ),
+        (
+            client_bin(),
+            &["ui", "--listen", "example.org:80"],
+            "give an IP address and a port",
+        ),
+        (server_bin(), &["--bogus"], "unexpected argument '--bogus'"),
+        (loadgen, &["--bogus"], "unexpected argument '--bogus'"),
+    ] {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        let (code, out, err) = run(cmd, Duration::from_secs(10));
+        assert_eq!((code, out.as_str()), (2, ""), "{bin} {args:?}: {err}");
+        assert!(err.contains(says), "{bin} {args:?}: {err}");
+        assert!(err.lines().count() <= 2, "{bin} {args:?}:\n{err}");
+        assert!(
+            !err.contains("Usage:") && !err.contains("--m "),
+            "{bin} {args:?}:\n{err}"
+        );
+    }
+}
+
+/// `loadgen` says which of its failures happened: nothing to resolve, nothing to connect to,
+/// or a node that answered no call; `-V` names it.
+#[test]
+fn loadgen_says_why_it_could_not_load() {
+    let loadgen = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+        cmd.args(args);
+        run(cmd, Duration::from_secs(20))
+    };
+    let (code, out, _) = loadgen(&["-V"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("loadgen "), "{out}");
+    let (code, _, err) = loadgen(&["--addr", "localhost", "-d", "0.2"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("loadgen: cannot resolve --addr localhost"),
+        "{err}"
+    );
+    assert!(err.contains("give HOST:PORT"), "{err}");
+    let closed = format!("127.0.0.1:{}", port_base());
+    let (code, _, err) = loadgen(&["--addr", &closed, "-d", "0.2"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!("loadgen: cannot connect to {closed}")),
+        "{err}"
+    );
+    assert!(!err.contains("no call succeeded"), "{err}");
+}
+
+/// The help texts say what a newcomer asks: the completions path in one piece, `--spawn`
+/// for `ui` too, what Ctrl-C does; every flag of the Python stand-ins has a description.
+#[test]
+fn help_texts_answer_the_usual_questions() {
+    let (code, out, _) = client(&["completions", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("~/.local/share/bash-completion/completions/client"),
+        "{out}"
+    );
+    let (code, out, _) = client(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("`--spawn` (the original run, `om`, `sm`, `ui`)"),
+        "{out}"
+    );
+    assert!(out.contains("Ctrl-C") && out.contains("exit 130"), "{out}");
+    let (_, out, _) = client(&["om", "--help"]);
+    assert!(
+        out.contains("plus 0.1 ms per message of the run's largest round"),
+        "{out}"
+    );
+    for script in [python_server_script(), python_client_script()] {
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg("--help");
+        let (code, out, err) = run(cmd, Duration::from_secs(10));
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        let mut flags = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let Some(option) = line.strip_prefix("  -") else {
+                continue;
+            };
+            flags += 1;
+            // The description follows the flag on its line, or on the next, indented.
+            let described = option.trim_end().contains("  ")
+                || lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.starts_with("          ") && !next.trim().is_empty());
+            assert!(described, "{}: {line} has no description", script.display());
+        }
+        assert!(flags >= 4, "{out}");
+    }
+}
+
+/// `--behaviours silent,deny:R,S`: a comma before a node name continues the deny list, so the
+/// original faulty P's own behaviour can be explored.
+#[test]
+fn explore_takes_a_deny_list_among_the_behaviours() {
+    let (code, out, err) = client(&[
+        "explore",
+        "--behaviours",
+        "silent,deny:R,S",
+        "--orders",
+        "attack",
+        "--seed",
+        "1",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("behaviours silent,deny:R,S,"), "{out}");
+    assert!(out.contains("9 cases"), "{out}");
+}
+
+/// A server's own nodes are its cluster's by definition: `--nodes P,Q,R,S,T,U,V` hosts seven,
+/// placed by the port rule, and they call each other.
+#[test]
+fn a_server_hosts_nodes_past_s() {
+    let base = port_base();
+    let ports: Vec<u16> = "PQRSTUV".chars().map(|n| port_of(base, n)).collect();
+    let server = Proc::rust_server(
+        &[
+            "--port-base",
+            &base.to_string(),
+            "--nodes",
+            "P,Q,R,S,T,U,V",
+            "--faulty",
+            "",
+            "--quiet",
+        ],
+        &ports,
+    );
+    let v = port_of(base, 'V');
+    assert_eq!(
+        call(port_of(base, 'T'), "send_message", &[s("V"), s("attack")]),
+        Ok(s("T sent decision 'attack' to V"))
+    );
+    assert_eq!(messages(v), [("T".to_string(), "attack".to_string())]);
+    drop(server);
+}
+
+/// Ctrl-C ends the client as the signal does (the shell's exit 130), in the middle of a run.
+#[test]
+fn ctrl_c_ends_the_client() {
+    use std::os::unix::process::ExitStatusExt;
+    let base = port_base();
+    let _hung = HungPeer::bind(port_of(base, 'P'));
+    let mut cmd = Command::new(client_bin());
+    cmd.args([
+        "--port-base",
+        &base.to_string(),
+        "--rpc-timeout",
+        "60",
+        "om",
+    ]);
+    let client = Proc::spawn(cmd);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on the pid of a child this test started and still holds.
+    let sent = unsafe { libc::kill(client.pid() as i32, libc::SIGINT) };
+    assert_eq!(sent, 0);
+    let (status, _, _) = client.wait(Duration::from_secs(20));
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}

@@ -136,10 +136,9 @@ pub async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
         return hunt(a, mode).await;
     }
     let seed = a.seed.unwrap_or_else(driver::random_seed);
-    let behaviours = if a.behaviours.is_empty() {
-        explore::default_behaviours()
-    } else {
-        a.behaviours.clone()
+    let behaviours = match &a.behaviours {
+        Some(given) => given.0.clone(),
+        None => explore::default_behaviours(),
     };
     let e = exploration(a, seed, behaviours);
     check_under_test(a, &e).await?;
@@ -247,9 +246,11 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
     let started = Instant::now();
     let found = adversary::hunt(&h, progress_bar(std::io::stderr().is_terminal())).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let replay = |id: &str| {
+    // With the case's own seed, so that the replay's run is the case's run (its label and
+    // every random draw): case i of an exploration runs with seed + i.
+    let replay = |id: &str, seed: u64| {
         format!(
-            "client explore --protocol {} -n {} -m {}{}{} --adversary {} --case {id}",
+            "client explore --protocol {} -n {} -m {}{}{} --adversary {} --seed {seed} --case {id}",
             a.protocol.name(),
             a.n,
             a.m,
@@ -284,7 +285,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
                     "value": m.value,
                     "lie": m.is_lie(),
                 })).collect::<Vec<_>>(),
-                "replay": replay(&s.id),
+                "replay": replay(&s.id, r.seed),
                 "run": r,
             })
         };
@@ -344,7 +345,7 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
                     "smallest counterexample: case {} ({} lie(s)); replay: {}",
                     s.id,
                     s.lies(),
-                    replay(&s.id)
+                    replay(&s.id, r.seed)
                 );
             }
             outln!("order {}, traitors: {}", s.order, s.traitors.join(", "));
@@ -363,8 +364,8 @@ async fn hunt(a: &ExploreArgs, mode: adversary::Mode) -> Result<u8, ClientError>
             outln!("no counterexample: every case satisfies IC1 and IC2");
         }
     }
-    if let (Some(path), Some((s, _))) = (&a.svg, shown) {
-        let (r, events) = adversary::replay_traced(&h, s).await?;
+    if let (Some(path), Some((s, shown))) = (&a.svg, shown) {
+        let (r, events) = adversary::replay_traced(&h, s, shown.seed).await?;
         let mut decisions = r.decisions.clone();
         decisions.extend(r.traitor_decisions.clone());
         let title = format!(

@@ -11,7 +11,7 @@ use generals::load::{self, Plan};
 /// Load a node with XML-RPC calls over keep-alive connections and print calls/s, p50, p99,
 /// p99.9 latency and errors as one line of key=value pairs.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(name = "loadgen", version, about, long_about)]
 struct Args {
     /// The node, as HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:8001")]
@@ -35,7 +35,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = generals::cli::parse_or_exit();
     // One connection is one chain of calls: a single-threaded runtime measures it without
     // cross-thread wake-ups in the generator itself.
     let runtime = if args.connections <= 1 {
@@ -72,10 +72,20 @@ async fn run(args: Args) -> ExitCode {
         mix,
         timeout: args.timeout,
     };
+    if let Err(e) = load::reach(&plan.addr, plan.timeout).await {
+        eprintln!("loadgen: {e}");
+        return ExitCode::FAILURE;
+    }
     let report = load::run(&plan).await;
     println!("{}", report.line());
     if report.ok == 0 {
-        eprintln!("loadgen: no call succeeded against {}", plan.addr);
+        eprintln!(
+            "loadgen: no call succeeded against {}: the node accepts connections but answered \
+             none of {} calls (errors={}); try one with `client` or read its log",
+            plan.addr,
+            report.errors + report.unfinished,
+            report.errors
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

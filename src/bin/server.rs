@@ -9,13 +9,13 @@ static ALLOC: generals::allocator::Allocator = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use generals::cli::server::{self as cli, ServerArgs};
 use generals::server;
 
 fn main() -> ExitCode {
     generals::allocator::configure();
-    let args = ServerArgs::parse();
+    let args: ServerArgs = generals::cli::parse_or_exit();
     if let Some(page) = manual(&args) {
         return match generals::cli::manual::print(&page) {
             Ok(()) => ExitCode::SUCCESS,

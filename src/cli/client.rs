@@ -15,7 +15,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use super::manual::{CompletionsArgs, ManArgs};
 use super::{ClusterArgs, LogArgs, Roles};
-use crate::behaviour::Behaviour;
+use crate::behaviour::Behaviours;
 use crate::protocol;
 use crate::runs::adversary;
 use crate::runs::driver::{self, Protocol};
@@ -34,14 +34,19 @@ use crate::runs::driver::{self, Protocol};
 /// could not keep the algorithm's assumptions (a loyal node late, failing or lost), so it
 /// shows nothing about the algorithm.
 ///
-/// `--spawn` (the original run, `om`, `sm`) starts the nodes in-process first, as `server`
-/// would with the same WHERE flags and --faulty/--behaviour, and stops them after the run:
-/// one command instead of two terminals. Their stdout lines are not printed (the client's
-/// report is the output); a port already in use is the server's error, exit 1.
+/// `--spawn` (the original run, `om`, `sm`, `ui`) starts the nodes in-process first, as
+/// `server` would with the same WHERE flags and --faulty/--behaviour, and stops them after the
+/// run (`ui`: when the page stops): one command instead of two terminals. Their stdout lines
+/// are not printed (the client's report is the output); a port already in use is the server's
+/// error, exit 1.
 ///
 /// The flags that say where the nodes are (--host to --rpc-timeout below) and --spawn,
-/// --faulty and --behaviour may also come before `om` or `sm`; every other flag goes where it
-/// applies, else it is a usage error.
+/// --faulty and --behaviour may also come before `om`, `sm` or `ui`; every other flag goes
+/// where it applies, else it is a usage error.
+///
+/// Ctrl-C stops any command at once: the client ends as the signal ends it (exit 130 in a
+/// shell), and nodes it --spawned go with it; the nodes of a run it was driving forget the
+/// unfinished run by themselves. `client ui` stops serving its page and exits 0.
 #[derive(Debug, Parser)]
 #[command(name = "client", version, about, long_about)]
 pub struct Cli {
@@ -205,7 +210,7 @@ pub struct AgreementArgs {
     #[command(flatten)]
     pub spawn: SpawnArgs,
     /// Traitors to tolerate (the depth of the recursion).
-    #[arg(short = 'm', long, default_value_t = 1)]
+    #[arg(short = 'm', value_name = "M", default_value_t = 1)]
     pub m: usize,
     /// The commander's order.
     #[arg(long, default_value = "attack", value_parser = ["attack", "retreat"])]
@@ -213,9 +218,11 @@ pub struct AgreementArgs {
     /// The commander [default: the first of --nodes].
     #[arg(long)]
     pub commander: Option<String>,
-    /// How long one round may take, in milliseconds (1-600000) [default: 2000, plus 50 µs
-    /// per message of the run's largest round]. A round ends as soon as every node has
-    /// answered; a node that has not answered by then is faulty for the run.
+    /// How long one round may take, in milliseconds (1-600000; 0 is refused) [default: 2000,
+    /// plus 0.1 ms per message of the run's largest round, so it fits the run: 2000 for OM(1)
+    /// over 4 nodes, 11504 for OM(4) over 13, SM counting twice]. A round ends as soon as
+    /// every node has answered; a node that has not answered by then is faulty for the run,
+    /// and a void report says how long a late node needed and what to raise this to.
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
     pub round_timeout_ms: Option<u64>,
     /// Seed of the run (random behaviours draw from it) [default: random, printed].
@@ -294,16 +301,16 @@ pub struct UiArgs {
     /// subcommand).
     #[command(flatten)]
     pub spawn: SpawnArgs,
-    /// Address and port the page is served on; anything but loopback is warned about, as the
-    /// page starts runs for whoever opens it. Port 0 picks a free one (the URL printed says
-    /// which).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    /// Address and port the page is served on (`localhost:PORT` is 127.0.0.1:PORT); anything
+    /// but loopback is warned about, as the page starts runs for whoever opens it. Port 0
+    /// picks a free one (the URL printed says which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT", value_parser = listen)]
     pub listen: std::net::SocketAddr,
     /// A trace file (as --trace writes it) the page replays when opened with ?replay=1.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
     /// How long one round of an OM/SM run may take, in milliseconds (1-600000) [default:
-    /// 2000, plus 50 µs per message of the run's largest round].
+    /// 2000, plus 0.1 ms per message of the run's largest round].
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
     pub round_timeout_ms: Option<u64>,
     /// Refuse an OM/SM run that sends more messages than this, by the protocol's formula
@@ -328,10 +335,11 @@ pub struct ExploreArgs {
     /// Traitors to tolerate; up to m traitors are placed.
     #[arg(short = 'm', default_value_t = 1)]
     pub m: usize,
-    /// Behaviours a traitor may have, comma-separated [default: silent,flip,two-faced].
-    #[arg(long, value_delimiter = ',', value_name = "KIND", value_parser = behaviour,
-          conflicts_with = "adversary")]
-    pub behaviours: Vec<Behaviour>,
+    /// Behaviours a traitor may have, comma-separated; a comma followed by a node name
+    /// continues a deny list (`silent,deny:R,S` is two behaviours) [default:
+    /// silent,flip,two-faced].
+    #[arg(long, value_name = "KIND,...", conflicts_with = "adversary")]
+    pub behaviours: Option<Behaviours>,
     /// Instead of --behaviours, traitors that send, for each message they could send, attack,
     /// retreat or nothing as the explorer chooses: `all` runs every such strategy of every
     /// placement and order (refused above --max-cases), `fuzz` runs --cases random ones drawn
@@ -365,7 +373,7 @@ pub struct ExploreArgs {
     pub allow_unsafe: bool,
     /// Round timeout of each run, in milliseconds (1-600000; a round ends as soon as every
     /// node has answered; only a delayed or lost node makes a case wait this long) [default:
-    /// 2000, plus 50 µs per message of the run's largest round].
+    /// 2000, plus 0.1 ms per message of the run's largest round].
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
     pub round_timeout_ms: Option<u64>,
     /// Seed of the first case (case i uses seed + i); with --adversary fuzz, also the seed
@@ -394,15 +402,11 @@ impl ExploreArgs {
     }
 }
 
-fn behaviour(arg: &str) -> Result<Behaviour, String> {
-    arg.parse()
-}
-
 impl Cli {
     /// Parse the process's arguments; a flag in a place where it cannot apply exits 2 with
     /// clap's usage, like any other bad argument.
     pub fn parse_checked() -> Cli {
-        Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit())
+        Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| super::exit(e))
     }
 
     /// Parse `args` (the program name first). Flags given before a subcommand must be
@@ -523,6 +527,24 @@ fn is_picture_flag(id: &clap::Id) -> bool {
         .any(|a| a.get_id() == id)
 }
 
+/// A `--listen`: an IP address and port, or `localhost:PORT` (the loopback address, as the
+/// default is; no name is looked up, so the page is served where the flag says).
+fn listen(arg: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = arg.parse() {
+        return Ok(addr);
+    }
+    match arg.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|_| format!("{arg:?}: the port is a number 0 to 65535")),
+        _ => Err(format!(
+            "{arg:?}: give an IP address and a port, e.g. 127.0.0.1:8080, localhost:8080 or \
+             0.0.0.0:8080 (every interface)"
+        )),
+    }
+}
+
 /// A `--round-timeout-ms`: 1 to 600,000 ms, what a node takes (0 is refused, not rounded up).
 fn round_timeout(arg: &str) -> Result<u64, String> {
     match arg.parse::<u64>() {
@@ -617,6 +639,24 @@ mod tests {
     }
 
     #[test]
+    fn listen_takes_an_address_or_localhost() {
+        let at = |line: &str| match parse(line).map(|c| c.command) {
+            Ok(Some(Command::Ui(ui))) => Ok(ui.listen.to_string()),
+            Ok(_) => panic!("ui expected"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(
+            at("client ui --listen localhost:9090").unwrap(),
+            "127.0.0.1:9090"
+        );
+        assert_eq!(at("client ui --listen [::1]:0").unwrap(), "[::1]:0");
+        let e = at("client ui --listen example.org:80").unwrap_err();
+        assert!(e.contains("give an IP address and a port"), "{e}");
+        let e = at("client ui --listen localhost:http").unwrap_err();
+        assert!(e.contains("the port is a number"), "{e}");
+    }
+
+    #[test]
     fn documented_command_lines_parse() {
         for line in [
             "client",
@@ -629,6 +669,7 @@ mod tests {
             "client sm -m 1 --svg x.svg --focus Q --mermaid run.mmd",
             "client om --json --mermaid run.mmd",
             "client explore --protocol sm -n 3 -m 1 --behaviours flip,two-faced --jobs 2",
+            "client explore --behaviours silent,deny:R,S",
             "client explore -n 3 -m 1 --allow-unsafe --adversary all --case attack:Q:1 --svg x.svg",
             "client explore -n 7 -m 2 --adversary fuzz --cases 1000 --seed 7 --json",
             "client explore --adversary all --max-cases 200",

@@ -230,8 +230,21 @@ impl ClusterArgs {
         }
     }
 
-    /// The topology these flags (and a server's `roles`; a client passes none) describe.
+    /// The topology these flags (and a server's `roles`; a client passes none) describe, for
+    /// a process that calls the nodes: each node it names must be a node of the cluster.
     pub fn resolve(&self, roles: &Roles) -> Result<Topology, CliError> {
+        self.resolve_as(roles, false)
+    }
+
+    /// The topology of a server's flags: as [`ClusterArgs::resolve`], except that a node the
+    /// server hosts is a node of its cluster by definition when the port rule places it as it
+    /// places P..S, a capital letter (`server --nodes P,Q,R,S,T,U,V`); a name nobody hosts is
+    /// still never called.
+    pub fn resolve_hosted(&self, roles: &Roles) -> Result<Topology, CliError> {
+        self.resolve_as(roles, true)
+    }
+
+    fn resolve_as(&self, roles: &Roles, hosted: bool) -> Result<Topology, CliError> {
         let host = self.host.as_deref().unwrap_or(protocol::DEFAULT_HOST);
         let mut cluster = Cluster::new(host, self.port_base()).map_err(flag("--host"))?;
         if let Some(size) = self.cluster_size {
@@ -276,7 +289,7 @@ impl ClusterArgs {
             .map(ClusterFile::behaviours)
             .unwrap_or_default();
         behaviours.extend(roles.behaviours.iter().cloned());
-        check_nodes(&cluster, &nodes, self.port_base())?;
+        check_nodes(&cluster, &nodes, self.port_base(), hosted)?;
         if let Some(list) = &roles.faulty {
             for name in parse_names(list) {
                 one_of(&cluster, "--faulty", &name, false)?;
@@ -294,8 +307,14 @@ impl ClusterArgs {
     }
 }
 
-/// The nodes taking part: at least one, each once, each a node of the cluster with a port.
-fn check_nodes(cluster: &Cluster, nodes: &[String], base: u16) -> Result<(), CliError> {
+/// The nodes taking part: at least one, each once, each a node of the cluster (or, `hosted`,
+/// one the port rule places) with a port.
+fn check_nodes(
+    cluster: &Cluster,
+    nodes: &[String],
+    base: u16,
+    hosted: bool,
+) -> Result<(), CliError> {
     if nodes.is_empty() {
         return Err(CliError::NoNodes { flag: "--nodes" });
     }
@@ -306,7 +325,14 @@ fn check_nodes(cluster: &Cluster, nodes: &[String], base: u16) -> Result<(), Cli
                 name: name.clone(),
             });
         }
-        one_of(cluster, "--nodes", name, true)?;
+        // A capital letter the port rule places, as P..S are (`p` is more likely a typo of
+        // P than a node of its own: it keeps the hint).
+        let ruled = name.len() == 1
+            && name.bytes().all(|b| b.is_ascii_uppercase())
+            && cluster.listen_port(name).is_ok();
+        if !(hosted && ruled) {
+            one_of(cluster, "--nodes", name, true)?;
+        }
     }
     // Ports out of range: the first such node, and the base that would place every node.
     let mut offsets = Vec::new();
@@ -386,6 +412,50 @@ fn one_of(
     })
 }
 
+/// Parse the process's arguments as `P`: help and version as clap prints them, a usage error
+/// kept to its point ([`usage_error`]). Every binary parses through this.
+pub fn parse_or_exit<P: clap::Parser>() -> P {
+    P::try_parse().unwrap_or_else(|e| exit(e))
+}
+
+/// End the process for `e` as clap would (help or version on stdout, exit 0), except that a
+/// usage error is printed as [`usage_error`] makes it, exit 2.
+pub fn exit(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit()
+    }
+    eprint!("{}", usage_error(&e.render().to_string()));
+    std::process::exit(2)
+}
+
+/// A usage error as clap renders it, kept to what helps: the error itself, then clap's tips
+/// (`a similar argument exists: '--nodes'`) or, when it has none, where to read more. Clap's
+/// `Usage:` line goes: it shows the whole command line's shape, which read as the fix for
+/// errors it has nothing to do with (`--mermaid - --json` printed a usage with both).
+pub fn usage_error(rendered: &str) -> String {
+    let mut kept = Vec::new();
+    let mut tips = false;
+    let mut in_usage = false;
+    for line in rendered.lines() {
+        let text = line.trim();
+        if text.is_empty() {
+            in_usage = false;
+        } else if text.starts_with("Usage:") || in_usage {
+            // The usage and its continuation lines, up to the next blank line.
+            in_usage = true;
+        } else if text.starts_with("tip:") {
+            tips = true;
+            kept.push(text.to_string());
+        } else if !text.starts_with("For more information") {
+            kept.push(line.trim_end().to_string());
+        }
+    }
+    if !tips {
+        kept.push("For more information, try '--help'.".into());
+    }
+    kept.join("\n") + "\n"
+}
+
 /// A positive number of seconds (`--rpc-timeout 0.5`), as a clap value parser.
 pub fn seconds(arg: &str) -> Result<Duration, String> {
     match seconds_or_zero(arg)? {
@@ -416,6 +486,25 @@ pub fn seconds_or_zero(arg: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn usage_errors_keep_the_error_and_the_tips() {
+        let rendered = "error: unexpected argument '--nodse' found\n\n  tip: a similar argument \
+                        exists: '--nodes'\n\nUsage: client --nodes <NODES>\n       client om\n\n\
+                        For more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(rendered),
+            "error: unexpected argument '--nodse' found\ntip: a similar argument exists: \
+             '--nodes'\n"
+        );
+        let rendered = "error: '--mermaid -' and '--json' both write to stdout\n\nUsage: client \
+                        om --json --mermaid <FILE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(rendered),
+            "error: '--mermaid -' and '--json' both write to stdout\nFor more information, try \
+             '--help'.\n"
+        );
+    }
+
     fn args(f: impl FnOnce(&mut ClusterArgs)) -> ClusterArgs {
         let mut a = ClusterArgs::default();
         f(&mut a);
@@ -436,6 +525,20 @@ mod tests {
         )
         .unwrap();
         let none = Roles::default();
+        // A server's hosted nodes are its cluster's: the port rule places T..V.
+        let seven = args(|a| a.nodes = Some("P,Q,R,S,T,U,V".into()));
+        let t = seven.resolve_hosted(&none).unwrap();
+        assert_eq!(t.nodes.len(), 7);
+        assert!(t.cluster.knows("V"));
+        assert!(
+            seven.resolve(&none).is_err(),
+            "a client calls only known nodes"
+        );
+        assert!(
+            args(|a| a.nodes = Some("TT".into()))
+                .resolve_hosted(&none)
+                .is_err()
+        );
         let t = ClusterArgs::default().resolve(&none).unwrap();
         assert_eq!(t.nodes, names(&["P", "Q", "R", "S"]));
         assert_eq!(t.faulty, names(&["P"]));

@@ -98,7 +98,7 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// What to host and how.
     pub fn config(&self) -> Result<Config, CliError> {
-        let topology = self.cluster.resolve(&self.roles)?;
+        let topology = self.cluster.resolve_hosted(&self.roles)?;
         Ok(Config {
             cluster: topology.cluster,
             nodes: topology.nodes,

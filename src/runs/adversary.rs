@@ -605,13 +605,14 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
     Ok(found)
 }
 
-/// The same case run again on a cluster that records its messages: its report and every
-/// node-to-node call, for the pictures.
+/// The same case run again, with the seed it ran with, on a cluster that records its
+/// messages: its report and every node-to-node call, for the pictures.
 pub async fn replay_traced(
     h: &Hunt,
     strategy: &Strategy,
+    seed: u64,
 ) -> Result<(Report, Vec<crate::trace::Event>), DriveError> {
-    explore::run_traced(&h.explore, &strategy.case(h.explore.seed)).await
+    explore::run_traced(&h.explore, &strategy.case(seed)).await
 }
 
 #[cfg(test)]
