@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::calls::Protocol;
+use crate::calls::{Method, Protocol};
 
 /// What the driver gathered about one run: its parameters and what the nodes answered. Filled
 /// by the driver as the run goes; judged by [`judge`], which adds nothing to it.
@@ -55,12 +55,8 @@ pub struct Facts {
     pub undelivered: Vec<Undelivered>,
     /// Messages refused as late, by receiver and sender (the decides' `late`).
     pub late: Vec<Late>,
-    /// Other causes of a void run the driver saw itself (a loyal node that answered its
-    /// decide without a decision), one line each.
-    pub void_reasons: Vec<String>,
-    /// For each node that failed ([`Faulty::is_failure`]), what went wrong, in one line (the
-    /// error of the call that failed): said when the run is void because of them.
-    pub failures: BTreeMap<String, String>,
+    /// Lieutenants that answered their decide without a decision (void when loyal).
+    pub undecided: Vec<String>,
 }
 
 /// Messages of one round one node could not deliver to another.
@@ -106,9 +102,6 @@ impl Facts {
             (Some(Faulty::Undeclared), Faulty::Failed(f)) => {
                 Faulty::Behaviour(format!("?; then {f}"))
             }
-            (Some(declared @ (Faulty::Behaviour(_) | Faulty::Undeclared)), Faulty::Unreachable) => {
-                declared
-            }
             (_, why) => why,
         };
         self.traitors.insert(node.to_string(), why);
@@ -131,29 +124,120 @@ pub enum Faulty {
     Behaviour(String),
     /// Its `node_info` said it is a traitor without naming a behaviour (shown `?`).
     Undeclared,
-    /// It did not answer `node_info` (shown `unreachable`): a crash is one way to be faulty.
-    Unreachable,
-    /// It stopped doing its part during the run (no start, no order, a round not answered in
-    /// time, lost before deciding): faulty for this run, as a crashed or silent node is.
-    /// Shown as the short phrase it holds (`silent in round 2`).
-    Failed(String),
+    /// The driver could not use it: no answer to `node_info` (a crash is one way to be
+    /// faulty), or it stopped doing its part during the run (no start, no order, a round not
+    /// answered in time, lost before deciding). Faulty for this run, as a crashed or silent
+    /// node is; shown as [`Failure`]'s short phrase (`unreachable`, `silent in round 2`).
+    Failed(Failure),
 }
 
 impl Faulty {
     /// Faulty because it failed, not because it declared a traitor's behaviour.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Faulty::Unreachable | Faulty::Failed(_))
+        matches!(self, Faulty::Failed(_))
     }
 }
 
 impl fmt::Display for Faulty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Faulty::Behaviour(b) => b,
-            Faulty::Undeclared => "?",
-            Faulty::Unreachable => "unreachable",
-            Faulty::Failed(what) => what,
-        })
+        match self {
+            Faulty::Behaviour(b) => f.write_str(b),
+            Faulty::Undeclared => f.write_str("?"),
+            Faulty::Failed(failure) => failure.fmt(f),
+        }
+    }
+}
+
+/// What the driver was asking a node when it failed: the steps of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// Who it is (`node_info`), before the run.
+    Info,
+    /// Its `*_start`.
+    Start,
+    /// The commander's `*_order`.
+    Order,
+    /// Round r (`*_round`).
+    Round(usize),
+    /// Its decision (`*_decide`).
+    Decide,
+}
+
+impl Step {
+    /// The method of this step in a run of `protocol`.
+    pub fn method(self, protocol: Protocol) -> Method {
+        match self {
+            Step::Info => Method::NodeInfo,
+            Step::Start => Method::Start(protocol),
+            Step::Order => Method::Order(protocol),
+            Step::Round(_) => Method::Round(protocol),
+            Step::Decide => Method::Decide(protocol),
+        }
+    }
+
+    /// The call of this step as the report names it: `node_info`, `om_round 2`.
+    fn call(self, protocol: Protocol) -> String {
+        match self {
+            Step::Round(r) => format!("{} {r}", self.method(protocol).name()),
+            _ => self.method(protocol).name().to_string(),
+        }
+    }
+}
+
+/// What went wrong with a node's call, as far as the call tells: the driver sorts each error
+/// into one of these where it sees it, and the report's remedies follow from them (never
+/// from the error's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// No answer came at all: nothing listens at its address (connection refused, no
+    /// address), or the connection broke before an answer. Not started, or gone.
+    Down,
+    /// It answered that it does not know the method: it lacks the extension, or this protocol.
+    Lacks,
+    /// It holds a live run of this id that another caller drives: the run ids collided.
+    Collides,
+    /// No answer within `waited_ms`, the time the step allows (the round timeout in a round,
+    /// else `--rpc-timeout`). A loyal node's round is asked again (the calls are idempotent:
+    /// it waits for the first answer), to measure how long the node needed.
+    Late {
+        /// How long the driver waited.
+        waited_ms: u64,
+        /// How long the node took, from the step's start, when it answered the call asked
+        /// again; `None` when it was not asked again or did not answer.
+        took_ms: Option<u64>,
+        /// The longest it was given without answering: `waited_ms`, or the window of the
+        /// call asked again when that found no answer either.
+        silent_ms: u64,
+    },
+    /// It answered with an error, or with something that is no answer (the error says which).
+    Failed,
+}
+
+/// A node the driver could not use: the step, what went wrong, and the error of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What it was asked.
+    pub step: Step,
+    /// What went wrong.
+    pub problem: Problem,
+    /// The call's error, in one line (`node_info: connection refused`).
+    pub error: String,
+}
+
+impl fmt::Display for Failure {
+    /// The short phrase shown after the node's name and in the JSON's `behaviours`: a node
+    /// that answered is never called unreachable.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.step, &self.problem) {
+            // No answer at all, or none in time.
+            (Step::Info, Problem::Down | Problem::Late { .. }) => f.write_str("unreachable"),
+            (Step::Info, _) => f.write_str("node_info failed"),
+            (Step::Start, _) => f.write_str("did not start the run"),
+            (Step::Order, _) => f.write_str("did not take its order"),
+            (Step::Round(r), Problem::Late { .. }) => write!(f, "silent in round {r}"),
+            (Step::Round(r), _) => write!(f, "failed round {r}"),
+            (Step::Decide, _) => f.write_str("lost before deciding"),
+        }
     }
 }
 
@@ -195,65 +279,296 @@ pub struct Judgement {
     /// Why the run is void, one line per cause: the facts' causes, and the judge's own when
     /// no loyal lieutenant decided (empty unless the verdict is [`Verdict::Void`]).
     pub void_reasons: Vec<String>,
+    /// The same causes, each with its kind, nodes and remedy.
+    pub causes: Vec<Cause>,
     /// Decisions of the loyal lieutenants: the ones judged.
     pub loyal_decisions: BTreeMap<String, String>,
     /// Decisions of the traitorous lieutenants (for reference; they do not count).
     pub traitor_decisions: BTreeMap<String, String>,
 }
 
+/// One cause of a void run, named once: what happened to which nodes while they were asked
+/// what, and the one remedy that fits. The report prints each (`what`, then `remedy`); the
+/// JSON's `causes` carries them for tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    /// What kind of cause.
+    pub kind: CauseKind,
+    /// The nodes it struck (for undelivered or late messages: their senders).
+    pub nodes: Vec<String>,
+    /// What happened, in one line naming the nodes and the call (the line of `void_reasons`).
+    pub what: String,
+    /// What to do about it; empty when the line itself is all there is to say.
+    pub remedy: String,
+}
+
+/// The kinds of [`Cause`], each with its own remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseKind {
+    /// More nodes faulty than m, some of them failed on their own: the run could show nothing
+    /// (the line before the nodes' own causes).
+    TooManyFaulty,
+    /// Nothing answers at their address: start them first.
+    Down,
+    /// They answered without knowing the method: they lack the extension or the protocol.
+    Lacks,
+    /// They hold a live run of the same id, driven by another caller.
+    Collides,
+    /// No answer in time: the machine was too busy (or the node hung).
+    Late,
+    /// They answered with an error (the line quotes it).
+    Failed,
+    /// A loyal node could not deliver a round's messages to another.
+    Undelivered,
+    /// Messages of a loyal node arrived after their round had closed.
+    LateMessages,
+    /// A loyal lieutenant answered its decide without a decision.
+    Undecided,
+    /// No loyal lieutenant decided at all.
+    NoneDecided,
+}
+
+/// A round timeout (ms) with room over `needed_ms`, what a node was measured to need: half
+/// as much again, rounded up to a tenth of a second.
+fn with_room(needed_ms: u64) -> u64 {
+    (needed_ms.saturating_mul(3) / 2).div_ceil(100) * 100
+}
+
 /// Why a run is void, from its facts: the simulation could not keep what the algorithm
 /// assumes. A node that failed (unreachable, silent, lost) is faulty for the run, as a
 /// crashed node is; that keeps the verdict true as long as the faulty nodes are at most m.
-/// Beyond m, a run where some node failed on its own shows nothing. Between the nodes that
-/// remained loyal, every message must have been delivered in its round: one that was not
-/// (cut off), or was refused as late, voids the run.
-fn void_reasons(facts: &Facts) -> Vec<String> {
+/// Beyond m, a run where some node failed on its own shows nothing: then each way nodes
+/// failed is a cause of its own. Between the nodes that remained loyal, every message must
+/// have been delivered in its round: one that was not (cut off), or was refused as late,
+/// voids the run.
+fn void_causes(facts: &Facts) -> Vec<Cause> {
     let mut out = Vec::new();
     let failed = facts.failed();
     if !failed.is_empty() && facts.traitors.len() > facts.m {
-        let all: Vec<String> = (facts.traitors.iter())
-            .map(|(n, why)| format!("{n} ({why})"))
-            .collect();
-        out.push(format!(
-            "{} of {} nodes are faulty ({}), more than m = {}, and {} of them failed on their own \
-             ({}): no run can show anything",
-            facts.traitors.len(),
-            facts.n,
-            all.join(", "),
-            facts.m,
-            failed.len(),
-            failed.join(", ")
-        ));
-        // What went wrong, once per distinct cause.
-        let mut causes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for node in &failed {
-            if let Some(detail) = facts.failures.get(*node) {
-                causes.entry(detail).or_default().push(node);
-            }
-        }
-        for (detail, nodes) in causes {
-            out.push(format!("{}: {detail}", nodes.join(", ")));
-        }
+        let what = if failed.len() == facts.traitors.len() {
+            format!(
+                "{} of {} nodes failed, more than m = {}: no run can show anything",
+                failed.len(),
+                facts.n,
+                facts.m
+            )
+        } else {
+            format!(
+                "{} of {} nodes are faulty, more than m = {}, and {} of them failed on their \
+                 own ({}): no run can show anything",
+                facts.traitors.len(),
+                facts.n,
+                facts.m,
+                failed.len(),
+                failed.join(", ")
+            )
+        };
+        out.push(Cause {
+            kind: CauseKind::TooManyFaulty,
+            nodes: failed.iter().map(|n| n.to_string()).collect(),
+            what,
+            remedy: String::new(),
+        });
+        out.extend(failure_causes(facts, &failed));
     }
+    let doubled = facts.round_timeout_ms.saturating_mul(2);
     for u in &facts.undelivered {
         if facts.is_loyal(&u.from) && facts.is_loyal(&u.to) {
-            out.push(format!(
-                "{} (loyal) could not deliver {} message(s) of round {} to {} (loyal), though \
-                 both answered every round in time",
-                u.from, u.count, u.round, u.to
-            ));
+            out.push(Cause {
+                kind: CauseKind::Undelivered,
+                nodes: vec![u.from.clone()],
+                what: format!(
+                    "{} (loyal) could not deliver {} message(s) of round {} to {} (loyal), \
+                     though both answered every round in time",
+                    u.from, u.count, u.round, u.to
+                ),
+                remedy: format!(
+                    "a round's messages must arrive within it: raise --round-timeout-ms to at \
+                     least {doubled}, or check the network between {} and {}",
+                    u.from, u.to
+                ),
+            });
         }
     }
     for l in &facts.late {
         if l.count > 0 && facts.is_loyal(&l.from) && facts.is_loyal(&l.at) {
-            out.push(format!(
-                "{} message(s) of {} (loyal) arrived at {} after their round had closed",
-                l.count, l.from, l.at
-            ));
+            out.push(Cause {
+                kind: CauseKind::LateMessages,
+                nodes: vec![l.from.clone()],
+                what: format!(
+                    "{} message(s) of {} (loyal) arrived at {} after their round had closed",
+                    l.count, l.from, l.at
+                ),
+                remedy: format!(
+                    "the machine was too busy: raise --round-timeout-ms to at least {doubled}"
+                ),
+            });
         }
     }
-    out.extend(facts.void_reasons.iter().cloned());
+    for node in &facts.undecided {
+        if facts.is_loyal(node) {
+            out.push(Cause {
+                kind: CauseKind::Undecided,
+                nodes: vec![node.clone()],
+                // "(None)": the words of the reports before replies were typed, kept.
+                what: format!("{node} (loyal) answered without a decision (None)"),
+                remedy: format!(
+                    "its implementation answers {} without a decision: see `client check`",
+                    Method::Decide(facts.protocol).name()
+                ),
+            });
+        }
+    }
     out
+}
+
+/// The nodes that `failed`, one cause per way they failed: the step and what went wrong
+/// (and, for answers that were errors, the error itself), each with its remedy.
+fn failure_causes(facts: &Facts, failed: &[&str]) -> Vec<Cause> {
+    let p = facts.protocol;
+    let mut groups: BTreeMap<(Step, u8, String), Vec<(&str, &Failure)>> = BTreeMap::new();
+    for node in failed {
+        let Some(Faulty::Failed(f)) = facts.traitors.get(*node) else {
+            continue;
+        };
+        let (rank, error) = match f.problem {
+            Problem::Down => (0, String::new()),
+            Problem::Lacks => (1, String::new()),
+            Problem::Collides => (2, String::new()),
+            Problem::Late { .. } => (3, String::new()),
+            Problem::Failed => (4, f.error.clone()),
+        };
+        groups
+            .entry((f.step, rank, error))
+            .or_default()
+            .push((node, f));
+    }
+    let mut out = Vec::new();
+    let mut round_needed = 0;
+    for ((step, _, _), group) in groups {
+        let names: Vec<String> = group.iter().map(|(n, _)| n.to_string()).collect();
+        let list = names.join(", ");
+        let first = group[0].1;
+        let call = step.call(p);
+        let all = names.len() == facts.n;
+        let them = if names.len() == 1 { "it" } else { "them" };
+        let (kind, what, remedy) = match &first.problem {
+            Problem::Down => (
+                CauseKind::Down,
+                format!("{list}: no answer ({})", first.error),
+                if all {
+                    "start the cluster first".to_string()
+                } else if step == Step::Info {
+                    format!("start {list} first, or leave {them} out of --nodes")
+                } else {
+                    format!("{list} went away during the run: start {them} again")
+                },
+            ),
+            Problem::Lacks => (
+                CauseKind::Lacks,
+                format!("{list}: answered, but lack {} ({})", call, first.error),
+                format!(
+                    "host {list} with `server` from this project (the Python stand-in needs \
+                     --agreement and runs OM only)"
+                ),
+            ),
+            Problem::Collides => (
+                CauseKind::Collides,
+                format!(
+                    "{list}: hold a live run of this id that another caller drives ({})",
+                    first.error
+                ),
+                "run again, with another --seed (or once the other run is over)".to_string(),
+            ),
+            Problem::Late { waited_ms, .. } => {
+                // What each needed, as far as it was measured.
+                let (mut took, mut silent, mut needed) = (Vec::new(), Vec::new(), *waited_ms);
+                for (n, f) in &group {
+                    match f.problem {
+                        Problem::Late {
+                            took_ms: Some(t), ..
+                        } => {
+                            took.push((*n, t));
+                            needed = needed.max(t);
+                        }
+                        Problem::Late { silent_ms, .. } if silent_ms > *waited_ms => {
+                            silent.push((*n, silent_ms));
+                            needed = needed.max(silent_ms.saturating_mul(2));
+                        }
+                        _ => needed = needed.max(waited_ms.saturating_mul(2)),
+                    }
+                }
+                let took = measured(&took, &silent);
+                let remedy = match step {
+                    // Every late round gets the one remedy that fits them all (below).
+                    Step::Round(_) => {
+                        round_needed = round_needed.max(needed);
+                        String::new()
+                    }
+                    _ => format!(
+                        "the machine was too busy: raise --rpc-timeout to at least {} (seconds)",
+                        with_room(needed).div_ceil(1000)
+                    ),
+                };
+                (
+                    CauseKind::Late,
+                    format!("{list}: no answer to {call} within {waited_ms} ms{took}"),
+                    remedy,
+                )
+            }
+            Problem::Failed => (
+                CauseKind::Failed,
+                format!("{list}: {call} failed: {}", first.error),
+                String::new(),
+            ),
+        };
+        out.push(Cause {
+            kind,
+            nodes: names,
+            what,
+            remedy,
+        });
+    }
+    for c in &mut out {
+        if c.kind == CauseKind::Late && c.remedy.is_empty() {
+            c.remedy = format!(
+                "the machine was too busy: raise --round-timeout-ms to at least {}",
+                with_room(round_needed)
+            );
+        }
+    }
+    out
+}
+
+/// What the late nodes' rounds asked again measured: who answered after how long, who did
+/// not answer within how long (a range when many did).
+fn measured(took: &[(&str, u64)], silent: &[(&str, u64)]) -> String {
+    let mut parts = Vec::new();
+    match took {
+        [] => {}
+        [_, _, _, _, ..] => {
+            let lo = took.iter().map(|t| t.1).min().unwrap_or(0);
+            let hi = took.iter().map(|t| t.1).max().unwrap_or(0);
+            parts.push(format!(
+                "{} of them answered after {lo} to {hi} ms",
+                took.len()
+            ));
+        }
+        _ => parts.extend(
+            took.iter()
+                .map(|(n, t)| format!("{n} answered after {t} ms")),
+        ),
+    }
+    if let Some((_, ms)) = silent.first() {
+        let names: Vec<&str> = silent.iter().map(|s| s.0).collect();
+        parts.push(format!("{}: not within {ms} ms either", names.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
 }
 
 /// Judge a run: IC1 and IC2 over the loyal lieutenants' decisions, void when the facts say
@@ -268,16 +583,19 @@ pub fn judge(facts: &Facts) -> Judgement {
     let mut problems = Vec::new();
     let ic1 = ic1(&loyal, &mut problems);
     let ic2 = !facts.is_loyal(&facts.commander) || ic2(facts, &loyal, &mut problems);
-    let mut void_reasons = void_reasons(facts);
+    let mut causes = void_causes(facts);
     // Nothing to judge: IC1 and IC2 would hold vacuously, which says nothing.
-    if loyal.is_empty() && void_reasons.is_empty() {
-        void_reasons.push(
-            "no loyal lieutenant decided (none answered its decide with a decision): the run \
-             shows nothing about IC1 or IC2"
+    if loyal.is_empty() && causes.is_empty() {
+        causes.push(Cause {
+            kind: CauseKind::NoneDecided,
+            nodes: Vec::new(),
+            what: "no loyal lieutenant decided (none answered its decide with a decision): the \
+                   run shows nothing about IC1 or IC2"
                 .into(),
-        );
+            remedy: String::new(),
+        });
     }
-    let verdict = if !void_reasons.is_empty() {
+    let verdict = if !causes.is_empty() {
         Verdict::Void
     } else if ic1 && ic2 {
         Verdict::Holds
@@ -289,7 +607,8 @@ pub fn judge(facts: &Facts) -> Judgement {
         ic1,
         ic2,
         problems,
-        void_reasons,
+        void_reasons: causes.iter().map(|c| c.what.clone()).collect(),
+        causes,
         loyal_decisions: loyal,
         traitor_decisions: traitorous,
     }
@@ -386,6 +705,9 @@ pub struct Report {
     pub void_reasons: Vec<String>,
     /// The round timeout of the run, in milliseconds.
     pub round_timeout_ms: u64,
+    /// Why the run is void, as `void_reasons` says it, each cause with its kind (`down`,
+    /// `late`, ...), the nodes it struck and the one remedy that fits (empty unless void).
+    pub causes: Vec<Cause>,
 }
 
 impl Report {
@@ -419,6 +741,7 @@ impl Report {
             verdict: judgement.verdict,
             void_reasons: judgement.void_reasons,
             round_timeout_ms: facts.round_timeout_ms,
+            causes: judgement.causes,
         }
     }
 
@@ -525,19 +848,21 @@ impl Report {
         out
     }
 
-    /// A void run judges nothing: why it is void, and what to try.
+    /// A void run judges nothing: each cause once, with what fits it (a remedy two causes
+    /// share is said once, after the second).
     fn human_void(&self) -> String {
         let mut out = format!(
-            "VOID: the simulation could not keep the algorithm's assumption (every loyal \
-             node's messages\ndelivered within its round of {} ms); this run says nothing \
-             about the algorithm:\n",
+            "VOID: the run shows nothing about the algorithm (it assumes every loyal node's \
+             messages\ndelivered within its round, here {} ms):\n",
             self.round_timeout_ms
         );
-        for r in &self.void_reasons {
-            out += &format!("  {r}\n");
+        for (i, c) in self.causes.iter().enumerate() {
+            out += &format!("  {}\n", c.what);
+            let said_later = self.causes[i + 1..].iter().any(|l| l.remedy == c.remedy);
+            if !c.remedy.is_empty() && !said_later {
+                out += &format!("  -> {}\n", c.remedy);
+            }
         }
-        out += "Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check \
-                that every\nnode is up and reachable.\n";
         out
     }
 
@@ -616,9 +941,29 @@ mod tests {
             unauthenticated: 0,
             undelivered: Vec::new(),
             late: Vec::new(),
-            void_reasons: Vec::new(),
-            failures: BTreeMap::new(),
+            undecided: Vec::new(),
         }
+    }
+
+    /// A node lost at `step` with `problem` (its error: `timed out`).
+    fn lost(step: Step, problem: Problem) -> Faulty {
+        Faulty::Failed(Failure {
+            step,
+            problem,
+            error: "timed out".into(),
+        })
+    }
+
+    /// Silent in round `r` of a run with 200 ms rounds, measured to need `took_ms`.
+    fn silent(r: usize, took_ms: Option<u64>) -> Faulty {
+        lost(
+            Step::Round(r),
+            Problem::Late {
+                waited_ms: 200,
+                took_ms,
+                silent_ms: 2200,
+            },
+        )
     }
 
     #[test]
@@ -669,15 +1014,24 @@ mod tests {
         // Even with decisions that would "violate" IC2, a void run reports void, exit 3.
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat")]);
         f.round_timeout_ms = 200;
-        f.void_reasons
-            .push("B (loyal) did not finish round 2 within 200 ms: timed out".into());
+        f.late.push(Late {
+            at: "A".into(),
+            from: "B".into(),
+            count: 1,
+        });
         let r = report(f);
         assert!(r.is_void() && !r.holds());
         assert_eq!((r.verdict, r.exit_code()), (Verdict::Void, 3));
         let text = r.human();
         assert!(text.contains("VOID"), "{text}");
-        assert!(text.contains("B (loyal) did not finish round 2"), "{text}");
-        assert!(text.contains("--round-timeout-ms"), "{text}");
+        assert!(
+            text.contains("1 message(s) of B (loyal) arrived at A"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-> the machine was too busy: raise --round-timeout-ms to at least 400"),
+            "{text}"
+        );
         assert!(!text.contains("IC1"), "a void run judges nothing: {text}");
         // No loyal lieutenant decided: void, never "holds".
         let none = judge(&facts(&[], &[]));
@@ -726,8 +1080,7 @@ mod tests {
         // S stopped answering in round 1 of an all-loyal OM(1) run: faulty, as a crashed node
         // is; the others' messages to it failed, which is no fault of theirs.
         let mut f = facts(&[], &[("A", "attack"), ("B", "attack")]);
-        f.traitors
-            .insert("S".into(), Faulty::Failed("silent in round 1".into()));
+        f.traitors.insert("S".into(), silent(1, None));
         f.undelivered.push(Undelivered {
             round: 1,
             from: "A".into(),
@@ -743,7 +1096,8 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Holds, "{:?}", r.void_reasons);
         assert_eq!(r.behaviours["S"], "silent in round 1");
         // A second failure exceeds m: nothing can be shown.
-        f.traitors.insert("B".into(), Faulty::Unreachable);
+        f.traitors
+            .insert("B".into(), lost(Step::Info, Problem::Down));
         let r = report(f.clone());
         assert_eq!(r.verdict, Verdict::Void);
         assert!(
@@ -807,9 +1161,7 @@ mod tests {
         let mut f = facts(&["P"], &[("R", "retreat")]);
         f.traitors
             .insert("S".into(), Faulty::Behaviour("delay:700".into()));
-        f.count_traitor("S", Faulty::Failed("silent in round 1".into()));
-        f.failures
-            .insert("S".into(), "silent in round 1: timed out".into());
+        f.count_traitor("S", silent(1, None));
         assert_eq!(
             f.traitors["S"],
             Faulty::Behaviour("delay:700; then silent in round 1".into())
@@ -818,9 +1170,88 @@ mod tests {
         let r = report(f.clone());
         assert_ne!(r.verdict, Verdict::Void, "{:?}", r.void_reasons);
         // A loyal node that fails the same way is faulty by failure: beyond m, void.
-        f.count_traitor("R", Faulty::Failed("silent in round 1".into()));
+        f.count_traitor("R", silent(1, None));
         assert_eq!(f.failed(), ["R"]);
         assert_eq!(report(f).verdict, Verdict::Void);
+    }
+
+    /// A void report names each cause once, with its nodes, what they were asked and the one
+    /// remedy that fits; a node that answered is never called unreachable.
+    #[test]
+    fn each_cause_once_with_the_remedy_that_fits() {
+        let with = |failures: &[(&str, Faulty)]| {
+            let mut f = facts(&[], &[]);
+            for (node, why) in failures {
+                f.traitors.insert(node.to_string(), why.clone());
+            }
+            report(f)
+        };
+        let down = lost(Step::Info, Problem::Down);
+        // Nothing answers: one cause for the four, start the cluster.
+        let r = with(&[
+            ("A", down.clone()),
+            ("B", down.clone()),
+            ("C", down.clone()),
+            ("D", down.clone()),
+        ]);
+        let kinds: Vec<CauseKind> = r.causes.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [CauseKind::TooManyFaulty, CauseKind::Down]);
+        assert_eq!(r.causes[1].nodes, ["A", "B", "C", "D"]);
+        assert_eq!(r.causes[1].remedy, "start the cluster first");
+        assert_eq!(r.human().matches("-> ").count(), 1, "{}", r.human());
+        // Late in two rounds: what each needed, and one remedy fitting both (the slowest
+        // needed 900 ms: half as much again, to a tenth of a second).
+        let r = with(&[("A", silent(1, Some(300))), ("B", silent(2, Some(900)))]);
+        let text = r.human();
+        assert!(
+            text.contains("A: no answer to om_round 1 within 200 ms (A answered after 300 ms)"),
+            "{text}"
+        );
+        assert!(text.contains("B answered after 900 ms"), "{text}");
+        assert_eq!(
+            text.matches("-> the machine was too busy: raise --round-timeout-ms to at least 1400")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(!text.contains("unreachable"), "{text}");
+        // A node that answered without the method, one whose run collided, one that faulted:
+        // each its own cause, none called unreachable.
+        let answered = |problem, error: &str| {
+            Faulty::Failed(Failure {
+                step: Step::Start,
+                problem,
+                error: error.into(),
+            })
+        };
+        let r = with(&[
+            (
+                "A",
+                answered(Problem::Lacks, "om_start: fault 1: not supported"),
+            ),
+            (
+                "B",
+                answered(
+                    Problem::Collides,
+                    "om_start: fault 1: run 'x' is not finished",
+                ),
+            ),
+            (
+                "C",
+                answered(Problem::Failed, "om_start: fault 1: over budget"),
+            ),
+        ]);
+        let remedies: Vec<&str> = r.causes.iter().map(|c| c.remedy.as_str()).collect();
+        assert!(
+            remedies[1].starts_with("host A with `server`"),
+            "{remedies:?}"
+        );
+        assert!(remedies[2].contains("another --seed"), "{remedies:?}");
+        assert!(r.causes[3].what.contains("over budget"), "{:?}", r.causes);
+        assert!(!r.human().contains("unreachable"), "{}", r.human());
+        for why in r.behaviours.values() {
+            assert_eq!(why, "did not start the run");
+        }
     }
 
     /// The report's bytes, text and JSON, as the client prints them (README, tests/*.rs).
@@ -828,7 +1259,14 @@ mod tests {
     fn reports_keep_their_bytes() {
         let mut f = facts(&["S"], &[("A", "attack"), ("B", "retreat")]);
         f.traitors.insert("C".into(), Faulty::Undeclared);
-        f.traitors.insert("S".into(), Faulty::Unreachable);
+        f.traitors.insert(
+            "S".into(),
+            Faulty::Failed(Failure {
+                step: Step::Info,
+                problem: Problem::Down,
+                error: "node_info: connection refused".into(),
+            }),
+        );
         f.messages_per_round = vec![0, 1];
         f.expected_per_round = vec![3, 6];
         f.round_timeout_ms = 250;
@@ -840,17 +1278,16 @@ mod tests {
              A decided attack\n  \
              B decided retreat\n\
              messages per round (measured / expected): r1: 0/3 r2: 1/6; total 1/9\n\
-             VOID: the simulation could not keep the algorithm's assumption (every loyal node's \
-             messages\ndelivered within its round of 250 ms); this run says nothing about the \
-             algorithm:\n  \
-             2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them \
-             failed on their own (S): no run can show anything\n\
-             Try a longer --round-timeout-ms, fewer nodes or a smaller -m, and check that every\n\
-             node is up and reachable.\n"
+             VOID: the run shows nothing about the algorithm (it assumes every loyal node's \
+             messages\ndelivered within its round, here 250 ms):\n  \
+             2 of 4 nodes are faulty, more than m = 1, and 1 of them failed on their own (S): \
+             no run can show anything\n  \
+             S: no answer (node_info: connection refused)\n  \
+             -> start S first, or leave it out of --nodes\n"
         );
         assert_eq!(
             r.to_json(),
-            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty (C (?), S (unreachable)), more than m = 1, and 1 of them failed on their own (S): no run can show anything"],"round_timeout_ms":250}"#
+            r#"{"protocol":"om","run":"r","seed":1,"n":4,"m":1,"commander":"C","order":"attack","traitors":["C","S"],"behaviours":{"C":"?","S":"unreachable"},"decisions":{"A":"attack","B":"retreat"},"traitor_decisions":{},"ic1":false,"ic2":true,"messages":1,"messages_per_round":[0,1],"expected_per_round":[3,6],"rejected":0,"forged":0,"unauthenticated":0,"problems":["IC1 violated: loyal lieutenants disagree: A decided attack; B decided retreat"],"verdict":"void","void_reasons":["2 of 4 nodes are faulty, more than m = 1, and 1 of them failed on their own (S): no run can show anything","S: no answer (node_info: connection refused)"],"round_timeout_ms":250,"causes":[{"kind":"too_many_faulty","nodes":["S"],"what":"2 of 4 nodes are faulty, more than m = 1, and 1 of them failed on their own (S): no run can show anything","remedy":""},{"kind":"down","nodes":["S"],"what":"S: no answer (node_info: connection refused)","remedy":"start S first, or leave it out of --nodes"}]}"#
         );
         let mut f = facts(&[], &[("A", "attack"), ("B", "retreat"), ("D", "retreat")]);
         f.protocol = Protocol::Sm;

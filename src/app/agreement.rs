@@ -9,10 +9,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::events::{Event, Printer};
+use super::original::start_hint;
 use super::outputs::{self, Drawn, Outputs};
 use super::params::{self, Asked};
-use super::{ClientError, outln};
+use super::{ClientError, errln, outln};
 use crate::agreement::auth::Credentials;
+use crate::agreement::checker::CauseKind;
 use crate::cli::client::{AgreementArgs, TreeArgs};
 use crate::cli::{Roles, Topology};
 use crate::cluster::Cluster;
@@ -55,9 +57,34 @@ pub async fn command(
         quiet: false,
         stdout_taken: a.pictures.mermaid_to_stdout(),
     };
+    // The nodes lost are told before the verdict; a void report names each cause once, so
+    // their lines wait for it and are said only for a run it judged.
+    let mut lost = Vec::new();
     let mut tell = |event: Event| match event {
-        // With --json the verdict is the JSON below.
-        Event::Verdict(_) if a.json => Ok(()),
+        Event::Unreachable(_) => {
+            lost.push(event);
+            Ok(())
+        }
+        Event::Verdict(report) => {
+            if !report.is_void() {
+                for e in lost.drain(..) {
+                    printer.print(&e)?;
+                }
+            }
+            // With --json the verdict is the JSON below.
+            if !a.json {
+                printer.print(&Event::Verdict(report.clone()))?;
+            }
+            // Nothing answered: how to start what is missing, as the plain `client` says it.
+            let down: Vec<String> = (report.causes.iter())
+                .filter(|c| c.kind == CauseKind::Down)
+                .flat_map(|c| c.nodes.iter().cloned())
+                .collect();
+            if report.is_void() && !down.is_empty() {
+                errln!("{}", start_hint(&a.cluster, &down, &nodes));
+            }
+            Ok(())
+        }
         event => printer.print(&event),
     };
     let driven = run(&cluster, &opts, &peers, secrets, false, &mut tell)

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use dxr::Value;
 
 use crate::agreement::auth::{Credentials, SECRET_BYTES, Secret};
-use crate::agreement::checker::{self, Facts, Faulty, Late, Report, Undelivered};
+use crate::agreement::checker::{
+    self, Facts, Failure, Faulty, Late, Problem, Report, Step, Undelivered,
+};
 use crate::agreement::engine::START_GRACE;
 use crate::agreement::om;
 use crate::agreement::reply::{Decided, NodeInfo, ReplyError, RoundDone};
@@ -59,15 +61,18 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
 /// this long.
 pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
 
-/// What `client --round-timeout-ms`'s default adds per message of the run's largest round: a
-/// round of 95,040 messages (OM(4) over 13 nodes) takes about a second on two idle cores and
-/// several on a busy laptop, where a flat 2 s made such runs void although every node was
-/// working.
-pub const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(50);
+/// What `client --round-timeout-ms`'s default adds per message of the run's largest round.
+/// A round's time grows with its messages, and a flat 2 s made large runs void on a busy
+/// machine although every node was working (issue 31: OM(4) over 13 nodes). Nothing waits
+/// for the timeout unless a node is slow or gone, so the default errs long: enough for a
+/// loaded two-core machine (BENCHMARKS.md has the round times), and a void report says by
+/// how much a late node missed it.
+pub const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(100);
 
 /// The default round timeout of a run: [`DEFAULT_ROUND_TIMEOUT_MS`] plus
 /// [`ROUND_TIMEOUT_PER_MESSAGE`] for each message of its largest round (the last; SM counts
-/// twice OM's), at most the 600 s a node takes.
+/// twice OM's), at most the 600 s a node takes. Every round of the run gets it (the nodes are
+/// told one timeout at the start).
 pub fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
     let last = om::expected_in_round(n, m + 1);
     let messages = match protocol {
@@ -266,8 +271,30 @@ struct Drive<'a> {
     /// Nodes that did not answer a round in time: faulty for the run, but perhaps only slow,
     /// so their decide is asked too (within a round timeout) for what they delivered.
     stragglers: Vec<String>,
+    /// For each loyal straggler, its round asked again: when it answers, how long the round
+    /// took it (what a round timeout must allow on this machine).
+    probes: Vec<Probe>,
     facts: Facts,
     unreachable: Vec<Unreachable>,
+}
+
+/// A loyal node's round asked again after the round timeout passed without its answer (a
+/// round asked again waits for the first answer: the calls are idempotent), to measure how
+/// long it needed: up to [`probe_window`] from the round's start.
+struct Probe {
+    node: String,
+    round: usize,
+    waited_ms: u64,
+    window: Duration,
+    took: tokio::task::JoinHandle<Option<Duration>>,
+}
+
+/// How long a late node's round is waited for, from the round's start, to measure what it
+/// needs: twice the round timeout, and at least two seconds more than it (a short timeout
+/// on a busy machine is the case to measure). A node asked again waits at most the round
+/// timeout and five seconds for its answer, so this is what it can give.
+pub fn probe_window(round_timeout: Duration) -> Duration {
+    round_timeout + round_timeout.max(Duration::from_secs(2))
 }
 
 impl<'a> Drive<'a> {
@@ -294,8 +321,7 @@ impl<'a> Drive<'a> {
             unauthenticated: 0,
             undelivered: Vec::new(),
             late: Vec::new(),
-            void_reasons: Vec::new(),
-            failures: BTreeMap::new(),
+            undecided: Vec::new(),
         };
         Drive {
             cluster,
@@ -305,6 +331,7 @@ impl<'a> Drive<'a> {
             round_peers: pool.with_timeout(opts.round_timeout),
             public_keys: BTreeMap::new(),
             stragglers: Vec::new(),
+            probes: Vec::new(),
             facts,
             unreachable: Vec::new(),
         }
@@ -342,7 +369,10 @@ impl<'a> Drive<'a> {
                     let error = error.to_string();
                     return Err(DriveError::NotAgreement { node, url, error });
                 }
-                Err(error) => self.lost(Unreachable { node, url, error }, Faulty::Unreachable),
+                Err(error) => {
+                    let problem = self.problem(&error, self.opts.rpc_timeout);
+                    self.lost(Unreachable { node, url, error }, Step::Info, problem);
+                }
             }
         }
         Ok(live)
@@ -405,10 +435,10 @@ impl<'a> Drive<'a> {
                                 error,
                             });
                         }
-                        Err(error) => self.lost(
-                            Unreachable { node, url, error },
-                            Faulty::Failed("did not start the run".into()),
-                        ),
+                        Err(error) => {
+                            let problem = self.problem(&error, self.opts.rpc_timeout);
+                            self.lost(Unreachable { node, url, error }, Step::Start, problem);
+                        }
                     }
                 }
                 if !again.is_empty() {
@@ -443,10 +473,8 @@ impl<'a> Drive<'a> {
                 .unwrap_or_default();
             let node = commander.clone();
             ready.retain(|n| *n != node);
-            self.lost(
-                Unreachable { node, url, error },
-                Faulty::Failed("did not take its order".into()),
-            );
+            let problem = self.problem(&error, opts.rpc_timeout);
+            self.lost(Unreachable { node, url, error }, Step::Order, problem);
         }
     }
 
@@ -454,9 +482,9 @@ impl<'a> Drive<'a> {
     /// not finish it in time is faulty for the run and takes no further part; what a node
     /// could not deliver is kept, and judged at the end with the final set of faulty nodes.
     async fn round(&mut self, ready: &mut Vec<String>, r: usize) {
-        let round_ms = self.opts.round_timeout.as_millis();
         let method = Method::Round(self.opts.protocol);
         let round = i64::try_from(r).unwrap_or(i64::MAX);
+        let began = Instant::now();
         let answers = each(self.cluster, &self.round_peers, ready, |n| {
             Call::Round(self.driven(n), round)
         })
@@ -476,25 +504,87 @@ impl<'a> Drive<'a> {
                 }
                 Err(error) => error,
             };
-            let why = match &failure {
-                NodeCallError::Call {
-                    source: PeerError::Timeout(_),
-                    ..
-                } => {
-                    self.stragglers.push(node.clone());
-                    format!("silent in round {r} (no answer within {round_ms} ms)")
+            let problem = self.problem(&failure, self.opts.round_timeout);
+            if let Problem::Late { waited_ms, .. } = problem {
+                self.stragglers.push(node.clone());
+                if self.facts.is_loyal(&node) {
+                    self.probe(&node, r, waited_ms, began);
                 }
-                _ => format!("failed round {r}"),
-            };
+            }
             ready.retain(|n| *n != node);
-            self.lost(
-                Unreachable {
-                    node,
-                    url,
-                    error: failure,
-                },
-                Faulty::Failed(why),
-            );
+            let error = failure;
+            self.lost(Unreachable { node, url, error }, Step::Round(r), problem);
+        }
+    }
+
+    /// Ask `node`'s round `r` again, on connections of its own (the pool's count the node
+    /// down for a second after its timeout), until twice the round timeout from `began`.
+    fn probe(&mut self, node: &str, r: usize, waited_ms: u64, began: Instant) {
+        let window = probe_window(self.opts.round_timeout);
+        let limit = window.saturating_sub(began.elapsed());
+        let Ok(peers) = Peers::new(limit.max(Duration::from_millis(1))) else {
+            return;
+        };
+        let round = i64::try_from(r).unwrap_or(i64::MAX);
+        let (method, args) = Call::Round(self.driven(node), round).into_wire();
+        let (cluster, name) = (self.cluster.clone(), node.to_string());
+        let took = tokio::spawn(async move {
+            let answer = peers.call_node(&cluster, &name, method.name(), &args).await;
+            answer.ok().map(|_| began.elapsed())
+        });
+        self.probes.push(Probe {
+            node: node.to_string(),
+            round: r,
+            waited_ms,
+            window,
+            took,
+        });
+    }
+
+    /// What the probes measured, into the stragglers' failures: how long each needed.
+    fn measured(&mut self, probes: Vec<(Probe, Option<u64>)>) {
+        for (p, took_ms) in probes {
+            if let Some(Faulty::Failed(f)) = self.facts.traitors.get_mut(&p.node)
+                && f.step == Step::Round(p.round)
+            {
+                f.problem = Problem::Late {
+                    waited_ms: p.waited_ms,
+                    took_ms,
+                    silent_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
+                };
+            }
+        }
+    }
+
+    /// What went wrong with a call that failed, as the report's remedies need it: nothing
+    /// answered, the node lacks the method, its run id collided, it was late (`waited`
+    /// passed), or it answered with an error.
+    fn problem(&self, error: &NodeCallError, waited: Duration) -> Problem {
+        let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        let late = Problem::Late {
+            waited_ms,
+            took_ms: None,
+            silent_ms: waited_ms,
+        };
+        match error {
+            e if e.is_unsupported_method() => Problem::Lacks,
+            e if e.is_refused() => Problem::Down,
+            NodeCallError::NoAddress { .. } => Problem::Down,
+            NodeCallError::Call { source, .. } => match source {
+                // Not called: its last call timed out a moment ago.
+                PeerError::Timeout(_) | PeerError::Down => late,
+                // The transport's own errors: the connection could not be made, or broke
+                // before an answer.
+                PeerError::Other(_) => Problem::Down,
+                PeerError::Fault(f)
+                    if f.string().contains(ext::RUN_NOT_FINISHED)
+                        || f.string().contains(ext::NOT_THE_DRIVER) =>
+                {
+                    Problem::Collides
+                }
+                _ => Problem::Failed,
+            },
+            NodeCallError::Answer { .. } => Problem::Failed,
         }
     }
 
@@ -503,11 +593,18 @@ impl<'a> Drive<'a> {
     /// makes the run void.
     async fn decide(&mut self, ready: &[String]) {
         let method = Method::Decide(self.opts.protocol);
+        let probes = std::mem::take(&mut self.probes);
         let decide = |n: &str| Call::Decide(self.driven(n));
-        let (answers, late) = tokio::join!(
-            each(self.cluster, &self.peers, ready, decide),
-            each(self.cluster, &self.round_peers, &self.stragglers, decide),
-        );
+        // A straggler's decide waits for its round asked again: a decide closes the node's
+        // last round, and the round asked again would then answer that it already ran.
+        let stragglers = async {
+            let measured = measure(probes).await;
+            let late = each(self.cluster, &self.round_peers, &self.stragglers, decide).await;
+            (measured, late)
+        };
+        let (answers, (measured, late)) =
+            tokio::join!(each(self.cluster, &self.peers, ready, decide), stragglers);
+        self.measured(measured);
         // A straggler is faulty already; what it answers adds its counts, else nothing.
         for (node, _, result) in late {
             if let Ok(decided) = read(&node, method, result, Decided::from_value) {
@@ -517,10 +614,10 @@ impl<'a> Drive<'a> {
         for (node, url, result) in answers {
             match read(&node, method, result, Decided::from_value) {
                 Ok(decided) => self.decided(node, decided),
-                Err(error) => self.lost(
-                    Unreachable { node, url, error },
-                    Faulty::Failed("lost before deciding".into()),
-                ),
+                Err(error) => {
+                    let problem = self.problem(&error, self.opts.rpc_timeout);
+                    self.lost(Unreachable { node, url, error }, Step::Decide, problem);
+                }
             }
         }
     }
@@ -548,21 +645,19 @@ impl<'a> Drive<'a> {
             Some(decision) => {
                 facts.decisions.insert(node, decision);
             }
-            // "(None)": the words of the reports before replies were typed, kept as they were.
-            None if facts.is_loyal(&node) => {
-                facts
-                    .void_reasons
-                    .push(format!("{node} (loyal) answered without a decision (None)"));
-            }
-            None => {}
+            None => facts.undecided.push(node),
         }
     }
 
-    /// A node the run could not use: faulty for the run (`why`), and reported.
-    fn lost(&mut self, u: Unreachable, why: Faulty) {
-        let detail = format!("{why}: {}", u.error);
-        self.facts.failures.insert(u.node.clone(), detail);
-        self.facts.count_traitor(&u.node, why);
+    /// A node the run could not use at `step`: faulty for the run, and reported.
+    fn lost(&mut self, u: Unreachable, step: Step, problem: Problem) {
+        let error = u.error.to_string();
+        let failure = Failure {
+            step,
+            problem,
+            error,
+        };
+        self.facts.count_traitor(&u.node, Faulty::Failed(failure));
         self.unreachable.push(u);
     }
 
@@ -575,6 +670,19 @@ impl<'a> Drive<'a> {
             credentials: self.secrets,
         }
     }
+}
+
+/// Each probe with how long its node took (ms), when it answered.
+async fn measure(probes: Vec<Probe>) -> Vec<(Probe, Option<u64>)> {
+    let mut out = Vec::with_capacity(probes.len());
+    for mut p in probes {
+        let took = (&mut p.took).await.ok().flatten();
+        out.push((
+            p,
+            took.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        ));
+    }
+    out
 }
 
 /// A start refused because the node's run table is full of runs (it may have room in a few
@@ -633,10 +741,10 @@ mod tests {
         let ms = |p, n, m| default_round_timeout(p, n, m).as_millis();
         // OM(1) over 4 nodes: a round of 6 messages.
         assert_eq!(ms(Protocol::Om, 4, 1), 2000);
-        // OM(4) over 13: 95,040 messages in round 5, 4.752 s more.
-        assert_eq!(ms(Protocol::Om, 13, 4), 6752);
+        // OM(4) over 13: 95,040 messages in round 5, 9.504 s more.
+        assert_eq!(ms(Protocol::Om, 13, 4), 11_504);
         // SM counts twice OM's.
-        assert_eq!(ms(Protocol::Sm, 13, 4), 2000 + 9504);
+        assert_eq!(ms(Protocol::Sm, 13, 4), 2000 + 19_008);
         // Never past what a node takes.
         assert_eq!(ms(Protocol::Om, 64, 8), 600_000);
     }
