@@ -427,7 +427,10 @@ fn void_causes(facts: &Facts) -> Vec<Cause> {
 /// (and, for answers that were errors, the error itself), each with its remedy.
 fn failure_causes(facts: &Facts, failed: &[&str]) -> Vec<Cause> {
     let p = facts.protocol;
-    let mut groups: BTreeMap<(Step, u8, String), Vec<(&str, &Failure)>> = BTreeMap::new();
+    // By step, by problem (in the order of Problem's variants), and for answers that were
+    // errors by the error: the nodes each way struck.
+    type Way = (Step, u8, String);
+    let mut groups: BTreeMap<Way, Vec<(&str, &Failure)>> = BTreeMap::new();
     for node in failed {
         let Some(Faulty::Failed(f)) = facts.traitors.get(*node) else {
             continue;
