@@ -388,6 +388,41 @@ fn texts(
     serde_json::from_value(v).unwrap()
 }
 
+/// A screenshot of what `page` shows, checked to be a PNG; written to `docs/screens/NAME`
+/// (the pictures docs/page.md lists) when `GENERALS_UPDATE_DOCS=1`.
+fn screen(browser: &mut Browser, page: &crate::common::browser::Page, name: &str) {
+    let png = browser.screenshot(page);
+    assert_eq!(&png[1..4], b"PNG");
+    if std::env::var_os("GENERALS_UPDATE_DOCS").is_some() {
+        let dir = root().join("docs/screens");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), &png).unwrap();
+    }
+}
+
+/// Pairs of elements matching `a` and `b` whose boxes on the screen overlap, as
+/// "TEXT-OF-A / TEXT-OF-B" (a label run into an arrow or another label).
+fn overlaps(
+    browser: &mut Browser,
+    page: &crate::common::browser::Page,
+    a: &str,
+    b: &str,
+) -> Vec<String> {
+    let v = browser.eval(
+        page,
+        &format!(
+            "(() => {{ const out = []; \
+             for (const x of document.querySelectorAll({a:?})) for (const y of document.querySelectorAll({b:?})) {{ \
+               if (x === y || x.contains(y) || y.contains(x)) continue; \
+               const r = x.getBoundingClientRect(), q = y.getBoundingClientRect(); \
+               if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom) \
+                 out.push(x.textContent + ' / ' + (y.textContent || y.closest('g').getAttribute('data-to'))); }} \
+             return out; }})()"
+        ),
+    );
+    serde_json::from_value(v).unwrap()
+}
+
 #[test]
 #[ignore]
 fn the_page_runs_om_live_in_a_browser() {
@@ -460,6 +495,65 @@ fn the_page_runs_the_original_live_in_a_browser() {
         texts(&mut b, &p, "#lamport g.message[data-shown=ignored]").len(),
         3
     );
+    // Each denied send has a row of its own, its label clear of P's message to Q and of
+    // every other label (as `--svg` draws it).
+    let ys: Vec<String> = serde_json::from_value(b.eval(
+        &p,
+        "[...document.querySelectorAll('#lamport g.message[data-from=P] line.msg')].map(l => l.getAttribute('y1'))",
+    ))
+    .unwrap();
+    assert_eq!(ys.len(), 3, "{ys:?}");
+    assert_eq!(
+        ys.iter().collect::<BTreeSet<_>>().len(),
+        3,
+        "one row each: {ys:?}"
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#lamport text.row-label"),
+        ["P", "Q", "R", "S"],
+        "each sender named once, at its first send"
+    );
+    assert_eq!(
+        texts(
+            &mut b,
+            &p,
+            "#lamport g.message[data-shown=denied] text.mark"
+        ),
+        ["denied to R", "denied to S"]
+    );
+    let marks = "#lamport g.message[data-shown=denied] text.mark";
+    let clash = overlaps(&mut b, &p, marks, "#lamport line.msg:not(.denied)");
+    assert!(clash.is_empty(), "{clash:?}");
+    // One row per send, as `--svg` draws them: no label runs into another.
+    let labels = "#lamport text.value, #lamport text.mark";
+    let clash = overlaps(&mut b, &p, labels, labels);
+    assert!(clash.is_empty(), "{clash:?}");
+    // The outcome says what happened, as the counts beside it do: 10 of 12 sends delivered.
+    let verdict = texts(&mut b, &p, "#verdict").join("");
+    assert!(!verdict.contains("every call succeeded"), "{verdict}");
+    assert!(
+        verdict.starts_with("12 sends: 10 delivered (3 of them to the faulty P, which ignores"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("2 denied by the faulty P (to R, S)"),
+        "{verdict}"
+    );
+    assert_eq!(
+        b.eval(
+            &p,
+            "getComputedStyle(document.querySelector('#verdict span')).color"
+        ),
+        "rgb(34, 34, 34)",
+        "not green: nothing here is a verdict"
+    );
+    assert_eq!(texts(&mut b, &p, "#rounds td"), ["all-to-all", "10", "12"]);
+    assert!(
+        texts(&mut b, &p, "#rows-legend")
+            .join("")
+            .contains("one per send, in the order made, labelled with its sender"),
+    );
+    screen(&mut b, &p, "original.png");
     let lines = texts(&mut b, &p, "#lines .line.stdout");
     let finals: Vec<&String> = lines.iter().rev().take(4).rev().collect();
     assert_eq!(
@@ -498,6 +592,175 @@ fn the_page_replays_a_committed_trace_in_a_browser() {
     assert_eq!(
         texts(&mut b, &p, "#decisions td"),
         ["Q", "attack", "R", "attack", "S", "attack"]
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#rounds td"),
+        ["1", "3", "3", "2", "6", "6"]
+    );
+    // A replay has no live cluster: the trace's nodes, replayed; no node is asked.
+    assert_eq!(texts(&mut b, &p, "#cluster td.name"), ["P", "Q", "R", "S"]);
+    assert_eq!(texts(&mut b, &p, "#cluster td.state"), ["replayed"; 4]);
+    assert_eq!(
+        texts(&mut b, &p, "#cluster-title"),
+        ["Cluster of the replayed run"]
+    );
+    // The Run form is off, and says why.
+    assert_eq!(
+        b.eval(
+            &p,
+            "[...document.getElementById('run-form').elements].every(e => e.disabled)"
+        ),
+        true
+    );
+    assert_eq!(
+        b.eval(&p, "document.getElementById('replay-note').hidden"),
+        false
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#status"),
+        ["Replayed om-42 from its trace: all 9 messages shown."]
+    );
+    screen(&mut b, &p, "replay.png");
+    // Leaving the replay: the live cluster (none runs here) and the form again.
+    b.eval(&p, "document.getElementById('leave-replay').click()");
+    assert!(b.wait_for(
+        &p,
+        "[...document.querySelectorAll('#cluster td.state')].map(e => e.textContent).join() === 'unreachable,unreachable,unreachable,unreachable'",
+        Duration::from_secs(30)
+    ));
+    assert_eq!(
+        b.eval(
+            &p,
+            "[...document.getElementById('run-form').elements].some(e => e.disabled)"
+        ),
+        false
+    );
+}
+
+#[test]
+#[ignore]
+fn the_page_draws_what_a_faulty_commander_withheld_and_says_what_ic1_and_ic2_mean() {
+    let base = port_base().to_string();
+    // The default cluster: P is faulty, and as a commander it denies R and S their order.
+    let (_ui, port) = ui(&["--spawn", "--port-base", &base], &[]);
+    let mut b = Browser::launch(1280, 900);
+    let p = page(&mut b, port, "?run=om&m=1&seed=42&pace=0");
+    assert_eq!(
+        b.eval(&p, "document.body.dataset.state"),
+        "done",
+        "{}",
+        b.dom(&p)
+    );
+    let withheld: Vec<String> = serde_json::from_value(b.eval(
+        &p,
+        "[...document.querySelectorAll('#lamport g.message[data-shown=withheld]')].map(g => g.dataset.from + '>' + g.dataset.to + ' ' + g.dataset.round)",
+    ))
+    .unwrap();
+    assert_eq!(withheld, ["P>R 1", "P>S 1"]);
+    assert_eq!(
+        texts(
+            &mut b,
+            &p,
+            "#lamport g.message[data-shown=withheld] text.mark"
+        ),
+        ["withheld from R", "withheld from S"]
+    );
+    let marks = "#lamport g.message[data-shown=withheld] text.mark";
+    let clash = overlaps(
+        &mut b,
+        &p,
+        marks,
+        "#lamport text.value, #lamport text.mark, #lamport line.msg:not(.withheld)",
+    );
+    assert!(clash.is_empty(), "{clash:?}");
+    // The messages that were sent are counted as before: the stubs are not messages.
+    assert_eq!(
+        texts(&mut b, &p, "#lamport g.message:not([data-shown=withheld])").len(),
+        3
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#rounds td"),
+        ["1", "1", "3", "2", "2", "6"]
+    );
+    let legend = texts(&mut b, &p, "#lamport text.legend").join(" ");
+    assert!(legend.contains("a message a traitor withheld"), "{legend}");
+    assert!(
+        legend.contains("P>Q is the order as P told it to Q, which Q passes on to the others"),
+        "{legend}"
+    );
+    assert_eq!(texts(&mut b, &p, "#lamport text.row-label")[0], "P");
+    // The verdict, and what it means, in the checker's words.
+    let verdict = texts(&mut b, &p, "#verdict").join("");
+    assert!(
+        verdict.starts_with("IC1 holds, IC2 holds (vacuously"),
+        "{verdict}"
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#ic-explained li"),
+        [
+            "IC1: all loyal lieutenants decide the same value.",
+            "IC2: if the commander is loyal, every loyal lieutenant decides the commander's order."
+        ]
+    );
+    screen(&mut b, &p, "om-withheld.png");
+}
+
+#[test]
+#[ignore]
+fn the_tree_panel_offers_what_the_page_can_draw_and_fits_its_width() {
+    let base = port_base().to_string();
+    let (_ui, port) = ui(
+        &["--spawn", "--port-base", &base, "--cluster-size", "7"],
+        &["--faulty", "", "--behaviour", "N4=two-faced"],
+    );
+    let mut b = Browser::launch(1280, 900);
+    let p = page(&mut b, port, "?run=om&m=2&seed=5&commander=N0&pace=0");
+    assert_eq!(
+        b.eval(&p, "document.body.dataset.state"),
+        "done",
+        "{}",
+        b.dom(&p)
+    );
+    b.eval(&p, "document.querySelector('#lamport text.lieutenant[data-node=N3]').dispatchEvent(new MouseEvent('click'))");
+    // Folded (26 boxes): the root and round 2, and the page offers what it can draw.
+    assert_eq!(texts(&mut b, &p, "#tree-svg .tree-node").len(), 6);
+    let panel = texts(&mut b, &p, "#tree").join("");
+    assert!(
+        !panel.contains("--depth"),
+        "the page has no --depth: {panel}"
+    );
+    assert!(
+        panel.contains("rounds 3..3 folded: 20 boxes not drawn"),
+        "{panel}"
+    );
+    assert_eq!(
+        texts(&mut b, &p, "#tree-note"),
+        ["Folded below round 2: \"draw all rounds\" draws all 26 boxes."]
+    );
+    // Not cut off on the right: fitted to the panel.
+    let fits = "(() => { const s = document.querySelector('#tree-svg svg').getBoundingClientRect(), \
+                box = document.getElementById('tree-svg').getBoundingClientRect(); \
+                return s.right <= box.right + 1 && s.left >= box.left - 1; })()";
+    assert_eq!(b.eval(&p, fits), true);
+    b.eval(&p, "document.getElementById('tree').scrollIntoView()");
+    screen(&mut b, &p, "om2-tree.png");
+    // All rounds: the 26 boxes, fitted too.
+    b.eval(&p, "document.getElementById('tree-full').click()");
+    assert_eq!(texts(&mut b, &p, "#tree-svg .tree-node").len(), 26);
+    assert_eq!(
+        texts(&mut b, &p, "#tree-title"),
+        ["N3's OM(2) tree, all rounds"]
+    );
+    assert_eq!(b.eval(&p, fits), true);
+    // At actual size, the panel scrolls sideways (its box holds, the picture moves).
+    b.eval(&p, "document.getElementById('tree-fit').click()");
+    assert_eq!(
+        b.eval(&p, "(() => { const box = document.getElementById('tree-svg'); return box.scrollWidth > box.clientWidth && getComputedStyle(box).overflowX === 'auto'; })()"),
+        true
+    );
+    assert_eq!(
+        b.eval(&p, "document.getElementById('tree').getBoundingClientRect().right <= document.documentElement.clientWidth"),
+        true
     );
 }
 

@@ -27,7 +27,8 @@ mod tree;
 
 pub use lamport::{DETAIL_LIMIT, lamport_svg};
 pub use mermaid::mermaid;
-pub use tree::{om_tree_from_events, tree_svg};
+pub(crate) use tree::TREE_LIMIT;
+pub use tree::{Unfold, om_tree_from_events, tree_svg, tree_svg_with};
 
 /// Characters of a value or method shown on an arrow or in a tree box.
 const LABEL_CHARS: usize = 28;

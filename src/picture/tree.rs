@@ -12,7 +12,7 @@ use crate::calls::{Method, Protocol};
 use crate::trace::Event;
 
 /// Boxes a tree draws whole when no depth is asked for; past this, it is folded.
-const TREE_LIMIT: usize = 15;
+pub(crate) const TREE_LIMIT: usize = 15;
 /// Levels a folded tree keeps: the root and the messages of the next round.
 const FOLDED_DEPTH: usize = 2;
 
@@ -60,6 +60,27 @@ pub fn om_tree_from_events(
 /// drawn says how many are folded below it (class `folded`), and the legend says which
 /// rounds were folded and how many boxes that is.
 pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usize>) -> String {
+    tree_svg_with(lieutenant, tree, m, depth, Unfold::DepthFlag)
+}
+
+/// What a folded tree's legend offers to draw the boxes it folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfold {
+    /// `--depth N draws them all`: the command line's pictures, where the flag exists.
+    DepthFlag,
+    /// Nothing: the picture is shown where that flag does not exist (the live page, which
+    /// says beside it what it can draw instead).
+    Beside,
+}
+
+/// [`tree_svg`], its legend offering `unfold` when the tree is folded.
+pub fn tree_svg_with(
+    lieutenant: &str,
+    tree: &[TreeNode],
+    m: usize,
+    depth: Option<usize>,
+    unfold: Unfold,
+) -> String {
     let folded = Folded::new(tree, depth);
     let kept = &folded.kept[..];
     let title = match kept.first() {
@@ -75,7 +96,7 @@ pub fn tree_svg(lieutenant: &str, tree: &[TreeNode], m: usize, depth: Option<usi
     let mut out = String::new();
     svg_open(&mut out, shape.width(), shape.height(), &title);
     out.push_str(STYLE);
-    draw_legend(&mut out, &title, &folded, shape.levels);
+    draw_legend(&mut out, &title, &folded, shape.levels, unfold);
     draw_edges(&mut out, &shape, kept);
     for (i, (t, text)) in kept.iter().zip(&texts).enumerate() {
         let root = shape.roots.first() == Some(&i);
@@ -288,7 +309,7 @@ impl Shape {
 }
 
 /// The title, what the boxes say, what was folded, and the round of each level.
-fn draw_legend(out: &mut String, title: &str, folded: &Folded<'_>, levels: usize) {
+fn draw_legend(out: &mut String, title: &str, folded: &Folded<'_>, levels: usize, unfold: Unfold) {
     let _ = writeln!(
         out,
         "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>",
@@ -309,11 +330,14 @@ fn draw_legend(out: &mut String, title: &str, folded: &Folded<'_>, levels: usize
         ..
     } = *folded;
     if hidden > 0 {
+        let offer = match unfold {
+            Unfold::DepthFlag => format!(" (--depth {all_levels} draws them all)"),
+            Unfold::Beside => String::new(),
+        };
         let _ = writeln!(
             out,
             "<text class=\"level folded\" x=\"12\" y=\"70\">rounds {}..{} folded: {hidden} \
-             boxes not drawn, counted under their ancestor (--depth {all_levels} draws them \
-             all)</text>",
+             boxes not drawn, counted under their ancestor{offer}</text>",
             min_len + depth,
             min_len + all_levels - 1,
         );

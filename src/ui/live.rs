@@ -569,20 +569,14 @@ async fn run_agreement(
         Ok(Err(e)) => return send_error(tx, e.to_string()).await,
         Err(e) => return send_error(tx, format!("the run stopped: {e}")).await,
     };
-    let mut trees = BTreeMap::new();
-    if protocol == Protocol::Om {
-        for node in bench.nodes.iter().filter(|n| **n != req.commander) {
-            if let Ok(tree) =
-                picture::om_tree_from_events(node, &req.commander, &bench.nodes, req.m, &events)
-            {
-                trees.insert(node.clone(), picture::tree_svg(node, &tree, req.m, None));
-            }
-        }
-    }
+    let trees = match protocol {
+        Protocol::Om => PageTrees::of(&req.commander, &bench.nodes, req.m, &events),
+        Protocol::Sm => PageTrees::default(),
+    };
     let mut result = serde_json::to_value(&report).unwrap_or_default();
     result["kind"] = json!(protocol.name());
     result["text"] = json!(report.human());
-    result["trees"] = json!(trees);
+    trees.into_json(&mut result);
     let _ = tx.send(Item::Result(result)).await;
 }
 
@@ -726,20 +720,62 @@ pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, Tr
         "messages_per_round": per_round,
     });
     if let (Some(commander), "om") = (&commander, kind) {
-        let mut trees = BTreeMap::new();
-        let mut decisions = BTreeMap::new();
-        for node in nodes.iter().filter(|n| *n != commander) {
-            if let Ok(tree) = picture::om_tree_from_events(node, commander, &nodes, m, &events) {
-                if let Some(root) = tree.first() {
-                    decisions.insert(node.clone(), root.value.clone());
-                }
-                trees.insert(node.clone(), picture::tree_svg(node, &tree, m, None));
-            }
-        }
-        view["trees"] = json!(trees);
-        view["decisions"] = json!(decisions);
+        let trees = PageTrees::of(commander, &nodes, m, &events);
+        view["decisions"] = json!(trees.decisions);
+        view["expected_per_round"] =
+            json!(crate::agreement::om::expected_per_round(nodes.len(), m));
+        trees.into_json(&mut view);
     }
     Ok(view)
+}
+
+/// The most boxes of a whole OM tree the page is sent besides the folded one: OM(2) over 7
+/// nodes has 26 per lieutenant; OM(3) over 10 has 401, a row of leaves too wide to read,
+/// which only the command line's `--tree NAME --depth N` draws.
+const FULL_TREE_BOXES: usize = 100;
+
+/// Each lieutenant's OM tree as the page shows it (rebuilt from the run's messages).
+#[derive(Debug, Default)]
+struct PageTrees {
+    /// As the pictures draw it by default (a large one folded), its legend offering nothing
+    /// the page lacks.
+    trees: BTreeMap<String, String>,
+    /// The whole tree, for one that was folded and has at most [`FULL_TREE_BOXES`] boxes: the
+    /// page offers it ("all rounds").
+    full: BTreeMap<String, String>,
+    /// Boxes of each whole tree (the page names them when it cannot offer the whole tree).
+    boxes: BTreeMap<String, usize>,
+    /// What each lieutenant decides: its tree's root.
+    decisions: BTreeMap<String, String>,
+}
+
+impl PageTrees {
+    fn of(commander: &str, nodes: &[String], m: usize, events: &[Event]) -> PageTrees {
+        let mut trees = PageTrees::default();
+        for node in nodes.iter().filter(|n| *n != commander) {
+            let Ok(tree) = picture::om_tree_from_events(node, commander, nodes, m, events) else {
+                continue;
+            };
+            if let Some(root) = tree.first() {
+                trees.decisions.insert(node.clone(), root.value.clone());
+            }
+            let svg =
+                |depth| picture::tree_svg_with(node, &tree, m, depth, picture::Unfold::Beside);
+            trees.trees.insert(node.clone(), svg(None));
+            if tree.len() > picture::TREE_LIMIT && tree.len() <= FULL_TREE_BOXES {
+                trees.full.insert(node.clone(), svg(Some(m + 1)));
+            }
+            trees.boxes.insert(node.clone(), tree.len());
+        }
+        trees
+    }
+
+    /// Into the result the page reads: `trees`, `full_trees`, `tree_boxes`.
+    fn into_json(self, result: &mut serde_json::Value) {
+        result["trees"] = json!(self.trees);
+        result["full_trees"] = json!(self.full);
+        result["tree_boxes"] = json!(self.boxes);
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ const $ = (id) => document.getElementById(id);
 
 // Geometry of the diagram.
 const LEFT = 120;      // x of the first lifeline (row labels on its left)
-const TOP = 92;        // y where the rows start
+const NAMES = 90;      // y of the node names (the title and three lines of legend above them)
+const TOP = 120;       // y where the rows start
+const STUB = 56;       // length of a denied or withheld send's stub
 const BAND_HEAD = 20;  // height of a round's heading
 
 // The run or replay on screen.
@@ -30,7 +32,8 @@ let replay = null;
 function newView(kind, nodes, extra) {
   return Object.assign({
     kind, nodes, traitors: new Set(), behaviours: {}, commander: null,
-    messages: [], rows: new Map(), rowList: [], decisions: {}, trees: {},
+    messages: [], rows: new Map(), rowList: [], decisions: {}, trees: {}, fullTrees: {}, treeBoxes: {},
+    withheld: [],
     lastRound: undefined, height: TOP,
   }, extra || {});
 }
@@ -146,7 +149,7 @@ function pace() {
 // ---- a live run -------------------------------------------------------------------------
 
 async function startRun(query) {
-  if (document.body.dataset.state === "running") return;
+  if (document.body.dataset.state === "running" || !$("replay-note").hidden) return;
   clearError();
   stopReplay();
   resetStage();
@@ -289,9 +292,23 @@ function rowHeight() {
   return rows > 120 ? 8 : rows > 60 ? 14 : 24;
 }
 
+// A denied or withheld send gets a row of its own: in its sender's row, its stub and label
+// would run into the arrows that leave the same point.
 function rowKey(m) {
-  if (m.round === null || m.round === undefined) return "o|" + m.from;
-  return m.round + "|" + (m.path || []).join(">");
+  const own = m.shown === "denied" || m.shown === "withheld" ? "|" + m.shown + ">" + m.to : "";
+  if (m.round === null || m.round === undefined) return "o|" + m.from + ">" + m.to + own;
+  return m.round + "|" + (m.path || []).join(">") + own;
+}
+
+// What the labels left of the rows mean.
+function rowsLegend() {
+  if (view.kind === "original") {
+    return "rows: one per send, in the order made, labelled with its sender";
+  }
+  const a = view.commander || view.nodes[0] || "P";
+  const b = view.nodes.find((n) => n !== a) || "Q";
+  const how = view.kind === "sm" ? `the order signed by ${a}, then by ${b}` : `the order as ${a} told it to ${b}`;
+  return `rows: one per path, labelled with it, its sender last: ${a}>${b} is ${how}, which ${b} passes on to the others`;
 }
 
 // The whole diagram, from `view` (after a start, and when the traitors become known).
@@ -303,6 +320,7 @@ function render() {
   view.rowList = [];
   view.lastRound = undefined;
   view.height = TOP;
+  view.lastLabel = undefined;
   view.expectedRows = expectedRows();
   const width = LEFT + (view.nodes.length - 1) * view.col + 90;
   const root = svg("svg", { id: "lamport", xmlns: SVGNS, width, height: TOP + 60, "font-family": "sans-serif" });
@@ -310,7 +328,10 @@ function render() {
   root.firstChild.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker>';
   root.append(svg("text", { x: 10, y: 18, class: "node" }, view.title || ""));
   root.append(svg("text", { x: 10, y: 34, class: "legend" },
-    "time flows down; crimson: sent by a traitor; dashed: failed or late; stub with a bar: denied; circle: ignored"));
+    "time flows down; crimson: sent by a traitor; dashed: failed or late; circle: ignored by a faulty receiver"));
+  root.append(svg("text", { x: 10, y: 48, class: "legend" }, "short stub ending in a bar: " +
+    (view.kind === "original" ? "a send its sender denied (nothing was sent)" : "a message a traitor withheld (nothing was sent)")));
+  root.append(svg("text", { x: 10, y: 62, class: "legend", id: "rows-legend" }, rowsLegend()));
   const bands = svg("g", { class: "bands" });
   const lanes = svg("g", { class: "lanes" });
   const msgs = svg("g", { class: "messages" });
@@ -320,28 +341,65 @@ function render() {
     const traitor = view.traitors.has(n);
     const lieutenant = view.kind === "om" && n !== view.commander;
     const head = svg("text", {
-      x: x(n), y: 62, "text-anchor": "middle", "data-node": n,
+      x: x(n), y: NAMES, "text-anchor": "middle", "data-node": n,
       class: "node" + (traitor ? " traitor" : "") + (lieutenant ? " lieutenant" : ""),
     }, short(n, 14) + (n === view.commander ? " (commander)" : ""));
     if (lieutenant) head.addEventListener("click", () => showTree(n));
     lanes.append(head);
     const b = view.behaviours[n];
     if (b && b !== "honest") {
-      lanes.append(svg("text", { x: x(n), y: 76, "text-anchor": "middle", class: "behaviour-label" + (traitor ? " traitor" : "") }, short(b, 18)));
+      lanes.append(svg("text", { x: x(n), y: NAMES + 14, "text-anchor": "middle", class: "behaviour-label" + (traitor ? " traitor" : "") }, short(b, 18)));
     }
     lanes.append(svg("line", { class: "lifeline", x1: x(n), x2: x(n), y1: TOP - 8, y2: TOP + 40, "data-node": n }));
   }
   d.append(root);
-  const drawn = view.messages;
-  view.messages = [];
-  for (const m of drawn) addMessage(m);
+  // The withheld messages' stubs, each after the last message of its path (else of its round
+  // or an earlier one): in its round's band, under its path's row.
+  const after = new Map();
+  for (const w of view.withheld || []) {
+    let i = view.messages.findLastIndex((m) => m.round === w.round && rowKey(m) === rowKey({ ...w, shown: "" }));
+    if (i < 0) i = view.messages.findLastIndex((m) => m.round !== null && m.round <= w.round);
+    if (!after.has(i)) after.set(i, []);
+    after.get(i).push(w);
+  }
+  for (const w of after.get(-1) || []) drawMessage(w);
+  view.messages.forEach((m, i) => {
+    drawMessage(m);
+    for (const w of after.get(i) || []) drawMessage(w);
+  });
   if (Object.keys(view.decisions).length) drawDecisions();
+}
+
+// The messages of an OM run that traitors withheld: a node that received a path (the
+// commander: its own order) owes it to every node not on it, one round later; what it owes
+// and never sent is not in any trace (no call was made), so the page finds it here, for
+// the traitors (a loyal node that failed to send left a failed call in the trace).
+function withheldMessages() {
+  if (view.kind !== "om" || !view.commander) return [];
+  const key = (from, to, path) => from + "|" + to + "|" + path.join(">");
+  const sent = new Set(view.messages.filter((m) => m.path).map((m) => key(m.from, m.to, m.path)));
+  const owed = [{ from: view.commander, path: [view.commander], round: 1 }];
+  for (const m of view.messages) {
+    if (!m.path || !["delivered", "ignored"].includes(m.shown) || m.round > view.m) continue;
+    owed.push({ from: m.to, path: [...m.path, m.to], round: m.round + 1 });
+  }
+  const out = [], seen = new Set();
+  for (const o of owed) {
+    if (!view.traitors.has(o.from)) continue;
+    for (const to of view.nodes) {
+      const k = key(o.from, to, o.path);
+      if (o.path.includes(to) || sent.has(k) || seen.has(k)) continue;
+      seen.add(k);
+      out.push({ from: o.from, to, round: o.round, path: o.path, method: "om_message", value: "", shown: "withheld" });
+    }
+  }
+  return out;
 }
 
 // How many rows a whole run takes (to pick a row height that keeps it on a screen or two).
 function expectedRows() {
   const n = view.nodes.length;
-  if (view.kind === "original") return n;
+  if (view.kind === "original") return n * (n - 1);
   let rows = 0, paths = 1;
   for (let r = 0; r <= (view.m || 0); r++) { rows += paths; paths *= Math.max(n - 1 - r, 1); }
   return rows;
@@ -350,6 +408,12 @@ function expectedRows() {
 function addMessage(m) {
   if (!view) return;
   view.messages.push(m);
+  drawMessage(m);
+  $("status").dataset.messages = view.messages.length;
+}
+
+// One message (or a withheld one's stub) in its row; a new row, and a round's band, as needed.
+function drawMessage(m) {
   const root = $("lamport");
   if (!root) return;
   const h = rowHeight();
@@ -367,8 +431,11 @@ function addMessage(m) {
     row = { y: view.height + 4 };
     view.rows.set(key, row);
     view.rowList.push(row);
-    if (h >= 14) {
-      const label = m.path ? m.path.join(">") : m.from;
+    // A row's label: its path (OM/SM), or (original) its sender, once for its sends.
+    const label = m.path ? m.path.join(">") : m.from;
+    const same = view.lastLabel === label && !m.path;
+    view.lastLabel = label;
+    if (h >= 14 && !same) {
       root.querySelector("g.bands").append(svg("text", { class: "row-label", x: 8, y: row.y + 8 }, short(label, 16)));
     }
     view.height += h;
@@ -377,19 +444,29 @@ function addMessage(m) {
   const cls = "msg " + m.shown + (traitor ? " traitor" : "");
   const x1 = x(m.from), x2 = x(m.to), y1 = row.y, y2 = row.y + Math.max(h * 0.6, 5);
   const g = svg("g", { class: "message", "data-from": m.from, "data-to": m.to, "data-round": m.round === null ? "" : m.round, "data-shown": m.shown });
-  const tip = `${m.from} → ${m.to}: ${m.method}` + (m.path ? ` path ${m.path.join(">")}` : "") +
-    ` value ${m.value}` + (m.fault ? `; FAILED: ${m.fault}` : "");
+  const tip = m.shown === "withheld"
+    ? `${m.from} → ${m.to}: withheld (${m.from} had path ${m.path.join(">")} to pass on and sent nothing)`
+    : `${m.from} → ${m.to}: ${m.method}` + (m.path ? ` path ${m.path.join(">")}` : "") +
+      ` value ${m.value}` + (m.fault ? `; FAILED: ${m.fault}` : "");
   g.append(svg("title", {}, tip));
-  if (m.shown === "denied") {
-    const xs = x1 + (x2 - x1) * 0.3;
-    g.append(svg("line", { class: cls, x1, y1, x2: xs, y2: y1 + (y2 - y1) * 0.3 }));
-    g.append(svg("line", { class: "stop", x1: xs, x2: xs, y1: y1 - 4, y2: y1 + 8 }));
-    g.append(svg("text", { class: "mark", x: xs + 4, y: y1 + 4 }, "denied"));
+  if (m.shown === "denied" || m.shown === "withheld") {
+    // Level, as `--svg` draws it: nothing left the sender. The label above the stub.
+    const dir = x2 >= x1 ? 1 : -1;
+    const xs = x1 + dir * Math.min(STUB, Math.abs(x2 - x1) * 0.45);
+    const ys = y1 + 8;
+    g.append(svg("line", { class: cls, x1, y1: ys, x2: xs, y2: ys }));
+    g.append(svg("line", { class: "stop" + (traitor ? " traitor" : ""), x1: xs, x2: xs, y1: ys - 5, y2: ys + 5 }));
+    if (h >= 14) {
+      g.append(svg("text", { class: "mark", x: x1 + dir * 4, y: ys - 4, "text-anchor": dir > 0 ? "start" : "end" },
+        (m.shown === "denied" ? "denied to " : "withheld from ") + short(m.to, 10)));
+    }
   } else {
     g.append(svg("line", { class: cls, x1, y1, x2, y2, "marker-end": "url(#arrow)" }));
     if (m.shown === "ignored") {
+      // Beyond the receiver, clear of the arrow that comes in.
+      const dir = x2 >= x1 ? 1 : -1;
       g.append(svg("circle", { class: "ignored-mark", cx: x2, cy: y2, r: 4 }));
-      g.append(svg("text", { class: "mark", x: x2 + 6, y: y2 + 3 }, "ignored"));
+      g.append(svg("text", { class: "mark", x: x2 + dir * 7, y: y2 + 3, "text-anchor": dir > 0 ? "start" : "end" }, "ignored"));
     } else if (h >= 14) {
       const dir = x2 > x1 ? -1 : 1;
       g.append(svg("text", { class: "value" + (traitor ? " traitor" : ""), x: x2 + dir * 18, y: y2 - 2, "text-anchor": "middle" },
@@ -398,7 +475,6 @@ function addMessage(m) {
   }
   root.querySelector("g.messages").append(g);
   grow(root);
-  $("status").dataset.messages = view.messages.length;
 }
 
 // Lifelines and the picture's height follow the rows.
@@ -426,24 +502,39 @@ function drawDecisions() {
 
 // ---- the outcome ------------------------------------------------------------------------
 
+// What the original run's sends came to, in the words of the counts beside it: delivered
+// (the "messages" of the table, ignored ones included), denied by their sender, failed.
+function sendsSaid(r) {
+  const count = (shown) => view.messages.filter((m) => m.shown === shown);
+  const ignored = count("ignored"), denied = count("denied"), failed = count("failed").length + count("late").length;
+  const delivered = count("delivered").length + ignored.length;
+  const who = (ms, pick) => [...new Set(ms.map(pick))].map((n) => (view.traitors.has(n) ? "the faulty " : "") + n).join(", ");
+  let said = `${view.messages.length} sends: ${delivered} delivered`;
+  if (ignored.length) said += ` (${ignored.length} of them to ${who(ignored, (m) => m.to)}, which ignores what it receives)`;
+  if (denied.length) said += `, ${denied.length} denied by ${who(denied, (m) => m.from)} (to ${[...new Set(denied.map((m) => m.to))].join(", ")})`;
+  if (failed) said += `, ${failed} failed`;
+  return said;
+}
+
 function showOutcome(r) {
   const verdict = $("verdict");
   verdict.textContent = "";
+  if ($("ic-explained")) $("ic-explained").remove();
   const decisions = {};
   if (r.kind === "original") {
     Object.assign(decisions, r.decisions);
     for (const n of r.ignoring || []) view.traitors.add(n);
-    const ok = r.failures === 0;
-    verdict.append(html("span", { class: ok ? "holds" : "violated" },
-      ok ? `every call succeeded (${r.sends} sends)` : `${r.failures} call(s) failed`));
-    if ((r.ignoring || []).length) {
-      verdict.append(document.createTextNode(`; ${r.ignoring.join(", ")} answered faulty: it ignores what it receives`));
-      for (const m of view.messages) if (r.ignoring.includes(m.to) && m.shown === "delivered") m.shown = "ignored";
+    for (const m of view.messages) if ((r.ignoring || []).includes(m.to) && m.shown === "delivered") m.shown = "ignored";
+    verdict.append(html("span", { class: "sends" }, sendsSaid(r)));
+    if (r.failures > 0) {
+      verdict.append(document.createTextNode("; "), html("span", { class: "violated" }, `${r.failures} call(s) failed`));
     }
   } else {
     Object.assign(decisions, r.traitor_decisions || {}, r.decisions);
     for (const t of r.traitors || []) view.traitors.add(t);
     view.trees = r.trees || {};
+    view.fullTrees = r.full_trees || {};
+    view.treeBoxes = r.tree_boxes || {};
     if (r.verdict === "void") {
       verdict.append(html("span", { class: "void" }, "void: the run shows nothing about the algorithm"));
       verdict.append(html("div", { class: "hint" }, (r.void_reasons || []).join("; ")));
@@ -454,6 +545,14 @@ function showOutcome(r) {
         r.ic2 ? "IC2 holds" + (commanderTraitor ? " (vacuously: the commander is a traitor)" : "") : "IC2 violated"));
       for (const p of r.problems || []) verdict.append(html("div", { class: "hint" }, p));
     }
+    if (r.verdict !== "replayed") {
+      // What the two conditions mean, in the checker's words (src/agreement/checker.rs).
+      const ic = html("ul", { id: "ic-explained", class: "hint" });
+      ic.append(html("li", { "data-ic": "1" }, "IC1: all loyal lieutenants decide the same value."),
+        html("li", { "data-ic": "2" }, "IC2: if the commander is loyal, every loyal lieutenant decides the commander's order."));
+      verdict.after(ic);
+    }
+    view.withheld = withheldMessages();
   }
   view.decisions = decisions;
   const body = $("decisions").tBodies[0];
@@ -468,7 +567,7 @@ function showOutcome(r) {
   rounds.textContent = "";
   if (r.kind === "original") {
     const tr = html("tr");
-    tr.append(html("td", {}, "all-to-all"), html("td", {}, String(view.messages.filter((m) => m.shown !== "denied").length)),
+    tr.append(html("td", {}, "all-to-all"), html("td", {}, String(view.messages.filter((m) => ["delivered", "ignored"].includes(m.shown)).length)),
       html("td", {}, String(view.nodes.length * (view.nodes.length - 1))));
     rounds.append(tr);
   } else {
@@ -484,16 +583,45 @@ function showOutcome(r) {
   $("report-box").hidden = !r.text;
   $("outcome").hidden = false;
   render();
-  const done = r.kind === "original" ? "The original run is over." : `Run ${r.run} is over: ${r.verdict}.`;
-  status(replay ? "Replay: " + done : done);
+  // A replay says its own end (replayPosition).
+  if (!replay) status(r.kind === "original" ? "The original run is over." : `Run ${r.run} is over: ${r.verdict}.`);
 }
 
-function showTree(node) {
+// A lieutenant's tree; `full`: all its rounds, when the server sent them (a tree of more
+// than 15 boxes comes folded below round 2, and whole when it is small enough to read).
+function showTree(node, full) {
   const t = view && view.trees[node];
   if (!t) return;
-  $("tree-title").textContent = `${node}'s OM(${view.m}) tree`;
-  $("tree-svg").innerHTML = t; // made by the server from the run's messages, escaped there
+  const whole = view.fullTrees[node];
+  full = full && whole !== undefined;
+  $("tree-title").textContent = `${node}'s OM(${view.m}) tree` + (full ? ", all rounds" : "");
+  $("tree-svg").innerHTML = full ? whole : t; // made by the server from the run's messages, escaped there
+  $("tree").dataset.node = node;
+  $("tree").dataset.full = full ? "1" : "";
+  const folded = whole !== undefined || /class="level folded"/.test(t);
+  const toggle = $("tree-full");
+  toggle.hidden = whole === undefined;
+  toggle.textContent = full ? "fold below round 2" : "draw all rounds";
+  $("tree-note").hidden = !folded;
+  $("tree-note").textContent = whole !== undefined
+    ? (full ? `All ${view.treeBoxes[node]} boxes: scroll sideways at actual size, or fit them to the width.`
+      : `Folded below round 2: "draw all rounds" draws all ${view.treeBoxes[node]} boxes.`)
+    : `Folded below round 2: the whole tree has ${view.treeBoxes[node] || "too many"} boxes, too many to read on this page.`;
   $("tree").hidden = false;
+  fitTree();
+}
+
+// A tree wider than its panel is fitted to the width (never cut off on the right), unless
+// "actual size" is asked for: then the panel scrolls sideways.
+function fitTree() {
+  const box = $("tree-svg"), pic = box.querySelector("svg");
+  if (!pic) return;
+  const actual = $("tree").dataset.actual === "1";
+  const wide = Number(pic.getAttribute("width")) > box.clientWidth;
+  pic.style.width = !actual && wide ? "100%" : "";
+  pic.style.height = "auto";
+  $("tree-fit").hidden = !wide;
+  $("tree-fit").textContent = actual ? "fit to width" : "actual size";
 }
 
 // ---- replay -----------------------------------------------------------------------------
@@ -510,10 +638,45 @@ async function openTrace(text) {
   startReplay(await r.json());
 }
 
+// Replay mode: the cluster panel lists the trace's nodes as replayed (a replay calls no
+// node, and the live cluster may not even run), and the Run form is off until the user
+// leaves the replay.
+function replayMode(trace) {
+  const body = $("cluster").tBodies[0];
+  body.textContent = "";
+  for (const n of trace.nodes) {
+    const tr = html("tr", { class: "node replayed", "data-name": n });
+    tr.append(html("td", { class: "name" }, n),
+      html("td", { class: "url", title: "a trace names nodes, not their addresses" }, "—"),
+      html("td", { class: "behaviour", title: "a trace holds calls only: who was a traitor is not in it" }, "—"),
+      html("td", { class: "state" }, "replayed"));
+    body.append(tr);
+  }
+  $("cluster-title").textContent = "Cluster of the replayed run";
+  $("commander").textContent = "";
+  for (const n of trace.nodes) $("commander").append(html("option", { value: n }, n));
+  if (trace.commander) $("commander").value = trace.commander;
+  for (const e of $("run-form").elements) e.disabled = true;
+  $("replay-note").hidden = false;
+}
+
+async function leaveReplay() {
+  stopReplay();
+  resetStage();
+  $("replay-note").hidden = true;
+  $("cluster-title").textContent = "Cluster";
+  for (const e of $("run-form").elements) e.disabled = false;
+  setState("idle");
+  status("Pick a run and press Start, or open a trace.");
+  history.replaceState(null, "", "/");
+  await loadCluster();
+}
+
 function startReplay(trace) {
   stopReplay();
   clearError();
   resetStage();
+  replayMode(trace);
   view = newView(trace.kind, trace.nodes, { commander: trace.commander, m: trace.m, run: trace.run });
   view.title = "replay of " + trace.run + ` (${trace.messages.length} messages)`;
   replay = { trace, next: 0, timer: null };
@@ -533,9 +696,11 @@ function replayPosition() {
     if (r.trace.decisions || r.trace.trees) {
       showOutcome({ kind: "replay", verdict: "replayed", run: r.trace.run, ic1: true, ic2: true,
         decisions: r.trace.decisions || {}, trees: r.trace.trees || {}, traitors: [],
-        messages_per_round: r.trace.messages_per_round || [], expected_per_round: [] });
+        full_trees: r.trace.full_trees || {}, tree_boxes: r.trace.tree_boxes || {},
+        messages_per_round: r.trace.messages_per_round || [], expected_per_round: r.trace.expected_per_round || [] });
       $("verdict").textContent = "replayed from a trace: each lieutenant's decision rebuilt from the messages it received";
     }
+    status(`Replayed ${r.trace.run} from its trace: all ${r.trace.messages.length} messages shown.`);
     setState("replayed");
   }
 }
@@ -585,9 +750,17 @@ async function main() {
   $("step").addEventListener("click", replayStep);
   $("play").addEventListener("click", replayPlay);
   $("tree-close").addEventListener("click", () => { $("tree").hidden = true; });
+  $("tree-full").addEventListener("click", () => showTree($("tree").dataset.node, $("tree").dataset.full !== "1"));
+  $("tree-fit").addEventListener("click", () => {
+    $("tree").dataset.actual = $("tree").dataset.actual === "1" ? "" : "1";
+    fitTree();
+  });
+  window.addEventListener("resize", fitTree);
+  $("leave-replay").addEventListener("click", leaveReplay);
   showKindFields();
-  await loadCluster();
   const q = new URLSearchParams(location.search);
+  // A replay asks no node: the live cluster is listed only when it is the page's subject.
+  if (!q.get("replay")) await loadCluster();
   fillForm(q);
   if (q.get("replay")) {
     const r = await fetch("/api/replay");
