@@ -1,7 +1,7 @@
 //! The codec figures of `scripts/bench.sh`: our XML-RPC reader and writer (`generals::xmlrpc`)
 //! against dxr's, on the bodies the hot paths carry, in one run (BENCHMARKS.md, "One codec per
 //! direction (issue 29)"). It is what production's choice of one codec per direction stands
-//! on; the README's "Crates" says which one each direction uses.
+//! on; docs/guide/architecture.md ("Crates") says which one each direction uses.
 //!
 //! Each row is one body and one operation, timed for both codecs in alternation (a sample of
 //! ours, a sample of dxr's, and so on), so that the machine's load falls on both alike; the

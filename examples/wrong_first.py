@@ -2,7 +2,7 @@
 """A deliberately wrong general: it decides by the FIRST message it got, not the majority.
 
 The Python stand-in (scripts/python/server.py) with one bug, to show what the test bench
-catches (README, "Test your own implementation"):
+catches (docs/guide/check.md, "Test your own implementation"):
   - finalize_decision answers the first decision stored, whatever the others say;
   - in an OM run (--agreement), a lieutenant decides the commander's value as it reached it,
     without the majority over what the other lieutenants relayed.

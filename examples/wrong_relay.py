@@ -2,7 +2,7 @@
 """A deliberately wrong general: its OM relays carry what it DECIDED, not what it received.
 
 The Python stand-in (scripts/python/server.py) with one bug, to show what the test bench
-catches (README, "Test your own implementation"): when a message reaches this lieutenant, the
+catches (docs/guide/check.md, "Test your own implementation"): when a message reaches this lieutenant, the
 relays it owes the next round carry its own decision so far (the majority of what it holds,
 missing messages counting as retreat) instead of the value that reached it. A loyal general
 must pass on exactly what it heard; this one turns an order it has heard once into `retreat`.

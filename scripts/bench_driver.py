@@ -433,7 +433,7 @@ def print_ceiling(c, w):
     half = s["ceil"] / 2  # a send is two calls: the client's, then the node's
     pct = 100 * s["rs"] / half
     # 60% was the target; with single outgoing calls written by dxr_client over
-    # reqwest (the project's choice, README "Crates"), the profile allows about 35%, and 33%
+    # reqwest (the project's choice, docs/guide/architecture.md, "Crates"), the profile allows about 35%, and 33%
     # is the target set from it (BENCHMARKS.md, "Close to the limit").
     row("send_message Q->R, 16 conn", "calls/s (ceiling: half)", half, s["rs"],
         f"{100 * s['py'] / half:.1f}%", f"{pct:.1f}%",

@@ -518,68 +518,6 @@ fn flags_that_cannot_apply_are_usage_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Every `client` and `server` command line in the README parses as it is printed: the lines
-/// of its code blocks, and the commands quoted in its prose (but usage summaries and flag
-/// references such as `server --max-body BYTES`).
-#[test]
-fn readme_command_lines_parse() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let (mut fenced, mut prose, mut lines) = (false, String::new(), Vec::new());
-    for line in readme.lines() {
-        if line.starts_with("```") {
-            fenced = !fenced;
-        } else if fenced {
-            lines.push(
-                line.trim_start_matches("$ ")
-                    .split(" #")
-                    .next()
-                    .unwrap()
-                    .trim(),
-            );
-        } else {
-            prose.push_str(line);
-            prose.push(' ');
-        }
-    }
-    let quoted = prose.split('`').skip(1).step_by(2);
-    let placeholders = [
-        "N",
-        "SECS",
-        "BYTES",
-        "MS",
-        "NAME=KIND",
-        "NAME=URL",
-        "FILE",
-        "NODE",
-    ];
-    let mut checked = 0;
-    for line in lines.into_iter().chain(quoted) {
-        // A redirection is the shell's, not the command line's.
-        let line = line.split(" > ").next().unwrap_or(line);
-        let words: Vec<&str> = line.split_whitespace().collect();
-        // Usage summaries ([...], {om|sm}) and flag references are not command lines.
-        if words.len() < 3
-            || line.contains(['[', '{', '|', '('])
-            || words.iter().any(|w| placeholders.contains(w))
-        {
-            continue;
-        }
-        let parsed = match words[0] {
-            "client" => generals::cli::client::Cli::try_parse_checked(&words).map(|_| ()),
-            "server" => {
-                use clap::Parser;
-                generals::cli::server::ServerArgs::try_parse_from(&words).map(|_| ())
-            }
-            _ => continue,
-        };
-        if let Err(e) = parsed {
-            panic!("README: `{line}` does not parse: {e}");
-        }
-        checked += 1;
-    }
-    assert!(checked >= 20, "only {checked} command lines found");
-}
-
 /// `--cluster-size N` names nodes N0..N{N-1} on consecutive ports, in Rust and in the Python
 /// stand-ins alike, so generated clusters mix too: Rust hosts N0-N2, Python N3-N5.
 #[test]
@@ -762,7 +700,7 @@ fn help_options(help: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The flags a README summary entry names: every word starting with `-`, brackets stripped.
+/// The flags a summary entry (docs/guide/binaries.md) names: every word starting with `-`, brackets stripped.
 fn summary_flags(entry: &str) -> std::collections::BTreeSet<String> {
     entry
         .split_whitespace()
@@ -772,19 +710,19 @@ fn summary_flags(entry: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// The README's summary of the binaries ("The binaries": the code blocks of that section) and
-/// each binary's `--help`, subcommands included, name the same options: an option missing from
+/// The guide's summary of the binaries (docs/guide/binaries.md, "Every option": the code
+/// blocks of that section) and each binary's `--help`, subcommands included, name the same options: an option missing from
 /// either side, or a command without a summary, fails the test by name. A summary entry starts
 /// with its command (`server`, `client`, `client [WHERE] om`, `loadgen`) and goes on over the
 /// indented lines below it; `[WHERE]` stands for the `WHERE` entry's flags.
 #[test]
 fn readme_summary_and_help_name_the_same_options() {
     use clap::CommandFactory;
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/guide/binaries.md")).unwrap();
     let section = readme
-        .split("\n## The binaries\n")
+        .split("\n## Every option\n")
         .nth(1)
-        .expect("README has a section \"## The binaries\"");
+        .expect("docs/guide/binaries.md has a section \"## Every option\"");
     let section = section.split("\n## ").next().unwrap();
     // Entries keyed by (binary, subcommand), WHERE under ("WHERE", "").
     let mut entries: Vec<((String, String), String)> = Vec::new();
@@ -819,7 +757,7 @@ fn readme_summary_and_help_name_the_same_options() {
         .iter()
         .find(|((bin, _), _)| bin == "WHERE")
         .map(|(_, text)| summary_flags(text))
-        .expect("README summary defines WHERE");
+        .expect("the summary defines WHERE");
 
     let mut commands = vec![
         (server_bin(), "server", String::new()),
@@ -833,7 +771,9 @@ fn readme_summary_and_help_name_the_same_options() {
     for (path, bin, sub) in &commands {
         let place = format!("{bin} {sub}").trim().to_string();
         let Some((_, text)) = entries.iter().find(|((b, s), _)| b == bin && s == sub) else {
-            problems.push(format!("`{place}` has no entry in the README's summary"));
+            problems.push(format!(
+                "`{place}` has no entry in the summary (docs/guide/binaries.md)"
+            ));
             continue;
         };
         let mut readme_flags = summary_flags(text);
@@ -855,7 +795,7 @@ fn readme_summary_and_help_name_the_same_options() {
         for forms in &options {
             if !forms.iter().any(|f| readme_flags.contains(f)) {
                 problems.push(format!(
-                    "{place}: {} is in --help but not in the README's summary",
+                    "{place}: {} is in --help but not in the summary (docs/guide/binaries.md)",
                     forms.join("/")
                 ));
             }
@@ -863,7 +803,7 @@ fn readme_summary_and_help_name_the_same_options() {
         for flag in &readme_flags {
             if !options.iter().any(|forms| forms.contains(flag)) {
                 problems.push(format!(
-                    "{place}: {flag} is in the README's summary but not in --help"
+                    "{place}: {flag} is in the summary (docs/guide/binaries.md) but not in --help"
                 ));
             }
         }

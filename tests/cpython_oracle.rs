@@ -14,11 +14,11 @@
 //! in process. The seed is random per run (`CPYTHON_ORACLE_SEED=N` repeats one) and printed on
 //! failure, with the case.
 //!
-//! Where we differ on purpose, the difference is a row of [`ROWS`]: a name, the README
-//! divergence that declares it, and a predicate that recognises it. The README's table
-//! ("Where we differ from CPython, row by row") is read by the test: its rows and [`ROWS`]
-//! must be the same set with the same divergence numbers, so the test and the README cannot
-//! disagree. Any other difference fails the test; a row no case needed fails it too (a row
+//! Where we differ on purpose, the difference is a row of [`ROWS`]: a name, the deliberate
+//! divergence that declares it (docs/guide/divergences.md), and a predicate that recognises
+//! it. The guide's table ("Where we differ from CPython, row by row") is read by the test: its
+//! rows and [`ROWS`] must be the same set with the same divergence numbers, so the test and
+//! the guide cannot disagree. Any other difference fails the test; a row no case needed fails it too (a row
 //! nothing exercises cannot be told from a stale one).
 //!
 //! The HTTP framing (paths, `Content-Length` forms, folded headers, `Content-Encoding`) is a
@@ -1275,13 +1275,18 @@ const ROWS: &[Row] = &[
     },
 ];
 
-/// The README's table: (row name, divergence number).
+/// The divergences chapter of the guide (docs/guide/divergences.md), once the README's.
+fn divergences() -> String {
+    std::fs::read_to_string(crate::common::root().join("docs/guide/divergences.md"))
+        .expect("docs/guide/divergences.md")
+}
+
+/// The guide's table: (row name, divergence number).
 fn readme_rows() -> BTreeMap<String, u32> {
-    let readme =
-        std::fs::read_to_string(crate::common::root().join("README.md")).expect("README.md");
+    let readme = divergences();
     let start = readme
-        .find("### Where we differ from CPython, row by row")
-        .expect("the README has the table of differences from CPython");
+        .find("## Where we differ from CPython, row by row")
+        .expect("the guide has the table of differences from CPython");
     let mut rows = BTreeMap::new();
     for line in readme[start..].lines().skip(1) {
         if line.starts_with("## ") || line.starts_with("### ") {
@@ -1294,19 +1299,19 @@ fn readme_rows() -> BTreeMap<String, u32> {
         let name = cells[1].trim_matches('`').to_string();
         let divergence = cells[2]
             .parse()
-            .unwrap_or_else(|_| panic!("README row {name}: divergence {:?}", cells[2]));
+            .unwrap_or_else(|_| panic!("guide row {name}: divergence {:?}", cells[2]));
         rows.insert(name, divergence);
     }
     rows
 }
 
-/// Whether the README's numbered divergence list has item `n`.
+/// Whether the guide's numbered divergence list has item `n`.
 fn readme_has_divergence(n: u32) -> bool {
-    let readme =
-        std::fs::read_to_string(crate::common::root().join("README.md")).expect("README.md");
+    let readme = divergences();
     let list = readme
-        .split("## Deliberate divergences from the original")
+        .split("# Deliberate divergences from the original")
         .nth(1)
+        .and_then(|l| l.split("## Where we differ from CPython").next())
         .expect("the divergence list");
     list.lines().any(|l| l.starts_with(&format!("{n}. ")))
 }
@@ -1320,12 +1325,12 @@ fn the_readme_table_is_the_tests_table() {
         .collect();
     assert_eq!(
         readme, ours,
-        "README's rows (left) and tests/cpython_oracle.rs's ROWS (right)"
+        "the guide's rows (left) and tests/cpython_oracle.rs's ROWS (right)"
     );
     for row in ROWS {
         assert!(
             readme_has_divergence(row.divergence),
-            "row {}: README has no divergence {}",
+            "row {}: the guide has no divergence {}",
             row.name,
             row.divergence
         );

@@ -1,7 +1,7 @@
 //! The integration tests, as one binary (ripgrep's layout: `autotests = false` and one
 //! `[[test]]` in Cargo.toml): the crate and the harness are compiled and linked once for all
 //! of them, and every test shares one pool of free ports ([`common::port_base`]). One module
-//! per concern; README.md ("What the tests cover") says what each holds.
+//! per concern; docs/guide/testing.md ("What the tests cover") says what each holds.
 //!
 //! `cargo test` runs them all (Chromium and root not needed); `cargo test -- --ignored` runs
 //! the browser tests; `scripts/test.sh` runs everything the suite has.
@@ -19,6 +19,7 @@ mod cpython_oracle;
 mod deps;
 mod differential;
 mod dispatch_props;
+mod docs;
 mod explore;
 mod hardening;
 mod interop;
