@@ -53,24 +53,24 @@ pub struct Report {
     /// Calls answered with a value.
     pub ok: u64,
     /// Calls that failed: transport errors, timeouts, HTTP errors, faults.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Calls still unanswered when the run ended (their wait counts in the percentiles).
-    pub unfinished: u64,
+    pub(crate) unfinished: u64,
     /// Wall time of the run.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Latency percentiles of answered calls, in microseconds: p50, p99, p99.9, max.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// 99th percentile.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
     /// 99.9th percentile.
-    pub p999_us: f64,
+    pub(crate) p999_us: f64,
     /// Slowest call.
-    pub max_us: f64,
+    pub(crate) max_us: f64,
 }
 
 impl Report {
     /// Answered calls per second.
-    pub fn calls_per_sec(&self) -> f64 {
+    pub(crate) fn calls_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 

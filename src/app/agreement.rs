@@ -25,10 +25,10 @@ use crate::trace;
 const _: () = assert!(crate::peer::FAN_OUT >= crate::agreement::engine::MAX_NODES);
 
 /// How often a watched run's traces are asked for new calls.
-pub const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// An OM or SM run, judged: 0 holds, 1 violated, 3 void (refused: [`ClientError::Param`]).
-pub async fn command(
+pub(crate) async fn command(
     protocol: Protocol,
     a: &AgreementArgs,
     tree: &TreeArgs,
@@ -105,7 +105,7 @@ pub async fn command(
 
 /// Why [`run`] ended without a verdict.
 #[derive(Debug, thiserror::Error)]
-pub enum Ran {
+pub(crate) enum Ran {
     /// The run was refused (a node without the extension, no secrets).
     #[error(transparent)]
     Refused(#[from] DriveError),
@@ -131,7 +131,7 @@ impl<T> Drop for Owned<T> {
 /// with `watch`, each message as the nodes record it (read from their traces while it goes,
 /// and all of it at the end); then each node the driver lost, then the verdict. Dropping this
 /// future stops the run: the driver's calls stop, and the nodes expire the unfinished run.
-pub async fn run<T>(
+pub(crate) async fn run<T>(
     cluster: &Cluster,
     opts: &RunOptions,
     peers: &Peers,
@@ -182,7 +182,7 @@ where
 
 /// The calls of the run of `secrets` started at or after `since_us`, from every node at once
 /// (a node that cannot be asked adds nothing).
-pub async fn gather(
+pub(crate) async fn gather(
     cluster: &Cluster,
     peers: &Peers,
     opts: &RunOptions,

@@ -15,7 +15,7 @@ use crate::runs::original::{self, Options};
 use crate::{protocol, trace};
 
 /// The original scenario: 0 when every call succeeded, 1 when some failed.
-pub async fn command(
+pub(crate) async fn command(
     c: &ClusterArgs,
     o: &OriginalArgs,
     pictures: &PictureArgs,
@@ -78,7 +78,7 @@ pub async fn command(
 }
 
 /// missing), with the options this client was given, so the command works as printed.
-pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
+pub(crate) fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
     let mut cmd = String::from("server");
     match &c.cluster {
         Some(file) => {

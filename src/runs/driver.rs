@@ -57,18 +57,18 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
 /// The part of `client --round-timeout-ms`'s default every run gets: generous, because a round
 /// ends as soon as every node has answered; only a crashed or delayed node makes a run wait
 /// this long.
-pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
+pub(crate) const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
 
 /// What `client --round-timeout-ms`'s default adds per message of the run's largest round: a
 /// round of 95,040 messages (OM(4) over 13 nodes) takes about a second on two idle cores and
 /// several on a busy laptop, where a flat 2 s made such runs void although every node was
 /// working.
-pub const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(50);
+pub(crate) const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(50);
 
 /// The default round timeout of a run: [`DEFAULT_ROUND_TIMEOUT_MS`] plus
 /// [`ROUND_TIMEOUT_PER_MESSAGE`] for each message of its largest round (the last; SM counts
 /// twice OM's), at most the 600 s a node takes.
-pub fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
+pub(crate) fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
     let last = om::expected_in_round(n, m + 1);
     let messages = match protocol {
         Protocol::Om => last,
@@ -151,17 +151,17 @@ pub enum DriveError {
 
 /// A node the driver could not use, and why (reported on stderr by the client).
 #[derive(Debug, Clone)]
-pub struct Unreachable {
+pub(crate) struct Unreachable {
     /// The node.
-    pub node: String,
+    pub(crate) node: String,
     /// Its URL, if it has one.
-    pub url: String,
+    pub(crate) url: String,
     /// What went wrong.
-    pub error: NodeCallError,
+    pub(crate) error: NodeCallError,
 }
 
 /// Check the bound and the parameters.
-pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
+pub(crate) fn check(opts: &RunOptions) -> Result<(), DriveError> {
     om::check_run(&opts.commander, &opts.commander, &opts.nodes)
         .map_err(|e| DriveError::Invalid(e.to_string()))?;
     if opts.nodes.len() < 2 {
@@ -205,9 +205,9 @@ pub struct Driven {
     /// The judged facts.
     pub report: Report,
     /// Nodes that could not be used, and why.
-    pub unreachable: Vec<Unreachable>,
+    pub(crate) unreachable: Vec<Unreachable>,
     /// The run's id and each node's capability.
-    pub credentials: Credentials,
+    pub(crate) credentials: Credentials,
 }
 
 /// Fresh secrets for a run of `opts`.
@@ -602,7 +602,7 @@ fn read<T>(
 
 /// Make `call(node)` on every node concurrently, through the crate's one fan-out
 /// ([`Peers::each`]): (node, url, result) in the nodes' order.
-pub async fn each(
+pub(crate) async fn each(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],
@@ -612,7 +612,7 @@ pub async fn each(
 }
 
 /// A fresh random seed.
-pub fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_err() {
         let t = std::time::SystemTime::now()

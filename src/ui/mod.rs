@@ -28,7 +28,7 @@
 //! the crate's one accept loop ([`server::Accept`]), which the nodes' servers use too. The
 //! runs themselves are the app's ([`crate::app`]): this module reads forms and writes HTTP.
 
-pub mod live;
+pub(crate) mod live;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -58,7 +58,7 @@ use crate::gate::{self, ConnGate};
 use crate::peer::Peers;
 use crate::runs::driver;
 use crate::server::{Accept, Crowded};
-pub use live::{Bench, FormError, RunRequest, TraceError};
+pub(crate) use live::{Bench, RunRequest};
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -69,7 +69,7 @@ const STYLE: &str = include_str!("page.css");
 
 /// Connections served at once (a page uses two or three); at the cap the one idle the longest
 /// is closed to make room, and a new one is refused only when none is idle.
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Items of a run waiting for a slow reader; past it the gathering waits, the run does not.
 const STREAM_ITEMS: usize = 1024;
 /// The largest trace the page may replay (an OM(3) run over 10 nodes is about 1.5 MB).
@@ -85,11 +85,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `client ui` serves.
 #[derive(Debug, Clone)]
-pub struct Ui {
+pub(crate) struct Ui {
     /// The cluster runs are made on.
-    pub bench: Bench,
+    pub(crate) bench: Bench,
     /// A trace file to replay (`--replay`), read when the page asks for it.
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
 }
 
 /// The run going on, if any.
@@ -242,7 +242,11 @@ async fn nowhere(method: Method, uri: Uri) -> Response {
 }
 
 /// Serve the page on `listener` until `stop` resolves, through the crate's accept loop.
-pub async fn serve(ui: Ui, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+pub(crate) async fn serve(
+    ui: Ui,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let at = match listener.local_addr() {
         Ok(at) => at,
         Err(e) => {
@@ -337,7 +341,7 @@ fn names_the_page(host: &str, at: SocketAddr) -> bool {
 
 /// Why a request is refused as not the page's own (HTTP 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
+pub(crate) enum OriginError {
     /// No `Host` header.
     #[error("no Host header: ask for the page by its address")]
     NoHost,

@@ -20,31 +20,31 @@ use crate::trace;
 
 /// How a node sends one round of a run.
 #[derive(Clone)]
-pub struct Plan {
-    pub protocol: Protocol,
+pub(crate) struct Plan {
+    pub(crate) protocol: Protocol,
     /// The run's id on the wire.
-    pub run: Arc<str>,
+    pub(crate) run: Arc<str>,
     /// The run's name for the `random` behaviour (`om-42`): the same for every run of a seed.
-    pub label: Arc<str>,
+    pub(crate) label: Arc<str>,
     /// The run's seed (this node's share), for the `random` behaviour.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Timeout of each batch: well within the round.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The behaviour the run started with.
-    pub behaviour: Arc<Behaviour>,
+    pub(crate) behaviour: Arc<Behaviour>,
     /// SM: what this run's signatures bind.
-    pub sm: Option<Arc<sm::Context>>,
+    pub(crate) sm: Option<Arc<sm::Context>>,
     /// The key this node shares with each receiver.
-    pub keys: Arc<HashMap<String, PairKey>>,
+    pub(crate) keys: Arc<HashMap<String, PairKey>>,
 }
 
 /// What sending one round did.
 #[derive(Debug, Default)]
-pub struct Sent {
-    pub sent: u64,
-    pub delivered: u64,
+pub(crate) struct Sent {
+    pub(crate) sent: u64,
+    pub(crate) delivered: u64,
     /// Messages not delivered, by receiver.
-    pub failed_to: BTreeMap<String, u64>,
+    pub(crate) failed_to: BTreeMap<String, u64>,
 }
 
 impl Engine {
