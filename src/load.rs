@@ -49,7 +49,7 @@ pub struct Plan {
 
 /// The figures of a run.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct LoadFigures {
     /// Calls answered with a value.
     pub ok: u64,
     /// Calls that failed: transport errors, timeouts, HTTP errors, faults.
@@ -68,7 +68,7 @@ pub struct Report {
     pub(crate) max_us: f64,
 }
 
-impl Report {
+impl LoadFigures {
     /// Answered calls per second.
     pub(crate) fn calls_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -129,7 +129,7 @@ pub fn parse_mix(text: &str) -> Result<Vec<(Call, u32)>, String> {
 }
 
 /// Run the plan and gather the figures.
-pub async fn run(plan: &Plan) -> Report {
+pub async fn run(plan: &Plan) -> LoadFigures {
     let started = Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let per_conn = plan
@@ -143,7 +143,7 @@ pub async fn run(plan: &Plan) -> Report {
         tasks.spawn(async move { connection(addr, requests, deadline, per_conn, timeout).await });
     }
     let mut latencies: Vec<u32> = Vec::new();
-    let mut report = Report::default();
+    let mut report = LoadFigures::default();
     let mut censored = 0u64;
     while let Some(done) = tasks.join_next().await {
         if let Ok((lat, errors, open)) = done {

@@ -333,7 +333,7 @@ impl Node {
         if self.faulty {
             return Ok((protocol::FAULTY_DECISION.to_string(), None));
         }
-        let majority = majority(self.messages.values().map(String::as_str))
+        let majority = plurality(self.messages.values().map(String::as_str))
             .ok_or_else(fault::empty_majority)?
             .to_string();
         let line = protocol::printed::majority_line(&majority);
@@ -361,8 +361,9 @@ pub(crate) fn stored_cost(sender: &str, decision: &str) -> usize {
     sender.len() + decision.len() + ENTRY_OVERHEAD
 }
 
-/// The most frequent value; ties go to the smallest value. `None` when empty.
-pub(crate) fn majority<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// The most frequent value (the original's `max(set(decisions), key=decisions.count)`, not a
+/// strict majority); ties go to the smallest value. `None` when empty.
+pub(crate) fn plurality<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in values {
         *counts.entry(v).or_insert(0) += 1;
@@ -390,10 +391,10 @@ mod tests {
 
     #[test]
     fn majority_and_ties() {
-        assert_eq!(majority(["a", "b", "b"]), Some("b"));
-        assert_eq!(majority(["retreat", "attack"]), Some("attack"));
-        assert_eq!(majority(["b", "a", "b", "a"]), Some("a"));
-        assert_eq!(majority([]), None);
+        assert_eq!(plurality(["a", "b", "b"]), Some("b"));
+        assert_eq!(plurality(["retreat", "attack"]), Some("attack"));
+        assert_eq!(plurality(["b", "a", "b", "a"]), Some("a"));
+        assert_eq!(plurality([]), None);
     }
 
     #[test]

@@ -103,8 +103,9 @@ pub(crate) fn paths_per_sender(n: usize, m: usize) -> u64 {
     lieutenant.max(1)
 }
 
-/// Majority of `values`, or `retreat` when no value has more than half.
-pub(crate) fn majority<'a>(values: &[&'a str]) -> &'a str {
+/// The strict majority of `values` (more than half), or `retreat` when there is none: OM's
+/// rule, unlike the original node's plurality ([`crate::node::plurality`]).
+pub(crate) fn majority_or_retreat<'a>(values: &[&'a str]) -> &'a str {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in values {
         *counts.entry(v).or_default() += 1;
@@ -330,7 +331,7 @@ impl OmRun {
             path.pop();
             values.push(v);
         }
-        majority(&values)
+        majority_or_retreat(&values)
     }
 }
 
@@ -697,7 +698,7 @@ mod tests {
                     path.pop();
                 }
             }
-            majority(&values.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
+            majority_or_retreat(&values.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
         }
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};

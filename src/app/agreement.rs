@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::events::{Event, Printer};
-use super::outputs::{self, Drawn, Outputs};
+use super::outputs::{self, Outputs, RunToDraw};
 use super::params::{self, Asked};
 use super::{ClientError, outln};
 use crate::agreement::auth::Credentials;
@@ -74,7 +74,7 @@ pub(crate) async fn command(
     }
     let mut decisions = outcome.decisions.clone();
     decisions.extend(outcome.traitor_decisions.clone());
-    let drawn = Drawn {
+    let drawn = RunToDraw {
         run: credentials.run.clone(),
         secrets: Some(&credentials),
         title: format!(
@@ -152,7 +152,7 @@ where
     let mut driving = Owned(tokio::spawn(async move {
         driver::drive_with(&c, &o, &pool, given).await
     }));
-    let mut seen = Seen::default();
+    let mut seen = ToldMessages::default();
     if watch {
         // A call may still be recorded this long after it started: the round's or call's
         // timeout.
@@ -204,9 +204,9 @@ pub(crate) async fn gather(
 
 /// The messages already told, so that each is told once.
 #[derive(Default)]
-struct Seen(HashSet<(String, String, u64, String)>);
+struct ToldMessages(HashSet<(String, String, u64, String)>);
 
-impl Seen {
+impl ToldMessages {
     /// Tell the events not told yet, by round and then start.
     fn tell<T>(&mut self, mut events: Vec<trace::Event>, tell: &mut T) -> std::io::Result<()>
     where

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::events::{Event, Printer};
-use super::outputs::{self, Drawn, Outputs};
+use super::outputs::{self, Outputs, RunToDraw};
 use super::{ClientError, errln};
 use crate::cli::client::{OriginalArgs, PictureArgs, TreeArgs};
 use crate::cli::{ClusterArgs, Roles, Topology};
@@ -42,7 +42,7 @@ pub(crate) async fn command(
         errln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
     }
     let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
-    let drawn = Drawn {
+    let drawn = RunToDraw {
         run: trace::ORIGINAL_RUN.into(),
         secrets: None,
         title: "the original run: all-to-all, then finalize".into(),

@@ -19,7 +19,7 @@ use crate::{picture, trace};
 
 /// What a run leaves for the pictures.
 #[derive(Debug)]
-pub(crate) struct Drawn<'a> {
+pub(crate) struct RunToDraw<'a> {
     /// The run's id on the wire (`original` for the original run).
     pub(crate) run: RunId,
     /// Each node's capability for the run (`None`: the original run, which has none).
@@ -32,7 +32,7 @@ pub(crate) struct Drawn<'a> {
     pub(crate) decisions: BTreeMap<String, String>,
     /// (commander, m) of an OM run, for --tree.
     pub(crate) om: Option<(&'a str, usize)>,
-    /// Of the original run: the client's own calls ([`original::Report::calls`]) and the
+    /// Of the original run: the client's own calls ([`original::OriginalOutcome::calls`]) and the
     /// decision sent, drawn with the trace (see [`original::drawable`]).
     pub(crate) seen: Option<(Vec<trace::Event>, String)>,
 }
@@ -55,7 +55,11 @@ pub(crate) struct Outputs<'a> {
 impl Outputs<'_> {
     /// Gather the run's calls from every node and write what was asked for: the trace, the
     /// Lamport diagram or an OM tree, the Mermaid diagram.
-    pub(crate) async fn write(&self, drawn: Drawn<'_>, since_us: u64) -> Result<(), ClientError> {
+    pub(crate) async fn write(
+        &self,
+        drawn: RunToDraw<'_>,
+        since_us: u64,
+    ) -> Result<(), ClientError> {
         let p = self.pictures;
         if !p.any() {
             return Ok(());

@@ -190,16 +190,16 @@ impl Strategy {
 
 /// The run's shape: nodes, commander, m, orders, and who may turn traitor (every node but
 /// those under test).
-struct Shape {
+struct StrategySpace {
     nodes: Vec<String>,
     candidates: Vec<String>,
     m: usize,
     orders: Vec<String>,
 }
 
-impl Shape {
-    fn of(e: &Explore) -> Shape {
-        Shape {
+impl StrategySpace {
+    fn of(e: &Explore) -> StrategySpace {
+        StrategySpace {
             nodes: explore::names(e.n),
             candidates: e.candidates(),
             m: e.m,
@@ -367,13 +367,13 @@ fn traitors_id(traitors: &[String]) -> String {
 /// assignment of the three choices to every traitor message.
 #[cfg(test)]
 pub(crate) fn space(e: &Explore) -> u128 {
-    Shape::of(e).space()
+    StrategySpace::of(e).space()
 }
 
 /// The strategy space as an exact decimal: it outgrows every integer type (OM(3) over 10
 /// nodes has over 3^1200 strategies), and [`space`] saturates.
 pub(crate) fn space_text(e: &Explore) -> String {
-    let shape = Shape::of(e);
+    let shape = StrategySpace::of(e);
     let mut total = Decimal::from(0);
     for p in shape.placements() {
         let mut power = Decimal::from(1);
@@ -462,7 +462,7 @@ pub(crate) struct CaseIdError {
 /// The strategy of a case id.
 #[cfg(test)]
 pub(crate) fn parse_case(e: &Explore, id: &str) -> Result<Strategy, CaseIdError> {
-    Shape::of(e).parse(id)
+    StrategySpace::of(e).parse(id)
 }
 
 /// What a hunt found.
@@ -520,7 +520,7 @@ pub(crate) async fn hunt(
     h: &Hunt,
     progress: impl FnMut(usize, usize),
 ) -> Result<Found, DriveError> {
-    let shape = Arc::new(Shape::of(&h.explore));
+    let shape = Arc::new(StrategySpace::of(&h.explore));
     if shape.orders.is_empty() {
         return Err(DriveError::Invalid("--orders is empty".into()));
     }

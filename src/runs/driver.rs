@@ -326,10 +326,13 @@ impl<'a> Drive<'a> {
     /// without the extension refuses the whole run: it is no participant at all.
     async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
         let opts = self.opts;
-        let infos = each(self.cluster, &self.peers, &opts.nodes, |_| Call::NodeInfo).await;
+        let infos = self
+            .peers
+            .each(self.cluster, &opts.nodes, |_| Call::NodeInfo)
+            .await;
         let mut live = Vec::new();
         for (node, url, result) in infos {
-            match read(&node, Method::NodeInfo, result, NodeInfo::from_value) {
+            match read_answer(&node, Method::NodeInfo, result, NodeInfo::from_value) {
                 Ok(info) => {
                     if info.traitor {
                         let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
@@ -389,7 +392,10 @@ impl<'a> Drive<'a> {
         for group in [loyal, traitors] {
             let mut todo = group;
             while !todo.is_empty() {
-                let results = each(self.cluster, &self.peers, &todo, |n| self.start_call(n)).await;
+                let results = self
+                    .peers
+                    .each(self.cluster, &todo, |n| self.start_call(n))
+                    .await;
                 let mut again = Vec::new();
                 for (node, url, result) in results {
                     match result {
@@ -457,14 +463,14 @@ impl<'a> Drive<'a> {
         let round_ms = self.opts.round_timeout.as_millis();
         let method = Method::Round(self.opts.protocol);
         let round = i64::try_from(r).unwrap_or(i64::MAX);
-        let answers = each(self.cluster, &self.round_peers, ready, |n| {
-            Call::Round(self.driven(n), round)
-        })
-        .await;
+        let answers = self
+            .round_peers
+            .each(self.cluster, ready, |n| Call::Round(self.driven(n), round))
+            .await;
         for (node, url, result) in answers {
-            let failure = match read(&node, method, result, RoundDone::from_value) {
-                Ok(done) => {
-                    for (to, &count) in &done.failed_to {
+            let failure = match read_answer(&node, method, result, RoundDone::from_value) {
+                Ok(round_done) => {
+                    for (to, &count) in &round_done.failed_to {
                         self.facts.undelivered.push(Undelivered {
                             round: r,
                             from: node.clone(),
@@ -505,17 +511,18 @@ impl<'a> Drive<'a> {
         let method = Method::Decide(self.opts.protocol);
         let decide = |n: &str| Call::Decide(self.driven(n));
         let (answers, late) = tokio::join!(
-            each(self.cluster, &self.peers, ready, decide),
-            each(self.cluster, &self.round_peers, &self.stragglers, decide),
+            self.peers.each(self.cluster, ready, decide),
+            self.round_peers
+                .each(self.cluster, &self.stragglers, decide),
         );
         // A straggler is faulty already; what it answers adds its counts, else nothing.
         for (node, _, result) in late {
-            if let Ok(decided) = read(&node, method, result, Decided::from_value) {
+            if let Ok(decided) = read_answer(&node, method, result, Decided::from_value) {
                 self.decided(node, decided);
             }
         }
         for (node, url, result) in answers {
-            match read(&node, method, result, Decided::from_value) {
+            match read_answer(&node, method, result, Decided::from_value) {
                 Ok(decided) => self.decided(node, decided),
                 Err(error) => self.lost(
                     Unreachable { node, url, error },
@@ -586,7 +593,7 @@ fn is_full(e: &NodeCallError) -> bool {
 
 /// What `node` answered to `method`, read by `from` (a `from_value` of [`crate::agreement::reply`]); an
 /// answer that is not one (not a struct) is an error of the call, showing what came.
-fn read<T>(
+fn read_answer<T>(
     node: &str,
     method: Method,
     result: Result<Value, NodeCallError>,
@@ -598,17 +605,6 @@ fn read<T>(
         method: method.name().to_string(),
         message: e.to_string(),
     })
-}
-
-/// Make `call(node)` on every node concurrently, through the crate's one fan-out
-/// ([`Peers::each`]): (node, url, result) in the nodes' order.
-pub(crate) async fn each(
-    cluster: &Cluster,
-    peers: &Peers,
-    nodes: &[String],
-    call: impl Fn(&str) -> Call,
-) -> Vec<(String, String, Result<Value, NodeCallError>)> {
-    peers.each(cluster, nodes, call).await
 }
 
 /// A fresh random seed.

@@ -3,7 +3,7 @@
 //! against a cluster started in-process on ports the OS picks.
 //!
 //! Each job (`--jobs`) starts one cluster and runs its cases on it one after the other,
-//! setting the traitors' behaviours before each run (see [`Lab`]). The first case that
+//! setting the traitors' behaviours before each run (see [`CaseCluster`]). The first case that
 //! violates IC1 or IC2 is kept in full as the counterexample.
 
 use std::sync::Arc;
@@ -197,7 +197,7 @@ pub(crate) fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
 /// keeps the behaviours it started with) and runs under its own run id, so cases stay
 /// independent while binding, connecting and the kernel's port bookkeeping (which dominated
 /// the profile when every case had its own cluster) happen once per job.
-struct Lab {
+struct CaseCluster {
     cluster: Cluster,
     engines: Vec<(String, Arc<Engine>)>,
     peers: Peers,
@@ -205,10 +205,10 @@ struct Lab {
     serving: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Lab {
+impl CaseCluster {
     /// The cluster of `e`'s nodes (every one but those under test, served here);
     /// `traced`: its nodes record their calls (`trace_events`).
-    async fn start(e: &Explore, traced: bool) -> Result<Lab, DriveError> {
+    async fn start(e: &Explore, traced: bool) -> Result<CaseCluster, DriveError> {
         let (cluster, hosted) = placed(e)?;
         let config = Config {
             cluster,
@@ -245,7 +245,7 @@ impl Lab {
                 })
                 .await;
         });
-        Ok(Lab {
+        Ok(CaseCluster {
             cluster,
             engines,
             peers: Peers::new(CALL_TIMEOUT).map_err(|e| DriveError::Invalid(e.to_string()))?,
@@ -259,7 +259,7 @@ impl Lab {
         self.run_with_secrets(e, case).await.map(|d| d.report)
     }
 
-    /// [`Lab::run`], keeping the run's secrets (to read its traces).
+    /// [`CaseCluster::run`], keeping the run's secrets (to read its traces).
     async fn run_with_secrets(&self, e: &Explore, case: &Case) -> Result<Driven, DriveError> {
         for (name, engine) in &self.engines {
             let b = case
@@ -422,7 +422,7 @@ pub(crate) async fn run_cases(
     };
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        labs.push(Lab::start(e, false).await?);
+        labs.push(CaseCluster::start(e, false).await?);
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
@@ -472,7 +472,7 @@ pub(crate) async fn run_traced(
     e: &Explore,
     case: &Case,
 ) -> Result<(Report, Vec<Event>), DriveError> {
-    let lab = Lab::start(e, true).await?;
+    let lab = CaseCluster::start(e, true).await?;
     let since_us = crate::trace::now_us();
     let outcome = lab.run_with_secrets(e, case).await;
     let events = match &outcome {

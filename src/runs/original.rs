@@ -32,7 +32,7 @@ pub(crate) struct Options {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Said {
     /// One of the client's `send_message` calls, answered or failed, as the client saw it
-    /// (also kept in [`Report::calls`]).
+    /// (also kept in [`OriginalOutcome::calls`]).
     Sent(Event),
     /// A node's `finalize_decision`.
     Decided {
@@ -100,7 +100,7 @@ impl Default for Options {
 
 /// What a run of the original scenario gave.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Report {
+pub(crate) struct OriginalOutcome {
     /// Calls that failed (each reported on `err`).
     pub(crate) failures: usize,
     /// Each node's final decision, for the nodes that gave one.
@@ -123,14 +123,14 @@ pub(crate) async fn run_original<T>(
     peers: &Peers,
     opts: &Options,
     tell: &mut T,
-) -> std::io::Result<Report>
+) -> std::io::Result<OriginalOutcome>
 where
     T: FnMut(Said) -> std::io::Result<()>,
 {
-    let mut tally = Tally::default();
+    let mut tally = CallsSoFar::default();
     send_all(cluster, peers, opts, &mut tally, tell).await?;
     let decisions = finalize_all(cluster, peers, opts, &mut tally, tell).await?;
-    Ok(Report {
+    Ok(OriginalOutcome {
         failures: tally.failures,
         decisions,
         unreachable: tally.unreachable,
@@ -141,13 +141,13 @@ where
 /// Failures so far, and the nodes that refused the connection (their further calls are
 /// skipped, and count as failures).
 #[derive(Default)]
-struct Tally {
+struct CallsSoFar {
     failures: usize,
     unreachable: Vec<String>,
     calls: Vec<Event>,
 }
 
-impl Tally {
+impl CallsSoFar {
     /// A call to `node` failed: count it, remember a refusal, tell its line.
     fn failed<T>(&mut self, node: &str, e: Failed, tell: &mut T) -> std::io::Result<()>
     where
@@ -173,7 +173,7 @@ async fn send_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    tally: &mut Tally,
+    tally: &mut CallsSoFar,
     tell: &mut T,
 ) -> std::io::Result<()>
 where
@@ -225,7 +225,7 @@ async fn finalize_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    tally: &mut Tally,
+    tally: &mut CallsSoFar,
     tell: &mut T,
 ) -> std::io::Result<std::collections::BTreeMap<String, String>>
 where
@@ -303,7 +303,7 @@ pub struct Drawable {
 }
 
 /// Merge the nodes' trace of an original run (`traced`) with the client's own calls
-/// ([`Report::calls`]). A refused send appears only in the client's calls (the node makes no
+/// ([`OriginalOutcome::calls`]). A refused send appears only in the client's calls (the node makes no
 /// call), so it is always taken from there. A sender with nothing in the trace (the original
 /// `server.py` has no `trace_events`; a server may record nothing) is drawn from its replies:
 /// `Q sent decision 'attack' to P` is an arrow from Q to P carrying `attack`. Its receiver's

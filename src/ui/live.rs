@@ -407,7 +407,7 @@ pub(crate) fn message_view(e: &Event) -> serde_json::Value {
 
 /// Where a run is made and how.
 #[derive(Debug, Clone)]
-pub(crate) struct Bench {
+pub(crate) struct RunSetup {
     /// Where the nodes are.
     pub(crate) cluster: Cluster,
     /// The nodes taking part.
@@ -423,7 +423,7 @@ pub(crate) struct Bench {
 /// Make the run `req` on `bench`, handing each [`Item`] to `tx` as it happens. Dropping this
 /// future (the page's reader went away) stops the run and the tasks it started: an OM/SM
 /// run's driver stops calling, and the nodes expire the unfinished run on their own.
-pub(crate) async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
+pub(crate) async fn run(bench: RunSetup, req: RunRequest, tx: mpsc::Sender<Item>) {
     let peers = match Peers::new(bench.rpc_timeout) {
         Ok(p) => p,
         Err(e) => {
@@ -453,7 +453,7 @@ pub(crate) async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
 /// The original run: the client's lines and its calls' messages as they come, then the
 /// decisions. A receiver whose `finalize_decision` answered `faulty` ignored what it got:
 /// the result says so, and the page marks its messages.
-async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
+async fn run_original(bench: &RunSetup, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
     // The run tells its events at once (it never waits for the page); they are handed on
     // here, in order, as the page reads them.
     let (events, mut events_rx) = mpsc::unbounded_channel();
@@ -523,7 +523,7 @@ async fn send_error(tx: &mpsc::Sender<Item>, e: String) {
 /// An OM/SM run: the app runs it, watched, while its messages are handed on; then the report,
 /// and for OM every lieutenant's tree.
 async fn run_agreement(
-    bench: &Bench,
+    bench: &RunSetup,
     peers: &Peers,
     req: &RunRequest,
     protocol: Protocol,

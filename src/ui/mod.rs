@@ -58,7 +58,7 @@ use crate::gate::{self, ConnGate};
 use crate::peer::Peers;
 use crate::runs::driver;
 use crate::server::{Accept, Crowded};
-pub(crate) use live::{Bench, RunRequest};
+pub(crate) use live::{RunRequest, RunSetup};
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -87,21 +87,21 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub(crate) struct Ui {
     /// The cluster runs are made on.
-    pub(crate) bench: Bench,
+    pub(crate) bench: RunSetup,
     /// A trace file to replay (`--replay`), read when the page asks for it.
     pub(crate) replay: Option<PathBuf>,
 }
 
 /// The run going on, if any.
 #[derive(Debug)]
-struct Going {
+struct CurrentRun {
     run: String,
     since: Instant,
 }
 
 struct State {
     ui: Ui,
-    going: Mutex<Option<Going>>,
+    going: Mutex<Option<CurrentRun>>,
     /// Where the page is served: requests must name it (`Host`, `Origin`).
     at: SocketAddr,
 }
@@ -163,7 +163,7 @@ pub async fn command(a: &UiArgs) -> Result<u8, ClientError> {
         nodes.len(),
         nodes.join(", ")
     );
-    let bench = Bench {
+    let bench = RunSetup {
         cluster,
         nodes,
         rpc_timeout: a.cluster.rpc_timeout(),
@@ -559,7 +559,7 @@ async fn start_run(
                 ),
             );
         }
-        *going = Some(Going {
+        *going = Some(CurrentRun {
             run: req.run_id(),
             since: Instant::now(),
         });

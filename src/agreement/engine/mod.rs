@@ -137,7 +137,8 @@ struct Run {
 /// its receivers, before the behaviour.
 #[derive(Debug)]
 struct Pending {
-    b: om::Broadcast,
+    /// The message and its receivers.
+    broadcast: om::Broadcast,
     /// SM: the signatures of the path before this node.
     prior: Vec<String>,
     /// A scripted message: its value goes, as is, to this receiver only.
@@ -147,14 +148,14 @@ struct Pending {
 impl Pending {
     /// Approximate bytes it holds while queued.
     fn bytes(&self) -> usize {
-        96 + self.b.value().len() + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
+        96 + self.broadcast.value().len() + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
     }
 }
 
 impl From<om::Broadcast> for Pending {
-    fn from(b: om::Broadcast) -> Self {
+    fn from(broadcast: om::Broadcast) -> Self {
         Pending {
-            b,
+            broadcast,
             prior: Vec::new(),
             only: None,
         }
@@ -164,7 +165,7 @@ impl From<om::Broadcast> for Pending {
 impl From<sm::SmBroadcast> for Pending {
     fn from(s: sm::SmBroadcast) -> Self {
         Pending {
-            b: s.broadcast,
+            broadcast: s.broadcast,
             prior: s.prior,
             only: None,
         }
@@ -368,7 +369,7 @@ impl Engine {
             Some(_) => return Err(faults::has_order(key.1.as_str())),
             None => {
                 let sends = r.state.command(&order);
-                let (queued, bytes) = (sends.b.len(), sends.bytes());
+                let (queued, bytes) = (sends.broadcast.len(), sends.bytes());
                 r.order = Some((order, queued));
                 r.rounds.queue(1, vec![sends]);
                 table.add_bytes(&key, bytes as isize, MAX_RUNS_BYTES, now);
@@ -455,12 +456,12 @@ impl Engine {
             .map_err(|e| faults::value_error(&e.to_string()))?;
         // The same messages in the same order whatever order they arrived in: batches,
         // traces and (SM) which path of a value is relayed are then reproducible.
-        items.sort_by(|a, b| a.b.order_key().cmp(b.b.order_key()));
+        items.sort_by(|a, b| a.broadcast.order_key().cmp(b.broadcast.order_key()));
         if let State::Sm(sm) = &mut r.state {
-            items.retain(|p| sm.take_relay(p.b.value()));
+            items.retain(|p| sm.take_relay(p.broadcast.value()));
         }
         let released: usize = items.iter().map(Pending::bytes).sum();
-        let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
+        let due: u64 = items.iter().map(|p| p.broadcast.len() as u64).sum();
         let ctx = r.state.sm_context();
         // A scripted traitor owes what the protocol says (`due`) but sends its script.
         let (held, key_pair) = (&mut r.held, &self.key);
@@ -560,7 +561,7 @@ impl Engine {
         };
         if let Some(relay) = relay {
             let bytes = message_bytes(value) + relay.bytes();
-            if !relay.b.is_empty() {
+            if !relay.broadcast.is_empty() {
                 r.rounds.queue(path.len() + 1, vec![relay]);
             }
             table.add_bytes(&key, bytes as isize, MAX_RUNS_BYTES, now);

@@ -97,7 +97,7 @@ pub(crate) fn messages(
             continue;
         };
         out.push(Pending {
-            b: om::broadcast(nodes, me, &taken, &Arc::from(value)),
+            broadcast: om::broadcast(nodes, me, &taken, &Arc::from(value)),
             prior: prior(path, value),
             only: Some(to.to_string()),
         });

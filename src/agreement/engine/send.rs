@@ -53,7 +53,7 @@ impl Engine {
     pub(super) async fn send_round(self: &Arc<Self>, items: Vec<Pending>, plan: Plan) -> Sent {
         let receivers: BTreeSet<String> = items
             .iter()
-            .flat_map(|p| p.b.receivers().cloned())
+            .flat_map(|p| p.broadcast.receivers().cloned())
             .collect();
         if let Some(d) = plan.behaviour.delay() {
             tokio::time::sleep(d).await;
@@ -87,17 +87,23 @@ impl Engine {
         let (mut sent, mut delivered) = (0, 0);
         let mut batch: Vec<(&Pending, String)> = Vec::new();
         for p in items {
-            let Some(index) = p.b.slot(to) else {
+            let Some(index) = p.broadcast.slot(to) else {
                 continue;
             };
-            let path = p.b.path();
+            let path = p.broadcast.path();
             let mut parts: Vec<&str> = vec![&plan.label];
             parts.extend(path.iter().map(String::as_str));
             parts.push(to);
             let noise = entropy(plan.seed, &parts);
             let value = match &p.only {
-                Some(only) => (only == to).then(|| p.b.value().to_string()),
-                None => (plan.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise),
+                Some(only) => (only == to).then(|| p.broadcast.value().to_string()),
+                None => (plan.behaviour).outgoing(
+                    p.broadcast.value(),
+                    to,
+                    index,
+                    p.broadcast.len(),
+                    noise,
+                ),
             };
             if let Some(value) = value {
                 batch.push((p, value));
@@ -126,7 +132,7 @@ impl Engine {
         let calls: Vec<(String, Vec<Value>)> = batch
             .iter()
             .map(|(p, value)| {
-                let names = p.b.path();
+                let names = p.broadcast.path();
                 let mut sigs = Vec::new();
                 if let Some(ctx) = &plan.sm {
                     sigs = p.prior.clone();
