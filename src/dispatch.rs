@@ -39,9 +39,9 @@ pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(4);
 /// What a request of a node may use of its process's shared capacity, call by call.
 ///
 /// Why call by call: a batch took the heavy turn once for all its calls and was checked
-/// against the answer budget once its whole answer was built, so one 10 KB
-/// `system.multicall([get_messages] * 64)` on a full store took the process from 31 MB to
-/// 3.08 GB, and two batches of 1,024 `om_decide` held both turns for 95 s. Now every heavy
+/// against the answer budget once its whole answer was built, so one small
+/// `system.multicall([get_messages] * 64)` on a full store took the process's memory to
+/// gigabytes, and two batches of 1,024 `om_decide` held both turns for minutes. Now every heavy
 /// call takes room for its answer first (from [`Shares::hint`], then exactly once it is
 /// written), and a turn for its build only, as a single call does.
 pub(crate) struct Shares {

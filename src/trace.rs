@@ -24,8 +24,8 @@ pub(crate) const ORIGINAL_RUN: &str = crate::calls::ORIGINAL_RUN;
 /// of 100 nodes (9,900) in a few megabytes; under sustained load older calls make room.
 pub(crate) const DEFAULT_MAX_EVENTS: usize = 10_000;
 /// Bytes of recorded calls a process keeps by default (`server --trace-bytes`); the oldest
-/// are dropped beyond this, whatever their count. An OM(3) run among 10 nodes takes about
-/// 1.5 MB; without a byte cap, 10,000 calls of 1 MiB values would be 10 GiB.
+/// are dropped beyond this, whatever their count. An OM(3) run among 10 nodes fits many
+/// times over; without a byte cap, 10,000 calls of 1 MiB values would be 10 GiB.
 pub(crate) const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// One node-to-node call.

@@ -646,7 +646,8 @@ pub(crate) enum TraceError {
 /// What the trace names sizes the work, so it is bounded before any: at most
 /// [`MAX_REPLAY_NODES`] nodes, paths no longer than the nodes, and an OM run of at most
 /// `max_messages` messages by the formula (the page's `--max-messages`, as for the runs it
-/// starts). A trace of 2,300 bytes naming 13 nodes once built every OM path over them: 2.5 GB.
+/// starts). A trace of a few kilobytes naming 13 nodes once built every OM path over them,
+/// gigabytes of them.
 pub(crate) fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, TraceError> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -72,7 +72,7 @@ const STYLE: &str = include_str!("page.css");
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Items of a run waiting for a slow reader; past it the gathering waits, the run does not.
 const STREAM_ITEMS: usize = 1024;
-/// The largest trace the page may replay (an OM(3) run over 10 nodes is about 1.5 MB).
+/// The largest trace the page may replay (an OM(3) run over 10 nodes fits many times over).
 const MAX_TRACE_BYTES: usize = 32 << 20;
 /// The largest run form (`POST /api/run`): a decision of 1 KiB, percent-encoded, and the rest.
 const MAX_FORM_BYTES: usize = 16 << 10;
