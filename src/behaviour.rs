@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The two orders of the Byzantine generals.
-pub const ATTACK: &str = "attack";
+pub(crate) const ATTACK: &str = "attack";
 /// The default order: what a missing message or a tie counts as.
-pub const RETREAT: &str = "retreat";
+pub(crate) const RETREAT: &str = "retreat";
 
 /// A node's sending behaviour. Read from a cluster file as its `--behaviour` text, parsed
 /// once there (`serde(try_from)`), so a bad one is refused with the file's line.
@@ -54,18 +54,19 @@ pub struct Script {
 
 impl Script {
     /// An empty script: sends nothing.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Script::default()
     }
 
     /// Send `value` (or nothing) along `path` to `receiver`; a later entry for the same
     /// message replaces an earlier one.
-    pub fn set(&mut self, path: Vec<String>, receiver: String, value: Option<String>) {
+    pub(crate) fn set(&mut self, path: Vec<String>, receiver: String, value: Option<String>) {
         self.sends.insert((path, receiver), value);
     }
 
     /// The value scripted for (path, receiver): `None` when nothing is sent.
-    pub fn value(&self, path: &[String], receiver: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn value(&self, path: &[String], receiver: &str) -> Option<&str> {
         self.sends
             .get(&(path.to_vec(), receiver.to_string()))
             .and_then(|v| v.as_deref())
@@ -73,7 +74,7 @@ impl Script {
 
     /// The messages `sender` sends in round `round` (paths of that length ending with it):
     /// (path, receiver, value), in the script's order.
-    pub fn round<'a>(
+    pub(crate) fn round<'a>(
         &'a self,
         sender: &'a str,
         round: usize,
@@ -89,7 +90,7 @@ impl Script {
     }
 
     /// Every entry: (path, receiver, value or nothing).
-    pub fn entries(&self) -> impl Iterator<Item = (&[String], &str, Option<&str>)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[String], &str, Option<&str>)> {
         self.sends
             .iter()
             .map(|((p, to), v)| (p.as_slice(), to.as_str(), v.as_deref()))
@@ -97,7 +98,7 @@ impl Script {
 }
 
 /// What a script entry sends when it sends nothing.
-pub const NOTHING: &str = "-";
+pub(crate) const NOTHING: &str = "-";
 
 impl fmt::Display for Script {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,12 +139,12 @@ impl FromStr for Script {
 
 impl Behaviour {
     /// Whether this node lies or withholds messages (a traitor for the checker).
-    pub fn is_traitor(&self) -> bool {
+    pub(crate) fn is_traitor(&self) -> bool {
         !matches!(self, Behaviour::Honest)
     }
 
     /// Extra wait before each send and each answer.
-    pub fn delay(&self) -> Option<Duration> {
+    pub(crate) fn delay(&self) -> Option<Duration> {
         match self {
             Behaviour::Delay(d) => Some(*d),
             _ => None,
@@ -153,7 +154,7 @@ impl Behaviour {
     /// What to send to `receiver` (the `index`-th of `count` receivers of this broadcast) when
     /// an honest node would send `value`; `None` to send nothing. `entropy` identifies the
     /// message (seed, run, path, receiver) for `random`.
-    pub fn outgoing(
+    pub(crate) fn outgoing(
         &self,
         value: &str,
         receiver: &str,
@@ -184,7 +185,7 @@ impl Behaviour {
     }
 
     /// The script of a scripted traitor.
-    pub fn script(&self) -> Option<&Arc<Script>> {
+    pub(crate) fn script(&self) -> Option<&Arc<Script>> {
         match self {
             Behaviour::Script(s) => Some(s),
             _ => None,
@@ -192,7 +193,7 @@ impl Behaviour {
     }
 
     /// Whether the node refuses outright to send to `receiver` (denial, silence).
-    pub fn refuses(&self, receiver: &str) -> bool {
+    pub(crate) fn refuses(&self, receiver: &str) -> bool {
         match self {
             Behaviour::Silent | Behaviour::Script(_) => true,
             Behaviour::Deny(list) => list.iter().any(|n| n == receiver),
@@ -202,12 +203,12 @@ impl Behaviour {
 }
 
 /// `attack` <-> `retreat`; any other value becomes `attack`.
-pub fn opposite(value: &str) -> &'static str {
+pub(crate) fn opposite(value: &str) -> &'static str {
     if value == ATTACK { RETREAT } else { ATTACK }
 }
 
 /// SplitMix64 finaliser: a well-spread hash of a 64-bit value.
-pub fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -215,7 +216,7 @@ pub fn mix(mut x: u64) -> u64 {
 }
 
 /// Fold strings into a seed (FNV-1a then [`mix`]): the identity of one message.
-pub fn entropy(seed: u64, parts: &[&str]) -> u64 {
+pub(crate) fn entropy(seed: u64, parts: &[&str]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
     for p in parts {
         for b in p.bytes().chain([0xff]) {
@@ -334,7 +335,7 @@ impl FromStr for Behaviours {
 }
 
 /// Parse `NAME=KIND` (the `--behaviour` flag).
-pub fn parse_assignment(arg: &str) -> Result<(String, Behaviour), String> {
+pub(crate) fn parse_assignment(arg: &str) -> Result<(String, Behaviour), String> {
     let (name, kind) = arg
         .split_once('=')
         .filter(|(n, _)| !n.is_empty())

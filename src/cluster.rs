@@ -39,12 +39,12 @@ struct ParsedUrl {
 /// A URL that is not `http://HOST:PORT[/PATH]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("URL {0:?} must look like http://HOST:PORT/")]
-pub struct BadUrl(pub String);
+pub struct BadUrl(pub(crate) String);
 
 impl NodeUrl {
     /// `text` if it is `http://HOST:PORT[/PATH]`, with an explicit port (0 included: the
     /// cluster refuses it where a node must be found there).
-    pub fn parse(text: &str) -> Result<NodeUrl, BadUrl> {
+    pub(crate) fn parse(text: &str) -> Result<NodeUrl, BadUrl> {
         let bad = || BadUrl(text.to_string());
         let rest = text.strip_prefix("http://").ok_or_else(bad)?;
         let authority = rest.split('/').next().unwrap_or(rest);
@@ -71,7 +71,7 @@ impl NodeUrl {
     }
 
     /// The URL parsed, for the HTTP client.
-    pub fn url(&self) -> &reqwest::Url {
+    pub(crate) fn url(&self) -> &reqwest::Url {
         &self.0.url
     }
 
@@ -81,12 +81,12 @@ impl NodeUrl {
     }
 
     /// The host, as written (an IPv6 address in its brackets).
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.0.text[self.0.host.clone()]
     }
 
     /// The port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.0.port
     }
 }
@@ -196,7 +196,7 @@ pub enum ClusterError {
 /// `--peer` can give (not empty, no `,` or `=`, no spaces around it, which `--nodes` trims)
 /// and one a console line shows as it is (no control, bidi or invisible character: `Q\u{200B}`
 /// would print as `Q`, and U+202E makes a line read backwards).
-pub fn name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("a node needs a name")
     } else if name.contains(',') {
@@ -222,7 +222,7 @@ impl Default for Cluster {
 impl Cluster {
     /// A cluster where every node follows the port rule on `host` (an IPv6 address with or
     /// without its brackets); refused when `host` cannot be written in a URL.
-    pub fn new(host: impl Into<String>, port_base: u16) -> Result<Self, ClusterError> {
+    pub(crate) fn new(host: impl Into<String>, port_base: u16) -> Result<Self, ClusterError> {
         let host = host.into();
         // An IPv6 address is written in brackets in a URL (and is bound as well with them).
         let host = match host.parse::<std::net::Ipv6Addr>() {
@@ -278,7 +278,7 @@ impl Cluster {
     }
 
     /// Place `name` at `url`, overriding the port rule for it.
-    pub fn with_peer(mut self, name: &str, url: &str) -> Result<Self, ClusterError> {
+    pub(crate) fn with_peer(mut self, name: &str, url: &str) -> Result<Self, ClusterError> {
         if let Some(why) = name_problem(name) {
             return Err(ClusterError::BadName {
                 name: name.into(),
@@ -308,7 +308,7 @@ impl Cluster {
 
     /// Add the generated nodes `N0`..`N{size-1}` on consecutive ports from the port base, for
     /// clusters larger than P..S (the port rule gives one-letter names only).
-    pub fn with_cluster_size(mut self, size: usize) -> Result<Self, ClusterError> {
+    pub(crate) fn with_cluster_size(mut self, size: usize) -> Result<Self, ClusterError> {
         self.members = generated_names(size);
         self.ruled.clear();
         for i in 0..size {
@@ -327,7 +327,7 @@ impl Cluster {
     }
 
     /// Parse `NAME=URL` and add it (see [`Cluster::with_peer`]).
-    pub fn with_peer_arg(self, arg: &str) -> Result<Self, ClusterError> {
+    pub(crate) fn with_peer_arg(self, arg: &str) -> Result<Self, ClusterError> {
         match arg.split_once('=') {
             Some((name, url)) if !name.is_empty() && !url.is_empty() => self.with_peer(name, url),
             _ => Err(ClusterError::BadPeer(arg.to_string())),
@@ -340,18 +340,18 @@ impl Cluster {
     }
 
     /// The host nodes bind to and peers are called on.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// Bind hosted nodes to `host` whatever their URLs say (e.g. `0.0.0.0` behind NAT).
-    pub fn with_bind_host(mut self, host: impl Into<String>) -> Self {
+    pub(crate) fn with_bind_host(mut self, host: impl Into<String>) -> Self {
         self.bind_host = Some(host.into());
         self
     }
 
     /// Put the members in this order (a cluster file's order): these and no others.
-    pub fn with_members(mut self, members: Vec<String>) -> Self {
+    pub(crate) fn with_members(mut self, members: Vec<String>) -> Self {
         let kept: HashSet<&String> = members.iter().collect();
         self.ruled.retain(|name, _| kept.contains(name));
         self.members.clear();
@@ -362,7 +362,7 @@ impl Cluster {
     /// Where a hosted node listens: its URL's host and port when it has a URL (a `--peer` or a
     /// cluster file), else the cluster's host and the port rule; `with_bind_host` overrides
     /// the host.
-    pub fn listen_addr(&self, name: &str) -> Result<(String, u16), ClusterError> {
+    pub(crate) fn listen_addr(&self, name: &str) -> Result<(String, u16), ClusterError> {
         let port = self.listen_port(name)?;
         let url_host = self.peers.get(name).map(|u| u.host().to_string());
         let host = self
@@ -374,7 +374,7 @@ impl Cluster {
     }
 
     /// The port a node listens on: its `--peer` URL's port, else the port rule.
-    pub fn listen_port(&self, name: &str) -> Result<u16, ClusterError> {
+    pub(crate) fn listen_port(&self, name: &str) -> Result<u16, ClusterError> {
         if let Some(url) = self.peers.get(name) {
             return Ok(url.port());
         }
@@ -389,14 +389,14 @@ impl Cluster {
 
     /// Add `names` to the members that are not yet (a server's hosted nodes, a client's
     /// `--nodes`): they are nodes of the cluster, so [`Cluster::url_of`] finds them.
-    pub fn with_known(mut self, names: &[String]) -> Self {
+    pub(crate) fn with_known(mut self, names: &[String]) -> Self {
         self.add_members(names);
         self
     }
 
     /// Whether `name` is a node of this cluster: a member (P..S, the generated nodes, a
     /// cluster file's), a `--peer`, or added by [`Cluster::with_known`].
-    pub fn knows(&self, name: &str) -> bool {
+    pub(crate) fn knows(&self, name: &str) -> bool {
         self.peers.contains_key(name) || self.members.iter().any(|m| m == name)
     }
 
@@ -410,7 +410,7 @@ impl Cluster {
     /// the fault the original gives when nobody listens there (`ConnectionRefusedError`),
     /// without any connection being made. Python's `ord()` faults come first, as in the
     /// original.
-    pub fn url_of(&self, name: &str) -> Result<NodeUrl, PyFault> {
+    pub(crate) fn url_of(&self, name: &str) -> Result<NodeUrl, PyFault> {
         if let Some(url) = self.peers.get(name).or_else(|| self.ruled.get(name)) {
             return Ok(url.clone());
         }
@@ -432,12 +432,12 @@ impl Cluster {
 }
 
 /// The name of the `i`-th generated node (`--cluster-size`): `N0`, `N1`, ...
-pub fn generated_name(i: usize) -> String {
+pub(crate) fn generated_name(i: usize) -> String {
     format!("N{i}")
 }
 
 /// The names `N0`..`N{size-1}` (see [`Cluster::with_cluster_size`]).
-pub fn generated_names(size: usize) -> Vec<String> {
+pub(crate) fn generated_names(size: usize) -> Vec<String> {
     (0..size).map(generated_name).collect()
 }
 
@@ -453,7 +453,7 @@ fn rule_port(base: u16, name: &str) -> Result<i64, PyFault> {
 
 /// The nodes a binary works with: the `--nodes` list if given, else all generated nodes with
 /// `--cluster-size`, else the original P, Q, R, S.
-pub fn node_names(nodes: Option<&str>, cluster_size: Option<usize>) -> Vec<String> {
+pub(crate) fn node_names(nodes: Option<&str>, cluster_size: Option<usize>) -> Vec<String> {
     match (nodes, cluster_size) {
         (Some(list), _) => parse_names(list),
         (None, Some(size)) => generated_names(size),
@@ -475,26 +475,26 @@ pub fn node_names(nodes: Option<&str>, cluster_size: Option<usize>) -> Vec<Strin
 /// ```
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterFile {
+pub(crate) struct ClusterFile {
     /// The nodes, in order.
     #[serde(default, rename = "node")]
-    pub nodes: Vec<NodeEntry>,
+    pub(crate) nodes: Vec<NodeEntry>,
 }
 
 /// One node of a cluster file.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeEntry {
+pub(crate) struct NodeEntry {
     /// The node's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it listens: `http://HOST:PORT/`.
-    pub url: String,
+    pub(crate) url: String,
     /// Faulty in the original's sense.
     #[serde(default)]
-    pub faulty: bool,
+    pub(crate) faulty: bool,
     /// Sending behaviour (`honest`, `flip`, `deny:R,S`, ...), parsed as the file is read.
     #[serde(default)]
-    pub behaviour: Option<crate::behaviour::Behaviour>,
+    pub(crate) behaviour: Option<crate::behaviour::Behaviour>,
 }
 
 /// Why a cluster file cannot be used. Displayed as one line naming the file (when read from
@@ -565,11 +565,11 @@ pub enum ClusterFileProblem {
 
 /// The largest cluster file read, in bytes: a cluster of thousands of nodes fits, and
 /// `--cluster /dev/zero` is refused after a mebibyte instead of filling memory.
-pub const MAX_CLUSTER_FILE: u64 = 1024 * 1024;
+pub(crate) const MAX_CLUSTER_FILE: u64 = 1024 * 1024;
 
 impl ClusterFile {
     /// Read and check a cluster file.
-    pub fn load(path: &std::path::Path) -> Result<Self, ClusterFileError> {
+    pub(crate) fn load(path: &std::path::Path) -> Result<Self, ClusterFileError> {
         use std::io::Read;
         let read = |error| ClusterFileError::Read {
             path: path.to_path_buf(),
@@ -598,7 +598,7 @@ impl ClusterFile {
     }
 
     /// Parse and check the TOML text of a cluster file.
-    pub fn parse(text: &str) -> Result<Self, ClusterFileProblem> {
+    pub(crate) fn parse(text: &str) -> Result<Self, ClusterFileProblem> {
         let file: ClusterFile =
             toml::from_str(text).map_err(|e| ClusterFileProblem::Toml(e.to_string()))?;
         if file.nodes.is_empty() {
@@ -635,12 +635,12 @@ impl ClusterFile {
     }
 
     /// The names, in order.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
     /// The faulty nodes.
-    pub fn faulty(&self) -> Vec<String> {
+    pub(crate) fn faulty(&self) -> Vec<String> {
         self.nodes
             .iter()
             .filter(|n| n.faulty)
@@ -649,7 +649,7 @@ impl ClusterFile {
     }
 
     /// The behaviours given in the file.
-    pub fn behaviours(&self) -> Vec<(String, crate::behaviour::Behaviour)> {
+    pub(crate) fn behaviours(&self) -> Vec<(String, crate::behaviour::Behaviour)> {
         self.nodes
             .iter()
             .filter_map(|n| Some((n.name.clone(), n.behaviour.clone()?)))
@@ -657,7 +657,7 @@ impl ClusterFile {
     }
 
     /// `cluster` with every node of the file placed at its URL, in the file's order.
-    pub fn apply(&self, mut cluster: Cluster) -> Result<Cluster, ClusterError> {
+    pub(crate) fn apply(&self, mut cluster: Cluster) -> Result<Cluster, ClusterError> {
         for n in &self.nodes {
             cluster = cluster.with_peer(&n.name, &n.url)?;
         }
@@ -666,7 +666,7 @@ impl ClusterFile {
 }
 
 /// Split a comma-separated node list (`P,Q,R`), dropping empty items.
-pub fn parse_names(list: &str) -> Vec<String> {
+pub(crate) fn parse_names(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -28,14 +28,14 @@ use std::time::{Duration, Instant};
 
 /// Lines the queue holds before new ones are dropped: with values cut to 200 bytes
 /// ([`crate::protocol::printed`]) a line is under 1 KB, so the queue stays under 4 MB.
-pub const QUEUE_LINES: usize = 4096;
+pub(crate) const QUEUE_LINES: usize = 4096;
 
 /// How long the process waits at exit for stdout to take the lines still queued.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// Longest a line waits in the writer before it is written, when the output is not a
 /// terminal.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// While it gathers lines, the writer looks at the queue this often (a sleep, not a wait on
 /// the queue, so that queueing a line wakes nobody): with [`QUEUE_LINES`] places, the queue
@@ -57,7 +57,7 @@ const WRITE_AT: usize = 64 * 1024;
 /// line: a measurable share of a `receive_message` call, BENCHMARKS.md, "Close to the
 /// limit".)
 #[derive(Debug)]
-pub struct Console {
+pub(crate) struct Console {
     shared: Arc<Shared>,
 }
 
@@ -101,7 +101,7 @@ impl Console {
     /// A console whose thread writes lines to `out` and notes to `notes`; at most `capacity`
     /// lines wait. The writer writes what it has gathered at most every `interval` (zero: each
     /// time it finds lines, as for a terminal). `None` when the thread cannot be started.
-    pub fn new(
+    pub(crate) fn new(
         out: impl Write + Send + 'static,
         notes: impl Write + Send + 'static,
         capacity: usize,
@@ -124,7 +124,7 @@ impl Console {
 
     /// Queue `line` (a newline is added) without ever waiting for the writer: when the queue
     /// is full, the line is counted and dropped.
-    pub fn print(&self, line: impl AsRef<str>) {
+    pub(crate) fn print(&self, line: impl AsRef<str>) {
         let line = line.as_ref().as_bytes();
         let mut q = self.shared.queue();
         if q.lines >= self.shared.capacity {
@@ -144,7 +144,7 @@ impl Console {
 
     /// Wait until every line queued so far is written, for at most `within`; whether they all
     /// were.
-    pub fn flush(&self, within: Duration) -> bool {
+    pub(crate) fn flush(&self, within: Duration) -> bool {
         let target = self.shared.queue().queued;
         let deadline = Instant::now() + within;
         let mut done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,7 +171,7 @@ impl Drop for Console {
 }
 
 /// The note written (to the notes writer) once output drains after `n` lines were dropped.
-pub fn dropped_note(n: u64) -> String {
+pub(crate) fn dropped_note(n: u64) -> String {
     let s = if n == 1 { "" } else { "s" };
     format!("console: {n} line{s} of stdout dropped: stdout was not being read")
 }
@@ -241,7 +241,7 @@ static STDOUT: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Print one of the original's stdout lines (through the queue; never waits). If the writer
 /// thread could not be started, lines are dropped.
-pub fn print_line(line: impl AsRef<str>) {
+pub(crate) fn print_line(line: impl AsRef<str>) {
     if let Some(console) = STDOUT.get_or_init(|| {
         let interval = interval_for(std::io::stdout().is_terminal());
         Console::new(stdout(), std::io::stderr(), QUEUE_LINES, interval)
@@ -256,7 +256,7 @@ pub fn print_line(line: impl AsRef<str>) {
 static STDERR: OnceLock<Option<Console>> = OnceLock::new();
 
 /// Write one access-log line to stderr (through its queue; never waits).
-pub fn log_line(line: impl AsRef<str>) {
+pub(crate) fn log_line(line: impl AsRef<str>) {
     if let Some(console) = STDERR.get_or_init(|| {
         let interval = interval_for(std::io::stderr().is_terminal());
         Console::new(stderr(), stderr(), QUEUE_LINES, interval)

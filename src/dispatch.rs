@@ -27,31 +27,31 @@ use crate::xmlrpc::{self, DecodeError};
 /// each call of a `system.multicall` batch) through `table`, run the handlers, and render the
 /// result or the fault as the `methodResponse` text ([`render`]). Nothing is shared with other
 /// requests: for a node with neighbours, see [`respond_within`].
-pub async fn respond(table: &HandlerMap, body: &[u8]) -> String {
+pub(crate) async fn respond(table: &HandlerMap, body: &[u8]) -> String {
     respond_within(table, body, None).await.body
 }
 
 /// Longest a request waits for room in the answer budget, over all its calls (while it
 /// waits, callers that read nothing of their answers are disconnected: see
 /// [`crate::gate::WriteTimeout::with_pressure`]).
-pub const ROOM_WAIT: Duration = Duration::from_secs(4);
+pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(4);
 
 /// What a request of a node may use of its process's shared capacity, call by call.
 ///
 /// Why call by call: a batch took the heavy turn once for all its calls and was checked
-/// against the answer budget once its whole answer was built, so one 10 KB
-/// `system.multicall([get_messages] * 64)` on a full store took the process from 31 MB to
-/// 3.08 GB, and two batches of 1,024 `om_decide` held both turns for 95 s. Now every heavy
+/// against the answer budget once its whole answer was built, so one small
+/// `system.multicall([get_messages] * 64)` on a full store took the process's memory to
+/// gigabytes, and two batches of 1,024 `om_decide` held both turns for minutes. Now every heavy
 /// call takes room for its answer first (from [`Shares::hint`], then exactly once it is
 /// written), and a turn for its build only, as a single call does.
-pub struct Shares {
+pub(crate) struct Shares {
     /// Turns to build an answer that grows with the node's data (per process).
-    pub heavy: Arc<tokio::sync::Semaphore>,
+    pub(crate) heavy: Arc<tokio::sync::Semaphore>,
     /// Bytes of answers not yet read by their callers (per process).
-    pub answers: ByteBudget,
+    pub(crate) answers: ByteBudget,
     /// The size a heavy method's answer will be about, before it is built (the bytes of what
     /// it copies: the stored messages, the trace).
-    pub hint: Box<dyn Fn(Method) -> usize + Send + Sync>,
+    pub(crate) hint: Box<dyn Fn(Method) -> usize + Send + Sync>,
 }
 
 impl std::fmt::Debug for Shares {
@@ -84,11 +84,11 @@ impl Shares {
 
 /// An answer, and the room it holds in the answer budget, if it took some.
 #[derive(Debug)]
-pub struct Answered {
+pub(crate) struct Answered {
     /// The `methodResponse` text.
-    pub body: String,
+    pub(crate) body: String,
     /// Room in [`Shares::answers`] taken for it (to be fitted to what is sent).
-    pub held: Option<OwnedSemaphorePermit>,
+    pub(crate) held: Option<OwnedSemaphorePermit>,
 }
 
 impl Answered {
@@ -107,7 +107,11 @@ fn heavy(method: &str) -> Option<Method> {
 /// budget before it is built and one of its heavy turns while it is built. Every failure is
 /// a fault as CPython's `SimpleXMLRPCDispatcher._marshaled_dispatch` makes it: code 1 and a
 /// `<class '...'>` string, or the fault a `<fault>` body is.
-pub async fn respond_within(table: &HandlerMap, body: &[u8], shares: Option<&Shares>) -> Answered {
+pub(crate) async fn respond_within(
+    table: &HandlerMap,
+    body: &[u8],
+    shares: Option<&Shares>,
+) -> Answered {
     let deadline = tokio::time::Instant::now() + ROOM_WAIT;
     let call = match xmlrpc::decode_call(body) {
         Ok(call) => call,

@@ -25,26 +25,26 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Connections a process serves at once by default (`server --max-connections`); lowered to
 /// half the open-file limit when that is smaller, so outgoing calls always find a descriptor.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Connections one client address may hold by default (`server --max-connections-per-client`).
-pub const DEFAULT_MAX_PER_CLIENT: usize = 1024;
+pub(crate) const DEFAULT_MAX_PER_CLIENT: usize = 1024;
 /// Bytes of request bodies being received or handled at once, by default
 /// (`server --max-buffered-bytes`): past it, further bodies wait (within the request timeout).
-pub const DEFAULT_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of answers written but not yet read by their callers, by default
 /// (`server --max-answer-bytes`): past it, a large answer is replaced by a short fault.
-pub const DEFAULT_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+pub(crate) const DEFAULT_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 /// Request bodies up to this size (plain, not gzip) are not counted against the buffered
 /// bytes: the connection cap bounds them, and they never wait behind large ones.
-pub const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 /// Answers up to this size are not counted: the connection cap bounds them.
-pub const SMALL_ANSWER: usize = 16 * 1024;
+pub(crate) const SMALL_ANSWER: usize = 16 * 1024;
 
 /// Budgets are counted in units of this many bytes (semaphore permits are `u32`).
 const UNIT: usize = 1024;
 
 /// The half of the process's open-file limit (soft), when Linux says what it is.
-pub fn fd_limit_half() -> Option<usize> {
+pub(crate) fn fd_limit_half() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line.split_whitespace().nth(3)?.parse::<usize>().ok()?;
@@ -64,7 +64,7 @@ pub fn fd_limit_half() -> Option<usize> {
 /// read; one with a request in hand, a body on its way or an answer being written is never
 /// closed to make room.
 #[derive(Debug)]
-pub struct ConnGate {
+pub(crate) struct ConnGate {
     max: usize,
     per_client: usize,
     open: Mutex<Open>,
@@ -86,7 +86,7 @@ struct Open {
 
 /// What the gate knows of one connection.
 #[derive(Debug)]
-pub struct ConnState {
+pub(crate) struct ConnState {
     ip: IpAddr,
     /// Its number in the order of accepting (breaks ties of `idle_since`).
     id: u64,
@@ -121,7 +121,7 @@ impl ConnState {
 
     /// The connection is busy (a request being handled, an answer being streamed) while the
     /// guard lives.
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.owed.store(true, Ordering::SeqCst);
         self.busy.fetch_add(1, Ordering::SeqCst);
         Busy(self.clone())
@@ -130,7 +130,7 @@ impl ConnState {
 
 /// See [`ConnState::busy`].
 #[derive(Debug)]
-pub struct Busy(Arc<ConnState>);
+pub(crate) struct Busy(Arc<ConnState>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -140,7 +140,7 @@ impl Drop for Busy {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Crowded {
+pub(crate) enum Crowded {
     /// The process serves `max` connections already, none of them idle.
     Process(usize),
     /// This client address holds `per_client` already, none of them idle.
@@ -149,7 +149,7 @@ pub enum Crowded {
 
 impl Crowded {
     /// The text of the refusal (HTTP 429).
-    pub fn message(&self, ip: IpAddr) -> String {
+    pub(crate) fn message(&self, ip: IpAddr) -> String {
         match self {
             Crowded::Process(n) => format!(
                 "this server holds {n} connections already, none idle (server --max-connections); try again later"
@@ -163,7 +163,7 @@ impl Crowded {
 
 impl ConnGate {
     /// A gate for `max` connections, `per_client` of them from one address.
-    pub fn new(max: usize, per_client: usize) -> Arc<Self> {
+    pub(crate) fn new(max: usize, per_client: usize) -> Arc<Self> {
         Arc::new(ConnGate {
             max: max.max(1),
             per_client: per_client.max(1),
@@ -176,7 +176,7 @@ impl ConnGate {
     /// idle the longest (from `ip` for the per-client cap) is told to close
     /// ([`Entered::evicted`]) and the new one counted in its place. The count lasts as long
     /// as the returned [`Entered`].
-    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
+    pub(crate) fn enter(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (mine, mine_evicting) = open.per.get(&ip).copied().unwrap_or((0, 0));
         if mine - mine_evicting >= self.per_client && !open.evict_oldest(Some(ip)) {
@@ -212,7 +212,7 @@ impl ConnGate {
     /// other tasks run: connections just accepted count as busy until their first read finds
     /// nothing (so that a request sent with a connection is read before it can be closed to
     /// make room), and a burst of new connections is all such until their tasks run.
-    pub async fn enter_soon(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
+    pub(crate) async fn enter_soon(self: &Arc<Self>, ip: IpAddr) -> Result<Entered, Crowded> {
         match self.enter(ip) {
             Ok(entered) => Ok(entered),
             Err(_) => {
@@ -223,7 +223,8 @@ impl ConnGate {
     }
 
     /// Connections counted now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 }
@@ -252,7 +253,7 @@ impl Open {
 
 /// One counted connection; dropping it frees its place.
 #[derive(Debug)]
-pub struct Entered {
+pub(crate) struct Entered {
     gate: Arc<ConnGate>,
     id: u64,
     state: Arc<ConnState>,
@@ -260,13 +261,13 @@ pub struct Entered {
 
 impl Entered {
     /// What the gate knows of this connection: mark it busy ([`ConnState::busy`]).
-    pub fn state(&self) -> Arc<ConnState> {
+    pub(crate) fn state(&self) -> Arc<ConnState> {
         self.state.clone()
     }
 
     /// `io` watched for the gate: the bytes of a request read make the connection busy until
     /// its answer has been written out ([`Watched`]).
-    pub fn watch<T>(&self, io: T) -> Watched<T> {
+    pub(crate) fn watch<T>(&self, io: T) -> Watched<T> {
         Watched {
             inner: io,
             state: self.state.clone(),
@@ -274,7 +275,7 @@ impl Entered {
     }
 
     /// Resolves when the gate closes this connection to make room: drop it then.
-    pub fn evicted(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub(crate) fn evicted(&self) -> impl Future<Output = ()> + Send + 'static {
         let state = self.state.clone();
         async move { state.evict.notified().await }
     }
@@ -306,7 +307,7 @@ impl Drop for Entered {
 /// request in hand (the answer written out), or a read that finds nothing with none in hand,
 /// makes it idle.
 #[derive(Debug)]
-pub struct Watched<T> {
+pub(crate) struct Watched<T> {
     inner: T,
     state: Arc<ConnState>,
 }
@@ -366,7 +367,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
 /// A process-wide budget of bytes, held by permits that free their bytes when dropped.
 #[derive(Debug, Clone)]
-pub struct ByteBudget {
+pub(crate) struct ByteBudget {
     permits: Arc<Semaphore>,
     bytes: usize,
     /// Requests waiting for room now ([`ByteBudget::hold_pressing`]): while there are any,
@@ -376,7 +377,7 @@ pub struct ByteBudget {
 
 /// Whether someone waits for room in a [`ByteBudget`]; see [`WriteTimeout::with_pressure`].
 #[derive(Debug, Clone, Default)]
-pub struct Pressure(Arc<AtomicUsize>);
+pub(crate) struct Pressure(Arc<AtomicUsize>);
 
 impl Pressure {
     fn is_on(&self) -> bool {
@@ -387,13 +388,13 @@ impl Pressure {
 /// A caller that has read nothing of its answer for this long, while others wait for room in
 /// the answer budget, is disconnected: its unread answer is counted against it, not against
 /// everyone ([`WriteTimeout::with_pressure`]).
-pub const PRESSED_STALL: Duration = Duration::from_secs(2);
+pub(crate) const PRESSED_STALL: Duration = Duration::from_secs(2);
 /// How often a stalled write looks at the pressure.
 const PRESSURE_TICK: Duration = Duration::from_millis(250);
 
 impl ByteBudget {
     /// A budget of `bytes` bytes.
-    pub fn new(bytes: usize) -> Self {
+    pub(crate) fn new(bytes: usize) -> Self {
         let units = bytes.div_ceil(UNIT).clamp(1, Semaphore::MAX_PERMITS);
         ByteBudget {
             permits: Arc::new(Semaphore::new(units)),
@@ -403,14 +404,14 @@ impl ByteBudget {
     }
 
     /// The handle a [`WriteTimeout`] watches.
-    pub fn pressure(&self) -> Pressure {
+    pub(crate) fn pressure(&self) -> Pressure {
         self.pressed.clone()
     }
 
     /// [`ByteBudget::hold`], and while it waits, the budget is under pressure: callers that
     /// read nothing of the answers they hold for [`PRESSED_STALL`] are disconnected, which
     /// frees their bytes.
-    pub async fn hold_pressing(
+    pub(crate) async fn hold_pressing(
         &self,
         bytes: usize,
         within: Duration,
@@ -431,7 +432,7 @@ impl ByteBudget {
 
     /// `permit` (of this budget) made to hold exactly `bytes` (to the unit): the excess given
     /// back, or what is missing taken now; `Err(permit)` when it is missing and not there.
-    pub fn resize(
+    pub(crate) fn resize(
         &self,
         mut permit: OwnedSemaphorePermit,
         bytes: usize,
@@ -453,12 +454,13 @@ impl ByteBudget {
     }
 
     /// The budget, in bytes.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Bytes not held now (to the unit).
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
         self.permits.available_permits() * UNIT
     }
 
@@ -467,7 +469,7 @@ impl ByteBudget {
     }
 
     /// Hold `bytes` now, or `None` when the budget has not that much left.
-    pub fn try_hold(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn try_hold(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         self.permits
             .clone()
             .try_acquire_many_owned(self.units(bytes))
@@ -476,7 +478,11 @@ impl ByteBudget {
 
     /// Hold `bytes`, waiting for others to free them for at most `within`; `None` when they
     /// were not freed in time, or when `bytes` exceeds the whole budget.
-    pub async fn hold(&self, bytes: usize, within: Duration) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn hold(
+        &self,
+        bytes: usize,
+        within: Duration,
+    ) -> Option<OwnedSemaphorePermit> {
         if bytes > self.bytes {
             return None;
         }
@@ -487,7 +493,7 @@ impl ByteBudget {
 
 /// `data` as `Bytes` that hold `permit` until the last copy of them is dropped: for an answer,
 /// once hyper has written it to the socket, or dropped it with its connection.
-pub fn held_bytes(data: Vec<u8>, permit: OwnedSemaphorePermit) -> Bytes {
+pub(crate) fn held_bytes(data: Vec<u8>, permit: OwnedSemaphorePermit) -> Bytes {
     struct Held(Vec<u8>, #[allow(dead_code)] OwnedSemaphorePermit);
     impl AsRef<[u8]> for Held {
         fn as_ref(&self) -> &[u8] {
@@ -502,7 +508,7 @@ pub fn held_bytes(data: Vec<u8>, permit: OwnedSemaphorePermit) -> Bytes {
 /// asks and never reads would hold its connection and its answer for ever. Reads are passed
 /// through untouched (hyper's header timeout and our body timeout cover them).
 #[derive(Debug)]
-pub struct WriteTimeout<T> {
+pub(crate) struct WriteTimeout<T> {
     inner: T,
     timeout: Duration,
     /// Since when writes have made no progress, and the sleep until the next look.
@@ -513,7 +519,7 @@ pub struct WriteTimeout<T> {
 
 impl<T> WriteTimeout<T> {
     /// Wrap `inner`.
-    pub fn new(inner: T, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: T, timeout: Duration) -> Self {
         WriteTimeout {
             inner,
             timeout,
@@ -530,7 +536,7 @@ impl<T> WriteTimeout<T> {
     /// budget, and every other large answer was a `MemoryError` fault until the request
     /// timeout dropped them (10 s); reopened, they would hold it again. Now an unread answer
     /// is the caller's cost: it loses its connection as soon as the room is needed.
-    pub fn with_pressure(mut self, pressure: Pressure) -> Self {
+    pub(crate) fn with_pressure(mut self, pressure: Pressure) -> Self {
         self.pressure = Some(pressure);
         self
     }

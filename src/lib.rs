@@ -41,7 +41,7 @@ pub mod cli;
 pub mod cluster;
 pub mod console;
 pub mod dispatch;
-pub mod gate;
+pub(crate) mod gate;
 pub mod load;
 pub mod methods;
 pub mod node;

@@ -49,7 +49,7 @@ pub struct Plan {
 
 /// The figures of a run.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct LoadFigures {
     /// Calls answered with a value.
     pub ok: u64,
     /// Calls that failed: transport errors, timeouts, HTTP errors, faults.
@@ -57,20 +57,20 @@ pub struct Report {
     /// Calls still unanswered when the run ended (their wait counts in the percentiles).
     pub unfinished: u64,
     /// Wall time of the run.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Latency percentiles of answered calls, in microseconds: p50, p99, p99.9, max.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// 99th percentile.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
     /// 99.9th percentile.
-    pub p999_us: f64,
+    pub(crate) p999_us: f64,
     /// Slowest call.
-    pub max_us: f64,
+    pub(crate) max_us: f64,
 }
 
-impl Report {
+impl LoadFigures {
     /// Answered calls per second.
-    pub fn calls_per_sec(&self) -> f64 {
+    pub(crate) fn calls_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
@@ -179,7 +179,7 @@ pub async fn reach(addr: &str, timeout: Duration) -> Result<(), Unreachable> {
 }
 
 /// Run the plan and gather the figures.
-pub async fn run(plan: &Plan) -> Report {
+pub async fn run(plan: &Plan) -> LoadFigures {
     let started = Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let per_conn = plan
@@ -193,7 +193,7 @@ pub async fn run(plan: &Plan) -> Report {
         tasks.spawn(async move { connection(addr, requests, deadline, per_conn, timeout).await });
     }
     let mut latencies: Vec<u32> = Vec::new();
-    let mut report = Report::default();
+    let mut report = LoadFigures::default();
     let mut censored = 0u64;
     while let Some(done) = tasks.join_next().await {
         if let Ok((lat, errors, open)) = done {

@@ -21,31 +21,31 @@ use crate::trace::{self, Recorder};
 
 /// What the handlers of the original methods share: the general and how it reaches others.
 #[derive(Debug)]
-pub struct General {
+pub(crate) struct General {
     /// The node's state (held only for one synchronous step, never across a call).
-    pub node: Mutex<Node>,
+    pub(crate) node: Mutex<Node>,
     /// Print the original's stdout lines (off for in-process clusters).
-    pub print: bool,
+    pub(crate) print: bool,
     /// Where node-to-node calls are recorded.
-    pub recorder: Arc<Recorder>,
+    pub(crate) recorder: Arc<Recorder>,
     /// Where every node lives.
-    pub cluster: Arc<Cluster>,
+    pub(crate) cluster: Arc<Cluster>,
     /// Outgoing calls.
-    pub peers: Peers,
+    pub(crate) peers: Peers,
     /// Turns to forward a `send_message` (shared by the process's nodes, see
     /// [`MAX_FORWARDS`]).
-    pub forwards: Arc<tokio::sync::Semaphore>,
+    pub(crate) forwards: Arc<tokio::sync::Semaphore>,
 }
 
 /// `send_message` calls a process forwards at once; more wait for a turn (within the call's
 /// timeout). Each forward may read a reply up to the node's reply cap, so this bounds what
 /// replies in flight can hold (RELIABILITY.md, worst-case memory).
-pub const MAX_FORWARDS: usize = 256;
+pub(crate) const MAX_FORWARDS: usize = 256;
 
 impl General {
     /// The node, locked. A panic while holding the lock cannot leave a half-written map entry
     /// behind (each update is one insert), so a poisoned lock is still safe to use.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Node> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Node> {
         self.node.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -134,7 +134,7 @@ impl Handler for Extension {
 /// The method table of one general: every [`Method`] but `system.multicall`, which the
 /// request path answers by calling this table ([`crate::dispatch`]). Nothing else is
 /// callable, as in the original (no other `system.*`).
-pub fn table(general: Arc<General>, engine: Arc<Engine>) -> HandlerMap {
+pub(crate) fn table(general: Arc<General>, engine: Arc<Engine>) -> HandlerMap {
     let mut map: HashMap<&'static str, Box<dyn Handler>> = HashMap::new();
     for method in Method::ALL {
         let handler: Box<dyn Handler> = match method {

@@ -19,14 +19,14 @@ use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
 
 /// Default cap on distinct senders one node stores (see [`Node::with_max_senders`]).
-pub const DEFAULT_MAX_SENDERS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_SENDERS: usize = 10_000;
 /// Default cap on one sender name or decision, in bytes (see [`Node::with_byte_budget`]).
-pub const DEFAULT_MAX_VALUE: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_VALUE: usize = 64 * 1024;
 /// Default cap on the bytes of stored messages of one node (see [`Node::with_byte_budget`]).
-pub const DEFAULT_MAX_STORED_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_STORED_BYTES: usize = 16 * 1024 * 1024;
 /// What one stored message costs besides its two strings: the map slot and two `String`
 /// headers, rounded up. Counted so that ten thousand empty senders still cost something.
-pub const ENTRY_OVERHEAD: usize = 64;
+pub(crate) const ENTRY_OVERHEAD: usize = 64;
 
 /// A general of the simulation.
 #[derive(Debug, Clone)]
@@ -66,18 +66,18 @@ pub enum Step<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward<T> {
     /// Where the recipient lives, as the resolver given to [`Node::handle`] found it.
-    pub target: T,
+    pub(crate) target: T,
     /// The recipient's name as the caller gave it.
-    pub recipient: String,
+    pub(crate) recipient: String,
     /// This node's name (the `sender` argument of the forwarded call).
-    pub sender: String,
+    pub(crate) sender: String,
     /// The decision to deliver.
-    pub decision: String,
+    pub(crate) decision: String,
     /// The reply on success: `N sent decision 'D' to X`, as the original answers it.
-    pub line: String,
+    pub(crate) line: String,
     /// Printed before the call: [`Forward::line`] with its values as [`protocol::printed`]
     /// shows them.
-    pub print: String,
+    pub(crate) print: String,
 }
 
 impl<T> Step<T> {
@@ -118,7 +118,7 @@ impl Node {
     }
 
     /// Send with `behaviour` instead of the original's (see [`Behaviour`]).
-    pub fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
+    pub(crate) fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
         self.behaviour = behaviour;
         self
     }
@@ -135,19 +135,19 @@ impl Node {
     }
 
     /// Seed for the `random` behaviour.
-    pub fn with_seed(mut self, seed: u64) -> Self {
+    pub(crate) fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
     }
 
     /// How this node sends.
-    pub fn behaviour(&self) -> &Behaviour {
+    pub(crate) fn behaviour(&self) -> &Behaviour {
         &self.behaviour
     }
 
     /// Cap the number of distinct senders stored; a new sender beyond it gets a fault, a known
     /// sender can still update its decision.
-    pub fn with_max_senders(mut self, max: usize) -> Self {
+    pub(crate) fn with_max_senders(mut self, max: usize) -> Self {
         self.max_senders = max;
         self
     }
@@ -157,19 +157,19 @@ impl Node {
     /// costs its two strings plus [`ENTRY_OVERHEAD`]). The original has no cap: 10,000
     /// senders with 1 MiB decisions took 10 GiB per node, and one `get_messages` three times
     /// that. Beyond a cap the call gets a fault and nothing stored changes.
-    pub fn with_byte_budget(mut self, max_value: usize, max_stored: usize) -> Self {
+    pub(crate) fn with_byte_budget(mut self, max_value: usize, max_stored: usize) -> Self {
         self.max_value = max_value;
         self.max_stored = max_stored;
         self
     }
 
     /// Bytes of stored messages, as counted against the budget.
-    pub fn stored_bytes(&self) -> usize {
+    pub(crate) fn stored_bytes(&self) -> usize {
         self.stored
     }
 
     /// The node's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
@@ -289,7 +289,7 @@ impl Node {
     }
 
     /// Store a decision (unless faulty) and say so.
-    pub fn receive_message<T>(&mut self, sender: &Value, decision: &Value) -> Step<T> {
+    pub(crate) fn receive_message<T>(&mut self, sender: &Value, decision: &Value) -> Step<T> {
         let Value::String(sender) = sender else {
             return Step::fault(fault::not_a_string("sender", python_type_name(sender)));
         };
@@ -333,7 +333,7 @@ impl Node {
         if self.faulty {
             return Ok((protocol::FAULTY_DECISION.to_string(), None));
         }
-        let majority = majority(self.messages.values().map(String::as_str))
+        let majority = plurality(self.messages.values().map(String::as_str))
             .ok_or_else(fault::empty_majority)?
             .to_string();
         let line = protocol::printed::majority_line(&majority);
@@ -343,7 +343,7 @@ impl Node {
 
 /// The original's only fault behaviour: a faulty node *named P* refuses R and S
 /// (`deny:R,S`); every other node is honest unless given a behaviour.
-pub fn original_behaviour(name: &str, faulty: bool) -> Behaviour {
+pub(crate) fn original_behaviour(name: &str, faulty: bool) -> Behaviour {
     if faulty && name == protocol::ORIGINAL_FAULTY {
         Behaviour::Deny(
             protocol::DENIED_BY_P
@@ -357,12 +357,13 @@ pub fn original_behaviour(name: &str, faulty: bool) -> Behaviour {
 }
 
 /// What one stored message counts against a node's byte budget.
-pub fn stored_cost(sender: &str, decision: &str) -> usize {
+pub(crate) fn stored_cost(sender: &str, decision: &str) -> usize {
     sender.len() + decision.len() + ENTRY_OVERHEAD
 }
 
-/// The most frequent value; ties go to the smallest value. `None` when empty.
-pub fn majority<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// The most frequent value (the original's `max(set(decisions), key=decisions.count)`, not a
+/// strict majority); ties go to the smallest value. `None` when empty.
+pub(crate) fn plurality<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in values {
         *counts.entry(v).or_insert(0) += 1;
@@ -390,10 +391,10 @@ mod tests {
 
     #[test]
     fn majority_and_ties() {
-        assert_eq!(majority(["a", "b", "b"]), Some("b"));
-        assert_eq!(majority(["retreat", "attack"]), Some("attack"));
-        assert_eq!(majority(["b", "a", "b", "a"]), Some("a"));
-        assert_eq!(majority([]), None);
+        assert_eq!(plurality(["a", "b", "b"]), Some("b"));
+        assert_eq!(plurality(["retreat", "attack"]), Some("attack"));
+        assert_eq!(plurality(["b", "a", "b", "a"]), Some("a"));
+        assert_eq!(plurality([]), None);
     }
 
     #[test]

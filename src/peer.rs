@@ -32,18 +32,18 @@ use crate::protocol::fault::PyFault;
 use crate::xmlrpc;
 
 /// Default timeout of one outgoing call (`--rpc-timeout`).
-pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest reply body read from a peer; a longer reply fails the call ([`PeerError::Other`])
 /// without being read further. Large enough for a `trace_events` or `get_messages` answer of
 /// a node at its default limits.
-pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How long an idle keep-alive connection stays in the pool: well under the keep-alive of
 /// the servers it calls (ours closes idle connections after `--request-timeout`, 10 s by
 /// default), so a call never takes a connection the server is closing at that very moment.
 /// A call that still meets such a connection is retried once ([`Peers::post`]).
-pub const POOL_IDLE: Duration = Duration::from_secs(4);
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Longest excerpt of a bad reply written to the debug log.
 const MAX_EXCERPT: usize = 200;
@@ -88,15 +88,6 @@ pub enum NodeCallError {
 }
 
 impl NodeCallError {
-    /// The node called.
-    pub fn node(&self) -> &str {
-        match self {
-            NodeCallError::NoAddress { node, .. }
-            | NodeCallError::Call { node, .. }
-            | NodeCallError::Answer { node, .. } => node,
-        }
-    }
-
     /// The node answered that it does not know the method: an original `server.py` (fault
     /// `method "..." is not supported`), or a node of another XML-RPC library, which says so
     /// its own way: HTTP 404, or a fault of one of the codes or phrases of
@@ -116,7 +107,7 @@ impl NodeCallError {
     }
 
     /// Nobody listened at the node's address.
-    pub fn is_refused(&self) -> bool {
+    pub(crate) fn is_refused(&self) -> bool {
         matches!(
             self,
             NodeCallError::Call {
@@ -165,7 +156,7 @@ impl PeerError {
     /// `send_message`'s `receive_message`): as CPython's server, the peer's own fault passed
     /// on unchanged (cut to 200 bytes, divergence 21), anything else as the fault of
     /// [`PeerError::python_fault`].
-    pub fn into_fault(self) -> Fault {
+    pub(crate) fn into_fault(self) -> Fault {
         match self {
             PeerError::Fault(f) => Fault::new(f.code(), fault::cut(f.string().to_string())),
             other => Fault::new(
@@ -252,11 +243,11 @@ pub struct Peers {
 
 /// Calls one process makes to one peer at once through [`Peers::slot`]; more wait for a slot
 /// of that peer, holding nothing that calls to other peers need.
-pub const MAX_PER_PEER: usize = 64;
+pub(crate) const MAX_PER_PEER: usize = 64;
 
 /// How often a peer known down ([`Peers::slot`]) is tried again: one call goes through, the
 /// others fail at once.
-pub const DOWN_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const DOWN_RETRY: Duration = Duration::from_secs(1);
 
 /// One peer's slots and health.
 #[derive(Debug)]
@@ -295,7 +286,7 @@ impl PeerGate {
 /// A call's place among the calls to one peer ([`Peers::slot`]); [`PeerSlot::finish`] with
 /// the call's result keeps the peer's health.
 #[derive(Debug)]
-pub struct PeerSlot {
+pub(crate) struct PeerSlot {
     gate: Arc<PeerGate>,
     _slot: OwnedSemaphorePermit,
 }
@@ -304,7 +295,7 @@ impl PeerSlot {
     /// Record how the call went: a timeout makes the peer known down (further calls fail at
     /// once, but one per [`DOWN_RETRY`]); any answer, a fault or an HTTP error included,
     /// makes it known up.
-    pub fn finish<T>(self, result: &Result<T, PeerError>) {
+    pub(crate) fn finish<T>(self, result: &Result<T, PeerError>) {
         let mut retry_at = self.gate.retry_at.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Err(PeerError::Timeout(_)) => *retry_at = Some(Instant::now() + DOWN_RETRY),
@@ -351,7 +342,7 @@ impl Peers {
     /// `send_message` calls to it, each waiting the whole timeout), and a forward between two
     /// healthy nodes waited seconds behind them. Taken before the process-wide turn, a slot
     /// keeps a dead peer's calls from queueing ahead of calls to live ones.
-    pub async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
+    pub(crate) async fn slot(&self, url: &NodeUrl) -> Result<PeerSlot, PeerError> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates
@@ -382,7 +373,7 @@ impl Peers {
     }
 
     /// The same pool (connections included) with calls timing out after `timeout`.
-    pub fn with_timeout(&self, timeout: Duration) -> Self {
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Self {
         Peers {
             timeout,
             ..self.clone()
@@ -390,7 +381,7 @@ impl Peers {
     }
 
     /// The timeout of each call.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
@@ -502,7 +493,7 @@ impl Peers {
     /// `method` on every node of `nodes` at once (see [`each_node`]), with the arguments
     /// `args` gives for each: per node, in the order of `nodes`, its name, its URL (empty when
     /// it has none) and what it answered.
-    pub async fn each(
+    pub(crate) async fn each(
         &self,
         cluster: &Cluster,
         nodes: &[String],
@@ -534,7 +525,7 @@ impl Peers {
     /// result per call, in order, or the failure of the whole batch. The body is written by
     /// `xmlrpc::encode_call` (the one call whose size grows with a run: BENCHMARKS.md, "One
     /// codec per direction (issue 29)"), the reply read by [`read_reply_bytes`].
-    pub async fn multicall(
+    pub(crate) async fn multicall(
         &self,
         url: &NodeUrl,
         calls: Vec<(String, Vec<Value>)>,
@@ -722,13 +713,13 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
 /// Calls to distinct nodes [`each_node`] has in flight at once: as many as a run may have
 /// nodes (the agreement engine's `MAX_NODES`), so that every participant of a round is called
 /// at once, as a round needs (a node's round ends on its peers' relays, not on the driver).
-pub const FAN_OUT: usize = 64;
+pub(crate) const FAN_OUT: usize = 64;
 
 /// The one fan-out to every node: `call(node)` for each of `nodes`, at most [`FAN_OUT`] at
 /// once, each on a task of its own (a slow node delays nobody else's answer); each node's
 /// result, in the order of `nodes`. The driver's phases, trace gathering, the traitor listing
 /// and the live page all ask their nodes through it.
-pub async fn each_node<T, F, Fut>(nodes: &[String], call: F) -> Vec<(String, T)>
+pub(crate) async fn each_node<T, F, Fut>(nodes: &[String], call: F) -> Vec<(String, T)>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,

@@ -12,28 +12,28 @@ pub mod ext {
     pub const OK: &str = "ok";
     /// Why a driver's call for a run is refused without its capability; the fault reads
     /// `run 'ID' ` and this.
-    pub const NOT_THE_DRIVER: &str = "is driven by another caller: the capability given is \
+    pub(crate) const NOT_THE_DRIVER: &str = "is driven by another caller: the capability given is \
         not the one it was started with";
     /// Why a message is refused when its MAC does not prove its sender; the fault reads this,
     /// a space and the reason.
-    pub const NOT_AUTHENTICATED: &str = "message not authenticated:";
+    pub(crate) const NOT_AUTHENTICATED: &str = "message not authenticated:";
     /// Why a `*_start` is refused while a run of that id is unfinished on the node; the fault
     /// reads `run 'ID' ` and this.
-    pub const RUN_NOT_FINISHED: &str = "is not finished on this node (neither decided nor \
+    pub(crate) const RUN_NOT_FINISHED: &str = "is not finished on this node (neither decided nor \
         expired): a live run is never replaced";
     /// Why a `*_start` is refused when the node holds `--max-runs` unfinished runs; the fault
     /// reads `this node holds N unfinished runs ` and this.
-    pub const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
+    pub(crate) const RUNS_FULL: &str = "(server --max-runs): a new run can start when one of them \
         is decided, expires or is left by its driver; try again in a few seconds";
     /// Why a message is refused when its round is closed at the receiver: the fault reads
     /// this, then ` in run 'ID'` ([`late_round`] reads it back).
-    pub fn late(round: usize, current: usize) -> String {
+    pub(crate) fn late(round: usize, current: usize) -> String {
         format!("{LATE_MARK}{round} is closed (this node is in round {current})")
     }
 
     /// The round of a message a receiver refused as late, from its fault string (any node's:
     /// the Python stand-in words it the same).
-    pub fn late_round(fault: &str) -> Option<usize> {
+    pub(crate) fn late_round(fault: &str) -> Option<usize> {
         let rest = &fault[fault.find(LATE_MARK)? + LATE_MARK.len()..];
         let digits = rest.split(' ').next()?;
         digits.parse().ok()
@@ -42,57 +42,57 @@ pub mod ext {
     const LATE_MARK: &str = "late: round ";
 
     /// The role of a run's commander, in `om_decide` / `sm_decide`'s `role`.
-    pub const COMMANDER: &str = "commander";
+    pub(crate) const COMMANDER: &str = "commander";
     /// The role of every other participant.
-    pub const LIEUTENANT: &str = "lieutenant";
+    pub(crate) const LIEUTENANT: &str = "lieutenant";
     /// Members of the methods' struct answers (the types that write and read them are in
     /// `agreement::reply`).
-    pub mod member {
+    pub(crate) mod member {
         /// `node_info`: the node's name.
-        pub const NAME: &str = "name";
+        pub(crate) const NAME: &str = "name";
         /// `node_info`: its behaviour, as written in `--behaviour`.
-        pub const BEHAVIOUR: &str = "behaviour";
+        pub(crate) const BEHAVIOUR: &str = "behaviour";
         /// `node_info`: whether that behaviour lies or withholds.
-        pub const TRAITOR: &str = "traitor";
+        pub(crate) const TRAITOR: &str = "traitor";
         /// `node_info`: its SM public key.
-        pub const PUBLIC_KEY: &str = "public_key";
+        pub(crate) const PUBLIC_KEY: &str = "public_key";
         /// `*_order`: messages the order makes.
-        pub const QUEUED: &str = "queued";
+        pub(crate) const QUEUED: &str = "queued";
         /// `*_round`: the round.
-        pub const ROUND: &str = "round";
+        pub(crate) const ROUND: &str = "round";
         /// `*_round`: messages the round owed.
-        pub const DUE: &str = "due";
+        pub(crate) const DUE: &str = "due";
         /// `*_round`: messages sent; `*_decide`: per round, messages delivered.
-        pub const SENT: &str = "sent";
+        pub(crate) const SENT: &str = "sent";
         /// `*_round`: messages sent and stored.
-        pub const DELIVERED: &str = "delivered";
+        pub(crate) const DELIVERED: &str = "delivered";
         /// `*_round`: messages sent and not stored; `*_decide`: the same per round.
-        pub const FAILED: &str = "failed";
+        pub(crate) const FAILED: &str = "failed";
         /// `*_round`: receiver -> messages not delivered to it.
-        pub const FAILED_TO: &str = "failed_to";
+        pub(crate) const FAILED_TO: &str = "failed_to";
         /// `*_decide`: `commander` or `lieutenant`.
-        pub const ROLE: &str = "role";
+        pub(crate) const ROLE: &str = "role";
         /// `*_decide`: the decision (a commander's: its order).
-        pub const DECISION: &str = "decision";
+        pub(crate) const DECISION: &str = "decision";
         /// `*_decide`: messages received (OM: distinct paths; SM: accepted).
-        pub const RECEIVED: &str = "received";
+        pub(crate) const RECEIVED: &str = "received";
         /// `om_decide`: paths a complete run delivers here.
-        pub const EXPECTED: &str = "expected";
+        pub(crate) const EXPECTED: &str = "expected";
         /// `sm_decide`: messages rejected.
-        pub const REJECTED: &str = "rejected";
+        pub(crate) const REJECTED: &str = "rejected";
         /// `sm_decide`: the values accepted.
-        pub const VALUES: &str = "values";
+        pub(crate) const VALUES: &str = "values";
         /// `sm_decide`: the first rejection reasons.
-        pub const REASONS: &str = "reasons";
+        pub(crate) const REASONS: &str = "reasons";
         /// `sm_decide`, a scripted traitor only: messages it sent with a chain it did not
         /// hold (altered or forged).
-        pub const FORGED: &str = "forged";
+        pub(crate) const FORGED: &str = "forged";
         /// `*_decide`: per round, messages the behaviour did not send.
-        pub const WITHHELD: &str = "withheld";
+        pub(crate) const WITHHELD: &str = "withheld";
         /// `*_decide`: sender -> messages refused as late.
-        pub const LATE: &str = "late";
+        pub(crate) const LATE: &str = "late";
         /// `*_decide`: messages refused because their MAC did not prove their sender.
-        pub const UNAUTHENTICATED: &str = "unauthenticated";
+        pub(crate) const UNAUTHENTICATED: &str = "unauthenticated";
     }
 }
 
@@ -100,30 +100,30 @@ pub mod ext {
 pub const MAX_BATCH: usize = 1024;
 
 /// The decision the original client makes every node send.
-pub const DEFAULT_DECISION: &str = "attack";
+pub(crate) const DEFAULT_DECISION: &str = "attack";
 /// What a faulty node answers to `finalize_decision`.
-pub const FAULTY_DECISION: &str = "faulty";
+pub(crate) const FAULTY_DECISION: &str = "faulty";
 /// The name of the original's faulty node, which alone denies communication.
-pub const ORIGINAL_FAULTY: &str = "P";
+pub(crate) const ORIGINAL_FAULTY: &str = "P";
 /// Nodes the original faulty P refuses to send to.
-pub const DENIED_BY_P: [&str; 2] = ["R", "S"];
+pub(crate) const DENIED_BY_P: [&str; 2] = ["R", "S"];
 /// The name the original's port rule counts from: `port = base + ord(name) - ord('P')`.
-pub const PORT_RULE_ORIGIN: char = 'P';
+pub(crate) const PORT_RULE_ORIGIN: char = 'P';
 /// The first port of the original cluster (node P).
-pub const DEFAULT_PORT_BASE: u16 = 8000;
+pub(crate) const DEFAULT_PORT_BASE: u16 = 8000;
 /// The original cluster's node names in the order the original iterates them.
-pub const DEFAULT_NODES: [&str; 4] = ["P", "Q", "R", "S"];
+pub(crate) const DEFAULT_NODES: [&str; 4] = ["P", "Q", "R", "S"];
 /// The host the original binds and calls (`localhost`).
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
 /// The XML-RPC paths Python's `SimpleXMLRPCRequestHandler` serves (`rpc_paths`).
-pub const RPC_PATHS: [&str; 2] = ["/", "/RPC2"];
+pub(crate) const RPC_PATHS: [&str; 2] = ["/", "/RPC2"];
 /// Body of the HTTP 404 answer for any other path.
-pub const NO_SUCH_PAGE: &str = "No such page";
+pub(crate) const NO_SUCH_PAGE: &str = "No such page";
 /// The fault code Python gives every exception.
 pub const FAULT_CODE: i32 = 1;
 
 /// `Process P running on port 8000...`: printed once per node at startup.
-pub fn running_line(name: &str, port: u16) -> String {
+pub(crate) fn running_line(name: &str, port: u16) -> String {
     format!("Process {name} running on port {port}...")
 }
 
@@ -133,7 +133,7 @@ pub fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
 }
 
 /// `Process P is denying communication to R`: printed by the faulty P.
-pub fn denying_line(name: &str, recipient: &str) -> String {
+pub(crate) fn denying_line(name: &str, recipient: &str) -> String {
     format!("Process {name} is denying communication to {recipient}")
 }
 
@@ -156,7 +156,7 @@ pub fn ignored_reply(name: &str, sender: &str) -> String {
 }
 
 /// `majority is : attack`: printed by a loyal node when it finalizes.
-pub fn majority_line(decision: &str) -> String {
+pub(crate) fn majority_line(decision: &str) -> String {
     ["majority is : ", decision].concat()
 }
 
@@ -166,18 +166,18 @@ pub fn majority_line(decision: &str) -> String {
 /// and one holding ESC sequences moves the cursor or clears the screen; a 1 MB decision is a
 /// 1 MB line. An ordinary value (no control characters, at most [`printed::MAX_VALUE`] bytes)
 /// prints exactly as the original prints it.
-pub mod printed {
+pub(crate) mod printed {
     use std::borrow::Cow;
     use std::fmt::Write as _;
 
     /// Longest value a console line shows, in bytes; the rest is cut.
-    pub const MAX_VALUE: usize = 200;
+    pub(crate) const MAX_VALUE: usize = 200;
 
     /// Whether a console shows `c` as something other than itself: a C0 control (tab, line
     /// feed and carriage return included), DEL, a C1 control (NEL among them) or Unicode's
     /// line and paragraph separators, all of which can end a line or drive a terminal; or an
     /// [`is_invisible`] character.
-    pub fn is_control(c: char) -> bool {
+    pub(crate) fn is_control(c: char) -> bool {
         c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_invisible(c)
     }
 
@@ -187,7 +187,7 @@ pub mod printed {
     /// joiner or BOM (U+200B-U+200F, U+FEFF) makes `Q\u{200b}` print as `Q`; tag characters
     /// (U+E0000-U+E0FFF) carry hidden text. The list is Unicode's default-ignorable format
     /// characters and bidi controls, less the variation selectors of emoji.
-    pub fn is_invisible(c: char) -> bool {
+    pub(crate) fn is_invisible(c: char) -> bool {
         matches!(c,
             '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
             | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
@@ -201,7 +201,7 @@ pub mod printed {
     /// [`MAX_VALUE`] bytes of output with `... [N bytes cut]` (N counts the value's bytes not
     /// shown). Backslashes are left as they are, so an ordinary value prints unchanged: a
     /// literal `\x1b` in a value reads like an escaped ESC, but neither forges a line.
-    pub fn value(value: &str) -> Cow<'_, str> {
+    pub(crate) fn value(value: &str) -> Cow<'_, str> {
         if value.len() <= MAX_VALUE && !value.chars().any(is_control) {
             return Cow::Borrowed(value);
         }
@@ -231,49 +231,49 @@ pub mod printed {
     }
 
     /// [`super::running_line`], as printed.
-    pub fn running_line(name: &str, port: u16) -> String {
+    pub(crate) fn running_line(name: &str, port: u16) -> String {
         super::running_line(&value(name), port)
     }
 
     /// [`super::sent_line`], as printed.
-    pub fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
+    pub(crate) fn sent_line(name: &str, decision: &str, recipient: &str) -> String {
         super::sent_line(&value(name), &value(decision), &value(recipient))
     }
 
     /// [`super::denying_line`], as printed.
-    pub fn denying_line(name: &str, recipient: &str) -> String {
+    pub(crate) fn denying_line(name: &str, recipient: &str) -> String {
         super::denying_line(&value(name), &value(recipient))
     }
 
     /// [`super::received_line`], as printed.
-    pub fn received_line(name: &str, decision: &str, sender: &str) -> String {
+    pub(crate) fn received_line(name: &str, decision: &str, sender: &str) -> String {
         super::received_line(&value(name), &value(decision), &value(sender))
     }
 
     /// [`super::majority_line`], as printed.
-    pub fn majority_line(decision: &str) -> String {
+    pub(crate) fn majority_line(decision: &str) -> String {
         super::majority_line(&value(decision))
     }
 
     /// [`super::client_send_line`], as printed (`reply` is what a node answered).
-    pub fn client_send_line(reply: &str) -> String {
+    pub(crate) fn client_send_line(reply: &str) -> String {
         super::client_send_line(&value(reply))
     }
 
     /// [`super::client_final_line`], as printed.
-    pub fn client_final_line(name: &str, decision: &str) -> String {
+    pub(crate) fn client_final_line(name: &str, decision: &str) -> String {
         super::client_final_line(&value(name), &value(decision))
     }
 }
 
 /// `Process Q sent decision 'attack' to P`: the client's line per send (the original README's
 /// shape: `Process ` followed by what `send_message` returned).
-pub fn client_send_line(reply: &str) -> String {
+pub(crate) fn client_send_line(reply: &str) -> String {
     format!("Process {reply}")
 }
 
 /// `Process Q finalized decision: attack`: the client's final line per node.
-pub fn client_final_line(name: &str, decision: &str) -> String {
+pub(crate) fn client_final_line(name: &str, decision: &str) -> String {
     format!("Process {name} finalized decision: {decision}")
 }
 
@@ -282,7 +282,12 @@ pub fn client_final_line(name: &str, decision: &str) -> String {
 /// The request line is the caller's: shown as [`printed::value`] shows a value (controls,
 /// bidi and invisible characters escaped, cut after 200 bytes), as Python escapes controls
 /// in its log.
-pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: &str) -> String {
+pub(crate) fn access_log_line(
+    client_ip: &str,
+    when: &str,
+    request_line: &str,
+    status: &str,
+) -> String {
     [
         client_ip,
         " - - [",
@@ -297,7 +302,7 @@ pub fn access_log_line(client_ip: &str, when: &str, request_line: &str, status: 
 }
 
 /// The timestamp format of [`access_log_line`] (`%d/%b/%Y %H:%M:%S`, local time).
-pub const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
+pub(crate) const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y %H:%M:%S";
 
 #[cfg(test)]
 mod tests {
@@ -405,7 +410,7 @@ mod tests {
 }
 
 /// Python's `repr()` of a string, as it appears inside `<Fault 1: '...'>`.
-pub fn python_repr(s: &str) -> String {
+pub(crate) fn python_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -444,7 +449,7 @@ pub fn python_repr(s: &str) -> String {
 /// and format characters, separators other than the space, private use and noncharacters
 /// (Unicode categories Cc, Cf, Zs, Zl, Zp, Co, and Cn for the noncharacters; unassigned code
 /// points, which Python escapes too, are shown as they are).
-pub fn python_printable(c: char) -> bool {
+pub(crate) fn python_printable(c: char) -> bool {
     !matches!(u32::from(c),
         0..=0x1F | 0x7F..=0xA0 | 0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891
         | 0x8E2 | 0x1680 | 0x180E | 0x2000..=0x200F | 0x2028..=0x202F | 0x205F..=0x2064
@@ -487,7 +492,7 @@ pub fn python_str(value: &dxr::Value) -> String {
 }
 
 /// Python's `repr()` of a value (items of a list or dict are shown this way).
-pub fn python_value_repr(value: &dxr::Value) -> String {
+pub(crate) fn python_value_repr(value: &dxr::Value) -> String {
     use dxr::Value;
     match value {
         Value::String(s) => python_repr(s),
@@ -518,7 +523,7 @@ pub fn python_value_repr(value: &dxr::Value) -> String {
 /// Python's `repr()` of a float: the shortest digits that read back the same, in positional
 /// notation when the decimal exponent is from -4 to 15 (`0.0001`, `1234567890123456.0`), else
 /// in scientific notation with a signed exponent of at least two digits (`1e-05`, `1e+16`).
-pub fn python_float_repr(d: f64) -> String {
+pub(crate) fn python_float_repr(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
     }
@@ -562,23 +567,23 @@ pub fn python_float_repr(d: f64) -> String {
 /// client tells one of our nodes, which serves connections concurrently, from a peer that
 /// must not be kept waiting on an idle connection (`peer::Connections`). Python's server
 /// sends a `Server` header too (`BaseHTTP/0.6 Python/3.11.7`).
-pub const SERVER_PRODUCT: &str = "generals/";
+pub(crate) const SERVER_PRODUCT: &str = "generals/";
 /// The whole `Server` header value.
 pub const SERVER: &str = concat!("generals/", env!("CARGO_PKG_VERSION"));
 
 /// How nodes of other XML-RPC libraries say "no such method", which a driver must take as
 /// "a node without the extension" (as the original's `is not supported`), not as a node that
 /// is down (issue 27, item 12).
-pub mod other_libraries {
+pub(crate) mod other_libraries {
     /// An HTTP answer of this status (a server that routes methods as paths, or refuses an
     /// unknown method at the HTTP level).
-    pub const NOT_FOUND_STATUS: u16 = 404;
+    pub(crate) const NOT_FOUND_STATUS: u16 = 404;
     /// Fault codes for an unknown method: the XML-RPC "fault code interoperability"
     /// convention (-32601, PHP's `ext-xmlrpc`, xmlrpc-c), and those the libraries tried for
     /// issue 27 use (-99, 200; dxr_server's 404; xmlrpc-c's -506).
-    pub const CODES: [i32; 5] = [-32601, -99, 200, 404, -506];
+    pub(crate) const CODES: [i32; 5] = [-32601, -99, 200, 404, -506];
     /// Phrases of such faults, in any case (Python's, Ruby's, Perl's, dxr's...).
-    pub const PHRASES: [&str; 6] = [
+    pub(crate) const PHRASES: [&str; 6] = [
         super::UNSUPPORTED_MARK,
         "method not found",
         "no such method",
@@ -588,7 +593,7 @@ pub mod other_libraries {
     ];
 
     /// Whether a fault says the method does not exist.
-    pub fn no_such_method(code: i32, string: &str) -> bool {
+    pub(crate) fn no_such_method(code: i32, string: &str) -> bool {
         let lower = string.to_lowercase();
         CODES.contains(&code) || PHRASES.iter().any(|p| lower.contains(p))
     }
@@ -596,14 +601,14 @@ pub mod other_libraries {
 
 /// How the fault for an unknown method ends ([`fault::unsupported_method`]): what a caller
 /// looks for to tell "this node has no such method" from any other fault.
-pub const UNSUPPORTED_MARK: &str = "is not supported";
+pub(crate) const UNSUPPORTED_MARK: &str = "is not supported";
 
 /// Fault strings: Python's `<class 'TYPE'>:MESSAGE` for every exception we reproduce.
 pub mod fault {
     /// Longest fault string a node sends, in bytes (the marker of [`cut`] included). Every
     /// fault Python gives for this protocol is shorter; a longer one only quotes a caller's
     /// argument back (a 1 MB argument made a 6 MB fault), so it is cut.
-    pub const MAX_FAULT: usize = 200;
+    pub(crate) const MAX_FAULT: usize = 200;
 
     /// `string` if it is at most [`MAX_FAULT`] bytes; else its start, cut at a character
     /// boundary, and `... [N bytes cut]`, at most [`MAX_FAULT`] bytes in all. [`python`] cuts
@@ -645,7 +650,7 @@ pub mod fault {
         }
 
         /// The fault string, owned.
-        pub fn into_string(self) -> String {
+        pub(crate) fn into_string(self) -> String {
             self.0
         }
     }
@@ -692,7 +697,7 @@ pub mod fault {
 
     /// Too few arguments, e.g. `Process.send_message() missing 1 required positional
     /// argument: 'decision'`. `missing` are the names of the missing parameters in order.
-    pub fn missing_arguments(method: &str, missing: &[&str]) -> PyFault {
+    pub(crate) fn missing_arguments(method: &str, missing: &[&str]) -> PyFault {
         let names: Vec<String> = missing.iter().map(|n| format!("'{n}'")).collect();
         let list = match names.as_slice() {
             [one] => one.clone(),
@@ -712,7 +717,7 @@ pub mod fault {
 
     /// Too many arguments, e.g. `Process.finalize_decision() takes 1 positional argument but
     /// 2 were given`. Counts include Python's `self`.
-    pub fn too_many_arguments(method: &str, takes: usize, given: usize) -> PyFault {
+    pub(crate) fn too_many_arguments(method: &str, takes: usize, given: usize) -> PyFault {
         let noun = if takes == 1 { "argument" } else { "arguments" };
         let verb = if given == 1 { "was" } else { "were" };
         python(
@@ -722,12 +727,12 @@ pub mod fault {
     }
 
     /// `finalize_decision()` on a loyal node with nothing stored.
-    pub fn empty_majority() -> PyFault {
+    pub(crate) fn empty_majority() -> PyFault {
         python("ValueError", "max() arg is an empty sequence")
     }
 
     /// `ord()` of a string that is not exactly one character.
-    pub fn ord_length(len: usize) -> PyFault {
+    pub(crate) fn ord_length(len: usize) -> PyFault {
         python(
             "TypeError",
             &format!("ord() expected a character, but string of length {len} found"),
@@ -735,7 +740,7 @@ pub mod fault {
     }
 
     /// `ord()` of a value that is not a string; `type_name` is Python's name for its type.
-    pub fn ord_type(type_name: &str) -> PyFault {
+    pub(crate) fn ord_type(type_name: &str) -> PyFault {
         python(
             "TypeError",
             &format!("ord() expected string of length 1, but {type_name} found"),
@@ -744,7 +749,7 @@ pub mod fault {
 
     /// A large answer with no room in the process's budget of unread answers (`server
     /// --max-answer-bytes`), which holds `budget` bytes.
-    pub fn answers_full(budget: usize) -> PyFault {
+    pub(crate) fn answers_full(budget: usize) -> PyFault {
         python(
             "MemoryError",
             &format!(
@@ -755,7 +760,7 @@ pub mod fault {
 
     /// A peer whose last call timed out, not called again (`server --rpc-timeout` passed
     /// without an answer, and the next try is due within a second).
-    pub fn peer_down() -> PyFault {
+    pub(crate) fn peer_down() -> PyFault {
         python(
             "TimeoutError",
             "timed out: the peer's last call timed out, so it was not called (tried again once a second)",
@@ -768,7 +773,7 @@ pub mod fault {
     }
 
     /// A peer port that the port rule puts below 0 (Python's `getaddrinfo` error).
-    pub fn bad_port() -> PyFault {
+    pub(crate) fn bad_port() -> PyFault {
         python(
             "socket.gaierror",
             "[Errno -8] Servname not supported for ai_socktype",
@@ -776,17 +781,17 @@ pub mod fault {
     }
 
     /// The peer accepted the call but did not answer within the timeout.
-    pub fn timed_out() -> PyFault {
+    pub(crate) fn timed_out() -> PyFault {
         python("TimeoutError", "timed out")
     }
 
     /// Any other failure to reach a peer (DNS, reset connection, bad answer...).
-    pub fn peer_error(message: &str) -> PyFault {
+    pub(crate) fn peer_error(message: &str) -> PyFault {
         python("OSError", message)
     }
 
     /// A peer answered with a fault; Python wraps it as `xmlrpc.client.Fault`.
-    pub fn peer_fault(code: i32, string: &str) -> PyFault {
+    pub(crate) fn peer_fault(code: i32, string: &str) -> PyFault {
         python(
             "xmlrpc.client.Fault",
             &format!("<Fault {code}: {}>", super::python_repr(string)),
@@ -846,7 +851,7 @@ pub mod fault {
     }
 
     /// Extension of ours: a new sender beyond the node's cap (`--max-senders`).
-    pub fn too_many_senders(node: &str, max: usize) -> PyFault {
+    pub(crate) fn too_many_senders(node: &str, max: usize) -> PyFault {
         python(
             "OverflowError",
             &format!("node {node} stores at most {max} senders; new senders are refused"),
@@ -854,7 +859,7 @@ pub mod fault {
     }
 
     /// Extension of ours: a sender or decision longer than the node's cap (`--max-value`).
-    pub fn too_long(what: &str, len: usize, max: usize) -> PyFault {
+    pub(crate) fn too_long(what: &str, len: usize, max: usize) -> PyFault {
         python(
             "ValueError",
             &format!(
@@ -865,7 +870,7 @@ pub mod fault {
 
     /// Extension of ours: the node's stored messages would pass its byte budget
     /// (`--max-stored-bytes`).
-    pub fn store_full(node: &str, max: usize) -> PyFault {
+    pub(crate) fn store_full(node: &str, max: usize) -> PyFault {
         python(
             "OverflowError",
             &format!(
@@ -876,12 +881,12 @@ pub mod fault {
 
     /// The request body is not a well-formed XML-RPC call (Python: expat's message). Our
     /// message is quick-xml's; the class prefix is Python's.
-    pub fn parse_error(message: &str) -> PyFault {
+    pub(crate) fn parse_error(message: &str) -> PyFault {
         python("xml.parsers.expat.ExpatError", message)
     }
 
     /// Deliberate divergence: `sender`/`decision` must be XML-RPC strings.
-    pub fn not_a_string(param: &str, type_name: &str) -> PyFault {
+    pub(crate) fn not_a_string(param: &str, type_name: &str) -> PyFault {
         python(
             "TypeError",
             &format!("{param} must be a string, not {type_name}"),

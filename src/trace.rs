@@ -18,15 +18,15 @@ use crate::protocol::{self, fault::PyFault};
 use serde::{Deserialize, Serialize};
 
 /// Run tag of calls made by the original `send_message` (which has no run id).
-pub const ORIGINAL_RUN: &str = crate::calls::ORIGINAL_RUN;
+pub(crate) const ORIGINAL_RUN: &str = crate::calls::ORIGINAL_RUN;
 /// Calls a process remembers by default (`server --trace-events`); the oldest are dropped
 /// beyond this. 10,000 covers an OM(3) run among 10 nodes (3,609 calls) or the all-to-all run
 /// of 100 nodes (9,900) in a few megabytes; under sustained load older calls make room.
-pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_EVENTS: usize = 10_000;
 /// Bytes of recorded calls a process keeps by default (`server --trace-bytes`); the oldest
-/// are dropped beyond this, whatever their count. An OM(3) run among 10 nodes takes about
-/// 1.5 MB; without a byte cap, 10,000 calls of 1 MiB values would be 10 GiB.
-pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// are dropped beyond this, whatever their count. An OM(3) run among 10 nodes fits many
+/// times over; without a byte cap, 10,000 calls of 1 MiB values would be 10 GiB.
+pub(crate) const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// One node-to-node call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +82,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome of a call of `method` from `from` to `to` answered `result`.
-    pub fn of(method: Method, from: &str, to: &str, result: &Result<Value, PyFault>) -> Outcome {
+    pub(crate) fn of(
+        method: Method,
+        from: &str,
+        to: &str,
+        result: &Result<Value, PyFault>,
+    ) -> Outcome {
         match result {
             Ok(Value::String(reply)) => Outcome::of_reply(method, from, to, reply),
             Ok(_) => Outcome::Delivered,
@@ -91,7 +96,7 @@ impl Outcome {
     }
 
     /// The outcome of a call of `method` from `from` to `to` answered the string `reply`.
-    pub fn of_reply(method: Method, from: &str, to: &str, reply: &str) -> Outcome {
+    pub(crate) fn of_reply(method: Method, from: &str, to: &str, reply: &str) -> Outcome {
         match method {
             Method::SendMessage if reply == protocol::denied_reply(from, to) => Outcome::Denied,
             Method::ReceiveMessage if reply == protocol::ignored_reply(to, from) => {
@@ -102,7 +107,7 @@ impl Outcome {
     }
 
     /// The outcome of a call that failed with `fault` (a node's fault string or an error).
-    pub fn of_fault(fault: &str) -> Outcome {
+    pub(crate) fn of_fault(fault: &str) -> Outcome {
         match protocol::ext::late_round(fault) {
             Some(round) => Outcome::Late { round },
             None => Outcome::Failed,
@@ -111,7 +116,7 @@ impl Outcome {
 
     /// Its name, as the live page's events carry it (`delivered`, `denied`, `ignored`,
     /// `late`, `failed`).
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::Denied => "denied",
@@ -167,7 +172,7 @@ impl Event {
     /// The record of one call: its result, or its fault as a Python node answers it (the
     /// same text whichever path made the call: a forwarded `send_message`, a relay batch), and
     /// what became of it. Times are set with [`Event::at`].
-    pub fn call(
+    pub(crate) fn call(
         run: &str,
         from: &str,
         to: &str,
@@ -190,7 +195,7 @@ impl Event {
     }
 
     /// This event, started at `start_us` and ended at `end_us`.
-    pub fn at(mut self, start_us: u64, end_us: u64) -> Event {
+    pub(crate) fn at(mut self, start_us: u64, end_us: u64) -> Event {
         self.start_us = start_us;
         self.end_us = end_us;
         self
@@ -198,7 +203,7 @@ impl Event {
 
     /// What the event holds in memory, roughly: its strings and JSON values plus a fixed
     /// part. Counted against the recorder's byte budget.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         fn json(v: &serde_json::Value) -> usize {
             use serde_json::Value as J;
             match v {
@@ -231,7 +236,7 @@ impl Event {
 
     /// When the receiver stored an agreement message, microseconds since the Unix epoch: what
     /// `om_message` and `sm_message` answer, as a decimal string (by the receiver's clock).
-    pub fn stored_us(&self) -> Option<u64> {
+    pub(crate) fn stored_us(&self) -> Option<u64> {
         match self.method {
             Method::Message(_) => self.result.as_ref()?.as_str()?.parse().ok(),
             _ => None,
@@ -239,7 +244,7 @@ impl Event {
     }
 
     /// The relay path of an agreement message (`None` for other calls).
-    pub fn path(&self) -> Option<Vec<String>> {
+    pub(crate) fn path(&self) -> Option<Vec<String>> {
         let (_, path) = self.method.message_params()?;
         let names = self.args.get(path?)?.as_array()?;
         Some(
@@ -260,7 +265,7 @@ pub fn now_us() -> u64 {
 }
 
 /// The XML-RPC value as JSON.
-pub fn to_json(v: &Value) -> serde_json::Value {
+pub(crate) fn to_json(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Value::String(s) => J::String(s.clone()),
@@ -283,7 +288,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 }
 
 /// The JSON value as XML-RPC (strings, integers, booleans, arrays, structs; null as nil).
-pub fn from_json(j: &serde_json::Value) -> Value {
+pub(crate) fn from_json(j: &serde_json::Value) -> Value {
     use serde_json::Value as J;
     match j {
         J::String(s) => Value::String(s.clone()),
@@ -302,7 +307,7 @@ pub fn from_json(j: &serde_json::Value) -> Value {
 
 /// The calls one process made, newest last, at most `capacity` of them.
 #[derive(Debug)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     /// The calls, and the bytes they hold ([`Event::bytes`] summed).
     events: Mutex<(VecDeque<Event>, usize)>,
     capacity: usize,
@@ -322,7 +327,7 @@ impl Default for Recorder {
 
 impl Recorder {
     /// A recorder keeping the last `capacity` calls (0: none).
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Recorder {
             events: Mutex::new((VecDeque::new(), 0)),
             capacity,
@@ -332,18 +337,18 @@ impl Recorder {
     }
 
     /// Keep at most `bytes` bytes of calls ([`Event::bytes`]); the oldest go first.
-    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+    pub(crate) fn with_max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
     }
 
     /// Whether calls are recorded at all.
-    pub fn is_on(&self) -> bool {
+    pub(crate) fn is_on(&self) -> bool {
         self.capacity > 0
     }
 
     /// Remember a call.
-    pub fn record(&self, event: Event) {
+    pub(crate) fn record(&self, event: Event) {
         if self.capacity == 0 {
             return;
         }
@@ -354,7 +359,7 @@ impl Recorder {
     /// first `capacity` calls, all nodes of the process together. Whole early rounds draw a
     /// truer picture than the tail of the last one, and tracing a run larger than the buffer
     /// then costs no more than tracing one that fits.
-    pub fn quota(&self, run: &str, n: usize) -> usize {
+    pub(crate) fn quota(&self, run: &str, n: usize) -> usize {
         if self.capacity == 0 {
             return 0;
         }
@@ -376,13 +381,13 @@ impl Recorder {
     }
 
     /// Forget the quota of `run` (it was started again).
-    pub fn restart(&self, run: &str) {
+    pub(crate) fn restart(&self, run: &str) {
         let mut per_run = self.per_run.lock().unwrap_or_else(|e| e.into_inner());
         per_run.retain(|(r, _)| r != run);
     }
 
     /// Record several calls under one lock (a batch of relays).
-    pub fn record_all(&self, batch: impl IntoIterator<Item = Event>) {
+    pub(crate) fn record_all(&self, batch: impl IntoIterator<Item = Event>) {
         if self.capacity == 0 {
             return;
         }
@@ -405,12 +410,12 @@ impl Recorder {
     }
 
     /// Bytes of the calls kept, as counted against [`Recorder::with_max_bytes`].
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.events.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     /// Calls of `run` made by `from` that started at or after `since_us`.
-    pub fn events(&self, run: &str, from: &str, since_us: u64) -> Vec<Event> {
+    pub(crate) fn events(&self, run: &str, from: &str, since_us: u64) -> Vec<Event> {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events
             .0
@@ -423,7 +428,7 @@ impl Recorder {
 
 /// An event as an XML-RPC struct (what `trace_events` returns): times as decimal strings,
 /// since XML-RPC integers are 32-bit; `args` and `result` as JSON text.
-pub fn to_value(e: &Event) -> Value {
+pub(crate) fn to_value(e: &Event) -> Value {
     let mut m = std::collections::BTreeMap::new();
     m.insert("run".to_string(), Value::String(e.run.clone()));
     m.insert("from".to_string(), Value::String(e.from.clone()));
@@ -466,7 +471,11 @@ pub fn from_value(v: &Value) -> Option<Event> {
 
 /// The `trace_events` call for `run` since `since_us`, as the run's driver makes it: with
 /// the node's capability (none for the original run, which has no driver).
-pub fn request(run: &RunId, capability: Option<crate::calls::Secret>, since_us: u64) -> Call {
+pub(crate) fn request(
+    run: &RunId,
+    capability: Option<crate::calls::Secret>,
+    since_us: u64,
+) -> Call {
     Call::TraceEvents {
         run: run.clone(),
         access: capability.map_or(TraceAccess::Original, TraceAccess::Run),
@@ -477,7 +486,7 @@ pub fn request(run: &RunId, capability: Option<crate::calls::Secret>, since_us: 
 /// Gather the calls of `run` since `since_us` from every node at once (each returns its own
 /// outgoing calls, to the run's driver: `capability` gives each node's), ordered by start
 /// time. Nodes that cannot be asked are returned with the error, in the order of `nodes`.
-pub async fn gather(
+pub(crate) async fn gather(
     cluster: &crate::cluster::Cluster,
     peers: &crate::peer::Peers,
     nodes: &[String],
@@ -503,7 +512,7 @@ pub async fn gather(
 }
 
 /// One JSON object per line.
-pub fn to_json_lines(events: &[Event]) -> String {
+pub(crate) fn to_json_lines(events: &[Event]) -> String {
     let mut out = String::new();
     for e in events {
         out.push_str(&serde_json::to_string(e).unwrap_or_default());

@@ -40,10 +40,10 @@ pub use read::{Loaded, UNREADABLE_DATE_TIME};
 
 /// Deepest element nesting a body may have. Calls of this protocol are 6 deep; a deeper
 /// document only costs memory and stack.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Longest excerpt of a bad request quoted back in a fault.
-pub const MAX_ECHO: usize = 200;
+pub(crate) const MAX_ECHO: usize = 200;
 
 /// Why a body is not a call (or response) we can use. Each variant says which Python
 /// exception class the original raises for the same input, so faults keep Python's prefixes.
@@ -93,7 +93,7 @@ pub fn decode_call(body: &[u8]) -> Result<MethodCall<'static>, DecodeError> {
 }
 
 /// The method name of a call without `<methodName>`: Python's `str(None)`.
-pub const NO_METHOD_NAME: &str = "None";
+pub(crate) const NO_METHOD_NAME: &str = "None";
 
 /// Parse an XML-RPC `methodResponse` body as CPython's `ServerProxy` does: the one value, or
 /// the tuple of all of them when there are none or several (held as an array), or the fault.
@@ -340,7 +340,7 @@ pub(crate) fn line_column(text: &str, at: usize) -> (usize, usize) {
 }
 
 /// At most [`MAX_ECHO`] bytes of `text`, cut at a character boundary.
-pub fn excerpt(text: &str) -> &str {
+pub(crate) fn excerpt(text: &str) -> &str {
     excerpt_to(text, MAX_ECHO)
 }
 

@@ -25,10 +25,10 @@ use crate::calls::Protocol;
 pub use crate::calls::{RUN_ID_BYTES, RunId, SECRET_BYTES, Secret};
 
 /// Bytes of HMAC-SHA256 a message carries (its first half: 128 bits, as RFC 2104 allows).
-pub const MAC_BYTES: usize = 16;
+pub(crate) const MAC_BYTES: usize = 16;
 /// The first netstring of every MAC'd message: names this format, so a MAC of another use of
 /// the same key can never pass for one.
-pub const MAC_TAG: &str = "generals-mac/1";
+pub(crate) const MAC_TAG: &str = "generals-mac/1";
 
 /// Why the secrets of a run could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +55,8 @@ fn encode(bytes: &[u8]) -> String {
 /// field carries its length and the path its count, so no two different messages give the
 /// same bytes; the sender is the path's last name, so the key it is checked with (the pair of
 /// sender and receiver) is fixed by the message itself.
-pub fn mac_bytes(
+#[cfg(test)]
+pub(crate) fn mac_bytes(
     method: &str,
     run: &str,
     to: &str,
@@ -82,7 +83,7 @@ pub fn mac_bytes(
 /// The key a pair of nodes shares, ready to make and check MACs: the HMAC state after the key
 /// (its two padded blocks hashed once, not once per message).
 #[derive(Clone)]
-pub struct PairKey(Hmac<Sha256>);
+pub(crate) struct PairKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for PairKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,7 +93,7 @@ impl std::fmt::Debug for PairKey {
 
 impl PairKey {
     /// The state of `key`.
-    pub fn new(key: &Secret) -> Self {
+    pub(crate) fn new(key: &Secret) -> Self {
         // HMAC takes a key of any length; this cannot fail.
         PairKey(<Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length"))
     }
@@ -136,7 +137,7 @@ impl PairKey {
     }
 
     /// The MAC of a message (see [`mac_bytes`]) sent to `to`.
-    pub fn mac(
+    pub(crate) fn mac(
         &self,
         method: &str,
         run: &str,
@@ -151,7 +152,7 @@ impl PairKey {
 
     /// Whether `given` is the MAC of the message (checked in constant time).
     #[allow(clippy::too_many_arguments)]
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         method: &str,
         run: &str,
@@ -187,7 +188,8 @@ pub fn mac(
 
 /// Whether `given` is the MAC of the message under `key` (checked in constant time).
 #[allow(clippy::too_many_arguments)]
-pub fn verify(
+#[cfg(test)]
+pub(crate) fn verify(
     key: &Secret,
     method: &str,
     run: &str,

@@ -15,77 +15,77 @@ use crate::calls::{Method, Protocol};
 /// What the driver gathered about one run: its parameters and what the nodes answered. Filled
 /// by the driver as the run goes; judged by [`judge`], which adds nothing to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// `om` or `sm`.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Run identifier (shared by every node).
-    pub run: String,
+    pub(crate) run: String,
     /// Seed of the run (random behaviours draw from it).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Number of nodes, commander included.
-    pub n: usize,
+    pub(crate) n: usize,
     /// The `m` of OM(m) / SM(m).
-    pub m: usize,
+    pub(crate) m: usize,
     /// The commander.
-    pub commander: String,
+    pub(crate) commander: String,
     /// The commander's order.
-    pub order: String,
+    pub(crate) order: String,
     /// The round timeout of the run, in milliseconds.
-    pub round_timeout_ms: u64,
+    pub(crate) round_timeout_ms: u64,
     /// The nodes that do not count as loyal, and why: they declared a traitor's behaviour,
     /// or the driver could not use them (a crash is one way to be faulty).
-    pub traitors: BTreeMap<String, Faulty>,
+    pub(crate) traitors: BTreeMap<String, Faulty>,
     /// The decision of every lieutenant that answered one, traitors included.
-    pub decisions: BTreeMap<String, String>,
+    pub(crate) decisions: BTreeMap<String, String>,
     /// Node-to-node messages delivered, per round (what the nodes' decides reported).
-    pub messages_per_round: Vec<u64>,
+    pub(crate) messages_per_round: Vec<u64>,
     /// Messages a complete run sends per round (OM: (n-1)(n-2)...(n-k); SM: none fixed).
-    pub expected_per_round: Vec<u64>,
+    pub(crate) expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// SM messages scripted traitors sent with chains they did not hold (altered or forged).
-    pub forged: u64,
+    pub(crate) forged: u64,
     /// Messages the nodes refused because their MAC did not prove their sender: someone
     /// spoke for a node it is not (an outsider, or a node for another). Refused and never
     /// stored, so they change nothing; reported.
-    pub unauthenticated: u64,
+    pub(crate) unauthenticated: u64,
     /// Messages a node reported it could not deliver, by round, sender and receiver (its
     /// round's `failed_to`). They matter only between loyal nodes: judged with the final
     /// set of faulty nodes.
-    pub undelivered: Vec<Undelivered>,
+    pub(crate) undelivered: Vec<Undelivered>,
     /// Messages refused as late, by receiver and sender (the decides' `late`).
-    pub late: Vec<Late>,
+    pub(crate) late: Vec<Late>,
     /// Lieutenants that answered their decide without a decision (void when loyal).
-    pub undecided: Vec<String>,
+    pub(crate) undecided: Vec<String>,
 }
 
 /// Messages of one round one node could not deliver to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undelivered {
+pub(crate) struct Undelivered {
     /// The round.
-    pub round: usize,
+    pub(crate) round: usize,
     /// The sender.
-    pub from: String,
+    pub(crate) from: String,
     /// The receiver.
-    pub to: String,
+    pub(crate) to: String,
     /// How many.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// Messages one node refused as late from another.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Late {
+pub(crate) struct Late {
     /// The receiver that refused them.
-    pub at: String,
+    pub(crate) at: String,
     /// Their sender.
-    pub from: String,
+    pub(crate) from: String,
     /// How many.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl Facts {
     /// A node counts as loyal unless it declared a traitor's behaviour or was lost.
-    pub fn is_loyal(&self, node: &str) -> bool {
+    pub(crate) fn is_loyal(&self, node: &str) -> bool {
         !self.traitors.contains_key(node)
     }
 
@@ -94,7 +94,7 @@ impl Facts {
     /// 1`): failing is one of the things a traitor may do, so it never counts as a node that
     /// failed on its own, and a traitor cannot void a run by going silent or cutting itself
     /// off (issue 25, "no traitor-made voids").
-    pub fn count_traitor(&mut self, node: &str, why: Faulty) {
+    pub(crate) fn count_traitor(&mut self, node: &str, why: Faulty) {
         let why = match (self.traitors.remove(node), why) {
             (Some(Faulty::Behaviour(b)), Faulty::Failed(f)) => {
                 Faulty::Behaviour(format!("{b}; then {f}"))
@@ -108,7 +108,7 @@ impl Facts {
     }
 
     /// Nodes faulty because the driver could not use them (not a declared behaviour).
-    pub fn failed(&self) -> Vec<&str> {
+    pub(crate) fn failed(&self) -> Vec<&str> {
         (self.traitors.iter())
             .filter(|(_, why)| why.is_failure())
             .map(|(n, _)| n.as_str())
@@ -119,7 +119,7 @@ impl Facts {
 /// Why a node counts as a traitor; shown after its name in the report and as its entry in the
 /// JSON's `behaviours`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Faulty {
+pub(crate) enum Faulty {
     /// Its `node_info` declared this behaviour (`two-faced`, `deny:R,S`, ...).
     Behaviour(String),
     /// Its `node_info` said it is a traitor without naming a behaviour (shown `?`).
@@ -133,7 +133,7 @@ pub enum Faulty {
 
 impl Faulty {
     /// Faulty because it failed, not because it declared a traitor's behaviour.
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         matches!(self, Faulty::Failed(_))
     }
 }
@@ -244,7 +244,7 @@ impl fmt::Display for Failure {
 /// The three verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// IC1 and IC2 hold.
     Holds,
     /// A condition is violated.
@@ -256,7 +256,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// The client's exit code: 0 holds, 1 violated, 3 void (2 is for refused runs).
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Verdict::Holds => 0,
             Verdict::Violated => 1,
@@ -267,24 +267,24 @@ impl Verdict {
 
 /// What [`judge`] makes of a run's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// Holds, violated or void.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// IC1 holds (computed even when the run is void; it then counts for nothing).
-    pub ic1: bool,
+    pub(crate) ic1: bool,
     /// IC2 holds (vacuously when the commander is a traitor).
-    pub ic2: bool,
+    pub(crate) ic2: bool,
     /// Why IC1 or IC2 failed, one line per condition.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Why the run is void, one line per cause: the facts' causes, and the judge's own when
     /// no loyal lieutenant decided (empty unless the verdict is [`Verdict::Void`]).
-    pub void_reasons: Vec<String>,
+    pub(crate) void_reasons: Vec<String>,
     /// The same causes, each with its kind, nodes and remedy.
-    pub causes: Vec<Cause>,
+    pub(crate) causes: Vec<Cause>,
     /// Decisions of the loyal lieutenants: the ones judged.
-    pub loyal_decisions: BTreeMap<String, String>,
+    pub(crate) loyal_decisions: BTreeMap<String, String>,
     /// Decisions of the traitorous lieutenants (for reference; they do not count).
-    pub traitor_decisions: BTreeMap<String, String>,
+    pub(crate) traitor_decisions: BTreeMap<String, String>,
 }
 
 /// One cause of a void run, named once: what happened to which nodes while they were asked
@@ -576,7 +576,7 @@ fn measured(took: &[(&str, u64)], silent: &[(&str, u64)]) -> String {
 
 /// Judge a run: IC1 and IC2 over the loyal lieutenants' decisions, void when the facts say
 /// the assumptions broke ([`void_reasons`]) or when no loyal lieutenant decided.
-pub fn judge(facts: &Facts) -> Judgement {
+pub(crate) fn judge(facts: &Facts) -> Judgement {
     let (loyal, traitorous): (BTreeMap<_, _>, BTreeMap<_, _>) = facts
         .decisions
         .iter()
@@ -662,60 +662,60 @@ fn ic2(facts: &Facts, loyal: &BTreeMap<String, String>, problems: &mut Vec<Strin
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `om` or `sm`.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Run identifier (shared by every node).
-    pub run: String,
+    pub(crate) run: String,
     /// Seed of the run.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Number of nodes, commander included.
-    pub n: usize,
+    pub(crate) n: usize,
     /// The `m` of OM(m) / SM(m).
-    pub m: usize,
+    pub(crate) m: usize,
     /// The commander.
-    pub commander: String,
+    pub(crate) commander: String,
     /// The commander's order.
-    pub order: String,
+    pub(crate) order: String,
     /// Nodes that lie, withhold or could not be reached, sorted.
     pub traitors: Vec<String>,
     /// Why each traitor is one: its behaviour, `?`, or `unreachable` ([`Faulty`]).
-    pub behaviours: BTreeMap<String, String>,
+    pub(crate) behaviours: BTreeMap<String, String>,
     /// Decisions of the loyal lieutenants.
-    pub decisions: BTreeMap<String, String>,
+    pub(crate) decisions: BTreeMap<String, String>,
     /// Decisions of the traitorous lieutenants (for reference; they do not count).
-    pub traitor_decisions: BTreeMap<String, String>,
+    pub(crate) traitor_decisions: BTreeMap<String, String>,
     /// IC1 holds.
-    pub ic1: bool,
+    pub(crate) ic1: bool,
     /// IC2 holds (vacuously when the commander is a traitor).
-    pub ic2: bool,
+    pub(crate) ic2: bool,
     /// Node-to-node messages delivered.
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Messages delivered per round.
-    pub messages_per_round: Vec<u64>,
+    pub(crate) messages_per_round: Vec<u64>,
     /// Messages a complete run sends per round (OM only).
-    pub expected_per_round: Vec<u64>,
+    pub(crate) expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// SM messages scripted traitors sent with chains they did not hold (altered or forged):
     /// each must be among `rejected`.
-    pub forged: u64,
+    pub(crate) forged: u64,
     /// Messages refused because their MAC did not prove their sender.
-    pub unauthenticated: u64,
+    pub(crate) unauthenticated: u64,
     /// Why IC1 or IC2 failed, one line per condition.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// Holds, violated or void.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// Why the run is void, one line per cause (empty unless it is).
-    pub void_reasons: Vec<String>,
+    pub(crate) void_reasons: Vec<String>,
     /// The round timeout of the run, in milliseconds.
-    pub round_timeout_ms: u64,
+    pub(crate) round_timeout_ms: u64,
     /// Why the run is void, as `void_reasons` says it, each cause with its kind (`down`,
     /// `late`, ...), the nodes it struck and the one remedy that fits (empty unless void).
-    pub causes: Vec<Cause>,
+    pub(crate) causes: Vec<Cause>,
 }
 
 impl Report {
     /// The report of `facts` judged as `judgement` (see [`report`] for both steps at once).
-    pub fn new(facts: Facts, judgement: Judgement) -> Self {
+    pub(crate) fn new(facts: Facts, judgement: Judgement) -> Self {
         Report {
             messages: facts.messages_per_round.iter().sum(),
             behaviours: facts
@@ -754,17 +754,17 @@ impl Report {
     }
 
     /// The simulation broke the algorithm's assumptions: the run shows nothing.
-    pub fn is_void(&self) -> bool {
+    pub(crate) fn is_void(&self) -> bool {
         self.verdict == Verdict::Void
     }
 
     /// The client's exit code: 0 holds, 1 violated, 3 void (2 is for refused runs).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         self.verdict.exit_code()
     }
 
     /// One JSON object.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
@@ -904,7 +904,7 @@ impl Report {
 }
 
 /// Judge `facts` and report both.
-pub fn report(facts: Facts) -> Report {
+pub(crate) fn report(facts: Facts) -> Report {
     let judgement = judge(&facts);
     Report::new(facts, judgement)
 }

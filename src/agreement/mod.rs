@@ -8,12 +8,12 @@
 //! methods are documented in `docs/protocol-extensions.md`.
 
 pub mod auth;
-pub mod checker;
-pub mod engine;
+pub(crate) mod checker;
+pub(crate) mod engine;
 pub mod om;
-pub mod reply;
-pub mod rounds;
-pub mod sm;
+pub(crate) mod reply;
+pub(crate) mod rounds;
+pub(crate) mod sm;
 
 pub use crate::calls::Protocol;
 
@@ -145,7 +145,7 @@ pub enum RunError {
 impl Protocol {
     /// Messages a whole run sends at most: OM's formula; SM relays each of (at most) two
     /// values once per path, so twice that.
-    pub fn max_messages(self, n: usize, m: usize) -> u64 {
+    pub(crate) fn max_messages(self, n: usize, m: usize) -> u64 {
         let om = om::total_messages(n, m);
         match self {
             Protocol::Om => om,

@@ -26,9 +26,9 @@ pub struct Relay {
     /// The value an honest node sends (a traitor's behaviour may change it).
     pub value: String,
     /// Index of the receiver among the receivers of this broadcast, and their number.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Number of receivers of this broadcast.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// One node of a lieutenant's OM evaluation tree (see [`OmRun::tree`]).
@@ -73,28 +73,19 @@ pub(crate) fn pack(path: &[usize]) -> u64 {
 
 /// Number of messages sent in round `k` (1-based) of OM(m) among `n` nodes:
 /// `(n-1)(n-2)...(n-k)`.
-pub fn expected_in_round(n: usize, k: usize) -> u64 {
+pub(crate) fn expected_in_round(n: usize, k: usize) -> u64 {
     (1..=k).map(|j| n.saturating_sub(j) as u64).product()
 }
 
 /// Expected messages per round, rounds 1..=m+1.
-pub fn expected_per_round(n: usize, m: usize) -> Vec<u64> {
+pub(crate) fn expected_per_round(n: usize, m: usize) -> Vec<u64> {
     (1..=m + 1).map(|k| expected_in_round(n, k)).collect()
 }
 
 /// Messages a whole run of OM(m) among `n` nodes sends (every round).
-pub fn total_messages(n: usize, m: usize) -> u64 {
+pub(crate) fn total_messages(n: usize, m: usize) -> u64 {
     expected_per_round(n, m)
         .into_iter()
-        .fold(0u64, u64::saturating_add)
-}
-
-/// Messages one lieutenant receives in a whole run: `[C]` followed by k distinct other
-/// lieutenants, k = 0..=m, none of them itself: the sum of P(n-2, k).
-pub fn expected_received(n: usize, m: usize) -> u64 {
-    let others = n.saturating_sub(2) as u64;
-    (0..=m as u64)
-        .map(|k| (0..k).fold(1u64, |p, j| p.saturating_mul(others.saturating_sub(j))))
         .fold(0u64, u64::saturating_add)
 }
 
@@ -104,7 +95,7 @@ pub fn expected_received(n: usize, m: usize) -> u64 {
 /// distinct `x`s among the n - 3 others, up to length m + 1: the sum of P(n-3, j) for
 /// j < m. The larger of the two bounds every sender; SM's per-sender budget is twice it (two
 /// values per path).
-pub fn paths_per_sender(n: usize, m: usize) -> u64 {
+pub(crate) fn paths_per_sender(n: usize, m: usize) -> u64 {
     let others = n.saturating_sub(3) as u64;
     let lieutenant = (0..m as u64)
         .map(|j| (0..j).fold(1u64, |p, i| p.saturating_mul(others.saturating_sub(i))))
@@ -112,8 +103,9 @@ pub fn paths_per_sender(n: usize, m: usize) -> u64 {
     lieutenant.max(1)
 }
 
-/// Majority of `values`, or `retreat` when no value has more than half.
-pub fn majority<'a>(values: &[&'a str]) -> &'a str {
+/// The strict majority of `values` (more than half), or `retreat` when there is none: OM's
+/// rule, unlike the original node's plurality ([`crate::node::plurality`]).
+pub(crate) fn majority_or_retreat<'a>(values: &[&'a str]) -> &'a str {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in values {
         *counts.entry(v).or_default() += 1;
@@ -157,17 +149,17 @@ impl OmRun {
     }
 
     /// Whether this participant is the commander.
-    pub fn is_commander(&self) -> bool {
+    pub(crate) fn is_commander(&self) -> bool {
         self.nodes[self.commander] == self.me
     }
 
     /// Every participant, in the run's order.
-    pub fn nodes(&self) -> &Arc<[String]> {
+    pub(crate) fn nodes(&self) -> &Arc<[String]> {
         &self.nodes
     }
 
     /// Messages this lieutenant expects in a complete run.
-    pub fn expected(&self) -> usize {
+    pub(crate) fn expected(&self) -> usize {
         if self.is_commander() {
             0
         } else {
@@ -176,23 +168,18 @@ impl OmRun {
     }
 
     /// Messages received so far (duplicates not counted).
-    pub fn received(&self) -> usize {
+    pub(crate) fn received(&self) -> usize {
         self.released.unwrap_or(self.received.len())
     }
 
     /// Let go of the messages received, keeping their count: once a run is decided (its
     /// decision kept by the engine) they serve nothing, and a node keeps up to 256 decided
     /// runs. The decision ([`OmRun::decide`]) and the tree are no longer computed after this.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.released = Some(self.received());
         self.received = HashMap::new();
         self.values = Vec::new();
         self.value_ids = HashMap::new();
-    }
-
-    /// Every expected message has arrived.
-    pub fn is_complete(&self) -> bool {
-        self.received() >= self.expected()
     }
 
     /// The commander's round 1: its order for every lieutenant.
@@ -235,7 +222,7 @@ impl OmRun {
 
     /// Whether a message of `path` was received already (a valid path only): a copy of it,
     /// however late, changes nothing and says nothing about its sender.
-    pub fn is_duplicate(&self, path: &[String]) -> bool {
+    pub(crate) fn is_duplicate(&self, path: &[String]) -> bool {
         !self.is_commander()
             && self
                 .path_indices(path)
@@ -283,7 +270,7 @@ impl OmRun {
     /// root `[commander]` first and children in node order, each with the value received for
     /// it and the majority computed there (the root's value is [`decide`](Self::decide)'s).
     /// Empty for the commander, which evaluates nothing.
-    pub fn tree(&self) -> Vec<TreeNode> {
+    pub(crate) fn tree(&self) -> Vec<TreeNode> {
         if self.is_commander() {
             return Vec::new();
         }
@@ -344,7 +331,7 @@ impl OmRun {
             path.pop();
             values.push(v);
         }
-        majority(&values)
+        majority_or_retreat(&values)
     }
 }
 
@@ -367,7 +354,7 @@ const MAX_PATH: usize = 9;
 
 impl Broadcast {
     /// Number of messages (receivers): every node not on the path.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         if self.len == 0 {
             return 0;
         }
@@ -380,22 +367,22 @@ impl Broadcast {
 
     /// The relay path as node indices (ending with the sender): the order in which a round's
     /// messages are sent, so that the same messages always go in the same batches.
-    pub fn order_key(&self) -> &[u16] {
+    pub(crate) fn order_key(&self) -> &[u16] {
         self.indices()
     }
 
     /// No receiver: nothing to send.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The value an honest node sends.
-    pub fn value(&self) -> &str {
+    pub(crate) fn value(&self) -> &str {
         &self.value
     }
 
     /// The relay path, ending with the sender.
-    pub fn path(&self) -> Vec<String> {
+    pub(crate) fn path(&self) -> Vec<String> {
         self.indices()
             .iter()
             .map(|&i| self.nodes[usize::from(i)].clone())
@@ -403,7 +390,7 @@ impl Broadcast {
     }
 
     /// The receivers, in the nodes' order.
-    pub fn receivers(&self) -> impl Iterator<Item = &String> {
+    pub(crate) fn receivers(&self) -> impl Iterator<Item = &String> {
         let on_path = |i: usize| self.indices().iter().any(|&p| usize::from(p) == i);
         let any = self.len > 0;
         self.nodes
@@ -414,12 +401,12 @@ impl Broadcast {
     }
 
     /// The index of `to` among the receivers.
-    pub fn slot(&self, to: &str) -> Option<usize> {
+    pub(crate) fn slot(&self, to: &str) -> Option<usize> {
         self.receivers().position(|r| r == to)
     }
 
     /// One [`Relay`] per receiver.
-    pub fn relays(&self) -> Vec<Relay> {
+    pub(crate) fn relays(&self) -> Vec<Relay> {
         let count = self.len();
         let path = self.path();
         self.receivers()
@@ -446,7 +433,12 @@ impl IntoIterator for Broadcast {
 /// `value` relayed along `path + [me]` (`taken`: the path's node indices) to every node
 /// neither on the path nor `me`, in the nodes' order: the commander's round 1 (empty path)
 /// and every relay, of OM and SM alike. `me` must be one of `nodes`.
-pub fn broadcast(nodes: &Arc<[String]>, me: &str, taken: &[usize], value: &Arc<str>) -> Broadcast {
+pub(crate) fn broadcast(
+    nodes: &Arc<[String]>,
+    me: &str,
+    taken: &[usize],
+    value: &Arc<str>,
+) -> Broadcast {
     let Some(me_ix) = nodes.iter().position(|n| n == me) else {
         return Broadcast::default();
     };
@@ -470,7 +462,7 @@ pub fn broadcast(nodes: &Arc<[String]>, me: &str, taken: &[usize], value: &Arc<s
 
 /// Check a relay path (commander first, distinct participants, not through `me`, at most
 /// `m + 1` long) and turn it into node indices.
-pub fn path_indices(
+pub(crate) fn path_indices(
     nodes: &[String],
     me: &str,
     commander: usize,
@@ -504,7 +496,7 @@ pub fn path_indices(
 }
 
 /// Common checks of a run's participants.
-pub fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), RunError> {
+pub(crate) fn check_run(me: &str, commander: &str, nodes: &[String]) -> Result<(), RunError> {
     if !nodes.iter().any(|n| n == commander) {
         return Err(RunError::CommanderNotInRun {
             commander: commander.to_string(),
@@ -706,7 +698,7 @@ mod tests {
                     path.pop();
                 }
             }
-            majority(&values.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
+            majority_or_retreat(&values.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
         }
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};

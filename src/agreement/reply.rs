@@ -18,7 +18,7 @@ use crate::protocol::ext::{self, member};
 
 /// Why an answer is not what its method answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyError {
+pub(crate) enum ReplyError {
     /// The answer is not a struct.
     #[error("not a struct: {0}")]
     NotAStruct(String),
@@ -54,45 +54,45 @@ fn bad(member: &'static str, want: &'static str, v: &Value) -> ReplyError {
 
 /// `node_info`'s answer: who the node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
+pub(crate) struct NodeInfo {
     /// The node's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its behaviour, as written in `--behaviour` (`honest`, `two-faced`, `deny:R,S`, ...);
     /// `None` when a node does not say.
-    pub behaviour: Option<String>,
+    pub(crate) behaviour: Option<String>,
     /// Whether that behaviour lies or withholds (true for all but `honest`).
-    pub traitor: bool,
+    pub(crate) traitor: bool,
     /// Its SM public key, as `sm_public_key` answers it.
-    pub public_key: String,
+    pub(crate) public_key: String,
 }
 
 /// `om_order` / `sm_order`'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ordered {
+pub(crate) struct Ordered {
     /// Messages the order makes for round 1.
-    pub queued: u64,
+    pub(crate) queued: u64,
 }
 
 /// `om_round` / `sm_round`'s answer: how sending one round went on one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoundDone {
+pub(crate) struct RoundDone {
     /// The round.
-    pub round: u64,
+    pub(crate) round: u64,
     /// Messages the round owed, before the behaviour.
-    pub due: u64,
+    pub(crate) due: u64,
     /// Messages sent (the behaviour kept them).
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// Messages sent and stored by their receiver.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Messages sent and not stored.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Messages not delivered, by receiver (only receivers with failures).
-    pub failed_to: BTreeMap<String, u64>,
+    pub(crate) failed_to: BTreeMap<String, u64>,
 }
 
 /// The role a node had in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// It gave the order.
     Commander,
     /// It received and relayed.
@@ -101,7 +101,7 @@ pub enum Role {
 
 impl Role {
     /// The wire name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Commander => ext::COMMANDER,
             Role::Lieutenant => ext::LIEUTENANT,
@@ -119,40 +119,40 @@ impl Role {
 
 /// `om_decide` / `sm_decide`'s answer: the node's decision and what it counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decided {
+pub(crate) struct Decided {
     /// Commander or lieutenant.
-    pub role: Option<Role>,
+    pub(crate) role: Option<Role>,
     /// Commander: its order (`""` without one); lieutenant: its decision. `None` when a node
     /// answered without one.
-    pub decision: Option<String>,
+    pub(crate) decision: Option<String>,
     /// OM: distinct paths received; SM: messages accepted, duplicates included.
-    pub received: u64,
+    pub(crate) received: u64,
     /// OM: paths a complete run delivers to this node.
-    pub expected: Option<u64>,
+    pub(crate) expected: Option<u64>,
     /// SM: messages rejected.
-    pub rejected: Option<u64>,
+    pub(crate) rejected: Option<u64>,
     /// SM: the set of values accepted, sorted.
-    pub values: Option<Vec<String>>,
+    pub(crate) values: Option<Vec<String>>,
     /// SM: the first rejection reasons.
-    pub reasons: Option<Vec<String>>,
+    pub(crate) reasons: Option<Vec<String>>,
     /// SM, a scripted traitor only: messages it sent with a chain it did not hold.
-    pub forged: Option<u64>,
+    pub(crate) forged: Option<u64>,
     /// Per round: messages this node delivered.
-    pub sent: Vec<u64>,
+    pub(crate) sent: Vec<u64>,
     /// Per round: messages this node sent that were not stored.
-    pub failed: Vec<u64>,
+    pub(crate) failed: Vec<u64>,
     /// Per round: messages its behaviour did not send.
-    pub withheld: Vec<u64>,
+    pub(crate) withheld: Vec<u64>,
     /// Sender -> messages of that sender this node refused as late.
-    pub late: BTreeMap<String, u64>,
+    pub(crate) late: BTreeMap<String, u64>,
     /// Messages this node refused because their MAC did not prove their sender (`None` from
     /// a node that does not say).
-    pub unauthenticated: Option<u64>,
+    pub(crate) unauthenticated: Option<u64>,
 }
 
 impl NodeInfo {
     /// As the wire carries it.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let mut m = BTreeMap::new();
         m.insert(member::NAME.into(), string(&self.name));
         if let Some(b) = &self.behaviour {
@@ -164,7 +164,7 @@ impl NodeInfo {
     }
 
     /// Read from the wire.
-    pub fn from_value(v: &Value) -> Result<NodeInfo, ReplyError> {
+    pub(crate) fn from_value(v: &Value) -> Result<NodeInfo, ReplyError> {
         let m = members(v)?;
         let traitor = match m.get(member::TRAITOR) {
             None => false,
@@ -182,12 +182,13 @@ impl NodeInfo {
 
 impl Ordered {
     /// As the wire carries it.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(self) -> Value {
         Value::Struct(BTreeMap::from([(member::QUEUED.into(), int(self.queued))]))
     }
 
     /// Read from the wire.
-    pub fn from_value(v: &Value) -> Result<Ordered, ReplyError> {
+    #[cfg(test)]
+    pub(crate) fn from_value(v: &Value) -> Result<Ordered, ReplyError> {
         let m = members(v)?;
         Ok(Ordered {
             queued: count_of(m, member::QUEUED)?,
@@ -197,7 +198,7 @@ impl Ordered {
 
 impl RoundDone {
     /// As the wire carries it.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         Value::Struct(BTreeMap::from([
             (member::ROUND.into(), int(self.round)),
             (member::DUE.into(), int(self.due)),
@@ -209,7 +210,7 @@ impl RoundDone {
     }
 
     /// Read from the wire.
-    pub fn from_value(v: &Value) -> Result<RoundDone, ReplyError> {
+    pub(crate) fn from_value(v: &Value) -> Result<RoundDone, ReplyError> {
         let m = members(v)?;
         Ok(RoundDone {
             round: count_of(m, member::ROUND)?,
@@ -225,7 +226,7 @@ impl RoundDone {
 impl Decided {
     /// As the wire carries it: OM's answer has `expected`, SM's `rejected`, `values` and
     /// `reasons`; a member that is `None` here is left out.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let mut m = BTreeMap::new();
         if let Some(role) = self.role {
             m.insert(member::ROLE.into(), string(role.name()));
@@ -260,7 +261,7 @@ impl Decided {
     }
 
     /// Read from the wire. An OM-only or SM-only member that a node leaves out is `None`.
-    pub fn from_value(v: &Value) -> Result<Decided, ReplyError> {
+    pub(crate) fn from_value(v: &Value) -> Result<Decided, ReplyError> {
         let m = members(v)?;
         let some_count = |key: &'static str| match m.contains_key(key) {
             true => count_of(m, key).map(Some),

@@ -14,7 +14,7 @@ use super::RunError;
 
 /// Why a message is not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Its round is already closed here.
     #[error("{}", crate::protocol::ext::late(*round, *current))]
     Late {
@@ -35,20 +35,20 @@ pub enum Refused {
 
 /// What one round of sending did, as the node reports it to the driver.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RoundReport {
+pub(crate) struct RoundReport {
     /// Messages the round had to send (before the node's behaviour).
-    pub due: u64,
+    pub(crate) due: u64,
     /// Messages sent (the behaviour kept them).
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// Sent and stored by the receiver.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Sent and refused (late, rejected) or lost (unreachable receiver, timeout).
-    pub failed: u64,
+    pub(crate) failed: u64,
 }
 
 /// One node's rounds of one run; `T` is what the engine queues (a message to send).
 #[derive(Debug, Clone)]
-pub struct Rounds<T> {
+pub(crate) struct Rounds<T> {
     rounds: usize,
     /// The highest round opened (0: none yet).
     opened: usize,
@@ -67,7 +67,7 @@ pub struct Rounds<T> {
 
 impl<T> Rounds<T> {
     /// `rounds` rounds (m + 1), storing at most `budget` messages of each sender.
-    pub fn new(rounds: usize, budget: u64) -> Self {
+    pub(crate) fn new(rounds: usize, budget: u64) -> Self {
         Rounds {
             rounds,
             opened: 0,
@@ -82,7 +82,7 @@ impl<T> Rounds<T> {
     /// Whether a message of `round` from `sender` may still be taken: not when its round is
     /// closed here (it is then recorded as late). Checked before anything else about the
     /// message, as the Python stand-in does.
-    pub fn admit(&mut self, round: usize, sender: &str) -> Result<(), Refused> {
+    pub(crate) fn admit(&mut self, round: usize, sender: &str) -> Result<(), Refused> {
         // Opening round r closes rounds before r. After the last round (decide) every round
         // is closed: `opened` is then rounds + 1.
         if round < self.opened {
@@ -96,7 +96,7 @@ impl<T> Rounds<T> {
     }
 
     /// Whether one more message of `sender` fits its budget (nothing counted yet).
-    pub fn can_spend(&self, sender: &str) -> Result<(), Refused> {
+    pub(crate) fn can_spend(&self, sender: &str) -> Result<(), Refused> {
         match self.admitted.get(sender) {
             Some(&spent) if spent >= self.budget => Err(Refused::Budget {
                 sender: sender.to_string(),
@@ -107,7 +107,7 @@ impl<T> Rounds<T> {
     }
 
     /// Count one message of `sender` stored, refusing it beyond the sender's budget.
-    pub fn spend(&mut self, sender: &str) -> Result<(), Refused> {
+    pub(crate) fn spend(&mut self, sender: &str) -> Result<(), Refused> {
         let spent = self.admitted.entry(sender.to_string()).or_default();
         if *spent >= self.budget {
             return Err(Refused::Budget {
@@ -120,13 +120,13 @@ impl<T> Rounds<T> {
     }
 
     /// The highest round opened (0 before round 1; past the last once every round closed).
-    pub fn opened(&self) -> usize {
+    pub(crate) fn opened(&self) -> usize {
         self.opened
     }
 
     /// Queue `items` for `round`; beyond the last round they are dropped (nothing is sent
     /// after round m + 1). Returns how many were queued.
-    pub fn queue(&mut self, round: usize, items: Vec<T>) -> usize {
+    pub(crate) fn queue(&mut self, round: usize, items: Vec<T>) -> usize {
         match self.queue.get_mut(round.wrapping_sub(1)) {
             Some(q) if round > self.opened => {
                 let n = items.len();
@@ -140,7 +140,7 @@ impl<T> Rounds<T> {
 
     /// Open `round`: close every earlier round and hand out what it must send. Rounds open in
     /// order, each once.
-    pub fn open(&mut self, round: usize) -> Result<Vec<T>, RunError> {
+    pub(crate) fn open(&mut self, round: usize) -> Result<Vec<T>, RunError> {
         if round == 0 || round > self.rounds {
             return Err(RunError::NoSuchRound {
                 round,
@@ -158,7 +158,7 @@ impl<T> Rounds<T> {
     }
 
     /// Close every round (the run is being decided): later messages are late.
-    pub fn close_all(&mut self) {
+    pub(crate) fn close_all(&mut self) {
         self.opened = self.rounds + 1;
         for q in &mut self.queue {
             q.clear();
@@ -166,7 +166,7 @@ impl<T> Rounds<T> {
     }
 
     /// Add what sending `round` did.
-    pub fn report(&mut self, round: usize, did: RoundReport) {
+    pub(crate) fn report(&mut self, round: usize, did: RoundReport) {
         if let Some(r) = self.reports.get_mut(round.wrapping_sub(1)) {
             r.due += did.due;
             r.sent += did.sent;
@@ -176,17 +176,18 @@ impl<T> Rounds<T> {
     }
 
     /// What each round did, rounds 1..=m+1.
-    pub fn reports(&self) -> &[RoundReport] {
+    pub(crate) fn reports(&self) -> &[RoundReport] {
         &self.reports
     }
 
     /// Messages refused as late, by sender.
-    pub fn late(&self) -> &BTreeMap<String, u64> {
+    pub(crate) fn late(&self) -> &BTreeMap<String, u64> {
         &self.late
     }
 
     /// Messages queued and not yet sent.
-    pub fn queued(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
         self.queue.iter().map(Vec::len).sum()
     }
 }

@@ -21,7 +21,7 @@ use super::om::{broadcast, check_run, pack, path_indices};
 use crate::behaviour::RETREAT;
 
 /// Public keys of a run's participants, by node name.
-pub type KeyRing = HashMap<String, VerifyingKey>;
+pub(crate) type KeyRing = HashMap<String, VerifyingKey>;
 
 /// What a signature binds besides the value and the path: the run id, the commander and the
 /// participants in order. A signature made in one run never verifies in another: run ids are
@@ -29,24 +29,24 @@ pub type KeyRing = HashMap<String, VerifyingKey>;
 /// two runs share one. (Before run ids were random, the id was `sm-SEED` and the commander
 /// added a random nonce to every start; the random id does that job now.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
+pub(crate) struct Context {
     /// The run id.
-    pub run: String,
+    pub(crate) run: String,
     /// The commander.
-    pub commander: String,
+    pub(crate) commander: String,
     /// Every participant, commander included, in the run's order.
-    pub nodes: Arc<[String]>,
+    pub(crate) nodes: Arc<[String]>,
 }
 
 /// The first netstring of every signed message: names this format (`/3`: run, commander,
 /// nodes; the nonce of `/2` is gone with predictable run ids).
-pub const SIGNED_TAG: &str = "generals-sm/3";
+pub(crate) const SIGNED_TAG: &str = "generals-sm/3";
 
 /// The bytes a signer signs: netstrings (`LEN:BYTES,`, LEN in decimal) of [`SIGNED_TAG`],
 /// the run, the commander, the number of nodes, each node, the value, then each name of the
 /// path up to and including the signer (documented in docs/protocol-extensions.md). Every
 /// field carries its length, so no two different (context, value, path) give the same bytes.
-pub fn signed_bytes(ctx: &Context, value: &str, path: &[String]) -> Vec<u8> {
+pub(crate) fn signed_bytes(ctx: &Context, value: &str, path: &[String]) -> Vec<u8> {
     let n = ctx.nodes.len().to_string();
     let mut out = Vec::with_capacity(96 + ctx.run.len() + value.len() + 8 * ctx.nodes.len());
     let fixed = [SIGNED_TAG, &ctx.run, &ctx.commander, &n];
@@ -65,17 +65,17 @@ pub fn signed_bytes(ctx: &Context, value: &str, path: &[String]) -> Vec<u8> {
 }
 
 /// Sign `value` along `path` (which ends with the signer).
-pub fn sign(key: &SigningKey, ctx: &Context, value: &str, path: &[String]) -> String {
+pub(crate) fn sign(key: &SigningKey, ctx: &Context, value: &str, path: &[String]) -> String {
     encode(&key.sign(&signed_bytes(ctx, value, path)).to_bytes())
 }
 
 /// Base64 (standard alphabet) of bytes: how keys and signatures travel.
-pub fn encode(bytes: &[u8]) -> String {
+pub(crate) fn encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A public key from its base64 text.
-pub fn decode_key(text: &str) -> Result<VerifyingKey, String> {
+pub(crate) fn decode_key(text: &str) -> Result<VerifyingKey, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|e| format!("public key is not base64: {e}"))?;
@@ -86,7 +86,7 @@ pub fn decode_key(text: &str) -> Result<VerifyingKey, String> {
 }
 
 /// Check every signature of a chain.
-pub fn verify_chain(
+pub(crate) fn verify_chain(
     keys: &KeyRing,
     ctx: &Context,
     value: &str,
@@ -125,38 +125,39 @@ pub fn verify_chain(
 /// One message to send: `value` for `to` along `path` (ending with the sender), with the
 /// signatures received so far; the sender appends its own over the value it actually sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmRelay {
+pub(crate) struct SmRelay {
     /// Receiver.
-    pub to: String,
+    pub(crate) to: String,
     /// Path ending with the sender.
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// The value an honest node sends.
-    pub value: String,
+    pub(crate) value: String,
     /// Signatures of the path before the sender.
-    pub prior: Vec<String>,
+    pub(crate) prior: Vec<String>,
     /// Index of the receiver in this broadcast.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Receivers of this broadcast.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// OM's broadcast carrying the signatures received so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SmBroadcast {
+pub(crate) struct SmBroadcast {
     /// Path, value and receivers.
-    pub broadcast: super::om::Broadcast,
+    pub(crate) broadcast: super::om::Broadcast,
     /// Signatures of the path before the sender.
-    pub prior: Vec<String>,
+    pub(crate) prior: Vec<String>,
 }
 
+#[cfg(test)]
 impl SmBroadcast {
     /// Number of messages (receivers).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.broadcast.len()
     }
 
     /// No receiver: nothing to send.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.broadcast.is_empty()
     }
 }
@@ -191,7 +192,7 @@ fn signed(broadcast: super::om::Broadcast, prior: &[String]) -> SmBroadcast {
 
 /// One participant's state in one SM run.
 #[derive(Debug, Clone)]
-pub struct SmRun {
+pub(crate) struct SmRun {
     ctx: Arc<Context>,
     me: String,
     nodes: Arc<[String]>,
@@ -210,7 +211,7 @@ pub struct SmRun {
 
 /// What taking a valid message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     /// The same path and value were accepted before: nothing changes.
     Duplicate,
     /// A new message: its value is in `V`, and this is the relay it may cause (empty after
@@ -223,7 +224,7 @@ pub enum Accepted {
 impl SmRun {
     /// A run among `nodes` (commander included) as seen by `me`, its signatures bound to
     /// `run`, the commander and the nodes (see [`Context`]).
-    pub fn new(
+    pub(crate) fn new(
         run: &str,
         me: &str,
         commander: &str,
@@ -253,22 +254,22 @@ impl SmRun {
     }
 
     /// Whether this participant is the commander.
-    pub fn is_commander(&self) -> bool {
+    pub(crate) fn is_commander(&self) -> bool {
         self.nodes[self.commander] == self.me
     }
 
     /// Every participant, in the run's order.
-    pub fn nodes(&self) -> &Arc<[String]> {
+    pub(crate) fn nodes(&self) -> &Arc<[String]> {
         &self.nodes
     }
 
     /// What this run's signatures bind besides value and path.
-    pub fn context(&self) -> &Arc<Context> {
+    pub(crate) fn context(&self) -> &Arc<Context> {
         &self.ctx
     }
 
     /// The commander's round 1.
-    pub fn command(&self, order: &str) -> SmBroadcast {
+    pub(crate) fn command(&self, order: &str) -> SmBroadcast {
         signed(
             broadcast(&self.nodes, &self.me, &[], &Arc::from(order)),
             &[],
@@ -278,7 +279,7 @@ impl SmRun {
     /// Take a message. A message whose path or signatures do not check out is rejected:
     /// counted, its reason kept, and an error returned. A valid one goes into `V`; see
     /// [`Accepted`] for the relay it may cause.
-    pub fn receive(
+    pub(crate) fn receive(
         &mut self,
         keys: &KeyRing,
         path: &[String],
@@ -317,13 +318,13 @@ impl SmRun {
 
     /// Let go of the (path, value) pairs accepted, which only tell duplicates apart: once a
     /// run is decided they serve nothing (any later message is late).
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.seen = HashSet::new();
     }
 
     /// Whether a message of `path` with `value` was accepted already: a copy of it, however
     /// late, changes nothing and says nothing about its sender.
-    pub fn is_duplicate(&self, path: &[String], value: &str) -> bool {
+    pub(crate) fn is_duplicate(&self, path: &[String], value: &str) -> bool {
         !self.is_commander()
             && path_indices(&self.nodes, &self.me, self.commander, self.m, path)
                 .is_ok_and(|ix| self.seen.contains(&(pack(&ix), value.to_string())))
@@ -334,40 +335,35 @@ impl SmRun {
     /// (and the value is relayed from now on), the others do not. That is SM's rule "relay a
     /// value the first time you see it", with "first" read round by round and, within a
     /// round, by path: deterministic, where the order of arrival is not.
-    pub fn take_relay(&mut self, value: &str) -> bool {
+    pub(crate) fn take_relay(&mut self, value: &str) -> bool {
         self.relayed.insert(value.to_string())
     }
 
     /// `choice(V)`: the single value received, else `retreat`.
-    pub fn decide(&self) -> String {
+    pub(crate) fn decide(&self) -> String {
         match (self.values.len(), self.values.first()) {
             (1, Some(v)) => v.clone(),
             _ => RETREAT.to_string(),
         }
     }
 
-    /// The decision can no longer change: two or more values seen.
-    pub fn is_settled(&self) -> bool {
-        self.values.len() >= 2
-    }
-
     /// Values seen (the set `V`).
-    pub fn values(&self) -> Vec<String> {
+    pub(crate) fn values(&self) -> Vec<String> {
         self.values.iter().cloned().collect()
     }
 
     /// Messages accepted (duplicates not counted).
-    pub fn accepted(&self) -> u64 {
+    pub(crate) fn accepted(&self) -> u64 {
         self.accepted
     }
 
     /// Messages rejected (bad signature or path).
-    pub fn rejected(&self) -> u64 {
+    pub(crate) fn rejected(&self) -> u64 {
         self.rejected
     }
 
     /// Why messages were rejected (the first few).
-    pub fn reasons(&self) -> &[String] {
+    pub(crate) fn reasons(&self) -> &[String] {
         &self.reasons
     }
 }

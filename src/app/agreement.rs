@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::events::{Event, Printer};
 use super::original::start_hint;
-use super::outputs::{self, Drawn, Outputs};
+use super::outputs::{self, Outputs, RunToDraw};
 use super::params::{self, Asked};
 use super::{ClientError, errln, outln};
 use crate::agreement::auth::Credentials;
@@ -27,10 +27,10 @@ use crate::trace;
 const _: () = assert!(crate::peer::FAN_OUT >= crate::agreement::engine::MAX_NODES);
 
 /// How often a watched run's traces are asked for new calls.
-pub const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// An OM or SM run, judged: 0 holds, 1 violated, 3 void (refused: [`ClientError::Param`]).
-pub async fn command(
+pub(crate) async fn command(
     protocol: Protocol,
     a: &AgreementArgs,
     tree: &TreeArgs,
@@ -101,7 +101,7 @@ pub async fn command(
     }
     let mut decisions = outcome.decisions.clone();
     decisions.extend(outcome.traitor_decisions.clone());
-    let drawn = Drawn {
+    let drawn = RunToDraw {
         run: credentials.run.clone(),
         secrets: Some(&credentials),
         title: format!(
@@ -132,7 +132,7 @@ pub async fn command(
 
 /// Why [`run`] ended without a verdict.
 #[derive(Debug, thiserror::Error)]
-pub enum Ran {
+pub(crate) enum Ran {
     /// The run was refused (a node without the extension, no secrets).
     #[error(transparent)]
     Refused(#[from] DriveError),
@@ -158,7 +158,7 @@ impl<T> Drop for Owned<T> {
 /// with `watch`, each message as the nodes record it (read from their traces while it goes,
 /// and all of it at the end); then each node the driver lost, then the verdict. Dropping this
 /// future stops the run: the driver's calls stop, and the nodes expire the unfinished run.
-pub async fn run<T>(
+pub(crate) async fn run<T>(
     cluster: &Cluster,
     opts: &RunOptions,
     peers: &Peers,
@@ -179,7 +179,7 @@ where
     let mut driving = Owned(tokio::spawn(async move {
         driver::drive_with(&c, &o, &pool, given).await
     }));
-    let mut seen = Seen::default();
+    let mut seen = ToldMessages::default();
     if watch {
         // A call may still be recorded this long after it started: the round's or call's
         // timeout.
@@ -209,7 +209,7 @@ where
 
 /// The calls of the run of `secrets` started at or after `since_us`, from every node at once
 /// (a node that cannot be asked adds nothing).
-pub async fn gather(
+pub(crate) async fn gather(
     cluster: &Cluster,
     peers: &Peers,
     opts: &RunOptions,
@@ -231,9 +231,9 @@ pub async fn gather(
 
 /// The messages already told, so that each is told once.
 #[derive(Default)]
-struct Seen(HashSet<(String, String, u64, String)>);
+struct ToldMessages(HashSet<(String, String, u64, String)>);
 
-impl Seen {
+impl ToldMessages {
     /// Tell the events not told yet, by round and then start.
     fn tell<T>(&mut self, mut events: Vec<trace::Event>, tell: &mut T) -> std::io::Result<()>
     where

@@ -14,7 +14,7 @@ use crate::runs::driver::DriveError;
 
 /// Run the rows; exit 0 when no row fails (a documented difference or a skip is none), 1
 /// otherwise.
-pub async fn command(a: &CheckArgs) -> Result<u8, ClientError> {
+pub(crate) async fn command(a: &CheckArgs) -> Result<u8, ClientError> {
     let roles = Roles {
         faulty: a.faulty.clone(),
         behaviours: Vec::new(),

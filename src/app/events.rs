@@ -13,7 +13,7 @@ use crate::trace;
 
 /// One thing a run tells, in order.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// The original run: a send answered or failed, a node's decision, a failed call.
     Said(Said),
     /// One node-to-node message of an OM/SM run, as the nodes recorded it (a watched run).
@@ -28,7 +28,7 @@ impl Event {
     /// The line the command line prints for it, and where (`quiet`: `client --quiet`, the
     /// original's final lines only): the original's lines, `error: node Q (URL): ...` for a
     /// lost node, the report for a verdict; a message prints nothing.
-    pub fn line(&self, quiet: bool) -> Option<(Stream, String)> {
+    pub(crate) fn line(&self, quiet: bool) -> Option<(Stream, String)> {
         match self {
             Event::Said(said) => said.line(quiet),
             Event::Message(_) => None,
@@ -45,17 +45,17 @@ impl Event {
 /// diagram alone takes stdout) stderr for both. Everything through [`Escaping`]: what nodes
 /// answered cannot reorder a line, hide in one or drive the terminal.
 #[derive(Debug, Clone, Copy)]
-pub struct Printer {
+pub(crate) struct Printer {
     /// Print only the original's final lines.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Stdout is taken (by `--mermaid -`): every line goes to stderr.
-    pub stdout_taken: bool,
+    pub(crate) stdout_taken: bool,
 }
 
 impl Printer {
     /// Print `event`'s line, if it has one, at once (a line per send, as it happens). A
     /// report is printed as it is (it ends its own lines).
-    pub fn print(&self, event: &Event) -> std::io::Result<()> {
+    pub(crate) fn print(&self, event: &Event) -> std::io::Result<()> {
         let Some((stream, text)) = event.line(self.quiet) else {
             return Ok(());
         };

@@ -131,7 +131,7 @@ fn replay_case(a: &ExploreArgs, e: &Explore, case: &explore::Case) -> String {
 }
 
 /// Every case of a small system: 0 all hold, 1 a counterexample, 3 none but some void.
-pub async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
+pub(crate) async fn command(a: &ExploreArgs) -> Result<u8, ClientError> {
     if let Some(mode) = a.adversary {
         return hunt(a, mode).await;
     }

@@ -9,14 +9,14 @@
 //! Every command returns the process's exit code; `client ui` is served by [`crate::ui`],
 //! above this module, which [`run`] is handed by the binary.
 
-pub mod agreement;
-pub mod check;
-pub mod events;
-pub mod explore;
-pub mod original;
-pub mod outputs;
-pub mod params;
-pub mod spawn;
+pub(crate) mod agreement;
+pub(crate) mod check;
+pub(crate) mod events;
+pub(crate) mod explore;
+pub(crate) mod original;
+pub(crate) mod outputs;
+pub(crate) mod params;
+pub(crate) mod spawn;
 
 use std::path::PathBuf;
 
@@ -26,7 +26,7 @@ use crate::cli::client::{Cli, Command, TreeArgs, UiArgs};
 use crate::cli::{CliError, manual};
 use crate::peer::PeerError;
 use crate::runs::driver::{DriveError, Protocol};
-pub use params::ParamError;
+pub(crate) use params::ParamError;
 
 /// Why a client command could not do its work (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +186,7 @@ fn print_manual(bytes: Vec<u8>) -> Result<u8, ClientError> {
 }
 
 /// Ctrl-C or SIGTERM.
-pub async fn stopped() {
+pub(crate) async fn stopped() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::events::{Event, Printer};
-use super::outputs::{self, Drawn, Outputs};
+use super::outputs::{self, Outputs, RunToDraw};
 use super::{ClientError, errln};
 use crate::cli::client::{OriginalArgs, PictureArgs, TreeArgs};
 use crate::cli::{ClusterArgs, Roles, Topology};
@@ -15,7 +15,7 @@ use crate::runs::original::{self, Options};
 use crate::{protocol, trace};
 
 /// The original scenario: 0 when every call succeeded, 1 when some failed.
-pub async fn command(
+pub(crate) async fn command(
     c: &ClusterArgs,
     o: &OriginalArgs,
     pictures: &PictureArgs,
@@ -42,7 +42,7 @@ pub async fn command(
         errln!("{}", start_hint(c, &report.unreachable, &opts.nodes));
     }
     let drawing = pictures.svg.is_some() || pictures.mermaid.is_some();
-    let drawn = Drawn {
+    let drawn = RunToDraw {
         run: trace::ORIGINAL_RUN.into(),
         secrets: None,
         title: "the original run: all-to-all, then finalize".into(),
@@ -78,7 +78,7 @@ pub async fn command(
 }
 
 /// missing), with the options this client was given, so the command works as printed.
-pub fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
+pub(crate) fn start_hint(c: &ClusterArgs, down: &[String], nodes: &[String]) -> String {
     let mut cmd = String::from("server");
     match &c.cluster {
         Some(file) => {

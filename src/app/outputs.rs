@@ -19,43 +19,47 @@ use crate::{picture, trace};
 
 /// What a run leaves for the pictures.
 #[derive(Debug)]
-pub struct Drawn<'a> {
+pub(crate) struct RunToDraw<'a> {
     /// The run's id on the wire (`original` for the original run).
-    pub run: RunId,
+    pub(crate) run: RunId,
     /// Each node's capability for the run (`None`: the original run, which has none).
-    pub secrets: Option<&'a Credentials>,
+    pub(crate) secrets: Option<&'a Credentials>,
     /// The picture's title.
-    pub title: String,
+    pub(crate) title: String,
     /// The traitors, marked in the pictures.
-    pub traitors: Vec<String>,
+    pub(crate) traitors: Vec<String>,
     /// Every node's decision (the traitors' too).
-    pub decisions: BTreeMap<String, String>,
+    pub(crate) decisions: BTreeMap<String, String>,
     /// (commander, m) of an OM run, for --tree.
-    pub om: Option<(&'a str, usize)>,
-    /// Of the original run: the client's own calls ([`original::Report::calls`]) and the
+    pub(crate) om: Option<(&'a str, usize)>,
+    /// Of the original run: the client's own calls ([`original::OriginalOutcome::calls`]) and the
     /// decision sent, drawn with the trace (see [`original::drawable`]).
-    pub seen: Option<(Vec<trace::Event>, String)>,
+    pub(crate) seen: Option<(Vec<trace::Event>, String)>,
 }
 
 /// Where a run's calls are gathered from, and what is asked of them.
 #[derive(Debug)]
-pub struct Outputs<'a> {
+pub(crate) struct Outputs<'a> {
     /// Where the nodes are.
-    pub cluster: &'a Cluster,
+    pub(crate) cluster: &'a Cluster,
     /// The connections to ask them over.
-    pub peers: &'a Peers,
+    pub(crate) peers: &'a Peers,
     /// The nodes of the run.
-    pub nodes: &'a [String],
+    pub(crate) nodes: &'a [String],
     /// What to write or draw.
-    pub pictures: &'a PictureArgs,
+    pub(crate) pictures: &'a PictureArgs,
     /// An OM lieutenant's tree instead of the diagram.
-    pub tree: &'a TreeArgs,
+    pub(crate) tree: &'a TreeArgs,
 }
 
 impl Outputs<'_> {
     /// Gather the run's calls from every node and write what was asked for: the trace, the
     /// Lamport diagram or an OM tree, the Mermaid diagram.
-    pub async fn write(&self, drawn: Drawn<'_>, since_us: u64) -> Result<(), ClientError> {
+    pub(crate) async fn write(
+        &self,
+        drawn: RunToDraw<'_>,
+        since_us: u64,
+    ) -> Result<(), ClientError> {
         let p = self.pictures;
         if !p.any() {
             return Ok(());
@@ -144,7 +148,7 @@ impl Outputs<'_> {
 
 /// What can be checked of the pictures before a run: `--focus` is a node of it, and the files
 /// can be written (so a run is not wasted on a path that cannot take its picture).
-pub fn check_pictures(p: &PictureArgs, nodes: &[String]) -> Result<(), ClientError> {
+pub(crate) fn check_pictures(p: &PictureArgs, nodes: &[String]) -> Result<(), ClientError> {
     if let Some(f) = p.focus.as_deref().filter(|f| !nodes.iter().any(|n| n == f)) {
         return Err(ClientError::Focus(f.to_string()));
     }
@@ -216,7 +220,7 @@ fn writable(path: &std::path::Path) -> Result<(), (std::io::Error, String)> {
 }
 
 /// Write a file asked for; its error names it.
-pub fn write(path: &std::path::Path, contents: String) -> Result<(), ClientError> {
+pub(crate) fn write(path: &std::path::Path, contents: String) -> Result<(), ClientError> {
     std::fs::write(path, contents).map_err(|error| ClientError::Write {
         path: path.to_path_buf(),
         error,
@@ -225,7 +229,7 @@ pub fn write(path: &std::path::Path, contents: String) -> Result<(), ClientError
 
 /// The nodes whose `node_info` says they are traitors (nodes without it count as honest),
 /// asked of every node at once.
-pub async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec<String> {
+pub(crate) async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec<String> {
     let answers = peers.each(cluster, nodes, |_| Call::NodeInfo).await;
     answers
         .into_iter()
@@ -240,7 +244,11 @@ pub async fn traitors(cluster: &Cluster, peers: &Peers, nodes: &[String]) -> Vec
 }
 
 /// `--tree NODE` names a lieutenant of the run (the commander has no tree).
-pub fn check_tree(tree: &TreeArgs, nodes: &[String], commander: &str) -> Result<(), ClientError> {
+pub(crate) fn check_tree(
+    tree: &TreeArgs,
+    nodes: &[String],
+    commander: &str,
+) -> Result<(), ClientError> {
     let Some(node) = &tree.tree else {
         return Ok(());
     };

@@ -13,25 +13,25 @@ use crate::runs::driver::{self, DriveError, Protocol, RunOptions};
 
 /// An OM/SM run as asked, before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Asked {
+pub(crate) struct Asked {
     /// OM or SM.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Traitors to tolerate.
-    pub m: usize,
+    pub(crate) m: usize,
     /// The commander's order.
-    pub order: String,
+    pub(crate) order: String,
     /// The commander; `None`: the first node.
-    pub commander: Option<String>,
+    pub(crate) commander: Option<String>,
     /// The seed; `None`: a random one.
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// How long a round may take; `None`: [`driver::default_round_timeout`] for the run.
-    pub round_timeout: Option<Duration>,
+    pub(crate) round_timeout: Option<Duration>,
     /// Run below the bound.
-    pub allow_unsafe: bool,
+    pub(crate) allow_unsafe: bool,
     /// The largest run, in messages by the protocol's formula.
-    pub max_messages: u64,
+    pub(crate) max_messages: u64,
     /// Timeout of the driver's calls outside the rounds.
-    pub rpc_timeout: Duration,
+    pub(crate) rpc_timeout: Duration,
 }
 
 /// Why a run's parameters cannot be used.
@@ -60,10 +60,10 @@ pub enum ParamError {
 }
 
 /// The orders a commander may give.
-pub const ORDERS: [&str; 2] = [ATTACK, RETREAT];
+pub(crate) const ORDERS: [&str; 2] = [ATTACK, RETREAT];
 
 /// Check `asked` for a run over `nodes` and fill in its defaults: the driver's options.
-pub fn check(asked: &Asked, nodes: &[String]) -> Result<RunOptions, ParamError> {
+pub(crate) fn check(asked: &Asked, nodes: &[String]) -> Result<RunOptions, ParamError> {
     let commander = match &asked.commander {
         Some(c) if !nodes.contains(c) => {
             return Err(ParamError::Commander {

@@ -11,7 +11,7 @@ use crate::server::{self, Config, Limits};
 /// The configuration of the nodes `client --spawn` hosts: every node of the run (as `cluster`
 /// and `roles` place them and give their behaviours) but the `external` ones, which live where
 /// their URLs say (`--under-test`).
-pub fn config(
+pub(crate) fn config(
     cluster: &ClusterArgs,
     roles: &Roles,
     external: &[String],
@@ -48,14 +48,14 @@ pub fn config(
 
 /// Nodes served in this process until [`Hosting::stop`].
 #[derive(Debug)]
-pub struct Hosting {
+pub(crate) struct Hosting {
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<()>,
 }
 
 impl Hosting {
     /// Stop serving, and wait for the connections in flight (within the request timeout).
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.serving.await;
     }
@@ -63,7 +63,7 @@ impl Hosting {
 
 /// Host the nodes `cli` asks to spawn, if it does: `Ok(None)` when it does not, `Err(1)` (the
 /// exit code, as `server`'s) when they cannot be bound, which is said on stderr.
-pub async fn host(cli: &Cli) -> Result<Result<Option<Hosting>, u8>, ClientError> {
+pub(crate) async fn host(cli: &Cli) -> Result<Result<Option<Hosting>, u8>, ClientError> {
     let Some((cluster, spawn)) = cli.spawn().filter(|(_, s)| s.spawn) else {
         return Ok(Ok(None));
     };

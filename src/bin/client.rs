@@ -16,8 +16,8 @@ use generals::app;
 use generals::cli::client::{Cli, Command};
 
 fn main() -> ExitCode {
-    // mimalloc's defaults here (no `allocator::configure`): purging freed memory at once costs
-    // the explorer 3% of its speed, and the client has no memory target to keep.
+    // mimalloc's defaults here (no `allocator::configure`): purging freed memory at once slows
+    // the explorer (BENCHMARKS.md), and the client has no memory target to keep.
     let cli = Cli::parse_checked();
     cli.log.init();
     match run(cli) {

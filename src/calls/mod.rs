@@ -24,7 +24,7 @@ use dxr::Value;
 
 use crate::protocol::fault::{self, PyFault};
 
-pub use self::params::Params;
+pub(crate) use self::params::Params;
 
 /// Which algorithm a run uses: the one `Protocol` of the crate (the calls of a run, the
 /// engine's run table, the driver, `client explore --protocol om|sm`).
@@ -49,7 +49,7 @@ impl Protocol {
     }
 
     /// The fewest nodes that tolerate `m` traitors.
-    pub fn min_nodes(self, m: usize) -> usize {
+    pub(crate) fn min_nodes(self, m: usize) -> usize {
         match self {
             Protocol::Om => 3 * m + 1,
             Protocol::Sm => m + 2,
@@ -58,7 +58,7 @@ impl Protocol {
 
     /// How a run of this protocol is named for people and for the `random` behaviour:
     /// `om-42`, `sm-7`. Never the run's id on the wire, which is random ([`RunId::random`]).
-    pub fn label(self, seed: u64) -> String {
+    pub(crate) fn label(self, seed: u64) -> String {
         format!("{}-{seed}", self.name())
     }
 }
@@ -154,7 +154,7 @@ impl Method {
     }
 
     /// Its parameters' names, in order (what arity faults list).
-    pub fn params(self) -> &'static [&'static str] {
+    pub(crate) fn params(self) -> &'static [&'static str] {
         match self {
             Method::SendMessage => &["recipient_name", "decision"],
             Method::ReceiveMessage => &["sender", "decision"],
@@ -184,24 +184,11 @@ impl Method {
         )
     }
 
-    /// The protocol of an agreement method.
-    pub fn protocol(self) -> Option<Protocol> {
-        match self {
-            Method::Start(p)
-            | Method::Order(p)
-            | Method::Round(p)
-            | Method::Message(p)
-            | Method::Decide(p) => Some(p),
-            Method::SmPublicKey => Some(Protocol::Sm),
-            _ => None,
-        }
-    }
-
     /// Whether its work grows with the node's data, not with the request (the stored
     /// messages, the trace, an OM lieutenant's tree): a call of it, alone or inside a batch,
     /// takes a heavy turn and room in the answer budget before its answer is built
     /// (`dispatch::Shares`).
-    pub fn is_heavy(self) -> bool {
+    pub(crate) fn is_heavy(self) -> bool {
         matches!(
             self,
             Method::GetMessages | Method::TraceEvents | Method::Decide(Protocol::Om)
@@ -210,7 +197,7 @@ impl Method {
 
     /// For a method that carries a message (`receive_message`, `om_message`, `sm_message`):
     /// the positions of its value and (agreement messages) its relay path among its params.
-    pub fn message_params(self) -> Option<(usize, Option<usize>)> {
+    pub(crate) fn message_params(self) -> Option<(usize, Option<usize>)> {
         match self {
             Method::ReceiveMessage => Some((1, None)),
             Method::Message(_) => Some((2, Some(1))),
@@ -263,14 +250,14 @@ pub struct Secret(pub [u8; SECRET_BYTES]);
 /// A capability or key that is not base64 of [`SECRET_BYTES`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} must be {SECRET_BYTES} bytes in base64 (44 characters)")]
-pub struct MalformedSecret {
+pub(crate) struct MalformedSecret {
     /// What was read (`capability`, `the key for Q`).
-    pub what: String,
+    pub(crate) what: String,
 }
 
 impl Secret {
     /// A secret received from a caller: base64 of exactly [`SECRET_BYTES`] bytes.
-    pub fn parse(text: &str, what: &str) -> Result<Secret, MalformedSecret> {
+    pub(crate) fn parse(text: &str, what: &str) -> Result<Secret, MalformedSecret> {
         base64::engine::general_purpose::STANDARD
             .decode(text)
             .ok()
@@ -288,7 +275,7 @@ impl Secret {
 
     /// Equal, in time that depends on the length only: a caller timing our answers learns
     /// nothing about how much of a capability it guessed.
-    pub fn same(&self, other: &Secret) -> bool {
+    pub(crate) fn same(&self, other: &Secret) -> bool {
         std::hint::black_box((self.0.iter().zip(&other.0)).fold(0u8, |acc, (x, y)| acc | (x ^ y)))
             == 0
     }
@@ -311,7 +298,7 @@ pub const RUN_ID_BYTES: usize = 16;
 impl RunId {
     /// A fresh id for a run of `protocol`: its name, `-` and [`RUN_ID_BYTES`] random bytes in
     /// lowercase hex, e.g. `om-3f9c...` (35 characters). The seed of a run never enters it.
-    pub fn random(protocol: Protocol) -> Result<RunId, getrandom::Error> {
+    pub(crate) fn random(protocol: Protocol) -> Result<RunId, getrandom::Error> {
         let mut raw = [0u8; RUN_ID_BYTES];
         getrandom::fill(&mut raw)?;
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -349,50 +336,50 @@ impl std::borrow::Borrow<str> for RunId {
 }
 
 /// Longest round timeout a start takes, in milliseconds.
-pub const MAX_ROUND_TIMEOUT_MS: u64 = 600_000;
+pub(crate) const MAX_ROUND_TIMEOUT_MS: u64 = 600_000;
 /// Most nodes a run may have.
-pub const MAX_NODES: usize = 64;
+pub(crate) const MAX_NODES: usize = 64;
 /// Largest `m` a run may have.
-pub const MAX_M: usize = 8;
+pub(crate) const MAX_M: usize = 8;
 /// Longest value an agreement message or order may carry (orders are `attack` / `retreat`;
 /// a traitor's may be anything, but not a node's memory).
-pub const MAX_VALUE: usize = 1024;
+pub(crate) const MAX_VALUE: usize = 1024;
 
 /// What `om_start` / `sm_start` carry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Start {
     /// OM or SM.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// The run's id.
-    pub run: RunId,
+    pub(crate) run: RunId,
     /// Who gives the order.
-    pub commander: String,
+    pub(crate) commander: String,
     /// Every participant, commander included.
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// Traitors tolerated.
-    pub m: usize,
+    pub(crate) m: usize,
     /// How long a round may take.
-    pub round_timeout: Duration,
+    pub(crate) round_timeout: Duration,
     /// The driver's seed of the run (before the server's `--seed` is mixed in).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// What the run's driver must show on every later call.
-    pub capability: Secret,
+    pub(crate) capability: Secret,
     /// The key this node shares with each other participant, by name.
-    pub keys: BTreeMap<String, Secret>,
+    pub(crate) keys: BTreeMap<String, Secret>,
     /// SM: every participant's public key as the driver read it from `node_info` (base64; a
     /// key that is not valid is simply missing, and that node's messages are rejected).
-    pub public_keys: BTreeMap<String, String>,
+    pub(crate) public_keys: BTreeMap<String, String>,
 }
 
 /// A driver's call about a run it started: the run and the capability it was started with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Driven {
     /// OM or SM.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// The run.
-    pub run: RunId,
+    pub(crate) run: RunId,
     /// The capability it was started with.
-    pub capability: Secret,
+    pub(crate) capability: Secret,
 }
 
 /// One agreement message, node to node: `om_message(run, path, value, mac)` or
@@ -400,17 +387,17 @@ pub struct Driven {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// OM or SM.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// The run.
-    pub run: RunId,
+    pub(crate) run: RunId,
     /// The relay path, commander first, the sender last.
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// The value.
-    pub value: String,
+    pub(crate) value: String,
     /// SM: one signature per name of the path (empty for OM).
-    pub signatures: Vec<String>,
+    pub(crate) signatures: Vec<String>,
     /// The MAC that proves the sender (base64).
-    pub mac: String,
+    pub(crate) mac: String,
 }
 
 /// Whose calls `trace_events` may read: the original run's (anyone's) or a driven run's.
@@ -559,7 +546,7 @@ impl Call {
     }
 
     /// Its method.
-    pub fn method(&self) -> Method {
+    pub(crate) fn method(&self) -> Method {
         match self {
             Call::SendMessage { .. } => Method::SendMessage,
             Call::ReceiveMessage { .. } => Method::ReceiveMessage,
@@ -577,7 +564,7 @@ impl Call {
     }
 
     /// Its params as they travel (what [`Call::decode`] reads back to the same call).
-    pub fn into_params(self) -> Vec<Value> {
+    pub(crate) fn into_params(self) -> Vec<Value> {
         let s = Value::String;
         let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
         let driven = |d: Driven| vec![s(d.run.0), s(d.capability.to_base64())];
@@ -647,13 +634,13 @@ impl Call {
     }
 
     /// Its method and params, as a call on the wire carries them.
-    pub fn into_wire(self) -> (Method, Vec<Value>) {
+    pub(crate) fn into_wire(self) -> (Method, Vec<Value>) {
         (self.method(), self.into_params())
     }
 }
 
 /// The run id of the original run's calls in `trace_events`: it has no driver.
-pub const ORIGINAL_RUN: &str = "original";
+pub(crate) const ORIGINAL_RUN: &str = "original";
 
 /// A value longer than [`MAX_VALUE`].
 fn too_long() -> PyFault {

@@ -12,19 +12,19 @@ use super::{Driven, MAX_M, MAX_NODES, MAX_ROUND_TIMEOUT_MS, Method, Protocol, Se
 use crate::protocol::fault::{self, PyFault};
 
 /// The params of one call of `method`.
-pub struct Params<'a> {
+pub(crate) struct Params<'a> {
     method: Method,
     params: &'a [Value],
 }
 
 impl<'a> Params<'a> {
     /// The params of a call of `method`.
-    pub fn new(method: Method, params: &'a [Value]) -> Self {
+    pub(crate) fn new(method: Method, params: &'a [Value]) -> Self {
         Params { method, params }
     }
 
     /// An original method's two parameters (`send_message`, `receive_message`), as given.
-    pub fn original_two(&self) -> Result<[Value; 2], PyFault> {
+    pub(crate) fn original_two(&self) -> Result<[Value; 2], PyFault> {
         let (name, names) = (self.method.name(), self.method.params());
         match self.params {
             [a, b] => Ok([a.clone(), b.clone()]),
@@ -35,7 +35,7 @@ impl<'a> Params<'a> {
     }
 
     /// An original method without parameters (`finalize_decision`, `get_messages`).
-    pub fn original_none(&self) -> Result<(), PyFault> {
+    pub(crate) fn original_none(&self) -> Result<(), PyFault> {
         if self.params.is_empty() {
             return Ok(());
         }
@@ -47,7 +47,7 @@ impl<'a> Params<'a> {
     }
 
     /// An agreement method's arity: exactly its parameters.
-    pub fn arity(&self) -> Result<(), PyFault> {
+    pub(crate) fn arity(&self) -> Result<(), PyFault> {
         let names = self.method.params();
         if self.params.len() == names.len() {
             return Ok(());
@@ -78,7 +78,7 @@ impl<'a> Params<'a> {
     }
 
     /// Parameter `i`, a string.
-    pub fn string(&self, i: usize) -> Result<String, PyFault> {
+    pub(crate) fn string(&self, i: usize) -> Result<String, PyFault> {
         match self.params.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
             _ => Err(self.bad(i, "a string")),
@@ -86,7 +86,7 @@ impl<'a> Params<'a> {
     }
 
     /// Parameter `i`, an array of strings.
-    pub fn strings(&self, i: usize) -> Result<Vec<String>, PyFault> {
+    pub(crate) fn strings(&self, i: usize) -> Result<Vec<String>, PyFault> {
         match self.params.get(i) {
             Some(Value::Array(items)) => items
                 .iter()
@@ -100,7 +100,7 @@ impl<'a> Params<'a> {
     }
 
     /// Parameter `i`, a struct whose members are all strings.
-    pub fn string_map(&self, i: usize) -> Result<BTreeMap<String, String>, PyFault> {
+    pub(crate) fn string_map(&self, i: usize) -> Result<BTreeMap<String, String>, PyFault> {
         match self.params.get(i) {
             Some(Value::Struct(members)) => members
                 .iter()
@@ -114,7 +114,7 @@ impl<'a> Params<'a> {
     }
 
     /// Parameter `i`, an integer (`<int>`/`<i4>` or `<i8>`).
-    pub fn int(&self, i: usize) -> Result<i64, PyFault> {
+    pub(crate) fn int(&self, i: usize) -> Result<i64, PyFault> {
         match self.params.get(i) {
             Some(Value::Integer(n)) => Ok(i64::from(*n)),
             Some(Value::Long(n)) => Ok(*n),
@@ -123,13 +123,13 @@ impl<'a> Params<'a> {
     }
 
     /// Parameter `i`, a capability: base64 of 32 bytes.
-    pub fn capability(&self, i: usize) -> Result<Secret, PyFault> {
+    pub(crate) fn capability(&self, i: usize) -> Result<Secret, PyFault> {
         let text = self.string(i)?;
         Secret::parse(&text, "capability").map_err(|e| fault::python("ValueError", &e.to_string()))
     }
 
     /// A driver's call `METHOD(run, capability, ...)`: its arity, run and capability.
-    pub fn driven(&self, protocol: Protocol) -> Result<Driven, PyFault> {
+    pub(crate) fn driven(&self, protocol: Protocol) -> Result<Driven, PyFault> {
         self.arity()?;
         Ok(Driven {
             protocol,
@@ -141,7 +141,7 @@ impl<'a> Params<'a> {
     /// `om_start(run, commander, nodes, m, round_timeout_ms, seed, capability, keys)`, or
     /// `sm_start`'s, which adds `public_keys`. The ranges are checked as the parameters are
     /// read, in the order the first implementation did (and the Python stand-in does).
-    pub fn start(&self, protocol: Protocol) -> Result<Start, PyFault> {
+    pub(crate) fn start(&self, protocol: Protocol) -> Result<Start, PyFault> {
         self.arity()?;
         let nodes = self.strings(2)?;
         let m = self.int(3)?;

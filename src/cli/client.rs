@@ -52,16 +52,16 @@ use crate::runs::driver::{self, Protocol};
 pub struct Cli {
     /// Where the nodes are (also valid before `om`/`sm`, for their run).
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Start the nodes in-process for the run (also valid before `om`/`sm`, for their run).
     #[command(flatten)]
-    pub spawn: SpawnArgs,
+    pub(crate) spawn: SpawnArgs,
     /// The original scenario's options.
     #[command(flatten)]
-    pub original: OriginalArgs,
+    pub(crate) original: OriginalArgs,
     /// What to write or draw of the original run.
     #[command(flatten)]
-    pub pictures: PictureArgs,
+    pub(crate) pictures: PictureArgs,
     /// What to log on stderr (anywhere on the line).
     #[command(flatten)]
     pub log: LogArgs,
@@ -104,16 +104,16 @@ pub enum Command {
 
 /// The original scenario's options.
 #[derive(Debug, Clone, Args)]
-pub struct OriginalArgs {
+pub(crate) struct OriginalArgs {
     /// The decision every node sends.
     #[arg(long, default_value = protocol::DEFAULT_DECISION)]
-    pub decision: String,
+    pub(crate) decision: String,
     /// Pause after each send, in milliseconds (the original sleeps 100).
     #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub delay_ms: u64,
+    pub(crate) delay_ms: u64,
     /// Print only the final decisions, byte for byte as client.py.
     #[arg(long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// `--spawn` and the server's roles for the nodes it starts.
@@ -127,14 +127,14 @@ pub struct SpawnArgs {
     pub spawn: bool,
     /// Who is faulty and how each spawned node sends (with --spawn only).
     #[command(flatten)]
-    pub roles: Roles,
+    pub(crate) roles: Roles,
 }
 
 impl SpawnArgs {
     /// These flags, given after `om`/`sm`, with `before` (given before it): `--spawn` on
     /// either side spawns, a later `--faulty` wins, `--behaviour`s add up (a later one for
     /// the same node wins).
-    pub fn or(self, before: SpawnArgs) -> SpawnArgs {
+    pub(crate) fn or(self, before: SpawnArgs) -> SpawnArgs {
         SpawnArgs {
             spawn: self.spawn || before.spawn,
             roles: Roles {
@@ -152,52 +152,52 @@ impl SpawnArgs {
 
 /// What to write or draw of a run, from the calls its nodes recorded.
 #[derive(Debug, Clone, Default, Args)]
-pub struct PictureArgs {
+pub(crate) struct PictureArgs {
     /// Write the run's node-to-node calls to FILE, one JSON object per line (run, from, to,
     /// method, args, result or fault, start_us, end_us).
     #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
+    pub(crate) trace: Option<PathBuf>,
     /// Draw the run as a Lamport (space-time) diagram in FILE (SVG): a line per node, an
     /// arrow per message labelled with its value, traitors in red (crimson, as the legend
     /// says), decisions at the bottom.
     #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
+    pub(crate) svg: Option<PathBuf>,
     /// With --svg, in the summary of a large run (over 40 messages): the node whose messages
     /// are drawn as arrows (default: a traitor lieutenant, else the first lieutenant).
     #[arg(long, value_name = "NODE", requires = "svg")]
-    pub focus: Option<String>,
+    pub(crate) focus: Option<String>,
     /// Write the run as a Mermaid sequenceDiagram to FILE, ready to paste into Markdown.
     /// With `-`, the diagram alone goes to stdout and the report goes to stderr, so
     /// `client --mermaid - > run.mmd` keeps only the diagram. Not with --json (both would
     /// take stdout): give a file, and stdout keeps the JSON.
     #[arg(long, value_name = "FILE")]
-    pub mermaid: Option<PathBuf>,
+    pub(crate) mermaid: Option<PathBuf>,
 }
 
 impl PictureArgs {
     /// Whether anything is asked for.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.trace.is_some() || self.svg.is_some() || self.mermaid.is_some()
     }
 
     /// Whether the Mermaid diagram takes stdout (`--mermaid -`): the report goes to stderr.
-    pub fn mermaid_to_stdout(&self) -> bool {
+    pub(crate) fn mermaid_to_stdout(&self) -> bool {
         self.mermaid.as_deref() == Some(std::path::Path::new("-"))
     }
 }
 
 /// An OM run's evaluation tree, drawn instead of the diagram.
 #[derive(Debug, Clone, Default, Args)]
-pub struct TreeArgs {
+pub(crate) struct TreeArgs {
     /// With --svg, draw this lieutenant's OM evaluation tree of received values and majorities
     /// instead of the diagram.
     #[arg(long, value_name = "NODE", requires = "svg")]
-    pub tree: Option<String>,
+    pub(crate) tree: Option<String>,
     /// With --tree: draw K levels of the tree (default: all of a tree of up to 15 boxes,
     /// else 2) and fold the rest, counted under the boxes above.
     #[arg(long, value_name = "K", requires = "tree",
           value_parser = clap::value_parser!(u16).range(1..))]
-    pub depth: Option<u16>,
+    pub(crate) depth: Option<u16>,
 }
 
 /// Options of `client om` and `client sm`.
@@ -205,51 +205,51 @@ pub struct TreeArgs {
 pub struct AgreementArgs {
     /// Where the nodes are (these may also come before the subcommand).
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Start the nodes in-process for the run (these may also come before the subcommand).
     #[command(flatten)]
-    pub spawn: SpawnArgs,
+    pub(crate) spawn: SpawnArgs,
     /// Traitors to tolerate (the depth of the recursion).
     #[arg(short = 'm', value_name = "M", default_value_t = 1)]
-    pub m: usize,
+    pub(crate) m: usize,
     /// The commander's order.
     #[arg(long, default_value = "attack", value_parser = ["attack", "retreat"])]
-    pub order: String,
+    pub(crate) order: String,
     /// The commander [default: the first of --nodes].
     #[arg(long)]
-    pub commander: Option<String>,
+    pub(crate) commander: Option<String>,
     /// How long one round may take, in milliseconds (1-600000; 0 is refused) [default: 2000,
     /// plus 0.1 ms per message of the run's largest round, so it fits the run: 2000 for OM(1)
     /// over 4 nodes, 11504 for OM(4) over 13, SM counting twice]. A round ends as soon as
     /// every node has answered; a node that has not answered by then is faulty for the run,
     /// and a void report says how long a late node needed and what to raise this to.
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
-    pub round_timeout_ms: Option<u64>,
+    pub(crate) round_timeout_ms: Option<u64>,
     /// Seed of the run (random behaviours draw from it) [default: random, printed].
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Run even when there are too few nodes for -m, to watch agreement fail.
     #[arg(long)]
-    pub allow_unsafe: bool,
+    pub(crate) allow_unsafe: bool,
     /// Refuse (exit 2) a run that sends more messages than this, by the protocol's formula.
     #[arg(long, default_value_t = driver::DEFAULT_MAX_MESSAGES, value_name = "N")]
-    pub max_messages: u64,
+    pub(crate) max_messages: u64,
     /// Print one JSON object instead of the report.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// A node under test, as NAME=URL (repeatable): your own implementation of a general,
     /// placed at URL (as --peer places a node), taking part in the run; --spawn starts every
     /// other node in-process and leaves this one to you.
     #[arg(long = "under-test", value_name = "NAME=URL")]
-    pub under_test: Vec<String>,
+    pub(crate) under_test: Vec<String>,
     /// What to write or draw of the run.
     #[command(flatten)]
-    pub pictures: PictureArgs,
+    pub(crate) pictures: PictureArgs,
 }
 
 impl AgreementArgs {
     /// The names of the nodes under test (`--under-test NAME=URL`).
-    pub fn under_test_names(&self) -> Vec<String> {
+    pub(crate) fn under_test_names(&self) -> Vec<String> {
         (self.under_test.iter())
             .filter_map(|p| p.split_once('=').map(|(n, _)| n.trim().to_string()))
             .collect()
@@ -261,23 +261,23 @@ impl AgreementArgs {
 pub struct CheckArgs {
     /// Where the nodes are (these may also come before the subcommand).
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Nodes faulty in the original's sense, comma-separated ('' for none) [default: P, or
     /// the cluster file's]: the rows expect a faulty node to ignore what it receives, and a
     /// faulty P to deny R and S.
     #[arg(long)]
-    pub faulty: Option<String>,
+    pub(crate) faulty: Option<String>,
     /// Print one JSON array of the rows' outcomes instead of the report.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also write the outcomes as JUnit XML to FILE (one test case per row).
     #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
     /// Write the rows as golden transcripts (one JSON file per contract: every request as it
     /// goes on the wire and the answer the contract gives) into DIR, for the original's
     /// cluster at --port-base, and exit: nothing is called (docs/conformance/ holds them).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "junit"])]
-    pub transcripts: Option<PathBuf>,
+    pub(crate) transcripts: Option<PathBuf>,
 }
 
 /// Options of `client om`: an agreement run, and the tree only OM has.
@@ -285,10 +285,10 @@ pub struct CheckArgs {
 pub struct OmArgs {
     /// The run.
     #[command(flatten)]
-    pub run: AgreementArgs,
+    pub(crate) run: AgreementArgs,
     /// A lieutenant's tree instead of the diagram.
     #[command(flatten)]
-    pub tree: TreeArgs,
+    pub(crate) tree: TreeArgs,
 }
 
 /// Options of `client ui`.
@@ -296,105 +296,105 @@ pub struct OmArgs {
 pub struct UiArgs {
     /// Where the nodes are (these may also come before the subcommand).
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Start the nodes in-process while the page is served (these may also come before the
     /// subcommand).
     #[command(flatten)]
-    pub spawn: SpawnArgs,
+    pub(crate) spawn: SpawnArgs,
     /// Address and port the page is served on (`localhost:PORT` is 127.0.0.1:PORT); anything
     /// but loopback is warned about, as the page starts runs for whoever opens it. Port 0
     /// picks a free one (the URL printed says which).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT", value_parser = listen)]
-    pub listen: std::net::SocketAddr,
+    pub(crate) listen: std::net::SocketAddr,
     /// A trace file (as --trace writes it) the page replays when opened with ?replay=1.
     #[arg(long, value_name = "FILE")]
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
     /// How long one round of an OM/SM run may take, in milliseconds (1-600000) [default:
     /// 2000, plus 0.1 ms per message of the run's largest round].
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
-    pub round_timeout_ms: Option<u64>,
+    pub(crate) round_timeout_ms: Option<u64>,
     /// Refuse an OM/SM run that sends more messages than this, by the protocol's formula
     /// (the page draws every message: keep it small).
     #[arg(long, default_value_t = DEFAULT_UI_MAX_MESSAGES, value_name = "N")]
-    pub max_messages: u64,
+    pub(crate) max_messages: u64,
 }
 
 /// Default of `client ui --max-messages`: OM(3) over 10 nodes (3,609 messages) fits, larger
 /// runs are better read in a report than watched.
-pub const DEFAULT_UI_MAX_MESSAGES: u64 = 10_000;
+pub(crate) const DEFAULT_UI_MAX_MESSAGES: u64 = 10_000;
 
 /// Options of `client explore`.
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
     /// The algorithm.
     #[arg(long, value_enum, default_value_t = Protocol::Om)]
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Nodes, commander included (named P, Q, R, ...).
     #[arg(short = 'n', default_value_t = 4)]
-    pub n: usize,
+    pub(crate) n: usize,
     /// Traitors to tolerate; up to m traitors are placed.
     #[arg(short = 'm', default_value_t = 1)]
-    pub m: usize,
+    pub(crate) m: usize,
     /// Behaviours a traitor may have, comma-separated; a comma followed by a node name
     /// continues a deny list (`silent,deny:R,S` is two behaviours) [default:
     /// silent,flip,two-faced].
     #[arg(long, value_name = "KIND,...", conflicts_with = "adversary")]
-    pub behaviours: Option<Behaviours>,
+    pub(crate) behaviours: Option<Behaviours>,
     /// Instead of --behaviours, traitors that send, for each message they could send, attack,
     /// retreat or nothing as the explorer chooses: `all` runs every such strategy of every
     /// placement and order (refused above --max-cases), `fuzz` runs --cases random ones drawn
     /// from --seed. Each case has an id (printed) that --case replays.
     #[arg(long, value_enum, value_name = "MODE")]
-    pub adversary: Option<adversary::Mode>,
+    pub(crate) adversary: Option<adversary::Mode>,
     /// With --adversary fuzz: how many random strategies.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "adversary")]
-    pub cases: u64,
+    pub(crate) cases: u64,
     /// With --adversary: refuse (exit 2, printing the count) a strategy space (all) or a
     /// --cases (fuzz) larger than this.
     #[arg(long, value_name = "N", default_value_t = adversary::DEFAULT_MAX_CASES,
           requires = "adversary")]
-    pub max_cases: u64,
+    pub(crate) max_cases: u64,
     /// With --adversary: run only the case with this id, as the report printed it
     /// (ORDER:TRAITORS:INDEX or fuzz:SEED:I), with the same --protocol, -n, -m and --orders.
     #[arg(long, value_name = "ID", requires = "adversary")]
-    pub case: Option<String>,
+    pub(crate) case: Option<String>,
     /// With --adversary: print one JSON object instead of the report.
     #[arg(long, requires = "adversary")]
-    pub json: bool,
+    pub(crate) json: bool,
     /// With --adversary: draw the counterexample (or the --case run) as a Lamport diagram in
     /// FILE (SVG), from a replay of it that records its messages.
     #[arg(long, value_name = "FILE", requires = "adversary")]
-    pub svg: Option<PathBuf>,
+    pub(crate) svg: Option<PathBuf>,
     /// Orders the commander may give.
     #[arg(long, value_delimiter = ',', default_value = "attack,retreat")]
-    pub orders: Vec<String>,
+    pub(crate) orders: Vec<String>,
     /// Explore below the bound (to find the classic counterexamples).
     #[arg(long)]
-    pub allow_unsafe: bool,
+    pub(crate) allow_unsafe: bool,
     /// Round timeout of each run, in milliseconds (1-600000; a round ends as soon as every
     /// node has answered; only a delayed or lost node makes a case wait this long) [default:
     /// 2000, plus 0.1 ms per message of the run's largest round].
     #[arg(long, value_name = "MS", value_parser = round_timeout)]
-    pub round_timeout_ms: Option<u64>,
+    pub(crate) round_timeout_ms: Option<u64>,
     /// Seed of the first case (case i uses seed + i); with --adversary fuzz, also the seed
     /// the strategies are drawn from [default: random, printed].
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Cases run at once, each against its own in-process cluster [default: the number of
     /// cores]. The report is the same whatever this is.
     #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// A node under test, as NAME=URL (repeatable): your own implementation of a general,
     /// running at URL, loyal in every case and judged; every other node is started here on
     /// the port rule's ports around it (Q=http://127.0.0.1:9101/ puts P on 9100, R on
     /// 9102...), and only they turn traitor. Cases then run one at a time.
     #[arg(long = "under-test", value_name = "NAME=URL")]
-    pub under_test: Vec<String>,
+    pub(crate) under_test: Vec<String>,
 }
 
 impl ExploreArgs {
     /// The nodes under test, (name, URL), from `--under-test NAME=URL`.
-    pub fn external(&self) -> Vec<(String, String)> {
+    pub(crate) fn external(&self) -> Vec<(String, String)> {
         (self.under_test.iter())
             .filter_map(|p| p.split_once('='))
             .map(|(n, u)| (n.trim().to_string(), u.trim().to_string()))

@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use clap::{Args, Command};
-pub use clap_complete::Shell;
+pub(crate) use clap_complete::Shell;
 
 /// `client completions SHELL`.
 #[derive(Debug, Clone, Args)]
@@ -16,11 +16,12 @@ pub struct CompletionsArgs {
     /// The shell to complete for, e.g.
     /// `client completions bash > ~/.local/share/bash-completion/completions/client`.
     #[arg(value_enum, value_name = "SHELL")]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 /// `client`'s subcommands, each with a page of its own.
-pub const SUBCOMMANDS: [&str; 7] = ["om", "sm", "explore", "check", "ui", "completions", "man"];
+pub(crate) const SUBCOMMANDS: [&str; 7] =
+    ["om", "sm", "explore", "check", "ui", "completions", "man"];
 
 /// `client man [SUBCOMMAND]`.
 #[derive(Debug, Clone, Args)]
@@ -28,7 +29,7 @@ pub struct ManArgs {
     /// The subcommand whose page to print (client-om(1), ...) [default: client(1) itself],
     /// e.g. `client man om | man -l -`.
     #[arg(value_name = "SUBCOMMAND", value_parser = SUBCOMMANDS)]
-    pub page: Option<String>,
+    pub(crate) page: Option<String>,
 }
 
 /// The completion script of `cmd` for `shell`, for the binary named as `cmd` is.

@@ -24,7 +24,7 @@ use crate::cluster::{Cluster, ClusterError, ClusterFile, node_names, parse_names
 use crate::protocol;
 
 /// Default of `--rpc-timeout`.
-pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the nodes are and how long a call to one may take: the flags `server`, `client`,
 /// `client om` and `client sm` share.
@@ -34,49 +34,49 @@ pub struct ClusterArgs {
     /// --cluster, a server's nodes bind their URL's host unless --host is given. Anything but
     /// loopback exposes unauthenticated XML-RPC to the network.
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Port of node P; node NAME listens on PORT_BASE + ord(NAME) - ord('P') [default: 8000].
     #[arg(long)]
-    pub port_base: Option<u16>,
+    pub(crate) port_base: Option<u16>,
     /// The nodes, comma-separated, in order: those a server hosts, those a client runs
     /// [default: the cluster file's, else all generated nodes with --cluster-size, else
     /// P,Q,R,S].
     #[arg(long)]
-    pub nodes: Option<String>,
+    pub(crate) nodes: Option<String>,
     /// A cluster of N generated nodes N0..N{N-1} on consecutive ports from --port-base (for
     /// clusters larger than P..S). Without --nodes, all of them take part.
     #[arg(long, value_name = "N", value_parser = positive)]
-    pub cluster_size: Option<usize>,
+    pub(crate) cluster_size: Option<usize>,
     /// A cluster file (TOML): every node's name, URL, faulty flag and behaviour, in order; each
     /// host runs `server --cluster FILE --nodes ITS_NODES`, a client finds every node in it.
     /// Other flags override the file.
     #[arg(long, value_name = "FILE")]
-    pub cluster: Option<PathBuf>,
+    pub(crate) cluster: Option<PathBuf>,
     /// Where a node lives when the port rule does not apply, as NAME=URL
     /// (e.g. Q=http://10.0.0.2:8001/). Repeatable.
     #[arg(long = "peer", value_name = "NAME=URL")]
-    pub peers: Vec<String>,
+    pub(crate) peers: Vec<String>,
     /// Timeout of each call to a node, in seconds [default: 10].
     #[arg(long, value_name = "SECS", value_parser = seconds)]
-    pub rpc_timeout: Option<Duration>,
+    pub(crate) rpc_timeout: Option<Duration>,
 }
 
 /// Who is faulty and how a node sends: the server's flags beside [`ClusterArgs`] (a cluster
 /// file may say the same; these override it).
 #[derive(Debug, Clone, Default, Args)]
-pub struct Roles {
+pub(crate) struct Roles {
     /// Nodes faulty in the original's sense, comma-separated ('' for none) [default: P, or the
     /// cluster file's]. A faulty node ignores what it receives and answers 'faulty'; a faulty P
     /// also refuses to send to R and S.
     #[arg(long)]
-    pub faulty: Option<String>,
+    pub(crate) faulty: Option<String>,
     /// How a node sends, as NAME=KIND (repeatable): honest, deny:A,B (refuses to send to A
     /// and B; the original faulty P is deny:R,S), silent, flip (the opposite order), two-faced
     /// (attack to the first half of its receivers, retreat to the rest), random (per message,
     /// from --seed and the run's seed), delay:MS (sends and answers MS late). Applies to the
     /// original send_message and to OM/SM runs alike.
     #[arg(long = "behaviour", value_name = "NAME=KIND", value_parser = behaviour::parse_assignment)]
-    pub behaviours: Vec<(String, Behaviour)>,
+    pub(crate) behaviours: Vec<(String, Behaviour)>,
 }
 
 /// How much the process logs on stderr: `--log-level`, shared by `server` and `client`.
@@ -86,7 +86,7 @@ pub struct LogArgs {
     /// RUST_LOG takes it (e.g. generals=debug,hyper=info) [default: RUST_LOG, else error].
     /// Colour only when stderr is a terminal.
     #[arg(long, value_name = "LEVEL", global = true, value_parser = log_filter)]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
 }
 
 impl LogArgs {
@@ -127,16 +127,16 @@ fn log_filter(arg: &str) -> Result<String, String> {
 
 /// What [`ClusterArgs::resolve`] gives: the cluster and the nodes of this process's work.
 #[derive(Debug, Clone)]
-pub struct Topology {
+pub(crate) struct Topology {
     /// Where every node lives; the nodes below are members of it.
-    pub cluster: Cluster,
+    pub(crate) cluster: Cluster,
     /// The nodes a server hosts or a client runs, in order.
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// Nodes faulty in the original's sense (a server's business).
-    pub faulty: Vec<String>,
+    pub(crate) faulty: Vec<String>,
     /// Sending behaviours by node, the cluster file's first (a later one for the same node
     /// wins).
-    pub behaviours: Vec<(String, Behaviour)>,
+    pub(crate) behaviours: Vec<(String, Behaviour)>,
 }
 
 /// A flag whose value cannot be used.
@@ -206,19 +206,19 @@ fn flag(flag: &'static str) -> impl FnOnce(ClusterError) -> CliError {
 
 impl ClusterArgs {
     /// Port of node P.
-    pub fn port_base(&self) -> u16 {
+    pub(crate) fn port_base(&self) -> u16 {
         self.port_base.unwrap_or(protocol::DEFAULT_PORT_BASE)
     }
 
     /// Timeout of each call to a node.
-    pub fn rpc_timeout(&self) -> Duration {
+    pub(crate) fn rpc_timeout(&self) -> Duration {
         self.rpc_timeout.unwrap_or(DEFAULT_RPC_TIMEOUT)
     }
 
     /// These flags, given after a subcommand, with `before` (the same flags given before it,
     /// as in `client --nodes P,Q,S om`): a flag given on both sides takes the later value;
     /// `--peer`s add up.
-    pub fn or(self, before: ClusterArgs) -> ClusterArgs {
+    pub(crate) fn or(self, before: ClusterArgs) -> ClusterArgs {
         ClusterArgs {
             host: self.host.or(before.host),
             port_base: self.port_base.or(before.port_base),
@@ -232,7 +232,7 @@ impl ClusterArgs {
 
     /// The topology these flags (and a server's `roles`; a client passes none) describe, for
     /// a process that calls the nodes: each node it names must be a node of the cluster.
-    pub fn resolve(&self, roles: &Roles) -> Result<Topology, CliError> {
+    pub(crate) fn resolve(&self, roles: &Roles) -> Result<Topology, CliError> {
         self.resolve_as(roles, false)
     }
 
@@ -240,7 +240,7 @@ impl ClusterArgs {
     /// server hosts is a node of its cluster by definition when the port rule places it as it
     /// places P..S, a capital letter (`server --nodes P,Q,R,S,T,U,V`); a name nobody hosts is
     /// still never called.
-    pub fn resolve_hosted(&self, roles: &Roles) -> Result<Topology, CliError> {
+    pub(crate) fn resolve_hosted(&self, roles: &Roles) -> Result<Topology, CliError> {
         self.resolve_as(roles, true)
     }
 
@@ -457,7 +457,7 @@ pub fn usage_error(rendered: &str) -> String {
 }
 
 /// A positive number of seconds (`--rpc-timeout 0.5`), as a clap value parser.
-pub fn seconds(arg: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(arg: &str) -> Result<Duration, String> {
     match seconds_or_zero(arg)? {
         d if d.is_zero() => Err(format!("must be a positive number of seconds, got {arg}")),
         d => Ok(d),
@@ -465,7 +465,7 @@ pub fn seconds(arg: &str) -> Result<Duration, String> {
 }
 
 /// A count of at least 1 (`--cluster-size`), as a clap value parser.
-pub fn positive(arg: &str) -> Result<usize, String> {
+pub(crate) fn positive(arg: &str) -> Result<usize, String> {
     match arg.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1 (a cluster of N nodes N0..N{N-1})".to_string()),
         Ok(n) => Ok(n),

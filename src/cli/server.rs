@@ -20,34 +20,34 @@ use crate::{gate, node, trace};
 pub struct ServerArgs {
     /// Where the nodes are, and which of them this process hosts (--nodes).
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Who is faulty and how each node sends.
     #[command(flatten)]
-    pub roles: Roles,
+    pub(crate) roles: Roles,
     /// Seed of the random behaviour (mixed with each run's seed).
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// No access log on stderr.
     #[arg(long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Largest request body accepted, in bytes (larger: HTTP 413).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// Time a client has to send a request's head (else the connection is closed) and its
     /// body (else HTTP 408); also how long an idle keep-alive connection is kept, in seconds.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Node-to-node calls this process remembers for traces (`client --trace/--svg`); the
     /// oldest are dropped beyond this; 0 records nothing.
     #[arg(long, default_value_t = trace::DEFAULT_MAX_EVENTS, value_name = "N")]
-    pub trace_events: usize,
+    pub(crate) trace_events: usize,
     /// Distinct senders one node stores; a new sender beyond this gets a fault.
     #[arg(long, default_value_t = node::DEFAULT_MAX_SENDERS, value_name = "N")]
-    pub max_senders: usize,
+    pub(crate) max_senders: usize,
     /// Largest Byzantine-agreement run a node takes part in, in messages (all rounds, by the
     /// protocol's formula; SM counts twice OM's); a larger om_start/sm_start gets a fault.
     #[arg(long, default_value_t = crate::agreement::engine::DEFAULT_MAX_RUN_MESSAGES, value_name = "N")]
-    pub max_run_messages: u64,
+    pub(crate) max_run_messages: u64,
     /// Agreement runs a node holds (for om_decide, trace_events); beyond, the oldest finished
     /// run (decided, or expired) is forgotten, then the oldest abandoned one (its driver left
     /// it 5 s after its start, or a round timeout and 5 s after its last call), and calls for
@@ -55,34 +55,34 @@ pub struct ServerArgs {
     /// driven run is never dropped or replaced.
     #[arg(long, default_value_t = crate::agreement::engine::MAX_RUNS as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub max_runs: u64,
+    pub(crate) max_runs: u64,
     /// Longest sender name or decision a node stores or sends, in bytes (longer: a fault).
     #[arg(long, default_value_t = node::DEFAULT_MAX_VALUE, value_name = "BYTES")]
-    pub max_value: usize,
+    pub(crate) max_value: usize,
     /// Bytes of stored messages per node (each counts its sender, its decision and 64 bytes);
     /// a message that would pass it gets a fault, and known senders can still shorten theirs.
     #[arg(long, default_value_t = node::DEFAULT_MAX_STORED_BYTES, value_name = "BYTES")]
-    pub max_stored_bytes: usize,
+    pub(crate) max_stored_bytes: usize,
     /// Bytes of node-to-node calls remembered for traces, per process; the oldest are dropped
     /// beyond this (and beyond --trace-events).
     #[arg(long, default_value_t = trace::DEFAULT_MAX_BYTES, value_name = "BYTES")]
-    pub trace_bytes: usize,
+    pub(crate) trace_bytes: usize,
     /// Connections the process serves at once (at most half its open-file limit); past it a
     /// new connection gets HTTP 429 and is closed.
     #[arg(long, default_value_t = gate::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Connections one client address may hold at once; past it, HTTP 429.
     #[arg(long, default_value_t = gate::DEFAULT_MAX_PER_CLIENT, value_name = "N")]
-    pub max_connections_per_client: usize,
+    pub(crate) max_connections_per_client: usize,
     /// Bytes of request bodies the process holds at once (received, not yet answered); past
     /// it further bodies wait, and get HTTP 408 if no room is made within --request-timeout.
     #[arg(long, default_value_t = gate::DEFAULT_BUFFERED_BYTES, value_name = "BYTES")]
-    pub max_buffered_bytes: usize,
+    pub(crate) max_buffered_bytes: usize,
     /// Bytes of answers not yet read by their callers, per process; past it a large answer
     /// (over 16 KiB) is replaced by a short fault. A caller that reads nothing of its answer
     /// for --request-timeout is disconnected.
     #[arg(long, default_value_t = gate::DEFAULT_ANSWER_BYTES, value_name = "BYTES")]
-    pub max_answer_bytes: usize,
+    pub(crate) max_answer_bytes: usize,
     /// What to log on stderr.
     #[command(flatten)]
     pub log: LogArgs,
@@ -149,7 +149,7 @@ pub fn exposed(config: &Config) -> Result<Option<String>, CliError> {
 /// `localhost`, 127.0.0.0/8, `::1`, written bare or in brackets (`[::1]`, as in a URL), and
 /// the IPv4-mapped `::ffff:127.0.0.1`. The bracketed and mapped forms were taken for the
 /// network, and warned about.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

@@ -91,7 +91,7 @@ pub fn tree_svg_with(
         None => format!("OM({m}) evaluation tree of {lieutenant}: nothing to evaluate"),
     };
     let texts: Vec<BoxText> = kept.iter().map(|t| BoxText::of(t)).collect();
-    let shape = Shape::new(kept, &texts, folded.min_len);
+    let shape = TreeLayout::new(kept, &texts, folded.min_len);
 
     let mut out = String::new();
     svg_open(&mut out, shape.width(), shape.height(), &title);
@@ -208,7 +208,7 @@ impl BoxText {
 /// Where the boxes go: one width for all (the widest text's), parents and children from the
 /// paths, and x by slots: leaves take consecutive slots, a parent sits over the middle of its
 /// children. y is by level (path length).
-struct Shape {
+struct TreeLayout {
     box_w: f64,
     /// Centre of each box.
     x: Vec<f64>,
@@ -221,7 +221,7 @@ struct Shape {
     min_len: usize,
 }
 
-impl Shape {
+impl TreeLayout {
     fn new(tree: &[&TreeNode], texts: &[BoxText], min_len: usize) -> Self {
         let widest = texts
             .iter()
@@ -236,7 +236,7 @@ impl Shape {
             .map(|t| t.path.len() - min_len + 1)
             .max()
             .unwrap_or(0);
-        Shape {
+        TreeLayout {
             box_w,
             x,
             children,
@@ -353,7 +353,7 @@ fn draw_legend(out: &mut String, title: &str, folded: &Folded<'_>, levels: usize
 }
 
 /// An edge from the bottom of each box to the top of each of its children.
-fn draw_edges(out: &mut String, shape: &Shape, tree: &[&TreeNode]) {
+fn draw_edges(out: &mut String, shape: &TreeLayout, tree: &[&TreeNode]) {
     for (i, children) in shape.children.iter().enumerate() {
         for &c in children {
             let _ = writeln!(

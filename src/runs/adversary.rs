@@ -36,7 +36,7 @@ use crate::behaviour::{Behaviour, Script, entropy, mix, opposite};
 
 /// How strategies are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Every strategy of every placement and order.
     All,
     /// `--cases` random strategies drawn from `--seed`.
@@ -45,34 +45,34 @@ pub enum Mode {
 
 /// What to hunt.
 #[derive(Debug, Clone)]
-pub struct Hunt {
+pub(crate) struct Hunt {
     /// The cluster and runs (its `behaviours` are not used).
-    pub explore: Explore,
+    pub(crate) explore: Explore,
     /// All or fuzz.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// Fuzz: strategies to run.
-    pub cases: u64,
+    pub(crate) cases: u64,
     /// All: refuse a space larger than this.
-    pub max_cases: u64,
+    pub(crate) max_cases: u64,
     /// Run only this case id.
-    pub case: Option<String>,
+    pub(crate) case: Option<String>,
 }
 
 /// Default of `--max-cases`.
-pub const DEFAULT_MAX_CASES: u64 = 100_000;
+pub(crate) const DEFAULT_MAX_CASES: u64 = 100_000;
 
 /// One message a traitor may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// The path, commander first, the sender last; its round is its length.
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// The receiver.
-    pub to: String,
+    pub(crate) to: String,
 }
 
 /// The slots of `traitor` in a run of `m` among `nodes` commanded by `commander`, in a fixed
 /// order: by round, then path and receiver in the nodes' order.
-pub fn slots(nodes: &[String], commander: &str, m: usize, traitor: &str) -> Vec<Slot> {
+pub(crate) fn slots(nodes: &[String], commander: &str, m: usize, traitor: &str) -> Vec<Slot> {
     let mut out = Vec::new();
     let receivers = |path: &[String], out: &mut Vec<Slot>| {
         for to in nodes.iter().filter(|n| !path.contains(n)) {
@@ -113,18 +113,18 @@ pub fn slots(nodes: &[String], commander: &str, m: usize, traitor: &str) -> Vec<
 /// One traitor message of a strategy: the slot, what is sent (`None`: nothing), and what a
 /// loyal node of a loyal run sends there (the order).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// Path and receiver.
-    pub slot: Slot,
+    pub(crate) slot: Slot,
     /// The value sent, or nothing.
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
     /// The order: what the message would carry in a loyal run.
-    pub honest: String,
+    pub(crate) honest: String,
 }
 
 impl Message {
     /// Whether it differs from the loyal run's message.
-    pub fn is_lie(&self) -> bool {
+    pub(crate) fn is_lie(&self) -> bool {
         self.value.as_deref() != Some(self.honest.as_str())
     }
 }
@@ -148,25 +148,25 @@ impl std::fmt::Display for Message {
 
 /// One case of the hunt: the order, the traitors and every message they send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Strategy {
+pub(crate) struct Strategy {
     /// The case id (see the module doc).
-    pub id: String,
+    pub(crate) id: String,
     /// The commander's order.
-    pub order: String,
+    pub(crate) order: String,
     /// The traitors, in the nodes' order.
-    pub traitors: Vec<String>,
+    pub(crate) traitors: Vec<String>,
     /// Every message of every traitor, slot by slot.
-    pub messages: Vec<Message>,
+    pub(crate) messages: Vec<Message>,
 }
 
 impl Strategy {
     /// Messages that differ from a loyal run's.
-    pub fn lies(&self) -> usize {
+    pub(crate) fn lies(&self) -> usize {
         self.messages.iter().filter(|m| m.is_lie()).count()
     }
 
     /// The explorer's case: each traitor scripted with its own messages.
-    pub fn case(&self, seed: u64) -> Case {
+    pub(crate) fn case(&self, seed: u64) -> Case {
         let traitors = (self.traitors.iter())
             .map(|t| {
                 let mut script = Script::new();
@@ -190,16 +190,16 @@ impl Strategy {
 
 /// The run's shape: nodes, commander, m, orders, and who may turn traitor (every node but
 /// those under test).
-struct Shape {
+struct StrategySpace {
     nodes: Vec<String>,
     candidates: Vec<String>,
     m: usize,
     orders: Vec<String>,
 }
 
-impl Shape {
-    fn of(e: &Explore) -> Shape {
-        Shape {
+impl StrategySpace {
+    fn of(e: &Explore) -> StrategySpace {
+        StrategySpace {
             nodes: explore::names(e.n),
             candidates: e.candidates(),
             m: e.m,
@@ -365,14 +365,15 @@ fn traitors_id(traitors: &[String]) -> String {
 
 /// The strategy space of `--adversary all`: every order, placement of up to m traitors and
 /// assignment of the three choices to every traitor message.
-pub fn space(e: &Explore) -> u128 {
-    Shape::of(e).space()
+#[cfg(test)]
+pub(crate) fn space(e: &Explore) -> u128 {
+    StrategySpace::of(e).space()
 }
 
 /// The strategy space as an exact decimal: it outgrows every integer type (OM(3) over 10
 /// nodes has over 3^1200 strategies), and [`space`] saturates.
-pub fn space_text(e: &Explore) -> String {
-    let shape = Shape::of(e);
+pub(crate) fn space_text(e: &Explore) -> String {
+    let shape = StrategySpace::of(e);
     let mut total = Decimal::from(0);
     for p in shape.placements() {
         let mut power = Decimal::from(1);
@@ -451,50 +452,49 @@ impl std::fmt::Display for Decimal {
     "--case {id}: {why}; a case id is ORDER:TRAITORS:INDEX (e.g. attack:Q:1) or fuzz:SEED:I, \
      as the report prints it"
 )]
-pub struct CaseIdError {
+pub(crate) struct CaseIdError {
     /// The id given.
-    pub id: String,
+    pub(crate) id: String,
     /// What is wrong with it.
-    pub why: String,
+    pub(crate) why: String,
 }
 
 /// The strategy of a case id.
-pub fn parse_case(e: &Explore, id: &str) -> Result<Strategy, CaseIdError> {
-    Shape::of(e).parse(id)
+#[cfg(test)]
+pub(crate) fn parse_case(e: &Explore, id: &str) -> Result<Strategy, CaseIdError> {
+    StrategySpace::of(e).parse(id)
 }
 
 /// What a hunt found.
 #[derive(Debug, Clone)]
-pub struct Found {
-    /// `all` or `fuzz` (a replay of one case keeps its mode).
-    pub mode: Mode,
+pub(crate) struct Found {
     /// The strategy space (`--adversary all`'s count), whatever was run, exact in decimal.
-    pub space: String,
+    pub(crate) space: String,
     /// Cases run.
-    pub cases: u64,
+    pub(crate) cases: u64,
     /// Cases where IC1 and IC2 held.
-    pub held: u64,
+    pub(crate) held: u64,
     /// Cases where one was violated.
-    pub violated: u64,
+    pub(crate) violated: u64,
     /// Void cases (a loyal node late or lost): they show nothing.
-    pub void: u64,
+    pub(crate) void: u64,
     /// Strategies skipped as equivalent to one run (none: every strategy runs).
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// SM: messages traitors sent with chains they did not hold.
-    pub forged: u64,
+    pub(crate) forged: u64,
     /// SM: messages rejected by their receivers.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// SM: cases where fewer messages were rejected than forged (a forgery got through).
-    pub forgeries_accepted: u64,
+    pub(crate) forgeries_accepted: u64,
     /// The violated case with the fewest lies (the first such in case order), with its run.
-    pub counterexample: Option<(Strategy, Report)>,
+    pub(crate) counterexample: Option<(Strategy, Report)>,
     /// The one case run by `--case`, with its run.
-    pub replayed: Option<(Strategy, Report)>,
+    pub(crate) replayed: Option<(Strategy, Report)>,
 }
 
 impl Found {
     /// 0 every case holds, 1 a counterexample or an accepted forgery, 3 none but some void.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         if self.violated > 0 || self.forgeries_accepted > 0 {
             1
         } else if self.void > 0 {
@@ -506,7 +506,7 @@ impl Found {
 }
 
 /// Why a hunt is refused.
-pub fn too_many(space: &str, max: u64) -> DriveError {
+pub(crate) fn too_many(space: &str, max: u64) -> DriveError {
     DriveError::Invalid(format!(
         "--adversary all would run {space} strategies, more than --max-cases {max}; use \
          --adversary fuzz --cases N for a sample, fewer nodes or a smaller -m, or raise \
@@ -516,8 +516,11 @@ pub fn too_many(space: &str, max: u64) -> DriveError {
 
 /// Run the hunt: every strategy, N random ones, or the one `--case` names; `progress(done,
 /// total)` after each case.
-pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found, DriveError> {
-    let shape = Arc::new(Shape::of(&h.explore));
+pub(crate) async fn hunt(
+    h: &Hunt,
+    progress: impl FnMut(usize, usize),
+) -> Result<Found, DriveError> {
+    let shape = Arc::new(StrategySpace::of(&h.explore));
     if shape.orders.is_empty() {
         return Err(DriveError::Invalid("--orders is empty".into()));
     }
@@ -559,7 +562,6 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
         }
     };
     let mut found = Found {
-        mode: h.mode,
         space: space_text(&h.explore),
         cases: 0,
         held: 0,
@@ -607,7 +609,7 @@ pub async fn hunt(h: &Hunt, progress: impl FnMut(usize, usize)) -> Result<Found,
 
 /// The same case run again, with the seed it ran with, on a cluster that records its
 /// messages: its report and every node-to-node call, for the pictures.
-pub async fn replay_traced(
+pub(crate) async fn replay_traced(
     h: &Hunt,
     strategy: &Strategy,
     seed: u64,

@@ -34,7 +34,7 @@ use crate::xmlrpc;
 /// Where a row's requests go: roles of the cluster, named at [`Topology::roles`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// The first loyal node.
     Loyal,
     /// The second loyal node.
@@ -48,18 +48,18 @@ pub enum Role {
 /// The cluster as the check sees it: the nodes in order, which are faulty, and where they
 /// are.
 #[derive(Debug, Clone)]
-pub struct Topology {
+pub(crate) struct Topology {
     /// Every node, in order.
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// The faulty ones (the original's sense).
-    pub faulty: BTreeSet<String>,
+    pub(crate) faulty: BTreeSet<String>,
     /// Each node's URL.
-    pub urls: BTreeMap<String, String>,
+    pub(crate) urls: BTreeMap<String, String>,
 }
 
 impl Topology {
     /// The node of each role, when the cluster has one.
-    pub fn roles(&self) -> BTreeMap<Role, String> {
+    pub(crate) fn roles(&self) -> BTreeMap<Role, String> {
         let loyal: Vec<&String> = (self.nodes.iter())
             .filter(|n| !self.faulty.contains(*n))
             .collect();
@@ -83,7 +83,7 @@ impl Topology {
 
 /// What a request asks.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Request {
+pub(crate) enum Request {
     /// An XML-RPC call as Python's client writes it, POSTed to `path`.
     Call {
         /// `/RPC2` or `/`.
@@ -192,7 +192,7 @@ fn printf_bytes(bytes: &[u8]) -> String {
 }
 
 /// A `methodCall` in the layout Python's `xmlrpc.client` writes (docs/protocol.md, section 2).
-pub fn python_call(method: &str, params: &[Value]) -> String {
+pub(crate) fn python_call(method: &str, params: &[Value]) -> String {
     let mut out = String::from("<?xml version='1.0'?>\n<methodCall>\n<methodName>");
     out.push_str(method);
     out.push_str("</methodName>\n<params>\n");
@@ -207,15 +207,13 @@ pub fn python_call(method: &str, params: &[Value]) -> String {
 
 /// What an answer must be.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// HTTP 200 and this value.
     Value(Value),
     /// HTTP 200 and a fault with code 1 and this string.
     Fault(String),
     /// HTTP 200 and a fault with code 1 whose string starts with this.
     FaultStartingWith(String),
-    /// HTTP 200 and a fault with this code and string.
-    FaultCode(i32, String),
     /// HTTP 200 and any fault.
     AnyFault,
     /// This HTTP status, and this body when given.
@@ -242,7 +240,6 @@ impl Expect {
             Expect::Value(v) => shown(v),
             Expect::Fault(s) => format!("fault {s:?}"),
             Expect::FaultStartingWith(s) => format!("a fault starting {s:?}"),
-            Expect::FaultCode(c, s) => format!("fault {c} {s:?}"),
             Expect::AnyFault => "a fault".into(),
             Expect::Status(code, Some(body)) => format!("HTTP {code} {body:?}"),
             Expect::Status(code, None) => format!("HTTP {code}"),
@@ -265,7 +262,7 @@ fn shown(v: &Value) -> String {
 
 /// One request of a row and the answer it must get, or a whole agreement run.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     /// Ask `node` and compare its answer.
     Ask {
         /// Who is asked.
@@ -285,19 +282,19 @@ pub enum Step {
 /// A documented difference: the answer the original (or another implementation the README
 /// names) gives instead, and which divergence of the README says why.
 #[derive(Debug, Clone)]
-pub struct Documented {
+pub(crate) struct Documented {
     /// The README's divergence number.
-    pub divergence: u8,
+    pub(crate) divergence: u8,
     /// Why, in a few words.
-    pub why: &'static str,
+    pub(crate) why: &'static str,
     /// What is then answered; `None`: no answer within the row's timeout (a hang).
-    pub instead: Option<Expect>,
+    pub(crate) instead: Option<Expect>,
 }
 
 /// Which contract a row belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Contract {
+pub(crate) enum Contract {
     /// docs/protocol.md: the original's three methods and their wire.
     Original,
     /// docs/protocol-extensions.md: ours, when the nodes claim it.
@@ -306,29 +303,29 @@ pub enum Contract {
 
 /// One row of the contract.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     /// Its id, `section.what` (stable: JUnit test names, transcript names).
-    pub id: String,
+    pub(crate) id: String,
     /// Which document.
-    pub contract: Contract,
+    pub(crate) contract: Contract,
     /// What it checks.
-    pub title: String,
+    pub(crate) title: String,
     /// Whether it stores messages on a node.
-    pub writes: bool,
+    pub(crate) writes: bool,
     /// Its requests, in order; the row passes when each gets its answer.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     /// A documented difference it may show instead.
-    pub documented: Option<Documented>,
+    pub(crate) documented: Option<Documented>,
     /// It hangs the original: run last, with [`HANG_TIMEOUT`].
-    pub hangs: bool,
+    pub(crate) hangs: bool,
     /// What the check itself must arrange around it.
-    pub needs: Option<Needs>,
+    pub(crate) needs: Option<Needs>,
 }
 
 /// What the check arranges for a row: a port the port rule sends a node's call to, free or
 /// held by a peer that accepts and never answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
+pub(crate) enum Needs {
     /// Nothing may listen on this port (the row is skipped if something does).
     Nobody(u16),
     /// The check listens on this port and never answers, for the row's length.
@@ -336,9 +333,9 @@ pub enum Needs {
 }
 
 /// How long a call of a hanging row is given.
-pub const HANG_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HANG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long any other call is given.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -346,7 +343,7 @@ fn s(v: &str) -> Value {
 
 /// The contract's rows for `t`, in the order they run. Rows whose roles the cluster lacks
 /// are left out (and listed by [`missing_roles`]).
-pub fn rows(t: &Topology, extensions: bool) -> Vec<Row> {
+pub(crate) fn rows(t: &Topology, extensions: bool) -> Vec<Row> {
     let roles = t.roles();
     let mut b = Rows::default();
     let (Some(l), other) = (roles.get(&Role::Loyal), roles.get(&Role::Other)) else {
@@ -1086,7 +1083,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// What a row came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Every request got the contract's answer.
     Pass,
     /// One did not.
@@ -1099,28 +1096,28 @@ pub enum Status {
 
 /// A row's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The row's id.
-    pub id: String,
+    pub(crate) id: String,
     /// Its contract.
-    pub contract: Contract,
+    pub(crate) contract: Contract,
     /// What it checks.
-    pub title: String,
+    pub(crate) title: String,
     /// Whether it stores messages on a node.
-    pub writes: bool,
+    pub(crate) writes: bool,
     /// Pass, fail, documented or skip.
-    pub status: Status,
+    pub(crate) status: Status,
     /// The README's divergence, when it differs as documented.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub divergence: Option<u8>,
+    pub(crate) divergence: Option<u8>,
     /// What was expected and what came, or why it was skipped.
     #[serde(skip_serializing_if = "String::is_empty")]
-    pub detail: String,
+    pub(crate) detail: String,
     /// The request to reproduce a failure with (curl).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reproduce: Option<String>,
+    pub(crate) reproduce: Option<String>,
     /// Its wall time.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
 }
 
 impl Outcome {
@@ -1180,9 +1177,6 @@ impl Answer {
             Expect::Fault(s) => matches!(&reply, Some(Err(f)) if f.code() == 1 && f.string() == s),
             Expect::FaultStartingWith(s) => {
                 matches!(&reply, Some(Err(f)) if f.code() == 1 && f.string().starts_with(s.as_str()))
-            }
-            Expect::FaultCode(c, s) => {
-                matches!(&reply, Some(Err(f)) if f.code() == *c && f.string() == s)
             }
             Expect::AnyFault => matches!(reply, Some(Err(_))),
             Expect::AnyArray => matches!(reply, Some(Ok(Value::Array(_)))),
@@ -1305,7 +1299,7 @@ impl Drop for SilentPeer {
 
 /// Whether the nodes claim the extension: `node_info` on `node` answers a struct. The
 /// answer otherwise, for the skip line.
-pub async fn claims_extension(url: &str) -> Result<(), String> {
+pub(crate) async fn claims_extension(url: &str) -> Result<(), String> {
     let request = Request::call(Method::NodeInfo.name(), vec![]);
     match ask(url, &request, CALL_TIMEOUT).await {
         a if matches!(a.reply(), Some(Ok(Value::Struct(_)))) => Ok(()),
@@ -1314,7 +1308,11 @@ pub async fn claims_extension(url: &str) -> Result<(), String> {
 }
 
 /// Run `rows` against `t`, in order; `each` is told every outcome as it comes.
-pub async fn run(t: &Topology, rows: &[Row], mut each: impl FnMut(&Outcome)) -> Vec<Outcome> {
+pub(crate) async fn run(
+    t: &Topology,
+    rows: &[Row],
+    mut each: impl FnMut(&Outcome),
+) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let outcome = run_row(t, row).await;
@@ -1440,7 +1438,7 @@ async fn agreement_run(t: &Topology, commander: &str) -> Result<(), String> {
 }
 
 /// One report line: status, id, title; a failure's detail and its request below it.
-pub fn line(o: &Outcome, width: usize) -> String {
+pub(crate) fn line(o: &Outcome, width: usize) -> String {
     let status = match o.status {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
@@ -1459,7 +1457,7 @@ pub fn line(o: &Outcome, width: usize) -> String {
 }
 
 /// The counts, for the last line.
-pub fn summary(outcomes: &[Outcome]) -> String {
+pub(crate) fn summary(outcomes: &[Outcome]) -> String {
     let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
     let writing: Vec<&str> = (outcomes.iter())
         .filter(|o| o.writes && o.status != Status::Skip)
@@ -1483,7 +1481,7 @@ pub fn summary(outcomes: &[Outcome]) -> String {
 
 /// The outcomes as JUnit XML: one test suite per contract, one test case per row (a
 /// documented difference passes, with the difference in its output).
-pub fn junit(outcomes: &[Outcome]) -> String {
+pub(crate) fn junit(outcomes: &[Outcome]) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new("generals check");
     for (contract, name) in [
@@ -1524,7 +1522,7 @@ pub fn junit(outcomes: &[Outcome]) -> String {
 /// The golden transcripts of `rows` (made for the original's cluster: P, Q, R, S on 8000-8003, P faulty):
 /// one JSON document per contract, `(file name, text)`, every request as it goes on the wire
 /// and the answer the contract gives. What they hold is in docs/conformance/README.md.
-pub fn transcripts(t: &Topology, rows: &[Row]) -> Vec<(String, String)> {
+pub(crate) fn transcripts(t: &Topology, rows: &[Row]) -> Vec<(String, String)> {
     use serde_json::json;
     let mut out = Vec::new();
     for (contract, name) in [
@@ -1619,10 +1617,6 @@ fn transcript_expect(e: &Expect) -> serde_json::Value {
         Expect::Fault(s) => json!({
             "status": 200,
             "body": xmlrpc::encode_fault(&Fault::new(1, s.clone())),
-        }),
-        Expect::FaultCode(c, s) => json!({
-            "status": 200,
-            "body": xmlrpc::encode_fault(&Fault::new(*c, s.clone())),
         }),
         Expect::FaultStartingWith(s) => {
             json!({ "status": 200, "fault_code": 1, "fault_string_starts_with": s })

@@ -59,7 +59,7 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1_000_000;
 /// The part of `client --round-timeout-ms`'s default every run gets: generous, because a round
 /// ends as soon as every node has answered; only a crashed or delayed node makes a run wait
 /// this long.
-pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
+pub(crate) const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
 
 /// What `client --round-timeout-ms`'s default adds per message of the run's largest round.
 /// A round's time grows with its messages, and a flat 2 s made large runs void on a busy
@@ -67,13 +67,13 @@ pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 2000;
 /// for the timeout unless a node is slow or gone, so the default errs long: enough for a
 /// loaded two-core machine (BENCHMARKS.md has the round times), and a void report says by
 /// how much a late node missed it.
-pub const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(100);
+pub(crate) const ROUND_TIMEOUT_PER_MESSAGE: Duration = Duration::from_micros(100);
 
 /// The default round timeout of a run: [`DEFAULT_ROUND_TIMEOUT_MS`] plus
 /// [`ROUND_TIMEOUT_PER_MESSAGE`] for each message of its largest round (the last; SM counts
 /// twice OM's), at most the 600 s a node takes. Every round of the run gets it (the nodes are
 /// told one timeout at the start).
-pub fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
+pub(crate) fn default_round_timeout(protocol: Protocol, n: usize, m: usize) -> Duration {
     let last = om::expected_in_round(n, m + 1);
     let messages = match protocol {
         Protocol::Om => last,
@@ -156,17 +156,17 @@ pub enum DriveError {
 
 /// A node the driver could not use, and why (reported on stderr by the client).
 #[derive(Debug, Clone)]
-pub struct Unreachable {
+pub(crate) struct Unreachable {
     /// The node.
-    pub node: String,
+    pub(crate) node: String,
     /// Its URL, if it has one.
-    pub url: String,
+    pub(crate) url: String,
     /// What went wrong.
-    pub error: NodeCallError,
+    pub(crate) error: NodeCallError,
 }
 
 /// Check the bound and the parameters.
-pub fn check(opts: &RunOptions) -> Result<(), DriveError> {
+pub(crate) fn check(opts: &RunOptions) -> Result<(), DriveError> {
     om::check_run(&opts.commander, &opts.commander, &opts.nodes)
         .map_err(|e| DriveError::Invalid(e.to_string()))?;
     if opts.nodes.len() < 2 {
@@ -210,9 +210,9 @@ pub struct Driven {
     /// The judged facts.
     pub report: Report,
     /// Nodes that could not be used, and why.
-    pub unreachable: Vec<Unreachable>,
+    pub(crate) unreachable: Vec<Unreachable>,
     /// The run's id and each node's capability.
-    pub credentials: Credentials,
+    pub(crate) credentials: Credentials,
 }
 
 /// Fresh secrets for a run of `opts`.
@@ -353,10 +353,13 @@ impl<'a> Drive<'a> {
     /// without the extension refuses the whole run: it is no participant at all.
     async fn who_is_who(&mut self) -> Result<Vec<String>, DriveError> {
         let opts = self.opts;
-        let infos = each(self.cluster, &self.peers, &opts.nodes, |_| Call::NodeInfo).await;
+        let infos = self
+            .peers
+            .each(self.cluster, &opts.nodes, |_| Call::NodeInfo)
+            .await;
         let mut live = Vec::new();
         for (node, url, result) in infos {
-            match read(&node, Method::NodeInfo, result, NodeInfo::from_value) {
+            match read_answer(&node, Method::NodeInfo, result, NodeInfo::from_value) {
                 Ok(info) => {
                     if info.traitor {
                         let why = info.behaviour.map_or(Faulty::Undeclared, Faulty::Behaviour);
@@ -419,7 +422,10 @@ impl<'a> Drive<'a> {
         for group in [loyal, traitors] {
             let mut todo = group;
             while !todo.is_empty() {
-                let results = each(self.cluster, &self.peers, &todo, |n| self.start_call(n)).await;
+                let results = self
+                    .peers
+                    .each(self.cluster, &todo, |n| self.start_call(n))
+                    .await;
                 let mut again = Vec::new();
                 for (node, url, result) in results {
                     match result {
@@ -485,14 +491,14 @@ impl<'a> Drive<'a> {
         let method = Method::Round(self.opts.protocol);
         let round = i64::try_from(r).unwrap_or(i64::MAX);
         let began = Instant::now();
-        let answers = each(self.cluster, &self.round_peers, ready, |n| {
-            Call::Round(self.driven(n), round)
-        })
-        .await;
+        let answers = self
+            .round_peers
+            .each(self.cluster, ready, |n| Call::Round(self.driven(n), round))
+            .await;
         for (node, url, result) in answers {
-            let failure = match read(&node, method, result, RoundDone::from_value) {
-                Ok(done) => {
-                    for (to, &count) in &done.failed_to {
+            let failure = match read_answer(&node, method, result, RoundDone::from_value) {
+                Ok(round_done) => {
+                    for (to, &count) in &round_done.failed_to {
                         self.facts.undelivered.push(Undelivered {
                             round: r,
                             from: node.clone(),
@@ -599,20 +605,22 @@ impl<'a> Drive<'a> {
         // last round, and the round asked again would then answer that it already ran.
         let stragglers = async {
             let measured = measure(probes).await;
-            let late = each(self.cluster, &self.round_peers, &self.stragglers, decide).await;
+            let late = (self.round_peers)
+                .each(self.cluster, &self.stragglers, decide)
+                .await;
             (measured, late)
         };
         let (answers, (measured, late)) =
-            tokio::join!(each(self.cluster, &self.peers, ready, decide), stragglers);
+            tokio::join!(self.peers.each(self.cluster, ready, decide), stragglers);
         self.measured(measured);
         // A straggler is faulty already; what it answers adds its counts, else nothing.
         for (node, _, result) in late {
-            if let Ok(decided) = read(&node, method, result, Decided::from_value) {
+            if let Ok(decided) = read_answer(&node, method, result, Decided::from_value) {
                 self.decided(node, decided);
             }
         }
         for (node, url, result) in answers {
-            match read(&node, method, result, Decided::from_value) {
+            match read_answer(&node, method, result, Decided::from_value) {
                 Ok(decided) => self.decided(node, decided),
                 Err(error) => {
                     let problem = self.problem(&error, self.opts.rpc_timeout);
@@ -694,7 +702,7 @@ fn is_full(e: &NodeCallError) -> bool {
 
 /// What `node` answered to `method`, read by `from` (a `from_value` of [`crate::agreement::reply`]); an
 /// answer that is not one (not a struct) is an error of the call, showing what came.
-fn read<T>(
+fn read_answer<T>(
     node: &str,
     method: Method,
     result: Result<Value, NodeCallError>,
@@ -708,19 +716,8 @@ fn read<T>(
     })
 }
 
-/// Make `call(node)` on every node concurrently, through the crate's one fan-out
-/// ([`Peers::each`]): (node, url, result) in the nodes' order.
-pub async fn each(
-    cluster: &Cluster,
-    peers: &Peers,
-    nodes: &[String],
-    call: impl Fn(&str) -> Call,
-) -> Vec<(String, String, Result<Value, NodeCallError>)> {
-    peers.each(cluster, nodes, call).await
-}
-
 /// A fresh random seed.
-pub fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_err() {
         let t = std::time::SystemTime::now()

@@ -3,7 +3,7 @@
 //! against a cluster started in-process on ports the OS picks.
 //!
 //! Each job (`--jobs`) starts one cluster and runs its cases on it one after the other,
-//! setting the traitors' behaviours before each run (see [`Lab`]). The first case that
+//! setting the traitors' behaviours before each run (see [`CaseCluster`]). The first case that
 //! violates IC1 or IC2 is kept in full as the counterexample.
 
 use std::sync::Arc;
@@ -20,40 +20,40 @@ use crate::trace::Event;
 
 /// What to explore.
 #[derive(Debug, Clone)]
-pub struct Explore {
+pub(crate) struct Explore {
     /// OM or SM.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Nodes, commander included.
-    pub n: usize,
+    pub(crate) n: usize,
     /// Traitors to tolerate; up to `m` traitors are placed.
-    pub m: usize,
+    pub(crate) m: usize,
     /// Behaviours a traitor may have.
-    pub behaviours: Vec<Behaviour>,
+    pub(crate) behaviours: Vec<Behaviour>,
     /// Orders the commander may give.
-    pub orders: Vec<String>,
+    pub(crate) orders: Vec<String>,
     /// Explore below the bound.
-    pub allow_unsafe: bool,
+    pub(crate) allow_unsafe: bool,
     /// Round timeout of each run.
-    pub round_timeout: Duration,
+    pub(crate) round_timeout: Duration,
     /// Seed of the first case; case `i` uses `seed + i`.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Cases run at once (each against its own in-process cluster); at least 1.
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// Nodes under test (`--under-test NAME=URL`): external implementations, loyal in every
     /// case and judged; the others are started in-process on the port rule's ports next to
     /// them (an external node finds its peers by the rule), and only they turn traitor.
     /// With any, cases run one at a time (the external nodes are shared).
-    pub external: Vec<(String, String)>,
+    pub(crate) external: Vec<(String, String)>,
 }
 
 impl Explore {
     /// Whether `node` is under test (external, never a traitor).
-    pub fn is_external(&self, node: &str) -> bool {
+    pub(crate) fn is_external(&self, node: &str) -> bool {
         self.external.iter().any(|(n, _)| n == node)
     }
 
     /// The nodes that may turn traitor: every node but those under test, in order.
-    pub fn candidates(&self) -> Vec<String> {
+    pub(crate) fn candidates(&self) -> Vec<String> {
         (names(self.n).into_iter())
             .filter(|n| !self.is_external(n))
             .collect()
@@ -61,19 +61,19 @@ impl Explore {
 }
 
 /// The behaviours explored by default: every deterministic one that lies or withholds.
-pub fn default_behaviours() -> Vec<Behaviour> {
+pub(crate) fn default_behaviours() -> Vec<Behaviour> {
     vec![Behaviour::Silent, Behaviour::Flip, Behaviour::TwoFaced]
 }
 
 /// One case: who betrays how, and the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Case {
+pub(crate) struct Case {
     /// Traitors and their behaviours.
-    pub traitors: Vec<(String, Behaviour)>,
+    pub(crate) traitors: Vec<(String, Behaviour)>,
     /// The commander's order.
-    pub order: String,
+    pub(crate) order: String,
     /// The run's seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
 }
 
 impl std::fmt::Display for Case {
@@ -99,22 +99,22 @@ impl std::fmt::Display for Case {
 
 /// What the exploration found.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Cases run.
-    pub cases: usize,
+    pub(crate) cases: usize,
     /// Cases where IC1 held.
-    pub ic1_held: usize,
+    pub(crate) ic1_held: usize,
     /// Cases where IC2 held.
-    pub ic2_held: usize,
+    pub(crate) ic2_held: usize,
     /// Void cases: the simulation broke the algorithm's assumptions (a loyal node late or
     /// lost); counted apart and never a counterexample.
-    pub void: usize,
+    pub(crate) void: usize,
     /// The first case that violated IC1 or IC2 (not void), with its outcome.
-    pub counterexample: Option<(Case, Report)>,
+    pub(crate) counterexample: Option<(Case, Report)>,
 }
 
 /// Node names for `n` nodes: P, Q, R, ... as in the original, then N<i> beyond Z.
-pub fn names(n: usize) -> Vec<String> {
+pub(crate) fn names(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| match char::from_u32('P' as u32 + i as u32) {
             Some(c) if c <= 'Z' => c.to_string(),
@@ -125,7 +125,7 @@ pub fn names(n: usize) -> Vec<String> {
 
 /// The number of cases: `sum over k = 0..=m of C(n, k) * b^k`, times the number of orders,
 /// where `n` counts the nodes that may turn traitor ([`Explore::candidates`]).
-pub fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
+pub(crate) fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
     let binom = |n: u64, k: u64| (0..k).fold(1u64, |acc, i| acc * (n - i) / (i + 1));
     (0..=m.min(n) as u64)
         .map(|k| binom(n as u64, k) * (behaviours as u64).pow(k as u32))
@@ -134,7 +134,7 @@ pub fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -> u64 {
 }
 
 /// Every case, in a fixed order (orders outermost, then the number of traitors).
-pub fn cases(e: &Explore) -> Vec<Case> {
+pub(crate) fn cases(e: &Explore) -> Vec<Case> {
     let nodes = e.candidates();
     let mut out = Vec::new();
     for order in &e.orders {
@@ -197,7 +197,7 @@ pub(crate) fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
 /// keeps the behaviours it started with) and runs under its own run id, so cases stay
 /// independent while binding, connecting and the kernel's port bookkeeping (which dominated
 /// the profile when every case had its own cluster) happen once per job.
-struct Lab {
+struct CaseCluster {
     cluster: Cluster,
     engines: Vec<(String, Arc<Engine>)>,
     peers: Peers,
@@ -205,10 +205,10 @@ struct Lab {
     serving: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Lab {
+impl CaseCluster {
     /// The cluster of `e`'s nodes (every one but those under test, served here);
     /// `traced`: its nodes record their calls (`trace_events`).
-    async fn start(e: &Explore, traced: bool) -> Result<Lab, DriveError> {
+    async fn start(e: &Explore, traced: bool) -> Result<CaseCluster, DriveError> {
         let (cluster, hosted) = placed(e)?;
         let config = Config {
             cluster,
@@ -245,7 +245,7 @@ impl Lab {
                 })
                 .await;
         });
-        Ok(Lab {
+        Ok(CaseCluster {
             cluster,
             engines,
             peers: Peers::new(CALL_TIMEOUT).map_err(|e| DriveError::Invalid(e.to_string()))?,
@@ -259,7 +259,7 @@ impl Lab {
         self.run_with_secrets(e, case).await.map(|d| d.report)
     }
 
-    /// [`Lab::run`], keeping the run's secrets (to read its traces).
+    /// [`CaseCluster::run`], keeping the run's secrets (to read its traces).
     async fn run_with_secrets(&self, e: &Explore, case: &Case) -> Result<Driven, DriveError> {
         for (name, engine) in &self.engines {
             let b = case
@@ -299,7 +299,7 @@ impl Lab {
 
 /// The port base of an exploration with nodes under test (its nodes sit on the port rule's
 /// ports around them), if it has any and their URL places them.
-pub fn port_base(e: &Explore) -> Option<u16> {
+pub(crate) fn port_base(e: &Explore) -> Option<u16> {
     (!e.external.is_empty())
         .then(|| placed(e).ok())
         .flatten()
@@ -355,7 +355,7 @@ fn placed(e: &Explore) -> Result<(Cluster, Vec<String>), DriveError> {
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Check the parameters as the driver would for one run of `e` (the bound, the budget).
-pub fn check(e: &Explore) -> Result<(), DriveError> {
+pub(crate) fn check(e: &Explore) -> Result<(), DriveError> {
     let nodes = names(e.n);
     driver::check(&RunOptions {
         protocol: e.protocol,
@@ -372,7 +372,7 @@ pub fn check(e: &Explore) -> Result<(), DriveError> {
 }
 
 /// Run every case; `progress(done, total)` after each.
-pub async fn explore(
+pub(crate) async fn explore(
     e: &Explore,
     progress: impl FnMut(usize, usize),
 ) -> Result<Summary, DriveError> {
@@ -408,7 +408,7 @@ pub async fn explore(
 /// Run `count` cases (`make(i)` is case `i`), `e.jobs` at a time, each job on a cluster of its
 /// own reused case after case; `done(i, report)` for each as it finishes (in any order), then
 /// `progress`. The first case that could not run stops the exploration and is its error.
-pub async fn run_cases(
+pub(crate) async fn run_cases(
     e: &Explore,
     count: usize,
     make: impl Fn(usize) -> Case,
@@ -422,7 +422,7 @@ pub async fn run_cases(
     };
     let mut labs = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        labs.push(Lab::start(e, false).await?);
+        labs.push(CaseCluster::start(e, false).await?);
     }
     let e = Arc::new(e.clone());
     let mut running = tokio::task::JoinSet::new();
@@ -468,8 +468,11 @@ pub async fn run_cases(
 
 /// Run one case on a cluster of its own that records every node-to-node call: its report and
 /// the calls, for the pictures.
-pub async fn run_traced(e: &Explore, case: &Case) -> Result<(Report, Vec<Event>), DriveError> {
-    let lab = Lab::start(e, true).await?;
+pub(crate) async fn run_traced(
+    e: &Explore,
+    case: &Case,
+) -> Result<(Report, Vec<Event>), DriveError> {
+    let lab = CaseCluster::start(e, true).await?;
     let since_us = crate::trace::now_us();
     let outcome = lab.run_with_secrets(e, case).await;
     let events = match &outcome {

@@ -3,8 +3,8 @@
 //! of traitors ([`explore`], which starts its own in-process cluster through [`crate::server`]).
 //! They sit above the server and the agreement engine, and below the command line.
 
-pub mod adversary;
-pub mod check;
+pub(crate) mod adversary;
+pub(crate) mod check;
 pub mod driver;
-pub mod explore;
+pub(crate) mod explore;
 pub mod original;

@@ -19,20 +19,20 @@ use crate::trace::{self, Event, Outcome};
 
 /// The knobs of the original scenario.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Nodes taking part, in the order they send and finalize.
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// The decision every node sends.
-    pub decision: String,
+    pub(crate) decision: String,
     /// Pause after each send (the original sleeps 100 ms).
-    pub delay: Duration,
+    pub(crate) delay: Duration,
 }
 
 /// One thing the original run tells, as it happens.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Said {
+pub(crate) enum Said {
     /// One of the client's `send_message` calls, answered or failed, as the client saw it
-    /// (also kept in [`Report::calls`]).
+    /// (also kept in [`OriginalOutcome::calls`]).
     Sent(Event),
     /// A node's `finalize_decision`.
     Decided {
@@ -48,7 +48,7 @@ pub enum Said {
 
 /// Where a line of the original client goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Standard output: the sends and the decisions.
     Out,
     /// Standard error: the failures.
@@ -57,7 +57,7 @@ pub enum Stream {
 
 impl Stream {
     /// `stdout` or `stderr`, as the live page names them.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stream::Out => "stdout",
             Stream::Err => "stderr",
@@ -69,7 +69,7 @@ impl Said {
     /// The line the original client prints for it, and where; `quiet` (`client --quiet`, the
     /// original's final lines only) prints no send. A failed send prints nothing itself (its
     /// [`Said::Failed`] follows).
-    pub fn line(&self, quiet: bool) -> Option<(Stream, String)> {
+    pub(crate) fn line(&self, quiet: bool) -> Option<(Stream, String)> {
         match self {
             Said::Sent(_) if quiet => None,
             Said::Sent(call) => {
@@ -100,37 +100,37 @@ impl Default for Options {
 
 /// What a run of the original scenario gave.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct OriginalOutcome {
     /// Calls that failed (each reported on `err`).
-    pub failures: usize,
+    pub(crate) failures: usize,
     /// Each node's final decision, for the nodes that gave one.
-    pub decisions: std::collections::BTreeMap<String, String>,
+    pub(crate) decisions: std::collections::BTreeMap<String, String>,
     /// Nodes that refused the connection (nothing listens there), in the order found: each
     /// is reported once, and its later calls are skipped.
-    pub unreachable: Vec<String>,
+    pub(crate) unreachable: Vec<String>,
     /// The client's own `send_message` calls, as it saw them: `from` the node asked to send,
     /// `to` the recipient, the reply (`P denied communication to R`, `Q sent decision ...`) or
     /// the failure, and the client's times. What the pictures draw when the nodes keep no
     /// trace, and the only record of a refused send (the node makes no call).
-    pub calls: Vec<Event>,
+    pub(crate) calls: Vec<Event>,
 }
 
 /// Run the scenario, telling `tell` each thing as it happens (generic, so that the run can be
 /// spawned as a task when `tell` can be sent between threads). An error of `tell` (its
 /// reader gone) ends the run with that error.
-pub async fn run_original<T>(
+pub(crate) async fn run_original<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
     tell: &mut T,
-) -> std::io::Result<Report>
+) -> std::io::Result<OriginalOutcome>
 where
     T: FnMut(Said) -> std::io::Result<()>,
 {
-    let mut tally = Tally::default();
+    let mut tally = CallsSoFar::default();
     send_all(cluster, peers, opts, &mut tally, tell).await?;
     let decisions = finalize_all(cluster, peers, opts, &mut tally, tell).await?;
-    Ok(Report {
+    Ok(OriginalOutcome {
         failures: tally.failures,
         decisions,
         unreachable: tally.unreachable,
@@ -141,13 +141,13 @@ where
 /// Failures so far, and the nodes that refused the connection (their further calls are
 /// skipped, and count as failures).
 #[derive(Default)]
-struct Tally {
+struct CallsSoFar {
     failures: usize,
     unreachable: Vec<String>,
     calls: Vec<Event>,
 }
 
-impl Tally {
+impl CallsSoFar {
     /// A call to `node` failed: count it, remember a refusal, tell its line.
     fn failed<T>(&mut self, node: &str, e: Failed, tell: &mut T) -> std::io::Result<()>
     where
@@ -173,7 +173,7 @@ async fn send_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    tally: &mut Tally,
+    tally: &mut CallsSoFar,
     tell: &mut T,
 ) -> std::io::Result<()>
 where
@@ -225,7 +225,7 @@ async fn finalize_all<T>(
     cluster: &Cluster,
     peers: &Peers,
     opts: &Options,
-    tally: &mut Tally,
+    tally: &mut CallsSoFar,
     tell: &mut T,
 ) -> std::io::Result<std::collections::BTreeMap<String, String>>
 where
@@ -303,7 +303,7 @@ pub struct Drawable {
 }
 
 /// Merge the nodes' trace of an original run (`traced`) with the client's own calls
-/// ([`Report::calls`]). A refused send appears only in the client's calls (the node makes no
+/// ([`OriginalOutcome::calls`]). A refused send appears only in the client's calls (the node makes no
 /// call), so it is always taken from there. A sender with nothing in the trace (the original
 /// `server.py` has no `trace_events`; a server may record nothing) is drawn from its replies:
 /// `Q sent decision 'attack' to P` is an arrow from Q to P carrying `attack`. Its receiver's
@@ -366,7 +366,7 @@ pub fn drawable(
 /// `attack` (`decision`, the value asked for, when the reply does not say), its answer unseen;
 /// a send the sender refused stays the `send_message` call (drawn as a stub). What the live
 /// page draws of an original run, whichever server the nodes run.
-pub fn sent_message(c: &Event, decision: &str) -> Event {
+pub(crate) fn sent_message(c: &Event, decision: &str) -> Event {
     if c.outcome == Outcome::Denied {
         return c.clone();
     }

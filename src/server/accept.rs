@@ -29,7 +29,7 @@ use crate::gate::{self, ConnGate, ConnState, Pressure};
 
 /// What a connection the gate has no room for is told.
 #[derive(Clone, Copy)]
-pub enum Crowded {
+pub(crate) enum Crowded {
     /// Nothing: it is closed at once.
     Close,
     /// This answer (made of the gate's message), after its request head is read, so that the
@@ -48,30 +48,30 @@ impl std::fmt::Debug for Crowded {
 
 /// How a listener's connections are taken and served.
 #[derive(Debug)]
-pub struct Accept {
+pub(crate) struct Accept {
     /// The connections it may hold (shared by a process's nodes).
-    pub gate: Arc<ConnGate>,
+    pub(crate) gate: Arc<ConnGate>,
     /// How long a connection may take to send a request's head (and wait idle between two).
-    pub head_timeout: Duration,
+    pub(crate) head_timeout: Duration,
     /// Keep connections open between requests.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
     /// Take a request whose caller shut its write side after sending it (`shutdown(SHUT_WR)`),
     /// as CPython's server does: hyper's default takes that end of input for a caller gone and
     /// drops the request, answered or not (one call in nine, stored or not).
-    pub half_close: bool,
+    pub(crate) half_close: bool,
     /// Disable Nagle's algorithm on each connection.
-    pub nodelay: bool,
+    pub(crate) nodelay: bool,
     /// A connection that reads nothing of its answer this long is dropped.
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     /// Sooner while others wait for room that unread answers hold ([`gate::WriteTimeout`]).
-    pub pressure: Option<Pressure>,
+    pub(crate) pressure: Option<Pressure>,
     /// What a connection refused for want of room is told.
-    pub crowded: Crowded,
+    pub(crate) crowded: Crowded,
     /// After the stop signal, how long connections in flight may finish (told to close after
     /// their current request); `None`: they are left to the runtime.
-    pub drain: Option<Duration>,
+    pub(crate) drain: Option<Duration>,
     /// The log's name for a connection ("connection", "ui connection").
-    pub what: &'static str,
+    pub(crate) what: &'static str,
 }
 
 /// Connections being refused at once, at most; past it a crowded connection is closed
@@ -82,7 +82,7 @@ impl Accept {
     /// Serve `listener` until `stop` resolves: each connection with the service `make` gives
     /// for it (from its remote address and its state in the gate, to mark it busy while a
     /// request is in hand); then stop accepting and drain (see [`Accept::drain`]).
-    pub async fn serve<M, S, B>(
+    pub(crate) async fn serve<M, S, B>(
         &self,
         listener: TcpListener,
         make: M,

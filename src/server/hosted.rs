@@ -21,7 +21,7 @@ use crate::trace::Recorder;
 
 /// Calls whose work grows with the node's data ([`dispatch::HEAVY_METHODS`]) built at once in
 /// a process.
-pub const HEAVY_BUILDS: usize = 2;
+pub(crate) const HEAVY_BUILDS: usize = 2;
 
 /// A node as its process hosts it: everything a request to it needs.
 pub(crate) struct Hosted {
@@ -30,7 +30,7 @@ pub(crate) struct Hosted {
     /// The node's methods (dxr_server handlers), behind [`dispatch::respond`].
     pub(crate) table: HandlerMap,
     pub(crate) delay: Option<Duration>,
-    pub(crate) limits: Limits,
+    pub limits: Limits,
     /// The process's connections (shared by its nodes).
     pub(crate) gate: Arc<ConnGate>,
     /// Bytes of request bodies held by the process (shared by its nodes).

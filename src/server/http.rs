@@ -5,7 +5,7 @@
 //! (docs/protocol.md): this file moves them, it does not decide them anew.
 //!
 //! Routing is [`route`], a `match` on the method and the path: Python's routes are two paths
-//! and two refusals, and an axum `Router` in front of them cost more than a tenth of a call's
+//! and two refusals, and an axum `Router` in front of them cost a measurable share of a call's
 //! instructions (BENCHMARKS.md, "Close to the limit"). Each request body goes through
 //! [`dispatch::respond_within`] (decode, route through the node's `dxr_server` method table,
 //! render).
@@ -143,7 +143,8 @@ async fn read_body(
     let held = hold_room(limits, budget, length, gzipped).await?;
     let mut read = std::pin::pin!(http_body_util::Limited::new(body, limits.max_body).collect());
     // A body that has already arrived (nearly every call: it comes with its head) is taken
-    // without making a timeout, whose clock reading and runtime lookup cost 1.5% of a call
+    // without making a timeout, whose clock reading and runtime lookup cost a measurable share
+    // of a call
     // (BENCHMARKS.md, "Close to the limit"); one still on its way is read within the timeout.
     let ready = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
     let read = match ready {

@@ -22,7 +22,7 @@ pub(crate) fn request_line(req: &Request<Incoming>) -> String {
 }
 
 /// through [`console`](crate::console)'s queue (a stalled stdout never blocks the caller).
-pub fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     crate::console::print_line(line);
 }
 

@@ -3,7 +3,7 @@
 //! ([`http`]) and the access log ([`log`]), until a graceful and bounded shutdown. The
 //! in-process test node ([`Offline`]) is the same node without a socket.
 
-pub mod accept;
+pub(crate) mod accept;
 mod hosted;
 mod http;
 mod log;
@@ -27,46 +27,45 @@ use crate::node;
 use crate::peer::{self, PeerError};
 use crate::protocol;
 use crate::trace;
-pub use accept::{Accept, Crowded};
-pub use hosted::HEAVY_BUILDS;
+pub(crate) use accept::{Accept, Crowded};
 use hosted::Hosted;
-pub use log::print_line;
+pub(crate) use log::print_line;
 pub use offline::{OFFLINE_TIMEOUT, Offline, OfflineError};
 
 /// Limits and timeouts of a server process. Every one has a flag in the `server` binary.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Timeout of each outgoing call (`--rpc-timeout`).
-    pub rpc_timeout: Duration,
+    pub(crate) rpc_timeout: Duration,
     /// Largest request body accepted (`--max-body`); beyond: HTTP 413.
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// Distinct senders a node stores (`--max-senders`).
-    pub max_senders: usize,
+    pub(crate) max_senders: usize,
     /// Time a client has to send a request's head, and to send its body.
     pub request_timeout: Duration,
     /// Node-to-node calls remembered for `trace_events` (`--trace-events`; 0 turns it off).
-    pub trace_events: usize,
+    pub(crate) trace_events: usize,
     /// Largest agreement run a node takes part in, in messages (`--max-run-messages`).
-    pub max_run_messages: u64,
+    pub(crate) max_run_messages: u64,
     /// Agreement runs a node remembers (`--max-runs`); beyond, only finished runs are
     /// forgotten, and a new run is refused while all are unfinished.
-    pub max_runs: usize,
+    pub(crate) max_runs: usize,
     /// Longest sender or decision a node stores or sends, in bytes (`--max-value`).
-    pub max_value: usize,
+    pub(crate) max_value: usize,
     /// Bytes of stored messages per node (`--max-stored-bytes`).
-    pub max_stored_bytes: usize,
+    pub(crate) max_stored_bytes: usize,
     /// Bytes of node-to-node calls remembered for traces, per process (`--trace-bytes`).
-    pub trace_bytes: usize,
+    pub(crate) trace_bytes: usize,
     /// Connections the process serves at once (`--max-connections`); past it, HTTP 429.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Connections one client address may hold (`--max-connections-per-client`).
-    pub max_connections_per_client: usize,
+    pub(crate) max_connections_per_client: usize,
     /// Bytes of request bodies received and not yet answered, per process
     /// (`--max-buffered-bytes`); past it, further bodies wait within the request timeout.
-    pub buffered_bytes: usize,
+    pub(crate) buffered_bytes: usize,
     /// Bytes of answers not yet read by their callers, per process (`--max-answer-bytes`);
     /// past it, a large answer is replaced by a short fault.
-    pub answer_bytes: usize,
+    pub(crate) answer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -246,7 +245,7 @@ impl Bound {
     }
 
     /// The bound address of each hosted node, in startup order.
-    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
+    pub(crate) fn addrs(&self) -> Vec<(String, SocketAddr)> {
         self.nodes
             .iter()
             .filter_map(|(s, l)| Some((s.general.lock().name().to_string(), l.local_addr().ok()?)))
@@ -272,12 +271,6 @@ impl Bound {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
     }
-}
-
-/// Bind and serve until `shutdown` (what the `server` binary does).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    bind(config).await?.run(shutdown).await;
-    Ok(())
 }
 
 /// Serve one node on `listener` until `stop` turns: the crate's accept loop with the

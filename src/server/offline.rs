@@ -2,12 +2,11 @@
 //! ([`hosted::assemble`]), answering request bodies through [`dispatch::respond`] without a
 //! socket, for the fuzz target and the property tests.
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use super::hosted::{self, Hosted};
 use super::{Config, Limits, ServerError};
-use crate::agreement::engine::Engine;
 use crate::cluster::{Cluster, ClusterError};
 use crate::dispatch::respond;
 use crate::node::Node;
@@ -122,11 +121,6 @@ impl Offline {
             *node = hosted::general_of(&self.config, &name);
         }
         self.hosted.engine.forget_runs();
-    }
-
-    /// The node's agreement engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.hosted.engine
     }
 
     /// Where its peers are (all at the closed port).

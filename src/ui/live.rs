@@ -34,7 +34,7 @@ const MAX_VALUE: usize = 1024;
 /// The longest pause between the original run's sends a query may ask for.
 const MAX_DELAY_MS: u64 = 5_000;
 /// The most nodes a replayed trace may name (the agreement runs' own limit).
-pub const MAX_REPLAY_NODES: usize = 64;
+pub(crate) const MAX_REPLAY_NODES: usize = 64;
 /// The deepest OM run a replayed trace may be (the agreement runs' own limit, m <= 8).
 const MAX_REPLAY_M: usize = 8;
 
@@ -50,7 +50,7 @@ impl<T> Drop for Owned<T> {
 
 /// Why a run's form cannot be used: the message names the parameter as the form does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormError {
+pub(crate) enum FormError {
     /// A parameter no run takes.
     #[error("unknown parameter '{}': a run takes {}", clip(.0), PARAMETERS.join(", "))]
     Unknown(String),
@@ -125,7 +125,7 @@ impl From<ParamError> for FormError {
 
 /// Which run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The original scenario: all-to-all, then finalize.
     Original,
     /// OM(m) or SM(m).
@@ -134,23 +134,23 @@ pub enum Kind {
 
 /// A run the page asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunRequest {
+pub(crate) struct RunRequest {
     /// Which run.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Traitors to tolerate (OM/SM).
-    pub m: usize,
+    pub(crate) m: usize,
     /// The commander (OM/SM).
-    pub commander: String,
+    pub(crate) commander: String,
     /// The commander's order (OM/SM).
-    pub order: String,
+    pub(crate) order: String,
     /// The seed (OM/SM).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Run below the bound.
-    pub allow_unsafe: bool,
+    pub(crate) allow_unsafe: bool,
     /// The decision every node sends (original).
-    pub decision: String,
+    pub(crate) decision: String,
     /// Pause after each send, in milliseconds (original).
-    pub delay_ms: u64,
+    pub(crate) delay_ms: u64,
 }
 
 /// What a run may be asked with: the parameters a query may carry.
@@ -170,7 +170,7 @@ impl RunRequest {
     /// message naming the parameter when a value cannot be used. `seed` defaults to a random
     /// one, `m` to 1, the commander to the first node, the order and decision to `attack`, the
     /// original's pause to its 100 ms.
-    pub fn parse(
+    pub(crate) fn parse(
         query: &str,
         nodes: &[String],
         max_messages: u64,
@@ -286,7 +286,7 @@ impl RunRequest {
     }
 
     /// The run's id as the nodes tag its calls (`om-42`, `original`).
-    pub fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         match self.kind {
             Kind::Original => trace::ORIGINAL_RUN.to_string(),
             Kind::Agreement(p) => p.label(self.seed),
@@ -302,7 +302,7 @@ fn clip(s: &str) -> String {
 /// One thing the page is told about a run, in order: `start`, then `message`s and (original)
 /// `line`s, then `result` (or `error`), then `end`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Item {
+pub(crate) enum Item {
     /// The run began: its parameters and the nodes, as `node_info` described them.
     Start(serde_json::Value),
     /// One node-to-node message, as the nodes recorded it.
@@ -319,7 +319,7 @@ pub enum Item {
 
 impl Item {
     /// The SSE event name.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Item::Start(_) => "start",
             Item::Message(_) => "message",
@@ -332,7 +332,7 @@ impl Item {
 
     /// What the event carries: one line of JSON (serde_json writes no raw newline, so the
     /// data is one SSE line).
-    pub fn data(&self) -> String {
+    pub(crate) fn data(&self) -> String {
         match self {
             Item::Start(v) | Item::Message(v) | Item::Line(v) | Item::Result(v) => v.to_string(),
             Item::Error(e) => json!({ "error": e }).to_string(),
@@ -342,7 +342,7 @@ impl Item {
 
     /// The event as the stream carries it, numbered `id`: `event`, `id`, `data`, in that
     /// order.
-    pub fn to_event(&self, id: u64) -> axum::response::sse::Event {
+    pub(crate) fn to_event(&self, id: u64) -> axum::response::sse::Event {
         axum::response::sse::Event::default()
             .event(self.name())
             .id(id.to_string())
@@ -351,7 +351,11 @@ impl Item {
 }
 
 /// One node as the page lists it (`behaviour` null when the node does not say).
-pub fn node_view(name: &str, url: &str, info: Result<NodeInfo, String>) -> serde_json::Value {
+pub(crate) fn node_view(
+    name: &str,
+    url: &str,
+    info: Result<NodeInfo, String>,
+) -> serde_json::Value {
     match info {
         Ok(i) => json!({
             "name": name, "url": url, "reachable": true,
@@ -366,7 +370,7 @@ pub fn node_view(name: &str, url: &str, info: Result<NodeInfo, String>) -> serde
 
 /// `node_info` of every node, as the page lists them (a node without the extension, the
 /// original `server.py`, is reachable with an unknown behaviour).
-pub async fn nodes_view(
+pub(crate) async fn nodes_view(
     cluster: &Cluster,
     peers: &Peers,
     nodes: &[String],
@@ -391,7 +395,7 @@ pub async fn nodes_view(
 }
 
 /// One message as the page draws it.
-pub fn message_view(e: &Event) -> serde_json::Value {
+pub(crate) fn message_view(e: &Event) -> serde_json::Value {
     json!({
         "from": e.from, "to": e.to, "method": e.method.name(),
         "value": e.value().unwrap_or(e.method.name()),
@@ -403,23 +407,23 @@ pub fn message_view(e: &Event) -> serde_json::Value {
 
 /// Where a run is made and how.
 #[derive(Debug, Clone)]
-pub struct Bench {
+pub(crate) struct RunSetup {
     /// Where the nodes are.
-    pub cluster: Cluster,
+    pub(crate) cluster: Cluster,
     /// The nodes taking part.
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// Calls outside the rounds (and the traces) time out after this.
-    pub rpc_timeout: Duration,
+    pub(crate) rpc_timeout: Duration,
     /// A round of an OM/SM run ends at the latest after this.
-    pub round_timeout: Duration,
+    pub(crate) round_timeout: Duration,
     /// The largest OM/SM run, in messages by the formula.
-    pub max_messages: u64,
+    pub(crate) max_messages: u64,
 }
 
 /// Make the run `req` on `bench`, handing each [`Item`] to `tx` as it happens. Dropping this
 /// future (the page's reader went away) stops the run and the tasks it started: an OM/SM
 /// run's driver stops calling, and the nodes expire the unfinished run on their own.
-pub async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
+pub(crate) async fn run(bench: RunSetup, req: RunRequest, tx: mpsc::Sender<Item>) {
     let peers = match Peers::new(bench.rpc_timeout) {
         Ok(p) => p,
         Err(e) => {
@@ -449,7 +453,7 @@ pub async fn run(bench: Bench, req: RunRequest, tx: mpsc::Sender<Item>) {
 /// The original run: the client's lines and its calls' messages as they come, then the
 /// decisions. A receiver whose `finalize_decision` answered `faulty` ignored what it got:
 /// the result says so, and the page marks its messages.
-async fn run_original(bench: &Bench, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
+async fn run_original(bench: &RunSetup, peers: &Peers, req: &RunRequest, tx: &mpsc::Sender<Item>) {
     // The run tells its events at once (it never waits for the page); they are handed on
     // here, in order, as the page reads them.
     let (events, mut events_rx) = mpsc::unbounded_channel();
@@ -519,7 +523,7 @@ async fn send_error(tx: &mpsc::Sender<Item>, e: String) {
 /// An OM/SM run: the app runs it, watched, while its messages are handed on; then the report,
 /// and for OM every lieutenant's tree.
 async fn run_agreement(
-    bench: &Bench,
+    bench: &RunSetup,
     peers: &Peers,
     req: &RunRequest,
     protocol: Protocol,
@@ -586,7 +590,7 @@ fn refused(e: &FormError) -> String {
 
 /// Why a trace cannot be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TraceError {
+pub(crate) enum TraceError {
     /// A line that is not a recorded call.
     #[error("line {line}: not a call recorded by --trace ({error}): {text}")]
     Line {
@@ -636,8 +640,9 @@ pub enum TraceError {
 /// What the trace names sizes the work, so it is bounded before any: at most
 /// [`MAX_REPLAY_NODES`] nodes, paths no longer than the nodes, and an OM run of at most
 /// `max_messages` messages by the formula (the page's `--max-messages`, as for the runs it
-/// starts). A trace of 2,300 bytes naming 13 nodes once built every OM path over them: 2.5 GB.
-pub fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, TraceError> {
+/// starts). A trace of a few kilobytes naming 13 nodes once built every OM path over them,
+/// gigabytes of them.
+pub(crate) fn trace_view(text: &str, max_messages: u64) -> Result<serde_json::Value, TraceError> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

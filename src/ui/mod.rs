@@ -28,7 +28,7 @@
 //! the crate's one accept loop ([`server::Accept`]), which the nodes' servers use too. The
 //! runs themselves are the app's ([`crate::app`]): this module reads forms and writes HTTP.
 
-pub mod live;
+pub(crate) mod live;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -58,7 +58,7 @@ use crate::gate::{self, ConnGate};
 use crate::peer::Peers;
 use crate::runs::driver;
 use crate::server::{Accept, Crowded};
-pub use live::{Bench, FormError, RunRequest, TraceError};
+pub(crate) use live::{RunRequest, RunSetup};
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -69,10 +69,10 @@ const STYLE: &str = include_str!("page.css");
 
 /// Connections served at once (a page uses two or three); at the cap the one idle the longest
 /// is closed to make room, and a new one is refused only when none is idle.
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Items of a run waiting for a slow reader; past it the gathering waits, the run does not.
 const STREAM_ITEMS: usize = 1024;
-/// The largest trace the page may replay (an OM(3) run over 10 nodes is about 1.5 MB).
+/// The largest trace the page may replay (an OM(3) run over 10 nodes fits many times over).
 const MAX_TRACE_BYTES: usize = 32 << 20;
 /// The largest run form (`POST /api/run`): a decision of 1 KiB, percent-encoded, and the rest.
 const MAX_FORM_BYTES: usize = 16 << 10;
@@ -85,23 +85,23 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `client ui` serves.
 #[derive(Debug, Clone)]
-pub struct Ui {
+pub(crate) struct Ui {
     /// The cluster runs are made on.
-    pub bench: Bench,
+    pub(crate) bench: RunSetup,
     /// A trace file to replay (`--replay`), read when the page asks for it.
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
 }
 
 /// The run going on, if any.
 #[derive(Debug)]
-struct Going {
+struct CurrentRun {
     run: String,
     since: Instant,
 }
 
 struct State {
     ui: Ui,
-    going: Mutex<Option<Going>>,
+    going: Mutex<Option<CurrentRun>>,
     /// Where the page is served: requests must name it (`Host`, `Origin`).
     at: SocketAddr,
 }
@@ -163,7 +163,7 @@ pub async fn command(a: &UiArgs) -> Result<u8, ClientError> {
         nodes.len(),
         nodes.join(", ")
     );
-    let bench = Bench {
+    let bench = RunSetup {
         cluster,
         nodes,
         rpc_timeout: a.cluster.rpc_timeout(),
@@ -242,7 +242,11 @@ async fn nowhere(method: Method, uri: Uri) -> Response {
 }
 
 /// Serve the page on `listener` until `stop` resolves, through the crate's accept loop.
-pub async fn serve(ui: Ui, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+pub(crate) async fn serve(
+    ui: Ui,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let at = match listener.local_addr() {
         Ok(at) => at,
         Err(e) => {
@@ -337,7 +341,7 @@ fn names_the_page(host: &str, at: SocketAddr) -> bool {
 
 /// Why a request is refused as not the page's own (HTTP 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
+pub(crate) enum OriginError {
     /// No `Host` header.
     #[error("no Host header: ask for the page by its address")]
     NoHost,
@@ -555,7 +559,7 @@ async fn start_run(
                 ),
             );
         }
-        *going = Some(Going {
+        *going = Some(CurrentRun {
             run: req.run_id(),
             since: Instant::now(),
         });

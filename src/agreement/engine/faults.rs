@@ -9,13 +9,13 @@ use super::table::Refusal;
 use crate::agreement::rounds::Refused;
 
 /// A call for a run this node does not hold (never started here, or forgotten).
-pub fn unknown_run(run: &str) -> PyFault {
+pub(crate) fn unknown_run(run: &str) -> PyFault {
     fault::python("KeyError", &format!("unknown run {}", python_repr(run)))
 }
 
 /// A driver's call (`*_order`, `*_round`, `*_decide`, `trace_events`) without the run's
 /// capability: nothing changes.
-pub fn not_the_driver(run: &str) -> PyFault {
+pub(crate) fn not_the_driver(run: &str) -> PyFault {
     fault::python(
         "PermissionError",
         &format!("run {} {}", python_repr(run), ext::NOT_THE_DRIVER),
@@ -23,7 +23,7 @@ pub fn not_the_driver(run: &str) -> PyFault {
 }
 
 /// A message whose MAC does not prove its sender: refused, counted, never stored.
-pub fn not_authenticated(why: &str) -> PyFault {
+pub(crate) fn not_authenticated(why: &str) -> PyFault {
     fault::python(
         "PermissionError",
         &format!("{} {why}", ext::NOT_AUTHENTICATED),
@@ -31,7 +31,7 @@ pub fn not_authenticated(why: &str) -> PyFault {
 }
 
 /// A start the run table has no room for.
-pub fn refused_start(run: &str, why: Refusal) -> PyFault {
+pub(crate) fn refused_start(run: &str, why: Refusal) -> PyFault {
     let text = match why {
         Refusal::Live => format!("run {} {}", python_repr(run), ext::RUN_NOT_FINISHED),
         Refusal::Full(n) => format!("this node holds {n} unfinished runs {}", ext::RUNS_FULL),
@@ -40,7 +40,7 @@ pub fn refused_start(run: &str, why: Refusal) -> PyFault {
 }
 
 /// A message refused by the rounds: late, or over its sender's budget.
-pub fn refused_message(run: &str, why: Refused) -> PyFault {
+pub(crate) fn refused_message(run: &str, why: Refused) -> PyFault {
     match why {
         Refused::Late { .. } => {
             fault::python("ValueError", &format!("{why} in run {}", python_repr(run)))
@@ -50,19 +50,19 @@ pub fn refused_message(run: &str, why: Refused) -> PyFault {
 }
 
 /// Any other refusal with a message of the algorithms (`om`, `sm`, `rounds`).
-pub fn value_error(message: &str) -> PyFault {
+pub(crate) fn value_error(message: &str) -> PyFault {
     fault::python("ValueError", message)
 }
 
 /// A run over this node's `--max-run-messages`.
-pub fn over_budget(count: u64, budget: u64) -> PyFault {
+pub(crate) fn over_budget(count: u64, budget: u64) -> PyFault {
     value_error(&format!(
         "a run of {count} messages is over this node's budget of {budget} (server --max-run-messages)"
     ))
 }
 
 /// A run, or all runs, over [`super::MAX_RUNS_BYTES`].
-pub fn too_many_bytes(all: bool) -> PyFault {
+pub(crate) fn too_many_bytes(all: bool) -> PyFault {
     let whose = if all {
         "this node's unfinished runs hold"
     } else {
@@ -75,17 +75,17 @@ pub fn too_many_bytes(all: bool) -> PyFault {
 }
 
 /// `*_order` on a node that is not the run's commander.
-pub fn not_commander(me: &str, run: &str) -> PyFault {
+pub(crate) fn not_commander(me: &str, run: &str) -> PyFault {
     value_error(&format!("{me} is not the commander of run {run}"))
 }
 
 /// A second `*_order` with another order.
-pub fn has_order(run: &str) -> PyFault {
+pub(crate) fn has_order(run: &str) -> PyFault {
     value_error(&format!("run {run} already has its order"))
 }
 
 /// A round retried while its first call is still sending, past the wait.
-pub fn round_busy(round: usize) -> PyFault {
+pub(crate) fn round_busy(round: usize) -> PyFault {
     fault::python(
         "TimeoutError",
         &format!("round {round} is still sending; ask again"),
@@ -93,6 +93,6 @@ pub fn round_busy(round: usize) -> PyFault {
 }
 
 /// The blocking evaluation of a decide failed (a panic in the task).
-pub fn evaluation_failed(e: &dyn std::fmt::Display) -> PyFault {
+pub(crate) fn evaluation_failed(e: &dyn std::fmt::Display) -> PyFault {
     fault::python("RuntimeError", &format!("evaluation failed: {e}"))
 }

@@ -21,7 +21,7 @@ mod faults;
 mod script;
 mod send;
 mod state;
-pub mod table;
+pub(crate) mod table;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -46,16 +46,16 @@ use crate::protocol::fault::{self, PyFault};
 use crate::protocol::{ext, python_repr};
 use crate::trace::{self, Recorder};
 
-pub use self::table::{EXPIRY_MARGIN, MAX_EXPIRY, MAX_RUNS, START_GRACE, expiry};
-pub use crate::calls::{MAX_M, MAX_NODES, MAX_VALUE};
+pub(crate) use self::table::{MAX_RUNS, START_GRACE};
+pub(crate) use crate::calls::MAX_NODES;
 
 /// What one node's engine may hold, set by the server's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budgets {
+pub(crate) struct Budgets {
     /// Largest run accepted, in messages (`server --max-run-messages`).
-    pub run_messages: u64,
+    pub(crate) run_messages: u64,
     /// Runs remembered (`server --max-runs`); see [`table`] for what is forgotten when.
-    pub runs: usize,
+    pub(crate) runs: usize,
 }
 
 impl Default for Budgets {
@@ -69,17 +69,17 @@ impl Default for Budgets {
 
 /// Batches one node has in flight at once: a round of OM(m) fans out to every other node,
 /// and each batch holds a connection and its buffers on both ends.
-pub const MAX_SENDS_IN_FLIGHT: usize = 8;
+pub(crate) const MAX_SENDS_IN_FLIGHT: usize = 8;
 /// Messages for one receiver in one `system.multicall`; a round's messages for a receiver go
 /// in as many batches as needed.
-pub const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 /// Default of `server --max-run-messages`: the largest run (all its messages, by the
 /// protocol's formula) a node takes part in.
-pub const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
+pub(crate) const DEFAULT_MAX_RUN_MESSAGES: u64 = 1_000_000;
 /// Bytes of stored and queued messages all remembered runs of a node may hold; beyond, the
 /// oldest finished (or abandoned) runs are forgotten, and when only driven runs are left,
 /// messages are refused.
-pub const MAX_RUNS_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_RUNS_BYTES: usize = 64 * 1024 * 1024;
 /// How long a repeated round call waits for the first one's answer beyond the run's round
 /// timeout (the first call's batches end within three quarters of it).
 const ROUND_RETRY_SLACK: Duration = Duration::from_secs(5);
@@ -137,7 +137,8 @@ struct Run {
 /// its receivers, before the behaviour.
 #[derive(Debug)]
 struct Pending {
-    b: om::Broadcast,
+    /// The message and its receivers.
+    broadcast: om::Broadcast,
     /// SM: the signatures of the path before this node.
     prior: Vec<String>,
     /// A scripted message: its value goes, as is, to this receiver only.
@@ -147,14 +148,14 @@ struct Pending {
 impl Pending {
     /// Approximate bytes it holds while queued.
     fn bytes(&self) -> usize {
-        96 + self.b.value().len() + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
+        96 + self.broadcast.value().len() + self.prior.iter().map(|p| p.len() + 24).sum::<usize>()
     }
 }
 
 impl From<om::Broadcast> for Pending {
-    fn from(b: om::Broadcast) -> Self {
+    fn from(broadcast: om::Broadcast) -> Self {
         Pending {
-            b,
+            broadcast,
             prior: Vec::new(),
             only: None,
         }
@@ -164,7 +165,7 @@ impl From<om::Broadcast> for Pending {
 impl From<sm::SmBroadcast> for Pending {
     fn from(s: sm::SmBroadcast) -> Self {
         Pending {
-            b: s.broadcast,
+            broadcast: s.broadcast,
             prior: s.prior,
             only: None,
         }
@@ -173,7 +174,7 @@ impl From<sm::SmBroadcast> for Pending {
 
 impl Engine {
     /// How this node sends in the runs it starts from now on.
-    pub fn behaviour(&self) -> Arc<Behaviour> {
+    pub(crate) fn behaviour(&self) -> Arc<Behaviour> {
         self.behaviour
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -188,7 +189,7 @@ impl Engine {
     }
 
     /// The engine of node `me`, sending with `behaviour`; `seed` is the server's `--seed`.
-    pub fn new(
+    pub(crate) fn new(
         me: &str,
         behaviour: Behaviour,
         seed: u64,
@@ -216,13 +217,13 @@ impl Engine {
 
     /// Forget every run, as a fresh engine has none (an offline node reused for independent
     /// cases: `server::Offline::reset`).
-    pub fn forget_runs(&self) {
+    pub(crate) fn forget_runs(&self) {
         *self.lock() = Table::new(self.budgets.runs);
     }
 
     /// Answer one agreement call (its params already read, with Python's faults, by
     /// [`Call::decode`]): the value, or a fault.
-    pub async fn call(self: &Arc<Self>, call: Call) -> Result<Value, PyFault> {
+    pub(crate) async fn call(self: &Arc<Self>, call: Call) -> Result<Value, PyFault> {
         match call {
             Call::NodeInfo => Ok(self.node_info()),
             Call::SmPublicKey => Ok(Value::String(self.public_key())),
@@ -368,7 +369,7 @@ impl Engine {
             Some(_) => return Err(faults::has_order(key.1.as_str())),
             None => {
                 let sends = r.state.command(&order);
-                let (queued, bytes) = (sends.b.len(), sends.bytes());
+                let (queued, bytes) = (sends.broadcast.len(), sends.bytes());
                 r.order = Some((order, queued));
                 r.rounds.queue(1, vec![sends]);
                 table.add_bytes(&key, bytes as isize, MAX_RUNS_BYTES, now);
@@ -455,12 +456,12 @@ impl Engine {
             .map_err(|e| faults::value_error(&e.to_string()))?;
         // The same messages in the same order whatever order they arrived in: batches,
         // traces and (SM) which path of a value is relayed are then reproducible.
-        items.sort_by(|a, b| a.b.order_key().cmp(b.b.order_key()));
+        items.sort_by(|a, b| a.broadcast.order_key().cmp(b.broadcast.order_key()));
         if let State::Sm(sm) = &mut r.state {
-            items.retain(|p| sm.take_relay(p.b.value()));
+            items.retain(|p| sm.take_relay(p.broadcast.value()));
         }
         let released: usize = items.iter().map(Pending::bytes).sum();
-        let due: u64 = items.iter().map(|p| p.b.len() as u64).sum();
+        let due: u64 = items.iter().map(|p| p.broadcast.len() as u64).sum();
         let ctx = r.state.sm_context();
         // A scripted traitor owes what the protocol says (`due`) but sends its script.
         let (held, key_pair) = (&mut r.held, &self.key);
@@ -560,7 +561,7 @@ impl Engine {
         };
         if let Some(relay) = relay {
             let bytes = message_bytes(value) + relay.bytes();
-            if !relay.b.is_empty() {
+            if !relay.broadcast.is_empty() {
                 r.rounds.queue(path.len() + 1, vec![relay]);
             }
             table.add_bytes(&key, bytes as isize, MAX_RUNS_BYTES, now);
@@ -641,7 +642,7 @@ impl Engine {
 
 /// The keys of a start must name every other participant and nobody else: a missing key
 /// would make that pair's messages unprovable, an extra one names a stranger.
-pub fn check_keys(start: &Start, me: &str) -> Result<(), PyFault> {
+pub(crate) fn check_keys(start: &Start, me: &str) -> Result<(), PyFault> {
     for name in &start.nodes {
         if name != me && !start.keys.contains_key(name) {
             return Err(fault::python(

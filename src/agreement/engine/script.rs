@@ -25,15 +25,15 @@ type Chain = (usize, Vec<String>);
 /// holds and the round of the message they came in (the prefix of a round-r message is held
 /// from round r on).
 #[derive(Debug, Default)]
-pub struct Held {
+pub(crate) struct Held {
     chains: HashMap<Vec<String>, BTreeMap<String, Chain>>,
     /// SM messages it sent with a chain it did not hold (altered or forged).
-    pub forged: u64,
+    pub(crate) forged: u64,
 }
 
 impl Held {
     /// Keep the chain of an accepted message and of each of its prefixes.
-    pub fn keep(&mut self, path: &[String], value: &str, sigs: &[String]) {
+    pub(crate) fn keep(&mut self, path: &[String], value: &str, sigs: &[String]) {
         let round = path.len();
         for k in 1..=path.len() {
             let slot = (self.chains.entry(path[..k].to_vec()).or_default())
@@ -49,7 +49,7 @@ impl Held {
     /// `round` for the path's prefix and that value (a commander needs none); else the chain
     /// for another value (altered), else its own signatures in the other signers' places
     /// (forged). Receivers reject both; each is counted in [`Held::forged`].
-    pub fn chain(
+    pub(crate) fn chain(
         &mut self,
         key: &SigningKey,
         ctx: &sm::Context,
@@ -79,7 +79,7 @@ impl Held {
 /// A scripted traitor's messages for `round` ([`crate::behaviour::Script::round`]), in place
 /// of what the protocol owes; `None` for any other behaviour. `prior(path, value)` gives an
 /// SM message's signatures before this node's.
-pub fn messages(
+pub(crate) fn messages(
     behaviour: &Behaviour,
     nodes: &Arc<[String]>,
     me: &str,
@@ -97,7 +97,7 @@ pub fn messages(
             continue;
         };
         out.push(Pending {
-            b: om::broadcast(nodes, me, &taken, &Arc::from(value)),
+            broadcast: om::broadcast(nodes, me, &taken, &Arc::from(value)),
             prior: prior(path, value),
             only: Some(to.to_string()),
         });

@@ -20,31 +20,31 @@ use crate::trace;
 
 /// How a node sends one round of a run.
 #[derive(Clone)]
-pub struct Plan {
-    pub protocol: Protocol,
+pub(crate) struct Plan {
+    pub(crate) protocol: Protocol,
     /// The run's id on the wire.
-    pub run: Arc<str>,
+    pub(crate) run: Arc<str>,
     /// The run's name for the `random` behaviour (`om-42`): the same for every run of a seed.
-    pub label: Arc<str>,
+    pub(crate) label: Arc<str>,
     /// The run's seed (this node's share), for the `random` behaviour.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Timeout of each batch: well within the round.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The behaviour the run started with.
-    pub behaviour: Arc<Behaviour>,
+    pub(crate) behaviour: Arc<Behaviour>,
     /// SM: what this run's signatures bind.
-    pub sm: Option<Arc<sm::Context>>,
+    pub(crate) sm: Option<Arc<sm::Context>>,
     /// The key this node shares with each receiver.
-    pub keys: Arc<HashMap<String, PairKey>>,
+    pub(crate) keys: Arc<HashMap<String, PairKey>>,
 }
 
 /// What sending one round did.
 #[derive(Debug, Default)]
-pub struct Sent {
-    pub sent: u64,
-    pub delivered: u64,
+pub(crate) struct Sent {
+    pub(crate) sent: u64,
+    pub(crate) delivered: u64,
     /// Messages not delivered, by receiver.
-    pub failed_to: BTreeMap<String, u64>,
+    pub(crate) failed_to: BTreeMap<String, u64>,
 }
 
 impl Engine {
@@ -53,7 +53,7 @@ impl Engine {
     pub(super) async fn send_round(self: &Arc<Self>, items: Vec<Pending>, plan: Plan) -> Sent {
         let receivers: BTreeSet<String> = items
             .iter()
-            .flat_map(|p| p.b.receivers().cloned())
+            .flat_map(|p| p.broadcast.receivers().cloned())
             .collect();
         if let Some(d) = plan.behaviour.delay() {
             tokio::time::sleep(d).await;
@@ -87,17 +87,23 @@ impl Engine {
         let (mut sent, mut delivered) = (0, 0);
         let mut batch: Vec<(&Pending, String)> = Vec::new();
         for p in items {
-            let Some(index) = p.b.slot(to) else {
+            let Some(index) = p.broadcast.slot(to) else {
                 continue;
             };
-            let path = p.b.path();
+            let path = p.broadcast.path();
             let mut parts: Vec<&str> = vec![&plan.label];
             parts.extend(path.iter().map(String::as_str));
             parts.push(to);
             let noise = entropy(plan.seed, &parts);
             let value = match &p.only {
-                Some(only) => (only == to).then(|| p.b.value().to_string()),
-                None => (plan.behaviour).outgoing(p.b.value(), to, index, p.b.len(), noise),
+                Some(only) => (only == to).then(|| p.broadcast.value().to_string()),
+                None => (plan.behaviour).outgoing(
+                    p.broadcast.value(),
+                    to,
+                    index,
+                    p.broadcast.len(),
+                    noise,
+                ),
             };
             if let Some(value) = value {
                 batch.push((p, value));
@@ -126,7 +132,7 @@ impl Engine {
         let calls: Vec<(String, Vec<Value>)> = batch
             .iter()
             .map(|(p, value)| {
-                let names = p.b.path();
+                let names = p.broadcast.path();
                 let mut sigs = Vec::new();
                 if let Some(ctx) = &plan.sm {
                     sigs = p.prior.clone();

@@ -13,7 +13,7 @@ use crate::calls::{Protocol, Start};
 
 /// The algorithm's state of one run on this node.
 #[derive(Debug)]
-pub enum State {
+pub(crate) enum State {
     /// Oral messages.
     Om(OmRun),
     /// Signed messages.
@@ -22,7 +22,7 @@ pub enum State {
 
 impl State {
     /// This node's (`me`) state of the run `start` starts, or why it cannot take part.
-    pub fn new(start: &Start, me: &str) -> Result<State, RunError> {
+    pub(crate) fn new(start: &Start, me: &str) -> Result<State, RunError> {
         let (commander, nodes, m) = (&start.commander, &start.nodes, start.m);
         Ok(match start.protocol {
             Protocol::Om => State::Om(OmRun::new(me, commander, nodes, m)?),
@@ -31,7 +31,7 @@ impl State {
     }
 
     /// Whether this node commands the run.
-    pub fn is_commander(&self) -> bool {
+    pub(crate) fn is_commander(&self) -> bool {
         match self {
             State::Om(r) => r.is_commander(),
             State::Sm(r) => r.is_commander(),
@@ -39,7 +39,7 @@ impl State {
     }
 
     /// The participants, commander included.
-    pub fn nodes(&self) -> &Arc<[String]> {
+    pub(crate) fn nodes(&self) -> &Arc<[String]> {
         match self {
             State::Om(r) => r.nodes(),
             State::Sm(r) => r.nodes(),
@@ -47,7 +47,7 @@ impl State {
     }
 
     /// What the commander's `order` owes round 1.
-    pub fn command(&self, order: &str) -> Pending {
+    pub(crate) fn command(&self, order: &str) -> Pending {
         match self {
             State::Om(om) => Pending::from(om.command(order)),
             State::Sm(sm) => Pending::from(sm.command(order)),
@@ -55,7 +55,7 @@ impl State {
     }
 
     /// Whether this message was taken already (OM: its path; SM: its path and value).
-    pub fn is_duplicate(&self, path: &[String], value: &str) -> bool {
+    pub(crate) fn is_duplicate(&self, path: &[String], value: &str) -> bool {
         match self {
             State::Om(om) => om.is_duplicate(path),
             State::Sm(sm) => sm.is_duplicate(path, value),
@@ -63,7 +63,7 @@ impl State {
     }
 
     /// SM: what this run's signatures bind.
-    pub fn sm_context(&self) -> Option<Arc<sm::Context>> {
+    pub(crate) fn sm_context(&self) -> Option<Arc<sm::Context>> {
         match self {
             State::Sm(sm) => Some(sm.context().clone()),
             State::Om(_) => None,
@@ -71,7 +71,7 @@ impl State {
     }
 
     /// Let go of the messages behind a decision (every later message is late).
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         match self {
             State::Om(om) => om.release(),
             State::Sm(sm) => sm.release(),

@@ -24,34 +24,34 @@ use crate::agreement::Protocol;
 use crate::calls::{RunId, Secret};
 
 /// Runs remembered per node by default (`server --max-runs`).
-pub const MAX_RUNS: usize = 256;
+pub(crate) const MAX_RUNS: usize = 256;
 
 /// What a run's expiry adds to its rounds: room for the driver's calls around them (the other
 /// nodes' starts, the order, the decide: each within `client --rpc-timeout`, 10 s by default).
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// The longest a run that is never decided counts as unfinished: without it, starts with the
 /// largest parameters (600 s rounds, m = 8) would hold their places for 6,060 s each.
-pub const MAX_EXPIRY: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_EXPIRY: Duration = Duration::from_secs(15 * 60);
 
 /// How long a driver may leave a run it started before advancing it (and, beyond its round
 /// timeout, between two advances) before the run counts as abandoned when room is needed. A
 /// driver starts every node of a run at once and orders as soon as the starts are answered,
 /// so a real run is advanced within milliseconds; the audit's flood (256 starts with 600 s
 /// rounds that nobody drives) held every place for 15 minutes before this rule.
-pub const START_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const START_GRACE: Duration = Duration::from_secs(5);
 
 /// How long after its start a run counts as unfinished if it is never decided:
 /// `round_timeout * (m + 2) + EXPIRY_MARGIN`, at most [`MAX_EXPIRY`]. Measured from the start,
 /// not from the last call: no caller keeps a run alive by poking it.
-pub fn expiry(round_timeout: Duration, m: usize) -> Duration {
+pub(crate) fn expiry(round_timeout: Duration, m: usize) -> Duration {
     (round_timeout.saturating_mul(u32::try_from(m + 2).unwrap_or(u32::MAX)) + EXPIRY_MARGIN)
         .min(MAX_EXPIRY)
 }
 
 /// Where a run is in its life, for the table's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Life {
+pub(crate) struct Life {
     started: Instant,
     expires: Instant,
     round_timeout: Duration,
@@ -62,7 +62,7 @@ pub struct Life {
 
 impl Life {
     /// The life of a run started at `now` with these parameters.
-    pub fn new(now: Instant, round_timeout: Duration, m: usize) -> Self {
+    pub(crate) fn new(now: Instant, round_timeout: Duration, m: usize) -> Self {
         Life {
             started: now,
             expires: now + expiry(round_timeout, m),
@@ -73,23 +73,23 @@ impl Life {
     }
 
     /// Its driver advanced it at `now` (an order, a round, a decide).
-    pub fn advance(&mut self, now: Instant) {
+    pub(crate) fn advance(&mut self, now: Instant) {
         self.advanced = Some(now);
     }
 
     /// Decided here: finished.
-    pub fn decide(&mut self) {
+    pub(crate) fn decide(&mut self) {
         self.decided = true;
     }
 
     /// Decided, or expired at `now`.
-    pub fn finished(&self, now: Instant) -> bool {
+    pub(crate) fn finished(&self, now: Instant) -> bool {
         self.decided || now >= self.expires
     }
 
     /// Unfinished, and left by its driver longer than a driver that carries it through ever
     /// does (see the module's rules).
-    pub fn abandoned(&self, now: Instant) -> bool {
+    pub(crate) fn abandoned(&self, now: Instant) -> bool {
         let deadline = match self.advanced {
             None => self.started + START_GRACE,
             Some(at) => at + self.round_timeout + START_GRACE,
@@ -101,19 +101,19 @@ impl Life {
 /// A run held in the table: what the engine keeps of it, its life, the bytes it holds and the
 /// capability its driver started it with.
 #[derive(Debug)]
-pub struct Entry<V> {
+pub(crate) struct Entry<V> {
     /// The engine's state of the run.
-    pub value: V,
+    pub(crate) value: V,
     /// Where it is in its life.
-    pub life: Life,
+    pub(crate) life: Life,
     /// Approximate bytes of its stored and queued messages.
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     capability: Secret,
 }
 
 impl<V> Entry<V> {
     /// A run started with `capability`.
-    pub fn new(value: V, life: Life, capability: Secret) -> Self {
+    pub(crate) fn new(value: V, life: Life, capability: Secret) -> Self {
         Entry {
             value,
             life,
@@ -123,17 +123,17 @@ impl<V> Entry<V> {
     }
 
     /// Whether `capability` is the one the run was started with (compared in constant time).
-    pub fn is_driven_by(&self, capability: &Secret) -> bool {
+    pub(crate) fn is_driven_by(&self, capability: &Secret) -> bool {
         self.capability.same(capability)
     }
 }
 
 /// A run is named by its protocol and its id: an OM run and an SM run may share an id.
-pub type Key = (Protocol, RunId);
+pub(crate) type Key = (Protocol, RunId);
 
 /// Why the table has no room for a new run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A run of that id is unfinished here and was started with another capability.
     Live,
     /// Every run held is unfinished and driven, and the table is full: how many it holds.
@@ -142,7 +142,7 @@ pub enum Refusal {
 
 /// Whether a start makes a new run or repeats one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Room {
+pub(crate) enum Room {
     /// Room for a new run.
     Fresh,
     /// The run is held already, started with the same capability: a retried start.
@@ -151,7 +151,7 @@ pub enum Room {
 
 /// A node's runs, at most `limit` of them, and the bytes they hold.
 #[derive(Debug)]
-pub struct Table<V> {
+pub(crate) struct Table<V> {
     entries: HashMap<Key, Entry<V>>,
     /// Every run, oldest start first.
     started: VecDeque<Key>,
@@ -161,7 +161,7 @@ pub struct Table<V> {
 
 impl<V> Table<V> {
     /// A table of at most `limit` runs (at least one).
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Table {
             entries: HashMap::new(),
             started: VecDeque::new(),
@@ -171,38 +171,40 @@ impl<V> Table<V> {
     }
 
     /// The run `key`.
-    pub fn get(&self, key: &Key) -> Option<&Entry<V>> {
+    pub(crate) fn get(&self, key: &Key) -> Option<&Entry<V>> {
         self.entries.get(key)
     }
 
     /// The run `key`, to change.
-    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Entry<V>> {
+    pub(crate) fn get_mut(&mut self, key: &Key) -> Option<&mut Entry<V>> {
         self.entries.get_mut(key)
     }
 
     /// Runs held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.started.len()
     }
 
-    /// No run held.
-    pub fn is_empty(&self) -> bool {
-        self.started.is_empty()
-    }
-
     /// Bytes all runs hold.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// The ids held, oldest start first.
-    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
         self.started.iter()
     }
 
     /// Make room for a start of `key` with `capability` at `now`: forget a finished run of
     /// that id, then finished or abandoned runs as needed. See the module's rules.
-    pub fn room(&mut self, key: &Key, capability: &Secret, now: Instant) -> Result<Room, Refusal> {
+    pub(crate) fn room(
+        &mut self,
+        key: &Key,
+        capability: &Secret,
+        now: Instant,
+    ) -> Result<Room, Refusal> {
         match self.entries.get(key) {
             Some(e) if !e.life.finished(now) => {
                 return match e.is_driven_by(capability) {
@@ -222,7 +224,7 @@ impl<V> Table<V> {
     }
 
     /// Hold a new run (after [`Table::room`] said [`Room::Fresh`]).
-    pub fn insert(&mut self, key: Key, entry: Entry<V>) {
+    pub(crate) fn insert(&mut self, key: Key, entry: Entry<V>) {
         self.bytes += entry.bytes;
         if self.entries.insert(key.clone(), entry).is_none() {
             self.started.push_back(key);
@@ -230,7 +232,7 @@ impl<V> Table<V> {
     }
 
     /// Forget run `key` and what it held.
-    pub fn forget(&mut self, key: &Key) {
+    pub(crate) fn forget(&mut self, key: &Key) {
         if let Some(e) = self.entries.remove(key) {
             self.bytes = self.bytes.saturating_sub(e.bytes);
         }
@@ -257,7 +259,7 @@ impl<V> Table<V> {
 
     /// Account `delta` bytes to run `key`; while all runs hold more than `budget`, forget
     /// finished or abandoned other runs.
-    pub fn add_bytes(&mut self, key: &Key, delta: isize, budget: usize, now: Instant) {
+    pub(crate) fn add_bytes(&mut self, key: &Key, delta: isize, budget: usize, now: Instant) {
         if let Some(e) = self.entries.get_mut(key) {
             e.bytes = e.bytes.saturating_add_signed(delta);
         }
