@@ -147,7 +147,7 @@ pub(crate) async fn respond_within(
 /// characters, a struct of its keys, `params` anything iterable), and what Python cannot
 /// take (an entry without `methodName` or `params`, an entry that is not a struct) fails the
 /// whole call at that entry, after the calls before it have run. Two differences, both
-/// deliberate (README, divergences 12 and 13): a batch inside a batch is refused as an
+/// deliberate (docs/guide/divergences.md, items 12 and 13): a batch inside a batch is refused as an
 /// unknown method, and a list of more than [`protocol::MAX_BATCH`] entries is refused.
 ///
 /// Every result is written as its call ends ([`xmlrpc::encode_value`]). With `shares`, each
@@ -299,7 +299,7 @@ impl Batch<'_> {
 }
 
 /// The items Python's `iter()` gives for a value: an array's items, a string's characters, a
-/// struct's keys (in key order: dxr's structs keep no document order, README divergence 26);
+/// struct's keys (in key order: dxr's structs keep no document order, divergence 26);
 /// for anything else, its type name (`int`, `NoneType`...), which is not iterable.
 fn python_iter(value: Value) -> Result<Vec<Value>, &'static str> {
     match value {

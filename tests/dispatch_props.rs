@@ -84,7 +84,7 @@ fn expect_call(
 ) -> Option<Result<Value, Fault>> {
     match Method::from_name(method) {
         Some(m) if m.is_original() => Some(model_answer(model, offline, method, params)),
-        // A batch inside a batch is refused as an unknown method (README divergence 12).
+        // A batch inside a batch is refused as an unknown method (divergence 12).
         Some(m) if m != Method::Multicall => None,
         _ => Some(Err(python_fault(fault::unsupported_method(method)))),
     }

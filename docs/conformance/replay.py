@@ -155,12 +155,12 @@ def replay(path, host, base, exact):
             documented = row.get("differs_as_documented")
             if documented and documented["instead"] == "no answer" and answer is None:
                 status = "DIFF"
-                why = f"README divergence {documented['divergence']}: {documented['why']}"
+                why = f"divergence {documented['divergence']}: {documented['why']}"
             elif documented and documented["instead"] != "no answer" and meets(
                 answer, documented["instead"], exact
             ):
                 status = "DIFF"
-                why = f"README divergence {documented['divergence']}: {documented['why']}"
+                why = f"divergence {documented['divergence']}: {documented['why']}"
             else:
                 status = "FAIL"
                 got = "no answer" if answer is None else f"HTTP {answer[0]} {answer[1][:300]!r}"

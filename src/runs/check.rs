@@ -1387,7 +1387,7 @@ async fn run_row(t: &Topology, row: &Row) -> Outcome {
             outcome.status = Status::Documented;
             outcome.divergence = Some(d.divergence);
             outcome.detail = format!(
-                "differs as documented (README divergence {}: {}): {}",
+                "differs as documented (divergence {}: {}): {}",
                 d.divergence,
                 d.why,
                 answer.describe()
