@@ -306,7 +306,7 @@ fn om4_over_13_nodes_holds() {
         "--seed",
         "1",
         "--round-timeout-ms",
-        "60000",
+        GENEROUS_ROUND_MS,
     ]);
     assert_eq!(code, 0, "{j} {err}");
     assert_eq!(j["verdict"], "holds");

@@ -213,11 +213,28 @@ impl Cluster {
         }
     }
 
-    /// `client ARGS --json` on this cluster: (exit code, parsed JSON or null, stderr).
+    /// `client ARGS --json` on this cluster: (exit code, parsed JSON or null, stderr). An
+    /// agreement run without its own `--round-timeout-ms` gets [`GENEROUS_ROUND_MS`]: a loyal
+    /// run never waits for the timeout (a round ends when every node has answered), so a long
+    /// one costs nothing on an idle machine and keeps a loaded one from making the run void.
     pub fn client_json(&self, args: &[&str]) -> (i32, Json, String) {
-        self.client().args(args).json()
+        let agreement = args.first().is_some_and(|a| ["om", "sm"].contains(a));
+        let timed = args.contains(&"--round-timeout-ms");
+        let mut c = self.client().args(args);
+        if agreement && !timed {
+            c = c.args(&["--round-timeout-ms", GENEROUS_ROUND_MS]);
+        }
+        if agreement {
+            // Only a hung run is ended: a large one on a loaded machine takes minutes.
+            c = c.timeout(Duration::from_secs(900));
+        }
+        c.json()
     }
 }
+
+/// The round timeout of the tests' agreement runs when they set none (the longest a node
+/// takes): only a hung test waits for it.
+pub const GENEROUS_ROUND_MS: &str = "600000";
 
 /// A client run to make: the Rust `client` or Python's `client.py`, its arguments, its
 /// deadline (120 s unless set).
