@@ -2,8 +2,10 @@
 //! BENCHMARKS.md, RELIABILITY.md and fuzz/README.md leads to a file (and its `#anchor` to a
 //! heading there), every repository path they name in backticks exists, and every command line
 //! of ours they print (`server`, `client`, `cargo run --bin ...`) parses with the binaries' own
-//! clap parsers. The guide's architecture chapter names every file of `src/`, and the cluster
-//! file it shows is `examples/cluster.toml`.
+//! clap parsers. The commands of README.md's "Five things to do with it" and the guide's void
+//! report run as shown, on the tests' own ports, and print the output the docs show. The
+//! guide's architecture chapter names every file of `src/`, and the cluster file it shows is
+//! `examples/cluster.toml`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -462,4 +464,256 @@ fn the_checks_find_what_is_broken() {
         vec![vec!["server", "--nodes", "P,R"], vec!["client", "--quiet"]]
     );
     assert!(anchors("# A: `b` (c)\n## A: `b` (c)\n").contains("a-b-c-1"));
+}
+
+/// How the tests run the commands the docs print with their output: the command as the docs
+/// print it (after `$ `), then the shell line run in its place. `{B}` is the test's own port
+/// base, where the docs rely on the default ports (8000-8003, or 9100 for `client check`,
+/// which the tests never use). `X & Y`: `X` is a server started in the background and ready
+/// (its `--nodes` ports, or P..S, accept) before `Y` starts; the last command is the one whose
+/// output is checked. Programs are named as the docs name them; see [`program`].
+const RUN_AS: &[(&str, &str)] = &[
+    // README.md, "Five things to do with it".
+    (
+        "server &  python3 client.py",
+        "server --port-base {B} & python3 client.py --port-base {B}",
+    ),
+    (
+        "python3 scripts/python/server.py --nodes Q,S &  server --nodes P,R &  client --quiet",
+        "python3 scripts/python/server.py --nodes Q,S --port-base {B} & \
+         server --nodes P,R --port-base {B} & client --port-base {B} --quiet",
+    ),
+    (
+        "client --spawn --faulty '' --behaviour S=two-faced om -m 1 --seed 42",
+        "client --port-base {B} --spawn --faulty '' --behaviour S=two-faced om -m 1 --seed 42",
+    ),
+    // explore starts its own clusters on free ports: it runs as shown.
+    (
+        "client explore -n 4 -m 1 --adversary all",
+        "client explore -n 4 -m 1 --adversary all",
+    ),
+    (
+        "client check --port-base 9100",
+        "python3 scripts/python/server.py --port-base {B} & client check --port-base {B}",
+    ),
+    // docs/guide/agreement.md, the void report: nothing listens on the block of {B}.
+    (
+        "client om -m 1 --seed 42",
+        "client --port-base {B} om -m 1 --seed 42",
+    ),
+];
+
+/// The program and leading arguments a command's first words stand for: `server` and
+/// `client` are our built binaries, `python3 client.py` (the original client) and `python3
+/// scripts/python/server.py` the Python stand-ins. The rest of the words follow.
+fn program(words: &[String]) -> std::process::Command {
+    use std::process::Command;
+    let (mut cmd, rest) = match words {
+        [first, rest @ ..] if first == "server" => {
+            (Command::new(crate::common::server_bin()), rest)
+        }
+        [first, rest @ ..] if first == "client" => {
+            (Command::new(crate::common::client_bin()), rest)
+        }
+        [python, script, rest @ ..] if python == "python3" => {
+            let script = match script.as_str() {
+                "client.py" => crate::common::python_client_script(),
+                "scripts/python/server.py" => crate::common::python_server_script(),
+                other => panic!("no stand-in for python3 {other}"),
+            };
+            let mut cmd = Command::new("python3");
+            cmd.arg(script);
+            (cmd, rest)
+        }
+        _ => panic!("no program for `{}`", words.join(" ")),
+    };
+    cmd.args(rest);
+    cmd
+}
+
+/// A command's words: split at white space, quotes around a word taken off (`''` is empty).
+fn words(command: &str) -> Vec<String> {
+    command
+        .split_whitespace()
+        .map(|w| {
+            let quoted = w.len() >= 2
+                && ((w.starts_with('\'') && w.ends_with('\''))
+                    || (w.starts_with('"') && w.ends_with('"')));
+            if quoted { &w[1..w.len() - 1] } else { w }.to_string()
+        })
+        .collect()
+}
+
+/// Run a command the docs print, the way [`RUN_AS`] says, on port base `base`: its background
+/// servers started and ready first (stopped when this returns), then the last command to its
+/// end (deadline 10 min: only a hung run waits for it). Returns (exit code, stdout, stderr).
+fn run_shown(shown: &str, base: u16) -> (i32, String, String) {
+    use crate::common::{Proc, port_of, run, wait_ports};
+    let Some((_, how)) = RUN_AS.iter().find(|(s, _)| *s == shown) else {
+        panic!(
+            "the docs show `$ {shown}`, which RUN_AS in tests/docs.rs does not know: add how the \
+             test runs it"
+        );
+    };
+    let how = how.replace("{B}", &base.to_string());
+    let mut parts: Vec<Vec<String>> = how.split('&').map(words).collect();
+    let last = parts.pop().unwrap();
+    let mut servers = Vec::new();
+    for server in parts {
+        let nodes = server
+            .iter()
+            .position(|w| w == "--nodes")
+            .map_or("PQRS".to_string(), |at| server[at + 1].replace(',', ""));
+        servers.push(Proc::spawn(program(&server)));
+        let ports: Vec<u16> = nodes.chars().map(|c| port_of(base, c)).collect();
+        wait_ports(&ports);
+    }
+    let result = run(program(&last), std::time::Duration::from_secs(600));
+    drop(servers);
+    result
+}
+
+/// The fenced blocks of a document's section (its `## ` heading to the next one), each as
+/// its lines.
+fn blocks_of(text: &str, heading: &str) -> Vec<Vec<String>> {
+    let section: String = text
+        .lines()
+        .skip_while(|l| *l != heading)
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with("## "))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert!(!section.is_empty(), "no section `{heading}`");
+    fenced_blocks(&section)
+}
+
+/// The fenced blocks of a text, each as its lines.
+fn fenced_blocks(text: &str) -> Vec<Vec<String>> {
+    let (mut blocks, mut open) = (Vec::new(), None::<Vec<String>>);
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            match open.take() {
+                Some(block) => blocks.push(block),
+                None => open = Some(Vec::new()),
+            }
+        } else if let Some(block) = &mut open {
+            block.push(line.to_string());
+        }
+    }
+    blocks
+}
+
+/// The first line of `shown` that `printed` lacks, reading both in order (each shown line is a
+/// whole line of `printed`, after the one before it); a shown line ending in `...` stands for
+/// every line that starts with what precedes the dots.
+fn first_missing<'a>(shown: &'a [String], printed: &str) -> Option<&'a str> {
+    let mut printed = printed.lines().map(str::trim_end);
+    shown
+        .iter()
+        .map(|l| l.trim_end())
+        .find(|line| !match line.strip_suffix("...") {
+            Some(start) => printed.any(|p| p.starts_with(start)),
+            None => printed.any(|p| p == *line),
+        })
+}
+
+/// README.md's "Five things to do with it" runs as shown: each of its five blocks is `$
+/// COMMAND` and a line of output, and that command, run as [`RUN_AS`] says on a port block of
+/// the test's own, exits 0 and prints that line (a line ending in `...` matches its start).
+/// The examples run at once, each on its own port block.
+#[test]
+fn the_readme_examples_run_as_shown() {
+    let blocks = blocks_of(
+        &read(&root().join("README.md")),
+        "## Five things to do with it",
+    );
+    assert_eq!(
+        blocks.len(),
+        5,
+        "README.md's \"Five things to do with it\" should hold five fenced blocks: {blocks:#?}"
+    );
+    let examples: Vec<(String, String)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, block)| match block.as_slice() {
+            [command, output] if command.starts_with("$ ") => {
+                (command[2..].trim().to_string(), output.clone())
+            }
+            _ => panic!(
+                "README.md's \"Five things to do with it\", block {}: expected `$ COMMAND` then \
+                 one line of output, found {block:#?}",
+                i + 1
+            ),
+        })
+        .collect();
+    for (command, _) in &examples {
+        assert!(
+            RUN_AS.iter().any(|(shown, _)| shown == command),
+            "README.md shows `$ {command}`, which RUN_AS in tests/docs.rs does not know: add how \
+             the test runs it"
+        );
+    }
+    // One thread an example: each waits on processes, not on the CPU.
+    let check = |(command, output): &(String, String)| -> Option<String> {
+        let (code, out, err) = run_shown(command, crate::common::port_base());
+        let missing = first_missing(std::slice::from_ref(output), &format!("{out}{err}"));
+        (code != 0 || missing.is_some()).then(|| {
+            format!(
+                "README.md: `$ {command}` should exit 0 and print `{output}`; it exited {code} \
+                 and printed:\n{out}{err}"
+            )
+        })
+    };
+    let problems: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = examples.iter().map(|e| s.spawn(move || check(e))).collect();
+        runs.into_iter().filter_map(|r| r.join().unwrap()).collect()
+    });
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// The void report docs/guide/agreement.md shows (the block with `VOID:`, `$ client om -m 1
+/// --seed 42` with no server running, then `$ echo $?`) is what the client prints: run on a
+/// port block where nothing listens, every line shown appears, in order, in its stdout then
+/// stderr (the hint names that port base instead of 8000), and it exits with the code shown.
+#[test]
+fn the_void_report_shown_is_printed() {
+    let chapter = read(&root().join("docs/guide/agreement.md"));
+    let voids: Vec<Vec<String>> = fenced_blocks(&chapter)
+        .into_iter()
+        .filter(|b| b.iter().any(|l| l.starts_with("VOID:")))
+        .collect();
+    let [block] = voids.as_slice() else {
+        panic!(
+            "docs/guide/agreement.md should show one void report (a block with `VOID:`), \
+             found {}",
+            voids.len()
+        );
+    };
+    let echo = block.iter().position(|l| l == "$ echo $?");
+    let (command, output, code) = match (block.first(), echo) {
+        (Some(first), Some(at)) if first.starts_with("$ ") && block.len() == at + 2 => {
+            (first[2..].trim(), &block[1..at], block[at + 1].trim())
+        }
+        _ => panic!(
+            "docs/guide/agreement.md's void report: expected `$ COMMAND`, its output, `$ echo \
+             $?` and the exit code, found {block:#?}"
+        ),
+    };
+    let base = crate::common::port_base();
+    let output: Vec<String> = output
+        .iter()
+        .map(|l| l.replace("--port-base 8000", &format!("--port-base {base}")))
+        .collect();
+    let (exit, out, err) = run_shown(command, base);
+    if let Some(line) = first_missing(&output, &format!("{out}{err}")) {
+        panic!(
+            "docs/guide/agreement.md: `$ {command}` with no server running did not print \
+             `{line}` (in the order shown); it printed:\n{out}{err}"
+        );
+    }
+    assert_eq!(
+        exit.to_string(),
+        code,
+        "docs/guide/agreement.md: the void report's exit code"
+    );
 }
