@@ -646,7 +646,6 @@ async fn explored(
     allow_unsafe: bool,
     summary: bool,
 ) -> String {
-    use generals::runs::driver;
     use generals::runs::explore::{self, Explore};
     use sha2::{Digest, Sha256};
 
@@ -657,7 +656,9 @@ async fn explored(
         behaviours: explore::default_behaviours(),
         orders: vec!["attack".into(), "retreat".into()],
         allow_unsafe,
-        round_timeout: driver::default_round_timeout(protocol, n, m),
+        // A round ends when every node has answered, so its timeout decides nothing here but
+        // whether a loaded machine makes a loyal node late (a void case): generous.
+        round_timeout: Duration::from_secs(30),
         seed: 9,
         jobs: 2,
         external: Vec::new(),
