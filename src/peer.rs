@@ -441,7 +441,12 @@ impl Peers {
     /// project makes may be asked twice: the agreement methods are idempotent per run (a
     /// start, order or round asked again is answered as the first one), and a request the
     /// server never read has done nothing.
-    async fn post(&self, url: &NodeUrl, body: String, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+    async fn post(
+        &self,
+        url: &NodeUrl,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
         let body = Bytes::from(body);
         let started = tokio::time::Instant::now();
         let timed_out = |_| PeerError::Timeout(timeout);
@@ -489,8 +494,8 @@ impl Peers {
         if length.is_some_and(|n| n > self.max_reply as u64) {
             return Err(too_large());
         }
-        let gzip = (response.headers().get(CONTENT_ENCODING))
-            .is_some_and(|v| v.as_bytes() == b"gzip");
+        let gzip =
+            (response.headers().get(CONTENT_ENCODING)).is_some_and(|v| v.as_bytes() == b"gzip");
         let mut bytes = Vec::with_capacity(length.map_or(1024, |n| n as usize));
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
