@@ -10,9 +10,12 @@
 #   --heavy          also the long agreement figures: explore n=10 m=3, OM(5) over 16 nodes
 #   --adversary      only the adversary's figures (`client explore --adversary`, its targets);
 #                    exit 1 when a target is missed
-#   --baseline REV   only the agreement figures (OM(4) over 13 nodes, OM(3) over 10, explore),
-#                    of this tree and of git revision REV built beside it (target/baseline/REV),
-#                    runs alternating in one sitting: the before/after of a change
+#   --baseline REV   only the agreement figures (OM(4) over 13 nodes, OM(3) over 10, explore)
+#                    and issue 32's targets (the 100-node all-to-all, send_message at 16
+#                    connections as a share of half the ceiling; with --heavy, explore n=10
+#                    m=3), of this tree and of git revision REV built beside it
+#                    (target/baseline/REV), runs alternating in one sitting: the before/after
+#                    of a change, with the ratio now/baseline
 # Builds what it needs (cargo build --release), picks free ports, never touches 8000-8003,
 # and stops every process it started, also on failure or Ctrl-C.
 set -euo pipefail

@@ -19,7 +19,7 @@ use crate::protocol::python_type_name;
 use crate::protocol::{self, fault};
 
 /// A node's URL (`http://HOST:PORT/...`), parsed once when the cluster is built: what every
-/// call to the node is made with ([`NodeUrl::url`]), and what messages show, as it was given
+/// call to the node is made with ([`NodeUrl::uri`]), and what messages show, as it was given
 /// ([`NodeUrl::as_str`]). Cheap to clone; equal and hashed as its text.
 #[derive(Clone)]
 pub struct NodeUrl(Arc<ParsedUrl>);
@@ -27,8 +27,10 @@ pub struct NodeUrl(Arc<ParsedUrl>);
 struct ParsedUrl {
     /// As given (a `--peer`, a cluster file) or made by the port rule.
     text: String,
-    /// Parsed, for the HTTP client.
-    url: reqwest::Url,
+    /// Parsed (and normalized: lower-case host, a path of at least `/`).
+    url: url::Url,
+    /// The same, as the HTTP client takes it.
+    uri: hyper::Uri,
     /// `HOST:PORT` as written in the text.
     authority: std::ops::Range<usize>,
     /// HOST as written in the text (brackets of an IPv6 address included).
@@ -50,15 +52,17 @@ impl NodeUrl {
         let authority = rest.split('/').next().unwrap_or(rest);
         let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
-        let url = reqwest::Url::parse(text).map_err(|_| bad())?;
+        let url = url::Url::parse(text).map_err(|_| bad())?;
         // What the HTTP client calls is where the text says: the same port, some host.
         if host.is_empty() || url.host().is_none() || url.port_or_known_default() != Some(port) {
             return Err(bad());
         }
+        let uri: hyper::Uri = url.as_str().parse().map_err(|_| bad())?;
         let start = "http://".len();
         Ok(NodeUrl(Arc::new(ParsedUrl {
             text: text.to_string(),
             url,
+            uri,
             authority: start..start + authority.len(),
             host: start..start + host.len(),
             port,
@@ -70,9 +74,14 @@ impl NodeUrl {
         &self.0.text
     }
 
-    /// The URL parsed, for the HTTP client.
-    pub(crate) fn url(&self) -> &reqwest::Url {
+    /// The URL parsed and normalized (what errors of calls to it name).
+    pub(crate) fn url(&self) -> &url::Url {
         &self.0.url
+    }
+
+    /// The URL as the HTTP client calls it (the normalized [`NodeUrl::url`]).
+    pub fn uri(&self) -> &hyper::Uri {
+        &self.0.uri
     }
 
     /// `HOST:PORT`, as written.

@@ -7,22 +7,35 @@
 //! (the one call whose size grows with a run), and every reply is read as CPython's client
 //! reads it ([`read_reply`], `xmlrpc::decode_response`), since peers of other libraries write
 //! what CPython reads and dxr refuses (issue 27). The HTTP part is ours, on one pooled
-//! `reqwest::Client` shared by every call the process makes, because `dxr_client::Client`
-//! sends no `Content-Type`, never looks at the HTTP status and reads replies of any size. Here
-//! every call has a timeout, sends `Content-Type: text/xml`, turns a status other than 200
-//! into [`PeerError::Http`] (with the reason phrase), decodes a gzip reply, and stops reading a
-//! reply at [`DEFAULT_MAX_REPLY`] bytes. `reqwest` keeps idle keep-alive connections per host,
-//! so node-to-node traffic reuses TCP connections instead of opening one per message as
-//! Python's `ServerProxy` does, but only to peers that serve others meanwhile (our own nodes;
-//! see `Connections`). Calls go to a [`NodeUrl`], parsed once when the cluster was built.
+//! hyper-util client (`hyper_util::client::legacy`) shared by every call the process makes,
+//! because `dxr_client::Client` sends no `Content-Type`, never looks at the HTTP status and
+//! reads replies of any size. Here every call has a timeout, sends `Content-Type: text/xml`,
+//! turns a status other than 200 into [`PeerError::Http`] (with the reason phrase), decodes a
+//! gzip reply, and stops reading a reply at [`DEFAULT_MAX_REPLY`] bytes. The pool keeps idle
+//! keep-alive connections per host, so node-to-node traffic reuses TCP connections instead of
+//! opening one per message as Python's `ServerProxy` does, but only to peers that serve others
+//! meanwhile (our own nodes; see `Connections`). Calls go to a [`NodeUrl`], parsed once when
+//! the cluster was built.
+//!
+//! Until issue 32 the client was reqwest (over the same hyper-util pool): its redirect,
+//! proxy, cookie and per-request machinery cost instructions on every node-to-node send and
+//! none of it was used. The requests' bytes and the transport errors' words stayed reqwest's
+//! (`tests/peer.rs` holds them; BENCHMARKS.md, "Issue 32", the figures).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dxr::{Fault, MethodCall, Value};
 use dxr_client::utils::request_to_body;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{
+    ACCEPT, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, SERVER, USER_AGENT,
+};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::calls::{Call, Method};
@@ -49,7 +62,7 @@ pub(crate) const POOL_IDLE: Duration = Duration::from_secs(4);
 const MAX_EXCERPT: usize = 200;
 
 /// User-Agent of our outgoing calls.
-const USER_AGENT: &str = concat!("generals/", env!("CARGO_PKG_VERSION"), " (dxr_client)");
+const USER_AGENT_VALUE: &str = concat!("generals/", env!("CARGO_PKG_VERSION"), " (dxr_client)");
 
 /// Why a call to a node of the cluster (a driver's, a client's) did not give what it needed.
 /// Displayed as one line, without the node's name (the caller's report puts it in front).
@@ -229,10 +242,13 @@ fn bad_reply(body: &str) -> String {
     )
 }
 
+/// The HTTP client under every outgoing call: hyper-util's pooled client over plain TCP.
+type Http = Client<HttpConnector, Full<Bytes>>;
+
 /// The outgoing side of a process: a connection pool, a timeout and a reply size cap.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    http: reqwest::Client,
+    http: Http,
     timeout: Duration,
     max_reply: usize,
     /// Which peers keep a connection usefully ([`Connections`]).
@@ -308,22 +324,23 @@ impl PeerSlot {
 impl Peers {
     /// A pool whose calls each time out after `timeout`.
     pub fn new(timeout: Duration) -> Result<Self, PeerError> {
-        let mut headers = HeaderMap::new();
-        // dxr_client's bodies go out without a Content-Type; Python's clients send text/xml.
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .default_headers(headers)
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        // Plain TCP to the address the URL names: no proxy from the environment (an
+        // HTTP_PROXY must not send node-to-node traffic, loopback included, elsewhere), the
+        // TCP options reqwest set by default before issue 32 (keep-alive probes, user timeout).
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout));
+        tcp.set_keepalive(Some(Duration::from_secs(15)));
+        tcp.set_keepalive_interval(Some(Duration::from_secs(15)));
+        tcp.set_keepalive_retries(Some(3));
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+        tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
+        let http = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(32)
-            .tcp_nodelay(true)
-            // Calls go straight to the cluster's nodes: an HTTP_PROXY in the environment
-            // must not send node-to-node traffic (loopback included) through a proxy.
-            .no_proxy()
-            .build()
-            .map_err(|e| PeerError::Other(format!("cannot build HTTP client: {e}")))?;
+            .build(tcp);
         Ok(Peers {
             http,
             timeout,
@@ -421,47 +438,71 @@ impl Peers {
         body: String,
         timeout: Duration,
     ) -> Result<Vec<u8>, PeerError> {
-        let classify = |e: &reqwest::Error| classify(e, timeout);
-        let body = bytes::Bytes::from(body);
+        let body = Bytes::from(body);
         let started = tokio::time::Instant::now();
-        let send = |left: Duration| {
-            let request = self.http.post(url.url().clone());
-            let request = self.connections.prepare(url, request);
-            request.timeout(left).body(body.clone()).send()
-        };
-        let mut response = match send(timeout).await {
-            Ok(r) => r,
-            Err(e) if closed_before_answer(&e) => {
+        let timed_out = |_| PeerError::Timeout(timeout);
+        let first = tokio::time::timeout(timeout, self.exchange(url, body.clone()));
+        match first.await.map_err(timed_out)? {
+            Err(Failed::Send(e)) if closed_before_answer(&e) => {
                 let left = timeout.saturating_sub(started.elapsed());
                 tracing::debug!("{url}: {e}; sending once more on a new connection");
-                send(left).await.map_err(|e| classify(&e))?
+                let again = tokio::time::timeout(left, self.exchange(url, body));
+                again.await.map_err(timed_out)?
             }
-            Err(e) => return Err(classify(&e)),
-        };
+            other => other,
+        }
+        .map_err(|failed| failed.classify(url, timeout))
+    }
+
+    /// One try of [`Peers::post`], without its timeout.
+    async fn exchange(&self, url: &NodeUrl, body: Bytes) -> Result<Vec<u8>, Failed> {
+        let mut request = hyper::Request::new(Full::new(body));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = url.uri().clone();
+        // The head reqwest wrote before issue 32, in its order (hyper-util adds `host`, hyper
+        // `content-length`): `tests/peer.rs` holds the bytes.
+        let headers = request.headers_mut();
+        if !self.connections.keeps(url) {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        // dxr_client's bodies go out without a Content-Type; Python's clients send text/xml.
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+        let response = self.http.request(request).await.map_err(Failed::Send)?;
         self.connections.learn(url, response.headers());
         let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            return Err(http_error(&response, url.as_str()));
+        if status != hyper::StatusCode::OK {
+            return Err(Failed::Peer(http_error(&response, url.as_str())));
         }
-        let too_large = || PeerError::Other(format!("reply larger than {} bytes", self.max_reply));
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_reply as u64)
-        {
+        let too_large = || {
+            Failed::Peer(PeerError::Other(format!(
+                "reply larger than {} bytes",
+                self.max_reply
+            )))
+        };
+        let length = hyper::body::Body::size_hint(response.body()).exact();
+        if length.is_some_and(|n| n > self.max_reply as u64) {
             return Err(too_large());
         }
-        let mut bytes = Vec::with_capacity(response.content_length().map_or(1024, |n| n as usize));
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if bytes.len() + chunk.len() > self.max_reply {
-                return Err(too_large());
+        let gzip =
+            (response.headers().get(CONTENT_ENCODING)).is_some_and(|v| v.as_bytes() == b"gzip");
+        let mut bytes = Vec::with_capacity(length.map_or(1024, |n| n as usize));
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(Failed::Body)?;
+            if let Ok(chunk) = frame.into_data() {
+                if bytes.len() + chunk.len() > self.max_reply {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            bytes.extend_from_slice(&chunk);
         }
-        match response.headers().get(reqwest::header::CONTENT_ENCODING) {
-            // Python's client compares the header with "gzip" exactly, and reads any other
-            // answer as it is.
-            Some(v) if v.as_bytes() == b"gzip" => gunzip(&bytes, self.max_reply),
-            _ => Ok(bytes),
+        // Python's client compares the header with "gzip" exactly, and reads any other
+        // answer as it is.
+        match gzip {
+            true => gunzip(&bytes, self.max_reply).map_err(Failed::Peer),
+            false => Ok(bytes),
         }
     }
 
@@ -586,11 +627,53 @@ fn answer(reply: &[u8]) -> Result<Value, PeerError> {
     }
 }
 
+/// How one try of a call failed ([`Peers::exchange`]).
+#[derive(Debug)]
+enum Failed {
+    /// Sending the request or reading the answer's head.
+    Send(hyper_util::client::legacy::Error),
+    /// Reading the answer's body.
+    Body(hyper::Error),
+    /// Known already.
+    Peer(PeerError),
+}
+
+impl Failed {
+    /// The caller's error: a refused connection and a timeout by their kind; anything else
+    /// in the words reqwest used before issue 32 (they reach callers in faults, as Python's
+    /// `OSError`: `tests/peer.rs` holds them): what failed, then each cause.
+    fn classify(self, url: &NodeUrl, timeout: Duration) -> PeerError {
+        let (what, error): (String, &(dyn std::error::Error + 'static)) = match &self {
+            Failed::Peer(e) => return e.clone(),
+            Failed::Send(e) => (format!("error sending request for url ({})", url.url()), e),
+            Failed::Body(e) => (
+                "error decoding response body: request or response body error".to_string(),
+                e,
+            ),
+        };
+        let mut chain = vec![what];
+        let mut source = Some(error);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return PeerError::Refused,
+                    std::io::ErrorKind::TimedOut => return PeerError::Timeout(timeout),
+                    _ => {}
+                }
+            }
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        chain.dedup();
+        PeerError::Other(chain.join(": "))
+    }
+}
+
 /// Whether a call failed because its connection was closed or reset before any byte of the
-/// answer came (not a timeout, not a refused connection): the race of a reused keep-alive
-/// connection that the server closed meanwhile.
-fn closed_before_answer(e: &reqwest::Error) -> bool {
-    if e.is_timeout() || e.is_connect() {
+/// answer came (not a refused connection): the race of a reused keep-alive connection that
+/// the server closed meanwhile.
+fn closed_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
         return false;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -613,7 +696,7 @@ fn closed_before_answer(e: &reqwest::Error) -> bool {
 
 /// A status other than 200, with the reason phrase the peer sent (hyper keeps one that is not
 /// the canonical phrase; the canonical one otherwise).
-fn http_error(response: &reqwest::Response, url: &str) -> PeerError {
+fn http_error<B>(response: &hyper::Response<B>, url: &str) -> PeerError {
     let status = response.status();
     let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
         Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
@@ -658,23 +741,18 @@ struct Connections {
 }
 
 impl Connections {
-    /// `request` to `url`, asking the peer to close after answering unless it is known to
-    /// serve connections concurrently.
-    fn prepare(&self, url: &NodeUrl, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let known = self
-            .concurrent
+    /// Whether a call to `url` may keep its connection: its peer is known to serve
+    /// connections concurrently. Else the call asks the peer to close after answering.
+    fn keeps(&self, url: &NodeUrl) -> bool {
+        self.concurrent
             .read()
             .map(|set| set.contains(url.authority()))
-            .unwrap_or(false);
-        match known {
-            true => request,
-            false => request.header(reqwest::header::CONNECTION, "close"),
-        }
+            .unwrap_or(false)
     }
 
     /// Remember `url`'s peer as one of ours when its answer says so.
     fn learn(&self, url: &NodeUrl, headers: &HeaderMap) {
-        let ours = headers.get(reqwest::header::SERVER).is_some_and(|v| {
+        let ours = headers.get(SERVER).is_some_and(|v| {
             v.as_bytes()
                 .starts_with(crate::protocol::SERVER_PRODUCT.as_bytes())
         });
@@ -687,27 +765,6 @@ impl Connections {
             set.insert(a.to_string());
         }
     }
-}
-
-fn classify(e: &reqwest::Error, timeout: Duration) -> PeerError {
-    if e.is_timeout() {
-        return PeerError::Timeout(timeout);
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut chain = Vec::new();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return PeerError::Refused,
-                std::io::ErrorKind::TimedOut => return PeerError::Timeout(timeout),
-                _ => {}
-            }
-        }
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    chain.dedup();
-    PeerError::Other(chain.join(": "))
 }
 
 /// Calls to distinct nodes [`each_node`] has in flight at once: as many as a run may have

@@ -633,3 +633,126 @@ async fn behaviours_change_between_runs_not_within() {
     let _ = stop.send(());
     let _ = serving.await;
 }
+
+/// What an exploration found, case by case: the counts, the counterexample (the first case in
+/// case order that is violated and not void, as the explorer picks it), and a SHA-256 of every
+/// case's verdict, decisions and messages per round in case order, whatever order the jobs
+/// finished them in. Run in process through the library's `run_cases`, as `client explore`
+/// runs it; with `summary`, `explore`'s own summary must say the same.
+async fn explored(
+    protocol: generals::runs::driver::Protocol,
+    n: usize,
+    m: usize,
+    allow_unsafe: bool,
+    summary: bool,
+) -> String {
+    use generals::runs::explore::{self, Explore};
+    use sha2::{Digest, Sha256};
+
+    let e = Explore {
+        protocol,
+        n,
+        m,
+        behaviours: explore::default_behaviours(),
+        orders: vec!["attack".into(), "retreat".into()],
+        allow_unsafe,
+        // A round ends when every node has answered, so its timeout decides nothing here but
+        // whether a loaded machine makes a loyal node late (a void case): generous.
+        round_timeout: Duration::from_secs(30),
+        seed: 9,
+        jobs: 2,
+        external: Vec::new(),
+    };
+    let all = explore::cases(&e);
+    let mut reports = vec![None; all.len()];
+    explore::run_cases(
+        &e,
+        all.len(),
+        |i| all[i].clone(),
+        |_, _| {},
+        |i, r| reports[i] = Some(r),
+    )
+    .await
+    .unwrap();
+    let reports: Vec<_> = reports.into_iter().map(Option::unwrap).collect();
+    let lines: String = (reports.iter().enumerate())
+        .map(|(i, r)| {
+            format!(
+                "{i} {:?} ic1={} ic2={} loyal={:?} traitors={:?} per_round={:?} problems={:?}\n",
+                r.verdict,
+                r.ic1,
+                r.ic2,
+                r.decisions,
+                r.traitor_decisions,
+                r.messages_per_round,
+                r.problems
+            )
+        })
+        .collect();
+    let counted = |f: &dyn Fn(&generals::agreement::checker::Report) -> bool| {
+        reports.iter().filter(|r| !r.is_void() && f(r)).count()
+    };
+    let first = (reports.iter().zip(&all)).find(|(r, _)| !r.is_void() && !r.holds());
+    let found = |c: Option<(&explore::Case, &generals::agreement::checker::Report)>| {
+        c.map(|(case, r)| format!("{case}: {:?} {:?}", r.decisions, r.problems))
+            .unwrap_or_else(|| "none".into())
+    };
+    let counts = format!(
+        "cases {} ic1 {} ic2 {} void {}; counterexample {}",
+        reports.len(),
+        counted(&|r| r.ic1),
+        counted(&|r| r.ic2),
+        reports.iter().filter(|r| r.is_void()).count(),
+        found(first.map(|(r, c)| (c, r)))
+    );
+    if summary {
+        let s = explore::explore(&e, |_, _| {}).await.unwrap();
+        let theirs = format!(
+            "cases {} ic1 {} ic2 {} void {}; counterexample {}",
+            s.cases,
+            s.ic1_held,
+            s.ic2_held,
+            s.void,
+            found(s.counterexample.as_ref().map(|(c, r)| (c, r)))
+        );
+        assert_eq!(theirs, counts, "explore's summary and its cases");
+    }
+    let hex: String = (Sha256::digest(lines.as_bytes()).iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{counts}; cases' sha256 {hex}")
+}
+
+/// Issue 32: making the explorer faster changes none of its findings. The expected values were
+/// recorded from the code before any of that issue's changes (commit cacd246); n=6, m=2 is
+/// below the bound, for a counterexample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorers_findings_stay_those_recorded_before_issue_32() {
+    use generals::runs::driver::Protocol;
+    for (n, m, allow_unsafe, summary, want) in [
+        (
+            4,
+            1,
+            false,
+            true,
+            "cases 26 ic1 26 ic2 26 void 0; counterexample none; cases' sha256 b3526a25b47e4c811c61091bdd931e21e92a56e77ddef1e30a6fa35bcda685ba",
+        ),
+        (
+            7,
+            2,
+            false,
+            false,
+            "cases 422 ic1 422 ic2 422 void 0; counterexample none; cases' sha256 16bc60a444fd9edb09501b859c700f6c4715887f5532d81081078f95a4f813cc",
+        ),
+        (
+            6,
+            2,
+            true,
+            true,
+            "cases 308 ic1 269 ic2 218 void 0; counterexample order attack, traitors: Q=silent R=silent (seed 73): {\"S\": \"retreat\", \"T\": \"retreat\", \"U\": \"retreat\"} [\"IC2 violated: the commander P is loyal and ordered attack, but S decided retreat, T decided retreat, U decided retreat\"]; cases' sha256 aaafcd0864b80ddcb8e7362f8b4db8805bfd620db5a93f90b502bf5419e2afd1",
+        ),
+    ] {
+        let got = explored(Protocol::Om, n, m, allow_unsafe, summary).await;
+        assert_eq!(got, want, "OM n={n} m={m}");
+    }
+}

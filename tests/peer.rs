@@ -612,3 +612,159 @@ fn a_node_of_another_library_is_refused_by_name() {
         );
     }
 }
+
+/// A peer that keeps the bytes of every request it reads and does `answer` with the
+/// connection after each (writes bytes, resets, or closes); it reads a next request on the
+/// same connection only after an answer that is not empty, to a request that did not ask it
+/// to close.
+async fn scripted_peer(
+    answer: fn(&mut tokio::net::TcpStream) -> Vec<u8>,
+) -> (NodeUrl, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            let request: Vec<u8> = buf.drain(..end + 4 + length).collect();
+                            let close = String::from_utf8_lossy(&request)
+                                .to_ascii_lowercase()
+                                .contains("\r\nconnection: close\r\n");
+                            kept.lock().unwrap().push(request);
+                            let bytes = answer(&mut stream);
+                            let _ = stream.write_all(&bytes).await;
+                            if bytes.is_empty() || close {
+                                return; // dropped: closed, or reset after a zero linger
+                            }
+                            continue;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// A `receive_message` call as our client sends it to a peer not known to serve others
+/// meanwhile (issue 27, item 13), then to one of ours.
+const CLOSE: &str = "POST / HTTP/1.1\r\nconnection: close\r\naccept: */*\r\nuser-agent: generals/0.1.0 (dxr_client)\r\ncontent-type: text/xml\r\nhost: 127.0.0.1:PORT\r\ncontent-length: 206\r\n\r\n<?xml version=\"1.0\"?>\n<methodCall><methodName>receive_message</methodName><params><param><value><string>P</string></value></param><param><value><string>attack</string></value></param></params></methodCall>\n";
+const KEEP: &str = "POST / HTTP/1.1\r\naccept: */*\r\nuser-agent: generals/0.1.0 (dxr_client)\r\ncontent-type: text/xml\r\nhost: 127.0.0.1:PORT\r\ncontent-length: 206\r\n\r\n<?xml version=\"1.0\"?>\n<methodCall><methodName>receive_message</methodName><params><param><value><string>P</string></value></param><param><value><string>attack</string></value></param></params></methodCall>\n";
+
+/// Issue 32 changed the HTTP client under every outgoing call: the bytes of its requests and
+/// the words of its transport errors (which reach callers inside faults, as Python's
+/// `OSError`) are those recorded from the client before it (reqwest, commit cacd246), the
+/// peer's port written as PORT.
+#[tokio::test]
+async fn requests_and_transport_errors_are_the_bytes_of_before() {
+    fn reset(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+        #[allow(deprecated)]
+        let _ = s.set_linger(Some(Duration::ZERO));
+        Vec::new()
+    }
+    type Answer = fn(&mut tokio::net::TcpStream) -> Vec<u8>;
+    let rows: Vec<(&str, Answer, &str)> = vec![
+        (
+            "closed unanswered",
+            |_| Vec::new(),
+            "Other(\"error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): connection closed before message completed\") / <class 'OSError'>:error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): connection closed before message completed",
+        ),
+        (
+            "reset unanswered",
+            reset,
+            "Other(\"error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): connection error: Connection reset by peer (os error 104)\") / <class 'OSError'>:error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): connection error: Connection reset by peer (os error 104)",
+        ),
+        (
+            "not HTTP",
+            |_| b"HELLO THERE\r\n\r\n".to_vec(),
+            "Other(\"error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): invalid HTTP version parsed\") / <class 'OSError'>:error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): invalid HTTP version parsed",
+        ),
+        (
+            "a body cut short",
+            |_| {
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<?xml"
+                    .to_vec()
+            },
+            "Other(\"error decoding response body: request or response body error: error reading a body from connection: end of file before message length reached\") / <class 'OSError'>:error decoding response body: request or response body error: error reading a body from connection: end of file before message length reached",
+        ),
+        (
+            "a chunk cut short",
+            |_| b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n<?xml".to_vec(),
+            "Other(\"error decoding response body: request or response body error: error reading a body from connection: end of file before message length reached\") / <class 'OSError'>:error decoding response body: request or response body error: error reading a body from connection: end of file before message length reached",
+        ),
+        (
+            "a bad header",
+            |_| b"HTTP/1.1 200 OK\r\nContent Type: text/xml\r\n\r\n".to_vec(),
+            "Other(\"error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): invalid HTTP header parsed\") / <class 'OSError'>:error sending request for url (http://127.0.0.1:PORT/): client error (SendRequest): invalid HTTP header parsed",
+        ),
+        (
+            "a reason of its own",
+            |_| b"HTTP/1.1 400 Nope Nope\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "Http { status: 400, reason: \"Nope Nope\", url: \"http://127.0.0.1:PORT/\" } / <class 'xmlrpc.client.ProtocolError'>:<ProtocolError for 127.0.0.1:PORT/: 400 Nope Nope>",
+        ),
+    ];
+    let args = [Value::String("P".into()), Value::String("attack".into())];
+    let mut requests = Vec::new();
+    for (name, answer, want) in rows {
+        let (url, seen) = scripted_peer(answer).await;
+        let port = url.port().to_string();
+        let peers = Peers::new(Duration::from_secs(5)).unwrap();
+        let got = match peers.call(&url, "receive_message", &args).await {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!("{e:?} / {}", e.python_fault()),
+        }
+        .replace(&port, "PORT");
+        assert_eq!(got, want, "{name}");
+        let seen = seen.lock().unwrap().clone();
+        requests.extend(
+            seen.into_iter()
+                .map(|r| String::from_utf8(r).unwrap().replace(&port, "PORT")),
+        );
+    }
+    // Every request, the retried ones included, was the same first call: nothing kept.
+    requests.dedup();
+    assert_eq!(requests, [CLOSE]);
+
+    // One of our nodes, which names itself: its first call closes, the next ones keep the
+    // connection.
+    let (url, seen) = scripted_peer(|_| {
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: {}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{OK_REPLY}",
+            generals::protocol::SERVER,
+            OK_REPLY.len()
+        )
+        .into_bytes()
+    })
+    .await;
+    let port = url.port().to_string();
+    let peers = Peers::new(Duration::from_secs(5)).unwrap();
+    for _ in 0..3 {
+        assert!(peers.call(&url, "receive_message", &args).await.is_ok());
+    }
+    let seen: Vec<String> = (seen.lock().unwrap().iter())
+        .map(|r| String::from_utf8(r.clone()).unwrap().replace(&port, "PORT"))
+        .collect();
+    assert_eq!(seen, [CLOSE, KEEP, KEEP]);
+}
