@@ -23,7 +23,9 @@
 //! escaping only `&`, `<`, `>`) is Python's byte for byte, so a capture of a Rust node looks
 //! like a capture of the original; batches are compact. Reading: a plain call (string
 //! parameters, the layout Python and dxr write) is taken by [`plain_call`] without the general
-//! reader; anything else goes through [`read`], CPython's `Unmarshaller` event for event. We
+//! reader, and so is a plain reply (strings, integers, arrays and structs of them in the layout
+//! CPython and we write: [`plain_response`]); anything else goes through [`read`], CPython's
+//! `Unmarshaller` event for event. We
 //! refuse what a node must never process (DOCTYPE and entity declarations, nesting deeper than
 //! [`MAX_DEPTH`]). Characters XML 1.0 forbids are refused with expat's own fault
 //! ([`check_chars`]), where expat meets them, and never written ([`escape_into`]).
@@ -99,7 +101,13 @@ pub(crate) const NO_METHOD_NAME: &str = "None";
 /// the tuple of all of them when there are none or several (held as an array), or the fault.
 /// Every reply of an outgoing call is read here (`peer`).
 pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
-    match loads(body)? {
+    let doc = document(body)?;
+    if doc.flaw.is_none()
+        && let Some(reply) = plain_response(&doc.text)
+    {
+        return Ok(reply);
+    }
+    match read::loads(&doc.text, doc.flaw)? {
         Loaded::Values { mut params, .. } => Ok(Ok(match params.len() {
             1 => params.remove(0),
             _ => Value::Array(params),
@@ -125,22 +133,7 @@ pub fn loads(body: &[u8]) -> Result<Loaded, DecodeError> {
 /// a `receive_message` call's cost, more than a bare hyper server spends on a whole request;
 /// this is a small fraction of it (BENCHMARKS.md, "Close to the limit").
 fn plain_call(text: &str) -> Option<MethodCall<'static>> {
-    fn tag<'a>(rest: &'a str, tag: &str) -> Option<&'a str> {
-        rest.trim_start_matches('\n').strip_prefix(tag)
-    }
-    /// The text up to the next `<`, which must start `close`.
-    fn plain<'a>(rest: &'a str, close: &str) -> Option<(&'a str, &'a str)> {
-        let end = memchr::memchr(b'<', rest.as_bytes())?;
-        let text = &rest[..end];
-        if memchr::memchr3(b'&', b'>', b'\r', text.as_bytes()).is_some() {
-            return None;
-        }
-        Some((text, rest[end..].strip_prefix(close)?))
-    }
-    let mut rest = ["<?xml version='1.0'?>", "<?xml version=\"1.0\"?>"]
-        .iter()
-        .find_map(|decl| text.strip_prefix(decl))
-        .unwrap_or(text);
+    let mut rest = after_declaration(text);
     rest = tag(rest, "<methodCall>")?;
     rest = tag(rest, "<methodName>")?;
     let (name, after) = plain(rest, "</methodName>")?;
@@ -163,6 +156,184 @@ fn plain_call(text: &str) -> Option<MethodCall<'static>> {
             name: name.to_string().into(),
             params,
         })
+}
+
+/// The reply nearly every outgoing call gets, read without the general reader: a
+/// `methodResponse` laid out as CPython's `xmlrpc.server` and our nodes write it (an optional
+/// declaration without an encoding, line breaks only between elements), whose values are
+/// `<string>`s whose text has no `>`, carriage return or reference but the five predefined
+/// entities (Python's `escape` writes `&amp;`, `&lt;`, `&gt;`), `<int>`/`<i8>` of plain
+/// decimal digits, `<boolean>` 0 or 1, and arrays and structs of them (a few levels deep); or a
+/// fault of such a struct. That is the answer of `receive_message`, `send_message` and
+/// `om_message` (one string), of a relay batch (`system.multicall`: an array of one-string
+/// arrays and fault structs, whose strings start `<class '...'>`), and of the driver's calls
+/// (`node_info`, `om_round`, `om_decide`: structs of strings, integers, booleans, arrays).
+/// `None` for anything else (character references, CDATA, comments, attributes, other
+/// whitespace, other types, a declared encoding), which [`read::loads`] then reads; what this
+/// reads, [`read::loads`] reads the same (tests below; `tests/codec_oracle.rs` and
+/// `tests/cpython_oracle.rs` read replies through it against dxr and CPython).
+///
+/// Why: the general reader was a fifth of an exploration's instructions and, per
+/// `send_message`, as much as the whole outgoing call's body writer (BENCHMARKS.md, "Issue
+/// 32").
+fn plain_response(text: &str) -> Option<Result<Value, Fault>> {
+    let mut rest = tag(after_declaration(text), "<methodResponse>")?;
+    let reply = if let Some(after) = tag(rest, "<params>") {
+        rest = after;
+        let mut params = Vec::new();
+        loop {
+            if let Some(after) = tag(rest, "</params>") {
+                rest = after;
+                break;
+            }
+            let (value, after) = plain_value(tag(rest, "<param>")?, 0)?;
+            rest = tag(after, "</param>")?;
+            params.push(value);
+        }
+        // As [`decode_response`]: the one value, or all of them as an array.
+        Ok(match params.len() {
+            1 => params.pop()?,
+            _ => Value::Array(params),
+        })
+    } else {
+        let (value, after) = plain_value(tag(rest, "<fault>")?, 0)?;
+        rest = tag(after, "</fault>")?;
+        // A struct that is no fault of ours is the general reader's to refuse.
+        Err(read::fault_of(value).ok()?)
+    };
+    rest = tag(rest, "</methodResponse>")?;
+    rest.trim_start_matches('\n').is_empty().then_some(reply)
+}
+
+/// How many arrays and structs deep [`plain_value`] reads; deeper is the general reader's
+/// (which refuses documents deeper than [`MAX_DEPTH`] elements: this stays well within it).
+const PLAIN_NESTING: usize = 8;
+
+/// One `<value>` of [`plain_response`], `nesting` arrays and structs deep, and the text after
+/// it; `None` when it is not a plain one.
+fn plain_value(rest: &str, nesting: usize) -> Option<(Value, &str)> {
+    let rest = tag(rest, "<value>")?.trim_start_matches('\n');
+    let (value, rest) = if let Some(rest) = rest.strip_prefix("<string>") {
+        let (text, rest) = plain_text(rest, "</string>")?;
+        (Value::String(text), rest)
+    } else if let Some(rest) = rest.strip_prefix("<int>") {
+        let (digits, rest) = plain(rest, "</int>")?;
+        (plain_int(digits)?, rest)
+    } else if let Some(rest) = rest.strip_prefix("<i8>") {
+        let (digits, rest) = plain(rest, "</i8>")?;
+        (plain_int(digits)?, rest)
+    } else if let Some(rest) = rest.strip_prefix("<boolean>") {
+        // Exactly `0` or `1`, as CPython's `end_boolean` takes; anything else is its
+        // `TypeError`, the general reader's to raise.
+        match plain(rest, "</boolean>")? {
+            ("0", rest) => (Value::Boolean(false), rest),
+            ("1", rest) => (Value::Boolean(true), rest),
+            _ => return None,
+        }
+    } else if nesting >= PLAIN_NESTING {
+        return None;
+    } else if let Some(mut rest) = rest.strip_prefix("<array>") {
+        rest = tag(rest, "<data>")?;
+        let mut items = Vec::new();
+        loop {
+            if let Some(after) = tag(rest, "</data>") {
+                rest = after;
+                break;
+            }
+            let (item, after) = plain_value(rest, nesting + 1)?;
+            items.push(item);
+            rest = after;
+        }
+        (Value::Array(items), tag(rest, "</array>")?)
+    } else if let Some(mut rest) = rest.strip_prefix("<struct>") {
+        let mut members = std::collections::BTreeMap::new();
+        loop {
+            if let Some(after) = tag(rest, "</struct>") {
+                rest = after;
+                break;
+            }
+            let (name, after) = plain_text(tag(tag(rest, "<member>")?, "<name>")?, "</name>")?;
+            let (value, after) = plain_value(after, nesting + 1)?;
+            rest = tag(after, "</member>")?;
+            // A later member of the same name wins, as in Python's dict.
+            members.insert(name, value);
+        }
+        (Value::Struct(members), rest)
+    } else {
+        return None;
+    };
+    Some((value, tag(rest, "</value>")?))
+}
+
+/// An integer's text as Python's `int()` reads it, for the plain form only: an optional `-`
+/// and at most 19 ASCII digits that fit 64 bits (an `i4` when it fits, as the general reader
+/// holds it); `None` for anything else (whitespace, `+`, `_`, beyond 64 bits).
+fn plain_int(text: &str) -> Option<Value> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = text.parse().ok()?;
+    Some(i32::try_from(n).map_or(Value::Long(n), Value::Integer))
+}
+
+/// The text up to the next `<`, which must start `close`, with the five predefined entities
+/// replaced, and the rest after `close`; `None` when the text holds `>` (`]]>` is not
+/// allowed in text), a carriage return (line ends are normalized) or any other reference.
+fn plain_text<'a>(rest: &'a str, close: &str) -> Option<(String, &'a str)> {
+    let end = memchr::memchr(b'<', rest.as_bytes())?;
+    let raw = &rest[..end];
+    let rest = rest[end..].strip_prefix(close)?;
+    if memchr::memchr2(b'>', b'\r', raw.as_bytes()).is_some() {
+        return None;
+    }
+    if memchr::memchr(b'&', raw.as_bytes()).is_none() {
+        return Some((raw.to_string(), rest));
+    }
+    let mut pieces = raw.split('&');
+    let mut text = String::with_capacity(raw.len());
+    text.push_str(pieces.next()?);
+    for piece in pieces {
+        let (c, after) = [
+            ("lt;", '<'),
+            ("gt;", '>'),
+            ("amp;", '&'),
+            ("quot;", '"'),
+            ("apos;", '\''),
+        ]
+        .iter()
+        .find_map(|(entity, c)| Some((*c, piece.strip_prefix(entity)?)))?;
+        text.push(c);
+        text.push_str(after);
+    }
+    Some((text, rest))
+}
+
+/// `text` after the declaration Python's `xmlrpc`, dxr and our writers put first (none of them
+/// names an encoding), or all of `text` when it has neither.
+fn after_declaration(text: &str) -> &str {
+    ["<?xml version='1.0'?>", "<?xml version=\"1.0\"?>"]
+        .iter()
+        .find_map(|decl| text.strip_prefix(decl))
+        .unwrap_or(text)
+}
+
+/// `rest` after line breaks and then `tag`, for the plain readers ([`plain_call`],
+/// [`plain_response`]).
+fn tag<'a>(rest: &'a str, tag: &str) -> Option<&'a str> {
+    rest.trim_start_matches('\n').strip_prefix(tag)
+}
+
+/// The text up to the next `<`, which must start `close`, and the rest after `close`; `None`
+/// when the text holds `&`, `>` or a carriage return (references, `]]>` and line-end
+/// normalization are the general reader's).
+fn plain<'a>(rest: &'a str, close: &str) -> Option<(&'a str, &'a str)> {
+    let end = memchr::memchr(b'<', rest.as_bytes())?;
+    let text = &rest[..end];
+    if memchr::memchr3(b'&', b'>', b'\r', text.as_bytes()).is_some() {
+        return None;
+    }
+    Some((text, rest[end..].strip_prefix(close)?))
 }
 
 /// A body as text ([`encoding`]) and its first lexical flaw, with its byte offset in the
@@ -597,6 +768,342 @@ mod tests {
             body.push_str(&format!("</params>{sep}</methodCall>{sep}"));
             if let Some(plain) = plain_call(&body) {
                 proptest::prop_assert_eq!(Some((plain.name.to_string(), plain.params)), general(&body));
+            }
+        }
+    }
+
+    /// The general reader's reply (as [`decode_response`] makes it), for comparing
+    /// [`plain_response`] with it.
+    fn general_reply(text: &str) -> Option<Result<Value, Fault>> {
+        match read::loads(text, None).ok()? {
+            Loaded::Values { mut params, .. } => Some(Ok(match params.len() {
+                1 => params.remove(0),
+                _ => Value::Array(params),
+            })),
+            Loaded::Fault(f) => Some(Err(f)),
+        }
+    }
+
+    /// A reply carrying `value` in CPython's layout (`xmlrpc.server`), byte for byte.
+    fn cpython_reply(value_xml: &str) -> String {
+        format!(
+            "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n{value_xml}</param>\n</params>\n</methodResponse>\n"
+        )
+    }
+
+    /// A relay batch's answer as CPython's `system.multicall` and our nodes write it: a stored
+    /// message, then a refused one.
+    const MULTICALL_ANSWER: &str = "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><array><data>\n<value><array><data>\n<value><string>1765130000000001</string></value>\n</data></array></value>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'ValueError'&gt;:late: round 1 is closed (this node is in round 2) in run 'om-1'</string></value>\n</member>\n</struct></value>\n</data></array></value>\n</param>\n</params>\n</methodResponse>\n";
+
+    #[test]
+    fn plain_replies_read_as_the_general_reader_reads_them() {
+        let s = |t: &str| Value::String(t.into());
+        let late =
+            "<class 'ValueError'>:late: round 1 is closed (this node is in round 2) in run 'om-1'";
+        let fault = Value::Struct(
+            [
+                ("faultCode".to_string(), Value::Integer(1)),
+                ("faultString".to_string(), s(late)),
+            ]
+            .into(),
+        );
+        // Each row: the body, and what both readers read.
+        let taken: Vec<(String, Result<Value, Fault>)> = vec![
+            // send_message / receive_message / om_message, CPython's bytes and ours.
+            (
+                cpython_reply("<value><string>Message received from Q: attack</string></value>\n"),
+                Ok(s("Message received from Q: attack")),
+            ),
+            (encode_response(&s("1765130000000001")), Ok(s("1765130000000001"))),
+            (
+                MULTICALL_ANSWER.to_string(),
+                Ok(Value::Array(vec![
+                    Value::Array(vec![s("1765130000000001")]),
+                    fault.clone(),
+                ])),
+            ),
+            (
+                encode_array_response(vec![
+                    encode_value(&Value::Array(vec![s("1")])),
+                    encode_value(&fault),
+                ]),
+                Ok(Value::Array(vec![Value::Array(vec![s("1")]), fault.clone()])),
+            ),
+            // om_round's report: a struct of integers and a struct.
+            (
+                encode_response(&Value::Struct(
+                    [
+                        ("round".to_string(), Value::Integer(2)),
+                        ("sent".to_string(), Value::Integer(-2_147_483_648)),
+                        ("big".to_string(), Value::Long(i64::MAX)),
+                        ("failed_to".to_string(), Value::Struct([("R".to_string(), Value::Integer(0))].into())),
+                    ]
+                    .into(),
+                )),
+                Ok(Value::Struct(
+                    [
+                        ("round".to_string(), Value::Integer(2)),
+                        ("sent".to_string(), Value::Integer(-2_147_483_648)),
+                        ("big".to_string(), Value::Long(i64::MAX)),
+                        ("failed_to".to_string(), Value::Struct([("R".to_string(), Value::Integer(0))].into())),
+                    ]
+                    .into(),
+                )),
+            ),
+            // A fault reply, as encode_fault (Python's bytes) writes it.
+            (
+                encode_fault(&Fault::new(1, late.into())),
+                Err(Fault::new(1, late.into())),
+            ),
+            // Compact, without a declaration, dxr's declaration; empty and entity-only strings;
+            // whitespace and non-ASCII kept; no params and two params are an array.
+            (
+                "<methodResponse><params><param><value><string></string></value></param></params></methodResponse>".into(),
+                Ok(s("")),
+            ),
+            (
+                "<?xml version=\"1.0\"?><methodResponse><params><param><value><string>&amp;&lt;&gt;&quot;&apos;</string></value></param></params></methodResponse>".into(),
+                Ok(s("&<>\"'")),
+            ),
+            (
+                cpython_reply("<value><string> é 語\t\n🦀 '\"</string></value>\n"),
+                Ok(s(" é 語\t\n🦀 '\"")),
+            ),
+            (
+                "<?xml version='1.0'?>\n<methodResponse>\n<params>\n</params>\n</methodResponse>\n".into(),
+                Ok(Value::Array(vec![])),
+            ),
+            (
+                "<methodResponse><params><param><value><string>a</string></value></param><param><value><int>007</int></value></param></params></methodResponse>".into(),
+                Ok(Value::Array(vec![s("a"), Value::Integer(7)])),
+            ),
+            (
+                cpython_reply("<value><int>2147483648</int></value>\n</param>\n<param>\n<value><i8>-0</i8></value>\n"),
+                Ok(Value::Array(vec![Value::Long(2_147_483_648), Value::Integer(0)])),
+            ),
+            // node_info's answer: strings and a boolean.
+            (
+                cpython_reply("<value><struct>\n<member>\n<name>name</name>\n<value><string>Q</string></value>\n</member>\n<member>\n<name>traitor</name>\n<value><boolean>0</boolean></value>\n</member>\n</struct></value>\n</param>\n<param>\n<value><boolean>1</boolean></value>\n"),
+                Ok(Value::Array(vec![
+                    Value::Struct(
+                        [
+                            ("name".to_string(), s("Q")),
+                            ("traitor".to_string(), Value::Boolean(false)),
+                        ]
+                        .into(),
+                    ),
+                    Value::Boolean(true),
+                ])),
+            ),
+            // The same member twice: the later one, as Python's dict.
+            (
+                cpython_reply("<value><struct>\n<member>\n<name>a</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>a</name>\n<value><int>2</int></value>\n</member>\n</struct></value>\n"),
+                Ok(Value::Struct([("a".to_string(), Value::Integer(2))].into())),
+            ),
+            (
+                cpython_reply("<value><array><data>\n</data></array></value>\n</param>\n<param>\n<value><struct>\n</struct></value>\n"),
+                Ok(Value::Array(vec![Value::Array(vec![]), Value::Struct(Default::default())])),
+            ),
+        ];
+        for (body, want) in &taken {
+            let plain = plain_response(body).unwrap_or_else(|| panic!("not taken: {body:?}"));
+            assert_eq!(&plain, want, "{body:?}");
+            assert_eq!(Some(plain), general_reply(body), "{body:?}");
+            assert_eq!(
+                decode_response(body.as_bytes()),
+                Ok(want.clone()),
+                "{body:?}"
+            );
+        }
+        let deep = |n: usize| {
+            cpython_reply(&format!(
+                "{}<value><string>x</string></value>{}",
+                "<value><array><data>".repeat(n),
+                "</data></array></value>".repeat(n)
+            ))
+        };
+        assert!(plain_response(&deep(PLAIN_NESTING)).is_some());
+        // Left to the general reader: character references and unknown entities, markup
+        // characters, carriage returns, CDATA, comments, processing instructions, attributes,
+        // other whitespace, namespace prefixes, other types, untyped values, integers in
+        // another form, declared encodings, text or elements after the root, unclosed or
+        // mismatched elements, faults that are not ours, deeper nesting.
+        let left: Vec<String> = vec![
+            cpython_reply("<value><int>1</int></value>\n<value><int>2</int></value>\n"),
+            cpython_reply("<value><string>&#65;</string></value>\n"),
+            cpython_reply("<value><string>&#x41;</string></value>\n"),
+            cpython_reply("<value><string>&nbsp;</string></value>\n"),
+            cpython_reply("<value><string>a&b</string></value>\n"),
+            cpython_reply("<value><string>&amp</string></value>\n"),
+            cpython_reply("<value><string>a>b</string></value>\n"),
+            cpython_reply("<value><string>]]></string></value>\n"),
+            cpython_reply("<value><string>a\rb</string></value>\n"),
+            cpython_reply("<value><string><![CDATA[x]]></string></value>\n"),
+            cpython_reply("<value><string>a<!-- c -->b</string></value>\n"),
+            cpython_reply("<value><string>a<?pi x?>b</string></value>\n"),
+            cpython_reply("<value><string a='1'>x</string></value>\n"),
+            cpython_reply("<value a='1'><string>x</string></value>\n"),
+            cpython_reply("<value><string/></value>\n"),
+            cpython_reply("<value> <string>x</string></value>\n"),
+            cpython_reply("<value><string>x</string> </value>\n"),
+            cpython_reply("<value><string>x</string></value>\r\n"),
+            cpython_reply("<value><x:string>x</x:string></value>\n"),
+            cpython_reply("<value>x</value>\n"),
+            cpython_reply("<value><nil/></value>"),
+            cpython_reply("<value><boolean>2</boolean></value>\n"),
+            cpython_reply("<value><boolean> 1</boolean></value>\n"),
+            cpython_reply("<value><boolean></boolean></value>\n"),
+            cpython_reply("<value><double>1.5</double></value>\n"),
+            cpython_reply("<value><i4>1</i4></value>\n"),
+            cpython_reply("<value><int> 1</int></value>\n"),
+            cpython_reply("<value><int>+1</int></value>\n"),
+            cpython_reply("<value><int>1_0</int></value>\n"),
+            cpython_reply("<value><int>-</int></value>\n"),
+            cpython_reply("<value><int></int></value>\n"),
+            cpython_reply("<value><i8>9223372036854775808</i8></value>\n"),
+            cpython_reply("<value><int>99999999999999999999</int></value>\n"),
+            cpython_reply("<value><struct>\n<member>\n<value><int>1</int></value>\n</member>\n</struct></value>\n"),
+            cpython_reply("<value><array>\n<value><int>1</int></value>\n</array></value>\n"),
+            cpython_reply("<value><string>x</string></value>\n").replace("</params>", "</param>"),
+            cpython_reply("<value><string>x</string></value>\n").replace("</methodResponse>\n", ""),
+            cpython_reply("<value><string>x</string></value>\n") + "<x/>",
+            cpython_reply("<value><string>x</string></value>\n") + " ",
+            cpython_reply("<value><string>x</string></value>\n").replace("'1.0'?>", "'1.0' encoding='iso-8859-1'?>"),
+            format!("\n{}", cpython_reply("<value><string>x</string></value>\n")),
+            "<methodResponse><fault><value><struct><member><name>faultCode</name><value><string>x</string></value></member><member><name>faultString</name><value><string>boom</string></value></member></struct></value></fault></methodResponse>".into(),
+            "<methodResponse><fault><value><string>x</string></value></fault></methodResponse>".into(),
+            "<methodResponse><fault></fault></methodResponse>".into(),
+            "<methodCall><params></params></methodCall>".into(),
+            deep(PLAIN_NESTING + 1),
+        ];
+        for body in &left {
+            assert!(plain_response(body).is_none(), "taken: {body:?}");
+        }
+    }
+
+    /// A value of the kinds [`plain_response`] reads, and of a few it leaves (nil, double),
+    /// with strings of markup, whitespace and non-ASCII characters.
+    fn reply_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = "[a-z \t\n\r<>&;'\"\u{85}\u{2028}é語\\]]{0,8}";
+        let leaf = prop_oneof![
+            6 => text.prop_map(Value::String),
+            2 => any::<i32>().prop_map(Value::Integer),
+            1 => any::<i64>().prop_map(Value::Long),
+            1 => any::<bool>().prop_map(Value::Boolean),
+            1 => Just(Value::Nil),
+            1 => (-1e3f64..1e3).prop_map(Value::Double),
+        ];
+        leaf.prop_recursive(4, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(text, inner, 0..4).prop_map(Value::Struct),
+            ]
+        })
+    }
+
+    /// Whether [`plain_response`] must take a reply carrying `v`: strings without a carriage
+    /// return (written as a reference), integers, booleans, and arrays and structs of them.
+    fn plain_kinds(v: &Value) -> bool {
+        match v {
+            Value::String(s) => !s.contains('\r'),
+            Value::Integer(_) | Value::Long(_) | Value::Boolean(_) => true,
+            Value::Array(items) => items.iter().all(plain_kinds),
+            Value::Struct(members) => members
+                .iter()
+                .all(|(k, v)| !k.contains('\r') && plain_kinds(v)),
+            _ => false,
+        }
+    }
+
+    /// What may be put into a reply to perturb it: whitespace, markup, references, other
+    /// types' tags, prefixes, characters expat refuses.
+    const PERTURBATIONS: [&str; 32] = [
+        " ",
+        "\n",
+        "\r\n",
+        "\r",
+        "\t",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&lt;",
+        "&#65;",
+        "&#x3c;",
+        "&nbsp;",
+        "<![CDATA[x]]>",
+        "<!--c-->",
+        "<?pi x?>",
+        " a='1'",
+        "<x/>",
+        "x",
+        "-",
+        "+",
+        "0",
+        "9",
+        "_",
+        "ns:",
+        "</value>",
+        "<value>",
+        "<string>",
+        "</data>",
+        "<nil/>",
+        "]]>",
+        "\u{1}",
+    ];
+
+    proptest::proptest! {
+        /// Whatever [`plain_response`] takes, the general reader reads the same; a reply
+        /// written as CPython and our nodes write it (or compact) of plain kinds is taken.
+        #[test]
+        fn plain_replies_agree_with_the_general_reader(
+            v in reply_value(),
+            layout in 0..3u8,
+            code in proptest::prelude::any::<i32>(),
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0..PERTURBATIONS.len() + 1),
+                0..3,
+            ),
+        ) {
+            let mut body = match (layout, &v) {
+                (0, _) => encode_response(&v),
+                (1, _) => format!(
+                    "<methodResponse><params><param>{}</param></params></methodResponse>",
+                    {
+                        let mut out = String::new();
+                        write_value_in(&mut out, &v, "");
+                        out
+                    }
+                ),
+                (_, Value::String(s)) => encode_fault(&Fault::new(code, s.clone())),
+                _ => encode_array_response(vec![
+                    encode_value(&Value::Array(vec![v.clone()])),
+                    encode_fault(&Fault::new(code, "<class 'ValueError'>:late".into()))
+                        .split_once("<fault>\n")
+                        .and_then(|(_, f)| f.split_once("</fault>"))
+                        .map(|(f, _)| f.to_string())
+                        .unwrap_or_default(),
+                ]),
+            };
+            if edits.is_empty() && plain_kinds(&v) {
+                proptest::prop_assert!(plain_response(&body).is_some(), "not taken: {body:?}");
+            }
+            for (at, which) in &edits {
+                let chars: Vec<(usize, char)> = body.char_indices().collect();
+                let i = at.index(chars.len() + 1);
+                let byte = chars.get(i).map_or(body.len(), |(b, _)| *b);
+                match PERTURBATIONS.get(*which) {
+                    Some(p) => body.insert_str(byte, p),
+                    // Past the list: take a character out.
+                    None if byte < body.len() => {
+                        body.remove(byte);
+                    }
+                    None => {}
+                }
+            }
+            if let Some(plain) = plain_response(&body) {
+                proptest::prop_assert_eq!(Some(plain), general_reply(&body), "{:?}", body);
             }
         }
     }

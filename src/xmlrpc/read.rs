@@ -196,7 +196,7 @@ impl Unmarshaller {
 /// CPython's `Fault(**value)`: a struct with `faultCode` and `faultString` (other members
 /// are ignored). A code that is not an integer of 32 bits (or a string of one), or a string
 /// that is not a string, is refused: dxr's [`Fault`] holds an `i32` and a `String`.
-fn fault_of(value: Value) -> Result<Fault, DecodeError> {
+pub(super) fn fault_of(value: Value) -> Result<Fault, DecodeError> {
     let Value::Struct(mut members) = value else {
         return Err(python(
             "TypeError",
