@@ -595,7 +595,18 @@ fn sigterm_ends_the_process_within_the_request_timeout() {
 fn concurrent_large_answers_stay_within_the_formula() {
     let _turn = heavy_test();
     let answers = 40_000_000;
-    let server = Cluster::rust_nodes("Q", &["--max-answer-bytes", &answers.to_string()]);
+    // A caller that reads nothing for --request-timeout is cut off (another test holds that);
+    // on a loaded machine one of 24 reader threads can be starved that long, so here the node
+    // waits for its readers as long as a test waits for an answer.
+    let server = Cluster::rust_nodes(
+        "Q",
+        &[
+            "--max-answer-bytes",
+            &answers.to_string(),
+            "--request-timeout",
+            "60",
+        ],
+    );
     let (q, pid) = (server.port("Q"), server.process(0).pid());
     let stored = fill(q, 120); // about 7.7 MB of decisions
     let before = rss_kb(pid);

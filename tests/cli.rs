@@ -1279,7 +1279,8 @@ fn a_server_hosts_nodes_past_s() {
 fn ctrl_c_ends_the_client() {
     use std::os::unix::process::ExitStatusExt;
     let base = port_base();
-    let _hung = HungPeer::bind(port_of(base, 'P'));
+    use std::os::unix::process::CommandExt;
+    let hung = HungPeer::bind(port_of(base, 'P'));
     let mut cmd = Command::new(client_bin());
     cmd.args([
         "--port-base",
@@ -1288,8 +1289,25 @@ fn ctrl_c_ends_the_client() {
         "60",
         "om",
     ]);
+    // Ctrl-C as a terminal delivers it: a test run from a background job (a CI script's `&`)
+    // inherits SIGINT ignored, and an ignored signal would leave the client waiting.
+    // SAFETY: signal(2) is async-signal-safe, and the closure only calls it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let client = Proc::spawn(cmd);
-    std::thread::sleep(Duration::from_millis(500));
+    // The client is in its first call (to the hung P) once P has accepted its connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while hung.accepted() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never called P"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     // SAFETY: kill(2) on the pid of a child this test started and still holds.
     let sent = unsafe { libc::kill(client.pid() as i32, libc::SIGINT) };
     assert_eq!(sent, 0);

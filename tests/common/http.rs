@@ -172,6 +172,7 @@ pub fn messages(port: u16) -> Vec<(String, String)> {
 pub struct HungPeer {
     _thread: std::thread::JoinHandle<()>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl HungPeer {
@@ -180,12 +181,17 @@ impl HungPeer {
         listener.set_nonblocking(true).unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
         let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
             // Polls accept() until dropped; a blocking accept could not be interrupted.
             while !flag.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((s, _)) => held.push(s),
+                    Ok((s, _)) => {
+                        held.push(s);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -193,7 +199,13 @@ impl HungPeer {
         HungPeer {
             _thread: thread,
             stop,
+            accepted,
         }
+    }
+
+    /// Connections accepted so far: a caller that has one open is waiting for an answer.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
