@@ -95,7 +95,7 @@ impl NodeUrl {
     }
 
     /// The port.
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.0.port
     }
 }

@@ -244,7 +244,7 @@ impl fmt::Display for Failure {
 /// The three verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// IC1 and IC2 hold.
     Holds,
     /// A condition is violated.
@@ -662,55 +662,55 @@ fn ic2(facts: &Facts, loyal: &BTreeMap<String, String>, problems: &mut Vec<Strin
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `om` or `sm`.
-    pub(crate) protocol: Protocol,
+    pub protocol: Protocol,
     /// Run identifier (shared by every node).
-    pub(crate) run: String,
+    pub run: String,
     /// Seed of the run.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Number of nodes, commander included.
-    pub(crate) n: usize,
+    pub n: usize,
     /// The `m` of OM(m) / SM(m).
-    pub(crate) m: usize,
+    pub m: usize,
     /// The commander.
-    pub(crate) commander: String,
+    pub commander: String,
     /// The commander's order.
-    pub(crate) order: String,
+    pub order: String,
     /// Nodes that lie, withhold or could not be reached, sorted.
     pub traitors: Vec<String>,
     /// Why each traitor is one: its behaviour, `?`, or `unreachable` ([`Faulty`]).
-    pub(crate) behaviours: BTreeMap<String, String>,
+    pub behaviours: BTreeMap<String, String>,
     /// Decisions of the loyal lieutenants.
-    pub(crate) decisions: BTreeMap<String, String>,
+    pub decisions: BTreeMap<String, String>,
     /// Decisions of the traitorous lieutenants (for reference; they do not count).
-    pub(crate) traitor_decisions: BTreeMap<String, String>,
+    pub traitor_decisions: BTreeMap<String, String>,
     /// IC1 holds.
-    pub(crate) ic1: bool,
+    pub ic1: bool,
     /// IC2 holds (vacuously when the commander is a traitor).
-    pub(crate) ic2: bool,
+    pub ic2: bool,
     /// Node-to-node messages delivered.
-    pub(crate) messages: u64,
+    pub messages: u64,
     /// Messages delivered per round.
-    pub(crate) messages_per_round: Vec<u64>,
+    pub messages_per_round: Vec<u64>,
     /// Messages a complete run sends per round (OM only).
-    pub(crate) expected_per_round: Vec<u64>,
+    pub expected_per_round: Vec<u64>,
     /// Messages rejected by lieutenants (SM: bad signatures or paths).
-    pub(crate) rejected: u64,
+    pub rejected: u64,
     /// SM messages scripted traitors sent with chains they did not hold (altered or forged):
     /// each must be among `rejected`.
-    pub(crate) forged: u64,
+    pub forged: u64,
     /// Messages refused because their MAC did not prove their sender.
-    pub(crate) unauthenticated: u64,
+    pub unauthenticated: u64,
     /// Why IC1 or IC2 failed, one line per condition.
-    pub(crate) problems: Vec<String>,
+    pub problems: Vec<String>,
     /// Holds, violated or void.
-    pub(crate) verdict: Verdict,
+    pub verdict: Verdict,
     /// Why the run is void, one line per cause (empty unless it is).
-    pub(crate) void_reasons: Vec<String>,
+    pub void_reasons: Vec<String>,
     /// The round timeout of the run, in milliseconds.
-    pub(crate) round_timeout_ms: u64,
+    pub round_timeout_ms: u64,
     /// Why the run is void, as `void_reasons` says it, each cause with its kind (`down`,
     /// `late`, ...), the nodes it struck and the one remedy that fits (empty unless void).
-    pub(crate) causes: Vec<Cause>,
+    pub causes: Vec<Cause>,
 }
 
 impl Report {
@@ -754,7 +754,7 @@ impl Report {
     }
 
     /// The simulation broke the algorithm's assumptions: the run shows nothing.
-    pub(crate) fn is_void(&self) -> bool {
+    pub fn is_void(&self) -> bool {
         self.verdict == Verdict::Void
     }
 

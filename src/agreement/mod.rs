@@ -8,7 +8,7 @@
 //! methods are documented in `docs/protocol-extensions.md`.
 
 pub mod auth;
-pub(crate) mod checker;
+pub mod checker;
 pub(crate) mod engine;
 pub mod om;
 pub(crate) mod reply;

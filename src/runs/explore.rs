@@ -20,30 +20,30 @@ use crate::trace::Event;
 
 /// What to explore.
 #[derive(Debug, Clone)]
-pub(crate) struct Explore {
+pub struct Explore {
     /// OM or SM.
-    pub(crate) protocol: Protocol,
+    pub protocol: Protocol,
     /// Nodes, commander included.
-    pub(crate) n: usize,
+    pub n: usize,
     /// Traitors to tolerate; up to `m` traitors are placed.
-    pub(crate) m: usize,
+    pub m: usize,
     /// Behaviours a traitor may have.
-    pub(crate) behaviours: Vec<Behaviour>,
+    pub behaviours: Vec<Behaviour>,
     /// Orders the commander may give.
-    pub(crate) orders: Vec<String>,
+    pub orders: Vec<String>,
     /// Explore below the bound.
-    pub(crate) allow_unsafe: bool,
+    pub allow_unsafe: bool,
     /// Round timeout of each run.
-    pub(crate) round_timeout: Duration,
+    pub round_timeout: Duration,
     /// Seed of the first case; case `i` uses `seed + i`.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Cases run at once (each against its own in-process cluster); at least 1.
-    pub(crate) jobs: usize,
+    pub jobs: usize,
     /// Nodes under test (`--under-test NAME=URL`): external implementations, loyal in every
     /// case and judged; the others are started in-process on the port rule's ports next to
     /// them (an external node finds its peers by the rule), and only they turn traitor.
     /// With any, cases run one at a time (the external nodes are shared).
-    pub(crate) external: Vec<(String, String)>,
+    pub external: Vec<(String, String)>,
 }
 
 impl Explore {
@@ -61,19 +61,19 @@ impl Explore {
 }
 
 /// The behaviours explored by default: every deterministic one that lies or withholds.
-pub(crate) fn default_behaviours() -> Vec<Behaviour> {
+pub fn default_behaviours() -> Vec<Behaviour> {
     vec![Behaviour::Silent, Behaviour::Flip, Behaviour::TwoFaced]
 }
 
 /// One case: who betrays how, and the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Case {
+pub struct Case {
     /// Traitors and their behaviours.
-    pub(crate) traitors: Vec<(String, Behaviour)>,
+    pub traitors: Vec<(String, Behaviour)>,
     /// The commander's order.
-    pub(crate) order: String,
+    pub order: String,
     /// The run's seed.
-    pub(crate) seed: u64,
+    pub seed: u64,
 }
 
 impl std::fmt::Display for Case {
@@ -99,18 +99,18 @@ impl std::fmt::Display for Case {
 
 /// What the exploration found.
 #[derive(Debug, Clone)]
-pub(crate) struct Summary {
+pub struct Summary {
     /// Cases run.
-    pub(crate) cases: usize,
+    pub cases: usize,
     /// Cases where IC1 held.
-    pub(crate) ic1_held: usize,
+    pub ic1_held: usize,
     /// Cases where IC2 held.
-    pub(crate) ic2_held: usize,
+    pub ic2_held: usize,
     /// Void cases: the simulation broke the algorithm's assumptions (a loyal node late or
     /// lost); counted apart and never a counterexample.
-    pub(crate) void: usize,
+    pub void: usize,
     /// The first case that violated IC1 or IC2 (not void), with its outcome.
-    pub(crate) counterexample: Option<(Case, Report)>,
+    pub counterexample: Option<(Case, Report)>,
 }
 
 /// Node names for `n` nodes: P, Q, R, ... as in the original, then N<i> beyond Z.
@@ -134,7 +134,7 @@ pub(crate) fn case_count(n: usize, m: usize, behaviours: usize, orders: usize) -
 }
 
 /// Every case, in a fixed order (orders outermost, then the number of traitors).
-pub(crate) fn cases(e: &Explore) -> Vec<Case> {
+pub fn cases(e: &Explore) -> Vec<Case> {
     let nodes = e.candidates();
     let mut out = Vec::new();
     for order in &e.orders {
@@ -372,7 +372,7 @@ pub(crate) fn check(e: &Explore) -> Result<(), DriveError> {
 }
 
 /// Run every case; `progress(done, total)` after each.
-pub(crate) async fn explore(
+pub async fn explore(
     e: &Explore,
     progress: impl FnMut(usize, usize),
 ) -> Result<Summary, DriveError> {
@@ -408,7 +408,7 @@ pub(crate) async fn explore(
 /// Run `count` cases (`make(i)` is case `i`), `e.jobs` at a time, each job on a cluster of its
 /// own reused case after case; `done(i, report)` for each as it finishes (in any order), then
 /// `progress`. The first case that could not run stops the exploration and is its error.
-pub(crate) async fn run_cases(
+pub async fn run_cases(
     e: &Explore,
     count: usize,
     make: impl Fn(usize) -> Case,

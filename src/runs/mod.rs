@@ -6,5 +6,5 @@
 pub(crate) mod adversary;
 pub(crate) mod check;
 pub mod driver;
-pub(crate) mod explore;
+pub mod explore;
 pub mod original;
