@@ -1110,7 +1110,8 @@ fn a_run_address_opened_from_another_site_waits_for_a_click() {
     b.eval(
         &p,
         &format!(
-            "location.href = 'http://127.0.0.1:{port}/?run=original&delay_ms=0&decision=pwned'"
+            // After this evaluation has answered: a navigation under way would cut its answer.
+            "setTimeout(() => {{ location.href = 'http://127.0.0.1:{port}/?run=original&delay_ms=0&decision=pwned' }}, 0); true"
         ),
     );
     assert!(

@@ -115,6 +115,19 @@ impl Browser {
 
     /// Send a command (to a tab when `session` is given) and wait for its answer.
     fn send(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_send(session, method, params) {
+            Ok(v) => v,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// [`Browser::send`], with the error Chromium answered instead of a panic.
+    fn try_send(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({ "id": id, "method": method, "params": params });
@@ -128,10 +141,10 @@ impl Browser {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.from.recv_timeout(left) {
-                Ok(v) if v["id"] == json!(id) => {
-                    assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
-                    return v["result"].clone();
-                }
+                Ok(v) if v["id"] == json!(id) => match v.get("error") {
+                    Some(error) => return Err(error.clone()),
+                    None => return Ok(v["result"].clone()),
+                },
                 Ok(_) => continue, // an event
                 Err(RecvTimeoutError::Timeout) => panic!("{method}: no answer in 60 s"),
                 Err(RecvTimeoutError::Disconnected) => panic!("{method}: chromium is gone"),
@@ -171,13 +184,20 @@ impl Browser {
     }
 
     /// Evaluate `script` until it is true, for at most `limit`; false if it never was. While
-    /// the page is loading, a script that throws counts as false.
+    /// the page is loading or navigating, a script that throws or cannot run counts as false.
     pub fn wait_for(&mut self, page: &Page, script: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         let script =
             format!("(() => {{ try {{ return !!({script}); }} catch (e) {{ return false; }} }})()");
         while Instant::now() < deadline {
-            if self.eval(page, &script) == json!(true) {
+            // A page that is navigating answers "Inspected target navigated or closed": not
+            // yet true.
+            let r = self.try_send(
+                Some(&page.session),
+                "Runtime.evaluate",
+                json!({ "expression": script, "returnByValue": true, "awaitPromise": true }),
+            );
+            if r.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return true;
             }
             // Ask again soon: a condition polled with a deadline, not a fixed wait.
