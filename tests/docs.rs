@@ -468,8 +468,8 @@ fn the_checks_find_what_is_broken() {
 
 /// How the tests run the commands the docs print with their output: the command as the docs
 /// print it (after `$ `), then the shell line run in its place. `{B}` is the test's own port
-/// base, where the docs rely on the default ports (8000-8003, or 9100 for `client check`,
-/// which the tests never use). `X & Y`: `X` is a server started in the background and ready
+/// base, where the docs rely on the default ports (or on 9100 for `client check`), which the
+/// tests never use. `X & Y`: `X` is a server started in the background and ready
 /// (its `--nodes` ports, or P..S, accept) before `Y` starts; the last command is the one whose
 /// output is checked. Programs are named as the docs name them; see [`program`].
 const RUN_AS: &[(&str, &str)] = &[
@@ -674,7 +674,8 @@ fn the_readme_examples_run_as_shown() {
 /// The void report docs/guide/agreement.md shows (the block with `VOID:`, `$ client om -m 1
 /// --seed 42` with no server running, then `$ echo $?`) is what the client prints: run on a
 /// port block where nothing listens, every line shown appears, in order, in its stdout then
-/// stderr (the hint names that port base instead of 8000), and it exits with the code shown.
+/// stderr (the hint names that port base instead of the default one), and it exits with the
+/// code shown.
 #[test]
 fn the_void_report_shown_is_printed() {
     let chapter = read(&root().join("docs/guide/agreement.md"));
@@ -700,10 +701,7 @@ fn the_void_report_shown_is_printed() {
         ),
     };
     let base = crate::common::port_base();
-    let output: Vec<String> = output
-        .iter()
-        .map(|l| l.replace("--port-base 8000", &format!("--port-base {base}")))
-        .collect();
+    let output: Vec<String> = output.iter().map(|l| with_port_base(l, base)).collect();
     let (exit, out, err) = run_shown(command, base);
     if let Some(line) = first_missing(&output, &format!("{out}{err}")) {
         panic!(
@@ -716,4 +714,17 @@ fn the_void_report_shown_is_printed() {
         code,
         "docs/guide/agreement.md: the void report's exit code"
     );
+}
+
+/// `line` with the number after `--port-base ` (the docs show the default one) made `base`.
+fn with_port_base(line: &str, base: u16) -> String {
+    const FLAG: &str = "--port-base ";
+    match line.find(FLAG) {
+        Some(at) => {
+            let rest = &line[at + FLAG.len()..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            format!("{}{FLAG}{base}{}", &line[..at], &rest[digits..])
+        }
+        None => line.to_string(),
+    }
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::request_len;
 use dxr::Value;
 use generals::cluster::NodeUrl;
 use generals::peer::{PeerError, Peers};
@@ -36,19 +37,8 @@ async fn canned_peer(answer: Vec<u8>) -> (NodeUrl, Arc<Mutex<Vec<u8>>>) {
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= head_end + 4 + length {
-                            break;
-                        }
+                    if request_len(&buf).is_some() {
+                        break;
                     }
                 }
                 *kept.lock().unwrap() = buf;
@@ -633,29 +623,18 @@ async fn scripted_peer(
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 loop {
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + length {
-                            let request: Vec<u8> = buf.drain(..end + 4 + length).collect();
-                            let close = String::from_utf8_lossy(&request)
-                                .to_ascii_lowercase()
-                                .contains("\r\nconnection: close\r\n");
-                            kept.lock().unwrap().push(request);
-                            let bytes = answer(&mut stream);
-                            let _ = stream.write_all(&bytes).await;
-                            if bytes.is_empty() || close {
-                                return; // dropped: closed, or reset after a zero linger
-                            }
-                            continue;
+                    if let Some(whole) = request_len(&buf) {
+                        let request: Vec<u8> = buf.drain(..whole).collect();
+                        let close = String::from_utf8_lossy(&request)
+                            .to_ascii_lowercase()
+                            .contains("\r\nconnection: close\r\n");
+                        kept.lock().unwrap().push(request);
+                        let bytes = answer(&mut stream);
+                        let _ = stream.write_all(&bytes).await;
+                        if bytes.is_empty() || close {
+                            return; // dropped: closed, or reset after a zero linger
                         }
+                        continue;
                     }
                     match stream.read(&mut chunk).await {
                         Ok(0) | Err(_) => return,

@@ -215,6 +215,22 @@ impl Drop for HungPeer {
     }
 }
 
+/// Bytes of the first whole request in `buf` (its head and its `Content-Length` body), once
+/// they have all arrived.
+pub fn request_len(buf: &[u8]) -> Option<usize> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let length = (head.lines())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let whole = head_end + 4 + length;
+    (buf.len() >= whole).then_some(whole)
+}
+
 /// A peer at `port` answering every request with the current `answer`, closing after each.
 pub fn canned_peer(port: u16, answer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
     use std::io::{Read, Write};
@@ -229,19 +245,8 @@ pub fn canned_peer(port: u16, answer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>)
                     break;
                 }
                 buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + length {
-                        break;
-                    }
+                if request_len(&buf).is_some() {
+                    break;
                 }
             }
             let _ = stream.write_all(&answer.lock().unwrap());
