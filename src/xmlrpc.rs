@@ -123,15 +123,21 @@ pub fn loads(body: &[u8]) -> Result<Loaded, DecodeError> {
     read::loads(&doc.text, doc.flaw)
 }
 
-/// The call nearly every caller sends, read without the general reader: string parameters
-/// only, laid out as Python's `xmlrpc.client` or dxr writes them (an optional declaration,
-/// line breaks only between elements), and no `<`, `>`, `&` or carriage return in the method
-/// name or any value. `None` for anything else, which [`read::loads`] then reads; what this
-/// reads, [`read::loads`] reads the same (tests below, and `tests/codec_oracle.rs` against dxr).
+/// The calls nearly every caller sends, read without the general reader: a `methodCall` laid
+/// out as Python's `xmlrpc.client`, dxr or our writers write it (an optional declaration, line
+/// breaks only between elements), a method name without `<`, `>`, `&` or carriage return, and
+/// parameters of the kinds [`plain_value`] reads (strings, integers, booleans, and arrays and
+/// structs of them). That is `receive_message` and `send_message` (two strings), the driver's
+/// calls, and the relay batches of agreement rounds (`system.multicall` of 64 structs, each a
+/// method name and an array of strings and a path). `None` for anything else, which
+/// [`read::loads`] then reads; what this reads, [`read::loads`] reads the same (tests below,
+/// and `tests/codec_oracle.rs` against dxr).
 ///
 /// Why: the general reader (quick-xml events through the value stack) was the largest part of
 /// a `receive_message` call's cost, more than a bare hyper server spends on a whole request;
-/// this is a small fraction of it (BENCHMARKS.md, "Close to the limit").
+/// this is a small fraction of it (BENCHMARKS.md, "Close to the limit"). A relay batch read by
+/// it cost about 8.6 us a message, the largest single part of an exploration (BENCHMARKS.md,
+/// "Issue 32").
 fn plain_call(text: &str) -> Option<MethodCall<'static>> {
     let mut rest = after_declaration(text);
     rest = tag(rest, "<methodCall>")?;
@@ -144,10 +150,9 @@ fn plain_call(text: &str) -> Option<MethodCall<'static>> {
             rest = after;
             break;
         }
-        rest = tag(tag(rest, "<param>")?, "<value><string>")?;
-        let (value, after) = plain(rest, "</string></value>")?;
+        let (value, after) = plain_value(tag(rest, "<param>")?, 0)?;
         rest = tag(after, "</param>")?;
-        params.push(Value::String(value.to_string()));
+        params.push(value);
     }
     rest = tag(rest, "</methodCall>")?;
     rest.trim_start_matches('\n')
@@ -209,7 +214,7 @@ fn plain_response(text: &str) -> Option<Result<Value, Fault>> {
 /// (which refuses documents deeper than [`MAX_DEPTH`] elements: this stays well within it).
 const PLAIN_NESTING: usize = 8;
 
-/// One `<value>` of [`plain_response`], `nesting` arrays and structs deep, and the text after
+/// One `<value>` of [`plain_call`] or [`plain_response`], `nesting` arrays and structs deep, and the text after
 /// it; `None` when it is not a plain one.
 fn plain_value(rest: &str, nesting: usize) -> Option<(Value, &str)> {
     let rest = tag(rest, "<value>")?.trim_start_matches('\n');
@@ -722,8 +727,41 @@ mod tests {
             "<?xml version='1.0'?>\n<methodCall>\n<methodName>f</methodName>\n<params>\n</params>\n</methodCall>\n",
             "<methodCall><methodName>m</methodName><params><param><value><string></string></value></param></params></methodCall>",
             "<methodCall><methodName>m</methodName><params><param><value><string> é 語\t\n🦀 '\"</string></value></param></params></methodCall>",
+            "<methodCall><methodName>m</methodName><params><param><value><string>a&amp;b&lt;</string></value></param><param><value><int>1</int></value></param></params></methodCall>",
         ];
-        for body in taken {
+        let mut taken: Vec<String> = taken.iter().map(|b| b.to_string()).collect();
+        // A relay batch as the engine writes it, and a call of every plain kind in Python's
+        // layout.
+        let message = |i: i32| {
+            Value::Struct(
+                [
+                    ("methodName".to_string(), Value::String("om_message".into())),
+                    (
+                        "params".to_string(),
+                        Value::Array(vec![
+                            Value::String("om-5f0e3b2a9c4d4e21a7b6c8d9e0f1a2b3".into()),
+                            Value::Array(vec![
+                                Value::String("P".into()),
+                                Value::String(format!("N{i}")),
+                            ]),
+                            Value::String("attack".into()),
+                            Value::String("EFN5WPFHrrOBbcUVV9VTdg==".into()),
+                        ]),
+                    ),
+                ]
+                .into(),
+            )
+        };
+        taken.push(encode_call(
+            "system.multicall",
+            &[Value::Array((0..64).map(message).collect())],
+        ));
+        taken.push(format!(
+            "<?xml version='1.0'?>\n<methodCall>\n<methodName>om_round</methodName>\n<params>\n<param>\n{}</param>\n<param>\n{}</param>\n</params>\n</methodCall>\n",
+            encode_value(&message(1)),
+            encode_value(&Value::Array(vec![Value::Integer(-7), Value::Long(1 << 40), Value::Boolean(true)])),
+        ));
+        for body in &taken {
             let plain = plain_call(body).unwrap_or_else(|| panic!("not taken: {body:?}"));
             assert_eq!(
                 Some((plain.name.to_string(), plain.params)),
@@ -731,13 +769,15 @@ mod tests {
                 "{body:?}"
             );
         }
-        // Left to the general reader: entities, markup characters, carriage returns, other
-        // types, other whitespace, comments, untyped values, anything after the root.
+        // Left to the general reader: references in the name, other references, markup
+        // characters, carriage returns, other types, other whitespace, comments, untyped
+        // values, anything after the root.
         let left = [
-            "<methodCall><methodName>m</methodName><params><param><value><string>a&amp;b</string></value></param></params></methodCall>",
+            "<methodCall><methodName>a&amp;b</methodName><params></params></methodCall>",
+            "<methodCall><methodName>m</methodName><params><param><value><string>&#65;</string></value></param></params></methodCall>",
             "<methodCall><methodName>m</methodName><params><param><value><string>a>b</string></value></param></params></methodCall>",
             "<methodCall><methodName>m</methodName><params><param><value><string>a\rb</string></value></param></params></methodCall>",
-            "<methodCall><methodName>m</methodName><params><param><value><int>1</int></value></param></params></methodCall>",
+            "<methodCall><methodName>m</methodName><params><param><value><double>1.5</double></value></param></params></methodCall>",
             "<methodCall><methodName>m</methodName><params><param><value>x</value></param></params></methodCall>",
             "<methodCall> <methodName>m</methodName><params></params></methodCall>",
             "<methodCall><methodName>m</methodName><params><!-- x --></params></methodCall>",
@@ -1089,21 +1129,63 @@ mod tests {
             if edits.is_empty() && plain_kinds(&v) {
                 proptest::prop_assert!(plain_response(&body).is_some(), "not taken: {body:?}");
             }
-            for (at, which) in &edits {
-                let chars: Vec<(usize, char)> = body.char_indices().collect();
-                let i = at.index(chars.len() + 1);
-                let byte = chars.get(i).map_or(body.len(), |(b, _)| *b);
-                match PERTURBATIONS.get(*which) {
-                    Some(p) => body.insert_str(byte, p),
-                    // Past the list: take a character out.
-                    None if byte < body.len() => {
-                        body.remove(byte);
-                    }
-                    None => {}
-                }
-            }
+            perturb(&mut body, &edits);
             if let Some(plain) = plain_response(&body) {
                 proptest::prop_assert_eq!(Some(plain), general_reply(&body), "{:?}", body);
+            }
+        }
+
+        /// Whatever [`plain_call`] takes, the general reader reads the same, for parameters of
+        /// every kind and perturbed bodies; a call written as Python's `xmlrpc.client` or our
+        /// [`encode_call`] writes it, of plain kinds, is taken.
+        #[test]
+        fn plain_calls_of_any_value_agree_with_the_general_reader(
+            params in proptest::collection::vec(reply_value(), 0..3),
+            python in proptest::bool::ANY,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0..PERTURBATIONS.len() + 1),
+                0..3,
+            ),
+        ) {
+            let mut body = if python {
+                let mut body = "<?xml version='1.0'?>\n<methodCall>\n<methodName>system.multicall</methodName>\n<params>\n".to_string();
+                for p in &params {
+                    body.push_str("<param>\n");
+                    body.push_str(&encode_value(p));
+                    body.push_str("</param>\n");
+                }
+                body + "</params>\n</methodCall>\n"
+            } else {
+                encode_call("om_message", &params)
+            };
+            if edits.is_empty() && params.iter().all(plain_kinds) {
+                proptest::prop_assert!(plain_call(&body).is_some(), "not taken: {body:?}");
+            }
+            perturb(&mut body, &edits);
+            if let Some(plain) = plain_call(&body) {
+                proptest::prop_assert_eq!(
+                    Some((plain.name.to_string(), plain.params)),
+                    general(&body),
+                    "{:?}",
+                    body
+                );
+            }
+        }
+    }
+
+    /// `body` with each edit made: a [`PERTURBATIONS`] item put in at a character position, or
+    /// (an index past the list) the character there taken out.
+    fn perturb(body: &mut String, edits: &[(proptest::sample::Index, usize)]) {
+        for (at, which) in edits {
+            let chars: Vec<(usize, char)> = body.char_indices().collect();
+            let i = at.index(chars.len() + 1);
+            let byte = chars.get(i).map_or(body.len(), |(b, _)| *b);
+            match PERTURBATIONS.get(*which) {
+                Some(p) => body.insert_str(byte, p),
+                None if byte < body.len() => {
+                    body.remove(byte);
+                }
+                None => {}
             }
         }
     }
