@@ -408,6 +408,13 @@ pub async fn explore(
 /// Run `count` cases (`make(i)` is case `i`), `e.jobs` at a time, each job on a cluster of its
 /// own reused case after case; `done(i, report)` for each as it finishes (in any order), then
 /// `progress`. The first case that could not run stops the exploration and is its error.
+///
+/// Each job is a thread of its own with a single-threaded runtime, which holds the job's
+/// cluster, its driver and their connections: a case's calls go from task to task on one
+/// thread, over loopback TCP as any run's do, with no hand-over between runtime threads (on
+/// the shared multi-threaded runtime, every call woke a task on the other core about half of
+/// the time; BENCHMARKS.md, "Issue 32"). The cases are handed out here, one at a time to
+/// each idle job, so the order of `make` calls and the reports do not depend on the threads.
 pub async fn run_cases(
     e: &Explore,
     count: usize,
@@ -420,30 +427,45 @@ pub async fn run_cases(
         true => e.jobs.max(1).min(count.max(1)),
         false => 1,
     };
-    let mut labs = Vec::with_capacity(jobs);
-    for _ in 0..jobs {
-        labs.push(CaseCluster::start(e, false).await?);
-    }
     let e = Arc::new(e.clone());
-    let mut running = tokio::task::JoinSet::new();
+    let (results, mut finished_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut senders = Vec::with_capacity(jobs);
+    let mut threads = Vec::with_capacity(jobs);
+    for job in 0..jobs {
+        let (cases, cases_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (e, results) = (e.clone(), results.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("explore-{job}"))
+            .spawn(move || run_job(&e, job, cases_rx, &results))
+            .map_err(|err| DriveError::Invalid(format!("cannot start a job: {err}")))?;
+        threads.push(thread);
+        senders.push(cases);
+    }
+    drop(results);
+    let mut free: Vec<usize> = (0..jobs).rev().collect();
     let (mut next, mut finished) = (0, 0);
     let mut failure = None;
     while finished < count {
         while next < count
-            && let Some(lab) = labs.pop()
+            && let Some(job) = free.pop()
         {
-            let (e, case, i) = (e.clone(), make(next), next);
-            running.spawn(async move {
-                let outcome = lab.run(&e, &case).await;
-                (i, outcome, lab)
-            });
+            if senders[job].send((next, make(next))).is_err() {
+                break;
+            }
             next += 1;
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(message) = finished_rx.recv().await else {
             break;
         };
-        let (i, outcome, lab) = joined.map_err(|err| DriveError::Invalid(err.to_string()))?;
-        labs.push(lab);
+        let (job, i, outcome) = match message {
+            JobMessage::Started(Err(err)) => {
+                failure = Some(err);
+                break;
+            }
+            JobMessage::Started(Ok(())) => continue,
+            JobMessage::Ran { job, i, outcome } => (job, i, outcome),
+        };
+        free.push(job);
         finished += 1;
         match outcome {
             Ok(report) => done(i, report),
@@ -454,16 +476,64 @@ pub async fn run_cases(
         }
         progress(finished, count);
     }
-    running.abort_all();
-    while let Some(joined) = running.join_next().await {
-        if let Ok((_, _, lab)) = joined {
-            labs.push(lab);
+    // No more cases: each job ends its case, if any, and stops its cluster.
+    drop(senders);
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
         }
-    }
-    for lab in labs {
-        lab.stop().await;
-    }
+    })
+    .await;
     failure.map_or(Ok(()), Err)
+}
+
+/// What a job tells [`run_cases`]: whether its cluster started, and each case it ran.
+enum JobMessage {
+    Started(Result<(), DriveError>),
+    Ran {
+        job: usize,
+        i: usize,
+        outcome: Result<Report, DriveError>,
+    },
+}
+
+/// One job of [`run_cases`], on its own thread: start a cluster on a single-threaded runtime,
+/// run each case it is handed, and stop the cluster when no more come.
+fn run_job(
+    e: &Explore,
+    job: usize,
+    mut cases: tokio::sync::mpsc::UnboundedReceiver<(usize, Case)>,
+    results: &tokio::sync::mpsc::UnboundedSender<JobMessage>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let err = DriveError::Invalid(format!("cannot start a job's runtime: {err}"));
+            let _ = results.send(JobMessage::Started(Err(err)));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let lab = match CaseCluster::start(e, false).await {
+            Ok(lab) => lab,
+            Err(err) => {
+                let _ = results.send(JobMessage::Started(Err(err)));
+                return;
+            }
+        };
+        if results.send(JobMessage::Started(Ok(()))).is_ok() {
+            while let Some((i, case)) = cases.recv().await {
+                let outcome = lab.run(e, &case).await;
+                if results.send(JobMessage::Ran { job, i, outcome }).is_err() {
+                    break;
+                }
+            }
+        }
+        lab.stop().await;
+    });
 }
 
 /// Run one case on a cluster of its own that records every node-to-node call: its report and
