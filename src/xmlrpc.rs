@@ -634,23 +634,33 @@ fn write_value_in(out: &mut String, value: &Value, nl: &str) {
         Value::Double(d) => {
             let _ = write!(out, "<value><double>{d:?}</double></value>{nl}");
         }
+        // Pieces pushed one by one, not `write!`: the formatting machinery was a tenth of
+        // writing a relay batch (BENCHMARKS.md, "Issue 32").
         Value::Struct(members) => {
-            let _ = write!(out, "<value><struct>{nl}");
+            out.push_str("<value><struct>");
+            out.push_str(nl);
             for (name, v) in members {
-                let _ = write!(out, "<member>{nl}<name>");
+                out.push_str("<member>");
+                out.push_str(nl);
+                out.push_str("<name>");
                 escape_into(out, name);
-                let _ = write!(out, "</name>{nl}");
+                out.push_str("</name>");
+                out.push_str(nl);
                 write_value_in(out, v, nl);
-                let _ = write!(out, "</member>{nl}");
+                out.push_str("</member>");
+                out.push_str(nl);
             }
-            let _ = write!(out, "</struct></value>{nl}");
+            out.push_str("</struct></value>");
+            out.push_str(nl);
         }
         Value::Array(items) => {
-            let _ = write!(out, "<value><array><data>{nl}");
+            out.push_str("<value><array><data>");
+            out.push_str(nl);
             for v in items {
                 write_value_in(out, v, nl);
             }
-            let _ = write!(out, "</data></array></value>{nl}");
+            out.push_str("</data></array></value>");
+            out.push_str(nl);
         }
         Value::Nil => out.push_str("<value><nil/></value>"),
         // dateTime and base64 never occur in this protocol's replies; dxr writes them.

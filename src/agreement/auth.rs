@@ -55,7 +55,6 @@ fn encode(bytes: &[u8]) -> String {
 /// field carries its length and the path its count, so no two different messages give the
 /// same bytes; the sender is the path's last name, so the key it is checked with (the pair of
 /// sender and receiver) is fixed by the message itself.
-#[cfg(test)]
 pub(crate) fn mac_bytes(
     method: &str,
     run: &str,
@@ -64,20 +63,50 @@ pub(crate) fn mac_bytes(
     value: &str,
     sigs: &[String],
 ) -> Vec<u8> {
-    let count = path.len().to_string();
-    let mut out = Vec::with_capacity(64 + run.len() + value.len() + 8 * path.len());
-    let fixed = [MAC_TAG, method, run, to, value, &count];
-    for part in fixed
-        .into_iter()
-        .chain(path.iter().map(String::as_str))
-        .chain(sigs.iter().map(String::as_str))
-    {
-        out.extend_from_slice(part.len().to_string().as_bytes());
+    let count = decimal(path.len());
+    let count = std::str::from_utf8(count.digits()).unwrap_or("0");
+    let fixed = [MAC_TAG, method, run, to, value, count];
+    let parts = || {
+        fixed
+            .into_iter()
+            .chain(path.iter().map(String::as_str))
+            .chain(sigs.iter().map(String::as_str))
+    };
+    let mut out = Vec::with_capacity(parts().map(|p| p.len() + 22).sum());
+    for part in parts() {
+        out.extend_from_slice(decimal(part.len()).digits());
         out.push(b':');
         out.extend_from_slice(part.as_bytes());
         out.push(b',');
     }
     out
+}
+
+/// A length written in decimal without a heap allocation (a netstring's prefix).
+struct Decimal {
+    buf: [u8; 20],
+    at: usize,
+}
+
+impl Decimal {
+    fn digits(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+}
+
+fn decimal(mut n: usize) -> Decimal {
+    let mut d = Decimal {
+        buf: [0; 20],
+        at: 20,
+    };
+    loop {
+        d.at -= 1;
+        d.buf[d.at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
 }
 
 /// The key a pair of nodes shares, ready to make and check MACs: the HMAC state after the key
@@ -98,7 +127,9 @@ impl PairKey {
         PairKey(<Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length"))
     }
 
-    /// The HMAC of a message's [`mac_bytes`], fed to the hash as they are made.
+    /// The HMAC of a message's [`mac_bytes`], hashed in one update: fed part by part (four
+    /// updates a part, about forty a message) the hash's buffering cost more than the
+    /// allocation of the bytes (BENCHMARKS.md, "Issue 32").
     fn digest(
         &self,
         method: &str,
@@ -109,30 +140,7 @@ impl PairKey {
         sigs: &[String],
     ) -> Hmac<Sha256> {
         let mut m = self.0.clone();
-        let mut feed = |part: &str| {
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            let mut n = part.len();
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            m.update(&digits[at..]);
-            m.update(b":");
-            m.update(part.as_bytes());
-            m.update(b",");
-        };
-        let count = path.len().to_string();
-        for part in [MAC_TAG, method, run, to, value, &count] {
-            feed(part);
-        }
-        for part in path.iter().chain(sigs) {
-            feed(part);
-        }
+        m.update(&mac_bytes(method, run, to, path, value, sigs));
         m
     }
 
@@ -293,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn the_streamed_mac_is_the_hmac_of_the_netstrings() {
+    fn the_mac_is_the_truncated_hmac_of_the_netstrings() {
         let key = Secret([9u8; SECRET_BYTES]);
         let path = names(&["P", "Q", "R"]);
         let sigs = names(&["s1", &"x".repeat(123)]);
@@ -307,8 +315,8 @@ mod tests {
             &sigs,
         ));
         let whole = encode(&m.finalize().into_bytes()[..MAC_BYTES]);
-        let streamed = PairKey::new(&key).mac("sm_message", "sm-9", "S", &path, "retreat", &sigs);
-        assert_eq!(streamed, whole);
+        let made = PairKey::new(&key).mac("sm_message", "sm-9", "S", &path, "retreat", &sigs);
+        assert_eq!(made, whole);
     }
 
     #[test]
