@@ -412,9 +412,12 @@ pub async fn explore(
 /// Each job is a thread of its own with a single-threaded runtime, which holds the job's
 /// cluster, its driver and their connections: a case's calls go from task to task on one
 /// thread, over loopback TCP as any run's do, with no hand-over between runtime threads (on
-/// the shared multi-threaded runtime, every call woke a task on the other core about half of
-/// the time; BENCHMARKS.md, "Issue 32"). The cases are handed out here, one at a time to
-/// each idle job, so the order of `make` calls and the reports do not depend on the threads.
+/// the shared multi-threaded runtime, a call could wake a task on the other core at each hop;
+/// `explore -n 10 -m 3 --behaviours flip` took a quarter less time this way, BENCHMARKS.md,
+/// "Issue 32").
+/// The cases are handed out here, one at a time to each idle job, so the order of `make` calls
+/// and the reports do not depend on the threads. When a case cannot run, the cases other jobs
+/// are running end (each within its run's timeouts) before the error is returned.
 pub async fn run_cases(
     e: &Explore,
     count: usize,
@@ -454,16 +457,13 @@ pub async fn run_cases(
             }
             next += 1;
         }
-        let Some(message) = finished_rx.recv().await else {
+        let Some((job, case, outcome)) = finished_rx.recv().await else {
             break;
         };
-        let (job, i, outcome) = match message {
-            JobMessage::Started(Err(err)) => {
-                failure = Some(err);
-                break;
-            }
-            JobMessage::Started(Ok(())) => continue,
-            JobMessage::Ran { job, i, outcome } => (job, i, outcome),
+        let Some(i) = case else {
+            // The job's cluster could not start.
+            failure = outcome.err();
+            break;
         };
         free.push(job);
         finished += 1;
@@ -487,15 +487,9 @@ pub async fn run_cases(
     failure.map_or(Ok(()), Err)
 }
 
-/// What a job tells [`run_cases`]: whether its cluster started, and each case it ran.
-enum JobMessage {
-    Started(Result<(), DriveError>),
-    Ran {
-        job: usize,
-        i: usize,
-        outcome: Result<Report, DriveError>,
-    },
-}
+/// What a job tells [`run_cases`]: the job, and the case it ran with its outcome, or no case
+/// and the error that kept its cluster from starting.
+type JobMessage = (usize, Option<usize>, Result<Report, DriveError>);
 
 /// One job of [`run_cases`], on its own thread: start a cluster on a single-threaded runtime,
 /// run each case it is handed, and stop the cluster when no more come.
@@ -512,7 +506,7 @@ fn run_job(
         Ok(runtime) => runtime,
         Err(err) => {
             let err = DriveError::Invalid(format!("cannot start a job's runtime: {err}"));
-            let _ = results.send(JobMessage::Started(Err(err)));
+            let _ = results.send((job, None, Err(err)));
             return;
         }
     };
@@ -520,16 +514,14 @@ fn run_job(
         let lab = match CaseCluster::start(e, false).await {
             Ok(lab) => lab,
             Err(err) => {
-                let _ = results.send(JobMessage::Started(Err(err)));
+                let _ = results.send((job, None, Err(err)));
                 return;
             }
         };
-        if results.send(JobMessage::Started(Ok(()))).is_ok() {
-            while let Some((i, case)) = cases.recv().await {
-                let outcome = lab.run(e, &case).await;
-                if results.send(JobMessage::Ran { job, i, outcome }).is_err() {
-                    break;
-                }
+        while let Some((i, case)) = cases.recv().await {
+            let outcome = lab.run(e, &case).await;
+            if results.send((job, Some(i), outcome)).is_err() {
+                break;
             }
         }
         lab.stop().await;
