@@ -143,18 +143,8 @@ fn plain_call(text: &str) -> Option<MethodCall<'static>> {
     rest = tag(rest, "<methodCall>")?;
     rest = tag(rest, "<methodName>")?;
     let (name, after) = plain(rest, "</methodName>")?;
-    rest = tag(after, "<params>")?;
-    let mut params = Vec::new();
-    loop {
-        if let Some(after) = tag(rest, "</params>") {
-            rest = after;
-            break;
-        }
-        let (value, after) = plain_value(tag(rest, "<param>")?, 0)?;
-        rest = tag(after, "</param>")?;
-        params.push(value);
-    }
-    rest = tag(rest, "</methodCall>")?;
+    let (params, after) = plain_params(tag(after, "<params>")?)?;
+    rest = tag(after, "</methodCall>")?;
     rest.trim_start_matches('\n')
         .is_empty()
         .then(|| MethodCall {
@@ -184,17 +174,8 @@ fn plain_call(text: &str) -> Option<MethodCall<'static>> {
 fn plain_response(text: &str) -> Option<Result<Value, Fault>> {
     let mut rest = tag(after_declaration(text), "<methodResponse>")?;
     let reply = if let Some(after) = tag(rest, "<params>") {
+        let (mut params, after) = plain_params(after)?;
         rest = after;
-        let mut params = Vec::new();
-        loop {
-            if let Some(after) = tag(rest, "</params>") {
-                rest = after;
-                break;
-            }
-            let (value, after) = plain_value(tag(rest, "<param>")?, 0)?;
-            rest = tag(after, "</param>")?;
-            params.push(value);
-        }
         // As [`decode_response`]: the one value, or all of them as an array.
         Ok(match params.len() {
             1 => params.pop()?,
@@ -208,6 +189,20 @@ fn plain_response(text: &str) -> Option<Result<Value, Fault>> {
     };
     rest = tag(rest, "</methodResponse>")?;
     rest.trim_start_matches('\n').is_empty().then_some(reply)
+}
+
+/// The `<param>`s of [`plain_call`] or [`plain_response`] after `<params>`, each a
+/// [`plain_value`], and the text after `</params>`; `None` when one is not plain.
+fn plain_params(mut rest: &str) -> Option<(Vec<Value>, &str)> {
+    let mut params = Vec::new();
+    loop {
+        if let Some(after) = tag(rest, "</params>") {
+            return Some((params, after));
+        }
+        let (value, after) = plain_value(tag(rest, "<param>")?, 0)?;
+        rest = tag(after, "</param>")?;
+        params.push(value);
+    }
 }
 
 /// How many arrays and structs deep [`plain_value`] reads; deeper is the general reader's

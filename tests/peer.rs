@@ -12,13 +12,19 @@ use generals::peer::{PeerError, Peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// A listener on an ephemeral port of loopback, and its URL.
+async fn listen() -> (TcpListener, NodeUrl) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    (listener, url)
+}
+
 /// A peer on an ephemeral port that answers every request with `answer` and keeps the last
 /// request's bytes.
 async fn canned_peer(answer: Vec<u8>) -> (NodeUrl, Arc<Mutex<Vec<u8>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
     tokio::spawn(async move {
@@ -188,10 +194,7 @@ async fn refused_and_timed_out() {
         "<class 'ConnectionRefusedError'>:[Errno 111] Connection refused"
     );
     // A peer that accepts and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let _hold = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = listener.accept().await {
@@ -212,10 +215,7 @@ async fn refused_and_timed_out() {
 #[tokio::test]
 async fn a_call_on_a_connection_closed_before_any_answer_is_sent_once_more() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (c, r) = (connections.clone(), requests.clone());
     let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -260,10 +260,7 @@ async fn a_call_on_a_connection_closed_before_any_answer_is_sent_once_more() {
     assert_eq!(requests.load(Ordering::SeqCst), 4);
 
     // Every connection closed unanswered: the call fails after its one retry.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let tries = Arc::new(AtomicUsize::new(0));
     let t = tries.clone();
     tokio::spawn(async move {
@@ -462,10 +459,7 @@ fn other_libraries_say_no_such_method_their_way() {
 /// or asks it to (Perl's `HTTP::Daemon` loop): every request it answers is counted per
 /// connection. Its answers name `server` in a `Server` header, if given.
 async fn serial_peer(server: Option<&'static str>) -> (NodeUrl, Arc<Mutex<Vec<usize>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let served = Arc::new(Mutex::new(Vec::new()));
     let counts = served.clone();
     tokio::spawn(async move {
@@ -610,10 +604,7 @@ fn a_node_of_another_library_is_refused_by_name() {
 async fn scripted_peer(
     answer: fn(&mut tokio::net::TcpStream) -> Vec<u8>,
 ) -> (NodeUrl, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: NodeUrl = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (listener, url) = listen().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
     tokio::spawn(async move {
